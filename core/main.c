@@ -1,0 +1,2 @@
+#include <czmq.h>
+int main (void) { return 0; }

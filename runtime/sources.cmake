@@ -1,0 +1,3 @@
+#  The sandbox and what runs inside it (runner.py is installed next to the binary's source).
+list (APPEND CLOWDY_SOURCES runtime/sandbox.c)
+list (APPEND CLOWDY_SELFTESTS sandbox)
