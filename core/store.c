@@ -1,9 +1,815 @@
-/*  store - placeholder until its work lands; see the issue that builds it.  */
+/*  =========================================================================
+    store - the SQLite store: schema, migrations, and the queries the invoke
+    path needs
+
+    Why: every piece of control data (projects, functions and their versions,
+    env vars, routes, invocation records, API tokens) lives in one SQLite
+    file, so that a laptop install needs nothing else running.
+
+    How: a store_t wraps one sqlite3 connection, opened in WAL mode with
+    foreign keys on, synchronous=NORMAL (in WAL mode a commit appends to the
+    WAL file before returning, so only an OS crash or power cut can lose the
+    last commits, never a kill -9 of the process) and a 5 s busy timeout so
+    that connections of other threads wait for each other rather than fail.
+    Each thread or actor opens its own store_t.
+
+    Migrations are numbered SQL scripts in s_migrations; store_new applies
+    those above the highest version recorded in schema_migrations, all in one
+    IMMEDIATE transaction, so that two processes (or two actors) starting at
+    once apply them exactly once. Never edit a migration that has shipped:
+    append a new one.
+
+    Statements are prepared once per connection and cached by their SQL text
+    (a zhashx of sqlite3_stmt); store_prepare hands back the cached one reset.
+
+    Invariants kept by the schema:
+    - project slugs are globally unique (they are public gateway URLs);
+    - deleting a project cascades to its functions, their versions,
+      invocations and routes, and its env vars;
+    - function_stats holds per-function invocation counters kept by triggers
+      on invocations, so that /api/stats answers in O(functions) even over
+      millions of invocation rows.
+    ========================================================================= */
+
 #include <czmq.h>
 #include "core/store.h"
+#include "core/util.h"
+
+struct _store_t {
+    sqlite3 *db;                    //  The connection
+    zhashx_t *statements;           //  SQL text -> sqlite3_stmt *, prepared once
+    char *path;                     //  File path, for log messages
+};
+
+//  Numbered migrations: entry N-1 is migration N. Append only.
+static const char *s_migrations [] = {
+    //  1: the initial schema
+    "CREATE TABLE projects ("
+    "    id TEXT PRIMARY KEY,"
+    "    user_id TEXT NOT NULL,"
+    "    name TEXT NOT NULL,"
+    "    slug TEXT NOT NULL UNIQUE,"
+    "    description TEXT NOT NULL DEFAULT '',"
+    "    status TEXT NOT NULL DEFAULT 'active',"
+    "    requirements_txt TEXT NOT NULL DEFAULT '',"
+    "    requirements_hash TEXT,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL);"
+    "CREATE INDEX projects_by_user ON projects (user_id, created_at);"
+
+    "CREATE TABLE functions ("
+    "    id TEXT PRIMARY KEY,"
+    "    user_id TEXT NOT NULL,"
+    "    project_id TEXT REFERENCES projects (id) ON DELETE CASCADE,"
+    "    name TEXT NOT NULL,"
+    "    description TEXT NOT NULL DEFAULT '',"
+    "    runtime TEXT NOT NULL DEFAULT 'python',"
+    "    status TEXT NOT NULL DEFAULT 'active',"
+    "    network_enabled BOOLEAN NOT NULL DEFAULT 0,"
+    "    timeout_seconds INTEGER NOT NULL DEFAULT 30,"
+    "    memory_mb INTEGER NOT NULL DEFAULT 128,"
+    "    active_version INTEGER NOT NULL DEFAULT 1,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL);"
+    "CREATE INDEX functions_by_user ON functions (user_id, created_at);"
+    "CREATE INDEX functions_by_project ON functions (project_id, created_at);"
+
+    "CREATE TABLE function_versions ("
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    version INTEGER NOT NULL,"
+    "    code TEXT NOT NULL,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL,"
+    "    PRIMARY KEY (function_id, version));"
+
+    "CREATE TABLE env_vars ("
+    "    id TEXT PRIMARY KEY,"
+    "    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,"
+    "    key TEXT NOT NULL,"
+    "    value TEXT NOT NULL,"
+    "    is_secret BOOLEAN NOT NULL DEFAULT 1,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL,"
+    "    UNIQUE (project_id, key));"
+
+    "CREATE TABLE routes ("
+    "    id TEXT PRIMARY KEY,"
+    "    project_id TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,"
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    method TEXT NOT NULL,"
+    "    path TEXT NOT NULL,"
+    "    description TEXT NOT NULL DEFAULT '',"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL,"
+    "    UNIQUE (project_id, method, path));"
+    "CREATE INDEX routes_by_function ON routes (function_id);"
+
+    "CREATE TABLE invocations ("
+    "    id TEXT PRIMARY KEY,"
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    input TEXT,"
+    "    output TEXT,"
+    "    status TEXT NOT NULL,"
+    "    error TEXT,"
+    "    duration_us INTEGER NOT NULL DEFAULT 0,"
+    "    source TEXT NOT NULL DEFAULT 'direct',"
+    "    http_method TEXT,"
+    "    http_path TEXT,"
+    "    cold_start BOOLEAN NOT NULL DEFAULT 0,"
+    "    version INTEGER NOT NULL DEFAULT 1,"
+    "    logs TEXT,"
+    "    peak_memory_kb INTEGER NOT NULL DEFAULT 0,"
+    "    created_at TEXT NOT NULL);"
+    "CREATE INDEX invocations_by_function ON invocations (function_id, created_at DESC);"
+    "CREATE INDEX invocations_by_time ON invocations (created_at);"
+    "CREATE INDEX invocations_by_status ON invocations (status);"
+
+    //  Counters per function, kept by triggers, for /api/stats
+    "CREATE TABLE function_stats ("
+    "    function_id TEXT PRIMARY KEY REFERENCES functions (id) ON DELETE CASCADE,"
+    "    invocations INTEGER NOT NULL DEFAULT 0,"
+    "    successes INTEGER NOT NULL DEFAULT 0,"
+    "    duration_us INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TRIGGER invocations_count AFTER INSERT ON invocations BEGIN"
+    "    INSERT INTO function_stats (function_id, invocations, successes, duration_us)"
+    "    VALUES (NEW.function_id, 1, NEW.status = 'success', NEW.duration_us)"
+    "    ON CONFLICT (function_id) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        successes = successes + excluded.successes,"
+    "        duration_us = duration_us + excluded.duration_us;"
+    "END;"
+    "CREATE TRIGGER invocations_uncount AFTER DELETE ON invocations BEGIN"
+    "    UPDATE function_stats SET"
+    "        invocations = invocations - 1,"
+    "        successes = successes - (OLD.status = 'success'),"
+    "        duration_us = duration_us - OLD.duration_us"
+    "    WHERE function_id = OLD.function_id;"
+    "END;"
+
+    "CREATE TABLE api_tokens ("
+    "    id TEXT PRIMARY KEY,"
+    "    user_id TEXT NOT NULL,"
+    "    name TEXT NOT NULL,"
+    "    token_hash TEXT NOT NULL UNIQUE,"
+    "    created_at TEXT NOT NULL,"
+    "    last_used_at TEXT,"
+    "    revoked_at TEXT);"
+    "CREATE INDEX api_tokens_by_user ON api_tokens (user_id);",
+};
+#define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
+
+static void
+s_statement_destroy (void **item_p)
+{
+    sqlite3_finalize ((sqlite3_stmt *) *item_p);
+    *item_p = NULL;
+}
+
+//  Run SQL text without parameters (pragmas, migrations). 0 or STORE_ERROR.
+static int
+s_exec_script (store_t *self, const char *sql)
+{
+    char *error = NULL;
+    if (sqlite3_exec (self->db, sql, NULL, NULL, &error) != SQLITE_OK) {
+        zsys_error ("store: %s: %s", self->path, error? error: "unknown error");
+        sqlite3_free (error);
+        return STORE_ERROR;
+    }
+    return 0;
+}
+
+static int
+s_migrate (store_t *self)
+{
+    if (s_exec_script (self,
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "    version INTEGER PRIMARY KEY,"
+        "    applied_at TEXT NOT NULL)"))
+        return STORE_ERROR;
+    if (store_begin (self))
+        return STORE_ERROR;
+    int current = store_schema_version (self);
+    if (current < 0)
+        goto failed;
+    if (current > MIGRATIONS)
+        zsys_warning ("store: %s has schema version %d, newer than this binary's %d",
+                      self->path, current, MIGRATIONS);
+    for (int version = current + 1; version <= MIGRATIONS; version++) {
+        if (s_exec_script (self, s_migrations [version - 1]))
+            goto failed;
+        char now [UTIL_TIME_SIZE];
+        util_now_iso (now);
+        if (store_exec (self, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        "is", version, now) != 1)
+            goto failed;
+        zsys_info ("store: applied migration %d", version);
+    }
+    return store_commit (self);
+failed:
+    zsys_error ("store: %s: migration failed, nothing applied", self->path);
+    store_rollback (self);
+    return STORE_ERROR;
+}
+
+store_t *
+store_new (const char *path)
+{
+    assert (path);
+    store_t *self = (store_t *) zmalloc (sizeof (store_t));
+    assert (self);
+    self->path = strdup (path);
+    self->statements = zhashx_new ();
+    zhashx_set_destructor (self->statements, s_statement_destroy);
+
+    int rc = sqlite3_open_v2 (path, &self->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        zsys_error ("store: cannot open %s: %s", path,
+                    self->db? sqlite3_errmsg (self->db): sqlite3_errstr (rc));
+        goto failed;
+    }
+    sqlite3_extended_result_codes (self->db, 1);
+    sqlite3_busy_timeout (self->db, 5000);
+    if (s_exec_script (self,
+        "PRAGMA journal_mode = WAL;"
+        "PRAGMA synchronous = NORMAL;"
+        "PRAGMA foreign_keys = ON;"))
+        goto failed;
+    if (s_migrate (self))
+        goto failed;
+    return self;
+
+failed:
+    store_destroy (&self);
+    return NULL;
+}
+
+void
+store_destroy (store_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        store_t *self = *self_p;
+        zhashx_destroy (&self->statements);
+        if (self->db)
+            sqlite3_close_v2 (self->db);
+        free (self->path);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+sqlite3 *
+store_db (store_t *self)
+{
+    assert (self);
+    return self->db;
+}
+
+int
+store_schema_version (store_t *self)
+{
+    sqlite3_stmt *stmt = store_prepare (self, "SELECT coalesce (max (version), 0) FROM schema_migrations");
+    if (!stmt)
+        return STORE_ERROR;
+    int version = STORE_ERROR;
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+        version = sqlite3_column_int (stmt, 0);
+    sqlite3_reset (stmt);
+    return version;
+}
+
+sqlite3_stmt *
+store_prepare (store_t *self, const char *sql)
+{
+    assert (self);
+    sqlite3_stmt *stmt = (sqlite3_stmt *) zhashx_lookup (self->statements, sql);
+    if (stmt) {
+        sqlite3_reset (stmt);
+        sqlite3_clear_bindings (stmt);
+        return stmt;
+    }
+    if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK) {
+        zsys_error ("store: cannot prepare '%s': %s", sql, sqlite3_errmsg (self->db));
+        return NULL;
+    }
+    zhashx_insert (self->statements, sql, stmt);
+    return stmt;
+}
+
+//  Bind parameters by format; 0 or STORE_ERROR on an unknown format char.
+static int
+s_bind (sqlite3_stmt *stmt, const char *fmt, va_list args)
+{
+    int index = 1;
+    for (const char *f = fmt? fmt: ""; *f; f++, index++) {
+        int rc;
+        if (*f == 's') {
+            const char *text = va_arg (args, const char *);
+            rc = text? sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT)
+                     : sqlite3_bind_null (stmt, index);
+        }
+        else
+        if (*f == 'i' || *f == 'b')
+            rc = sqlite3_bind_int (stmt, index, va_arg (args, int));
+        else
+        if (*f == 'I')
+            rc = sqlite3_bind_int64 (stmt, index, va_arg (args, int64_t));
+        else
+        if (*f == 'd')
+            rc = sqlite3_bind_double (stmt, index, va_arg (args, double));
+        else {
+            zsys_error ("store: bad bind format '%c'", *f);
+            return STORE_ERROR;
+        }
+        if (rc != SQLITE_OK) {
+            zsys_error ("store: cannot bind parameter %d: %s", index, sqlite3_errstr (rc));
+            return STORE_ERROR;
+        }
+    }
+    return 0;
+}
+
+//  Map a failed step's result code to a store error code.
+static int
+s_step_error (store_t *self, int rc, const char *sql)
+{
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return STORE_CONFLICT;
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return STORE_FOREIGN;
+    zsys_error ("store: '%s' failed: %s", sql, sqlite3_errmsg (self->db));
+    return STORE_ERROR;
+}
+
+static int
+s_exec_va (store_t *self, const char *sql, const char *fmt, va_list args)
+{
+    sqlite3_stmt *stmt = store_prepare (self, sql);
+    if (!stmt || s_bind (stmt, fmt, args))
+        return STORE_ERROR;
+    int rc = sqlite3_step (stmt);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step (stmt);
+    int result = rc == SQLITE_DONE? sqlite3_changes (self->db): s_step_error (self, rc, sql);
+    sqlite3_reset (stmt);
+    return result;
+}
+
+int
+store_exec (store_t *self, const char *sql, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    int rc = s_exec_va (self, sql, fmt, args);
+    va_end (args);
+    return rc;
+}
+
+//  The current row as a JSON object
+static cJSON *
+s_row_json (sqlite3_stmt *stmt)
+{
+    cJSON *row = cJSON_CreateObject ();
+    int columns = sqlite3_column_count (stmt);
+    for (int column = 0; column < columns; column++) {
+        const char *name = sqlite3_column_name (stmt, column);
+        const char *decltype_ = sqlite3_column_decltype (stmt, column);
+        cJSON *value;
+        switch (sqlite3_column_type (stmt, column)) {
+            case SQLITE_INTEGER:
+                if (decltype_ && strcasecmp (decltype_, "BOOLEAN") == 0)
+                    value = cJSON_CreateBool (sqlite3_column_int64 (stmt, column) != 0);
+                else
+                    value = cJSON_CreateNumber ((double) sqlite3_column_int64 (stmt, column));
+                break;
+            case SQLITE_FLOAT:
+                value = cJSON_CreateNumber (sqlite3_column_double (stmt, column));
+                break;
+            case SQLITE_TEXT:
+                value = cJSON_CreateString ((const char *) sqlite3_column_text (stmt, column));
+                break;
+            default:
+                value = cJSON_CreateNull ();
+        }
+        cJSON_AddItemToObject (row, name, value);
+    }
+    return row;
+}
+
+static cJSON *
+s_query_va (store_t *self, bool first_only, const char *sql, const char *fmt, va_list args)
+{
+    sqlite3_stmt *stmt = store_prepare (self, sql);
+    if (!stmt || s_bind (stmt, fmt, args))
+        return NULL;
+    cJSON *rows = cJSON_CreateArray ();
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        cJSON_AddItemToArray (rows, s_row_json (stmt));
+        if (first_only) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        s_step_error (self, rc, sql);
+        cJSON_Delete (rows);
+        rows = NULL;
+    }
+    sqlite3_reset (stmt);
+    return rows;
+}
+
+cJSON *
+store_query (store_t *self, const char *sql, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    cJSON *rows = s_query_va (self, false, sql, fmt, args);
+    va_end (args);
+    return rows;
+}
+
+cJSON *
+store_query_row (store_t *self, const char *sql, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    cJSON *rows = s_query_va (self, true, sql, fmt, args);
+    va_end (args);
+    cJSON *row = rows? cJSON_DetachItemFromArray (rows, 0): NULL;
+    cJSON_Delete (rows);
+    return row;
+}
+
+int
+store_begin (store_t *self)
+{
+    return store_exec (self, "BEGIN IMMEDIATE", NULL) < 0? STORE_ERROR: 0;
+}
+
+int
+store_commit (store_t *self)
+{
+    if (store_exec (self, "COMMIT", NULL) < 0) {
+        store_rollback (self);
+        return STORE_ERROR;
+    }
+    return 0;
+}
+
+void
+store_rollback (store_t *self)
+{
+    if (!sqlite3_get_autocommit (self->db))
+        store_exec (self, "ROLLBACK", NULL);
+}
+
+static char *
+s_column_strdup (sqlite3_stmt *stmt, int column)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, column);
+    return text? strdup (text): NULL;
+}
+
+int
+store_function_load (store_t *self, const char *function_id, store_function_t *fn)
+{
+    assert (self);
+    assert (fn);
+    store_function_reset (fn);
+    if (!function_id)
+        return -1;
+    sqlite3_stmt *stmt = store_prepare (self,
+        "SELECT f.id, coalesce (f.project_id, ''), f.user_id, f.name, v.code, f.status,"
+        "       p.requirements_hash, f.active_version, f.timeout_seconds, f.memory_mb,"
+        "       f.network_enabled"
+        "  FROM functions f"
+        "  JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
+        "  LEFT JOIN projects p ON p.id = f.project_id"
+        " WHERE f.id = ?");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text (stmt, 1, function_id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step (stmt) != SQLITE_ROW) {
+        sqlite3_reset (stmt);
+        return -1;
+    }
+    snprintf (fn->id, sizeof fn->id, "%s", (const char *) sqlite3_column_text (stmt, 0));
+    snprintf (fn->project_id, sizeof fn->project_id, "%s", (const char *) sqlite3_column_text (stmt, 1));
+    fn->user_id = s_column_strdup (stmt, 2);
+    fn->name = s_column_strdup (stmt, 3);
+    fn->code = s_column_strdup (stmt, 4);
+    fn->status = s_column_strdup (stmt, 5);
+    fn->requirements_hash = s_column_strdup (stmt, 6);
+    if (fn->requirements_hash && *fn->requirements_hash == 0)
+        zstr_free (&fn->requirements_hash);
+    fn->version = sqlite3_column_int (stmt, 7);
+    fn->timeout_seconds = sqlite3_column_int (stmt, 8);
+    fn->memory_mb = sqlite3_column_int (stmt, 9);
+    fn->network_enabled = sqlite3_column_int (stmt, 10) != 0;
+    sqlite3_reset (stmt);
+
+    //  The project's env vars, unmasked
+    size_t count = 0, limit = 8;
+    fn->env = (char **) zmalloc (limit * sizeof (char *));
+    if (*fn->project_id) {
+        stmt = store_prepare (self, "SELECT key, value FROM env_vars WHERE project_id = ? ORDER BY key");
+        if (!stmt) {
+            store_function_reset (fn);
+            return -1;
+        }
+        sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step (stmt) == SQLITE_ROW) {
+            if (count + 1 >= limit) {
+                limit *= 2;
+                fn->env = (char **) realloc (fn->env, limit * sizeof (char *));
+                assert (fn->env);
+            }
+            fn->env [count++] = zsys_sprintf ("%s=%s", sqlite3_column_text (stmt, 0),
+                                                     sqlite3_column_text (stmt, 1));
+        }
+        sqlite3_reset (stmt);
+    }
+    fn->env [count] = NULL;
+    return 0;
+}
+
+void
+store_function_reset (store_function_t *fn)
+{
+    if (!fn)
+        return;
+    free (fn->user_id);
+    free (fn->name);
+    free (fn->code);
+    free (fn->status);
+    free (fn->requirements_hash);
+    if (fn->env) {
+        for (char **entry = fn->env; *entry; entry++)
+            zstr_free (entry);
+        free (fn->env);
+    }
+    memset (fn, 0, sizeof *fn);
+}
+
+int
+store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t count)
+{
+    assert (self);
+    if (count == 0)
+        return 0;
+    if (store_begin (self))
+        return STORE_ERROR;
+    int inserted = 0;
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    for (size_t index = 0; index < count; index++) {
+        const store_invocation_t *row = &rows [index];
+        char id [UTIL_ID_SIZE];
+        if (!row->id)
+            util_new_id (id);
+        int rc = store_exec (self,
+            "INSERT INTO invocations (id, function_id, input, output, status, error,"
+            " duration_us, source, http_method, http_path, cold_start, version, logs,"
+            " peak_memory_kb, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssssIsssbisIs",
+            row->id? row->id: id, row->function_id, row->input? row->input: "{}",
+            row->output, row->status? row->status: "error", row->error,
+            row->duration_us, row->source? row->source: "direct",
+            row->http_method, row->http_path, (int) row->cold_start, row->version,
+            row->logs, row->peak_memory_kb, row->created_at? row->created_at: now);
+        if (rc == 1)
+            inserted++;
+        else
+        if (rc == STORE_ERROR) {
+            store_rollback (self);
+            return STORE_ERROR;
+        }
+        //  STORE_FOREIGN (function deleted meanwhile) or STORE_CONFLICT
+        //  (id replayed): skip that row, keep the others
+    }
+    if (store_commit (self))
+        return STORE_ERROR;
+    return inserted;
+}
+
+cJSON *
+store_project_by_slug (store_t *self, const char *slug)
+{
+    assert (self);
+    if (!slug)
+        return NULL;
+    return store_query_row (self, "SELECT id, slug, user_id FROM projects WHERE slug = ?", "s", slug);
+}
+
+cJSON *
+store_routes_for_project (store_t *self, const char *project_id)
+{
+    assert (self);
+    return store_query (self,
+        "SELECT id, method, path, function_id FROM routes WHERE project_id = ? ORDER BY path, method",
+        "s", project_id);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+static void
+s_seed (store_t *store, const char *project_id, const char *function_id)
+{
+    const char *now = "2026-01-01T00:00:00.000000Z";
+    if (project_id) {
+        char slug [32];
+        snprintf (slug, sizeof slug, "p-%s", project_id);
+        assert (store_exec (store,
+            "INSERT INTO projects (id, user_id, name, slug, created_at, updated_at)"
+            " VALUES (?, 'alice', 'P', ?, ?, ?)", "ssss", project_id, slug, now, now) == 1);
+    }
+    assert (store_exec (store,
+        "INSERT INTO functions (id, user_id, project_id, name, created_at, updated_at)"
+        " VALUES (?, 'alice', ?, 'f', ?, ?)", "ssss", function_id, project_id, now, now) == 1);
+    assert (store_exec (store,
+        "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
+        " VALUES (?, 1, 'def handler(e): return 1', ?, ?)", "sss", function_id, now, now) == 1);
+}
+
+static int
+s_count (store_t *store, const char *table)
+{
+    char sql [128];
+    snprintf (sql, sizeof sql, "SELECT count(*) AS n FROM %s", table);
+    cJSON *row = store_query_row (store, sql, NULL);
+    assert (row);
+    int count = cJSON_GetObjectItem (row, "n")->valueint;
+    cJSON_Delete (row);
+    return count;
+}
 
 void
 store_test (bool verbose)
 {
-    printf ("store: (not built yet) OK\n");
+    printf ("store: ");
+    char *dir = zsys_sprintf ("/tmp/clowdy-store-test-%d", getpid ());
+    zsys_dir_create (dir);
+    char *path = zsys_sprintf ("%s/clowdy.db", dir);
+    zsys_file_delete (path);
+
+    //  Migrations apply once and are recorded; reopening is a no-op
+    store_t *store = store_new (path);
+    assert (store);
+    assert (store_schema_version (store) == MIGRATIONS);
+    store_t *other = store_new (path);      //  a second connection, as another actor
+    assert (other);
+    assert (store_schema_version (other) == MIGRATIONS);
+    assert (s_count (other, "schema_migrations") == MIGRATIONS);
+    cJSON *mode = store_query_row (store, "PRAGMA journal_mode", NULL);
+    assert (streq (cJSON_GetObjectItem (mode, "journal_mode")->valuestring, "wal"));
+    cJSON_Delete (mode);
+    cJSON *fk = store_query_row (store, "PRAGMA foreign_keys", NULL);
+    assert (cJSON_GetObjectItem (fk, "foreign_keys")->valueint == 1);
+    cJSON_Delete (fk);
+    store_destroy (&other);
+    store_destroy (&store);
+    store_destroy (&store);
+    store = store_new (path);
+    assert (store);
+    assert (s_count (store, "schema_migrations") == MIGRATIONS);
+
+    //  Statement cache: the same SQL gives the same statement
+    sqlite3_stmt *first = store_prepare (store, "SELECT 1");
+    assert (first && first == store_prepare (store, "SELECT 1"));
+    assert (store_prepare (store, "SELECT nonsense FROM nowhere") == NULL);
+    assert (store_query (store, "SELECT nonsense FROM nowhere", NULL) == NULL);
+    assert (store_exec (store, "SELECT ?", "x", 1) == STORE_ERROR);
+
+    //  Rows as JSON, with BOOLEAN columns as true/false
+    s_seed (store, "aaaaaaaaaaa1", "bbbbbbbbbbb1");
+    cJSON *row = store_query_row (store,
+        "SELECT id, project_id, network_enabled, memory_mb, NULL AS empty FROM functions WHERE id = ?",
+        "s", "bbbbbbbbbbb1");
+    assert (row);
+    assert (streq (cJSON_GetObjectItem (row, "project_id")->valuestring, "aaaaaaaaaaa1"));
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (row, "network_enabled")));
+    assert (cJSON_GetObjectItem (row, "memory_mb")->valueint == 128);
+    assert (cJSON_IsNull (cJSON_GetObjectItem (row, "empty")));
+    cJSON_Delete (row);
+    assert (store_query_row (store, "SELECT id FROM functions WHERE id = ?", "s", "missing") == NULL);
+
+    //  Unique slug and foreign keys map to store error codes
+    assert (store_exec (store,
+        "INSERT INTO projects (id, user_id, name, slug, created_at, updated_at)"
+        " VALUES ('aaaaaaaaaaa2', 'bob', 'P', 'p-aaaaaaaaaaa1', '', '')", NULL) == STORE_CONFLICT);
+    assert (store_exec (store,
+        "INSERT INTO functions (id, user_id, project_id, name, created_at, updated_at)"
+        " VALUES ('bbbbbbbbbbb9', 'bob', 'nosuchproject', 'f', '', '')", NULL) == STORE_FOREIGN);
+
+    //  Function load, with env vars
+    assert (store_exec (store,
+        "INSERT INTO env_vars (id, project_id, key, value, is_secret, created_at, updated_at)"
+        " VALUES ('e1', 'aaaaaaaaaaa1', 'B_KEY', 'two=2', 1, '', ''),"
+        "        ('e2', 'aaaaaaaaaaa1', 'A_KEY', 'one', 0, '', '')", NULL) == 2);
+    store_function_t fn = {0};
+    assert (store_function_load (store, "bbbbbbbbbbb1", &fn) == 0);
+    assert (streq (fn.id, "bbbbbbbbbbb1"));
+    assert (streq (fn.project_id, "aaaaaaaaaaa1"));
+    assert (streq (fn.user_id, "alice"));
+    assert (streq (fn.code, "def handler(e): return 1"));
+    assert (fn.version == 1 && fn.timeout_seconds == 30 && fn.memory_mb == 128);
+    assert (!fn.network_enabled);
+    assert (fn.requirements_hash == NULL);
+    assert (streq (fn.env [0], "A_KEY=one"));
+    assert (streq (fn.env [1], "B_KEY=two=2"));
+    assert (fn.env [2] == NULL);
+    assert (store_function_load (store, "nosuchfunctn", &fn) == -1);
+    assert (fn.env == NULL && fn.code == NULL);
+    store_function_reset (&fn);
+
+    //  A function without a project has an empty env
+    s_seed (store, NULL, "bbbbbbbbbbb2");
+    assert (store_function_load (store, "bbbbbbbbbbb2", &fn) == 0);
+    assert (streq (fn.project_id, "") && fn.env && fn.env [0] == NULL);
+    store_function_reset (&fn);
+
+    //  Invocations: a batch in one transaction; rows of missing functions skipped
+    store_invocation_t batch [3] = {
+        { .function_id = "bbbbbbbbbbb1", .input = "{}", .output = "1", .status = "success",
+          .source = "direct", .duration_us = 1500, .cold_start = true, .version = 1 },
+        { .function_id = "bbbbbbbbbbb1", .input = "{}", .status = "error", .error = "boom",
+          .source = "gateway", .http_method = "GET", .http_path = "/x", .duration_us = 2500,
+          .version = 1, .logs = "hello\n" },
+        { .function_id = "nosuchfunctn", .status = "success" },
+    };
+    assert (store_invocations_insert (store, batch, 3) == 2);
+    assert (store_invocations_insert (store, batch, 0) == 0);
+    cJSON *stats = store_query_row (store,
+        "SELECT invocations, successes, duration_us FROM function_stats WHERE function_id = ?",
+        "s", "bbbbbbbbbbb1");
+    assert (cJSON_GetObjectItem (stats, "invocations")->valueint == 2);
+    assert (cJSON_GetObjectItem (stats, "successes")->valueint == 1);
+    assert (cJSON_GetObjectItem (stats, "duration_us")->valueint == 4000);
+    cJSON_Delete (stats);
+
+    //  Routes and slug lookup
+    assert (store_exec (store,
+        "INSERT INTO routes (id, project_id, function_id, method, path, created_at, updated_at)"
+        " VALUES ('r1', 'aaaaaaaaaaa1', 'bbbbbbbbbbb1', 'GET', '/b', '', ''),"
+        "        ('r2', 'aaaaaaaaaaa1', 'bbbbbbbbbbb1', 'POST', '/a', '', '')", NULL) == 2);
+    assert (store_exec (store,
+        "INSERT INTO routes (id, project_id, function_id, method, path, created_at, updated_at)"
+        " VALUES ('r3', 'aaaaaaaaaaa1', 'bbbbbbbbbbb1', 'GET', '/b', '', '')", NULL) == STORE_CONFLICT);
+    cJSON *routes = store_routes_for_project (store, "aaaaaaaaaaa1");
+    assert (cJSON_GetArraySize (routes) == 2);
+    assert (streq (cJSON_GetObjectItem (cJSON_GetArrayItem (routes, 0), "path")->valuestring, "/a"));
+    cJSON_Delete (routes);
+    cJSON *project = store_project_by_slug (store, "p-aaaaaaaaaaa1");
+    assert (project);
+    assert (streq (cJSON_GetObjectItem (project, "id")->valuestring, "aaaaaaaaaaa1"));
+    assert (streq (cJSON_GetObjectItem (project, "user_id")->valuestring, "alice"));
+    cJSON_Delete (project);
+    assert (store_project_by_slug (store, "nope") == NULL);
+
+    //  A rolled-back transaction leaves nothing behind
+    assert (store_begin (store) == 0);
+    s_seed (store, NULL, "bbbbbbbbbbb3");
+    store_rollback (store);
+    assert (store_function_load (store, "bbbbbbbbbbb3", &fn) == -1);
+
+    //  Project delete cascades to everything under it
+    assert (store_exec (store, "DELETE FROM projects WHERE id = ?", "s", "aaaaaaaaaaa1") == 1);
+    assert (s_count (store, "functions") == 1);     //  the project-less one stays
+    assert (s_count (store, "function_versions") == 1);
+    assert (s_count (store, "invocations") == 0);
+    assert (s_count (store, "routes") == 0);
+    assert (s_count (store, "env_vars") == 0);
+    assert (s_count (store, "function_stats") == 0);
+
+    //  Data survives a reopen
+    store_destroy (&store);
+    store = store_new (path);
+    assert (store_function_load (store, "bbbbbbbbbbb2", &fn) == 0);
+    store_function_reset (&fn);
+    store_function_reset (&fn);
+    store_destroy (&store);
+
+    //  In-memory stores work (the api selftest uses them)
+    store = store_new (":memory:");
+    assert (store && store_schema_version (store) == MIGRATIONS);
+    store_destroy (&store);
+
+    //  A path that cannot be opened fails cleanly
+    assert (store_new ("/nonexistent-dir/sub/clowdy.db") == NULL);
+
+    zsys_file_delete (path);
+    char *wal = zsys_sprintf ("%s-wal", path), *shm = zsys_sprintf ("%s-shm", path);
+    zsys_file_delete (wal);
+    zsys_file_delete (shm);
+    zstr_free (&wal);
+    zstr_free (&shm);
+    zsys_dir_delete (dir);
+    zstr_free (&path);
+    zstr_free (&dir);
+    printf ("OK\n");
 }

@@ -54,6 +54,139 @@ util_monotonic_us (void)
     return (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
+char *
+util_slug_from_name (const char *name)
+{
+    size_t size = name? strlen (name): 0;
+    char *slug = (char *) malloc (size + sizeof "project");
+    assert (slug);
+    size_t len = 0;
+    for (const char *c = name; c && *c; c++) {
+        char ch = *c;
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char) (ch - 'A' + 'a');
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+            slug [len++] = ch;
+        else
+        if (ch == ' ' || ch == '_' || ch == '-' || ch == '\t' || ch == '\n'
+        ||  ch == '\r' || ch == '\f' || ch == '\v') {
+            //  Runs of separators (and repeated '-') become one '-';
+            //  none at the start
+            if (len > 0 && slug [len - 1] != '-')
+                slug [len++] = '-';
+        }
+        //  Anything else (punctuation, non-ASCII bytes) is dropped
+    }
+    while (len > 0 && slug [len - 1] == '-')
+        len--;
+    slug [len] = 0;
+    if (len == 0)
+        strcpy (slug, "project");
+    return slug;
+}
+
+bool
+util_slug_has_base (const char *slug, const char *base)
+{
+    size_t base_len = strlen (base);
+    if (strncmp (slug, base, base_len) != 0)
+        return false;
+    const char *rest = slug + base_len;
+    if (*rest == 0)
+        return true;
+    if (*rest++ != '-' || *rest == 0)
+        return false;
+    for (; *rest; rest++)
+        if (*rest < '0' || *rest > '9')
+            return false;
+    return true;
+}
+
+bool
+util_utf8_valid (const char *data, size_t size)
+{
+    const unsigned char *byte = (const unsigned char *) data;
+    size_t pos = 0;
+    while (pos < size) {
+        unsigned char lead = byte [pos];
+        size_t extra;
+        uint32_t code, min;
+        if (lead < 0x80) {
+            pos++;
+            continue;
+        }
+        else
+        if ((lead & 0xE0) == 0xC0) { extra = 1; code = lead & 0x1F; min = 0x80; }
+        else
+        if ((lead & 0xF0) == 0xE0) { extra = 2; code = lead & 0x0F; min = 0x800; }
+        else
+        if ((lead & 0xF8) == 0xF0) { extra = 3; code = lead & 0x07; min = 0x10000; }
+        else
+            return false;
+        if (size - pos <= extra)
+            return false;
+        for (size_t i = 1; i <= extra; i++) {
+            if ((byte [pos + i] & 0xC0) != 0x80)
+                return false;
+            code = (code << 6) | (byte [pos + i] & 0x3F);
+        }
+        if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+            return false;
+        pos += extra + 1;
+    }
+    return true;
+}
+
+size_t
+util_utf8_length (const char *text)
+{
+    size_t count = 0;
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+        if ((*c & 0xC0) != 0x80)
+            count++;
+    return count;
+}
+
+char *
+util_trim (const char *text)
+{
+    while (*text && isspace ((unsigned char) *text))
+        text++;
+    size_t len = strlen (text);
+    while (len > 0 && isspace ((unsigned char) text [len - 1]))
+        len--;
+    char *copy = strndup (text, len);
+    assert (copy);
+    return copy;
+}
+
+bool
+util_env_key_valid (const char *key)
+{
+    size_t len = key? strlen (key): 0;
+    if (len == 0 || len > 128)
+        return false;
+    if (!(isalpha ((unsigned char) key [0]) || key [0] == '_'))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!(isalnum ((unsigned char) key [i]) || key [i] == '_'))
+            return false;
+    if (strncasecmp (key, "CLOWDY_", 7) == 0)
+        return false;
+    return true;
+}
+
+static void
+s_assert_slug (const char *name, const char *expected)
+{
+    char *slug = util_slug_from_name (name);
+    if (strneq (slug, expected)) {
+        printf ("slug of '%s' is '%s', expected '%s'\n", name, slug, expected);
+        assert (false);
+    }
+    free (slug);
+}
+
 void
 util_test (bool verbose)
 {
@@ -72,5 +205,56 @@ util_test (bool verbose)
     assert (strlen (when) == 27 && when [26] == 'Z' && when [10] == 'T');
     int64_t t0 = util_monotonic_us ();
     assert (util_monotonic_us () >= t0);
+
+    //  Slugs, per API.md
+    s_assert_slug ("My Project", "my-project");
+    s_assert_slug ("  Hello   World  ", "hello-world");
+    s_assert_slug ("snake_case__name", "snake-case-name");
+    s_assert_slug ("a - b -- c", "a-b-c");
+    s_assert_slug ("--Trim--", "trim");
+    s_assert_slug ("Caf\xc3\xa9 & Bar!", "caf-bar");
+    s_assert_slug ("v1.2 API", "v12-api");
+    s_assert_slug ("!!!", "project");
+    s_assert_slug ("", "project");
+    s_assert_slug ("ABC123", "abc123");
+    s_assert_slug ("tab\tsep", "tab-sep");
+    assert (util_slug_has_base ("foo", "foo"));
+    assert (util_slug_has_base ("foo-12", "foo"));
+    assert (!util_slug_has_base ("foo-", "foo"));
+    assert (!util_slug_has_base ("foo-bar", "foo"));
+    assert (!util_slug_has_base ("foobar", "foo"));
+    assert (!util_slug_has_base ("fo", "foo"));
+
+    //  UTF-8
+    assert (util_utf8_valid ("plain", 5));
+    assert (util_utf8_valid ("caf\xc3\xa9", 5));
+    assert (util_utf8_valid ("\xf0\x9f\x98\x80", 4));
+    assert (!util_utf8_valid ("\xc3", 1));
+    assert (!util_utf8_valid ("\xc0\xaf", 2));          //  overlong
+    assert (!util_utf8_valid ("\xed\xa0\x80", 3));      //  surrogate
+    assert (!util_utf8_valid ("\xff", 1));
+    assert (util_utf8_length ("caf\xc3\xa9") == 4);
+    char *trimmed = util_trim ("  x y \n");
+    assert (streq (trimmed, "x y"));
+    free (trimmed);
+    trimmed = util_trim ("   ");
+    assert (streq (trimmed, ""));
+    free (trimmed);
+
+    //  Environment variable names
+    assert (util_env_key_valid ("API_KEY"));
+    assert (util_env_key_valid ("_x1"));
+    assert (!util_env_key_valid ("1ABC"));
+    assert (!util_env_key_valid ("A-B"));
+    assert (!util_env_key_valid (""));
+    assert (!util_env_key_valid ("CLOWDY_SECRET"));
+    assert (!util_env_key_valid ("clowdy_x"));
+    assert (util_env_key_valid ("CLOWDYX"));
+    char long_key [130];
+    memset (long_key, 'K', 129);
+    long_key [129] = 0;
+    assert (!util_env_key_valid (long_key));
+    long_key [128] = 0;
+    assert (util_env_key_valid (long_key));
     printf ("OK\n");
 }

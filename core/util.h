@@ -28,6 +28,38 @@ void
 int64_t
     util_monotonic_us (void);
 
+//  Project slug from a display name, per API.md's Slugs section: lower-case,
+//  keep ASCII letters, digits, spaces, '_' and '-' (everything else, non-ASCII
+//  included, is dropped), runs of spaces/'_' become '-', repeated '-' collapse,
+//  '-' trimmed at both ends. Returns a heap string (caller frees); "project"
+//  when nothing is left. Never NULL.
+char *
+    util_slug_from_name (const char *name);
+
+//  True if slug is base itself or base followed by "-N" (N decimal digits):
+//  a project renamed to a name with the same base slug keeps its slug.
+bool
+    util_slug_has_base (const char *slug, const char *base);
+
+//  True if the size bytes at data are well-formed UTF-8 (no overlongs, no
+//  surrogates, nothing above U+10FFFF).
+bool
+    util_utf8_valid (const char *data, size_t size);
+
+//  Number of code points in a valid UTF-8 string.
+size_t
+    util_utf8_length (const char *text);
+
+//  Heap copy of text without leading/trailing ASCII whitespace.
+char *
+    util_trim (const char *text);
+
+//  True if key is a valid environment variable name for a user's project:
+//  ^[A-Za-z_][A-Za-z0-9_]*$, at most 128 bytes, not starting with CLOWDY_
+//  (any case).
+bool
+    util_env_key_valid (const char *key);
+
 void
     util_test (bool verbose);
 
