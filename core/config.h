@@ -1,6 +1,68 @@
+/*  =========================================================================
+    config - the server's settings, from defaults, environment and command line
+
+    Every option has a command-line form and an environment variable
+    (--data-dir / CLOWDY_DATA_DIR); the command line wins. config_parse()
+    fills a config_t that main hands, read-only, to the actors.
+    ========================================================================= */
+
 #ifndef CLOWDY_CONFIG_H_INCLUDED
 #define CLOWDY_CONFIG_H_INCLUDED
+
 #include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    char *listen;                   //  HOST:PORT for HTTP; port 0 picks a free one
+    char *data_dir;                 //  Where clowdy.db and function files live
+    char *log_level;                //  error, warning, info or debug
+    char *web_dir;                  //  Built UI (web/dist) served at /
+    char *frontend_url;             //  CORS origin allowed with credentials
+    char *auth;                     //  "local" or "jwt"
+    char *jwks_url;                 //  JWKS for jwt mode
+    char *jwt_issuer;               //  Required iss, or empty
+    char *jwt_audience;             //  Required aud, or empty
+    char *clerk_publishable_key;    //  Shown to the UI for Clerk sign-in, or empty
+    char *runtime_dir;              //  Holds runner.py
+    char *python;                   //  Python interpreter used in sandboxes
+    char *cgroup_name;              //  Parent cgroup of all sandboxes
+    long max_body;                  //  Request body limit in bytes
+    long workers;                   //  Worker actors (each drives its own sandboxes)
+    long prewarm;                   //  Empty sandboxes kept ready per worker
+    long idle_seconds;              //  Warm environment idle reaper
+    long memory_budget_mb;          //  Global cap over all warm environments
+    long max_concurrency;           //  Environments at once per function
+    long queue_depth;               //  Calls waiting per function before 429
+    long max_memory_mb;             //  Server-set maximum for memory_mb
+    long max_timeout_seconds;       //  Server-set maximum for timeout_seconds
+    long retention;                 //  Invocation rows kept per function
+    bool help;                      //  --help was given
+    bool version;                   //  --version was given
+} config_t;
+
+//  What main hands every actor at start-up: read-only configuration and the
+//  endpoint table (both outlive the actors).
+typedef struct _endpoints_t endpoints_t;
+typedef struct {
+    const config_t *config;         //  Settings
+    endpoints_t *endpoints;         //  Where each actor's service socket lives
+    int instance;                   //  Which one, for actors started several times
+} actor_args_t;
+
+//  Parse argv (argv[0] is skipped) over the environment and the defaults.
+//  Returns 0, or -1 with a message in error (for the user) on a bad option.
+int
+    config_parse (config_t *config, int argc, char **argv, char *error, size_t error_size);
+
+//  Free the strings; safe twice.
+void
+    config_reset (config_t *config);
+
+//  Print the usage text.
+void
+    config_usage (FILE *out);
+
 void
     config_test (bool verbose);
+
 #endif

@@ -26,8 +26,6 @@ main (int argc, char *argv [])
                 wanted = true;
         if (!wanted)
             continue;
-        printf (" * %s: ", t->name);
-        fflush (stdout);
         t->test (verbose);
         ran++;
     }
