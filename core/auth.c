@@ -1,9 +1,1872 @@
-/*  auth - placeholder until its work lands; see the issue that builds it.  */
+/*  =========================================================================
+    auth - who is calling: JWT (JWKS, RS256/ES256), API tokens, local mode
+
+    The http actor calls auth_check for every request that needs a user. The
+    Authorization header is the only input; everything in it is hostile until
+    proven otherwise, so the order of checks matters:
+
+    1.  Size first: a credential over AUTH_MAX_TOKEN bytes is refused before
+        anything parses it.
+    2.  "Bearer clw_..." is an API token in every mode. It must be exactly the
+        prefix plus 64 hex characters; its SHA-256 (hex) is looked up in the
+        api_tokens table, which never holds a plaintext token. last_used_at is
+        written at most once a minute per token, so the request path does not
+        write to SQLite on every call.
+    3.  Any other bearer value is a JWT (jwt mode only). We split and decode
+        the JOSE header ourselves and accept only alg RS256 or ES256. The key
+        is chosen by kid from the JWKS, and its type must match the header's
+        alg (RSA for RS256, EC P-256 for ES256). Only then does libjwt see the
+        token, with that key's PEM: libjwt would otherwise let a token choose
+        HS256 and be "verified" with the public key's PEM as an HMAC secret.
+        After libjwt verified the signature we read the claims it decoded:
+        exp (required) and nbf with leeway, iss and aud if configured, sub
+        as the user id (1..128 characters, no control characters).
+
+    Cache. OpenSSL 3.0 needs ~350 us to parse a PEM key, which libjwt does
+    on every decode, so a verified token is remembered (in a direct-mapped
+    table keyed by the SHA-256 of its exact bytes) with its sub, exp and nbf.
+    A browser or script sends the same token for many requests until it
+    expires; a hit costs one hash and re-checks exp and nbf. Installing a new
+    key set empties the table, so a withdrawn key stops working at once.
+
+    Keys. OpenSSL 3 turns each JWK (RSA n/e, at least 2048 bits; EC P-256
+    x/y, checked to be on the curve) into a PEM public key once, when the
+    JWKS is installed; verifying a token then costs one libjwt decode. The
+    JWKS is fetched with libcurl (5 s timeout, 1 MiB cap, http/https only):
+    on first use, when a token names an unknown kid (at most one fetch per
+    10 s, so random kids cannot hammer the provider), and when the set is
+    over an hour old (so a key the provider withdrew stops working). A failed
+    fetch keeps the keys we have. A fetch blocks the caller for at most the
+    timeout, never longer.
+
+    A mutex guards the key set, so auth_check may be called from any thread.
+    ========================================================================= */
+
 #include <czmq.h>
+#include <pthread.h>
+#include <jwt.h>
+#include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 #include "core/auth.h"
+#include "core/util.h"
+
+#define AUTH_MAX_JWKS         (1024 * 1024)     //  largest JWKS document we accept
+#define AUTH_MAX_KEYS         64                //  keys kept from one JWKS
+#define AUTH_FETCH_TIMEOUT_MS 5000              //  whole JWKS fetch, connect included
+#define AUTH_REFETCH_US       (10 * 1000000LL)  //  at most one refetch per 10 s
+#define AUTH_MAX_KEY_AGE_US   (3600 * 1000000LL)//  refresh a key set older than this
+#define AUTH_DEFAULT_LEEWAY   60                //  seconds of clock skew allowed
+#define AUTH_TOUCH_SECONDS    60                //  last_used_at resolution
+#define AUTH_TOKEN_HEX        64                //  hex characters after the prefix
+#define AUTH_CACHE_SLOTS      1024              //  verified JWTs remembered (direct-mapped)
+
+//  A JWT that passed every check, remembered by the SHA-256 of its bytes
+typedef struct {
+    unsigned char hash [32];    //  SHA-256 of the token; all zero when the slot is empty
+    double exp;                 //  its exp claim, re-checked on every hit
+    double nbf;                 //  its nbf claim, or 0
+    char sub [AUTH_USER_ID_SIZE];   //  its subject
+} s_verified_t;
+
+//  One verification key from the JWKS
+typedef struct {
+    char *kid;                  //  key id, or NULL when the JWK has none
+    jwt_alg_t alg;              //  JWT_ALG_RS256 or JWT_ALG_ES256, from kty (and alg)
+    char *pem;                  //  SubjectPublicKeyInfo PEM for libjwt
+    int pem_len;                //  strlen (pem)
+} s_key_t;
+
+struct _auth_t {
+    auth_mode_t mode;           //  AUTH_LOCAL or AUTH_JWT
+    char *jwks_url;             //  where the JWKS lives, or NULL (preloaded keys only)
+    char *issuer;               //  required iss, or NULL
+    char *audience;             //  required aud, or NULL
+    int leeway;                 //  seconds allowed on exp and nbf
+    sqlite3 *db;                //  api_tokens lives here; NULL refuses tokens
+    char *local_user;           //  user id in local mode without credentials
+    pthread_mutex_t mutex;      //  guards everything below
+    s_key_t *keys;              //  current key set
+    size_t key_count;           //  entries in keys
+    int64_t last_fetch_us;      //  monotonic time of the last fetch attempt, 0 = never
+    int64_t last_success_us;    //  monotonic time the key set was last installed, 0 = never
+    int64_t refetch_us;         //  minimum gap between fetches (tests shorten it)
+    long fetch_timeout_ms;      //  curl timeout (tests shorten it)
+    size_t fetches;             //  fetch attempts so far (for tests and logs)
+    size_t key_generation;      //  bumped by every key set install
+    s_verified_t *cache;        //  AUTH_CACHE_SLOTS verified tokens, emptied with each new key set
+    size_t cache_hits;          //  tokens accepted from the cache (for tests)
+};
+
+static const char *S_MISSING = "Missing credentials";
+static const char *S_SCHEME = "Authorization header must be 'Bearer <token>'";
+static const char *S_TOO_LARGE = "Token too large";
+static const char *S_MALFORMED = "Malformed token";
+static const char *S_ALG = "Unsupported token algorithm";
+static const char *S_ALG_KEY = "Token algorithm does not match its key";
+static const char *S_UNKNOWN_KEY = "Unknown signing key";
+static const char *S_NO_KEYS = "Signing keys unavailable";
+static const char *S_SIGNATURE = "Invalid token signature";
+static const char *S_NO_EXP = "Token has no expiry";
+static const char *S_EXPIRED = "Token expired";
+static const char *S_NOT_YET = "Token not yet valid";
+static const char *S_ISSUER = "Invalid token issuer";
+static const char *S_AUDIENCE = "Invalid token audience";
+static const char *S_SUBJECT = "Token has no valid subject";
+static const char *S_API_TOKEN = "Invalid API token";
+static const char *S_REVOKED = "API token revoked";
+static const char *S_NO_JWT = "JWT authentication is not enabled";
+static const char *S_INTERNAL = "Authentication failed";
+
+
+//  --------------------------------------------------------------------------
+//  Small helpers
+
+static bool
+s_is_b64url (const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = text [i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+//  Decode unpadded base64url (RFC 7515) into a new NUL-terminated buffer.
+//  Returns NULL on bad characters or length.
+static unsigned char *
+s_b64url_decode (const char *text, size_t len, size_t *out_len)
+{
+    if (len % 4 == 1 || !s_is_b64url (text, len) || len > 4 * AUTH_MAX_JWKS)
+        return NULL;
+    size_t pad = (4 - len % 4) % 4;
+    char *std = malloc (len + pad + 1);
+    unsigned char *out = malloc ((len + pad) / 4 * 3 + 1);
+    if (!std || !out) {
+        free (std);
+        free (out);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++)
+        std [i] = text [i] == '-'? '+': text [i] == '_'? '/': text [i];
+    memset (std + len, '=', pad);
+    std [len + pad] = 0;
+    int rc = len + pad > 0? EVP_DecodeBlock (out, (unsigned char *) std, (int) (len + pad)): 0;
+    free (std);
+    if (rc < 0 || (size_t) rc < pad) {
+        free (out);
+        return NULL;
+    }
+    *out_len = (size_t) rc - pad;
+    out [*out_len] = 0;
+    return out;
+}
+
+//  Base64url without padding; returns a new string.
+static char *
+s_b64url_encode (const unsigned char *data, size_t len)
+{
+    char *out = malloc ((len + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    int n = EVP_EncodeBlock ((unsigned char *) out, data, (int) len);
+    while (n > 0 && out [n - 1] == '=')
+        n--;
+    out [n] = 0;
+    for (int i = 0; i < n; i++)
+        out [i] = out [i] == '+'? '-': out [i] == '/'? '_': out [i];
+    return out;
+}
+
+//  Lower-case hex SHA-256 of text into out [65]
+static void
+s_sha256_hex (const char *text, size_t len, char out [65])
+{
+    unsigned char digest [32];
+    unsigned int digest_len = 0;
+    EVP_Digest (text, len, digest, &digest_len, EVP_sha256 (), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf (out + 2 * i, 3, "%02x", digest [i]);
+}
+
+//  Copy a user id if it fits; false otherwise
+static bool
+s_copy_user (char *user_id, size_t size, const char *value)
+{
+    size_t len = strlen (value);
+    if (len == 0 || len >= size)
+        return false;
+    memcpy (user_id, value, len + 1);
+    return true;
+}
+
+static void
+s_keys_free (s_key_t *keys, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free (keys [i].kid);
+        free (keys [i].pem);
+    }
+    free (keys);
+}
+
+
+//  --------------------------------------------------------------------------
+//  JWK to PEM (OpenSSL 3)
+
+//  Decode a base64url JWK member into a BIGNUM; NULL if absent or bad.
+static BIGNUM *
+s_jwk_bn (cJSON *jwk, const char *name, size_t *len_out)
+{
+    cJSON *item = cJSON_GetObjectItemCaseSensitive (jwk, name);
+    if (!cJSON_IsString (item))
+        return NULL;
+    size_t len = 0;
+    unsigned char *bytes = s_b64url_decode (item->valuestring, strlen (item->valuestring), &len);
+    if (!bytes || len == 0 || len > 1024) {
+        free (bytes);
+        return NULL;
+    }
+    BIGNUM *bn = BN_bin2bn (bytes, (int) len, NULL);
+    free (bytes);
+    if (len_out)
+        *len_out = len;
+    return bn;
+}
+
+static EVP_PKEY *
+s_jwk_rsa (cJSON *jwk)
+{
+    EVP_PKEY *pkey = NULL;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    BIGNUM *n = s_jwk_bn (jwk, "n", NULL);
+    BIGNUM *e = s_jwk_bn (jwk, "e", NULL);
+    if (!n || !e)
+        goto cleanup;
+    //  2048..8192-bit modulus, odd public exponent of at most 64 bits
+    if (BN_num_bits (n) < 2048 || BN_num_bits (n) > 8192
+    ||  BN_num_bits (e) > 64 || BN_is_one (e) || !BN_is_odd (e))
+        goto cleanup;
+    bld = OSSL_PARAM_BLD_new ();
+    if (!bld
+    ||  !OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_N, n)
+    ||  !OSSL_PARAM_BLD_push_BN (bld, OSSL_PKEY_PARAM_RSA_E, e)
+    ||  !(params = OSSL_PARAM_BLD_to_param (bld)))
+        goto cleanup;
+    ctx = EVP_PKEY_CTX_new_from_name (NULL, "RSA", NULL);
+    if (!ctx || EVP_PKEY_fromdata_init (ctx) <= 0
+    ||  EVP_PKEY_fromdata (ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+        pkey = NULL;
+cleanup:
+    EVP_PKEY_CTX_free (ctx);
+    OSSL_PARAM_free (params);
+    OSSL_PARAM_BLD_free (bld);
+    BN_free (n);
+    BN_free (e);
+    return pkey;
+}
+
+static EVP_PKEY *
+s_jwk_ec (cJSON *jwk)
+{
+    cJSON *crv = cJSON_GetObjectItemCaseSensitive (jwk, "crv");
+    if (!cJSON_IsString (crv) || strcmp (crv->valuestring, "P-256"))
+        return NULL;
+    cJSON *x = cJSON_GetObjectItemCaseSensitive (jwk, "x");
+    cJSON *y = cJSON_GetObjectItemCaseSensitive (jwk, "y");
+    if (!cJSON_IsString (x) || !cJSON_IsString (y))
+        return NULL;
+    size_t x_len = 0, y_len = 0;
+    unsigned char *xb = s_b64url_decode (x->valuestring, strlen (x->valuestring), &x_len);
+    unsigned char *yb = s_b64url_decode (y->valuestring, strlen (y->valuestring), &y_len);
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY_CTX *check = NULL;
+    if (!xb || !yb || x_len != 32 || y_len != 32)
+        goto cleanup;
+    //  Uncompressed SEC1 point: 0x04 || x || y
+    unsigned char point [65];
+    point [0] = 0x04;
+    memcpy (point + 1, xb, 32);
+    memcpy (point + 33, yb, 32);
+    char group [] = "prime256v1";
+    OSSL_PARAM params [] = {
+        OSSL_PARAM_construct_utf8_string (OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+        OSSL_PARAM_construct_octet_string (OSSL_PKEY_PARAM_PUB_KEY, point, sizeof (point)),
+        OSSL_PARAM_construct_end ()
+    };
+    ctx = EVP_PKEY_CTX_new_from_name (NULL, "EC", NULL);
+    if (!ctx || EVP_PKEY_fromdata_init (ctx) <= 0
+    ||  EVP_PKEY_fromdata (ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        pkey = NULL;
+        goto cleanup;
+    }
+    //  The point must be on the curve
+    check = EVP_PKEY_CTX_new_from_pkey (NULL, pkey, NULL);
+    if (!check || EVP_PKEY_public_check (check) != 1) {
+        EVP_PKEY_free (pkey);
+        pkey = NULL;
+    }
+cleanup:
+    EVP_PKEY_CTX_free (check);
+    EVP_PKEY_CTX_free (ctx);
+    free (xb);
+    free (yb);
+    return pkey;
+}
+
+//  Turn one JWK into a key; false if it is not a usable signature key.
+static bool
+s_jwk_to_key (cJSON *jwk, s_key_t *key)
+{
+    memset (key, 0, sizeof (*key));
+    if (!cJSON_IsObject (jwk))
+        return false;
+    cJSON *kty = cJSON_GetObjectItemCaseSensitive (jwk, "kty");
+    cJSON *alg = cJSON_GetObjectItemCaseSensitive (jwk, "alg");
+    cJSON *use = cJSON_GetObjectItemCaseSensitive (jwk, "use");
+    cJSON *kid = cJSON_GetObjectItemCaseSensitive (jwk, "kid");
+    if (!cJSON_IsString (kty))
+        return false;
+    if (use && !(cJSON_IsString (use) && streq (use->valuestring, "sig")))
+        return false;
+    if (kid && (!cJSON_IsString (kid) || strlen (kid->valuestring) > 256))
+        return false;
+
+    EVP_PKEY *pkey = NULL;
+    if (streq (kty->valuestring, "RSA")) {
+        if (alg && !(cJSON_IsString (alg) && streq (alg->valuestring, "RS256")))
+            return false;
+        key->alg = JWT_ALG_RS256;
+        pkey = s_jwk_rsa (jwk);
+    }
+    else
+    if (streq (kty->valuestring, "EC")) {
+        if (alg && !(cJSON_IsString (alg) && streq (alg->valuestring, "ES256")))
+            return false;
+        key->alg = JWT_ALG_ES256;
+        pkey = s_jwk_ec (jwk);
+    }
+    if (!pkey)
+        return false;
+
+    BIO *bio = BIO_new (BIO_s_mem ());
+    char *data = NULL;
+    long len = 0;
+    if (bio && PEM_write_bio_PUBKEY (bio, pkey) == 1)
+        len = BIO_get_mem_data (bio, &data);
+    if (len > 0 && data) {
+        key->pem = strndup (data, (size_t) len);
+        key->pem_len = (int) len;
+        key->kid = kid? strdup (kid->valuestring): NULL;
+    }
+    BIO_free (bio);
+    EVP_PKEY_free (pkey);
+    if (!key->pem || (kid && !key->kid)) {
+        free (key->pem);
+        free (key->kid);
+        return false;
+    }
+    return true;
+}
+
+//  Parse a JWKS document into a new key array. Returns the number of
+//  usable keys, or -1 if it is not a JWKS. Caller holds no lock.
+static int
+s_parse_jwks (const char *json, size_t len, s_key_t **keys_out)
+{
+    *keys_out = NULL;
+    cJSON *root = cJSON_ParseWithLength (json, len);
+    cJSON *array = cJSON_GetObjectItemCaseSensitive (root, "keys");
+    if (!cJSON_IsObject (root) || !cJSON_IsArray (array)) {
+        cJSON_Delete (root);
+        return -1;
+    }
+    s_key_t *keys = calloc (AUTH_MAX_KEYS, sizeof (s_key_t));
+    if (!keys) {
+        cJSON_Delete (root);
+        return -1;
+    }
+    int count = 0;
+    cJSON *jwk;
+    cJSON_ArrayForEach (jwk, array) {
+        if (count == AUTH_MAX_KEYS)
+            break;
+        if (s_jwk_to_key (jwk, &keys [count]))
+            count++;
+    }
+    cJSON_Delete (root);
+    *keys_out = keys;
+    return count;
+}
+
+//  Replace the key set; caller holds the lock.
+static void
+s_install (auth_t *self, s_key_t *keys, size_t count)
+{
+    memset (self->cache, 0, AUTH_CACHE_SLOTS * sizeof (s_verified_t));
+    self->key_generation++;
+    s_keys_free (self->keys, self->key_count);
+    self->keys = keys;
+    self->key_count = count;
+    self->last_success_us = util_monotonic_us ();
+}
+
+
+//  --------------------------------------------------------------------------
+//  JWKS fetch (libcurl)
+
+//  Download buffer with a hard cap
+typedef struct {
+    char *data;                 //  bytes so far, NUL-terminated
+    size_t size;                //  bytes in data
+} s_buffer_t;
+
+static size_t
+s_curl_write (char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    s_buffer_t *buffer = (s_buffer_t *) userdata;
+    size_t bytes = size * nmemb;
+    if (buffer->size + bytes > AUTH_MAX_JWKS)
+        return 0;               //  aborts the transfer
+    char *grown = realloc (buffer->data, buffer->size + bytes + 1);
+    if (!grown)
+        return 0;
+    memcpy (grown + buffer->size, ptr, bytes);
+    buffer->data = grown;
+    buffer->size += bytes;
+    buffer->data [buffer->size] = 0;
+    return bytes;
+}
+
+//  Fetch and install the JWKS; caller holds the lock. Keeps the old keys
+//  on any failure.
+static void
+s_fetch (auth_t *self)
+{
+    self->last_fetch_us = util_monotonic_us ();
+    self->fetches++;
+    s_buffer_t buffer = { NULL, 0 };
+    CURL *curl = curl_easy_init ();
+    if (!curl) {
+        zsys_warning ("auth: cannot start a JWKS fetch");
+        return;
+    }
+    curl_easy_setopt (curl, CURLOPT_URL, self->jwks_url);
+    curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt (curl, CURLOPT_MAXREDIRS, 3L);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, self->fetch_timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, self->fetch_timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) AUTH_MAX_JWKS);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_curl_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &buffer);
+    curl_easy_setopt (curl, CURLOPT_USERAGENT, "clowdy/" CLOWDY_VERSION);
+    CURLcode rc = curl_easy_perform (curl);
+    long status = 0;
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup (curl);
+
+    if (rc != CURLE_OK)
+        zsys_warning ("auth: JWKS fetch from %s failed: %s", self->jwks_url, curl_easy_strerror (rc));
+    else
+    if (status != 200)
+        zsys_warning ("auth: JWKS fetch from %s answered HTTP %ld", self->jwks_url, status);
+    else {
+        s_key_t *keys = NULL;
+        int count = s_parse_jwks (buffer.data? buffer.data: "", buffer.size, &keys);
+        if (count < 0)
+            zsys_warning ("auth: %s is not a JWKS document", self->jwks_url);
+        else {
+            if (count == 0)
+                zsys_warning ("auth: JWKS at %s has no usable RS256/ES256 keys", self->jwks_url);
+            s_install (self, keys, (size_t) count);
+        }
+    }
+    free (buffer.data);
+}
+
+//  Fetch the JWKS if we never did, or if the key set is over an hour old
+//  (rate-limited); caller holds the lock.
+static void
+s_refresh_if_due (auth_t *self)
+{
+    int64_t now = util_monotonic_us ();
+    if (self->jwks_url
+    && (self->last_fetch_us == 0
+    || (now - self->last_success_us > AUTH_MAX_KEY_AGE_US
+        && now - self->last_fetch_us >= self->refetch_us)))
+        s_fetch (self);
+}
+
+//  Find the key for a token; caller holds the lock. kid may be NULL (then
+//  the only key of that algorithm is used). Fetches as the rules above say.
+//  Returns the key, or NULL with *detail set.
+static const s_key_t *
+s_find_key (auth_t *self, const char *kid, jwt_alg_t alg, const char **detail)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        const s_key_t *found = NULL;
+        size_t alg_matches = 0;
+        for (size_t i = 0; i < self->key_count; i++) {
+            const s_key_t *key = &self->keys [i];
+            if (kid) {
+                if (key->kid && streq (key->kid, kid)) {
+                    found = key;
+                    break;
+                }
+            }
+            else
+            if (key->alg == alg) {
+                found = key;
+                alg_matches++;
+            }
+        }
+        if (!kid && alg_matches > 1)
+            found = NULL;       //  ambiguous without a kid
+        if (found) {
+            if (found->alg != alg) {
+                *detail = S_ALG_KEY;
+                return NULL;
+            }
+            return found;
+        }
+        //  Unknown kid: one refetch, rate-limited
+        if (attempt == 0 && self->jwks_url
+        &&  util_monotonic_us () - self->last_fetch_us >= self->refetch_us)
+            s_fetch (self);
+        else
+            break;
+    }
+    *detail = self->last_success_us == 0? S_NO_KEYS: S_UNKNOWN_KEY;
+    return NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  JWT verification
+
+//  exp and nbf against the clock, with leeway; 0 if the token is current
+static int
+s_check_times (auth_t *self, double exp, double nbf, const char **detail)
+{
+    double now = (double) time (NULL);
+    if (now >= exp + self->leeway) {
+        *detail = S_EXPIRED;
+        return -1;
+    }
+    if (now + self->leeway < nbf) {
+        *detail = S_NOT_YET;
+        return -1;
+    }
+    return 0;
+}
+
+//  Check the claims of a verified token; returns 0 and the user or -1.
+static int
+s_check_claims (auth_t *self, cJSON *claims, char *user_id, size_t user_id_size,
+                double *exp_out, double *nbf_out, const char **detail)
+{
+    cJSON *exp = cJSON_GetObjectItemCaseSensitive (claims, "exp");
+    if (!cJSON_IsNumber (exp)) {
+        *detail = S_NO_EXP;
+        return -1;
+    }
+    cJSON *nbf = cJSON_GetObjectItemCaseSensitive (claims, "nbf");
+    if (nbf && !cJSON_IsNumber (nbf)) {
+        *detail = S_MALFORMED;
+        return -1;
+    }
+    *exp_out = exp->valuedouble;
+    *nbf_out = nbf? nbf->valuedouble: 0;
+    if (s_check_times (self, *exp_out, *nbf_out, detail))
+        return -1;
+    if (self->issuer) {
+        cJSON *iss = cJSON_GetObjectItemCaseSensitive (claims, "iss");
+        if (!cJSON_IsString (iss) || strcmp (iss->valuestring, self->issuer)) {
+            *detail = S_ISSUER;
+            return -1;
+        }
+    }
+    if (self->audience) {
+        cJSON *aud = cJSON_GetObjectItemCaseSensitive (claims, "aud");
+        bool match = false;
+        if (cJSON_IsString (aud))
+            match = streq (aud->valuestring, self->audience);
+        else
+        if (cJSON_IsArray (aud)) {
+            cJSON *item;
+            cJSON_ArrayForEach (item, aud)
+                if (cJSON_IsString (item) && streq (item->valuestring, self->audience))
+                    match = true;
+        }
+        if (!match) {
+            *detail = S_AUDIENCE;
+            return -1;
+        }
+    }
+    cJSON *sub = cJSON_GetObjectItemCaseSensitive (claims, "sub");
+    if (!cJSON_IsString (sub)) {
+        *detail = S_SUBJECT;
+        return -1;
+    }
+    size_t len = strlen (sub->valuestring);
+    if (len == 0 || len > AUTH_MAX_SUB) {
+        *detail = S_SUBJECT;
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) sub->valuestring [i];
+        if (c < 0x20 || c == 0x7f) {
+            *detail = S_SUBJECT;
+            return -1;
+        }
+    }
+    if (!s_copy_user (user_id, user_id_size, sub->valuestring)) {
+        *detail = S_SUBJECT;
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_check_jwt (auth_t *self, const char *token, size_t len,
+             char *user_id, size_t user_id_size, const char **detail)
+{
+    //  Three base64url parts: header, payload, signature
+    const char *dot1 = memchr (token, '.', len);
+    const char *dot2 = dot1? memchr (dot1 + 1, '.', len - (size_t) (dot1 + 1 - token)): NULL;
+    if (!dot1 || !dot2 || memchr (dot2 + 1, '.', len - (size_t) (dot2 + 1 - token))) {
+        *detail = S_MALFORMED;
+        return -1;
+    }
+    size_t head_len = (size_t) (dot1 - token);
+    size_t body_len = (size_t) (dot2 - dot1 - 1);
+    size_t sig_len = len - (size_t) (dot2 + 1 - token);
+    if (head_len == 0 || body_len == 0 || !s_is_b64url (dot1 + 1, body_len)) {
+        *detail = S_MALFORMED;
+        return -1;
+    }
+    size_t header_size = 0;
+    unsigned char *header_text = s_b64url_decode (token, head_len, &header_size);
+    cJSON *header = header_text? cJSON_ParseWithLength ((char *) header_text, header_size): NULL;
+    free (header_text);
+    if (!cJSON_IsObject (header)) {
+        cJSON_Delete (header);
+        *detail = S_MALFORMED;
+        return -1;
+    }
+    cJSON *alg_item = cJSON_GetObjectItemCaseSensitive (header, "alg");
+    cJSON *kid_item = cJSON_GetObjectItemCaseSensitive (header, "kid");
+    jwt_alg_t alg = JWT_ALG_INVAL;
+    if (cJSON_IsString (alg_item)) {
+        if (streq (alg_item->valuestring, "RS256"))
+            alg = JWT_ALG_RS256;
+        else
+        if (streq (alg_item->valuestring, "ES256"))
+            alg = JWT_ALG_ES256;
+    }
+    if (alg == JWT_ALG_INVAL) {
+        cJSON_Delete (header);
+        *detail = S_ALG;
+        return -1;
+    }
+    //  A critical extension we do not understand must be refused (RFC 7515)
+    if ((kid_item && !cJSON_IsString (kid_item))
+    ||  cJSON_GetObjectItemCaseSensitive (header, "crit")
+    ||  sig_len == 0 || !s_is_b64url (dot2 + 1, sig_len)) {
+        cJSON_Delete (header);
+        *detail = S_MALFORMED;
+        return -1;
+    }
+    char *token_copy = strndup (token, len);
+    if (!token_copy) {
+        cJSON_Delete (header);
+        *detail = S_INTERNAL;
+        return -1;
+    }
+    int rc = -1;
+    jwt_t *jwt = NULL;
+    char *claims_text = NULL;
+    cJSON *claims = NULL;
+    unsigned char hash [32];
+    EVP_Digest (token, len, hash, NULL, EVP_sha256 (), NULL);
+    size_t slot_index = ((size_t) hash [0] << 8 | hash [1]) % AUTH_CACHE_SLOTS;
+
+    pthread_mutex_lock (&self->mutex);
+    s_refresh_if_due (self);
+    s_verified_t *slot = &self->cache [slot_index];
+    if (memcmp (slot->hash, hash, sizeof (hash)) == 0) {
+        //  Seen and verified with the current key set: only the clock can say no
+        rc = s_check_times (self, slot->exp, slot->nbf, detail);
+        if (rc == 0 && !s_copy_user (user_id, user_id_size, slot->sub)) {
+            *detail = S_SUBJECT;
+            rc = -1;
+        }
+        self->cache_hits++;
+        pthread_mutex_unlock (&self->mutex);
+        cJSON_Delete (header);
+        free (token_copy);
+        return rc;
+    }
+    const s_key_t *key = s_find_key (self, kid_item? kid_item->valuestring: NULL, alg, detail);
+    int verified = key? jwt_decode (&jwt, token_copy, (const unsigned char *) key->pem, key->pem_len): -1;
+    size_t generation = self->key_generation;
+    pthread_mutex_unlock (&self->mutex);
+    cJSON_Delete (header);
+    if (!key)
+        goto cleanup;
+    if (verified != 0 || !jwt || jwt_get_alg (jwt) != alg) {
+        *detail = S_SIGNATURE;
+        goto cleanup;
+    }
+    claims_text = jwt_get_grants_json (jwt, NULL);
+    claims = claims_text? cJSON_Parse (claims_text): NULL;
+    if (!cJSON_IsObject (claims)) {
+        *detail = S_MALFORMED;
+        goto cleanup;
+    }
+    double exp = 0, nbf = 0;
+    rc = s_check_claims (self, claims, user_id, user_id_size, &exp, &nbf, detail);
+    if (rc == 0) {
+        //  Remember it, unless the key set changed while we verified
+        pthread_mutex_lock (&self->mutex);
+        if (self->key_generation == generation) {
+            memcpy (slot->hash, hash, sizeof (hash));
+            slot->exp = exp;
+            slot->nbf = nbf;
+            snprintf (slot->sub, sizeof (slot->sub), "%s", user_id);
+        }
+        pthread_mutex_unlock (&self->mutex);
+    }
+cleanup:
+    cJSON_Delete (claims);
+    free (claims_text);
+    if (jwt)
+        jwt_free (jwt);
+    free (token_copy);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  API tokens
+
+//  ISO 8601 time as util_now_iso writes it, for a given time_t
+static void
+s_iso_time (time_t when, char out [UTIL_TIME_SIZE])
+{
+    struct tm tm;
+    gmtime_r (&when, &tm);
+    size_t len = strftime (out, UTIL_TIME_SIZE, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (out + len, UTIL_TIME_SIZE - len, ".000000Z");
+}
+
+static bool
+s_is_api_token (const char *token, size_t len)
+{
+    size_t prefix = strlen (AUTH_TOKEN_PREFIX);
+    if (len != prefix + AUTH_TOKEN_HEX || memcmp (token, AUTH_TOKEN_PREFIX, prefix))
+        return false;
+    for (size_t i = prefix; i < len; i++)
+        if (!((token [i] >= '0' && token [i] <= '9') || (token [i] >= 'a' && token [i] <= 'f')))
+            return false;
+    return true;
+}
+
+static int
+s_check_api_token (auth_t *self, const char *token, size_t len,
+                   char *user_id, size_t user_id_size, const char **detail)
+{
+    *detail = S_API_TOKEN;
+    if (!self->db || !s_is_api_token (token, len))
+        return -1;
+    char hash [65];
+    s_sha256_hex (token, len, hash);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2 (self->db,
+            "SELECT id, user_id, revoked_at, last_used_at FROM api_tokens WHERE token_hash = ?",
+            -1, &stmt, NULL) != SQLITE_OK) {
+        zsys_error ("auth: api_tokens: %s", sqlite3_errmsg (self->db));
+        *detail = S_INTERNAL;
+        return -1;
+    }
+    sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
+    int rc = -1;
+    char token_id [AUTH_TOKEN_ID_SIZE] = "";
+    bool touch = false;
+    if (sqlite3_step (stmt) == SQLITE_ROW) {
+        const char *id = (const char *) sqlite3_column_text (stmt, 0);
+        const char *user = (const char *) sqlite3_column_text (stmt, 1);
+        const char *last_used = (const char *) sqlite3_column_text (stmt, 3);
+        if (sqlite3_column_type (stmt, 2) != SQLITE_NULL)
+            *detail = S_REVOKED;
+        else
+        if (user && id && s_copy_user (user_id, user_id_size, user)) {
+            snprintf (token_id, sizeof (token_id), "%s", id);
+            char cutoff [UTIL_TIME_SIZE];
+            s_iso_time (time (NULL) - AUTH_TOUCH_SECONDS, cutoff);
+            touch = !last_used || strcmp (last_used, cutoff) < 0;
+            rc = 0;
+        }
+    }
+    sqlite3_finalize (stmt);
+    if (touch) {
+        char now [UTIL_TIME_SIZE];
+        util_now_iso (now);
+        if (sqlite3_prepare_v2 (self->db,
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", -1, &stmt, NULL) == SQLITE_OK) {
+            sqlite3_bind_text (stmt, 1, now, -1, SQLITE_STATIC);
+            sqlite3_bind_text (stmt, 2, token_id, -1, SQLITE_STATIC);
+            if (sqlite3_step (stmt) != SQLITE_DONE)
+                zsys_warning ("auth: cannot record token use: %s", sqlite3_errmsg (self->db));
+            sqlite3_finalize (stmt);
+        }
+    }
+    return rc;
+}
+
+char *
+auth_token_create (auth_t *self, const char *user_id, const char *name,
+                   char id_out [AUTH_TOKEN_ID_SIZE])
+{
+    if (!self || !self->db || !user_id || !name || !id_out)
+        return NULL;
+    size_t user_len = strlen (user_id);
+    size_t name_len = strlen (name);
+    if (user_len == 0 || user_len > AUTH_MAX_SUB || name_len == 0 || name_len > 200)
+        return NULL;
+
+    unsigned char random [AUTH_TOKEN_HEX / 2];
+    if (RAND_bytes (random, sizeof (random)) != 1)
+        return NULL;
+    size_t prefix = strlen (AUTH_TOKEN_PREFIX);
+    char *token = malloc (prefix + AUTH_TOKEN_HEX + 1);
+    if (!token)
+        return NULL;
+    memcpy (token, AUTH_TOKEN_PREFIX, prefix);
+    for (size_t i = 0; i < sizeof (random); i++)
+        snprintf (token + prefix + 2 * i, 3, "%02x", random [i]);
+    OPENSSL_cleanse (random, sizeof (random));
+
+    char hash [65];
+    s_sha256_hex (token, strlen (token), hash);
+    char id [UTIL_ID_SIZE];
+    util_new_id (id);
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2 (self->db,
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text (stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, user_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 4, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 5, now, -1, SQLITE_STATIC);
+        rc = sqlite3_step (stmt);
+    }
+    sqlite3_finalize (stmt);
+    if (rc != SQLITE_DONE) {
+        zsys_error ("auth: cannot create API token: %s", sqlite3_errmsg (self->db));
+        OPENSSL_cleanse (token, strlen (token));
+        free (token);
+        return NULL;
+    }
+    memcpy (id_out, id, AUTH_TOKEN_ID_SIZE);
+    return token;
+}
+
+cJSON *
+auth_token_list (auth_t *self, const char *user_id)
+{
+    if (!self || !self->db)
+        return NULL;
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = user_id
+        ? "SELECT id, name, created_at, last_used_at, user_id FROM api_tokens"
+          " WHERE revoked_at IS NULL AND user_id = ? ORDER BY created_at DESC, id"
+        : "SELECT id, name, created_at, last_used_at, user_id FROM api_tokens"
+          " WHERE revoked_at IS NULL ORDER BY created_at DESC, id";
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        zsys_error ("auth: cannot list API tokens: %s", sqlite3_errmsg (self->db));
+        return NULL;
+    }
+    if (user_id)
+        sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
+    cJSON *list = cJSON_CreateArray ();
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        cJSON *item = cJSON_CreateObject ();
+        cJSON_AddStringToObject (item, "id", (const char *) sqlite3_column_text (stmt, 0));
+        cJSON_AddStringToObject (item, "name", (const char *) sqlite3_column_text (stmt, 1));
+        cJSON_AddStringToObject (item, "created_at", (const char *) sqlite3_column_text (stmt, 2));
+        if (sqlite3_column_type (stmt, 3) == SQLITE_NULL)
+            cJSON_AddNullToObject (item, "last_used_at");
+        else
+            cJSON_AddStringToObject (item, "last_used_at", (const char *) sqlite3_column_text (stmt, 3));
+        if (!user_id)
+            cJSON_AddStringToObject (item, "user_id", (const char *) sqlite3_column_text (stmt, 4));
+        cJSON_AddItemToArray (list, item);
+    }
+    sqlite3_finalize (stmt);
+    if (rc != SQLITE_DONE) {
+        cJSON_Delete (list);
+        return NULL;
+    }
+    return list;
+}
+
+int
+auth_token_revoke (auth_t *self, const char *user_id, const char *token_id)
+{
+    if (!self || !self->db || !token_id)
+        return -1;
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = user_id
+        ? "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND user_id = ?"
+        : "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        zsys_error ("auth: cannot revoke API token: %s", sqlite3_errmsg (self->db));
+        return -1;
+    }
+    sqlite3_bind_text (stmt, 1, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, token_id, -1, SQLITE_STATIC);
+    if (user_id)
+        sqlite3_bind_text (stmt, 3, user_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (stmt);
+    sqlite3_finalize (stmt);
+    return rc == SQLITE_DONE && sqlite3_changes (self->db) == 1? 0: -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+auth_t *
+auth_new (const auth_config_t *config)
+{
+    if (!config || (config->mode != AUTH_LOCAL && config->mode != AUTH_JWT))
+        return NULL;
+    auth_t *self = (auth_t *) zmalloc (sizeof (auth_t));
+    self->mode = config->mode;
+    self->jwks_url = config->jwks_url && *config->jwks_url? strdup (config->jwks_url): NULL;
+    self->issuer = config->issuer && *config->issuer? strdup (config->issuer): NULL;
+    self->audience = config->audience && *config->audience? strdup (config->audience): NULL;
+    self->leeway = config->leeway_seconds == 0? AUTH_DEFAULT_LEEWAY
+                 : config->leeway_seconds < 0? 0: config->leeway_seconds;
+    self->db = config->db;
+    self->local_user = strdup (config->local_user && *config->local_user? config->local_user: "local");
+    self->refetch_us = AUTH_REFETCH_US;
+    self->fetch_timeout_ms = AUTH_FETCH_TIMEOUT_MS;
+    self->cache = (s_verified_t *) zmalloc (AUTH_CACHE_SLOTS * sizeof (s_verified_t));
+    pthread_mutex_init (&self->mutex, NULL);
+    if (self->jwks_url)
+        curl_global_init (CURL_GLOBAL_DEFAULT);
+    return self;
+}
+
+void
+auth_destroy (auth_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        auth_t *self = *self_p;
+        if (self->jwks_url)
+            curl_global_cleanup ();
+        s_keys_free (self->keys, self->key_count);
+        free (self->cache);
+        pthread_mutex_destroy (&self->mutex);
+        free (self->jwks_url);
+        free (self->issuer);
+        free (self->audience);
+        free (self->local_user);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int
+auth_set_jwks_json (auth_t *self, const char *json)
+{
+    if (!self || !json)
+        return -1;
+    s_key_t *keys = NULL;
+    int count = s_parse_jwks (json, strlen (json), &keys);
+    if (count < 0)
+        return -1;
+    pthread_mutex_lock (&self->mutex);
+    s_install (self, keys, (size_t) count);
+    if (self->last_fetch_us == 0)
+        self->last_fetch_us = self->last_success_us;
+    pthread_mutex_unlock (&self->mutex);
+    return count;
+}
+
+int
+auth_check (auth_t *self, const char *authorization,
+            char *user_id, size_t user_id_size, const char **detail)
+{
+    const char *ignored;
+    if (!detail)
+        detail = &ignored;
+    *detail = S_INTERNAL;
+    if (!self || !user_id || user_id_size == 0)
+        return -1;
+    user_id [0] = 0;
+
+    //  Scheme and credentials: "Bearer <token>", scheme case-insensitive
+    const char *cursor = authorization? authorization: "";
+    while (*cursor == ' ' || *cursor == '\t')
+        cursor++;
+    if (*cursor == 0) {
+        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user))
+            return 0;
+        *detail = S_MISSING;
+        return -1;
+    }
+    size_t total = strnlen (cursor, AUTH_MAX_TOKEN + 64);
+    if (total >= AUTH_MAX_TOKEN + 64) {
+        *detail = S_TOO_LARGE;
+        return -1;
+    }
+    if (strncasecmp (cursor, "Bearer", 6) || (cursor [6] != ' ' && cursor [6] != '\t' && cursor [6] != 0)) {
+        //  Local mode ignores other schemes (a proxy's Basic auth, say)
+        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user))
+            return 0;
+        *detail = S_SCHEME;
+        return -1;
+    }
+    const char *token = cursor + 6;
+    while (*token == ' ' || *token == '\t')
+        token++;
+    size_t len = strlen (token);
+    while (len > 0 && (token [len - 1] == ' ' || token [len - 1] == '\t'))
+        len--;
+    if (len == 0) {
+        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user))
+            return 0;
+        *detail = S_MISSING;
+        return -1;
+    }
+    if (len > AUTH_MAX_TOKEN) {
+        *detail = S_TOO_LARGE;
+        return -1;
+    }
+    if (len >= strlen (AUTH_TOKEN_PREFIX) && memcmp (token, AUTH_TOKEN_PREFIX, strlen (AUTH_TOKEN_PREFIX)) == 0)
+        return s_check_api_token (self, token, len, user_id, user_id_size, detail);
+    if (self->mode != AUTH_JWT) {
+        *detail = S_NO_JWT;
+        return -1;
+    }
+    return s_check_jwt (self, token, len, user_id, user_id_size, detail);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+//  A JWKS server on loopback whose document the test can change
+typedef struct {
+    struct MHD_Daemon *daemon;  //  microhttpd with its own thread
+    pthread_mutex_t mutex;      //  guards body and hits
+    char *body;                 //  current JWKS document
+    int hits;                   //  requests served
+    int port;                   //  bound port
+} s_jwks_server_t;
+
+static enum MHD_Result
+s_jwks_handler (void *cls, struct MHD_Connection *connection, const char *url,
+                const char *method, const char *version, const char *upload_data,
+                size_t *upload_data_size, void **req_cls)
+{
+    s_jwks_server_t *server = (s_jwks_server_t *) cls;
+    pthread_mutex_lock (&server->mutex);
+    server->hits++;
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        strlen (server->body), server->body, MHD_RESPMEM_MUST_COPY);
+    pthread_mutex_unlock (&server->mutex);
+    MHD_add_response_header (response, "Content-Type", "application/json");
+    enum MHD_Result rc = MHD_queue_response (connection, MHD_HTTP_OK, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
+static void
+s_jwks_server_set (s_jwks_server_t *server, const char *body)
+{
+    pthread_mutex_lock (&server->mutex);
+    free (server->body);
+    server->body = strdup (body);
+    pthread_mutex_unlock (&server->mutex);
+}
+
+static int
+s_jwks_server_hits (s_jwks_server_t *server)
+{
+    pthread_mutex_lock (&server->mutex);
+    int hits = server->hits;
+    pthread_mutex_unlock (&server->mutex);
+    return hits;
+}
+
+//  Test keys: generated private key, its PEM, and its public JWK
+typedef struct {
+    EVP_PKEY *pkey;             //  private key
+    char *private_pem;          //  for libjwt signing
+    char *public_pem;           //  for the HS256-with-public-key attack
+    cJSON *jwk;                 //  public JWK with kid
+} s_test_key_t;
+
+static char *
+s_bn_b64url (EVP_PKEY *pkey, const char *param, int pad)
+{
+    BIGNUM *bn = NULL;
+    assert (EVP_PKEY_get_bn_param (pkey, param, &bn) == 1);
+    int len = pad? pad: BN_num_bytes (bn);
+    unsigned char *bytes = malloc ((size_t) len);
+    assert (BN_bn2binpad (bn, bytes, len) == len);
+    char *text = s_b64url_encode (bytes, (size_t) len);
+    free (bytes);
+    BN_free (bn);
+    return text;
+}
+
+static char *
+s_pem (EVP_PKEY *pkey, bool private_key)
+{
+    BIO *bio = BIO_new (BIO_s_mem ());
+    if (private_key)
+        assert (PEM_write_bio_PrivateKey (bio, pkey, NULL, NULL, 0, NULL, NULL) == 1);
+    else
+        assert (PEM_write_bio_PUBKEY (bio, pkey) == 1);
+    char *data = NULL;
+    long len = BIO_get_mem_data (bio, &data);
+    char *pem = strndup (data, (size_t) len);
+    BIO_free (bio);
+    return pem;
+}
+
+static void
+s_test_key_new (s_test_key_t *key, bool ec, const char *kid)
+{
+    key->pkey = ec? EVP_EC_gen ("P-256"): EVP_RSA_gen (2048);
+    assert (key->pkey);
+    key->private_pem = s_pem (key->pkey, true);
+    key->public_pem = s_pem (key->pkey, false);
+    key->jwk = cJSON_CreateObject ();
+    cJSON_AddStringToObject (key->jwk, "kid", kid);
+    cJSON_AddStringToObject (key->jwk, "use", "sig");
+    if (ec) {
+        char *x = s_bn_b64url (key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, 32);
+        char *y = s_bn_b64url (key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+        cJSON_AddStringToObject (key->jwk, "kty", "EC");
+        cJSON_AddStringToObject (key->jwk, "crv", "P-256");
+        cJSON_AddStringToObject (key->jwk, "alg", "ES256");
+        cJSON_AddStringToObject (key->jwk, "x", x);
+        cJSON_AddStringToObject (key->jwk, "y", y);
+        free (x);
+        free (y);
+    }
+    else {
+        char *n = s_bn_b64url (key->pkey, OSSL_PKEY_PARAM_RSA_N, 0);
+        char *e = s_bn_b64url (key->pkey, OSSL_PKEY_PARAM_RSA_E, 0);
+        cJSON_AddStringToObject (key->jwk, "kty", "RSA");
+        cJSON_AddStringToObject (key->jwk, "alg", "RS256");
+        cJSON_AddStringToObject (key->jwk, "n", n);
+        cJSON_AddStringToObject (key->jwk, "e", e);
+        free (n);
+        free (e);
+    }
+}
+
+static void
+s_test_key_destroy (s_test_key_t *key)
+{
+    EVP_PKEY_free (key->pkey);
+    free (key->private_pem);
+    free (key->public_pem);
+    cJSON_Delete (key->jwk);
+}
+
+//  A JWKS document holding the given keys
+static char *
+s_jwks (s_test_key_t **keys, int count)
+{
+    cJSON *root = cJSON_CreateObject ();
+    cJSON *array = cJSON_AddArrayToObject (root, "keys");
+    for (int i = 0; i < count; i++)
+        cJSON_AddItemToArray (array, cJSON_Duplicate (keys [i]->jwk, true));
+    char *text = cJSON_PrintUnformatted (root);
+    cJSON_Delete (root);
+    return text;
+}
+
+//  Sign claims (JSON text) with libjwt; returns "Bearer <jwt>" (freed by caller)
+static char *
+s_sign (jwt_alg_t alg, const char *key, size_t key_len, const char *kid, const char *claims)
+{
+    jwt_t *jwt = NULL;
+    assert (jwt_new (&jwt) == 0);
+    assert (jwt_add_grants_json (jwt, claims) == 0);
+    if (kid)
+        assert (jwt_add_header (jwt, "kid", kid) == 0);
+    assert (jwt_set_alg (jwt, alg, (const unsigned char *) key, (int) key_len) == 0);
+    char *token = jwt_encode_str (jwt);
+    assert (token);
+    jwt_free (jwt);
+    char *header = zsys_sprintf ("Bearer %s", token);
+    free (token);
+    return header;
+}
+
+//  Sign any header and payload bytes with an RSA key (RS256) by hand,
+//  for payloads libjwt would refuse to produce
+static char *
+s_sign_raw (EVP_PKEY *pkey, const char *header, const char *payload)
+{
+    char *h = s_b64url_encode ((const unsigned char *) header, strlen (header));
+    char *p = s_b64url_encode ((const unsigned char *) payload, strlen (payload));
+    char *input = zsys_sprintf ("%s.%s", h, p);
+    EVP_MD_CTX *md = EVP_MD_CTX_new ();
+    unsigned char sig [1024];
+    size_t sig_len = sizeof (sig);
+    assert (EVP_DigestSignInit (md, NULL, EVP_sha256 (), NULL, pkey) == 1);
+    assert (EVP_DigestSign (md, sig, &sig_len, (unsigned char *) input, strlen (input)) == 1);
+    EVP_MD_CTX_free (md);
+    char *s = s_b64url_encode (sig, sig_len);
+    char *token = zsys_sprintf ("Bearer %s.%s", input, s);
+    free (h);
+    free (p);
+    free (s);
+    free (input);
+    return token;
+}
+
+//  Expect auth_check to fail with the given detail
+static void
+s_expect_fail (auth_t *auth, const char *header, const char *expected, const char *what)
+{
+    char user [AUTH_USER_ID_SIZE];
+    const char *detail = NULL;
+    int rc = auth_check (auth, header, user, sizeof (user), &detail);
+    if (rc != -1 || !detail || (expected && strcmp (detail, expected))) {
+        fprintf (stderr, "auth: %s: rc=%d detail=%s (expected %s)\n",
+                 what, rc, detail? detail: "(null)", expected? expected: "any failure");
+        assert (false);
+    }
+}
+
+static void
+s_expect_user (auth_t *auth, const char *header, const char *expected, const char *what)
+{
+    char user [AUTH_USER_ID_SIZE];
+    const char *detail = NULL;
+    int rc = auth_check (auth, header, user, sizeof (user), &detail);
+    if (rc != 0 || strcmp (user, expected)) {
+        fprintf (stderr, "auth: %s: rc=%d user=%s detail=%s\n",
+                 what, rc, user, detail? detail: "(null)");
+        assert (false);
+    }
+}
+
+static char *
+s_claims (const char *sub, long exp_offset, const char *extra)
+{
+    long now = (long) time (NULL);
+    if (sub)
+        return zsys_sprintf ("{\"sub\":\"%s\",\"exp\":%ld,\"iat\":%ld,\"iss\":\"https://issuer.test\","
+                             "\"aud\":[\"other\",\"clowdy\"]%s%s}",
+                             sub, now + exp_offset, now, extra? ",": "", extra? extra: "");
+    return zsys_sprintf ("{\"exp\":%ld,\"iss\":\"https://issuer.test\",\"aud\":\"clowdy\"%s%s}",
+                         now + exp_offset, extra? ",": "", extra? extra: "");
+}
 
 void
 auth_test (bool verbose)
 {
-    printf ("auth: (not built yet) OK\n");
+    printf ("auth: ");
+    fflush (stdout);
+
+    //  base64url codec
+    {
+        size_t len = 0;
+        unsigned char *bytes = s_b64url_decode ("aGVsbG8", 7, &len);
+        assert (bytes && len == 5 && memcmp (bytes, "hello", 5) == 0);
+        free (bytes);
+        assert (s_b64url_decode ("aGVsbG8=", 8, &len) == NULL);
+        assert (s_b64url_decode ("a", 1, &len) == NULL);
+        assert (s_b64url_decode ("a+b/", 4, &len) == NULL);
+        char *text = s_b64url_encode ((const unsigned char *) "\xfb\xff", 2);
+        assert (streq (text, "-_8"));
+        bytes = s_b64url_decode (text, strlen (text), &len);
+        assert (len == 2 && bytes [0] == 0xfb && bytes [1] == 0xff);
+        free (bytes);
+        free (text);
+    }
+
+    s_test_key_t rsa_a, ec_b, rsa_c, rsa_wrong, ec_wrong;
+    s_test_key_new (&rsa_a, false, "a");
+    s_test_key_new (&ec_b, true, "b");
+    s_test_key_new (&rsa_c, false, "c");
+    s_test_key_new (&rsa_wrong, false, "a");
+    s_test_key_new (&ec_wrong, true, "b");
+
+    //  The JWKS server on a free loopback port, publishing a and b
+    s_jwks_server_t server;
+    memset (&server, 0, sizeof (server));
+    pthread_mutex_init (&server.mutex, NULL);
+    s_test_key_t *initial [] = { &rsa_a, &ec_b };
+    char *jwks = s_jwks (initial, 2);
+    s_jwks_server_set (&server, jwks);
+    free (jwks);
+    struct sockaddr_in bind_addr;
+    memset (&bind_addr, 0, sizeof (bind_addr));
+    bind_addr.sin_family = AF_INET;
+    bind_addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    server.daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                                      s_jwks_handler, &server,
+                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &bind_addr,
+                                      MHD_OPTION_END);
+    assert (server.daemon);
+    server.port = MHD_get_daemon_info (server.daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
+    char *url = zsys_sprintf ("http://127.0.0.1:%d/.well-known/jwks.json", server.port);
+
+    sqlite3 *db = NULL;
+    assert (sqlite3_open (":memory:", &db) == SQLITE_OK);
+    assert (sqlite3_exec (db,
+        "CREATE TABLE api_tokens (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL,"
+        " token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, last_used_at TEXT, revoked_at TEXT)",
+        NULL, NULL, NULL) == SQLITE_OK);
+
+    auth_config_t config = {
+        .mode = AUTH_JWT, .jwks_url = url, .issuer = "https://issuer.test",
+        .audience = "clowdy", .db = db
+    };
+    auth_t *auth = auth_new (&config);
+    assert (auth);
+    assert (auth->leeway == AUTH_DEFAULT_LEEWAY);
+
+    //  Good RS256 and ES256 tokens; the first check fetches the JWKS once
+    char *claims = s_claims ("user_alice", 3600, NULL);
+    char *good_rs = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", claims);
+    char *good_es = s_sign (JWT_ALG_ES256, ec_b.private_pem, strlen (ec_b.private_pem), "b", claims);
+    s_expect_user (auth, good_rs, "user_alice", "RS256");
+    s_expect_user (auth, good_es, "user_alice", "ES256");
+    assert (s_jwks_server_hits (&server) == 1);
+    assert (auth->fetches == 1);
+
+    //  Scheme handling: lower-case bearer, extra blanks, other schemes, none
+    char *spaced = zsys_sprintf ("bearer   %s  ", good_rs + 7);
+    s_expect_user (auth, spaced, "user_alice", "lower-case scheme");
+    zstr_free (&spaced);
+    s_expect_fail (auth, NULL, S_MISSING, "no header");
+    s_expect_fail (auth, "", S_MISSING, "empty header");
+    s_expect_fail (auth, "Bearer ", S_MISSING, "empty bearer");
+    s_expect_fail (auth, "Basic dXNlcjpwYXNz", S_SCHEME, "basic");
+    s_expect_fail (auth, "Bearerx abc", S_SCHEME, "glued scheme");
+    s_expect_fail (auth, good_rs + 7, S_SCHEME, "token without scheme");
+
+    //  A token the user_id buffer cannot hold is refused, never truncated
+    {
+        char small [4];
+        const char *detail = NULL;
+        assert (auth_check (auth, good_rs, small, sizeof (small), &detail) == -1);
+        assert (streq (detail, S_SUBJECT));
+    }
+
+    //  Tokens that must fail
+    char *token;
+    token = s_sign (JWT_ALG_RS256, rsa_wrong.private_pem, strlen (rsa_wrong.private_pem), "a", claims);
+    s_expect_fail (auth, token, S_SIGNATURE, "wrong RSA key");
+    zstr_free (&token);
+    token = s_sign (JWT_ALG_ES256, ec_wrong.private_pem, strlen (ec_wrong.private_pem), "b", claims);
+    s_expect_fail (auth, token, S_SIGNATURE, "wrong EC key");
+    zstr_free (&token);
+    token = s_sign (JWT_ALG_NONE, NULL, 0, "a", claims);
+    s_expect_fail (auth, token, S_ALG, "alg none");
+    zstr_free (&token);
+    token = s_sign (JWT_ALG_HS256, rsa_a.public_pem, strlen (rsa_a.public_pem), "a", claims);
+    s_expect_fail (auth, token, S_ALG, "HS256 with the RSA public key PEM");
+    zstr_free (&token);
+    token = s_sign (JWT_ALG_HS256, ec_b.public_pem, strlen (ec_b.public_pem), "b", claims);
+    s_expect_fail (auth, token, S_ALG, "HS256 with the EC public key PEM");
+    zstr_free (&token);
+    token = s_sign (JWT_ALG_RS384, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", claims);
+    s_expect_fail (auth, token, S_ALG, "RS384");
+    zstr_free (&token);
+    //  Header says ES256 but names the RSA key, and the other way round
+    token = s_sign (JWT_ALG_ES256, ec_b.private_pem, strlen (ec_b.private_pem), "a", claims);
+    s_expect_fail (auth, token, S_ALG_KEY, "ES256 naming an RSA key");
+    zstr_free (&token);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "b", claims);
+    s_expect_fail (auth, token, S_ALG_KEY, "RS256 naming an EC key");
+    zstr_free (&token);
+
+    char *other;
+    other = s_claims ("user_alice", -3600, NULL);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_EXPIRED, "expired");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = s_claims ("user_alice", -30, NULL);     //  within the leeway
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_user (auth, token, "user_alice", "expired within leeway");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = zsys_sprintf ("\"nbf\":%ld", (long) time (NULL) + 3600);
+    char *nbf_claims = s_claims ("user_alice", 7200, other);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", nbf_claims);
+    s_expect_fail (auth, token, S_NOT_YET, "not yet valid");
+    zstr_free (&token);
+    zstr_free (&nbf_claims);
+    zstr_free (&other);
+    other = zsys_sprintf ("{\"sub\":\"u\",\"exp\":%ld,\"iss\":\"https://evil.test\",\"aud\":\"clowdy\"}",
+                          (long) time (NULL) + 600);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_ISSUER, "wrong issuer");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = zsys_sprintf ("{\"sub\":\"u\",\"exp\":%ld,\"iss\":\"https://issuer.test\",\"aud\":[\"a\",\"b\"]}",
+                          (long) time (NULL) + 600);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_AUDIENCE, "wrong audience (array)");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = zsys_sprintf ("{\"sub\":\"u\",\"exp\":%ld,\"iss\":\"https://issuer.test\",\"aud\":\"clowdy2\"}",
+                          (long) time (NULL) + 600);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_AUDIENCE, "wrong audience (string)");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = s_claims (NULL, 600, NULL);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_SUBJECT, "missing sub");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = s_claims ("", 600, NULL);
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_SUBJECT, "empty sub");
+    zstr_free (&token);
+    zstr_free (&other);
+    {
+        char long_sub [AUTH_MAX_SUB + 2];
+        memset (long_sub, 'x', AUTH_MAX_SUB + 1);
+        long_sub [AUTH_MAX_SUB + 1] = 0;
+        other = s_claims (long_sub, 600, NULL);
+        token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+        s_expect_fail (auth, token, S_SUBJECT, "sub too long");
+        zstr_free (&token);
+        zstr_free (&other);
+        long_sub [AUTH_MAX_SUB] = 0;
+        other = s_claims (long_sub, 600, NULL);
+        token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+        s_expect_user (auth, token, long_sub, "sub of 128 characters");
+        zstr_free (&token);
+        zstr_free (&other);
+    }
+    other = zsys_sprintf ("{\"sub\":\"u\",\"iss\":\"https://issuer.test\",\"aud\":\"clowdy\"}");
+    token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+    s_expect_fail (auth, token, S_NO_EXP, "no exp");
+    zstr_free (&token);
+    zstr_free (&other);
+    //  Payloads libjwt would not produce, signed by hand with the real key
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", "not json at all");
+    s_expect_fail (auth, token, NULL, "non-JSON payload");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", "[1,2,3]");
+    s_expect_fail (auth, token, NULL, "array payload");
+    zstr_free (&token);
+    other = zsys_sprintf ("{\"sub\":\"u\",\"exp\":\"%ld\",\"iss\":\"https://issuer.test\",\"aud\":\"clowdy\"}",
+                          (long) time (NULL) + 600);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", other);
+    s_expect_fail (auth, token, NULL, "exp as a string");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = zsys_sprintf ("{\"sub\":\"u\\u0000x\",\"exp\":%ld,\"iss\":\"https://issuer.test\",\"aud\":\"clowdy\"}",
+                          (long) time (NULL) + 600);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", other);
+    s_expect_fail (auth, token, NULL, "sub with NUL");
+    zstr_free (&token);
+    zstr_free (&other);
+    other = zsys_sprintf ("{\"sub\":\"raw_user\",\"exp\":%ld,\"iss\":\"https://issuer.test\",\"aud\":\"clowdy\"}",
+                          (long) time (NULL) + 600);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", other);
+    s_expect_user (auth, token, "raw_user", "hand-signed token without typ");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\",\"crit\":[\"exp\"]}", other);
+    s_expect_fail (auth, token, S_MALFORMED, "crit header");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":7}", other);
+    s_expect_fail (auth, token, S_MALFORMED, "numeric kid");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\"}", other);
+    s_expect_user (auth, token, "raw_user", "no kid, one RSA key");
+    zstr_free (&token);
+    zstr_free (&other);
+
+    //  Structure: truncated, huge, garbage
+    {
+        char *cut = strdup (good_rs);
+        cut [strlen (cut) - 10] = 0;
+        s_expect_fail (auth, cut, S_SIGNATURE, "truncated signature");
+        char *dot = strrchr (cut, '.');
+        *dot = 0;
+        s_expect_fail (auth, cut, S_MALFORMED, "two parts");
+        cut [20] = 0;
+        s_expect_fail (auth, cut, S_MALFORMED, "truncated header");
+        free (cut);
+        size_t huge_len = 20 * 1024;
+        char *huge = malloc (huge_len + 8);
+        memcpy (huge, "Bearer ", 7);
+        memset (huge + 7, 'A', huge_len);
+        huge [7 + huge_len] = 0;
+        huge [100] = '.';
+        huge [200] = '.';
+        s_expect_fail (auth, huge, S_TOO_LARGE, "huge");
+        free (huge);
+        s_expect_fail (auth, "Bearer a$b.c!d.e", S_MALFORMED, "garbage base64");
+        s_expect_fail (auth, "Bearer ....", S_MALFORMED, "only dots");
+        s_expect_fail (auth, "Bearer abc", S_MALFORMED, "one part");
+        s_expect_fail (auth, "Bearer e30.e30.e30", S_ALG, "empty header object");
+        s_expect_fail (auth, "Bearer bm90IGpzb24.e30.e30", S_MALFORMED, "non-JSON header");
+        s_expect_fail (auth, "Bearer eyJhbGciOiJSUzI1NiJ9.e30.", S_MALFORMED, "empty signature");
+        s_expect_fail (auth, "Bearer eyJhbGciOiJSUzI1NiJ9.e30.e30.e30", S_MALFORMED, "four parts");
+        s_expect_fail (auth, "Bearer eyJhbGciOiJSUzI1NiJ9.e30.!!!", S_MALFORMED, "bad signature chars");
+        s_expect_fail (auth, "Bearer eyJhbGciOiJSUzI1NiJ9.e30.AAAA", S_SIGNATURE, "short signature");
+        s_expect_fail (auth, "Bearer eyJhbGciOiJFUzI1NiJ9.e30.AAAA", S_SIGNATURE, "short EC signature");
+    }
+    assert (auth->fetches == 1);
+
+    //  Unknown kid: one refetch, then rate-limited; rotation picks up kid c
+    token = s_sign (JWT_ALG_RS256, rsa_c.private_pem, strlen (rsa_c.private_pem), "c", claims);
+    s_expect_fail (auth, token, S_UNKNOWN_KEY, "unknown kid, within 10 s of the last fetch");
+    assert (auth->fetches == 1);
+    auth->last_fetch_us -= AUTH_REFETCH_US;     //  as if 10 s went by
+    s_expect_fail (auth, token, S_UNKNOWN_KEY, "unknown kid");
+    assert (auth->fetches == 2);
+    assert (s_jwks_server_hits (&server) == 2);
+    s_expect_fail (auth, token, S_UNKNOWN_KEY, "unknown kid again");
+    assert (auth->fetches == 2);        //  rate-limited: no new fetch
+    s_test_key_t *rotated [] = { &ec_b, &rsa_c };
+    jwks = s_jwks (rotated, 2);
+    s_jwks_server_set (&server, jwks);
+    free (jwks);
+    auth->last_fetch_us -= AUTH_REFETCH_US;     //  as if 10 s went by
+    s_expect_user (auth, token, "user_alice", "rotated key c");
+    assert (auth->fetches == 3);
+    //  Key a was withdrawn: its tokens now fail (after the rate limit)
+    auth->last_fetch_us -= AUTH_REFETCH_US;
+    s_expect_fail (auth, good_rs, S_UNKNOWN_KEY, "withdrawn key a");
+    s_expect_user (auth, good_es, "user_alice", "key b still there");
+    zstr_free (&token);
+
+    //  A JWKS that is not one leaves the keys in place
+    s_jwks_server_set (&server, "<html>not json</html>");
+    auth->last_fetch_us -= AUTH_REFETCH_US;
+    auth->last_success_us -= AUTH_MAX_KEY_AGE_US + 1;   //  stale: forces a refresh
+    int before = auth->fetches;
+    s_expect_user (auth, good_es, "user_alice", "bad JWKS keeps old keys");
+    assert ((int) auth->fetches == before + 1);
+
+    //  Verify speed: first sight of a token (full verify), then cached
+    {
+        enum { ROUNDS = 50 };
+        char user [AUTH_USER_ID_SIZE];
+        const char *detail;
+        char *rs_tokens [ROUNDS], *es_tokens [ROUNDS];
+        for (int i = 0; i < ROUNDS; i++) {
+            char *jti = zsys_sprintf ("\"jti\":\"%d\"", i);
+            char *unique = s_claims ("user_speed", 600, jti);
+            rs_tokens [i] = s_sign (JWT_ALG_RS256, rsa_c.private_pem, strlen (rsa_c.private_pem), "c", unique);
+            es_tokens [i] = s_sign (JWT_ALG_ES256, ec_b.private_pem, strlen (ec_b.private_pem), "b", unique);
+            zstr_free (&unique);
+            zstr_free (&jti);
+        }
+        size_t hits = auth->cache_hits;
+        int64_t start = util_monotonic_us ();
+        for (int i = 0; i < ROUNDS; i++)
+            assert (auth_check (auth, rs_tokens [i], user, sizeof (user), &detail) == 0);
+        int64_t rs_us = (util_monotonic_us () - start) / ROUNDS;
+        start = util_monotonic_us ();
+        for (int i = 0; i < ROUNDS; i++)
+            assert (auth_check (auth, es_tokens [i], user, sizeof (user), &detail) == 0);
+        int64_t es_us = (util_monotonic_us () - start) / ROUNDS;
+        assert (auth->cache_hits == hits);
+        for (int round = 0; round < 20; round++)
+            for (int i = 0; i < ROUNDS; i++)
+                assert (auth_check (auth, rs_tokens [i], user, sizeof (user), &detail) == 0);
+        //  Direct-mapped: a few of the 50 may share a slot
+        assert (auth->cache_hits > hits + 10 * ROUNDS);
+        start = util_monotonic_us ();
+        for (int i = 0; i < 1000; i++)
+            assert (auth_check (auth, rs_tokens [0], user, sizeof (user), &detail) == 0);
+        int64_t hit_ns = (util_monotonic_us () - start);
+        for (int i = 0; i < ROUNDS; i++) {
+            zstr_free (&rs_tokens [i]);
+            zstr_free (&es_tokens [i]);
+        }
+        printf ("verify RS256 %lld us, ES256 %lld us, cached %lld ns; ",
+                (long long) rs_us, (long long) es_us, (long long) hit_ns);
+    }
+
+    //  JWKS parsing: junk keys are skipped, not fatal
+    {
+        assert (auth_set_jwks_json (auth, "not json") == -1);
+        assert (auth_set_jwks_json (auth, "{\"keys\":{}}") == -1);
+        assert (auth_set_jwks_json (auth, "{\"keys\":[]}") == 0);
+        assert (auth_set_jwks_json (auth,
+            "{\"keys\":[1,\"x\",{},{\"kty\":\"RSA\"},{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
+            "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"},"
+            "{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AAAA\",\"y\":\"AAAA\"},"
+            "{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}") == 0);
+        //  An EC point not on the curve
+        assert (auth_set_jwks_json (auth,
+            "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+            "\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\","
+            "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}") == 0);
+        //  alg and use must fit
+        cJSON *jwk = cJSON_Duplicate (ec_b.jwk, true);
+        cJSON_ReplaceItemInObject (jwk, "use", cJSON_CreateString ("enc"));
+        s_test_key_t bad = { .jwk = jwk };
+        s_test_key_t *bad_list [] = { &bad, &rsa_c };
+        jwks = s_jwks (bad_list, 2);
+        assert (auth_set_jwks_json (auth, jwks) == 1);
+        free (jwks);
+        cJSON_Delete (jwk);
+    }
+    auth_destroy (&auth);
+    assert (auth == NULL);
+    auth_destroy (&auth);
+
+    //  No kid with two keys of the same type is ambiguous; preloaded keys only
+    {
+        auth_config_t preload = { .mode = AUTH_JWT, .leeway_seconds = -1 };
+        auth = auth_new (&preload);
+        assert (auth->leeway == 0);
+        s_test_key_t *two [] = { &rsa_a, &rsa_c, &ec_b };
+        jwks = s_jwks (two, 3);
+        assert (auth_set_jwks_json (auth, jwks) == 3);
+        free (jwks);
+        other = s_claims ("bob", 600, NULL);
+        token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), NULL, other);
+        s_expect_fail (auth, token, S_UNKNOWN_KEY, "no kid, two RSA keys");
+        zstr_free (&token);
+        token = s_sign (JWT_ALG_ES256, ec_b.private_pem, strlen (ec_b.private_pem), NULL, other);
+        s_expect_user (auth, token, "bob", "no kid, one EC key");
+        //  A cached token still expires
+        size_t hits = auth->cache_hits;
+        s_expect_user (auth, token, "bob", "no kid, one EC key, cached");
+        assert (auth->cache_hits == hits + 1);
+        for (int i = 0; i < AUTH_CACHE_SLOTS; i++)
+            if (streq (auth->cache [i].sub, "bob"))
+                auth->cache [i].exp = (double) time (NULL) - 1;
+        s_expect_fail (auth, token, S_EXPIRED, "cached token past exp");
+        zstr_free (&token);
+        zstr_free (&other);
+        //  No leeway: one second past exp fails
+        other = s_claims ("bob", -1, NULL);
+        token = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem), "a", other);
+        s_expect_fail (auth, token, S_EXPIRED, "expired, no leeway");
+        zstr_free (&token);
+        zstr_free (&other);
+        //  No database: API tokens are refused
+        s_expect_fail (auth, "Bearer clw_0000000000000000000000000000000000000000000000000000000000000000",
+                       S_API_TOKEN, "API token without a db");
+        auth_destroy (&auth);
+    }
+
+    //  A JWKS URL that never answers costs at most the fetch timeout
+    {
+        int listener = socket (AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr;
+        memset (&addr, 0, sizeof (addr));
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        assert (bind (listener, (struct sockaddr *) &addr, sizeof (addr)) == 0);
+        assert (listen (listener, 4) == 0);     //  never accepted
+        socklen_t addr_len = sizeof (addr);
+        getsockname (listener, (struct sockaddr *) &addr, &addr_len);
+        char *dead_url = zsys_sprintf ("http://127.0.0.1:%d/jwks", ntohs (addr.sin_port));
+        auth_config_t dead = { .mode = AUTH_JWT, .jwks_url = dead_url };
+        auth = auth_new (&dead);
+        auth->fetch_timeout_ms = 300;
+        int64_t start = util_monotonic_us ();
+        s_expect_fail (auth, good_rs, S_NO_KEYS, "JWKS never answers");
+        int64_t took = util_monotonic_us () - start;
+        assert (took < 2000000);
+        //  And the next token does not wait again (rate limit)
+        start = util_monotonic_us ();
+        s_expect_fail (auth, good_rs, S_NO_KEYS, "JWKS never answers, again");
+        assert (util_monotonic_us () - start < 100000);
+        auth_destroy (&auth);
+        close (listener);
+        zstr_free (&dead_url);
+        //  A URL with a scheme curl must not use
+        auth_config_t file = { .mode = AUTH_JWT, .jwks_url = "file:///etc/passwd" };
+        auth = auth_new (&file);
+        s_expect_fail (auth, good_rs, S_NO_KEYS, "file: JWKS URL");
+        auth_destroy (&auth);
+    }
+
+    //  API tokens, in jwt mode and in local mode
+    {
+        auth_config_t tokens = { .mode = AUTH_JWT, .jwks_url = url, .db = db };
+        auth = auth_new (&tokens);
+        char id [AUTH_TOKEN_ID_SIZE];
+        char *plain = auth_token_create (auth, "alice", "laptop", id);
+        assert (plain && strlen (plain) == 4 + AUTH_TOKEN_HEX && strncmp (plain, "clw_", 4) == 0);
+        assert (util_is_id (id));
+        char *plain2 = auth_token_create (auth, "alice", "ci", id);
+        char id2 [AUTH_TOKEN_ID_SIZE];
+        memcpy (id2, id, sizeof (id2));
+        char *plain_bob = auth_token_create (auth, "bob", "script", id);
+        char id_bob [AUTH_TOKEN_ID_SIZE];
+        memcpy (id_bob, id, sizeof (id_bob));
+        assert (plain2 && plain_bob && strcmp (plain, plain2));
+        assert (auth_token_create (auth, "", "x", id) == NULL);
+        assert (auth_token_create (auth, "alice", "", id) == NULL);
+
+        //  Only hashes are stored
+        sqlite3_stmt *stmt;
+        assert (sqlite3_prepare_v2 (db, "SELECT id, user_id, name, token_hash, created_at FROM api_tokens",
+                                    -1, &stmt, NULL) == SQLITE_OK);
+        int rows = 0;
+        while (sqlite3_step (stmt) == SQLITE_ROW) {
+            for (int col = 0; col < 5; col++) {
+                const char *value = (const char *) sqlite3_column_text (stmt, col);
+                assert (!strstr (value, plain + 4) && !strstr (value, plain2 + 4)
+                     && !strstr (value, plain_bob + 4));
+            }
+            assert (strlen ((const char *) sqlite3_column_text (stmt, 3)) == 64);
+            rows++;
+        }
+        sqlite3_finalize (stmt);
+        assert (rows == 3);
+
+        char *header = zsys_sprintf ("Bearer %s", plain);
+        s_expect_user (auth, header, "alice", "API token");
+        char *header_bob = zsys_sprintf ("Bearer %s", plain_bob);
+        s_expect_user (auth, header_bob, "bob", "API token bob");
+
+        //  Lists: own tokens only, newest first, no secrets
+        cJSON *list = auth_token_list (auth, "alice");
+        assert (cJSON_GetArraySize (list) == 2);
+        cJSON *first = cJSON_GetArrayItem (list, 0);
+        assert (streq (cJSON_GetObjectItem (first, "id")->valuestring, id2));
+        assert (streq (cJSON_GetObjectItem (first, "name")->valuestring, "ci"));
+        assert (cJSON_IsNull (cJSON_GetObjectItem (first, "last_used_at")));
+        cJSON *second = cJSON_GetArrayItem (list, 1);
+        assert (cJSON_IsString (cJSON_GetObjectItem (second, "last_used_at")));
+        assert (cJSON_GetObjectItem (second, "user_id") == NULL);
+        char *text = cJSON_PrintUnformatted (list);
+        assert (!strstr (text, plain + 4) && !strstr (text, "token_hash"));
+        free (text);
+        cJSON_Delete (list);
+        list = auth_token_list (auth, NULL);
+        assert (cJSON_GetArraySize (list) == 3);
+        assert (cJSON_GetObjectItem (cJSON_GetArrayItem (list, 0), "user_id"));
+        cJSON_Delete (list);
+
+        //  Revoke: not someone else's, then own, then it fails
+        assert (auth_token_revoke (auth, "bob", id2) == -1);
+        assert (auth_token_revoke (auth, "alice", "000000000000") == -1);
+        assert (auth_token_revoke (auth, "alice", id2) == 0);
+        assert (auth_token_revoke (auth, "alice", id2) == -1);
+        char *header2 = zsys_sprintf ("Bearer %s", plain2);
+        s_expect_fail (auth, header2, S_REVOKED, "revoked token");
+        list = auth_token_list (auth, "alice");
+        assert (cJSON_GetArraySize (list) == 1);
+        cJSON_Delete (list);
+
+        //  Near misses
+        char *wrong = strdup (header);
+        wrong [strlen (wrong) - 1] = wrong [strlen (wrong) - 1] == '0'? '1': '0';
+        s_expect_fail (auth, wrong, S_API_TOKEN, "one character off");
+        wrong [strlen (wrong) - 1] = 0;
+        s_expect_fail (auth, wrong, S_API_TOKEN, "one character short");
+        free (wrong);
+        s_expect_fail (auth, "Bearer clw_", S_API_TOKEN, "prefix only");
+        s_expect_fail (auth, "Bearer clw_ZZZZ000000000000000000000000000000000000000000000000000000000000",
+                       S_API_TOKEN, "not hex");
+        auth_destroy (&auth);
+
+        //  Local mode: no credentials is the local user; tokens name theirs
+        auth_config_t local = { .mode = AUTH_LOCAL, .db = db };
+        auth = auth_new (&local);
+        s_expect_user (auth, NULL, "local", "local, no header");
+        s_expect_user (auth, "", "local", "local, empty header");
+        s_expect_user (auth, "Basic dXNlcjpwYXNz", "local", "local, other scheme");
+        s_expect_user (auth, header, "alice", "local, API token");
+        s_expect_fail (auth, header2, S_REVOKED, "local, revoked token");
+        s_expect_fail (auth, good_rs, S_NO_JWT, "local, a JWT");
+        auth_destroy (&auth);
+        local.local_user = "me";
+        auth = auth_new (&local);
+        s_expect_user (auth, NULL, "me", "local user name");
+        auth_destroy (&auth);
+
+        //  last_used_at is not rewritten within a minute
+        assert (sqlite3_exec (db, "UPDATE api_tokens SET last_used_at = '2000-01-01T00:00:00.000000Z'",
+                              NULL, NULL, NULL) == SQLITE_OK);
+        auth = auth_new (&local);
+        s_expect_user (auth, header, "alice", "touch");
+        assert (sqlite3_prepare_v2 (db, "SELECT last_used_at FROM api_tokens WHERE user_id = 'alice'"
+                                        " AND revoked_at IS NULL", -1, &stmt, NULL) == SQLITE_OK);
+        assert (sqlite3_step (stmt) == SQLITE_ROW);
+        char *touched = strdup ((const char *) sqlite3_column_text (stmt, 0));
+        sqlite3_finalize (stmt);
+        assert (strcmp (touched, "2000") > 0);
+        s_expect_user (auth, header, "alice", "touch again");
+        assert (sqlite3_prepare_v2 (db, "SELECT last_used_at FROM api_tokens WHERE user_id = 'alice'"
+                                        " AND revoked_at IS NULL", -1, &stmt, NULL) == SQLITE_OK);
+        assert (sqlite3_step (stmt) == SQLITE_ROW);
+        assert (streq ((const char *) sqlite3_column_text (stmt, 0), touched));
+        sqlite3_finalize (stmt);
+        free (touched);
+        auth_destroy (&auth);
+
+        free (header);
+        free (header2);
+        free (header_bob);
+        free (plain);
+        free (plain2);
+        free (plain_bob);
+    }
+    assert (auth_new (NULL) == NULL);
+    assert (auth_check (NULL, "Bearer x", NULL, 0, NULL) == -1);
+
+    zstr_free (&good_rs);
+    zstr_free (&good_es);
+    zstr_free (&claims);
+    sqlite3_close (db);
+    MHD_stop_daemon (server.daemon);
+    free (server.body);
+    pthread_mutex_destroy (&server.mutex);
+    zstr_free (&url);
+    s_test_key_destroy (&rsa_a);
+    s_test_key_destroy (&ec_b);
+    s_test_key_destroy (&rsa_c);
+    s_test_key_destroy (&rsa_wrong);
+    s_test_key_destroy (&ec_wrong);
+    printf ("OK\n");
 }

@@ -1,6 +1,105 @@
+/*  =========================================================================
+    auth - who is calling: JWT (JWKS, RS256/ES256), API tokens, local mode
+
+    One auth_t per server, used on the http actor's thread for every
+    request (it is also safe to call from other threads: a mutex guards
+    the key cache). See the top of auth.c for the design.
+
+    auth_check returns 0 and a user id, or -1 and a static sentence for
+    the 401 `detail`:
+        "Missing credentials"                   no Authorization header (jwt mode)
+        "Authorization header must be 'Bearer <token>'"
+        "Token too large"                       over AUTH_MAX_TOKEN bytes
+        "Malformed token"                       not three base64url JSON parts
+        "Unsupported token algorithm"           alg other than RS256/ES256
+        "Unknown signing key"                   kid not in the JWKS (after one refetch)
+        "Signing keys unavailable"              JWKS could not be fetched
+        "Invalid token signature"
+        "Token has no expiry" / "Token expired" / "Token not yet valid"
+        "Invalid token issuer" / "Invalid token audience"
+        "Token has no valid subject"            sub missing, empty or > 128 chars
+        "Invalid API token" / "API token revoked"
+        "JWT authentication is not enabled"     a JWT sent in local mode
+    ========================================================================= */
+
 #ifndef CLOWDY_AUTH_H_INCLUDED
 #define CLOWDY_AUTH_H_INCLUDED
+
 #include <stdbool.h>
+#include <stddef.h>
+#include <sqlite3.h>
+#include <cjson/cJSON.h>
+
+#define AUTH_MAX_TOKEN      16384   //  longer credentials are rejected unparsed
+#define AUTH_MAX_SUB        128     //  longest accepted user id (JWT sub)
+#define AUTH_USER_ID_SIZE   (AUTH_MAX_SUB + 1)
+#define AUTH_TOKEN_PREFIX   "clw_"  //  API tokens: "clw_" + 64 hex chars
+#define AUTH_TOKEN_ID_SIZE  13      //  12 hex characters + NUL
+
+typedef enum {
+    AUTH_LOCAL,                     //  no credentials needed; API tokens still name their user
+    AUTH_JWT                        //  Bearer JWT verified against a JWKS, or an API token
+} auth_mode_t;
+
+typedef struct {
+    auth_mode_t mode;               //  AUTH_LOCAL or AUTH_JWT
+    const char *jwks_url;           //  jwt mode: JWKS URL (Clerk or any OIDC provider); may be
+                                    //  NULL when keys are preloaded with auth_set_jwks_json
+    const char *issuer;             //  optional required iss
+    const char *audience;           //  optional required aud (string or one of an array)
+    int leeway_seconds;             //  exp/nbf leeway: 0 means the default 60, < 0 means none
+    sqlite3 *db;                    //  holds api_tokens; may be NULL (then tokens are refused)
+    const char *local_user;         //  local mode: user without credentials, default "local"
+} auth_config_t;
+
+typedef struct _auth_t auth_t;
+
+//  Create an authenticator; copies the strings in config. Returns NULL if
+//  the config is unusable (jwt mode without a JWKS URL is allowed only for
+//  preloaded keys). Fetches nothing yet: the JWKS is fetched on first use.
+auth_t *
+    auth_new (const auth_config_t *config);
+
+//  Destroy it; safe on NULL and twice.
+void
+    auth_destroy (auth_t **self_p);
+
+//  Check an Authorization header value (may be NULL). On success writes the
+//  user id (JWT sub, the token's user, or the local user) and returns 0;
+//  else returns -1 and sets *detail to a static sentence for a 401.
+//  In jwt mode this may fetch the JWKS (5 s timeout, at most once per 10 s
+//  for an unknown kid, and once an hour to pick up revoked keys).
+int
+    auth_check (auth_t *self, const char *authorization,
+                char *user_id, size_t user_id_size, const char **detail);
+
+//  Install a JWKS document ({"keys":[...]}) as the current key set, as a
+//  fetch would. Returns the number of usable keys, or -1 if it is not a
+//  JWKS. Used by the fuzz target and by tests; with jwks_url NULL these are
+//  the only keys.
+int
+    auth_set_jwks_json (auth_t *self, const char *json);
+
+//  Create an API token for user_id named name. Returns the plaintext token
+//  (freed by the caller; it is never stored, only its SHA-256) and writes its
+//  id into id_out; NULL on error (no db, bad arguments, SQL error).
+char *
+    auth_token_create (auth_t *self, const char *user_id, const char *name,
+                       char id_out [AUTH_TOKEN_ID_SIZE]);
+
+//  The user's live (unrevoked) tokens, newest first:
+//  [{id, name, created_at, last_used_at (or null)}]. user_id NULL lists every
+//  user's tokens and adds user_id to each (for the admin CLI). NULL on error.
+cJSON *
+    auth_token_list (auth_t *self, const char *user_id);
+
+//  Revoke one of the user's tokens (user_id NULL: anyone's, for the admin
+//  CLI). Returns 0, or -1 if there is no such live token of that user.
+int
+    auth_token_revoke (auth_t *self, const char *user_id, const char *token_id);
+
+//  Selftest
 void
     auth_test (bool verbose);
+
 #endif
