@@ -30,9 +30,9 @@
 
 #include <czmq.h>
 #include <curl/curl.h>
-#include <openssl/asn1.h>
 #include <time.h>
 #include "core/route.h"
+#include "core/util.h"
 
 //  Methods a route may name; ANY is the last slot.
 static const char *s_methods [] = {
@@ -94,27 +94,6 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  Text helpers
-
-bool
-route_utf8_valid (const char *text, size_t size)
-{
-    const unsigned char *bytes = (const unsigned char *) text;
-    size_t at = 0;
-    while (at < size) {
-        if (bytes [at] < 0x80) {
-            at++;
-            continue;
-        }
-        unsigned long value;
-        //  OpenSSL rejects bad lead/continuation bytes and overlongs; the
-        //  range checks keep out surrogates and code points past Unicode.
-        int length = UTF8_getc (bytes + at, (int) (size - at > 8? 8: size - at), &value);
-        if (length <= 0 || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF))
-            return false;
-        at += (size_t) length;
-    }
-    return true;
-}
 
 char *
 route_percent_decode (const char *text, size_t size, bool plus_as_space, size_t *out_size)
@@ -247,7 +226,7 @@ s_parse (const char *path, parsed_t *parsed, const char **detail)
     if (strlen (path) > ROUTE_MAX_PATH)
         problem = "Route path is too long";
     else
-    if (!route_utf8_valid (path, strlen (path)))
+    if (!util_utf8_valid (path, strlen (path)))
         problem = "Route path must be valid UTF-8";
     if (problem) {
         if (detail)
@@ -320,7 +299,7 @@ s_parse (const char *path, parsed_t *parsed, const char **detail)
             if (decoded_size != strlen (decoded))
                 problem = "Route path contains an invalid character";
             else
-            if (!route_utf8_valid (decoded, decoded_size))
+            if (!util_utf8_valid (decoded, decoded_size))
                 problem = "Route path must be valid UTF-8";
             parsed->literal [index] = decoded;
             route->literals++;
@@ -575,7 +554,7 @@ s_match (route_table_t *self, const char *method, const char *path,
         segs [index] = route_percent_decode (cursor, size, false, &decoded_size);
         if (!segs [index]
         ||  decoded_size != strlen (segs [index])
-        ||  !route_utf8_valid (segs [index], decoded_size))
+        ||  !util_utf8_valid (segs [index], decoded_size))
             rc = -1;
         cursor += size + 1;
     }

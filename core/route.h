@@ -114,12 +114,6 @@ int
 void
     route_match_reset (route_match_t *match);
 
-//  Helpers the gateway's mapping shares.
-//  True if the size bytes at text are well-formed UTF-8 (no overlongs, no
-//  surrogates, nothing above U+10FFFF).
-bool
-    route_utf8_valid (const char *text, size_t size);
-
 //  Percent-decode size bytes of text into a fresh NUL-terminated string;
 //  malformed escapes are kept literally; plus_as_space turns '+' into ' '
 //  (query strings). Sets *out_size to the decoded length (may be NULL).
