@@ -34,12 +34,12 @@
 #include <math.h>
 #include "core/api.h"
 #include "core/util.h"
+#include "core/route.h"
 
 #define NAME_MAX_CHARS          100
 #define DESCRIPTION_MAX_CHARS   1000
 #define CODE_MAX_BYTES          (1024 * 1024)
 #define ENV_VALUE_MAX_BYTES     (32 * 1024)
-#define ROUTE_PATH_MAX_BYTES    1024
 #define INVOCATIONS_DEFAULT     50
 #define INVOCATIONS_MAX         500
 #define SEGMENTS_MAX            8
@@ -334,43 +334,6 @@ s_bool (s_call_t *call, const char *field, bool *value)
     return true;
 }
 
-//  Route path check until route_validate_path (core/route.h) lands: starts
-//  with '/', no empty segment (so no '//' and no trailing '/', except the
-//  root itself), no whitespace or control characters, no '?' or '#',
-//  ':name' needs a name, '*name' only as the last segment. Returns NULL when
-//  valid, else the reason.
-static const char *
-s_route_path_problem (const char *path)
-{
-    size_t size = strlen (path);
-    if (size == 0 || path [0] != '/')
-        return "Value error, path must start with '/'";
-    if (size > ROUTE_PATH_MAX_BYTES)
-        return "Value error, path must be at most 1024 bytes";
-    if (streq (path, "/"))
-        return NULL;
-    const char *segment = path + 1;
-    while (true) {
-        const char *slash = strchr (segment, '/');
-        size_t length = slash? (size_t) (slash - segment): strlen (segment);
-        if (length == 0)
-            return "Value error, path must not have empty segments";
-        for (size_t i = 0; i < length; i++) {
-            unsigned char c = (unsigned char) segment [i];
-            if (c <= 0x20 || c == 0x7f || c == '?' || c == '#')
-                return "Value error, path must not contain spaces, control characters, '?' or '#'";
-        }
-        if ((segment [0] == ':' || segment [0] == '*') && length == 1)
-            return "Value error, path parameters need a name, e.g. ':id' or '*rest'";
-        if (segment [0] == '*' && slash)
-            return "Value error, a '*name' wildcard must be the last segment";
-        if (!slash)
-            break;
-        segment = slash + 1;
-    }
-    return NULL;
-}
-
 //  A route method, upper-cased; heap copy or NULL (error added).
 static char *
 s_route_method (s_call_t *call, bool required)
@@ -390,18 +353,21 @@ s_route_method (s_call_t *call, bool required)
     return NULL;
 }
 
-static const char *
+//  A route path pattern, validated by route_validate_path and normalised
+//  (trailing '/' removed); heap copy or NULL (error added).
+static char *
 s_route_path (s_call_t *call, bool required)
 {
-    const char *path = s_string (call, "path", required, ROUTE_PATH_MAX_BYTES, false);
-    const char *problem = path? s_route_path_problem (path): NULL;
-    if (problem) {
-        s_invalid (call, "path", "value_error", "%s", problem);
+    const char *path = s_string (call, "path", required, ROUTE_MAX_PATH, false);
+    if (!path)
+        return NULL;
+    const char *problem = NULL;
+    if (route_validate_path (path, &problem)) {
+        s_invalid (call, "path", "value_error", "%s", problem? problem: "Route path is not valid");
         return NULL;
     }
-    return path;
+    return route_normalize_path (path);
 }
-
 
 //  --------------------------------------------------------------------------
 //  Lookups scoped by user
@@ -1027,6 +993,32 @@ s_route_function_check (s_call_t *call, const char *project_id, const char *func
     return 0;
 }
 
+//  True if the project already has a route with this method and the same
+//  pattern shape ("/u/:id" and "/u/:uid" are the same route to the gateway,
+//  which would keep only the first). except_id: a route to leave out (the
+//  one being updated).
+static bool
+s_route_taken (s_call_t *call, const char *project_id, const char *except_id,
+               const char *method, const char *path)
+{
+    cJSON *routes = store_routes_for_project (call->store, project_id);
+    route_table_t *table = route_table_new ();
+    cJSON *route;
+    cJSON_ArrayForEach (route, routes) {
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (route, "id"));
+        if (except_id && id && streq (id, except_id))
+            continue;
+        route_table_add (table, id,
+                         cJSON_GetStringValue (cJSON_GetObjectItem (route, "method")),
+                         cJSON_GetStringValue (cJSON_GetObjectItem (route, "path")),
+                         cJSON_GetStringValue (cJSON_GetObjectItem (route, "function_id")));
+    }
+    bool taken = route_table_add (table, "new", method, path, "new") == -2;
+    route_table_destroy (&table);
+    cJSON_Delete (routes);
+    return taken;
+}
+
 static int
 s_route_create (s_call_t *call, const char *project_id)
 {
@@ -1034,37 +1026,45 @@ s_route_create (s_call_t *call, const char *project_id)
         return 0;
     const char *function_id = s_string (call, "function_id", true, 64, false);
     char *method = s_route_method (call, true);
-    const char *path = s_route_path (call, true);
+    char *path = s_route_path (call, true);
     const char *description = s_string (call, "description", false, DESCRIPTION_MAX_CHARS, true);
-    if (s_has_errors (call)) {
-        free (method);
-        return s_reply_invalid (call);
-    }
-    if (!s_project_owned (call, project_id)) {
-        free (method);
-        return s_reply_detail (call, 404, "Project not found");
-    }
-    if (s_route_function_check (call, project_id, function_id)) {
-        free (method);
-        return 0;
-    }
-    char id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
-    util_new_id (id);
-    util_now_iso (now);
-    int rc = store_exec (call->store,
-        "INSERT INTO routes (id, project_id, function_id, method, path, description, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "ssssssss",
-        id, project_id, function_id, method, path, description? description: "", now, now);
-    if (rc == STORE_CONFLICT) {
-        s_reply_detail (call, 409, "A route for %s %s already exists in this project", method, path);
-        free (method);
-        return 0;
+    int rc = 0;
+    if (s_has_errors (call))
+        s_reply_invalid (call);
+    else
+    if (!s_project_owned (call, project_id))
+        s_reply_detail (call, 404, "Project not found");
+    else
+    if (s_route_function_check (call, project_id, function_id) == 0) {
+        char id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
+        util_new_id (id);
+        util_now_iso (now);
+        if (store_begin (call->store))
+            rc = STORE_ERROR;
+        else
+        if (s_route_taken (call, project_id, NULL, method, path))
+            rc = STORE_CONFLICT;
+        else
+            rc = store_exec (call->store,
+                "INSERT INTO routes (id, project_id, function_id, method, path, description,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "ssssssss",
+                id, project_id, function_id, method, path, description? description: "", now, now);
+        if (rc == 1)
+            rc = store_commit (call->store);
+        store_rollback (call->store);
+        if (rc == STORE_CONFLICT)
+            s_reply_detail (call, 409, "A route for %s %s already exists in this project", method, path);
+        else
+        if (rc < 0)
+            s_reply_store_error (call);
+        else {
+            s_invalidate (call, "routes", project_id);
+            s_reply (call, 200, store_query_row (call->store, ROUTE_SELECT " WHERE id = ?", "s", id));
+        }
     }
     free (method);
-    if (rc != 1)
-        return s_reply_store_error (call);
-    s_invalidate (call, "routes", project_id);
-    return s_reply (call, 200, store_query_row (call->store, ROUTE_SELECT " WHERE id = ?", "s", id));
+    free (path);
+    return 0;
 }
 
 static int
@@ -1074,50 +1074,56 @@ s_route_update (s_call_t *call, const char *project_id, const char *route_id)
         return 0;
     const char *function_id = s_string (call, "function_id", false, 64, false);
     char *method = s_route_method (call, false);
-    const char *path = s_route_path (call, false);
+    char *path = s_route_path (call, false);
     const char *description = s_string (call, "description", false, DESCRIPTION_MAX_CHARS, true);
-    if (s_has_errors (call)) {
-        free (method);
-        return s_reply_invalid (call);
-    }
     cJSON *route = NULL;
-    if (s_project_owned (call, project_id))
-        route = store_query_row (call->store, ROUTE_SELECT " WHERE id = ? AND project_id = ?",
-                                 "ss", route_id, project_id);
-    else {
-        free (method);
-        return s_reply_detail (call, 404, "Project not found");
+    if (s_has_errors (call))
+        s_reply_invalid (call);
+    else
+    if (!s_project_owned (call, project_id))
+        s_reply_detail (call, 404, "Project not found");
+    else
+    if (!(route = store_query_row (call->store, ROUTE_SELECT " WHERE id = ? AND project_id = ?",
+                                   "ss", route_id, project_id)))
+        s_reply_detail (call, 404, "Route not found");
+    else
+    if (!function_id || s_route_function_check (call, project_id, function_id) == 0) {
+        char now [UTIL_TIME_SIZE];
+        util_now_iso (now);
+        const char *new_method = method? method: cJSON_GetObjectItem (route, "method")->valuestring;
+        const char *new_path = path? path: cJSON_GetObjectItem (route, "path")->valuestring;
+        int rc;
+        if (store_begin (call->store))
+            rc = STORE_ERROR;
+        else
+        if (s_route_taken (call, project_id, route_id, new_method, new_path))
+            rc = STORE_CONFLICT;
+        else
+            rc = store_exec (call->store,
+                "UPDATE routes SET function_id = ?, method = ?, path = ?, description = ?,"
+                " updated_at = ? WHERE id = ?", "ssssss",
+                function_id? function_id: cJSON_GetObjectItem (route, "function_id")->valuestring,
+                new_method, new_path,
+                description? description: cJSON_GetObjectItem (route, "description")->valuestring,
+                now, route_id);
+        if (rc >= 0)
+            rc = store_commit (call->store);
+        store_rollback (call->store);
+        if (rc == STORE_CONFLICT)
+            s_reply_detail (call, 409, "A route for %s %s already exists in this project",
+                            new_method, new_path);
+        else
+        if (rc < 0)
+            s_reply_store_error (call);
+        else {
+            s_invalidate (call, "routes", project_id);
+            s_reply (call, 200, store_query_row (call->store, ROUTE_SELECT " WHERE id = ?", "s", route_id));
+        }
     }
-    if (!route) {
-        free (method);
-        return s_reply_detail (call, 404, "Route not found");
-    }
-    if (function_id && s_route_function_check (call, project_id, function_id)) {
-        free (method);
-        cJSON_Delete (route);
-        return 0;
-    }
-    char now [UTIL_TIME_SIZE];
-    util_now_iso (now);
-    const char *new_method = method? method: cJSON_GetObjectItem (route, "method")->valuestring;
-    const char *new_path = path? path: cJSON_GetObjectItem (route, "path")->valuestring;
-    int rc = store_exec (call->store,
-        "UPDATE routes SET function_id = ?, method = ?, path = ?, description = ?, updated_at = ?"
-        " WHERE id = ?", "ssssss",
-        function_id? function_id: cJSON_GetObjectItem (route, "function_id")->valuestring,
-        new_method, new_path,
-        description? description: cJSON_GetObjectItem (route, "description")->valuestring,
-        now, route_id);
-    if (rc == STORE_CONFLICT)
-        s_reply_detail (call, 409, "A route for %s %s already exists in this project", new_method, new_path);
-    free (method);
     cJSON_Delete (route);
-    if (rc == STORE_CONFLICT)
-        return 0;
-    if (rc < 0)
-        return s_reply_store_error (call);
-    s_invalidate (call, "routes", project_id);
-    return s_reply (call, 200, store_query_row (call->store, ROUTE_SELECT " WHERE id = ?", "s", route_id));
+    free (method);
+    free (path);
+    return 0;
 }
 
 static int
@@ -1737,12 +1743,24 @@ api_test (bool verbose)
     assert (streq (s_str (cJSON_GetArrayItem (reply, 1), "method"), "GET"));        //  path, then method
     assert (streq (s_str (cJSON_GetArrayItem (reply, 2), "method"), "POST"));
     cJSON_Delete (reply);
-    const char *bad_paths [] = { "users", "", "/a//b", "/a/", "/a b", "/:", "/*rest/x", "/a?b" };
+    const char *bad_paths [] = { "users", "", "/a//b", "/:", "/*rest/x", "/a?b", "/:a/:a" };
     for (size_t i = 0; i < sizeof bad_paths / sizeof bad_paths [0]; i++) {
         snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"GET\",\"path\":\"%s\"}",
                   function_id, bad_paths [i]);
         s_assert_invalid (s_request (api, "alice", "POST", path, NULL, body, 422, NULL), "body", "path");
     }
+    //  Same shape as an existing route (param names aside) is a conflict
+    snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"GET\",\"path\":\"/users/:uid/\"}", function_id);
+    s_assert_detail (s_request (api, "alice", "POST", path, NULL, body, 409, NULL),
+                     "A route for GET /users/:uid already exists in this project");
+    snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"GET\",\"path\":\"/trailing/\"}", function_id);
+    reply = s_request (api, "alice", "POST", path, NULL, body, 200, NULL);
+    assert (streq (s_str (reply, "path"), "/trailing"));    //  normalised
+    char trailing_id [UTIL_ID_SIZE];
+    snprintf (trailing_id, sizeof trailing_id, "%s", s_str (reply, "id"));
+    cJSON_Delete (reply);
+    snprintf (body, sizeof body, "/api/projects/%s/routes/%s", project_id, trailing_id);
+    s_assert_detail (s_request (api, "alice", "DELETE", body, NULL, NULL, 200, NULL), "Route deleted");
     snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"FETCH\",\"path\":\"/x\"}", function_id);
     s_assert_invalid (s_request (api, "alice", "POST", path, NULL, body, 422, NULL), "body", "method");
     s_assert_invalid (s_request (api, "alice", "POST", path, NULL, "{\"method\":\"GET\",\"path\":\"/x\"}", 422, NULL),
