@@ -1,0 +1,75 @@
+// CodeEditor: a controlled Monaco editor (python or json). Loaded lazily so Monaco's chunk is only
+// fetched on pages that edit code. The model value follows `value` when it changes from outside
+// (e.g. after a rollback), without disturbing the cursor while the user types.
+import { useEffect, useRef } from "react";
+import { monaco } from "@/lib/monaco";
+import { cn } from "@/lib/utils";
+
+export interface CodeEditorProps {
+  value: string;
+  onChange: (v: string) => void;
+  language: "python" | "json";
+  height?: number | string;
+  readOnly?: boolean;
+  className?: string;
+  testId?: string;
+  ariaLabel?: string;
+  onSave?: () => void;
+}
+
+export default function CodeEditor({ value, onChange, language, height = 360, readOnly, className, testId, ariaLabel, onSave }: CodeEditorProps) {
+  const host = useRef<HTMLDivElement>(null);
+  const editor = useRef<monaco.editor.IStandaloneCodeEditor | null>(null);
+  const onChangeRef = useRef(onChange);
+  const onSaveRef = useRef(onSave);
+  onChangeRef.current = onChange;
+  onSaveRef.current = onSave;
+
+  useEffect(() => {
+    if (!host.current) return;
+    const ed = monaco.editor.create(host.current, {
+      value,
+      language,
+      automaticLayout: true,
+      minimap: { enabled: false },
+      fontSize: 13,
+      tabSize: 4,
+      insertSpaces: true,
+      scrollBeyondLastLine: false,
+      readOnly,
+      ariaLabel,
+      wordWrap: language === "json" ? "on" : "off",
+      lineNumbers: language === "json" ? "off" : "on",
+      fixedOverflowWidgets: true,
+      padding: { top: 8 },
+    });
+    editor.current = ed;
+    const sub = ed.onDidChangeModelContent(() => onChangeRef.current(ed.getValue()));
+    ed.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => onSaveRef.current?.());
+    return () => {
+      sub.dispose();
+      ed.getModel()?.dispose();
+      ed.dispose();
+      editor.current = null;
+    };
+    // Created once per mount; value/readOnly changes are applied below.
+  }, [language]);
+
+  useEffect(() => {
+    const ed = editor.current;
+    if (ed && ed.getValue() !== value) ed.setValue(value);
+  }, [value]);
+
+  useEffect(() => {
+    editor.current?.updateOptions({ readOnly });
+  }, [readOnly]);
+
+  return (
+    <div
+      ref={host}
+      data-testid={testId}
+      className={cn("w-full overflow-hidden rounded-md border", className)}
+      style={{ height }}
+    />
+  );
+}

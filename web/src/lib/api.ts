@@ -1,0 +1,168 @@
+// The API client: one `request` that adds credentials, parses JSON and turns every failure into an
+// ApiError whose message is the server's `detail` sentence (422 detail arrays become field messages).
+// Pages never see a raw Response, so an error is always something readable, never a blank page.
+import { authHeaders, setToken } from "./auth";
+
+export interface FieldError { field: string; message: string }
+
+export class ApiError extends Error {
+  status: number;
+  fields: FieldError[];
+  constructor(status: number, message: string, fields: FieldError[] = []) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.fields = fields;
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "The request was not accepted.",
+  401: "You need to sign in.",
+  403: "You are not allowed to do that.",
+  404: "Not found.",
+  409: "That conflicts with something that already exists.",
+  413: "That is too large.",
+  422: "Some fields are not valid.",
+  429: "The server is busy; try again in a moment.",
+  500: "The server hit an internal error.",
+  501: "This is not available yet on this server.",
+  502: "The server could not reach the function.",
+  503: "The service is unavailable right now; try again in a moment.",
+  504: "The request timed out.",
+};
+
+/** Build an ApiError from a status and an already-parsed (or unparsable) body. */
+export function errorFromBody(status: number, body: unknown): ApiError {
+  const fallback = STATUS_TEXT[status] ?? `The server answered with HTTP ${status}.`;
+  if (body && typeof body === "object" && "detail" in body) {
+    const detail = (body as { detail: unknown }).detail;
+    if (typeof detail === "string" && detail.trim()) return new ApiError(status, detail, []);
+    if (Array.isArray(detail)) {
+      const fields: FieldError[] = detail.map((d) => {
+        const item = (d && typeof d === "object" ? d : {}) as { loc?: unknown; msg?: unknown };
+        const loc = Array.isArray(item.loc) ? item.loc.filter((p) => p !== "body").map(String) : [];
+        return { field: loc.join("."), message: typeof item.msg === "string" ? item.msg : "is not valid" };
+      });
+      const text = fields.map((f) => (f.field ? `${f.field}: ${f.message}` : f.message)).join("; ");
+      return new ApiError(status, text || fallback, fields);
+    }
+  }
+  if (typeof body === "string" && body.trim() && body.length < 300 && !body.trim().startsWith("<"))
+    return new ApiError(status, body.trim(), []);
+  return new ApiError(status, fallback, []);
+}
+
+export interface RequestOptions { method?: string; body?: unknown; signal?: AbortSignal }
+
+export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", ...authHeaders() };
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(opts.body);
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, { method: opts.method ?? "GET", headers, body, signal: opts.signal });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "AbortError") throw e;
+    throw new ApiError(0, "Cannot reach the Clowdy server. Is it running?");
+  }
+  const text = await res.text();
+  let parsed: unknown = text;
+  if (text) {
+    try { parsed = JSON.parse(text); } catch { parsed = text; }
+  } else {
+    parsed = null;
+  }
+  if (!res.ok) {
+    if (res.status === 401 && authHeaders().Authorization) setToken(null);
+    throw errorFromBody(res.status, parsed);
+  }
+  return parsed as T;
+}
+
+// ---- Objects (see API.md) ----
+export interface Project {
+  id: string; name: string; slug: string; description?: string | null; status?: string;
+  function_count?: number; requirements_txt?: string | null; has_database?: boolean;
+  created_at: string; updated_at: string;
+}
+export interface Fn {
+  id: string; name: string; description?: string | null; code: string; runtime?: string; status?: string;
+  network_enabled: boolean; timeout_seconds: number; memory_mb: number; active_version: number;
+  project_id?: string | null; created_at: string; updated_at: string;
+  last_invoked_at?: string | null; invocation_count?: number;
+}
+export interface Version { function_id: string; version: number; code: string; created_at: string; updated_at: string }
+export interface Invocation {
+  id: string; function_id: string; input?: string | null; output?: string | null;
+  status: "success" | "error" | "timeout" | string; duration_ms: number; source?: string;
+  http_method?: string | null; http_path?: string | null; created_at: string;
+  cold_start?: boolean; version?: number; logs?: string | null;
+}
+export interface InvokeResult {
+  success: boolean; output?: unknown; error?: string; duration_ms: number; invocation_id?: string;
+  cold_start?: boolean; logs?: string | null;
+}
+export interface EnvVar { id: string; key: string; value: string; is_secret: boolean; created_at: string; updated_at: string }
+export interface Route {
+  id: string; project_id: string; function_id: string; method: string; path: string;
+  description?: string | null; created_at: string; updated_at: string;
+}
+export interface Stats {
+  total_functions: number; total_invocations: number; success_rate: number; avg_duration_ms: number;
+  total_projects?: number;
+  invocations_per_day?: Array<{ date?: string; day?: string; count?: number; invocations?: number; errors?: number; avg_duration_ms?: number; p95_duration_ms?: number }>;
+  recent_failures?: Invocation[];
+  [key: string]: unknown;
+}
+export interface Requirements { requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean; build_status?: string; build_log?: string }
+export interface DatabaseInfo { has_database: boolean; database_url?: string | null; neon_project_id?: string | null; provider?: string }
+export interface ChatMessage { role: "user" | "assistant"; content: string }
+export interface ChatReply { response: string; tool_calls?: Array<{ tool: string; args: unknown; result: unknown }> }
+
+const enc = encodeURIComponent;
+
+export const api = {
+  health: () => request<{ status: string }>("/api/health"),
+  stats: () => request<Stats>("/api/stats"),
+
+  projects: () => request<Project[]>("/api/projects"),
+  project: (id: string) => request<Project>(`/api/projects/${enc(id)}`),
+  createProject: (b: { name: string; description?: string }) => request<Project>("/api/projects", { method: "POST", body: b }),
+  updateProject: (id: string, b: { name?: string; description?: string }) => request<Project>(`/api/projects/${enc(id)}`, { method: "PUT", body: b }),
+  deleteProject: (id: string) => request<{ detail: string }>(`/api/projects/${enc(id)}`, { method: "DELETE" }),
+  projectFunctions: (id: string) => request<Fn[]>(`/api/projects/${enc(id)}/functions`),
+
+  functions: () => request<Fn[]>("/api/functions"),
+  fn: (id: string) => request<Fn>(`/api/functions/${enc(id)}`),
+  createFunction: (b: Partial<Fn> & { name: string; code: string }) => request<Fn>("/api/functions", { method: "POST", body: b }),
+  updateFunction: (id: string, b: Partial<Pick<Fn, "name" | "description" | "code" | "network_enabled" | "timeout_seconds" | "memory_mb">>) =>
+    request<Fn>(`/api/functions/${enc(id)}`, { method: "PUT", body: b }),
+  deleteFunction: (id: string) => request<{ detail: string }>(`/api/functions/${enc(id)}`, { method: "DELETE" }),
+  versions: (id: string) => request<Version[]>(`/api/functions/${enc(id)}/versions`),
+  rollback: (id: string, version: number) => request<Fn>(`/api/functions/${enc(id)}/versions/${version}`, { method: "PUT" }),
+  invoke: (id: string, input: unknown, signal?: AbortSignal) => request<InvokeResult>(`/api/invoke/${enc(id)}`, { method: "POST", body: { input }, signal }),
+  invocations: (id: string, limit = 50) => request<Invocation[]>(`/api/functions/${enc(id)}/invocations?limit=${limit}`),
+
+  env: (pid: string) => request<EnvVar[]>(`/api/projects/${enc(pid)}/env`),
+  setEnv: (pid: string, b: { key: string; value: string; is_secret: boolean }) => request<EnvVar>(`/api/projects/${enc(pid)}/env`, { method: "POST", body: b }),
+  deleteEnv: (pid: string, key: string) => request<{ detail: string }>(`/api/projects/${enc(pid)}/env/${enc(key)}`, { method: "DELETE" }),
+
+  routes: (pid: string) => request<Route[]>(`/api/projects/${enc(pid)}/routes`),
+  createRoute: (pid: string, b: { function_id: string; method: string; path: string; description?: string }) =>
+    request<Route>(`/api/projects/${enc(pid)}/routes`, { method: "POST", body: b }),
+  updateRoute: (pid: string, rid: string, b: Partial<{ function_id: string; method: string; path: string; description: string }>) =>
+    request<Route>(`/api/projects/${enc(pid)}/routes/${enc(rid)}`, { method: "PUT", body: b }),
+  deleteRoute: (pid: string, rid: string) => request<{ detail: string }>(`/api/projects/${enc(pid)}/routes/${enc(rid)}`, { method: "DELETE" }),
+
+  requirements: (pid: string) => request<Requirements>(`/api/projects/${enc(pid)}/requirements`),
+  setRequirements: (pid: string, requirements_txt: string) => request<Requirements>(`/api/projects/${enc(pid)}/requirements`, { method: "PUT", body: { requirements_txt } }),
+  database: (pid: string) => request<DatabaseInfo>(`/api/projects/${enc(pid)}/database`),
+  provisionDatabase: (pid: string) => request<DatabaseInfo>(`/api/projects/${enc(pid)}/database/provision`, { method: "POST" }),
+  deprovisionDatabase: (pid: string) => request<DatabaseInfo>(`/api/projects/${enc(pid)}/database/deprovision`, { method: "DELETE" }),
+
+  chat: (messages: ChatMessage[], signal?: AbortSignal) => request<ChatReply>("/api/chat", { method: "POST", body: { messages }, signal }),
+};
