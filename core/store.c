@@ -648,6 +648,16 @@ s_count (store_t *store, const char *table)
     return count;
 }
 
+//  Thread body for the concurrent open test: open, check, close
+static void *
+s_open_thread (void *args)
+{
+    store_t *store = store_new ((const char *) args);
+    bool ok = store && store_schema_version (store) == MIGRATIONS;
+    store_destroy (&store);
+    return ok? args: NULL;
+}
+
 void
 store_test (bool verbose)
 {
@@ -656,6 +666,23 @@ store_test (bool verbose)
     zsys_dir_create (dir);
     char *path = zsys_sprintf ("%s/clowdy.db", dir);
     zsys_file_delete (path);
+
+    //  Several actors opening a new file at once: all succeed, and the
+    //  migrations apply exactly once
+    pthread_t threads [8];
+    for (int i = 0; i < 8; i++)
+        assert (pthread_create (&threads [i], NULL, s_open_thread, path) == 0);
+    for (int i = 0; i < 8; i++) {
+        void *result = NULL;
+        pthread_join (threads [i], &result);
+        assert (result == path);
+    }
+    zsys_file_delete (path);
+    char *wal_path = zsys_sprintf ("%s-wal", path), *shm_path = zsys_sprintf ("%s-shm", path);
+    zsys_file_delete (wal_path);
+    zsys_file_delete (shm_path);
+    zstr_free (&wal_path);
+    zstr_free (&shm_path);
 
     //  Migrations apply once and are recorded; reopening is a no-op
     store_t *store = store_new (path);
