@@ -53,8 +53,13 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include "core/auth.h"
 #include "core/util.h"
+
+#ifndef CLOWDY_VERSION
+#   define CLOWDY_VERSION "dev"
+#endif
 
 #define AUTH_MAX_JWKS         (1024 * 1024)     //  largest JWKS document we accept
 #define AUTH_MAX_KEYS         64                //  keys kept from one JWKS
@@ -1035,8 +1040,10 @@ auth_check (auth_t *self, const char *authorization,
     while (*cursor == ' ' || *cursor == '\t')
         cursor++;
     if (*cursor == 0) {
-        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user))
+        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user)) {
+            *detail = NULL;
             return 0;
+        }
         *detail = S_MISSING;
         return -1;
     }
@@ -1047,8 +1054,10 @@ auth_check (auth_t *self, const char *authorization,
     }
     if (strncasecmp (cursor, "Bearer", 6) || (cursor [6] != ' ' && cursor [6] != '\t' && cursor [6] != 0)) {
         //  Local mode ignores other schemes (a proxy's Basic auth, say)
-        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user))
+        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user)) {
+            *detail = NULL;
             return 0;
+        }
         *detail = S_SCHEME;
         return -1;
     }
@@ -1059,8 +1068,10 @@ auth_check (auth_t *self, const char *authorization,
     while (len > 0 && (token [len - 1] == ' ' || token [len - 1] == '\t'))
         len--;
     if (len == 0) {
-        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user))
+        if (self->mode == AUTH_LOCAL && s_copy_user (user_id, user_id_size, self->local_user)) {
+            *detail = NULL;
             return 0;
+        }
         *detail = S_MISSING;
         return -1;
     }
@@ -1068,13 +1079,21 @@ auth_check (auth_t *self, const char *authorization,
         *detail = S_TOO_LARGE;
         return -1;
     }
+    int rc;
     if (len >= strlen (AUTH_TOKEN_PREFIX) && memcmp (token, AUTH_TOKEN_PREFIX, strlen (AUTH_TOKEN_PREFIX)) == 0)
-        return s_check_api_token (self, token, len, user_id, user_id_size, detail);
+        rc = s_check_api_token (self, token, len, user_id, user_id_size, detail);
+    else
     if (self->mode != AUTH_JWT) {
         *detail = S_NO_JWT;
-        return -1;
+        rc = -1;
     }
-    return s_check_jwt (self, token, len, user_id, user_id_size, detail);
+    else
+        rc = s_check_jwt (self, token, len, user_id, user_id_size, detail);
+    if (rc == 0)
+        *detail = NULL;
+    else
+        user_id [0] = 0;
+    return rc;
 }
 
 
