@@ -1,6 +1,139 @@
+/*  =========================================================================
+    sandbox - one isolated process tree for untrusted Python (no Docker)
+
+    A sandbox is a process running in new user, pid, net, mount, ipc, uts and
+    cgroup namespaces, with a tmpfs root that shows only the host's /usr
+    (read-only), a minimal /etc, /proc, a small /dev, a capped tmpfs /tmp, the
+    runtime dir at /opt/clowdy and an optional layer at /opt/layer. It runs as
+    uid 1000 inside (an unprivileged host uid outside), without capabilities,
+    with no_new_privs and a seccomp filter, inside a cgroup that caps memory
+    (no swap), CPU and pids. fds 0/1/2 are /dev/null, fd 3 is the protocol
+    socket; sandbox_fd () is the other end. See sandbox.c for the design.
+
+    Usage:
+        sandbox_system_init ("clowdy");           //  once, at start-up
+        sandbox_config_t config;
+        sandbox_config_init (&config);            //  defaults, then adjust
+        config.memory_mb = 256;
+        sandbox_t *sandbox = sandbox_new (&config);
+        int fd = sandbox_fd (sandbox);            //  speak the runner protocol
+        ...
+        sandbox_destroy (&sandbox);               //  kill, reap, recycle cgroup
+
+    Threads: the functions are thread-safe for different sandboxes; one
+    sandbox belongs to one thread at a time. The sandbox is killed when the
+    thread that created it exits (PR_SET_PDEATHSIG follows the creating
+    thread), so create sandboxes from a long-lived thread (an actor).
+    Must run as root (it writes uid maps and cgroups for its children).
+    ========================================================================= */
+
 #ifndef CLOWDY_SANDBOX_H_INCLUDED
 #define CLOWDY_SANDBOX_H_INCLUDED
+
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Defaults used by sandbox_config_init and for fields left at 0
+#define SANDBOX_DEFAULT_MEMORY_MB   128
+#define SANDBOX_DEFAULT_CPUS        0.5
+#define SANDBOX_DEFAULT_PIDS        64
+#define SANDBOX_DEFAULT_TMP_MB      64
+#define SANDBOX_DEFAULT_CGROUP      "clowdy"
+#define SANDBOX_DEFAULT_PYTHON      "/usr/bin/python3"
+#define SANDBOX_DEFAULT_RUNTIME_DIR CLOWDY_SOURCE_DIR "/runtime"
+
+typedef struct {
+    const char *runtime_dir;        //  host dir bound read-only at /opt/clowdy; NULL = default
+    const char *layer_dir;          //  NULL, or host dir bound read-only at /opt/layer
+    const char *const *argv;        //  NULL = { python, -I, -B, /opt/clowdy/runner.py }
+    const char *python;             //  interpreter for the default argv; NULL = /usr/bin/python3
+    int memory_mb;                  //  memory limit, no swap; 0 = 128
+    double cpus;                    //  CPU quota in CPUs; 0 = 0.5, < 0 = unlimited
+    int pids;                       //  max processes/threads; 0 = 64
+    int tmp_mb;                     //  size of the /tmp tmpfs; 0 = 64
+    bool network;                   //  false = only lo; true = slirp4netns outbound
+    const char *cgroup_name;        //  parent cgroup name; NULL = "clowdy"
+} sandbox_config_t;
+
+typedef struct _sandbox_t sandbox_t;
+
+//  Fill a config with the defaults above.
+void
+    sandbox_config_init (sandbox_config_t *config);
+
+//  Detect cgroup v2 or v1 (logged once), create the parent cgroup, remove
+//  cgroups left by dead servers, build the seccomp filters and fill the pool
+//  of ready cgroups. Idempotent; sandbox_new calls it too. 0 or -1 (logged).
+int
+    sandbox_system_init (const char *cgroup_name);
+
+//  Remove pooled cgroups and the parent cgroups if empty (for tests and
+//  shutdown). Sandboxes still alive keep working; their cgroups are removed
+//  when they are destroyed.
+void
+    sandbox_system_shutdown (void);
+
+//  Create a sandbox and start its process. Returns NULL and logs the reason
+//  on failure (including a failure to exec config->argv [0]).
+sandbox_t *
+    sandbox_new (const sandbox_config_t *config);
+
+//  Host end of the protocol socket (SOCK_STREAM, non-blocking, CLOEXEC).
+//  Owned by the sandbox: do not close it.
+int
+    sandbox_fd (sandbox_t *self);
+
+//  Host pid of the sandbox's init (pid 1 inside); the user's process is its
+//  child.
+pid_t
+    sandbox_pid (sandbox_t *self);
+
+//  Change the memory limit of a live sandbox (e.g. a pre-created one that
+//  is about to load a function). 0 or -1.
+int
+    sandbox_set_memory (sandbox_t *self, int memory_mb);
+
+//  SIGKILL everything in the sandbox. Idempotent. 0 or -1.
+int
+    sandbox_kill (sandbox_t *self);
+
+//  Reap the sandbox if it has ended; with wait, block until it has.
+//  Returns true once it is dead and reaped.
+bool
+    sandbox_reap (sandbox_t *self, bool wait);
+
+//  After sandbox_reap returned true: true if the main process was killed
+//  by the kernel's OOM killer (SIGKILL and the cgroup's oom_kill counter).
+bool
+    sandbox_oom_killed (sandbox_t *self);
+
+//  After sandbox_reap returned true: raw wait status of the main process
+//  (use WIFEXITED etc.), or of the init if the main process could not be
+//  observed (e.g. sandbox_kill). -1 if not reaped yet.
+int
+    sandbox_exit_status (sandbox_t *self);
+
+//  Peak memory of the sandbox's cgroup in bytes, -1 if unknown. Valid while
+//  alive and after sandbox_reap.
+int64_t
+    sandbox_memory_peak (sandbox_t *self);
+
+//  Kill, reap, stop slirp4netns, and recycle or remove the cgroup. Safe to
+//  call twice; nulls the pointer.
+void
+    sandbox_destroy (sandbox_t **self_p);
+
+//  Self test of this class
 void
     sandbox_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

@@ -1,0 +1,77 @@
+/*  =========================================================================
+    cgroup - the sandbox's resource limits on cgroup v2 or v1
+
+    One cgroup_t is one sandbox's cgroup: a directory under a parent cgroup
+    (e.g. "clowdy") in the unified v2 hierarchy, or one directory per
+    controller (memory, cpu, pids) in v1. The version is detected once by
+    cgroup_system_init and logged; the rest of the API is the same for both.
+    ========================================================================= */
+
+#ifndef CLOWDY_CGROUP_H_INCLUDED
+#define CLOWDY_CGROUP_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct _cgroup_t cgroup_t;
+
+//  Detect v2 (/sys/fs/cgroup/cgroup.controllers) or v1 and log it once.
+//  Returns 2, 1, or -1 when neither has the controllers we need.
+int
+    cgroup_system_init (void);
+
+//  Create the parent cgroup (name: letters, digits, '.', '_', '-') in every
+//  controller, enable the controllers for its children (v2), and remove
+//  children left behind by servers that are no longer running. 0 or -1.
+int
+    cgroup_parent_prepare (const char *parent);
+
+//  Remove the parent cgroup if it has no children left (best effort).
+void
+    cgroup_parent_remove (const char *parent);
+
+//  Create a new, empty cgroup under parent, named "<our pid>-<sequence>".
+//  NULL on failure (logged).
+cgroup_t *
+    cgroup_new (const char *parent);
+
+//  The parent this cgroup was created under.
+const char *
+    cgroup_parent (cgroup_t *self);
+
+//  Set every limit: memory in MB (and no swap), cpus (< 0 = unlimited),
+//  pids. 0 or -1.
+int
+    cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids);
+
+//  Set only the memory limit (raise or lower). 0 or -1.
+int
+    cgroup_set_memory (cgroup_t *self, int memory_mb);
+
+//  Move a process into the cgroup. 0 or -1.
+int
+    cgroup_attach (cgroup_t *self, pid_t pid);
+
+//  Number of processes the OOM killer has killed in this cgroup since it
+//  was created; -1 if unknown.
+int64_t
+    cgroup_oom_kills (cgroup_t *self);
+
+//  Peak memory use in bytes since creation or the last reset; -1 if unknown.
+int64_t
+    cgroup_memory_peak (cgroup_t *self);
+
+//  Get the cgroup ready for reuse by another sandbox: true if it is empty
+//  and its peak counter was reset. False means destroy it instead.
+bool
+    cgroup_recycle (cgroup_t *self);
+
+//  Remove the cgroup's directories (it must be empty) and free it.
+void
+    cgroup_destroy (cgroup_t **self_p);
+
+void
+    cgroup_test (bool verbose);
+
+#endif
