@@ -154,6 +154,10 @@ gwmap_event (const char *method, const char *path, const cJSON *params, const ch
     if (!body_item)
         return NULL;
     cJSON *event = cJSON_CreateObject ();
+    if (!event) {
+        cJSON_Delete (body_item);
+        return NULL;
+    }
     cJSON_AddStringToObject (event, "method", method);
     cJSON_AddStringToObject (event, "path", path);
     cJSON_AddItemToObject (event, "params", cJSON_IsObject (params)

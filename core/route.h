@@ -92,7 +92,7 @@ void
 //  path is invalid (route_validate_*) or an argument is NULL; -2 if a route
 //  with the same method and the same pattern shape (param names aside:
 //  "/u/:id" and "/u/:uid" are the same) is already in the table: the first
-//  one added stays.
+//  one added stays (so add a project's routes oldest first).
 int
     route_table_add (route_table_t *self, const char *route_id, const char *method,
                      const char *path, const char *function_id);
@@ -102,7 +102,8 @@ size_t
     route_table_size (route_table_t *self);
 
 //  Match a request's method and path (not yet normalised, not decoded, no
-//  query string). On success fills match (after resetting it) and returns 0;
+//  query string). A method that is not a route method ("PROPFIND") can
+//  match ANY routes only. On success fills match (after resetting it) and returns 0;
 //  returns -1 if nothing matches. Cost does not grow with the number of
 //  routes: at most one visit per trie node on the request's path, each an
 //  O(1) hash lookup (see route.c).
@@ -117,7 +118,7 @@ void
 //  Percent-decode size bytes of text into a fresh NUL-terminated string;
 //  malformed escapes are kept literally; plus_as_space turns '+' into ' '
 //  (query strings). Sets *out_size to the decoded length (may be NULL).
-//  Returns NULL only when out of memory.
+//  Returns NULL when out of memory or size is above INT_MAX.
 char *
     route_percent_decode (const char *text, size_t size, bool plus_as_space, size_t *out_size);
 
