@@ -104,6 +104,7 @@ LOG_LOCK = _thread.allocate_lock()      # held while reading the pipe and filing
 log_read_fd = -1                        # read end of the log pipe (non-blocking)
 log_write_fd = -1                       # write end, kept open so the pipe never sees EOF
 log_buffer = None                       # memoryview of one preallocated read buffer
+log_ready_poller = None                 # the main thread's poll object for log_read_fd
 log_capturing = False                   # True during a load or an invocation
 log_parts = []                          # chunks kept for the current capture
 log_size = 0                            # bytes in log_parts
@@ -152,7 +153,7 @@ def s_log_drain_loop():
 
 
 def s_log_setup():
-    global log_read_fd, log_write_fd, log_buffer
+    global log_read_fd, log_write_fd, log_buffer, log_ready_poller
     read_fd, write_fd = os.pipe()
     try:
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
@@ -178,6 +179,8 @@ def s_log_setup():
     os.dup2(write_fd, 2)
     log_read_fd, log_write_fd = read_fd, write_fd
     log_buffer = memoryview(bytearray(max(capacity, 65536)))
+    log_ready_poller = select.poll()
+    log_ready_poller.register(read_fd, select.POLLIN)
     _thread.start_new_thread(s_log_drain_loop, ())
 
 
@@ -215,12 +218,13 @@ def s_log_end():
     with LOG_LOCK:
         #   What the handler wrote is either filed already or still in the pipe,
         #   and one read takes everything a pipe of this capacity can hold.
-        try:
-            size = os_readv(log_read_fd, (log_buffer,))
+        if log_ready_poller.poll(0):
+            try:
+                size = os_readv(log_read_fd, (log_buffer,))
+            except OSError:
+                size = 0
             if size:
                 s_log_file(size)
-        except OSError:
-            pass
         log_capturing = False
         if not log_parts and not log_dropped:
             return "", False
@@ -291,7 +295,21 @@ def s_encode_default(value):
     raise NotSerialisable("object of type %s" % name)
 
 
-DECODE = json.JSONDecoder(parse_constant=s_reject_constant).decode
+DECODER = json.JSONDecoder(parse_constant=s_reject_constant)
+DECODE = DECODER.decode
+SCAN = DECODER.scan_once
+
+
+def s_decode(body):
+    """A frame body as a Python value; raises ValueError on anything but one JSON value."""
+    text = body.decode("utf-8")
+    try:
+        value, end = SCAN(text, 0)      # the host sends compact JSON: one C call
+        if end == len(text):
+            return value
+    except StopIteration:
+        pass
+    return DECODE(text)                 # whitespace around the value, or a proper error
 ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
                           default=s_encode_default).encode
 
@@ -620,7 +638,7 @@ def s_invoke(message):
 
 def s_handle(body):
     try:
-        message = DECODE(body.decode("utf-8"))
+        message = s_decode(body)
     except (ValueError, RecursionError) as error:
         s_send({"type": "error", "error": s_clean("bad frame: %s" % error)})
         return

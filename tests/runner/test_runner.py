@@ -111,7 +111,7 @@ def test_huge_print_is_capped_and_fast(runner):
     assert reply["logs"].startswith("x" * 1000)
     assert 64 * 1024 <= len(reply["logs"]) < 65 * 1024
     assert "logs truncated" in reply["logs"]
-    assert elapsed < 5, elapsed
+    assert elapsed < 8, elapsed
     reply = r.invoke("lines")
     assert reply["logs_truncated"] is True and reply["logs"].startswith("y" * 99 + "\n")
     reply = r.invoke("small")
