@@ -1006,6 +1006,13 @@ auth_destroy (auth_t **self_p)
     }
 }
 
+auth_mode_t
+auth_mode (auth_t *self)
+{
+    assert (self);
+    return self->mode;
+}
+
 int
 auth_set_jwks_json (auth_t *self, const char *json)
 {
@@ -1101,6 +1108,7 @@ auth_check (auth_t *self, const char *authorization,
 //  Selftest
 
 #include <microhttpd.h>
+#include <openssl/hmac.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -1281,6 +1289,26 @@ s_sign_raw (EVP_PKEY *pkey, const char *header, const char *payload)
     return token;
 }
 
+//  HS256 by hand with any secret (the public key's PEM, for the attack)
+static char *
+s_sign_hs256_raw (const char *secret, const char *header, const char *payload)
+{
+    char *h = s_b64url_encode ((const unsigned char *) header, strlen (header));
+    char *p = s_b64url_encode ((const unsigned char *) payload, strlen (payload));
+    char *input = zsys_sprintf ("%s.%s", h, p);
+    unsigned char mac [32];
+    unsigned int mac_len = sizeof (mac);
+    assert (HMAC (EVP_sha256 (), secret, (int) strlen (secret),
+                  (unsigned char *) input, strlen (input), mac, &mac_len));
+    char *s = s_b64url_encode (mac, mac_len);
+    char *token = zsys_sprintf ("Bearer %s.%s", input, s);
+    free (h);
+    free (p);
+    free (s);
+    free (input);
+    return token;
+}
+
 //  Expect auth_check to fail with the given detail
 static void
 s_expect_fail (auth_t *auth, const char *header, const char *expected, const char *what)
@@ -1383,6 +1411,7 @@ auth_test (bool verbose)
     };
     auth_t *auth = auth_new (&config);
     assert (auth);
+    assert (auth_mode (auth) == AUTH_JWT);
     assert (auth->leeway == AUTH_DEFAULT_LEEWAY);
 
     //  Good RS256 and ES256 tokens; the first check fetches the JWKS once
@@ -1531,6 +1560,15 @@ auth_test (bool verbose)
                           (long) time (NULL) + 600);
     token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", other);
     s_expect_user (auth, token, "raw_user", "hand-signed token without typ");
+    zstr_free (&token);
+    //  Duplicate alg: we read the first (RS256), jansson in libjwt the last
+    //  (HS256); the HMAC made with the public PEM must still fail
+    token = s_sign_hs256_raw (rsa_a.public_pem,
+        "{\"alg\":\"RS256\",\"kid\":\"a\",\"alg\":\"HS256\"}", other);
+    s_expect_fail (auth, token, S_SIGNATURE, "duplicate alg, HS256 with the public PEM");
+    zstr_free (&token);
+    token = s_sign_hs256_raw (rsa_a.public_pem, "{\"alg\":\"HS256\",\"kid\":\"a\"}", other);
+    s_expect_fail (auth, token, S_ALG, "HS256 by hand with the public PEM");
     zstr_free (&token);
     token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\",\"crit\":[\"exp\"]}", other);
     s_expect_fail (auth, token, S_MALFORMED, "crit header");

@@ -73,6 +73,10 @@ int
     auth_check (auth_t *self, const char *authorization,
                 char *user_id, size_t user_id_size, const char **detail);
 
+//  The mode it was created with (for the public config endpoint and logs).
+auth_mode_t
+    auth_mode (auth_t *self);
+
 //  Install a JWKS document ({"keys":[...]}) as the current key set, as a
 //  fetch would. Returns the number of usable keys, or -1 if it is not a
 //  JWKS. Used by the fuzz target and by tests; with jwks_url NULL these are
