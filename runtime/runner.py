@@ -327,6 +327,20 @@ def s_send(message):
     s_write_frame(s_encode(message))
 
 
+def s_send_reply(reply):
+    """Sends a reply made of strings; if it is over the frame limit, cuts logs and texts."""
+    try:
+        body = s_encode(reply)
+    except OverflowError:
+        reply["logs"] = "[clowdy: logs dropped: the reply was over the frame limit]\n"
+        reply["logs_truncated"] = True
+        for key in ("error", "traceback"):
+            if key in reply:
+                reply[key] = reply[key][:1000]
+        body = s_encode(reply)
+    s_write_frame(body)
+
+
 def s_clean(text, limit=TEXT_LIMIT):
     """Text safe to send: valid UTF-8 and at most about limit characters."""
     if not isinstance(text, str):
@@ -502,7 +516,7 @@ def s_check_load(message):
     if message.get("log_limit_bytes") is not None:
         log_limit = int(message["log_limit_bytes"])
     if message.get("max_frame_bytes"):
-        MAX_FRAME = int(message["max_frame_bytes"])
+        MAX_FRAME = max(int(message["max_frame_bytes"]), 65536)
     return code, name, env, entry
 
 
@@ -569,7 +583,7 @@ def s_load(message):
         sys.modules.pop("main", None)
     reply["logs"] = logs
     reply["logs_truncated"] = truncated
-    s_send(reply)
+    s_send_reply(reply)
 
 
 def s_invoke(message):
@@ -633,7 +647,7 @@ def s_invoke(message):
             return
         output = None
     reply.update(logs=logs, logs_truncated=truncated, duration_us=duration_us)
-    s_send(reply)
+    s_send_reply(reply)
 
 
 def s_handle(body):

@@ -319,6 +319,17 @@ def test_result_too_large(runner):
     assert reply["ok"] is False and reply["error_type"] == "ResultTooLarge"
 
 
+def test_reply_always_fits_the_frame_limit(runner):
+    code = ("def handler(event):\n"
+            "    print('\\x01' * 3_000_000)\n"
+            "    raise ValueError('\\x02' * 3_000_000)\n")
+    r = runner(code, max_frame_bytes=1_000_000, log_limit_bytes=2_000_000)
+    reply = r.invoke()
+    assert reply["ok"] is False and reply["error_type"] == "ValueError"
+    assert reply["logs_truncated"] is True and "over the frame limit" in reply["logs"]
+    assert r.invoke()["error_type"] == "ValueError"
+
+
 def test_protocol_errors_do_not_kill_the_runner(runner):
     r = runner(ECHO)
     body = b"{not json"
