@@ -1,8 +1,18 @@
 /*  =========================================================================
     assignment - the warm pool of execution environments
 
-    Pipe commands (besides $TERM):
-        zstr_send (actor, "PING");      // answers "PONG"
+    Serves two ROUTER sockets: "assignment", where gateway asks for runs
+    (RUN, RETIRE) and gets RESULTs, and "worker", where workers register
+    (READY), heartbeat, and report finished runs (DONE) and lost
+    environments (GONE). A run goes to an idle environment of its pool key
+    when there is one (warm start); otherwise, within the function's
+    concurrency cap and the global memory budget, placement picks a worker
+    and the run creates a new environment there (cold start); otherwise it
+    waits in the function's short queue, or is rejected (429).
+
+    Started with actor_args_t (core/config.h). Pipe commands:
+        zstr_send (assignment, "STATS");   //  answers JSON: envs, idle, busy, workers, memory_mb
+        zstr_send (assignment, "PING");    //  answers "PONG"
     ========================================================================= */
 
 #ifndef CLOWDY_ASSIGNMENT_H_INCLUDED

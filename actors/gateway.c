@@ -1,23 +1,561 @@
 /*  =========================================================================
-    gateway - routes requests to functions and asks for environments
+    gateway - turns HTTP calls into function runs and their results into
+    HTTP replies
 
-    Not built yet: the actor starts, answers PING on its pipe and stops on
-    $TERM, so that main can start every actor of the design from day one.
+    Two caches make the hot path free of SQL:
+    - functions: function id -> the context a run needs (code, env, limits)
+      as the JSON text sent to assignment, plus its pool key. A pool key is
+      "<function>:<version>:<hash of env, limits, network, layer>", so any
+      change that matters gives new environments, never a stale one.
+    - projects: slug -> the project's compiled route table (core/route).
+    INVALIDATE drops the entries a write touched and tells assignment to
+    retire environments built from them (RETIRE). A miss reads SQLite once.
+
+    Each call in flight is a job, keyed by its id (which is also the
+    invocation id the client sees), holding what the reply and the
+    invocation record need. RESULT from assignment completes it.
     ========================================================================= */
 
+#include <cjson/cJSON.h>
 #include "actors/gateway.h"
+#include "broker/endpoints.h"
+#include "broker/msg.h"
+#include "core/config.h"
+#include "core/gwmap.h"
+#include "core/route.h"
+#include "core/store.h"
+#include "core/util.h"
+
+typedef struct {
+    char *context;                  //  JSON text of the function context for RUN
+    char *pool_key;                 //  Environments that may serve it
+    char *project_id;               //  "" when none
+    int version;                    //  Active version
+    bool active;                    //  Status is "active"
+} function_entry_t;
+
+typedef struct {
+    char *project_id;               //  Project id
+    route_table_t *routes;          //  Compiled routes
+} project_entry_t;
+
+typedef struct {
+    zframe_t *route;                //  Routing id of the http actor that asked
+    char *request_id;               //  http's id for the parked connection
+    bool gateway_call;              //  Project gateway call (else direct invoke)
+    char *function_id;              //  Function run
+    int version;                    //  Version run
+    char *input;                    //  Input or event as JSON text, for the record
+    char *method;                   //  Gateway calls: HTTP method
+    char *path;                     //  Gateway calls: path within the project
+} job_t;
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
+    zsock_t *frontend;              //  ROUTER for http
+    zsock_t *assignment;            //  DEALER to assignment
+    zsock_t *recorder;              //  PUSH to the recorder
+    store_t *store;                 //  Our own store connection
+    zhashx_t *functions;            //  function id -> function_entry_t
+    zhashx_t *projects;             //  slug -> project_entry_t
+    zhashx_t *jobs;                 //  job id -> job_t
+    const config_t *config;         //  Settings
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
+
+static void
+s_function_entry_destroy (void **item)
+{
+    function_entry_t *entry = (function_entry_t *) *item;
+    if (entry) {
+        free (entry->context);
+        free (entry->pool_key);
+        free (entry->project_id);
+        free (entry);
+        *item = NULL;
+    }
+}
+
+static void
+s_project_entry_destroy (void **item)
+{
+    project_entry_t *entry = (project_entry_t *) *item;
+    if (entry) {
+        free (entry->project_id);
+        route_table_destroy (&entry->routes);
+        free (entry);
+        *item = NULL;
+    }
+}
+
+static void
+s_job_destroy (void **item)
+{
+    job_t *job = (job_t *) *item;
+    if (job) {
+        zframe_destroy (&job->route);
+        free (job->request_id);
+        free (job->function_id);
+        free (job->input);
+        free (job->method);
+        free (job->path);
+        free (job);
+        *item = NULL;
+    }
+}
+
+//  FNV-1a, 64 bits: the pool key only needs to tell configurations apart
+static uint64_t
+s_hash (uint64_t hash, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++) {
+        hash ^= *c;
+        hash *= 1099511628211ULL;
+    }
+    //  A separator byte no text contains, so "ab"+"c" differs from "a"+"bc"
+    hash ^= 0xff;
+    return hash * 1099511628211ULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Caches
+
+static function_entry_t *
+s_function_lookup (self_t *self, const char *function_id)
+{
+    function_entry_t *entry = (function_entry_t *) zhashx_lookup (self->functions, function_id);
+    if (entry)
+        return entry;
+    store_function_t fn = { 0 };
+    if (store_function_load (self->store, function_id, &fn))
+        return NULL;
+    cJSON *context = cJSON_CreateObject ();
+    cJSON_AddStringToObject (context, "id", fn.id);
+    cJSON_AddStringToObject (context, "name", fn.name);
+    cJSON_AddNumberToObject (context, "version", fn.version);
+    cJSON_AddStringToObject (context, "code", fn.code);
+    cJSON_AddStringToObject (context, "project_id", fn.project_id);
+    cJSON_AddNumberToObject (context, "memory_mb", fn.memory_mb);
+    cJSON_AddNumberToObject (context, "timeout_seconds", fn.timeout_seconds);
+    cJSON_AddBoolToObject (context, "network_enabled", fn.network_enabled);
+    if (fn.requirements_hash)
+        cJSON_AddStringToObject (context, "requirements_hash", fn.requirements_hash);
+    uint64_t hash = 14695981039346656037ULL;
+    char limits [128];
+    snprintf (limits, sizeof limits, "%d/%d/%d/", fn.memory_mb, fn.timeout_seconds, fn.network_enabled);
+    hash = s_hash (hash, limits);
+    hash = s_hash (hash, fn.requirements_hash ? fn.requirements_hash : "-");
+    cJSON *env = cJSON_AddObjectToObject (context, "env");
+    for (char **pair = fn.env; pair && *pair; pair++) {
+        char *equals = strchr (*pair, '=');
+        if (!equals)
+            continue;
+        *equals = 0;
+        cJSON_AddStringToObject (env, *pair, equals + 1);
+        *equals = '=';
+        hash = s_hash (hash, *pair);
+    }
+    entry = (function_entry_t *) zmalloc (sizeof (function_entry_t));
+    entry->context = cJSON_PrintUnformatted (context);
+    cJSON_Delete (context);
+    entry->project_id = strdup (fn.project_id);
+    entry->version = fn.version;
+    entry->active = fn.status && streq (fn.status, "active");
+    char key [128];
+    snprintf (key, sizeof key, "%s:%d:%016" PRIx64, fn.id, fn.version, hash);
+    entry->pool_key = strdup (key);
+    store_function_reset (&fn);
+    zhashx_insert (self->functions, function_id, entry);
+    return entry;
+}
+
+static project_entry_t *
+s_project_lookup (self_t *self, const char *slug)
+{
+    project_entry_t *entry = (project_entry_t *) zhashx_lookup (self->projects, slug);
+    if (entry)
+        return entry;
+    cJSON *project = store_project_by_slug (self->store, slug);
+    cJSON *id = cJSON_GetObjectItemCaseSensitive (project, "id");
+    if (!cJSON_IsString (id)) {
+        cJSON_Delete (project);
+        return NULL;
+    }
+    cJSON *routes = store_routes_for_project (self->store, id->valuestring);
+    entry = (project_entry_t *) zmalloc (sizeof (project_entry_t));
+    entry->project_id = strdup (id->valuestring);
+    entry->routes = route_table_new ();
+    cJSON *route;
+    cJSON_ArrayForEach (route, routes) {
+        const char *route_id = cJSON_GetStringValue (cJSON_GetObjectItem (route, "id"));
+        const char *method = cJSON_GetStringValue (cJSON_GetObjectItem (route, "method"));
+        const char *path = cJSON_GetStringValue (cJSON_GetObjectItem (route, "path"));
+        const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (route, "function_id"));
+        if (route_table_add (entry->routes, route_id, method, path, function_id) == -1)
+            zsys_warning ("gateway: project %s: skipped invalid route %s %s", slug,
+                          method ? method : "?", path ? path : "?");
+    }
+    cJSON_Delete (routes);
+    cJSON_Delete (project);
+    zhashx_insert (self->projects, slug, entry);
+    return entry;
+}
+
+static void
+s_invalidate (self_t *self, const char *what)
+{
+    if (strncmp (what, "function ", 9) == 0)
+        zhashx_delete (self->functions, what + 9);
+    else
+    if (strncmp (what, "project ", 8) == 0 || strncmp (what, "routes ", 7) == 0) {
+        const char *project_id = strchr (what, ' ') + 1;
+        bool env_too = what [0] == 'p';
+        //  Collect first: deleting while iterating a zhashx is not allowed
+        zlistx_t *doomed = zlistx_new ();
+        zlistx_set_destructor (doomed, (zlistx_destructor_fn *) zstr_free);
+        for (project_entry_t *project = (project_entry_t *) zhashx_first (self->projects);
+             project; project = (project_entry_t *) zhashx_next (self->projects))
+            if (streq (project->project_id, project_id))
+                zlistx_add_end (doomed, strdup ((const char *) zhashx_cursor (self->projects)));
+        for (char *slug = (char *) zlistx_first (doomed); slug; slug = (char *) zlistx_next (doomed))
+            zhashx_delete (self->projects, slug);
+        zlistx_purge (doomed);
+        if (env_too) {
+            for (function_entry_t *fn = (function_entry_t *) zhashx_first (self->functions);
+                 fn; fn = (function_entry_t *) zhashx_next (self->functions))
+                if (streq (fn->project_id, project_id))
+                    zlistx_add_end (doomed, strdup ((const char *) zhashx_cursor (self->functions)));
+            for (char *id = (char *) zlistx_first (doomed); id; id = (char *) zlistx_next (doomed))
+                zhashx_delete (self->functions, id);
+        }
+        zlistx_destroy (&doomed);
+        if (!env_too)
+            return;             //  Route changes do not touch environments
+    }
+    else {
+        zsys_warning ("gateway: unknown invalidation '%s'", what);
+        return;
+    }
+    msg_send (self->assignment, NULL, "RETIRE", what);
+}
+
+//  --------------------------------------------------------------------------
+//  Replies
+
+static void
+s_reply (self_t *self, zframe_t *route, const char *request_id, int status, cJSON *headers,
+         const char *body, size_t size)
+{
+    char *headers_text = headers ? cJSON_PrintUnformatted (headers) : NULL;
+    msg_send (self->frontend, route, "REPLY", request_id, (int64_t) status,
+              headers_text ? headers_text : "{}", body, size);
+    free (headers_text);
+}
+
+static void
+s_reply_detail (self_t *self, zframe_t *route, const char *request_id, int status, const char *detail,
+                const char *retry_after)
+{
+    cJSON *headers = cJSON_CreateObject ();
+    cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+    if (retry_after)
+        cJSON_AddStringToObject (headers, "Retry-After", retry_after);
+    cJSON *body = cJSON_CreateObject ();
+    cJSON_AddStringToObject (body, "detail", detail);
+    char *text = cJSON_PrintUnformatted (body);
+    s_reply (self, route, request_id, status, headers, text, strlen (text));
+    free (text);
+    cJSON_Delete (body);
+    cJSON_Delete (headers);
+}
+
+//  --------------------------------------------------------------------------
+//  INVOKE: resolve the function, start a job, ask assignment to run it
+
+static void
+s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t *fn,
+             cJSON *input, bool gateway_call, const char *method, const char *path)
+{
+    job_t *job = (job_t *) zmalloc (sizeof (job_t));
+    char job_id [UTIL_ID_SIZE];
+    util_new_id (job_id);
+    job->route = zframe_dup (msg_route (msg));
+    job->request_id = strdup (msg_string (msg, 0));
+    job->gateway_call = gateway_call;
+    job->function_id = strdup (function_id);
+    job->version = fn->version;
+    job->input = cJSON_PrintUnformatted (input);
+    job->method = method ? strdup (method) : NULL;
+    job->path = path ? strdup (path) : NULL;
+    zhashx_insert (self->jobs, job_id, job);
+    msg_send (self->assignment, NULL, "RUN", job_id, fn->pool_key, fn->context, job->input);
+}
+
+static void
+s_handle_direct (self_t *self, msg_t *msg)
+{
+    zframe_t *route = msg_route (msg);
+    const char *request_id = msg_string (msg, 0);
+    const char *function_id = msg_string (msg, 2);
+    function_entry_t *fn = util_is_id (function_id) ? s_function_lookup (self, function_id) : NULL;
+    if (!fn) {
+        s_reply_detail (self, route, request_id, 404, "Function not found", NULL);
+        return;
+    }
+    if (!fn->active) {
+        s_reply_detail (self, route, request_id, 503, "Function is disabled", NULL);
+        return;
+    }
+    size_t size;
+    const byte *body = msg_bytes (msg, 7, &size);
+    cJSON *input = NULL;
+    bool blank = true;
+    for (size_t i = 0; i < size && blank; i++)
+        blank = isspace (body [i]);
+    if (blank)
+        input = cJSON_CreateObject ();
+    else {
+        cJSON *parsed = cJSON_ParseWithLength ((const char *) body, size);
+        if (!parsed) {
+            s_reply_detail (self, route, request_id, 400, "Request body is not valid JSON", NULL);
+            return;
+        }
+        if (!cJSON_IsObject (parsed)) {
+            cJSON_Delete (parsed);
+            const char *detail = "[{\"loc\":[\"body\"],\"msg\":\"Input should be an object like "
+                                 "{\\\"input\\\": ...}\",\"type\":\"model_type\"}]";
+            cJSON *headers = cJSON_CreateObject ();
+            cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+            char text [512];
+            snprintf (text, sizeof text, "{\"detail\":%s}", detail);
+            s_reply (self, route, request_id, 422, headers, text, strlen (text));
+            cJSON_Delete (headers);
+            return;
+        }
+        input = cJSON_DetachItemFromObjectCaseSensitive (parsed, "input");
+        if (!input)
+            input = cJSON_CreateObject ();
+        cJSON_Delete (parsed);
+    }
+    s_start_job (self, msg, function_id, fn, input, false, NULL, NULL);
+    cJSON_Delete (input);
+}
+
+static void
+s_handle_gateway (self_t *self, msg_t *msg)
+{
+    zframe_t *route = msg_route (msg);
+    const char *request_id = msg_string (msg, 0);
+    const char *method = msg_string (msg, 3);
+    const char *raw_path = msg_string (msg, 4);
+    //  raw_path is "/api/gateway/<slug>[/<rest>]" exactly as the client sent it
+    const char *rest = raw_path + strlen ("/api/gateway");
+    while (*rest == '/')
+        rest++;
+    const char *slash = strchr (rest, '/');
+    size_t slug_size = slash ? (size_t) (slash - rest) : strlen (rest);
+    char *slug = route_percent_decode (rest, slug_size, false, NULL);
+    const char *sub_path = slash ? slash : "/";
+    project_entry_t *project = slug && *slug ? s_project_lookup (self, slug) : NULL;
+    free (slug);
+    if (!project) {
+        s_reply_detail (self, route, request_id, 404, "Project not found", NULL);
+        return;
+    }
+    route_match_t match = { 0 };
+    char *normal = route_normalize_path (sub_path);
+    if (route_table_match (project->routes, method, sub_path, &match)) {
+        char detail [512];
+        snprintf (detail, sizeof detail, "No route matches %s %.400s", method, normal);
+        s_reply_detail (self, route, request_id, 404, detail, NULL);
+        free (normal);
+        return;
+    }
+    function_entry_t *fn = s_function_lookup (self, match.function_id);
+    if (!fn || !fn->active) {
+        s_reply_detail (self, route, request_id, 503,
+                        fn ? "The route's function is disabled" : "The route's function no longer exists", NULL);
+        route_match_reset (&match);
+        free (normal);
+        return;
+    }
+    //  The path the function sees: within the project, decoded when it is valid UTF-8
+    size_t decoded_size;
+    char *decoded = route_percent_decode (normal, strlen (normal), false, &decoded_size);
+    cJSON *headers = cJSON_Parse (msg_string (msg, 6));
+    size_t body_size;
+    const byte *body = msg_bytes (msg, 7, &body_size);
+    cJSON *event = gwmap_event (method, decoded, match.params, msg_string (msg, 5), headers, body, body_size);
+    if (!event)
+        event = gwmap_event (method, normal, match.params, msg_string (msg, 5), headers, body, body_size);
+    if (!event)
+        s_reply_detail (self, route, request_id, 400, "Request path is not valid UTF-8", NULL);
+    else
+        s_start_job (self, msg, match.function_id, fn, event, true, method, normal);
+    cJSON_Delete (event);
+    cJSON_Delete (headers);
+    free (decoded);
+    free (normal);
+    route_match_reset (&match);
+}
+
+//  --------------------------------------------------------------------------
+//  RESULT: reply and record
+
+static void
+s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const char *status,
+          const char *output_text)
+{
+    cJSON *row = cJSON_CreateObject ();
+    cJSON_AddStringToObject (row, "id", job_id);
+    cJSON_AddStringToObject (row, "function_id", job->function_id);
+    cJSON_AddStringToObject (row, "input", job->input);
+    if (output_text)
+        cJSON_AddStringToObject (row, "output", output_text);
+    cJSON_AddStringToObject (row, "status", status);
+    const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (result, "error"));
+    if (error)
+        cJSON_AddStringToObject (row, "error", error);
+    cJSON_AddStringToObject (row, "source", job->gateway_call ? "gateway" : "direct");
+    if (job->method)
+        cJSON_AddStringToObject (row, "http_method", job->method);
+    if (job->path)
+        cJSON_AddStringToObject (row, "http_path", job->path);
+    const char *logs = cJSON_GetStringValue (cJSON_GetObjectItem (result, "logs"));
+    if (logs)
+        cJSON_AddStringToObject (row, "logs", logs);
+    cJSON_AddNumberToObject (row, "duration_us", cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us")));
+    cJSON_AddBoolToObject (row, "cold_start", cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start")));
+    cJSON_AddNumberToObject (row, "version", job->version);
+    double peak = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "peak_memory_kb"));
+    cJSON_AddNumberToObject (row, "peak_memory_kb", isnan (peak) ? 0 : peak);
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    cJSON_AddStringToObject (row, "created_at", now);
+    char *text = cJSON_PrintUnformatted (row);
+    msg_send (self->recorder, NULL, "RECORD", text);
+    free (text);
+    cJSON_Delete (row);
+}
+
+static void
+s_handle_result (self_t *self, msg_t *msg)
+{
+    const char *job_id = msg_string (msg, 0);
+    job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
+    if (!job)
+        return;
+    cJSON *result = cJSON_Parse (msg_string (msg, 1));
+    const char *status = cJSON_GetStringValue (cJSON_GetObjectItem (result, "status"));
+    if (!status)
+        status = "error";
+    const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (result, "error"));
+    double duration_us = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us"));
+    int64_t duration_ms = isnan (duration_us) ? 0 : (int64_t) ((duration_us + 500) / 1000);
+    bool cold_start = cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start"));
+
+    if (streq (status, "rejected") || streq (status, "unavailable")) {
+        //  Never ran: nothing to record
+        bool busy = streq (status, "rejected");
+        s_reply_detail (self, job->route, job->request_id, busy ? 429 : 503,
+                        error ? error : "No capacity to run the function now; retry shortly", "1");
+        zhashx_delete (self->jobs, job_id);
+        cJSON_Delete (result);
+        return;
+    }
+    bool success = streq (status, "success");
+    cJSON *output = cJSON_GetObjectItem (result, "output");
+    char *output_text = success && output ? cJSON_PrintUnformatted (output) : NULL;
+    s_record (self, job_id, job, result, status, output_text);
+
+    if (!job->gateway_call) {
+        cJSON *reply = cJSON_CreateObject ();
+        cJSON_AddBoolToObject (reply, "success", success);
+        if (success)
+            cJSON_AddItemToObject (reply, "output", output ? cJSON_Duplicate (output, true) : cJSON_CreateNull ());
+        else
+            cJSON_AddStringToObject (reply, "error", error ? error : "The function failed");
+        if (!success && streq (status, "timeout"))
+            cJSON_AddBoolToObject (reply, "timeout", true);
+        cJSON_AddNumberToObject (reply, "duration_ms", (double) duration_ms);
+        cJSON_AddStringToObject (reply, "invocation_id", job_id);
+        cJSON_AddBoolToObject (reply, "cold_start", cold_start);
+        char *text = cJSON_PrintUnformatted (reply);
+        cJSON *headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+        s_reply (self, job->route, job->request_id, 200, headers, text, strlen (text));
+        cJSON_Delete (headers);
+        free (text);
+        cJSON_Delete (reply);
+    }
+    else
+    if (!success) {
+        bool timeout = streq (status, "timeout");
+        char detail [1024];
+        snprintf (detail, sizeof detail, "%s", error ? error : "The function failed");
+        s_reply_detail (self, job->route, job->request_id, timeout ? 504 : 502, detail, NULL);
+    }
+    else {
+        gwmap_response_t response = { 0 };
+        gwmap_response (output, &response);
+        if (!response.headers)
+            response.headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (response.headers, "X-Clowdy-Invocation-Id", job_id);
+        s_reply (self, job->route, job->request_id, response.status, response.headers,
+                 response.body ? response.body : "", response.body_size);
+        gwmap_response_reset (&response);
+    }
+    free (output_text);
+    cJSON_Delete (result);
+    zhashx_delete (self->jobs, job_id);
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static void
+s_handle_frontend (self_t *self)
+{
+    msg_t *msg = msg_recv (self->frontend, true);
+    if (!msg)
+        return;
+    const char *command = msg_command (msg);
+    if (streq (command, "INVOKE")) {
+        if (streq (msg_string (msg, 1), "gateway"))
+            s_handle_gateway (self, msg);
+        else
+            s_handle_direct (self, msg);
+    }
+    else
+    if (streq (command, "INVALIDATE"))
+        s_invalidate (self, msg_string (msg, 0));
+    else
+    if (streq (command, "PING"))
+        msg_send (self->frontend, msg_route (msg), "PONG");
+    else
+        zsys_warning ("gateway: unexpected '%s' from http", command);
+    msg_destroy (&msg);
+}
+
+static void
+s_handle_assignment (self_t *self)
+{
+    msg_t *msg = msg_recv (self->assignment, false);
+    if (!msg)
+        return;
+    if (streq (msg_command (msg), "RESULT"))
+        s_handle_result (self, msg);
+    else
+        zsys_warning ("gateway: unexpected '%s' from assignment", msg_command (msg));
+    msg_destroy (&msg);
+}
 
 static void
 s_self_handle_pipe (self_t *self)
 {
     char *command = zstr_recv (self->pipe);
     if (!command) {
-        self->terminated = true;    //  Interrupted
+        self->terminated = true;
         return;
     }
     if (streq (command, "$TERM"))
@@ -30,25 +568,129 @@ s_self_handle_pipe (self_t *self)
     zstr_free (&command);
 }
 
+static self_t *
+s_self_new (zsock_t *pipe, const actor_args_t *args)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->config = args->config;
+    self->functions = zhashx_new ();
+    zhashx_set_destructor (self->functions, s_function_entry_destroy);
+    self->projects = zhashx_new ();
+    zhashx_set_destructor (self->projects, s_project_entry_destroy);
+    self->jobs = zhashx_new ();
+    zhashx_set_destructor (self->jobs, s_job_destroy);
+    char db_path [1024];
+    snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
+    self->store = store_new (db_path);
+    self->frontend = zsock_new (ZMQ_ROUTER);
+    self->assignment = zsock_new_dealer (endpoints_get (args->endpoints, "assignment"));
+    self->recorder = zsock_new_push (endpoints_get (args->endpoints, "recorder"));
+    if (!self->store || !self->frontend || !self->assignment || !self->recorder
+    ||  zsock_bind (self->frontend, "%s", endpoints_get (args->endpoints, "gateway")) < 0) {
+        zsys_error ("gateway: cannot start");
+        return NULL;
+    }
+    zsock_set_sndhwm (self->frontend, 0);
+    zsock_set_rcvhwm (self->frontend, 0);
+    zsock_set_sndhwm (self->assignment, 0);
+    zsock_set_rcvhwm (self->assignment, 0);
+    zsock_set_sndhwm (self->recorder, 0);
+    return self;
+}
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->jobs);
+        zhashx_destroy (&self->projects);
+        zhashx_destroy (&self->functions);
+        zsock_destroy (&self->frontend);
+        zsock_destroy (&self->assignment);
+        zsock_destroy (&self->recorder);
+        store_destroy (&self->store);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
 void
 gateway_actor (zsock_t *pipe, void *args)
 {
-    self_t self = { .pipe = pipe };
+    self_t *self = s_self_new (pipe, (const actor_args_t *) args);
+    if (!self) {
+        zsock_signal (pipe, 1);
+        return;
+    }
     zsock_signal (pipe, 0);
-    while (!self.terminated)
-        s_self_handle_pipe (&self);
+    zpoller_t *poller = zpoller_new (pipe, self->frontend, self->assignment, NULL);
+    while (!self->terminated) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        if (which == pipe)
+            s_self_handle_pipe (self);
+        else
+        if (which == self->frontend)
+            s_handle_frontend (self);
+        else
+        if (which == self->assignment)
+            s_handle_assignment (self);
+        else
+        if (zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    s_self_destroy (&self);
 }
 
 void
 gateway_test (bool verbose)
 {
     printf ("gateway: ");
-    zactor_t *actor = zactor_new (gateway_actor, NULL);
-    assert (actor);
-    zstr_send (actor, "PING");
-    char *reply = zstr_recv (actor);
-    assert (reply && streq (reply, "PONG"));
-    zstr_free (&reply);
-    zactor_destroy (&actor);
+    //  The gateway is exercised end to end (tests/e2e) with every actor
+    //  behind it; here: it starts, answers, and refuses what is not a call.
+    char data_dir [] = "/tmp/clowdy-gateway-test-XXXXXX";
+    assert (mkdtemp (data_dir));
+    char *argv [] = { "clowdy", "--data-dir", data_dir, NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 3, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "gateway", "inproc://gateway-test");
+    endpoints_set (endpoints, "assignment", "inproc://gateway-test-assignment");
+    endpoints_set (endpoints, "recorder", "inproc://gateway-test-recorder");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *gateway = zactor_new (gateway_actor, &args);
+    zsock_t *http = zsock_new_dealer ("inproc://gateway-test");
+    zsock_set_rcvtimeo (http, 5000);
+
+    //  Unknown function id, bad id, unknown project
+    msg_send (http, NULL, "INVOKE", "r1", "direct", "aaaaaaaaaaaa", "POST", "/api/invoke/aaaaaaaaaaaa",
+              "", "{}", "", (size_t) 0, "local");
+    msg_t *msg = msg_recv (http, false);
+    assert (msg && streq (msg_command (msg), "REPLY") && msg_int (msg, 1) == 404);
+    msg_destroy (&msg);
+    msg_send (http, NULL, "INVOKE", "r2", "direct", "../etc", "POST", "/api/invoke/../etc",
+              "", "{}", "", (size_t) 0, "local");
+    msg = msg_recv (http, false);
+    assert (msg && msg_int (msg, 1) == 404);
+    msg_destroy (&msg);
+    msg_send (http, NULL, "INVOKE", "r3", "gateway", "nope/x", "GET", "/api/gateway/nope/x",
+              "a=1", "{\"x\":\"y\"}", "", (size_t) 0, "");
+    msg = msg_recv (http, false);
+    assert (msg && msg_int (msg, 1) == 404);
+    size_t size;
+    const byte *body = msg_bytes (msg, 3, &size);
+    assert (memmem (body, size, "Project not found", 17));
+    msg_destroy (&msg);
+
+    zsock_destroy (&http);
+    zactor_destroy (&gateway);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+    char command [256];
+    snprintf (command, sizeof command, "rm -rf %s", data_dir);
+    if (system (command)) { }
     printf ("OK\n");
 }

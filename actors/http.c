@@ -1,27 +1,597 @@
 /*  =========================================================================
-    http - the HTTP front door (libmicrohttpd)
+    http - the HTTP front door: REST API, invoke, gateway and the web UI
 
-    Not built yet: the actor starts, answers PING on its pipe and stops on
-    $TERM, so that main can start every actor of the design from day one.
+    libmicrohttpd runs without threads of its own (MHD_USE_EPOLL with no
+    internal polling thread): this actor polls MHD's epoll fd together with
+    its pipe and its gateway socket, and calls MHD_run when any is ready or
+    when MHD's own timeout expires. We use zmq_poll rather than zpoller
+    because the epoll fd is a plain fd and MHD's timeout changes every turn.
+
+    A request's life:
+    1. MHD's URI log callback allocates a request_t holding the raw URI (MHD
+       hands the access handler a decoded path; the gateway needs the raw
+       one to split segments before decoding).
+    2. The access handler collects the body (413 past the limit), then
+       dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
+       gateway actor as INVOKE (the connection is suspended and the request
+       parked in `pending` under its id), other /api paths go to api_handle
+       synchronously, anything else is a static file of the web UI.
+    3. A REPLY from gateway finds the parked request, stores the response and
+       resumes the connection; MHD calls the handler again and we queue it.
+    4. MHD's completion callback writes the access-log line and frees it.
+
+    Every error is JSON {"detail": "..."}; nothing a client sends can crash
+    the actor: bodies are capped, headers are copied into cJSON, and only
+    well-formed REPLY messages are read from the gateway.
     ========================================================================= */
 
+#include <microhttpd.h>
+#include <cjson/cJSON.h>
+#include <netdb.h>
+#include <sys/stat.h>
 #include "actors/http.h"
+#include "broker/endpoints.h"
+#include "broker/msg.h"
+#include "core/api.h"
+#include "core/config.h"
+#include "core/store.h"
+#include "core/util.h"
+
+typedef struct _request_t request_t;
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
+    const config_t *config;         //  Server settings (not owned)
+    struct MHD_Daemon *daemon;      //  libmicrohttpd instance
+    int epoll_fd;                   //  MHD's epoll fd, polled by us
+    int port;                       //  Bound TCP port
+    zsock_t *gateway;               //  DEALER to the gateway actor
+    store_t *store;                 //  Our own store connection
+    api_t *api;                     //  Control-plane handlers
+    zhashx_t *pending;              //  request id -> request_t parked on gateway
+    size_t active;                  //  Requests started and not completed
+    bool access_log;                //  Log one line per request?
     bool terminated;                //  Did caller ask us to quit?
+    bool draining;                  //  $TERM received; finishing requests in flight
+    int64_t drain_deadline;         //  Monotonic ms when draining gives up
 } self_t;
+
+struct _request_t {
+    self_t *self;                   //  Back pointer for callbacks
+    char id [UTIL_ID_SIZE];         //  Our id for the gateway round trip
+    char *raw_uri;                  //  URI as sent (path and query, not decoded)
+    int64_t started_us;             //  Monotonic start, for the access log
+    char *body;                     //  Request body collected so far
+    size_t body_size;               //  Bytes in body
+    bool too_large;                 //  Body went past the limit
+    bool dispatched;                //  Handler has acted on the full request
+    bool parked;                    //  Suspended, waiting for the gateway
+    struct MHD_Connection *connection;  //  For resume
+    int status;                     //  Status we answered
+    int reply_status;               //  Status from the gateway REPLY
+    cJSON *reply_headers;           //  Headers from the gateway REPLY
+    char *reply_body;               //  Body from the gateway REPLY
+    size_t reply_size;              //  Its size
+    char *method_copy;              //  For the access log after completion
+    char *path_copy;                //  Ditto
+};
+
+//  --------------------------------------------------------------------------
+//  Responses
+
+static const char *
+s_content_type (const char *path)
+{
+    const char *dot = strrchr (path, '.');
+    if (!dot)
+        return "application/octet-stream";
+    static const char *types [][2] = {
+        { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript; charset=utf-8" },
+        { ".mjs", "text/javascript; charset=utf-8" }, { ".css", "text/css; charset=utf-8" },
+        { ".json", "application/json" }, { ".svg", "image/svg+xml" }, { ".png", "image/png" },
+        { ".ico", "image/x-icon" }, { ".woff2", "font/woff2" }, { ".woff", "font/woff" },
+        { ".ttf", "font/ttf" }, { ".map", "application/json" }, { ".txt", "text/plain; charset=utf-8" },
+        { ".wasm", "application/wasm" }, { ".jpg", "image/jpeg" }, { ".webp", "image/webp" },
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types [0]; i++)
+        if (streq (dot, types [i][0]))
+            return types [i][1];
+    return "application/octet-stream";
+}
+
+//  CORS per API.md: the configured frontend origin, with credentials
+static void
+s_add_cors (self_t *self, struct MHD_Connection *connection, struct MHD_Response *response)
+{
+    const char *origin = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Origin");
+    if (origin && streq (origin, self->config->frontend_url)) {
+        MHD_add_response_header (response, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header (response, "Access-Control-Allow-Credentials", "true");
+    }
+    MHD_add_response_header (response, "Vary", "Origin");
+}
+
+//  Queue a response; takes ownership of body (heap, may be NULL)
+static enum MHD_Result
+s_respond (request_t *request, struct MHD_Connection *connection, int status,
+           const char *content_type, char *body, size_t size, cJSON *headers)
+{
+    self_t *self = request->self;
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        size, body ? body : (void *) "", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        free (body);
+        return MHD_NO;
+    }
+    bool has_type = false;
+    cJSON *header;
+    cJSON_ArrayForEach (header, headers) {
+        if (!cJSON_IsString (header) || !header->string)
+            continue;
+        if (strcasecmp (header->string, "content-type") == 0)
+            has_type = true;
+        //  MHD refuses values with CR/LF, so a hostile header cannot split the response
+        MHD_add_response_header (response, header->string, header->valuestring);
+    }
+    if (content_type && !has_type)
+        MHD_add_response_header (response, "Content-Type", content_type);
+    s_add_cors (self, connection, response);
+    request->status = status;
+    enum MHD_Result rc = MHD_queue_response (connection, (unsigned int) status, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
+static enum MHD_Result
+s_respond_detail (request_t *request, struct MHD_Connection *connection, int status, const char *detail)
+{
+    char *body = api_detail_json (detail);
+    return s_respond (request, connection, status, "application/json", body, strlen (body), NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  Static files of the web UI
+
+static enum MHD_Result
+s_serve_static (request_t *request, struct MHD_Connection *connection, const char *method, const char *url)
+{
+    self_t *self = request->self;
+    if (strneq (method, "GET") && strneq (method, "HEAD"))
+        return s_respond_detail (request, connection, 405, "Method not allowed");
+    //  Refuse any path that could climb out of the web dir
+    if (strstr (url, "..") || strchr (url, '\\') || strlen (url) > 1024)
+        return s_respond_detail (request, connection, 404, "Not found");
+
+    char path [2048];
+    bool is_asset = strncmp (url, "/assets/", 8) == 0;
+    snprintf (path, sizeof path, "%s%s", self->config->web_dir, url);
+    struct stat st;
+    if (stat (path, &st) || !S_ISREG (st.st_mode)) {
+        if (is_asset || strrchr (url, '.') > strrchr (url, '/'))
+            return s_respond_detail (request, connection, 404, "Not found");
+        //  Client-side route: the single-page app decides
+        snprintf (path, sizeof path, "%s/index.html", self->config->web_dir);
+        if (stat (path, &st) || !S_ISREG (st.st_mode)) {
+            const char *page = "<!doctype html><title>Clowdy</title><h1>Clowdy</h1>"
+                "<p>The web UI is not built. Run <code>scripts/build-web</code> (scripts/run does it).</p>"
+                "<p>The API is at <a href=\"/api/health\">/api</a>.</p>";
+            return s_respond (request, connection, 200, "text/html; charset=utf-8",
+                              strdup (page), strlen (page), NULL);
+        }
+    }
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return s_respond_detail (request, connection, 404, "Not found");
+    struct MHD_Response *response = MHD_create_response_from_fd ((uint64_t) st.st_size, fd);
+    if (!response) {
+        close (fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header (response, "Content-Type", s_content_type (path));
+    MHD_add_response_header (response, "Cache-Control",
+                             is_asset ? "public, max-age=31536000, immutable" : "no-cache");
+    request->status = 200;
+    enum MHD_Result rc = MHD_queue_response (connection, 200, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Requests for the gateway actor
+
+static enum MHD_Result
+s_collect_header (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    cJSON *headers = (cJSON *) cls;
+    if (!key || !value)
+        return MHD_YES;
+    char name [256];
+    size_t len = strlen (key);
+    if (len >= sizeof name)
+        return MHD_YES;
+    for (size_t i = 0; i <= len; i++)
+        name [i] = (char) tolower ((unsigned char) key [i]);
+    //  Repeated headers: the last one wins, as for query parameters
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, name);
+    cJSON_AddStringToObject (headers, name, value);
+    return MHD_YES;
+}
+
+static enum MHD_Result
+s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, const char *method,
+                      const char *kind, const char *target, const char *user_id)
+{
+    self_t *self = request->self;
+    if (self->draining)
+        return s_respond_detail (request, connection, 503, "Server is shutting down");
+
+    //  Raw path and query from the URI as the client sent it
+    const char *raw = request->raw_uri ? request->raw_uri : "";
+    const char *question = strchr (raw, '?');
+    char *raw_path = question ? strndup (raw, (size_t) (question - raw)) : strdup (raw);
+    cJSON *headers = cJSON_CreateObject ();
+    MHD_get_connection_values (connection, MHD_HEADER_KIND, s_collect_header, headers);
+    char *headers_text = cJSON_PrintUnformatted (headers);
+    cJSON_Delete (headers);
+
+    util_new_id (request->id);
+    int rc = msg_send (self->gateway, NULL, "INVOKE", request->id, kind, target, method,
+                       raw_path, question ? question + 1 : "", headers_text,
+                       request->body, request->body_size, user_id);
+    free (raw_path);
+    free (headers_text);
+    if (rc)
+        return s_respond_detail (request, connection, 503, "Gateway unavailable");
+    request->parked = true;
+    request->connection = connection;
+    zhashx_insert (self->pending, request->id, request);
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+static void
+s_handle_gateway_reply (self_t *self)
+{
+    msg_t *msg = msg_recv (self->gateway, false);
+    if (!msg)
+        return;
+    if (streq (msg_command (msg), "REPLY")) {
+        request_t *request = (request_t *) zhashx_lookup (self->pending, msg_string (msg, 0));
+        if (request) {
+            zhashx_delete (self->pending, request->id);
+            int64_t status = msg_int (msg, 1);
+            request->reply_status = status >= 100 && status <= 599 ? (int) status : 502;
+            request->reply_headers = cJSON_Parse (msg_string (msg, 2));
+            size_t size;
+            const byte *body = msg_bytes (msg, 3, &size);
+            request->reply_body = (char *) malloc (size ? size : 1);
+            memcpy (request->reply_body, body, size);
+            request->reply_size = size;
+            request->parked = false;
+            MHD_resume_connection (request->connection);
+        }
+        //  else: the client went away and the request was freed; drop the reply
+    }
+    else
+        zsys_warning ("http: unexpected '%s' from gateway", msg_command (msg));
+    msg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatch of a complete request
+
+static enum MHD_Result
+s_dispatch (request_t *request, struct MHD_Connection *connection, const char *url, const char *method)
+{
+    self_t *self = request->self;
+    if (streq (method, "OPTIONS") && strncmp (url, "/api/gateway/", 13) != 0) {
+        struct MHD_Response *response = MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header (response, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+        MHD_add_response_header (response, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        MHD_add_response_header (response, "Access-Control-Max-Age", "600");
+        s_add_cors (self, connection, response);
+        request->status = 204;
+        enum MHD_Result rc = MHD_queue_response (connection, 204, response);
+        MHD_destroy_response (response);
+        return rc;
+    }
+    if (request->too_large) {
+        char detail [128];
+        snprintf (detail, sizeof detail, "Request body is larger than the limit of %ld bytes",
+                  self->config->max_body);
+        return s_respond_detail (request, connection, 413, detail);
+    }
+    if (strncmp (url, "/api/", 5) != 0 && strneq (url, "/api"))
+        return s_serve_static (request, connection, method, url);
+
+    //  Public endpoints
+    if (streq (url, "/api/config")) {
+        cJSON *config = cJSON_CreateObject ();
+        cJSON_AddStringToObject (config, "auth_mode", self->config->auth);
+        if (*self->config->clerk_publishable_key)
+            cJSON_AddStringToObject (config, "clerk_publishable_key", self->config->clerk_publishable_key);
+        cJSON_AddStringToObject (config, "version", CLOWDY_VERSION);
+        char *body = cJSON_PrintUnformatted (config);
+        cJSON_Delete (config);
+        return s_respond (request, connection, 200, "application/json", body, strlen (body), NULL);
+    }
+    const char *user_id = "local";
+    if (strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway"))
+        return s_forward_to_gateway (request, connection, method, "gateway",
+                                     url [12] == '/' ? url + 13 : "", "");
+    if (strncmp (url, "/api/invoke/", 12) == 0) {
+        if (strneq (method, "POST"))
+            return s_respond_detail (request, connection, 405, "Method not allowed");
+        return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
+    }
+
+    api_request_t api_request = {
+        .method = method, .path = url, .body = request->body, .body_size = request->body_size,
+        .user_id = user_id
+    };
+    const char *question = request->raw_uri ? strchr (request->raw_uri, '?') : NULL;
+    api_request.query = question ? question + 1 : NULL;
+    api_response_t api_response = { 0 };
+    if (api_handle (self->api, &api_request, &api_response)) {
+        api_response_reset (&api_response);
+        return s_respond_detail (request, connection, 404, "Not found");
+    }
+    if (api_response.invalidate)
+        msg_send (self->gateway, NULL, "INVALIDATE", api_response.invalidate);
+    char *body = api_response.body;
+    api_response.body = NULL;
+    if (!body)
+        body = strdup ("null");
+    enum MHD_Result rc = s_respond (request, connection, api_response.status, "application/json",
+                                    body, strlen (body), NULL);
+    api_response_reset (&api_response);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  libmicrohttpd callbacks
+
+static void *
+s_uri_logger (void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    self_t *self = (self_t *) cls;
+    request_t *request = (request_t *) zmalloc (sizeof (request_t));
+    request->self = self;
+    request->raw_uri = strdup (uri ? uri : "");
+    request->started_us = util_monotonic_us ();
+    self->active++;
+    return request;
+}
+
+static enum MHD_Result
+s_access_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+                  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    self_t *self = (self_t *) cls;
+    request_t *request = (request_t *) *con_cls;
+    if (!request)
+        return MHD_NO;              //  Cannot happen: the URI logger always runs first
+    if (!request->method_copy) {
+        request->method_copy = strdup (method);
+        request->path_copy = strdup (url);
+        //  Refuse an announced oversize body before reading it
+        const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length && strtoll (length, NULL, 10) > self->config->max_body) {
+            //  Answered before the body is read: MHD then discards it
+            request->too_large = true;
+            request->dispatched = true;
+            return s_dispatch (request, connection, url, method);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!request->too_large) {
+            if (request->body_size + *upload_data_size > (size_t) self->config->max_body) {
+                request->too_large = true;
+                zstr_free (&request->body);
+                request->body_size = 0;
+            }
+            else {
+                request->body = (char *) realloc (request->body, request->body_size + *upload_data_size + 1);
+                memcpy (request->body + request->body_size, upload_data, *upload_data_size);
+                request->body_size += *upload_data_size;
+                request->body [request->body_size] = 0;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!request->dispatched) {
+        request->dispatched = true;
+        return s_dispatch (request, connection, url, method);
+    }
+    if (request->reply_body) {
+        //  Resumed after the gateway's REPLY
+        char *body = request->reply_body;
+        request->reply_body = NULL;
+        enum MHD_Result rc = s_respond (request, connection, request->reply_status, NULL,
+                                        body, request->reply_size, request->reply_headers);
+        return rc;
+    }
+    return MHD_YES;
+}
+
+static void
+s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+                     enum MHD_RequestTerminationCode code)
+{
+    self_t *self = (self_t *) cls;
+    request_t *request = (request_t *) *con_cls;
+    if (!request)
+        return;
+    if (request->parked)
+        zhashx_delete (self->pending, request->id);
+    if (self->access_log)
+        zsys_info ("http: %s %s %d %" PRId64 "us%s",
+                   request->method_copy ? request->method_copy : "-",
+                   request->path_copy ? request->path_copy : (request->raw_uri ? request->raw_uri : "-"),
+                   request->status, util_monotonic_us () - request->started_us,
+                   code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    free (request->raw_uri);
+    free (request->body);
+    free (request->reply_body);
+    cJSON_Delete (request->reply_headers);
+    free (request->method_copy);
+    free (request->path_copy);
+    free (request);
+    *con_cls = NULL;
+    self->active--;
+}
+
+static void
+s_mhd_log (void *cls, const char *format, va_list args)
+{
+    char line [512];
+    vsnprintf (line, sizeof line, format, args);
+    size_t len = strlen (line);
+    while (len && (line [len - 1] == '\n' || line [len - 1] == '\r'))
+        line [--len] = 0;
+    zsys_debug ("http: microhttpd: %s", line);
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static int
+s_parse_listen (const char *listen, struct sockaddr_storage *address, socklen_t *size)
+{
+    const char *colon = strrchr (listen, ':');
+    if (!colon)
+        return -1;
+    char host [256];
+    size_t host_len = (size_t) (colon - listen);
+    if (host_len == 0 || host_len >= sizeof host)
+        return -1;
+    memcpy (host, listen, host_len);
+    host [host_len] = 0;
+    if (host [0] == '[' && host [host_len - 1] == ']') {
+        memmove (host, host + 1, host_len - 2);
+        host [host_len - 2] = 0;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *found = NULL;
+    if (getaddrinfo (host, colon + 1, &hints, &found) || !found)
+        return -1;
+    memcpy (address, found->ai_addr, found->ai_addrlen);
+    *size = found->ai_addrlen;
+    freeaddrinfo (found);
+    return 0;
+}
+
+static self_t *
+s_self_new (zsock_t *pipe, const actor_args_t *args)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->config = args->config;
+    self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
+    self->pending = zhashx_new ();
+
+    char db_path [1024];
+    snprintf (db_path, sizeof db_path, "%s/clowdy.db", self->config->data_dir);
+    self->store = store_new (db_path);
+    if (!self->store)
+        goto failed;
+    self->api = api_new (self->store);
+    if (!self->api)
+        goto failed;
+    self->gateway = zsock_new_dealer (endpoints_get (args->endpoints, "gateway"));
+    if (!self->gateway)
+        goto failed;
+    zsock_set_sndhwm (self->gateway, 0);
+    zsock_set_rcvhwm (self->gateway, 0);
+
+    struct sockaddr_storage address;
+    socklen_t address_size;
+    if (s_parse_listen (self->config->listen, &address, &address_size)) {
+        zsys_error ("http: cannot use --listen '%s': expected HOST:PORT", self->config->listen);
+        goto failed;
+    }
+    unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (address.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access_handler, self,
+        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
+        MHD_OPTION_URI_LOG_CALLBACK, s_uri_logger, self,
+        MHD_OPTION_NOTIFY_COMPLETED, s_request_completed, self,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 4096,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 128 * 1024,
+        MHD_OPTION_END);
+    if (!self->daemon) {
+        zsys_error ("http: cannot listen on %s: %s", self->config->listen, strerror (errno));
+        goto failed;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    self->epoll_fd = info ? info->epoll_fd : -1;
+    info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    self->port = info ? info->port : 0;
+    if (self->epoll_fd < 0 || self->port == 0)
+        goto failed;
+    return self;
+
+failed:
+    if (self->daemon)
+        MHD_stop_daemon (self->daemon);
+    zsock_destroy (&self->gateway);
+    api_destroy (&self->api);
+    store_destroy (&self->store);
+    zhashx_destroy (&self->pending);
+    free (self);
+    return NULL;
+}
+
+static void
+s_self_destroy (self_t **self_p)
+{
+    if (*self_p) {
+        self_t *self = *self_p;
+        //  Parked requests get an answer rather than a dropped connection
+        request_t *request = (request_t *) zhashx_first (self->pending);
+        while (request) {
+            request->parked = false;
+            request->reply_status = 503;
+            request->reply_body = strdup ("{\"detail\":\"Server is shutting down\"}");
+            request->reply_size = strlen (request->reply_body);
+            MHD_resume_connection (request->connection);
+            request = (request_t *) zhashx_next (self->pending);
+        }
+        zhashx_purge (self->pending);
+        MHD_run (self->daemon);
+        MHD_stop_daemon (self->daemon);
+        zsock_destroy (&self->gateway);
+        api_destroy (&self->api);
+        store_destroy (&self->store);
+        zhashx_destroy (&self->pending);
+        free (self);
+        *self_p = NULL;
+    }
+}
 
 static void
 s_self_handle_pipe (self_t *self)
 {
     char *command = zstr_recv (self->pipe);
     if (!command) {
-        self->terminated = true;    //  Interrupted
+        self->terminated = true;
         return;
     }
-    if (streq (command, "$TERM"))
-        self->terminated = true;
+    if (streq (command, "$TERM")) {
+        //  Stop accepting; requests in flight may finish for up to 10 s
+        self->draining = true;
+        self->drain_deadline = zclock_mono () + 10000;
+        MHD_quiesce_daemon (self->daemon);
+    }
+    else
+    if (streq (command, "PORT"))
+        zstr_sendf (self->pipe, "%d", self->port);
     else
     if (streq (command, "PING"))
         zstr_send (self->pipe, "PONG");
@@ -33,22 +603,144 @@ s_self_handle_pipe (self_t *self)
 void
 http_actor (zsock_t *pipe, void *args)
 {
-    self_t self = { .pipe = pipe };
+    self_t *self = s_self_new (pipe, (const actor_args_t *) args);
+    if (!self) {
+        zsock_signal (pipe, 1);
+        //  Wait for $TERM so zactor_destroy does not hang
+        char *command = zstr_recv (pipe);
+        zstr_free (&command);
+        return;
+    }
     zsock_signal (pipe, 0);
-    while (!self.terminated)
-        s_self_handle_pipe (&self);
+
+    zmq_pollitem_t items [] = {
+        { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->gateway), 0, ZMQ_POLLIN, 0 },
+        { NULL, self->epoll_fd, ZMQ_POLLIN, 0 }
+    };
+    while (!self->terminated) {
+        MHD_UNSIGNED_LONG_LONG mhd_timeout;
+        long timeout = 1000;
+        if (MHD_get_timeout (self->daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 1000)
+            timeout = (long) mhd_timeout;
+        if (self->draining)
+            timeout = 50;
+        int rc = zmq_poll (items, 3, timeout);
+        if (rc == -1 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN)
+            s_self_handle_pipe (self);
+        while (zsock_events (self->gateway) & ZMQ_POLLIN)
+            s_handle_gateway_reply (self);
+        MHD_run (self->daemon);
+        if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
+            self->terminated = true;
+    }
+    s_self_destroy (&self);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: serve a temp data dir and talk plain HTTP to it over a socket
+
+static char *
+s_http_exchange (int port, const char *request_text)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
+    assert (write (fd, request_text, strlen (request_text)) == (ssize_t) strlen (request_text));
+    shutdown (fd, SHUT_WR);
+    char *reply = (char *) zmalloc (65536);
+    size_t size = 0;
+    ssize_t got;
+    while ((got = read (fd, reply + size, 65535 - size)) > 0)
+        size += (size_t) got;
+    close (fd);
+    return reply;
 }
 
 void
 http_test (bool verbose)
 {
     printf ("http: ");
-    zactor_t *actor = zactor_new (http_actor, NULL);
-    assert (actor);
-    zstr_send (actor, "PING");
-    char *reply = zstr_recv (actor);
-    assert (reply && streq (reply, "PONG"));
-    zstr_free (&reply);
-    zactor_destroy (&actor);
+    char data_dir [] = "/tmp/clowdy-http-test-XXXXXX";
+    assert (mkdtemp (data_dir));
+    char *argv [] = { "clowdy", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                      "--log-level", verbose ? "info" : "warning", "--web-dir", "/nonexistent", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 9, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "gateway", "inproc://http-test-gateway");
+    //  A stand-in gateway that answers every INVOKE with 202 and the body it got
+    zsock_t *gateway = zsock_new_router ("inproc://http-test-gateway");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *http = zactor_new (http_actor, &args);
+    zstr_send (http, "PORT");
+    char *port_text = zstr_recv (http);
+    int port = atoi (port_text);
+    zstr_free (&port_text);
+    assert (port > 0);
+
+    char *reply = s_http_exchange (port, "GET /api/health HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "200 OK") && strstr (reply, "{\"status\":\"ok\"}"));
+    free (reply);
+
+    reply = s_http_exchange (port, "GET /api/config HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "\"auth_mode\":\"local\""));
+    free (reply);
+
+    reply = s_http_exchange (port, "POST /api/projects HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n{}");
+    assert (strstr (reply, "413"));
+    free (reply);
+
+    reply = s_http_exchange (port, "GET / HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "200 OK") && strstr (reply, "not built"));
+    free (reply);
+
+    reply = s_http_exchange (port, "OPTIONS /api/projects HTTP/1.0\r\nOrigin: http://localhost:5173\r\n\r\n");
+    assert (strstr (reply, "204") && strstr (reply, "Access-Control-Allow-Origin: http://localhost:5173"));
+    free (reply);
+
+    //  Invoke goes to the gateway with the raw path and query, and comes back
+    zpoller_t *poller = zpoller_new (gateway, NULL);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
+    const char *text = "POST /api/gateway/shop/a%2Fb?x=1 HTTP/1.0\r\nContent-Length: 5\r\nX-Thing: yes\r\n\r\nhello";
+    assert (write (fd, text, strlen (text)) == (ssize_t) strlen (text));
+    assert (zpoller_wait (poller, 5000) == gateway);
+    msg_t *msg = msg_recv (gateway, true);
+    assert (msg && streq (msg_command (msg), "INVOKE"));
+    assert (streq (msg_string (msg, 1), "gateway"));
+    assert (streq (msg_string (msg, 4), "/api/gateway/shop/a%2Fb"));
+    assert (streq (msg_string (msg, 5), "x=1"));
+    assert (strstr (msg_string (msg, 6), "\"x-thing\":\"yes\""));
+    size_t size;
+    const byte *body = msg_bytes (msg, 7, &size);
+    assert (size == 5 && memcmp (body, "hello", 5) == 0);
+    msg_send (gateway, msg_route (msg), "REPLY", msg_string (msg, 0), (int64_t) 202,
+              "{\"X-Answer\":\"42\"}", "bye", (size_t) 3);
+    msg_destroy (&msg);
+    shutdown (fd, SHUT_WR);
+    char answer [4096] = { 0 };
+    size_t have = 0;
+    ssize_t got;
+    while ((got = read (fd, answer + have, sizeof answer - 1 - have)) > 0)
+        have += (size_t) got;
+    close (fd);
+    assert (strstr (answer, "202") && strstr (answer, "X-Answer: 42") && strstr (answer, "\r\n\r\nbye"));
+
+    zpoller_destroy (&poller);
+    zactor_destroy (&http);
+    zsock_destroy (&gateway);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+    zsys_dir_delete (data_dir);
+    char command [256];
+    snprintf (command, sizeof command, "rm -rf %s", data_dir);
+    if (system (command)) { }
     printf ("OK\n");
 }

@@ -1,23 +1,88 @@
 /*  =========================================================================
-    placement - creates execution environments (cold starts)
+    placement - decides which worker creates a new execution environment
 
-    Not built yet: the actor starts, answers PING on its pipe and stops on
-    $TERM, so that main can start every actor of the design from day one.
+    Stateless but for a small memory of where each pool key was last placed
+    (affinity). The decision is a pure function of the PLACE message and
+    that memory, so it is tested directly through s_choose.
     ========================================================================= */
 
+#include <cjson/cJSON.h>
 #include "actors/placement.h"
+#include "broker/endpoints.h"
+#include "broker/msg.h"
+#include "core/config.h"
+
+#define AFFINITY_MAX 4096           //  Pool keys remembered
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
+    zsock_t *frontend;              //  ROUTER for assignment
+    zhashx_t *affinity;             //  pool key -> worker id it was last placed on
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
+
+//  Pick a worker for a new environment of memory_mb; returns its id (owned
+//  by workers) or NULL when none has room.
+static const char *
+s_choose (zhashx_t *affinity, const char *pool_key, cJSON *workers, double memory_mb)
+{
+    const char *preferred = affinity ? (const char *) zhashx_lookup (affinity, pool_key) : NULL;
+    const char *best = NULL;
+    double best_free = -1, best_envs = 0;
+    cJSON *worker;
+    cJSON_ArrayForEach (worker, workers) {
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (worker, "id"));
+        double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "capacity_mb"));
+        double used = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "memory_mb"));
+        double envs = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "envs"));
+        if (!id || isnan (capacity) || isnan (used) || isnan (envs))
+            continue;
+        double free_mb = capacity - used;
+        if (free_mb < memory_mb)
+            continue;
+        if (preferred && streq (id, preferred))
+            return id;
+        if (free_mb > best_free || (free_mb == best_free && envs < best_envs)) {
+            best = id;
+            best_free = free_mb;
+            best_envs = envs;
+        }
+    }
+    return best;
+}
+
+static void
+s_handle_frontend (self_t *self)
+{
+    msg_t *msg = msg_recv (self->frontend, true);
+    if (!msg)
+        return;
+    if (streq (msg_command (msg), "PLACE")) {
+        const char *pool_key = msg_string (msg, 1);
+        cJSON *workers = cJSON_Parse (msg_string (msg, 2));
+        //  Memory is not in PLACE: every worker's capacity is checked by
+        //  assignment's budget; here we only need one with any room
+        const char *chosen = s_choose (self->affinity, pool_key, workers, 0);
+        if (chosen) {
+            if (zhashx_size (self->affinity) >= AFFINITY_MAX)
+                zhashx_purge (self->affinity);
+            zhashx_update (self->affinity, pool_key, strdup (chosen));
+        }
+        msg_send (self->frontend, msg_route (msg), "PLACED", msg_string (msg, 0), chosen ? chosen : "");
+        cJSON_Delete (workers);
+    }
+    else
+    if (streq (msg_command (msg), "PING"))
+        msg_send (self->frontend, msg_route (msg), "PONG");
+    msg_destroy (&msg);
+}
 
 static void
 s_self_handle_pipe (self_t *self)
 {
     char *command = zstr_recv (self->pipe);
     if (!command) {
-        self->terminated = true;    //  Interrupted
+        self->terminated = true;
         return;
     }
     if (streq (command, "$TERM"))
@@ -31,24 +96,80 @@ s_self_handle_pipe (self_t *self)
 }
 
 void
-placement_actor (zsock_t *pipe, void *args)
+placement_actor (zsock_t *pipe, void *args_)
 {
+    const actor_args_t *args = (const actor_args_t *) args_;
     self_t self = { .pipe = pipe };
+    self.frontend = zsock_new (ZMQ_ROUTER);
+    if (!self.frontend || zsock_bind (self.frontend, "%s", endpoints_get (args->endpoints, "placement")) < 0) {
+        zsys_error ("placement: cannot bind its endpoint");
+        zsock_destroy (&self.frontend);
+        zsock_signal (pipe, 1);
+        return;
+    }
+    self.affinity = zhashx_new ();
+    zhashx_set_destructor (self.affinity, (zhashx_destructor_fn *) zstr_free);
     zsock_signal (pipe, 0);
-    while (!self.terminated)
-        s_self_handle_pipe (&self);
+    zpoller_t *poller = zpoller_new (pipe, self.frontend, NULL);
+    while (!self.terminated) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        if (which == pipe)
+            s_self_handle_pipe (&self);
+        else
+        if (which == self.frontend)
+            s_handle_frontend (&self);
+        else
+            break;
+    }
+    zpoller_destroy (&poller);
+    zhashx_destroy (&self.affinity);
+    zsock_destroy (&self.frontend);
 }
 
 void
 placement_test (bool verbose)
 {
     printf ("placement: ");
-    zactor_t *actor = zactor_new (placement_actor, NULL);
-    assert (actor);
-    zstr_send (actor, "PING");
-    char *reply = zstr_recv (actor);
-    assert (reply && streq (reply, "PONG"));
-    zstr_free (&reply);
-    zactor_destroy (&actor);
+    cJSON *workers = cJSON_Parse (
+        "[{\"id\":\"a\",\"envs\":3,\"memory_mb\":900,\"capacity_mb\":1024},"
+        " {\"id\":\"b\",\"envs\":1,\"memory_mb\":128,\"capacity_mb\":1024},"
+        " {\"id\":\"c\",\"envs\":0,\"memory_mb\":0,\"capacity_mb\":512},"
+        " {\"bogus\":true}]");
+    //  Most free memory wins
+    assert (streq (s_choose (NULL, "k", workers, 128), "b"));
+    //  Affinity wins when that worker has room, not otherwise
+    zhashx_t *affinity = zhashx_new ();
+    zhashx_insert (affinity, "k", "c");
+    assert (streq (s_choose (affinity, "k", workers, 128), "c"));
+    assert (streq (s_choose (affinity, "k", workers, 600), "b"));
+    zhashx_destroy (&affinity);
+    //  Nobody has room
+    assert (s_choose (NULL, "k", workers, 4096) == NULL);
+    cJSON_Delete (workers);
+    assert (s_choose (NULL, "k", NULL, 1) == NULL);
+
+    //  Over the actor's socket, garbage in the worker list included
+    char *argv [] = { "clowdy", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 1, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "placement", "inproc://placement-test");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *placement = zactor_new (placement_actor, &args);
+    zsock_t *client = zsock_new_dealer ("inproc://placement-test");
+    zsock_set_rcvtimeo (client, 3000);
+    msg_send (client, NULL, "PLACE", "j1", "k", "not json");
+    msg_send (client, NULL, "PLACE", "j2", "k", "[{\"id\":\"w\",\"envs\":0,\"memory_mb\":0,\"capacity_mb\":100}]");
+    msg_t *msg = msg_recv (client, false);
+    assert (msg && streq (msg_string (msg, 0), "j1") && streq (msg_string (msg, 1), ""));
+    msg_destroy (&msg);
+    msg = msg_recv (client, false);
+    assert (msg && streq (msg_string (msg, 0), "j2") && streq (msg_string (msg, 1), "w"));
+    msg_destroy (&msg);
+    zsock_destroy (&client);
+    zactor_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
     printf ("OK\n");
 }

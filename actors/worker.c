@@ -1,54 +1,771 @@
 /*  =========================================================================
-    worker - drives runners inside sandboxes
+    worker - drives runners inside sandboxes on this host
 
-    Not built yet: the actor starts, answers PING on its pipe and stops on
-    $TERM, so that main can start every actor of the design from day one.
+    The worker's environments, each a wenv_t, move through these states:
+
+        STARTING --ready--> IDLE --EXEC/invoke--> BUSY --result--> IDLE
+           |  (a cold EXEC before ready parks load+invoke; sent on ready)
+           '--> LOADING --loaded--> BUSY ...
+        any --EOF, protocol error, deadline, KILL--> gone
+
+    One place, s_env_end, handles every way an environment can end: it kills
+    and reaps the sandbox, tells assignment DONE (when a run was in flight:
+    timeout, out of memory or crash, told apart) or GONE (when idle), and
+    frees it. The loop is a zloop: the pipe, the assignment socket, one fd
+    poller per runner, a heartbeat timer and one deadline timer per run.
+
+    Pre-started sandboxes (runner up, no function) sit in `spare`; a cold
+    start that fits takes one and only pays for loading the code. The spare
+    pool is refilled from a zero-delay timer after the cold EXEC is sent on,
+    so the refill never delays the call that used the spare.
     ========================================================================= */
 
+#include <cjson/cJSON.h>
+#include <sys/wait.h>
 #include "actors/worker.h"
+#include "broker/endpoints.h"
+#include "broker/msg.h"
+#include "core/config.h"
+#include "core/util.h"
+#include "runtime/proto.h"
+#include "runtime/sandbox.h"
+
+#define HEARTBEAT_MS 1000           //  How often we tell assignment we are alive
+#define ASSIGNMENT_EXPIRY_MS 5000   //  Silence after which we register again
+#define LOAD_ALLOWANCE_MS 10000     //  Extra time a cold start may take to load
+
+typedef enum { WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
+
+typedef struct {
+    char id [UTIL_ID_SIZE];         //  Environment id (assignment's), or "" while spare
+    sandbox_t *sandbox;             //  The sandbox with its runner
+    proto_reader_t *reader;         //  Frames from the runner
+    wenv_state_t state;             //  See the diagram above
+    char *job_id;                   //  Run in flight, or NULL
+    char *pending_load;             //  Load frame waiting for ready, or NULL
+    char *pending_input;            //  Input JSON waiting for loaded, or NULL
+    int timeout_ms;                 //  Function's timeout
+    int memory_mb;                  //  Function's memory limit
+    bool cold;                      //  The run in flight created this environment
+    bool timed_out;                 //  We killed it for its deadline
+    int deadline_timer;             //  zloop timer id, or -1
+    int64_t started_us;             //  When the run in flight was received
+    bool registered;                //  Its fd is in the loop
+} wenv_t;
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
-    bool terminated;                //  Did caller ask us to quit?
+    zsock_t *backend;               //  DEALER to assignment
+    zloop_t *loop;                  //  Our reactor
+    const config_t *config;         //  Settings
+    char worker_id [128];           //  Our id: host, pid, instance
+    zhashx_t *envs;                 //  env id -> wenv_t (assigned environments)
+    zlistx_t *spare;                //  wenv_t * pre-started, no function yet
+    int64_t last_heard;             //  Monotonic ms of the last message from assignment
+    bool sandboxes_ok;              //  sandbox_system_init succeeded
+    bool refill_scheduled;          //  A refill timer is pending
 } self_t;
 
+static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
+
+//  --------------------------------------------------------------------------
+//  Environments
+
 static void
-s_self_handle_pipe (self_t *self)
+s_env_free (self_t *self, wenv_t *env)
 {
-    char *command = zstr_recv (self->pipe);
-    if (!command) {
-        self->terminated = true;    //  Interrupted
+    if (env->registered) {
+        zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
+        zloop_poller_end (self->loop, &item);
+    }
+    if (env->deadline_timer >= 0)
+        zloop_timer_end (self->loop, env->deadline_timer);
+    sandbox_destroy (&env->sandbox);
+    proto_reader_destroy (&env->reader);
+    free (env->job_id);
+    free (env->pending_load);
+    free (env->pending_input);
+    free (env);
+}
+
+//  Send one frame to the runner; false if the runner cannot take it
+static bool
+s_env_send (wenv_t *env, const char *json)
+{
+    cJSON *msg = cJSON_Parse (json);
+    bool ok = msg && proto_send (sandbox_fd (env->sandbox), msg, 2000) == 0;
+    cJSON_Delete (msg);
+    return ok;
+}
+
+static void
+s_done (self_t *self, wenv_t *env, cJSON *result, bool warm)
+{
+    int64_t duration_us = util_monotonic_us () - env->started_us;
+    cJSON_AddNumberToObject (result, "duration_us", (double) duration_us);
+    cJSON_AddBoolToObject (result, "cold_start", env->cold);
+    int64_t peak = sandbox_memory_peak (env->sandbox);
+    cJSON_AddNumberToObject (result, "peak_memory_kb", peak > 0 ? (double) (peak / 1024) : 0);
+    char *text = cJSON_PrintUnformatted (result);
+    msg_send (self->backend, NULL, "DONE", env->id, env->job_id ? env->job_id : "", text, warm ? "warm" : "dead");
+    free (text);
+    zstr_free (&env->job_id);
+    env->cold = false;
+    if (env->deadline_timer >= 0) {
+        zloop_timer_end (self->loop, env->deadline_timer);
+        env->deadline_timer = -1;
+    }
+}
+
+static cJSON *
+s_error_result (const char *status, const char *error, const char *logs)
+{
+    cJSON *result = cJSON_CreateObject ();
+    cJSON_AddStringToObject (result, "status", status);
+    cJSON_AddStringToObject (result, "error", error);
+    if (logs)
+        cJSON_AddStringToObject (result, "logs", logs);
+    return result;
+}
+
+//  The one place an environment ends, whatever the cause
+static void
+s_env_end (self_t *self, wenv_t *env, const char *why)
+{
+    //  A runner that ended by itself takes its sandbox down within moments:
+    //  wait a little for that, so its own exit status (or the OOM kill) is
+    //  what we report; then make sure.
+    for (int attempt = 0; attempt < 20 && !env->timed_out; attempt++) {
+        if (sandbox_reap (env->sandbox, false))
+            break;
+        zclock_sleep (5);
+    }
+    sandbox_kill (env->sandbox);
+    sandbox_reap (env->sandbox, true);
+    if (env->job_id) {
+        char error [256];
+        const char *status = "error";
+        int wait_status = sandbox_exit_status (env->sandbox);
+        if (env->timed_out) {
+            status = "timeout";
+            snprintf (error, sizeof error, "Function timed out after %g s", env->timeout_ms / 1000.0);
+        }
+        else
+        if (sandbox_oom_killed (env->sandbox))
+            snprintf (error, sizeof error, "Function ran out of memory: it hit its memory limit of %d MB",
+                      env->memory_mb);
+        else
+        if (why)
+            snprintf (error, sizeof error, "%s", why);
+        else
+        if (wait_status >= 0 && WIFEXITED (wait_status))
+            snprintf (error, sizeof error, "Function's process exited with code %d before returning a result",
+                      WEXITSTATUS (wait_status));
+        else
+        if (wait_status >= 0 && WIFSIGNALED (wait_status))
+            snprintf (error, sizeof error, "Function's process was killed by signal %d before returning a result",
+                      WTERMSIG (wait_status));
+        else
+            snprintf (error, sizeof error, "Function's process ended before returning a result");
+        cJSON *result = s_error_result (status, error, NULL);
+        s_done (self, env, result, false);
+        cJSON_Delete (result);
+    }
+    else
+    if (*env->id)
+        msg_send (self->backend, NULL, "GONE", env->id, why ? why : "ended");
+    if (*env->id)
+        zhashx_delete (self->envs, env->id);
+    else {
+        void *handle = zlistx_find (self->spare, env);
+        if (handle)
+            zlistx_delete (self->spare, handle);
+    }
+    s_env_free (self, env);
+}
+
+//  --------------------------------------------------------------------------
+//  Runner frames
+
+static void
+s_send_invoke (self_t *self, wenv_t *env)
+{
+    char *frame = zsys_sprintf ("{\"type\":\"invoke\",\"invocation_id\":\"%s\",\"timeout_ms\":%d,\"input\":%s}",
+                                env->job_id, env->timeout_ms, env->pending_input);
+    zstr_free (&env->pending_input);
+    env->state = WENV_BUSY;
+    if (!s_env_send (env, frame))
+        s_env_end (self, env, "Function's runner stopped taking input");
+    zstr_free (&frame);
+}
+
+static int
+s_deadline_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    wenv_t *env = (wenv_t *) arg;
+    env->deadline_timer = -1;           //  Single-shot: zloop ends it
+    env->timed_out = true;
+    sandbox_kill (env->sandbox);        //  EOF on its fd ends the run as a timeout
+    return 0;
+}
+
+static void
+s_start_deadline (self_t *self, wenv_t *env, int ms)
+{
+    if (env->deadline_timer >= 0)
+        zloop_timer_end (self->loop, env->deadline_timer);
+    env->deadline_timer = zloop_timer (self->loop, (size_t) ms, 1, s_deadline_timer, env);
+}
+
+static void
+s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
+{
+    const char *type = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "type"));
+    if (!type)
+        type = "";
+    if (streq (type, "ready")) {
+        if (env->state == WENV_STARTING) {
+            env->state = WENV_IDLE;
+            if (env->pending_load) {
+                env->state = WENV_LOADING;
+                if (!s_env_send (env, env->pending_load))
+                    s_env_end (self, env, "Function's runner stopped taking input");
+                else
+                    zstr_free (&env->pending_load);
+            }
+        }
+    }
+    else
+    if (streq (type, "loaded") && env->state == WENV_LOADING && env->job_id) {
+        s_start_deadline (self, env, env->timeout_ms);
+        s_send_invoke (self, env);
+    }
+    else
+    if (streq (type, "load_error") && env->job_id) {
+        const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "error"));
+        const char *error_type = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "error_type"));
+        const char *traceback = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "traceback"));
+        const char *logs = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "logs"));
+        char *text = zsys_sprintf ("Function failed to load: %s%s%s", error_type ? error_type : "",
+                                   error_type ? ": " : "", error ? error : "unknown error");
+        char *all_logs = zsys_sprintf ("%s%s", logs ? logs : "", traceback ? traceback : "");
+        cJSON *result = s_error_result ("error", text, all_logs);
+        s_done (self, env, result, false);
+        cJSON_Delete (result);
+        zstr_free (&text);
+        zstr_free (&all_logs);
+        s_env_end (self, env, NULL);
+    }
+    else
+    if (streq (type, "result") && env->state == WENV_BUSY && env->job_id) {
+        bool ok = cJSON_IsTrue (cJSON_GetObjectItem (msg, "ok"));
+        cJSON *result = cJSON_CreateObject ();
+        cJSON_AddStringToObject (result, "status", ok ? "success" : "error");
+        const char *logs = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "logs"));
+        if (ok) {
+            cJSON *output = cJSON_DetachItemFromObjectCaseSensitive (msg, "output");
+            cJSON_AddItemToObject (result, "output", output ? output : cJSON_CreateNull ());
+            if (logs)
+                cJSON_AddStringToObject (result, "logs", logs);
+        }
+        else {
+            const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "error"));
+            const char *error_type = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "error_type"));
+            const char *traceback = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "traceback"));
+            char *text = zsys_sprintf ("%s%s%s", error_type ? error_type : "", error_type ? ": " : "",
+                                       error ? error : "unknown error");
+            cJSON_AddStringToObject (result, "error", text);
+            zstr_free (&text);
+            if (error_type)
+                cJSON_AddStringToObject (result, "error_type", error_type);
+            if (traceback)
+                cJSON_AddStringToObject (result, "traceback", traceback);
+            char *all_logs = zsys_sprintf ("%s%s", logs ? logs : "", traceback ? traceback : "");
+            cJSON_AddStringToObject (result, "logs", all_logs);
+            zstr_free (&all_logs);
+        }
+        if (cJSON_IsTrue (cJSON_GetObjectItem (msg, "logs_truncated")))
+            cJSON_AddBoolToObject (result, "logs_truncated", true);
+        env->state = WENV_IDLE;
+        s_done (self, env, result, true);
+        cJSON_Delete (result);
+    }
+    else
+    if (streq (type, "error")) {
+        const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (msg, "error"));
+        zsys_warning ("worker: runner reported: %s", error ? error : "?");
+        s_env_end (self, env, "Function's runner failed");
+    }
+    //  Anything else, or a message out of turn, is ignored: the runner is
+    //  untrusted, and the deadline still bounds the run
+}
+
+//  True while env is one of ours (a message handler may have ended it)
+static bool
+s_env_alive (self_t *self, wenv_t *env)
+{
+    if (*env->id)
+        return zhashx_lookup (self->envs, env->id) == env;
+    return zlistx_find (self->spare, env) != NULL;
+}
+
+static int
+s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    wenv_t *env = NULL;
+    for (wenv_t *e = (wenv_t *) zhashx_first (self->envs); e && !env; e = (wenv_t *) zhashx_next (self->envs))
+        if (sandbox_fd (e->sandbox) == item->fd)
+            env = e;
+    for (wenv_t *e = (wenv_t *) zlistx_first (self->spare); e && !env; e = (wenv_t *) zlistx_next (self->spare))
+        if (sandbox_fd (e->sandbox) == item->fd)
+            env = e;
+    if (!env) {
+        zloop_poller_end (loop, item);
+        return 0;
+    }
+    int rc = proto_reader_read_fd (env->reader, item->fd);
+    int error = errno;
+    cJSON *msg;
+    while ((msg = proto_reader_next (env->reader))) {
+        s_handle_runner_message (self, env, msg);
+        cJSON_Delete (msg);
+        if (!s_env_alive (self, env))
+            return 0;
+    }
+    if (rc == 0)
+        s_env_end (self, env, NULL);
+    else
+    if (rc < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR)
+        s_env_end (self, env, error == EPROTO && !env->timed_out ? "Function's runner broke the protocol" : NULL);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Creating environments
+
+static wenv_t *
+s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir)
+{
+    if (!self->sandboxes_ok)
+        return NULL;
+    sandbox_config_t config;
+    sandbox_config_init (&config);
+    config.runtime_dir = self->config->runtime_dir;
+    config.python = self->config->python;
+    config.cgroup_name = self->config->cgroup_name;
+    config.memory_mb = memory_mb;
+    config.network = network;
+    config.layer_dir = layer_dir;
+    sandbox_t *sandbox = sandbox_new (&config);
+    if (!sandbox)
+        return NULL;
+    wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
+    env->sandbox = sandbox;
+    env->reader = proto_reader_new (0);
+    env->state = WENV_STARTING;
+    env->deadline_timer = -1;
+    env->memory_mb = memory_mb;
+    zmq_pollitem_t item = { NULL, sandbox_fd (sandbox), ZMQ_POLLIN, 0 };
+    if (zloop_poller (self->loop, &item, s_runner_readable, self) == 0)
+        env->registered = true;
+    zloop_poller_set_tolerant (self->loop, &item);
+    return env;
+}
+
+static void
+s_schedule_refill (self_t *self)
+{
+    if (!self->refill_scheduled && (long) zlistx_size (self->spare) < self->config->prewarm) {
+        self->refill_scheduled = true;
+        zloop_timer (self->loop, 1, 1, s_refill_timer, self);
+    }
+}
+
+static int
+s_refill_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    self->refill_scheduled = false;
+    if ((long) zlistx_size (self->spare) < self->config->prewarm) {
+        wenv_t *env = s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL);
+        if (env)
+            zlistx_add_end (self->spare, env);
+        if (env)
+            s_schedule_refill (self);
+    }
+    return 0;
+}
+
+static void
+s_handle_exec (self_t *self, msg_t *msg)
+{
+    const char *env_id = msg_string (msg, 0);
+    const char *job_id = msg_string (msg, 1);
+    wenv_t *env = (wenv_t *) zhashx_lookup (self->envs, env_id);
+    if (env) {
+        if (env->state != WENV_IDLE || env->job_id) {
+            cJSON *result = s_error_result ("error", "Environment is busy (internal error)", NULL);
+            char *text = cJSON_PrintUnformatted (result);
+            msg_send (self->backend, NULL, "DONE", env_id, job_id, text, "warm");
+            free (text);
+            cJSON_Delete (result);
+            return;
+        }
+        env->job_id = strdup (job_id);
+        env->started_us = util_monotonic_us ();
+        env->cold = false;
+        env->timed_out = false;
+        env->pending_input = strdup (msg_string (msg, 4));
+        s_start_deadline (self, env, env->timeout_ms);
+        s_send_invoke (self, env);
         return;
     }
-    if (streq (command, "$TERM"))
-        self->terminated = true;
+    //  Cold start
+    int64_t started_us = util_monotonic_us ();
+    cJSON *context = cJSON_Parse (msg_string (msg, 3));
+    double memory_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "memory_mb"));
+    double timeout_s = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "timeout_seconds"));
+    bool network = cJSON_IsTrue (cJSON_GetObjectItem (context, "network_enabled"));
+    const char *layer = cJSON_GetStringValue (cJSON_GetObjectItem (context, "requirements_hash"));
+    int memory = isnan (memory_mb) || memory_mb < 16 ? SANDBOX_DEFAULT_MEMORY_MB : (int) memory_mb;
+    int timeout_ms = isnan (timeout_s) || timeout_s <= 0 ? 30000 : (int) (timeout_s * 1000);
+    char *layer_dir = layer && *layer ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
+    if (layer_dir && !zsys_file_exists (layer_dir))
+        zstr_free (&layer_dir);     //  Not built (yet): run without it
+
+    env = NULL;
+    if (!network && !layer_dir) {
+        //  A spare that is up (or nearly) and can take this memory limit
+        env = (wenv_t *) zlistx_first (self->spare);
+        if (env) {
+            zlistx_delete (self->spare, zlistx_cursor (self->spare));
+            if (sandbox_set_memory (env->sandbox, memory)) {
+                s_env_end (self, env, NULL);
+                env = NULL;
+            }
+            else
+                env->memory_mb = memory;
+        }
+    }
+    if (!env)
+        env = s_env_new (self, memory, network, layer_dir);
+    zstr_free (&layer_dir);
+    if (!env) {
+        cJSON *result = s_error_result ("error", "Could not create a sandbox for the function (see the server log)", NULL);
+        char *text = cJSON_PrintUnformatted (result);
+        msg_send (self->backend, NULL, "DONE", env_id, job_id, text, "dead");
+        free (text);
+        cJSON_Delete (result);
+        cJSON_Delete (context);
+        return;
+    }
+    snprintf (env->id, sizeof env->id, "%s", env_id);
+    env->job_id = strdup (job_id);
+    env->started_us = started_us;
+    env->cold = true;
+    env->timeout_ms = timeout_ms;
+    env->pending_input = strdup (msg_string (msg, 4));
+    zhashx_insert (self->envs, env->id, env);
+
+    cJSON *load = cJSON_CreateObject ();
+    cJSON_AddStringToObject (load, "type", "load");
+    cJSON *name = cJSON_GetObjectItem (context, "name");
+    cJSON_AddStringToObject (load, "function_name", cJSON_IsString (name) ? name->valuestring : "function");
+    cJSON_AddNumberToObject (load, "version", cJSON_GetNumberValue (cJSON_GetObjectItem (context, "version")));
+    cJSON *code = cJSON_GetObjectItem (context, "code");
+    cJSON_AddStringToObject (load, "code", cJSON_IsString (code) ? code->valuestring : "");
+    cJSON *vars = cJSON_DetachItemFromObject (context, "env");
+    cJSON_AddItemToObject (load, "env", cJSON_IsObject (vars) ? vars : cJSON_CreateObject ());
+    if (vars && !cJSON_IsObject (vars))
+        cJSON_Delete (vars);
+    cJSON_AddNumberToObject (load, "memory_limit_mb", memory);
+    cJSON_AddNumberToObject (load, "timeout_seconds", timeout_ms / 1000.0);
+    char *load_text = cJSON_PrintUnformatted (load);
+    cJSON_Delete (load);
+    cJSON_Delete (context);
+    s_start_deadline (self, env, timeout_ms + LOAD_ALLOWANCE_MS);
+    if (env->state == WENV_IDLE) {
+        env->state = WENV_LOADING;
+        if (!s_env_send (env, load_text))
+            s_env_end (self, env, "Function's runner stopped taking input");
+        free (load_text);
+    }
+    else
+        env->pending_load = load_text;  //  Sent when the runner says ready
+    s_schedule_refill (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Assignment link
+
+static void
+s_register (self_t *self)
+{
+    char *info = zsys_sprintf ("{\"capacity_mb\":%ld,\"host\":\"%s\"}", self->config->memory_budget_mb,
+                               self->worker_id);
+    msg_send (self->backend, NULL, "READY", self->worker_id, info);
+    zstr_free (&info);
+    self->last_heard = zclock_mono ();
+}
+
+static int
+s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    if (zclock_mono () - self->last_heard > ASSIGNMENT_EXPIRY_MS) {
+        //  assignment restarted or the link was cut: what it knew is gone
+        zsys_warning ("worker %s: no word from assignment; registering again", self->worker_id);
+        zlistx_t *all = zlistx_new ();
+        for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
+            zlistx_add_end (all, env);
+        for (wenv_t *env = (wenv_t *) zlistx_first (all); env; env = (wenv_t *) zlistx_next (all)) {
+            zstr_free (&env->job_id);
+            s_env_end (self, env, "worker re-registered");
+        }
+        zlistx_destroy (&all);
+        s_register (self);
+    }
+    else
+        msg_send (self->backend, NULL, "HEARTBEAT", self->worker_id);
+    return 0;
+}
+
+static int
+s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    msg_t *msg = msg_recv (self->backend, false);
+    if (!msg)
+        return 0;
+    self->last_heard = zclock_mono ();
+    const char *command = msg_command (msg);
+    if (streq (command, "EXEC"))
+        s_handle_exec (self, msg);
+    else
+    if (streq (command, "KILL")) {
+        wenv_t *env = (wenv_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
+        if (env) {
+            zstr_free (&env->job_id);   //  assignment already forgot its run
+            sandbox_kill (env->sandbox);
+            sandbox_reap (env->sandbox, true);
+            zhashx_delete (self->envs, env->id);
+            s_env_free (self, env);
+        }
+    }
+    else
+    if (!streq (command, "HEARTBEAT"))
+        zsys_warning ("worker: unexpected '%s' from assignment", command);
+    msg_destroy (&msg);
+    return 0;
+}
+
+static int
+s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    char *command = zstr_recv (self->pipe);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    else
+    if (streq (command, "STATS"))
+        zstr_sendf (self->pipe, "{\"envs\":%zu,\"spare\":%zu}", zhashx_size (self->envs), zlistx_size (self->spare));
     else
     if (streq (command, "PING"))
         zstr_send (self->pipe, "PONG");
     else
         zsys_warning ("worker: invalid pipe command '%s'", command);
     zstr_free (&command);
+    return rc;
 }
 
 void
-worker_actor (zsock_t *pipe, void *args)
+worker_actor (zsock_t *pipe, void *args_)
 {
-    self_t self = { .pipe = pipe };
+    const actor_args_t *args = (const actor_args_t *) args_;
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->config = args->config;
+    char host [64] = "host";
+    gethostname (host, sizeof host - 1);
+    snprintf (self->worker_id, sizeof self->worker_id, "%s-%d-%d", host, getpid (), args->instance);
+    self->envs = zhashx_new ();
+    self->spare = zlistx_new ();
+    self->backend = zsock_new_dealer (endpoints_get (args->endpoints, "worker"));
+    self->loop = zloop_new ();
+    if (!self->backend) {
+        zsys_error ("worker: cannot connect to %s", endpoints_get (args->endpoints, "worker"));
+        zloop_destroy (&self->loop);
+        zhashx_destroy (&self->envs);
+        zlistx_destroy (&self->spare);
+        free (self);
+        zsock_signal (pipe, 1);
+        return;
+    }
+    zsock_set_sndhwm (self->backend, 0);
+    zsock_set_rcvhwm (self->backend, 0);
+    self->sandboxes_ok = sandbox_system_init (self->config->cgroup_name) == 0;
+    if (!self->sandboxes_ok)
+        zsys_error ("worker %s: sandboxes are not available here; every run will fail (see above)", self->worker_id);
+    zloop_reader (self->loop, pipe, s_pipe_readable, self);
+    zloop_reader (self->loop, self->backend, s_backend_readable, self);
+    zloop_timer (self->loop, HEARTBEAT_MS, 0, s_heartbeat_timer, self);
+    s_register (self);
+    s_schedule_refill (self);
     zsock_signal (pipe, 0);
-    while (!self.terminated)
-        s_self_handle_pipe (&self);
+
+    zloop_start (self->loop);
+
+    zlistx_t *all = zlistx_new ();
+    for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
+        zlistx_add_end (all, env);
+    for (wenv_t *env = (wenv_t *) zlistx_first (self->spare); env; env = (wenv_t *) zlistx_next (self->spare))
+        zlistx_add_end (all, env);
+    for (wenv_t *env = (wenv_t *) zlistx_first (all); env; env = (wenv_t *) zlistx_next (all))
+        s_env_free (self, env);
+    zlistx_destroy (&all);
+    zhashx_destroy (&self->envs);
+    zlistx_destroy (&self->spare);
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->backend);
+    free (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: a worker against a fake assignment, with real sandboxes
+
+static msg_t *
+s_expect (zsock_t *sock, const char *command)
+{
+    while (true) {
+        msg_t *msg = msg_recv (sock, true);
+        assert (msg);
+        if (streq (msg_command (msg), command))
+            return msg;
+        assert (streq (msg_command (msg), "HEARTBEAT") || streq (msg_command (msg), "READY"));
+        msg_destroy (&msg);
+    }
+}
+
+static cJSON *
+s_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const char *job_id,
+        const char *code, int timeout_s, const char *input, char *state, size_t state_size)
+{
+    cJSON *context = cJSON_CreateObject ();
+    cJSON_AddStringToObject (context, "id", "ffffffffffff");
+    cJSON_AddStringToObject (context, "name", "test");
+    cJSON_AddNumberToObject (context, "version", 1);
+    cJSON_AddStringToObject (context, "code", code);
+    cJSON_AddNumberToObject (context, "memory_mb", 64);
+    cJSON_AddNumberToObject (context, "timeout_seconds", timeout_s);
+    cJSON_AddItemToObject (context, "env", cJSON_Parse ("{\"GREETING\":\"hi\"}"));
+    char *text = cJSON_PrintUnformatted (context);
+    msg_send (assignment, route, "EXEC", env_id, job_id, "k", text, input);
+    free (text);
+    cJSON_Delete (context);
+    msg_t *done = s_expect (assignment, "DONE");
+    assert (streq (msg_string (done, 0), env_id) && streq (msg_string (done, 1), job_id));
+    snprintf (state, state_size, "%s", msg_string (done, 3));
+    cJSON *result = cJSON_Parse (msg_string (done, 2));
+    msg_destroy (&done);
+    return result;
 }
 
 void
 worker_test (bool verbose)
 {
     printf ("worker: ");
-    zactor_t *actor = zactor_new (worker_actor, NULL);
-    assert (actor);
-    zstr_send (actor, "PING");
-    char *reply = zstr_recv (actor);
-    assert (reply && streq (reply, "PONG"));
-    zstr_free (&reply);
-    zactor_destroy (&actor);
+    if (geteuid () != 0) {
+        printf ("needs root to create sandboxes (run the tests as root)\n");
+        assert (false);
+    }
+    char *argv [] = { "clowdy", "--prewarm", "1", "--cgroup", "clowdy-worker-test", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "worker", "inproc://worker-test");
+    zsock_t *assignment = zsock_new_router ("inproc://worker-test");
+    zsock_set_rcvtimeo (assignment, 15000);
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *worker = zactor_new (worker_actor, &args);
+    msg_t *ready = s_expect (assignment, "READY");
+    zframe_t *route = zframe_dup (msg_route (ready));
+    msg_destroy (&ready);
+    zclock_sleep (300);         //  Let the spare start
+
+    char state [16];
+    const char *code =
+        "import os\n"
+        "calls = 0\n"
+        "def handler(event, context):\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    print('called', calls)\n"
+        "    if event.get('sleep'):\n"
+        "        import time; time.sleep(event['sleep'])\n"
+        "    if event.get('hog'):\n"
+        "        hog = bytearray(512 * 1024 * 1024)\n"
+        "    if event.get('fail'):\n"
+        "        raise ValueError('no thanks')\n"
+        "    if event.get('exit'):\n"
+        "        os._exit(3)\n"
+        "    return {'calls': calls, 'greeting': os.environ.get('GREETING')}\n";
+    //  Cold, then warm: module state survives between calls
+    cJSON *result = s_exec (assignment, route, "env000000001", "job000000001", code, 5, "{}", state, sizeof state);
+    assert (streq (state, "warm"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (result, "status")), "success"));
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start")));
+    assert (cJSON_GetObjectItem (cJSON_GetObjectItem (result, "output"), "calls")->valueint == 1);
+    assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "logs")), "called 1"));
+    if (verbose)
+        printf ("(cold %.2f ms) ", cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us")) / 1000);
+    cJSON_Delete (result);
+    result = s_exec (assignment, route, "env000000001", "job000000002", code, 5, "{}", state, sizeof state);
+    assert (!cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start")));
+    assert (cJSON_GetObjectItem (cJSON_GetObjectItem (result, "output"), "calls")->valueint == 2);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (cJSON_GetObjectItem (result, "output"), "greeting")), "hi"));
+    if (verbose)
+        printf ("(warm %.3f ms) ", cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us")) / 1000);
+    cJSON_Delete (result);
+
+    //  An exception: error result, environment stays warm
+    result = s_exec (assignment, route, "env000000001", "job000000003", code, 5, "{\"fail\":true}", state, sizeof state);
+    assert (streq (state, "warm"));
+    assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "error")), "ValueError: no thanks"));
+    cJSON_Delete (result);
+
+    //  Timeout: killed, reported as timeout, environment gone
+    result = s_exec (assignment, route, "env000000005", "job000000004", code, 1, "{\"sleep\":5}", state, sizeof state);
+    assert (streq (state, "dead"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (result, "status")), "timeout"));
+    cJSON_Delete (result);
+
+    //  Out of memory (64 MB limit, 512 MB asked): told apart from a timeout
+    result = s_exec (assignment, route, "env000000002", "job000000005", code, 5, "{\"hog\":true}", state, sizeof state);
+    assert (streq (state, "dead"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (result, "status")), "error"));
+    assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "error")), "memory limit of 64 MB"));
+    cJSON_Delete (result);
+
+    //  The process exits: a crash with its exit code
+    result = s_exec (assignment, route, "env000000003", "job000000006", code, 5, "{\"exit\":true}", state, sizeof state);
+    assert (streq (state, "dead"));
+    assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "error")), "exited with code 3"));
+    cJSON_Delete (result);
+
+    //  Code that does not load
+    result = s_exec (assignment, route, "env000000004", "job000000007", "def handler(:\n", 5, "{}", state, sizeof state);
+    assert (streq (state, "dead"));
+    assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "error")), "SyntaxError"));
+    cJSON_Delete (result);
+
+    zframe_destroy (&route);
+    zactor_destroy (&worker);
+    zsock_destroy (&assignment);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+    sandbox_system_shutdown ();
     printf ("OK\n");
 }

@@ -1,8 +1,20 @@
 /*  =========================================================================
-    worker - drives runners inside sandboxes
+    worker - drives runners inside sandboxes on this host
 
-    Pipe commands (besides $TERM):
-        zstr_send (actor, "PING");      // answers "PONG"
+    Connects to the "worker" endpoint of assignment (Majordomo-style: it
+    registers with READY, heartbeats, and gets EXEC messages). For each EXEC
+    it either reuses the named environment (warm) or creates it (cold): it
+    takes a pre-started empty sandbox from its small pool when the function
+    fits one (no network, no dependency layer) or makes a new sandbox, sends
+    the runner the function's code (load), then the input (invoke), enforces
+    the timeout by killing the sandbox, and answers DONE with the result and
+    whether the environment is still warm. It tells a timeout from running
+    out of memory from a crash.
+
+    Started with actor_args_t (core/config.h); args->instance numbers it.
+    Pipe commands:
+        zstr_send (worker, "STATS");    //  answers JSON: envs, prewarmed
+        zstr_send (worker, "PING");     //  answers "PONG"
     ========================================================================= */
 
 #ifndef CLOWDY_WORKER_H_INCLUDED

@@ -1,0 +1,252 @@
+/*  =========================================================================
+    recorder - writes invocation records in batches, off the request path
+
+    Invariant: every RECORD received is written before the actor stops,
+    unless the database refuses it (then the error is logged once per batch).
+    The request path never waits for this actor: gateway PUSHes and goes on.
+    With WAL and synchronous=NORMAL a batch costs one WAL append, no fsync.
+    ========================================================================= */
+
+#include <cjson/cJSON.h>
+#include "actors/recorder.h"
+#include "broker/endpoints.h"
+#include "broker/msg.h"
+#include "core/config.h"
+#include "core/store.h"
+
+#define BATCH_MAX 256               //  Rows per transaction at most
+#define BATCH_DELAY_MS 50           //  Longest a row waits to be written
+
+typedef struct {
+    zsock_t *pipe;                  //  Actor command pipe
+    zsock_t *inbox;                 //  PULL socket for RECORD messages
+    store_t *store;                 //  Our own store connection
+    cJSON *batch [BATCH_MAX];       //  Rows waiting to be written
+    size_t count;                   //  Rows in batch
+    int64_t first_at;               //  Monotonic ms when batch [0] arrived
+    long retention;                 //  Rows kept per function
+    uint64_t written;               //  Rows written since start
+    bool terminated;                //  Did caller ask us to quit?
+} self_t;
+
+static const char *
+s_text (cJSON *row, const char *name)
+{
+    cJSON *item = cJSON_GetObjectItemCaseSensitive (row, name);
+    return cJSON_IsString (item) ? item->valuestring : NULL;
+}
+
+static double
+s_number (cJSON *row, const char *name)
+{
+    cJSON *item = cJSON_GetObjectItemCaseSensitive (row, name);
+    return cJSON_IsNumber (item) ? item->valuedouble : 0;
+}
+
+static void
+s_flush (self_t *self)
+{
+    if (self->count == 0)
+        return;
+    store_invocation_t rows [BATCH_MAX];
+    for (size_t i = 0; i < self->count; i++) {
+        cJSON *row = self->batch [i];
+        rows [i] = (store_invocation_t) {
+            .id = s_text (row, "id"), .function_id = s_text (row, "function_id"),
+            .input = s_text (row, "input"), .output = s_text (row, "output"),
+            .status = s_text (row, "status"), .error = s_text (row, "error"),
+            .source = s_text (row, "source"), .http_method = s_text (row, "http_method"),
+            .http_path = s_text (row, "http_path"), .logs = s_text (row, "logs"),
+            .duration_us = (int64_t) s_number (row, "duration_us"),
+            .cold_start = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (row, "cold_start")),
+            .version = (int) s_number (row, "version"),
+            .peak_memory_kb = (int64_t) s_number (row, "peak_memory_kb"),
+            .created_at = s_text (row, "created_at"),
+        };
+    }
+    int rc = store_invocations_insert (self->store, rows, self->count);
+    if (rc < 0)
+        zsys_error ("recorder: could not write %zu invocation records", self->count);
+    else
+        self->written += (uint64_t) rc;
+
+    //  Retention: trim each function touched by this batch to its newest rows
+    zhashx_t *seen = zhashx_new ();
+    for (size_t i = 0; i < self->count; i++) {
+        const char *function_id = rows [i].function_id;
+        if (!function_id || zhashx_lookup (seen, function_id))
+            continue;
+        zhashx_insert (seen, function_id, (void *) 1);
+        store_exec (self->store,
+            "DELETE FROM invocations WHERE function_id = ?1 AND rowid IN ("
+            " SELECT rowid FROM invocations WHERE function_id = ?1"
+            " ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?2)",
+            "sI", function_id, (int64_t) self->retention);
+    }
+    zhashx_destroy (&seen);
+    for (size_t i = 0; i < self->count; i++)
+        cJSON_Delete (self->batch [i]);
+    self->count = 0;
+}
+
+static void
+s_handle_inbox (self_t *self)
+{
+    msg_t *msg = msg_recv (self->inbox, false);
+    if (!msg)
+        return;
+    if (streq (msg_command (msg), "RECORD")) {
+        cJSON *row = cJSON_Parse (msg_string (msg, 0));
+        if (cJSON_IsObject (row) && s_text (row, "function_id")) {
+            if (self->count == 0)
+                self->first_at = zclock_mono ();
+            self->batch [self->count++] = row;
+            if (self->count == BATCH_MAX)
+                s_flush (self);
+        }
+        else {
+            zsys_warning ("recorder: dropped a RECORD without a function_id");
+            cJSON_Delete (row);
+        }
+    }
+    msg_destroy (&msg);
+}
+
+static void
+s_self_handle_pipe (self_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command) {
+        self->terminated = true;
+        return;
+    }
+    if (streq (command, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (command, "FLUSH")) {
+        //  Take in everything already sent, then write it
+        while (zsock_events (self->inbox) & ZMQ_POLLIN)
+            s_handle_inbox (self);
+        s_flush (self);
+        zstr_send (self->pipe, "OK");
+    }
+    else
+    if (streq (command, "PING"))
+        zstr_send (self->pipe, "PONG");
+    else
+        zsys_warning ("recorder: invalid pipe command '%s'", command);
+    zstr_free (&command);
+}
+
+void
+recorder_actor (zsock_t *pipe, void *args_)
+{
+    const actor_args_t *args = (const actor_args_t *) args_;
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->retention = args->config->retention;
+    char db_path [1024];
+    snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
+    self->store = store_new (db_path);
+    self->inbox = zsock_new (ZMQ_PULL);
+    if (!self->store || !self->inbox
+    ||  zsock_bind (self->inbox, "%s", endpoints_get (args->endpoints, "recorder")) < 0) {
+        zsys_error ("recorder: cannot start");
+        zsock_destroy (&self->inbox);
+        store_destroy (&self->store);
+        free (self);
+        zsock_signal (pipe, 1);
+        return;
+    }
+    zsock_set_rcvhwm (self->inbox, 0);
+    zsock_signal (pipe, 0);
+
+    zpoller_t *poller = zpoller_new (pipe, self->inbox, NULL);
+    while (!self->terminated) {
+        int timeout = -1;
+        if (self->count) {
+            int64_t left = self->first_at + BATCH_DELAY_MS - zclock_mono ();
+            timeout = left > 0 ? (int) left : 0;
+        }
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, timeout);
+        if (which == pipe)
+            s_self_handle_pipe (self);
+        else
+        if (which == self->inbox)
+            s_handle_inbox (self);
+        else
+        if (zpoller_terminated (poller))
+            break;
+        if (self->count && zclock_mono () >= self->first_at + BATCH_DELAY_MS)
+            s_flush (self);
+    }
+    //  Nothing that arrived is lost on a clean stop
+    while (zsock_events (self->inbox) & ZMQ_POLLIN)
+        s_handle_inbox (self);
+    s_flush (self);
+    zpoller_destroy (&poller);
+    zsock_destroy (&self->inbox);
+    store_destroy (&self->store);
+    free (self);
+}
+
+void
+recorder_test (bool verbose)
+{
+    printf ("recorder: ");
+    char data_dir [] = "/tmp/clowdy-recorder-test-XXXXXX";
+    assert (mkdtemp (data_dir));
+    char *argv [] = { "clowdy", "--data-dir", data_dir, "--retention", "10", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "recorder", "inproc://recorder-test");
+
+    //  A function to record against
+    char db_path [1024];
+    snprintf (db_path, sizeof db_path, "%s/clowdy.db", data_dir);
+    store_t *store = store_new (db_path);
+    assert (store);
+    assert (store_exec (store, "INSERT INTO functions (id, user_id, name, description, runtime, status,"
+        " network_enabled, timeout_seconds, memory_mb, active_version, created_at, updated_at)"
+        " VALUES ('aaaaaaaaaaaa', 'local', 'f', '', 'python', 'active', 0, 30, 128, 1, 'x', 'x')", "") == 1);
+
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *recorder = zactor_new (recorder_actor, &args);
+    zsock_t *push = zsock_new_push ("inproc://recorder-test");
+    for (int i = 0; i < 25; i++) {
+        char row [256];
+        snprintf (row, sizeof row, "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"success\","
+                  "\"input\":\"{}\",\"output\":\"%d\",\"source\":\"direct\",\"duration_us\":1500,\"version\":1}", i);
+        msg_send (push, NULL, "RECORD", row);
+    }
+    msg_send (push, NULL, "RECORD", "not json");
+    msg_send (push, NULL, "RECORD", "{\"function_id\":\"bbbbbbbbbbbb\",\"status\":\"success\"}");
+    zstr_send (recorder, "FLUSH");
+    char *ok = zstr_recv (recorder);
+    assert (ok && streq (ok, "OK"));
+    zstr_free (&ok);
+    //  Retention keeps the newest 10 of 25; the unknown function's row is skipped
+    cJSON *rows = store_query (store, "SELECT output FROM invocations ORDER BY created_at DESC, rowid DESC", "");
+    assert (cJSON_GetArraySize (rows) == 10);
+    assert (streq (cJSON_GetObjectItem (cJSON_GetArrayItem (rows, 0), "output")->valuestring, "24"));
+    cJSON_Delete (rows);
+
+    //  A clean stop writes what is still waiting
+    msg_send (push, NULL, "RECORD", "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"error\",\"output\":\"late\"}");
+    zclock_sleep (10);
+    zactor_destroy (&recorder);
+    cJSON *late = store_query_row (store, "SELECT count(*) AS n FROM invocations WHERE output = 'late'", "");
+    assert (late && cJSON_GetObjectItem (late, "n")->valueint == 1);
+    cJSON_Delete (late);
+
+    zsock_destroy (&push);
+    store_destroy (&store);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+    char command [256];
+    snprintf (command, sizeof command, "rm -rf %s", data_dir);
+    if (system (command)) { }
+    printf ("OK\n");
+}

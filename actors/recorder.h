@@ -1,0 +1,27 @@
+/*  =========================================================================
+    recorder - writes invocation records in batches, off the request path
+
+    Listens on a PULL socket at the "recorder" endpoint for RECORD messages
+    (one invocation row as JSON, see broker/PROTOCOL.md) and writes them to
+    SQLite in one transaction per batch: when 256 rows are waiting or 50 ms
+    after the first one, whichever comes first. Then it trims each touched
+    function to its newest --retention rows.
+
+    Started with actor_args_t (core/config.h). Pipe commands:
+        zstr_send (recorder, "FLUSH");  //  writes what is waiting, answers "OK"
+        zstr_send (recorder, "PING");   //  answers "PONG"
+    $TERM writes what is waiting, then stops.
+    ========================================================================= */
+
+#ifndef CLOWDY_RECORDER_H_INCLUDED
+#define CLOWDY_RECORDER_H_INCLUDED
+
+#include <czmq.h>
+
+void
+    recorder_actor (zsock_t *pipe, void *args);
+
+void
+    recorder_test (bool verbose);
+
+#endif
