@@ -61,6 +61,7 @@ struct _cgroup_t {
     int ndirs;                      //  3 in v1, 1 in v2
     int procs [CTL_COUNT];          //  open cgroup.procs per directory
     bool has_swap;                  //  the swap limit file exists
+    char *home [CTL_COUNT];         //  tasks files of the thread, between enter and leave
 };
 
 //  Directory holding a controller's files
@@ -382,6 +383,97 @@ cgroup_attach (cgroup_t *self, pid_t pid)
     return 0;
 }
 
+//  Write "0" (the calling thread) to a tasks file
+static int
+s_move_self (const char *tasks)
+{
+    int fd = open (tasks, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = write (fd, "0", 1) == 1? 0: -1;
+    int saved = errno;
+    close (fd);
+    errno = saved;
+    return rc;
+}
+
+int
+cgroup_enter (cgroup_t *self)
+{
+    assert (self);
+    if (s_backend->version != 1)
+        return -1;
+    //  Where the calling thread is now, per controller
+    FILE *file = fopen ("/proc/thread-self/cgroup", "re");
+    if (!file)
+        return -1;
+    char line [1024];
+    while (fgets (line, sizeof line, file)) {
+        //  "4:memory:/path" or "2:cpu,cpuacct:/path"
+        line [strcspn (line, "\n")] = 0;
+        char *controllers = strchr (line, ':');
+        char *path = controllers? strchr (controllers + 1, ':'): NULL;
+        if (!path)
+            continue;
+        *path++ = 0;
+        controllers++;
+        for (int ctl = 0; ctl < CTL_COUNT; ctl++) {
+            char *name = controllers, *comma;
+            size_t length = strlen (s_controller_names [ctl]);
+            do {
+                comma = strchr (name, ',');
+                size_t size = comma? (size_t) (comma - name): strlen (name);
+                if (size == length && memcmp (name, s_controller_names [ctl], length) == 0 && !self->home [ctl])
+                    self->home [ctl] = zsys_sprintf (CGROUP_ROOT "/%s%s%stasks",
+                        s_controller_names [ctl], path, streq (path, "/")? "": "/");
+                name = comma + 1;
+            } while (comma);
+        }
+    }
+    fclose (file);
+    int rc = 0;
+    for (int ctl = 0; ctl < CTL_COUNT && rc == 0; ctl++)
+        if (!self->home [ctl] || access (self->home [ctl], W_OK))
+            rc = -1;
+    int moved = 0;
+    for (int ctl = 0; ctl < CTL_COUNT && rc == 0; ctl++) {
+        char tasks [PATH_MAX + 16];
+        snprintf (tasks, sizeof tasks, "%s/tasks", self->dirs [ctl]);
+        if (s_move_self (tasks))
+            rc = -1;
+        else
+            moved++;
+    }
+    if (rc) {
+        //  Undo what was done
+        for (int ctl = 0; ctl < moved; ctl++)
+            s_move_self (self->home [ctl]);
+        for (int ctl = 0; ctl < CTL_COUNT; ctl++)
+            zstr_free (&self->home [ctl]);
+    }
+    return rc;
+}
+
+int
+cgroup_leave (cgroup_t *self)
+{
+    assert (self);
+    int rc = 0;
+    for (int ctl = 0; ctl < CTL_COUNT; ctl++)
+        if (self->home [ctl]) {
+            //  This must not fail: the thread would stay under the limits
+            int attempt;
+            for (attempt = 0; attempt < 3 && s_move_self (self->home [ctl]); attempt++)
+                usleep (1000);
+            if (attempt == 3) {
+                zsys_error ("cgroup: cannot move thread back to %s: %s", self->home [ctl], strerror (errno));
+                rc = -1;
+            }
+            zstr_free (&self->home [ctl]);
+        }
+    return rc;
+}
+
 int64_t
 cgroup_oom_kills (cgroup_t *self)
 {
@@ -449,6 +541,8 @@ cgroup_destroy (cgroup_t **self_p)
             free (self->dirs [ctl]);
         }
     }
+    for (int ctl = 0; ctl < CTL_COUNT; ctl++)
+        zstr_free (&self->home [ctl]);
     free (self->parent);
     free (self->name);
     free (self);
@@ -526,6 +620,32 @@ cgroup_test (bool verbose)
     int64_t second = zclock_usecs () - start;
     kill (pid, SIGKILL);
     waitpid (pid, NULL, 0);
+    //  Enter/leave: a child forked in between starts inside
+    zclock_sleep (200);                 //  a quiet spell, as between sandboxes
+    start = zclock_usecs ();
+    int entered = cgroup_enter (cgroup);
+    int64_t enter_time = zclock_usecs () - start;
+    if (version == 1) {
+        assert (entered == 0);
+        pid = fork ();
+        assert (pid >= 0);
+        if (pid == 0) {
+            pause ();
+            _exit (0);
+        }
+        start = zclock_usecs ();
+        assert (cgroup_leave (cgroup) == 0);
+        int64_t leave_time = zclock_usecs () - start;
+        char procs [64];
+        assert (s_read (s_dir (cgroup, CTL_PIDS), "cgroup.procs", procs, sizeof procs) > 0);
+        assert (atoi (procs) == pid);       //  the child only: we left
+        kill (pid, SIGKILL);
+        waitpid (pid, NULL, 0);
+        if (verbose)
+            printf ("(enter %.2f ms, leave %.2f ms) ", enter_time / 1000.0, leave_time / 1000.0);
+    }
+    else
+        assert (entered == -1);
     if (verbose)
         printf ("(v%d, attach to a new cgroup %.2f ms, to a used one %.2f ms) ",
                 version, first / 1000.0, second / 1000.0);

@@ -53,6 +53,20 @@ int
 int
     cgroup_attach (cgroup_t *self, pid_t pid);
 
+//  Fast path for v1: move the calling thread into the cgroup, so that a
+//  child it clones now starts inside it; then cgroup_leave moves the thread
+//  back where it was. A process write to cgroup.procs takes a global lock
+//  whose first use after a quiet spell waits for an RCU grace period (5-20
+//  ms here); moving only the current thread skips that lock. Returns -1 (and
+//  changes nothing) where unsupported (v2): use cgroup_attach instead.
+int
+    cgroup_enter (cgroup_t *self);
+
+//  Move the calling thread back to the cgroups it was in before
+//  cgroup_enter. 0 or -1 (logged).
+int
+    cgroup_leave (cgroup_t *self);
+
 //  Number of processes the OOM killer has killed in this cgroup since it
 //  was created; -1 if unknown.
 int64_t

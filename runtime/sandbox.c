@@ -33,7 +33,7 @@
         hidepid. /proc is mounted before pivot_root, as a user namespace
         may only mount proc while a fully visible proc is still in view.
         After pivot_root the old root is detached and / remounted read-only.
-    5.  The child is pid 1 of its pid namespace. It clones the user's
+    5.  The child is pid 1 of its pid namespace. It vforks the user's
         process (pid 2), then stays as a minimal init: it reaps every
         zombie, and when pid 2 exits it reports pid 2's wait status on the
         status pipe and exits, which makes the kernel kill everything else
@@ -351,8 +351,11 @@ s_drop_all_caps (void)
 
 //  pid 2: becomes the user's process
 static void
-s_run_user (plan_t *plan)
+s_run_user (const plan_t *init_plan)
 {
+    //  Our own copy: init's memory is shared until exec
+    plan_t copy = *init_plan;
+    plan_t *plan = &copy;
     //  fds: 0/1/2 = /dev/null, 3 = protocol, 4 = setup pipe (CLOEXEC)
     int null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_fd < 0)
@@ -495,8 +498,10 @@ s_child (plan_t *plan)
     if (mount (NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL))
         s_fail (plan, STAGE_ROOT_RO, errno);
 
-    //  The user's process
-    pid_t user = (pid_t) syscall (SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    //  The user's process. vfork: it borrows init's memory until its exec
+    //  (init waits), which saves copying the server's page tables again;
+    //  it only makes system calls, writes its own locals, and never returns.
+    pid_t user = vfork ();
     if (user < 0)
         s_fail (plan, STAGE_CLONE, errno);
     if (user == 0)
@@ -1001,9 +1006,17 @@ sandbox_new (const sandbox_config_t *config)
 
     int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
               | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+    //  Clone from inside the cgroup where we can (see cgroup_enter)
+    bool entered = cgroup_enter (self->cgroup) == 0;
     pid_t pid = (pid_t) syscall (SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0)
         s_child (&plan);        //  never returns
+    if (entered && cgroup_leave (self->cgroup) && pid > 0) {
+        kill (pid, SIGKILL);    //  refuse to run with a half-moved server
+        waitpid (pid, NULL, 0);
+        pid = -1;
+        errno = EPERM;
+    }
     if (pid < 0) {
         zsys_error ("sandbox: clone failed: %s", strerror (errno));
         goto cleanup;
@@ -1028,7 +1041,7 @@ sandbox_new (const sandbox_config_t *config)
         zsys_error ("sandbox: cannot write %s: %s", path, strerror (errno));
         goto cleanup;
     }
-    if (cgroup_attach (self->cgroup, pid))
+    if (!entered && cgroup_attach (self->cgroup, pid))
         goto cleanup;
     if (config->network && s_slirp_start (self, pid))
         goto cleanup;
@@ -1641,7 +1654,8 @@ sandbox_test (bool verbose)
         sandbox_destroy (&first);
     }
 
-    //  CPU quota: a busy loop gets about 0.5 CPU
+    //  CPU quota: a busy loop gets at most about 0.5 CPU (less when the
+    //  host is busy, so only the upper bound is strict)
     output = s_run (&config,
         "import os, time\n"
         "start = time.monotonic(); cpu = time.process_time()\n"
@@ -1650,7 +1664,7 @@ sandbox_test (bool verbose)
     double used = atof (output);
     if (verbose)
         printf ("\n   - cpu quota 0.5: a 1 s busy loop used %.3f s of CPU", used);
-    assert (used > 0.25 && used < 0.65);
+    assert (used > 0.02 && used < 0.6);
     free (output);
 
     //  Latency: sandbox_new alone, and sandbox_new to the first byte
