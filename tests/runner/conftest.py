@@ -2,7 +2,8 @@
 
 The runner is started the way the sandbox starts it (python3 -I -B runner.py, fd 3 the protocol
 socket, fds 0/1/2 on /dev/null), only without the sandbox. RUNNER_PYTHON picks the interpreter
-(default /usr/bin/python3, the one the sandbox uses).
+(default /usr/bin/python3, the one the sandbox uses); RUNNER_PATH another runner.py (for
+experiments). measure_round_trips is the helper behind the speed test.
 """
 import json
 import os
