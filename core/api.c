@@ -28,6 +28,10 @@
     - A route whose function exists but lives in another project (or in
       none) is 422 on body.function_id; a missing function is 404.
     - Invocation duration_ms is duration_us rounded to the nearest ms.
+    - Route paths are checked by route_validate_path and stored normalised
+      (trailing '/' removed); a route with the same method and pattern shape
+      as another ("/u/:id" vs "/u/:uid") is a 409 like an exact duplicate,
+      since the gateway's table could only keep one of them.
     ========================================================================= */
 
 #include <czmq.h>
@@ -577,8 +581,9 @@ s_project_update (s_call_t *call, const char *project_id)
         store_rollback (call->store);
         return s_reply_store_error (call);
     }
-    //  The slug may have changed: the gateway's slug map must forget it
-    s_invalidate (call, "project", project_id);
+    //  The slug may have changed: the gateway's slug map (kept with the
+    //  route tables) must forget it; env and functions are unchanged
+    s_invalidate (call, "routes", project_id);
     return s_reply (call, 200, s_project_json (call, project_id));
 }
 
@@ -774,13 +779,24 @@ s_function_delete (s_call_t *call, const char *function_id)
 {
     if (!util_is_id (function_id))
         return s_reply_detail (call, 404, "Function not found");
+    //  Routes to it go with it (cascade); then the gateway must drop the
+    //  project's route table as well as the function, which "project <id>"
+    //  does in one event
+    cJSON *routed = store_query_row (call->store,
+        "SELECT r.project_id FROM routes r WHERE r.function_id = ? LIMIT 1", "s", function_id);
     int rc = store_exec (call->store, "DELETE FROM functions WHERE id = ? AND user_id = ?",
                          "ss", function_id, call->req->user_id);
+    if (rc < 0 || rc == 0)
+        cJSON_Delete (routed);
     if (rc < 0)
         return s_reply_store_error (call);
     if (rc == 0)
         return s_reply_detail (call, 404, "Function not found");
-    s_invalidate (call, "function", function_id);
+    if (routed)
+        s_invalidate (call, "project", cJSON_GetObjectItem (routed, "project_id")->valuestring);
+    else
+        s_invalidate (call, "function", function_id);
+    cJSON_Delete (routed);
     return s_reply_detail (call, 200, "Function deleted");
 }
 
@@ -1510,6 +1526,7 @@ api_test (bool verbose)
     //  Renamed to a name with the same base slug: keeps "my-project-2"
     reply = s_request (api, "alice", "PUT", path, NULL, "{\"name\":\"MY PROJECT\"}", 200, &inval);
     assert (streq (s_str (reply, "slug"), "my-project-2"));
+    assert (inval && strncmp (inval, "routes ", 7) == 0);
     assert (streq (s_str (reply, "name"), "MY PROJECT"));
     assert (streq (s_str (reply, "description"), ""));
     cJSON_Delete (reply);
@@ -1827,6 +1844,22 @@ api_test (bool verbose)
     reply = s_request (api, "bob", "GET", "/api/stats", NULL, NULL, 200, NULL);
     assert (s_num (reply, "total_functions") == 0 && s_num (reply, "total_invocations") == 0);
     cJSON_Delete (reply);
+
+    //  Deleting a function with routes drops the project's route table too
+    snprintf (body, sizeof body, fn_body, project_id);
+    reply = s_request (api, "alice", "POST", "/api/functions", NULL, body, 200, NULL);
+    char routed_id [UTIL_ID_SIZE];
+    snprintf (routed_id, sizeof routed_id, "%s", s_str (reply, "id"));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/projects/%s/routes", project_id);
+    snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"GET\",\"path\":\"/routed\"}", routed_id);
+    cJSON_Delete (s_request (api, "alice", "POST", path, NULL, body, 200, NULL));
+    snprintf (path, sizeof path, "/api/functions/%s", routed_id);
+    s_assert_detail (s_request (api, "alice", "DELETE", path, NULL, NULL, 200, &inval), "Function deleted");
+    expected = zsys_sprintf ("project %s", project_id);
+    assert (inval && streq (inval, expected));
+    zstr_free (&inval);
+    zstr_free (&expected);
 
     //  Function delete
     snprintf (path, sizeof path, "/api/functions/%s", solo_id);

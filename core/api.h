@@ -31,8 +31,17 @@ typedef struct {
 typedef struct {
     int status;                     //  HTTP status code
     char *body;                     //  JSON text (heap; api_response_reset frees it)
-    char *invalidate;               //  NULL, or "function <id>", "project <id>" for the gateway
+    char *invalidate;               //  NULL, or an event for the gateway (below)
 } api_response_t;
+
+//  Invalidation events (resp->invalidate), one per write at most:
+//    "function <id>"   a function's code, limits or active version changed,
+//                      or it was deleted (and no route pointed to it)
+//    "project <id>"    a project's env vars changed, the project was deleted,
+//                      or a function with routes in it was deleted: drop
+//                      everything cached for the project, its functions too
+//    "routes <id>"     a project's routes changed, or it was renamed (its
+//                      slug may have changed): drop its route table and slug
 
 typedef struct _api_t api_t;
 
