@@ -245,6 +245,36 @@ cgroup_parent_remove (const char *parent)
     }
 }
 
+void
+cgroup_remove_stale_parents (const char *prefix)
+{
+    if (cgroup_system_init () < 0 || !prefix)
+        return;
+    char dir [PATH_MAX];
+    s_path (dir, sizeof dir, CTL_MEMORY, "");
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return;
+    zlistx_t *stale = zlistx_new ();
+    zlistx_set_destructor (stale, (zlistx_destructor_fn *) zstr_free);
+    struct dirent *entry;
+    size_t length = strlen (prefix);
+    while ((entry = readdir (handle))) {
+        int pid;
+        char tail;
+        if (entry->d_type == DT_DIR && strncmp (entry->d_name, prefix, length) == 0
+        &&  sscanf (entry->d_name + length, "%d%c", &pid, &tail) == 1 && pid > 0
+        &&  kill (pid, 0) && errno == ESRCH && s_valid_name (entry->d_name))
+            zlistx_add_end (stale, strdup (entry->d_name));
+    }
+    closedir (handle);
+    for (char *name = (char *) zlistx_first (stale); name; name = (char *) zlistx_next (stale)) {
+        s_remove_stale (name);
+        cgroup_parent_remove (name);
+    }
+    zlistx_destroy (&stale);
+}
+
 cgroup_t *
 cgroup_new (const char *parent)
 {
@@ -565,6 +595,7 @@ cgroup_test (bool verbose)
     assert (s_valid_name ("clowdy-test_1.2"));
     assert (cgroup_new ("..") == NULL);
 
+    cgroup_remove_stale_parents ("clowdy-cgtest-");
     char parent [64];
     snprintf (parent, sizeof parent, "clowdy-cgtest-%d", getpid ());
     assert (cgroup_parent_prepare (parent) == 0);

@@ -31,6 +31,11 @@ int
 void
     cgroup_parent_remove (const char *parent);
 
+//  Remove parents named "<prefix><pid>" whose pid is no longer running,
+//  with their children (tests name their parents this way).
+void
+    cgroup_remove_stale_parents (const char *prefix);
+
 //  Create a new, empty cgroup under parent, named "<our pid>-<sequence>".
 //  NULL on failure (logged).
 cgroup_t *

@@ -89,7 +89,7 @@
 #define HOST_ID_BASE        100000          //  first host uid of slot 0
 #define HOST_ID_RANGE       65536           //  ids mapped per sandbox
 #define MAX_SLOTS           1024            //  concurrent sandboxes
-#define POOL_MIN            4               //  ready cgroups made at init
+#define POOL_MIN            2               //  ready cgroups made at init
 #define POOL_MAX            64              //  recycled cgroups kept
 #define SETUP_TIMEOUT_MS    10000           //  child setup + exec
 #define MAX_BINDS           12
@@ -903,10 +903,14 @@ s_slirp_start (sandbox_t *self, pid_t child)
     posix_spawn_file_actions_addopen (&actions, 2, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2 (&actions, ready_high, 3);
     posix_spawn_file_actions_adddup2 (&actions, stop_high, 4);
-    char pid_text [16];
+    //  slirp4netns parses the sandbox's packets: it joins the sandbox's user
+    //  namespace, and confines itself (own empty root, no caps, seccomp)
+    char pid_text [16], userns [64];
     snprintf (pid_text, sizeof pid_text, "%d", (int) child);
+    snprintf (userns, sizeof userns, "--userns-path=/proc/%d/ns/user", (int) child);
     char *argv [] = {
         "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+        "--enable-sandbox", "--enable-seccomp", userns,
         "--ready-fd=3", "--exit-fd=4", pid_text, "tap0", NULL
     };
     extern char **environ;
@@ -1327,7 +1331,9 @@ sandbox_test (bool verbose)
         printf ("FAILED: this kernel has no user namespaces\n");
         assert (false);
     }
-    //  Our own parent cgroup, so tests can run side by side with a server
+    //  Our own parent cgroup, so tests can run side by side with a server;
+    //  first remove those of test runs that died
+    cgroup_remove_stale_parents ("clowdy-test-");
     char cgroup_name [64];
     snprintf (cgroup_name, sizeof cgroup_name, "clowdy-test-%d", getpid ());
     int64_t start = zclock_usecs ();
@@ -1686,10 +1692,10 @@ sandbox_test (bool verbose)
     qsort (news, runs, sizeof news [0], s_compare_int64);
     qsort (firsts, runs, sizeof firsts [0], s_compare_int64);
     if (verbose)
-        printf ("\n   - over %d runs: sandbox_new p50 %.2f ms (p90 %.2f), to first byte "
-                "from python -I -S p50 %.2f ms (p90 %.2f)", runs,
-                news [runs / 2] / 1000.0, news [runs * 9 / 10] / 1000.0,
-                firsts [runs / 2] / 1000.0, firsts [runs * 9 / 10] / 1000.0);
+        printf ("\n   - over %d runs: sandbox_new p50 %.2f ms (min %.2f, p90 %.2f), to first byte "
+                "from python -I -S p50 %.2f ms (min %.2f, p90 %.2f)", runs,
+                news [runs / 2] / 1000.0, news [0] / 1000.0, news [runs * 9 / 10] / 1000.0,
+                firsts [runs / 2] / 1000.0, firsts [0] / 1000.0, firsts [runs * 9 / 10] / 1000.0);
 
     sandbox_t *none = NULL;
     sandbox_destroy (&none);
