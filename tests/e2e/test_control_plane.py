@@ -5,7 +5,9 @@ the endpoints whose issues have not landed).
 The module shares one server; tests create their own objects and never assume an empty store, except
 the ones that start their own server with make_server.
 """
+import json
 import re
+import time
 import uuid
 
 import pytest
@@ -482,3 +484,34 @@ def test_route_function_must_be_in_project(server):
                 ["body", "function_id"])
     assert detail(server.post(path, json={"function_id": "000000000000", "method": "GET", "path": "/x"}),
                   404) == "Function not found"
+
+
+def test_invocations_are_listed_newest_first_with_stats(make_server):
+    fresh = make_server()
+    function = make_function(fresh, code="def handler(event):\n    print('hi')\n    return event['n']\n")
+    response = fresh.post("/api/invoke/" + function["id"], json={"input": {"n": 1}})
+    if response.status_code != 200 or not response.json().get("success"):
+        pytest.skip("functions cannot run here: %s" % response.text)
+    ok(fresh.post("/api/invoke/" + function["id"], json={"input": {"n": 2}}))
+    ok(fresh.post("/api/invoke/" + function["id"], json={"input": {}}))    # KeyError: an error
+    path = "/api/functions/%s/invocations" % function["id"]
+    deadline = time.time() + 10
+    while time.time() < deadline:       # the recorder writes in batches
+        rows = ok(fresh.get(path))
+        if len(rows) == 3:
+            break
+        time.sleep(0.05)
+    assert len(rows) == 3
+    assert set(rows[0]) >= {"id", "function_id", "input", "output", "status", "duration_ms", "source",
+                            "http_method", "http_path", "created_at", "cold_start", "version", "logs"}
+    assert [r["status"] for r in rows] == ["error", "success", "success"]       # newest first
+    assert rows[2]["cold_start"] is True and rows[1]["cold_start"] is False
+    assert json.loads(rows[1]["input"]) == {"n": 2} and json.loads(rows[1]["output"]) == 2
+    assert rows[1]["source"] == "direct" and rows[1]["version"] == 1
+    assert isinstance(rows[1]["duration_ms"], int)
+    assert "hi" in rows[1]["logs"]
+    assert len(ok(fresh.get(path + "?limit=2"))) == 2
+    stats = ok(fresh.get("/api/stats"))
+    assert stats["total_functions"] == 1 and stats["total_invocations"] == 3
+    assert stats["success_rate"] == 67
+    assert isinstance(stats["avg_duration_ms"], int)
