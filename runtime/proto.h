@@ -87,6 +87,13 @@ int
 int
     proto_send (int fd, const cJSON *msg, int timeout_ms);
 
+//  Send JSON text the caller built itself (trusted, not checked) as one
+//  frame, without parsing and printing it again: the length prefix and the
+//  text go out in one sendmsg where the socket takes them. For big inputs
+//  the worker already holds as text. Returns 0, or -1 with errno set.
+int
+    proto_send_text (int fd, const char *json, size_t size, int timeout_ms);
+
 //  Blocking receive for simple callers (start-up, tests): the next message
 //  from reader, reading fd as needed for up to timeout_ms (< 0: forever).
 //  Returns the message (caller owns it), or NULL with errno ETIMEDOUT,
