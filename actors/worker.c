@@ -135,7 +135,7 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
     //  A runner that ended by itself takes its sandbox down within moments:
     //  wait a little for that, so its own exit status (or the OOM kill) is
     //  what we report; then make sure.
-    for (int attempt = 0; attempt < 20 && !env->timed_out; attempt++) {
+    for (int attempt = 0; attempt < 20 && env->job_id && !env->timed_out; attempt++) {
         if (sandbox_reap (env->sandbox, false))
             break;
         zclock_sleep (5);
@@ -287,8 +287,11 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
         if (cJSON_IsTrue (cJSON_GetObjectItem (msg, "logs_truncated")))
             cJSON_AddBoolToObject (result, "logs_truncated", true);
         env->state = WENV_IDLE;
-        s_done (self, env, result, true);
+        bool keep = self->config->reuse != 0;
+        s_done (self, env, result, keep);
         cJSON_Delete (result);
+        if (!keep)
+            s_env_end (self, env, NULL);
     }
     else
     if (streq (type, "error")) {

@@ -36,6 +36,7 @@ typedef struct {
     long max_memory_mb;             //  Server-set maximum for memory_mb
     long max_timeout_seconds;       //  Server-set maximum for timeout_seconds
     long retention;                 //  Invocation rows kept per function
+    long reuse;                     //  1: keep environments warm; 0: one process per call (baseline)
     bool help;                      //  --help was given
     bool version;                   //  --version was given
 } config_t;

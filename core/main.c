@@ -24,6 +24,17 @@
 
 #define MAX_ACTORS 80
 
+//  Set by SIGINT/SIGTERM. We take the signals from CZMQ: its handler sets
+//  zsys_interrupted, which makes every poller in every actor give up at
+//  once, cutting off calls in flight. Actors stop only on $TERM, in order.
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal (int signal_number)
+{
+    s_stop = 1;
+}
+
 //  True if the --listen host is a loopback address (local mode needs one)
 static bool
 s_listen_is_loopback (const char *listen)
@@ -79,6 +90,12 @@ main (int argc, char *argv [])
         config_reset (&config);
         return 2;
     }
+    zsys_handler_set (NULL);
+    struct sigaction action = { .sa_handler = s_on_signal };
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
     s_set_log_level (config.log_level);
     if (zsys_dir_create ("%s", config.data_dir)) {
         fprintf (stderr, "clowdy: cannot create data dir '%s': %s\n", config.data_dir, strerror (errno));
@@ -139,7 +156,7 @@ main (int argc, char *argv [])
     }
     //  Wait for a signal, or for the http actor to stop on its own
     zpoller_t *poller = http && rc == 0 ? zpoller_new (http, NULL) : NULL;
-    while (poller && !zsys_interrupted) {
+    while (poller && !s_stop) {
         if (zpoller_wait (poller, 500) == http) {
             zsys_error ("clowdy: the http actor stopped unexpectedly");
             rc = 1;
