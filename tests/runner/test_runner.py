@@ -417,3 +417,24 @@ def test_warm_round_trip_speed(runner):
     p99 = samples[int(len(samples) * 0.99)] * 1e6
     print("warm invoke round trip from a Python host: p50 %.0f us, p99 %.0f us" % (p50, p99))
     assert p50 < 1000, (p50, p99)
+
+
+def test_output_between_invocations_is_dropped(runner):
+    code = (
+        "import threading, time\n"
+        "def late():\n"
+        "    time.sleep(0.05)\n"
+        "    print('late line')\n"
+        "def handler(event):\n"
+        "    if event == 'start':\n"
+        "        threading.Thread(target=late).start()\n"
+        "    print('now', event)\n")
+    r = runner(code)
+    assert r.invoke("start")["logs"] == "now start\n"
+    time.sleep(0.3)
+    assert r.invoke("next")["logs"] == "now next\n"
+
+
+def test_custom_handler_name(runner):
+    r = runner("def main_entry(event):\n    return 'custom'\n", handler="main_entry")
+    assert r.invoke()["output"] == "custom"
