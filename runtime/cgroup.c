@@ -372,15 +372,25 @@ cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids)
             snprintf (value, sizeof value, "max %d", CPU_PERIOD_US);
         else
             snprintf (value, sizeof value, "%ld %d", quota, CPU_PERIOD_US);
+        s_write (dir, "cpu.max.burst", "0");           //  must stay <= quota
         rc = s_write (dir, "cpu.max", value);
+        if (rc == 0 && quota > 0) {
+            snprintf (value, sizeof value, "%ld", quota);
+            s_write (dir, "cpu.max.burst", value);          //  see v1 below
+        }
     }
     else {
         //  Shorten the period first only if the quota still fits in it
         snprintf (value, sizeof value, "%ld", quota);
+        s_write (dir, "cpu.cfs_burst_us", "0");        //  must stay <= quota
         s_write (dir, "cpu.cfs_quota_us", "-1");
         rc = s_write (dir, "cpu.cfs_period_us", CPU_PERIOD_TEXT);
         if (rc == 0)
             rc = s_write (dir, "cpu.cfs_quota_us", value);
+        //  Unused quota may carry over, up to one quota (kernel maximum):
+        //  eases python's start-up without raising the average
+        if (rc == 0 && quota > 0)
+            s_write (dir, "cpu.cfs_burst_us", value);       //  absent on old kernels
     }
     if (rc) {
         zsys_error ("cgroup: cannot set cpu of %s to %.2f: %s", dir, cpus, strerror (-rc));

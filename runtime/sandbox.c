@@ -1401,6 +1401,29 @@ sandbox_test (bool verbose)
         expected, verbose);
     free (expected);
 
+    //  A layer dir shows read-only at /opt/layer
+    char *layer = zsys_sprintf ("/tmp/clowdy-layer-%d", getpid ());
+    char *layer_file = zsys_sprintf ("%s/mod.py", layer);
+    assert (mkdir (layer, 0755) == 0);
+    FILE *handle = fopen (layer_file, "w");
+    assert (handle);
+    fprintf (handle, "VALUE = 42\n");
+    fclose (handle);
+    config.layer_dir = layer;
+    s_expect (&config, "layer",
+        "import os, sys, errno\n"
+        "sys.path.insert(0, '/opt/layer')\n"
+        "import mod\n"
+        "try: open('/opt/layer/x', 'w'); res = 'WROTE'\n"
+        "except OSError as e: res = errno.errorcode[e.errno]\n"
+        "os.write(3, ('%d %s %s' % (mod.VALUE, res, sorted(os.listdir('/opt')))).encode())\n",
+        "42 EROFS ['clowdy', 'layer']", verbose);
+    config.layer_dir = NULL;
+    unlink (layer_file);
+    rmdir (layer);
+    zstr_free (&layer_file);
+    zstr_free (&layer);
+
     //  Writes outside /tmp fail; /tmp works
     s_expect (&config, "read-only",
         "import os, errno\n"
@@ -1438,6 +1461,8 @@ sandbox_test (bool verbose)
         "       err(libc.setns(3, 0)), err(libc.syscall(250, 0, 0, 0, 0, 0)),\n"
         "       err(libc.chroot(b'/tmp')), err(libc.syscall(321, 0, 0, 0))]\n"
         "try: os.setuid(0); res.append('SETUID')\n"
+        "except OSError as e: res.append(errno.errorcode[e.errno])\n"
+        "try: os.kill(1, 9); res.append('KILLED INIT')\n"
         "except OSError as e: res.append(errno.errorcode[e.errno])\n"
         "os.write(3, ' '.join(sorted(set(res))).encode())\n",
         "EPERM", verbose);
