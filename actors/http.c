@@ -33,6 +33,7 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/api.h"
+#include "core/auth.h"
 #include "core/config.h"
 #include "core/store.h"
 #include "core/util.h"
@@ -48,6 +49,7 @@ typedef struct {
     zsock_t *gateway;               //  DEALER to the gateway actor
     store_t *store;                 //  Our own store connection
     api_t *api;                     //  Control-plane handlers
+    auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
     zhashx_t *pending;              //  request id -> request_t parked on gateway
     size_t active;                  //  Requests started and not completed
     bool access_log;                //  Log one line per request?
@@ -278,6 +280,63 @@ s_handle_gateway_reply (self_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  API tokens of the calling user: GET/POST /api/tokens, DELETE /api/tokens/:id
+
+static enum MHD_Result
+s_respond_json (request_t *request, struct MHD_Connection *connection, int status, cJSON *json)
+{
+    char *body = cJSON_PrintUnformatted (json);
+    cJSON_Delete (json);
+    return s_respond (request, connection, status, "application/json", body, strlen (body), NULL);
+}
+
+static enum MHD_Result
+s_handle_tokens (request_t *request, struct MHD_Connection *connection, const char *url,
+                 const char *method, const char *user_id)
+{
+    self_t *self = request->self;
+    if (streq (url, "/api/tokens") && streq (method, "GET")) {
+        cJSON *tokens = auth_token_list (self->auth, user_id);
+        if (!tokens)
+            return s_respond_detail (request, connection, 500, "Could not list tokens");
+        return s_respond_json (request, connection, 200, tokens);
+    }
+    if (streq (url, "/api/tokens") && streq (method, "POST")) {
+        cJSON *body = request->body ? cJSON_ParseWithLength (request->body, request->body_size) : cJSON_CreateObject ();
+        if (!body)
+            return s_respond_detail (request, connection, 400, "Request body is not valid JSON");
+        cJSON *name = cJSON_GetObjectItem (body, "name");
+        const char *token_name = cJSON_IsString (name) ? name->valuestring : "api";
+        if (!cJSON_IsObject (body) || (name && !cJSON_IsString (name) && !cJSON_IsNull (name))
+        ||  strlen (token_name) == 0 || strlen (token_name) > 100) {
+            cJSON_Delete (body);
+            const char *text = "{\"detail\":[{\"loc\":[\"body\",\"name\"],"
+                               "\"msg\":\"name must be a string of 1 to 100 characters\",\"type\":\"value_error\"}]}";
+            return s_respond (request, connection, 422, "application/json", strdup (text), strlen (text), NULL);
+        }
+        char id [AUTH_TOKEN_ID_SIZE];
+        char *token = auth_token_create (self->auth, user_id, token_name, id);
+        cJSON *reply = cJSON_CreateObject ();
+        cJSON_AddStringToObject (reply, "id", id);
+        cJSON_AddStringToObject (reply, "name", token_name);
+        cJSON_AddStringToObject (reply, "token", token ? token : "");
+        cJSON_Delete (body);
+        if (!token) {
+            cJSON_Delete (reply);
+            return s_respond_detail (request, connection, 500, "Could not create a token");
+        }
+        free (token);
+        return s_respond_json (request, connection, 200, reply);
+    }
+    if (strncmp (url, "/api/tokens/", 12) == 0 && streq (method, "DELETE")) {
+        if (auth_token_revoke (self->auth, user_id, url + 12))
+            return s_respond_detail (request, connection, 404, "Token not found");
+        return s_respond_detail (request, connection, 200, "Token revoked");
+    }
+    return s_respond_detail (request, connection, 405, "Method not allowed");
+}
+
+//  --------------------------------------------------------------------------
 //  Dispatch of a complete request
 
 static enum MHD_Result
@@ -315,7 +374,7 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
         cJSON_Delete (config);
         return s_respond (request, connection, 200, "application/json", body, strlen (body), NULL);
     }
-    const char *user_id = "local";
+    //  Public by design: the gateway, direct invoke and health
     if (strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway"))
         return s_forward_to_gateway (request, connection, method, "gateway",
                                      url [12] == '/' ? url + 13 : "", "");
@@ -324,6 +383,21 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
             return s_respond_detail (request, connection, 405, "Method not allowed");
         return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
     }
+    char user_id [AUTH_USER_ID_SIZE] = "local";
+    if (strneq (url, "/api/health")) {
+        const char *detail = NULL;
+        const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
+        if (auth_check (self->auth, authorization, user_id, sizeof user_id, &detail)) {
+            cJSON *headers = cJSON_CreateObject ();
+            cJSON_AddStringToObject (headers, "WWW-Authenticate", "Bearer");
+            char *body = api_detail_json (detail ? detail : "Invalid credentials");
+            enum MHD_Result rc = s_respond (request, connection, 401, "application/json", body, strlen (body), headers);
+            cJSON_Delete (headers);
+            return rc;
+        }
+    }
+    if (streq (url, "/api/tokens") || strncmp (url, "/api/tokens/", 12) == 0)
+        return s_handle_tokens (request, connection, url, method, user_id);
 
     api_request_t api_request = {
         .method = method, .path = url, .body = request->body, .body_size = request->body_size,
@@ -501,6 +575,16 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->api = api_new (self->store);
     if (!self->api)
         goto failed;
+    auth_config_t auth_config = {
+        .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
+        .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
+        .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
+        .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
+        .db = store_db (self->store),
+    };
+    self->auth = auth_new (&auth_config);
+    if (!self->auth)
+        goto failed;
     self->gateway = zsock_new_dealer (endpoints_get (args->endpoints, "gateway"));
     if (!self->gateway)
         goto failed;
@@ -541,6 +625,7 @@ failed:
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     zsock_destroy (&self->gateway);
+    auth_destroy (&self->auth);
     api_destroy (&self->api);
     store_destroy (&self->store);
     zhashx_destroy (&self->pending);
@@ -567,6 +652,7 @@ s_self_destroy (self_t **self_p)
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
         zsock_destroy (&self->gateway);
+        auth_destroy (&self->auth);
         api_destroy (&self->api);
         store_destroy (&self->store);
         zhashx_destroy (&self->pending);

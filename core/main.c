@@ -20,7 +20,9 @@
 #include "actors/recorder.h"
 #include "actors/worker.h"
 #include "broker/endpoints.h"
+#include "core/auth.h"
 #include "core/config.h"
+#include "core/store.h"
 
 #define MAX_ACTORS 80
 
@@ -64,9 +66,94 @@ s_set_log_level (const char *level)
         zsys_set_logsystem (false);
 }
 
+//  clowdy token create --user NAME [--name LABEL] | list [--user NAME] | revoke ID
+//  [--data-dir DIR]: manage API tokens in the data dir's database. The
+//  plaintext is printed once, on create; only its hash is stored.
+static int
+s_token_command (int argc, char *argv [])
+{
+    const char *usage = "usage: clowdy token create --user NAME [--name LABEL] [--data-dir DIR]\n"
+                        "       clowdy token list [--user NAME] [--data-dir DIR]\n"
+                        "       clowdy token revoke ID [--data-dir DIR]\n";
+    const char *action = argc > 2 ? argv [2] : "";
+    const char *user = NULL, *name = "cli", *target = NULL;
+    const char *data_dir = getenv ("CLOWDY_DATA_DIR") ? getenv ("CLOWDY_DATA_DIR") : "data";
+    for (int argn = 3; argn < argc; argn++) {
+        const char *value = argn + 1 < argc ? argv [argn + 1] : NULL;
+        if (streq (argv [argn], "--user") && value)
+            user = argv [++argn];
+        else
+        if (streq (argv [argn], "--name") && value)
+            name = argv [++argn];
+        else
+        if (streq (argv [argn], "--data-dir") && value)
+            data_dir = argv [++argn];
+        else
+        if (!target && argv [argn][0] != '-')
+            target = argv [argn];
+        else {
+            fputs (usage, stderr);
+            return 2;
+        }
+    }
+    bool create = streq (action, "create"), list = streq (action, "list"), revoke = streq (action, "revoke");
+    if ((!create && !list && !revoke) || (create && (!user || !*user)) || (revoke && !target)) {
+        fputs (usage, stderr);
+        return 2;
+    }
+    if (zsys_dir_create ("%s", data_dir)) {
+        fprintf (stderr, "clowdy: cannot create data dir '%s'\n", data_dir);
+        return 1;
+    }
+    char path [1024];
+    snprintf (path, sizeof path, "%s/clowdy.db", data_dir);
+    store_t *store = store_new (path);
+    auth_config_t config = { .mode = AUTH_LOCAL, .db = store ? store_db (store) : NULL };
+    auth_t *auth = store ? auth_new (&config) : NULL;
+    int rc = 1;
+    if (auth && create) {
+        char id [AUTH_TOKEN_ID_SIZE];
+        char *token = auth_token_create (auth, user, name, id);
+        if (token) {
+            printf ("%s\n", token);
+            fprintf (stderr, "clowdy: token %s created for user '%s'; it is shown only this once\n", id, user);
+            free (token);
+            rc = 0;
+        }
+    }
+    else
+    if (auth && list) {
+        cJSON *tokens = auth_token_list (auth, user);
+        cJSON *token;
+        cJSON_ArrayForEach (token, tokens) {
+            cJSON *used = cJSON_GetObjectItem (token, "last_used_at");
+            printf ("%s  %-20s  %-24s  created %s  last used %s\n",
+                    cJSON_GetStringValue (cJSON_GetObjectItem (token, "id")),
+                    cJSON_GetStringValue (cJSON_GetObjectItem (token, "user_id")) ?
+                        cJSON_GetStringValue (cJSON_GetObjectItem (token, "user_id")) : user,
+                    cJSON_GetStringValue (cJSON_GetObjectItem (token, "name")),
+                    cJSON_GetStringValue (cJSON_GetObjectItem (token, "created_at")),
+                    cJSON_IsString (used) ? used->valuestring : "never");
+        }
+        rc = tokens ? 0 : 1;
+        cJSON_Delete (tokens);
+    }
+    else
+    if (auth && revoke) {
+        rc = auth_token_revoke (auth, NULL, target) == 0 ? 0 : 1;
+        fprintf (stderr, rc ? "clowdy: no live token %s\n" : "clowdy: token %s revoked\n", target);
+    }
+    auth_destroy (&auth);
+    store_destroy (&store);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
+    if (argc > 1 && streq (argv [1], "token"))
+        return s_token_command (argc, argv);
+
     config_t config;
     char error [512];
     if (config_parse (&config, argc, argv, error, sizeof error)) {
