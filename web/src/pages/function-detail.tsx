@@ -218,9 +218,13 @@ function TestPanel({ fn, dirty, onInvoked }: { fn: Fn; dirty: boolean; onInvoked
       setResult(r);
       if (typeof r.logs === "string") setLogs(r.logs);
       else if (r.invocation_id) {
-        const list = await api.invocations(fn.id, 10).catch(() => [] as Invocation[]);
-        const inv = list.find((i) => i.id === r.invocation_id);
-        if (inv && typeof inv.logs === "string") setLogs(inv.logs);
+        // The invocation record is written in batches: poll briefly for it to fetch its logs.
+        for (let attempt = 0; attempt < 12; attempt++) {
+          const list = await api.invocations(fn.id, 20).catch(() => [] as Invocation[]);
+          const inv = list.find((i) => i.id === r.invocation_id);
+          if (inv) { setLogs(typeof inv.logs === "string" ? inv.logs : ""); break; }
+          await new Promise((res) => setTimeout(res, 250));
+        }
       }
       onInvoked();
     } catch (e) {

@@ -173,7 +173,6 @@ function RouteTry({ url, method }: { url: string; method: string }) {
   const [busy, setBusy] = useState(false);
   const [res, setRes] = useState<TryResult | null>(null);
   const [err, setErr] = useState<string | null>(null);
-  const hasParams = /\/[:*]/.test(url);
   const [target, setTarget] = useState(url.replace(/\/:([A-Za-z0-9_]+)/g, "/example-$1").replace(/\/\*[A-Za-z0-9_]*$/, ""));
   const m = method === "ANY" ? "GET" : method;
 
@@ -196,7 +195,7 @@ function RouteTry({ url, method }: { url: string; method: string }) {
   return (
     <div className="mt-2 flex flex-col gap-2">
       <div className="flex flex-col gap-2 sm:flex-row">
-        {hasParams && <Input aria-label="Request URL" value={target} onChange={(e) => setTarget(e.target.value)} className="font-mono text-xs" />}
+        <Input aria-label="Request URL" data-testid="route-call-url" value={target} onChange={(e) => setTarget(e.target.value)} className="font-mono text-xs" />
         <Button type="button" size="sm" variant="secondary" onClick={() => void call()} disabled={busy} data-testid="route-call">
           {busy ? <Spinner /> : <Play />} Send {m}
         </Button>

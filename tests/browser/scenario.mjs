@@ -1,0 +1,331 @@
+// The browser scenario: a new user's path through the UI against the real binary.
+//
+// Starts build/clowdy (or $CLOWDY_BINARY) on 127.0.0.1:0 in a temp data dir, serving web/dist,
+// and drives Debian's chromium through playwright-core. Each step is a test; a step whose
+// prerequisite failed is skipped. Any request the page makes outside the server's origin fails
+// the run. Screenshots go to tests/artifacts/browser/. Prints "N passed, N failed[, N skipped]".
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..", "..");
+const binary = process.env.CLOWDY_BINARY || path.join(root, "build", "clowdy");
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const artifacts = path.join(root, "tests", "artifacts", "browser");
+const T = 20000; // default wait for UI changes, ms
+const INVOKE_T = 60000; // invocations may cold-start a sandbox
+
+fs.rmSync(artifacts, { recursive: true, force: true });
+fs.mkdirSync(artifacts, { recursive: true });
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-"));
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-chromium-"));
+
+function log(...a) { console.log(...a); }
+
+// ---------------------------------------------------------------- server
+async function startServer() {
+  if (!fs.existsSync(binary)) throw new Error(`no clowdy binary at ${binary} (build it or set CLOWDY_BINARY)`);
+  const webDir = path.join(root, "web", "dist");
+  const logPath = path.join(dataDir, "server.log");
+  const out = fs.openSync(logPath, "a");
+  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", webDir], { stdio: ["ignore", out, out] });
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`clowdy exited with ${proc.exitCode}:\n${fs.readFileSync(logPath, "utf8").slice(-3000)}`);
+    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(fs.readFileSync(logPath, "utf8"));
+    if (m) return { proc, url: m[1], logPath };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  proc.kill("SIGKILL");
+  throw new Error("clowdy did not print 'listening on' within 30 s");
+}
+
+// ---------------------------------------------------------------- test runner
+const results = [];
+const state = {};
+let page, context, server;
+const outside = [];
+const pageErrors = [];
+
+async function shot(name) {
+  try { await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true }); } catch { /* page may be gone */ }
+}
+
+async function step(name, needs, fn) {
+  const missing = needs.filter((n) => !results.find((r) => r.name === n && r.status === "passed"));
+  if (missing.length) {
+    results.push({ name, status: "skipped", why: `needs: ${missing.join(", ")}` });
+    log(`SKIP  ${name} (needs ${missing.join(", ")})`);
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, status: "passed" });
+    log(`PASS  ${name} (${Date.now() - t0} ms)`);
+    await shot(`${String(results.length).padStart(2, "0")}-${name.replace(/[^a-z0-9]+/gi, "-")}`);
+  } catch (e) {
+    results.push({ name, status: "failed", why: e?.message ?? String(e) });
+    log(`FAIL  ${name} (${Date.now() - t0} ms)\n      ${String(e?.message ?? e).split("\n").slice(0, 8).join("\n      ")}`);
+    await shot(`${String(results.length).padStart(2, "0")}-${name.replace(/[^a-z0-9]+/gi, "-")}-FAILED`);
+  }
+}
+
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function apiGet(p) {
+  const r = await fetch(server.url + p);
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+/** Replaces the content of the Monaco editor inside `testId` by typing `text` like a user. */
+async function typeInMonaco(testId, text) {
+  const host = page.getByTestId(testId);
+  await host.locator(".monaco-editor").waitFor({ timeout: T });
+  await host.locator(".view-lines").click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.press("Delete");
+  for (const [i, line] of text.split("\n").entries()) {
+    if (i > 0) {
+      await page.keyboard.press("Enter");
+      // Monaco keeps the indent after Enter; clear it so our own indentation is exact.
+      await page.keyboard.press("Shift+Home");
+      await page.keyboard.press("Delete");
+    }
+    await page.keyboard.type(line, { delay: 5 });
+    await page.keyboard.press("Escape"); // close any suggestion widget before the next Enter
+  }
+}
+
+// ---------------------------------------------------------------- scenario
+const CODE_V2 = [
+  "def handler(event, context):",
+  "    q = event.get(\"query\") or event",
+  "    print(\"adding\", q[\"a\"], q[\"b\"])",
+  "    return {\"sum\": int(q[\"a\"]) + int(q[\"b\"])}",
+].join("\n");
+const CODE_V3 = [
+  "def handler(event, context):",
+  "    return {\"product\": event[\"a\"] * event[\"b\"]}",
+].join("\n");
+
+async function main() {
+  server = await startServer();
+  log(`server at ${server.url}, data in ${dataDir}`);
+  const origin = new URL(server.url).origin;
+
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1366, height: 900 },
+  });
+  context.on("request", (req) => {
+    const u = req.url();
+    if (u.startsWith("data:") || u.startsWith("blob:")) return;
+    try { if (new URL(u).origin !== origin) outside.push(u); } catch { outside.push(u); }
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(T);
+  page.on("pageerror", (e) => pageErrors.push(String(e?.message ?? e)));
+
+  await step("dashboard loads", [], async () => {
+    await page.goto(server.url + "/");
+    await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+    await page.getByTestId("stat-invocations").waitFor();
+    assert((await page.getByTestId("stat-functions").textContent()) === "0", "a fresh server should show 0 functions");
+  });
+
+  await step("create project", ["dashboard loads"], async () => {
+    await page.getByRole("link", { name: "Projects" }).first().click();
+    await page.getByRole("button", { name: "New project" }).click();
+    await page.getByLabel("Name").fill("Browser Test");
+    await page.getByRole("button", { name: "Create project" }).click();
+    await page.waitForURL(/\/projects\/[0-9a-f]{12}/);
+    state.projectId = page.url().split("/projects/")[1].split(/[?#]/)[0];
+    await page.getByRole("heading", { name: "Browser Test" }).waitFor();
+    const p = await apiGet(`/api/projects/${state.projectId}`);
+    assert(p.status === 200 && p.body.slug === "browser-test", `project not in the API: ${JSON.stringify(p)}`);
+    state.slug = p.body.slug;
+  });
+
+  await step("create function", ["create project"], async () => {
+    await page.getByRole("link", { name: "New function" }).click();
+    await page.waitForURL(/\/functions\/new/);
+    await page.getByLabel("Name").fill("adder");
+    const selected = await page.getByLabel("Project").inputValue();
+    assert(selected === state.projectId, "the project should be preselected");
+    await page.getByRole("button", { name: "Create function" }).click();
+    await page.waitForURL(/\/functions\/[0-9a-f]{12}$/);
+    state.fnId = page.url().split("/functions/")[1];
+    await page.getByTestId("active-version").filter({ hasText: "v1" }).waitFor();
+    await page.getByTestId("code-editor").locator(".monaco-editor").waitFor();
+  });
+
+  await step("type code into Monaco and save", ["create function"], async () => {
+    await typeInMonaco("code-editor", CODE_V2);
+    await page.getByTestId("save-code").click();
+    await page.getByTestId("active-version").filter({ hasText: "v2" }).waitFor();
+    const f = await apiGet(`/api/functions/${state.fnId}`);
+    assert(f.body?.code?.trim() === CODE_V2, `saved code differs from what was typed:\n${f.body?.code}`);
+  });
+
+  await step("invoke from the test panel", ["type code into Monaco and save"], async () => {
+    await typeInMonaco("test-input", '{"a": 2, "b": 3}');
+    await page.getByTestId("run-test").click();
+    await page.getByTestId("test-result").waitFor({ timeout: INVOKE_T });
+    const status = await page.getByTestId("test-status").textContent();
+    const output = await page.getByTestId("test-output").textContent();
+    assert(status === "success", `invocation status ${status}: ${output}`);
+    assert(/"sum":\s*5/.test(output), `unexpected output: ${output}`);
+    await page.getByTestId("test-duration").waitFor();
+    await page.getByTestId("test-logs").filter({ hasText: "adding 2 3" }).waitFor();
+    await page.getByTestId("test-start").waitFor();
+  });
+
+  await step("invocation appears in the log table", ["invoke from the test panel"], async () => {
+    const row = page.getByTestId("invocation-row").first();
+    await row.waitFor({ timeout: T });
+    await row.click();
+    const details = page.getByTestId("invocation-details").first();
+    await details.waitFor();
+    const text = await details.textContent();
+    assert(text.includes('"a": 2') && text.includes('"sum": 5') && text.includes("adding 2 3"), `details lack input/output/logs: ${text}`);
+  });
+
+  await step("save again and roll back", ["type code into Monaco and save"], async () => {
+    await typeInMonaco("code-editor", CODE_V3);
+    await page.getByTestId("save-code").click();
+    await page.getByTestId("active-version").filter({ hasText: "v3" }).waitFor();
+    await page.getByTestId("version-picker").selectOption("2");
+    await page.getByTestId("rollback").click();
+    await page.getByTestId("active-version").filter({ hasText: "v2" }).waitFor();
+    const f = await apiGet(`/api/functions/${state.fnId}`);
+    assert(f.body.active_version === 2 && f.body.code.trim() === CODE_V2, `rollback not applied: v${f.body.active_version}`);
+    const editorText = await page.getByTestId("code-editor").locator(".view-lines").innerText();
+    assert(editorText.replace(/\u00a0/g, " ").includes("adding"), "the editor should show version 2's code");
+  });
+
+  await step("add a route and call it", ["create function"], async () => {
+    await page.goto(`${server.url}/projects/${state.projectId}?tab=routes`);
+    await page.getByRole("button", { name: "Add route" }).click();
+    await page.getByLabel("Method").selectOption("GET");
+    await page.getByLabel("Path").fill("/add");
+    await page.getByRole("button", { name: "Save route" }).click();
+    const url = `${server.url}/api/gateway/${state.slug}/add`;
+    await page.getByTestId("route-url").filter({ hasText: url }).waitFor();
+    await page.getByRole("button", { name: "Try" }).click();
+    await page.getByTestId("route-call-url").fill(url + "?a=4&b=5");
+    await page.getByTestId("route-call").click();
+    const resp = page.getByTestId("route-response");
+    await resp.waitFor({ timeout: INVOKE_T });
+    const text = await resp.textContent();
+    assert(text.includes("HTTP 200") && /"sum":\s*9/.test(text), `gateway answer: ${text}`);
+  });
+
+  await step("add a secret and see it masked", ["create project"], async () => {
+    await page.goto(`${server.url}/projects/${state.projectId}?tab=env`);
+    await page.getByLabel("Key", { exact: true }).fill("API_KEY");
+    await page.getByLabel("Value", { exact: true }).fill("s3cr3t-value");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    const row = page.getByTestId("env-row").filter({ hasText: "API_KEY" });
+    await row.waitFor();
+    assert((await row.getByTestId("env-value").textContent()) === "••••••••", "the secret should be masked");
+    assert(!(await page.content()).includes("s3cr3t-value"), "the secret value must not be in the page");
+    await row.getByRole("button", { name: "Reveal value" }).click();
+    assert(!(await page.content()).includes("s3cr3t-value"), "revealing must not show a value the server hides");
+    const env = await apiGet(`/api/projects/${state.projectId}/env`);
+    assert(env.body.find((v) => v.key === "API_KEY")?.value === "********", "the API should mask the secret");
+  });
+
+  await step("API errors show the detail sentence", ["dashboard loads"], async () => {
+    await page.goto(`${server.url}/functions/000000000000`);
+    const err = page.getByTestId("error");
+    await err.waitFor();
+    const text = await err.textContent();
+    assert(/not found/i.test(text), `expected the API's detail, got: ${text}`);
+  });
+
+  await step("dependencies and database say not available yet", ["create project"], async () => {
+    for (const tab of ["dependencies", "database"]) {
+      await page.goto(`${server.url}/projects/${state.projectId}?tab=${tab}`);
+      const na = page.getByTestId("not-available");
+      const ok = page.getByRole("heading", { name: tab === "database" ? "Database" : "requirements.txt" });
+      await na.or(ok).first().waitFor();
+    }
+  });
+
+  await step("chat panel answers or explains", ["dashboard loads"], async () => {
+    await page.goto(server.url + "/");
+    await page.getByTestId("chat-toggle").click();
+    const panel = page.getByTestId("chat-panel");
+    await panel.getByLabel("Message").fill("hello");
+    await panel.getByRole("button", { name: "Send" }).click();
+    await panel.locator("[data-testid=chat-error], .bg-muted").filter({ hasText: /\S/ }).first().waitFor({ timeout: INVOKE_T });
+  });
+
+  await step("phone layout", ["create project"], async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const p of [`/projects/${state.projectId}?tab=routes`, `/functions/${state.fnId ?? ""}`, "/"]) {
+      await page.goto(server.url + p);
+      await page.waitForLoadState("networkidle");
+      await page.getByRole("button", { name: "Open menu" }).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `${p} scrolls sideways by ${overflow}px on a phone`);
+    }
+    await page.getByRole("button", { name: "Open menu" }).click();
+    await page.getByRole("link", { name: "Functions" }).click();
+    await page.getByRole("heading", { name: "Functions" }).waitFor();
+    await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
+  await step("delete the project with confirmation", ["create project"], async () => {
+    await page.goto(`${server.url}/projects/${state.projectId}?tab=settings`);
+    await page.getByRole("button", { name: "Delete project" }).click();
+    const forever = page.getByRole("button", { name: "Delete forever" });
+    assert(await forever.isDisabled(), "delete must wait for the name to be typed");
+    await page.getByLabel("Project name").fill("Browser Test");
+    await forever.click();
+    await page.waitForURL(/\/projects$/);
+    const p = await apiGet(`/api/projects/${state.projectId}`);
+    assert(p.status === 404, `project still there: ${p.status}`);
+  });
+
+  await step("no request left the server's origin", ["dashboard loads"], async () => {
+    assert(outside.length === 0, `requests outside ${origin}:\n${[...new Set(outside)].join("\n")}`);
+  });
+
+  await step("no uncaught page errors", ["dashboard loads"], async () => {
+    assert(pageErrors.length === 0, `page errors:\n${pageErrors.join("\n")}`);
+  });
+}
+
+let fatal = null;
+try {
+  await main();
+} catch (e) {
+  fatal = e;
+  log(`FAIL  set-up: ${e?.message ?? e}`);
+  results.push({ name: "set-up", status: "failed", why: String(e?.message ?? e) });
+} finally {
+  try { await context?.close(); } catch { /* ignore */ }
+  if (server?.proc && server.proc.exitCode === null) {
+    server.proc.kill("SIGTERM");
+    await new Promise((r) => { const t = setTimeout(() => { server.proc.kill("SIGKILL"); r(); }, 10000); server.proc.on("exit", () => { clearTimeout(t); r(); }); });
+  }
+  if (server?.logPath) fs.copyFileSync(server.logPath, path.join(artifacts, "server.log"));
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
+const passed = results.filter((r) => r.status === "passed").length;
+const failed = results.filter((r) => r.status === "failed").length;
+const skipped = results.filter((r) => r.status === "skipped").length;
+log(`screenshots in ${path.relative(process.cwd(), artifacts) || artifacts}`);
+log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+process.exit(failed || skipped || fatal || passed === 0 ? 1 : 0);
