@@ -827,6 +827,18 @@ store_test (bool verbose)
     assert (s_count (store, "env_vars") == 0);
     assert (s_count (store, "function_stats") == 0);
 
+    //  A file from an older binary (migration 2 not applied) is brought up
+    //  to date on open, and only the missing migration runs
+    assert (store_exec (store, "DELETE FROM schema_migrations WHERE version = 2", NULL) == 1);
+    assert (s_exec_script (store,
+        "CREATE TRIGGER invocations_uncount AFTER DELETE ON invocations BEGIN"
+        "    SELECT 1;"
+        "END;") == 0);
+    store_destroy (&store);
+    store = store_new (path);
+    assert (store && store_schema_version (store) == MIGRATIONS);
+    assert (s_count (store, "sqlite_master WHERE name = 'invocations_uncount'") == 0);
+
     //  Data survives a reopen
     store_destroy (&store);
     store = store_new (path);
