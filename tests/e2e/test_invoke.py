@@ -1,0 +1,539 @@
+"""The execution engine end to end (issue 3): POST /api/invoke/:id against real sandboxes, through
+the real build/clowdy, and what it records in GET /api/functions/:id/invocations.
+
+Covers the README flow (create, invoke, read the log), cold then warm environments (module state
+kept per environment), both handler signatures and the context, logs kept apart from results,
+errors (exceptions, non-JSON results, syntax errors), timeout and memory limits, new versions,
+rollback and env var changes retiring old environments, concurrency, the per-function cap and its
+429, request body validation and stats.
+
+The module shares one server; every test makes its own functions. Invocation records are written
+in batches off the request path, so reads of them poll briefly (wait_records).
+"""
+import concurrent.futures
+import json
+import re
+import time
+import uuid
+
+import pytest
+import requests
+
+ID = re.compile(r"^[0-9a-f]{12}$")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+RESULT_OK = {"success", "output", "duration_ms", "invocation_id", "cold_start"}
+RESULT_ERR = {"success", "error", "duration_ms", "invocation_id", "cold_start"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+def ok(response):
+    assert response.status_code == 200, (response.status_code, response.text)
+    return response.json()
+
+
+def make_function(server, code, **extra):
+    body = dict(name="fn_" + uuid.uuid4().hex[:8], code=code)
+    body.update(extra)
+    return ok(server.post("/api/functions", json=body))
+
+
+def invoke(server, function_id, value=None, timeout=30):
+    """Invoke with {"input": value} (value None: {}); assert HTTP 200 and the result's shape."""
+    body = {"input": {} if value is None else value}
+    result = ok(server.post("/api/invoke/" + function_id, json=body, timeout=timeout))
+    assert isinstance(result["success"], bool)
+    assert set(result) >= (RESULT_OK if result["success"] else RESULT_ERR), result
+    assert isinstance(result["duration_ms"], int) and result["duration_ms"] >= 0
+    assert ID.match(result["invocation_id"]), result
+    assert isinstance(result["cold_start"], bool)
+    return result
+
+
+def succeeded(result):
+    assert result["success"] is True, result
+    return result["output"]
+
+
+def failed(result):
+    assert result["success"] is False, result
+    assert isinstance(result["error"], str) and result["error"]
+    assert "output" not in result or result["output"] is None
+    return result["error"]
+
+
+def wait_records(server, function_id, count, limit=None, timeout=3.0):
+    """Poll the invocation log until it holds at least count records; return them (newest first)."""
+    path = "/api/functions/%s/invocations" % function_id
+    if limit:
+        path += "?limit=%d" % limit
+    deadline = time.time() + timeout
+    while True:
+        records = ok(server.get(path))
+        if len(records) >= count or time.time() > deadline:
+            assert len(records) >= count, records
+            return records
+        time.sleep(0.02)
+
+
+def record_of(server, function_id, invocation_id, count=1):
+    deadline = time.time() + 3.0
+    while True:
+        records = wait_records(server, function_id, count)
+        for record in records:
+            if record["id"] == invocation_id:
+                return record
+        assert time.time() < deadline, (invocation_id, records)
+        time.sleep(0.02)
+
+
+def post_raw(server, function_id, data, content_type="application/json"):
+    headers = {"Content-Type": content_type} if content_type else {}
+    return requests.post(server.url + "/api/invoke/" + function_id, data=data, headers=headers,
+                         timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The README flow
+
+HELLO = """\
+def handler(input):
+    name = input.get("name", "world")
+    print("saying hello to", name)
+    return {"message": "Hello, %s!" % name}
+"""
+
+
+def test_readme_flow_create_invoke_read_log(server):
+    function = make_function(server, HELLO)
+    assert ID.match(function["id"]) and function["active_version"] == 1
+
+    result = invoke(server, function["id"], {"name": "Ada"})
+    assert succeeded(result) == {"message": "Hello, Ada!"}
+    assert result["cold_start"] is True
+
+    records = wait_records(server, function["id"], 1)
+    assert len(records) == 1
+    record = records[0]
+    assert record["id"] == result["invocation_id"]
+    assert record["function_id"] == function["id"]
+    assert record["status"] == "success"
+    assert json.loads(record["input"]) == {"name": "Ada"}
+    assert json.loads(record["output"]) == {"message": "Hello, Ada!"}
+    assert record["logs"] == "saying hello to Ada\n"
+    assert record["cold_start"] is True
+    assert record["version"] == 1
+    assert record["source"] == "direct"
+    assert record["http_method"] is None and record["http_path"] is None
+    assert record["duration_ms"] == result["duration_ms"]
+    assert TIME.match(record["created_at"])
+
+
+def test_invocations_are_newest_first_and_limited(server):
+    function = make_function(server, "def handler(input):\n    return input['n']\n")
+    for n in range(4):
+        assert succeeded(invoke(server, function["id"], {"n": n})) == n
+    records = wait_records(server, function["id"], 4)
+    assert [json.loads(r["output"]) for r in records] == [3, 2, 1, 0]
+    limited = ok(server.get("/api/functions/%s/invocations?limit=2" % function["id"]))
+    assert [json.loads(r["output"]) for r in limited] == [3, 2]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Environments: cold, warm, module state
+
+COUNTER = """\
+calls = 0
+
+def handler(input):
+    global calls
+    calls += 1
+    return calls
+"""
+
+
+def test_cold_then_warm_keeps_module_state(server):
+    function = make_function(server, COUNTER)
+    first = invoke(server, function["id"])
+    assert succeeded(first) == 1 and first["cold_start"] is True
+    second = invoke(server, function["id"])
+    assert succeeded(second) == 2 and second["cold_start"] is False
+    third = invoke(server, function["id"])
+    assert succeeded(third) == 3 and third["cold_start"] is False
+    records = wait_records(server, function["id"], 3)
+    assert [r["cold_start"] for r in records] == [False, False, True]
+
+
+def test_module_code_runs_once_per_environment(server):
+    code = ("import time\nloaded_at = time.time()\n"
+            "def handler(input):\n    return loaded_at\n")
+    function = make_function(server, code)
+    stamps = {succeeded(invoke(server, function["id"])) for _ in range(3)}
+    assert len(stamps) == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Handlers and context
+
+def test_handler_with_one_argument_gets_the_input(server):
+    function = make_function(server, "def handler(input):\n    return {'got': input}\n")
+    for value in [{"a": [1, 2, {"b": None}]}, [1, "two", 3.5], "text", 42, True, {"unicode": "zürich ✓"}]:
+        assert succeeded(invoke(server, function["id"], value)) == {"got": value}
+
+
+def test_handler_with_event_and_context(server):
+    code = """\
+def handler(event, context):
+    return {
+        "event": event,
+        "function_name": context.function_name,
+        "version": context.function_version,
+        "invocation_id": context.invocation_id,
+        "memory_limit_mb": context.memory_limit_mb,
+        "remaining": context.get_remaining_time_in_millis(),
+    }
+"""
+    function = make_function(server, code, memory_mb=256, timeout_seconds=7)
+    result = invoke(server, function["id"], {"k": "v"})
+    output = succeeded(result)
+    assert output["event"] == {"k": "v"}
+    assert output["function_name"] == function["name"]
+    assert str(output["version"]) == "1"
+    assert output["invocation_id"] == result["invocation_id"]
+    assert output["memory_limit_mb"] == 256
+    assert 5000 < output["remaining"] <= 7000
+
+
+def test_print_goes_to_logs_not_output(server):
+    code = """\
+import sys
+def handler(input):
+    print("to stdout")
+    sys.stderr.write("to stderr\\n")
+    return "the result"
+"""
+    function = make_function(server, code)
+    result = invoke(server, function["id"])
+    assert succeeded(result) == "the result"
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert "to stdout" in record["logs"] and "to stderr" in record["logs"]
+    assert json.loads(record["output"]) == "the result"
+    assert "to stdout" not in record["output"]
+
+
+def test_exception_is_an_error_with_type_and_message(server):
+    code = """\
+def helper():
+    raise ValueError("bad value 17")
+
+def handler(input):
+    print("before the failure")
+    helper()
+"""
+    function = make_function(server, code)
+    result = invoke(server, function["id"])
+    error = failed(result)
+    assert "ValueError" in error and "bad value 17" in error
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "error"
+    assert record["output"] is None
+    assert "ValueError" in record["error"]
+    assert "before the failure" in record["logs"]
+    assert "helper" in record["logs"] and "Traceback" in record["logs"]    # the user's frames
+
+
+def test_non_serialisable_result_is_an_error(server):
+    function = make_function(server, "def handler(input):\n    return {'when': object()}\n")
+    error = failed(invoke(server, function["id"]))
+    assert "serialis" in error.lower() or "json" in error.lower()
+    # The environment survives it
+    function2 = make_function(server, "def handler(input):\n    return {1, 2} if input else 'fine'\n")
+    assert "set" in failed(invoke(server, function2["id"], {"x": 1}))
+    assert succeeded(invoke(server, function2["id"], {})) == "fine"
+
+
+def test_syntax_error_is_an_error(server):
+    function = make_function(server, "def handler(input)\n    return 1\n")
+    result = invoke(server, function["id"])
+    assert "SyntaxError" in failed(result)
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "error"
+
+
+def test_missing_handler_is_an_error(server):
+    function = make_function(server, "def main(input):\n    return 1\n")
+    assert "handler" in failed(invoke(server, function["id"]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Limits
+
+def test_timeout(server):
+    code = ("import time\ndef handler(input):\n"
+            "    if input.get('sleep'):\n        time.sleep(5)\n    return 'quick'\n")
+    function = make_function(server, code, timeout_seconds=1)
+    started = time.time()
+    result = invoke(server, function["id"], {"sleep": True})
+    elapsed = time.time() - started
+    error = failed(result)
+    assert "timed out" in error.lower()
+    assert 0.9 < elapsed < 3.0, elapsed
+    assert 900 <= result["duration_ms"] < 3000
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "timeout"
+    # The environment was killed: the next call starts a new one and answers normally
+    again = invoke(server, function["id"], {})
+    assert succeeded(again) == "quick" and again["cold_start"] is True
+
+
+def test_memory_limit_is_reported_as_such(server):
+    code = ("def handler(input):\n    if input.get('big'):\n"
+            "        block = bytearray(200 * 1024 * 1024)\n        return len(block)\n"
+            "    return 'small'\n")
+    function = make_function(server, code, memory_mb=64)
+    started = time.time()
+    result = invoke(server, function["id"], {"big": True})
+    error = failed(result)
+    assert "memory" in error.lower() and "64" in error, error
+    assert "timed out" not in error.lower()
+    assert time.time() - started < 10
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "error"
+    assert "memory" in record["error"].lower()
+    assert succeeded(invoke(server, function["id"], {})) == "small"
+
+
+def test_within_memory_limit_works(server):
+    code = "def handler(input):\n    return len(bytearray(100 * 1024 * 1024))\n"
+    function = make_function(server, code, memory_mb=256)
+    assert succeeded(invoke(server, function["id"])) == 100 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------------
+# Versions and env vars retire old environments
+
+def version_code(tag):
+    return "calls = 0\ndef handler(input):\n    global calls\n    calls += 1\n    return [%r, calls]\n" % tag
+
+
+def test_new_code_retires_old_environments(server):
+    function = make_function(server, version_code("v1"))
+    assert succeeded(invoke(server, function["id"])) == ["v1", 1]
+    assert succeeded(invoke(server, function["id"])) == ["v1", 2]
+    updated = ok(server.put("/api/functions/" + function["id"], json={"code": version_code("v2")}))
+    assert updated["active_version"] == 2
+    result = invoke(server, function["id"])
+    assert succeeded(result) == ["v2", 1]
+    assert result["cold_start"] is True
+    assert succeeded(invoke(server, function["id"])) == ["v2", 2]
+    record = record_of(server, function["id"], result["invocation_id"], 3)
+    assert record["version"] == 2
+
+
+def test_limit_change_retires_old_environments(server):
+    code = ("calls = 0\ndef handler(event, context):\n    global calls\n    calls += 1\n"
+            "    return [context.memory_limit_mb, calls]\n")
+    function = make_function(server, code, memory_mb=128)
+    assert succeeded(invoke(server, function["id"])) == [128, 1]
+    ok(server.put("/api/functions/" + function["id"], json={"memory_mb": 256}))
+    result = invoke(server, function["id"])
+    assert succeeded(result) == [256, 1] and result["cold_start"] is True
+
+
+def test_rollback_runs_the_old_code(server):
+    function = make_function(server, version_code("v1"))
+    ok(server.put("/api/functions/" + function["id"], json={"code": version_code("v2")}))
+    assert succeeded(invoke(server, function["id"]))[0] == "v2"
+    rolled = ok(server.put("/api/functions/%s/versions/1" % function["id"]))
+    assert rolled["active_version"] == 1
+    result = invoke(server, function["id"])
+    assert succeeded(result) == ["v1", 1] and result["cold_start"] is True
+    record = record_of(server, function["id"], result["invocation_id"], 2)
+    assert record["version"] == 1
+    # Forward again: v2 starts fresh too
+    ok(server.put("/api/functions/%s/versions/2" % function["id"]))
+    assert succeeded(invoke(server, function["id"])) == ["v2", 1]
+
+
+def test_env_var_change_is_seen_by_the_next_call(server):
+    project = ok(server.post("/api/projects", json={"name": "env " + uuid.uuid4().hex[:8]}))
+    ok(server.post("/api/projects/%s/env" % project["id"],
+                   json={"key": "GREETING", "value": "hello", "is_secret": True}))
+    code = "import os\ndef handler(input):\n    return os.environ.get('GREETING')\n"
+    function = make_function(server, code, project_id=project["id"])
+    assert succeeded(invoke(server, function["id"])) == "hello"      # secrets reach the runtime unmasked
+    assert succeeded(invoke(server, function["id"])) == "hello"
+    ok(server.post("/api/projects/%s/env" % project["id"], json={"key": "GREETING", "value": "bonjour"}))
+    result = invoke(server, function["id"])
+    assert succeeded(result) == "bonjour" and result["cold_start"] is True
+    ok(server.delete("/api/projects/%s/env/GREETING" % project["id"]))
+    assert succeeded(invoke(server, function["id"])) is None
+
+
+def test_deleted_function_cannot_be_invoked(server):
+    function = make_function(server, "def handler(input):\n    return 1\n")
+    assert succeeded(invoke(server, function["id"])) == 1
+    ok(server.delete("/api/functions/" + function["id"]))
+    response = server.post("/api/invoke/" + function["id"], json={"input": {}})
+    assert response.status_code == 404, response.text
+    assert "detail" in response.json()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Concurrency
+
+def test_parallel_calls_all_succeed(server):
+    code = "import time\ndef handler(input):\n    time.sleep(0.2)\n    return input['i']\n"
+    function = make_function(server, code)
+    invoke(server, function["id"], {"i": -1})
+    started = time.time()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda i: invoke(server, function["id"], {"i": i}), range(20)))
+    elapsed = time.time() - started
+    assert [succeeded(r) for r in results] == list(range(20))
+    assert len({r["invocation_id"] for r in results}) == 20
+    # One at a time would take 20 x 0.2 s = 4 s; the default cap of 8 environments gives 3 rounds
+    assert elapsed < 3.0, elapsed
+    records = wait_records(server, function["id"], 21)
+    assert all(r["status"] == "success" for r in records)
+
+
+def test_concurrency_cap_and_queue_answer_429(make_server):
+    server = make_server(args=["--max-concurrency", "1", "--queue-depth", "1"])
+    code = "import time\ndef handler(input):\n    time.sleep(input.get('sleep', 0))\n    return 'done'\n"
+    function = make_function(server, code)
+    assert succeeded(invoke(server, function["id"])) == "done"          # warm one environment
+
+    def call(_):
+        return server.post("/api/invoke/" + function["id"], json={"input": {"sleep": 1.0}})
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(call, range(4)))
+    statuses = sorted(r.status_code for r in responses)
+    # One runs, one waits in the queue, the other two are turned away
+    assert statuses == [200, 200, 429, 429], [(r.status_code, r.text) for r in responses]
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+            assert isinstance(response.json()["detail"], str)
+        else:
+            assert response.json()["success"] is True
+    # Once the queue drains the function answers again
+    assert succeeded(invoke(server, function["id"])) == "done"
+    # Only the calls that ran were recorded: the warm-up, two of the four, the last
+    time.sleep(0.1)
+    assert len(wait_records(server, function["id"], 4)) == 4
+
+
+# ---------------------------------------------------------------------------------------------------
+# Request validation
+
+@pytest.fixture(scope="module")
+def echo(server):
+    return make_function(server, "def handler(input):\n    return {'input': input}\n")
+
+
+def test_body_not_json_is_400(server, echo):
+    for data in [b"{not json", b"{\"input\": ", b"\xff\xfe", b"{\"input\": NaN}"]:
+        response = post_raw(server, echo["id"], data)
+        assert response.status_code == 400, (data, response.status_code, response.text)
+        assert isinstance(response.json()["detail"], str)
+
+
+def test_body_with_trailing_garbage_is_400(server, echo):
+    # The control-plane endpoints refuse this (core/api.c); POST /api/invoke must too
+    response = post_raw(server, echo["id"], b"{\"input\": 1} trailing")
+    assert response.status_code == 400, (response.status_code, response.text)
+
+
+def test_body_with_invalid_utf8_is_400_and_kills_nothing(server, echo):
+    assert succeeded(invoke(server, echo["id"], "warm")) == {"input": "warm"}
+    response = post_raw(server, echo["id"], b"{\"input\": \"\xff\"}")
+    assert response.status_code == 400, (response.status_code, response.text)
+    # The warm environment was not broken by it
+    again = invoke(server, echo["id"], "still warm")
+    assert succeeded(again) == {"input": "still warm"} and again["cold_start"] is False
+
+
+def test_body_too_large_is_413(server, echo):
+    response = post_raw(server, echo["id"], b"{\"input\": \"" + b"x" * (7 << 20) + b"\"}")
+    assert response.status_code == 413, (response.status_code, response.text[:200])
+
+
+def test_large_input_round_trips(server, echo):
+    big = "y" * (3 << 20)
+    assert succeeded(invoke(server, echo["id"], big)) == {"input": big}
+
+
+def test_body_not_an_object_is_422(server, echo):
+    for data in [b"[1, 2]", b"\"text\"", b"42", b"null"]:
+        response = post_raw(server, echo["id"], data)
+        assert response.status_code == 422, (data, response.status_code, response.text)
+        assert isinstance(response.json()["detail"], list)
+
+
+def test_empty_body_means_empty_input(server, echo):
+    for data, content_type in [(b"", "application/json"), (b"", None), (b"{}", "application/json")]:
+        response = post_raw(server, echo["id"], data, content_type)
+        assert response.status_code == 200, response.text
+        assert succeeded(response.json()) == {"input": {}}
+
+
+def test_input_null_and_unknown_fields(server, echo):
+    response = post_raw(server, echo["id"], b'{"input": [1], "extra": true}')
+    assert succeeded(response.json()) == {"input": [1]}
+
+
+def test_unknown_function_is_404(server):
+    for function_id in ["000000000000", "nothex", "x" * 200]:
+        response = server.post("/api/invoke/" + function_id, json={"input": {}})
+        assert response.status_code == 404, (function_id, response.text)
+        assert isinstance(response.json()["detail"], str)
+    assert server.get("/api/functions/000000000000/invocations").status_code == 404
+
+
+def test_invoke_needs_post(server, echo):
+    assert server.get("/api/invoke/" + echo["id"]).status_code == 405
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stats
+
+def settled_stats(server):
+    """Stats once earlier tests' batched records have landed (two equal reads 150 ms apart)."""
+    previous = ok(server.get("/api/stats"))
+    for _ in range(20):
+        time.sleep(0.15)
+        current = ok(server.get("/api/stats"))
+        if current == previous:
+            return current
+        previous = current
+    raise AssertionError("stats never settled: %r" % previous)
+
+
+def test_stats_count_invocations(server):
+    before = settled_stats(server)
+    function = make_function(server, "def handler(input):\n    if input.get('fail'):\n"
+                                     "        raise RuntimeError('no')\n    return 1\n")
+    for value in [{}, {}, {"fail": True}]:
+        invoke(server, function["id"], value)
+    wait_records(server, function["id"], 3)
+    after = ok(server.get("/api/stats"))
+    assert after["total_functions"] == before["total_functions"] + 1
+    assert after["total_invocations"] == before["total_invocations"] + 3
+    assert isinstance(after["success_rate"], int) and 0 <= after["success_rate"] <= 100
+    assert isinstance(after["avg_duration_ms"], int) and after["avg_duration_ms"] >= 0
+
+
+def test_stats_success_rate_on_a_fresh_server(make_server):
+    server = make_server()
+    function = make_function(server, "def handler(input):\n    if input.get('fail'):\n"
+                                     "        raise RuntimeError('no')\n    return 1\n")
+    for value in [{}, {}, {}, {"fail": True}]:
+        invoke(server, function["id"], value)
+    wait_records(server, function["id"], 4)
+    stats = ok(server.get("/api/stats"))
+    assert stats["total_functions"] == 1
+    assert stats["total_invocations"] == 4
+    assert stats["success_rate"] == 75
