@@ -28,6 +28,7 @@ typedef struct {
     { flag, var, OPT_LONG, offsetof (config_t, field), fallback, min, max, help }
 
 static const opt_t s_options [] = {
+    STR (role, "role", "CLOWDY_ROLE", "all", "all (one process), control (no workers) or worker (workers only; set CLOWDY_ENDPOINT_WORKER)"),
     STR (listen, "listen", "CLOWDY_LISTEN", "127.0.0.1:8000", "HOST:PORT to serve HTTP on (port 0: any free port)"),
     STR (data_dir, "data-dir", "CLOWDY_DATA_DIR", "data", "directory for the SQLite database and function files"),
     STR (log_level, "log-level", "CLOWDY_LOG_LEVEL", "info", "error, warning, info or debug"),
@@ -123,6 +124,10 @@ config_parse (config_t *config, int argc, char **argv, char *error, size_t error
         }
         if (s_apply (config, opt, value, arg, error, error_size))
             return -1;
+    }
+    if (strneq (config->role, "all") && strneq (config->role, "control") && strneq (config->role, "worker")) {
+        snprintf (error, error_size, "--role must be 'all', 'control' or 'worker', not '%s'", config->role);
+        return -1;
     }
     if (strneq (config->auth, "local") && strneq (config->auth, "jwt")) {
         snprintf (error, error_size, "--auth must be 'local' or 'jwt', not '%s'", config->auth);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 typedef struct {
+    char *role;                     //  all, control (no workers) or worker (workers only)
     char *listen;                   //  HOST:PORT for HTTP; port 0 picks a free one
     char *data_dir;                 //  Where clowdy.db and function files live
     char *log_level;                //  error, warning, info or debug

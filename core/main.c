@@ -171,7 +171,7 @@ main (int argc, char *argv [])
         config_reset (&config);
         return 0;
     }
-    if (streq (config.auth, "local") && !s_listen_is_loopback (config.listen)) {
+    if (streq (config.auth, "local") && strneq (config.role, "worker") && !s_listen_is_loopback (config.listen)) {
         fprintf (stderr, "clowdy: refusing to start: --auth local (no credentials) is only allowed on a "
                          "loopback address, not '%s'; use --auth jwt or listen on 127.0.0.1\n", config.listen);
         config_reset (&config);
@@ -202,16 +202,20 @@ main (int argc, char *argv [])
     zactor_t *actors [MAX_ACTORS];
     actor_args_t args [MAX_ACTORS];
     int count = 0;
+    //  --role control runs everything but the workers; --role worker only
+    //  the workers, which connect to assignment's "worker" endpoint (tcp)
+    bool control = strneq (config.role, "worker");
+    bool workers = strneq (config.role, "control");
     struct { zactor_fn *fn; const char *name; long copies; } plan [] = {
-        { recorder_actor, "recorder", 1 },
-        { gateway_actor, "gateway", 1 },
-        { assignment_actor, "assignment", 1 },
-        { placement_actor, "placement", 1 },
-        { worker_actor, "worker", config.workers },
-        { builder_actor, "builder", 1 },
-        { database_actor, "database", 1 },
-        { agent_actor, "agent", 1 },
-        { http_actor, "http", 1 },
+        { recorder_actor, "recorder", control },
+        { gateway_actor, "gateway", control },
+        { assignment_actor, "assignment", control },
+        { placement_actor, "placement", control },
+        { worker_actor, "worker", workers ? config.workers : 0 },
+        { builder_actor, "builder", control },
+        { database_actor, "database", control },
+        { agent_actor, "agent", control },
+        { http_actor, "http", control },
     };
     int rc = 0;
     for (size_t step = 0; step < sizeof plan / sizeof plan [0] && rc == 0; step++)
@@ -226,7 +230,9 @@ main (int argc, char *argv [])
             }
             count++;
         }
-    zactor_t *http = rc == 0 ? actors [count - 1] : NULL;
+    zactor_t *http = rc == 0 && control ? actors [count - 1] : NULL;
+    if (rc == 0 && !control)
+        zsys_info ("clowdy: %ld workers connected to %s", config.workers, endpoints_get (endpoints, "worker"));
     if (http) {
         zstr_send (http, "PORT");
         char *port = zstr_recv (http);
@@ -242,9 +248,9 @@ main (int argc, char *argv [])
         zstr_free (&port);
     }
     //  Wait for a signal, or for the http actor to stop on its own
-    zpoller_t *poller = http && rc == 0 ? zpoller_new (http, NULL) : NULL;
+    zpoller_t *poller = rc == 0 ? zpoller_new (http ? http : actors [0], NULL) : NULL;
     while (poller && !s_stop) {
-        if (zpoller_wait (poller, 500) == http) {
+        if (zpoller_wait (poller, 500) && http) {
             zsys_error ("clowdy: the http actor stopped unexpectedly");
             rc = 1;
             break;

@@ -28,6 +28,7 @@ class Server:
             self._tmp = tempfile.TemporaryDirectory(prefix="clowdy-e2e-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
+        os.makedirs(data_dir, exist_ok=True)
         self.args = list(args)
         self.env = dict(env or {})
         self.proc = None
@@ -52,6 +53,24 @@ class Server:
                 return self
             time.sleep(0.02)
         raise RuntimeError("clowdy did not start:\n" + self.log())
+
+    def start_worker(self, timeout=30):
+        """Start a --role worker process (it serves no HTTP): wait until it says it connected."""
+        env = dict(os.environ)
+        env.update(self.env)
+        self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()
+        self.proc = subprocess.Popen([BINARY, "--data-dir", self.data_dir] + self.args,
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("clowdy worker exited:\n" + self.log())
+            if "workers connected to" in self.log():
+                time.sleep(0.3)     # registration with the control process
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("clowdy worker did not start:\n" + self.log())
 
     def log(self):
         with open(self.log_path, "rb") as f:

@@ -1,0 +1,63 @@
+"""The same actors split over processes: a control process and worker processes over tcp.
+
+Workers join and leave (or die) while the control process keeps serving; calls go to whichever
+worker is alive, and a call whose worker dies gets a clear error, never a hang.
+"""
+import socket
+
+from conftest import Server
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_function(server):
+    r = server.post("/api/functions", json={"name": "where", "code": "import os\ndef handler(i):\n    return i\n"})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def test_workers_join_leave_and_die(tmp_path):
+    env = {"CLOWDY_ENDPOINT_WORKER": "tcp://127.0.0.1:%d" % free_port()}
+    control = Server(data_dir=str(tmp_path / "control"), args=["--role", "control"], env=env).start()
+    workers = []
+    try:
+        fid = make_function(control)
+        # No worker yet: a clear 503 with Retry-After, not a hang
+        r = control.post("/api/invoke/" + fid, json={"input": 1})
+        assert r.status_code == 503 and "No worker" in r.json()["detail"] and r.headers["Retry-After"]
+
+        first = Server(data_dir=str(tmp_path / "w1"), args=["--role", "worker"], env=env)
+        workers.append(first)
+        first.start_worker()
+        r = control.post("/api/invoke/" + fid, json={"input": 2})
+        assert r.status_code == 200 and r.json() == {**r.json(), "success": True, "output": 2, "cold_start": True}
+        r = control.post("/api/invoke/" + fid, json={"input": 3})
+        assert r.json()["success"] and r.json()["cold_start"] is False
+
+        # A second worker joins, the first dies: calls fail clearly at most until the
+        # control process notices, then run on the survivor
+        second = Server(data_dir=str(tmp_path / "w2"), args=["--role", "worker"], env=env)
+        workers.append(second)
+        second.start_worker()
+        first.kill()
+        outcomes = []
+        for n in range(40):
+            r = control.post("/api/invoke/" + fid, json={"input": n}, timeout=30)
+            outcomes.append(r)
+            if r.status_code == 200 and r.json()["success"]:
+                break
+        last = outcomes[-1]
+        assert last.status_code == 200 and last.json()["success"], [o.text for o in outcomes]
+        for r in outcomes[:-1]:
+            assert r.status_code in (200, 503)
+            if r.status_code == 200:
+                assert "worker" in r.json()["error"]
+        assert control.get("/api/health").status_code == 200
+    finally:
+        for w in workers:
+            w.cleanup()
+        control.cleanup()
