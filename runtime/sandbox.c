@@ -34,11 +34,18 @@
         may only mount proc while a fully visible proc is still in view.
         After pivot_root the old root is detached and / remounted read-only.
     5.  The child is pid 1 of its pid namespace. It vforks the user's
-        process (pid 2), then stays as a minimal init: it reaps every
-        zombie, and when pid 2 exits it reports pid 2's wait status on the
-        status pipe and exits, which makes the kernel kill everything else
-        in the namespace. Init drops all capabilities, is not dumpable and
-        keeps uid 0 of the namespace, so uid 1000 cannot signal or trace it.
+        process (pid 2), drops all capabilities, loads the seccomp filter
+        and execs clowdy-sandbox-init (runtime/sandbox_init.c, a small
+        static program opened once at start-up and exec'd through its fd,
+        since the new root does not show it): it reaps every zombie, and
+        when pid 2 exits it reports pid 2's wait status on the status pipe
+        and exits, which makes the kernel kill everything else in the
+        namespace. The exec matters: otherwise pid 1 of every warm sandbox
+        would be a copy-on-write image of the server (3+ MB resident here,
+        growing as the server writes, holding its secrets) instead of ~0.7
+        MB. Without the program (not built), the child reaps in place. Init
+        keeps uid 0 of the namespace, so uid 1000 cannot signal, trace or
+        even see it (hidepid).
     6.  Pid 2 gets fds 0/1/2 = /dev/null and 3 = the protocol socket and no
         other fds, sets uid/gid 1000 (dropping every capability), then
         PR_SET_PDEATHSIG (after the uid change, which clears it),
@@ -144,6 +151,7 @@ typedef struct {
     int setup_fd;                   //  write end: {stage, errno} on failure
     int status_fd;                  //  write end: the main process's wait status
     int proto_fd;                   //  child end of the protocol socketpair
+    int init_fd;                    //  clowdy-sandbox-init to exec as pid 1, or -1
     const char *newroot;            //  where the new root is mounted
     char *root_options;             //  tmpfs options of the root
     char *tmp_path;                 //  newroot/tmp
@@ -187,6 +195,7 @@ static struct sock_fprog s_filter_net;          //  seccomp with network
 static struct sock_fprog s_filter_nonet;        //  seccomp without network
 static zlistx_t *s_parents = NULL;              //  prepared parent cgroup names
 static zlistx_t *s_pool = NULL;                 //  ready cgroup_t's
+static int s_init_fd = -1;                      //  clowdy-sandbox-init, or -1
 static unsigned char s_slots [MAX_SLOTS];       //  uid range slots in use
 static char *s_env [] = {
     "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8",
@@ -291,6 +300,21 @@ s_fail (plan_t *plan, int stage, int error)
     if (write (plan->setup_fd, report, sizeof report) < 0)
         {}  //  nothing more we can do
     _exit (127);
+}
+
+//  Decimal text of a non-negative int, without stdio
+static void
+s_format_int (char *buffer, int value)
+{
+    char digits [16];
+    int count = 0;
+    do {
+        digits [count++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value > 0 && count < 15);
+    for (int index = 0; index < count; index++)
+        buffer [index] = digits [count - 1 - index];
+    buffer [count] = 0;
 }
 
 static void
@@ -507,9 +531,10 @@ s_child (plan_t *plan)
     if (user == 0)
         s_run_user (plan);      //  never returns
 
-    //  Init: keep only the status pipe, drop everything, reap
+    //  Init: keep only the status pipe (and the init program), drop
+    //  everything, then become clowdy-sandbox-init, or reap here without it
     int status_fd = plan->status_fd;
-    s_close_except (status_fd, plan->sync_fd);
+    s_close_except (status_fd, plan->init_fd);
     if (s_drop_bounding_set () == 0 && s_drop_all_caps () == 0) {
         prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
         prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -518,6 +543,16 @@ s_child (plan_t *plan)
     else {
         kill (user, SIGKILL);   //  never leave a privileged init behind
         _exit (127);
+    }
+    if (plan->init_fd >= 0) {
+        char user_text [16], fd_text [16];
+        s_format_int (user_text, user);
+        s_format_int (fd_text, status_fd);
+        char *init_argv [] = { "clowdy-sandbox-init", user_text, fd_text, NULL };
+        char *init_envp [] = { NULL };
+        fcntl (status_fd, F_SETFD, 0);      //  the pipe is CLOEXEC: keep it
+        syscall (SYS_execveat, plan->init_fd, "", init_argv, init_envp, AT_EMPTY_PATH);
+        //  Still here: reap in this process instead
     }
     while (true) {
         int status;
@@ -634,6 +669,7 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
     plan->tmp_options = zsys_sprintf ("size=%dm,mode=1777", tmp_mb);
     plan->proc_path = zsys_sprintf ("%s/proc", s_newroot);
     plan->filter = config->network? &s_filter_net: &s_filter_nonet;
+    plan->init_fd = s_init_fd;
     plan->envp = s_env;
 
     const char *runtime_dir = config->runtime_dir? config->runtime_dir: SANDBOX_DEFAULT_RUNTIME_DIR;
@@ -769,6 +805,46 @@ s_pool_give (cgroup_t **cgroup_p)
     cgroup_destroy (&cgroup);
 }
 
+//  Open clowdy-sandbox-init: beside our own binary, else where the build
+//  put it. It runs as pid 1 of every sandbox, so it must be root's and not
+//  writable by others. Returns an O_PATH fd or -1 (logged: sandboxes then
+//  keep a copy of the server as pid 1).
+static int
+s_init_open (void)
+{
+    char self [PATH_MAX];
+    ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
+    char candidates [2][PATH_MAX];
+    int count = 0;
+    if (len > 0) {
+        self [len] = 0;
+        char *slash = strrchr (self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf (candidates [count++], PATH_MAX, "%.*s/clowdy-sandbox-init", PATH_MAX - 32, self);
+        }
+    }
+#ifdef CLOWDY_SANDBOX_INIT
+    snprintf (candidates [count++], PATH_MAX, "%s", CLOWDY_SANDBOX_INIT);
+#endif
+    for (int index = 0; index < count; index++) {
+        int fd = open (candidates [index], O_PATH | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat info;
+        if (fstat (fd, &info) == 0 && S_ISREG (info.st_mode) && (info.st_mode & S_IXUSR)
+        &&  (info.st_uid == 0 || info.st_uid == geteuid ()) && !(info.st_mode & (S_IWGRP | S_IWOTH))) {
+            zsys_info ("sandbox: pid 1 of sandboxes is %s", candidates [index]);
+            return fd;
+        }
+        zsys_warning ("sandbox: ignoring %s (not a root-owned executable, or writable by others)",
+                      candidates [index]);
+        close (fd);
+    }
+    zsys_warning ("sandbox: clowdy-sandbox-init not found: pid 1 of each sandbox stays a copy of the server");
+    return -1;
+}
+
 void
 sandbox_config_init (sandbox_config_t *config)
 {
@@ -814,6 +890,8 @@ sandbox_system_init (const char *cgroup_name)
             zsys_error ("sandbox: no mount point for sandbox roots");
             rc = -1;
         }
+        if (rc == 0)
+            s_init_fd = s_init_open ();
         if (rc == 0)
             rc = s_filter_build (false, &s_filter_nonet);
         if (rc == 0)
@@ -866,6 +944,9 @@ sandbox_system_shutdown (void)
         free (s_filter_net.filter);
         free (s_filter_nonet.filter);
         s_filter_net.filter = s_filter_nonet.filter = NULL;
+        if (s_init_fd >= 0)
+            close (s_init_fd);
+        s_init_fd = -1;
         s_initialized = false;
     }
     pthread_mutex_unlock (&s_mutex);
@@ -1319,6 +1400,45 @@ s_listen (const char *address, int *port)
     return fd;
 }
 
+//  Thread body: make a sandbox that says "up" and sleeps, check its pid 1,
+//  and return it; the thread then exits, which must kill the sandbox
+static void *
+s_thread_sandbox (void *args)
+{
+    sandbox_config_t *config = (sandbox_config_t *) args;
+    const char *argv [] = { "/usr/bin/python3", "-I", "-c",
+        "import os, time\n"
+        "os.write(3, b'up'); time.sleep(1000)\n", NULL };
+    config->argv = argv;
+    sandbox_t *sandbox = sandbox_new (config);
+    config->argv = NULL;
+    assert (sandbox);
+    char buffer [4];
+    struct pollfd poller = { sandbox_fd (sandbox), POLLIN, 0 };
+    assert (poll (&poller, 1, TEST_TIMEOUT_MS) == 1);
+    assert (read (sandbox_fd (sandbox), buffer, 2) == 2);
+    return sandbox;
+}
+
+//  Size of a host process's resident memory in kB, -1 if unknown
+static int
+s_host_rss_kb (pid_t pid)
+{
+    char path [64], buffer [4096];
+    snprintf (path, sizeof path, "/proc/%d/status", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    int rss = -1;
+    while (fgets (buffer, sizeof buffer, file))
+        if (strncmp (buffer, "VmRSS:", 6) == 0) {
+            rss = atoi (buffer + 6);
+            break;
+        }
+    fclose (file);
+    return rss;
+}
+
 void
 sandbox_test (bool verbose)
 {
@@ -1662,6 +1782,56 @@ sandbox_test (bool verbose)
         assert (!sandbox_oom_killed (sandbox));
         if (verbose)
             printf ("\n   - host uids: init %d, process %d", init_uid, user_uid);
+        sandbox_destroy (&sandbox);
+    }
+
+    //  Pid 1 is clowdy-sandbox-init when built; the sandbox dies with the
+    //  thread that created it (PR_SET_PDEATHSIG survives the exec)
+    {
+        pthread_t thread;
+        sandbox_t *sandbox = NULL;
+        assert (pthread_create (&thread, NULL, s_thread_sandbox, &config) == 0);
+        assert (pthread_join (thread, (void **) &sandbox) == 0);
+        assert (sandbox);
+        start = zclock_usecs ();
+        bool dead = false;
+        while (!dead && zclock_usecs () - start < 5000000) {
+            dead = sandbox_reap (sandbox, false);
+            if (!dead)
+                zclock_sleep (1);
+        }
+        assert (dead);
+        assert (WIFSIGNALED (sandbox_exit_status (sandbox)));
+        if (verbose)
+            printf ("\n   - creating thread exited: sandbox dead in %.1f ms",
+                    (zclock_usecs () - start) / 1000.0);
+        sandbox_destroy (&sandbox);
+
+        const char *argv [] = { "/usr/bin/python3", "-I", "-c",
+            "import os, time\n"
+            "os.write(3, b'up'); time.sleep(1000)\n", NULL };
+        config.argv = argv;
+        sandbox = sandbox_new (&config);
+        config.argv = NULL;
+        assert (sandbox);
+        char buffer [4];
+        struct pollfd poller = { sandbox_fd (sandbox), POLLIN, 0 };
+        assert (poll (&poller, 1, TEST_TIMEOUT_MS) == 1);
+        assert (read (sandbox_fd (sandbox), buffer, 2) == 2);
+        char path [64], exe [PATH_MAX] = "";
+        snprintf (path, sizeof path, "/proc/%d/exe", sandbox_pid (sandbox));
+        start = zclock_usecs ();
+        while (zclock_usecs () - start < 1000000) {
+            ssize_t len = readlink (path, exe, sizeof exe - 1);
+            exe [len > 0? len: 0] = 0;
+            if (strstr (exe, "clowdy-sandbox-init"))
+                break;
+            zclock_sleep (1);
+        }
+        if (s_init_fd >= 0)
+            assert (strstr (exe, "clowdy-sandbox-init"));
+        if (verbose)
+            printf ("\n   - pid 1: %s, resident %d kB", exe, s_host_rss_kb (sandbox_pid (sandbox)));
         sandbox_destroy (&sandbox);
     }
 

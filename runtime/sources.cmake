@@ -4,6 +4,14 @@ list (APPEND CLOWDY_SELFTESTS sandbox)
 #  sandbox: cgroup v1/v2 backends
 list (APPEND CLOWDY_SOURCES runtime/cgroup.c)
 list (APPEND CLOWDY_SELFTESTS cgroup)
+#  sandbox: pid 1 of every sandbox, a tiny static program built next to the binaries
+#  (sandbox.c finds it beside /proc/self/exe, else at CLOWDY_SANDBOX_INIT)
+add_executable (clowdy-sandbox-init runtime/sandbox_init.c)
+target_compile_options (clowdy-sandbox-init PRIVATE -fno-sanitize=all)
+target_link_options (clowdy-sandbox-init PRIVATE -static -fno-sanitize=all)
+set_property (SOURCE runtime/sandbox.c APPEND PROPERTY COMPILE_DEFINITIONS
+              CLOWDY_SANDBOX_INIT="${CMAKE_BINARY_DIR}/clowdy-sandbox-init")
+cmake_language (DEFER CALL add_dependencies clowdy_lib clowdy-sandbox-init)
 #  runner protocol: frame codec between the worker and runtime/runner.py
 list (APPEND CLOWDY_SOURCES runtime/proto.c)
 list (APPEND CLOWDY_SELFTESTS proto)
