@@ -2,6 +2,9 @@
 write keeps that write, and many concurrent clients creating objects lose nothing.
 """
 import concurrent.futures
+import os
+import signal
+import time
 import uuid
 
 import requests
@@ -12,6 +15,35 @@ CODE = "def handler(event):\n    return event\n"
 def ok(response):
     assert response.status_code == 200, (response.status_code, response.text)
     return response.json()
+
+
+def leftovers(server):
+    """Pids of processes still running with this server's data dir on their command line (a server
+    killed with SIGKILL must not leave its sandboxes behind)."""
+    pids = []
+    live = server.proc.pid if server.proc else None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (live, os.getpid()):
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if server.data_dir.encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def reap(server):
+    """Kill what a SIGKILLed server left behind, so that tests do not leak processes; returns the pids."""
+    pids = leftovers(server)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return pids
 
 
 def snapshot(server):
@@ -68,6 +100,7 @@ def test_kill_9_keeps_acknowledged_writes(make_server):
             updated = ok(server.put("/api/functions/" + fid, json={"code": CODE + "# %d\n" % round_}))
             written.append(("/api/functions/" + fid, "active_version", updated["active_version"]))
         server.kill()          # SIGKILL right after the acknowledged write
+        reap(server)
         server.start()
         for path, field, value in written:
             assert ok(server.get(path))[field] == value, (round_, path)
@@ -110,6 +143,20 @@ def test_concurrent_creates_lose_nothing(make_server):
     assert all(p["function_count"] == 1 for p in projects)
     # and after a kill -9 all of it is still there
     server.kill()
+    reap(server)
     server.start()
     assert len(ok(server.get("/api/projects"))) == clients * each
     assert len(ok(server.get("/api/functions"))) == clients * each
+
+
+def test_kill_9_leaves_no_processes(make_server):
+    server = make_server()
+    function = ok(server.post("/api/functions", json={"name": "f", "code": CODE}))
+    server.post("/api/invoke/" + function["id"], json={"input": {"x": 1}})
+    time.sleep(0.5)
+    server.kill()
+    deadline = time.time() + 5
+    while leftovers(server) and time.time() < deadline:
+        time.sleep(0.1)
+    survivors = reap(server)
+    assert survivors == [], "processes outlived a SIGKILLed server: %s" % survivors
