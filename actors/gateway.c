@@ -315,7 +315,7 @@ s_handle_direct (self_t *self, msg_t *msg)
     if (blank)
         input = cJSON_CreateObject ();
     else {
-        cJSON *parsed = cJSON_ParseWithLength ((const char *) body, size);
+        cJSON *parsed = util_json_parse ((const char *) body, size);
         if (!parsed) {
             s_reply_detail (self, route, request_id, 400, "Request body is not valid JSON", NULL);
             return;

@@ -187,6 +187,23 @@ s_assert_slug (const char *name, const char *expected)
     free (slug);
 }
 
+cJSON *
+util_json_parse (const char *data, size_t size)
+{
+    if (!data || !util_utf8_valid (data, size))
+        return NULL;
+    const char *end = NULL;
+    cJSON *value = cJSON_ParseWithLengthOpts (data, size, &end, false);
+    if (!value)
+        return NULL;
+    for (; end < data + size; end++)
+        if (!(*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
+            cJSON_Delete (value);
+            return NULL;
+        }
+    return value;
+}
+
 void
 util_test (bool verbose)
 {
@@ -256,5 +273,11 @@ util_test (bool verbose)
     assert (!util_env_key_valid (long_key));
     long_key [128] = 0;
     assert (util_env_key_valid (long_key));
+    cJSON *value = util_json_parse ("{\"a\": 1} \n", 9);
+    assert (cJSON_IsObject (value));
+    cJSON_Delete (value);
+    assert (util_json_parse ("{\"a\": 1} x", 10) == NULL);       //  trailing garbage
+    assert (util_json_parse ("\"\xff\"", 3) == NULL);            //  not UTF-8
+    assert (util_json_parse ("", 0) == NULL);
     printf ("OK\n");
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cjson/cJSON.h>
 
 #define UTIL_ID_SIZE 13             //  12 lowercase hex characters + NUL
 #define UTIL_TIME_SIZE 32           //  "2026-11-22T02:15:00.123456Z" + NUL
@@ -59,6 +60,11 @@ char *
 //  (any case).
 bool
     util_env_key_valid (const char *key);
+
+//  Parse size bytes as one JSON document: valid UTF-8, nothing but white
+//  space after the value. Returns the value (caller deletes) or NULL.
+cJSON *
+    util_json_parse (const char *data, size_t size);
 
 void
     util_test (bool verbose);
