@@ -330,25 +330,24 @@ s_reset_signals (void)
     sigprocmask (SIG_SETMASK, &none, NULL);
 }
 
-//  Close every fd except the listed ones (sorted ascending, -1 = unused)
+//  Close every fd except the listed ones (-1 entries are ignored)
 static void
-s_close_except (int keep_a, int keep_b)
+s_close_except (int *keep, int count)
 {
-    if (keep_a > keep_b) {
-        int swap = keep_a;
-        keep_a = keep_b;
-        keep_b = swap;
-    }
+    //  Insertion sort: no libc helpers that might allocate
+    for (int index = 1; index < count; index++)
+        for (int at = index; at > 0 && keep [at - 1] > keep [at]; at--) {
+            int swap = keep [at];
+            keep [at] = keep [at - 1];
+            keep [at - 1] = swap;
+        }
     unsigned int from = 0;
-    if (keep_a >= 0) {
-        if (keep_a > 0)
-            syscall (SYS_close_range, 0, keep_a - 1, 0);
-        from = keep_a + 1;
-    }
-    if (keep_b >= 0) {
-        if ((unsigned int) keep_b > from)
-            syscall (SYS_close_range, from, keep_b - 1, 0);
-        from = keep_b + 1;
+    for (int index = 0; index < count; index++) {
+        if (keep [index] < 0 || (unsigned int) keep [index] < from)
+            continue;
+        if ((unsigned int) keep [index] > from)
+            syscall (SYS_close_range, from, keep [index] - 1, 0);
+        from = keep [index] + 1;
     }
     syscall (SYS_close_range, from, ~0U, 0);
 }
@@ -438,6 +437,11 @@ static void
 s_child (plan_t *plan)
 {
     s_reset_signals ();
+    //  We hold copies of every fd of the server, including the pipes of
+    //  sandboxes other threads are creating: drop them now, or they would
+    //  wait for their EOFs until we are done
+    int keep [] = { plan->sync_fd, plan->setup_fd, plan->status_fd, plan->proto_fd, plan->init_fd };
+    s_close_except (keep, 5);
     char byte;
     if (read (plan->sync_fd, &byte, 1) != 1)
         _exit (1);              //  the parent gave up on us
@@ -534,7 +538,8 @@ s_child (plan_t *plan)
     //  Init: keep only the status pipe (and the init program), drop
     //  everything, then become clowdy-sandbox-init, or reap here without it
     int status_fd = plan->status_fd;
-    s_close_except (status_fd, plan->init_fd);
+    int keep_init [] = { status_fd, plan->init_fd };
+    s_close_except (keep_init, 2);
     if (s_drop_bounding_set () == 0 && s_drop_all_caps () == 0) {
         prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
         prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -1420,6 +1425,30 @@ s_thread_sandbox (void *args)
     return sandbox;
 }
 
+//  Thread body: create and end sandboxes, one a network one; count failures
+static void *
+s_thread_churn (void *args)
+{
+    sandbox_config_t config = *(sandbox_config_t *) args;
+    const char *argv [] = { "/usr/bin/python3", "-I", "-S", "-c", "import os; os.write(3, b'x')", NULL };
+    config.argv = argv;
+    intptr_t failures = 0;
+    for (int run = 0; run < 5; run++) {
+        config.network = run == 2;
+        sandbox_t *sandbox = sandbox_new (&config);
+        if (!sandbox) {
+            failures++;
+            continue;
+        }
+        char byte;
+        struct pollfd poller = { sandbox_fd (sandbox), POLLIN, 0 };
+        if (poll (&poller, 1, TEST_TIMEOUT_MS) != 1 || read (sandbox_fd (sandbox), &byte, 1) != 1)
+            failures++;
+        sandbox_destroy (&sandbox);
+    }
+    return (void *) failures;
+}
+
 //  Size of a host process's resident memory in kB, -1 if unknown
 static int
 s_host_rss_kb (pid_t pid)
@@ -1833,6 +1862,24 @@ sandbox_test (bool verbose)
         if (verbose)
             printf ("\n   - pid 1: %s, resident %d kB", exe, s_host_rss_kb (sandbox_pid (sandbox)));
         sandbox_destroy (&sandbox);
+    }
+
+    //  Four threads creating sandboxes at once
+    {
+        pthread_t threads [4];
+        start = zclock_usecs ();
+        for (int index = 0; index < 4; index++)
+            assert (pthread_create (&threads [index], NULL, s_thread_churn, &config) == 0);
+        intptr_t failures = 0;
+        for (int index = 0; index < 4; index++) {
+            void *result;
+            assert (pthread_join (threads [index], &result) == 0);
+            failures += (intptr_t) result;
+        }
+        assert (failures == 0);
+        if (verbose)
+            printf ("\n   - 4 threads x 5 sandboxes (one with network each): %.1f ms",
+                    (zclock_usecs () - start) / 1000.0);
     }
 
     //  One sandbox's /tmp is not another's
