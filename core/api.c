@@ -1244,6 +1244,8 @@ s_dispatch_project (s_call_t *call, const char *method)
         return s_method_not_allowed (call);
     }
     if (call->segments == 3 && streq (what, "requirements")) {
+        if ((IS ("GET") || IS ("PUT")) && !s_project_owned (call, id))
+            return s_reply_detail (call, 404, "Project not found");
         if (IS ("GET") || IS ("PUT"))
             return s_reply_detail (call, 501, "Requirements are not available yet");
         return s_method_not_allowed (call);
@@ -1252,7 +1254,9 @@ s_dispatch_project (s_call_t *call, const char *method)
         if ((call->segments == 3 && IS ("GET"))
         ||  (call->segments == 4 && streq (seg [3], "provision") && IS ("POST"))
         ||  (call->segments == 4 && streq (seg [3], "deprovision") && IS ("DELETE")))
-            return s_reply_detail (call, 501, "Project databases are not available yet");
+            return s_project_owned (call, id)
+                 ? s_reply_detail (call, 501, "Project databases are not available yet")
+                 : s_reply_detail (call, 404, "Project not found");
         if (call->segments == 3
         || (call->segments == 4 && (streq (seg [3], "provision") || streq (seg [3], "deprovision"))))
             return s_method_not_allowed (call);
@@ -1448,12 +1452,27 @@ api_test (bool verbose)
                      "Method Not Allowed");
     s_assert_detail (s_request (api, "alice", "POST", "/api/chat", NULL, "{}", 501, NULL),
                      "Chat is not available yet");
+    //  Not-yet endpoints: 404 for a project that is not the caller's, then 501
     s_assert_detail (s_request (api, "alice", "GET", "/api/projects/abcdefabcdef/requirements",
-                                NULL, NULL, 501, NULL), "Requirements are not available yet");
+                                NULL, NULL, 404, NULL), "Project not found");
     s_assert_detail (s_request (api, "alice", "POST", "/api/projects/abcdefabcdef/database/provision",
-                                NULL, NULL, 501, NULL), "Project databases are not available yet");
-    s_assert_detail (s_request (api, "alice", "DELETE", "/api/projects/abcdefabcdef/database/deprovision",
-                                NULL, NULL, 501, NULL), "Project databases are not available yet");
+                                NULL, NULL, 404, NULL), "Project not found");
+    cJSON *later = s_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":\"Later\"}", 200, NULL);
+    char *later_path = zsys_sprintf ("/api/projects/%s/requirements",
+                                     cJSON_GetStringValue (cJSON_GetObjectItem (later, "id")));
+    s_assert_detail (s_request (api, "alice", "GET", later_path, NULL, NULL, 501, NULL),
+                     "Requirements are not available yet");
+    s_assert_detail (s_request (api, "bob", "GET", later_path, NULL, NULL, 404, NULL), "Project not found");
+    zstr_free (&later_path);
+    later_path = zsys_sprintf ("/api/projects/%s/database/provision",
+                               cJSON_GetStringValue (cJSON_GetObjectItem (later, "id")));
+    s_assert_detail (s_request (api, "alice", "POST", later_path, NULL, NULL, 501, NULL),
+                     "Project databases are not available yet");
+    zstr_free (&later_path);
+    later_path = zsys_sprintf ("/api/projects/%s", cJSON_GetStringValue (cJSON_GetObjectItem (later, "id")));
+    cJSON_Delete (s_request (api, "alice", "DELETE", later_path, NULL, NULL, 200, NULL));
+    zstr_free (&later_path);
+    cJSON_Delete (later);
 
     //  Stats with nothing: zeros
     reply = s_request (api, "alice", "GET", "/api/stats", NULL, NULL, 200, NULL);
