@@ -1,0 +1,723 @@
+"""Hostile functions against the real server and its sandboxes (issue 3's list): one test per
+attack. Each asserts a clear result for the attacker, then that the server is alive and a normal
+function still answers correctly within normal time (healthy()).
+
+Attacks on resources (fork bomb, memory, CPU) also check that the server's process tree is back
+to its size after the call (no leaked processes) and, for the CPU ones, that a normal function
+answers quickly *while* the attack runs.
+
+The module shares one server; every test makes its own functions.
+"""
+import concurrent.futures
+import os
+import re
+import threading
+import time
+import uuid
+
+import pytest
+
+ID = re.compile(r"^[0-9a-f]{12}$")
+NORMAL_SECONDS = 1.5           # a warm call answers in milliseconds; this leaves room for a busy box
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+def ok(response):
+    assert response.status_code == 200, (response.status_code, response.text)
+    return response.json()
+
+
+def make_function(server, code, **extra):
+    body = dict(name="evil_" + uuid.uuid4().hex[:8], code=code)
+    body.update(extra)
+    return ok(server.post("/api/functions", json=body))
+
+
+def invoke(server, function_id, value=None, timeout=60):
+    result = ok(server.post("/api/invoke/" + function_id, json={"input": {} if value is None else value},
+                            timeout=timeout))
+    assert isinstance(result["success"], bool) and ID.match(result["invocation_id"]), result
+    return result
+
+
+def succeeded(result):
+    assert result["success"] is True, result
+    return result["output"]
+
+
+def failed(result):
+    assert result["success"] is False, result
+    assert isinstance(result["error"], str) and result["error"]
+    return result["error"]
+
+
+def record_of(server, function_id, invocation_id):
+    deadline = time.time() + 3.0
+    while True:
+        records = ok(server.get("/api/functions/%s/invocations" % function_id))
+        for record in records:
+            if record["id"] == invocation_id:
+                return record
+        assert time.time() < deadline, (invocation_id, records)
+        time.sleep(0.02)
+
+
+def descendants(pid):
+    """Pids of every process under pid on the host (the sandboxes are the server's children)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def cmdlines(pids):
+    out = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                out.append(f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip())
+        except OSError:
+            pass
+    return out
+
+
+def wait_tree_at_most(server, size, timeout=5.0):
+    """The server's process tree shrinks back to at most size (pre-started sandboxes included)."""
+    deadline = time.time() + timeout
+    while True:
+        now = len(descendants(server.proc.pid))
+        if now <= size:
+            return now
+        assert time.time() < deadline, "server has %d descendants, expected at most %d: %r" % (
+            now, size, cmdlines(descendants(server.proc.pid)))
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def normal(server):
+    return make_function(server, "def handler(input):\n    return {'echo': input}\n")
+
+
+def healthy(server, normal):
+    """The server is up and a normal function answers correctly within normal time."""
+    assert server.proc.poll() is None, "server died:\n" + server.log()[-3000:]
+    assert ok(server.get("/api/health")) == {"status": "ok"}
+    nonce = uuid.uuid4().hex
+    started = time.time()
+    assert succeeded(invoke(server, normal["id"], nonce)) == {"echo": nonce}
+    elapsed = time.time() - started
+    assert elapsed < NORMAL_SECONDS, elapsed
+
+
+class Prober:
+    """Calls the normal function in a loop on a thread while an attack runs; keeps the latencies."""
+
+    def __init__(self, server, normal):
+        self.server, self.normal = server, normal
+        self.latencies, self.failures = [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            started = time.time()
+            try:
+                result = invoke(self.server, self.normal["id"], "probe", timeout=10)
+                if result.get("output") != {"echo": "probe"}:
+                    self.failures.append(result)
+            except Exception as e:               # noqa: BLE001 - recorded, asserted on below
+                self.failures.append(repr(e))
+            self.latencies.append(time.time() - started)
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(15)
+
+    def check(self):
+        assert not self.failures, self.failures
+        assert len(self.latencies) >= 3, self.latencies
+        assert max(self.latencies) < NORMAL_SECONDS, sorted(self.latencies)[-5:]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resources: processes, memory, CPU
+
+FORK_BOMB = """\
+import os
+def handler(input):
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+"""
+
+
+def test_fork_bomb(server, normal):
+    healthy(server, normal)
+    before = len(descendants(server.proc.pid))
+    assert before >= 1                                      # the pre-started sandboxes, at least
+    function = make_function(server, FORK_BOMB, timeout_seconds=2)
+    with Prober(server, normal) as prober:
+        started = time.time()
+        result = invoke(server, function["id"])
+        elapsed = time.time() - started
+    assert "timed out" in failed(result)
+    assert elapsed < 6, elapsed
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "timeout"
+    prober.check()
+    # Every forked process went with the sandbox (the pids cap is 64; slack for the pre-start pool)
+    wait_tree_at_most(server, before + 6)
+    healthy(server, normal)
+
+
+def test_fork_bomb_that_returns(server, normal):
+    """Forks up to the pids cap, then returns: the cap is hit as an error, not as a hang."""
+    code = """\
+import os, time
+def handler(input):
+    children = 0
+    while True:
+        try:
+            pid = os.fork()
+        except OSError as e:
+            return {"children": children, "errno": e.errno}
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children += 1
+"""
+    before = len(descendants(server.proc.pid))
+    function = make_function(server, code)
+    output = succeeded(invoke(server, function["id"]))
+    assert output["errno"] == 11                      # EAGAIN from the pids cgroup
+    assert 10 <= output["children"] <= 64, output
+    ok(server.delete("/api/functions/" + function["id"]))
+    wait_tree_at_most(server, before + 6)
+    healthy(server, normal)
+
+
+def test_memory_bomb(server, normal):
+    code = "def handler(input):\n    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 20))\n"
+    function = make_function(server, code, memory_mb=64)
+    started = time.time()
+    result = invoke(server, function["id"])
+    error = failed(result)
+    assert "memory" in error.lower() and "64" in error, error
+    assert time.time() - started < 10
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "error"
+    healthy(server, normal)
+
+
+def test_infinite_loop(server, normal):
+    function = make_function(server, "def handler(input):\n    while True:\n        pass\n",
+                             timeout_seconds=1)
+    with Prober(server, normal) as prober:
+        started = time.time()
+        result = invoke(server, function["id"])
+        elapsed = time.time() - started
+    assert "timed out" in failed(result)
+    assert 0.9 < elapsed < 4, elapsed
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "timeout"
+    prober.check()
+    healthy(server, normal)
+
+
+def test_busy_threads(server, normal):
+    code = """\
+import threading
+def spin():
+    while True:
+        pass
+def handler(input):
+    for _ in range(32):
+        threading.Thread(target=spin, daemon=True).start()
+    spin()
+"""
+    function = make_function(server, code, timeout_seconds=2)
+    with Prober(server, normal) as prober:
+        started = time.time()
+        result = invoke(server, function["id"])
+        elapsed = time.time() - started
+    assert "timed out" in failed(result)
+    assert elapsed < 5, elapsed
+    prober.check()
+    healthy(server, normal)
+
+
+def test_cpu_quota_holds_busy_processes(server, normal):
+    """Two busy processes for one second of wall time get about half a CPU between them."""
+    code = """\
+import os, time
+def handler(input):
+    pid = os.fork()
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        pass
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+"""
+    function = make_function(server, code)
+    cpu_seconds = succeeded(invoke(server, function["id"]))
+    assert cpu_seconds < 0.8, cpu_seconds                   # unlimited would be about 2.0
+    healthy(server, normal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The file system
+
+READ_FILES = """\
+import os
+def handler(input):
+    out = {}
+    for path in input["paths"]:
+        try:
+            with open(path, "rb") as f:
+                out[path] = "READ: " + f.read(200).decode("latin-1")
+        except OSError as e:
+            out[path] = "%s %s" % (type(e).__name__, e.errno)
+    found = []
+    for top in ["/"]:
+        for folder, dirs, files in os.walk(top):
+            if folder == "/":
+                dirs[:] = [d for d in dirs if d not in ("usr", "proc", "lib", "lib32", "lib64", "bin", "sbin")]
+            found += [os.path.join(folder, f) for f in files if "clowdy.db" in f or f == "shadow"]
+    out["found"] = found
+    out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    out["passwd"] = open("/etc/passwd").read()
+    return out
+"""
+
+
+def test_cannot_read_host_files(server, normal):
+    db = os.path.join(server.data_dir, "clowdy.db")
+    assert os.path.exists(db)
+    paths = ["/etc/shadow", db, db + "-wal", server.log_path, "/root/.bashrc", "/etc/hostname",
+             "/proc/1/environ", "/proc/%d/environ" % server.proc.pid, "/sys/kernel/hostname"]
+    function = make_function(server, READ_FILES)
+    output = succeeded(invoke(server, function["id"], {"paths": paths}))
+    for path in paths:
+        assert not output[path].startswith("READ:"), (path, output[path])
+    assert output["found"] == []
+    # Only the sandbox's own few processes are visible, never the host's
+    assert len(output["pids"]) <= 4, output["pids"]
+    assert server.proc.pid not in output["pids"] or server.proc.pid <= 4
+    # /etc/passwd is Clowdy's own, not the host's
+    with open("/etc/passwd") as f:
+        host = f.read()
+    assert output["passwd"] != host
+    assert all(line.split(":")[0] in ("root", "sandbox", "nobody", "")
+               for line in output["passwd"].splitlines()), output["passwd"]
+    healthy(server, normal)
+
+
+WRITE_FILES = """\
+import os
+def handler(input):
+    out = {}
+    for path in input["paths"]:
+        try:
+            with open(path, "w") as f:
+                f.write("owned")
+            out[path] = "WRITTEN"
+        except OSError as e:
+            out[path] = "%s %s" % (type(e).__name__, e.errno)
+    return out
+"""
+
+
+def test_cannot_write_outside_tmp(server, normal):
+    marker = "clowdy-e2e-" + uuid.uuid4().hex[:8]
+    paths = ["/" + marker, "/etc/" + marker, "/usr/" + marker, "/usr/bin/" + marker, "/opt/" + marker,
+             "/opt/clowdy/runner.py", "/dev/" + marker, "/proc/sys/kernel/hostname",
+             "/etc/passwd", os.path.join(server.data_dir, marker)]
+    function = make_function(server, WRITE_FILES)
+    output = succeeded(invoke(server, function["id"], {"paths": paths + ["/tmp/" + marker]}))
+    for path in paths:
+        assert output[path] != "WRITTEN", path
+    assert output["/tmp/" + marker] == "WRITTEN"
+    # Nothing appeared on the host
+    for path in ["/" + marker, "/etc/" + marker, "/usr/" + marker, "/usr/bin/" + marker,
+                 "/opt/" + marker, "/tmp/" + marker, os.path.join(server.data_dir, marker)]:
+        assert not os.path.exists(path), path
+    healthy(server, normal)
+
+
+def test_filling_tmp(server, normal):
+    code = """\
+def handler(input):
+    written = 0
+    try:
+        with open("/tmp/fill", "wb") as f:
+            while written < 4096:
+                f.write(b"x" * (1 << 20))
+                f.flush()
+                written += 1
+    except OSError as e:
+        return {"mb": written, "errno": e.errno}
+    return {"mb": written, "errno": None}
+"""
+    function = make_function(server, code)
+    started = time.time()
+    output = succeeded(invoke(server, function["id"]))
+    assert output["errno"] == 28, output                    # ENOSPC: /tmp is a size-capped tmpfs
+    assert 1 <= output["mb"] < 128, output                  # capped below the memory limit
+    assert time.time() - started < 10
+    healthy(server, normal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Network and system calls
+
+SOCKETS = """\
+import socket
+def handler(input):
+    out = {}
+    for name, family, address in [
+            ("outside", socket.AF_INET, ("1.1.1.1", 80)),
+            ("outside_dns", socket.AF_INET, ("8.8.8.8", 53)),
+            ("server", socket.AF_INET, ("127.0.0.1", input["port"])),
+            ("server_v6", socket.AF_INET6, ("::1", input["port"]))]:
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(1)
+            s.connect(address)
+            out[name] = "CONNECTED"
+        except OSError as e:
+            out[name] = "%s %s" % (type(e).__name__, e.errno)
+    for name, family, kind in [("udp", socket.AF_INET, socket.SOCK_DGRAM), ("netlink", 16, socket.SOCK_RAW),
+                               ("packet", 17, socket.SOCK_RAW)]:
+        try:
+            s = socket.socket(family, kind)
+            if kind == socket.SOCK_DGRAM:
+                s.sendto(b"x", ("1.1.1.1", 53))
+            out[name] = "OPENED"
+        except OSError as e:
+            out[name] = "%s %s" % (type(e).__name__, e.errno)
+    a, b = socket.socketpair()
+    a.sendall(b"local")
+    out["unix"] = b.recv(5).decode()
+    return out
+"""
+
+
+def test_no_sockets_when_network_is_off(server, normal):
+    port = int(server.url.rsplit(":", 1)[1])
+    function = make_function(server, SOCKETS)
+    started = time.time()
+    output = succeeded(invoke(server, function["id"], {"port": port}))
+    for name in ["outside", "outside_dns", "server", "server_v6", "udp", "netlink", "packet"]:
+        assert output[name] not in ("CONNECTED", "OPENED"), (name, output)
+    assert output["unix"] == "local"                        # AF_UNIX stays usable
+    assert time.time() - started < 5
+    healthy(server, normal)
+
+
+SYSCALLS = """\
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, *args):
+    ctypes.set_errno(0)
+    rc = getattr(libc, name)(*args)
+    return [rc, ctypes.get_errno()]
+def handler(input):
+    what = input["what"]
+    if what == "ptrace":
+        child = os.fork()
+        if child == 0:
+            import time
+            time.sleep(5)
+            os._exit(0)
+        out = {"traceme": call("ptrace", 0, 0, 0, 0),            # PTRACE_TRACEME
+               "attach_1": call("ptrace", 16, 1, 0, 0),          # PTRACE_ATTACH
+               "attach_child": call("ptrace", 16, child, 0, 0),
+               "seize_child": call("ptrace", 0x4206, child, 0, 0)}
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        return out
+    if what == "mount":
+        os.makedirs("/tmp/m", exist_ok=True)
+        return {"tmpfs": call("mount", b"none", b"/tmp/m", b"tmpfs", 0, None),
+                "bind": call("mount", b"/usr", b"/tmp/m", None, 4096, None),      # MS_BIND
+                "remount_usr": call("mount", None, b"/usr", None, 32 | 1, None),  # MS_REMOUNT, rw
+                "proc": call("mount", b"proc", b"/tmp/m", b"proc", 0, None),
+                "umount_usr": call("umount2", b"/usr", 2),
+                "umount_proc": call("umount2", b"/proc", 2),
+                "pivot_root": call("syscall", 155, b"/tmp", b"/tmp/m")}           # x86_64 pivot_root
+    if what == "unshare":
+        flags = {"user": 0x10000000, "mount": 0x20000, "pid": 0x20000000, "net": 0x40000000,
+                 "uts": 0x4000000, "ipc": 0x8000000, "cgroup": 0x2000000}
+        out = {name: call("unshare", flag) for name, flag in flags.items()}
+        out["setns"] = call("setns", os.open("/proc/self/ns/net", os.O_RDONLY), 0)
+        return out
+    if what == "misc":
+        return {"reboot": call("reboot", 0x4321FEDC),
+                "swapon": call("swapon", b"/tmp/x", 0),
+                "kexec": call("syscall", 246, 0, 0, 0, 0),
+                "bpf": call("syscall", 321, 0, 0, 0),
+                "perf": call("syscall", 298, 0, 0, -1, -1, 0),
+                "keyctl": call("syscall", 250, 0, 0, 0, 0, 0),
+                "init_module": call("syscall", 175, 0, 0, b"")}
+"""
+
+
+def assert_all_refused(output):
+    for name, (rc, err) in output.items():
+        assert rc == -1 and err != 0, (name, rc, err, output)
+
+
+@pytest.mark.parametrize("what", ["ptrace", "mount", "unshare", "misc"])
+def test_privileged_system_calls_are_refused(server, normal, what):
+    function = make_function(server, SYSCALLS)
+    output = succeeded(invoke(server, function["id"], {"what": what}))
+    assert_all_refused(output)
+    healthy(server, normal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Killing and exiting
+
+def test_killing_its_own_runner(server, normal):
+    code = "import os\ndef handler(input):\n    if input.get('kill'):\n        os.kill(os.getpid(), 9)\n    return 'alive'\n"
+    function = make_function(server, code)
+    assert succeeded(invoke(server, function["id"])) == "alive"
+    result = invoke(server, function["id"], {"kill": True})
+    error = failed(result)
+    assert "signal 9" in error or "killed" in error.lower(), error
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "error"
+    again = invoke(server, function["id"])
+    assert succeeded(again) == "alive" and again["cold_start"] is True
+    healthy(server, normal)
+
+
+def test_killing_pid_1_and_everything(server, normal):
+    code = """\
+import os
+def handler(input):
+    target = input["target"]
+    try:
+        os.kill(target, 9)
+    except OSError as e:
+        return "refused %d" % e.errno
+    return "sent"
+"""
+    function = make_function(server, code)
+    # pid 1 of the sandbox's pid namespace: refused (or ignored), and the environment lives on
+    result = invoke(server, function["id"], {"target": 1})
+    assert succeeded(result) in ("refused 1", "sent"), result
+    again = invoke(server, function["id"], {"target": 99999})
+    assert succeeded(again) == "refused 3" and again["cold_start"] is False      # ESRCH, still warm
+    # kill(-1): every process it may signal; then it still answers (warm or fresh)
+    result = invoke(server, function["id"], {"target": -1})
+    if not result["success"]:
+        assert "signal" in result["error"] or "exited" in result["error"], result
+    assert succeeded(invoke(server, function["id"], {"target": 99999})) == "refused 3"
+    healthy(server, normal)
+
+
+@pytest.mark.parametrize("how, expect", [("sys.exit(3)", "SystemExit"), ("sys.exit()", "SystemExit"),
+                                         ("os._exit(0)", "exited"), ("os._exit(7)", "exited"),
+                                         ("os.abort()", "signal")])
+def test_exiting(server, normal, how, expect):
+    code = "import os, sys\ndef handler(input):\n    if input.get('exit'):\n        %s\n    return 'here'\n" % how
+    function = make_function(server, code)
+    result = invoke(server, function["id"], {"exit": True})
+    assert expect in failed(result)
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "error"
+    assert succeeded(invoke(server, function["id"])) == "here"
+    healthy(server, normal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output and results
+
+def test_printing_100_mb(server, normal):
+    code = "import sys\ndef handler(input):\n    chunk = 'x' * (1 << 20)\n    for _ in range(100):\n" \
+           "        sys.stdout.write(chunk)\n    print('the end')\n    return 'printed'\n"
+    function = make_function(server, code)
+    started = time.time()
+    result = invoke(server, function["id"])
+    elapsed = time.time() - started
+    assert succeeded(result) == "printed"
+    assert elapsed < 10, elapsed
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "success"
+    assert len(record["logs"]) < 1 << 20, len(record["logs"])
+    assert "truncated" in record["logs"]
+    # Warm again, the next call's logs start empty
+    again = invoke(server, function["id"])
+    assert succeeded(again) == "printed" and again["cold_start"] is False
+    healthy(server, normal)
+
+
+@pytest.mark.parametrize("value, expect", [("float('nan')", "nan"), ("float('inf')", "infinity"),
+                                           ("{1, 2}", "set"), ("b'bytes'", "bytes"),
+                                           ("(lambda a: a.append(a) or a)([])", "circular"),
+                                           ("{(1, 2): 'tuple key'}", "")])
+def test_non_json_results(server, normal, value, expect):
+    code = "def handler(input):\n    return %s\n" % value
+    function = make_function(server, code)
+    error = failed(invoke(server, function["id"]))
+    assert "serialis" in error.lower() or "json" in error.lower(), error
+    assert expect in error.lower(), error
+    healthy(server, normal)
+
+
+def test_result_over_the_frame_limit(server, normal):
+    code = "def handler(input):\n    return 'z' * (20 << 20)\n"
+    function = make_function(server, code, memory_mb=256)
+    error = failed(invoke(server, function["id"]))
+    assert "large" in error.lower(), error
+    healthy(server, normal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The protocol fd
+
+@pytest.mark.parametrize("attack", [
+    "os.close(3)",
+    "os.write(3, b'\\xff\\xff\\xff\\xffgarbage')",
+    "os.write(3, b'\\x00\\x00\\x00\\x05hello')",
+    "os.write(3, b'\\x00\\x00\\x00\\x02{}')",
+    "os.write(3, b'\\x00\\x00\\x00\\x05[1,2]')",
+    "os.write(3, b'\\x00\\x00\\x00\\x0c{\"type\": 1}')",
+    "os.write(3, b'\\x00\\x00\\x00\\x04\\xff\\xfe\\xfd\\xfc')",
+    "os.write(3, b'\\x00\\x00\\x00\\x00')",
+    "os.write(3, b'\\x00\\x00')",
+    "os.dup2(os.open('/dev/null', os.O_RDWR), 3)",
+    "os.shutdown(3) if hasattr(os, 'shutdown') else __import__('socket').socket(fileno=3).shutdown(2)",
+])
+def test_protocol_fd_attacks(server, normal, attack):
+    code = "import os\ndef handler(input):\n    if input.get('attack'):\n        %s\n    return 'fine'\n" % attack
+    function = make_function(server, code, timeout_seconds=3)
+    assert succeeded(invoke(server, function["id"])) == "fine"
+    started = time.time()
+    result = invoke(server, function["id"], {"attack": True})
+    failed(result)
+    assert time.time() - started < 5
+    again = invoke(server, function["id"])
+    assert succeeded(again) == "fine" and again["cold_start"] is True
+    healthy(server, normal)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes left behind, isolation between functions
+
+def test_background_processes_left_behind(server, normal):
+    marker = "%d.%03d" % (1000 + int(uuid.uuid4().hex[:4], 16) % 1000, 7)
+    code = """\
+import os, subprocess, time
+def handler(input):
+    if input.get("spawn"):
+        subprocess.Popen(["sleep", "%s"])
+        if os.fork() == 0:
+            # A child that keeps looking for another function's file and writes down what it saw
+            seen = []
+            for _ in range(200):
+                for name in os.listdir("/tmp"):
+                    if name.startswith("b-secret"):
+                        seen.append(name)
+                with open("/tmp/seen.tmp", "w") as f:
+                    f.write(",".join(sorted(set(seen))))
+                os.rename("/tmp/seen.tmp", "/tmp/seen")
+                time.sleep(0.02)
+            os._exit(0)
+        return "spawned"
+    time.sleep(0.1)
+    return open("/tmp/seen").read() if os.path.exists("/tmp/seen") else "no child"
+""" % marker
+    before = len(descendants(server.proc.pid))
+    function = make_function(server, code)
+    started = time.time()
+    assert succeeded(invoke(server, function["id"], {"spawn": True})) == "spawned"
+    assert time.time() - started < 2                       # the result does not wait for the children
+    other = make_function(server, "def handler(input):\n    open('/tmp/b-secret-' + input, 'w').write('x')\n"
+                                  "    return 'written'\n")
+    assert succeeded(invoke(server, other["id"], "1")) == "written"
+    again = invoke(server, function["id"])
+    assert again["cold_start"] is False
+    assert succeeded(again) == ""                           # the child ran, and saw nothing of B's
+    # The sleep it left is on the host under the server; deleting the function ends it
+    assert any(line == "sleep " + marker for line in cmdlines(descendants(server.proc.pid)))
+    ok(server.delete("/api/functions/" + function["id"]))
+    deadline = time.time() + 5
+    while any(line == "sleep " + marker for line in cmdlines(descendants(server.proc.pid))):
+        assert time.time() < deadline, "the background sleep outlived its function"
+        time.sleep(0.05)
+    wait_tree_at_most(server, before + 6)
+    healthy(server, normal)
+
+
+def test_other_functions_files_are_not_visible(server, normal):
+    secret = uuid.uuid4().hex
+    writer = make_function(server, "import os\ndef handler(input):\n"
+                                   "    open('/tmp/secret-' + input, 'w').write(input)\n"
+                                   "    return sorted(os.listdir('/tmp'))\n")
+    reader = make_function(server, "import os\ndef handler(input):\n"
+                                   "    path = '/tmp/secret-' + input\n"
+                                   "    return [sorted(os.listdir('/tmp')), os.path.exists(path)]\n")
+    assert "secret-" + secret in succeeded(invoke(server, writer["id"], secret))
+    listing, exists = succeeded(invoke(server, reader["id"], secret))
+    assert exists is False and not any(secret in name for name in listing), listing
+    # The writer's own warm environment still has it (the file is real, just not shared)
+    assert "secret-" + secret in succeeded(invoke(server, writer["id"], "x"))
+    # Nor is it on the host
+    assert not os.path.exists("/tmp/secret-" + secret)
+    healthy(server, normal)
+
+
+def test_other_projects_env_vars_are_not_visible(server, normal):
+    secret = uuid.uuid4().hex
+    code = "import os\ndef handler(input):\n    return dict(os.environ)\n"
+    project_a = ok(server.post("/api/projects", json={"name": "env a " + secret[:8]}))
+    project_b = ok(server.post("/api/projects", json={"name": "env b " + secret[:8]}))
+    ok(server.post("/api/projects/%s/env" % project_a["id"], json={"key": "A_SECRET", "value": secret}))
+    ok(server.post("/api/projects/%s/env" % project_b["id"], json={"key": "B_ONLY", "value": "b"}))
+    in_a = make_function(server, code, project_id=project_a["id"])
+    in_b = make_function(server, code, project_id=project_b["id"])
+    alone = make_function(server, code)
+    assert succeeded(invoke(server, in_a["id"]))["A_SECRET"] == secret
+    for function in (in_b, alone):
+        environ = succeeded(invoke(server, function["id"]))
+        assert "A_SECRET" not in environ
+        assert secret not in repr(environ)
+    assert succeeded(invoke(server, in_b["id"]))["B_ONLY"] == "b"
+    assert "B_ONLY" not in succeeded(invoke(server, alone["id"]))
+    healthy(server, normal)
+
+
+def test_many_attacks_at_once(server, normal):
+    """A few of the above together: the server stays up and a normal function answers."""
+    bombs = [make_function(server, FORK_BOMB, timeout_seconds=1),
+             make_function(server, "def handler(input):\n    while True:\n        pass\n", timeout_seconds=1),
+             make_function(server, "def handler(input):\n    a = []\n    while True:\n"
+                                   "        a.append(bytearray(1 << 20))\n", memory_mb=64),
+             make_function(server, "import os\ndef handler(input):\n    os.close(3)\n")]
+    with Prober(server, normal) as prober:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda f: invoke(server, f["id"]), bombs * 2))
+    assert all(r["success"] is False for r in results), results
+    prober.check()
+    healthy(server, normal)
