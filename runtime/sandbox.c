@@ -18,13 +18,15 @@
         multithreaded, so the child only makes plain system calls from here
         on: no malloc, no stdio, no libseccomp, and setresuid & co through
         syscall() because glibc's wrappers would try to signal the parent's
-        threads. We chose this over exec'ing a single-threaded helper: it
-        saves an exec (a helper linked like our binary costs milliseconds),
-        and the list of calls the child makes is short and reviewed.
+        threads. We chose this over exec'ing a single-threaded helper for
+        the set-up: it saves an exec on the start-up path, and the list of
+        calls the child makes is short and reviewed. (The small program
+        pid 1 execs in step 5 runs after the user's process has started.)
     3.  The parent writes the child's uid_map and gid_map (inside 0..65535 =
         an unprivileged host range of 65536 ids per slot, from 100000 up),
-        moves it into the cgroup, starts slirp4netns if the network is on,
-        then releases the child through the sync pipe.
+        makes sure it is in its cgroup (see Cgroups below), starts
+        slirp4netns if the network is on, then releases the child through
+        the sync pipe.
     4.  The child becomes root of its user namespace, enters a new cgroup
         namespace (now that it is in its cgroup), and builds the root file
         system on a tmpfs: read-only binds of /usr (with the merged-usr
@@ -58,12 +60,19 @@
     the creating thread) dies, every sandbox dies with it; slirp4netns gets
     an --exit-fd for the same reason.
 
-    The cgroup pool: on cgroup v1 the first write of a pid into a fresh
-    cgroup's cgroup.procs can take 5-20 ms, so cgroups are created ahead of
-    need, and a dead sandbox's cgroup goes back to the pool (peak counter
-    reset; the oom_kill counter cannot be reset, so each sandbox keeps the
-    value it started with). v2 cgroups are not reused (memory.peak cannot be
-    reset on most kernels).
+    Cgroups: measured here, a write of a pid to a v1 cgroup.procs takes 5-20
+    ms whenever no other migration happened in the last ~100 ms, fresh
+    cgroup or not: it takes the kernel's cgroup_threadgroup_rwsem for
+    writing, which waits for an RCU grace period after a quiet spell. So on
+    v1 the creating thread moves itself (tasks, "0": no global lock, 0.1-0.4
+    ms) into the sandbox's cgroups, clones, and moves back; the child is
+    born inside. v2 has no per-thread move for normal cgroups and attaches
+    the child through cgroup.procs (clone3's CLONE_INTO_CGROUP would be the
+    v2 fast path; not done, this host is v1). A small pool keeps cgroups
+    ready, and a dead sandbox's v1 cgroup goes back to it (peak counter
+    reset; the oom_kill counter cannot be reset, so each sandbox remembers
+    the value it started with); v2 cgroups are not reused (memory.peak
+    cannot be reset on most kernels).
 
     OOM: memory.failcnt stays 0 on this kernel, so a sandbox was OOM-killed
     when its main process died of SIGKILL and the cgroup's oom_kill counter
