@@ -222,8 +222,9 @@ s_exec (self_t *self, env_t *env, job_t *job)
         env->state = ENV_BUSY;
     env->job = job;
     job->env = env;
+    //  Only a new environment needs the function's code and env
     msg_send (self->backend, env->worker->route, "EXEC", env->id, job->id, job->pool_key,
-              job->function, job->input);
+              env->state == ENV_CREATING ? job->function : "{}", job->input);
 }
 
 //  Free memory for a new environment by evicting idle ones, oldest first
@@ -339,17 +340,14 @@ s_handle_run (self_t *self, msg_t *msg)
     snprintf (job->id, sizeof job->id, "%s", msg_string (msg, 0));
     job->route = zframe_dup (msg_route (msg));
     job->pool_key = strdup (msg_string (msg, 1));
-    job->function = strdup (msg_string (msg, 2));
-    job->input = strdup (msg_string (msg, 3));
-    cJSON *context = cJSON_Parse (job->function);
-    const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (context, "id"));
-    const char *project_id = cJSON_GetStringValue (cJSON_GetObjectItem (context, "project_id"));
-    double memory_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "memory_mb"));
-    job->function_id = strdup (function_id ? function_id : "");
-    job->project_id = strdup (project_id ? project_id : "");
-    job->memory_mb = isnan (memory_mb) ? 128 : (long) memory_mb;
-    cJSON_Delete (context);
-    if (!function_id || zhashx_lookup (self->jobs, job->id)) {
+    const char *function_id = msg_string (msg, 2);
+    job->function_id = strdup (function_id);
+    job->project_id = strdup (msg_string (msg, 3));
+    int64_t memory_mb = msg_int (msg, 4);
+    job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
+    job->function = strdup (msg_string (msg, 5));
+    job->input = strdup (msg_string (msg, 6));
+    if (!*function_id || zhashx_lookup (self->jobs, job->id)) {
         zsys_warning ("assignment: dropped a RUN without a function id or with a duplicate job id");
         s_job_free (job);
         return;
@@ -710,10 +708,8 @@ s_expect (zsock_t *sock, bool routed, const char *command)
 static void
 s_run (zsock_t *gateway, const char *job_id, const char *key, const char *function_id, int memory_mb)
 {
-    char context [256];
-    snprintf (context, sizeof context, "{\"id\":\"%s\",\"project_id\":\"pppppppppppp\",\"memory_mb\":%d}",
-              function_id, memory_mb);
-    msg_send (gateway, NULL, "RUN", job_id, key, context, "{}");
+    msg_send (gateway, NULL, "RUN", job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb,
+              "{\"code\":\"...\"}", "{}");
 }
 
 static void

@@ -31,6 +31,7 @@ typedef struct {
     char *pool_key;                 //  Environments that may serve it
     char *project_id;               //  "" when none
     int version;                    //  Active version
+    int memory_mb;                  //  Memory limit
     bool active;                    //  Status is "active"
 } function_entry_t;
 
@@ -160,6 +161,7 @@ s_function_lookup (self_t *self, const char *function_id)
     cJSON_Delete (context);
     entry->project_id = strdup (fn.project_id);
     entry->version = fn.version;
+    entry->memory_mb = fn.memory_mb;
     entry->active = fn.status && streq (fn.status, "active");
     char key [128];
     snprintf (key, sizeof key, "%s:%d:%016" PRIx64, fn.id, fn.version, hash);
@@ -288,7 +290,8 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->method = method ? strdup (method) : NULL;
     job->path = path ? strdup (path) : NULL;
     zhashx_insert (self->jobs, job_id, job);
-    msg_send (self->assignment, NULL, "RUN", job_id, fn->pool_key, fn->context, job->input);
+    msg_send (self->assignment, NULL, "RUN", job_id, fn->pool_key, function_id, fn->project_id,
+              (int64_t) fn->memory_mb, fn->context, job->input);
 }
 
 static void

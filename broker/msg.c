@@ -21,7 +21,7 @@ static const msg_spec_t s_specs [] = {
     { "REPLY",        "sijb" },       //  request_id status headers body
     { "INVALIDATE",   "s" },          //  "function ID" | "project ID" | "routes PROJECT_ID"
     //  gateway <-> assignment
-    { "RUN",          "ssjj" },       //  job_id pool_key function input
+    { "RUN",          "ssssijj" },    //  job_id pool_key function_id project_id memory_mb function input
     { "RESULT",       "sj" },         //  job_id result
     { "RETIRE",       "s" },          //  what: as INVALIDATE
     //  assignment <-> placement
