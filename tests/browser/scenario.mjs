@@ -4,7 +4,7 @@
 // and drives Debian's chromium through playwright-core. Each step is a test; a step whose
 // prerequisite failed is skipped. Any request the page makes outside the server's origin fails
 // the run. Screenshots go to tests/artifacts/browser/. Prints "N passed, N failed[, N skipped]".
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,12 +27,12 @@ const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-chromium-"));
 function log(...a) { console.log(...a); }
 
 // ---------------------------------------------------------------- server
-async function startServer() {
+async function startServer(dir = dataDir, extra = []) {
   if (!fs.existsSync(binary)) throw new Error(`no clowdy binary at ${binary} (build it or set CLOWDY_BINARY)`);
   const webDir = path.join(root, "web", "dist");
-  const logPath = path.join(dataDir, "server.log");
+  const logPath = path.join(dir, "server.log");
   const out = fs.openSync(logPath, "a");
-  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--web-dir", webDir], { stdio: ["ignore", out, out] });
+  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dir, "--web-dir", webDir, ...extra], { stdio: ["ignore", out, out] });
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`clowdy exited with ${proc.exitCode}:\n${fs.readFileSync(logPath, "utf8").slice(-3000)}`);
@@ -49,6 +49,7 @@ const results = [];
 const state = {};
 let page, context, server;
 const outside = [];
+const allowedOrigins = new Set(); // the servers this run started
 const pageErrors = [];
 
 async function shot(name) {
@@ -117,6 +118,7 @@ async function main() {
   server = await startServer();
   log(`server at ${server.url}, data in ${dataDir}`);
   const origin = new URL(server.url).origin;
+  allowedOrigins.add(origin);
 
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath,
@@ -128,7 +130,7 @@ async function main() {
   context.on("request", (req) => {
     const u = req.url();
     if (u.startsWith("data:") || u.startsWith("blob:")) return;
-    try { if (new URL(u).origin !== origin) outside.push(u); } catch { outside.push(u); }
+    try { if (!allowedOrigins.has(new URL(u).origin)) outside.push(u); } catch { outside.push(u); }
   });
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(T);
@@ -271,10 +273,12 @@ async function main() {
 
   await step("phone layout", ["create project"], async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const p of [`/projects/${state.projectId}?tab=routes`, `/functions/${state.fnId ?? ""}`, "/"]) {
+    const pages = [["project", `/projects/${state.projectId}?tab=routes`], ["function", `/functions/${state.fnId ?? ""}`], ["dashboard", "/"]];
+    for (const [name, p] of pages) {
       await page.goto(server.url + p);
       await page.waitForLoadState("networkidle");
       await page.getByRole("button", { name: "Open menu" }).waitFor();
+      await page.screenshot({ path: path.join(artifacts, `phone-${name}.png`), fullPage: true });
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert(overflow <= 1, `${p} scrolls sideways by ${overflow}px on a phone`);
     }
@@ -294,6 +298,39 @@ async function main() {
     await page.waitForURL(/\/projects$/);
     const p = await apiGet(`/api/projects/${state.projectId}`);
     assert(p.status === 404, `project still there: ${p.status}`);
+  });
+
+  await step("token sign-in when the server requires credentials", ["dashboard loads"], async () => {
+    // A second server in jwt mode; API tokens made with `clowdy token create` work without a JWKS.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-jwt-"));
+    let jwt;
+    try {
+      const made = spawnSync(binary, ["token", "create", "--user", "alice", "--name", "browser", "--data-dir", dir], { encoding: "utf8" });
+      assert(made.status === 0 && made.stdout.trim(), `clowdy token create failed: ${made.stderr}`);
+      const token = made.stdout.trim().split("\n").pop();
+      jwt = await startServer(dir, ["--auth", "jwt", "--jwks-url", "http://127.0.0.1:9/jwks.json"]);
+      allowedOrigins.add(new URL(jwt.url).origin);
+      await page.goto(jwt.url + "/");
+      await page.getByRole("heading", { name: "Sign in" }).or(page.getByText("Sign in", { exact: true })).first().waitFor();
+      await page.getByLabel("Token").fill("not-a-real-token");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByTestId("error").waitFor();
+      await page.getByLabel("Token").fill(token);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+      await page.getByRole("link", { name: "Projects" }).first().click();
+      await page.getByRole("button", { name: "New project" }).click();
+      await page.getByLabel("Name").fill("Alice's");
+      await page.getByRole("button", { name: "Create project" }).click();
+      await page.waitForURL(/\/projects\/[0-9a-f]{12}/);
+      const r = await fetch(jwt.url + "/api/projects");
+      assert(r.status === 401, `the API should refuse requests without the token, got ${r.status}`);
+      const stored = await page.evaluate(() => localStorage.getItem("clowdy.token"));
+      assert(stored === token, "the token should be kept for the next visit");
+    } finally {
+      if (jwt?.proc && jwt.proc.exitCode === null) jwt.proc.kill("SIGTERM");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   await step("no request left the server's origin", ["dashboard loads"], async () => {

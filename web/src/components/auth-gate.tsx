@@ -3,7 +3,7 @@
 import { useEffect, useState, type ReactNode } from "react";
 import { Cloud, KeyRound } from "lucide-react";
 import { fetchConfig, getToken, onTokenChange, setToken, type ServerConfig } from "@/lib/auth";
-import { api } from "@/lib/api";
+import { checkToken } from "@/lib/api";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Input } from "@/components/ui/input";
@@ -30,13 +30,11 @@ function SignIn({ config }: { config: ServerConfig }) {
   async function submit() {
     setBusy(true);
     setError(null);
-    setToken(value);
     try {
-      await api.stats();
+      await checkToken(value.trim());
+      setToken(value.trim()); // AuthGate now renders the app
     } catch (e) {
-      setToken(null);
       setError(e);
-    } finally {
       setBusy(false);
     }
   }

@@ -52,7 +52,7 @@ export function ChatPanel({ open, onClose }: { open: boolean; onClose: () => voi
       data-testid="chat-panel"
       className={cn(
         "bg-background fixed inset-y-0 right-0 z-50 flex w-full flex-col border-l shadow-xl transition-transform sm:w-96",
-        open ? "translate-x-0" : "pointer-events-none translate-x-full",
+        open ? "visible translate-x-0" : "pointer-events-none invisible translate-x-full",
       )}
       aria-hidden={!open}
     >
@@ -82,6 +82,7 @@ export function ChatPanel({ open, onClose }: { open: boolean; onClose: () => voi
         {error != null && (
           <div role="alert" data-testid="chat-error" className="border-destructive/30 bg-destructive/5 rounded-lg border px-3 py-2">
             {unavailable ?? errorMessage(error)}
+            {unavailable && error instanceof ApiError && error.status === 501 && <p className="text-muted-foreground mt-1 text-xs">Server says: {error.message}</p>}
           </div>
         )}
         <div ref={bottom} />

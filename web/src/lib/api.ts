@@ -83,6 +83,21 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
   return parsed as T;
 }
 
+/** Checks a token before it is stored: resolves when the server accepts it, else throws ApiError. */
+export async function checkToken(token: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch("/api/stats", { headers: { Accept: "application/json", Authorization: `Bearer ${token}` } });
+  } catch {
+    throw new ApiError(0, "Cannot reach the Clowdy server. Is it running?");
+  }
+  if (res.ok) return;
+  const text = await res.text();
+  let body: unknown = text;
+  try { body = JSON.parse(text); } catch { /* keep text */ }
+  throw errorFromBody(res.status, body);
+}
+
 // ---- Objects (see API.md) ----
 export interface Project {
   id: string; name: string; slug: string; description?: string | null; status?: string;

@@ -125,7 +125,7 @@ export default function Dashboard() {
                 {projects.slice(0, 5).map((p) => (
                   <li key={p.id} className="flex items-center justify-between gap-2 py-2">
                     <Link to={`/projects/${p.id}`} className="truncate font-medium hover:underline">{p.name}</Link>
-                    <span className="text-muted-foreground shrink-0 text-xs">{p.function_count ?? 0} functions · {timeAgo(p.created_at)}</span>
+                    <span className="text-muted-foreground shrink-0 text-xs">{p.function_count ?? 0} function{p.function_count === 1 ? "" : "s"} · {timeAgo(p.created_at)}</span>
                   </li>
                 ))}
               </ul>

@@ -33,6 +33,8 @@ function EditorFallback({ height }: { height: number }) {
 export default function FunctionDetail() {
   const { id = "" } = useParams();
   const fnState = useApi(() => api.fn(id), [id]);
+  const projectId = fnState.data?.project_id ?? "";
+  const project = useApi(() => (projectId ? api.project(projectId) : Promise.resolve(null)), [projectId]);
   const versions = useApi(() => api.versions(id), [id]);
   const invocations = useApi(() => api.invocations(id, 50), [id]);
   const [code, setCode] = useState<string | null>(null);
@@ -106,7 +108,7 @@ export default function FunctionDetail() {
     <>
       <PageHeader
         title={<span className="flex items-center gap-2">{fn.name} <Badge variant="outline" data-testid="active-version">v{fn.active_version}</Badge> <StatusBadge status={fn.status} /></span>}
-        description={<>{fn.description || "Python function"}{fn.project_id && <> · <Link className="underline" to={`/projects/${fn.project_id}`}>project</Link></>}</>}
+        description={<>{fn.description || "Python function"}{fn.project_id && <> · in <Link className="underline" to={`/projects/${fn.project_id}`}>{project.data?.name ?? "its project"}</Link></>}</>}
         actions={
           <AlertDialog>
             <AlertDialogTrigger asChild><Button variant="outline"><Trash2 className="text-destructive" /> Delete</Button></AlertDialogTrigger>
