@@ -62,6 +62,9 @@ struct _cgroup_t {
     int procs [CTL_COUNT];          //  open cgroup.procs per directory
     bool has_swap;                  //  the swap limit file exists
     char *home [CTL_COUNT];         //  tasks files of the thread, between enter and leave
+    int memory_mb;                  //  limits last written (a recycled cgroup
+    double cpus;                    //  usually gets the same ones again,
+    int pids;                       //  which saves the writes); 0 = none yet
 };
 
 //  Directory holding a controller's files
@@ -352,6 +355,7 @@ cgroup_set_memory (cgroup_t *self, int memory_mb)
     }
     if (rc)
         zsys_error ("cgroup: cannot set memory of %s to %d MB: %s", dir, memory_mb, strerror (-rc));
+    self->memory_mb = rc? 0: memory_mb;
     return rc? -1: 0;
 }
 
@@ -359,6 +363,9 @@ int
 cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids)
 {
     assert (self);
+    if (memory_mb == self->memory_mb && cpus == self->cpus && pids == self->pids && pids)
+        return 0;
+    self->pids = 0;             //  unknown until every write succeeded
     if (cgroup_set_memory (self, memory_mb))
         return -1;
     const char *dir = s_dir (self, CTL_CPU);
@@ -380,7 +387,7 @@ cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids)
         }
     }
     else {
-        //  Shorten the period first only if the quota still fits in it
+        //  Unlimited first, so that the kernel accepts any new pair
         snprintf (value, sizeof value, "%ld", quota);
         s_write (dir, "cpu.cfs_burst_us", "0");        //  must stay <= quota
         s_write (dir, "cpu.cfs_quota_us", "-1");
@@ -406,6 +413,8 @@ cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids)
         zsys_error ("cgroup: cannot set pids of %s to %s: %s", dir, value, strerror (-rc));
         return -1;
     }
+    self->cpus = cpus;
+    self->pids = pids;
     return 0;
 }
 

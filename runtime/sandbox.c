@@ -1071,6 +1071,8 @@ sandbox_new (const sandbox_config_t *config)
     int memory_mb = config->memory_mb > 0? config->memory_mb: SANDBOX_DEFAULT_MEMORY_MB;
     double cpus = config->cpus != 0? config->cpus: SANDBOX_DEFAULT_CPUS;
     int pids = config->pids > 0? config->pids: SANDBOX_DEFAULT_PIDS;
+    if (pids < 4)
+        pids = 4;               //  init, the process, and our thread while it clones
     int tmp_mb = config->tmp_mb > 0? config->tmp_mb: SANDBOX_DEFAULT_TMP_MB;
 
     sandbox_t *self = (sandbox_t *) zmalloc (sizeof (sandbox_t));
