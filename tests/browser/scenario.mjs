@@ -3,7 +3,8 @@
 // Starts build/clowdy (or $CLOWDY_BINARY) on 127.0.0.1:0 in a temp data dir, serving web/dist,
 // and drives Debian's chromium through playwright-core. Each step is a test; a step whose
 // prerequisite failed is skipped. Any request the page makes outside the server's origin fails
-// the run. Screenshots go to tests/artifacts/browser/. Prints "N passed, N failed[, N skipped]".
+// the run. Screenshots go to tests/artifacts/browser/. Prints "N passed, N failed[, N skipped]",
+// counting the web unit tests that tests/browser/run ran before (UNIT_PASSED / UNIT_FAILED).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -360,8 +361,11 @@ try {
   fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
-const passed = results.filter((r) => r.status === "passed").length;
-const failed = results.filter((r) => r.status === "failed").length;
+const unitPassed = Number(process.env.UNIT_PASSED ?? 0) || 0; // from tests/browser/run's Vitest run
+const unitFailed = Number(process.env.UNIT_FAILED ?? 0) || 0;
+if (process.env.UNIT_PASSED !== undefined) log(`web unit tests: ${unitPassed} passed, ${unitFailed} failed`);
+const passed = results.filter((r) => r.status === "passed").length + unitPassed;
+const failed = results.filter((r) => r.status === "failed").length + unitFailed;
 const skipped = results.filter((r) => r.status === "skipped").length;
 log(`screenshots in ${path.relative(process.cwd(), artifacts) || artifacts}`);
 log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));

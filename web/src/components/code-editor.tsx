@@ -42,6 +42,9 @@ export default function CodeEditor({ value, onChange, language, height = 360, re
       lineNumbers: language === "json" ? "off" : "on",
       fixedOverflowWidgets: true,
       padding: { top: 8 },
+      overviewRulerLanes: 0,
+      overviewRulerBorder: false,
+      hideCursorInOverviewRuler: true,
     });
     editor.current = ed;
     const sub = ed.onDidChangeModelContent(() => onChangeRef.current(ed.getValue()));
