@@ -430,6 +430,23 @@ s_run_user (const plan_t *init_plan)
     s_fail (plan, STAGE_EXEC, errno);
 }
 
+//  Make a bind read-only, nosuid and nodev, with every mount below it (the
+//  bind is recursive: a user namespace may not hide mounts below it)
+static int
+s_make_readonly (const bind_t *bind)
+{
+    struct mount_attr attr;
+    memset (&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (mount_setattr (AT_FDCWD, bind->target, AT_RECURSIVE, &attr, sizeof attr) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return -1;
+    //  Before Linux 5.12: the top mount only
+    return mount (NULL, bind->target, NULL,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | bind->flags, NULL);
+}
+
 static int
 s_mount_proc (const char *path)
 {
@@ -516,9 +533,7 @@ s_child (plan_t *plan)
             s_fail (plan, STAGE_MKDIR, errno);
         if (mount (bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL))
             s_fail (plan, STAGE_BIND, errno);
-        if (bind->readonly
-        &&  mount (NULL, bind->target, NULL,
-                   MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | bind->flags, NULL))
+        if (bind->readonly && s_make_readonly (bind))
             s_fail (plan, STAGE_REMOUNT, errno);
     }
     if (mkdir (plan->tmp_path, 0755)
@@ -1561,7 +1576,28 @@ sandbox_test (bool verbose)
         expected, verbose);
     free (expected);
 
-    //  A layer dir shows read-only at /opt/layer
+    //  A layer dir shows read-only at /opt/layer (first clean up after test
+    //  runs that died with their layer's tmpfs mounted)
+    FILE *mounts = fopen ("/proc/self/mounts", "r");
+    if (mounts) {
+        char line [1024];
+        while (fgets (line, sizeof line, mounts)) {
+            int pid;
+            char stale [128];
+            if (sscanf (line, "%*s /tmp/clowdy-layer-%d/sub", &pid) == 1 && pid != getpid ()
+            &&  kill (pid, 0) && errno == ESRCH) {
+                snprintf (stale, sizeof stale, "/tmp/clowdy-layer-%d/sub", pid);
+                umount (stale);
+                rmdir (stale);
+                *strrchr (stale, '/') = 0;
+                snprintf (stale + strlen (stale), sizeof stale - strlen (stale), "/mod.py");
+                unlink (stale);
+                *strrchr (stale, '/') = 0;
+                rmdir (stale);
+            }
+        }
+        fclose (mounts);
+    }
     char *layer = zsys_sprintf ("/tmp/clowdy-layer-%d", getpid ());
     char *layer_file = zsys_sprintf ("%s/mod.py", layer);
     assert (mkdir (layer, 0755) == 0);
@@ -1569,16 +1605,25 @@ sandbox_test (bool verbose)
     assert (handle);
     fprintf (handle, "VALUE = 42\n");
     fclose (handle);
+    //  with a world-writable mount inside it, which must be read-only too
+    char *layer_sub = zsys_sprintf ("%s/sub", layer);
+    assert (mkdir (layer_sub, 0755) == 0);
+    assert (mount ("tmpfs", layer_sub, "tmpfs", 0, "size=1m,mode=1777") == 0);
     config.layer_dir = layer;
     s_expect (&config, "layer",
         "import os, sys, errno\n"
         "sys.path.insert(0, '/opt/layer')\n"
         "import mod\n"
-        "try: open('/opt/layer/x', 'w'); res = 'WROTE'\n"
-        "except OSError as e: res = errno.errorcode[e.errno]\n"
+        "res = []\n"
+        "for path in ['/opt/layer/x', '/opt/layer/sub/x']:\n"
+        "    try: open(path, 'w'); res.append('WROTE')\n"
+        "    except OSError as e: res.append(errno.errorcode[e.errno])\n"
         "os.write(3, ('%d %s %s' % (mod.VALUE, res, sorted(os.listdir('/opt')))).encode())\n",
-        "42 EROFS ['clowdy', 'layer']", verbose);
+        "42 ['EROFS', 'EROFS'] ['clowdy', 'layer']", verbose);
     config.layer_dir = NULL;
+    assert (umount (layer_sub) == 0);
+    rmdir (layer_sub);
+    zstr_free (&layer_sub);
     unlink (layer_file);
     rmdir (layer);
     zstr_free (&layer_file);
