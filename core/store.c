@@ -31,6 +31,9 @@
       O(functions) even over millions of invocation rows. They count every
       invocation recorded since the function was created: pruning old rows
       (retention) does not lower them; deleting the function drops them.
+      The same trigger keeps function_durations (a log-scale histogram of
+      durations per function, for percentiles) and function_days (counts per
+      function per UTC day), with the same rules.
     ========================================================================= */
 
 #include <czmq.h>
@@ -162,6 +165,69 @@ static const char *s_migrations [] = {
     //  retention pruning (the recorder keeps N rows per function) must not
     //  make /api/stats go down, and deleting rows gets cheaper
     "DROP TRIGGER invocations_uncount;",
+
+    //  3: aggregates for the richer /api/stats, kept on insert like
+    //  function_stats (so retention pruning never lowers them) and dropped
+    //  with their function. function_durations is a log-scale histogram of
+    //  durations per function: bucket 0 holds [0, 100 us), bucket b >= 1
+    //  holds [100 us * 2^((b-1)/4), 100 us * 2^(b/4)), a quarter octave (19%)
+    //  wide, and bucket 103 (from ~79 min) is open-ended; it keeps the count
+    //  and the summed duration of its invocations. function_days counts
+    //  invocations, errors and cold starts per function per UTC day (the
+    //  first ten characters of created_at). Existing rows are folded in
+    //  from the invocations that survive; older pruned ones are gone.
+    "ALTER TABLE function_stats ADD COLUMN cold_starts INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE function_durations ("
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    bucket INTEGER NOT NULL,"
+    "    invocations INTEGER NOT NULL,"
+    "    duration_us INTEGER NOT NULL,"
+    "    PRIMARY KEY (function_id, bucket)) WITHOUT ROWID;"
+    "CREATE TABLE function_days ("
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    day TEXT NOT NULL,"
+    "    invocations INTEGER NOT NULL,"
+    "    errors INTEGER NOT NULL,"
+    "    cold_starts INTEGER NOT NULL,"
+    "    PRIMARY KEY (function_id, day)) WITHOUT ROWID;"
+    "DROP TRIGGER invocations_count;"
+    "CREATE TRIGGER invocations_count AFTER INSERT ON invocations BEGIN"
+    "    INSERT INTO function_stats (function_id, invocations, successes, duration_us, cold_starts)"
+    "    VALUES (NEW.function_id, 1, NEW.status = 'success', NEW.duration_us, NEW.cold_start != 0)"
+    "    ON CONFLICT (function_id) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        successes = successes + excluded.successes,"
+    "        duration_us = duration_us + excluded.duration_us,"
+    "        cold_starts = cold_starts + excluded.cold_starts;"
+    "    INSERT INTO function_durations (function_id, bucket, invocations, duration_us)"
+    "    VALUES (NEW.function_id,"
+    "            CASE WHEN NEW.duration_us < 100 THEN 0"
+    "                 ELSE min (103, 1 + CAST (floor (4 * log2 (NEW.duration_us / 100.0)) AS INTEGER))"
+    "            END, 1, max (NEW.duration_us, 0))"
+    "    ON CONFLICT (function_id, bucket) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        duration_us = duration_us + excluded.duration_us;"
+    "    INSERT INTO function_days (function_id, day, invocations, errors, cold_starts)"
+    "    VALUES (NEW.function_id, substr (NEW.created_at, 1, 10), 1,"
+    "            NEW.status != 'success', NEW.cold_start != 0)"
+    "    ON CONFLICT (function_id, day) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        errors = errors + excluded.errors,"
+    "        cold_starts = cold_starts + excluded.cold_starts;"
+    "END;"
+    "UPDATE function_stats SET cold_starts = ("
+    "    SELECT count(*) FROM invocations i"
+    "     WHERE i.function_id = function_stats.function_id AND i.cold_start != 0);"
+    "INSERT INTO function_durations (function_id, bucket, invocations, duration_us)"
+    "    SELECT function_id,"
+    "           CASE WHEN duration_us < 100 THEN 0"
+    "                ELSE min (103, 1 + CAST (floor (4 * log2 (duration_us / 100.0)) AS INTEGER))"
+    "           END AS b, count(*), sum (max (duration_us, 0))"
+    "      FROM invocations GROUP BY function_id, b;"
+    "INSERT INTO function_days (function_id, day, invocations, errors, cold_starts)"
+    "    SELECT function_id, substr (created_at, 1, 10) AS d, count(*),"
+    "           sum (status != 'success'), sum (cold_start != 0)"
+    "      FROM invocations GROUP BY function_id, d;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -655,6 +721,19 @@ s_count (store_t *store, const char *table)
     return count;
 }
 
+//  The first column of a one-row query as an integer (0 when no row)
+static int64_t
+s_sum (store_t *store, const char *sql)
+{
+    sqlite3_stmt *stmt = store_prepare (store, sql);
+    assert (stmt);
+    int64_t value = 0;
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+        value = sqlite3_column_int64 (stmt, 0);
+    sqlite3_reset (stmt);
+    return value;
+}
+
 //  Thread body for the concurrent open test: open, check, close
 static void *
 s_open_thread (void *args)
@@ -786,12 +865,59 @@ store_test (bool verbose)
     assert (cJSON_GetObjectItem (stats, "duration_us")->valueint == 4000);
     cJSON_Delete (stats);
 
+    assert (s_sum (store, "SELECT cold_starts FROM function_stats WHERE function_id = 'bbbbbbbbbbb1'") == 1);
+    //  1500 us: 4 * log2 (15) = 15.6, bucket 16; 2500 us: 4 * log2 (25) = 18.6, bucket 19
+    assert (s_sum (store, "SELECT count(*) FROM function_durations WHERE function_id = 'bbbbbbbbbbb1'") == 2);
+    assert (s_sum (store, "SELECT duration_us FROM function_durations"
+                          " WHERE function_id = 'bbbbbbbbbbb1' AND bucket = 16") == 1500);
+    assert (s_sum (store, "SELECT invocations FROM function_durations"
+                          " WHERE function_id = 'bbbbbbbbbbb1' AND bucket = 19") == 1);
+    char today [UTIL_TIME_SIZE];
+    util_now_iso (today);
+    today [10] = 0;
+    stats = store_query_row (store, "SELECT day, invocations, errors, cold_starts FROM function_days"
+                                    " WHERE function_id = ?", "s", "bbbbbbbbbbb1");
+    assert (streq (cJSON_GetObjectItem (stats, "day")->valuestring, today));
+    assert (cJSON_GetObjectItem (stats, "invocations")->valueint == 2);
+    assert (cJSON_GetObjectItem (stats, "errors")->valueint == 1);
+    assert (cJSON_GetObjectItem (stats, "cold_starts")->valueint == 1);
+    cJSON_Delete (stats);
+
+    //  Histogram bucket edges: below 100 us, exact powers, the open top
+    //  bucket, and nonsense (negative) durations
+    s_seed (store, NULL, "bbbbbbbbbbb4");
+    int64_t durations [] = { 0, 99, 100, 141, 200, 10000000000000, -5 };
+    int expected_bucket [] = { 0, 0, 1, 2, 5, 103, 0 };
+    for (size_t i = 0; i < sizeof durations / sizeof durations [0]; i++) {
+        store_invocation_t edge = { .function_id = "bbbbbbbbbbb4", .status = "success",
+                                    .duration_us = durations [i],
+                                    .created_at = "2026-03-04T23:59:59.999999Z" };
+        assert (store_invocations_insert (store, &edge, 1) == 1);
+        char sql [160];
+        snprintf (sql, sizeof sql, "SELECT invocations FROM function_durations"
+                  " WHERE function_id = 'bbbbbbbbbbb4' AND bucket = %d", expected_bucket [i]);
+        assert (s_sum (store, sql) >= 1);
+    }
+    assert (s_sum (store, "SELECT sum (invocations) FROM function_durations"
+                          " WHERE function_id = 'bbbbbbbbbbb4' AND bucket = 0") == 3);
+    assert (s_sum (store, "SELECT duration_us FROM function_durations"
+                          " WHERE function_id = 'bbbbbbbbbbb4' AND bucket = 0") == 99);
+    assert (s_sum (store, "SELECT invocations FROM function_days"
+                          " WHERE function_id = 'bbbbbbbbbbb4' AND day = '2026-03-04'") == 7);
+    //  Deleting the function drops its aggregates
+    assert (store_exec (store, "DELETE FROM functions WHERE id = 'bbbbbbbbbbb4'", NULL) == 1);
+    assert (s_sum (store, "SELECT count(*) FROM function_durations WHERE function_id = 'bbbbbbbbbbb4'") == 0);
+    assert (s_sum (store, "SELECT count(*) FROM function_days WHERE function_id = 'bbbbbbbbbbb4'") == 0);
+
     //  Pruning rows (retention) keeps the counters
     assert (store_exec (store, "DELETE FROM invocations WHERE status = 'error'", NULL) == 1);
     stats = store_query_row (store, "SELECT invocations FROM function_stats WHERE function_id = ?",
                              "s", "bbbbbbbbbbb1");
     assert (cJSON_GetObjectItem (stats, "invocations")->valueint == 2);
     cJSON_Delete (stats);
+    assert (s_sum (store, "SELECT sum (invocations) FROM function_durations"
+                          " WHERE function_id = 'bbbbbbbbbbb1'") == 2);
+    assert (s_sum (store, "SELECT errors FROM function_days WHERE function_id = 'bbbbbbbbbbb1'") == 1);
 
     //  Routes and slug lookup
     assert (store_exec (store,
@@ -826,18 +952,58 @@ store_test (bool verbose)
     assert (s_count (store, "routes") == 0);
     assert (s_count (store, "env_vars") == 0);
     assert (s_count (store, "function_stats") == 0);
-
-    //  A file from an older binary (migration 2 not applied) is brought up
-    //  to date on open, and only the missing migration runs
-    assert (store_exec (store, "DELETE FROM schema_migrations WHERE version = 2", NULL) == 1);
-    assert (s_exec_script (store,
-        "CREATE TRIGGER invocations_uncount AFTER DELETE ON invocations BEGIN"
-        "    SELECT 1;"
-        "END;") == 0);
+    assert (s_count (store, "function_durations") == 0);
+    assert (s_count (store, "function_days") == 0);
     store_destroy (&store);
-    store = store_new (path);
+
+    //  A file from an older binary (only migration 1 applied, invocations
+    //  recorded) is brought up to date on open: the missing migrations run,
+    //  and the new aggregates are filled from the surviving rows
+    char *old_path = zsys_sprintf ("%s/old.db", dir);
+    zsys_file_delete (old_path);
+    sqlite3 *old = NULL;
+    assert (sqlite3_open (old_path, &old) == SQLITE_OK);
+    assert (sqlite3_exec (old, s_migrations [0], NULL, NULL, NULL) == SQLITE_OK);
+    assert (sqlite3_exec (old,
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);"
+        "INSERT INTO schema_migrations VALUES (1, '2026-01-01T00:00:00Z');"
+        "INSERT INTO functions (id, user_id, name, created_at, updated_at)"
+        "    VALUES ('bbbbbbbbbbb7', 'alice', 'old', '', '');"
+        "INSERT INTO invocations (id, function_id, status, duration_us, cold_start, created_at) VALUES"
+        "    ('i1', 'bbbbbbbbbbb7', 'success', 1500, 1, '2026-02-01T10:00:00Z'),"
+        "    ('i2', 'bbbbbbbbbbb7', 'error', 1500, 0, '2026-02-01T11:00:00Z'),"
+        "    ('i3', 'bbbbbbbbbbb7', 'timeout', 30000000, 0, '2026-02-02T00:00:00Z');",
+        NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (old);
+    store = store_new (old_path);
     assert (store && store_schema_version (store) == MIGRATIONS);
     assert (s_count (store, "sqlite_master WHERE name = 'invocations_uncount'") == 0);
+    assert (s_sum (store, "SELECT invocations FROM function_stats") == 3);
+    assert (s_sum (store, "SELECT cold_starts FROM function_stats") == 1);
+    assert (s_sum (store, "SELECT invocations FROM function_durations WHERE bucket = 16") == 2);
+    assert (s_sum (store, "SELECT duration_us FROM function_durations WHERE bucket = 16") == 3000);
+    assert (s_sum (store, "SELECT count(*) FROM function_durations") == 2);
+    assert (s_sum (store, "SELECT errors FROM function_days WHERE day = '2026-02-01'") == 1);
+    assert (s_sum (store, "SELECT cold_starts FROM function_days WHERE day = '2026-02-01'") == 1);
+    assert (s_sum (store, "SELECT errors FROM function_days WHERE day = '2026-02-02'") == 1);
+    //  and the new trigger counts from there on
+    store_invocation_t later = { .function_id = "bbbbbbbbbbb7", .status = "success",
+                                 .duration_us = 1550, .cold_start = true,
+                                 .created_at = "2026-02-02T01:00:00Z" };
+    assert (store_invocations_insert (store, &later, 1) == 1);
+    assert (s_sum (store, "SELECT cold_starts FROM function_stats") == 2);
+    assert (s_sum (store, "SELECT invocations FROM function_durations WHERE bucket = 16") == 3);
+    assert (s_sum (store, "SELECT invocations FROM function_days WHERE day = '2026-02-02'") == 2);
+    store_destroy (&store);
+    zsys_file_delete (old_path);
+    char *old_wal = zsys_sprintf ("%s-wal", old_path), *old_shm = zsys_sprintf ("%s-shm", old_path);
+    zsys_file_delete (old_wal);
+    zsys_file_delete (old_shm);
+    zstr_free (&old_wal);
+    zstr_free (&old_shm);
+    zstr_free (&old_path);
+    store = store_new (path);
+    assert (store && store_schema_version (store) == MIGRATIONS);
 
     //  Data survives a reopen
     store_destroy (&store);
