@@ -266,7 +266,7 @@ s_filter_build (bool network, struct sock_fprog *program)
                                SCMP_A1 (SCMP_CMP_MASKED_EQ, 0xFFFFFFFFu, TIOCSTI));
     if (rc == 0 && !network)
         rc = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EAFNOSUPPORT), SCMP_SYS (socket), 1,
-                               SCMP_A0 (SCMP_CMP_NE, AF_UNIX));
+                               SCMP_A0 (SCMP_CMP_NE, AF_UNIX, 0));
     //  Export the BPF to a memfd and read it back
     int fd = -1;
     if (rc == 0) {
