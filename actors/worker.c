@@ -301,12 +301,13 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
     //  untrusted, and the deadline still bounds the run
 }
 
-//  True while env is one of ours (a message handler may have ended it)
+//  True while env, known by the id it had, is still one of ours: a message
+//  handler may have ended (freed) it, so env itself is not dereferenced
 static bool
-s_env_alive (self_t *self, wenv_t *env)
+s_env_alive (self_t *self, wenv_t *env, const char *id)
 {
-    if (*env->id)
-        return zhashx_lookup (self->envs, env->id) == env;
+    if (*id)
+        return zhashx_lookup (self->envs, id) == env;
     return zlistx_find (self->spare, env) != NULL;
 }
 
@@ -329,9 +330,11 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     int error = errno;
     cJSON *msg;
     while ((msg = proto_reader_next (env->reader))) {
+        char id [UTIL_ID_SIZE];
+        snprintf (id, sizeof id, "%s", env->id);
         s_handle_runner_message (self, env, msg);
         cJSON_Delete (msg);
-        if (!s_env_alive (self, env))
+        if (!s_env_alive (self, env, id))
             return 0;
     }
     if (rc == 0)
