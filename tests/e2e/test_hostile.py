@@ -435,6 +435,38 @@ def test_no_sockets_when_network_is_off(server, normal):
     healthy(server, normal)
 
 
+def test_network_enabled_still_cannot_reach_the_host(server, normal):
+    """With network_enabled the function gets a user-mode network, but not the host's loopback:
+    neither 127.0.0.1 (its own) nor slirp's host alias 10.0.2.2 reach the server's port."""
+    port = int(server.url.rsplit(":", 1)[1])
+    code = """\
+import socket
+def handler(input):
+    out = {}
+    for name, family, address in [("loopback", socket.AF_INET, ("127.0.0.1", input["port"])),
+                                  ("host_alias", socket.AF_INET, ("10.0.2.2", input["port"])),
+                                  ("loopback_v6", socket.AF_INET6, ("::1", input["port"]))]:
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(2)
+            s.connect(address)
+            s.sendall(b"GET /api/health HTTP/1.0\\r\\n\\r\\n")
+            out[name] = "CONNECTED " + s.recv(100).decode("latin-1")
+        except OSError as e:
+            out[name] = "%s %s" % (type(e).__name__, e.errno)
+    out["interfaces"] = [name for _, name in socket.if_nameindex()]
+    out["resolv"] = open("/etc/resolv.conf").read() if __import__("os").path.exists("/etc/resolv.conf") else None
+    return out
+"""
+    function = make_function(server, code, network_enabled=True, timeout_seconds=10)
+    output = succeeded(invoke(server, function["id"], {"port": port}))
+    for name in ["loopback", "host_alias", "loopback_v6"]:
+        assert not output[name].startswith("CONNECTED"), (name, output)
+    assert len(output["interfaces"]) >= 2, output                  # lo and the user-mode network's tap
+    assert output["resolv"] and "nameserver" in output["resolv"]
+    healthy(server, normal)
+
+
 SYSCALLS = """\
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)

@@ -426,6 +426,50 @@ def test_concurrency_cap_and_queue_answer_429(make_server):
     assert len(wait_records(server, function["id"], 4)) == 4
 
 
+def test_idle_environments_are_reaped(make_server):
+    server = make_server(args=["--idle-seconds", "1"])
+    function = make_function(server, COUNTER)
+    assert invoke(server, function["id"])["cold_start"] is True
+    time.sleep(0.3)
+    assert invoke(server, function["id"])["cold_start"] is False       # idle for less than a second
+    time.sleep(2.5)
+    result = invoke(server, function["id"])
+    assert result["cold_start"] is True and succeeded(result) == 1     # reaped: module state is new
+
+
+def test_memory_budget_evicts_the_least_recently_used(make_server):
+    # Room for two 128 MB environments
+    server = make_server(args=["--memory-budget-mb", "256"])
+    a, b, c = (make_function(server, COUNTER) for _ in range(3))
+    calls = [(a, True), (b, True), (a, False), (b, False),
+             (c, True),             # evicts a, the least recently used
+             (b, False), (a, True), # a evicts c
+             (c, True)]
+    got = [invoke(server, f["id"])["cold_start"] for f, _ in calls]
+    assert got == [cold for _, cold in calls]
+
+
+def test_server_maxima_bound_functions(make_server):
+    """--max-memory-mb and --max-timeout: a function may not get more than the server allows, either
+    refused when saved (422) or lowered when run."""
+    server = make_server(args=["--max-memory-mb", "256", "--max-timeout", "5"])
+    code = "def handler(event, context):\n    return [context.memory_limit_mb, context.get_remaining_time_in_millis()]\n"
+    within = make_function(server, code, memory_mb=256, timeout_seconds=5)
+    memory, remaining = succeeded(invoke(server, within["id"]))
+    assert memory == 256 and 4000 < remaining <= 5000
+    for extra in [{"memory_mb": 512}, {"timeout_seconds": 10}]:
+        response = server.post("/api/functions", json=dict(name="fn_" + uuid.uuid4().hex[:8], code=code, **extra))
+        if response.status_code == 422:
+            continue
+        assert response.status_code == 200, response.text
+        memory, remaining = succeeded(invoke(server, response.json()["id"]))
+        assert memory <= 256 and remaining <= 5000, (extra, memory, remaining)
+    response = server.put("/api/functions/" + within["id"], json={"memory_mb": 1024})
+    if response.status_code != 422:
+        assert response.status_code == 200, response.text
+        assert succeeded(invoke(server, within["id"]))[0] <= 256
+
+
 # ---------------------------------------------------------------------------------------------------
 # Request validation
 
