@@ -214,6 +214,22 @@ async function main() {
     assert(editorText.replace(/\u00a0/g, " ").includes("adding"), "the editor should show version 2's code");
   });
 
+  await step("network toggle and limits, with field errors from the API", ["create function"], async () => {
+    await page.goto(`${server.url}/functions/${state.fnId}`);
+    await page.getByLabel("Memory (MB)").fill("10");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    const err = page.getByTestId("error").filter({ hasText: "memory_mb" });
+    await err.waitFor();
+    await page.getByLabel("Memory (MB)").fill("256");
+    await page.getByLabel("Timeout (s)").fill("10");
+    await page.getByTestId("network-toggle").click();
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.getByText("Settings saved").first().waitFor();
+    const f = await apiGet(`/api/functions/${state.fnId}`);
+    assert(f.body.memory_mb === 256 && f.body.timeout_seconds === 10 && f.body.network_enabled === true,
+      `limits not saved: ${JSON.stringify({ m: f.body.memory_mb, t: f.body.timeout_seconds, n: f.body.network_enabled })}`);
+  });
+
   await step("add a route and call it", ["create function"], async () => {
     await page.goto(`${server.url}/projects/${state.projectId}?tab=routes`);
     await page.getByRole("button", { name: "Add route" }).click();
@@ -229,6 +245,19 @@ async function main() {
     await resp.waitFor({ timeout: INVOKE_T });
     const text = await resp.textContent();
     assert(text.includes("HTTP 200") && /"sum":\s*9/.test(text), `gateway answer: ${text}`);
+  });
+
+  await step("edit and delete a route", ["add a route and call it"], async () => {
+    await page.getByRole("button", { name: "Edit route" }).click();
+    await page.getByLabel("Path").fill("/sum/:a/:b");
+    await page.getByRole("button", { name: "Save route" }).click();
+    const url = `${server.url}/api/gateway/${state.slug}/sum/:a/:b`;
+    await page.getByTestId("route-url").filter({ hasText: url }).waitFor();
+    await page.getByRole("button", { name: "Delete route GET /sum/:a/:b" }).click();
+    await page.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+    await page.getByText("No routes yet").waitFor();
+    const r = await apiGet(`/api/projects/${state.projectId}/routes`);
+    assert(Array.isArray(r.body) && r.body.length === 0, `routes left: ${JSON.stringify(r.body)}`);
   });
 
   await step("add a secret and see it masked", ["create project"], async () => {
@@ -289,12 +318,35 @@ async function main() {
     await page.setViewportSize({ width: 1366, height: 900 });
   });
 
+  await step("rename the project", ["create project"], async () => {
+    await page.goto(`${server.url}/projects/${state.projectId}?tab=settings`);
+    await page.getByLabel("Name", { exact: true }).fill("Browser Test Renamed");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("heading", { name: "Browser Test Renamed" }).waitFor();
+    const p = await apiGet(`/api/projects/${state.projectId}`);
+    assert(p.body.name === "Browser Test Renamed", `rename not saved: ${p.body.name}`);
+    state.projectName = p.body.name;
+  });
+
+  await step("delete a function", ["create project"], async () => {
+    await page.goto(`${server.url}/functions/new?project=${state.projectId}`);
+    await page.getByLabel("Name").fill("doomed");
+    await page.getByRole("button", { name: "Create function" }).click();
+    await page.waitForURL(/\/functions\/[0-9a-f]{12}$/);
+    const id = page.url().split("/functions/")[1];
+    await page.getByRole("button", { name: "Delete" }).first().click();
+    await page.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+    await page.waitForURL(new RegExp(`/projects/${state.projectId}`));
+    const f = await apiGet(`/api/functions/${id}`);
+    assert(f.status === 404, `function still there: ${f.status}`);
+  });
+
   await step("delete the project with confirmation", ["create project"], async () => {
     await page.goto(`${server.url}/projects/${state.projectId}?tab=settings`);
     await page.getByRole("button", { name: "Delete project" }).click();
     const forever = page.getByRole("button", { name: "Delete forever" });
     assert(await forever.isDisabled(), "delete must wait for the name to be typed");
-    await page.getByLabel("Project name").fill("Browser Test");
+    await page.getByLabel("Project name").fill(state.projectName ?? "Browser Test");
     await forever.click();
     await page.waitForURL(/\/projects$/);
     const p = await apiGet(`/api/projects/${state.projectId}`);

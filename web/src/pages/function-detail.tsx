@@ -318,7 +318,7 @@ function SettingsCard({ fn, onSaved }: { fn: Fn; onSaved: (f: Fn) => void }) {
     <Card>
       <CardHeader><CardTitle>Limits and network</CardTitle><CardDescription>Applied from the next cold start.</CardDescription></CardHeader>
       <CardContent>
-        <form className="flex flex-col gap-4" onSubmit={(e) => { e.preventDefault(); void save(); }}>
+        <form noValidate className="flex flex-col gap-4" onSubmit={(e) => { e.preventDefault(); void save(); }}>
           <Label className="justify-between font-normal">
             <span><span className="font-medium">Outbound network</span><br /><span className="text-muted-foreground text-xs">Off by default; the host's own services stay unreachable.</span></span>
             <Switch checked={network} onCheckedChange={setNetwork} aria-label="Outbound network" data-testid="network-toggle" />
