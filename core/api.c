@@ -635,7 +635,9 @@ s_stats (s_call_t *call)
         cold_starts += cJSON_GetObjectItem (entry, "cold_starts")->valuedouble;
         cJSON_DeleteItemFromObject (entry, "duration_us");
         cJSON_DeleteItemFromObject (entry, "cold_starts");
-        zhashx_insert (functions_by_id, cJSON_GetObjectItem (entry, "function_id")->valuestring, entry);
+        const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (entry, "function_id"));
+        if (function_id)
+            zhashx_insert (functions_by_id, function_id, entry);
     }
     if (s_stats_durations (call, functions_by_id, overall))
         goto cleanup;
