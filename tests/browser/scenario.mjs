@@ -201,6 +201,15 @@ async function main() {
     assert(text.includes('"a": 2') && text.includes('"sum": 5') && text.includes("adding 2 3"), `details lack input/output/logs: ${text}`);
   });
 
+  await step("a failing invocation shows its error", ["invoke from the test panel"], async () => {
+    await typeInMonaco("test-input", '{"a": 1}');
+    await page.getByTestId("run-test").click();
+    await page.getByTestId("test-status").filter({ hasText: "error" }).waitFor({ timeout: INVOKE_T });
+    const output = await page.getByTestId("test-output").textContent();
+    assert(/KeyError|'b'/.test(output), `the error should name the missing key: ${output}`);
+    await page.getByTestId("invocation-row").filter({ hasText: "error" }).first().waitFor();
+  });
+
   await step("save again and roll back", ["type code into Monaco and save"], async () => {
     await typeInMonaco("code-editor", CODE_V3);
     await page.getByTestId("save-code").click();
@@ -299,6 +308,15 @@ async function main() {
     await panel.getByLabel("Message").fill("hello");
     await panel.getByRole("button", { name: "Send" }).click();
     await panel.locator("[data-testid=chat-error], .bg-muted").filter({ hasText: /\S/ }).first().waitFor({ timeout: INVOKE_T });
+  });
+
+  await step("dashboard shows activity", ["invoke from the test panel"], async () => {
+    await page.goto(server.url + "/");
+    await page.getByText("Invocations per day").waitFor();
+    const n = Number(await page.getByTestId("stat-invocations").textContent());
+    assert(n >= 2, `expected at least 2 invocations on the dashboard, got ${n}`);
+    await page.locator(".recharts-bar-rectangle path").first().waitFor();
+    await page.getByRole("link", { name: "adder" }).first().waitFor(); // in recent failures
   });
 
   await step("phone layout", ["create project"], async () => {
