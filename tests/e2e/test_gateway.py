@@ -13,6 +13,7 @@ The module shares one server and one "shop" project built by the shop fixture; t
 routes or env vars make their own project.
 """
 import base64
+import concurrent.futures
 import json
 import os
 import socket
@@ -556,6 +557,36 @@ def test_failed_gateway_invocations_are_recorded(server, failing):
     assert record["status"] == "error" and record["source"] == "gateway"
     assert record["http_method"] == "GET" and record["http_path"] == "/f/raise"
     assert "ValueError" in record["error"]
+
+
+def test_timeout_is_recorded_as_timeout(server, failing):
+    response = gateway(server, failing, "GET", "/f/sleep")
+    assert response.status_code == 504
+    deadline = time.time() + 3
+    while True:
+        records = ok(server.get("/api/functions/%s/invocations" % failing["function"]["id"]))
+        if any(r["http_path"] == "/f/sleep" and r["status"] == "timeout" for r in records):
+            break
+        assert time.time() < deadline, records[:3]
+        time.sleep(0.02)
+
+
+def test_overload_through_the_gateway_is_429(make_server):
+    server = make_server(args=["--max-concurrency", "1", "--queue-depth", "1"])
+    project = make_project(server)
+    code = "import time\ndef handler(event):\n    time.sleep(float(event['query'].get('s', '0')))\n    return 'done'\n"
+    add_route(server, project, make_function(server, project, code), "GET", "/slow")
+    assert ok(gateway(server, project, "GET", "/slow")) == "done"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: gateway(server, project, "GET", "/slow?s=1"), range(4)))
+    assert sorted(r.status_code for r in responses) == [200, 200, 429, 429], [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+            assert isinstance(response.json()["detail"], str)
+        else:
+            assert response.json() == "done"
+    assert ok(gateway(server, project, "GET", "/slow")) == "done"
 
 
 def test_stats_count_gateway_calls(make_server):

@@ -285,6 +285,63 @@ def handler(input):
     healthy(server, normal)
 
 
+def test_signals_ignored_do_not_save_it_from_the_timeout(server, normal):
+    code = ("import signal\nfor number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):\n"
+            "    signal.signal(number, signal.SIG_IGN)\n"
+            "def handler(input):\n    while True:\n        pass\n")
+    function = make_function(server, code, timeout_seconds=1)
+    started = time.time()
+    assert "timed out" in failed(invoke(server, function["id"]))
+    assert time.time() - started < 4
+    healthy(server, normal)
+
+
+@pytest.mark.parametrize("module_code, expect", [
+    ("x = bytearray(200 * 1024 * 1024)", "memory"),
+    ("import os\nos._exit(3)", "exited"),
+    ("import sys\nsys.exit(2)", "SystemExit"),
+    ("import os\nos.close(3)", ""),
+    ("import os\nos.write(3, b'\\x00\\x00\\x00\\x02{}')", ""),
+    ("raise MemoryError('fake')", "MemoryError"),
+], ids=["memory", "os-exit", "sys-exit", "close-fd-3", "garbage-fd-3", "raise"])
+def test_attacks_while_loading(server, normal, module_code, expect):
+    """The same attacks from module-level code, which runs while the environment loads."""
+    code = module_code + "\ndef handler(input):\n    return 'never'\n"
+    function = make_function(server, code, memory_mb=64)
+    started = time.time()
+    result = invoke(server, function["id"])
+    assert expect in failed(result)
+    assert time.time() - started < 5
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "error"
+    healthy(server, normal)
+
+
+def test_printing_100_mb_while_loading(server, normal):
+    code = ("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * (1 << 20))\n"
+            "def handler(input):\n    return 'loaded'\n")
+    function = make_function(server, code)
+    started = time.time()
+    assert succeeded(invoke(server, function["id"])) == "loaded"
+    assert time.time() - started < 10
+    healthy(server, normal)
+
+
+def test_infinite_loop_while_loading(server, normal):
+    """Module-level code that never finishes: the environment is killed (a cold start may take the
+    timeout plus a load allowance), other functions answer meanwhile."""
+    function = make_function(server, "while True:\n    pass\ndef handler(input):\n    return 1\n",
+                             timeout_seconds=1)
+    with Prober(server, normal) as prober:
+        started = time.time()
+        result = invoke(server, function["id"])
+        elapsed = time.time() - started
+    assert "timed out" in failed(result)
+    assert elapsed < 15, elapsed
+    assert record_of(server, function["id"], result["invocation_id"])["status"] == "timeout"
+    prober.check()
+    healthy(server, normal)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The file system
 
