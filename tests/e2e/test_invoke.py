@@ -371,6 +371,30 @@ def test_env_var_change_is_seen_by_the_next_call(server):
     assert succeeded(invoke(server, function["id"])) is None
 
 
+ENV_VALUES = {"MULTI_LINE": "line1\nline2", "EQUALS": "a=b=c", "UNICODE": "zürich ✓ 東京", "EMPTY": "",
+              "SPACES": "  padded  ", "QUOTES": "it's \"quoted\"", "lower_case": "ok", "LONG": "v" * 30000}
+
+
+def test_env_values_reach_the_function_exactly(server):
+    project = ok(server.post("/api/projects", json={"name": "env " + uuid.uuid4().hex[:8]}))
+    for key, value in ENV_VALUES.items():
+        ok(server.post("/api/projects/%s/env" % project["id"], json={"key": key, "value": value}))
+    code = "import os\ndef handler(input):\n    return {k: os.environ.get(k) for k in input}\n"
+    function = make_function(server, code, project_id=project["id"])
+    assert succeeded(invoke(server, function["id"], list(ENV_VALUES))) == ENV_VALUES
+
+
+def test_env_value_with_nul_is_refused_or_kept_whole(server):
+    """An environment cannot hold NUL: the API must refuse such a value, not cut it short."""
+    project = ok(server.post("/api/projects", json={"name": "env " + uuid.uuid4().hex[:8]}))
+    response = server.post("/api/projects/%s/env" % project["id"],
+                           json={"key": "WITH_NUL", "value": "before\u0000after", "is_secret": False})
+    if response.status_code == 422:
+        return
+    assert response.status_code == 200, response.text
+    assert response.json()["value"] == "before\u0000after", response.json()
+
+
 def test_deleted_function_cannot_be_invoked(server):
     function = make_function(server, "def handler(input):\n    return 1\n")
     assert succeeded(invoke(server, function["id"])) == 1
