@@ -661,6 +661,20 @@ def test_printing_100_mb(server, normal):
     healthy(server, normal)
 
 
+def test_nul_byte_does_not_hide_the_rest_of_the_logs(server, normal):
+    """A function must not be able to hide what it printed by writing a NUL byte first."""
+    code = ("import os, sys\ndef handler(input):\n    print('before the nul', flush=True)\n"
+            "    os.write(1, b'\\x00')\n    print('after the nul', flush=True)\n"
+            "    sys.stderr.write('on stderr\\n')\n    return 'done'\n")
+    function = make_function(server, code)
+    result = invoke(server, function["id"])
+    assert succeeded(result) == "done"
+    logs = record_of(server, function["id"], result["invocation_id"])["logs"]
+    assert "before the nul" in logs
+    assert "after the nul" in logs and "on stderr" in logs, repr(logs)
+    healthy(server, normal)
+
+
 @pytest.mark.parametrize("value, expect", [("float('nan')", "nan"), ("float('inf')", "infinity"),
                                            ("{1, 2}", "set"), ("b'bytes'", "bytes"),
                                            ("(lambda a: a.append(a) or a)([])", "circular"),

@@ -222,6 +222,31 @@ def handler(input):
     assert "to stdout" not in record["output"]
 
 
+def test_nul_characters_are_kept_or_refused(server):
+    """JSON strings may hold U+0000: a function gets and returns them whole, or the request is
+    refused; never silently cut short."""
+    function = make_function(server, "def handler(input):\n    return {'got': input, 'made': 'a\\x00b'}\n")
+    response = server.post("/api/invoke/" + function["id"], json={"input": "x\u0000y"})
+    if response.status_code in (400, 422):
+        response = server.post("/api/invoke/" + function["id"], json={"input": "plain"})
+        result = response.json()
+        assert result["success"] is False or result["output"]["made"] == "a\u0000b", result
+        return
+    result = response.json()
+    assert result["success"] is True, result
+    assert result["output"] == {"got": "x\u0000y", "made": "a\u0000b"}
+
+
+def test_invalid_bytes_in_logs_are_replaced_not_fatal(server):
+    code = ("import os\ndef handler(input):\n    os.write(1, b'first \\xff\\xfe line\\n')\n"
+            "    os.write(2, b'\\x1b[31mcolour\\x1b[0m\\n')\n    return 'ok'\n")
+    function = make_function(server, code)
+    result = invoke(server, function["id"])
+    assert succeeded(result) == "ok"
+    logs = record_of(server, function["id"], result["invocation_id"])["logs"]
+    assert "first" in logs and "line" in logs and "colour" in logs, logs
+
+
 def test_exception_is_an_error_with_type_and_message(server):
     code = """\
 def helper():
