@@ -275,6 +275,29 @@ def test_binary_body_is_base64(server, shop):
     assert base64.b64decode(event["body"]) == payload
 
 
+def test_body_with_nul_bytes_arrives_whole(server, shop):
+    """Valid UTF-8 with NULs (C strings would cut it) reaches the function whole, as base64."""
+    payload = b"abc\x00def\x00"
+    _, event = hit(server, shop, "POST", "/files/nul", data=payload, headers={"Content-Type": "text/plain"})
+    if event["isBase64Encoded"]:
+        assert base64.b64decode(event["body"]) == payload
+    else:
+        assert event["body"] == payload.decode()
+
+
+def test_large_binary_round_trip_and_413(server):
+    project = make_project(server)
+    code = ("def handler(event):\n    return {'statusCode': 200, 'isBase64Encoded': True, 'body': event['body'],"
+            " 'headers': {'Content-Type': 'application/octet-stream'}} if event['isBase64Encoded'] else 'text'\n")
+    add_route(server, project, make_function(server, project, code, memory_mb=256), "PUT", "/blob")
+    payload = os.urandom(4 << 20)
+    response = gateway(server, project, "PUT", "/blob", data=payload)
+    assert response.status_code == 200, response.text[:200]
+    assert response.content == payload
+    response = gateway(server, project, "PUT", "/blob", data=b"x" * (7 << 20))
+    assert response.status_code == 413, response.text[:200]
+
+
 # ---------------------------------------------------------------------------------------------------
 # The result mapping
 
