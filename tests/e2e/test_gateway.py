@@ -103,6 +103,22 @@ def shop(server):
     return project
 
 
+def test_readme_project_example(server):
+    """README.md's project example: a route, an env var, a call through the gateway."""
+    name = "Shop API " + uuid.uuid4().hex[:6]
+    project = ok(server.post("/api/projects", json={"name": name}))
+    assert project["slug"] == name.lower().replace(" ", "-")
+    code = ("import os\ndef handler(event, context):\n    return {\"statusCode\": 200, \"body\": "
+            "{\"id\": event[\"params\"][\"id\"], \"region\": os.environ[\"REGION\"]}}\n")
+    function = ok(server.post("/api/functions", json={"name": "user", "project_id": project["id"], "code": code}))
+    add_route(server, project, function, "GET", "/users/:id")
+    ok(server.post("/api/projects/%s/env" % project["id"], json={"key": "REGION", "value": "eu-1"}))
+    out = subprocess.run(["curl", "-sS", "--max-time", "30",
+                          server.url.replace("http://", "") + "/api/gateway/%s/users/42" % project["slug"]],
+                         capture_output=True, check=True)
+    assert json.loads(out.stdout) == {"id": "42", "region": "eu-1"}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Matching
 

@@ -13,6 +13,7 @@ in batches off the request path, so reads of them poll briefly (wait_records).
 import concurrent.futures
 import json
 import re
+import subprocess
 import time
 import uuid
 
@@ -128,6 +129,35 @@ def test_readme_flow_create_invoke_read_log(server):
     assert record["http_method"] is None and record["http_path"] is None
     assert record["duration_ms"] == result["duration_ms"]
     assert TIME.match(record["created_at"])
+
+
+def curl(*args):
+    out = subprocess.run(["curl", "-sS", "--max-time", "30"] + list(args), capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_readme_try_it_with_curl(server):
+    """README.md's "Try it" block, command for command (with this server's address)."""
+    host = server.url.replace("http://", "")
+    created = curl(host + "/api/functions", "-H", "content-type: application/json", "-d", """{
+  "name": "hello",
+  "code": "def handler(input):\\n    print(\\"called with\\", input)\\n    return {\\"greeting\\": \\"hello \\" + input.get(\\"name\\", \\"world\\")}\\n"
+}""")
+    assert created["name"] == "hello" and created["active_version"] == 1 and ID.match(created["id"])
+    result = curl(host + "/api/invoke/" + created["id"], "-d", '{"input": {"name": "Ada"}}')
+    assert result["success"] is True and result["output"] == {"greeting": "hello Ada"}
+    assert result["cold_start"] is True
+    assert curl(host + "/api/invoke/" + created["id"], "-d", '{"input": {"name": "Ada"}}')["cold_start"] is False
+    deadline = time.time() + 3
+    while True:
+        records = curl(host + "/api/functions/%s/invocations" % created["id"])
+        if len(records) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.02)
+    oldest = records[-1]
+    assert oldest["status"] == "success"
+    assert oldest["logs"] == "called with {'name': 'Ada'}\n"
+    assert oldest["cold_start"] is True and oldest["version"] == 1
 
 
 def test_invocations_are_newest_first_and_limited(server):
