@@ -47,6 +47,13 @@ export default function FunctionDetail() {
   const fn = fnState.data;
 
   useEffect(() => { if (fn && code === null) setCode(fn.code); }, [fn, code]);
+  const unsaved = !!fn && code !== null && code !== fn.code;
+  useEffect(() => {
+    if (!unsaved) return;
+    const warn = (e: BeforeUnloadEvent) => { e.preventDefault(); };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [unsaved]);
 
   if (fnState.loading && !fn) return <Loading />;
   if (fnState.error && !fn) return <ErrorAlert error={fnState.error} title="Could not load the function" />;
