@@ -478,6 +478,61 @@ def test_parallel_calls_all_succeed(server):
     assert all(r["status"] == "success" for r in records)
 
 
+def test_many_cold_starts_at_once(server):
+    functions = [make_function(server, "def handler(input):\n    return input\n") for _ in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda f: invoke(server, f["id"], f["id"]), functions))
+    for function, result in zip(functions, results):
+        assert succeeded(result) == function["id"] and result["cold_start"] is True
+
+
+def test_new_code_while_a_call_is_in_flight(server):
+    code = "import time\ndef handler(input):\n    time.sleep(input.get('sleep', 0))\n    return 'v1'\n"
+    function = make_function(server, code)
+    invoke(server, function["id"])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(invoke, server, function["id"], {"sleep": 1})
+        time.sleep(0.2)
+        ok(server.put("/api/functions/" + function["id"], json={"code": "def handler(input):\n    return 'v2'\n"}))
+        started = time.time()
+        assert succeeded(invoke(server, function["id"])) == "v2"           # does not wait for the old call
+        assert time.time() - started < 0.7
+        assert succeeded(in_flight.result()) == "v1"                      # the old call finishes on v1
+
+
+def test_delete_while_a_call_is_in_flight(server):
+    code = "import time\ndef handler(input):\n    time.sleep(input.get('sleep', 0))\n    return 'done'\n"
+    function = make_function(server, code)
+    invoke(server, function["id"])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(invoke, server, function["id"], {"sleep": 1})
+        time.sleep(0.2)
+        ok(server.delete("/api/functions/" + function["id"]))
+        result = in_flight.result()
+    assert result["success"] is True or isinstance(result["error"], str)
+    assert server.post("/api/invoke/" + function["id"], json={}).status_code == 404
+    assert ok(server.get("/api/health")) == {"status": "ok"}
+    other = make_function(server, "def handler(input):\n    return 'alive'\n")
+    assert succeeded(invoke(server, other["id"])) == "alive"
+
+
+def test_retention_keeps_the_newest(make_server):
+    server = make_server(args=["--retention", "10"])
+    function = make_function(server, "def handler(input):\n    return input\n")
+    for n in range(14):
+        assert succeeded(invoke(server, function["id"], n)) == n
+    deadline = time.time() + 3
+    while True:
+        records = ok(server.get("/api/functions/%s/invocations" % function["id"]))
+        if (records and json.loads(records[0]["output"]) == 13) or time.time() > deadline:
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)
+    records = ok(server.get("/api/functions/%s/invocations" % function["id"]))
+    assert [json.loads(r["output"]) for r in records] == list(range(13, 3, -1))
+    assert ok(server.get("/api/stats"))["total_invocations"] == 14     # stats count them all (README)
+
+
 def test_concurrency_cap_and_queue_answer_429(make_server):
     server = make_server(args=["--max-concurrency", "1", "--queue-depth", "1"])
     code = "import time\ndef handler(input):\n    time.sleep(input.get('sleep', 0))\n    return 'done'\n"
