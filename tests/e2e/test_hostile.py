@@ -342,6 +342,33 @@ def test_infinite_loop_while_loading(server, normal):
     healthy(server, normal)
 
 
+def test_runs_unprivileged(server, normal):
+    """No capabilities, no_new_privs, a seccomp filter, a non-root uid inside, and on the host an
+    unprivileged uid (the user namespace maps to a range of its own)."""
+    code = ("import os\ndef handler(input):\n    status = dict(line.split(':\\t', 1) for line in"
+            " open('/proc/self/status').read().splitlines() if ':\\t' in line)\n"
+            "    return {'uid': os.getuid(), 'pid': os.getpid(), 'CapEff': status['CapEff'].strip(),"
+            " 'CapBnd': status['CapBnd'].strip(), 'NoNewPrivs': status['NoNewPrivs'].strip(),"
+            " 'Seccomp': status['Seccomp'].strip()}\n")
+    function = make_function(server, code)
+    output = succeeded(invoke(server, function["id"]))
+    assert output["uid"] != 0
+    assert int(output["CapEff"], 16) == 0 and int(output["CapBnd"], 16) == 0
+    assert output["NoNewPrivs"] == "1" and output["Seccomp"] == "2"
+    assert output["pid"] < 10                                       # its own pid namespace
+    # On the host, every runner under the server runs with a non-root uid
+    runners = [pid for pid in descendants(server.proc.pid) if any("runner.py" in c for c in cmdlines([pid]))]
+    assert runners
+    for pid in runners:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        except (OSError, StopIteration):
+            continue                                                # gone meanwhile
+        assert all(int(uid) >= 100000 for uid in uids), (pid, uids)
+    healthy(server, normal)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The file system
 
