@@ -18,7 +18,7 @@ export function chatUnavailableText(e: unknown): string | null {
   return null;
 }
 
-export function ChatPanel({ open, onClose }: { open: boolean; onClose: () => void }) {
+export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: () => void; onActed?: () => void }) {
   const [messages, setMessages] = useState<Entry[]>([]);
   const [draft, setDraft] = useState("");
   const [busy, setBusy] = useState(false);
@@ -35,7 +35,9 @@ export function ChatPanel({ open, onClose }: { open: boolean; onClose: () => voi
     setError(null);
     try {
       const reply = await api.chat(next.map(({ role, content }) => ({ role, content })));
-      setMessages([...next, { role: "assistant", content: String(reply?.response ?? ""), tool_calls: reply?.tool_calls }]);
+      const calls = Array.isArray(reply?.tool_calls) ? reply.tool_calls : [];
+      setMessages([...next, { role: "assistant", content: String(reply?.response ?? ""), tool_calls: calls }]);
+      if (calls.length > 0) onActed?.(); // the assistant changed something: refresh the page behind
     } catch (e) {
       setError(e);
     } finally {
@@ -73,7 +75,7 @@ export function ChatPanel({ open, onClose }: { open: boolean; onClose: () => voi
             {m.tool_calls && m.tool_calls.length > 0 && (
               <details className="mt-2 text-xs opacity-80">
                 <summary>{m.tool_calls.length} action(s) taken</summary>
-                <ul className="mt-1 list-disc pl-4">{m.tool_calls.map((t, j) => <li key={j}><code>{t.tool}</code></li>)}</ul>
+                <ul className="mt-1 list-disc pl-4">{m.tool_calls.map((t, j) => <li key={j}><code>{String(t?.tool ?? "tool")}</code></li>)}</ul>
               </details>
             )}
           </div>

@@ -48,6 +48,7 @@ function Brand() {
 export function Layout() {
   const [menuOpen, setMenuOpen] = useState(false);
   const [chatOpen, setChatOpen] = useState(false);
+  const [refresh, setRefresh] = useState(0); // bumped when the assistant acted, to reload the page
   const location = useLocation();
   const signedIn = !!getToken();
 
@@ -87,12 +88,12 @@ export function Layout() {
           <Brand />
           <Button variant="ghost" size="icon" className="ml-auto" aria-label="AI assistant" onClick={() => setChatOpen((o) => !o)}><Bot /></Button>
         </header>
-        <main key={location.pathname.split("/")[1]} className="mx-auto w-full max-w-6xl flex-1 px-4 py-6 md:px-8">
+        <main key={`${location.pathname.split("/")[1]}-${refresh}`} className="mx-auto w-full max-w-6xl flex-1 px-4 py-6 md:px-8">
           <Outlet />
         </main>
       </div>
 
-      <ChatPanel open={chatOpen} onClose={() => setChatOpen(false)} />
+      <ChatPanel open={chatOpen} onClose={() => setChatOpen(false)} onActed={() => setRefresh((n) => n + 1)} />
     </div>
   );
 }
