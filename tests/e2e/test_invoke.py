@@ -704,14 +704,36 @@ def test_stats_count_invocations(server):
     assert isinstance(after["avg_duration_ms"], int) and after["avg_duration_ms"] >= 0
 
 
-def test_stats_success_rate_on_a_fresh_server(make_server):
+def test_stats_on_a_fresh_server(make_server):
+    """API.md's fields and the added ones (README): p50/p95, cold-start share, per day, per function."""
     server = make_server()
-    function = make_function(server, "def handler(input):\n    if input.get('fail'):\n"
-                                     "        raise RuntimeError('no')\n    return 1\n")
-    for value in [{}, {}, {}, {"fail": True}]:
+    code = ("import time\ndef handler(input):\n    time.sleep(input.get('sleep', 0))\n"
+            "    if input.get('fail'):\n        raise RuntimeError('no')\n    return 1\n")
+    function = make_function(server, code)
+    idle = make_function(server, "def handler(input):\n    return 0\n")
+    inputs = [{"sleep": 0.1}, {"sleep": 0.05}, {"sleep": 0.1}, {"sleep": 0.15}, {"sleep": 0.2},
+              {"sleep": 0.3}, {"sleep": 0.1, "fail": True}, {"sleep": 0.1}]
+    for value in inputs:
         invoke(server, function["id"], value)
-    wait_records(server, function["id"], 4)
+    records = wait_records(server, function["id"], len(inputs))
     stats = ok(server.get("/api/stats"))
-    assert stats["total_functions"] == 1
-    assert stats["total_invocations"] == 4
-    assert stats["success_rate"] == 75
+    assert stats["total_functions"] == 2
+    assert stats["total_invocations"] == 8
+    assert stats["success_rate"] == round(7 * 100 / 8) or stats["success_rate"] == 7 * 100 // 8
+    durations = sorted(r["duration_ms"] for r in records)
+    assert abs(stats["avg_duration_ms"] - sum(durations) / 8) <= 1
+    # Percentiles come from a histogram with buckets under 19% wide
+    assert durations[3] * 0.8 - 1 <= stats["p50_duration_ms"] <= durations[4] * 1.2 + 1, (durations, stats)
+    assert durations[6] * 0.8 - 1 <= stats["p95_duration_ms"] <= durations[7] * 1.2 + 1, (durations, stats)
+    assert stats["cold_start_rate"] in (12, 13)                              # 1 of 8
+    days = stats["invocations_per_day"]
+    assert len(days) == 14
+    assert days[-1]["date"] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert days[-1]["count"] == 8 and days[-1]["errors"] == 1
+    assert all(d["count"] == 0 for d in days[:-1])
+    assert [d["date"] for d in days] == sorted(d["date"] for d in days)
+    rows = {row["function_id"]: row for row in stats["functions"]}
+    assert rows[function["id"]]["count"] == 8 and rows[function["id"]]["errors"] == 1
+    assert rows[function["id"]]["name"] == function["name"]
+    assert durations[3] * 0.8 - 1 <= rows[function["id"]]["p50_duration_ms"] <= durations[4] * 1.2 + 1
+    assert rows[idle["id"]]["count"] == 0
