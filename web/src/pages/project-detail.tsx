@@ -418,6 +418,14 @@ function DependenciesTab({ project }: { project: Project }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const toast = useToast();
+  const status = req.data?.build_status;
+  const building = !!status && /^(pending|queued|building|running|installing)$/i.test(status);
+  useEffect(() => {
+    // While the image builds in the background, poll its status and log.
+    if (!building) return;
+    const h = setInterval(() => void req.reload(), 2000);
+    return () => clearInterval(h);
+  }, [building]);
   if (req.loading && !req.data) return <Loading />;
   if (req.error && !req.data) return <NotAvailable error={req.error} what="Dependencies" />;
   const r = req.data!;
@@ -446,7 +454,7 @@ function DependenciesTab({ project }: { project: Project }) {
       <CardContent className="flex flex-col gap-3">
         <Textarea value={value} onChange={(e) => setText(e.target.value)} rows={8} className="font-mono" placeholder={"requests==2.32.3\nnumpy"} aria-label="requirements.txt" />
         <div className="flex flex-wrap items-center gap-2 text-sm">
-          {r.build_status && <StatusBadge status={r.build_status} />}
+          {r.build_status && <span className="flex items-center gap-1">{building && <Spinner />}<StatusBadge status={r.build_status} /></span>}
           {r.has_custom_image && <Badge variant="success">custom image ready</Badge>}
           {r.requirements_hash && <span className="text-muted-foreground font-mono text-xs">{r.requirements_hash.slice(0, 12)}</span>}
           <Button className="ml-auto" onClick={() => void save()} disabled={busy || text === null}>{busy ? <><Spinner /> Saving…</> : "Save"}</Button>
