@@ -271,6 +271,33 @@ s_reply_detail (self_t *self, zframe_t *route, const char *request_id, int statu
     cJSON_Delete (headers);
 }
 
+//  A request path fit for a `detail` sentence: printable ASCII as it is,
+//  every other byte percent-encoded (so the JSON is valid whatever the client
+//  sent), cut at a whole escape when longer than the buffer.
+static void
+s_path_for_detail (const char *path, char *out, size_t size)
+{
+    static const char hex [] = "0123456789ABCDEF";
+    size_t used = 0;
+    for (const unsigned char *c = (const unsigned char *) path; *c; c++) {
+        bool plain = *c >= 0x20 && *c < 0x7f;
+        size_t need = plain ? 1 : 3;
+        if (used + need + 4 >= size) {
+            memcpy (out + used, "...", 3);
+            used += 3;
+            break;
+        }
+        if (plain)
+            out [used++] = (char) *c;
+        else {
+            out [used++] = '%';
+            out [used++] = hex [*c >> 4];
+            out [used++] = hex [*c & 15];
+        }
+    }
+    out [used] = 0;
+}
+
 //  --------------------------------------------------------------------------
 //  INVOKE: resolve the function, start a job, ask assignment to run it
 
@@ -317,6 +344,16 @@ s_handle_direct (self_t *self, msg_t *msg)
         blank = isspace (body [i]);
     if (blank)
         input = cJSON_CreateObject ();
+    else
+    if (util_json_has_nul ((const char *) body, size)) {
+        const char *text = "{\"detail\":[{\"loc\":[\"body\",\"input\"],\"msg\":\"Strings must not contain "
+                           "the NUL character (\\\\u0000)\",\"type\":\"string_nul\"}]}";
+        cJSON *headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+        s_reply (self, route, request_id, 422, headers, text, strlen (text));
+        cJSON_Delete (headers);
+        return;
+    }
     else {
         cJSON *parsed = util_json_parse ((const char *) body, size);
         if (!parsed) {
@@ -368,8 +405,9 @@ s_handle_gateway (self_t *self, msg_t *msg)
     route_match_t match = { 0 };
     char *normal = route_normalize_path (sub_path);
     if (route_table_match (project->routes, method, sub_path, &match)) {
-        char detail [512];
-        snprintf (detail, sizeof detail, "No route matches %s %.400s", method, normal);
+        char shown [400], detail [512];
+        s_path_for_detail (normal, shown, sizeof shown);
+        snprintf (detail, sizeof detail, "No route matches %.32s %s", method, shown);
         s_reply_detail (self, route, request_id, 404, detail, NULL);
         free (normal);
         return;

@@ -575,6 +575,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->api = api_new (self->store);
     if (!self->api)
         goto failed;
+    api_set_limits (self->api, (int) self->config->max_memory_mb, (int) self->config->max_timeout_seconds);
     auth_config_t auth_config = {
         .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,

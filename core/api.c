@@ -50,6 +50,8 @@
 
 struct _api_t {
     store_t *store;                 //  The caller's store connection (not owned)
+    int max_memory_mb;              //  Server-set maximum for memory_mb (<= 2048)
+    int max_timeout_seconds;        //  Server-set maximum for timeout_seconds (<= 900)
 };
 
 //  One request being handled: the split path and the reply being built
@@ -210,6 +212,12 @@ s_body_parse (s_call_t *call)
     }
     if (!util_utf8_valid (req->body, req->body_size))
         goto not_json;
+    if (util_json_has_nul (req->body, req->body_size)) {
+        s_invalid_at (call, "body", NULL, "string_nul",
+                      "Strings must not contain the NUL character (\\u0000)");
+        s_reply_invalid (call);
+        return -1;
+    }
     const char *end = NULL;
     call->body = cJSON_ParseWithLengthOpts (req->body, req->body_size, &end, false);
     if (!call->body)
@@ -837,10 +845,12 @@ s_function_create (s_call_t *call)
         s_invalid (call, "runtime", "literal_error", "Input should be 'python'");
     const char *project_id = s_string (call, "project_id", false, 64, false);
     bool network_enabled = false;
-    int timeout_seconds = 30, memory_mb = 128;
+    //  Defaults, lowered to the server's maxima when those are lower
+    int timeout_seconds = call->api->max_timeout_seconds < 30 ? call->api->max_timeout_seconds : 30;
+    int memory_mb = call->api->max_memory_mb < 128 ? call->api->max_memory_mb : 128;
     s_bool (call, "network_enabled", &network_enabled);
-    s_int (call, "timeout_seconds", 1, 900, &timeout_seconds);
-    s_int (call, "memory_mb", 64, 2048, &memory_mb);
+    s_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
+    s_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
     if (s_has_errors (call)) {
         free (name);
         return s_reply_invalid (call);
@@ -897,8 +907,8 @@ s_function_update (s_call_t *call, const char *function_id)
     bool network_enabled;
     int timeout_seconds, memory_mb;
     bool set_network = s_bool (call, "network_enabled", &network_enabled);
-    bool set_timeout = s_int (call, "timeout_seconds", 1, 900, &timeout_seconds);
-    bool set_memory = s_int (call, "memory_mb", 64, 2048, &memory_mb);
+    bool set_timeout = s_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
+    bool set_memory = s_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
     if (s_has_errors (call)) {
         free (name);
         return s_reply_invalid (call);
@@ -1352,7 +1362,18 @@ api_new (store_t *store)
     api_t *self = (api_t *) zmalloc (sizeof (api_t));
     assert (self);
     self->store = store;
+    self->max_memory_mb = 2048;
+    self->max_timeout_seconds = 900;
     return self;
+}
+
+void
+api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds)
+{
+    if (max_memory_mb >= 64 && max_memory_mb <= 2048)
+        self->max_memory_mb = max_memory_mb;
+    if (max_timeout_seconds >= 1 && max_timeout_seconds <= 900)
+        self->max_timeout_seconds = max_timeout_seconds;
 }
 
 void

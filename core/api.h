@@ -49,6 +49,11 @@ typedef struct _api_t api_t;
 api_t *
     api_new (store_t *store);
 
+//  Lower the largest memory_mb and timeout_seconds a function may have
+//  (defaults 2048 and 900, the API's own maxima; values outside are ignored).
+void
+    api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds);
+
 //  Destroy; safe on NULL and twice.
 void
     api_destroy (api_t **self_p);

@@ -204,6 +204,19 @@ util_json_parse (const char *data, size_t size)
     return value;
 }
 
+bool
+util_json_has_nul (const char *data, size_t size)
+{
+    for (size_t i = 0; data && i + 1 < size; i++) {
+        if (data [i] != '\\')
+            continue;
+        if (data [i + 1] == 'u' && i + 5 < size && memcmp (data + i + 2, "0000", 4) == 0)
+            return true;
+        i++;                    //  Skip the escaped character ("\\u0000" is no NUL)
+    }
+    return false;
+}
+
 void
 util_test (bool verbose)
 {
@@ -279,5 +292,8 @@ util_test (bool verbose)
     assert (util_json_parse ("{\"a\": 1} x", 10) == NULL);       //  trailing garbage
     assert (util_json_parse ("\"\xff\"", 3) == NULL);            //  not UTF-8
     assert (util_json_parse ("", 0) == NULL);
+    assert (util_json_has_nul ("\"a\\u0000b\"", 10));
+    assert (!util_json_has_nul ("\"a\\\\u0000b\"", 11));    //  an escaped backslash, then text
+    assert (!util_json_has_nul ("\"a\\u0001\"", 9));
     printf ("OK\n");
 }

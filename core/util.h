@@ -66,6 +66,11 @@ bool
 cJSON *
     util_json_parse (const char *data, size_t size);
 
+//  True if a JSON text holds a \u0000 escape in a string. cJSON (and any C
+//  string) would cut such a string short, so callers refuse it instead.
+bool
+    util_json_has_nul (const char *data, size_t size);
+
 void
     util_test (bool verbose);
 

@@ -231,7 +231,8 @@ def s_log_end():
         data = b"".join(log_parts)
         dropped = log_dropped
         log_parts.clear()
-    text = data.decode("utf-8", "replace")
+    #   NUL bytes would end the logs early on the host (C strings): show them as U+FFFD
+    text = data.decode("utf-8", "replace").replace("\x00", "\ufffd")
     if dropped:
         text += "\n[clowdy: logs truncated: %d bytes kept, %d bytes dropped]\n" % (len(data), dropped)
     return text, dropped > 0
@@ -321,6 +322,19 @@ def s_encode(message):
         raise OverflowError("message of %d bytes is over the frame limit of %d bytes"
                             % (len(body), MAX_FRAME))
     return body
+
+
+def s_has_nul(text):
+    """True if JSON text holds a \\u0000 escape (not an escaped backslash followed by u0000)."""
+    index = text.find("\\u0000")
+    while index != -1:
+        start = index
+        while start > 0 and text[start - 1] == "\\":
+            start -= 1
+        if (index - start) % 2 == 0:
+            return True
+        index = text.find("\\u0000", index + 1)
+    return False
 
 
 def s_send(message):
@@ -622,6 +636,9 @@ def s_invoke(message):
                  "logs_truncated": truncated, "duration_us": duration_us}
         try:
             body = s_encode(reply)
+            #   The host's JSON parser (cJSON) ends strings at U+0000: say so rather than cut them
+            if b"\\u0000" in body and s_has_nul(ENCODE(output)):
+                raise NotSerialisable("a string holds the NUL character (U+0000), which results cannot carry")
         except OverflowError as error:
             body = None
             reply = {"type": "result", "ok": False, "error": s_clean(s_safe_str(error)),

@@ -295,10 +295,20 @@ def test_unicode_in_and_out(runner):
         "    print('log: ' + event)\n"
         "    return {'reversed': event[::-1], 'key ✓': 'ünï'}\n")
     r = runner(code)
-    text = "héllo wörld 🌍 日本語 \u0000 \"quoted\" \\ end"
+    text = "héllo wörld 🌍 日本語 \"quoted\" \\u0000 \\ end"
     reply = r.invoke(text)
     assert reply["output"] == {"reversed": text[::-1], "key ✓": "ünï"}
     assert reply["logs"] == "log: " + text + "\n"
+
+
+def test_nul_in_result_is_an_error_and_in_logs_is_replaced(runner):
+    """The host's JSON (cJSON, C strings) cannot carry U+0000: a result holding one is refused with
+    a clear error instead of being cut short; NUL in logs shows as U+FFFD."""
+    r = runner("def handler(event):\n    print('a\\x00b')\n    return event\n")
+    reply = r.invoke("x\u0000y")
+    assert reply["ok"] is False and "NUL" in reply["error"], reply
+    assert reply["logs"] == "a\ufffdb\n"
+    assert r.invoke("fine")["output"] == "fine"
 
 
 def test_invalid_utf8_in_logs_is_replaced(runner):
