@@ -400,6 +400,31 @@ def test_invalid_result_is_502(server, mirror, result):
     assert isinstance(detail(answer(server, mirror, result), 502), str)
 
 
+def answer_within(server, mirror, result, seconds):
+    return gateway(server, mirror, "POST", "/mirror", json={"result": result}, timeout=seconds)
+
+
+@pytest.mark.parametrize("status", [100, 101, 103, 199])
+def test_informational_status_is_not_a_final_answer(server, mirror, status):
+    """A 1xx is not a final response (100 leaves the client waiting, 101 switches protocols): the
+    function's answer is invalid, so 502, and promptly."""
+    started = time.time()
+    try:
+        response = answer_within(server, mirror, {"statusCode": status, "body": "x"}, 5)
+    except requests.exceptions.ReadTimeout:
+        pytest.fail("statusCode %d left the client waiting" % status)
+    assert response.status_code == 502, (response.status_code, response.text)
+    assert time.time() - started < 5
+    assert ok(server.get("/api/health")) == {"status": "ok"}
+
+
+def test_result_headers_cannot_forge_the_invocation_id(server, mirror):
+    response = answer(server, mirror, {"statusCode": 200, "body": "b",
+                                       "headers": {"X-Clowdy-Invocation-Id": "forged"}})
+    assert response.status_code == 200
+    assert "forged" not in response.headers["X-Clowdy-Invocation-Id"]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Errors
 
