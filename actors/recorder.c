@@ -25,6 +25,7 @@ typedef struct {
     size_t count;                   //  Rows in batch
     int64_t first_at;               //  Monotonic ms when batch [0] arrived
     long retention;                 //  Rows kept per function
+    zhashx_t *since_trim;           //  function id -> rows written since its last trim
     uint64_t written;               //  Rows written since start
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
@@ -70,20 +71,34 @@ s_flush (self_t *self)
     else
         self->written += (uint64_t) rc;
 
-    //  Retention: trim each function touched by this batch to its newest rows
-    zhashx_t *seen = zhashx_new ();
+    //  Retention: trimming walks `retention` index entries, so a function is
+    //  trimmed once a tenth of its retention has been written since its last
+    //  trim (and on its first batch after start): it holds at most 10% more
+    //  rows than --retention for a while, and the cost per row stays small.
+    size_t every = self->retention / 10 > 0 ? (size_t) (self->retention / 10) : 1;
     for (size_t i = 0; i < self->count; i++) {
         const char *function_id = rows [i].function_id;
-        if (!function_id || zhashx_lookup (seen, function_id))
+        if (!function_id)
             continue;
-        zhashx_insert (seen, function_id, (void *) 1);
-        store_exec (self->store,
-            "DELETE FROM invocations WHERE function_id = ?1 AND rowid IN ("
-            " SELECT rowid FROM invocations WHERE function_id = ?1"
-            " ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?2)",
-            "sI", function_id, (int64_t) self->retention);
+        size_t *pending = (size_t *) zhashx_lookup (self->since_trim, function_id);
+        if (!pending) {
+            pending = (size_t *) zmalloc (sizeof (size_t));
+            *pending = every;           //  Unknown since start: trim it now
+            zhashx_insert (self->since_trim, function_id, pending);
+        }
+        else
+            (*pending)++;
+        if (*pending >= every) {
+            *pending = 0;
+            store_exec (self->store,
+                "DELETE FROM invocations WHERE function_id = ?1 AND rowid IN ("
+                " SELECT rowid FROM invocations WHERE function_id = ?1"
+                " ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?2)",
+                "sI", function_id, (int64_t) self->retention);
+        }
     }
-    zhashx_destroy (&seen);
+    if (zhashx_size (self->since_trim) > 100000)
+        zhashx_purge (self->since_trim);    //  Deleted functions must not pile up
     for (size_t i = 0; i < self->count; i++)
         cJSON_Delete (self->batch [i]);
     self->count = 0;
@@ -145,6 +160,8 @@ recorder_actor (zsock_t *pipe, void *args_)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
     self->retention = args->config->retention;
+    self->since_trim = zhashx_new ();
+    zhashx_set_destructor (self->since_trim, (zhashx_destructor_fn *) zstr_free);
     char db_path [1024];
     snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
     self->store = store_new (db_path);
@@ -152,6 +169,7 @@ recorder_actor (zsock_t *pipe, void *args_)
     if (!self->store || !self->inbox
     ||  zsock_bind (self->inbox, "%s", endpoints_get (args->endpoints, "recorder")) < 0) {
         zsys_error ("recorder: cannot start");
+        zhashx_destroy (&self->since_trim);
         zsock_destroy (&self->inbox);
         store_destroy (&self->store);
         free (self);
@@ -187,6 +205,7 @@ recorder_actor (zsock_t *pipe, void *args_)
     zpoller_destroy (&poller);
     zsock_destroy (&self->inbox);
     store_destroy (&self->store);
+    zhashx_destroy (&self->since_trim);
     free (self);
 }
 
@@ -227,7 +246,8 @@ recorder_test (bool verbose)
     char *ok = zstr_recv (recorder);
     assert (ok && streq (ok, "OK"));
     zstr_free (&ok);
-    //  Retention keeps the newest 10 of 25; the unknown function's row is skipped
+    //  Retention keeps the newest 10 of 25 (with --retention 10 a trim runs
+    //  every row); the unknown function's row is skipped
     cJSON *rows = store_query (store, "SELECT output FROM invocations ORDER BY created_at DESC, rowid DESC", "");
     assert (cJSON_GetArraySize (rows) == 10);
     assert (streq (cJSON_GetObjectItem (cJSON_GetArrayItem (rows, 0), "output")->valuestring, "24"));
