@@ -1,13 +1,14 @@
 """The API gateway end to end (issue 4): projects' routes answering real HTTP clients at
 /api/gateway/:slug/..., through the real build/clowdy and real sandboxes.
 
-Covers matching (params, the final wildcard with zero, one or many segments, exact method before
-ANY, the more specific route first whatever the creation order, trailing slashes, case, percent
-encoding), the event the function gets (method, path, params, query with the last value winning,
-lower-cased headers without the private ones, JSON / text / binary bodies), the result mapping
-(statusCode, headers, string and JSON bodies, base64 responses such as a PNG), the error answers
-(404 project, 404 route, 502, 504, what a deleted function leaves), env vars at run time, route and
-project changes taking effect at once, and the invocation records (source "gateway").
+Covers README.md's project example, matching (params, the final wildcard with zero, one or many
+segments, exact method before ANY, the more specific route first whatever the creation order,
+trailing slashes, case, percent encoding, raw UTF-8), the event the function gets (method, path,
+params, query with the last value winning, lower-cased headers without the private ones, JSON /
+text / binary bodies), the result mapping (statusCode, headers, string and JSON bodies, base64
+responses such as a PNG, invalid results), the error answers (404 project, 404 route, 429, 502,
+504, what a deleted function leaves), env vars at run time, route, code and project changes taking
+effect at once, the invocation records (source "gateway") and stats, and curl as the client.
 
 The module shares one server and one "shop" project built by the shop fixture; tests that change
 routes or env vars make their own project.

@@ -4,7 +4,10 @@ function still answers correctly within normal time (healthy()).
 
 Attacks on resources (fork bomb, memory, CPU) also check that the server's process tree is back
 to its size after the call (no leaked processes) and, for the CPU ones, that a normal function
-answers quickly *while* the attack runs.
+answers quickly *while* the attack runs (Prober). Besides issue 3's list: the same attacks from
+module-level code (they run while the environment loads), ignored signals, privileged system calls
+beyond ptrace/mount/unshare, network-enabled functions reaching for the host, NUL bytes in logs,
+and the sandbox's privileges seen from inside and from the host.
 
 The module shares one server; every test makes its own functions.
 """

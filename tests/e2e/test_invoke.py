@@ -1,14 +1,16 @@
 """The execution engine end to end (issue 3): POST /api/invoke/:id against real sandboxes, through
 the real build/clowdy, and what it records in GET /api/functions/:id/invocations.
 
-Covers the README flow (create, invoke, read the log), cold then warm environments (module state
-kept per environment), both handler signatures and the context, logs kept apart from results,
-errors (exceptions, non-JSON results, syntax errors), timeout and memory limits, new versions,
-rollback and env var changes retiring old environments, concurrency, the per-function cap and its
-429, request body validation and stats.
+Covers README.md's examples as written, cold then warm environments (module state kept per
+environment), both handler signatures and the context, logs kept apart from results, errors
+(exceptions, non-JSON results, syntax errors), timeout and memory limits, new versions, rollback,
+limit and env var changes retiring old environments (also with a call in flight), concurrency, the
+per-function cap and its 429, the idle reaper, LRU eviction under the memory budget, the server's
+maxima, retention, request body validation (400/404/405/413/422, U+0000) and stats.
 
-The module shares one server; every test makes its own functions. Invocation records are written
-in batches off the request path, so reads of them poll briefly (wait_records).
+The module shares one server; every test makes its own functions, and tests that need server
+options start their own (make_server). Invocation records are written in batches off the request
+path, so reads of them poll briefly (wait_records).
 """
 import concurrent.futures
 import json
