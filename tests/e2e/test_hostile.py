@@ -803,6 +803,43 @@ def handler(input):
     healthy(server, normal)
 
 
+def test_background_processes_die_with_a_reaped_environment(make_server):
+    """Leftovers also go when the idle reaper or the memory budget retires the environment."""
+    server = make_server(args=["--idle-seconds", "1", "--memory-budget-mb", "256"])
+    marker = "%d.%03d" % (2000 + int(uuid.uuid4().hex[:4], 16) % 1000, 11)
+    code = ("import os, subprocess\ndef handler(input):\n    subprocess.Popen(['sleep', input])\n"
+            "    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+            "            os.execvp('sleep', ['sleep', input + '1'])\n        os._exit(0)\n    return 'left'\n")
+
+    def leftovers():
+        return [line for line in cmdlines(descendants(server.proc.pid)) if marker in line]
+
+    def wait_both_running():
+        deadline = time.time() + 3
+        while len(leftovers()) < 2:
+            assert time.time() < deadline, leftovers()
+            time.sleep(0.02)
+
+    # Reaped when idle
+    function = make_function(server, code)
+    assert succeeded(invoke(server, function["id"], marker)) == "left"
+    wait_both_running()
+    deadline = time.time() + 6
+    while leftovers():
+        assert time.time() < deadline, leftovers()
+        time.sleep(0.1)
+    # Evicted by two other 128 MB environments
+    assert succeeded(invoke(server, function["id"], marker)) == "left"
+    wait_both_running()
+    for _ in range(2):
+        other = make_function(server, "def handler(input):\n    return 1\n")
+        assert succeeded(invoke(server, other["id"])) == 1
+    deadline = time.time() + 3
+    while leftovers():
+        assert time.time() < deadline, leftovers()
+        time.sleep(0.05)
+
+
 def test_other_functions_files_are_not_visible(server, normal):
     secret = uuid.uuid4().hex
     writer = make_function(server, "import os\ndef handler(input):\n"
