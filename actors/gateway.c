@@ -541,6 +541,8 @@ s_handle_result (self_t *self, msg_t *msg)
         gwmap_response (output, &response);
         if (!response.headers)
             response.headers = cJSON_CreateObject ();
+        //  Ours, whatever the function said (names are case-insensitive)
+        cJSON_DeleteItemFromObject (response.headers, "X-Clowdy-Invocation-Id");
         cJSON_AddStringToObject (response.headers, "X-Clowdy-Invocation-Id", job_id);
         s_reply (self, job->route, job->request_id, response.status, response.headers,
                  response.body ? response.body : "", response.body_size);

@@ -321,7 +321,9 @@ gwmap_response (const cJSON *output, gwmap_response_t *resp)
         return 0;
     }
     double code = cJSON_IsNumber (status)? status->valuedouble: 0;
-    if (!(code >= 100 && code <= 599) || (double) (int) code != code)
+    //  1xx is not a final answer (100 leaves the client waiting, 101 would
+    //  switch protocols), so a function may not end a request with one
+    if (!(code >= 200 && code <= 599) || (double) (int) code != code)
         return s_fail (resp, "Function returned an invalid statusCode");
     resp->status = (int) code;
 
@@ -597,7 +599,8 @@ gwmap_test (bool verbose)
     assert (s_map ("{\"statusCode\":200,\"body\":\"\"}", &resp) == 200);
     assert (resp.body_size == 0);
     assert (s_map ("{\"statusCode\":599.0,\"body\":\"x\"}", &resp) == 599);
-    assert (s_map ("{\"statusCode\":100}", &resp) == 100);
+    assert (s_map ("{\"statusCode\":100}", &resp) == 502);
+    assert (s_map ("{\"statusCode\":199}", &resp) == 502);
     //  Bodies are never sent with 1xx, 204 and 304
     assert (s_map ("{\"statusCode\":204,\"body\":\"gone\"}", &resp) == 204);
     assert (resp.body_size == 0 && !s_header (&resp, "content-type"));

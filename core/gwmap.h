@@ -21,7 +21,7 @@
 
     Response:
       - an object with "statusCode" is a response description: statusCode
-        must be an integer in 100..599 (else 502, detail below); "headers",
+        must be an integer in 200..599 (a final status) (else 502, detail below); "headers",
         if an object, gives the response headers: string values only, names
         that are HTTP tokens, values without control characters (so no
         header injection), hop-by-hop headers and content-length dropped; a
