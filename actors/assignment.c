@@ -453,6 +453,15 @@ s_handle_done (self_t *self, msg_t *msg)
 {
     env_t *env = (env_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
     job_t *job = (job_t *) zhashx_lookup (self->jobs, msg_string (msg, 1));
+    if (job && env && env->job == job && streq (msg_string (msg, 2), "{\"status\":\"lost\"}")) {
+        //  The worker no longer had that environment: the job never ran, so
+        //  it starts over on a new one
+        job->env = NULL;
+        env->job = NULL;
+        s_env_remove (self, env, false);
+        s_dispatch (self, job);
+        return;
+    }
     if (job && (!env || env->job == job)) {
         job->env = NULL;
         s_finish_job (self, job, msg_string (msg, 2));
@@ -814,6 +823,23 @@ assignment_test (bool verbose)
     s_done (worker, exec, "warm");
     msg_destroy (&exec);
     msg = s_expect (gateway, false, "RESULT");
+    msg_destroy (&msg);
+
+    //  The worker lost a warm env: the job is run again on a new one
+    s_run (gateway, "job000000009", "f2:1:x", "ffffffffff02", 128);
+    msg_t *lost = s_expect (worker, false, "EXEC");
+    msg_send (worker, NULL, "DONE", msg_string (lost, 0), "job000000009", "{\"status\":\"lost\"}", "dead");
+    msg = s_expect (placement, true, "PLACE");
+    assert (streq (msg_string (msg, 0), "job000000009"));
+    msg_send (placement, msg_route (msg), "PLACED", "job000000009", "w1");
+    msg_destroy (&msg);
+    msg_t *again = s_expect (worker, false, "EXEC");
+    assert (strneq (msg_string (again, 0), msg_string (lost, 0)));
+    s_done (worker, again, "warm");
+    msg_destroy (&again);
+    msg_destroy (&lost);
+    msg = s_expect (gateway, false, "RESULT");
+    assert (streq (msg_string (msg, 0), "job000000009"));
     msg_destroy (&msg);
 
     //  Memory budget 512 with 256 in use: a 300 MB function evicts the least

@@ -428,6 +428,13 @@ s_handle_exec (self_t *self, msg_t *msg)
     //  Cold start
     int64_t started_us = util_monotonic_us ();
     cJSON *context = cJSON_Parse (msg_string (msg, 3));
+    if (!cJSON_IsString (cJSON_GetObjectItem (context, "code"))) {
+        //  A warm EXEC (no context) for an environment we no longer have (it
+        //  died and our GONE crossed this EXEC): assignment runs it elsewhere
+        cJSON_Delete (context);
+        msg_send (self->backend, NULL, "DONE", env_id, job_id, "{\"status\":\"lost\"}", "dead");
+        return;
+    }
     double memory_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "memory_mb"));
     double timeout_s = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "timeout_seconds"));
     bool network = cJSON_IsTrue (cJSON_GetObjectItem (context, "network_enabled"));
