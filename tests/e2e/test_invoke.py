@@ -585,6 +585,18 @@ def test_memory_budget_evicts_the_least_recently_used(make_server):
     assert got == [cold for _, cold in calls]
 
 
+def test_memory_budget_caps_environments_running_at_once(make_server):
+    """With room for two 128 MB environments, four parallel 1 s calls run two at a time."""
+    server = make_server(args=["--memory-budget-mb", "256"])
+    function = make_function(server, "import time\ndef handler(input):\n    time.sleep(1)\n    return input\n")
+    started = time.time()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: invoke(server, function["id"], i), range(4)))
+    elapsed = time.time() - started
+    assert [succeeded(r) for r in results] == [0, 1, 2, 3]
+    assert 1.9 < elapsed < 4.5, elapsed
+
+
 def test_server_maxima_bound_functions(make_server):
     """--max-memory-mb and --max-timeout: a function may not get more than the server allows, either
     refused when saved (422) or lowered when run."""
