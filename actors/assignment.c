@@ -277,6 +277,13 @@ s_place (self_t *self, pool_t *pool, job_t *job)
 static void
 s_dispatch (self_t *self, job_t *job)
 {
+    if (job->memory_mb > self->config->memory_budget_mb) {
+        char error [256];
+        snprintf (error, sizeof error, "The function's memory limit (%ld MB) is larger than the server's "
+                  "memory budget for environments (%ld MB)", job->memory_mb, self->config->memory_budget_mb);
+        s_fail_job (self, job, "error", error);
+        return;
+    }
     pool_t *pool = s_pool_require (self, job->pool_key);
     env_t *env = (env_t *) zlistx_last (pool->idle);
     if (env) {
@@ -676,7 +683,9 @@ assignment_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, self->frontend, self->backend, self->placement, NULL);
     while (!self->terminated) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, HEARTBEAT_MS);
+        //  Wake exactly when the next tick is due, so the reaper keeps time
+        int64_t wait = self->next_heartbeat - zclock_mono ();
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, wait > 0 ? (int) wait : 0);
         if (which == pipe)
             s_self_handle_pipe (self);
         else

@@ -144,6 +144,12 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
         char error [256];
         const char *status = "error";
         int wait_status = sandbox_exit_status (env->sandbox);
+        if (env->timed_out && env->state == WENV_LOADING) {
+            status = "timeout";
+            snprintf (error, sizeof error, "Function timed out: its module-level code did not finish loading within "
+                      "%g s (its timeout plus %d s for start-up)", env->timeout_ms / 1000.0, LOAD_ALLOWANCE_MS / 1000);
+        }
+        else
         if (env->timed_out) {
             status = "timeout";
             snprintf (error, sizeof error, "Function timed out after %g s", env->timeout_ms / 1000.0);

@@ -184,6 +184,11 @@ main (int argc, char *argv [])
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
     s_set_log_level (config.log_level);
+    if (config.max_memory_mb > config.memory_budget_mb) {
+        zsys_warning ("clowdy: --max-memory-mb %ld is over --memory-budget-mb %ld: functions may ask for %ld MB at most",
+                      config.max_memory_mb, config.memory_budget_mb, config.memory_budget_mb);
+        config.max_memory_mb = config.memory_budget_mb < 64 ? 64 : config.memory_budget_mb;
+    }
     if (zsys_dir_create ("%s", config.data_dir)) {
         fprintf (stderr, "clowdy: cannot create data dir '%s': %s\n", config.data_dir, strerror (errno));
         config_reset (&config);
