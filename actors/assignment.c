@@ -654,12 +654,10 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     zhashx_set_destructor (self->pools, s_pool_destroy);
     self->jobs = zhashx_new ();
     self->lru = zlistx_new ();
-    self->frontend = zsock_new (ZMQ_ROUTER);
-    self->backend = zsock_new (ZMQ_ROUTER);
-    self->placement = zsock_new_dealer (endpoints_get (args->endpoints, "placement"));
-    if (!self->frontend || !self->backend || !self->placement
-    ||  zsock_bind (self->frontend, "%s", endpoints_get (args->endpoints, "assignment")) < 0
-    ||  zsock_bind (self->backend, "%s", endpoints_get (args->endpoints, "worker")) < 0) {
+    self->frontend = endpoints_bind (args->endpoints, "assignment", ZMQ_ROUTER);
+    self->backend = endpoints_bind (args->endpoints, "worker", ZMQ_ROUTER);
+    self->placement = endpoints_connect (args->endpoints, "placement", ZMQ_DEALER);
+    if (!self->frontend || !self->backend || !self->placement) {
         zsys_error ("assignment: cannot bind its endpoints");
         s_self_destroy (&self);
         return NULL;

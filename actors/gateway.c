@@ -626,11 +626,10 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     char db_path [1024];
     snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
     self->store = store_new (db_path);
-    self->frontend = zsock_new (ZMQ_ROUTER);
-    self->assignment = zsock_new_dealer (endpoints_get (args->endpoints, "assignment"));
-    self->recorder = zsock_new_push (endpoints_get (args->endpoints, "recorder"));
-    if (!self->store || !self->frontend || !self->assignment || !self->recorder
-    ||  zsock_bind (self->frontend, "%s", endpoints_get (args->endpoints, "gateway")) < 0) {
+    self->frontend = endpoints_bind (args->endpoints, "gateway", ZMQ_ROUTER);
+    self->assignment = endpoints_connect (args->endpoints, "assignment", ZMQ_DEALER);
+    self->recorder = endpoints_connect (args->endpoints, "recorder", ZMQ_PUSH);
+    if (!self->store || !self->frontend || !self->assignment || !self->recorder) {
         zsys_error ("gateway: cannot start");
         return NULL;
     }

@@ -586,7 +586,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->auth = auth_new (&auth_config);
     if (!self->auth)
         goto failed;
-    self->gateway = zsock_new_dealer (endpoints_get (args->endpoints, "gateway"));
+    self->gateway = endpoints_connect (args->endpoints, "gateway", ZMQ_DEALER);
     if (!self->gateway)
         goto failed;
     zsock_set_sndhwm (self->gateway, 0);

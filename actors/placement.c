@@ -100,8 +100,8 @@ placement_actor (zsock_t *pipe, void *args_)
 {
     const actor_args_t *args = (const actor_args_t *) args_;
     self_t self = { .pipe = pipe };
-    self.frontend = zsock_new (ZMQ_ROUTER);
-    if (!self.frontend || zsock_bind (self.frontend, "%s", endpoints_get (args->endpoints, "placement")) < 0) {
+    self.frontend = endpoints_bind (args->endpoints, "placement", ZMQ_ROUTER);
+    if (!self.frontend) {
         zsys_error ("placement: cannot bind its endpoint");
         zsock_destroy (&self.frontend);
         zsock_signal (pipe, 1);

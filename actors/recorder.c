@@ -165,9 +165,8 @@ recorder_actor (zsock_t *pipe, void *args_)
     char db_path [1024];
     snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
     self->store = store_new (db_path);
-    self->inbox = zsock_new (ZMQ_PULL);
-    if (!self->store || !self->inbox
-    ||  zsock_bind (self->inbox, "%s", endpoints_get (args->endpoints, "recorder")) < 0) {
+    self->inbox = endpoints_bind (args->endpoints, "recorder", ZMQ_PULL);
+    if (!self->store || !self->inbox) {
         zsys_error ("recorder: cannot start");
         zhashx_destroy (&self->since_trim);
         zsock_destroy (&self->inbox);

@@ -609,7 +609,7 @@ worker_actor (zsock_t *pipe, void *args_)
     snprintf (self->worker_id, sizeof self->worker_id, "%s-%d-%d", host, getpid (), args->instance);
     self->envs = zhashx_new ();
     self->spare = zlistx_new ();
-    self->backend = zsock_new_dealer (endpoints_get (args->endpoints, "worker"));
+    self->backend = endpoints_connect (args->endpoints, "worker", ZMQ_DEALER);
     self->loop = zloop_new ();
     if (!self->backend) {
         zsys_error ("worker: cannot connect to %s", endpoints_get (args->endpoints, "worker"));

@@ -16,6 +16,9 @@ const char *endpoints_names [] = {
 
 struct _endpoints_t {
     zhash_t *table;                 //  name -> endpoint string (owned)
+    zcert_t *server;                //  CURVE server keys (secret only where we bind), or NULL
+    zcert_t *client;                //  This host's CURVE client keys, or NULL
+    zactor_t *auth;                 //  zauth admitting known clients, where we bind tcp
 };
 
 endpoints_t *
@@ -36,6 +39,9 @@ void
 endpoints_destroy (endpoints_t **self_p)
 {
     if (self_p && *self_p) {
+        zactor_destroy (&(*self_p)->auth);
+        zcert_destroy (&(*self_p)->server);
+        zcert_destroy (&(*self_p)->client);
         zhash_destroy (&(*self_p)->table);
         free (*self_p);
         *self_p = NULL;
@@ -101,6 +107,126 @@ endpoints_any_tcp (endpoints_t *self)
     return false;
 }
 
+static bool
+s_is_tcp (const char *endpoint)
+{
+    return endpoint && strncmp (endpoint, "tcp://", 6) == 0;
+}
+
+int
+endpoints_make_keys (const char *dir)
+{
+    if (zsys_dir_create ("%s/clients", dir))
+        return -1;
+    const char *names [] = { "server", "client" };
+    for (size_t i = 0; i < 2; i++) {
+        char path [1024];
+        snprintf (path, sizeof path, "%s/%s.cert", dir, names [i]);
+        if (zsys_file_exists (path))
+            continue;
+        zcert_t *cert = zcert_new ();
+        zcert_set_meta (cert, "role", "%s", names [i]);
+        int rc = zcert_save (cert, path);
+        zcert_destroy (&cert);
+        if (rc)
+            return -1;
+    }
+    //  Admit our own client, so that a single host works at once
+    char path [1024], admitted [1024];
+    snprintf (path, sizeof path, "%s/client.cert", dir);
+    zcert_t *client = zcert_load (path);
+    if (!client)
+        return -1;
+    //  Named by the key in hex: Z85 text may hold '/'
+    const byte *key = zcert_public_key (client);
+    snprintf (admitted, sizeof admitted, "%s/clients/%02x%02x%02x%02x%02x%02x.cert", dir,
+              key [0], key [1], key [2], key [3], key [4], key [5]);
+    int rc = zsys_file_exists (admitted) ? 0 : zcert_save_public (client, admitted);
+    zcert_destroy (&client);
+    return rc;
+}
+
+int
+endpoints_set_curve (endpoints_t *self, const char *dir)
+{
+    char path [1024];
+    snprintf (path, sizeof path, "%s/server.cert", dir);
+    self->server = zcert_load (path);       //  Loads the secret too when it is there
+    snprintf (path, sizeof path, "%s/client.cert", dir);
+    self->client = zcert_load (path);
+    if (!self->server || !self->client) {
+        zsys_error ("endpoints: --curve-dir %s needs server.cert and client.cert (make them with "
+                    "'clowdy keys --curve-dir %s')", dir, dir);
+        return -1;
+    }
+    //  Where we may bind tcp, only admitted clients get in
+    bool binds_tcp = false;
+    for (const char **name = endpoints_names; *name; name++)
+        binds_tcp = binds_tcp || s_is_tcp (endpoints_get (self, *name));
+    if (binds_tcp) {
+        snprintf (path, sizeof path, "%s/clients", dir);
+        self->auth = zactor_new (zauth, NULL);
+        zstr_sendx (self->auth, "CURVE", path, NULL);
+        zsock_wait (self->auth);
+    }
+    return 0;
+}
+
+static bool
+s_has_secret (zcert_t *cert)
+{
+    const byte *secret = zcert_secret_key (cert);
+    for (int i = 0; i < 32; i++)
+        if (secret [i])
+            return true;
+    return false;
+}
+
+zsock_t *
+endpoints_bind (endpoints_t *self, const char *name, int type)
+{
+    const char *endpoint = endpoints_get (self, name);
+    zsock_t *sock = endpoint ? zsock_new (type) : NULL;
+    if (!sock)
+        return NULL;
+    if (s_is_tcp (endpoint) && self->server) {
+        if (!s_has_secret (self->server)) {
+            zsys_error ("endpoints: binding %s needs server.cert_secret in the curve dir", endpoint);
+            zsock_destroy (&sock);
+            return NULL;
+        }
+        zcert_apply (self->server, sock);
+        zsock_set_curve_server (sock, 1);
+    }
+    else
+    if (s_is_tcp (endpoint))
+        zsys_warning ("endpoints: %s is tcp without CurveZMQ: not encrypted, anyone who reaches it may "
+                      "join (set --curve-dir)", endpoint);
+    if (zsock_bind (sock, "%s", endpoint) < 0) {
+        zsys_error ("endpoints: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+zsock_t *
+endpoints_connect (endpoints_t *self, const char *name, int type)
+{
+    const char *endpoint = endpoints_get (self, name);
+    zsock_t *sock = endpoint ? zsock_new (type) : NULL;
+    if (!sock)
+        return NULL;
+    if (s_is_tcp (endpoint) && self->server && self->client) {
+        zcert_apply (self->client, sock);
+        zsock_set_curve_serverkey (sock, zcert_public_txt (self->server));
+    }
+    if (zsock_connect (sock, "%s", endpoint) < 0) {
+        zsys_error ("endpoints: cannot connect to %s", endpoint);
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
 void
 endpoints_test (bool verbose)
 {
@@ -130,5 +256,66 @@ endpoints_test (bool verbose)
 
     endpoints_destroy (&endpoints);
     endpoints_destroy (&endpoints);
+
+    //  CurveZMQ over tcp: an admitted client talks, an unknown one is refused
+    char dir [] = "/tmp/clowdy-curve-test-XXXXXX";
+    assert (mkdtemp (dir));
+    assert (endpoints_make_keys (dir) == 0);
+    assert (endpoints_make_keys (dir) == 0);            //  keeps what exists
+    endpoints_t *server = endpoints_new ();
+    zsock_t *probe = zsock_new (ZMQ_PULL);
+    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    zsock_destroy (&probe);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    assert (endpoints_set (server, "recorder", endpoint) == 0);
+    assert (endpoints_set_curve (server, dir) == 0);
+    zsock_t *inbox = NULL;
+    for (int attempt = 0; attempt < 50 && !inbox; attempt++) {
+        inbox = endpoints_bind (server, "recorder", ZMQ_PULL);
+        if (!inbox)
+            zclock_sleep (20);          //  The probe's port may take a moment to free
+    }
+    assert (inbox);
+    zsock_set_rcvtimeo (inbox, 2000);
+    zsock_t *admitted = endpoints_connect (server, "recorder", ZMQ_PUSH);
+    zstr_send (admitted, "hello");
+    char *got = zstr_recv (inbox);
+    assert (got && streq (got, "hello"));
+    zstr_free (&got);
+    //  A client with keys the server never admitted
+    char stranger_dir [] = "/tmp/clowdy-curve-stranger-XXXXXX";
+    assert (mkdtemp (stranger_dir));
+    assert (endpoints_make_keys (stranger_dir) == 0);
+    char path [1024];
+    snprintf (path, sizeof path, "%s/client.cert", stranger_dir);
+    zcert_t *stranger_cert = zcert_load (path);
+    zsock_t *stranger = zsock_new (ZMQ_PUSH);
+    zcert_apply (stranger_cert, stranger);
+    snprintf (path, sizeof path, "%s/server.cert", dir);
+    zcert_t *server_cert = zcert_load (path);
+    zsock_set_curve_serverkey (stranger, zcert_public_txt (server_cert));
+    zsock_connect (stranger, "%s", endpoint);
+    zsock_set_sndtimeo (stranger, 200);
+    zstr_send (stranger, "intruder");
+    zsock_set_rcvtimeo (inbox, 500);
+    got = zstr_recv (inbox);
+    assert (got == NULL);
+    //  Plain (no CURVE) is refused too
+    zsock_t *plain = zsock_new_push (endpoint);
+    zsock_set_sndtimeo (plain, 200);
+    zstr_send (plain, "plain");
+    got = zstr_recv (inbox);
+    assert (got == NULL);
+    zsock_destroy (&plain);
+    zsock_destroy (&stranger);
+    zcert_destroy (&stranger_cert);
+    zcert_destroy (&server_cert);
+    zsock_destroy (&admitted);
+    zsock_destroy (&inbox);
+    endpoints_destroy (&server);
+    char command [256];
+    snprintf (command, sizeof command, "rm -rf %s %s", dir, stranger_dir);
+    if (system (command)) { }
     printf ("OK\n");
 }

@@ -48,6 +48,32 @@ int
 bool
     endpoints_any_tcp (endpoints_t *self);
 
+//  Secure tcp links with CurveZMQ, with the certificates in dir:
+//      dir/server.cert, dir/server.cert_secret   the binding side's keys (the
+//                                                secret only where it binds)
+//      dir/client.cert, dir/client.cert_secret   this host's keys as a client
+//      dir/clients/*.cert                        clients the binding side admits
+//  Call once at start-up, before any actor starts: it loads the certificates
+//  (0, or -1 logged when one is missing) and, where this process binds tcp
+//  endpoints, starts zauth so that only admitted clients can connect.
+int
+    endpoints_set_curve (endpoints_t *self, const char *dir);
+
+//  Create keys in dir as laid out above, keeping any that exist, and admit
+//  this host's own client (so one host works at once). 0 or -1.
+int
+    endpoints_make_keys (const char *dir);
+
+//  New socket of a type (ZMQ_ROUTER, ZMQ_PULL, ...) bound to a name's endpoint;
+//  a tcp endpoint is a CURVE server when curve is set. NULL on error (logged).
+zsock_t *
+    endpoints_bind (endpoints_t *self, const char *name, int type);
+
+//  New socket of a type connected to a name's endpoint; a tcp endpoint is a
+//  CURVE client when curve is set. NULL on error (logged).
+zsock_t *
+    endpoints_connect (endpoints_t *self, const char *name, int type);
+
 void
     endpoints_test (bool verbose);
 

@@ -42,6 +42,7 @@ static const opt_t s_options [] = {
     STR (runtime_dir, "runtime-dir", "CLOWDY_RUNTIME_DIR", CLOWDY_SOURCE_DIR "/runtime", "directory holding runner.py"),
     STR (python, "python", "CLOWDY_PYTHON", "/usr/bin/python3", "Python interpreter inside sandboxes"),
     STR (cgroup_name, "cgroup", "CLOWDY_CGROUP", "clowdy", "parent cgroup for sandboxes"),
+    STR (curve_dir, "curve-dir", "CLOWDY_CURVE_DIR", "", "CurveZMQ certificates securing tcp links (see 'clowdy keys')"),
     NUM (max_body, "max-body", "CLOWDY_MAX_BODY", "6291456", 1024, 1L << 30, "request body limit in bytes"),
     NUM (workers, "workers", "CLOWDY_WORKERS", "2", 1, 64, "worker actors"),
     NUM (prewarm, "prewarm", "CLOWDY_PREWARM", "2", 0, 64, "empty sandboxes kept ready per worker"),

@@ -27,6 +27,7 @@ typedef struct {
     char *runtime_dir;              //  Holds runner.py
     char *python;                   //  Python interpreter used in sandboxes
     char *cgroup_name;              //  Parent cgroup of all sandboxes
+    char *curve_dir;                //  CurveZMQ certificates for tcp links, or empty
     long max_body;                  //  Request body limit in bytes
     long workers;                   //  Worker actors (each drives its own sandboxes)
     long prewarm;                   //  Empty sandboxes kept ready per worker

@@ -153,6 +153,23 @@ main (int argc, char *argv [])
 {
     if (argc > 1 && streq (argv [1], "token"))
         return s_token_command (argc, argv);
+    if (argc > 1 && streq (argv [1], "keys")) {
+        //  clowdy keys --curve-dir DIR: certificates for CurveZMQ tcp links
+        const char *dir = argc == 4 && streq (argv [2], "--curve-dir") ? argv [3] : NULL;
+        if (!dir) {
+            fputs ("usage: clowdy keys --curve-dir DIR\n", stderr);
+            return 2;
+        }
+        if (endpoints_make_keys (dir)) {
+            fprintf (stderr, "clowdy: cannot write keys in %s\n", dir);
+            return 1;
+        }
+        printf ("Keys are in %s. On the control host keep server.cert and server.cert_secret;\n"
+                "give each worker host a curve dir with server.cert (public only) and its own client\n"
+                "keys ('clowdy keys' there), and copy each worker's client.cert into the control\n"
+                "host's %s/clients/ to admit it.\n", dir, dir);
+        return 0;
+    }
 
     config_t config;
     char error [512];
@@ -196,6 +213,11 @@ main (int argc, char *argv [])
     }
     endpoints_t *endpoints = endpoints_new ();
     if (endpoints_load_env (endpoints)) {
+        endpoints_destroy (&endpoints);
+        config_reset (&config);
+        return 2;
+    }
+    if (*config.curve_dir && endpoints_set_curve (endpoints, config.curve_dir)) {
         endpoints_destroy (&endpoints);
         config_reset (&config);
         return 2;

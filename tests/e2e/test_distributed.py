@@ -61,3 +61,47 @@ def test_workers_join_leave_and_die(tmp_path):
         for w in workers:
             w.cleanup()
         control.cleanup()
+
+
+def clowdy_keys(directory):
+    import subprocess
+    from conftest import BINARY
+    subprocess.run([BINARY, "keys", "--curve-dir", str(directory)], check=True, capture_output=True)
+
+
+def test_curve_admits_only_known_workers(tmp_path):
+    """With --curve-dir the worker link is CurveZMQ: a worker whose key the control host admitted
+    joins and runs calls; one with keys of its own that nobody admitted never joins."""
+    import shutil
+    control_keys, worker_keys, stranger_keys = tmp_path / "ck", tmp_path / "wk", tmp_path / "sk"
+    for d in (control_keys, worker_keys, stranger_keys):
+        clowdy_keys(d)
+    # Workers know the control host's public server key only, and the control host admits the worker
+    for d in (worker_keys, stranger_keys):
+        shutil.copy(control_keys / "server.cert", d / "server.cert")
+        (d / "server.cert_secret").unlink()
+    shutil.copy(worker_keys / "client.cert", control_keys / "clients" / "worker-1.cert")
+
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    control = Server(data_dir=str(tmp_path / "control"), args=["--role", "control"],
+                     env={"CLOWDY_ENDPOINT_WORKER": endpoint, "CLOWDY_CURVE_DIR": str(control_keys)}).start()
+    workers = []
+    try:
+        fid = make_function(control)
+        stranger = Server(data_dir=str(tmp_path / "s"), args=["--role", "worker"],
+                          env={"CLOWDY_ENDPOINT_WORKER": endpoint, "CLOWDY_CURVE_DIR": str(stranger_keys)})
+        workers.append(stranger)
+        stranger.start_worker()
+        r = control.post("/api/invoke/" + fid, json={"input": 1})
+        assert r.status_code == 503 and "No worker" in r.json()["detail"], r.text
+
+        admitted = Server(data_dir=str(tmp_path / "w"), args=["--role", "worker"],
+                          env={"CLOWDY_ENDPOINT_WORKER": endpoint, "CLOWDY_CURVE_DIR": str(worker_keys)})
+        workers.append(admitted)
+        admitted.start_worker()
+        r = control.post("/api/invoke/" + fid, json={"input": 2})
+        assert r.status_code == 200 and r.json()["success"] and r.json()["output"] == 2, r.text
+    finally:
+        for w in workers:
+            w.cleanup()
+        control.cleanup()
