@@ -54,7 +54,7 @@ static const opt_t s_options [] = {
     NUM (max_timeout_seconds, "max-timeout", "CLOWDY_MAX_TIMEOUT", "900", 1, 900, "largest timeout_seconds a function may ask for"),
     NUM (retention, "retention", "CLOWDY_RETENTION", "10000", 10, 100000000, "invocation records kept per function"),
     NUM (reuse, "reuse", "CLOWDY_REUSE", "1", 0, 1, "0: a new sandbox and process for every call (benchmark baseline)"),
-    { NULL }
+    { NULL, NULL, OPT_STRING, 0, NULL, 0, 0, NULL }
 };
 
 static int

@@ -152,14 +152,18 @@ cgroup_system_init (void)
     return version;
 }
 
-//  Directory of a controller for a relative cgroup path
+//  Directory of a controller for a relative cgroup path; a path too long
+//  for the buffer comes out empty, so it fails loudly instead of truncated
 static void
 s_path (char *buffer, size_t size, int controller, const char *relative)
 {
+    int length;
     if (s_backend->version == 2)
-        snprintf (buffer, size, CGROUP_ROOT "/%s", relative);
+        length = snprintf (buffer, size, CGROUP_ROOT "/%s", relative);
     else
-        snprintf (buffer, size, CGROUP_ROOT "/%s/%s", s_controller_names [controller], relative);
+        length = snprintf (buffer, size, CGROUP_ROOT "/%s/%s", s_controller_names [controller], relative);
+    if (length < 0 || (size_t) length >= size)
+        buffer [0] = 0;
 }
 
 //  Remove children "<pid>-<n>" whose server pid is not running any more
