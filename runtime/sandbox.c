@@ -730,6 +730,9 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
     s_plan_link (plan, "/proc/self/fd/0", "/dev/stdin");
     s_plan_link (plan, "/proc/self/fd/1", "/dev/stdout");
     s_plan_link (plan, "/proc/self/fd/2", "/dev/stderr");
+    //  POSIX shared memory and semaphores (multiprocessing locks) live in the
+    //  capped /tmp, so they count against the same limit
+    s_plan_link (plan, "/tmp", "/dev/shm");
     s_plan_file (plan, "/etc/passwd", s_passwd);
     s_plan_file (plan, "/etc/group", s_group);
     s_plan_file (plan, "/etc/hosts", s_hosts);
@@ -1559,7 +1562,7 @@ sandbox_test (bool verbose)
         strcat (expected_root, "'libx32', ");
     strcat (expected_root, "'opt', 'proc', 'sbin', 'tmp', 'usr']");
     char *expected = zsys_sprintf ("%s ['group', 'hosts', 'nsswitch.conf', 'passwd'] ['clowdy'] "
-                                   "['fd', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero'] "
+                                   "['fd', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', 'zero'] "
                                    "FileNotFoundError FileNotFoundError FileNotFoundError ['2'] 1",
                                    expected_root);
     s_expect (&config, "files",

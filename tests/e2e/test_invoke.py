@@ -753,3 +753,14 @@ def test_stats_on_a_fresh_server(make_server):
     assert rows[function["id"]]["name"] == function["name"]
     assert durations[3] * 0.8 - 1 <= rows[function["id"]]["p50_duration_ms"] <= durations[4] * 1.2 + 1
     assert rows[idle["id"]]["count"] == 0
+
+
+def test_multiprocessing_works_inside_the_sandbox(server):
+    """Locks and pools need POSIX shared memory (/dev/shm, kept in the capped /tmp)."""
+    code = ("import multiprocessing as mp\n"
+            "def square(x):\n    return x * x\n"
+            "def handler(input):\n"
+            "    with mp.Lock():\n        pass\n"
+            "    with mp.Pool(2) as pool:\n        return pool.map(square, input['numbers'])\n")
+    function = make_function(server, code)
+    assert succeeded(invoke(server, function["id"], {"numbers": [1, 2, 3]})) == [1, 4, 9]
