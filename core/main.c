@@ -225,6 +225,14 @@ main (int argc, char *argv [])
     zsys_set_linger (0);
     zsys_info ("clowdy %s: data in %s, auth %s", CLOWDY_VERSION, config.data_dir, config.auth);
 
+    //  Actor threads inherit a mask without SIGINT/SIGTERM, so the signals
+    //  reach main, whose poll they interrupt at once
+    sigset_t stop_signals, previous_mask;
+    sigemptyset (&stop_signals);
+    sigaddset (&stop_signals, SIGINT);
+    sigaddset (&stop_signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &stop_signals, &previous_mask);
+
     //  Start order: services first, then their clients; http last
     zactor_t *actors [MAX_ACTORS];
     actor_args_t args [MAX_ACTORS];
@@ -257,6 +265,7 @@ main (int argc, char *argv [])
             }
             count++;
         }
+    pthread_sigmask (SIG_SETMASK, &previous_mask, NULL);
     zactor_t *http = rc == 0 && control ? actors [count - 1] : NULL;
     if (rc == 0 && !control)
         zsys_info ("clowdy: %ld workers connected to %s", config.workers, endpoints_get (endpoints, "worker"));
