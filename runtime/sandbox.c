@@ -1055,6 +1055,71 @@ s_slirp_start (sandbox_t *self, pid_t child)
     return rc;
 }
 
+//  What a network-enabled function may not reach through slirp4netns: the
+//  host's LAN and private ranges, link-local (cloud metadata at
+//  169.254.169.254), carrier-grade NAT, multicast and reserved space. The
+//  host's own addresses are added at run time. slirp's own 10.0.2.0/24 stays
+//  reachable (its connected route is more specific), for DNS at 10.0.2.3.
+static const char *s_blocked_ranges [] = {
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4", NULL
+};
+
+//  Add "unreachable" routes for those ranges inside the sandbox's network
+//  namespace (the sandbox has no capabilities, so it cannot remove them).
+//  Runs `nsenter --net=/proc/PID/ns/net ip -batch -`; 0 or -1.
+static int
+s_block_routes (pid_t child)
+{
+    char batch [4096];
+    size_t used = 0;
+    for (const char **range = s_blocked_ranges; *range; range++)
+        used += (size_t) snprintf (batch + used, sizeof batch - used, "route add unreachable %s\n", *range);
+    struct ifaddrs *interfaces;
+    if (getifaddrs (&interfaces) == 0) {
+        for (struct ifaddrs *item = interfaces; item; item = item->ifa_next) {
+            if (!item->ifa_addr || item->ifa_addr->sa_family != AF_INET || (item->ifa_flags & IFF_LOOPBACK))
+                continue;
+            char address [INET_ADDRSTRLEN];
+            inet_ntop (AF_INET, &((struct sockaddr_in *) item->ifa_addr)->sin_addr, address, sizeof address);
+            if (used + 64 < sizeof batch)
+                used += (size_t) snprintf (batch + used, sizeof batch - used,
+                                           "route replace unreachable %s/32\n", address);
+        }
+        freeifaddrs (interfaces);
+    }
+    int input [2];
+    if (pipe2 (input, O_CLOEXEC))
+        return -1;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init (&actions);
+    posix_spawn_file_actions_adddup2 (&actions, input [0], 0);
+    posix_spawn_file_actions_addopen (&actions, 1, "/dev/null", O_WRONLY, 0);
+    char netns [64];
+    snprintf (netns, sizeof netns, "--net=/proc/%d/ns/net", (int) child);
+    char *argv [] = { "nsenter", netns, "ip", "-batch", "-", NULL };
+    extern char **environ;
+    pid_t pid;
+    int rc = posix_spawnp (&pid, "nsenter", &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy (&actions);
+    close (input [0]);
+    if (rc) {
+        close (input [1]);
+        zsys_error ("sandbox: cannot run nsenter to restrict the network: %s", strerror (rc));
+        return -1;
+    }
+    bool written = write (input [1], batch, used) == (ssize_t) used;
+    close (input [1]);
+    int status = 0;
+    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!written || !WIFEXITED (status) || WEXITSTATUS (status) != 0) {
+        zsys_error ("sandbox: could not restrict the sandbox's network (ip -batch failed)");
+        return -1;
+    }
+    return 0;
+}
+
 static void
 s_slirp_stop (sandbox_t *self)
 {
@@ -1162,7 +1227,7 @@ sandbox_new (const sandbox_config_t *config)
     }
     if (!entered && cgroup_attach (self->cgroup, pid))
         goto cleanup;
-    if (config->network && s_slirp_start (self, pid))
+    if (config->network && (s_slirp_start (self, pid) || s_block_routes (pid)))
         goto cleanup;
     if (write (sync [1], "x", 1) != 1)
         goto cleanup;
@@ -1707,13 +1772,17 @@ sandbox_test (bool verbose)
         "    try: s.connect((host, port)); return 'CONNECTED'\n"
         "    except OSError as e: return 'refused'\n"
         "res = [conn('10.0.2.2', %d), conn('127.0.0.1', %d)]\n"
-        "res.append(conn('%s', %d) if '%s' else 'CONNECTED')\n"
+        "res.append(conn('%s', %d) if '%s' else 'refused')\n"
+        "res += [conn('169.254.169.254', 80), conn('192.168.1.1', 80), conn('10.1.2.3', 80)]\n"
         "res.append(str(sorted(n for i, n in socket.if_nameindex())))\n"
         "os.write(3, ' '.join(res).encode())\n",
         loop_port, loop_port, host_address, any_port, host_address);
     config.network = true;
     start = zclock_usecs ();
-    s_expect (&config, "network on", program, "refused refused CONNECTED ['lo', 'tap0']", verbose);
+    //  Neither the host (loopback, its own addresses) nor private, link-local
+    //  (cloud metadata) or LAN ranges; outbound elsewhere goes through tap0
+    s_expect (&config, "network on", program,
+              "refused refused refused refused refused refused ['lo', 'tap0']", verbose);
     if (verbose)
         printf (" (host address %s, whole run %.1f ms)", *host_address? host_address: "none",
                 (zclock_usecs () - start) / 1000.0);

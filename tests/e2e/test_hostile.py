@@ -891,3 +891,40 @@ def test_many_attacks_at_once(server, normal):
     assert all(r["success"] is False for r in results), results
     prober.check()
     healthy(server, normal)
+
+
+def test_network_enabled_cannot_reach_lan_metadata_or_host_addresses(server, normal):
+    """Outbound access is for the internet: the host's own addresses (a service bound to 0.0.0.0),
+    private LAN ranges and the cloud metadata address are unreachable, and fail at once."""
+    import socket as pysocket
+    listener = pysocket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    host_addresses = [a for a in {info[4][0] for info in pysocket.getaddrinfo(pysocket.gethostname(), None,
+                                                                             pysocket.AF_INET)}
+                      if not a.startswith("127.")]
+    code = """\
+import socket, time
+def handler(input):
+    out = {}
+    for host in input["hosts"]:
+        s = socket.socket(); s.settimeout(3)
+        started = time.time()
+        try:
+            s.connect((host, input["port"])); out[host] = "CONNECTED"
+        except OSError as e:
+            out[host] = "%s after %.1f s" % (type(e).__name__, time.time() - started)
+    return out
+"""
+    try:
+        function = make_function(server, code, network_enabled=True, timeout_seconds=20)
+        hosts = host_addresses + ["169.254.169.254", "10.0.0.1", "172.16.0.1", "192.168.0.1"]
+        output = succeeded(invoke(server, function["id"], {"port": port, "hosts": hosts}))
+        for host in hosts:
+            assert not output[host].startswith("CONNECTED"), (host, output)
+        # Refused by a route, not by waiting for a timeout
+        assert all(float(v.split(" after ")[1].split()[0]) < 1.0 for v in output.values()), output
+    finally:
+        listener.close()
+    healthy(server, normal)
