@@ -825,7 +825,6 @@ http_test (bool verbose)
     zsock_destroy (&gateway);
     endpoints_destroy (&endpoints);
     config_reset (&config);
-    zsys_dir_delete (data_dir);
     char command [256];
     snprintf (command, sizeof command, "rm -rf %s", data_dir);
     if (system (command)) { }
