@@ -50,6 +50,7 @@ typedef struct {
     store_t *store;                 //  Our own store connection
     api_t *api;                     //  Control-plane handlers
     auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
+    zactor_t *jwks_refresher;       //  Keeps the JWKS fresh off our thread (jwt mode)
     zhashx_t *pending;              //  request id -> request_t parked on gateway
     size_t active;                  //  Requests started and not completed
     bool access_log;                //  Log one line per request?
@@ -277,6 +278,30 @@ s_handle_gateway_reply (self_t *self)
     else
         zsys_warning ("http: unexpected '%s' from gateway", msg_command (msg));
     msg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------------
+//  JWKS refresher: fetches the provider's keys at start and before they age
+//  out, from its own thread, so requests never wait for the provider (see
+//  auth_refresh). auth_t is thread-safe; this actor only calls auth_refresh.
+
+static void
+s_jwks_refresher (zsock_t *pipe, void *auth)
+{
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    zpoller_set_nonstop (poller, true);
+    while (true) {
+        auth_refresh ((auth_t *) auth);
+        if (zpoller_wait (poller, 30 * 1000) == pipe) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+    }
+    zpoller_destroy (&poller);
 }
 
 //  --------------------------------------------------------------------------
@@ -586,6 +611,8 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->auth = auth_new (&auth_config);
     if (!self->auth)
         goto failed;
+    if (auth_config.mode == AUTH_JWT && auth_config.jwks_url)
+        self->jwks_refresher = zactor_new (s_jwks_refresher, self->auth);
     self->gateway = endpoints_connect (args->endpoints, "gateway", ZMQ_DEALER);
     if (!self->gateway)
         goto failed;
@@ -626,6 +653,7 @@ failed:
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     zsock_destroy (&self->gateway);
+    zactor_destroy (&self->jwks_refresher);
     auth_destroy (&self->auth);
     api_destroy (&self->api);
     store_destroy (&self->store);
@@ -653,6 +681,7 @@ s_self_destroy (self_t **self_p)
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
         zsock_destroy (&self->gateway);
+        zactor_destroy (&self->jwks_refresher);
         auth_destroy (&self->auth);
         api_destroy (&self->api);
         store_destroy (&self->store);

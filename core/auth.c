@@ -37,7 +37,11 @@
     10 s, so random kids cannot hammer the provider), and when the set is
     over an hour old (so a key the provider withdrew stops working). A failed
     fetch keeps the keys we have. A fetch blocks the caller for at most the
-    timeout, never longer.
+    timeout, never longer. A server calls auth_refresh from a thread of its
+    own, which fetches at start and before the set ages out, without holding
+    the lock while it downloads: then requests never wait for the provider,
+    except one naming a kid we do not know, or one that arrives before the
+    very first key set (it waits for that fetch rather than failing).
 
     A mutex guards the key set, so auth_check may be called from any thread.
     ========================================================================= */
@@ -66,6 +70,7 @@
 #define AUTH_FETCH_TIMEOUT_MS 5000              //  whole JWKS fetch, connect included
 #define AUTH_REFETCH_US       (10 * 1000000LL)  //  at most one refetch per 10 s
 #define AUTH_MAX_KEY_AGE_US   (3600 * 1000000LL)//  refresh a key set older than this
+#define AUTH_EARLY_REFRESH_US (300 * 1000000LL) //  auth_refresh renews this much sooner
 #define AUTH_DEFAULT_LEEWAY   60                //  seconds of clock skew allowed
 #define AUTH_TOUCH_SECONDS    60                //  last_used_at resolution
 #define AUTH_TOKEN_HEX        64                //  hex characters after the prefix
@@ -103,6 +108,8 @@ struct _auth_t {
     int64_t refetch_us;         //  minimum gap between fetches (tests shorten it)
     long fetch_timeout_ms;      //  curl timeout (tests shorten it)
     size_t fetches;             //  fetch attempts so far (for tests and logs)
+    bool fetching;              //  auth_refresh is downloading without the lock
+    pthread_cond_t fetched;     //  signalled when that download is installed
     size_t key_generation;      //  bumped by every key set install
     s_verified_t *cache;        //  AUTH_CACHE_SLOTS verified tokens, emptied with each new key set
     size_t cache_hits;          //  tokens accepted from the cache (for tests)
@@ -453,26 +460,24 @@ s_curl_write (char *ptr, size_t size, size_t nmemb, void *userdata)
     return bytes;
 }
 
-//  Fetch and install the JWKS; caller holds the lock. Keeps the old keys
-//  on any failure.
-static void
-s_fetch (auth_t *self)
+//  Download and parse a JWKS; touches no auth_t, so it needs no lock.
+//  Returns the number of usable keys (filling *keys_out) or -1, logged.
+static int
+s_download (const char *jwks_url, long timeout_ms, s_key_t **keys_out)
 {
-    self->last_fetch_us = util_monotonic_us ();
-    self->fetches++;
     s_buffer_t buffer = { NULL, 0 };
     CURL *curl = curl_easy_init ();
     if (!curl) {
         zsys_warning ("auth: cannot start a JWKS fetch");
-        return;
+        return -1;
     }
-    curl_easy_setopt (curl, CURLOPT_URL, self->jwks_url);
+    curl_easy_setopt (curl, CURLOPT_URL, jwks_url);
     curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt (curl, CURLOPT_MAXREDIRS, 3L);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, self->fetch_timeout_ms);
-    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, self->fetch_timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) AUTH_MAX_JWKS);
     curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_curl_write);
@@ -483,23 +488,54 @@ s_fetch (auth_t *self)
     curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup (curl);
 
+    int count = -1;
     if (rc != CURLE_OK)
-        zsys_warning ("auth: JWKS fetch from %s failed: %s", self->jwks_url, curl_easy_strerror (rc));
+        zsys_warning ("auth: JWKS fetch from %s failed: %s", jwks_url, curl_easy_strerror (rc));
     else
     if (status != 200)
-        zsys_warning ("auth: JWKS fetch from %s answered HTTP %ld", self->jwks_url, status);
+        zsys_warning ("auth: JWKS fetch from %s answered HTTP %ld", jwks_url, status);
     else {
-        s_key_t *keys = NULL;
-        int count = s_parse_jwks (buffer.data? buffer.data: "", buffer.size, &keys);
+        count = s_parse_jwks (buffer.data? buffer.data: "", buffer.size, keys_out);
         if (count < 0)
-            zsys_warning ("auth: %s is not a JWKS document", self->jwks_url);
-        else {
-            if (count == 0)
-                zsys_warning ("auth: JWKS at %s has no usable RS256/ES256 keys", self->jwks_url);
-            s_install (self, keys, (size_t) count);
-        }
+            zsys_warning ("auth: %s is not a JWKS document", jwks_url);
+        else
+        if (count == 0)
+            zsys_warning ("auth: JWKS at %s has no usable RS256/ES256 keys", jwks_url);
     }
     free (buffer.data);
+    return count;
+}
+
+//  Fetch and install the JWKS; caller holds the lock. Keeps the old keys
+//  on any failure.
+static void
+s_fetch (auth_t *self)
+{
+    self->last_fetch_us = util_monotonic_us ();
+    self->fetches++;
+    s_key_t *keys = NULL;
+    int count = s_download (self->jwks_url, self->fetch_timeout_ms, &keys);
+    if (count >= 0)
+        s_install (self, keys, (size_t) count);
+}
+
+//  While auth_refresh downloads, wait for it (bounded by the fetch timeout);
+//  caller holds the lock.
+static void
+s_wait_for_refresh (auth_t *self)
+{
+    struct timespec until;
+    clock_gettime (CLOCK_REALTIME, &until);
+    int64_t wait_ns = (int64_t) (self->fetch_timeout_ms + 1000) * 1000000;
+    until.tv_sec += (time_t) (wait_ns / 1000000000);
+    until.tv_nsec += (long) (wait_ns % 1000000000);
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    while (self->fetching)
+        if (pthread_cond_timedwait (&self->fetched, &self->mutex, &until) == ETIMEDOUT)
+            break;
 }
 
 //  Fetch the JWKS if we never did, or if the key set is over an hour old
@@ -508,7 +544,7 @@ static void
 s_refresh_if_due (auth_t *self)
 {
     int64_t now = util_monotonic_us ();
-    if (self->jwks_url
+    if (self->jwks_url && !self->fetching
     && (self->last_fetch_us == 0
     || (now - self->last_success_us > AUTH_MAX_KEY_AGE_US
         && now - self->last_fetch_us >= self->refetch_us)))
@@ -521,6 +557,7 @@ s_refresh_if_due (auth_t *self)
 static const s_key_t *
 s_find_key (auth_t *self, const char *kid, jwt_alg_t alg, const char **detail)
 {
+    bool waited = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         const s_key_t *found = NULL;
         size_t alg_matches = 0;
@@ -547,8 +584,15 @@ s_find_key (auth_t *self, const char *kid, jwt_alg_t alg, const char **detail)
             }
             return found;
         }
+        //  A background refresh under way may bring it: wait for that first
+        if (self->fetching && !waited) {
+            s_wait_for_refresh (self);
+            waited = true;
+            attempt--;
+            continue;
+        }
         //  Unknown kid: one refetch, rate-limited
-        if (attempt == 0 && self->jwks_url
+        if (attempt == 0 && self->jwks_url && !self->fetching
         &&  util_monotonic_us () - self->last_fetch_us >= self->refetch_us)
             s_fetch (self);
         else
@@ -981,6 +1025,7 @@ auth_new (const auth_config_t *config)
     self->fetch_timeout_ms = AUTH_FETCH_TIMEOUT_MS;
     self->cache = (s_verified_t *) zmalloc (AUTH_CACHE_SLOTS * sizeof (s_verified_t));
     pthread_mutex_init (&self->mutex, NULL);
+    pthread_cond_init (&self->fetched, NULL);
     if (self->jwks_url)
         curl_global_init (CURL_GLOBAL_DEFAULT);
     return self;
@@ -997,6 +1042,7 @@ auth_destroy (auth_t **self_p)
         s_keys_free (self->keys, self->key_count);
         free (self->cache);
         pthread_mutex_destroy (&self->mutex);
+        pthread_cond_destroy (&self->fetched);
         free (self->jwks_url);
         free (self->issuer);
         free (self->audience);
@@ -1004,6 +1050,39 @@ auth_destroy (auth_t **self_p)
         free (self);
         *self_p = NULL;
     }
+}
+
+int
+auth_refresh (auth_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    int64_t now = util_monotonic_us ();
+    bool gap_ok = self->last_fetch_us == 0 || now - self->last_fetch_us >= self->refetch_us;
+    bool due = self->jwks_url && !self->fetching && gap_ok
+            && (self->last_success_us == 0
+             || now - self->last_success_us > AUTH_MAX_KEY_AGE_US - AUTH_EARLY_REFRESH_US);
+    if (!due) {
+        pthread_mutex_unlock (&self->mutex);
+        return 0;
+    }
+    self->fetching = true;
+    self->last_fetch_us = now;
+    self->fetches++;
+    char *url = strdup (self->jwks_url);
+    long timeout_ms = self->fetch_timeout_ms;
+    pthread_mutex_unlock (&self->mutex);
+
+    s_key_t *keys = NULL;
+    int count = s_download (url, timeout_ms, &keys);
+    free (url);
+
+    pthread_mutex_lock (&self->mutex);
+    if (count >= 0)
+        s_install (self, keys, (size_t) count);
+    self->fetching = false;
+    pthread_cond_broadcast (&self->fetched);
+    pthread_mutex_unlock (&self->mutex);
+    return count >= 0? 0: -1;
 }
 
 auth_mode_t
@@ -1119,6 +1198,7 @@ typedef struct {
     char *body;                 //  current JWKS document
     int hits;                   //  requests served
     int port;                   //  bound port
+    int delay_ms;               //  answer this much later (a slow provider)
 } s_jwks_server_t;
 
 static enum MHD_Result
@@ -1127,6 +1207,11 @@ s_jwks_handler (void *cls, struct MHD_Connection *connection, const char *url,
                 size_t *upload_data_size, void **req_cls)
 {
     s_jwks_server_t *server = (s_jwks_server_t *) cls;
+    pthread_mutex_lock (&server->mutex);
+    int delay_ms = server->delay_ms;
+    pthread_mutex_unlock (&server->mutex);
+    if (delay_ms)
+        zclock_sleep (delay_ms);
     pthread_mutex_lock (&server->mutex);
     server->hits++;
     struct MHD_Response *response = MHD_create_response_from_buffer (
@@ -1145,6 +1230,13 @@ s_jwks_server_set (s_jwks_server_t *server, const char *body)
     free (server->body);
     server->body = strdup (body);
     pthread_mutex_unlock (&server->mutex);
+}
+
+static void *
+s_refresh_thread (void *auth)
+{
+    auth_refresh ((auth_t *) auth);
+    return NULL;
 }
 
 static int
@@ -1750,6 +1842,31 @@ auth_test (bool verbose)
         s_expect_fail (auth, "Bearer clw_0000000000000000000000000000000000000000000000000000000000000000",
                        S_API_TOKEN, "API token without a db");
         auth_destroy (&auth);
+    }
+
+    //  auth_refresh downloads without the lock: a check arriving meanwhile
+    //  waits for it instead of failing or fetching again; then nothing is due
+    {
+        char *document = s_jwks (initial, 2);
+        s_jwks_server_set (&server, document);
+        free (document);
+        pthread_mutex_lock (&server.mutex);
+        server.delay_ms = 300;
+        pthread_mutex_unlock (&server.mutex);
+        auth_t *background = auth_new (&config);
+        int hits_before = s_jwks_server_hits (&server);
+        pthread_t thread;
+        assert (pthread_create (&thread, NULL, s_refresh_thread, background) == 0);
+        zclock_sleep (50);                      //  the download is under way
+        s_expect_user (background, good_rs, "user_alice", "during a background refresh");
+        pthread_join (thread, NULL);
+        assert (s_jwks_server_hits (&server) == hits_before + 1);
+        assert (background->fetches == 1);
+        assert (auth_refresh (background) == 0 && background->fetches == 1);
+        pthread_mutex_lock (&server.mutex);
+        server.delay_ms = 0;
+        pthread_mutex_unlock (&server.mutex);
+        auth_destroy (&background);
     }
 
     //  A JWKS URL that never answers costs at most the fetch timeout
