@@ -60,7 +60,6 @@ typedef struct {
     zhashx_t *functions;            //  function id -> function_entry_t
     zhashx_t *projects;             //  slug -> project_entry_t
     zhashx_t *jobs;                 //  job id -> job_t
-    const config_t *config;         //  Settings
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
 
@@ -616,7 +615,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
-    self->config = args->config;
     self->functions = zhashx_new ();
     zhashx_set_destructor (self->functions, s_function_entry_destroy);
     self->projects = zhashx_new ();

@@ -26,7 +26,6 @@ typedef struct {
     int64_t first_at;               //  Monotonic ms when batch [0] arrived
     long retention;                 //  Rows kept per function
     zhashx_t *since_trim;           //  function id -> rows written since its last trim
-    uint64_t written;               //  Rows written since start
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
 
@@ -65,11 +64,8 @@ s_flush (self_t *self)
             .created_at = s_text (row, "created_at"),
         };
     }
-    int rc = store_invocations_insert (self->store, rows, self->count);
-    if (rc < 0)
+    if (store_invocations_insert (self->store, rows, self->count) < 0)
         zsys_error ("recorder: could not write %zu invocation records", self->count);
-    else
-        self->written += (uint64_t) rc;
 
     //  Retention: trimming walks `retention` index entries, so a function is
     //  trimmed once a tenth of its retention has been written since its last
