@@ -460,7 +460,7 @@ s_handle_done (self_t *self, msg_t *msg)
 {
     env_t *env = (env_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
     job_t *job = (job_t *) zhashx_lookup (self->jobs, msg_string (msg, 1));
-    if (job && env && env->job == job && streq (msg_string (msg, 2), "{\"status\":\"lost\"}")) {
+    if (job && env && env->job == job && streq (msg_string (msg, 3), "lost")) {
         //  The worker no longer had that environment: the job never ran, so
         //  it starts over on a new one
         job->env = NULL;
@@ -835,7 +835,7 @@ assignment_test (bool verbose)
     //  The worker lost a warm env: the job is run again on a new one
     s_run (gateway, "job000000009", "f2:1:x", "ffffffffff02", 128);
     msg_t *lost = s_expect (worker, false, "EXEC");
-    msg_send (worker, NULL, "DONE", msg_string (lost, 0), "job000000009", "{\"status\":\"lost\"}", "dead");
+    msg_send (worker, NULL, "DONE", msg_string (lost, 0), "job000000009", "{}", "lost");
     msg = s_expect (placement, true, "PLACE");
     assert (streq (msg_string (msg, 0), "job000000009"));
     msg_send (placement, msg_route (msg), "PLACED", "job000000009", "w1");

@@ -438,7 +438,7 @@ s_handle_exec (self_t *self, msg_t *msg)
         //  A warm EXEC (no context) for an environment we no longer have (it
         //  died and our GONE crossed this EXEC): assignment runs it elsewhere
         cJSON_Delete (context);
-        msg_send (self->backend, NULL, "DONE", env_id, job_id, "{\"status\":\"lost\"}", "dead");
+        msg_send (self->backend, NULL, "DONE", env_id, job_id, "{}", "lost");
         return;
     }
     double memory_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "memory_mb"));

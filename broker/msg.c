@@ -31,7 +31,7 @@ static const msg_spec_t s_specs [] = {
     { "READY",        "sj" },         //  worker_id info
     { "HEARTBEAT",    "s" },          //  worker_id
     { "EXEC",         "sssjj" },      //  env_id job_id pool_key function input
-    { "DONE",         "ssjs" },       //  env_id job_id result env_state
+    { "DONE",         "ssjs" },       //  env_id job_id result env_state (warm, dead, lost)
     { "KILL",         "s" },          //  env_id
     { "GONE",         "ss" },         //  env_id reason
     //  gateway -> recorder
