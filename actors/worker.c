@@ -61,6 +61,8 @@ typedef struct {
     char worker_id [128];           //  Our id: host, pid, instance
     zhashx_t *envs;                 //  env id -> wenv_t (assigned environments)
     zlistx_t *spare;                //  wenv_t * pre-started, no function yet
+    wenv_t **by_fd;                 //  protocol fd -> its environment (spare or assigned)
+    size_t by_fd_size;              //  entries in by_fd
     int64_t last_heard;             //  Monotonic ms of the last message from assignment
     bool sandboxes_ok;              //  sandbox_system_init succeeded
     bool refill_scheduled;          //  A refill timer is pending
@@ -74,8 +76,11 @@ static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
 static void
 s_env_free (self_t *self, wenv_t *env)
 {
+    int fd = sandbox_fd (env->sandbox);
+    if (fd >= 0 && (size_t) fd < self->by_fd_size && self->by_fd [fd] == env)
+        self->by_fd [fd] = NULL;
     if (env->registered) {
-        zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
+        zmq_pollitem_t item = { NULL, fd, ZMQ_POLLIN, 0 };
         zloop_poller_end (self->loop, &item);
     }
     if (env->deadline_timer >= 0)
@@ -320,14 +325,10 @@ s_env_alive (self_t *self, wenv_t *env, const char *id)
 static int
 s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
+    //  By fd, not by a pointer given to zloop: a timer earlier in this turn
+    //  may have ended the environment, and then it is no longer in the table
     self_t *self = (self_t *) arg;
-    wenv_t *env = NULL;
-    for (wenv_t *e = (wenv_t *) zhashx_first (self->envs); e && !env; e = (wenv_t *) zhashx_next (self->envs))
-        if (sandbox_fd (e->sandbox) == item->fd)
-            env = e;
-    for (wenv_t *e = (wenv_t *) zlistx_first (self->spare); e && !env; e = (wenv_t *) zlistx_next (self->spare))
-        if (sandbox_fd (e->sandbox) == item->fd)
-            env = e;
+    wenv_t *env = item->fd >= 0 && (size_t) item->fd < self->by_fd_size ? self->by_fd [item->fd] : NULL;
     if (!env) {
         zloop_poller_end (loop, item);
         return 0;
@@ -376,7 +377,15 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir)
     env->state = WENV_STARTING;
     env->deadline_timer = -1;
     env->memory_mb = memory_mb;
-    zmq_pollitem_t item = { NULL, sandbox_fd (sandbox), ZMQ_POLLIN, 0 };
+    int fd = sandbox_fd (sandbox);
+    if ((size_t) fd >= self->by_fd_size) {
+        size_t size = (size_t) fd * 2 + 16;
+        self->by_fd = (wenv_t **) realloc (self->by_fd, size * sizeof (wenv_t *));
+        memset (self->by_fd + self->by_fd_size, 0, (size - self->by_fd_size) * sizeof (wenv_t *));
+        self->by_fd_size = size;
+    }
+    self->by_fd [fd] = env;
+    zmq_pollitem_t item = { NULL, fd, ZMQ_POLLIN, 0 };
     if (zloop_poller (self->loop, &item, s_runner_readable, self) == 0)
         env->registered = true;
     zloop_poller_set_tolerant (self->loop, &item);
@@ -646,6 +655,7 @@ worker_actor (zsock_t *pipe, void *args_)
     zlistx_destroy (&self->spare);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->backend);
+    free (self->by_fd);
     free (self);
 }
 
