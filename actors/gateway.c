@@ -253,21 +253,47 @@ s_reply (self_t *self, zframe_t *route, const char *request_id, int status, cJSO
     free (headers_text);
 }
 
+//  Reply {"detail": detail}; takes ownership of detail (a sentence, or the
+//  422 list of {loc, msg, type})
 static void
-s_reply_detail (self_t *self, zframe_t *route, const char *request_id, int status, const char *detail,
-                const char *retry_after)
+s_reply_detail_json (self_t *self, zframe_t *route, const char *request_id, int status, cJSON *detail,
+                     const char *retry_after)
 {
     cJSON *headers = cJSON_CreateObject ();
     cJSON_AddStringToObject (headers, "Content-Type", "application/json");
     if (retry_after)
         cJSON_AddStringToObject (headers, "Retry-After", retry_after);
     cJSON *body = cJSON_CreateObject ();
-    cJSON_AddStringToObject (body, "detail", detail);
+    cJSON_AddItemToObject (body, "detail", detail);
     char *text = cJSON_PrintUnformatted (body);
     s_reply (self, route, request_id, status, headers, text, strlen (text));
     free (text);
     cJSON_Delete (body);
     cJSON_Delete (headers);
+}
+
+static void
+s_reply_detail (self_t *self, zframe_t *route, const char *request_id, int status, const char *detail,
+                const char *retry_after)
+{
+    s_reply_detail_json (self, route, request_id, status, cJSON_CreateString (detail), retry_after);
+}
+
+//  422 with one validation error at loc ["body"] or ["body", field]
+static void
+s_reply_invalid (self_t *self, zframe_t *route, const char *request_id, const char *field,
+                 const char *message, const char *type)
+{
+    cJSON *error = cJSON_CreateObject ();
+    cJSON *loc = cJSON_AddArrayToObject (error, "loc");
+    cJSON_AddItemToArray (loc, cJSON_CreateString ("body"));
+    if (field)
+        cJSON_AddItemToArray (loc, cJSON_CreateString (field));
+    cJSON_AddStringToObject (error, "msg", message);
+    cJSON_AddStringToObject (error, "type", type);
+    cJSON *errors = cJSON_CreateArray ();
+    cJSON_AddItemToArray (errors, error);
+    s_reply_detail_json (self, route, request_id, 422, errors, NULL);
 }
 
 //  A request path fit for a `detail` sentence: printable ASCII as it is,
@@ -345,12 +371,8 @@ s_handle_direct (self_t *self, msg_t *msg)
         input = cJSON_CreateObject ();
     else
     if (util_json_has_nul ((const char *) body, size)) {
-        const char *text = "{\"detail\":[{\"loc\":[\"body\",\"input\"],\"msg\":\"Strings must not contain "
-                           "the NUL character (\\\\u0000)\",\"type\":\"string_nul\"}]}";
-        cJSON *headers = cJSON_CreateObject ();
-        cJSON_AddStringToObject (headers, "Content-Type", "application/json");
-        s_reply (self, route, request_id, 422, headers, text, strlen (text));
-        cJSON_Delete (headers);
+        s_reply_invalid (self, route, request_id, "input",
+                         "Strings must not contain the NUL character (\\u0000)", "string_nul");
         return;
     }
     else {
@@ -361,14 +383,8 @@ s_handle_direct (self_t *self, msg_t *msg)
         }
         if (!cJSON_IsObject (parsed)) {
             cJSON_Delete (parsed);
-            const char *detail = "[{\"loc\":[\"body\"],\"msg\":\"Input should be an object like "
-                                 "{\\\"input\\\": ...}\",\"type\":\"model_type\"}]";
-            cJSON *headers = cJSON_CreateObject ();
-            cJSON_AddStringToObject (headers, "Content-Type", "application/json");
-            char text [512];
-            snprintf (text, sizeof text, "{\"detail\":%s}", detail);
-            s_reply (self, route, request_id, 422, headers, text, strlen (text));
-            cJSON_Delete (headers);
+            s_reply_invalid (self, route, request_id, NULL,
+                             "Input should be an object like {\"input\": ...}", "model_type");
             return;
         }
         input = cJSON_DetachItemFromObjectCaseSensitive (parsed, "input");

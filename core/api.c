@@ -210,22 +210,17 @@ s_body_parse (s_call_t *call)
         s_reply_invalid (call);
         return -1;
     }
-    if (!util_utf8_valid (req->body, req->body_size))
-        goto not_json;
     if (util_json_has_nul (req->body, req->body_size)) {
         s_invalid_at (call, "body", NULL, "string_nul",
                       "Strings must not contain the NUL character (\\u0000)");
         s_reply_invalid (call);
         return -1;
     }
-    const char *end = NULL;
-    call->body = cJSON_ParseWithLengthOpts (req->body, req->body_size, &end, false);
-    if (!call->body)
-        goto not_json;
-    //  Only whitespace may follow the value
-    for (; end < req->body + req->body_size; end++)
-        if (!(*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-            goto not_json;
+    call->body = util_json_parse (req->body, req->body_size);
+    if (!call->body) {
+        s_reply_detail (call, 400, "Request body is not valid JSON");
+        return -1;
+    }
     if (!cJSON_IsObject (call->body)) {
         s_invalid_at (call, "body", NULL, "model_attributes_type",
                       "Input should be a valid dictionary or object to extract fields from");
@@ -233,12 +228,6 @@ s_body_parse (s_call_t *call)
         return -1;
     }
     return 0;
-
-not_json:
-    cJSON_Delete (call->body);
-    call->body = NULL;
-    s_reply_detail (call, 400, "Request body is not valid JSON");
-    return -1;
 }
 
 //  The member sent for field, or NULL when absent or null (an error when
