@@ -1,0 +1,64 @@
+"""The binary itself (issue 2): command line, access log, and a clean stop that lets calls in flight
+finish, on SIGTERM and on SIGINT."""
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY
+
+
+def test_help_and_version():
+    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0
+    for flag in ["--listen", "--data-dir", "--log-level", "CLOWDY_DATA_DIR"]:
+        assert flag in out.stdout
+    out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and re.match(r"clowdy \d+\.\d+\.\d+", out.stdout)
+    out = subprocess.run([BINARY, "--no-such-flag"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2 and "unknown option" in out.stderr
+
+
+def test_access_log_has_method_path_status_and_microseconds(server):
+    server.get("/api/projects")
+    server.get("/api/no/such/thing")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        log = server.log()
+        if "/api/no/such/thing 404" in log:
+            break
+        time.sleep(0.05)
+    assert re.search(r"GET /api/projects 200 \d+us", log), log[-2000:]
+    assert re.search(r"GET /api/no/such/thing 404 \d+us", log), log[-2000:]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
+    server = make_server()
+    r = server.post("/api/functions", json={"name": "slow", "code":
+                    "import time\ndef handler(input):\n    time.sleep(1.5)\n    return 'finished'\n"})
+    function_id = r.json()["id"]
+    replies = []
+    call = threading.Thread(target=lambda: replies.append(
+        server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=30)))
+    call.start()
+    time.sleep(0.7)                     # the call is running in its sandbox now
+    started = time.time()
+    server.proc.send_signal(stop_signal)
+    returncode = server.proc.wait(30)
+    call.join(30)
+    assert returncode == 0
+    assert replies and replies[0].status_code == 200, replies
+    assert replies[0].json()["success"] and replies[0].json()["output"] == "finished"
+    assert time.time() - started < 10
+    # Stopped means stopped: nothing answers on its port any more
+    with pytest.raises(Exception):
+        server.get("/api/health", timeout=2)
+    # And the data it acknowledged is there after a restart, the invocation record included
+    server.proc = None
+    server.start()
+    records = server.get("/api/functions/%s/invocations" % function_id).json()
+    assert [rec["status"] for rec in records] == ["success"]
