@@ -254,13 +254,16 @@ s_exec_script (store_t *self, const char *sql)
 static int
 s_migrate (store_t *self)
 {
+    //  The table is created inside the write transaction: BEGIN IMMEDIATE
+    //  waits on the busy handler, where a bare CREATE in autocommit could
+    //  meet another opener's lock and fail at once
+    if (store_begin (self))
+        return STORE_ERROR;
     if (s_exec_script (self,
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "    version INTEGER PRIMARY KEY,"
         "    applied_at TEXT NOT NULL)"))
-        return STORE_ERROR;
-    if (store_begin (self))
-        return STORE_ERROR;
+        goto failed;
     int current = store_schema_version (self);
     if (current < 0)
         goto failed;
@@ -303,8 +306,21 @@ store_new (const char *path)
     }
     sqlite3_extended_result_codes (self->db, 1);
     sqlite3_busy_timeout (self->db, 5000);
+    //  Switching a new file to WAL needs an exclusive lock, and SQLite
+    //  answers SQLITE_BUSY at once, without the busy handler, when another
+    //  connection opening the same file holds a lock: retry for as long
+    //  as the busy timeout
+    for (int attempt = 0; ; attempt++) {
+        rc = sqlite3_exec (self->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            break;
+        if ((rc & 0xff) != SQLITE_BUSY || attempt == 500) {
+            zsys_error ("store: %s: cannot set WAL mode: %s", path, sqlite3_errmsg (self->db));
+            goto failed;
+        }
+        zclock_sleep (10);
+    }
     if (s_exec_script (self,
-        "PRAGMA journal_mode = WAL;"
         "PRAGMA synchronous = NORMAL;"
         "PRAGMA foreign_keys = ON;"))
         goto failed;
