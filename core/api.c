@@ -898,6 +898,11 @@ s_function_update (s_call_t *call, const char *function_id)
     bool set_network = s_bool (call, "network_enabled", &network_enabled);
     bool set_timeout = s_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
     bool set_memory = s_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
+    //  A disabled function keeps its code, versions and routes, but is not
+    //  run: invoke and its gateway routes answer 503 until it is active again
+    const char *status = s_string (call, "status", false, 16, false);
+    if (status && strneq (status, "active") && strneq (status, "disabled"))
+        s_invalid (call, "status", "literal_error", "Input should be 'active' or 'disabled'");
     if (s_has_errors (call)) {
         free (name);
         return s_reply_invalid (call);
@@ -943,6 +948,9 @@ s_function_update (s_call_t *call, const char *function_id)
     if (rc >= 0 && set_memory)
         rc = store_exec (call->store, "UPDATE functions SET memory_mb = ? WHERE id = ?",
                          "is", memory_mb, function_id);
+    if (rc >= 0 && status)
+        rc = store_exec (call->store, "UPDATE functions SET status = ? WHERE id = ?",
+                         "ss", status, function_id);
     if (rc >= 0)
         rc = store_exec (call->store, "UPDATE functions SET updated_at = ? WHERE id = ?",
                          "ss", now, function_id);

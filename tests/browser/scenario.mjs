@@ -256,6 +256,34 @@ async function main() {
     assert(text.includes("HTTP 200") && /"sum":\s*9/.test(text), `gateway answer: ${text}`);
   });
 
+  await step("disable the function: its route answers 503 until enabled", ["add a route and call it"], async () => {
+    const setEnabled = async (want) => {
+      await page.goto(`${server.url}/functions/${state.fnId}`);
+      await page.getByTestId("enabled-toggle").click();
+      await page.getByRole("button", { name: "Save settings" }).click();
+      await page.getByText("Settings saved").first().waitFor();
+      const f = await apiGet(`/api/functions/${state.fnId}`);
+      assert(f.body.status === (want ? "active" : "disabled"), `status after the toggle: ${f.body.status}`);
+    };
+    const callRoute = async () => {
+      await page.goto(`${server.url}/projects/${state.projectId}?tab=routes`);
+      await page.getByRole("button", { name: "Try" }).click();
+      const url = `${server.url}/api/gateway/${state.slug}/add`;
+      await page.getByTestId("route-call-url").fill(url + "?a=1&b=1");
+      await page.getByTestId("route-call").click();
+      const resp = page.getByTestId("route-response");
+      await resp.waitFor({ timeout: INVOKE_T });
+      return resp.textContent();
+    };
+    await setEnabled(false);
+    await page.getByText("disabled", { exact: true }).first().waitFor();
+    const off = await callRoute();
+    assert(off.includes("HTTP 503") && off.includes("disabled"), `a disabled function's route: ${off}`);
+    await setEnabled(true);
+    const on = await callRoute();
+    assert(on.includes("HTTP 200") && /"sum":\s*2/.test(on), `after enabling again: ${on}`);
+  });
+
   await step("edit and delete a route", ["add a route and call it"], async () => {
     await page.getByRole("button", { name: "Edit route" }).click();
     await page.getByLabel("Path").fill("/sum/:a/:b");

@@ -313,6 +313,22 @@ def test_function_update_partial(server):
     assert ok(server.get("/api/functions/" + fid))["memory_mb"] == 512
 
 
+def test_function_status_active_or_disabled(server):
+    function = make_function(server)
+    fid = function["id"]
+    assert function["status"] == "active"
+    assert ok(server.put("/api/functions/" + fid, json={"status": "disabled"}))["status"] == "disabled"
+    for bad in ("paused", "", 1, "x" * 100):
+        errors = invalid(server.put("/api/functions/" + fid, json={"status": bad, "name": "kept?"}),
+                         ["body", "status"])
+        assert errors[0]["type"] in ("literal_error", "string_type", "string_too_long")
+    stored = ok(server.get("/api/functions/" + fid))
+    assert stored["status"] == "disabled" and stored["name"] == function["name"]
+    # disabling changes nothing else: versions, code and limits stay
+    assert stored["active_version"] == 1 and stored["code"] == CODE
+    assert ok(server.put("/api/functions/" + fid, json={"status": "active"}))["status"] == "active"
+
+
 def test_versions_and_rollback(server):
     function = make_function(server)
     fid = function["id"]

@@ -529,6 +529,19 @@ def test_deleted_function_takes_its_routes(server):
     assert hit(server, project, "GET", "/kept")[0] == "kept"
 
 
+def test_disabled_function_answers_503_on_its_routes(server):
+    project = make_project(server)
+    paused, other = tagged(server, project, "paused"), tagged(server, project, "other")
+    add_route(server, project, paused, "GET", "/paused")
+    add_route(server, project, other, "GET", "/other")
+    assert hit(server, project, "GET", "/paused")[0] == "paused"       # cached before the change
+    ok(server.put("/api/functions/" + paused["id"], json={"status": "disabled"}))
+    assert detail(gateway(server, project, "GET", "/paused"), 503) == "The route's function is disabled"
+    assert hit(server, project, "GET", "/other")[0] == "other"
+    ok(server.put("/api/functions/" + paused["id"], json={"status": "active"}))
+    assert hit(server, project, "GET", "/paused")[0] == "paused"
+
+
 def test_deleted_project_is_not_found(server):
     project = make_project(server)
     add_route(server, project, tagged(server, project, "x"), "GET", "/x")

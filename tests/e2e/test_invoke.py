@@ -461,6 +461,26 @@ def test_deleted_function_cannot_be_invoked(server):
     assert "detail" in response.json()
 
 
+def test_disabled_function_answers_503_until_enabled_again(server):
+    """Disabling keeps the function and its code but stops runs; its warm environment goes, so
+    enabling it again starts a fresh one."""
+    code = "calls = 0\ndef handler(input):\n    global calls\n    calls += 1\n    return calls\n"
+    function = make_function(server, code)
+    assert succeeded(invoke(server, function["id"])) == 1
+    assert succeeded(invoke(server, function["id"])) == 2
+    disabled = ok(server.put("/api/functions/" + function["id"], json={"status": "disabled"}))
+    assert disabled["status"] == "disabled" and disabled["active_version"] == 1
+    response = server.post("/api/invoke/" + function["id"], json={"input": {}})
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == "Function is disabled"
+    assert ok(server.get("/api/functions/" + function["id"]))["status"] == "disabled"
+    assert ok(server.put("/api/functions/" + function["id"], json={"status": "active"}))["status"] == "active"
+    result = invoke(server, function["id"])
+    assert succeeded(result) == 1 and result["cold_start"] is True
+    # The refused call left no invocation record: only the three runs are logged
+    assert len(wait_records(server, function["id"], 3)) == 3
+
+
 # ---------------------------------------------------------------------------------------------------
 # Concurrency
 

@@ -154,7 +154,7 @@ export const api = {
   functions: () => request<Fn[]>("/api/functions"),
   fn: (id: string) => request<Fn>(`/api/functions/${enc(id)}`),
   createFunction: (b: Partial<Fn> & { name: string; code: string }) => request<Fn>("/api/functions", { method: "POST", body: b }),
-  updateFunction: (id: string, b: Partial<Pick<Fn, "name" | "description" | "code" | "network_enabled" | "timeout_seconds" | "memory_mb">>) =>
+  updateFunction: (id: string, b: Partial<Pick<Fn, "name" | "description" | "code" | "status" | "network_enabled" | "timeout_seconds" | "memory_mb">>) =>
     request<Fn>(`/api/functions/${enc(id)}`, { method: "PUT", body: b }),
   deleteFunction: (id: string) => request<{ detail: string }>(`/api/functions/${enc(id)}`, { method: "DELETE" }),
   versions: (id: string) => request<Version[]>(`/api/functions/${enc(id)}/versions`),

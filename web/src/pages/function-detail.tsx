@@ -298,21 +298,22 @@ function InvokeInfo({ fn }: { fn: Fn }) {
 }
 
 function SettingsCard({ fn, onSaved }: { fn: Fn; onSaved: (f: Fn) => void }) {
+  const [enabled, setEnabled] = useState(fn.status !== "disabled");
   const [network, setNetwork] = useState(fn.network_enabled);
   const [timeout, setTimeoutS] = useState(String(fn.timeout_seconds));
   const [memory, setMemory] = useState(String(fn.memory_mb));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const toast = useToast();
-  const changed = network !== fn.network_enabled || Number(timeout) !== fn.timeout_seconds || Number(memory) !== fn.memory_mb;
+  const changed = enabled !== (fn.status !== "disabled") || network !== fn.network_enabled || Number(timeout) !== fn.timeout_seconds || Number(memory) !== fn.memory_mb;
 
   async function save() {
     setBusy(true);
     setError(null);
     try {
-      const f = await api.updateFunction(fn.id, { network_enabled: network, timeout_seconds: Number(timeout), memory_mb: Number(memory) });
+      const f = await api.updateFunction(fn.id, { status: enabled ? "active" : "disabled", network_enabled: network, timeout_seconds: Number(timeout), memory_mb: Number(memory) });
       onSaved(f);
-      setNetwork(f.network_enabled); setTimeoutS(String(f.timeout_seconds)); setMemory(String(f.memory_mb));
+      setEnabled(f.status !== "disabled"); setNetwork(f.network_enabled); setTimeoutS(String(f.timeout_seconds)); setMemory(String(f.memory_mb));
       toast("Settings saved");
     } catch (e) {
       setError(e);
@@ -323,9 +324,13 @@ function SettingsCard({ fn, onSaved }: { fn: Fn; onSaved: (f: Fn) => void }) {
 
   return (
     <Card>
-      <CardHeader><CardTitle>Limits and network</CardTitle><CardDescription>Applied from the next cold start.</CardDescription></CardHeader>
+      <CardHeader><CardTitle>Settings</CardTitle><CardDescription>Limits and network apply from the next cold start.</CardDescription></CardHeader>
       <CardContent>
         <form noValidate className="flex flex-col gap-4" onSubmit={(e) => { e.preventDefault(); void save(); }}>
+          <Label className="justify-between font-normal">
+            <span><span className="font-medium">Enabled</span><br /><span className="text-muted-foreground text-xs">A disabled function keeps its code and routes; calls to it answer 503.</span></span>
+            <Switch checked={enabled} onCheckedChange={setEnabled} aria-label="Enabled" data-testid="enabled-toggle" />
+          </Label>
           <Label className="justify-between font-normal">
             <span><span className="font-medium">Outbound network</span><br /><span className="text-muted-foreground text-xs">Off by default; the host's own services stay unreachable.</span></span>
             <Switch checked={network} onCheckedChange={setNetwork} aria-label="Outbound network" data-testid="network-toggle" />
