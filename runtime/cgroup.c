@@ -15,6 +15,12 @@
     CPU uses a short period (10 ms) so that a quota of 0.5 CPU throttles in
     5 ms slices rather than stalling a call for 50 ms of a 100 ms period.
 
+    v2 only lets a cgroup's children have limits while it holds no
+    processes itself, the real root excepted. In a container, the root of
+    the cgroup namespace is the container's cgroup and holds its processes:
+    they move into a leaf child (clowdy-leaf) first, as container inits do.
+    tests/vm runs the v2 backend in a VM, at the root and in that case.
+
     Children are named "<server pid>-<sequence>"; cgroup_parent_prepare
     removes those whose server pid no longer runs, so a crashed server does
     not leave cgroups behind for ever.
@@ -25,6 +31,7 @@
 #include "runtime/cgroup.h"
 
 #define CGROUP_ROOT      "/sys/fs/cgroup"
+#define CGROUP_LEAF      "clowdy-leaf"  //  v2: where a namespace root's processes go
 #define CPU_PERIOD_US    10000          //  short period: see above
 #define CPU_PERIOD_TEXT  "10000"        //  the same, for writing
 
@@ -200,6 +207,49 @@ s_remove_stale (const char *parent)
     }
 }
 
+//  v2: make memory, cpu and pids available to the children of dir. v2
+//  refuses that while dir itself holds processes, unless dir is the real
+//  root; the root of a cgroup namespace is not, and in a container it holds
+//  the container's processes. Those move into a leaf child first, as
+//  container inits do. 0 or -1.
+static int
+s_enable_controllers (const char *dir)
+{
+    char enabled [256];
+    if (s_read (dir, "cgroup.subtree_control", enabled, sizeof enabled) >= 0
+    &&  strstr (enabled, "memory") && strstr (enabled, "cpu") && strstr (enabled, "pids"))
+        return 0;
+    int rc = s_write (dir, "cgroup.subtree_control", "+memory +cpu +pids");
+    if (rc == -EBUSY) {
+        char leaf [PATH_MAX + 32];
+        snprintf (leaf, sizeof leaf, "%s/" CGROUP_LEAF, dir);
+        if (mkdir (leaf, 0755) && errno != EEXIST) {
+            zsys_error ("cgroup: cannot create %s: %s", leaf, strerror (errno));
+            return -1;
+        }
+        //  cgroup.procs lists whole processes; moving one moves its threads
+        int moved = 0;
+        for (int round = 0; round < 10 && rc == -EBUSY; round++) {
+            char procs [8192];
+            if (s_read (dir, "cgroup.procs", procs, sizeof procs) < 0)
+                break;
+            char *state = NULL;
+            for (char *line = strtok_r (procs, "\n", &state); line; line = strtok_r (NULL, "\n", &state))
+                if (s_write (leaf, "cgroup.procs", line) == 0)
+                    moved++;
+            rc = s_write (dir, "cgroup.subtree_control", "+memory +cpu +pids");
+        }
+        zsys_info ("cgroup: moved %d processes from %s into %s so that its children can have limits",
+                   moved, dir, leaf);
+    }
+    if (rc) {
+        zsys_error ("cgroup: cannot enable memory, cpu and pids for the children of %s: %s",
+                    dir, strerror (-rc));
+        return -1;
+    }
+    return 0;
+}
+
 int
 cgroup_parent_prepare (const char *parent)
 {
@@ -211,7 +261,8 @@ cgroup_parent_prepare (const char *parent)
     }
     if (s_backend->version == 2) {
         //  Let our parent and its children use the three controllers
-        s_write (CGROUP_ROOT, "cgroup.subtree_control", "+memory +cpu +pids");
+        if (s_enable_controllers (CGROUP_ROOT))
+            return -1;
         char dir [PATH_MAX];
         s_path (dir, sizeof dir, 0, parent);
         if (mkdir (dir, 0755) && errno != EEXIST) {
