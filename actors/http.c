@@ -51,6 +51,8 @@ typedef struct {
     api_t *api;                     //  Control-plane handlers
     auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
     zactor_t *jwks_refresher;       //  Keeps the JWKS fresh off our thread (jwt mode)
+    zlistx_t *key_waiters;          //  request_t parked until the refresher fetched keys
+    bool fetch_asked;               //  FETCH sent to the refresher, FETCHED not back yet
     zhashx_t *pending;              //  request id -> request_t parked on gateway
     size_t active;                  //  Requests started and not completed
     bool access_log;                //  Log one line per request?
@@ -69,6 +71,7 @@ struct _request_t {
     bool too_large;                 //  Body went past the limit
     bool dispatched;                //  Handler has acted on the full request
     bool parked;                    //  Suspended, waiting for the gateway
+    bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
     int reply_status;               //  Status from the gateway REPLY
@@ -296,6 +299,12 @@ s_jwks_refresher (zsock_t *pipe, void *auth)
         if (zpoller_wait (poller, 30 * 1000) == pipe) {
             char *command = zstr_recv (pipe);
             bool stop = !command || streq (command, "$TERM");
+            if (command && streq (command, "FETCH")) {
+                //  A token named a key we may not have: fetch (if the
+                //  10 s gap allows), then let http check its requests again
+                auth_refresh ((auth_t *) auth);
+                zstr_send (pipe, "FETCHED");
+            }
             zstr_free (&command);
             if (stop)
                 break;
@@ -364,6 +373,45 @@ s_handle_tokens (request_t *request, struct MHD_Connection *connection, const ch
 //  --------------------------------------------------------------------------
 //  Dispatch of a complete request
 
+//  A token whose key may come with a fetch: park the request until the
+//  refresher has fetched (never more than its 5 s download timeout), so
+//  this thread never waits for the provider
+static enum MHD_Result
+s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
+{
+    self_t *self = request->self;
+    request->dispatched = false;        //  dispatched again when resumed
+    request->awaiting_keys = true;
+    request->connection = connection;
+    zlistx_add_end (self->key_waiters, request);
+    if (!self->fetch_asked) {
+        zstr_send (self->jwks_refresher, "FETCH");
+        self->fetch_asked = true;
+    }
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+//  Resume the requests parked for keys: to be dispatched again, or, when
+//  reply is set, to answer 503 with it (shutting down)
+static void
+s_resume_key_waiters (self_t *self, const char *reply)
+{
+    request_t *request = (request_t *) zlistx_first (self->key_waiters);
+    while (request) {
+        request->awaiting_keys = false;
+        if (reply) {
+            request->dispatched = true;
+            request->reply_status = 503;
+            request->reply_body = strdup (reply);
+            request->reply_size = strlen (reply);
+        }
+        MHD_resume_connection (request->connection);
+        request = (request_t *) zlistx_next (self->key_waiters);
+    }
+    zlistx_purge (self->key_waiters);
+}
+
 static enum MHD_Result
 s_dispatch (request_t *request, struct MHD_Connection *connection, const char *url, const char *method)
 {
@@ -412,7 +460,10 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
     if (strneq (url, "/api/health")) {
         const char *detail = NULL;
         const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
-        if (auth_check (self->auth, authorization, user_id, sizeof user_id, &detail)) {
+        int verdict = auth_check (self->auth, authorization, user_id, sizeof user_id, &detail);
+        if (verdict == AUTH_PENDING && self->jwks_refresher && !self->draining)
+            return s_wait_for_keys (request, connection);
+        if (verdict) {
             cJSON *headers = cJSON_CreateObject ();
             cJSON_AddStringToObject (headers, "WWW-Authenticate", "Bearer");
             char *body = api_detail_json (detail ? detail : "Invalid credentials");
@@ -526,6 +577,11 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
         return;
     if (request->parked)
         zhashx_delete (self->pending, request->id);
+    if (request->awaiting_keys) {
+        void *handle = zlistx_find (self->key_waiters, request);
+        if (handle)
+            zlistx_delete (self->key_waiters, handle);
+    }
     if (self->access_log)
         zsys_info ("http: %s %s %d %" PRId64 "us%s",
                    request->method_copy ? request->method_copy : "-",
@@ -607,12 +663,14 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
         .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
         .db = store_db (self->store),
+        .background_fetch = true,       //  the refresher below downloads, never this thread
     };
     self->auth = auth_new (&auth_config);
     if (!self->auth)
         goto failed;
     if (auth_config.mode == AUTH_JWT && auth_config.jwks_url)
         self->jwks_refresher = zactor_new (s_jwks_refresher, self->auth);
+    self->key_waiters = zlistx_new ();
     self->gateway = endpoints_connect (args->endpoints, "gateway", ZMQ_DEALER);
     if (!self->gateway)
         goto failed;
@@ -654,6 +712,7 @@ failed:
         MHD_stop_daemon (self->daemon);
     zsock_destroy (&self->gateway);
     zactor_destroy (&self->jwks_refresher);
+    zlistx_destroy (&self->key_waiters);
     auth_destroy (&self->auth);
     api_destroy (&self->api);
     store_destroy (&self->store);
@@ -678,10 +737,13 @@ s_self_destroy (self_t **self_p)
             request = (request_t *) zhashx_next (self->pending);
         }
         zhashx_purge (self->pending);
+        //  So do requests waiting for signing keys
+        s_resume_key_waiters (self, "{\"detail\":\"Server is shutting down\"}");
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
         zsock_destroy (&self->gateway);
         zactor_destroy (&self->jwks_refresher);
+        zlistx_destroy (&self->key_waiters);
         auth_destroy (&self->auth);
         api_destroy (&self->api);
         store_destroy (&self->store);
@@ -732,8 +794,10 @@ http_actor (zsock_t *pipe, void *args)
     zmq_pollitem_t items [] = {
         { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->gateway), 0, ZMQ_POLLIN, 0 },
-        { NULL, self->epoll_fd, ZMQ_POLLIN, 0 }
+        { NULL, self->epoll_fd, ZMQ_POLLIN, 0 },
+        { self->jwks_refresher ? zsock_resolve (self->jwks_refresher) : NULL, 0, ZMQ_POLLIN, 0 }
     };
+    int item_count = self->jwks_refresher ? 4 : 3;
     while (!self->terminated) {
         MHD_UNSIGNED_LONG_LONG mhd_timeout;
         long timeout = 1000;
@@ -741,11 +805,20 @@ http_actor (zsock_t *pipe, void *args)
             timeout = (long) mhd_timeout;
         if (self->draining)
             timeout = 50;
-        int rc = zmq_poll (items, 3, timeout);
+        int rc = zmq_poll (items, item_count, timeout);
         if (rc == -1 && errno != EINTR)
             break;
         if (items [0].revents & ZMQ_POLLIN)
             s_self_handle_pipe (self);
+        if (item_count == 4 && (items [3].revents & ZMQ_POLLIN)) {
+            char *reply = zstr_recv (self->jwks_refresher);
+            if (reply && streq (reply, "FETCHED")) {
+                //  Check the parked requests again against the keys we have now
+                self->fetch_asked = false;
+                s_resume_key_waiters (self, NULL);
+            }
+            zstr_free (&reply);
+        }
         while (zsock_events (self->gateway) & ZMQ_POLLIN)
             s_handle_gateway_reply (self);
         MHD_run (self->daemon);

@@ -36,12 +36,15 @@
     on first use, when a token names an unknown kid (at most one fetch per
     10 s, so random kids cannot hammer the provider), and when the set is
     over an hour old (so a key the provider withdrew stops working). A failed
-    fetch keeps the keys we have. A fetch blocks the caller for at most the
-    timeout, never longer. A server calls auth_refresh from a thread of its
-    own, which fetches at start and before the set ages out, without holding
-    the lock while it downloads: then requests never wait for the provider,
-    except one naming a kid we do not know, or one that arrives before the
-    very first key set (it waits for that fetch rather than failing).
+    fetch keeps the keys we have. A server calls auth_refresh from a thread
+    of its own, which fetches at start and before the set ages out, without
+    holding the lock while it downloads. With background_fetch on (the
+    server's setting) auth_check never downloads: when a fetch might bring
+    a token's key (an unknown kid, no keys yet, a fetch under way) it marks
+    a fetch wanted and answers AUTH_PENDING; the http actor parks the
+    request, asks its fetching thread for auth_refresh, and checks again
+    after. Without it (tests, tools) auth_check fetches itself, blocking
+    for at most the 5 s timeout.
 
     A mutex guards the key set, so auth_check may be called from any thread.
     ========================================================================= */
@@ -109,6 +112,8 @@ struct _auth_t {
     long fetch_timeout_ms;      //  curl timeout (tests shorten it)
     size_t fetches;             //  fetch attempts so far (for tests and logs)
     bool fetching;              //  auth_refresh is downloading without the lock
+    bool background;            //  only auth_refresh downloads (config.background_fetch)
+    bool wanted;                //  background: a request asked auth_refresh for a fetch
     pthread_cond_t fetched;     //  signalled when that download is installed
     size_t key_generation;      //  bumped by every key set install
     s_verified_t *cache;        //  AUTH_CACHE_SLOTS verified tokens, emptied with each new key set
@@ -123,6 +128,7 @@ static const char *S_ALG = "Unsupported token algorithm";
 static const char *S_ALG_KEY = "Token algorithm does not match its key";
 static const char *S_UNKNOWN_KEY = "Unknown signing key";
 static const char *S_NO_KEYS = "Signing keys unavailable";
+static const char *S_PENDING = "Signing keys are being fetched";     //  AUTH_PENDING, not a 401
 static const char *S_SIGNATURE = "Invalid token signature";
 static const char *S_NO_EXP = "Token has no expiry";
 static const char *S_EXPIRED = "Token expired";
@@ -547,8 +553,12 @@ s_refresh_if_due (auth_t *self)
     if (self->jwks_url && !self->fetching
     && (self->last_fetch_us == 0
     || (now - self->last_success_us > AUTH_MAX_KEY_AGE_US
-        && now - self->last_fetch_us >= self->refetch_us)))
-        s_fetch (self);
+        && now - self->last_fetch_us >= self->refetch_us))) {
+        if (self->background)
+            self->wanted = true;        //  the keys we have serve meanwhile
+        else
+            s_fetch (self);
+    }
 }
 
 //  Find the key for a token; caller holds the lock. kid may be NULL (then
@@ -583,6 +593,16 @@ s_find_key (auth_t *self, const char *kid, jwt_alg_t alg, const char **detail)
                 return NULL;
             }
             return found;
+        }
+        //  Background fetching: never download here. If a fetch may bring
+        //  the key, ask for one and tell the caller to ask again after it
+        if (self->background && self->jwks_url
+        && (self->fetching || self->last_fetch_us == 0
+         || util_monotonic_us () - self->last_fetch_us >= self->refetch_us)) {
+            if (!self->fetching)
+                self->wanted = true;
+            *detail = S_PENDING;
+            return NULL;
         }
         //  A background refresh under way may bring it: wait for that first
         if (self->fetching && !waited) {
@@ -774,8 +794,11 @@ s_check_jwt (auth_t *self, const char *token, size_t len,
     size_t generation = self->key_generation;
     pthread_mutex_unlock (&self->mutex);
     cJSON_Delete (header);
-    if (!key)
+    if (!key) {
+        if (*detail == S_PENDING)
+            rc = AUTH_PENDING;
         goto cleanup;
+    }
     if (verified != 0 || !jwt || jwt_get_alg (jwt) != alg) {
         *detail = S_SIGNATURE;
         goto cleanup;
@@ -1022,6 +1045,7 @@ auth_new (const auth_config_t *config)
     self->db = config->db;
     self->local_user = strdup (config->local_user && *config->local_user? config->local_user: "local");
     self->refetch_us = AUTH_REFETCH_US;
+    self->background = config->background_fetch && config->jwks_url;
     self->fetch_timeout_ms = AUTH_FETCH_TIMEOUT_MS;
     self->cache = (s_verified_t *) zmalloc (AUTH_CACHE_SLOTS * sizeof (s_verified_t));
     pthread_mutex_init (&self->mutex, NULL);
@@ -1059,8 +1083,9 @@ auth_refresh (auth_t *self)
     int64_t now = util_monotonic_us ();
     bool gap_ok = self->last_fetch_us == 0 || now - self->last_fetch_us >= self->refetch_us;
     bool due = self->jwks_url && !self->fetching && gap_ok
-            && (self->last_success_us == 0
+            && (self->last_success_us == 0 || self->wanted
              || now - self->last_success_us > AUTH_MAX_KEY_AGE_US - AUTH_EARLY_REFRESH_US);
+    self->wanted = false;           //  done now, or a fetch within the gap answered it
     if (!due) {
         pthread_mutex_unlock (&self->mutex);
         return 0;
@@ -1728,6 +1753,34 @@ auth_test (bool verbose)
     s_expect_fail (auth, good_rs, S_UNKNOWN_KEY, "withdrawn key a");
     s_expect_user (auth, good_es, "user_alice", "key b still there");
     zstr_free (&token);
+
+    //  Background fetching (the server's way): auth_check never downloads.
+    //  Key a comes back: its token is pending until auth_refresh fetched
+    {
+        s_test_key_t *all [] = { &rsa_a, &ec_b, &rsa_c };
+        jwks = s_jwks (all, 3);
+        s_jwks_server_set (&server, jwks);
+        free (jwks);
+        auth->background = true;
+        auth->last_fetch_us -= AUTH_REFETCH_US;
+        size_t fetches = auth->fetches;
+        char user [AUTH_USER_ID_SIZE];
+        const char *detail = NULL;
+        assert (auth_check (auth, good_rs, user, sizeof user, &detail) == AUTH_PENDING);
+        assert (auth->fetches == fetches && auth->wanted);
+        assert (auth_check (auth, good_es, user, sizeof user, &detail) == 0);  //  known: no wait
+        assert (auth_refresh (auth) == 0);
+        assert (auth->fetches == fetches + 1 && !auth->wanted);
+        s_expect_user (auth, good_rs, "user_alice", "key a after the background fetch");
+        //  Within the 10 s gap an unknown kid is refused at once, nothing wanted
+        char *stranger = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem),
+                                 "nobody", claims);
+        s_expect_fail (auth, stranger, S_UNKNOWN_KEY, "unknown kid in background mode");
+        assert (!auth->wanted && auth->fetches == fetches + 1);
+        assert (auth_refresh (auth) == 0 && auth->fetches == fetches + 1);      //  nothing due
+        zstr_free (&stranger);
+        auth->background = false;
+    }
 
     //  A JWKS that is not one leaves the keys in place
     s_jwks_server_set (&server, "<html>not json</html>");

@@ -5,8 +5,8 @@
     request (it is also safe to call from other threads: a mutex guards
     the key cache). See the top of auth.c for the design.
 
-    auth_check returns 0 and a user id, or -1 and a static sentence for
-    the 401 `detail`:
+    auth_check returns 0 and a user id, AUTH_PENDING (background fetching
+    only, see below), or -1 and a static sentence for the 401 `detail`:
         "Missing credentials"                   no Authorization header (jwt mode)
         "Authorization header must be 'Bearer <token>'"
         "Token too large"                       over AUTH_MAX_TOKEN bytes
@@ -20,6 +20,12 @@
         "Token has no valid subject"            sub missing, empty or > 128 chars
         "Invalid API token" / "API token revoked"
         "JWT authentication is not enabled"     a JWT sent in local mode
+
+    Background fetching (config.background_fetch): auth_check never
+    downloads. When a token's key might come with a fetch (an unknown kid
+    and no fetch in the last 10 s, no key set yet, or a fetch under way),
+    it answers AUTH_PENDING: the caller parks the request, has its fetching
+    thread call auth_refresh, and calls auth_check again after that.
     ========================================================================= */
 
 #ifndef CLOWDY_AUTH_H_INCLUDED
@@ -35,6 +41,7 @@
 #define AUTH_USER_ID_SIZE   (AUTH_MAX_SUB + 1)
 #define AUTH_TOKEN_PREFIX   "clw_"  //  API tokens: "clw_" + 64 hex chars
 #define AUTH_TOKEN_ID_SIZE  13      //  12 hex characters + NUL
+#define AUTH_PENDING        1       //  auth_check: ask again after auth_refresh
 
 typedef enum {
     AUTH_LOCAL,                     //  no credentials needed; API tokens still name their user
@@ -50,6 +57,7 @@ typedef struct {
     int leeway_seconds;             //  exp/nbf leeway: 0 means the default 60, < 0 means none
     sqlite3 *db;                    //  holds api_tokens; may be NULL (then tokens are refused)
     const char *local_user;         //  local mode: user without credentials, default "local"
+    bool background_fetch;          //  only auth_refresh downloads; auth_check may say AUTH_PENDING
 } auth_config_t;
 
 typedef struct _auth_t auth_t;

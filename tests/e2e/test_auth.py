@@ -103,11 +103,13 @@ class JwksServer:
     def __init__(self, keys):
         self.keys = list(keys)
         self.hits = 0
+        self.delay = 0.0            # seconds each answer waits, as a slow provider would
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.hits += 1
+                time.sleep(owner.delay)
                 body = json.dumps({"keys": [k.jwk for k in owner.keys]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -257,6 +259,50 @@ def test_key_rotation_without_restart(jwt_server, jwks, keys):
         assert_401(jwt_server.get("/api/projects", headers=bearer(
             make_jwt(keys["stranger"], claims(), kid="random-%d" % i))))
     assert jwks.hits - hits <= 1
+
+
+def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
+    """A token with a new kid makes the server fetch the JWKS. The provider takes 3 s to answer;
+    meanwhile other requests (known tokens, public endpoints, invoke) are answered, and the
+    waiting request is accepted once the keys arrive."""
+    jwks = JwksServer([keys["rsa"]])
+    server = Server(args=["--auth", "jwt", "--jwks-url", jwks.url,
+                          "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]).start()
+    try:
+        known = bearer(make_jwt(keys["rsa"], claims("user_known")))
+        assert server.get("/api/projects", headers=known).status_code == 200
+        function = server.post("/api/functions", headers=known, json={
+            "name": "f", "code": "def handler(input):\n    return 7\n"}).json()
+        # The rate limit allows one refetch per 10 s after the start-up fetch
+        time.sleep(10.5)
+        rotated = keys["rotated"]
+        jwks.keys.append(rotated)
+        jwks.delay = 3.0
+        waiting = {}
+
+        def call_with_new_kid():
+            waiting["response"] = server.get("/api/projects", headers=bearer(
+                make_jwt(rotated, claims("user_rotated"))), timeout=30)
+            waiting["done_at"] = time.time()
+
+        thread = threading.Thread(target=call_with_new_kid)
+        thread.start()
+        time.sleep(0.5)             # the fetch is under way now
+        answered = []
+        for _ in range(5):
+            assert server.get("/api/projects", headers=known).status_code == 200
+            assert server.get("/api/health").status_code == 200
+            r = server.post("/api/invoke/" + function["id"], json={"input": {}})
+            assert r.status_code == 200 and r.json()["output"] == 7, r.text
+            answered.append(time.time())
+        assert thread.is_alive(), "the request with the new kid should still wait for the provider"
+        thread.join(30)
+        assert waiting["response"].status_code == 200, waiting["response"].text
+        assert max(answered) < waiting["done_at"]
+        assert jwks.hits == 2       # start-up, and the one fetch for the new kid
+    finally:
+        server.cleanup()
+        jwks.close()
 
 
 def test_two_users_cannot_see_each_other(jwt_server, alice, bob):
