@@ -58,7 +58,9 @@
 
     Init holds the server's PR_SET_PDEATHSIG, so if the server (precisely:
     the creating thread) dies, every sandbox dies with it; slirp4netns gets
-    an --exit-fd for the same reason.
+    an --exit-fd for the same reason. slirp4netns runs in the sandbox's
+    cgroup (born there while the creating thread is in it, or attached on
+    v2), so a function's network traffic spends the function's CPU quota.
 
     Cgroups: measured here, a write of a pid to a v1 cgroup.procs takes 5-20
     ms whenever no other migration happened in the last ~100 ms, fresh
@@ -1156,6 +1158,9 @@ sandbox_new (const sandbox_config_t *config)
     int pids = config->pids > 0? config->pids: SANDBOX_DEFAULT_PIDS;
     if (pids < 4)
         pids = 4;               //  init, the process, and our thread while it clones
+    if (config->network)
+        pids++;                 //  slirp4netns lives in the sandbox's cgroup too
+    bool entered = false;       //  this thread is in the sandbox's cgroup (see cgroup_enter)
     int tmp_mb = config->tmp_mb > 0? config->tmp_mb: SANDBOX_DEFAULT_TMP_MB;
 
     sandbox_t *self = (sandbox_t *) zmalloc (sizeof (sandbox_t));
@@ -1191,16 +1196,10 @@ sandbox_new (const sandbox_config_t *config)
     int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
               | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
     //  Clone from inside the cgroup where we can (see cgroup_enter)
-    bool entered = cgroup_enter (self->cgroup) == 0;
+    entered = cgroup_enter (self->cgroup) == 0;
     pid_t pid = (pid_t) syscall (SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0)
         s_child (&plan);        //  never returns
-    if (entered && cgroup_leave (self->cgroup) && pid > 0) {
-        kill (pid, SIGKILL);    //  refuse to run with a half-moved server
-        waitpid (pid, NULL, 0);
-        pid = -1;
-        errno = EPERM;
-    }
     if (pid < 0) {
         zsys_error ("sandbox: clone failed: %s", strerror (errno));
         goto cleanup;
@@ -1227,8 +1226,18 @@ sandbox_new (const sandbox_config_t *config)
     }
     if (!entered && cgroup_attach (self->cgroup, pid))
         goto cleanup;
+    //  slirp4netns does the sandbox's network work, so it counts against the
+    //  sandbox's CPU, memory and pids: born in the cgroup while this thread
+    //  is still in it (v1), or attached (v2)
     if (config->network && (s_slirp_start (self, pid) || s_block_routes (pid)))
         goto cleanup;
+    if (config->network && !entered && cgroup_attach (self->cgroup, self->slirp_pid))
+        goto cleanup;
+    if (entered) {
+        entered = false;
+        if (cgroup_leave (self->cgroup))
+            goto cleanup;       //  refuse to run with a half-moved server
+    }
     if (write (sync [1], "x", 1) != 1)
         goto cleanup;
     self->sync_fd = sync [1];
@@ -1256,6 +1265,8 @@ sandbox_new (const sandbox_config_t *config)
     }
 
 cleanup:
+    if (entered)
+        cgroup_leave (self->cgroup);
     for (int index = 0; index < 2; index++) {
         if (sockets [index] >= 0)
             close (sockets [index]);

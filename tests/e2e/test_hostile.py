@@ -524,6 +524,42 @@ def test_no_sockets_when_network_is_off(server, normal):
     healthy(server, normal)
 
 
+def test_network_helper_is_charged_to_the_function(server, normal):
+    """slirp4netns does a network-enabled function's packet work; it runs in that sandbox's cgroup,
+    so the work counts against the function's CPU quota, memory and pids, not the server's."""
+    code = "import os\ndef handler(input):\n    return os.getpid()\n"
+    function = make_function(server, code, network_enabled=True)
+    assert succeeded(invoke(server, function["id"])) > 0          # warm now: its sandbox is up
+    helpers = []
+    for pid in descendants(server.proc.pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"slirp4netns"):
+            userns = [a for a in argv if a.startswith(b"--userns-path=/proc/")]
+            helpers.append((pid, int(userns[0].split(b"/")[2])))
+    assert helpers, "no slirp4netns under the server"
+
+    def cgroups(pid):
+        with open("/proc/%d/cgroup" % pid) as f:
+            lines = [line.strip().split(":", 2) for line in f if line.strip()]
+        # v1: the memory, cpu and pids hierarchies; v2: the one unified line ("0::/path")
+        found = {name: path for _, names, path in lines for name in (names or "unified").split(",")
+                 if name in ("memory", "cpu", "pids", "unified")}
+        if len(found) > 1:
+            found.pop("unified", None)     # a v1 host's unified line carries no controllers
+        return found
+
+    server_cgroups = cgroups(server.proc.pid)
+    for helper, sandbox_init in helpers:
+        ours, sandbox = cgroups(helper), cgroups(sandbox_init)
+        assert ours == sandbox, (ours, sandbox)
+        assert all(path != server_cgroups.get(name) for name, path in ours.items()), ours
+    healthy(server, normal)
+
+
 def test_network_enabled_still_cannot_reach_the_host(server, normal):
     """With network_enabled the function gets a user-mode network, but not the host's loopback:
     neither 127.0.0.1 (its own) nor slirp's host alias 10.0.2.2 reach the server's port."""
