@@ -126,6 +126,7 @@ static const char *S_TOO_LARGE = "Token too large";
 static const char *S_MALFORMED = "Malformed token";
 static const char *S_ALG = "Unsupported token algorithm";
 static const char *S_ALG_KEY = "Token algorithm does not match its key";
+static const char *S_TYP = "Unsupported token type: the header's typ must be JWT";
 static const char *S_UNKNOWN_KEY = "Unknown signing key";
 static const char *S_NO_KEYS = "Signing keys unavailable";
 static const char *S_PENDING = "Signing keys are being fetched";     //  AUTH_PENDING, not a 401
@@ -749,6 +750,14 @@ s_check_jwt (auth_t *self, const char *token, size_t len,
     if (alg == JWT_ALG_INVAL) {
         cJSON_Delete (header);
         *detail = S_ALG;
+        return -1;
+    }
+    //  libjwt 1.10 verifies only typ "JWT" (or none): say so rather than
+    //  let it report a bad signature for an RFC 9068 "at+jwt" access token
+    cJSON *typ_item = cJSON_GetObjectItemCaseSensitive (header, "typ");
+    if (typ_item && !(cJSON_IsString (typ_item) && strcasecmp (typ_item->valuestring, "JWT") == 0)) {
+        cJSON_Delete (header);
+        *detail = S_TYP;
         return -1;
     }
     //  A critical extension we do not understand must be refused (RFC 7515)
@@ -1677,6 +1686,15 @@ auth_test (bool verbose)
                           (long) time (NULL) + 600);
     token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\"}", other);
     s_expect_user (auth, token, "raw_user", "hand-signed token without typ");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\",\"typ\":\"jwt\"}", other);
+    s_expect_user (auth, token, "raw_user", "typ jwt in lower case");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\",\"typ\":\"at+jwt\"}", other);
+    s_expect_fail (auth, token, S_TYP, "typ at+jwt (RFC 9068), which libjwt 1.10 cannot verify");
+    zstr_free (&token);
+    token = s_sign_raw (rsa_a.pkey, "{\"alg\":\"RS256\",\"kid\":\"a\",\"typ\":7}", other);
+    s_expect_fail (auth, token, S_TYP, "typ not a string");
     zstr_free (&token);
     //  Duplicate alg: we read the first (RS256), jansson in libjwt the last
     //  (HS256); the HMAC made with the public PEM must still fail

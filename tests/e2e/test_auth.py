@@ -222,6 +222,7 @@ def test_bad_tokens_are_401(jwt_server, keys):
         "garbage base64": "a$b.c!d.e%f",
         "random text": "hello",
         "api-token-looking garbage": "clw_" + "0" * 64,
+        "typ at+jwt": make_jwt(rsa_key, claims(), header_extra={"typ": "at+jwt"}),
     }
     for name, token in bad.items():
         r = jwt_server.get("/api/projects", headers=bearer(token))
@@ -237,6 +238,9 @@ def test_detail_sentences_say_what_is_wrong(jwt_server, keys):
     assert "credential" in r.json()["detail"].lower()
     r = jwt_server.get("/api/projects", headers=bearer(make_jwt(keys["rsa"], claims(exp_in=-3600))))
     assert "expired" in r.json()["detail"].lower()
+    r = jwt_server.get("/api/projects", headers=bearer(
+        make_jwt(keys["rsa"], claims(), header_extra={"typ": "at+jwt"})))
+    assert "typ must be JWT" in r.json()["detail"]
 
 
 def test_key_rotation_without_restart(jwt_server, jwks, keys):
