@@ -23,6 +23,7 @@
 #include "core/auth.h"
 #include "core/config.h"
 #include "core/store.h"
+#include "runtime/sandbox.h"
 
 #define MAX_ACTORS 80
 
@@ -296,6 +297,8 @@ main (int argc, char *argv [])
     zsys_info ("clowdy: shutting down");
     while (count > 0)
         zactor_destroy (&actors [--count]);
+    //  The workers are gone: remove the cgroups kept ready for sandboxes
+    sandbox_system_shutdown ();
     endpoints_destroy (&endpoints);
     config_reset (&config);
     zsys_info ("clowdy: stopped");

@@ -1,5 +1,7 @@
 """The binary itself (issue 2): command line, access log, and a clean stop that lets calls in flight
 finish, on SIGTERM and on SIGINT."""
+import glob
+import os
 import re
 import signal
 import subprocess
@@ -48,9 +50,16 @@ def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
     time.sleep(0.7)                     # the call is running in its sandbox now
     started = time.time()
     server.proc.send_signal(stop_signal)
+    pid = server.proc.pid
     returncode = server.proc.wait(30)
     call.join(30)
     assert returncode == 0
+    # It cleaned up after itself: none of its sandboxes' cgroups are left (named "<pid>-<n>")
+    left = [os.path.join(parent, name)
+            for parent in glob.glob("/sys/fs/cgroup/*/clowdy*") + glob.glob("/sys/fs/cgroup/clowdy*")
+            if os.path.isdir(parent)
+            for name in os.listdir(parent) if name.startswith("%d-" % pid)]
+    assert not left, left
     assert replies and replies[0].status_code == 200, replies
     assert replies[0].json()["success"] and replies[0].json()["output"] == "finished"
     assert time.time() - started < 10
