@@ -130,6 +130,20 @@ s_valid_name (const char *name)
     return true;
 }
 
+//  v2: a controller list ("cpuset cpu io memory pids") names all three of
+//  ours, as whole words ("cpu" is not "cpuset")
+static bool
+s_has_controllers (const char *list)
+{
+    char copy [256];
+    snprintf (copy, sizeof copy, "%s", list);
+    int found = 0;
+    char *state = NULL;
+    for (char *word = strtok_r (copy, " \n", &state); word; word = strtok_r (NULL, " \n", &state))
+        found |= streq (word, "memory")? 1: streq (word, "cpu")? 2: streq (word, "pids")? 4: 0;
+    return found == 7;
+}
+
 int
 cgroup_system_init (void)
 {
@@ -138,8 +152,7 @@ cgroup_system_init (void)
         if (access (CGROUP_ROOT "/cgroup.controllers", F_OK) == 0) {
             char controllers [256];
             if (s_read (CGROUP_ROOT, "cgroup.controllers", controllers, sizeof controllers) > 0
-            &&  strstr (controllers, "memory") && strstr (controllers, "cpu")
-            &&  strstr (controllers, "pids"))
+            &&  s_has_controllers (controllers))
                 s_backend = &s_backend_v2;
             else
                 zsys_error ("cgroup: v2 hierarchy lacks memory, cpu or pids: '%s'", controllers);
@@ -216,8 +229,7 @@ static int
 s_enable_controllers (const char *dir)
 {
     char enabled [256];
-    if (s_read (dir, "cgroup.subtree_control", enabled, sizeof enabled) >= 0
-    &&  strstr (enabled, "memory") && strstr (enabled, "cpu") && strstr (enabled, "pids"))
+    if (s_read (dir, "cgroup.subtree_control", enabled, sizeof enabled) >= 0 && s_has_controllers (enabled))
         return 0;
     int rc = s_write (dir, "cgroup.subtree_control", "+memory +cpu +pids");
     if (rc == -EBUSY) {
@@ -269,11 +281,8 @@ cgroup_parent_prepare (const char *parent)
             zsys_error ("cgroup: cannot create %s: %s", dir, strerror (errno));
             return -1;
         }
-        int rc = s_write (dir, "cgroup.subtree_control", "+memory +cpu +pids");
-        if (rc) {
-            zsys_error ("cgroup: cannot enable controllers in %s: %s", dir, strerror (-rc));
+        if (s_enable_controllers (dir))
             return -1;
-        }
     }
     else
         for (int ctl = 0; ctl < CTL_COUNT; ctl++) {
@@ -668,6 +677,11 @@ cgroup_test (bool verbose)
     assert (!s_valid_name (""));
     assert (s_valid_name ("clowdy-test_1.2"));
     assert (cgroup_new ("..") == NULL);
+    assert (s_has_controllers ("cpuset cpu io memory hugetlb pids rdma misc\n"));
+    assert (s_has_controllers ("memory pids cpu"));
+    assert (!s_has_controllers ("cpuset io memory pids"));     //  cpuset is not cpu
+    assert (!s_has_controllers ("cpu memory"));
+    assert (!s_has_controllers (""));
 
     cgroup_remove_stale_parents ("clowdy-cgtest-");
     char parent [64];
