@@ -68,7 +68,8 @@ int
     cgroup_enter (cgroup_t *self);
 
 //  Move the calling thread back to the cgroups it was in before
-//  cgroup_enter. 0 or -1 (logged).
+//  cgroup_enter; does nothing (returns 0) when it did not enter. 0 or -1
+//  (logged).
 int
     cgroup_leave (cgroup_t *self);
 

@@ -1158,9 +1158,6 @@ sandbox_new (const sandbox_config_t *config)
     int pids = config->pids > 0? config->pids: SANDBOX_DEFAULT_PIDS;
     if (pids < 4)
         pids = 4;               //  init, the process, and our thread while it clones
-    if (config->network)
-        pids++;                 //  slirp4netns lives in the sandbox's cgroup too
-    bool entered = false;       //  this thread is in the sandbox's cgroup (see cgroup_enter)
     int tmp_mb = config->tmp_mb > 0? config->tmp_mb: SANDBOX_DEFAULT_TMP_MB;
 
     sandbox_t *self = (sandbox_t *) zmalloc (sizeof (sandbox_t));
@@ -1196,7 +1193,7 @@ sandbox_new (const sandbox_config_t *config)
     int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
               | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
     //  Clone from inside the cgroup where we can (see cgroup_enter)
-    entered = cgroup_enter (self->cgroup) == 0;
+    bool entered = cgroup_enter (self->cgroup) == 0;
     pid_t pid = (pid_t) syscall (SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0)
         s_child (&plan);        //  never returns
@@ -1229,15 +1226,14 @@ sandbox_new (const sandbox_config_t *config)
     //  slirp4netns does the sandbox's network work, so it counts against the
     //  sandbox's CPU, memory and pids: born in the cgroup while this thread
     //  is still in it (v1), or attached (v2)
-    if (config->network && (s_slirp_start (self, pid) || s_block_routes (pid)))
+    if (config->network && s_slirp_start (self, pid))
         goto cleanup;
     if (config->network && !entered && cgroup_attach (self->cgroup, self->slirp_pid))
         goto cleanup;
-    if (entered) {
-        entered = false;
-        if (cgroup_leave (self->cgroup))
-            goto cleanup;       //  refuse to run with a half-moved server
-    }
+    if (cgroup_leave (self->cgroup))        //  a no-op unless entered
+        goto cleanup;                       //  refuse to run with a half-moved server
+    if (config->network && s_block_routes (pid))
+        goto cleanup;
     if (write (sync [1], "x", 1) != 1)
         goto cleanup;
     self->sync_fd = sync [1];
@@ -1265,8 +1261,8 @@ sandbox_new (const sandbox_config_t *config)
     }
 
 cleanup:
-    if (entered)
-        cgroup_leave (self->cgroup);
+    if (self->cgroup)
+        cgroup_leave (self->cgroup);        //  a no-op unless still entered
     for (int index = 0; index < 2; index++) {
         if (sockets [index] >= 0)
             close (sockets [index]);
@@ -1464,6 +1460,19 @@ s_expect (sandbox_config_t *config, const char *what, const char *program, const
         fflush (stdout);
     }
     free (output);
+}
+
+//  Read a small file into buffer (NUL-terminated); bytes read or -1
+static ssize_t
+s_read_file (const char *path, char *buffer, size_t size)
+{
+    FILE *file = fopen (path, "re");
+    if (!file)
+        return -1;
+    size_t got = fread (buffer, 1, size - 1, file);
+    fclose (file);
+    buffer [got] = 0;
+    return (ssize_t) got;
 }
 
 //  Uid of a host process, -1 if unknown
@@ -1790,10 +1799,25 @@ sandbox_test (bool verbose)
         loop_port, loop_port, host_address, any_port, host_address);
     config.network = true;
     start = zclock_usecs ();
+    //  This thread enters the sandbox's cgroup to start it and slirp4netns,
+    //  and must be back in its own afterwards, whether or not that worked
+    char home_before [4096], home_after [4096];
+    assert (s_read_file ("/proc/thread-self/cgroup", home_before, sizeof home_before) > 0);
     //  Neither the host (loopback, its own addresses) nor private, link-local
     //  (cloud metadata) or LAN ranges; outbound elsewhere goes through tap0
     s_expect (&config, "network on", program,
               "refused refused refused refused refused refused ['lo', 'tap0']", verbose);
+    assert (s_read_file ("/proc/thread-self/cgroup", home_after, sizeof home_after) > 0);
+    assert (streq (home_before, home_after));
+    char *path = strdup (getenv ("PATH") ? getenv ("PATH") : "/usr/bin:/bin");
+    setenv ("PATH", "/nonexistent", 1);         //  slirp4netns cannot start now
+    config.argv = (const char *[]) { "/usr/bin/python3", "-c", "pass", NULL };
+    sandbox_t *broken = sandbox_new (&config);
+    setenv ("PATH", path, 1);
+    free (path);
+    assert (broken == NULL);
+    assert (s_read_file ("/proc/thread-self/cgroup", home_after, sizeof home_after) > 0);
+    assert (streq (home_before, home_after));
     if (verbose)
         printf (" (host address %s, whole run %.1f ms)", *host_address? host_address: "none",
                 (zclock_usecs () - start) / 1000.0);
