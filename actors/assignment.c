@@ -516,12 +516,16 @@ s_handle_backend (self_t *self)
         zsys_info ("assignment: worker %s joined (%ld MB)", id, worker->capacity_mb);
     }
     else {
-        //  Any message from a known worker is a sign of life
+        //  Any message from a known worker is a sign of life. Each names its
+        //  worker: HEARTBEAT by id, DONE and GONE by one of its environments
         worker_t *worker = NULL;
-        for (worker_t *w = (worker_t *) zhashx_first (self->workers); w; w = (worker_t *) zhashx_next (self->workers))
-            if (zframe_eq (w->route, msg_route (msg)))
-                worker = w;
-        if (worker)
+        if (streq (command, "HEARTBEAT"))
+            worker = (worker_t *) zhashx_lookup (self->workers, msg_string (msg, 0));
+        else {
+            env_t *env = (env_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
+            worker = env ? env->worker : NULL;
+        }
+        if (worker && zframe_eq (worker->route, msg_route (msg)))
             worker->last_seen = zclock_mono ();
         if (streq (command, "DONE"))
             s_handle_done (self, msg);

@@ -527,8 +527,8 @@ s_handle_result (self_t *self, msg_t *msg)
     if (!job->gateway_call) {
         cJSON *reply = cJSON_CreateObject ();
         cJSON_AddBoolToObject (reply, "success", success);
-        if (success)
-            cJSON_AddItemToObject (reply, "output", output ? cJSON_Duplicate (output, true) : cJSON_CreateNull ());
+        if (success)        //  printed once already, for the record
+            cJSON_AddRawToObject (reply, "output", output_text ? output_text : "null");
         else
             cJSON_AddStringToObject (reply, "error", error ? error : "The function failed");
         if (!success && streq (status, "timeout"))
@@ -547,9 +547,8 @@ s_handle_result (self_t *self, msg_t *msg)
     else
     if (!success) {
         bool timeout = streq (status, "timeout");
-        char detail [1024];
-        snprintf (detail, sizeof detail, "%s", error ? error : "The function failed");
-        s_reply_detail (self, job->route, job->request_id, timeout ? 504 : 502, detail, NULL);
+        s_reply_detail (self, job->route, job->request_id, timeout ? 504 : 502,
+                        error ? error : "The function failed", NULL);
     }
     else {
         gwmap_response_t response = { 0 };
@@ -626,6 +625,9 @@ s_self_handle_pipe (self_t *self)
     zstr_free (&command);
 }
 
+static void
+    s_self_destroy (self_t **self_p);
+
 static self_t *
 s_self_new (zsock_t *pipe, const actor_args_t *args)
 {
@@ -645,6 +647,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->recorder = endpoints_connect (args->endpoints, "recorder", ZMQ_PUSH);
     if (!self->store || !self->frontend || !self->assignment || !self->recorder) {
         zsys_error ("gateway: cannot start");
+        s_self_destroy (&self);
         return NULL;
     }
     zsock_set_sndhwm (self->frontend, 0);
