@@ -269,7 +269,7 @@ s_place (self_t *self, pool_t *pool, job_t *job)
     char *text = cJSON_PrintUnformatted (workers);
     cJSON_Delete (workers);
     //  PLACE carries the job id; the env id travels back with the job
-    msg_send (self->placement, NULL, "PLACE", job->id, pool->key, text);
+    msg_send (self->placement, NULL, "PLACE", job->id, pool->key, (int64_t) job->memory_mb, text);
     free (text);
 }
 
@@ -396,9 +396,6 @@ s_handle_frontend (self_t *self)
     else
     if (streq (command, "RETIRE"))
         s_handle_retire (self, msg_string (msg, 0));
-    else
-    if (streq (command, "PING"))
-        msg_send (self->frontend, msg_route (msg), "PONG");
     else
         zsys_warning ("assignment: unexpected '%s' from gateway", command);
     msg_destroy (&msg);
@@ -771,7 +768,8 @@ assignment_test (bool verbose)
     s_run (gateway, "job000000002", "f1:1:x", "ffffffffff01", 128);
     msg = s_expect (placement, true, "PLACE");
     assert (streq (msg_string (msg, 0), "job000000002"));
-    assert (strstr (msg_string (msg, 2), "\"w1\""));
+    assert (msg_int (msg, 2) == 128);
+    assert (strstr (msg_string (msg, 3), "\"w1\""));
     msg_send (placement, msg_route (msg), "PLACED", "job000000002", "w1");
     msg_destroy (&msg);
     msg_t *exec = s_expect (worker, false, "EXEC");

@@ -587,9 +587,6 @@ s_handle_frontend (self_t *self)
     if (streq (command, "INVALIDATE"))
         s_invalidate (self, msg_string (msg, 0));
     else
-    if (streq (command, "PING"))
-        msg_send (self->frontend, msg_route (msg), "PONG");
-    else
         zsys_warning ("gateway: unexpected '%s' from http", command);
     msg_destroy (&msg);
 }

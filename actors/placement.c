@@ -58,11 +58,11 @@ s_handle_frontend (self_t *self)
     if (!msg)
         return;
     if (streq (msg_command (msg), "PLACE")) {
+        //  assignment's budget bounds all workers together; each worker's
+        //  own capacity is checked here, against the environment's memory
         const char *pool_key = msg_string (msg, 1);
-        cJSON *workers = cJSON_Parse (msg_string (msg, 2));
-        //  Memory is not in PLACE: every worker's capacity is checked by
-        //  assignment's budget; here we only need one with any room
-        const char *chosen = s_choose (self->affinity, pool_key, workers, 0);
+        cJSON *workers = cJSON_Parse (msg_string (msg, 3));
+        const char *chosen = s_choose (self->affinity, pool_key, workers, (double) msg_int (msg, 2));
         if (chosen) {
             if (zhashx_size (self->affinity) >= AFFINITY_MAX)
                 zhashx_purge (self->affinity);
@@ -72,8 +72,7 @@ s_handle_frontend (self_t *self)
         cJSON_Delete (workers);
     }
     else
-    if (streq (msg_command (msg), "PING"))
-        msg_send (self->frontend, msg_route (msg), "PONG");
+        zsys_warning ("placement: unexpected '%s' from assignment", msg_command (msg));
     msg_destroy (&msg);
 }
 
@@ -159,13 +158,18 @@ placement_test (bool verbose)
     zactor_t *placement = zactor_new (placement_actor, &args);
     zsock_t *client = zsock_new_dealer ("inproc://placement-test");
     zsock_set_rcvtimeo (client, 3000);
-    msg_send (client, NULL, "PLACE", "j1", "k", "not json");
-    msg_send (client, NULL, "PLACE", "j2", "k", "[{\"id\":\"w\",\"envs\":0,\"memory_mb\":0,\"capacity_mb\":100}]");
+    const char *one = "[{\"id\":\"w\",\"envs\":0,\"memory_mb\":0,\"capacity_mb\":100}]";
+    msg_send (client, NULL, "PLACE", "j1", "k", (int64_t) 64, "not json");
+    msg_send (client, NULL, "PLACE", "j2", "k", (int64_t) 64, one);
+    msg_send (client, NULL, "PLACE", "j3", "k", (int64_t) 128, one);     //  no room on w
     msg_t *msg = msg_recv (client, false);
     assert (msg && streq (msg_string (msg, 0), "j1") && streq (msg_string (msg, 1), ""));
     msg_destroy (&msg);
     msg = msg_recv (client, false);
     assert (msg && streq (msg_string (msg, 0), "j2") && streq (msg_string (msg, 1), "w"));
+    msg_destroy (&msg);
+    msg = msg_recv (client, false);
+    assert (msg && streq (msg_string (msg, 0), "j3") && streq (msg_string (msg, 1), ""));
     msg_destroy (&msg);
     zsock_destroy (&client);
     zactor_destroy (&placement);

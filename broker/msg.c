@@ -25,7 +25,7 @@ static const msg_spec_t s_specs [] = {
     { "RESULT",       "sj" },         //  job_id result
     { "RETIRE",       "s" },          //  what: as INVALIDATE
     //  assignment <-> placement
-    { "PLACE",        "ssj" },        //  job_id pool_key workers
+    { "PLACE",        "ssij" },       //  job_id pool_key memory_mb workers
     { "PLACED",       "ss" },         //  job_id worker_id ("" when none fits)
     //  assignment <-> worker (Majordomo-style: workers connect and register)
     { "READY",        "sj" },         //  worker_id info
