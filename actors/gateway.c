@@ -255,14 +255,15 @@ s_reply (self_t *self, zframe_t *route, const char *request_id, int status, cJSO
 
 //  Reply {"detail": detail}; takes ownership of detail (a sentence, or the
 //  422 list of {loc, msg, type})
+//  and one more header when header is set (Retry-After, the invocation id)
 static void
 s_reply_detail_json (self_t *self, zframe_t *route, const char *request_id, int status, cJSON *detail,
-                     const char *retry_after)
+                     const char *header, const char *value)
 {
     cJSON *headers = cJSON_CreateObject ();
     cJSON_AddStringToObject (headers, "Content-Type", "application/json");
-    if (retry_after)
-        cJSON_AddStringToObject (headers, "Retry-After", retry_after);
+    if (header)
+        cJSON_AddStringToObject (headers, header, value);
     cJSON *body = cJSON_CreateObject ();
     cJSON_AddItemToObject (body, "detail", detail);
     char *text = cJSON_PrintUnformatted (body);
@@ -274,9 +275,9 @@ s_reply_detail_json (self_t *self, zframe_t *route, const char *request_id, int 
 
 static void
 s_reply_detail (self_t *self, zframe_t *route, const char *request_id, int status, const char *detail,
-                const char *retry_after)
+                const char *header, const char *value)
 {
-    s_reply_detail_json (self, route, request_id, status, cJSON_CreateString (detail), retry_after);
+    s_reply_detail_json (self, route, request_id, status, cJSON_CreateString (detail), header, value);
 }
 
 //  422 with one validation error at loc ["body"] or ["body", field]
@@ -293,7 +294,7 @@ s_reply_invalid (self_t *self, zframe_t *route, const char *request_id, const ch
     cJSON_AddStringToObject (error, "type", type);
     cJSON *errors = cJSON_CreateArray ();
     cJSON_AddItemToArray (errors, error);
-    s_reply_detail_json (self, route, request_id, 422, errors, NULL);
+    s_reply_detail_json (self, route, request_id, 422, errors, NULL, NULL);
 }
 
 //  A request path fit for a `detail` sentence: printable ASCII as it is,
@@ -354,11 +355,11 @@ s_handle_direct (self_t *self, msg_t *msg)
     const char *function_id = msg_string (msg, 2);
     function_entry_t *fn = util_is_id (function_id) ? s_function_lookup (self, function_id) : NULL;
     if (!fn) {
-        s_reply_detail (self, route, request_id, 404, "Function not found", NULL);
+        s_reply_detail (self, route, request_id, 404, "Function not found", NULL, NULL);
         return;
     }
     if (!fn->active) {
-        s_reply_detail (self, route, request_id, 503, "Function is disabled", NULL);
+        s_reply_detail (self, route, request_id, 503, "Function is disabled", NULL, NULL);
         return;
     }
     size_t size;
@@ -378,7 +379,7 @@ s_handle_direct (self_t *self, msg_t *msg)
     else {
         cJSON *parsed = util_json_parse ((const char *) body, size);
         if (!parsed) {
-            s_reply_detail (self, route, request_id, 400, "Request body is not valid JSON", NULL);
+            s_reply_detail (self, route, request_id, 400, "Request body is not valid JSON", NULL, NULL);
             return;
         }
         if (!cJSON_IsObject (parsed)) {
@@ -414,7 +415,7 @@ s_handle_gateway (self_t *self, msg_t *msg)
     project_entry_t *project = slug && *slug ? s_project_lookup (self, slug) : NULL;
     free (slug);
     if (!project) {
-        s_reply_detail (self, route, request_id, 404, "Project not found", NULL);
+        s_reply_detail (self, route, request_id, 404, "Project not found", NULL, NULL);
         return;
     }
     route_match_t match = { 0 };
@@ -423,14 +424,14 @@ s_handle_gateway (self_t *self, msg_t *msg)
         char shown [400], detail [512];
         s_path_for_detail (normal, shown, sizeof shown);
         snprintf (detail, sizeof detail, "No route matches %.32s %s", method, shown);
-        s_reply_detail (self, route, request_id, 404, detail, NULL);
+        s_reply_detail (self, route, request_id, 404, detail, NULL, NULL);
         free (normal);
         return;
     }
     function_entry_t *fn = s_function_lookup (self, match.function_id);
     if (!fn || !fn->active) {
-        s_reply_detail (self, route, request_id, 503,
-                        fn ? "The route's function is disabled" : "The route's function no longer exists", NULL);
+        s_reply_detail (self, route, request_id, 503, fn ? "The route's function is disabled"
+                        : "The route's function no longer exists", NULL, NULL);
         route_match_reset (&match);
         free (normal);
         return;
@@ -445,7 +446,7 @@ s_handle_gateway (self_t *self, msg_t *msg)
     if (!event)
         event = gwmap_event (method, normal, match.params, msg_string (msg, 5), headers, body, body_size);
     if (!event)
-        s_reply_detail (self, route, request_id, 400, "Request path is not valid UTF-8", NULL);
+        s_reply_detail (self, route, request_id, 400, "Request path is not valid UTF-8", NULL, NULL);
     else
         s_start_job (self, msg, match.function_id, fn, event, true, method, normal);
     cJSON_Delete (event);
@@ -514,7 +515,8 @@ s_handle_result (self_t *self, msg_t *msg)
         //  Never ran: nothing to record
         bool busy = streq (status, "rejected");
         s_reply_detail (self, job->route, job->request_id, busy ? 429 : 503,
-                        error ? error : "No capacity to run the function now; retry shortly", "1");
+                        error ? error : "No capacity to run the function now; retry shortly",
+                        "Retry-After", "1");
         zhashx_delete (self->jobs, job_id);
         cJSON_Delete (result);
         return;
@@ -548,7 +550,7 @@ s_handle_result (self_t *self, msg_t *msg)
     if (!success) {
         bool timeout = streq (status, "timeout");
         s_reply_detail (self, job->route, job->request_id, timeout ? 504 : 502,
-                        error ? error : "The function failed", NULL);
+                        error ? error : "The function failed", "X-Clowdy-Invocation-Id", job_id);
     }
     else {
         gwmap_response_t response = { 0 };

@@ -123,6 +123,36 @@ class Server:
         return requests.request(method, self.url + path, timeout=kw.pop("timeout", 30), **kw)
 
 
+def descendants(pid):
+    """Pids of every process under pid on the host (the sandboxes are the server's children)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def start_time(pid):
+    """When pid started (clock ticks since boot), or None once it is gone: with the pid, it names one
+    process even if the pid is reused."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @pytest.fixture
 def make_server():
     servers = []

@@ -9,6 +9,8 @@ import uuid
 
 import requests
 
+from conftest import descendants, start_time
+
 CODE = "def handler(event):\n    return event\n"
 
 
@@ -17,33 +19,22 @@ def ok(response):
     return response.json()
 
 
-def leftovers(server):
-    """Pids of processes still running with this server's data dir on their command line (a server
-    killed with SIGKILL must not leave its sandboxes behind)."""
-    pids = []
-    live = server.proc.pid if server.proc else None
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in (live, os.getpid()):
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if server.data_dir.encode() in argv:
-            pids.append(int(entry))
-    return pids
-
-
-def reap(server):
-    """Kill what a SIGKILLed server left behind, so that tests do not leak processes; returns the pids."""
-    pids = leftovers(server)
-    for pid in pids:
+def kill_9(server):
+    """SIGKILL the server, give what it started (its sandboxes, slirp4netns) 5 s to die with it, kill
+    any that did not so that tests leak nothing, and return those survivors' pids."""
+    started = {pid: start_time(pid) for pid in descendants(server.proc.pid)}
+    server.kill()
+    deadline = time.time() + 5
+    alive = list(started)
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in alive if start_time(pid) == started[pid]]
+    for pid in alive:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    return pids
+    return started, alive
 
 
 def snapshot(server):
@@ -99,8 +90,7 @@ def test_kill_9_keeps_acknowledged_writes(make_server):
             fid = written[-1][0].rsplit("/", 1)[1]
             updated = ok(server.put("/api/functions/" + fid, json={"code": CODE + "# %d\n" % round_}))
             written.append(("/api/functions/" + fid, "active_version", updated["active_version"]))
-        server.kill()          # SIGKILL right after the acknowledged write
-        reap(server)
+        kill_9(server)         # SIGKILL right after the acknowledged write
         server.start()
         for path, field, value in written:
             assert ok(server.get(path))[field] == value, (round_, path)
@@ -142,8 +132,7 @@ def test_concurrent_creates_lose_nothing(make_server):
     assert len(set(slugs)) == len(slugs)
     assert all(p["function_count"] == 1 for p in projects)
     # and after a kill -9 all of it is still there
-    server.kill()
-    reap(server)
+    kill_9(server)
     server.start()
     assert len(ok(server.get("/api/projects"))) == clients * each
     assert len(ok(server.get("/api/functions"))) == clients * each
@@ -151,12 +140,11 @@ def test_concurrent_creates_lose_nothing(make_server):
 
 def test_kill_9_leaves_no_processes(make_server):
     server = make_server()
-    function = ok(server.post("/api/functions", json={"name": "f", "code": CODE}))
-    server.post("/api/invoke/" + function["id"], json={"input": {"x": 1}})
-    time.sleep(0.5)
-    server.kill()
-    deadline = time.time() + 5
-    while leftovers(server) and time.time() < deadline:
-        time.sleep(0.1)
-    survivors = reap(server)
+    function = ok(server.post("/api/functions", json={"name": "f", "code": CODE,
+                                                       "network_enabled": True}))
+    result = ok(server.post("/api/invoke/" + function["id"], json={"input": {"x": 1}}))
+    assert result["success"] and result["output"] == {"x": 1}, result
+    started, survivors = kill_9(server)
+    # The warm sandbox, the pre-started ones and the function's slirp4netns were all running
+    assert len(started) >= 3, started
     assert survivors == [], "processes outlived a SIGKILLed server: %s" % survivors

@@ -20,6 +20,8 @@ import uuid
 
 import pytest
 
+from conftest import descendants
+
 ID = re.compile(r"^[0-9a-f]{12}$")
 # A warm call answers in milliseconds; this leaves room for a busy box. tests/vm runs these tests
 # under qemu's emulator, several times slower, and scales the bound with CLOWDY_TEST_SLOWDOWN.
@@ -67,26 +69,6 @@ def record_of(server, function_id, invocation_id):
                 return record
         assert time.time() < deadline, (invocation_id, records)
         time.sleep(0.02)
-
-
-def descendants(pid):
-    """Pids of every process under pid on the host (the sandboxes are the server's children)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def cmdlines(pids):

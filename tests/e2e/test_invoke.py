@@ -254,19 +254,16 @@ def handler(input):
     assert "to stdout" not in record["output"]
 
 
-def test_nul_characters_are_kept_or_refused(server):
-    """JSON strings may hold U+0000: a function gets and returns them whole, or the request is
-    refused; never silently cut short."""
+def test_nul_characters_are_refused_not_cut_short(server):
+    """JSON strings may hold U+0000, which the runtime cannot carry whole: an input holding one is a
+    422 naming the input, and a result holding one is an error that says so; never cut short."""
     function = make_function(server, "def handler(input):\n    return {'got': input, 'made': 'a\\x00b'}\n")
     response = server.post("/api/invoke/" + function["id"], json={"input": "x\u0000y"})
-    if response.status_code in (400, 422):
-        response = server.post("/api/invoke/" + function["id"], json={"input": "plain"})
-        result = response.json()
-        assert result["success"] is False or result["output"]["made"] == "a\u0000b", result
-        return
-    result = response.json()
-    assert result["success"] is True, result
-    assert result["output"] == {"got": "x\u0000y", "made": "a\u0000b"}
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert [e["loc"] for e in errors] == [["body", "input"]] and errors[0]["type"] == "string_nul"
+    error = failed(invoke(server, function["id"], "plain"))
+    assert "NUL" in error and "ResultNotSerialisable" in error, error
 
 
 def test_invalid_bytes_in_logs_are_replaced_not_fatal(server):
@@ -441,15 +438,14 @@ def test_env_values_reach_the_function_exactly(server):
     assert succeeded(invoke(server, function["id"], list(ENV_VALUES))) == ENV_VALUES
 
 
-def test_env_value_with_nul_is_refused_or_kept_whole(server):
-    """An environment cannot hold NUL: the API must refuse such a value, not cut it short."""
+def test_env_value_with_nul_is_refused(server):
+    """An environment cannot hold NUL: the API refuses such a value rather than cut it short."""
     project = ok(server.post("/api/projects", json={"name": "env " + uuid.uuid4().hex[:8]}))
     response = server.post("/api/projects/%s/env" % project["id"],
                            json={"key": "WITH_NUL", "value": "before\u0000after", "is_secret": False})
-    if response.status_code == 422:
-        return
-    assert response.status_code == 200, response.text
-    assert response.json()["value"] == "before\u0000after", response.json()
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["type"] == "string_nul"
+    assert ok(server.get("/api/projects/%s/env" % project["id"])) == []
 
 
 def test_deleted_function_cannot_be_invoked(server):
@@ -620,24 +616,24 @@ def test_memory_budget_caps_environments_running_at_once(make_server):
 
 
 def test_server_maxima_bound_functions(make_server):
-    """--max-memory-mb and --max-timeout: a function may not get more than the server allows, either
-    refused when saved (422) or lowered when run."""
+    """--max-memory-mb and --max-timeout: a function may not get more than the server allows (422
+    when saved), and the defaults are lowered to them."""
     server = make_server(args=["--max-memory-mb", "256", "--max-timeout", "5"])
     code = "def handler(event, context):\n    return [context.memory_limit_mb, context.get_remaining_time_in_millis()]\n"
     within = make_function(server, code, memory_mb=256, timeout_seconds=5)
     memory, remaining = succeeded(invoke(server, within["id"]))
     assert memory == 256 and 4000 < remaining <= 5000
-    for extra in [{"memory_mb": 512}, {"timeout_seconds": 10}]:
-        response = server.post("/api/functions", json=dict(name="fn_" + uuid.uuid4().hex[:8], code=code, **extra))
-        if response.status_code == 422:
-            continue
-        assert response.status_code == 200, response.text
-        memory, remaining = succeeded(invoke(server, response.json()["id"]))
-        assert memory <= 256 and remaining <= 5000, (extra, memory, remaining)
+    for field, value in [("memory_mb", 512), ("timeout_seconds", 10)]:
+        response = server.post("/api/functions", json={"name": "fn_" + uuid.uuid4().hex[:8], "code": code,
+                                                       field: value})
+        assert response.status_code == 422, response.text
+        assert ["body", field] in [e["loc"] for e in response.json()["detail"]]
     response = server.put("/api/functions/" + within["id"], json={"memory_mb": 1024})
-    if response.status_code != 422:
-        assert response.status_code == 200, response.text
-        assert succeeded(invoke(server, within["id"]))[0] <= 256
+    assert response.status_code == 422, response.text
+    # Defaults are lowered to the maxima: 30 s would be over this server's 5 s
+    default = make_function(server, code)
+    assert default["timeout_seconds"] == 5 and default["memory_mb"] == 128
+    assert succeeded(invoke(server, within["id"]))[0] == 256
 
 
 # ---------------------------------------------------------------------------------------------------
