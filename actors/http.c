@@ -294,17 +294,18 @@ s_jwks_refresher (zsock_t *pipe, void *auth)
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zpoller_set_nonstop (poller, true);
+    bool asked = false;
     while (true) {
-        auth_refresh ((auth_t *) auth);
+        //  FETCH: a token named a key we may not have; fetch (if the 10 s
+        //  gap allows), then let http check its parked requests again
+        auth_refresh ((auth_t *) auth, asked);
+        if (asked)
+            zstr_send (pipe, "FETCHED");
+        asked = false;
         if (zpoller_wait (poller, 30 * 1000) == pipe) {
             char *command = zstr_recv (pipe);
             bool stop = !command || streq (command, "$TERM");
-            if (command && streq (command, "FETCH")) {
-                //  A token named a key we may not have: fetch (if the
-                //  10 s gap allows), then let http check its requests again
-                auth_refresh ((auth_t *) auth);
-                zstr_send (pipe, "FETCHED");
-            }
+            asked = command && streq (command, "FETCH");
             zstr_free (&command);
             if (stop)
                 break;
@@ -380,6 +381,8 @@ static enum MHD_Result
 s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
 {
     self_t *self = request->self;
+    if (self->draining)
+        return s_respond_detail (request, connection, 503, "Server is shutting down");
     request->dispatched = false;        //  dispatched again when resumed
     request->awaiting_keys = true;
     request->connection = connection;
@@ -392,21 +395,32 @@ s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
     return MHD_YES;
 }
 
-//  Resume the requests parked for keys: to be dispatched again, or, when
-//  reply is set, to answer 503 with it (shutting down)
+//  Resume a parked request to answer 503: the server is shutting down
 static void
-s_resume_key_waiters (self_t *self, const char *reply)
+s_resume_shutting_down (request_t *request)
+{
+    const char *body = "{\"detail\":\"Server is shutting down\"}";
+    request->parked = request->awaiting_keys = false;
+    request->dispatched = true;
+    request->reply_status = 503;
+    request->reply_body = strdup (body);
+    request->reply_size = strlen (body);
+    MHD_resume_connection (request->connection);
+}
+
+//  Resume the requests parked for keys, to be dispatched again (or, when
+//  shutting down, to answer 503)
+static void
+s_resume_key_waiters (self_t *self, bool shutting_down)
 {
     request_t *request = (request_t *) zlistx_first (self->key_waiters);
     while (request) {
-        request->awaiting_keys = false;
-        if (reply) {
-            request->dispatched = true;
-            request->reply_status = 503;
-            request->reply_body = strdup (reply);
-            request->reply_size = strlen (reply);
+        if (shutting_down)
+            s_resume_shutting_down (request);
+        else {
+            request->awaiting_keys = false;
+            MHD_resume_connection (request->connection);
         }
-        MHD_resume_connection (request->connection);
         request = (request_t *) zlistx_next (self->key_waiters);
     }
     zlistx_purge (self->key_waiters);
@@ -461,7 +475,7 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
         const char *detail = NULL;
         const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
         int verdict = auth_check (self->auth, authorization, user_id, sizeof user_id, &detail);
-        if (verdict == AUTH_PENDING && self->jwks_refresher && !self->draining)
+        if (verdict == AUTH_PENDING)
             return s_wait_for_keys (request, connection);
         if (verdict) {
             cJSON *headers = cJSON_CreateObject ();
@@ -727,18 +741,12 @@ s_self_destroy (self_t **self_p)
     if (*self_p) {
         self_t *self = *self_p;
         //  Parked requests get an answer rather than a dropped connection
-        request_t *request = (request_t *) zhashx_first (self->pending);
-        while (request) {
-            request->parked = false;
-            request->reply_status = 503;
-            request->reply_body = strdup ("{\"detail\":\"Server is shutting down\"}");
-            request->reply_size = strlen (request->reply_body);
-            MHD_resume_connection (request->connection);
-            request = (request_t *) zhashx_next (self->pending);
-        }
+        for (request_t *request = (request_t *) zhashx_first (self->pending); request;
+             request = (request_t *) zhashx_next (self->pending))
+            s_resume_shutting_down (request);
         zhashx_purge (self->pending);
         //  So do requests waiting for signing keys
-        s_resume_key_waiters (self, "{\"detail\":\"Server is shutting down\"}");
+        s_resume_key_waiters (self, true);
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
         zsock_destroy (&self->gateway);
@@ -815,7 +823,7 @@ http_actor (zsock_t *pipe, void *args)
             if (reply && streq (reply, "FETCHED")) {
                 //  Check the parked requests again against the keys we have now
                 self->fetch_asked = false;
-                s_resume_key_waiters (self, NULL);
+                s_resume_key_waiters (self, false);
             }
             zstr_free (&reply);
         }

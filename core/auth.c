@@ -40,10 +40,9 @@
     of its own, which fetches at start and before the set ages out, without
     holding the lock while it downloads. With background_fetch on (the
     server's setting) auth_check never downloads: when a fetch might bring
-    a token's key (an unknown kid, no keys yet, a fetch under way) it marks
-    a fetch wanted and answers AUTH_PENDING; the http actor parks the
-    request, asks its fetching thread for auth_refresh, and checks again
-    after. Without it (tests, tools) auth_check fetches itself, blocking
+    a token's key (an unknown kid, no keys yet, a fetch under way) it
+    answers AUTH_PENDING; the http actor parks the request, asks its
+    fetching thread for auth_refresh (asked), and checks again after. Without it (tests, tools) auth_check fetches itself, blocking
     for at most the 5 s timeout.
 
     A mutex guards the key set, so auth_check may be called from any thread.
@@ -113,7 +112,6 @@ struct _auth_t {
     size_t fetches;             //  fetch attempts so far (for tests and logs)
     bool fetching;              //  auth_refresh is downloading without the lock
     bool background;            //  only auth_refresh downloads (config.background_fetch)
-    bool wanted;                //  background: a request asked auth_refresh for a fetch
     pthread_cond_t fetched;     //  signalled when that download is installed
     size_t key_generation;      //  bumped by every key set install
     s_verified_t *cache;        //  AUTH_CACHE_SLOTS verified tokens, emptied with each new key set
@@ -551,15 +549,11 @@ static void
 s_refresh_if_due (auth_t *self)
 {
     int64_t now = util_monotonic_us ();
-    if (self->jwks_url && !self->fetching
+    if (self->jwks_url && !self->fetching && !self->background
     && (self->last_fetch_us == 0
     || (now - self->last_success_us > AUTH_MAX_KEY_AGE_US
-        && now - self->last_fetch_us >= self->refetch_us))) {
-        if (self->background)
-            self->wanted = true;        //  the keys we have serve meanwhile
-        else
-            s_fetch (self);
-    }
+        && now - self->last_fetch_us >= self->refetch_us)))
+        s_fetch (self);
 }
 
 //  Find the key for a token; caller holds the lock. kid may be NULL (then
@@ -596,12 +590,10 @@ s_find_key (auth_t *self, const char *kid, jwt_alg_t alg, const char **detail)
             return found;
         }
         //  Background fetching: never download here. If a fetch may bring
-        //  the key, ask for one and tell the caller to ask again after it
-        if (self->background && self->jwks_url
+        //  the key, tell the caller to ask again after auth_refresh
+        if (self->background
         && (self->fetching || self->last_fetch_us == 0
          || util_monotonic_us () - self->last_fetch_us >= self->refetch_us)) {
-            if (!self->fetching)
-                self->wanted = true;
             *detail = S_PENDING;
             return NULL;
         }
@@ -1086,15 +1078,14 @@ auth_destroy (auth_t **self_p)
 }
 
 int
-auth_refresh (auth_t *self)
+auth_refresh (auth_t *self, bool asked)
 {
     pthread_mutex_lock (&self->mutex);
     int64_t now = util_monotonic_us ();
     bool gap_ok = self->last_fetch_us == 0 || now - self->last_fetch_us >= self->refetch_us;
     bool due = self->jwks_url && !self->fetching && gap_ok
-            && (self->last_success_us == 0 || self->wanted
+            && (self->last_success_us == 0 || asked
              || now - self->last_success_us > AUTH_MAX_KEY_AGE_US - AUTH_EARLY_REFRESH_US);
-    self->wanted = false;           //  done now, or a fetch within the gap answered it
     if (!due) {
         pthread_mutex_unlock (&self->mutex);
         return 0;
@@ -1269,7 +1260,7 @@ s_jwks_server_set (s_jwks_server_t *server, const char *body)
 static void *
 s_refresh_thread (void *auth)
 {
-    auth_refresh ((auth_t *) auth);
+    auth_refresh ((auth_t *) auth, false);
     return NULL;
 }
 
@@ -1785,17 +1776,18 @@ auth_test (bool verbose)
         char user [AUTH_USER_ID_SIZE];
         const char *detail = NULL;
         assert (auth_check (auth, good_rs, user, sizeof user, &detail) == AUTH_PENDING);
-        assert (auth->fetches == fetches && auth->wanted);
+        assert (auth->fetches == fetches);
         assert (auth_check (auth, good_es, user, sizeof user, &detail) == 0);  //  known: no wait
-        assert (auth_refresh (auth) == 0);
-        assert (auth->fetches == fetches + 1 && !auth->wanted);
+        assert (auth_refresh (auth, false) == 0 && auth->fetches == fetches);  //  not asked: not due
+        assert (auth_refresh (auth, true) == 0);
+        assert (auth->fetches == fetches + 1);
         s_expect_user (auth, good_rs, "user_alice", "key a after the background fetch");
-        //  Within the 10 s gap an unknown kid is refused at once, nothing wanted
+        //  Within the 10 s gap an unknown kid is refused at once, and even
+        //  an asked refresh fetches nothing
         char *stranger = s_sign (JWT_ALG_RS256, rsa_a.private_pem, strlen (rsa_a.private_pem),
                                  "nobody", claims);
         s_expect_fail (auth, stranger, S_UNKNOWN_KEY, "unknown kid in background mode");
-        assert (!auth->wanted && auth->fetches == fetches + 1);
-        assert (auth_refresh (auth) == 0 && auth->fetches == fetches + 1);      //  nothing due
+        assert (auth_refresh (auth, true) == 0 && auth->fetches == fetches + 1);
         zstr_free (&stranger);
         auth->background = false;
     }
@@ -1933,7 +1925,7 @@ auth_test (bool verbose)
         pthread_join (thread, NULL);
         assert (s_jwks_server_hits (&server) == hits_before + 1);
         assert (background->fetches == 1);
-        assert (auth_refresh (background) == 0 && background->fetches == 1);
+        assert (auth_refresh (background, false) == 0 && background->fetches == 1);
         pthread_mutex_lock (&server.mutex);
         server.delay_ms = 0;
         pthread_mutex_unlock (&server.mutex);

@@ -81,13 +81,14 @@ int
     auth_check (auth_t *self, const char *authorization,
                 char *user_id, size_t user_id_size, const char **detail);
 
-//  Fetch the JWKS now if it is due (never fetched, or five minutes before
-//  the key set would age out), downloading without holding the lock, so
-//  auth_check in other threads does not wait for the provider. Meant to be
-//  called from a thread of its own, at start and then every minute or so.
+//  Fetch the JWKS now if it is due (never fetched, five minutes before the
+//  key set would age out, or asked: a request got AUTH_PENDING), at most
+//  once per 10 s, downloading without holding the lock, so auth_check in
+//  other threads does not wait for the provider. Meant to be called from a
+//  thread of its own, at start, every minute or so, and when asked.
 //  Returns 0 (done or not due), or -1 if the fetch failed (old keys kept).
 int
-    auth_refresh (auth_t *self);
+    auth_refresh (auth_t *self, bool asked);
 
 //  The mode it was created with (for the public config endpoint and logs).
 auth_mode_t

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -305,6 +306,37 @@ def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
         assert max(answered) < waiting["done_at"]
         assert jwks.hits == 2       # start-up, and the one fetch for the new kid
     finally:
+        server.cleanup()
+        jwks.close()
+
+
+def test_stop_while_a_request_waits_for_keys(keys):
+    """A request that arrives while the server's first key fetch is still under way waits for it;
+    SIGTERM then lets that request finish (200) before the server exits 0."""
+    jwks = JwksServer([keys["rsa"]])
+    jwks.delay = 4.0                # the start-up fetch is slow
+    server = Server(args=["--auth", "jwt", "--jwks-url", jwks.url,
+                          "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]).start()
+    try:
+        token = bearer(make_jwt(keys["rsa"], claims("user_waiting")))
+        waiting = {}
+
+        def call():
+            waiting["response"] = server.get("/api/projects", headers=token, timeout=30)
+            waiting["done_at"] = time.time()
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        time.sleep(0.5)
+        signalled_at = time.time()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+        thread.join(30)
+        assert waiting["response"].status_code == 200, waiting["response"].text
+        assert waiting["done_at"] > signalled_at    # it was parked across the signal
+        assert jwks.hits == 1
+    finally:
+        server.proc = None
         server.cleanup()
         jwks.close()
 
