@@ -638,9 +638,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     zhashx_set_destructor (self->projects, s_project_entry_destroy);
     self->jobs = zhashx_new ();
     zhashx_set_destructor (self->jobs, s_job_destroy);
-    char db_path [1024];
-    snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
-    self->store = store_new (db_path);
+    self->store = store_open (args->config->data_dir);
     self->frontend = endpoints_bind (args->endpoints, "gateway", ZMQ_ROUTER);
     self->assignment = endpoints_connect (args->endpoints, "assignment", ZMQ_DEALER);
     self->recorder = endpoints_connect (args->endpoints, "recorder", ZMQ_PUSH);

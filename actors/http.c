@@ -662,9 +662,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
     self->pending = zhashx_new ();
 
-    char db_path [1024];
-    snprintf (db_path, sizeof db_path, "%s/clowdy.db", self->config->data_dir);
-    self->store = store_new (db_path);
+    self->store = store_open (self->config->data_dir);
     if (!self->store)
         goto failed;
     self->api = api_new (self->store);

@@ -158,9 +158,7 @@ recorder_actor (zsock_t *pipe, void *args_)
     self->retention = args->config->retention;
     self->since_trim = zhashx_new ();
     zhashx_set_destructor (self->since_trim, (zhashx_destructor_fn *) zstr_free);
-    char db_path [1024];
-    snprintf (db_path, sizeof db_path, "%s/clowdy.db", args->config->data_dir);
-    self->store = store_new (db_path);
+    self->store = store_open (args->config->data_dir);
     self->inbox = endpoints_bind (args->endpoints, "recorder", ZMQ_PULL);
     if (!self->store || !self->inbox) {
         zsys_error ("recorder: cannot start");
@@ -218,9 +216,7 @@ recorder_test (bool verbose)
     endpoints_set (endpoints, "recorder", "inproc://recorder-test");
 
     //  A function to record against
-    char db_path [1024];
-    snprintf (db_path, sizeof db_path, "%s/clowdy.db", data_dir);
-    store_t *store = store_new (db_path);
+    store_t *store = store_open (data_dir);
     assert (store);
     assert (store_exec (store, "INSERT INTO functions (id, user_id, name, description, runtime, status,"
         " network_enabled, timeout_seconds, memory_mb, active_version, created_at, updated_at)"

@@ -66,9 +66,6 @@ typedef struct {
     cJSON *errors;                  //  Validation errors (422 list)
 } s_call_t;
 
-static const char *s_methods [] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY" };
-#define METHODS (sizeof s_methods / sizeof s_methods [0])
-
 static const char *PROJECT_SELECT =
     "SELECT p.id, p.name, p.slug, p.description, p.status,"
     "       (SELECT count(*) FROM functions f WHERE f.project_id = p.id) AS function_count,"
@@ -345,9 +342,8 @@ s_route_method (s_call_t *call, bool required)
     char *method = strdup (text);
     for (char *c = method; *c; c++)
         *c = (char) toupper ((unsigned char) *c);
-    for (size_t i = 0; i < METHODS; i++)
-        if (streq (method, s_methods [i]))
-            return method;
+    if (route_validate_method (method) == 0)
+        return method;
     free (method);
     s_invalid (call, "method", "literal_error",
                "Input should be 'GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS' or 'ANY'");

@@ -106,9 +106,7 @@ s_token_command (int argc, char *argv [])
         fprintf (stderr, "clowdy: cannot create data dir '%s'\n", data_dir);
         return 1;
     }
-    char path [1024];
-    snprintf (path, sizeof path, "%s/clowdy.db", data_dir);
-    store_t *store = store_new (path);
+    store_t *store = store_open (data_dir);
     auth_config_t config = { .mode = AUTH_LOCAL, .db = store ? store_db (store) : NULL };
     auth_t *auth = store ? auth_new (&config) : NULL;
     int rc = 1;

@@ -333,6 +333,18 @@ failed:
     return NULL;
 }
 
+store_t *
+store_open (const char *data_dir)
+{
+    assert (data_dir);
+    char path [PATH_MAX];
+    if (snprintf (path, sizeof path, "%s/clowdy.db", data_dir) >= (int) sizeof path) {
+        zsys_error ("store: data dir path too long: %s", data_dir);
+        return NULL;
+    }
+    return store_new (path);
+}
+
 void
 store_destroy (store_t **self_p)
 {

@@ -4,7 +4,7 @@
 
     One store_t is one SQLite connection; each thread or actor opens its own
     (SQLite connections must not be shared between threads here). The file is
-    <data_dir>/clowdy.db; the caller builds that path. WAL mode with
+    <data_dir>/clowdy.db (store_open builds that path). WAL mode with
     synchronous=NORMAL: a committed write is in the WAL before the commit
     returns, so it survives kill -9 of the process. Migrations run inside
     store_new.
@@ -42,6 +42,10 @@ typedef struct _store_t store_t;
 //  pending migrations. Returns NULL, with the reason logged, on error.
 store_t *
     store_new (const char *path);
+
+//  The server's database: store_new of <data_dir>/clowdy.db
+store_t *
+    store_open (const char *data_dir);
 
 //  Close the connection; safe on NULL and twice.
 void
