@@ -76,6 +76,9 @@ s_token_command (int argc, char *argv [])
     const char *usage = "usage: clowdy token create --user NAME [--name LABEL] [--data-dir DIR]\n"
                         "       clowdy token list [--user NAME] [--data-dir DIR]\n"
                         "       clowdy token revoke ID [--data-dir DIR]\n";
+    //  stdout carries the token alone (TOKEN=$(clowdy token create ...)):
+    //  log lines, such as the first run's migrations, go to stderr
+    zsys_set_logstream (stderr);
     const char *action = argc > 2 ? argv [2] : "";
     const char *user = NULL, *name = "cli", *target = NULL;
     const char *data_dir = getenv ("CLOWDY_DATA_DIR") ? getenv ("CLOWDY_DATA_DIR") : "data";

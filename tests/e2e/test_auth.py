@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,9 +172,23 @@ def assert_401(response):
 # ---------------------------------------------------------------------------------------------
 # JWT mode
 
-def test_public_endpoints_need_no_credentials(jwt_server):
+def test_public_endpoints_need_no_credentials(jwt_server, alice):
     r = jwt_server.get("/api/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+    config = jwt_server.get("/api/config").json()
+    assert config["auth_mode"] == "jwt" and config["version"]
+    # Invoke and the gateway are public by design: alice builds, anyone calls
+    project = jwt_server.post("/api/projects", json={"name": "public " + uuid.uuid4().hex[:6]},
+                              headers=alice).json()
+    function = jwt_server.post("/api/functions", headers=alice, json={
+        "name": "hi", "project_id": project["id"], "code": "def handler(event):\n    return 'hi'\n"}).json()
+    assert jwt_server.post("/api/projects/%s/routes" % project["id"], headers=alice, json={
+        "function_id": function["id"], "method": "GET", "path": "/hi"}).status_code == 200
+    assert jwt_server.get("/api/gateway/%s/hi" % project["slug"]).json() == "hi"
+    r = jwt_server.post("/api/invoke/" + function["id"], json={"input": {}})
+    assert r.status_code == 200 and r.json()["output"] == "hi", r.text
+    # but its logs are not
+    assert_401(jwt_server.get("/api/functions/%s/invocations" % function["id"]))
 
 
 def test_missing_credentials_is_401(jwt_server):
@@ -460,6 +475,33 @@ def test_api_tokens(jwt_server, alice, bob):
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 assert token[4:].encode() not in f.read(), name
+
+
+def test_token_command_line_create_list_revoke(make_server):
+    """`clowdy token create|list|revoke` on a data dir, then the tokens against a jwt-mode server."""
+    with tempfile.TemporaryDirectory(prefix="clowdy-e2e-") as data_dir:
+        def cli(*args):
+            return subprocess.run([BINARY, "token"] + list(args) + ["--data-dir", data_dir],
+                                  capture_output=True, text=True, timeout=30)
+        made = cli("create", "--user", "carol", "--name", "ci")
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()            # stdout is the token alone, logs go to stderr
+        assert re.fullmatch(r"clw_[0-9a-f]{64}", token), made.stdout
+        assert "shown only this once" in made.stderr
+        listed = cli("list", "--user", "carol")
+        assert listed.returncode == 0 and "carol" in listed.stdout and "ci" in listed.stdout
+        assert token[4:] not in listed.stdout
+        token_id = listed.stdout.split()[0]
+        assert cli("list", "--user", "dave").stdout.strip() == ""
+        server = make_server(data_dir=data_dir, args=["--auth", "jwt", "--jwks-url", "http://127.0.0.1:9/jwks"])
+        assert server.get("/api/projects", headers=bearer(token)).status_code == 200
+        server.stop()
+        revoked = cli("revoke", token_id)
+        assert revoked.returncode == 0 and "revoked" in revoked.stderr
+        assert cli("revoke", token_id).returncode == 1
+        assert cli("create").returncode == 2            # no --user: usage
+        server.start()
+        assert_401(server.get("/api/projects", headers=bearer(token)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ import glob
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
+import requests
 
 from conftest import BINARY
 
@@ -22,6 +24,34 @@ def test_help_and_version():
     assert out.returncode == 0 and re.match(r"clowdy \d+\.\d+\.\d+", out.stdout)
     out = subprocess.run([BINARY, "--no-such-flag"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 2 and "unknown option" in out.stderr
+
+
+def test_settings_from_environment_variables(tmp_path):
+    """CLOWDY_LISTEN, CLOWDY_DATA_DIR and CLOWDY_LOG_LEVEL do what their flags do."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data_dir = tmp_path / "from-env"
+    env = dict(os.environ, CLOWDY_LISTEN="127.0.0.1:%d" % port, CLOWDY_DATA_DIR=str(data_dir),
+               CLOWDY_LOG_LEVEL="info", CLOWDY_PREWARM="0")
+    proc = subprocess.Popen([BINARY], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                r = requests.get("http://127.0.0.1:%d/api/health" % port, timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.time() < deadline
+                time.sleep(0.1)
+        assert r.json()["status"] == "ok"
+        assert (data_dir / "clowdy.db").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0
+    assert "listening on http://127.0.0.1:%d" % port in output
+    assert "GET /api/health 200" in output            # info level: the access log
 
 
 def test_access_log_has_method_path_status_and_microseconds(server):
