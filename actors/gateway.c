@@ -467,12 +467,17 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     cJSON_AddStringToObject (row, "id", job_id);
     cJSON_AddStringToObject (row, "function_id", job->function_id);
     cJSON_AddStringToObject (row, "input", job->input);
-    if (output_text)
-        cJSON_AddStringToObject (row, "output", output_text);
     cJSON_AddStringToObject (row, "status", status);
     const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (result, "error"));
     if (error)
         cJSON_AddStringToObject (row, "error", error);
+    //  A failed call's output is its error message, as the original UI
+    //  shows it in its log table (API.md); error keeps it too
+    if (output_text)
+        cJSON_AddStringToObject (row, "output", output_text);
+    else
+    if (!streq (status, "success"))
+        cJSON_AddStringToObject (row, "output", error ? error : "The function failed");
     cJSON_AddStringToObject (row, "source", job->gateway_call ? "gateway" : "direct");
     if (job->method)
         cJSON_AddStringToObject (row, "http_method", job->method);

@@ -228,6 +228,10 @@ static const char *s_migrations [] = {
     "    SELECT function_id, substr (created_at, 1, 10) AS d, count(*),"
     "           sum (status != 'success'), sum (cold_start != 0)"
     "      FROM invocations GROUP BY function_id, d;",
+    //  4: a failed call's output carries its error message, as the original
+    //  UI reads it (API.md); records written before this get it too
+    "UPDATE invocations SET output = error"
+    " WHERE status != 'success' AND output IS NULL AND error IS NOT NULL;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
