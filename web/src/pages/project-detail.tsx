@@ -296,18 +296,21 @@ function ConfirmDelete({ what, onConfirm, label }: { what: string; onConfirm: ()
 const MASK = "••••••••";
 
 function EnvValue({ v }: { v: EnvVar }) {
-  const [shown, setShown] = useState(false);
-  const serverHidden = v.is_secret && /^\*+$/.test(v.value);
+  // A secret is write-only: the server never sends its value back (API.md), so there is
+  // nothing to reveal. Say so where the original UI had a Reveal button.
+  if (v.is_secret)
+    return (
+      <div className="flex min-w-0 items-center gap-2">
+        <code className="bg-muted min-w-0 truncate rounded px-1.5 py-0.5 font-mono text-xs" data-testid="env-value">{MASK}</code>
+        <span className="text-muted-foreground text-xs" data-testid="env-write-only"
+              title="Secrets are write-only: the server never sends a secret's value back. Save a new value to change it.">
+          write-only
+        </span>
+      </div>
+    );
   return (
     <div className="flex min-w-0 items-center gap-1">
-      <code className="bg-muted min-w-0 truncate rounded px-1.5 py-0.5 font-mono text-xs" data-testid="env-value">
-        {shown ? (serverHidden ? "(write-only: the server never sends a secret back)" : v.value) : v.is_secret ? MASK : v.value}
-      </code>
-      {v.is_secret && (
-        <Button size="icon" variant="ghost" className="size-7" aria-label={shown ? "Hide value" : "Reveal value"} onClick={() => setShown((s) => !s)}>
-          {shown ? <EyeOff /> : <Eye />}
-        </Button>
-      )}
+      <code className="bg-muted min-w-0 truncate rounded px-1.5 py-0.5 font-mono text-xs" data-testid="env-value">{v.value}</code>
     </div>
   );
 }
