@@ -18,8 +18,9 @@
     message msg_recv returned; it asserts only that the caller asked the
     right message (our own contract).
 
-    Senders do not log a failed send: the caller knows what it meant and
-    what to do (answer 503, fail the job), and logs it there.
+    Senders never block (see s_send) and do not log a failed send: the
+    caller knows what it meant and what to do (answer 503, fail the job),
+    and logs it there.
     ========================================================================= */
 
 #include "broker/msg.h"
@@ -106,11 +107,21 @@ s_start (zframe_t *route, const char *command)
     return zmsg;
 }
 
-//  zmsg_send keeps the message when it fails; we never resend it
+//  Never blocks: a message the socket cannot queue now (its high-water
+//  mark reached, no peer at all) fails at once, so no actor's loop waits on
+//  another actor. ZeroMQ queues or refuses a multipart message as a whole,
+//  at its first frame. Destroys the message either way.
 static int
 s_send (zmsg_t **zmsg_p, zsock_t *dest)
 {
-    int rc = zmsg_send (zmsg_p, dest);
+    zmsg_t *zmsg = *zmsg_p;
+    int rc = 0;
+    size_t left = zmsg_size (zmsg);
+    while (rc == 0 && left > 0) {
+        zframe_t *frame = zmsg_pop (zmsg);
+        rc = zframe_send (&frame, dest, ZFRAME_DONTWAIT | (--left ? ZFRAME_MORE : 0));
+        zframe_destroy (&frame);        //  Still ours when the send failed
+    }
     zmsg_destroy (zmsg_p);
     return rc == 0 ? 0 : -1;
 }
@@ -702,9 +713,37 @@ msg_test (bool verbose)
     msg_destroy (&msg);
     msg = msg_recv (client, false);
     assert (msg && streq (msg_done_env_id (msg), "e1") && cJSON_IsNull (msg_done_result (msg)));
+
+    //  Asking a DONE for a RUN field is our bug, and asserts (in a child,
+    //  which dies of it)
+    fflush (stdout);
+    pid_t child = fork ();
+    assert (child >= 0);
+    if (child == 0) {
+        if (!freopen ("/dev/null", "w", stderr)) { }
+        msg_run_job_id (msg);
+        _exit (0);
+    }
+    int status;
+    assert (waitpid (child, &status, 0) == child);
+    assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGABRT);
     msg_destroy (&msg);
     assert (msg_send (client, NULL, "NOSUCHCOMMAND") == -1);
     zsock_destroy (&client);
     zsock_destroy (&server);
+
+    //  A socket that cannot queue fails at once, never blocks: a DEALER
+    //  with no peer, a PUSH past its high-water mark with nobody pulling
+    zsock_t *lonely = zsock_new (ZMQ_DEALER);
+    assert (msg_send_run (lonely, NULL, "j", "k", "f", "p", 1, "{}", "{}") == -1);
+    zsock_destroy (&lonely);
+    zsock_t *push = zsock_new (ZMQ_PUSH);
+    zsock_set_sndhwm (push, 2);
+    assert (zsock_connect (push, "inproc://msg-test-nobody-pulls") == 0);
+    int sent = 0;
+    while (sent < 100 && msg_send_record (push, NULL, "{}") == 0)
+        sent++;
+    assert (sent >= 2 && sent < 100);
+    zsock_destroy (&push);
     printf ("OK\n");
 }

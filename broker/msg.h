@@ -35,7 +35,9 @@
             i: int64_t f
             j: const char *f       JSON text, must be valid (NULL sends "null")
             b: const void *f, size_t f_size
-            Returns 0, or -1 if the message could not be queued (logged).
+            Never blocks. Returns 0, or -1 if the socket cannot queue the
+            message now (high-water mark reached, no peer); the caller logs
+            and handles it.
         const char *msg_m_f (msg_t *self);                     s
         int64_t     msg_m_f (msg_t *self);                     i
         cJSON      *msg_m_f (msg_t *self);                     j, parsed; owned by msg
