@@ -237,19 +237,24 @@ s_invalidate (self_t *self, const char *what)
         zsys_warning ("gateway: unknown invalidation '%s'", what);
         return;
     }
-    msg_send (self->assignment, NULL, "RETIRE", what);
+    if (msg_send_retire (self->assignment, NULL, what))
+        zsys_error ("gateway: could not send RETIRE '%s' to assignment: environments built from "
+                    "the old settings keep serving until they are evicted", what);
 }
 
 //  --------------------------------------------------------------------------
 //  Replies
 
+//  A REPLY that cannot be sent leaves the client to http's own deadline:
+//  we have nothing else to answer it with, so we log it
 static void
 s_reply (self_t *self, zframe_t *route, const char *request_id, int status, cJSON *headers,
          const char *body, size_t size)
 {
     char *headers_text = headers ? cJSON_PrintUnformatted (headers) : NULL;
-    msg_send (self->frontend, route, "REPLY", request_id, (int64_t) status,
-              headers_text ? headers_text : "{}", body, size);
+    if (msg_send_reply (self->frontend, route, request_id, status, headers_text ? headers_text : "{}",
+                        body, size))
+        zsys_error ("gateway: could not send the %d reply to http for request %s", status, request_id);
     free (headers_text);
 }
 
@@ -335,7 +340,7 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     char job_id [UTIL_ID_SIZE];
     util_new_id (job_id);
     job->route = zframe_dup (msg_route (msg));
-    job->request_id = strdup (msg_string (msg, 0));
+    job->request_id = strdup (msg_invoke_request_id (msg));
     job->gateway_call = gateway_call;
     job->function_id = strdup (function_id);
     job->version = fn->version;
@@ -343,16 +348,22 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->method = method ? strdup (method) : NULL;
     job->path = path ? strdup (path) : NULL;
     zhashx_insert (self->jobs, job_id, job);
-    msg_send (self->assignment, NULL, "RUN", job_id, fn->pool_key, function_id, fn->project_id,
-              (int64_t) fn->memory_mb, fn->context, job->input);
+    if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id,
+                      fn->memory_mb, fn->context, job->input)) {
+        //  Never ran, so nothing to record: the caller may retry
+        zsys_error ("gateway: could not send RUN for invocation %s to assignment", job_id);
+        s_reply_detail (self, job->route, job->request_id, 503,
+                        "The function could not be queued to run; retry shortly", "Retry-After", "1");
+        zhashx_delete (self->jobs, job_id);
+    }
 }
 
 static void
 s_handle_direct (self_t *self, msg_t *msg)
 {
     zframe_t *route = msg_route (msg);
-    const char *request_id = msg_string (msg, 0);
-    const char *function_id = msg_string (msg, 2);
+    const char *request_id = msg_invoke_request_id (msg);
+    const char *function_id = msg_invoke_target (msg);
     function_entry_t *fn = util_is_id (function_id) ? s_function_lookup (self, function_id) : NULL;
     if (!fn) {
         s_reply_detail (self, route, request_id, 404, "Function not found", NULL, NULL);
@@ -363,7 +374,7 @@ s_handle_direct (self_t *self, msg_t *msg)
         return;
     }
     size_t size;
-    const byte *body = msg_bytes (msg, 7, &size);
+    const byte *body = msg_invoke_body (msg, &size);
     cJSON *input = NULL;
     bool blank = true;
     for (size_t i = 0; i < size && blank; i++)
@@ -401,9 +412,9 @@ static void
 s_handle_gateway (self_t *self, msg_t *msg)
 {
     zframe_t *route = msg_route (msg);
-    const char *request_id = msg_string (msg, 0);
-    const char *method = msg_string (msg, 3);
-    const char *raw_path = msg_string (msg, 4);
+    const char *request_id = msg_invoke_request_id (msg);
+    const char *method = msg_invoke_method (msg);
+    const char *raw_path = msg_invoke_path (msg);
     //  raw_path is "/api/gateway/<slug>[/<rest>]" exactly as the client sent it
     const char *rest = raw_path + strlen ("/api/gateway");
     while (*rest == '/')
@@ -439,18 +450,18 @@ s_handle_gateway (self_t *self, msg_t *msg)
     //  The path the function sees: within the project, decoded when it is valid UTF-8
     size_t decoded_size;
     char *decoded = route_percent_decode (normal, strlen (normal), false, &decoded_size);
-    cJSON *headers = cJSON_Parse (msg_string (msg, 6));
+    cJSON *headers = msg_invoke_headers (msg);
+    const char *query = msg_invoke_query (msg);
     size_t body_size;
-    const byte *body = msg_bytes (msg, 7, &body_size);
-    cJSON *event = gwmap_event (method, decoded, match.params, msg_string (msg, 5), headers, body, body_size);
+    const byte *body = msg_invoke_body (msg, &body_size);
+    cJSON *event = gwmap_event (method, decoded, match.params, query, headers, body, body_size);
     if (!event)
-        event = gwmap_event (method, normal, match.params, msg_string (msg, 5), headers, body, body_size);
+        event = gwmap_event (method, normal, match.params, query, headers, body, body_size);
     if (!event)
         s_reply_detail (self, route, request_id, 400, "Request path is not valid UTF-8", NULL, NULL);
     else
         s_start_job (self, msg, match.function_id, fn, event, true, method, normal);
     cJSON_Delete (event);
-    cJSON_Delete (headers);
     free (decoded);
     free (normal);
     route_match_reset (&match);
@@ -495,7 +506,9 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     util_now_iso (now);
     cJSON_AddStringToObject (row, "created_at", now);
     char *text = cJSON_PrintUnformatted (row);
-    msg_send (self->recorder, NULL, "RECORD", text);
+    if (msg_send_record (self->recorder, NULL, text))
+        zsys_error ("gateway: could not send RECORD to the recorder: invocation %s is not in the history",
+                    job_id);
     free (text);
     cJSON_Delete (row);
 }
@@ -503,11 +516,11 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
 static void
 s_handle_result (self_t *self, msg_t *msg)
 {
-    const char *job_id = msg_string (msg, 0);
+    const char *job_id = msg_result_job_id (msg);
     job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
     if (!job)
         return;
-    cJSON *result = cJSON_Parse (msg_string (msg, 1));
+    cJSON *result = msg_result_result (msg);        //  Owned by msg
     const char *status = cJSON_GetStringValue (cJSON_GetObjectItem (result, "status"));
     if (!status)
         status = "error";
@@ -523,7 +536,6 @@ s_handle_result (self_t *self, msg_t *msg)
                         error ? error : "No capacity to run the function now; retry shortly",
                         "Retry-After", "1");
         zhashx_delete (self->jobs, job_id);
-        cJSON_Delete (result);
         return;
     }
     bool success = streq (status, "success");
@@ -570,7 +582,6 @@ s_handle_result (self_t *self, msg_t *msg)
         gwmap_response_reset (&response);
     }
     free (output_text);
-    cJSON_Delete (result);
     zhashx_delete (self->jobs, job_id);
 }
 
@@ -583,18 +594,17 @@ s_handle_frontend (self_t *self)
     msg_t *msg = msg_recv (self->frontend, true);
     if (!msg)
         return;
-    const char *command = msg_command (msg);
-    if (streq (command, "INVOKE")) {
-        if (streq (msg_string (msg, 1), "gateway"))
+    if (msg_id (msg) == MSG_ID_INVOKE) {
+        if (streq (msg_invoke_kind (msg), "gateway"))
             s_handle_gateway (self, msg);
         else
             s_handle_direct (self, msg);
     }
     else
-    if (streq (command, "INVALIDATE"))
-        s_invalidate (self, msg_string (msg, 0));
+    if (msg_id (msg) == MSG_ID_INVALIDATE)
+        s_invalidate (self, msg_invalidate_what (msg));
     else
-        zsys_warning ("gateway: unexpected '%s' from http", command);
+        zsys_warning ("gateway: unexpected '%s' from http", msg_command (msg));
     msg_destroy (&msg);
 }
 
@@ -604,7 +614,7 @@ s_handle_assignment (self_t *self)
     msg_t *msg = msg_recv (self->assignment, false);
     if (!msg)
         return;
-    if (streq (msg_command (msg), "RESULT"))
+    if (msg_id (msg) == MSG_ID_RESULT)
         s_handle_result (self, msg);
     else
         zsys_warning ("gateway: unexpected '%s' from assignment", msg_command (msg));
@@ -727,22 +737,25 @@ gateway_test (bool verbose)
     zsock_set_rcvtimeo (http, 5000);
 
     //  Unknown function id, bad id, unknown project
-    msg_send (http, NULL, "INVOKE", "r1", "direct", "aaaaaaaaaaaa", "POST", "/api/invoke/aaaaaaaaaaaa",
-              "", "{}", "", (size_t) 0, "local");
+    assert (msg_send_invoke (http, NULL, "r1", "direct", "aaaaaaaaaaaa", "POST", "/api/invoke/aaaaaaaaaaaa",
+                             "", "{}", "", 0, "local") == 0);
     msg_t *msg = msg_recv (http, false);
-    assert (msg && streq (msg_command (msg), "REPLY") && msg_int (msg, 1) == 404);
+    assert (msg && msg_id (msg) == MSG_ID_REPLY && msg_reply_status (msg) == 404);
+    assert (streq (msg_reply_request_id (msg), "r1"));
     msg_destroy (&msg);
-    msg_send (http, NULL, "INVOKE", "r2", "direct", "../etc", "POST", "/api/invoke/../etc",
-              "", "{}", "", (size_t) 0, "local");
+    assert (msg_send_invoke (http, NULL, "r2", "direct", "../etc", "POST", "/api/invoke/../etc",
+                             "", "{}", "", 0, "local") == 0);
     msg = msg_recv (http, false);
-    assert (msg && msg_int (msg, 1) == 404);
+    assert (msg && msg_reply_status (msg) == 404);
     msg_destroy (&msg);
-    msg_send (http, NULL, "INVOKE", "r3", "gateway", "nope/x", "GET", "/api/gateway/nope/x",
-              "a=1", "{\"x\":\"y\"}", "", (size_t) 0, "");
+    assert (msg_send_invoke (http, NULL, "r3", "gateway", "nope/x", "GET", "/api/gateway/nope/x",
+                             "a=1", "{\"x\":\"y\"}", "", 0, "") == 0);
     msg = msg_recv (http, false);
-    assert (msg && msg_int (msg, 1) == 404);
+    assert (msg && msg_reply_status (msg) == 404);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_reply_headers (msg), "Content-Type")),
+                   "application/json"));
     size_t size;
-    const byte *body = msg_bytes (msg, 3, &size);
+    const byte *body = msg_reply_body (msg, &size);
     assert (memmem (body, size, "Project not found", 17));
     msg_destroy (&msg);
 

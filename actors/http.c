@@ -241,13 +241,15 @@ s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, con
     cJSON_Delete (headers);
 
     util_new_id (request->id);
-    int rc = msg_send (self->gateway, NULL, "INVOKE", request->id, kind, target, method,
-                       raw_path, question ? question + 1 : "", headers_text,
-                       request->body, request->body_size, user_id);
+    int rc = msg_send_invoke (self->gateway, NULL, request->id, kind, target, method,
+                              raw_path, question ? question + 1 : "", headers_text,
+                              request->body, request->body_size, user_id);
     free (raw_path);
     free (headers_text);
-    if (rc)
-        return s_respond_detail (request, connection, 503, "Gateway unavailable");
+    if (rc) {
+        zsys_error ("http: could not send INVOKE for request %s to gateway", request->id);
+        return s_respond_detail (request, connection, 503, "The gateway could not take the call; retry shortly");
+    }
     request->parked = true;
     request->connection = connection;
     zhashx_insert (self->pending, request->id, request);
@@ -261,15 +263,15 @@ s_handle_gateway_reply (self_t *self)
     msg_t *msg = msg_recv (self->gateway, false);
     if (!msg)
         return;
-    if (streq (msg_command (msg), "REPLY")) {
-        request_t *request = (request_t *) zhashx_lookup (self->pending, msg_string (msg, 0));
+    if (msg_id (msg) == MSG_ID_REPLY) {
+        request_t *request = (request_t *) zhashx_lookup (self->pending, msg_reply_request_id (msg));
         if (request) {
             zhashx_delete (self->pending, request->id);
-            int64_t status = msg_int (msg, 1);
+            int64_t status = msg_reply_status (msg);
             request->reply_status = status >= 100 && status <= 599 ? (int) status : 502;
-            request->reply_headers = cJSON_Parse (msg_string (msg, 2));
+            request->reply_headers = msg_reply_headers_take (msg);
             size_t size;
-            const byte *body = msg_bytes (msg, 3, &size);
+            const byte *body = msg_reply_body (msg, &size);
             request->reply_body = (char *) malloc (size ? size : 1);
             memcpy (request->reply_body, body, size);
             request->reply_size = size;
@@ -500,8 +502,10 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
         api_response_reset (&api_response);
         return s_respond_detail (request, connection, 404, "Not found");
     }
-    if (api_response.invalidate)
-        msg_send (self->gateway, NULL, "INVALIDATE", api_response.invalidate);
+    //  The write is done whatever happens to INVALIDATE, so its answer stands
+    if (api_response.invalidate && msg_send_invalidate (self->gateway, NULL, api_response.invalidate))
+        zsys_error ("http: could not send INVALIDATE '%s' to gateway: what it caches of that may be stale",
+                    api_response.invalidate);
     char *body = api_response.body;
     api_response.body = NULL;
     if (!body)
@@ -908,16 +912,16 @@ http_test (bool verbose)
     assert (write (fd, text, strlen (text)) == (ssize_t) strlen (text));
     assert (zpoller_wait (poller, 5000) == gateway);
     msg_t *msg = msg_recv (gateway, true);
-    assert (msg && streq (msg_command (msg), "INVOKE"));
-    assert (streq (msg_string (msg, 1), "gateway"));
-    assert (streq (msg_string (msg, 4), "/api/gateway/shop/a%2Fb"));
-    assert (streq (msg_string (msg, 5), "x=1"));
-    assert (strstr (msg_string (msg, 6), "\"x-thing\":\"yes\""));
+    assert (msg && msg_id (msg) == MSG_ID_INVOKE);
+    assert (streq (msg_invoke_kind (msg), "gateway"));
+    assert (streq (msg_invoke_path (msg), "/api/gateway/shop/a%2Fb"));
+    assert (streq (msg_invoke_query (msg), "x=1"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_invoke_headers (msg), "x-thing")), "yes"));
     size_t size;
-    const byte *body = msg_bytes (msg, 7, &size);
+    const byte *body = msg_invoke_body (msg, &size);
     assert (size == 5 && memcmp (body, "hello", 5) == 0);
-    msg_send (gateway, msg_route (msg), "REPLY", msg_string (msg, 0), (int64_t) 202,
-              "{\"X-Answer\":\"42\"}", "bye", (size_t) 3);
+    assert (msg_send_reply (gateway, msg_route (msg), msg_invoke_request_id (msg), 202,
+                            "{\"X-Answer\":\"42\"}", "bye", 3) == 0);
     msg_destroy (&msg);
     shutdown (fd, SHUT_WR);
     char answer [4096] = { 0 };

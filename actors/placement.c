@@ -57,19 +57,22 @@ s_handle_frontend (self_t *self)
     msg_t *msg = msg_recv (self->frontend, true);
     if (!msg)
         return;
-    if (streq (msg_command (msg), "PLACE")) {
+    if (msg_id (msg) == MSG_ID_PLACE) {
         //  assignment's budget bounds all workers together; each worker's
         //  own capacity is checked here, against the environment's memory
-        const char *pool_key = msg_string (msg, 1);
-        cJSON *workers = cJSON_Parse (msg_string (msg, 3));
-        const char *chosen = s_choose (self->affinity, pool_key, workers, (double) msg_int (msg, 2));
+        const char *job_id = msg_place_job_id (msg);
+        const char *pool_key = msg_place_pool_key (msg);
+        cJSON *workers = msg_place_workers (msg);
+        const char *chosen = s_choose (self->affinity, pool_key, workers, (double) msg_place_memory_mb (msg));
         if (chosen) {
             if (zhashx_size (self->affinity) >= AFFINITY_MAX)
                 zhashx_purge (self->affinity);
             zhashx_update (self->affinity, pool_key, strdup (chosen));
         }
-        msg_send (self->frontend, msg_route (msg), "PLACED", msg_string (msg, 0), chosen ? chosen : "");
-        cJSON_Delete (workers);
+        //  Nothing else to do when it fails: assignment's wait for PLACED
+        //  is what ends that job
+        if (msg_send_placed (self->frontend, msg_route (msg), job_id, chosen ? chosen : ""))
+            zsys_error ("placement: could not send PLACED for job %s to assignment", job_id);
     }
     else
         zsys_warning ("placement: unexpected '%s' from assignment", msg_command (msg));
@@ -159,17 +162,20 @@ placement_test (bool verbose)
     zsock_t *client = zsock_new_dealer ("inproc://placement-test");
     zsock_set_rcvtimeo (client, 3000);
     const char *one = "[{\"id\":\"w\",\"envs\":0,\"memory_mb\":0,\"capacity_mb\":100}]";
-    msg_send (client, NULL, "PLACE", "j1", "k", (int64_t) 64, "not json");
-    msg_send (client, NULL, "PLACE", "j2", "k", (int64_t) 64, one);
-    msg_send (client, NULL, "PLACE", "j3", "k", (int64_t) 128, one);     //  no room on w
+    //  Not JSON: the codec drops it, no answer
+    assert (zstr_sendx (client, "PLACE", "j0", "k", "64", "not json", NULL) == 0);
+    assert (msg_send_place (client, NULL, "j1", "k", 64, "{\"not\":\"a list\"}") == 0);
+    assert (msg_send_place (client, NULL, "j2", "k", 64, one) == 0);
+    assert (msg_send_place (client, NULL, "j3", "k", 128, one) == 0);     //  no room on w
     msg_t *msg = msg_recv (client, false);
-    assert (msg && streq (msg_string (msg, 0), "j1") && streq (msg_string (msg, 1), ""));
+    assert (msg && msg_id (msg) == MSG_ID_PLACED);
+    assert (streq (msg_placed_job_id (msg), "j1") && streq (msg_placed_worker_id (msg), ""));
     msg_destroy (&msg);
     msg = msg_recv (client, false);
-    assert (msg && streq (msg_string (msg, 0), "j2") && streq (msg_string (msg, 1), "w"));
+    assert (msg && streq (msg_placed_job_id (msg), "j2") && streq (msg_placed_worker_id (msg), "w"));
     msg_destroy (&msg);
     msg = msg_recv (client, false);
-    assert (msg && streq (msg_string (msg, 0), "j3") && streq (msg_string (msg, 1), ""));
+    assert (msg && streq (msg_placed_job_id (msg), "j3") && streq (msg_placed_worker_id (msg), ""));
     msg_destroy (&msg);
     zsock_destroy (&client);
     zactor_destroy (&placement);

@@ -106,8 +106,8 @@ s_handle_inbox (self_t *self)
     msg_t *msg = msg_recv (self->inbox, false);
     if (!msg)
         return;
-    if (streq (msg_command (msg), "RECORD")) {
-        cJSON *row = cJSON_Parse (msg_string (msg, 0));
+    if (msg_id (msg) == MSG_ID_RECORD) {
+        cJSON *row = msg_record_row_take (msg);
         if (cJSON_IsObject (row) && s_text (row, "function_id")) {
             if (self->count == 0)
                 self->first_at = zclock_mono ();
@@ -229,10 +229,11 @@ recorder_test (bool verbose)
         char row [256];
         snprintf (row, sizeof row, "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"success\","
                   "\"input\":\"{}\",\"output\":\"%d\",\"source\":\"direct\",\"duration_us\":1500,\"version\":1}", i);
-        msg_send (push, NULL, "RECORD", row);
+        assert (msg_send_record (push, NULL, row) == 0);
     }
-    msg_send (push, NULL, "RECORD", "not json");
-    msg_send (push, NULL, "RECORD", "{\"function_id\":\"bbbbbbbbbbbb\",\"status\":\"success\"}");
+    assert (zstr_sendx (push, "RECORD", "not json", NULL) == 0);        //  Dropped by the codec
+    assert (msg_send_record (push, NULL, "[\"not\", \"a row\"]") == 0);
+    assert (msg_send_record (push, NULL, "{\"function_id\":\"bbbbbbbbbbbb\",\"status\":\"success\"}") == 0);
     zstr_send (recorder, "FLUSH");
     char *ok = zstr_recv (recorder);
     assert (ok && streq (ok, "OK"));
@@ -245,7 +246,8 @@ recorder_test (bool verbose)
     cJSON_Delete (rows);
 
     //  A clean stop writes what is still waiting
-    msg_send (push, NULL, "RECORD", "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"error\",\"output\":\"late\"}");
+    assert (msg_send_record (push, NULL,
+                             "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"error\",\"output\":\"late\"}") == 0);
     zclock_sleep (10);
     zactor_destroy (&recorder);
     cJSON *late = store_query_row (store, "SELECT count(*) AS n FROM invocations WHERE output = 'late'", "");

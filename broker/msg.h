@@ -2,45 +2,102 @@
     msg - the message codec between actors
 
     Every message between actors is a ZeroMQ multipart message: an optional
-    routing frame (on ROUTER sockets), then the command name, then the fields
-    its spec lists, each one frame. Fields are strings ('s', UTF-8 without
-    NUL), integers ('i', sent as decimal text), JSON documents ('j', sent as
-    text and parsed by the receiver) or raw bytes ('b'). No frame ever holds
-    a pointer, so any link can move from inproc to tcp. broker/PROTOCOL.md
-    lists each message and when it is sent; msg.c holds the same table.
+    routing frame (on ROUTER sockets), then the command name, then one frame
+    per field. broker/msg_defs.h declares each message once: its command,
+    its fields (name and type: s string, i integer, j JSON, b bytes), the
+    link it travels on and when it is sent. From that declaration come the
+    functions below: for each message a typed sender, for each field a
+    typed accessor, and broker/PROTOCOL.md.
 
-    A received message that does not match its spec (unknown command, wrong
-    frame count, an 'i' that is not a number, a string with a NUL) is logged
-    and dropped: msg_recv returns NULL and the caller goes on.
+    A received message that does not match its declaration (unknown
+    command, wrong frame count, an 'i' that is not a number, a string with a
+    NUL, a 'j' that is not valid JSON) is logged and dropped: msg_recv
+    returns NULL and the caller goes on. So an accessor never fails on a
+    message msg_recv returned; calling one on a message of another command
+    is a bug in our code and asserts.
 
-        msg_send (sock, NULL, "INVALIDATE", "function abc123abc123");
+        if (msg_send_run (sock, NULL, job_id, pool_key, function_id, project_id,
+                          (int64_t) memory_mb, context_json, input_json))
+            ... the send failed: logged here, answer the caller ...
+
         msg_t *msg = msg_recv (sock, false);
-        if (msg && streq (msg_command (msg), "INVALIDATE"))
-            puts (msg_string (msg, 0));
+        if (msg && msg_id (msg) == MSG_ID_RESULT) {
+            const char *job_id = msg_result_job_id (msg);
+            cJSON *result = msg_result_result (msg);    //  owned by msg
+            ...
+        }
         msg_destroy (&msg);
+
+    Generated for each message COMMAND (lower-case name m) with fields f:
+        MSG_ID_COMMAND                              its msg_id_t value
+        int msg_send_m (zsock_t *dest, zframe_t *route, <one argument per field>);
+            s: const char *f       (NULL sends "")
+            i: int64_t f
+            j: const char *f       JSON text, must be valid (NULL sends "null")
+            b: const void *f, size_t f_size
+            Never blocks. Returns 0, or -1 if the socket cannot queue the
+            message now (high-water mark reached, no peer); the caller logs
+            and handles it.
+        const char *msg_m_f (msg_t *self);                     s
+        int64_t     msg_m_f (msg_t *self);                     i
+        cJSON      *msg_m_f (msg_t *self);                     j, parsed; owned by msg
+        cJSON      *msg_m_f_take (msg_t *self);                j, parsed; now the caller's
+                                                               (msg_m_f then returns NULL)
+        const char *msg_m_f_text (msg_t *self);                j, as received
+        const byte *msg_m_f (msg_t *self, size_t *size_p);     b
     ========================================================================= */
 
 #ifndef CLOWDY_MSG_H_INCLUDED
 #define CLOWDY_MSG_H_INCLUDED
 
 #include <czmq.h>
+#include <cjson/cJSON.h>
+#include "broker/msg_defs.h"
 
 typedef struct _msg_t msg_t;
 
-//  The picture of a command's fields ("ssjb"), or NULL if unknown.
-const char *
-    msg_picture (const char *command);
+//  One value per declared message, in declaration order
+#define MSG_ID_ROW_(COMMAND, m, link, when) MSG_ID_##COMMAND,
+typedef enum {
+    MSG_MESSAGES (MSG_ID_ROW_)
+    MSG_ID_COUNT_
+} msg_id_t;
+#undef MSG_ID_ROW_
 
-//  Send a message. route is a routing id frame for ROUTER sockets (not
-//  consumed), or NULL. Fields follow the command's picture: 's' and 'j'
-//  take const char *, 'i' takes int64_t, 'b' takes (const void *, size_t).
-//  Returns 0, or -1 for an unknown command or a send failure.
-int
-    msg_send (zsock_t *dest, zframe_t *route, const char *command, ...);
+//  Typed senders: msg_send_invoke (dest, route, request_id, kind, ...).
+//  MSG_PARAM_ (the parameter list of a field) is also used by msg.c.
+#define MSG_PARAM_s_(f) , const char *f
+#define MSG_PARAM_i_(f) , int64_t f
+#define MSG_PARAM_j_(f) , const char *f
+#define MSG_PARAM_b_(f) , const void *f, size_t f##_size
+#define MSG_PARAM_(m, f, type, note) MSG_PARAM_##type##_ (f)
+#define MSG_SENDER_DECL_(COMMAND, m, link, when) \
+    int msg_send_##m (zsock_t *dest, zframe_t *route MSG_FIELDS_##COMMAND (MSG_PARAM_, m));
+MSG_MESSAGES (MSG_SENDER_DECL_)
+#undef MSG_SENDER_DECL_
 
-//  Receive one message, checked against its spec. routed: the socket is a
-//  ROUTER and the first frame is the sender's routing id. Returns NULL if the
-//  message was malformed (logged, dropped) or the receive was interrupted.
+//  Typed accessors: msg_invoke_request_id (msg), msg_invoke_body (msg, &size)
+#define MSG_GETTER_s_(m, f) const char *msg_##m##_##f (msg_t *self);
+#define MSG_GETTER_i_(m, f) int64_t msg_##m##_##f (msg_t *self);
+#define MSG_GETTER_j_(m, f) \
+    cJSON *msg_##m##_##f (msg_t *self); \
+    cJSON *msg_##m##_##f##_take (msg_t *self); \
+    const char *msg_##m##_##f##_text (msg_t *self);
+#define MSG_GETTER_b_(m, f) const byte *msg_##m##_##f (msg_t *self, size_t *size_p);
+#define MSG_GETTER_(m, f, type, note) MSG_GETTER_##type##_ (m, f)
+#define MSG_GETTERS_DECL_(COMMAND, m, link, when) MSG_FIELDS_##COMMAND (MSG_GETTER_, m)
+MSG_MESSAGES (MSG_GETTERS_DECL_)
+#undef MSG_GETTERS_DECL_
+#undef MSG_GETTER_
+#undef MSG_GETTER_s_
+#undef MSG_GETTER_i_
+#undef MSG_GETTER_j_
+#undef MSG_GETTER_b_
+
+//  Receive one message, checked against its declaration. routed: the socket
+//  is a ROUTER and the first frame is the sender's routing id. Returns NULL
+//  if the message was malformed (logged, dropped) or the receive was
+//  interrupted or timed out.
 msg_t *
     msg_recv (zsock_t *source, bool routed);
 
@@ -48,6 +105,11 @@ msg_t *
 msg_t *
     msg_decode (zmsg_t **zmsg_p, bool routed);
 
+//  Which message this is
+msg_id_t
+    msg_id (msg_t *self);
+
+//  Its command name ("RUN")
 const char *
     msg_command (msg_t *self);
 
@@ -55,18 +117,38 @@ const char *
 zframe_t *
     msg_route (msg_t *self);
 
-//  Field accessors by index (0 = first field after the command).
+void
+    msg_destroy (msg_t **self_p);
+
+//  broker/PROTOCOL.md as the declaration says it: the prose and one table
+//  per link. Caller frees. `clowdy protocol-doc` prints it.
+char *
+    msg_protocol_markdown (void);
+
+void
+    msg_test (bool verbose);
+
+//  --------------------------------------------------------------------------
+//  Legacy, being removed: only actors/assignment.c and actors/worker.c still
+//  use these positional functions; use the typed ones above everywhere else.
+
+//  The picture of a command's fields ("ssjb"), or NULL if unknown.
+const char *
+    msg_picture (const char *command);
+
+//  Send by picture: 's' and 'j' take const char *, 'i' takes int64_t, 'b'
+//  takes (const void *, size_t). Returns 0, or -1 for an unknown command or
+//  a send failure.
+int
+    msg_send (zsock_t *dest, zframe_t *route, const char *command, ...);
+
+//  Field by index (0 = first field after the command); msg_string also
+//  gives a 'j' field's text.
 const char *
     msg_string (msg_t *self, int index);
 int64_t
     msg_int (msg_t *self, int index);
 const byte *
     msg_bytes (msg_t *self, int index, size_t *size_p);
-
-void
-    msg_destroy (msg_t **self_p);
-
-void
-    msg_test (bool verbose);
 
 #endif

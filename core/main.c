@@ -20,6 +20,7 @@
 #include "actors/recorder.h"
 #include "actors/worker.h"
 #include "broker/endpoints.h"
+#include "broker/msg.h"
 #include "core/auth.h"
 #include "core/config.h"
 #include "core/store.h"
@@ -155,6 +156,13 @@ main (int argc, char *argv [])
 {
     if (argc > 1 && streq (argv [1], "token"))
         return s_token_command (argc, argv);
+    if (argc > 1 && streq (argv [1], "protocol-doc")) {
+        //  Hidden: prints broker/PROTOCOL.md as broker/msg_defs.h declares it
+        char *doc = msg_protocol_markdown ();
+        fputs (doc, stdout);
+        free (doc);
+        return 0;
+    }
     if (argc > 1 && streq (argv [1], "keys")) {
         //  clowdy keys --curve-dir DIR: certificates for CurveZMQ tcp links
         const char *dir = argc == 4 && streq (argv [2], "--curve-dir") ? argv [3] : NULL;

@@ -1,0 +1,194 @@
+/*  =========================================================================
+    msg_defs - the one declaration of every message between actors
+
+    This is the protocol. broker/msg.h and broker/msg.c expand these tables
+    (X-macros) into the codec's spec table, the receive-time validation,
+    typed senders (msg_send_run), typed accessors (msg_run_job_id) and the
+    codec selftest; msg_protocol_markdown () renders them, with the prose
+    below, as broker/PROTOCOL.md:
+
+        build/clowdy protocol-doc > broker/PROTOCOL.md
+
+    and the msg selftest fails when that file differs from what this one
+    generates. To add a message: one MESSAGE row in MSG_MESSAGES, one
+    MSG_FIELDS_<COMMAND> list, regenerate PROTOCOL.md, handle it in the
+    receiving actor.
+
+    MSG_LINKS (LINK):       LINK (ID, "heading"): a pair of actors, in the
+                            order the tables appear in PROTOCOL.md
+    MSG_MESSAGES (MESSAGE): MESSAGE (COMMAND, name, LINK_ID, "when it is
+                            sent"): COMMAND is the first frame; name, lower
+                            case, names the generated functions
+    MSG_FIELDS_<COMMAND> (FIELD, m): FIELD (m, field, type, "note"), one
+                            frame each, in order. type is one of
+                            s   string: UTF-8 text without NUL
+                            i   integer: decimal text, int64_t
+                            j   JSON document: text, parsed at receive
+                            b   raw bytes
+                            note is printed after "field t" in the table
+                            (with a space, unless it starts with ':' or ',')
+
+    Every COMMAND needs its MSG_FIELDS_<COMMAND>, even an empty one.
+    ========================================================================= */
+
+#ifndef CLOWDY_MSG_DEFS_H_INCLUDED
+#define CLOWDY_MSG_DEFS_H_INCLUDED
+
+#define MSG_LINKS(LINK) \
+    LINK (HTTP_GATEWAY,         "http ↔ gateway") \
+    LINK (GATEWAY_ASSIGNMENT,   "gateway ↔ assignment") \
+    LINK (ASSIGNMENT_PLACEMENT, "assignment ↔ placement") \
+    LINK (ASSIGNMENT_WORKER,    "assignment ↔ worker") \
+    LINK (GATEWAY_RECORDER,     "gateway → recorder") \
+    LINK (ANY,                  "Any actor")
+
+#define MSG_MESSAGES(MESSAGE) \
+    MESSAGE (INVOKE, invoke, HTTP_GATEWAY, \
+        "a call to `/api/invoke/:id` or `/api/gateway/...` arrived; http has suspended the connection") \
+    MESSAGE (REPLY, reply, HTTP_GATEWAY, \
+        "the call is answered (always exactly once per INVOKE)") \
+    MESSAGE (INVALIDATE, invalidate, HTTP_GATEWAY, \
+        "a control-plane write changed what gateway caches") \
+    MESSAGE (RUN, run, GATEWAY_ASSIGNMENT, \
+        "gateway wants the function run with this input (or gateway event); assignment reads only the " \
+        "plain fields, never the context") \
+    MESSAGE (RESULT, result, GATEWAY_ASSIGNMENT, \
+        "exactly once per RUN; `rejected` (per-function cap and queue full: 429) and `unavailable` " \
+        "(no worker or memory: 503) never ran") \
+    MESSAGE (RETIRE, retire, GATEWAY_ASSIGNMENT, \
+        "environments built from old code, env or limits must go: idle ones now, busy ones after their run") \
+    MESSAGE (PLACE, place, ASSIGNMENT_PLACEMENT, \
+        "a run needs a new environment") \
+    MESSAGE (PLACED, placed, ASSIGNMENT_PLACEMENT, \
+        "the choice") \
+    MESSAGE (READY, ready, ASSIGNMENT_WORKER, \
+        "a worker starts, or re-registers after 5 s without word from assignment") \
+    MESSAGE (HEARTBEAT, heartbeat, ASSIGNMENT_WORKER, \
+        "both ways, every second; a worker silent for 5 s is dropped and its runs fail with a clear error") \
+    MESSAGE (EXEC, exec, ASSIGNMENT_WORKER, \
+        "run this job in that environment; an env id the worker does not have means create it (cold " \
+        "start), and only then is the function context sent (`{}` for a warm environment)") \
+    MESSAGE (DONE, done, ASSIGNMENT_WORKER, \
+        "the run ended; `dead` when the environment ended with it (timeout, out of memory, crash, load " \
+        "error); `lost` when the worker no longer had that environment and the job never ran (result " \
+        "`{}`): assignment runs it on a new one") \
+    MESSAGE (KILL, kill, ASSIGNMENT_WORKER, \
+        "assignment evicts or retires an environment") \
+    MESSAGE (GONE, gone, ASSIGNMENT_WORKER, \
+        "an idle environment died on its own") \
+    MESSAGE (RECORD, record, GATEWAY_RECORDER, \
+        "a run that happened (never for `rejected`/`unavailable`); written in batches") \
+    MESSAGE (PING, ping, ANY, \
+        "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
+        "`PING` is a plain string, outside this codec") \
+    MESSAGE (PONG, pong, ANY, \
+        "the answer to PING")
+
+//  http <-> gateway
+#define MSG_FIELDS_INVOKE(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, kind,       s, "(`direct`/`gateway`)") \
+    FIELD (m, target,     s, "") \
+    FIELD (m, method,     s, "") \
+    FIELD (m, path,       s, "(raw, as sent)") \
+    FIELD (m, query,      s, "(raw)") \
+    FIELD (m, headers,    j, "(lower-case names)") \
+    FIELD (m, body,       b, "") \
+    FIELD (m, user_id,    s, "")
+#define MSG_FIELDS_REPLY(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, status,     i, "") \
+    FIELD (m, headers,    j, "") \
+    FIELD (m, body,       b, "")
+#define MSG_FIELDS_INVALIDATE(FIELD, m) \
+    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, rename, delete) or `routes PROJECT_ID`")
+
+//  gateway <-> assignment
+#define MSG_FIELDS_RUN(FIELD, m) \
+    FIELD (m, job_id,      s, "(= invocation id)") \
+    FIELD (m, pool_key,    s, "") \
+    FIELD (m, function_id, s, "") \
+    FIELD (m, project_id,  s, "") \
+    FIELD (m, memory_mb,   i, "") \
+    FIELD (m, function,    j, "(id, name, version, code, env, memory_mb, timeout_seconds, network_enabled, " \
+                              "project_id, requirements_hash?)") \
+    FIELD (m, input,       j, "")
+#define MSG_FIELDS_RESULT(FIELD, m) \
+    FIELD (m, job_id, s, "") \
+    FIELD (m, result, j, ": status (`success`/`error`/`timeout`/`rejected`/`unavailable`), output?, error?, " \
+                         "logs?, duration_us, cold_start, peak_memory_kb")
+#define MSG_FIELDS_RETIRE(FIELD, m) \
+    FIELD (m, what, s, ", as INVALIDATE")
+
+//  assignment <-> placement
+#define MSG_FIELDS_PLACE(FIELD, m) \
+    FIELD (m, job_id,    s, "") \
+    FIELD (m, pool_key,  s, "") \
+    FIELD (m, memory_mb, i, "(the new environment's)") \
+    FIELD (m, workers,   j, ": [{id, envs, memory_mb, capacity_mb}]")
+#define MSG_FIELDS_PLACED(FIELD, m) \
+    FIELD (m, job_id,    s, "") \
+    FIELD (m, worker_id, s, "(`\"\"` when none fits)")
+
+//  assignment <-> worker (Majordomo-style: workers connect and register)
+#define MSG_FIELDS_READY(FIELD, m) \
+    FIELD (m, worker_id, s, "") \
+    FIELD (m, info,      j, ": {capacity_mb, host}")
+#define MSG_FIELDS_HEARTBEAT(FIELD, m) \
+    FIELD (m, worker_id, s, "")
+#define MSG_FIELDS_EXEC(FIELD, m) \
+    FIELD (m, env_id,   s, "") \
+    FIELD (m, job_id,   s, "") \
+    FIELD (m, pool_key, s, "") \
+    FIELD (m, function, j, "") \
+    FIELD (m, input,    j, "")
+#define MSG_FIELDS_DONE(FIELD, m) \
+    FIELD (m, env_id,    s, "") \
+    FIELD (m, job_id,    s, "") \
+    FIELD (m, result,    j, "(as RESULT)") \
+    FIELD (m, env_state, s, "(`warm`, `dead` or `lost`)")
+#define MSG_FIELDS_KILL(FIELD, m) \
+    FIELD (m, env_id, s, "")
+#define MSG_FIELDS_GONE(FIELD, m) \
+    FIELD (m, env_id, s, "") \
+    FIELD (m, reason, s, "")
+
+//  gateway -> recorder
+#define MSG_FIELDS_RECORD(FIELD, m) \
+    FIELD (m, row, j, ": id, function_id, input, output, status, error, source, http_method, http_path, logs, " \
+                      "duration_us, cold_start, version, peak_memory_kb, created_at")
+
+//  anyone
+#define MSG_FIELDS_PING(FIELD, m)
+#define MSG_FIELDS_PONG(FIELD, m)
+
+//  The prose of broker/PROTOCOL.md around the generated tables
+#define MSG_DOC_INTRO \
+"# Messages between Clowdy's actors\n" \
+"\n" \
+"Every message is a ZeroMQ multipart message: on ROUTER sockets first the peer's routing id, then the\n" \
+"command name, then one frame per field. Field types: `s` string (UTF-8, no NUL), `i` integer (decimal\n" \
+"text), `j` JSON document (sent as text, parsed by the receiving codec), `b` raw bytes. This file is\n" \
+"generated from the one declaration in `broker/msg_defs.h`, which also gives the codec, its checks and\n" \
+"the typed functions actors use (`msg_send_run (...)`, `msg_run_job_id (msg)`); regenerate it with\n" \
+"`build/clowdy protocol-doc > broker/PROTOCOL.md` (the msg selftest fails while it is out of date).\n" \
+"Every received message is checked before any field is read: an unknown command, a wrong number of\n" \
+"frames, a NUL in a text field, a non-numeric `i` or a `j` that is not valid JSON is logged and the\n" \
+"message dropped. No frame ever carries a pointer, so any link can move from `inproc://` to `tcp://` by\n" \
+"configuration (`CLOWDY_ENDPOINT_<NAME>`, see `broker/endpoints.h`). With `--curve-dir`, a tcp link is\n" \
+"CurveZMQ: the binding side is the CURVE server, and zauth admits only the client keys in `clients/`.\n" \
+"\n" \
+"## Sockets\n" \
+"| endpoint | bound by | socket | who connects |\n" \
+"|---|---|---|---|\n" \
+"| gateway | gateway | ROUTER | http (DEALER) |\n" \
+"| assignment | assignment | ROUTER | gateway (DEALER) |\n" \
+"| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
+"| placement | placement | ROUTER | assignment (DEALER) |\n" \
+"| recorder | recorder | PULL | gateway (PUSH) |\n"
+
+#define MSG_DOC_OUTRO \
+"The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \
+"`runtime/PROTOCOL.md`.\n"
+
+#endif
