@@ -96,8 +96,9 @@ s_watchdog_start (void)
     pthread_attr_t attributes;
     pthread_attr_init (&attributes);
     pthread_attr_setdetachstate (&attributes, PTHREAD_CREATE_DETACHED);
-    if (pthread_create (&thread, &attributes, s_watchdog, NULL))
-        zsys_warning ("clowdy: no shutdown watchdog: %s", strerror (errno));
+    int rc = pthread_create (&thread, &attributes, s_watchdog, NULL);
+    if (rc)
+        zsys_warning ("clowdy: no shutdown watchdog: %s", strerror (rc));
     pthread_attr_destroy (&attributes);
 }
 
