@@ -57,7 +57,11 @@ actor_start (zactor_fn *handler, void *args, const char *name, char **reason_p)
         reason = strdup ("cannot start its thread");
     else {
         zpoller_t *poller = zpoller_new (actor, NULL);
-        void *which = zpoller_wait (poller, ACTOR_START_TIMEOUT_MS);
+        int64_t deadline = zclock_mono () + ACTOR_START_TIMEOUT_MS;
+        void *which = NULL;
+        //  A signal handled in this thread ends the wait early: wait again
+        while (!which && !zsys_interrupted && zclock_mono () < deadline)
+            which = zpoller_wait (poller, (int) (deadline - zclock_mono ()));
         zpoller_destroy (&poller);
         char *status = NULL, *why = NULL;
         if (which)
