@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 #include "actors/assignment.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
@@ -659,14 +660,8 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->backend = endpoints_bind (args->endpoints, "worker", ZMQ_ROUTER);
     self->placement = endpoints_connect (args->endpoints, "placement", ZMQ_DEALER);
     if (!self->frontend || !self->backend || !self->placement) {
-        zsys_error ("assignment: cannot bind its endpoints");
         s_self_destroy (&self);
         return NULL;
-    }
-    zsock_t *sockets [] = { self->frontend, self->backend, self->placement };
-    for (size_t i = 0; i < 3; i++) {
-        zsock_set_sndhwm (sockets [i], 0);
-        zsock_set_rcvhwm (sockets [i], 0);
     }
     return self;
 }
@@ -676,10 +671,10 @@ assignment_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (const actor_args_t *) args);
     if (!self) {
-        zsock_signal (pipe, 1);
+        actor_failed (pipe, "%s", endpoints_error ());
         return;
     }
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
     zpoller_t *poller = zpoller_new (pipe, self->frontend, self->backend, self->placement, NULL);
     while (!self->terminated) {
         //  Wake exactly when the next tick is due, so the reaper keeps time
@@ -751,7 +746,7 @@ assignment_test (bool verbose)
     endpoints_set (endpoints, "placement", "inproc://assignment-test-placement");
     zsock_t *placement = zsock_new_router ("inproc://assignment-test-placement");
     actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *assignment = zactor_new (assignment_actor, &args);
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
     zsock_t *gateway = zsock_new_dealer ("inproc://assignment-test");
     zsock_t *worker = zsock_new_dealer ("inproc://assignment-test-worker");
 

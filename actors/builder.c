@@ -6,6 +6,7 @@
     ========================================================================= */
 
 #include "actors/builder.h"
+#include "broker/actor.h"
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
@@ -34,7 +35,7 @@ void
 builder_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .pipe = pipe };
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
     while (!self.terminated)
         s_self_handle_pipe (&self);
 }
@@ -43,7 +44,7 @@ void
 builder_test (bool verbose)
 {
     printf ("builder: ");
-    zactor_t *actor = zactor_new (builder_actor, NULL);
+    zactor_t *actor = actor_start (builder_actor, NULL, "builder", NULL);
     assert (actor);
     zstr_send (actor, "PING");
     char *reply = zstr_recv (actor);

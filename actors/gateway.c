@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include "actors/gateway.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
@@ -662,11 +663,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         s_self_destroy (&self);
         return NULL;
     }
-    zsock_set_sndhwm (self->frontend, 0);
-    zsock_set_rcvhwm (self->frontend, 0);
-    zsock_set_sndhwm (self->assignment, 0);
-    zsock_set_rcvhwm (self->assignment, 0);
-    zsock_set_sndhwm (self->recorder, 0);
     return self;
 }
 
@@ -692,10 +688,14 @@ gateway_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new (pipe, (const actor_args_t *) args);
     if (!self) {
-        zsock_signal (pipe, 1);
+        if (*endpoints_error ())
+            actor_failed (pipe, "%s", endpoints_error ());
+        else
+            actor_failed (pipe, "cannot open the database in data dir '%s' (is it writable?)",
+                          ((const actor_args_t *) args)->config->data_dir);
         return;
     }
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
     zpoller_t *poller = zpoller_new (pipe, self->frontend, self->assignment, NULL);
     while (!self->terminated) {
         zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
@@ -732,7 +732,7 @@ gateway_test (bool verbose)
     endpoints_set (endpoints, "assignment", "inproc://gateway-test-assignment");
     endpoints_set (endpoints, "recorder", "inproc://gateway-test-recorder");
     actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *gateway = zactor_new (gateway_actor, &args);
+    zactor_t *gateway = actor_start (gateway_actor, &args, "gateway", NULL);
     zsock_t *http = zsock_new_dealer ("inproc://gateway-test");
     zsock_set_rcvtimeo (http, 5000);
 

@@ -30,6 +30,7 @@
 #include <netdb.h>
 #include <sys/stat.h>
 #include "actors/http.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/api.h"
@@ -657,8 +658,9 @@ s_parse_listen (const char *listen, struct sockaddr_storage *address, socklen_t 
     return 0;
 }
 
+//  The actor's set-up, or NULL with why in reason (for the handshake)
 static self_t *
-s_self_new (zsock_t *pipe, const actor_args_t *args)
+s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason_size)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
@@ -666,6 +668,8 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
     self->pending = zhashx_new ();
 
+    snprintf (reason, reason_size, "cannot open the database in data dir '%s' (is it writable?)",
+              self->config->data_dir);
     self->store = store_open (self->config->data_dir);
     if (!self->store)
         goto failed;
@@ -681,6 +685,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         .db = store_db (self->store),
         .background_fetch = true,       //  the refresher below downloads, never this thread
     };
+    snprintf (reason, reason_size, "cannot set up --auth %s (the cause is logged above)", self->config->auth);
     self->auth = auth_new (&auth_config);
     if (!self->auth)
         goto failed;
@@ -688,15 +693,15 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         self->jwks_refresher = zactor_new (s_jwks_refresher, self->auth);
     self->key_waiters = zlistx_new ();
     self->gateway = endpoints_connect (args->endpoints, "gateway", ZMQ_DEALER);
-    if (!self->gateway)
+    if (!self->gateway) {
+        snprintf (reason, reason_size, "%s", endpoints_error ());
         goto failed;
-    zsock_set_sndhwm (self->gateway, 0);
-    zsock_set_rcvhwm (self->gateway, 0);
+    }
 
     struct sockaddr_storage address;
     socklen_t address_size;
     if (s_parse_listen (self->config->listen, &address, &address_size)) {
-        zsys_error ("http: cannot use --listen '%s': expected HOST:PORT", self->config->listen);
+        snprintf (reason, reason_size, "cannot use --listen '%s': expected HOST:PORT", self->config->listen);
         goto failed;
     }
     unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -712,15 +717,18 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 128 * 1024,
         MHD_OPTION_END);
     if (!self->daemon) {
-        zsys_error ("http: cannot listen on %s: %s", self->config->listen, strerror (errno));
+        snprintf (reason, reason_size, "cannot listen on %s: %s", self->config->listen, strerror (errno));
         goto failed;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     self->epoll_fd = info ? info->epoll_fd : -1;
     info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     self->port = info ? info->port : 0;
-    if (self->epoll_fd < 0 || self->port == 0)
+    if (self->epoll_fd < 0 || self->port == 0) {
+        snprintf (reason, reason_size, "cannot listen on %s: no port or epoll fd from libmicrohttpd",
+                  self->config->listen);
         goto failed;
+    }
     return self;
 
 failed:
@@ -772,9 +780,9 @@ s_self_handle_pipe (self_t *self)
         return;
     }
     if (streq (command, "$TERM")) {
-        //  Stop accepting; requests in flight may finish for up to 10 s
+        //  Stop accepting; requests in flight may finish for up to ACTOR_DRAIN_MS
         self->draining = true;
-        self->drain_deadline = zclock_mono () + 10000;
+        self->drain_deadline = zclock_mono () + ACTOR_DRAIN_MS;
         MHD_quiesce_daemon (self->daemon);
     }
     else
@@ -791,15 +799,13 @@ s_self_handle_pipe (self_t *self)
 void
 http_actor (zsock_t *pipe, void *args)
 {
-    self_t *self = s_self_new (pipe, (const actor_args_t *) args);
+    char reason [512];
+    self_t *self = s_self_new (pipe, (const actor_args_t *) args, reason, sizeof reason);
     if (!self) {
-        zsock_signal (pipe, 1);
-        //  Wait for $TERM so zactor_destroy does not hang
-        char *command = zstr_recv (pipe);
-        zstr_free (&command);
+        actor_failed (pipe, "%s", reason);
         return;
     }
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
 
     zmq_pollitem_t items [] = {
         { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
@@ -875,7 +881,7 @@ http_test (bool verbose)
     //  A stand-in gateway that answers every INVOKE with 202 and the body it got
     zsock_t *gateway = zsock_new_router ("inproc://http-test-gateway");
     actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *http = zactor_new (http_actor, &args);
+    zactor_t *http = actor_start (http_actor, &args, "http", NULL);
     zstr_send (http, "PORT");
     char *port_text = zstr_recv (http);
     int port = atoi (port_text);

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include "actors/placement.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
@@ -104,14 +105,12 @@ placement_actor (zsock_t *pipe, void *args_)
     self_t self = { .pipe = pipe };
     self.frontend = endpoints_bind (args->endpoints, "placement", ZMQ_ROUTER);
     if (!self.frontend) {
-        zsys_error ("placement: cannot bind its endpoint");
-        zsock_destroy (&self.frontend);
-        zsock_signal (pipe, 1);
+        actor_failed (pipe, "%s", endpoints_error ());
         return;
     }
     self.affinity = zhashx_new ();
     zhashx_set_destructor (self.affinity, (zhashx_destructor_fn *) zstr_free);
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
     zpoller_t *poller = zpoller_new (pipe, self.frontend, NULL);
     while (!self.terminated) {
         zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
@@ -158,7 +157,7 @@ placement_test (bool verbose)
     endpoints_t *endpoints = endpoints_new ();
     endpoints_set (endpoints, "placement", "inproc://placement-test");
     actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *placement = zactor_new (placement_actor, &args);
+    zactor_t *placement = actor_start (placement_actor, &args, "placement", NULL);
     zsock_t *client = zsock_new_dealer ("inproc://placement-test");
     zsock_set_rcvtimeo (client, 3000);
     const char *one = "[{\"id\":\"w\",\"envs\":0,\"memory_mb\":0,\"capacity_mb\":100}]";

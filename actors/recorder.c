@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include "actors/recorder.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
@@ -161,16 +162,18 @@ recorder_actor (zsock_t *pipe, void *args_)
     self->store = store_open (args->config->data_dir);
     self->inbox = endpoints_bind (args->endpoints, "recorder", ZMQ_PULL);
     if (!self->store || !self->inbox) {
-        zsys_error ("recorder: cannot start");
         zhashx_destroy (&self->since_trim);
         zsock_destroy (&self->inbox);
         store_destroy (&self->store);
         free (self);
-        zsock_signal (pipe, 1);
+        if (*endpoints_error ())
+            actor_failed (pipe, "%s", endpoints_error ());
+        else
+            actor_failed (pipe, "cannot open the database in data dir '%s' (is it writable?)",
+                          args->config->data_dir);
         return;
     }
-    zsock_set_rcvhwm (self->inbox, 0);
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
 
     zpoller_t *poller = zpoller_new (pipe, self->inbox, NULL);
     while (!self->terminated) {
@@ -223,7 +226,7 @@ recorder_test (bool verbose)
         " VALUES ('aaaaaaaaaaaa', 'local', 'f', '', 'python', 'active', 0, 30, 128, 1, 'x', 'x')", "") == 1);
 
     actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *recorder = zactor_new (recorder_actor, &args);
+    zactor_t *recorder = actor_start (recorder_actor, &args, "recorder", NULL);
     zsock_t *push = zsock_new_push ("inproc://recorder-test");
     for (int i = 0; i < 25; i++) {
         char row [256];

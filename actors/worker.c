@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 #include <sys/wait.h>
 #include "actors/worker.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
@@ -620,26 +621,26 @@ worker_actor (zsock_t *pipe, void *args_)
     self->spare = zlistx_new ();
     self->backend = endpoints_connect (args->endpoints, "worker", ZMQ_DEALER);
     self->loop = zloop_new ();
-    if (!self->backend) {
-        zsys_error ("worker: cannot connect to %s", endpoints_get (args->endpoints, "worker"));
+    self->sandboxes_ok = self->backend && sandbox_system_init (self->config->cgroup_name) == 0;
+    if (!self->sandboxes_ok) {
         zloop_destroy (&self->loop);
         zhashx_destroy (&self->envs);
         zlistx_destroy (&self->spare);
+        zsock_destroy (&self->backend);
         free (self);
-        zsock_signal (pipe, 1);
+        if (*endpoints_error ())
+            actor_failed (pipe, "%s", endpoints_error ());
+        else
+            actor_failed (pipe, "sandboxes are not available here (root, namespaces and cgroups are needed; "
+                                "the cause is logged above)");
         return;
     }
-    zsock_set_sndhwm (self->backend, 0);
-    zsock_set_rcvhwm (self->backend, 0);
-    self->sandboxes_ok = sandbox_system_init (self->config->cgroup_name) == 0;
-    if (!self->sandboxes_ok)
-        zsys_error ("worker %s: sandboxes are not available here; every run will fail (see above)", self->worker_id);
     zloop_reader (self->loop, pipe, s_pipe_readable, self);
     zloop_reader (self->loop, self->backend, s_backend_readable, self);
     zloop_timer (self->loop, HEARTBEAT_MS, 0, s_heartbeat_timer, self);
     s_register (self);
     s_schedule_refill (self);
-    zsock_signal (pipe, 0);
+    actor_ready (pipe);
 
     zloop_start (self->loop);
 
@@ -716,7 +717,7 @@ worker_test (bool verbose)
     zsock_t *assignment = zsock_new_router ("inproc://worker-test");
     zsock_set_rcvtimeo (assignment, 15000);
     actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *worker = zactor_new (worker_actor, &args);
+    zactor_t *worker = actor_start (worker_actor, &args, "worker", NULL);
     msg_t *ready = s_expect (assignment, "READY");
     zframe_t *route = zframe_dup (msg_route (ready));
     msg_destroy (&ready);

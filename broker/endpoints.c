@@ -5,6 +5,14 @@
     start-up (defaults, then environment, then command line) and read-only
     afterwards, so actors may share one table by pointer: it is configuration,
     never a message.
+
+    Every socket between actors is made here, so the queue rules live here
+    too: a bounded high-water mark on every socket (an unbounded queue to a
+    reader that stopped grows until the process dies) and a send timeout of
+    0 (a DEALER with no peer blocks its sender for ever otherwise: a gateway
+    whose assignment failed to start hung every invoke and then shutdown).
+    ZMQ_IMMEDIATE is not set: a worker's messages to a control host that is
+    briefly unreachable over tcp should wait in the queue, within the mark.
     ========================================================================= */
 
 #include "broker/endpoints.h"
@@ -13,6 +21,9 @@ const char *endpoints_names [] = {
     "gateway", "assignment", "placement", "worker", "recorder",
     "builder", "database", "agent", NULL
 };
+
+//  Why this thread's last bind or connect failed (see endpoints_error)
+static __thread char s_error [320];
 
 struct _endpoints_t {
     zhash_t *table;                 //  name -> endpoint string (owned)
@@ -182,16 +193,40 @@ s_has_secret (zcert_t *cert)
     return false;
 }
 
+//  A new socket with the queue limits and send semantics above, or NULL
+static zsock_t *
+s_socket_new (const char *name, const char *endpoint, int type)
+{
+    zsock_t *sock = endpoint ? zsock_new (type) : NULL;
+    if (!sock) {
+        snprintf (s_error, sizeof s_error, "no socket for endpoint '%s'", name);
+        return NULL;
+    }
+    zsock_set_sndhwm (sock, ENDPOINTS_HWM);
+    zsock_set_rcvhwm (sock, ENDPOINTS_HWM);
+    zsock_set_sndtimeo (sock, 0);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory (sock, 1);
+    return sock;
+}
+
+const char *
+endpoints_error (void)
+{
+    return s_error;
+}
+
 zsock_t *
 endpoints_bind (endpoints_t *self, const char *name, int type)
 {
     const char *endpoint = endpoints_get (self, name);
-    zsock_t *sock = endpoint ? zsock_new (type) : NULL;
+    zsock_t *sock = s_socket_new (name, endpoint, type);
     if (!sock)
         return NULL;
     if (s_is_tcp (endpoint) && self->server) {
         if (!s_has_secret (self->server)) {
             zsys_error ("endpoints: binding %s needs server.cert_secret in the curve dir", endpoint);
+            snprintf (s_error, sizeof s_error, "cannot bind %s: the curve dir has no server.cert_secret", endpoint);
             zsock_destroy (&sock);
             return NULL;
         }
@@ -203,7 +238,8 @@ endpoints_bind (endpoints_t *self, const char *name, int type)
         zsys_warning ("endpoints: %s is tcp without CurveZMQ: not encrypted, anyone who reaches it may "
                       "join (set --curve-dir)", endpoint);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
-        zsys_error ("endpoints: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        snprintf (s_error, sizeof s_error, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsys_error ("endpoints: %s", s_error);
         zsock_destroy (&sock);
     }
     return sock;
@@ -213,7 +249,7 @@ zsock_t *
 endpoints_connect (endpoints_t *self, const char *name, int type)
 {
     const char *endpoint = endpoints_get (self, name);
-    zsock_t *sock = endpoint ? zsock_new (type) : NULL;
+    zsock_t *sock = s_socket_new (name, endpoint, type);
     if (!sock)
         return NULL;
     if (s_is_tcp (endpoint) && self->server && self->client) {
@@ -221,7 +257,8 @@ endpoints_connect (endpoints_t *self, const char *name, int type)
         zsock_set_curve_serverkey (sock, zcert_public_txt (self->server));
     }
     if (zsock_connect (sock, "%s", endpoint) < 0) {
-        zsys_error ("endpoints: cannot connect to %s", endpoint);
+        snprintf (s_error, sizeof s_error, "cannot connect to %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsys_error ("endpoints: %s", s_error);
         zsock_destroy (&sock);
     }
     return sock;
@@ -253,6 +290,35 @@ endpoints_test (bool verbose)
     assert (endpoints_load_env (endpoints) == -1);
     assert (streq (endpoints_get (endpoints, "worker"), "tcp://10.0.0.2:7100"));
     unsetenv ("CLOWDY_ENDPOINT_WORKER");
+
+    //  Queues are bounded and sends never block: to a peer that does not read,
+    //  to a peer that is gone, to a ROUTER identity nobody has
+    assert (endpoints_set (endpoints, "placement", "inproc://endpoints-test-placement") == 0);
+    zsock_t *deaf = endpoints_bind (endpoints, "placement", ZMQ_ROUTER);
+    zsock_t *talker = endpoints_connect (endpoints, "placement", ZMQ_DEALER);
+    assert (deaf && talker);
+    int sent = 0;
+    while (sent < 10 * ENDPOINTS_HWM && zstr_send (talker, "hello") == 0)
+        sent++;
+    assert (sent >= ENDPOINTS_HWM && sent < 10 * ENDPOINTS_HWM);
+    assert (zmq_errno () == EAGAIN);
+    zframe_t *nobody = zframe_new ("nobody", 6);
+    assert (zframe_send (&nobody, deaf, ZFRAME_MORE) == -1);
+    zframe_destroy (&nobody);
+    zsock_destroy (&deaf);
+    for (int attempt = 0; attempt < 100 && zstr_send (talker, "anyone?") == 0; attempt++)
+        zclock_sleep (10);                  //  The pipe to a closed peer ends soon
+    assert (zstr_send (talker, "anyone?") == -1);
+    zsock_destroy (&talker);
+    //  Why a bind failed names the endpoint
+    zsock_t *holder = zsock_new (ZMQ_PULL);
+    int held = zsock_bind (holder, "tcp://127.0.0.1:*");
+    char taken [64];
+    snprintf (taken, sizeof taken, "tcp://127.0.0.1:%d", held);
+    assert (endpoints_set (endpoints, "recorder", taken) == 0);
+    assert (endpoints_bind (endpoints, "recorder", ZMQ_PULL) == NULL);
+    assert (strstr (endpoints_error (), "cannot bind") && strstr (endpoints_error (), taken));
+    zsock_destroy (&holder);
 
     endpoints_destroy (&endpoints);
     endpoints_destroy (&endpoints);

@@ -17,6 +17,13 @@
 
 #include <czmq.h>
 
+//  Every socket made here queues at most this many messages per peer, each
+//  way; a send that finds the queue full (or no peer at all) fails at once
+//  with -1 rather than blocking the actor's loop, and the caller answers 503.
+//  The bench's 64 connections keep far fewer than this in flight: a queue
+//  fills only when its reader has stopped reading.
+#define ENDPOINTS_HWM   1000
+
 typedef struct _endpoints_t endpoints_t;
 
 //  Names of the actors that own a service endpoint, NULL-terminated.
@@ -65,14 +72,28 @@ int
     endpoints_make_keys (const char *dir);
 
 //  New socket of a type (ZMQ_ROUTER, ZMQ_PULL, ...) bound to a name's endpoint;
-//  a tcp endpoint is a CURVE server when curve is set. NULL on error (logged).
+//  a tcp endpoint is a CURVE server when curve is set. NULL on error (logged,
+//  and endpoints_error says why).
+//  Sockets from endpoints_bind and endpoints_connect have send and receive
+//  high-water marks of ENDPOINTS_HWM and a send timeout of 0: a send that
+//  cannot be queued returns -1 (errno EAGAIN) instead of blocking. A ROUTER
+//  is also mandatory: a send to a peer that is gone returns -1 (EHOSTUNREACH)
+//  instead of vanishing. A message that fails is not queued at all.
 zsock_t *
     endpoints_bind (endpoints_t *self, const char *name, int type);
 
 //  New socket of a type connected to a name's endpoint; a tcp endpoint is a
-//  CURVE client when curve is set. NULL on error (logged).
+//  CURVE client when curve is set. NULL on error (logged, and endpoints_error
+//  says why). Same queue limits and send semantics as endpoints_bind.
 zsock_t *
     endpoints_connect (endpoints_t *self, const char *name, int type);
+
+//  Why the calling thread's last failed endpoints_bind or endpoints_connect
+//  failed, as a phrase naming the endpoint ("cannot bind tcp://127.0.0.1:7100:
+//  Address already in use"); "" if none failed. For an actor's start-up
+//  failure reason (each actor has its own thread, so its own answer).
+const char *
+    endpoints_error (void);
 
 void
     endpoints_test (bool verbose);

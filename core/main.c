@@ -6,10 +6,19 @@
     wait for SIGINT/SIGTERM or an actor's death, then destroy them in reverse
     order. http drains first, so requests in flight still find the gateway
     and the workers alive behind it.
+
+    Each actor answers the start-up handshake (broker/actor.h): READY, or
+    FAILED with a reason. On the first failure main prints one line naming
+    the actor and the cause, stops the actors already started and exits
+    non-zero, without a "listening on" line. Shutdown is bounded: once it
+    begins, a watchdog thread ends the process after ACTOR_DRAIN_MS +
+    ACTOR_STOP_MARGIN_MS, naming the actor that did not stop, so a stuck
+    actor can never make SIGTERM hang.
     ========================================================================= */
 
 #include <czmq.h>
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include "actors/agent.h"
 #include "actors/assignment.h"
 #include "actors/builder.h"
@@ -19,6 +28,7 @@
 #include "actors/placement.h"
 #include "actors/recorder.h"
 #include "actors/worker.h"
+#include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/auth.h"
@@ -27,6 +37,27 @@
 #include "runtime/sandbox.h"
 
 #define MAX_ACTORS 80
+
+//  Every actor of the platform, in start order: services before the actors
+//  that connect to them, http last. This table is the one place where an
+//  actor is registered (see "Adding an actor" in the README). A worker-side
+//  actor runs in --role worker (and in one process), config.workers times;
+//  the others run in --role control (and in one process), once.
+static const struct {
+    const char *name;               //  For the handshake's failure line
+    zactor_fn *handler;             //  Its X_actor function
+    bool worker_side;               //  Started per worker, on worker hosts
+} s_actors [] = {
+    { "recorder", recorder_actor, false },
+    { "gateway", gateway_actor, false },
+    { "assignment", assignment_actor, false },
+    { "placement", placement_actor, false },
+    { "worker", worker_actor, true },
+    { "builder", builder_actor, false },
+    { "database", database_actor, false },
+    { "agent", agent_actor, false },
+    { "http", http_actor, false },
+};
 
 //  Set by SIGINT/SIGTERM. We take the signals from CZMQ: its handler sets
 //  zsys_interrupted, which makes every poller in every actor give up at
@@ -37,6 +68,39 @@ static void
 s_on_signal (int signal_number)
 {
     s_stop = 1;
+}
+
+//  The actor main is stopping now, for the watchdog's last words
+static _Atomic (const char *) s_stopping = NULL;
+
+//  Shutdown's bound: sleeps that long, then ends the process if it is
+//  still here (a clean shutdown returns from main well before)
+static void *
+s_watchdog (void *args)
+{
+    struct timespec deadline;
+    clock_gettime (CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (ACTOR_DRAIN_MS + ACTOR_STOP_MARGIN_MS) / 1000;
+    while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) == EINTR)
+        ;
+    //  Not stdio: a stuck thread may hold its lock
+    const char *stuck = atomic_load (&s_stopping);
+    dprintf (STDERR_FILENO, "clowdy: %s did not stop within %d s of the shutdown; exiting now\n",
+             stuck ? stuck : "the shutdown", (ACTOR_DRAIN_MS + ACTOR_STOP_MARGIN_MS) / 1000);
+    _exit (3);
+}
+
+static void
+s_watchdog_start (void)
+{
+    pthread_t thread;
+    pthread_attr_t attributes;
+    pthread_attr_init (&attributes);
+    pthread_attr_setdetachstate (&attributes, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create (&thread, &attributes, s_watchdog, NULL);
+    if (rc)
+        zsys_warning ("clowdy: no shutdown watchdog: %s", strerror (rc));
+    pthread_attr_destroy (&attributes);
 }
 
 //  True if the --listen host is a loopback address (local mode needs one)
@@ -216,8 +280,9 @@ main (int argc, char *argv [])
                       config.max_memory_mb, config.memory_budget_mb, config.memory_budget_mb);
         config.max_memory_mb = config.memory_budget_mb < 64 ? 64 : config.memory_budget_mb;
     }
-    if (zsys_dir_create ("%s", config.data_dir)) {
-        fprintf (stderr, "clowdy: cannot create data dir '%s': %s\n", config.data_dir, strerror (errno));
+    if (zsys_dir_create ("%s", config.data_dir) || !(zsys_file_mode (config.data_dir) & S_IFDIR)) {
+        fprintf (stderr, "clowdy: cannot create data dir '%s': %s\n", config.data_dir,
+                 zsys_file_exists (config.data_dir) ? "it exists and is not a directory" : strerror (errno));
         config_reset (&config);
         return 1;
     }
@@ -243,52 +308,52 @@ main (int argc, char *argv [])
     sigaddset (&stop_signals, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &stop_signals, &previous_mask);
 
-    //  Start order: services first, then their clients; http last
+    //  Test hook, read once: CLOWDY_DEBUG_WEDGE=<actor> makes that actor
+    //  sleep for ever once started, as if stuck (see broker/actor.h)
+    actor_set_wedge (getenv ("CLOWDY_DEBUG_WEDGE"));
+
+    //  In the order of s_actors; the first failure stops the start
     zactor_t *actors [MAX_ACTORS];
+    const char *names [MAX_ACTORS];
     actor_args_t args [MAX_ACTORS];
     int count = 0;
     //  --role control runs everything but the workers; --role worker only
     //  the workers, which connect to assignment's "worker" endpoint (tcp)
     bool control = strneq (config.role, "worker");
     bool workers = strneq (config.role, "control");
-    struct { zactor_fn *fn; const char *name; long copies; } plan [] = {
-        { recorder_actor, "recorder", control },
-        { gateway_actor, "gateway", control },
-        { assignment_actor, "assignment", control },
-        { placement_actor, "placement", control },
-        { worker_actor, "worker", workers ? config.workers : 0 },
-        { builder_actor, "builder", control },
-        { database_actor, "database", control },
-        { agent_actor, "agent", control },
-        { http_actor, "http", control },
-    };
     int rc = 0;
-    for (size_t step = 0; step < sizeof plan / sizeof plan [0] && rc == 0; step++)
-        for (long copy = 0; copy < plan [step].copies && count < MAX_ACTORS; copy++) {
+    for (size_t entry = 0; entry < sizeof s_actors / sizeof s_actors [0] && rc == 0; entry++) {
+        bool here = s_actors [entry].worker_side ? workers : control;
+        long copies = !here ? 0 : s_actors [entry].worker_side ? config.workers : 1;
+        for (long copy = 0; copy < copies && count < MAX_ACTORS && rc == 0; copy++) {
             args [count] = (actor_args_t) { &config, endpoints, (int) copy };
-            actors [count] = zactor_new (plan [step].fn, &args [count]);
-            //  An actor that cannot start signals non-zero; zactor_new still returns it
-            if (!actors [count]) {
-                zsys_error ("clowdy: %s actor did not start", plan [step].name);
+            char *reason = NULL;
+            actors [count] = actor_start (s_actors [entry].handler, &args [count], s_actors [entry].name, &reason);
+            if (actors [count])
+                names [count++] = s_actors [entry].name;
+            else {
+                fprintf (stderr, "clowdy: %s: %s\n", s_actors [entry].name, reason);
                 rc = 1;
-                break;
             }
-            count++;
+            zstr_free (&reason);
         }
+    }
     pthread_sigmask (SIG_SETMASK, &previous_mask, NULL);
     zactor_t *http = rc == 0 && control ? actors [count - 1] : NULL;
     if (rc == 0 && !control)
         zsys_info ("clowdy: %ld workers connected to %s", config.workers, endpoints_get (endpoints, "worker"));
     if (http) {
         zstr_send (http, "PORT");
-        char *port = zstr_recv (http);
+        zpoller_t *poller = zpoller_new (http, NULL);
+        char *port = zpoller_wait (poller, ACTOR_START_TIMEOUT_MS) ? zstr_recv (http) : NULL;
+        zpoller_destroy (&poller);
         if (port && atoi (port) > 0) {
             const char *colon = strrchr (config.listen, ':');
             printf ("clowdy: listening on http://%.*s:%s\n", (int) (colon - config.listen), config.listen, port);
             fflush (stdout);
         }
         else {
-            fprintf (stderr, "clowdy: the http actor could not listen on %s\n", config.listen);
+            fprintf (stderr, "clowdy: http: gave no port for %s\n", config.listen);
             rc = 1;
         }
         zstr_free (&port);
@@ -304,8 +369,12 @@ main (int argc, char *argv [])
     }
     zpoller_destroy (&poller);
     zsys_info ("clowdy: shutting down");
-    while (count > 0)
-        zactor_destroy (&actors [--count]);
+    s_watchdog_start ();
+    while (count > 0) {
+        atomic_store (&s_stopping, names [--count]);
+        zactor_destroy (&actors [count]);
+    }
+    atomic_store (&s_stopping, NULL);
     //  The workers are gone: remove the cgroups kept ready for sandboxes
     sandbox_system_shutdown ();
     endpoints_destroy (&endpoints);
