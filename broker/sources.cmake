@@ -1,3 +1,3 @@
-#  The messaging fabric: endpoint configuration and the codec between actors.
-list (APPEND CLOWDY_SOURCES broker/endpoints.c broker/msg.c)
-list (APPEND CLOWDY_SELFTESTS endpoints msg)
+#  The messaging fabric: endpoint configuration, the codec between actors and the worker registry.
+list (APPEND CLOWDY_SOURCES broker/endpoints.c broker/msg.c broker/registry.c)
+list (APPEND CLOWDY_SELFTESTS endpoints msg registry)
