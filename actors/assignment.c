@@ -281,10 +281,20 @@ s_exec (self_t *self, env_t *env, job_t *job, bool cold)
     //  Only a new environment needs the function's code and env
     if (msg_send (self->backend, registry_worker_route (env->worker), "EXEC", env->id, job->id,
                   job->pool_key, cold ? job->function : "{}", job->input)) {
+        int error = zmq_errno ();
         zsys_warning ("assignment: could not send EXEC for job %s to worker %s (%s)", job->id,
-                      registry_worker_id (env->worker), zmq_strerror (zmq_errno ()));
-        s_env_end (self, env, "unavailable", "The worker's queue is full or it is unreachable; retry shortly",
-                   !cold);
+                      registry_worker_id (env->worker), zmq_strerror (error));
+        if (error == EHOSTUNREACH) {
+            //  Its connection is closed: the worker is gone now, not in
+            //  WORKER_EXPIRY_MS, and the call, which never ran, goes first
+            //  to whatever its environment's end frees
+            env->job = NULL;
+            job->env = NULL;
+            s_job_queue (self, env->pool, job, true);
+            registry_remove (self->registry, env->worker, "unreachable: its connection is closed");
+        }
+        else
+            s_env_end (self, env, "unavailable", "The worker's queue is full; retry shortly", !cold);
     }
 }
 
@@ -544,6 +554,13 @@ s_worker_lost (registry_worker_t *worker, const char *why, void *arg)
     for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
         if (env->worker == worker)
             zlistx_add_end (doomed, env);
+    //  Out of the idle lists first, so that a call handed a slot freed below
+    //  never picks another of this worker's environments
+    for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed))
+        if (env->state == ENV_IDLE) {
+            s_env_unidle (self, env);
+            env->state = ENV_RETIRING;
+        }
     char error [256];
     snprintf (error, sizeof error, "The worker running this invocation stopped answering (%s); the call may "
               "have run in part", why);
@@ -637,11 +654,21 @@ s_tick (self_t *self)
         return;
     self->next_tick = now + HEARTBEAT_MS;
     registry_purge (self->registry, now);
+    //  By id: dropping one may drop another (its lost handler's sends fail)
+    zlistx_t *unreachable = zlistx_new ();
+    zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
     for (registry_worker_t *worker = registry_first (self->registry); worker;
          worker = registry_next (self->registry))
-        if (msg_send (self->backend, registry_worker_route (worker), "HEARTBEAT", "assignment"))
-            //  It may be gone already; its silence will expire it
-            zsys_debug ("assignment: could not send HEARTBEAT to worker %s", registry_worker_id (worker));
+        if (msg_send (self->backend, registry_worker_route (worker), "HEARTBEAT", "assignment")
+        &&  zmq_errno () == EHOSTUNREACH)
+            zlistx_add_end (unreachable, strdup (registry_worker_id (worker)));
+        //  A full queue is no sign of death: its silence, if any, will tell
+    for (char *id = (char *) zlistx_first (unreachable); id; id = (char *) zlistx_next (unreachable)) {
+        registry_worker_t *worker = registry_lookup (self->registry, id);
+        if (worker)
+            registry_remove (self->registry, worker, "unreachable: its connection is closed");
+    }
+    zlistx_destroy (&unreachable);
 
     zlistx_t *expired = zlistx_new ();
     for (job_t *job = (job_t *) zhashx_first (self->jobs); job; job = (job_t *) zhashx_next (self->jobs))
@@ -1074,8 +1101,9 @@ assignment_test (bool verbose)
     s_expect_result (gateway, NULL, "job000000013", "lost", "stopped answering");
     assert (s_stat (assignment, "workers") == 0 && s_stat (assignment, "envs") == 0);
 
-    //  Checked sends: a worker whose connection is gone cannot be sent EXEC;
-    //  the caller hears "unavailable" at once instead of waiting for expiry
+    //  Checked sends: a worker whose connection is gone cannot be sent EXEC:
+    //  it is dropped at once (not after expiry) and the call, which never
+    //  ran, is dispatched again: here no worker is left, so "unavailable"
     zsock_t *vanishing = zsock_new_dealer ("inproc://assignment-test-worker");
     msg_send (vanishing, NULL, "READY", "w2", "{}");
     zclock_sleep (50);
@@ -1086,7 +1114,8 @@ assignment_test (bool verbose)
     msg = s_expect (placement, true, "PLACE");
     msg_send (placement, msg_route (msg), "PLACED", "job000000014", "w2");
     msg_destroy (&msg);
-    s_expect_result (gateway, NULL, "job000000014", "unavailable", "queue is full or it is unreachable");
+    s_expect_result (gateway, NULL, "job000000014", "unavailable", "No worker is available");
+    assert (s_stat (assignment, "workers") == 0);
     assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
 
     zsock_destroy (&worker);

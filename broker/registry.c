@@ -77,6 +77,8 @@ registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *ar
 void
 registry_remove (registry_t *self, registry_worker_t *worker, const char *why)
 {
+    if (zhashx_lookup (self->workers, worker->id) != worker)
+        return;                     //  Already being dropped (a lost handler's own sends failed)
     zsys_warning ("registry: worker %s is gone (%s)", worker->id, why);
     zhashx_delete (self->workers, worker->id);
     if (self->lost)
@@ -126,16 +128,22 @@ registry_touch (registry_t *self, registry_worker_t *worker, zframe_t *route, in
 size_t
 registry_purge (registry_t *self, int64_t now_ms)
 {
-    //  Collect first: a zhashx may not change while it is iterated
+    //  Collect ids first: a zhashx may not change while it is iterated, and
+    //  one drop's handler may drop another worker, so each is looked up again
     zlistx_t *dead = zlistx_new ();
+    zlistx_set_destructor (dead, (zlistx_destructor_fn *) zstr_free);
     for (registry_worker_t *worker = (registry_worker_t *) zhashx_first (self->workers); worker;
          worker = (registry_worker_t *) zhashx_next (self->workers))
         if (now_ms - worker->last_seen > WORKER_EXPIRY_MS)
-            zlistx_add_end (dead, worker);
-    size_t count = zlistx_size (dead);
-    for (registry_worker_t *worker = (registry_worker_t *) zlistx_first (dead); worker;
-         worker = (registry_worker_t *) zlistx_next (dead))
-        registry_remove (self, worker, "expired: no heartbeat");
+            zlistx_add_end (dead, strdup (worker->id));
+    size_t count = 0;
+    for (char *id = (char *) zlistx_first (dead); id; id = (char *) zlistx_next (dead)) {
+        registry_worker_t *worker = registry_lookup (self, id);
+        if (worker) {
+            registry_remove (self, worker, "expired: no heartbeat");
+            count++;
+        }
+    }
     zlistx_destroy (&dead);
     return count;
 }

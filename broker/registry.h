@@ -19,7 +19,9 @@
 
     Every drop, whatever the cause, goes through the one lost handler, so
     the owner (assignment) fails the runs that were on that worker in one
-    place. The handler must not add or remove workers. The registry sends
+    place. The handler must not register workers; it may drop others (a
+    send to one fails), and a worker already being dropped is left alone.
+    The registry sends
     nothing: the owner drives the socket, so this class is plain data and
     tested without one.
 
@@ -74,7 +76,8 @@ bool
 size_t
     registry_purge (registry_t *self, int64_t now_ms);
 
-//  Drop one worker now (lost handler first).
+//  Drop one worker now: out of the registry, lost handler, freed. Nothing
+//  happens for a worker already being dropped (inside its lost handler).
 void
     registry_remove (registry_t *self, registry_worker_t *worker, const char *why);
 
