@@ -91,7 +91,10 @@ msg_send (zsock_t *dest, zframe_t *route, const char *command, ...)
         }
     }
     va_end (args);
-    return zmsg_send (&zmsg, dest);
+    //  zmsg_send keeps the message when it fails (a full or vanished peer)
+    int rc = zmsg_send (&zmsg, dest);
+    zmsg_destroy (&zmsg);
+    return rc;
 }
 
 msg_t *
