@@ -872,14 +872,15 @@ s_stat (zactor_t *assignment, const char *name)
 //  Wait for gateway's next RESULT, the worker heartbeating meanwhile so it
 //  stays alive; checks the result's status and that error mentions a phrase
 static void
-s_expect_result (zsock_t *gateway, zsock_t *worker, const char *job_id, const char *status, const char *phrase)
+s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const char *job_id, const char *status,
+                 const char *phrase)
 {
     zpoller_t *poller = zpoller_new (gateway, NULL);
-    int64_t give_up = zclock_mono () + 30000;
+    int64_t give_up = zclock_mono () + 60000;       //  Far beyond any deadline here
     while (!zpoller_wait (poller, 500)) {
         assert (zclock_mono () < give_up);
         if (worker)
-            msg_send (worker, NULL, "HEARTBEAT", "w1");
+            msg_send (worker, NULL, "HEARTBEAT", worker_id);
     }
     zpoller_destroy (&poller);
     msg_t *msg = s_expect (gateway, false, "RESULT");
@@ -1073,8 +1074,8 @@ assignment_test (bool verbose)
     s_run (gateway, "job000000012", "f5:1:x", "ffffffffff05", 128);
     msg_t *unplaced = s_expect (placement, true, "PLACE");
     assert (s_stat (assignment, "placing") == 1 && s_stat (assignment, "busy") == 1);
-    s_expect_result (gateway, worker, "job000000012", "unavailable", "Placement did not answer in time");
-    s_expect_result (gateway, worker, "job000000011", "lost", "Worker did not answer in time");
+    s_expect_result (gateway, worker, "w1", "job000000012", "unavailable", "Placement did not answer in time");
+    s_expect_result (gateway, worker, "w1", "job000000011", "lost", "Worker did not answer in time");
     msg = s_expect (worker, false, "KILL");             //  The worker may still hold it
     assert (streq (msg_string (msg, 0), msg_string (stuck, 0)));
     msg_destroy (&msg);
@@ -1098,7 +1099,7 @@ assignment_test (bool verbose)
     msg_destroy (&exec);
     if (verbose)
         printf ("(waiting for worker expiry) ");
-    s_expect_result (gateway, NULL, "job000000013", "lost", "stopped answering");
+    s_expect_result (gateway, NULL, NULL, "job000000013", "lost", "stopped answering");
     assert (s_stat (assignment, "workers") == 0 && s_stat (assignment, "envs") == 0);
 
     //  Checked sends: a worker whose connection is gone cannot be sent EXEC:
@@ -1114,9 +1115,37 @@ assignment_test (bool verbose)
     msg = s_expect (placement, true, "PLACE");
     msg_send (placement, msg_route (msg), "PLACED", "job000000014", "w2");
     msg_destroy (&msg);
-    s_expect_result (gateway, NULL, "job000000014", "unavailable", "No worker is available");
+    s_expect_result (gateway, NULL, NULL, "job000000014", "unavailable", "No worker is available");
     assert (s_stat (assignment, "workers") == 0);
     assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
+
+    //  A queued call waits at most what a cold run may take: two calls hold
+    //  both environments of the pool (timeout 30 s, so their runs outlast
+    //  the test), the third (timeout 1 s) waits in the queue and is answered
+    //  "unavailable" after deadlines_queue_ms (1 s), while the worker lives
+    if (verbose)
+        printf ("(waiting for the queue deadline) ");
+    zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
+    msg_send (w3, NULL, "READY", "w3", "{}");
+    zclock_sleep (50);
+    assert (s_stat (assignment, "workers") == 1);
+    const char *long_context = "{\"code\":\"...\",\"timeout_seconds\":30}";
+    const char *holders [] = { "job000000015", "job000000016" };
+    for (int i = 0; i < 2; i++) {
+        msg_send (gateway, NULL, "RUN", holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", (int64_t) 128,
+                  long_context, "{}");
+        msg = s_expect (placement, true, "PLACE");
+        msg_send (placement, msg_route (msg), "PLACED", holders [i], "w3");
+        msg_destroy (&msg);
+        msg = s_expect (w3, false, "EXEC");
+        msg_destroy (&msg);
+    }
+    s_run (gateway, "job000000017", "f6:1:x", "ffffffffff06", 128);
+    zclock_sleep (50);
+    assert (s_stat (assignment, "queued") == 1);
+    s_expect_result (gateway, w3, "w3", "job000000017", "unavailable", "waited");
+    assert (s_stat (assignment, "queued") == 0 && s_stat (assignment, "creating") == 2);
+    zsock_destroy (&w3);
 
     zsock_destroy (&worker);
     zsock_destroy (&gateway);
