@@ -27,6 +27,8 @@
                   | run (PLACING/CREATING/BUSY)   | PLACED -> EXEC cold first      |
         any       | DONE dead or lost, GONE, worker lost, a run deadline, a send that cannot be queued,
                   | eviction, RETIRE while IDLE  -> gone
+        (a lost worker's idle environments pass through RETIRING while they
+        are ended, so that no call is handed one on the way)
 
     One place, s_env_end, ends an environment whatever the cause: it answers
     its run if it has one, tells the worker KILL when the worker may still
@@ -37,9 +39,11 @@
     handles them. A late answer (PLACED, DONE) for a job or environment we
     have given up on is dropped and logged.
 
-    Every send is checked. A send that cannot be queued (a full or vanished
-    peer: ROUTER sockets here are mandatory and never block) fails the call
-    as "unavailable" (503 with Retry-After upstream) and is logged.
+    Every send is checked; ROUTER sockets here are mandatory and no send
+    blocks. A send to a worker whose connection is closed (EHOSTUNREACH)
+    drops that worker at once, and the call, which never ran, is dispatched
+    again; a send that cannot be queued (a full queue) fails the call as
+    "unavailable" (503 with Retry-After upstream). Both are logged.
 
     Invariants: memory_mb == sum of memory of every env not gone; an env is
     in its pool's idle list and in lru exactly when it is IDLE; a job is in
