@@ -2,14 +2,11 @@
     assignment - the warm pool of execution environments
 
     State, all owned by this actor's thread:
-    - workers: id -> worker_t (routing id, memory in use, last heard from).
-      A worker silent for WORKER_EXPIRY_MS is dead: its runs fail with a
-      clear error and its environments are forgotten.
-    - envs: id -> env_t. Life: CREATING (placed, the worker is creating it
-      and running its first call) -> BUSY (running) <-> IDLE (warm, waiting)
-      -> gone. One environment runs one call at a time and only ever one
-      pool key (function + version + configuration): never shared between
-      functions.
+    - registry (broker/registry): the workers, their heartbeats, expiry and
+      capacity. A worker it drops is "lost": its runs are answered at once.
+    - envs: id -> env_t, in the states below. One environment runs one call
+      at a time and only ever one pool key (function + version +
+      configuration): never shared between functions.
     - pools: pool key -> pool_t with its idle environments (most recently
       used at the tail: warm calls take the tail, so the head ages out
       first) and its queue of waiting runs.
@@ -18,46 +15,68 @@
     - jobs: job id -> job_t, every run this actor has accepted and not yet
       answered. Each ends in exactly one RESULT to gateway.
 
+    Environment states:
+
+        state     | what it is doing              | leaves on                      | deadline
+        ----------+-------------------------------+--------------------------------+---------------------
+        PLACING   | PLACE sent, no worker yet     | PLACED -> CREATING (EXEC cold) | PLACE_DEADLINE_MS
+        CREATING  | worker creates it, first run  | DONE warm -> IDLE or next run  | run bound, cold
+        BUSY      | running a call, warm          | DONE warm -> IDLE or next run  | run bound, warm
+        IDLE      | warm, in its pool and in lru  | a RUN -> BUSY (EXEC)           | idle reaper
+        RETIRING  | RETIRE came while it had a    | its run's DONE -> gone (KILL); | as the run it has
+                  | run (PLACING/CREATING/BUSY)   | PLACED -> EXEC cold first      |
+        any       | DONE dead or lost, GONE, worker lost, a run deadline, a send that cannot be queued,
+                  | eviction, RETIRE while IDLE  -> gone
+        (a lost worker's idle environments pass through RETIRING while they
+        are ended, so that no call is handed one on the way)
+
+    One place, s_env_end, ends an environment whatever the cause: it answers
+    its run if it has one, tells the worker KILL when the worker may still
+    hold it, releases its memory and gives the freed slot to the next call
+    queued for its pool. Deadlines live on jobs (one per job, for the phase
+    it is in: queued, placing, running; values in broker/deadlines.h) and
+    are checked by the loop's one-second timer; one place, s_job_expired,
+    handles them. A late answer (PLACED, DONE) for a job or environment we
+    have given up on is dropped and logged.
+
+    Every send is checked; ROUTER sockets here are mandatory and no send
+    blocks. A send to a worker whose connection is closed (EHOSTUNREACH)
+    drops that worker at once, and the call, which never ran, is dispatched
+    again; a send that cannot be queued (a full queue) fails the call as
+    "unavailable" (503 with Retry-After upstream). Both are logged.
+
     Invariants: memory_mb == sum of memory of every env not gone; an env is
-    in its pool's idle list and in lru exactly when it is IDLE.
+    in its pool's idle list and in lru exactly when it is IDLE; a job is in
+    its pool's queue exactly when it has no environment.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
 #include "actors/assignment.h"
 #include "broker/actor.h"
+#include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/registry.h"
 #include "core/config.h"
 #include "core/util.h"
 
-#define HEARTBEAT_MS 1000           //  How often we tell workers we are alive
-#define WORKER_EXPIRY_MS 5000       //  A worker silent this long is dead
+typedef enum { ENV_PLACING, ENV_CREATING, ENV_BUSY, ENV_IDLE, ENV_RETIRING } env_state_t;
 
-typedef enum { ENV_CREATING, ENV_BUSY, ENV_IDLE } env_state_t;
+static const char *s_state_names [] = { "placing", "creating", "busy", "idle", "retiring" };
 
 typedef struct _job_t job_t;
 typedef struct _pool_t pool_t;
 
 typedef struct {
-    char *id;                       //  Our worker id (the worker's choice)
-    zframe_t *route;                //  Its routing id on the worker socket
-    int64_t last_seen;              //  Monotonic ms of its last message
-    long capacity_mb;               //  Memory it offers
-    long memory_mb;                 //  Memory of its environments
-    size_t envs;                    //  Environments on it
-} worker_t;
-
-typedef struct {
     char id [UTIL_ID_SIZE];         //  Environment id
-    worker_t *worker;               //  Where it lives (NULL while placing)
+    registry_worker_t *worker;      //  Where it lives (NULL while placing)
     pool_t *pool;                   //  Its pool
     char *function_id;              //  For RETIRE by function
     char *project_id;               //  For RETIRE by project
-    env_state_t state;              //  Life-cycle state
+    env_state_t state;              //  See the table above
     long memory_mb;                 //  Its memory limit
     int64_t idle_since;             //  Monotonic ms it became idle
-    bool retiring;                  //  Kill when its current run ends
-    job_t *job;                     //  Run in progress, or NULL
+    job_t *job;                     //  Run in progress (or being placed), or NULL
     void *idle_handle;              //  Handle in pool->idle while IDLE
     void *lru_handle;               //  Handle in self->lru while IDLE
 } env_t;
@@ -75,10 +94,14 @@ struct _job_t {
     char *pool_key;                 //  Which environments may run it
     char *function;                 //  Function context (JSON text)
     char *input;                    //  Input or event (JSON text)
-    char *function_id;              //  From the context
-    char *project_id;               //  From the context
-    long memory_mb;                 //  From the context
-    env_t *env;                     //  Environment running it, or NULL
+    char *function_id;              //  From RUN
+    char *project_id;               //  From RUN
+    long memory_mb;                 //  From RUN
+    int64_t timeout_ms;             //  The function's timeout, from its context
+    env_t *env;                     //  Environment running (or placing) it, or NULL
+    void *queue_handle;             //  Handle in its pool's queue while queued
+    bool cold;                      //  Its run creates its environment
+    int64_t deadline;               //  Monotonic ms its current phase must end by
 };
 
 typedef struct {
@@ -86,16 +109,18 @@ typedef struct {
     zsock_t *frontend;              //  ROUTER for gateway
     zsock_t *backend;               //  ROUTER for workers
     zsock_t *placement;             //  DEALER to placement
-    zhashx_t *workers;              //  id -> worker_t
+    registry_t *registry;           //  The workers
     zhashx_t *envs;                 //  id -> env_t
     zhashx_t *pools;                //  key -> pool_t
     zhashx_t *jobs;                 //  id -> job_t
     zlistx_t *lru;                  //  Idle env_t *, least recently idle first
     long memory_mb;                 //  Memory of all environments
     const config_t *config;         //  Settings
-    int64_t next_heartbeat;         //  Monotonic ms
+    int64_t next_tick;              //  Monotonic ms of the next timer tick
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
+
+static void s_dispatch (self_t *self, job_t *job);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -125,40 +150,6 @@ s_pool_destroy (void **item)
     }
 }
 
-static void
-s_worker_destroy (void **item)
-{
-    worker_t *worker = (worker_t *) *item;
-    if (worker) {
-        zframe_destroy (&worker->route);
-        free (worker->id);
-        free (worker);
-        *item = NULL;
-    }
-}
-
-//  Answer a job's RESULT and forget the job
-static void
-s_finish_job (self_t *self, job_t *job, const char *result)
-{
-    msg_send (self->frontend, job->route, "RESULT", job->id, result);
-    zhashx_delete (self->jobs, job->id);
-    s_job_free (job);
-}
-
-static void
-s_fail_job (self_t *self, job_t *job, const char *status, const char *error)
-{
-    cJSON *result = cJSON_CreateObject ();
-    cJSON_AddStringToObject (result, "status", status);
-    cJSON_AddStringToObject (result, "error", error);
-    cJSON_AddNumberToObject (result, "duration_us", 0);
-    char *text = cJSON_PrintUnformatted (result);
-    s_finish_job (self, job, text);
-    free (text);
-    cJSON_Delete (result);
-}
-
 static pool_t *
 s_pool_require (self_t *self, const char *key)
 {
@@ -181,6 +172,42 @@ s_pool_maybe_drop (self_t *self, pool_t *pool)
         zhashx_delete (self->pools, pool->key);
 }
 
+//  Answer a job's RESULT and forget the job, wherever it was
+static void
+s_finish_job (self_t *self, job_t *job, const char *result)
+{
+    if (job->env) {
+        job->env->job = NULL;
+        job->env = NULL;
+    }
+    if (job->queue_handle) {
+        pool_t *pool = (pool_t *) zhashx_lookup (self->pools, job->pool_key);
+        zlistx_delete (pool->queue, job->queue_handle);
+        job->queue_handle = NULL;
+        s_pool_maybe_drop (self, pool);
+    }
+    if (msg_send (self->frontend, job->route, "RESULT", job->id, result))
+        //  gateway's queue is full or it is gone: its own deadline answers
+        //  the client; nothing here can do better
+        zsys_warning ("assignment: could not send RESULT for job %s to gateway (%s); dropped",
+                      job->id, zmq_strerror (zmq_errno ()));
+    zhashx_delete (self->jobs, job->id);
+    s_job_free (job);
+}
+
+static void
+s_fail_job (self_t *self, job_t *job, const char *status, const char *error)
+{
+    cJSON *result = cJSON_CreateObject ();
+    cJSON_AddStringToObject (result, "status", status);
+    cJSON_AddStringToObject (result, "error", error);
+    cJSON_AddNumberToObject (result, "duration_us", 0);
+    char *text = cJSON_PrintUnformatted (result);
+    s_finish_job (self, job, text);
+    free (text);
+    cJSON_Delete (result);
+}
+
 static void
 s_env_unidle (self_t *self, env_t *env)
 {
@@ -191,17 +218,43 @@ s_env_unidle (self_t *self, env_t *env)
     }
 }
 
-//  Forget an environment; kill: also tell its worker to kill it
+//  Put a job in its pool's queue, at the front when it was already running
 static void
-s_env_remove (self_t *self, env_t *env, bool kill)
+s_job_queue (self_t *self, pool_t *pool, job_t *job, bool front)
 {
-    s_env_unidle (self, env);
-    if (kill && env->worker)
-        msg_send (self->backend, env->worker->route, "KILL", env->id);
-    if (env->worker) {
-        env->worker->envs--;
-        env->worker->memory_mb -= env->memory_mb;
+    job->queue_handle = front ? zlistx_add_start (pool->queue, job) : zlistx_add_end (pool->queue, job);
+    job->deadline = zclock_mono () + deadlines_queue_ms (job->timeout_ms);
+}
+
+static job_t *
+s_job_unqueue_first (pool_t *pool)
+{
+    job_t *job = (job_t *) zlistx_first (pool->queue);
+    if (job) {
+        zlistx_delete (pool->queue, job->queue_handle);
+        job->queue_handle = NULL;
     }
+    return job;
+}
+
+//  --------------------------------------------------------------------------
+//  The one place an environment ends. If it has a run, the run is answered
+//  with status and error (a run already answered has been detached). kill:
+//  tell its worker to kill it (the worker may still hold it).
+
+static void
+s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool kill)
+{
+    if (env->job)
+        s_fail_job (self, env->job, status, error);
+    s_env_unidle (self, env);
+    if (kill && env->worker
+    &&  msg_send (self->backend, registry_worker_route (env->worker), "KILL", env->id))
+        zsys_warning ("assignment: could not send KILL %s to worker %s (%s); it keeps the sandbox "
+                      "until it registers again", env->id, registry_worker_id (env->worker),
+                      zmq_strerror (zmq_errno ()));
+    if (env->worker)
+        registry_release (env->worker, env->memory_mb);
     self->memory_mb -= env->memory_mb;
     pool_t *pool = env->pool;
     pool->envs--;
@@ -209,23 +262,45 @@ s_env_remove (self_t *self, env_t *env, bool kill)
     free (env->function_id);
     free (env->project_id);
     free (env);
-    s_pool_maybe_drop (self, pool);
+    //  The freed slot goes to the next call waiting for this pool
+    job_t *next = s_job_unqueue_first (pool);
+    if (next)
+        s_dispatch (self, next);
+    else
+        s_pool_maybe_drop (self, pool);
 }
 
 //  --------------------------------------------------------------------------
 //  Running jobs
 
 static void
-s_exec (self_t *self, env_t *env, job_t *job)
+s_exec (self_t *self, env_t *env, job_t *job, bool cold)
 {
     s_env_unidle (self, env);
-    if (env->state != ENV_CREATING)
-        env->state = ENV_BUSY;
+    if (env->state != ENV_RETIRING)
+        env->state = cold ? ENV_CREATING : ENV_BUSY;
     env->job = job;
     job->env = env;
+    job->cold = cold;
+    job->deadline = zclock_mono () + deadlines_run_ms (job->timeout_ms, cold);
     //  Only a new environment needs the function's code and env
-    msg_send (self->backend, env->worker->route, "EXEC", env->id, job->id, job->pool_key,
-              env->state == ENV_CREATING ? job->function : "{}", job->input);
+    if (msg_send (self->backend, registry_worker_route (env->worker), "EXEC", env->id, job->id,
+                  job->pool_key, cold ? job->function : "{}", job->input)) {
+        int error = zmq_errno ();
+        zsys_warning ("assignment: could not send EXEC for job %s to worker %s (%s)", job->id,
+                      registry_worker_id (env->worker), zmq_strerror (error));
+        if (error == EHOSTUNREACH) {
+            //  Its connection is closed: the worker is gone now, not in
+            //  WORKER_EXPIRY_MS, and the call, which never ran, goes first
+            //  to whatever its environment's end frees
+            env->job = NULL;
+            job->env = NULL;
+            s_job_queue (self, env->pool, job, true);
+            registry_remove (self->registry, env->worker, "unreachable: its connection is closed");
+        }
+        else
+            s_env_end (self, env, "unavailable", "The worker's queue is full; retry shortly", !cold);
+    }
 }
 
 //  Free memory for a new environment by evicting idle ones, oldest first
@@ -236,7 +311,7 @@ s_make_room (self_t *self, long memory_mb)
         env_t *oldest = (env_t *) zlistx_first (self->lru);
         if (!oldest)
             return false;
-        s_env_remove (self, oldest, true);
+        s_env_end (self, oldest, NULL, NULL, true);
     }
     return true;
 }
@@ -249,29 +324,23 @@ s_place (self_t *self, pool_t *pool, job_t *job)
     env->pool = pool;
     env->function_id = strdup (job->function_id);
     env->project_id = strdup (job->project_id);
-    env->state = ENV_CREATING;
+    env->state = ENV_PLACING;
     env->memory_mb = job->memory_mb;
     env->job = job;
     job->env = env;
+    job->deadline = zclock_mono () + PLACE_DEADLINE_MS;
     pool->envs++;
     self->memory_mb += env->memory_mb;
     zhashx_insert (self->envs, env->id, env);
 
-    cJSON *workers = cJSON_CreateArray ();
-    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
-         worker = (worker_t *) zhashx_next (self->workers)) {
-        cJSON *item = cJSON_CreateObject ();
-        cJSON_AddStringToObject (item, "id", worker->id);
-        cJSON_AddNumberToObject (item, "envs", (double) worker->envs);
-        cJSON_AddNumberToObject (item, "memory_mb", (double) worker->memory_mb);
-        cJSON_AddNumberToObject (item, "capacity_mb", (double) worker->capacity_mb);
-        cJSON_AddItemToArray (workers, item);
-    }
-    char *text = cJSON_PrintUnformatted (workers);
-    cJSON_Delete (workers);
+    char *workers = registry_json (self->registry);
     //  PLACE carries the job id; the env id travels back with the job
-    msg_send (self->placement, NULL, "PLACE", job->id, pool->key, (int64_t) job->memory_mb, text);
-    free (text);
+    int rc = msg_send (self->placement, NULL, "PLACE", job->id, pool->key, (int64_t) job->memory_mb, workers);
+    free (workers);
+    if (rc) {
+        zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
+        s_env_end (self, env, "unavailable", "Placement is not taking requests now; retry shortly", false);
+    }
 }
 
 //  Route a job to a warm environment, a new one, the queue, or refuse it
@@ -288,11 +357,11 @@ s_dispatch (self_t *self, job_t *job)
     pool_t *pool = s_pool_require (self, job->pool_key);
     env_t *env = (env_t *) zlistx_last (pool->idle);
     if (env) {
-        s_exec (self, env, job);
+        s_exec (self, env, job, false);
         return;
     }
     if ((long) pool->envs < self->config->max_concurrency) {
-        if (zhashx_size (self->workers) == 0) {
+        if (registry_size (self->registry) == 0) {
             s_fail_job (self, job, "unavailable", "No worker is available to run the function; retry shortly");
             s_pool_maybe_drop (self, pool);
             return;
@@ -310,26 +379,25 @@ s_dispatch (self_t *self, job_t *job)
         }
     }
     if ((long) zlistx_size (pool->queue) < self->config->queue_depth) {
-        zlistx_add_end (pool->queue, job);
+        s_job_queue (self, pool, job, false);
         return;
     }
     s_fail_job (self, job, "rejected", "Too many concurrent invocations of this function; retry shortly");
+    s_pool_maybe_drop (self, pool);
 }
 
-//  An environment is free: give it the next queued job, or make it idle
+//  An environment finished a run and is still warm: the next queued job, or idle
 static void
 s_env_free (self_t *self, env_t *env)
 {
-    env->job = NULL;
-    env->state = ENV_BUSY;
-    if (env->retiring) {
-        s_env_remove (self, env, true);
+    if (env->state == ENV_RETIRING) {
+        s_env_end (self, env, NULL, NULL, true);
         return;
     }
-    job_t *next = (job_t *) zlistx_first (env->pool->queue);
+    env->state = ENV_BUSY;
+    job_t *next = s_job_unqueue_first (env->pool);
     if (next) {
-        zlistx_delete (env->pool->queue, zlistx_cursor (env->pool->queue));
-        s_exec (self, env, next);
+        s_exec (self, env, next, false);
         return;
     }
     env->state = ENV_IDLE;
@@ -338,35 +406,74 @@ s_env_free (self_t *self, env_t *env)
     env->lru_handle = zlistx_add_end (self->lru, env);
 }
 
+//  A job's deadline passed: the one place that says what that means
+static void
+s_job_expired (self_t *self, job_t *job)
+{
+    env_t *env = job->env;
+    char error [256];
+    if (!env) {
+        zsys_warning ("assignment: job %s waited too long in its function's queue", job->id);
+        snprintf (error, sizeof error, "The call waited %" PRId64 " s for a free environment of its function; "
+                  "retry shortly", deadlines_queue_ms (job->timeout_ms) / 1000);
+        s_fail_job (self, job, "unavailable", error);
+    }
+    else
+    if (!env->worker) {
+        zsys_warning ("assignment: placement did not answer for job %s in time", job->id);
+        s_env_end (self, env, "unavailable", "Placement did not answer in time; retry shortly", false);
+    }
+    else {
+        zsys_warning ("assignment: worker %s did not answer job %s in time; environment %s dropped",
+                      registry_worker_id (env->worker), job->id, env->id);
+        snprintf (error, sizeof error, "Worker did not answer in time: no result %" PRId64 " s after the run "
+                  "started (the function's timeout is %g s); the environment was dropped",
+                  deadlines_run_ms (job->timeout_ms, job->cold) / 1000, job->timeout_ms / 1000.0);
+        s_env_end (self, env, "lost", error, true);
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Messages from gateway
 
 static void
 s_handle_run (self_t *self, msg_t *msg)
 {
-    job_t *job = (job_t *) zmalloc (sizeof (job_t));
-    snprintf (job->id, sizeof job->id, "%s", msg_string (msg, 0));
-    job->route = zframe_dup (msg_route (msg));
-    job->pool_key = strdup (msg_string (msg, 1));
+    const char *job_id = msg_string (msg, 0);
+    const char *pool_key = msg_string (msg, 1);
     const char *function_id = msg_string (msg, 2);
-    job->function_id = strdup (function_id);
-    job->project_id = strdup (msg_string (msg, 3));
+    const char *project_id = msg_string (msg, 3);
     int64_t memory_mb = msg_int (msg, 4);
-    job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
-    job->function = strdup (msg_string (msg, 5));
-    job->input = strdup (msg_string (msg, 6));
-    if (!*function_id || zhashx_lookup (self->jobs, job->id)) {
-        zsys_warning ("assignment: dropped a RUN without a function id or with a duplicate job id");
-        s_job_free (job);
+    const char *function = msg_string (msg, 5);
+    const char *input = msg_string (msg, 6);
+    if (!*function_id || !*job_id || strlen (job_id) >= UTIL_ID_SIZE || zhashx_lookup (self->jobs, job_id)) {
+        zsys_warning ("assignment: dropped a RUN without a function id, with a bad job id or a duplicate one");
         return;
     }
+    job_t *job = (job_t *) zmalloc (sizeof (job_t));
+    snprintf (job->id, sizeof job->id, "%s", job_id);
+    job->route = zframe_dup (msg_route (msg));
+    job->pool_key = strdup (pool_key);
+    job->function_id = strdup (function_id);
+    job->project_id = strdup (project_id);
+    job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
+    job->function = strdup (function);
+    job->input = strdup (input);
+    //  The timeout is the one thing read from the context: every deadline
+    //  of the run is measured from it
+    cJSON *context = cJSON_Parse (function);
+    double timeout_s = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "timeout_seconds"));
+    cJSON_Delete (context);
+    job->timeout_ms = !isnan (timeout_s) && timeout_s > 0 && timeout_s <= 86400
+                      ? (int64_t) (timeout_s * 1000) : DEFAULT_TIMEOUT_MS;
     zhashx_insert (self->jobs, job->id, job);
     s_dispatch (self, job);
 }
 
 static void
-s_handle_retire (self_t *self, const char *what)
+s_handle_retire (self_t *self, msg_t *msg)
 {
+    const char *what = msg_string (msg, 0);
     bool by_function = strncmp (what, "function ", 9) == 0;
     bool by_project = strncmp (what, "project ", 8) == 0;
     if (!by_function && !by_project)
@@ -378,10 +485,10 @@ s_handle_retire (self_t *self, const char *what)
             if (env->state == ENV_IDLE)
                 zlistx_add_end (doomed, env);
             else
-                env->retiring = true;
+                env->state = ENV_RETIRING;
         }
     for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed))
-        s_env_remove (self, env, true);
+        s_env_end (self, env, NULL, NULL, true);
     zlistx_destroy (&doomed);
 }
 
@@ -396,7 +503,7 @@ s_handle_frontend (self_t *self)
         s_handle_run (self, msg);
     else
     if (streq (command, "RETIRE"))
-        s_handle_retire (self, msg_string (msg, 0));
+        s_handle_retire (self, msg);
     else
         zsys_warning ("assignment: unexpected '%s' from gateway", command);
     msg_destroy (&msg);
@@ -406,88 +513,98 @@ s_handle_frontend (self_t *self)
 //  Messages from placement
 
 static void
+s_handle_placed (self_t *self, msg_t *msg)
+{
+    const char *job_id = msg_string (msg, 0);
+    const char *worker_id = msg_string (msg, 1);
+    job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
+    env_t *env = job ? job->env : NULL;
+    if (!env || env->worker) {
+        zsys_warning ("assignment: dropped a late PLACED for job %s (no longer placing)", job_id);
+        return;
+    }
+    registry_worker_t *worker = registry_lookup (self->registry, worker_id);
+    if (!worker) {
+        s_env_end (self, env, "unavailable", "No worker can run the function now; retry shortly", false);
+        return;
+    }
+    env->worker = worker;
+    registry_reserve (worker, env->memory_mb);
+    s_exec (self, env, job, true);
+}
+
+static void
 s_handle_placement (self_t *self)
 {
     msg_t *msg = msg_recv (self->placement, false);
     if (!msg)
         return;
-    if (streq (msg_command (msg), "PLACED")) {
-        job_t *job = (job_t *) zhashx_lookup (self->jobs, msg_string (msg, 0));
-        worker_t *worker = (worker_t *) zhashx_lookup (self->workers, msg_string (msg, 1));
-        env_t *env = job ? job->env : NULL;
-        if (env && env->state == ENV_CREATING && !env->worker) {
-            if (worker) {
-                env->worker = worker;
-                worker->envs++;
-                worker->memory_mb += env->memory_mb;
-                s_exec (self, env, job);
-            }
-            else {
-                job->env = NULL;
-                s_env_remove (self, env, false);
-                s_fail_job (self, job, "unavailable", "No worker can run the function now; retry shortly");
-            }
-        }
-    }
+    if (streq (msg_command (msg), "PLACED"))
+        s_handle_placed (self, msg);
+    else
+        zsys_warning ("assignment: unexpected '%s' from placement", msg_command (msg));
     msg_destroy (&msg);
 }
 
 //  --------------------------------------------------------------------------
 //  Messages from workers
 
+//  The registry dropped a worker (expired or re-registered): every
+//  environment on it is gone, and its runs are answered "lost"
 static void
-s_worker_lost (self_t *self, worker_t *worker)
+s_worker_lost (registry_worker_t *worker, const char *why, void *arg)
 {
-    zsys_warning ("assignment: worker %s is gone; its environments are dropped", worker->id);
+    self_t *self = (self_t *) arg;
     zlistx_t *doomed = zlistx_new ();
     for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
         if (env->worker == worker)
             zlistx_add_end (doomed, env);
-    for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed)) {
-        job_t *job = env->job;
-        s_env_remove (self, env, false);
-        if (job)
-            s_fail_job (self, job, "error", "The worker running this invocation was lost");
-    }
+    //  Out of the idle lists first, so that a call handed a slot freed below
+    //  never picks another of this worker's environments
+    for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed))
+        if (env->state == ENV_IDLE) {
+            s_env_unidle (self, env);
+            env->state = ENV_RETIRING;
+        }
+    char error [256];
+    snprintf (error, sizeof error, "The worker running this invocation stopped answering (%s); the call may "
+              "have run in part", why);
+    for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed))
+        s_env_end (self, env, "lost", error, false);
     zlistx_destroy (&doomed);
-    zhashx_delete (self->workers, worker->id);
 }
 
 static void
-s_handle_done (self_t *self, msg_t *msg)
+s_handle_done (self_t *self, msg_t *msg, env_t *env)
 {
-    env_t *env = (env_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
-    job_t *job = (job_t *) zhashx_lookup (self->jobs, msg_string (msg, 1));
-    if (job && env && env->job == job && streq (msg_string (msg, 3), "lost")) {
+    const char *env_id = msg_string (msg, 0);
+    const char *job_id = msg_string (msg, 1);
+    const char *result = msg_string (msg, 2);
+    const char *env_state = msg_string (msg, 3);
+    job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
+    if (!env || !job || env->job != job) {
+        //  We gave up on this run (its deadline, its worker expired) or it
+        //  was never ours: the answer is too late to use
+        zsys_warning ("assignment: dropped a late or stray DONE for job %s on environment %s", job_id, env_id);
+        if (env && !env->job && env->state == ENV_IDLE && strneq (env_state, "warm"))
+            s_env_end (self, env, NULL, NULL, false);
+        return;
+    }
+    if (streq (env_state, "lost")) {
         //  The worker no longer had that environment: the job never ran, so
-        //  it starts over on a new one
+        //  it starts over on a new one, ahead of the calls queued after it
         job->env = NULL;
         env->job = NULL;
-        s_env_remove (self, env, false);
-        s_dispatch (self, job);
+        s_job_queue (self, env->pool, job, true);
+        s_env_end (self, env, NULL, NULL, false);
         return;
     }
-    if (job && (!env || env->job == job)) {
-        job->env = NULL;
-        s_finish_job (self, job, msg_string (msg, 2));
-    }
-    if (!env)
-        return;
-    if (streq (msg_string (msg, 3), "warm"))
+    s_finish_job (self, job, result);
+    if (streq (env_state, "warm"))
         s_env_free (self, env);
-    else {
-        //  The environment died with the run (timeout, out of memory, crash).
-        //  A queued job now fits under the cap: it gets a new environment.
-        env->job = NULL;
-        pool_t *pool = env->pool;
-        job_t *next = (job_t *) zlistx_first (pool->queue);
-        if (next)
-            zlistx_delete (pool->queue, zlistx_cursor (pool->queue));
-        //  Removing the env may drop the pool; next keeps its key
-        s_env_remove (self, env, false);
-        if (next)
-            s_dispatch (self, next);
-    }
+    else
+        //  The environment died with the run (timeout, out of memory, crash)
+        s_env_end (self, env, NULL, NULL, false);
 }
 
 static void
@@ -497,91 +614,102 @@ s_handle_backend (self_t *self)
     if (!msg)
         return;
     const char *command = msg_command (msg);
+    zframe_t *route = msg_route (msg);
+    int64_t now = zclock_mono ();
     if (streq (command, "READY")) {
-        const char *id = msg_string (msg, 0);
-        worker_t *worker = (worker_t *) zhashx_lookup (self->workers, id);
-        if (worker)
-            s_worker_lost (self, worker);   //  It restarted: what we knew of it is stale
-        worker = (worker_t *) zmalloc (sizeof (worker_t));
-        worker->id = strdup (id);
-        worker->route = zframe_dup (msg_route (msg));
-        worker->last_seen = zclock_mono ();
-        cJSON *info = cJSON_Parse (msg_string (msg, 1));
-        double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "capacity_mb"));
-        worker->capacity_mb = isnan (capacity) ? self->config->memory_budget_mb : (long) capacity;
-        cJSON_Delete (info);
-        zhashx_insert (self->workers, id, worker);
-        zsys_info ("assignment: worker %s joined (%ld MB)", id, worker->capacity_mb);
+        const char *worker_id = msg_string (msg, 0);
+        const char *info = msg_string (msg, 1);
+        registry_ready (self->registry, worker_id, route, info, now);
     }
-    else {
-        //  Any message from a known worker is a sign of life. Each names its
-        //  worker: HEARTBEAT by id, DONE and GONE by one of its environments
-        worker_t *worker = NULL;
-        if (streq (command, "HEARTBEAT"))
-            worker = (worker_t *) zhashx_lookup (self->workers, msg_string (msg, 0));
-        else {
-            env_t *env = (env_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
-            worker = env ? env->worker : NULL;
+    else
+    if (streq (command, "HEARTBEAT")) {
+        const char *worker_id = msg_string (msg, 0);
+        registry_touch (self->registry, registry_lookup (self->registry, worker_id), route, now);
+    }
+    else
+    if (streq (command, "DONE") || streq (command, "GONE")) {
+        //  Each names one of the worker's environments; one from another
+        //  connection than the environment's worker is stale
+        const char *env_id = msg_string (msg, 0);
+        env_t *env = (env_t *) zhashx_lookup (self->envs, env_id);
+        if (env && env->worker && !registry_touch (self->registry, env->worker, route, now)) {
+            zsys_warning ("assignment: dropped %s for environment %s from a connection not its worker's",
+                          command, env_id);
+            env = NULL;
         }
-        if (worker && zframe_eq (worker->route, msg_route (msg)))
-            worker->last_seen = zclock_mono ();
         if (streq (command, "DONE"))
-            s_handle_done (self, msg);
+            s_handle_done (self, msg, env);
         else
-        if (streq (command, "GONE")) {
-            env_t *env = (env_t *) zhashx_lookup (self->envs, msg_string (msg, 0));
-            if (env && env->state == ENV_IDLE)
-                s_env_remove (self, env, false);
-        }
-        else
-        if (!streq (command, "HEARTBEAT"))
-            zsys_warning ("assignment: unexpected '%s' from a worker", command);
+        if (env && env->state == ENV_IDLE)
+            s_env_end (self, env, NULL, NULL, false);
     }
+    else
+        zsys_warning ("assignment: unexpected '%s' from a worker", command);
     msg_destroy (&msg);
 }
 
 //  --------------------------------------------------------------------------
-//  Timers: heartbeats, dead workers, idle reaper
+//  The timer: heartbeats, dead workers, deadlines, idle reaper
 
 static void
 s_tick (self_t *self)
 {
     int64_t now = zclock_mono ();
-    if (now < self->next_heartbeat)
+    if (now < self->next_tick)
         return;
-    self->next_heartbeat = now + HEARTBEAT_MS;
-    zlistx_t *dead = zlistx_new ();
-    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
-         worker = (worker_t *) zhashx_next (self->workers)) {
-        if (now - worker->last_seen > WORKER_EXPIRY_MS)
-            zlistx_add_end (dead, worker);
-        else
-            msg_send (self->backend, worker->route, "HEARTBEAT", "assignment");
+    self->next_tick = now + HEARTBEAT_MS;
+    registry_purge (self->registry, now);
+    //  By id: dropping one may drop another (its lost handler's sends fail)
+    zlistx_t *unreachable = zlistx_new ();
+    zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
+    for (registry_worker_t *worker = registry_first (self->registry); worker;
+         worker = registry_next (self->registry))
+        if (msg_send (self->backend, registry_worker_route (worker), "HEARTBEAT", "assignment")
+        &&  zmq_errno () == EHOSTUNREACH)
+            zlistx_add_end (unreachable, strdup (registry_worker_id (worker)));
+        //  A full queue is no sign of death: its silence, if any, will tell
+    for (char *id = (char *) zlistx_first (unreachable); id; id = (char *) zlistx_next (unreachable)) {
+        registry_worker_t *worker = registry_lookup (self->registry, id);
+        if (worker)
+            registry_remove (self->registry, worker, "unreachable: its connection is closed");
     }
-    for (worker_t *worker = (worker_t *) zlistx_first (dead); worker; worker = (worker_t *) zlistx_next (dead))
-        s_worker_lost (self, worker);
-    zlistx_destroy (&dead);
+    zlistx_destroy (&unreachable);
+
+    zlistx_t *expired = zlistx_new ();
+    for (job_t *job = (job_t *) zhashx_first (self->jobs); job; job = (job_t *) zhashx_next (self->jobs))
+        if (job->deadline && now > job->deadline)
+            zlistx_add_end (expired, job);
+    //  Ending one job's environment may answer another's: look each up again
+    for (job_t *job = (job_t *) zlistx_first (expired); job; job = (job_t *) zlistx_next (expired))
+        if (zhashx_lookup (self->jobs, job->id) == job && now > job->deadline)
+            s_job_expired (self, job);
+    zlistx_destroy (&expired);
 
     int64_t idle_ms = self->config->idle_seconds * 1000;
     env_t *oldest;
     while ((oldest = (env_t *) zlistx_first (self->lru)) && now - oldest->idle_since > idle_ms)
-        s_env_remove (self, oldest, true);
+        s_env_end (self, oldest, NULL, NULL, true);
 }
 
 static char *
 s_stats (self_t *self)
 {
-    size_t idle = zlistx_size (self->lru), busy = 0, creating = 0, queued = 0;
-    for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs)) {
-        busy += env->state == ENV_BUSY;
-        creating += env->state == ENV_CREATING;
-    }
+    size_t counts [ENV_RETIRING + 1] = { 0 }, queued = 0;
+    for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
+        counts [env->state]++;
     for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool; pool = (pool_t *) zhashx_next (self->pools))
         queued += zlistx_size (pool->queue);
-    return zsys_sprintf ("{\"envs\":%zu,\"idle\":%zu,\"busy\":%zu,\"creating\":%zu,\"queued\":%zu,"
-                         "\"workers\":%zu,\"memory_mb\":%ld,\"jobs\":%zu}",
-                         zhashx_size (self->envs), idle, busy, creating, queued,
-                         zhashx_size (self->workers), self->memory_mb, zhashx_size (self->jobs));
+    cJSON *stats = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (stats, "envs", (double) zhashx_size (self->envs));
+    for (int state = ENV_PLACING; state <= ENV_RETIRING; state++)
+        cJSON_AddNumberToObject (stats, s_state_names [state], (double) counts [state]);
+    cJSON_AddNumberToObject (stats, "queued", (double) queued);
+    cJSON_AddNumberToObject (stats, "workers", (double) registry_size (self->registry));
+    cJSON_AddNumberToObject (stats, "memory_mb", (double) self->memory_mb);
+    cJSON_AddNumberToObject (stats, "jobs", (double) zhashx_size (self->jobs));
+    char *text = cJSON_PrintUnformatted (stats);
+    cJSON_Delete (stats);
+    return text;
 }
 
 static void
@@ -598,7 +726,7 @@ s_self_handle_pipe (self_t *self)
     if (streq (command, "STATS")) {
         char *stats = s_stats (self);
         zstr_send (self->pipe, stats);
-        zstr_free (&stats);
+        free (stats);
     }
     else
     if (streq (command, "PING"))
@@ -628,13 +756,13 @@ s_self_destroy (self_t **self_p)
         for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
             zlistx_add_end (left, env);
         for (env_t *env = (env_t *) zlistx_first (left); env; env = (env_t *) zlistx_next (left))
-            s_env_remove (self, env, true);
+            s_env_end (self, env, NULL, NULL, true);
         zlistx_destroy (&left);
     }
     zhashx_destroy (&self->jobs);
     zhashx_destroy (&self->envs);
     zhashx_destroy (&self->pools);
-    zhashx_destroy (&self->workers);
+    registry_destroy (&self->registry);
     zlistx_destroy (&self->lru);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
@@ -649,8 +777,8 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
     self->config = args->config;
-    self->workers = zhashx_new ();
-    zhashx_set_destructor (self->workers, s_worker_destroy);
+    self->registry = registry_new (self->config->memory_budget_mb);
+    registry_set_lost_handler (self->registry, s_worker_lost, self);
     self->envs = zhashx_new ();
     self->pools = zhashx_new ();
     zhashx_set_destructor (self->pools, s_pool_destroy);
@@ -677,8 +805,8 @@ assignment_actor (zsock_t *pipe, void *args)
     actor_ready (pipe);
     zpoller_t *poller = zpoller_new (pipe, self->frontend, self->backend, self->placement, NULL);
     while (!self->terminated) {
-        //  Wake exactly when the next tick is due, so the reaper keeps time
-        int64_t wait = self->next_heartbeat - zclock_mono ();
+        //  Wake exactly when the next tick is due, so deadlines keep time
+        int64_t wait = self->next_tick - zclock_mono ();
         zsock_t *which = (zsock_t *) zpoller_wait (poller, wait > 0 ? (int) wait : 0);
         if (which == pipe)
             s_self_handle_pipe (self);
@@ -704,24 +832,71 @@ assignment_actor (zsock_t *pipe, void *args)
 //  Selftest: assignment between a fake gateway, a fake placement and two
 //  fake workers, so every pool rule is checked without sandboxes.
 
+//  The next message on sock, which must be command (heartbeats skipped)
 static msg_t *
 s_expect (zsock_t *sock, bool routed, const char *command)
 {
     zsock_set_rcvtimeo (sock, 3000);
-    msg_t *msg = msg_recv (sock, routed);
-    assert (msg);
-    if (strneq (msg_command (msg), command)) {
-        printf ("expected %s, got %s\n", command, msg_command (msg));
+    while (true) {
+        msg_t *msg = msg_recv (sock, routed);
+        assert (msg);
+        if (streq (msg_command (msg), "HEARTBEAT") && strneq (command, "HEARTBEAT")) {
+            msg_destroy (&msg);
+            continue;
+        }
+        if (strneq (msg_command (msg), command)) {
+            printf ("expected %s, got %s\n", command, msg_command (msg));
+            assert (false);
+        }
+        return msg;
+    }
+}
+
+//  One number from the actor's STATS
+static long
+s_stat (zactor_t *assignment, const char *name)
+{
+    zstr_send (assignment, "STATS");
+    char *text = zstr_recv (assignment);
+    cJSON *stats = cJSON_Parse (text);
+    double value = cJSON_GetNumberValue (cJSON_GetObjectItem (stats, name));
+    assert (!isnan (value));
+    cJSON_Delete (stats);
+    zstr_free (&text);
+    return (long) value;
+}
+
+//  Wait for gateway's next RESULT, the worker heartbeating meanwhile so it
+//  stays alive; checks the result's status and that error mentions a phrase
+static void
+s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const char *job_id, const char *status,
+                 const char *phrase)
+{
+    zpoller_t *poller = zpoller_new (gateway, NULL);
+    int64_t give_up = zclock_mono () + 60000;       //  Far beyond any deadline here
+    while (!zpoller_wait (poller, 500)) {
+        assert (zclock_mono () < give_up);
+        if (worker)
+            msg_send (worker, NULL, "HEARTBEAT", worker_id);
+    }
+    zpoller_destroy (&poller);
+    msg_t *msg = s_expect (gateway, false, "RESULT");
+    cJSON *result = cJSON_Parse (msg_string (msg, 1));
+    if (strneq (msg_string (msg, 0), job_id)
+    ||  strneq (cJSON_GetStringValue (cJSON_GetObjectItem (result, "status")), status)
+    ||  !strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "error")), phrase)) {
+        printf ("expected %s %s '%s', got %s %s\n", job_id, status, phrase, msg_string (msg, 0), msg_string (msg, 1));
         assert (false);
     }
-    return msg;
+    cJSON_Delete (result);
+    msg_destroy (&msg);
 }
 
 static void
 s_run (zsock_t *gateway, const char *job_id, const char *key, const char *function_id, int memory_mb)
 {
     msg_send (gateway, NULL, "RUN", job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb,
-              "{\"code\":\"...\"}", "{}");
+              "{\"code\":\"...\",\"timeout_seconds\":1}", "{}");
 }
 
 static void
@@ -812,10 +987,7 @@ assignment_test (bool verbose)
     msg_destroy (&exec);
     msg = s_expect (gateway, false, "RESULT");
     msg_destroy (&msg);
-    zstr_send (assignment, "STATS");
-    char *stats = zstr_recv (assignment);
-    assert (strstr (stats, "\"envs\":1,\"idle\":1"));
-    zstr_free (&stats);
+    assert (s_stat (assignment, "envs") == 1 && s_stat (assignment, "idle") == 1);
 
     //  A different function never gets env1
     s_run (gateway, "job000000007", "f2:1:x", "ffffffffff02", 128);
@@ -871,17 +1043,106 @@ assignment_test (bool verbose)
     zclock_sleep (2500);
     msg = s_expect (worker, false, "HEARTBEAT");
     msg_destroy (&msg);
-    zstr_send (assignment, "STATS");
-    stats = zstr_recv (assignment);
-    assert (strstr (stats, "\"envs\":0"));
-    zstr_free (&stats);
+    assert (s_stat (assignment, "envs") == 0);
+    assert (s_stat (assignment, "memory_mb") == 0);
+    zsock_set_rcvtimeo (worker, 100);
+    while ((msg = msg_recv (worker, false))) {     //  The reaper's KILLs
+        assert (streq (msg_command (msg), "KILL") || streq (msg_command (msg), "HEARTBEAT"));
+        msg_destroy (&msg);
+    }
+
+    //  Deadlines. A warm run whose worker heartbeats but never answers, and
+    //  a placement that never answers, side by side. Timeout 1 s: the run is
+    //  given up after 1 + RUN_MARGIN_MS, the placement after PLACE_DEADLINE_MS.
+    if (verbose)
+        printf ("(waiting for deadlines) ");
+    s_run (gateway, "job000000010", "f4:1:x", "ffffffffff04", 128);
+    msg = s_expect (placement, true, "PLACE");
+    msg_send (placement, msg_route (msg), "PLACED", "job000000010", "w1");
+    msg_destroy (&msg);
+    exec = s_expect (worker, false, "EXEC");
+    s_done (worker, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, "RESULT");
+    msg_destroy (&msg);
+    s_run (gateway, "job000000011", "f4:1:x", "ffffffffff04", 128);
+    msg_t *stuck = s_expect (worker, false, "EXEC");
+    assert (streq (msg_string (stuck, 1), "job000000011"));
+    s_run (gateway, "job000000012", "f5:1:x", "ffffffffff05", 128);
+    msg_t *unplaced = s_expect (placement, true, "PLACE");
+    assert (s_stat (assignment, "placing") == 1 && s_stat (assignment, "busy") == 1);
+    s_expect_result (gateway, worker, "w1", "job000000012", "unavailable", "Placement did not answer in time");
+    s_expect_result (gateway, worker, "w1", "job000000011", "lost", "Worker did not answer in time");
+    msg = s_expect (worker, false, "KILL");             //  The worker may still hold it
+    assert (streq (msg_string (msg, 0), msg_string (stuck, 0)));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "jobs") == 0);
+    //  Late answers are dropped: no second RESULT, no EXEC
+    msg_send (placement, msg_route (unplaced), "PLACED", "job000000012", "w1");
+    s_done (worker, stuck, "warm");
+    msg_destroy (&stuck);
+    msg_destroy (&unplaced);
+    zsock_set_rcvtimeo (gateway, 300);
+    msg = msg_recv (gateway, false);
+    assert (!msg);
+    assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
+
+    //  A worker that falls silent mid-call: expired, its run answered "lost"
+    s_run (gateway, "job000000013", "f4:1:x", "ffffffffff04", 128);
+    msg = s_expect (placement, true, "PLACE");
+    msg_send (placement, msg_route (msg), "PLACED", "job000000013", "w1");
+    msg_destroy (&msg);
+    exec = s_expect (worker, false, "EXEC");
+    msg_destroy (&exec);
     if (verbose)
         printf ("(waiting for worker expiry) ");
-    zclock_sleep (WORKER_EXPIRY_MS + 1500);
-    zstr_send (assignment, "STATS");
-    stats = zstr_recv (assignment);
-    assert (strstr (stats, "\"workers\":0"));
-    zstr_free (&stats);
+    s_expect_result (gateway, NULL, NULL, "job000000013", "lost", "stopped answering");
+    assert (s_stat (assignment, "workers") == 0 && s_stat (assignment, "envs") == 0);
+
+    //  Checked sends: a worker whose connection is gone cannot be sent EXEC:
+    //  it is dropped at once (not after expiry) and the call, which never
+    //  ran, is dispatched again: here no worker is left, so "unavailable"
+    zsock_t *vanishing = zsock_new_dealer ("inproc://assignment-test-worker");
+    msg_send (vanishing, NULL, "READY", "w2", "{}");
+    zclock_sleep (50);
+    assert (s_stat (assignment, "workers") == 1);
+    zsock_destroy (&vanishing);
+    zclock_sleep (50);
+    s_run (gateway, "job000000014", "f4:1:x", "ffffffffff04", 128);
+    msg = s_expect (placement, true, "PLACE");
+    msg_send (placement, msg_route (msg), "PLACED", "job000000014", "w2");
+    msg_destroy (&msg);
+    s_expect_result (gateway, NULL, NULL, "job000000014", "unavailable", "No worker is available");
+    assert (s_stat (assignment, "workers") == 0);
+    assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
+
+    //  A queued call waits at most what a cold run may take: two calls hold
+    //  both environments of the pool (timeout 30 s, so their runs outlast
+    //  the test), the third (timeout 1 s) waits in the queue and is answered
+    //  "unavailable" after deadlines_queue_ms (1 s), while the worker lives
+    if (verbose)
+        printf ("(waiting for the queue deadline) ");
+    zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
+    msg_send (w3, NULL, "READY", "w3", "{}");
+    zclock_sleep (50);
+    assert (s_stat (assignment, "workers") == 1);
+    const char *long_context = "{\"code\":\"...\",\"timeout_seconds\":30}";
+    const char *holders [] = { "job000000015", "job000000016" };
+    for (int i = 0; i < 2; i++) {
+        msg_send (gateway, NULL, "RUN", holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", (int64_t) 128,
+                  long_context, "{}");
+        msg = s_expect (placement, true, "PLACE");
+        msg_send (placement, msg_route (msg), "PLACED", holders [i], "w3");
+        msg_destroy (&msg);
+        msg = s_expect (w3, false, "EXEC");
+        msg_destroy (&msg);
+    }
+    s_run (gateway, "job000000017", "f6:1:x", "ffffffffff06", 128);
+    zclock_sleep (50);
+    assert (s_stat (assignment, "queued") == 1);
+    s_expect_result (gateway, w3, "w3", "job000000017", "unavailable", "waited");
+    assert (s_stat (assignment, "queued") == 0 && s_stat (assignment, "creating") == 2);
+    zsock_destroy (&w3);
 
     zsock_destroy (&worker);
     zsock_destroy (&gateway);

@@ -8,10 +8,13 @@
     when there is one (warm start); otherwise, within the function's
     concurrency cap and the global memory budget, placement picks a worker
     and the run creates a new environment there (cold start); otherwise it
-    waits in the function's short queue, or is rejected (429).
+    waits in the function's short queue, or is rejected (429). The workers
+    are kept in broker/registry; every queued call, placement request and
+    run has a deadline (broker/deadlines.h), after which the caller is
+    answered (unavailable, or lost for a run whose worker stopped answering).
 
     Started with actor_args_t (core/config.h). Pipe commands:
-        zstr_send (assignment, "STATS");   //  answers JSON: envs, idle, busy, workers, memory_mb
+        zstr_send (assignment, "STATS");   //  answers JSON: envs, one count per state, queued, workers, memory_mb, jobs
         zstr_send (assignment, "PING");    //  answers "PONG"
     ========================================================================= */
 

@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include "actors/gateway.h"
 #include "broker/actor.h"
+#include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
@@ -33,6 +34,7 @@ typedef struct {
     char *project_id;               //  "" when none
     int version;                    //  Active version
     int memory_mb;                  //  Memory limit
+    int timeout_seconds;            //  Timeout, for the job's deadline
     bool active;                    //  Status is "active"
 } function_entry_t;
 
@@ -50,6 +52,7 @@ typedef struct {
     char *input;                    //  Input or event as JSON text, for the record
     char *method;                   //  Gateway calls: HTTP method
     char *path;                     //  Gateway calls: path within the project
+    int64_t deadline;               //  Monotonic ms by which RESULT must come
 } job_t;
 
 typedef struct {
@@ -162,6 +165,7 @@ s_function_lookup (self_t *self, const char *function_id)
     entry->project_id = strdup (fn.project_id);
     entry->version = fn.version;
     entry->memory_mb = fn.memory_mb;
+    entry->timeout_seconds = fn.timeout_seconds;
     entry->active = fn.status && streq (fn.status, "active");
     char key [128];
     snprintf (key, sizeof key, "%s:%d:%016" PRIx64, fn.id, fn.version, hash);
@@ -348,15 +352,18 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->input = cJSON_PrintUnformatted (input);
     job->method = method ? strdup (method) : NULL;
     job->path = path ? strdup (path) : NULL;
-    zhashx_insert (self->jobs, job_id, job);
+    job->deadline = zclock_mono () + deadlines_job_ms (fn->timeout_seconds > 0 ? fn->timeout_seconds * 1000LL
+                                                                                : DEFAULT_TIMEOUT_MS);
     if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id,
                       fn->memory_mb, fn->context, job->input)) {
-        //  Never ran, so nothing to record: the caller may retry
-        zsys_error ("gateway: could not send RUN for invocation %s to assignment", job_id);
-        s_reply_detail (self, job->route, job->request_id, 503,
-                        "The function could not be queued to run; retry shortly", "Retry-After", "1");
-        zhashx_delete (self->jobs, job_id);
+        //  assignment's queue is full (or it is gone): the call never ran
+        zsys_warning ("gateway: could not send RUN for job %s (%s); answered 503", job_id, zmq_strerror (zmq_errno ()));
+        s_reply_detail (self, job->route, job->request_id, 503, "The server is too busy to take the call now; "
+                        "retry shortly", "Retry-After", "1");
+        s_job_destroy ((void **) &job);
+        return;
     }
+    zhashx_insert (self->jobs, job_id, job);
 }
 
 static void
@@ -514,18 +521,57 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     cJSON_Delete (row);
 }
 
+//  The call was lost on the way (its worker stopped answering, or no RESULT
+//  came by the job's deadline): 504 with what happened, recorded as an error
+static void
+s_job_lost (self_t *self, const char *job_id, job_t *job, cJSON *result, const char *error)
+{
+    s_record (self, job_id, job, result, "error", NULL);
+    s_reply_detail (self, job->route, job->request_id, 504, error, "X-Clowdy-Invocation-Id", job_id);
+    zhashx_delete (self->jobs, job_id);
+}
+
+//  Jobs past their deadline: the one place they are given up
+static void
+s_expire_jobs (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *expired = zlistx_new ();
+    for (job_t *job = (job_t *) zhashx_first (self->jobs); job; job = (job_t *) zhashx_next (self->jobs))
+        if (now > job->deadline)
+            zlistx_add_end (expired, strdup ((const char *) zhashx_cursor (self->jobs)));
+    for (char *job_id = (char *) zlistx_first (expired); job_id; job_id = (char *) zlistx_next (expired)) {
+        job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
+        zsys_warning ("gateway: no RESULT for job %s by its deadline; answered 504", job_id);
+        cJSON *result = cJSON_CreateObject ();
+        const char *error = "The call got no result in time: the platform lost track of it (no answer from "
+                            "assignment by the call's deadline, its timeout plus a margin)";
+        cJSON_AddStringToObject (result, "error", error);
+        s_job_lost (self, job_id, job, result, error);
+        cJSON_Delete (result);
+        free (job_id);
+    }
+    zlistx_destroy (&expired);
+}
+
 static void
 s_handle_result (self_t *self, msg_t *msg)
 {
     const char *job_id = msg_result_job_id (msg);
     job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
-    if (!job)
+    if (!job) {
+        zsys_warning ("gateway: dropped a late RESULT for job %s (already answered)", job_id);
         return;
+    }
     cJSON *result = msg_result_result (msg);        //  Owned by msg
     const char *status = cJSON_GetStringValue (cJSON_GetObjectItem (result, "status"));
     if (!status)
         status = "error";
     const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (result, "error"));
+    if (streq (status, "lost")) {
+        s_job_lost (self, job_id, job, result, error ? error : "The worker running the call stopped answering");
+        return;
+    }
     double duration_us = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us"));
     int64_t duration_ms = isnan (duration_us) ? 0 : (int64_t) ((duration_us + 500) / 1000);
     bool cold_start = cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start"));
@@ -697,8 +743,13 @@ gateway_actor (zsock_t *pipe, void *args)
     }
     actor_ready (pipe);
     zpoller_t *poller = zpoller_new (pipe, self->frontend, self->assignment, NULL);
+    int64_t next_expiry = zclock_mono () + 1000;
     while (!self->terminated) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, 1000);
+        if (zclock_mono () >= next_expiry) {
+            s_expire_jobs (self);
+            next_expiry = zclock_mono () + 1000;
+        }
         if (which == pipe)
             s_self_handle_pipe (self);
         else

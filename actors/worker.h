@@ -9,12 +9,14 @@
     the runner the function's code (load), then the input (invoke), enforces
     the timeout by killing the sandbox, and answers DONE with the result and
     whether the environment is still warm. It tells a timeout from running
-    out of memory from a crash.
+    out of memory from a crash. Sandboxes are created on a helper thread,
+    so a slow creation never delays heartbeats or other calls.
 
     Started with actor_args_t (core/config.h); args->instance numbers it.
     Pipe commands:
-        zstr_send (worker, "STATS");    //  answers JSON: envs, prewarmed
+        zstr_send (worker, "STATS");    //  answers JSON: envs, spare, creating
         zstr_send (worker, "PING");     //  answers "PONG"
+        zstr_send (worker, "CREATE-DELAY 2000");    //  test hook: each sandbox creation waits 2 s first
     ========================================================================= */
 
 #ifndef CLOWDY_WORKER_H_INCLUDED

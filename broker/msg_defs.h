@@ -54,7 +54,9 @@
         "plain fields, never the context") \
     MESSAGE (RESULT, result, GATEWAY_ASSIGNMENT, \
         "exactly once per RUN; `rejected` (per-function cap and queue full: 429) and `unavailable` " \
-        "(no worker or memory: 503) never ran") \
+        "(no worker, memory, a full queue, a deadline before it ran: 503) never ran; `lost`: its worker " \
+        "stopped answering (expired, or no DONE by the run's deadline) and it may have run in part (504, " \
+        "recorded as an error)") \
     MESSAGE (RETIRE, retire, GATEWAY_ASSIGNMENT, \
         "environments built from old code, env or limits must go: idle ones now, busy ones after their run") \
     MESSAGE (PLACE, place, ASSIGNMENT_PLACEMENT, \
@@ -64,14 +66,16 @@
     MESSAGE (READY, ready, ASSIGNMENT_WORKER, \
         "a worker starts, or re-registers after 5 s without word from assignment") \
     MESSAGE (HEARTBEAT, heartbeat, ASSIGNMENT_WORKER, \
-        "both ways, every second; a worker silent for 5 s is dropped and its runs fail with a clear error") \
+        "both ways, every second (`broker/deadlines.h`); a worker silent for 5 s is dropped by the registry " \
+        "(`broker/registry.c`) and its runs are answered `lost`") \
     MESSAGE (EXEC, exec, ASSIGNMENT_WORKER, \
         "run this job in that environment; an env id the worker does not have means create it (cold " \
         "start), and only then is the function context sent (`{}` for a warm environment)") \
     MESSAGE (DONE, done, ASSIGNMENT_WORKER, \
         "the run ended; `dead` when the environment ended with it (timeout, out of memory, crash, load " \
-        "error); `lost` when the worker no longer had that environment and the job never ran (result " \
-        "`{}`): assignment runs it on a new one") \
+        "error: no GONE follows); `lost` when the job never ran there (the worker no longer had that " \
+        "environment, or it was still running another call; result `{}`): assignment runs it on a new one. " \
+        "A DONE after assignment gave up on the run is dropped and logged") \
     MESSAGE (KILL, kill, ASSIGNMENT_WORKER, \
         "assignment evicts or retires an environment") \
     MESSAGE (GONE, gone, ASSIGNMENT_WORKER, \
@@ -115,7 +119,7 @@
     FIELD (m, input,       j, "")
 #define MSG_FIELDS_RESULT(FIELD, m) \
     FIELD (m, job_id, s, "") \
-    FIELD (m, result, j, ": status (`success`/`error`/`timeout`/`rejected`/`unavailable`), output?, error?, " \
+    FIELD (m, result, j, ": status (`success`/`error`/`timeout`/`rejected`/`unavailable`/`lost`), output?, error?, " \
                          "logs?, duration_us, cold_start, peak_memory_kb")
 #define MSG_FIELDS_RETIRE(FIELD, m) \
     FIELD (m, what, s, ", as INVALIDATE")

@@ -1,0 +1,67 @@
+/*  =========================================================================
+    deadlines - the fabric's clocks, in one place
+
+    Everything that waits for another actor waits on a deadline, and the
+    deadlines are layered so that the actor nearest to the trouble answers
+    first, with the clearest error:
+
+        worker       the function's timeout (warm run); timeout + load
+                     allowance for a cold start, counted from the sandbox
+                     being up; kills the sandbox and answers DONE "timeout".
+        assignment   a run on a worker: the worker's bound + the sandbox's
+                     own start-up bound (cold) + a margin: no DONE by then,
+                     the environment is dropped and the caller told "lost".
+                     A placement request: PLACE_DEADLINE_MS. A queued call:
+                     what a cold run may take (it waits for a run to end).
+        gateway      a job waiting for RESULT: everything assignment may take
+                     (queue + placement + cold run) + a margin; the client
+                     gets 504 and the invocation is recorded as such.
+        registry     a worker silent for WORKER_EXPIRY_MS is dead: its runs
+                     are answered "lost" at once.
+
+    Both sides of the worker link use HEARTBEAT_MS and WORKER_EXPIRY_MS, so
+    a worker and assignment agree on when the other is gone.
+    ========================================================================= */
+
+#ifndef CLOWDY_DEADLINES_H_INCLUDED
+#define CLOWDY_DEADLINES_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HEARTBEAT_MS            1000    //  Worker <-> assignment heartbeat interval
+#define WORKER_EXPIRY_MS        5000    //  Silence after which the other side is gone
+#define SANDBOX_CREATE_MS       10000   //  Sandbox start-up bound (runtime/sandbox.c waits as long)
+#define LOAD_ALLOWANCE_MS       10000   //  Extra time a cold start may take to load the code
+#define PLACE_DEADLINE_MS       5000    //  placement answers PLACE within this
+#define RUN_MARGIN_MS           5000    //  Slack over the worker's own bound before a run is lost
+#define GATEWAY_MARGIN_MS       5000    //  Slack over assignment's bounds for a gateway job
+#define DEFAULT_TIMEOUT_MS      30000   //  A function's timeout when its context has none
+
+//  The longest a run may take on a worker before assignment gives up on it:
+//  cold runs also create the sandbox and load the code first.
+static inline int64_t
+deadlines_run_ms (int64_t timeout_ms, bool cold)
+{
+    return timeout_ms + (cold ? SANDBOX_CREATE_MS + LOAD_ALLOWANCE_MS : 0) + RUN_MARGIN_MS;
+}
+
+//  How long a call may wait in its function's queue: until a run (at worst
+//  a cold one) ends and frees an environment for it.
+static inline int64_t
+deadlines_queue_ms (int64_t timeout_ms)
+{
+    return deadlines_run_ms (timeout_ms, true);
+}
+
+//  How long gateway waits for a job's RESULT: the longest assignment may
+//  take (queued, then placed, then a cold run) plus a margin, so that
+//  assignment's own, clearer answer always comes first.
+static inline int64_t
+deadlines_job_ms (int64_t timeout_ms)
+{
+    return deadlines_queue_ms (timeout_ms) + PLACE_DEADLINE_MS + deadlines_run_ms (timeout_ms, true)
+           + GATEWAY_MARGIN_MS;
+}
+
+#endif

@@ -1,0 +1,330 @@
+/*  =========================================================================
+    registry - the worker broker's list of workers (Majordomo-style)
+
+    A hash of worker id -> registry_worker_t, owned by one thread (the
+    broker's). Nothing here blocks or sends: the owner calls in with the
+    time and does the messaging. Invariants: each id is in the hash once;
+    memory_mb and envs are what the owner reserved and has not released
+    (never negative: a release beyond a reservation is an owner bug, logged
+    and clamped rather than carried into later placement choices).
+    ========================================================================= */
+
+#include <cjson/cJSON.h>
+#include "broker/registry.h"
+
+#define REGISTRY_ID_MAX 255         //  Longest worker id we accept
+
+struct _registry_worker_t {
+    char *id;                       //  The worker's own id (host-pid-instance)
+    zframe_t *route;                //  Its routing id on the worker socket
+    int64_t last_seen;              //  Monotonic ms of its last sign of life
+    long capacity_mb;               //  Memory it offers
+    long memory_mb;                 //  Memory reserved for environments on it
+    size_t envs;                    //  Environments on it
+};
+
+struct _registry_t {
+    zhashx_t *workers;              //  id -> registry_worker_t
+    long default_capacity_mb;       //  For a READY without capacity
+    registry_lost_fn *lost;         //  Owner's handler for drops, or NULL
+    void *lost_arg;                 //  Its argument
+};
+
+static void
+s_worker_destroy (void **item)
+{
+    registry_worker_t *worker = (registry_worker_t *) *item;
+    if (worker) {
+        zframe_destroy (&worker->route);
+        free (worker->id);
+        free (worker);
+        *item = NULL;
+    }
+}
+
+registry_t *
+registry_new (long default_capacity_mb)
+{
+    registry_t *self = (registry_t *) zmalloc (sizeof (registry_t));
+    //  No destructor: a dropped worker leaves the hash before its lost
+    //  handler runs (so the handler never sees it in placement's list) and
+    //  is freed after
+    self->workers = zhashx_new ();
+    self->default_capacity_mb = default_capacity_mb;
+    return self;
+}
+
+void
+registry_destroy (registry_t **self_p)
+{
+    if (self_p && *self_p) {
+        registry_t *self = *self_p;
+        for (void *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
+            s_worker_destroy (&worker);
+        zhashx_destroy (&self->workers);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *arg)
+{
+    self->lost = handler;
+    self->lost_arg = arg;
+}
+
+void
+registry_remove (registry_t *self, registry_worker_t *worker, const char *why)
+{
+    if (zhashx_lookup (self->workers, worker->id) != worker)
+        return;                     //  Already being dropped (a lost handler's own sends failed)
+    zsys_warning ("registry: worker %s is gone (%s)", worker->id, why);
+    zhashx_delete (self->workers, worker->id);
+    if (self->lost)
+        self->lost (worker, why, self->lost_arg);
+    s_worker_destroy ((void **) &worker);
+}
+
+registry_worker_t *
+registry_ready (registry_t *self, const char *id, zframe_t *route, const char *info, int64_t now_ms)
+{
+    if (!*id || strlen (id) > REGISTRY_ID_MAX) {
+        zsys_warning ("registry: refused a READY with an empty or overlong worker id");
+        return NULL;
+    }
+    registry_worker_t *old = (registry_worker_t *) zhashx_lookup (self->workers, id);
+    if (old)
+        registry_remove (self, old, "re-registered");   //  It restarted: what we knew is stale
+    registry_worker_t *worker = (registry_worker_t *) zmalloc (sizeof (registry_worker_t));
+    worker->id = strdup (id);
+    worker->route = zframe_dup (route);
+    worker->last_seen = now_ms;
+    cJSON *parsed = cJSON_Parse (info);
+    double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (parsed, "capacity_mb"));
+    cJSON_Delete (parsed);
+    worker->capacity_mb = !isnan (capacity) && capacity >= 1 && capacity <= (double) (1L << 30)
+                          ? (long) capacity : self->default_capacity_mb;
+    zhashx_insert (self->workers, worker->id, worker);
+    zsys_info ("registry: worker %s joined (%ld MB)", worker->id, worker->capacity_mb);
+    return worker;
+}
+
+registry_worker_t *
+registry_lookup (registry_t *self, const char *id)
+{
+    return (registry_worker_t *) zhashx_lookup (self->workers, id);
+}
+
+bool
+registry_touch (registry_t *self, registry_worker_t *worker, zframe_t *route, int64_t now_ms)
+{
+    if (!worker || !route || !zframe_eq (worker->route, route))
+        return false;
+    worker->last_seen = now_ms;
+    return true;
+}
+
+size_t
+registry_purge (registry_t *self, int64_t now_ms)
+{
+    //  Collect ids first: a zhashx may not change while it is iterated, and
+    //  one drop's handler may drop another worker, so each is looked up again
+    zlistx_t *dead = zlistx_new ();
+    zlistx_set_destructor (dead, (zlistx_destructor_fn *) zstr_free);
+    for (registry_worker_t *worker = (registry_worker_t *) zhashx_first (self->workers); worker;
+         worker = (registry_worker_t *) zhashx_next (self->workers))
+        if (now_ms - worker->last_seen > WORKER_EXPIRY_MS)
+            zlistx_add_end (dead, strdup (worker->id));
+    size_t count = 0;
+    for (char *id = (char *) zlistx_first (dead); id; id = (char *) zlistx_next (dead)) {
+        registry_worker_t *worker = registry_lookup (self, id);
+        if (worker) {
+            registry_remove (self, worker, "expired: no heartbeat");
+            count++;
+        }
+    }
+    zlistx_destroy (&dead);
+    return count;
+}
+
+size_t
+registry_size (registry_t *self)
+{
+    return zhashx_size (self->workers);
+}
+
+registry_worker_t *
+registry_first (registry_t *self)
+{
+    return (registry_worker_t *) zhashx_first (self->workers);
+}
+
+registry_worker_t *
+registry_next (registry_t *self)
+{
+    return (registry_worker_t *) zhashx_next (self->workers);
+}
+
+void
+registry_reserve (registry_worker_t *worker, long memory_mb)
+{
+    worker->envs++;
+    worker->memory_mb += memory_mb;
+}
+
+void
+registry_release (registry_worker_t *worker, long memory_mb)
+{
+    if (worker->envs == 0 || worker->memory_mb < memory_mb) {
+        zsys_error ("registry: worker %s released more than was reserved", worker->id);
+        worker->envs = 0;
+        worker->memory_mb = 0;
+        return;
+    }
+    worker->envs--;
+    worker->memory_mb -= memory_mb;
+}
+
+bool
+registry_fits (registry_worker_t *worker, long memory_mb)
+{
+    return worker->memory_mb + memory_mb <= worker->capacity_mb;
+}
+
+char *
+registry_json (registry_t *self)
+{
+    cJSON *workers = cJSON_CreateArray ();
+    for (registry_worker_t *worker = registry_first (self); worker; worker = registry_next (self)) {
+        cJSON *item = cJSON_CreateObject ();
+        cJSON_AddStringToObject (item, "id", worker->id);
+        cJSON_AddNumberToObject (item, "envs", (double) worker->envs);
+        cJSON_AddNumberToObject (item, "memory_mb", (double) worker->memory_mb);
+        cJSON_AddNumberToObject (item, "capacity_mb", (double) worker->capacity_mb);
+        cJSON_AddItemToArray (workers, item);
+    }
+    char *text = cJSON_PrintUnformatted (workers);
+    cJSON_Delete (workers);
+    return text;
+}
+
+const char *
+registry_worker_id (registry_worker_t *worker)
+{
+    return worker->id;
+}
+
+zframe_t *
+registry_worker_route (registry_worker_t *worker)
+{
+    return worker->route;
+}
+
+long
+registry_worker_capacity_mb (registry_worker_t *worker)
+{
+    return worker->capacity_mb;
+}
+
+long
+registry_worker_memory_mb (registry_worker_t *worker)
+{
+    return worker->memory_mb;
+}
+
+size_t
+registry_worker_envs (registry_worker_t *worker)
+{
+    return worker->envs;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: register, heartbeat, expiry purge, capacity, re-registration
+
+typedef struct {
+    int count;                      //  Drops seen
+    char last [64];                 //  Id of the last one
+    char why [64];                  //  Its reason
+} s_lost_log_t;
+
+static void
+s_test_lost (registry_worker_t *worker, const char *why, void *arg)
+{
+    s_lost_log_t *log = (s_lost_log_t *) arg;
+    log->count++;
+    snprintf (log->last, sizeof log->last, "%s", registry_worker_id (worker));
+    snprintf (log->why, sizeof log->why, "%s", why);
+}
+
+void
+registry_test (bool verbose)
+{
+    printf ("registry: ");
+    registry_t *registry = registry_new (4096);
+    s_lost_log_t log = { 0 };
+    registry_set_lost_handler (registry, s_test_lost, &log);
+    zframe_t *route1 = zframe_new ("r1", 2);
+    zframe_t *route2 = zframe_new ("r2", 2);
+    zframe_t *route3 = zframe_new ("r3", 2);
+
+    //  Register: capacity from info, the default when info has none or nonsense
+    registry_worker_t *w1 = registry_ready (registry, "w1", route1, "{\"capacity_mb\":512,\"host\":\"h\"}", 0);
+    registry_worker_t *w2 = registry_ready (registry, "w2", route2, "not json", 0);
+    assert (w1 && w2 && registry_size (registry) == 2);
+    assert (registry_worker_capacity_mb (w1) == 512);
+    assert (registry_worker_capacity_mb (w2) == 4096);
+    assert (registry_ready (registry, "w3", route3, "{\"capacity_mb\":-5}", 0)
+            && registry_worker_capacity_mb (registry_lookup (registry, "w3")) == 4096);
+    registry_remove (registry, registry_lookup (registry, "w3"), "test");
+    assert (log.count == 1 && streq (log.last, "w3"));
+    assert (registry_ready (registry, "", route3, "{}", 0) == NULL);
+    assert (registry_lookup (registry, "w1") == w1 && !registry_lookup (registry, "nope"));
+
+    //  Capacity: reservations add up, fits says what is left, placement's list shows them
+    registry_reserve (w1, 256);
+    registry_reserve (w1, 128);
+    assert (registry_worker_envs (w1) == 2 && registry_worker_memory_mb (w1) == 384);
+    assert (registry_fits (w1, 128) && !registry_fits (w1, 129));
+    registry_release (w1, 128);
+    assert (registry_fits (w1, 256) && registry_worker_envs (w1) == 1);
+    char *json = registry_json (registry);
+    cJSON *list = cJSON_Parse (json);
+    assert (cJSON_GetArraySize (list) == 2);
+    cJSON *item;
+    cJSON_ArrayForEach (item, list)
+        if (streq (cJSON_GetStringValue (cJSON_GetObjectItem (item, "id")), "w1"))
+            assert (cJSON_GetNumberValue (cJSON_GetObjectItem (item, "memory_mb")) == 256);
+    cJSON_Delete (list);
+    free (json);
+    registry_release (w1, 1000);            //  Owner bug: clamped, logged
+    assert (registry_worker_memory_mb (w1) == 0 && registry_worker_envs (w1) == 0);
+
+    //  Heartbeat: only from the worker's own routing id
+    assert (registry_touch (registry, w1, route1, 4000));
+    assert (!registry_touch (registry, w2, route1, 4000));  //  Wrong route: not a sign of life
+    assert (!registry_touch (registry, NULL, route1, 4000));
+
+    //  Expiry: w2 was last heard at 0, w1 at 4000
+    log.count = 0;
+    assert (registry_purge (registry, WORKER_EXPIRY_MS) == 0);
+    assert (registry_purge (registry, WORKER_EXPIRY_MS + 1) == 1);
+    assert (log.count == 1 && streq (log.last, "w2") && strstr (log.why, "expired"));
+    assert (registry_size (registry) == 1 && !registry_lookup (registry, "w2"));
+
+    //  A READY from a known id: it restarted, the old entry is lost first
+    registry_reserve (w1, 100);
+    registry_worker_t *again = registry_ready (registry, "w1", route2, "{}", 5000);
+    assert (log.count == 2 && streq (log.last, "w1") && streq (log.why, "re-registered"));
+    assert (registry_size (registry) == 1 && registry_lookup (registry, "w1") == again);
+    assert (registry_worker_memory_mb (again) == 0);
+    assert (registry_touch (registry, again, route2, 6000) && !registry_touch (registry, again, route1, 6000));
+
+    zframe_destroy (&route1);
+    zframe_destroy (&route2);
+    zframe_destroy (&route3);
+    registry_destroy (&registry);
+    registry_destroy (&registry);
+    assert (log.count == 2);                //  Destroy does not call the handler
+    printf ("OK\n");
+}
