@@ -315,63 +315,6 @@ s_jwks_refresher (zsock_t *pipe, void *auth)
 }
 
 //  --------------------------------------------------------------------------
-//  API tokens of the calling user: GET/POST /api/tokens, DELETE /api/tokens/:id
-
-static enum MHD_Result
-s_respond_json (request_t *request, struct MHD_Connection *connection, int status, cJSON *json)
-{
-    char *body = cJSON_PrintUnformatted (json);
-    cJSON_Delete (json);
-    return s_respond (request, connection, status, "application/json", body, strlen (body), NULL);
-}
-
-static enum MHD_Result
-s_handle_tokens (request_t *request, struct MHD_Connection *connection, const char *url,
-                 const char *method, const char *user_id)
-{
-    self_t *self = request->self;
-    if (streq (url, "/api/tokens") && streq (method, "GET")) {
-        cJSON *tokens = auth_token_list (self->auth, user_id);
-        if (!tokens)
-            return s_respond_detail (request, connection, 500, "Could not list tokens");
-        return s_respond_json (request, connection, 200, tokens);
-    }
-    if (streq (url, "/api/tokens") && streq (method, "POST")) {
-        cJSON *body = request->body ? cJSON_ParseWithLength (request->body, request->body_size) : cJSON_CreateObject ();
-        if (!body)
-            return s_respond_detail (request, connection, 400, "Request body is not valid JSON");
-        cJSON *name = cJSON_GetObjectItem (body, "name");
-        const char *token_name = cJSON_IsString (name) ? name->valuestring : "api";
-        if (!cJSON_IsObject (body) || (name && !cJSON_IsString (name) && !cJSON_IsNull (name))
-        ||  strlen (token_name) == 0 || strlen (token_name) > 100) {
-            cJSON_Delete (body);
-            const char *text = "{\"detail\":[{\"loc\":[\"body\",\"name\"],"
-                               "\"msg\":\"name must be a string of 1 to 100 characters\",\"type\":\"value_error\"}]}";
-            return s_respond (request, connection, 422, "application/json", strdup (text), strlen (text), NULL);
-        }
-        char id [AUTH_TOKEN_ID_SIZE];
-        char *token = auth_token_create (self->auth, user_id, token_name, id);
-        cJSON *reply = cJSON_CreateObject ();
-        cJSON_AddStringToObject (reply, "id", id);
-        cJSON_AddStringToObject (reply, "name", token_name);
-        cJSON_AddStringToObject (reply, "token", token ? token : "");
-        cJSON_Delete (body);
-        if (!token) {
-            cJSON_Delete (reply);
-            return s_respond_detail (request, connection, 500, "Could not create a token");
-        }
-        free (token);
-        return s_respond_json (request, connection, 200, reply);
-    }
-    if (strncmp (url, "/api/tokens/", 12) == 0 && streq (method, "DELETE")) {
-        if (auth_token_revoke (self->auth, user_id, url + 12))
-            return s_respond_detail (request, connection, 404, "Token not found");
-        return s_respond_detail (request, connection, 200, "Token revoked");
-    }
-    return s_respond_detail (request, connection, 405, "Method not allowed");
-}
-
-//  --------------------------------------------------------------------------
 //  Dispatch of a complete request
 
 //  A token whose key may come with a fetch: park the request until the
@@ -450,18 +393,8 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
     if (strncmp (url, "/api/", 5) != 0 && strneq (url, "/api"))
         return s_serve_static (request, connection, method, url);
 
-    //  Public endpoints
-    if (streq (url, "/api/config")) {
-        cJSON *config = cJSON_CreateObject ();
-        cJSON_AddStringToObject (config, "auth_mode", self->config->auth);
-        if (*self->config->clerk_publishable_key)
-            cJSON_AddStringToObject (config, "clerk_publishable_key", self->config->clerk_publishable_key);
-        cJSON_AddStringToObject (config, "version", CLOWDY_VERSION);
-        char *body = cJSON_PrintUnformatted (config);
-        cJSON_Delete (config);
-        return s_respond (request, connection, 200, "application/json", body, strlen (body), NULL);
-    }
-    //  Public by design: the gateway, direct invoke and health
+    //  Public by design: the gateway and direct invoke (and the API routes
+    //  flagged API_PUBLIC: health and config)
     if (strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway"))
         return s_forward_to_gateway (request, connection, method, "gateway",
                                      url [12] == '/' ? url + 13 : "", "");
@@ -471,7 +404,8 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
         return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
     }
     char user_id [AUTH_USER_ID_SIZE] = "local";
-    if (strneq (url, "/api/health")) {
+    int flags = api_route_flags (method, url);
+    if (flags < 0 || !(flags & API_PUBLIC)) {
         const char *detail = NULL;
         const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
         int verdict = auth_check (self->auth, authorization, user_id, sizeof user_id, &detail);
@@ -486,9 +420,6 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
             return rc;
         }
     }
-    if (streq (url, "/api/tokens") || strncmp (url, "/api/tokens/", 12) == 0)
-        return s_handle_tokens (request, connection, url, method, user_id);
-
     api_request_t api_request = {
         .method = method, .path = url, .body = request->body, .body_size = request->body_size,
         .user_id = user_id
@@ -669,6 +600,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     if (!self->api)
         goto failed;
     api_set_limits (self->api, (int) self->config->max_memory_mb, (int) self->config->max_timeout_seconds);
+    api_set_config (self->api, self->config->auth, self->config->clerk_publishable_key, CLOWDY_VERSION);
     auth_config_t auth_config = {
         .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
