@@ -606,7 +606,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
         .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
         .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
-        .db = store_db (self->store),
+        .store = self->store,
         .background_fetch = true,       //  the refresher below downloads, never this thread
     };
     self->auth = auth_new (&auth_config);

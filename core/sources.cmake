@@ -23,5 +23,7 @@ list (APPEND CLOWDY_SOURCES core/route.c)     # gateway route matcher
 list (APPEND CLOWDY_SELFTESTS route)
 list (APPEND CLOWDY_SOURCES core/gwmap.c)     # gateway event and result mapping
 list (APPEND CLOWDY_SELFTESTS gwmap)
-list (APPEND CLOWDY_SOURCES core/auth.c)      # JWT/JWKS and API tokens
+list (APPEND CLOWDY_SOURCES core/auth.c)      # the token check and the key cache
 list (APPEND CLOWDY_SELFTESTS auth)
+list (APPEND CLOWDY_SOURCES core/jwks.c)      # JWKS fetching and JWK-to-key
+list (APPEND CLOWDY_SELFTESTS jwks)

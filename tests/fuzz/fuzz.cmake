@@ -16,7 +16,7 @@ function (clowdy_fuzz_target name)
 endfunction ()
 
 #  Authorization header (JWT, API token) and JWKS parsing
-clowdy_fuzz_target (fuzz_auth core/auth.c core/util.c)
+clowdy_fuzz_target (fuzz_auth core/auth.c core/jwks.c core/tokens.c core/store.c core/util.c)
 #  Gateway route patterns, request paths, events and function results
 clowdy_fuzz_target (fuzz_gateway core/route.c core/gwmap.c core/util.c)
 #  The runner protocol reader (bytes a hostile function writes to its fd)
