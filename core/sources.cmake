@@ -17,6 +17,8 @@ list (APPEND CLOWDY_SOURCES core/api_stats.c)      # stats and their histograms
 list (APPEND CLOWDY_SELFTESTS api_stats)
 list (APPEND CLOWDY_SOURCES core/api_tokens.c)     # the caller's API tokens
 list (APPEND CLOWDY_SELFTESTS api_tokens)
+list (APPEND CLOWDY_SOURCES core/apipool.c)   # control-plane threads, off the http loop
+list (APPEND CLOWDY_SELFTESTS apipool)
 list (APPEND CLOWDY_SOURCES core/tokens.c)    # API tokens in the store
 list (APPEND CLOWDY_SELFTESTS tokens)
 list (APPEND CLOWDY_SOURCES core/route.c)     # gateway route matcher
