@@ -537,8 +537,8 @@ int
 api_route_flags (const char *method, const char *path)
 {
     char *segment [SEGMENTS_MAX];
-    int segments = s_split_path (path, segment);
-    if (segments < 0 || !method)
+    int segments = method? s_split_path (path, segment): -1;
+    if (segments < 0)
         return -1;
     const char *param [API_PARAMS_MAX];
     bool path_known;
