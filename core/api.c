@@ -165,14 +165,12 @@ api_invalidate (api_call_t *call, const char *kind, const char *id)
 }
 
 
-
-//  --------------------------------------------------------------------------
 //  --------------------------------------------------------------------------
 //  Validation: FastAPI-shaped errors {"loc": [where, field], "msg", "type"}
 
 void
 api_invalid_at (api_call_t *call, const char *where, const char *field, const char *type,
-              const char *format, ...)
+                const char *format, ...)
 {
     va_list args;
     va_start (args, format);
