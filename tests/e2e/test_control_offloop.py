@@ -3,10 +3,12 @@
 - While another process holds SQLite's write lock on the server's database (BEGIN IMMEDIATE, 3 s),
   a control-plane write waits for it (so the lock was really held), and meanwhile warm invokes and
   /api/health are answered: the write waits on a control-plane thread, not on the http loop.
+- SIGTERM while such a write waits: it still completes, then the server exits 0.
 - A route whose shape clashes with an existing one is a 409 naming that route and its id.
 - The database status of a project without one is 200 with has_database false; 404 for no project.
 """
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -101,3 +103,28 @@ def test_database_status_of_a_fresh_project(server):
     assert server.get("/api/projects/%s" % project["id"]).json()["has_database"] is False
     missing = server.get("/api/projects/abcdefabcdef/database")
     assert missing.status_code == 404 and missing.json()["detail"] == "Project not found"
+
+
+def test_a_graceful_stop_finishes_a_parked_control_plane_request(make_server):
+    """SIGTERM while a control-plane write waits for the database lock: the write still completes
+    (200) once the lock goes, and the server then exits 0."""
+    server = make_server()
+    db = sqlite3.connect(os.path.join(server.data_dir, "clowdy.db"), timeout=30, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    result = {}
+
+    def control_write():
+        result["response"] = server.post("/api/projects", json={"name": "parked across SIGTERM"}, timeout=60)
+
+    writer = threading.Thread(target=control_write)
+    writer.start()
+    time.sleep(0.5)                     # parked on a control-plane thread, waiting for the lock
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    assert writer.is_alive(), "the write should still wait for the lock"
+    db.execute("ROLLBACK")
+    db.close()
+    writer.join(60)
+    assert result["response"].status_code == 200, result["response"].text
+    assert server.proc.wait(30) == 0
+    server.proc = None
