@@ -14,10 +14,17 @@
     2. The access handler collects the body (413 past the limit), then
        dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
        gateway actor as INVOKE (the connection is suspended and the request
-       parked in `pending` under its id), other /api paths go to api_handle
-       synchronously, anything else is a static file of the web UI.
-    3. A REPLY from gateway finds the parked request, stores the response and
-       resumes the connection; MHD calls the handler again and we queue it.
+       parked in `pending` under its id); other /api paths are the REST API
+       (core/api.h): the few routes that touch no SQLite run here, every
+       other one goes to the control-plane threads (core/apipool.h), parked
+       in `pending` the same way, so a locked database never stalls this
+       loop; anything else is a static file of the web UI.
+    3. A REPLY from gateway, or a reply from the pool, finds the parked
+       request, stores the response and resumes the connection; MHD calls
+       the handler again and we queue it. A pool reply's INVALIDATE goes to
+       the gateway before the response leaves, so a client that saw its
+       write succeed never reads a stale cache. The pool keeps a deadline
+       on every request it holds (503/504 with a detail when it passes).
     4. MHD's completion callback writes the access-log line and frees it.
 
     Every error is JSON {"detail": "..."}; nothing a client sends can crash
@@ -34,9 +41,9 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/api.h"
+#include "core/apipool.h"
 #include "core/auth.h"
 #include "core/config.h"
-#include "core/store.h"
 #include "core/util.h"
 
 typedef struct _request_t request_t;
@@ -48,13 +55,13 @@ typedef struct {
     int epoll_fd;                   //  MHD's epoll fd, polled by us
     int port;                       //  Bound TCP port
     zsock_t *gateway;               //  DEALER to the gateway actor
-    store_t *store;                 //  Our own store connection
-    api_t *api;                     //  Control-plane handlers
+    api_t *api;                     //  REST handlers that need no store (API_NO_STORE)
+    apipool_t *apipool;             //  Control-plane threads: every other REST request
     auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
     zactor_t *jwks_refresher;       //  Keeps the JWKS fresh off our thread (jwt mode)
     zlistx_t *key_waiters;          //  request_t parked until the refresher fetched keys
     bool fetch_asked;               //  FETCH sent to the refresher, FETCHED not back yet
-    zhashx_t *pending;              //  request id -> request_t parked on gateway
+    zhashx_t *pending;              //  request id -> request_t parked on gateway or pool
     size_t active;                  //  Requests started and not completed
     bool access_log;                //  Log one line per request?
     bool terminated;                //  Did caller ask us to quit?
@@ -71,7 +78,8 @@ struct _request_t {
     size_t body_size;               //  Bytes in body
     bool too_large;                 //  Body went past the limit
     bool dispatched;                //  Handler has acted on the full request
-    bool parked;                    //  Suspended, waiting for the gateway
+    bool parked;                    //  Suspended, waiting for the gateway or the pool
+    bool on_pool;                   //  Parked on the control-plane pool
     bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
@@ -318,60 +326,84 @@ s_jwks_refresher (zsock_t *pipe, void *auth)
 }
 
 //  --------------------------------------------------------------------------
-//  API tokens of the calling user: GET/POST /api/tokens, DELETE /api/tokens/:id
+//  Requests for the control-plane pool
 
-static enum MHD_Result
-s_respond_json (request_t *request, struct MHD_Connection *connection, int status, cJSON *json)
+//  Tell the gateway what a control-plane write changed
+static void
+s_send_invalidate (self_t *self, const char *what)
 {
-    char *body = cJSON_PrintUnformatted (json);
-    cJSON_Delete (json);
-    return s_respond (request, connection, status, "application/json", body, strlen (body), NULL);
+    if (msg_send_invalidate (self->gateway, NULL, what))
+        zsys_error ("http: cannot send INVALIDATE %s to the gateway", what);
 }
 
 static enum MHD_Result
-s_handle_tokens (request_t *request, struct MHD_Connection *connection, const char *url,
-                 const char *method, const char *user_id)
+s_forward_to_pool (request_t *request, struct MHD_Connection *connection, const api_request_t *api_request,
+                   const char *authorization)
 {
+    //  While draining too: a request already in progress (one that waited
+    //  for signing keys, say) is finished, within the drain time
     self_t *self = request->self;
-    if (streq (url, "/api/tokens") && streq (method, "GET")) {
-        cJSON *tokens = auth_token_list (self->auth, user_id);
-        if (!tokens)
-            return s_respond_detail (request, connection, 500, "Could not list tokens");
-        return s_respond_json (request, connection, 200, tokens);
+    util_new_id (request->id);
+    if (apipool_submit (self->apipool, request->id, api_request, authorization)) {
+        zsys_warning ("http: control-plane queue full: %s %s answered 503", api_request->method,
+                      api_request->path);
+        cJSON *headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (headers, "Retry-After", "1");
+        char *body = api_detail_json ("The control plane is busy; try again shortly");
+        enum MHD_Result rc = s_respond (request, connection, 503, "application/json", body, strlen (body), headers);
+        cJSON_Delete (headers);
+        return rc;
     }
-    if (streq (url, "/api/tokens") && streq (method, "POST")) {
-        cJSON *body = request->body ? cJSON_ParseWithLength (request->body, request->body_size) : cJSON_CreateObject ();
-        if (!body)
-            return s_respond_detail (request, connection, 400, "Request body is not valid JSON");
-        cJSON *name = cJSON_GetObjectItem (body, "name");
-        const char *token_name = cJSON_IsString (name) ? name->valuestring : "api";
-        if (!cJSON_IsObject (body) || (name && !cJSON_IsString (name) && !cJSON_IsNull (name))
-        ||  strlen (token_name) == 0 || strlen (token_name) > 100) {
-            cJSON_Delete (body);
-            const char *text = "{\"detail\":[{\"loc\":[\"body\",\"name\"],"
-                               "\"msg\":\"name must be a string of 1 to 100 characters\",\"type\":\"value_error\"}]}";
-            return s_respond (request, connection, 422, "application/json", strdup (text), strlen (text), NULL);
-        }
-        char id [AUTH_TOKEN_ID_SIZE];
-        char *token = auth_token_create (self->auth, user_id, token_name, id);
-        cJSON *reply = cJSON_CreateObject ();
-        cJSON_AddStringToObject (reply, "id", id);
-        cJSON_AddStringToObject (reply, "name", token_name);
-        cJSON_AddStringToObject (reply, "token", token ? token : "");
-        cJSON_Delete (body);
-        if (!token) {
-            cJSON_Delete (reply);
-            return s_respond_detail (request, connection, 500, "Could not create a token");
-        }
-        free (token);
-        return s_respond_json (request, connection, 200, reply);
+    request->parked = request->on_pool = true;
+    request->connection = connection;
+    zhashx_insert (self->pending, request->id, request);
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+//  Resume the request a pool reply (or expiry) answers; an INVALIDATE
+//  goes to the gateway first
+static void
+s_resume_with_pool_reply (self_t *self, apipool_reply_t *reply)
+{
+    request_t *request = (request_t *) zhashx_lookup (self->pending, reply->id);
+    if (!request)
+        return;                 //  cannot happen: completion cancels the job
+    zhashx_delete (self->pending, request->id);
+    if (reply->invalidate)
+        s_send_invalidate (self, reply->invalidate);
+    request->reply_status = reply->status;
+    request->reply_headers = cJSON_CreateObject ();
+    cJSON_AddStringToObject (request->reply_headers, "Content-Type", "application/json");
+    if (reply->unauthorized)
+        cJSON_AddStringToObject (request->reply_headers, "WWW-Authenticate", "Bearer");
+    if (reply->retry_after > 0) {
+        char seconds [16];
+        snprintf (seconds, sizeof seconds, "%d", reply->retry_after);
+        cJSON_AddStringToObject (request->reply_headers, "Retry-After", seconds);
     }
-    if (strncmp (url, "/api/tokens/", 12) == 0 && streq (method, "DELETE")) {
-        if (auth_token_revoke (self->auth, user_id, url + 12))
-            return s_respond_detail (request, connection, 404, "Token not found");
-        return s_respond_detail (request, connection, 200, "Token revoked");
+    request->reply_body = reply->body;
+    request->reply_size = strlen (reply->body);
+    reply->body = NULL;
+    request->parked = request->on_pool = false;
+    MHD_resume_connection (request->connection);
+}
+
+//  Replies that came back, and requests whose deadline passed
+static void
+s_handle_pool (self_t *self)
+{
+    apipool_reply_t *reply;
+    while (zsock_events (apipool_socket (self->apipool)) & ZMQ_POLLIN) {
+        reply = apipool_recv (self->apipool);
+        if (reply)
+            s_resume_with_pool_reply (self, reply);
+        apipool_reply_destroy (&reply);
     }
-    return s_respond_detail (request, connection, 405, "Method not allowed");
+    while ((reply = apipool_expired (self->apipool))) {
+        s_resume_with_pool_reply (self, reply);
+        apipool_reply_destroy (&reply);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -403,7 +435,7 @@ static void
 s_resume_shutting_down (request_t *request)
 {
     const char *body = "{\"detail\":\"Server is shutting down\"}";
-    request->parked = request->awaiting_keys = false;
+    request->parked = request->awaiting_keys = request->on_pool = false;
     request->dispatched = true;
     request->reply_status = 503;
     request->reply_body = strdup (body);
@@ -453,18 +485,8 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
     if (strncmp (url, "/api/", 5) != 0 && strneq (url, "/api"))
         return s_serve_static (request, connection, method, url);
 
-    //  Public endpoints
-    if (streq (url, "/api/config")) {
-        cJSON *config = cJSON_CreateObject ();
-        cJSON_AddStringToObject (config, "auth_mode", self->config->auth);
-        if (*self->config->clerk_publishable_key)
-            cJSON_AddStringToObject (config, "clerk_publishable_key", self->config->clerk_publishable_key);
-        cJSON_AddStringToObject (config, "version", CLOWDY_VERSION);
-        char *body = cJSON_PrintUnformatted (config);
-        cJSON_Delete (config);
-        return s_respond (request, connection, 200, "application/json", body, strlen (body), NULL);
-    }
-    //  Public by design: the gateway, direct invoke and health
+    //  Public by design: the gateway and direct invoke (and the API routes
+    //  flagged API_PUBLIC: health and config)
     if (strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway"))
         return s_forward_to_gateway (request, connection, method, "gateway",
                                      url [12] == '/' ? url + 13 : "", "");
@@ -474,9 +496,12 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
         return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
     }
     char user_id [AUTH_USER_ID_SIZE] = "local";
-    if (strneq (url, "/api/health")) {
+    int flags = api_route_flags (method, url);
+    const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
+    //  An API token is checked in the store: on the pool, never here
+    bool token_on_pool = (flags < 0 || !(flags & API_PUBLIC)) && auth_is_api_token (authorization);
+    if ((flags < 0 || !(flags & API_PUBLIC)) && !token_on_pool) {
         const char *detail = NULL;
-        const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
         int verdict = auth_check (self->auth, authorization, user_id, sizeof user_id, &detail);
         if (verdict == AUTH_PENDING)
             return s_wait_for_keys (request, connection);
@@ -489,28 +514,21 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
             return rc;
         }
     }
-    if (streq (url, "/api/tokens") || strncmp (url, "/api/tokens/", 12) == 0)
-        return s_handle_tokens (request, connection, url, method, user_id);
-
     api_request_t api_request = {
         .method = method, .path = url, .body = request->body, .body_size = request->body_size,
         .user_id = user_id
     };
     const char *question = request->raw_uri ? strchr (request->raw_uri, '?') : NULL;
     api_request.query = question ? question + 1 : NULL;
-    api_response_t api_response = { 0 };
-    if (api_handle (self->api, &api_request, &api_response)) {
-        api_response_reset (&api_response);
+    if (token_on_pool || (flags >= 0 && !(flags & API_NO_STORE)))
+        return s_forward_to_pool (request, connection, &api_request, token_on_pool ? authorization : NULL);
+    if (flags < 0)
         return s_respond_detail (request, connection, 404, "Not found");
-    }
-    //  The write is done whatever happens to INVALIDATE, so its answer stands
-    if (api_response.invalidate && msg_send_invalidate (self->gateway, NULL, api_response.invalidate))
-        zsys_error ("http: could not send INVALIDATE '%s' to gateway: what it caches of that may be stale",
-                    api_response.invalidate);
+    //  Touches no store: answered here
+    api_response_t api_response = { 0 };
+    api_handle (self->api, &api_request, &api_response);
     char *body = api_response.body;
     api_response.body = NULL;
-    if (!body)
-        body = strdup ("null");
     enum MHD_Result rc = s_respond (request, connection, api_response.status, "application/json",
                                     body, strlen (body), NULL);
     api_response_reset (&api_response);
@@ -596,6 +614,8 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
         return;
     if (request->parked)
         zhashx_delete (self->pending, request->id);
+    if (request->on_pool)
+        apipool_cancel (self->apipool, request->id);
     if (request->awaiting_keys) {
         void *handle = zlistx_find (self->key_waiters, request);
         if (handle)
@@ -668,23 +688,29 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
     self->pending = zhashx_new ();
 
-    snprintf (reason, reason_size, "cannot open the database in data dir '%s' (is it writable?)",
-              self->config->data_dir);
-    self->store = store_open (self->config->data_dir);
-    if (!self->store)
-        goto failed;
-    self->api = api_new (self->store);
-    if (!self->api)
-        goto failed;
-    api_set_limits (self->api, (int) self->config->max_memory_mb, (int) self->config->max_timeout_seconds);
+    //  This thread never touches SQLite: handlers without a store here,
+    //  the control-plane threads (each with its own store) for the rest
+    self->api = api_new (NULL);
+    api_set_config (self->api, self->config->auth, self->config->clerk_publishable_key, CLOWDY_VERSION);
     auth_config_t auth_config = {
         .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
         .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
         .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
-        .db = store_db (self->store),
+        .store = NULL,                  //  API tokens are checked on the pool (auth_is_api_token)
         .background_fetch = true,       //  the refresher below downloads, never this thread
     };
+    snprintf (reason, reason_size, "cannot open the database in data dir '%s' (is it writable?)",
+              self->config->data_dir);
+    apipool_config_t pool_config = {
+        .data_dir = self->config->data_dir,
+        .max_memory_mb = (int) self->config->max_memory_mb,
+        .max_timeout_seconds = (int) self->config->max_timeout_seconds,
+        .auth_mode = auth_config.mode,
+    };
+    self->apipool = apipool_new (&pool_config);
+    if (!self->apipool)
+        goto failed;
     snprintf (reason, reason_size, "cannot set up --auth %s (the cause is logged above)", self->config->auth);
     self->auth = auth_new (&auth_config);
     if (!self->auth)
@@ -738,8 +764,8 @@ failed:
     zactor_destroy (&self->jwks_refresher);
     zlistx_destroy (&self->key_waiters);
     auth_destroy (&self->auth);
+    apipool_destroy (&self->apipool);
     api_destroy (&self->api);
-    store_destroy (&self->store);
     zhashx_destroy (&self->pending);
     free (self);
     return NULL;
@@ -763,8 +789,10 @@ s_self_destroy (self_t **self_p)
         zactor_destroy (&self->jwks_refresher);
         zlistx_destroy (&self->key_waiters);
         auth_destroy (&self->auth);
+        //  After the parked requests were answered: a thread finishes the
+        //  request it runs (bounded by the store's busy timeout) and stops
+        apipool_destroy (&self->apipool);
         api_destroy (&self->api);
-        store_destroy (&self->store);
         zhashx_destroy (&self->pending);
         free (self);
         *self_p = NULL;
@@ -811,14 +839,19 @@ http_actor (zsock_t *pipe, void *args)
         { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->gateway), 0, ZMQ_POLLIN, 0 },
         { NULL, self->epoll_fd, ZMQ_POLLIN, 0 },
+        { zsock_resolve (apipool_socket (self->apipool)), 0, ZMQ_POLLIN, 0 },
         { self->jwks_refresher ? zsock_resolve (self->jwks_refresher) : NULL, 0, ZMQ_POLLIN, 0 }
     };
-    int item_count = self->jwks_refresher ? 4 : 3;
+    int item_count = self->jwks_refresher ? 5 : 4;
     while (!self->terminated) {
         MHD_UNSIGNED_LONG_LONG mhd_timeout;
         long timeout = 1000;
         if (MHD_get_timeout (self->daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 1000)
             timeout = (long) mhd_timeout;
+        //  The next control-plane deadline
+        long pool_timeout = apipool_timeout (self->apipool);
+        if (pool_timeout >= 0 && pool_timeout < timeout)
+            timeout = pool_timeout;
         if (self->draining)
             timeout = 50;
         int rc = zmq_poll (items, item_count, timeout);
@@ -826,7 +859,7 @@ http_actor (zsock_t *pipe, void *args)
             break;
         if (items [0].revents & ZMQ_POLLIN)
             s_self_handle_pipe (self);
-        if (item_count == 4 && (items [3].revents & ZMQ_POLLIN)) {
+        if (item_count == 5 && (items [4].revents & ZMQ_POLLIN)) {
             char *reply = zstr_recv (self->jwks_refresher);
             if (reply && streq (reply, "FETCHED")) {
                 //  Check the parked requests again against the keys we have now
@@ -837,6 +870,7 @@ http_actor (zsock_t *pipe, void *args)
         }
         while (zsock_events (self->gateway) & ZMQ_POLLIN)
             s_handle_gateway_reply (self);
+        s_handle_pool (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
             self->terminated = true;
@@ -894,6 +928,26 @@ http_test (bool verbose)
 
     reply = s_http_exchange (port, "GET /api/config HTTP/1.0\r\n\r\n");
     assert (strstr (reply, "\"auth_mode\":\"local\""));
+    free (reply);
+
+    //  Control-plane requests run on the pool and come back
+    reply = s_http_exchange (port, "POST /api/projects HTTP/1.0\r\nContent-Length: 15\r\n\r\n{\"name\":\"Shop\"}");
+    assert (strstr (reply, "200 OK") && strstr (reply, "\"slug\":\"shop\"")
+         && strstr (reply, "Content-Type: application/json"));
+    free (reply);
+    reply = s_http_exchange (port, "GET /api/projects HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "200 OK") && strstr (reply, "\"slug\":\"shop\""));
+    free (reply);
+    reply = s_http_exchange (port, "GET /api/nothing HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "404") && strstr (reply, "Not found"));
+    free (reply);
+    reply = s_http_exchange (port, "PATCH /api/projects HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "405") && strstr (reply, "Method not allowed"));
+    free (reply);
+    //  An API token is checked on the pool: a bad one is a 401
+    reply = s_http_exchange (port, "GET /api/projects HTTP/1.0\r\nAuthorization: Bearer clw_"
+                             "0000000000000000000000000000000000000000000000000000000000000000\r\n\r\n");
+    assert (strstr (reply, "401") && strstr (reply, "WWW-Authenticate: Bearer") && strstr (reply, "Invalid API token"));
     free (reply);
 
     reply = s_http_exchange (port, "POST /api/projects HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n{}");

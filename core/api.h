@@ -2,12 +2,15 @@
     api - the control-plane REST handlers (projects, functions, versions,
     env vars, routes, invocation logs, stats), independent of HTTP transport
 
-    The http actor parses a request, authenticates it, and calls api_handle()
-    for every /api path it does not forward to another actor. api_handle()
-    runs synchronously on the caller's thread with the caller's own store
-    connection, and fills in a response: status, JSON body, and, for writes
-    that change what the invoke path caches, an invalidation event that the
-    http actor forwards to the gateway actor.
+    Every REST endpoint is a row of one route table (core/api.c); the
+    handlers live by resource in core/api_*.c. The http actor parses a
+    request, asks api_route_flags where it may run, authenticates it, and
+    has api_handle() run it: on its own loop for the few routes that touch
+    no store (API_NO_STORE), else on a control-plane thread (core/apipool.c)
+    with that thread's own store connection. api_handle() runs synchronously
+    on the caller's thread and fills in a response: status, JSON body, and,
+    for writes that change what the invoke path caches, an invalidation
+    event that the http actor forwards to the gateway actor.
 
     Shapes, status codes and `detail` sentences follow ../shared/API.md.
     ========================================================================= */
@@ -45,9 +48,25 @@ typedef struct {
 
 typedef struct _api_t api_t;
 
-//  Create a handler set over an open store (not owned). Returns NULL on error.
+//  Route flags (api_route_flags)
+#define API_PUBLIC      1           //  answered without credentials (health, config)
+#define API_NO_STORE    2           //  touches no SQLite: may run on the http loop
+
+//  Create a handler set over an open store (not owned). store may be NULL:
+//  then only API_NO_STORE routes are served (the others answer 500).
 api_t *
     api_new (store_t *store);
+
+//  What GET /api/config answers: {auth_mode, clerk_publishable_key?, version}.
+void
+    api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishable_key,
+                    const char *version);
+
+//  The flags of the route method and path name (API_PUBLIC, API_NO_STORE,
+//  or 0), API_NO_STORE for a known path under another method (a 405), or -1
+//  when the path is not the API's (the caller forwards or answers 404).
+int
+    api_route_flags (const char *method, const char *path);
 
 //  Lower the largest memory_mb and timeout_seconds a function may have
 //  (defaults 2048 and 900, the API's own maxima; values outside are ignored).

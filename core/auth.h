@@ -3,7 +3,8 @@
 
     One auth_t per server, used on the http actor's thread for every
     request (it is also safe to call from other threads: a mutex guards
-    the key cache). See the top of auth.c for the design.
+    the key cache). See the top of auth.c for the design; core/jwks.c
+    fetches and reads the provider's keys, core/tokens.c keeps API tokens.
 
     auth_check returns 0 and a user id, AUTH_PENDING (background fetching
     only, see below), or -1 and a static sentence for the 401 `detail`:
@@ -33,8 +34,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sqlite3.h>
 #include <cjson/cJSON.h>
+#include "core/store.h"
 
 #define AUTH_MAX_TOKEN      16384   //  longer credentials are rejected unparsed
 #define AUTH_MAX_SUB        128     //  longest accepted user id (JWT sub)
@@ -55,7 +56,8 @@ typedef struct {
     const char *issuer;             //  optional required iss
     const char *audience;           //  optional required aud (string or one of an array)
     int leeway_seconds;             //  exp/nbf leeway: 0 means the default 60, < 0 means none
-    sqlite3 *db;                    //  holds api_tokens; may be NULL (then tokens are refused)
+    store_t *store;                 //  holds api_tokens; may be NULL (then API tokens are refused:
+                                    //  a thread without a store asks auth_is_api_token first)
     const char *local_user;         //  local mode: user without credentials, default "local"
     bool background_fetch;          //  only auth_refresh downloads; auth_check may say AUTH_PENDING
 } auth_config_t;
@@ -101,23 +103,11 @@ auth_mode_t
 int
     auth_set_jwks_json (auth_t *self, const char *json);
 
-//  Create an API token for user_id named name. Returns the plaintext token
-//  (freed by the caller; it is never stored, only its SHA-256) and writes its
-//  id into id_out; NULL on error (no db, bad arguments, SQL error).
-char *
-    auth_token_create (auth_t *self, const char *user_id, const char *name,
-                       char id_out [AUTH_TOKEN_ID_SIZE]);
-
-//  The user's live (unrevoked) tokens, newest first:
-//  [{id, name, created_at, last_used_at (or null)}]. user_id NULL lists every
-//  user's tokens and adds user_id to each (for the admin CLI). NULL on error.
-cJSON *
-    auth_token_list (auth_t *self, const char *user_id);
-
-//  Revoke one of the user's tokens (user_id NULL: anyone's, for the admin
-//  CLI). Returns 0, or -1 if there is no such live token of that user.
-int
-    auth_token_revoke (auth_t *self, const char *user_id, const char *token_id);
+//  Does this Authorization header carry an API token ("Bearer clw_...")?
+//  Checking one reads SQLite, so a caller whose auth_t has no store (the
+//  http loop) hands such requests to a thread whose auth_t has one.
+bool
+    auth_is_api_token (const char *authorization);
 
 //  Selftest
 void

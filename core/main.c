@@ -31,9 +31,9 @@
 #include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
-#include "core/auth.h"
 #include "core/config.h"
 #include "core/store.h"
+#include "core/tokens.h"
 #include "runtime/sandbox.h"
 
 #define MAX_ACTORS 80
@@ -175,12 +175,10 @@ s_token_command (int argc, char *argv [])
         return 1;
     }
     store_t *store = store_open (data_dir);
-    auth_config_t config = { .mode = AUTH_LOCAL, .db = store ? store_db (store) : NULL };
-    auth_t *auth = store ? auth_new (&config) : NULL;
     int rc = 1;
-    if (auth && create) {
+    if (store && create) {
         char id [AUTH_TOKEN_ID_SIZE];
-        char *token = auth_token_create (auth, user, name, id);
+        char *token = tokens_create (store, user, name, id);
         if (token) {
             printf ("%s\n", token);
             fprintf (stderr, "clowdy: token %s created for user '%s'; it is shown only this once\n", id, user);
@@ -189,8 +187,8 @@ s_token_command (int argc, char *argv [])
         }
     }
     else
-    if (auth && list) {
-        cJSON *tokens = auth_token_list (auth, user);
+    if (store && list) {
+        cJSON *tokens = tokens_list (store, user);
         cJSON *token;
         cJSON_ArrayForEach (token, tokens) {
             cJSON *used = cJSON_GetObjectItem (token, "last_used_at");
@@ -206,11 +204,10 @@ s_token_command (int argc, char *argv [])
         cJSON_Delete (tokens);
     }
     else
-    if (auth && revoke) {
-        rc = auth_token_revoke (auth, NULL, target) == 0 ? 0 : 1;
+    if (store && revoke) {
+        rc = tokens_revoke (store, NULL, target) == 0 ? 0 : 1;
         fprintf (stderr, rc ? "clowdy: no live token %s\n" : "clowdy: token %s revoked\n", target);
     }
-    auth_destroy (&auth);
     store_destroy (&store);
     return rc;
 }

@@ -5,11 +5,27 @@ list (APPEND CLOWDY_SOURCES core/config.c)    # command line and environment
 list (APPEND CLOWDY_SELFTESTS config)
 list (APPEND CLOWDY_SOURCES core/store.c)     # SQLite store and migrations
 list (APPEND CLOWDY_SELFTESTS store)
-list (APPEND CLOWDY_SOURCES core/api.c)       # control-plane REST handlers
+list (APPEND CLOWDY_SOURCES core/api.c)       # REST route table, dispatcher, shared replies
 list (APPEND CLOWDY_SELFTESTS api)
+list (APPEND CLOWDY_SOURCES core/api_projects.c)   # projects, requirements, database status
+list (APPEND CLOWDY_SELFTESTS api_projects)
+list (APPEND CLOWDY_SOURCES core/api_functions.c)  # functions, versions, invocation logs
+list (APPEND CLOWDY_SELFTESTS api_functions)
+list (APPEND CLOWDY_SOURCES core/api_routes.c)     # routes and env vars
+list (APPEND CLOWDY_SELFTESTS api_routes)
+list (APPEND CLOWDY_SOURCES core/api_stats.c)      # stats and their histograms
+list (APPEND CLOWDY_SELFTESTS api_stats)
+list (APPEND CLOWDY_SOURCES core/api_tokens.c)     # the caller's API tokens
+list (APPEND CLOWDY_SELFTESTS api_tokens)
+list (APPEND CLOWDY_SOURCES core/apipool.c)   # control-plane threads, off the http loop
+list (APPEND CLOWDY_SELFTESTS apipool)
+list (APPEND CLOWDY_SOURCES core/tokens.c)    # API tokens in the store
+list (APPEND CLOWDY_SELFTESTS tokens)
 list (APPEND CLOWDY_SOURCES core/route.c)     # gateway route matcher
 list (APPEND CLOWDY_SELFTESTS route)
 list (APPEND CLOWDY_SOURCES core/gwmap.c)     # gateway event and result mapping
 list (APPEND CLOWDY_SELFTESTS gwmap)
-list (APPEND CLOWDY_SOURCES core/auth.c)      # JWT/JWKS and API tokens
+list (APPEND CLOWDY_SOURCES core/auth.c)      # the token check and the key cache
 list (APPEND CLOWDY_SELFTESTS auth)
+list (APPEND CLOWDY_SOURCES core/jwks.c)      # JWKS fetching and JWK-to-key
+list (APPEND CLOWDY_SELFTESTS jwks)

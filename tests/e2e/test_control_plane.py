@@ -89,7 +89,6 @@ def test_wrong_method_is_405(server):
     ("POST", "/api/chat", {"messages": [{"role": "user", "content": "hi"}]}),
     ("GET", "/api/projects/{pid}/requirements", None),
     ("PUT", "/api/projects/{pid}/requirements", {"requirements_txt": "requests"}),
-    ("GET", "/api/projects/{pid}/database", None),
     ("POST", "/api/projects/{pid}/database/provision", None),
     ("DELETE", "/api/projects/{pid}/database/deprovision", None),
 ])

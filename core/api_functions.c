@@ -1,0 +1,560 @@
+/*  =========================================================================
+    api_functions - the function resource: functions, their versions
+    (save, list, rollback) and their invocation logs
+
+    Choices where API.md is silent (documented in the README):
+    - Function names: 1..100 characters after trimming, any printable text;
+      names are never part of a URL (ids are), so users can name them as
+      they like.
+    - Saving code identical to the active version's makes no new version;
+      a new version is numbered max+1, so a save after a rollback never
+      collides.
+    - Invocation duration_ms is duration_us rounded to the nearest ms.
+    - Writes set "function <id>"; deleting a function that routes point to
+      sets "project <id>" (its routes went with it, so the project's route
+      table must go too).
+    ========================================================================= */
+
+#include <czmq.h>
+#include "core/api_call.h"
+
+#define CODE_MAX_BYTES          (1024 * 1024)
+#define INVOCATIONS_DEFAULT     50
+#define INVOCATIONS_MAX         500
+
+#define FUNCTION_SELECT \
+    "SELECT f.id, f.name, f.description, v.code, f.runtime, f.status, f.network_enabled," \
+    "       f.timeout_seconds, f.memory_mb, f.active_version, f.project_id, f.created_at," \
+    "       f.updated_at" \
+    "  FROM functions f" \
+    "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
+
+
+//  --------------------------------------------------------------------------
+//  Lookups scoped by user
+
+static cJSON *
+s_function_json (api_call_t *call, const char *function_id)
+{
+    return store_query_row (call->store, FUNCTION_SELECT " WHERE f.id = ? AND f.user_id = ?",
+                            "ss", function_id, call->req->user_id);
+}
+
+static bool
+s_function_owned (api_call_t *call, const char *function_id)
+{
+    if (!util_is_id (function_id))
+        return false;
+    cJSON *row = store_query_row (call->store, "SELECT id FROM functions WHERE id = ? AND user_id = ?",
+                                  "ss", function_id, call->req->user_id);
+    cJSON_Delete (row);
+    return row != NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Functions and versions
+
+int
+api_functions_list (api_call_t *call)
+{
+    return api_reply (call, 200, store_query (call->store,
+        FUNCTION_SELECT " WHERE f.user_id = ? ORDER BY f.created_at DESC, f.rowid DESC",
+        "s", call->req->user_id));
+}
+
+//  Code: a non-blank string of at most 1 MiB
+static const char *
+s_code (api_call_t *call, bool required)
+{
+    const char *code = api_string (call, "code", required, CODE_MAX_BYTES, false);
+    if (code) {
+        const char *c = code;
+        while (*c && isspace ((unsigned char) *c))
+            c++;
+        if (*c == 0) {
+            api_invalid (call, "code", "string_too_short", "String should have at least 1 character");
+            return NULL;
+        }
+    }
+    return code;
+}
+
+int
+api_function_create (api_call_t *call)
+{
+    if (api_body_parse (call))
+        return 0;
+    char *name = api_name (call, "name", true);
+    const char *code = s_code (call, true);
+    const char *description = api_string (call, "description", false, API_DESCRIPTION_MAX_CHARS, true);
+    const char *runtime = api_string (call, "runtime", false, 64, false);
+    if (runtime && strneq (runtime, "python"))
+        api_invalid (call, "runtime", "literal_error", "Input should be 'python'");
+    const char *project_id = api_string (call, "project_id", false, 64, false);
+    bool network_enabled = false;
+    //  Defaults, lowered to the server's maxima when those are lower
+    int timeout_seconds = call->api->max_timeout_seconds < 30 ? call->api->max_timeout_seconds : 30;
+    int memory_mb = call->api->max_memory_mb < 128 ? call->api->max_memory_mb : 128;
+    api_bool (call, "network_enabled", &network_enabled);
+    api_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
+    api_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
+    if (api_has_errors (call)) {
+        free (name);
+        return api_reply_invalid (call);
+    }
+    if (project_id && *project_id == 0)
+        project_id = NULL;          //  "" from a form means "no project"
+    char id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
+    util_new_id (id);
+    util_now_iso (now);
+    if (store_begin (call->store)) {
+        free (name);
+        return api_reply_store_error (call);
+    }
+    if (project_id && !api_project_owned (call, project_id)) {
+        store_rollback (call->store);
+        free (name);
+        return api_reply_detail (call, 404, "Project not found");
+    }
+    int rc = store_exec (call->store,
+        "INSERT INTO functions (id, user_id, project_id, name, description, network_enabled,"
+        " timeout_seconds, memory_mb, active_version, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", "sssssbiiss",
+        id, call->req->user_id, project_id, name, description? description: "",
+        (int) network_enabled, timeout_seconds, memory_mb, now, now);
+    if (rc == 1)
+        rc = store_exec (call->store,
+            "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
+            " VALUES (?, 1, ?, ?, ?)", "ssss", id, code, now, now);
+    free (name);
+    if (rc != 1 || store_commit (call->store)) {
+        store_rollback (call->store);
+        return api_reply_store_error (call);
+    }
+    return api_reply (call, 200, s_function_json (call, id));
+}
+
+int
+api_function_get (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    cJSON *function = util_is_id (function_id)? s_function_json (call, function_id): NULL;
+    if (!function)
+        return api_reply_detail (call, 404, "Function not found");
+    return api_reply (call, 200, function);
+}
+
+int
+api_function_update (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    if (api_body_parse (call))
+        return 0;
+    char *name = api_name (call, "name", false);
+    const char *code = s_code (call, false);
+    const char *description = api_string (call, "description", false, API_DESCRIPTION_MAX_CHARS, true);
+    bool network_enabled;
+    int timeout_seconds, memory_mb;
+    bool set_network = api_bool (call, "network_enabled", &network_enabled);
+    bool set_timeout = api_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
+    bool set_memory = api_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
+    //  A disabled function keeps its code, versions and routes, but is not
+    //  run: invoke and its gateway routes answer 503 until it is active again
+    const char *status = api_string (call, "status", false, 16, false);
+    if (status && strneq (status, "active") && strneq (status, "disabled"))
+        api_invalid (call, "status", "literal_error", "Input should be 'active' or 'disabled'");
+    if (api_has_errors (call)) {
+        free (name);
+        return api_reply_invalid (call);
+    }
+    if (store_begin (call->store)) {
+        free (name);
+        return api_reply_store_error (call);
+    }
+    cJSON *current = util_is_id (function_id)? s_function_json (call, function_id): NULL;
+    if (!current) {
+        store_rollback (call->store);
+        free (name);
+        return api_reply_detail (call, 404, "Function not found");
+    }
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = 0;
+    const char *active_code = cJSON_GetStringValue (cJSON_GetObjectItem (current, "code"));
+    if (code && !(active_code && streq (code, active_code))) {
+        //  A new version, numbered past every existing one (so a save
+        //  after a rollback never collides), and made active
+        rc = store_exec (call->store,
+            "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
+            " SELECT ?, coalesce (max (version), 0) + 1, ?, ?, ? FROM function_versions"
+            "  WHERE function_id = ?", "sssss", function_id, code, now, now, function_id);
+        if (rc >= 0)
+            rc = store_exec (call->store,
+                "UPDATE functions SET active_version ="
+                " (SELECT max (version) FROM function_versions WHERE function_id = ?) WHERE id = ?",
+                "ss", function_id, function_id);
+    }
+    if (rc >= 0 && name)
+        rc = store_exec (call->store, "UPDATE functions SET name = ? WHERE id = ?", "ss", name, function_id);
+    if (rc >= 0 && description)
+        rc = store_exec (call->store, "UPDATE functions SET description = ? WHERE id = ?",
+                         "ss", description, function_id);
+    if (rc >= 0 && set_network)
+        rc = store_exec (call->store, "UPDATE functions SET network_enabled = ? WHERE id = ?",
+                         "bs", (int) network_enabled, function_id);
+    if (rc >= 0 && set_timeout)
+        rc = store_exec (call->store, "UPDATE functions SET timeout_seconds = ? WHERE id = ?",
+                         "is", timeout_seconds, function_id);
+    if (rc >= 0 && set_memory)
+        rc = store_exec (call->store, "UPDATE functions SET memory_mb = ? WHERE id = ?",
+                         "is", memory_mb, function_id);
+    if (rc >= 0 && status)
+        rc = store_exec (call->store, "UPDATE functions SET status = ? WHERE id = ?",
+                         "ss", status, function_id);
+    if (rc >= 0)
+        rc = store_exec (call->store, "UPDATE functions SET updated_at = ? WHERE id = ?",
+                         "ss", now, function_id);
+    cJSON_Delete (current);
+    free (name);
+    if (rc < 0 || store_commit (call->store)) {
+        store_rollback (call->store);
+        return api_reply_store_error (call);
+    }
+    api_invalidate (call, "function", function_id);
+    return api_reply (call, 200, s_function_json (call, function_id));
+}
+
+int
+api_function_delete (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    if (!util_is_id (function_id))
+        return api_reply_detail (call, 404, "Function not found");
+    //  Routes to it go with it (cascade); then the gateway must drop the
+    //  project's route table as well as the function, which "project <id>"
+    //  does in one event
+    cJSON *routed = store_query_row (call->store,
+        "SELECT r.project_id FROM routes r WHERE r.function_id = ? LIMIT 1", "s", function_id);
+    int rc = store_exec (call->store, "DELETE FROM functions WHERE id = ? AND user_id = ?",
+                         "ss", function_id, call->req->user_id);
+    if (rc < 0 || rc == 0)
+        cJSON_Delete (routed);
+    if (rc < 0)
+        return api_reply_store_error (call);
+    if (rc == 0)
+        return api_reply_detail (call, 404, "Function not found");
+    if (routed)
+        api_invalidate (call, "project", cJSON_GetObjectItem (routed, "project_id")->valuestring);
+    else
+        api_invalidate (call, "function", function_id);
+    cJSON_Delete (routed);
+    return api_reply_detail (call, 200, "Function deleted");
+}
+
+int
+api_versions_list (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    if (!s_function_owned (call, function_id))
+        return api_reply_detail (call, 404, "Function not found");
+    return api_reply (call, 200, store_query (call->store,
+        "SELECT function_id, version, code, created_at, updated_at FROM function_versions"
+        " WHERE function_id = ? ORDER BY version DESC", "s", function_id));
+}
+
+
+int
+api_version_activate (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    const char *version_text = call->param [1];
+    long version;
+    if (!api_parse_int (version_text, LONG_MIN, LONG_MAX, &version)) {
+        api_invalid_at (call, "path", "version", "int_parsing",
+                      "Input should be a valid integer, unable to parse string as an integer");
+        return api_reply_invalid (call);
+    }
+    if (!s_function_owned (call, function_id))
+        return api_reply_detail (call, 404, "Function not found");
+    if (version < 1 || version > INT_MAX)
+        return api_reply_detail (call, 404, "Version not found");
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = store_exec (call->store,
+        "UPDATE functions SET active_version = ?, updated_at = ? WHERE id = ? AND EXISTS"
+        " (SELECT 1 FROM function_versions WHERE function_id = ? AND version = ?)",
+        "isssi", (int) version, now, function_id, function_id, (int) version);
+    if (rc < 0)
+        return api_reply_store_error (call);
+    if (rc == 0)
+        return api_reply_detail (call, 404, "Version not found");
+    api_invalidate (call, "function", function_id);
+    return api_reply (call, 200, s_function_json (call, function_id));
+}
+
+
+int
+api_invocations_list (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    long limit = INVOCATIONS_DEFAULT;
+    char *text = api_query_param (call->req->query, "limit");
+    if (text) {
+        if (!api_parse_int (text, LONG_MIN, LONG_MAX, &limit))
+            api_invalid_at (call, "query", "limit", "int_parsing",
+                          "Input should be a valid integer, unable to parse string as an integer");
+        else
+        if (limit < 1)
+            api_invalid_at (call, "query", "limit", "greater_than_equal",
+                          "Input should be greater than or equal to 1");
+        else
+        if (limit > INVOCATIONS_MAX)
+            api_invalid_at (call, "query", "limit", "less_than_equal",
+                          "Input should be less than or equal to %d", INVOCATIONS_MAX);
+        zstr_free (&text);
+        if (api_has_errors (call))
+            return api_reply_invalid (call);
+    }
+    if (!s_function_owned (call, function_id))
+        return api_reply_detail (call, 404, "Function not found");
+    return api_reply (call, 200, store_query (call->store,
+        "SELECT id, function_id, input, output, status, error,"
+        "       (duration_us + 500) / 1000 AS duration_ms, source, http_method, http_path,"
+        "       created_at, cold_start, version, logs"
+        "  FROM invocations WHERE function_id = ?"
+        " ORDER BY created_at DESC, rowid DESC LIMIT ?", "si", function_id, (int) limit));
+}
+
+int
+api_project_functions (api_call_t *call)
+{
+    const char *project_id = call->param [0];
+    if (!api_project_owned (call, project_id))
+        return api_reply_detail (call, 404, "Project not found");
+    return api_reply (call, 200, store_query (call->store,
+        FUNCTION_SELECT " WHERE f.project_id = ? AND f.user_id = ?"
+        " ORDER BY f.created_at DESC, f.rowid DESC", "ss", project_id, call->req->user_id));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+void
+api_functions_test (bool verbose)
+{
+    printf ("api_functions: ");
+    store_t *store = store_new (":memory:");
+    assert (store);
+    api_t *api = api_new (store);
+    char *inval = NULL, *expected = NULL;
+    char path [256], body [512];
+    cJSON *reply;
+    char *project_id = api_test_create (api, "alice", "/api/projects", "{\"name\":\"Shop\"}");
+    char *bob_project = api_test_create (api, "bob", "/api/projects", "{\"name\":\"Bob's\"}");
+
+    //  Functions: create with defaults, validation
+    const char *fn_body = "{\"name\":\"hello\",\"code\":\"def handler(e):\\n    return 1\\n\",\"project_id\":\"%s\"}";
+    snprintf (body, sizeof body, fn_body, project_id);
+    cJSON *function = api_test_request (api, "alice", "POST", "/api/functions", NULL, body, 200, NULL);
+    assert (streq (api_test_str (function, "name"), "hello"));
+    assert (streq (api_test_str (function, "runtime"), "python"));
+    assert (streq (api_test_str (function, "status"), "active"));
+    assert (streq (api_test_str (function, "project_id"), project_id));
+    assert (streq (api_test_str (function, "description"), ""));
+    assert (api_test_num (function, "active_version") == 1);
+    assert (api_test_num (function, "timeout_seconds") == 30);
+    assert (api_test_num (function, "memory_mb") == 128);
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (function, "network_enabled")));
+    assert (strstr (api_test_str (function, "code"), "return 1"));
+    char function_id [UTIL_ID_SIZE];
+    snprintf (function_id, sizeof function_id, "%s", api_test_str (function, "id"));
+    cJSON_Delete (function);
+
+    reply = api_test_request (api, "alice", "POST", "/api/functions", NULL,
+        "{\"name\":\"solo\",\"code\":\"x=1\",\"project_id\":null,\"network_enabled\":true,"
+        "\"timeout_seconds\":900,\"memory_mb\":64,\"runtime\":\"python\"}", 200, NULL);
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "project_id")));
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (reply, "network_enabled")));
+    assert (api_test_num (reply, "timeout_seconds") == 900 && api_test_num (reply, "memory_mb") == 64);
+    char solo_id [UTIL_ID_SIZE];
+    snprintf (solo_id, sizeof solo_id, "%s", api_test_str (reply, "id"));
+    cJSON_Delete (reply);
+
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL, "{\"code\":\"x\"}", 422, NULL),
+                      "body", "name");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL, "{\"name\":\"f\"}", 422, NULL),
+                      "body", "code");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"  \\n\"}", 422, NULL), "body", "code");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":[1]}", 422, NULL), "body", "code");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"memory_mb\":63}", 422, NULL), "body", "memory_mb");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"memory_mb\":2049}", 422, NULL), "body", "memory_mb");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"memory_mb\":128.5}", 422, NULL), "body", "memory_mb");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"timeout_seconds\":0}", 422, NULL), "body", "timeout_seconds");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"timeout_seconds\":\"30\"}", 422, NULL), "body", "timeout_seconds");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"network_enabled\":1}", 422, NULL), "body", "network_enabled");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"runtime\":\"node\"}", 422, NULL), "body", "runtime");
+    reply = api_test_request (api, "alice", "POST", "/api/functions", NULL, "{\"memory_mb\":1}", 422, NULL);
+    assert (cJSON_GetArraySize (cJSON_GetObjectItem (reply, "detail")) == 3);   //  all problems at once
+    cJSON_Delete (reply);
+    snprintf (body, sizeof body, fn_body, bob_project);
+    api_test_detail (api_test_request (api, "alice", "POST", "/api/functions", NULL, body, 404, NULL),
+                     "Project not found");
+
+    //  Code over 1 MiB is refused
+    size_t big_size = CODE_MAX_BYTES + 64;
+    char *big = (char *) malloc (big_size);
+    int prefix = snprintf (big, big_size, "{\"name\":\"big\",\"code\":\"");
+    memset (big + prefix, 'x', CODE_MAX_BYTES + 1);
+    strcpy (big + prefix + CODE_MAX_BYTES + 1, "\"}");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL, big, 422, NULL), "body", "code");
+    free (big);
+
+    //  Function lists and scoping
+    reply = api_test_request (api, "alice", "GET", "/api/functions", NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 2);
+    assert (streq (api_test_str (cJSON_GetArrayItem (reply, 0), "id"), solo_id));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/projects/%s/functions", project_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 1);
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+    snprintf (path, sizeof path, "/api/projects/%s", project_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (api_test_num (reply, "function_count") == 1);
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "bob", "GET", "/api/functions", NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 0);
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/functions/%s", function_id);
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Function not found");
+    api_test_detail (api_test_request (api, "bob", "PUT", path, NULL, "{\"name\":\"x\"}", 404, NULL), "Function not found");
+    api_test_detail (api_test_request (api, "bob", "DELETE", path, NULL, NULL, 404, NULL), "Function not found");
+
+    //  Versions: code saves make max+1, identical code makes none, rollback
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"code\":\"v2\",\"memory_mb\":256}", 200, &inval);
+    assert (api_test_num (reply, "active_version") == 2 && api_test_num (reply, "memory_mb") == 256);
+    assert (streq (api_test_str (reply, "code"), "v2"));
+    assert (streq (api_test_str (reply, "name"), "hello"));
+    expected = zsys_sprintf ("function %s", function_id);
+    assert (inval && streq (inval, expected));
+    zstr_free (&inval);
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"code\":\"v2\",\"name\":\"renamed\"}", 200, NULL);
+    assert (api_test_num (reply, "active_version") == 2);
+    assert (streq (api_test_str (reply, "name"), "renamed"));
+    cJSON_Delete (reply);
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{\"timeout_seconds\":901}", 422, NULL),
+                      "body", "timeout_seconds");
+    snprintf (path, sizeof path, "/api/functions/%s/versions/1", function_id);
+    reply = api_test_request (api, "alice", "PUT", path, NULL, NULL, 200, &inval);
+    assert (api_test_num (reply, "active_version") == 1);
+    assert (strstr (api_test_str (reply, "code"), "return 1"));
+    assert (inval && streq (inval, expected));
+    zstr_free (&inval);
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/functions/%s", function_id);
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"code\":\"v3\"}", 200, NULL);
+    assert (api_test_num (reply, "active_version") == 3);  //  not 2: versions always grow
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/functions/%s/versions", function_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 3);
+    assert (api_test_num (cJSON_GetArrayItem (reply, 0), "version") == 3);
+    assert (streq (api_test_str (cJSON_GetArrayItem (reply, 0), "code"), "v3"));
+    assert (streq (api_test_str (cJSON_GetArrayItem (reply, 2), "function_id"), function_id));
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Function not found");
+    snprintf (path, sizeof path, "/api/functions/%s/versions/99", function_id);
+    api_test_detail (api_test_request (api, "alice", "PUT", path, NULL, NULL, 404, NULL), "Version not found");
+    snprintf (path, sizeof path, "/api/functions/%s/versions/0", function_id);
+    api_test_detail (api_test_request (api, "alice", "PUT", path, NULL, NULL, 404, NULL), "Version not found");
+    snprintf (path, sizeof path, "/api/functions/%s/versions/abc", function_id);
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, NULL, 422, NULL), "path", "version");
+    snprintf (path, sizeof path, "/api/functions/%s/versions/2", function_id);
+    api_test_detail (api_test_request (api, "bob", "PUT", path, NULL, NULL, 404, NULL), "Function not found");
+    zstr_free (&expected);
+
+    //  Invocations and stats
+    store_invocation_t rows [60];
+    char stamps [60][UTIL_TIME_SIZE];
+    for (int i = 0; i < 60; i++) {
+        snprintf (stamps [i], UTIL_TIME_SIZE, "2026-01-01T00:00:%02d.000000Z", i);
+        rows [i] = (store_invocation_t) {
+            .function_id = function_id, .input = "{}", .output = "1",
+            .status = i % 4 == 0? "error": "success", .source = "direct",
+            .duration_us = 2000, .version = 3, .cold_start = i == 0, .created_at = stamps [i] };
+    }
+    assert (store_invocations_insert (store, rows, 60) == 60);
+    snprintf (path, sizeof path, "/api/functions/%s/invocations", function_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 50);
+    cJSON *newest = cJSON_GetArrayItem (reply, 0);
+    assert (streq (api_test_str (newest, "created_at"), stamps [59]));
+    assert (api_test_num (newest, "duration_ms") == 2 && api_test_num (newest, "version") == 3);
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (newest, "cold_start")));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (newest, "logs")));
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "GET", path, "limit=500", NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 60);
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "GET", path, "x=1&limit=7", NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 7);
+    cJSON_Delete (reply);
+    api_test_invalid (api_test_request (api, "alice", "GET", path, "limit=501", NULL, 422, NULL), "query", "limit");
+    api_test_invalid (api_test_request (api, "alice", "GET", path, "limit=0", NULL, 422, NULL), "query", "limit");
+    api_test_invalid (api_test_request (api, "alice", "GET", path, "limit=ten", NULL, 422, NULL), "query", "limit");
+    api_test_invalid (api_test_request (api, "alice", "GET", path, "limit=", NULL, 422, NULL), "query", "limit");
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Function not found");
+
+    //  Deleting a function with routes drops the project's route table too
+    snprintf (body, sizeof body, fn_body, project_id);
+    reply = api_test_request (api, "alice", "POST", "/api/functions", NULL, body, 200, NULL);
+    char routed_id [UTIL_ID_SIZE];
+    snprintf (routed_id, sizeof routed_id, "%s", api_test_str (reply, "id"));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/projects/%s/routes", project_id);
+    snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"GET\",\"path\":\"/routed\"}", routed_id);
+    cJSON_Delete (api_test_request (api, "alice", "POST", path, NULL, body, 200, NULL));
+    snprintf (path, sizeof path, "/api/functions/%s", routed_id);
+    api_test_detail (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, &inval), "Function deleted");
+    expected = zsys_sprintf ("project %s", project_id);
+    assert (inval && streq (inval, expected));
+    zstr_free (&inval);
+    zstr_free (&expected);
+
+    //  Function delete
+    snprintf (path, sizeof path, "/api/functions/%s", solo_id);
+    api_test_detail (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, &inval), "Function deleted");
+    expected = zsys_sprintf ("function %s", solo_id);
+    assert (inval && streq (inval, expected));
+    zstr_free (&inval);
+    zstr_free (&expected);
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 404, NULL), "Function not found");
+
+
+    //  Limits the server lowered apply to defaults and checks
+    api_set_limits (api, 256, 10);
+    reply = api_test_request (api, "alice", "POST", "/api/functions", NULL, "{\"name\":\"low\",\"code\":\"x=1\"}", 200, NULL);
+    assert (api_test_num (reply, "timeout_seconds") == 10 && api_test_num (reply, "memory_mb") == 128);
+    cJSON_Delete (reply);
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
+                      "{\"name\":\"f\",\"code\":\"x\",\"memory_mb\":512}", 422, NULL), "body", "memory_mb");
+
+    zstr_free (&project_id);
+    zstr_free (&bob_project);
+    api_destroy (&api);
+    store_destroy (&store);
+    printf ("OK\n");
+}

@@ -1,0 +1,394 @@
+/*  =========================================================================
+    api_projects - the project resource: projects, and their requirements
+    and database (not available yet: status only)
+
+    Choices where API.md is silent (documented in the README):
+    - Project names: 1..100 characters after trimming, any printable text
+      (no control characters); descriptions at most 1000 characters.
+    - A slug is the name's (API.md's "Slugs"); a rename keeps the slug when
+      the new name gives the same base, so gateway URLs stay put.
+    - Renaming sets "routes <id>" (the gateway's slug map must forget the
+      old slug); deleting sets "project <id>" (everything cached goes).
+    - Databases are not provisioned yet: GET .../database answers the
+      status shape with has_database false; provision and deprovision 501.
+    ========================================================================= */
+
+#include <czmq.h>
+#include "core/api_call.h"
+
+static const char *PROJECT_SELECT =
+    "SELECT p.id, p.name, p.slug, p.description, p.status,"
+    "       (SELECT count(*) FROM functions f WHERE f.project_id = p.id) AS function_count,"
+    "       p.requirements_txt, p.created_at, p.updated_at"
+    "  FROM projects p";
+
+
+//  --------------------------------------------------------------------------
+//  Lookups scoped by user
+
+cJSON *
+api_project_json (api_call_t *call, const char *project_id)
+{
+    char *sql = zsys_sprintf ("%s WHERE p.id = ? AND p.user_id = ?", PROJECT_SELECT);
+    cJSON *project = store_query_row (call->store, sql, "ss", project_id, call->req->user_id);
+    zstr_free (&sql);
+    if (project)
+        cJSON_AddFalseToObject (project, "has_database");
+    return project;
+}
+
+bool
+api_project_owned (api_call_t *call, const char *project_id)
+{
+    if (!util_is_id (project_id))
+        return false;
+    cJSON *row = store_query_row (call->store, "SELECT id FROM projects WHERE id = ? AND user_id = ?",
+                                  "ss", project_id, call->req->user_id);
+    cJSON_Delete (row);
+    return row != NULL;
+}
+
+//  A free slug for name: its base, else base-1, base-2, ... Call inside a
+//  transaction. keep_id: a project whose current slug may be kept.
+static char *
+s_slug_unique (api_call_t *call, const char *name, const char *keep_id)
+{
+    char *base = util_slug_from_name (name);
+    if (keep_id) {
+        cJSON *row = store_query_row (call->store, "SELECT slug FROM projects WHERE id = ?", "s", keep_id);
+        const char *current = row? cJSON_GetObjectItem (row, "slug")->valuestring: NULL;
+        if (current && util_slug_has_base (current, base)) {
+            char *kept = strdup (current);
+            cJSON_Delete (row);
+            free (base);
+            return kept;
+        }
+        cJSON_Delete (row);
+    }
+    char *slug = strdup (base);
+    for (int suffix = 1; ; suffix++) {
+        cJSON *row = store_query_row (call->store, "SELECT id FROM projects WHERE slug = ?", "s", slug);
+        if (!row)
+            break;
+        cJSON_Delete (row);
+        free (slug);
+        slug = zsys_sprintf ("%s-%d", base, suffix);
+    }
+    free (base);
+    return slug;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Projects
+
+int
+api_projects_list (api_call_t *call)
+{
+    char *sql = zsys_sprintf ("%s WHERE p.user_id = ? ORDER BY p.created_at DESC, p.rowid DESC",
+                              PROJECT_SELECT);
+    cJSON *projects = store_query (call->store, sql, "s", call->req->user_id);
+    zstr_free (&sql);
+    cJSON *project;
+    cJSON_ArrayForEach (project, projects)
+        cJSON_AddFalseToObject (project, "has_database");
+    return api_reply (call, 200, projects);
+}
+
+int
+api_project_create (api_call_t *call)
+{
+    if (api_body_parse (call))
+        return 0;
+    char *name = api_name (call, "name", true);
+    const char *description = api_string (call, "description", false, API_DESCRIPTION_MAX_CHARS, true);
+    if (api_has_errors (call)) {
+        free (name);
+        return api_reply_invalid (call);
+    }
+    char id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
+    util_new_id (id);
+    util_now_iso (now);
+    if (store_begin (call->store)) {
+        free (name);
+        return api_reply_store_error (call);
+    }
+    char *slug = s_slug_unique (call, name, NULL);
+    int rc = store_exec (call->store,
+        "INSERT INTO projects (id, user_id, name, slug, description, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssssss",
+        id, call->req->user_id, name, slug, description? description: "", now, now);
+    free (slug);
+    free (name);
+    if (rc != 1 || store_commit (call->store)) {
+        store_rollback (call->store);
+        return api_reply_store_error (call);
+    }
+    return api_reply (call, 200, api_project_json (call, id));
+}
+
+int
+api_project_get (api_call_t *call)
+{
+    const char *project_id = call->param [0];
+    cJSON *project = util_is_id (project_id)? api_project_json (call, project_id): NULL;
+    if (!project)
+        return api_reply_detail (call, 404, "Project not found");
+    return api_reply (call, 200, project);
+}
+
+int
+api_project_update (api_call_t *call)
+{
+    const char *project_id = call->param [0];
+    if (api_body_parse (call))
+        return 0;
+    char *name = api_name (call, "name", false);
+    const char *description = api_string (call, "description", false, API_DESCRIPTION_MAX_CHARS, true);
+    if (api_has_errors (call)) {
+        free (name);
+        return api_reply_invalid (call);
+    }
+    if (store_begin (call->store)) {
+        free (name);
+        return api_reply_store_error (call);
+    }
+    if (!api_project_owned (call, project_id)) {
+        store_rollback (call->store);
+        free (name);
+        return api_reply_detail (call, 404, "Project not found");
+    }
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = 0;
+    if (name) {
+        char *slug = s_slug_unique (call, name, project_id);
+        rc = store_exec (call->store, "UPDATE projects SET name = ?, slug = ? WHERE id = ?",
+                         "sss", name, slug, project_id);
+        free (slug);
+    }
+    if (rc >= 0 && description)
+        rc = store_exec (call->store, "UPDATE projects SET description = ? WHERE id = ?",
+                         "ss", description, project_id);
+    if (rc >= 0)
+        rc = store_exec (call->store, "UPDATE projects SET updated_at = ? WHERE id = ?",
+                         "ss", now, project_id);
+    free (name);
+    if (rc < 0 || store_commit (call->store)) {
+        store_rollback (call->store);
+        return api_reply_store_error (call);
+    }
+    //  The slug may have changed: the gateway's slug map (kept with the
+    //  route tables) must forget it; env and functions are unchanged
+    api_invalidate (call, "routes", project_id);
+    return api_reply (call, 200, api_project_json (call, project_id));
+}
+
+int
+api_project_delete (api_call_t *call)
+{
+    const char *project_id = call->param [0];
+    if (!util_is_id (project_id))
+        return api_reply_detail (call, 404, "Project not found");
+    int rc = store_exec (call->store, "DELETE FROM projects WHERE id = ? AND user_id = ?",
+                         "ss", project_id, call->req->user_id);
+    if (rc < 0)
+        return api_reply_store_error (call);
+    if (rc == 0)
+        return api_reply_detail (call, 404, "Project not found");
+    api_invalidate (call, "project", project_id);
+    return api_reply_detail (call, 200, "Project deleted");
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requirements and database: not available yet, but 404 for a project
+//  that is not the caller's comes first
+
+int
+api_requirements (api_call_t *call)
+{
+    if (!api_project_owned (call, call->param [0]))
+        return api_reply_detail (call, 404, "Project not found");
+    return api_reply_detail (call, 501, "Requirements are not available yet");
+}
+
+//  API.md's database status, for a project without one
+int
+api_database_get (api_call_t *call)
+{
+    if (!api_project_owned (call, call->param [0]))
+        return api_reply_detail (call, 404, "Project not found");
+    cJSON *status = cJSON_CreateObject ();
+    cJSON_AddFalseToObject (status, "has_database");
+    cJSON_AddNullToObject (status, "database_url");
+    cJSON_AddNullToObject (status, "neon_project_id");
+    cJSON_AddNullToObject (status, "provider");
+    cJSON_AddNullToObject (status, "status");
+    return api_reply (call, 200, status);
+}
+
+int
+api_database_change (api_call_t *call)
+{
+    if (!api_project_owned (call, call->param [0]))
+        return api_reply_detail (call, 404, "Project not found");
+    return api_reply_detail (call, 501, "Project databases are not available yet");
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+void
+api_projects_test (bool verbose)
+{
+    printf ("api_projects: ");
+    store_t *store = store_new (":memory:");
+    assert (store);
+    api_t *api = api_new (store);
+    char *inval = NULL;
+    char path [256], body [512];
+    cJSON *reply;
+
+    //  Not-yet endpoints: 404 for a project that is not the caller's, then
+    //  501; the database status is there already
+    api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/abcdefabcdef/requirements",
+                                       NULL, NULL, 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "alice", "POST", "/api/projects/abcdefabcdef/database/provision",
+                                       NULL, NULL, 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/abcdefabcdef/database",
+                                       NULL, NULL, 404, NULL), "Project not found");
+    char *later = api_test_create (api, "alice", "/api/projects", "{\"name\":\"Later\"}");
+    snprintf (path, sizeof path, "/api/projects/%s/requirements", later);
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 501, NULL),
+                     "Requirements are not available yet");
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+    snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
+    api_test_detail (api_test_request (api, "alice", "POST", path, NULL, NULL, 501, NULL),
+                     "Project databases are not available yet");
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 405, NULL), "Method not allowed");
+    snprintf (path, sizeof path, "/api/projects/%s/database", later);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "database_url")));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "neon_project_id")));
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+    snprintf (path, sizeof path, "/api/projects/%s", later);
+    cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, NULL));
+    zstr_free (&later);
+
+    //  Project validation
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/projects", NULL, "{}", 422, NULL), "body", "name");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":\"   \"}", 422, NULL),
+                      "body", "name");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":5}", 422, NULL),
+                      "body", "name");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":\"a\\nb\"}", 422, NULL),
+                      "body", "name");
+    char long_name [128];
+    memset (long_name, 'x', 101);
+    long_name [101] = 0;
+    snprintf (body, sizeof body, "{\"name\":\"%s\"}", long_name);
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/projects", NULL, body, 422, NULL), "body", "name");
+    long_name [100] = 0;
+    snprintf (body, sizeof body, "{\"name\":\"  %s  \"}", long_name);
+    cJSON_Delete (api_test_request (api, "alice", "POST", "/api/projects", NULL, body, 200, NULL));
+    reply = api_test_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":\"n\",\"description\":7}", 422, NULL);
+    api_test_invalid (reply, "body", "description");
+
+    //  Projects: create, slugs, list, get, update
+    cJSON *project = api_test_request (api, "alice", "POST", "/api/projects", NULL,
+                                "{\"name\":\" My Project \",\"description\":\"d\",\"extra\":1}", 200, NULL);
+    assert (streq (api_test_str (project, "name"), "My Project"));
+    assert (streq (api_test_str (project, "slug"), "my-project"));
+    assert (streq (api_test_str (project, "status"), "active"));
+    assert (streq (api_test_str (project, "description"), "d"));
+    assert (streq (api_test_str (project, "requirements_txt"), ""));
+    assert (api_test_num (project, "function_count") == 0);
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (project, "has_database")));
+    assert (util_is_id (api_test_str (project, "id")));
+    assert (strlen (api_test_str (project, "created_at")) == 27);
+    char project_id [UTIL_ID_SIZE];
+    snprintf (project_id, sizeof project_id, "%s", api_test_str (project, "id"));
+    cJSON_Delete (project);
+    reply = api_test_request (api, "bob", "POST", "/api/projects", NULL, "{\"name\":\"my_project\"}", 200, NULL);
+    assert (streq (api_test_str (reply, "slug"), "my-project-1"));
+    char bob_project [UTIL_ID_SIZE];
+    snprintf (bob_project, sizeof bob_project, "%s", api_test_str (reply, "id"));
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":\"My--Project!\"}", 200, NULL);
+    assert (streq (api_test_str (reply, "slug"), "my-project-2"));
+    char third [UTIL_ID_SIZE];
+    snprintf (third, sizeof third, "%s", api_test_str (reply, "id"));
+    cJSON_Delete (reply);
+
+    reply = api_test_request (api, "alice", "GET", "/api/projects", NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 3);       //  bob's is not there
+    assert (streq (api_test_str (cJSON_GetArrayItem (reply, 0), "id"), third));  //  newest first
+    cJSON_Delete (reply);
+
+    snprintf (path, sizeof path, "/api/projects/%s", third);
+    //  Renamed to a name with the same base slug: keeps "my-project-2"
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"name\":\"MY PROJECT\"}", 200, &inval);
+    assert (streq (api_test_str (reply, "slug"), "my-project-2"));
+    assert (inval && strncmp (inval, "routes ", 7) == 0);
+    assert (streq (api_test_str (reply, "name"), "MY PROJECT"));
+    assert (streq (api_test_str (reply, "description"), ""));
+    cJSON_Delete (reply);
+    zstr_free (&inval);
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"name\":\"Other\",\"description\":\"x\"}", 200, NULL);
+    assert (streq (api_test_str (reply, "slug"), "other"));
+    assert (streq (api_test_str (reply, "description"), "x"));
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"description\":null}", 200, NULL);
+    assert (streq (api_test_str (reply, "description"), "x"));
+    cJSON_Delete (reply);
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{\"name\":\"\"}", 422, NULL), "body", "name");
+
+    //  Scoping: bob cannot see, change or delete alice's project
+    api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "bob", "PUT", path, NULL, "{\"name\":\"x\"}", 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "bob", "DELETE", path, NULL, NULL, 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/nonsense", NULL, NULL, 404, NULL),
+                     "Project not found");
+    api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/abcdefabcdef", NULL, NULL, 404, NULL),
+                     "Project not found");
+
+
+    //  Project delete cascades to functions, versions, env vars, routes
+    //  and invocations
+    snprintf (body, sizeof body, "{\"name\":\"f\",\"code\":\"x=1\",\"project_id\":\"%s\"}", project_id);
+    char *function_id = api_test_create (api, "alice", "/api/functions", body);
+    snprintf (path, sizeof path, "/api/projects/%s/env", project_id);
+    cJSON_Delete (api_test_request (api, "alice", "POST", path, NULL, "{\"key\":\"K\",\"value\":\"v\"}", 200, NULL));
+    snprintf (path, sizeof path, "/api/projects/%s/routes", project_id);
+    snprintf (body, sizeof body, "{\"function_id\":\"%s\",\"method\":\"GET\",\"path\":\"/x\"}", function_id);
+    cJSON_Delete (api_test_request (api, "alice", "POST", path, NULL, body, 200, NULL));
+    store_invocation_t row = { .function_id = function_id, .status = "success", .version = 1 };
+    assert (store_invocations_insert (store, &row, 1) == 1);
+    snprintf (path, sizeof path, "/api/projects/%s", project_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (api_test_num (reply, "function_count") == 1);
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, &inval), "Project deleted");
+    char *expected = zsys_sprintf ("project %s", project_id);
+    assert (inval && streq (inval, expected));
+    zstr_free (&inval);
+    zstr_free (&expected);
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 404, NULL), "Project not found");
+    snprintf (path, sizeof path, "/api/functions/%s", function_id);
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 404, NULL), "Function not found");
+    cJSON *count = store_query_row (store,
+        "SELECT (SELECT count(*) FROM invocations) + (SELECT count(*) FROM routes)"
+        " + (SELECT count(*) FROM env_vars) + (SELECT count(*) FROM function_versions) AS n", NULL);
+    assert (api_test_num (count, "n") == 0);
+    cJSON_Delete (count);
+    zstr_free (&function_id);
+
+    api_destroy (&api);
+    store_destroy (&store);
+    printf ("OK\n");
+}

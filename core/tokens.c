@@ -1,0 +1,298 @@
+/*  =========================================================================
+    tokens - API tokens, stored in the store's api_tokens table
+
+    A token is "clw_" + 64 hex characters from the OpenSSL RNG (256 bits).
+    The table holds its SHA-256 (hex), never the plaintext, so a copy of
+    the database gives no working token; the plaintext is returned once, at
+    creation. A check looks the hash up (the column is UNIQUE, so indexed),
+    refuses a revoked token with its own sentence, and writes last_used_at
+    at most once a minute per token, so a busy script does not turn every
+    request into a write.
+
+    All SQL runs through the store's cached prepared statements
+    (store_prepare, store_exec, store_query) on the caller's connection:
+    the caller is a thread that owns one. In the server that is a
+    control-plane thread (core/apipool.c), never the http loop, since any
+    SQLite call may wait on another connection's write lock.
+    ========================================================================= */
+
+#include <czmq.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "core/tokens.h"
+#include "core/util.h"
+
+#define TOKEN_HEX           64          //  hex characters after the prefix
+#define TOKEN_TOUCH_SECONDS 60          //  last_used_at resolution
+#define TOKEN_NAME_MAX      200         //  bytes in a token's name
+
+static const char *S_API_TOKEN = "Invalid API token";
+static const char *S_REVOKED = "API token revoked";
+static const char *S_INTERNAL = "Authentication failed";
+
+//  Lower-case hex SHA-256 of text into out [65]
+static void
+s_sha256_hex (const char *text, size_t len, char out [65])
+{
+    unsigned char digest [32];
+    unsigned int digest_len = 0;
+    EVP_Digest (text, len, digest, &digest_len, EVP_sha256 (), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf (out + 2 * i, 3, "%02x", digest [i]);
+}
+
+//  ISO 8601 time as util_now_iso writes it, for a given time_t
+static void
+s_iso_time (time_t when, char out [UTIL_TIME_SIZE])
+{
+    struct tm tm;
+    gmtime_r (&when, &tm);
+    size_t len = strftime (out, UTIL_TIME_SIZE, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (out + len, UTIL_TIME_SIZE - len, ".000000Z");
+}
+
+bool
+tokens_is_token (const char *token, size_t len)
+{
+    size_t prefix = strlen (AUTH_TOKEN_PREFIX);
+    if (!token || len != prefix + TOKEN_HEX || memcmp (token, AUTH_TOKEN_PREFIX, prefix))
+        return false;
+    for (size_t i = prefix; i < len; i++)
+        if (!((token [i] >= '0' && token [i] <= '9') || (token [i] >= 'a' && token [i] <= 'f')))
+            return false;
+    return true;
+}
+
+int
+tokens_check (store_t *store, const char *token, size_t len,
+              char *user_id, size_t user_id_size, const char **detail)
+{
+    *detail = S_API_TOKEN;
+    if (!store || !tokens_is_token (token, len))
+        return -1;
+    char hash [65];
+    s_sha256_hex (token, len, hash);
+    sqlite3_stmt *stmt = store_prepare (store,
+        "SELECT id, user_id, revoked_at, last_used_at FROM api_tokens WHERE token_hash = ?");
+    if (!stmt) {
+        *detail = S_INTERNAL;
+        return -1;
+    }
+    sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_TRANSIENT);
+    int rc = -1;
+    char token_id [AUTH_TOKEN_ID_SIZE] = "";
+    bool touch = false;
+    int step = sqlite3_step (stmt);
+    if (step == SQLITE_ROW) {
+        const char *id = (const char *) sqlite3_column_text (stmt, 0);
+        const char *user = (const char *) sqlite3_column_text (stmt, 1);
+        const char *last_used = (const char *) sqlite3_column_text (stmt, 3);
+        size_t user_len = user? strlen (user): 0;
+        if (sqlite3_column_type (stmt, 2) != SQLITE_NULL)
+            *detail = S_REVOKED;
+        else
+        if (id && user_len > 0 && user_len < user_id_size) {
+            memcpy (user_id, user, user_len + 1);
+            snprintf (token_id, sizeof (token_id), "%s", id);
+            char cutoff [UTIL_TIME_SIZE];
+            s_iso_time (time (NULL) - TOKEN_TOUCH_SECONDS, cutoff);
+            touch = !last_used || strcmp (last_used, cutoff) < 0;
+            rc = 0;
+        }
+    }
+    else
+    if (step != SQLITE_DONE) {
+        zsys_error ("tokens: lookup failed: %s", sqlite3_errmsg (store_db (store)));
+        *detail = S_INTERNAL;
+    }
+    sqlite3_reset (stmt);
+    if (touch) {
+        char now [UTIL_TIME_SIZE];
+        util_now_iso (now);
+        if (store_exec (store, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", "ss", now, token_id) < 0)
+            zsys_warning ("tokens: cannot record the use of token %s", token_id);
+    }
+    return rc;
+}
+
+char *
+tokens_create (store_t *store, const char *user_id, const char *name,
+               char id_out [AUTH_TOKEN_ID_SIZE])
+{
+    if (!store || !user_id || !name || !id_out)
+        return NULL;
+    size_t user_len = strlen (user_id);
+    size_t name_len = strlen (name);
+    if (user_len == 0 || user_len > AUTH_MAX_SUB || name_len == 0 || name_len > TOKEN_NAME_MAX)
+        return NULL;
+
+    unsigned char random [TOKEN_HEX / 2];
+    if (RAND_bytes (random, sizeof (random)) != 1)
+        return NULL;
+    size_t prefix = strlen (AUTH_TOKEN_PREFIX);
+    char *token = malloc (prefix + TOKEN_HEX + 1);
+    if (!token)
+        return NULL;
+    memcpy (token, AUTH_TOKEN_PREFIX, prefix);
+    for (size_t i = 0; i < sizeof (random); i++)
+        snprintf (token + prefix + 2 * i, 3, "%02x", random [i]);
+    OPENSSL_cleanse (random, sizeof (random));
+
+    char hash [65];
+    s_sha256_hex (token, strlen (token), hash);
+    char id [UTIL_ID_SIZE];
+    util_new_id (id);
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = store_exec (store,
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        "sssss", id, user_id, name, hash, now);
+    if (rc != 1) {
+        zsys_error ("tokens: cannot create an API token for '%s'", user_id);
+        OPENSSL_cleanse (token, strlen (token));
+        free (token);
+        return NULL;
+    }
+    memcpy (id_out, id, AUTH_TOKEN_ID_SIZE);
+    return token;
+}
+
+cJSON *
+tokens_list (store_t *store, const char *user_id)
+{
+    if (!store)
+        return NULL;
+    if (user_id)
+        return store_query (store,
+            "SELECT id, name, created_at, last_used_at FROM api_tokens"
+            " WHERE revoked_at IS NULL AND user_id = ? ORDER BY created_at DESC, id", "s", user_id);
+    return store_query (store,
+        "SELECT id, name, created_at, last_used_at, user_id FROM api_tokens"
+        " WHERE revoked_at IS NULL ORDER BY created_at DESC, id", NULL);
+}
+
+int
+tokens_revoke (store_t *store, const char *user_id, const char *token_id)
+{
+    if (!store || !token_id)
+        return -1;
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = user_id
+        ? store_exec (store, "UPDATE api_tokens SET revoked_at = ?"
+                             " WHERE id = ? AND revoked_at IS NULL AND user_id = ?",
+                      "sss", now, token_id, user_id)
+        : store_exec (store, "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                      "ss", now, token_id);
+    return rc == 1? 0: -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+static void
+s_expect (store_t *store, const char *token, int rc, const char *user, const char *detail)
+{
+    char user_id [AUTH_USER_ID_SIZE] = "";
+    const char *said = NULL;
+    assert (tokens_check (store, token, strlen (token), user_id, sizeof user_id, &said) == rc);
+    if (rc == 0)
+        assert (streq (user_id, user));
+    else
+        assert (said && streq (said, detail));
+}
+
+void
+tokens_test (bool verbose)
+{
+    printf ("tokens: ");
+    store_t *store = store_new (":memory:");
+    assert (store);
+    char id [AUTH_TOKEN_ID_SIZE];
+    char *plain = tokens_create (store, "alice", "laptop", id);
+    assert (plain && strlen (plain) == 4 + TOKEN_HEX && strncmp (plain, "clw_", 4) == 0);
+    assert (util_is_id (id));
+    assert (tokens_is_token (plain, strlen (plain)));
+    char *plain2 = tokens_create (store, "alice", "ci", id);
+    char id2 [AUTH_TOKEN_ID_SIZE];
+    memcpy (id2, id, sizeof (id2));
+    char *plain_bob = tokens_create (store, "bob", "script", id);
+    assert (plain2 && plain_bob && strcmp (plain, plain2));
+    assert (tokens_create (store, "", "x", id) == NULL);
+    assert (tokens_create (store, "alice", "", id) == NULL);
+    assert (tokens_create (NULL, "alice", "x", id) == NULL);
+
+    //  Only hashes are stored
+    cJSON *rows = store_query (store, "SELECT id, user_id, name, token_hash, created_at FROM api_tokens", NULL);
+    assert (cJSON_GetArraySize (rows) == 3);
+    char *text = cJSON_PrintUnformatted (rows);
+    assert (!strstr (text, plain + 4) && !strstr (text, plain2 + 4) && !strstr (text, plain_bob + 4));
+    free (text);
+    cJSON *row;
+    cJSON_ArrayForEach (row, rows)
+        assert (strlen (cJSON_GetObjectItem (row, "token_hash")->valuestring) == 64);
+    cJSON_Delete (rows);
+
+    s_expect (store, plain, 0, "alice", NULL);
+    s_expect (store, plain_bob, 0, "bob", NULL);
+
+    //  Lists: own tokens only, newest first, no secrets
+    cJSON *list = tokens_list (store, "alice");
+    assert (cJSON_GetArraySize (list) == 2);
+    cJSON *first = cJSON_GetArrayItem (list, 0);
+    assert (streq (cJSON_GetObjectItem (first, "id")->valuestring, id2));
+    assert (streq (cJSON_GetObjectItem (first, "name")->valuestring, "ci"));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (first, "last_used_at")));
+    cJSON *second = cJSON_GetArrayItem (list, 1);
+    assert (cJSON_IsString (cJSON_GetObjectItem (second, "last_used_at")));
+    assert (cJSON_GetObjectItem (second, "user_id") == NULL);
+    text = cJSON_PrintUnformatted (list);
+    assert (!strstr (text, plain + 4) && !strstr (text, "token_hash"));
+    free (text);
+    cJSON_Delete (list);
+    list = tokens_list (store, NULL);
+    assert (cJSON_GetArraySize (list) == 3);
+    assert (cJSON_GetObjectItem (cJSON_GetArrayItem (list, 0), "user_id"));
+    cJSON_Delete (list);
+
+    //  Revoke: not someone else's, then own, then it fails
+    assert (tokens_revoke (store, "bob", id2) == -1);
+    assert (tokens_revoke (store, "alice", "000000000000") == -1);
+    assert (tokens_revoke (store, "alice", id2) == 0);
+    assert (tokens_revoke (store, "alice", id2) == -1);
+    s_expect (store, plain2, -1, NULL, S_REVOKED);
+    list = tokens_list (store, "alice");
+    assert (cJSON_GetArraySize (list) == 1);
+    cJSON_Delete (list);
+
+    //  Near misses
+    char *wrong = strdup (plain);
+    wrong [strlen (wrong) - 1] = wrong [strlen (wrong) - 1] == '0'? '1': '0';
+    s_expect (store, wrong, -1, NULL, S_API_TOKEN);
+    wrong [strlen (wrong) - 1] = 0;
+    s_expect (store, wrong, -1, NULL, S_API_TOKEN);
+    free (wrong);
+    s_expect (store, "clw_", -1, NULL, S_API_TOKEN);
+    s_expect (store, "clw_ZZZZ000000000000000000000000000000000000000000000000000000000000", -1, NULL, S_API_TOKEN);
+
+    //  last_used_at is not rewritten within a minute
+    assert (store_exec (store, "UPDATE api_tokens SET last_used_at = '2000-01-01T00:00:00.000000Z'", NULL) == 3);
+    s_expect (store, plain, 0, "alice", NULL);
+    const char *touched_sql = "SELECT last_used_at FROM api_tokens WHERE user_id = 'alice' AND revoked_at IS NULL";
+    row = store_query_row (store, touched_sql, NULL);
+    char *touched = strdup (cJSON_GetObjectItem (row, "last_used_at")->valuestring);
+    cJSON_Delete (row);
+    assert (strcmp (touched, "2000") > 0);
+    s_expect (store, plain, 0, "alice", NULL);
+    row = store_query_row (store, touched_sql, NULL);
+    assert (streq (cJSON_GetObjectItem (row, "last_used_at")->valuestring, touched));
+    cJSON_Delete (row);
+    free (touched);
+
+    free (plain);
+    free (plain2);
+    free (plain_bob);
+    store_destroy (&store);
+    printf ("OK\n");
+}
