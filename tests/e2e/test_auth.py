@@ -329,6 +329,20 @@ def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
         jwks.close()
 
 
+def connected_clients(url):
+    """How many TCP connections the server at url has open (established, on its listening port)."""
+    port = "%04X" % int(url.rsplit(":", 1)[1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = [line.split() for line in f.readlines()[1:]]
+        except OSError:
+            continue
+        count += sum(1 for row in rows if row[1].endswith(":" + port) and row[3] == "01")
+    return count
+
+
 def test_stop_while_a_request_waits_for_keys(keys):
     """A request that arrives while the server's first key fetch is still under way waits for it;
     SIGTERM then lets that request finish (200) before the server exits 0."""
@@ -346,7 +360,9 @@ def test_stop_while_a_request_waits_for_keys(keys):
 
         thread = threading.Thread(target=call)
         thread.start()
-        time.sleep(slow(0.5))       # the request has reached the server and waits for the keys
+        # The request has reached the server (and waits for the keys: the provider is held)
+        wait_for(lambda: connected_clients(server.url) >= 1, 2, "the request never reached the server")
+        time.sleep(0.2)
         assert jwks.hits == 1 and thread.is_alive()
         signalled_at = time.time()
         server.proc.send_signal(signal.SIGTERM)
