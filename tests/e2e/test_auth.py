@@ -505,7 +505,7 @@ def test_token_command_line_create_list_revoke(make_server):
     with tempfile.TemporaryDirectory(prefix="clowdy-e2e-") as data_dir:
         def cli(*args):
             return subprocess.run([BINARY, "token"] + list(args) + ["--data-dir", data_dir],
-                                  capture_output=True, text=True, timeout=30)
+                                  capture_output=True, text=True, timeout=slow(30))
         made = cli("create", "--user", "carol", "--name", "ci")
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()            # stdout is the token alone, logs go to stderr
@@ -549,7 +549,7 @@ def test_local_mode_refuses_non_loopback():
     with tempfile.TemporaryDirectory(prefix="clowdy-e2e-") as data_dir:
         proc = subprocess.run(
             [BINARY, "--listen", "0.0.0.0:%d" % free_port(), "--data-dir", data_dir, "--auth", "local"],
-            capture_output=True, text=True, timeout=30)
+            capture_output=True, text=True, timeout=slow(30))
         assert proc.returncode != 0
         output = (proc.stdout + proc.stderr).lower()
         assert "local" in output and ("loopback" in output or "127.0.0.1" in output), output
@@ -561,6 +561,6 @@ def test_jwt_mode_without_jwks_url_refuses_to_start():
         env.pop("CLOWDY_JWKS_URL", None)
         proc = subprocess.run(
             [BINARY, "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--auth", "jwt"],
-            capture_output=True, text=True, timeout=30, env=env)
+            capture_output=True, text=True, timeout=slow(30), env=env)
         assert proc.returncode != 0
         assert "jwks" in (proc.stdout + proc.stderr).lower()

@@ -67,7 +67,7 @@ def make_function(server, project_id=None, **extra):
 
 def post_raw(server, path, data):
     return requests.post(server.url + path, data=data, headers={"Content-Type": "application/json"},
-                         timeout=30)
+                         timeout=slow(30))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -485,7 +485,7 @@ def test_timeout_is_504(server, failing):
 def raw_get(server, target):
     """GET with a request target sent byte for byte (requests would percent-encode it)."""
     host, port = server.url[len("http://"):].split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, int(port)), timeout=slow(10)) as sock:
         sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while True:
@@ -679,14 +679,14 @@ def test_stats_count_gateway_calls(make_server):
 def test_curl(server, shop, mirror, tmp_path):
     url = server.url + "/api/gateway/" + shop["slug"] + "/users"
     out = subprocess.run(["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
-                          "-d", '{"name": "curl"}', url], capture_output=True, timeout=30, check=True)
+                          "-d", '{"name": "curl"}', url], capture_output=True, timeout=slow(30), check=True)
     data = json.loads(out.stdout)
     assert data["tag"] == "create_user" and data["event"]["body"] == {"name": "curl"}
     png = tmp_path / "out.png"
     url = server.url + "/api/gateway/" + mirror["slug"] + "/mirror"
     out = subprocess.run(["curl", "-sS", "-o", str(png), "-w", "%{http_code} %{content_type}",
                           "-H", "Content-Type: text/plain", "--data-binary", "png", url],
-                         capture_output=True, timeout=30, check=True)
+                         capture_output=True, timeout=slow(30), check=True)
     assert out.stdout.decode() == "200 image/png"
     assert png.read_bytes() == PNG
     assert os.path.getsize(png) == len(PNG)

@@ -48,7 +48,7 @@ def make_function(server, code, **extra):
 def invoke(server, function_id, value=None, timeout=30):
     """Invoke with {"input": value} (value None: {}); assert HTTP 200 and the result's shape."""
     body = {"input": {} if value is None else value}
-    result = ok(server.post("/api/invoke/" + function_id, json=body, timeout=timeout))
+    result = ok(server.post("/api/invoke/" + function_id, json=body, timeout=slow(timeout)))
     assert isinstance(result["success"], bool)
     assert set(result) >= (RESULT_OK if result["success"] else RESULT_ERR), result
     assert isinstance(result["duration_ms"], int) and result["duration_ms"] >= 0

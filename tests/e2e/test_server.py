@@ -16,13 +16,13 @@ from conftest import BINARY, slow
 
 
 def test_help_and_version():
-    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=slow(10))
     assert out.returncode == 0
     for flag in ["--listen", "--data-dir", "--log-level", "CLOWDY_DATA_DIR"]:
         assert flag in out.stdout
-    out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=slow(10))
     assert out.returncode == 0 and re.match(r"clowdy \d+\.\d+\.\d+", out.stdout)
-    out = subprocess.run([BINARY, "--no-such-flag"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([BINARY, "--no-such-flag"], capture_output=True, text=True, timeout=slow(10))
     assert out.returncode == 2 and "unknown option" in out.stderr
 
 
