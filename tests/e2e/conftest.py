@@ -6,11 +6,17 @@ Fixtures:
 
 A Server knows its base url, data dir and log; it can stop (SIGTERM), kill (SIGKILL) and start
 again on the same data dir.
+
+Time: tests assert what happened (statuses, order, how many calls overlapped), not how long it
+took. Where the time is the behaviour (a timeout fires, a call ends rather than hangs) or a test
+polls until something appears, the bound goes through slow(seconds), which stretches it by the
+calibrated slowness of the machine under test (tests/speed.py; CLOWDY_TEST_SLOWDOWN forces it).
 """
 import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -19,6 +25,35 @@ import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("CLOWDY_BINARY", os.path.join(ROOT, "build", "clowdy"))
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import speed  # noqa: E402  (tests/speed.py, shared with tests/runner)
+
+
+def slowdown():
+    """How many times slower than a normal machine this one runs (at least 1), measured once."""
+    return speed.factor(BINARY)
+
+
+def slow(seconds):
+    """A time bound of seconds on a normal machine, stretched for the machine under test."""
+    return seconds * slowdown()
+
+
+def wait_for(predicate, seconds, message=""):
+    """Poll predicate until it returns something true (returned), failing after slow(seconds)."""
+    deadline = time.monotonic() + slow(seconds)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, message or "still waiting after %.1f s" % slow(seconds)
+        time.sleep(0.02)
+
+
+def pytest_report_header(config):
+    return "clowdy: %s, machine slowdown factor %.2f (time bounds are stretched by it)" % (
+        BINARY, slowdown())
 
 
 class Server:
@@ -36,6 +71,7 @@ class Server:
         self.log_path = os.path.join(self.data_dir, "server.log")
 
     def start(self, timeout=30):
+        timeout = slow(timeout)
         env = dict(os.environ)
         env.update(self.env)
         self._log = open(self.log_path, "ab")
@@ -56,6 +92,7 @@ class Server:
 
     def start_worker(self, timeout=30):
         """Start a --role worker process (it serves no HTTP): wait until it says it connected."""
+        timeout = slow(timeout)
         env = dict(os.environ)
         env.update(self.env)
         self._log = open(self.log_path, "ab")
@@ -67,7 +104,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("clowdy worker exited:\n" + self.log())
             if "workers connected to" in self.log():
-                time.sleep(0.3)     # registration with the control process
+                time.sleep(slow(0.3))   # registration with the control process
                 return self
             time.sleep(0.02)
         raise RuntimeError("clowdy worker did not start:\n" + self.log())
@@ -81,7 +118,7 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(slow(timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -108,19 +145,19 @@ class Server:
 
     # Small HTTP helpers: path is relative to the server, e.g. "/api/projects"
     def get(self, path, **kw):
-        return requests.get(self.url + path, timeout=kw.pop("timeout", 30), **kw)
+        return requests.get(self.url + path, timeout=kw.pop("timeout", slow(30)), **kw)
 
     def post(self, path, json=None, **kw):
-        return requests.post(self.url + path, json=json, timeout=kw.pop("timeout", 30), **kw)
+        return requests.post(self.url + path, json=json, timeout=kw.pop("timeout", slow(30)), **kw)
 
     def put(self, path, json=None, **kw):
-        return requests.put(self.url + path, json=json, timeout=kw.pop("timeout", 30), **kw)
+        return requests.put(self.url + path, json=json, timeout=kw.pop("timeout", slow(30)), **kw)
 
     def delete(self, path, **kw):
-        return requests.delete(self.url + path, timeout=kw.pop("timeout", 30), **kw)
+        return requests.delete(self.url + path, timeout=kw.pop("timeout", slow(30)), **kw)
 
     def request(self, method, path, **kw):
-        return requests.request(method, self.url + path, timeout=kw.pop("timeout", 30), **kw)
+        return requests.request(method, self.url + path, timeout=kw.pop("timeout", slow(30)), **kw)
 
 
 def descendants(pid):

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from conftest import BINARY, Server
+from conftest import BINARY, Server, slow, wait_for
 
 ISSUER = "https://issuer.clowdy.test"
 AUDIENCE = "clowdy-e2e"
@@ -100,18 +100,21 @@ def bearer(token):
 
 
 class JwksServer:
-    """Serves the current key set at /.well-known/jwks.json on a free loopback port."""
+    """Serves the current key set at /.well-known/jwks.json on a free loopback port. A slow provider:
+    with delay set, each answer waits until the test sets release, or for delay seconds at most
+    (keep it under the server's 5 s fetch timeout)."""
 
     def __init__(self, keys):
         self.keys = list(keys)
         self.hits = 0
-        self.delay = 0.0            # seconds each answer waits, as a slow provider would
+        self.delay = 0.0
+        self.release = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.hits += 1
-                time.sleep(owner.delay)
+                owner.release.wait(owner.delay)
                 body = json.dumps({"keys": [k.jwk for k in owner.keys]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -265,7 +268,7 @@ def test_key_rotation_without_restart(jwt_server, jwks, keys):
     # Not yet published: refused
     assert_401(jwt_server.get("/api/projects", headers=bearer(token)))
     jwks.keys.append(rotated)
-    deadline = time.time() + 25
+    deadline = time.time() + slow(25)
     while True:
         r = jwt_server.get("/api/projects", headers=bearer(token))
         if r.status_code == 200:
@@ -282,9 +285,9 @@ def test_key_rotation_without_restart(jwt_server, jwks, keys):
 
 
 def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
-    """A token with a new kid makes the server fetch the JWKS. The provider takes 3 s to answer;
-    meanwhile other requests (known tokens, public endpoints, invoke) are answered, and the
-    waiting request is accepted once the keys arrive."""
+    """A token with a new kid makes the server fetch the JWKS. The provider answers only when the
+    test lets it (4 s at most); meanwhile other requests (known tokens, public endpoints, invoke)
+    are answered, and the waiting request is accepted once the keys arrive."""
     jwks = JwksServer([keys["rsa"]])
     server = Server(args=["--auth", "jwt", "--jwks-url", jwks.url,
                           "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]).start()
@@ -297,17 +300,17 @@ def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
         time.sleep(10.5)
         rotated = keys["rotated"]
         jwks.keys.append(rotated)
-        jwks.delay = 3.0
+        jwks.delay = 4.0
         waiting = {}
 
         def call_with_new_kid():
             waiting["response"] = server.get("/api/projects", headers=bearer(
-                make_jwt(rotated, claims("user_rotated"))), timeout=30)
+                make_jwt(rotated, claims("user_rotated"))), timeout=slow(30))
             waiting["done_at"] = time.time()
 
         thread = threading.Thread(target=call_with_new_kid)
         thread.start()
-        time.sleep(0.5)             # the fetch is under way now
+        wait_for(lambda: jwks.hits == 2, 4, "the new kid started no fetch")   # under way now
         answered = []
         for _ in range(5):
             assert server.get("/api/projects", headers=known).status_code == 200
@@ -316,7 +319,8 @@ def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
             assert r.status_code == 200 and r.json()["output"] == 7, r.text
             answered.append(time.time())
         assert thread.is_alive(), "the request with the new kid should still wait for the provider"
-        thread.join(30)
+        jwks.release.set()
+        thread.join(slow(30))
         assert waiting["response"].status_code == 200, waiting["response"].text
         assert max(answered) < waiting["done_at"]
         assert jwks.hits == 2       # start-up, and the one fetch for the new kid
@@ -325,11 +329,25 @@ def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
         jwks.close()
 
 
+def connected_clients(url):
+    """How many TCP connections the server at url has open (established, on its listening port)."""
+    port = "%04X" % int(url.rsplit(":", 1)[1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = [line.split() for line in f.readlines()[1:]]
+        except OSError:
+            continue
+        count += sum(1 for row in rows if row[1].endswith(":" + port) and row[3] == "01")
+    return count
+
+
 def test_stop_while_a_request_waits_for_keys(keys):
     """A request that arrives while the server's first key fetch is still under way waits for it;
     SIGTERM then lets that request finish (200) before the server exits 0."""
     jwks = JwksServer([keys["rsa"]])
-    jwks.delay = 4.0                # the start-up fetch is slow
+    jwks.delay = 4.0                # the start-up fetch is slow: it answers once released (below)
     server = Server(args=["--auth", "jwt", "--jwks-url", jwks.url,
                           "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]).start()
     try:
@@ -337,16 +355,21 @@ def test_stop_while_a_request_waits_for_keys(keys):
         waiting = {}
 
         def call():
-            waiting["response"] = server.get("/api/projects", headers=token, timeout=30)
+            waiting["response"] = server.get("/api/projects", headers=token, timeout=slow(30))
             waiting["done_at"] = time.time()
 
         thread = threading.Thread(target=call)
         thread.start()
-        time.sleep(0.5)
+        # The request has reached the server (and waits for the keys: the provider is held)
+        wait_for(lambda: connected_clients(server.url) >= 1, 2, "the request never reached the server")
+        time.sleep(0.2)
+        assert jwks.hits == 1 and thread.is_alive()
         signalled_at = time.time()
         server.proc.send_signal(signal.SIGTERM)
-        assert server.proc.wait(30) == 0
-        thread.join(30)
+        time.sleep(0.2)
+        jwks.release.set()
+        assert server.proc.wait(slow(30)) == 0
+        thread.join(slow(30))
         assert waiting["response"].status_code == 200, waiting["response"].text
         assert waiting["done_at"] > signalled_at    # it was parked across the signal
         assert jwks.hits == 1
@@ -482,7 +505,7 @@ def test_token_command_line_create_list_revoke(make_server):
     with tempfile.TemporaryDirectory(prefix="clowdy-e2e-") as data_dir:
         def cli(*args):
             return subprocess.run([BINARY, "token"] + list(args) + ["--data-dir", data_dir],
-                                  capture_output=True, text=True, timeout=30)
+                                  capture_output=True, text=True, timeout=slow(30))
         made = cli("create", "--user", "carol", "--name", "ci")
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()            # stdout is the token alone, logs go to stderr
@@ -526,7 +549,7 @@ def test_local_mode_refuses_non_loopback():
     with tempfile.TemporaryDirectory(prefix="clowdy-e2e-") as data_dir:
         proc = subprocess.run(
             [BINARY, "--listen", "0.0.0.0:%d" % free_port(), "--data-dir", data_dir, "--auth", "local"],
-            capture_output=True, text=True, timeout=30)
+            capture_output=True, text=True, timeout=slow(30))
         assert proc.returncode != 0
         output = (proc.stdout + proc.stderr).lower()
         assert "local" in output and ("loopback" in output or "127.0.0.1" in output), output
@@ -538,6 +561,6 @@ def test_jwt_mode_without_jwks_url_refuses_to_start():
         env.pop("CLOWDY_JWKS_URL", None)
         proc = subprocess.run(
             [BINARY, "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--auth", "jwt"],
-            capture_output=True, text=True, timeout=30, env=env)
+            capture_output=True, text=True, timeout=slow(30), env=env)
         assert proc.returncode != 0
         assert "jwks" in (proc.stdout + proc.stderr).lower()

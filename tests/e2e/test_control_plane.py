@@ -13,6 +13,8 @@ import uuid
 import pytest
 import requests
 
+from conftest import slow
+
 ID = re.compile(r"^[0-9a-f]{12}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -65,7 +67,7 @@ def make_function(server, project_id=None, **extra):
 
 def post_raw(server, path, data):
     return requests.post(server.url + path, data=data, headers={"Content-Type": "application/json"},
-                         timeout=30)
+                         timeout=slow(30))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -510,7 +512,7 @@ def test_invocations_are_listed_newest_first_with_stats(make_server):
     ok(fresh.post("/api/invoke/" + function["id"], json={"input": {"n": 2}}))
     ok(fresh.post("/api/invoke/" + function["id"], json={"input": {}}))    # KeyError: an error
     path = "/api/functions/%s/invocations" % function["id"]
-    deadline = time.time() + 10
+    deadline = time.time() + slow(10)
     while time.time() < deadline:       # the recorder writes in batches
         rows = ok(fresh.get(path))
         if len(rows) == 3:

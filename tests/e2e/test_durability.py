@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from conftest import descendants, start_time
+from conftest import descendants, slow, start_time
 
 CODE = "def handler(event):\n    return event\n"
 
@@ -20,11 +20,12 @@ def ok(response):
 
 
 def kill_9(server):
-    """SIGKILL the server, give what it started (its sandboxes, slirp4netns) 5 s to die with it, kill
-    any that did not so that tests leak nothing, and return those survivors' pids."""
+    """SIGKILL the server, give what it started (its sandboxes, slirp4netns) 5 s to die with it
+    (stretched on a slow machine), kill any that did not so that tests leak nothing, and return
+    those survivors' pids."""
     started = {pid: start_time(pid) for pid in descendants(server.proc.pid)}
     server.kill()
-    deadline = time.time() + 5
+    deadline = time.time() + slow(5)
     alive = list(started)
     while alive and time.time() < deadline:
         time.sleep(0.1)

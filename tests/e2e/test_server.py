@@ -12,17 +12,17 @@ import time
 import pytest
 import requests
 
-from conftest import BINARY
+from conftest import BINARY, slow
 
 
 def test_help_and_version():
-    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=slow(10))
     assert out.returncode == 0
     for flag in ["--listen", "--data-dir", "--log-level", "CLOWDY_DATA_DIR"]:
         assert flag in out.stdout
-    out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=slow(10))
     assert out.returncode == 0 and re.match(r"clowdy \d+\.\d+\.\d+", out.stdout)
-    out = subprocess.run([BINARY, "--no-such-flag"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([BINARY, "--no-such-flag"], capture_output=True, text=True, timeout=slow(10))
     assert out.returncode == 2 and "unknown option" in out.stderr
 
 
@@ -36,7 +36,7 @@ def test_settings_from_environment_variables(tmp_path):
                CLOWDY_LOG_LEVEL="info", CLOWDY_PREWARM="0")
     proc = subprocess.Popen([BINARY], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 20
+        deadline = time.time() + slow(20)
         while True:
             try:
                 r = requests.get("http://127.0.0.1:%d/api/health" % port, timeout=2)
@@ -48,7 +48,7 @@ def test_settings_from_environment_variables(tmp_path):
         assert (data_dir / "clowdy.db").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0].decode()
+        output = proc.communicate(timeout=slow(30))[0].decode()
     assert proc.returncode == 0
     assert "listening on http://127.0.0.1:%d" % port in output
     assert "GET /api/health 200" in output            # info level: the access log
@@ -57,7 +57,7 @@ def test_settings_from_environment_variables(tmp_path):
 def test_access_log_has_method_path_status_and_microseconds(server):
     server.get("/api/projects")
     server.get("/api/no/such/thing")
-    deadline = time.time() + 5
+    deadline = time.time() + slow(5)
     while time.time() < deadline:
         log = server.log()
         if "/api/no/such/thing 404" in log:
@@ -71,18 +71,18 @@ def test_access_log_has_method_path_status_and_microseconds(server):
 def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
     server = make_server()
     r = server.post("/api/functions", json={"name": "slow", "code":
-                    "import time\ndef handler(input):\n    time.sleep(1.5)\n    return 'finished'\n"})
+                    "import time\ndef handler(input):\n    time.sleep(%g)\n    return 'finished'\n" % slow(1.5)})
     function_id = r.json()["id"]
     replies = []
     call = threading.Thread(target=lambda: replies.append(
-        server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=30)))
+        server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=slow(30))))
     call.start()
-    time.sleep(0.7)                     # the call is running in its sandbox now
+    time.sleep(slow(0.7))               # the call is running in its sandbox now
     started = time.time()
     server.proc.send_signal(stop_signal)
     pid = server.proc.pid
-    returncode = server.proc.wait(30)
-    call.join(30)
+    returncode = server.proc.wait(slow(30))
+    call.join(slow(30))
     assert returncode == 0
     # It cleaned up after itself: none of its sandboxes' cgroups are left (named "<pid>-<n>")
     left = [os.path.join(parent, name)
@@ -92,7 +92,7 @@ def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
     assert not left, left
     assert replies and replies[0].status_code == 200, replies
     assert replies[0].json()["success"] and replies[0].json()["output"] == "finished"
-    assert time.time() - started < 10
+    assert time.time() - started < slow(10)             # the drain waits for the call, then ends
     # Stopped means stopped: nothing answers on its port any more
     with pytest.raises(Exception):
         server.get("/api/health", timeout=2)

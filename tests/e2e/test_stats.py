@@ -13,6 +13,8 @@ import uuid
 
 import pytest
 
+from conftest import slow
+
 FLAKY = """\
 import time
 def handler(input):
@@ -41,7 +43,7 @@ def invoke(server, function_id, value):
 
 def wait_stats(server, total, timeout=5.0):
     """Poll /api/stats until total_invocations reaches total (the recorder batches writes)."""
-    deadline = time.time() + timeout
+    deadline = time.time() + slow(timeout)
     while True:
         stats = ok(server.get("/api/stats"))
         if stats["total_invocations"] >= total or time.time() > deadline:
@@ -131,7 +133,7 @@ def test_retention_does_not_lower_stats(make_server):
     function = make_function(server, FLAKY)
     cold = sum(invoke(server, function["id"], {"fail": n % 4 == 0})["cold_start"] for n in range(12))
     stats = wait_stats(server, 12)
-    deadline = time.time() + 5
+    deadline = time.time() + slow(5)
     while len(records(server, function["id"])) > 10 and time.time() < deadline:
         time.sleep(0.02)
     assert len(records(server, function["id"])) == 10      # pruned to the newest 10

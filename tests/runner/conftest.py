@@ -3,13 +3,15 @@
 The runner is started the way the sandbox starts it (python3 -I -B runner.py, fd 3 the protocol
 socket, fds 0/1/2 on /dev/null), only without the sandbox. RUNNER_PYTHON picks the interpreter
 (default /usr/bin/python3, the one the sandbox uses); RUNNER_PATH another runner.py (for
-experiments). measure_round_trips is the helper behind the speed test.
+experiments). measure_round_trips is the helper behind the speed test. slow(seconds) stretches a
+time bound by the calibrated slowness of the machine under test (tests/speed.py).
 """
 import json
 import os
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +19,14 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RUNNER = os.environ.get("RUNNER_PATH", os.path.join(ROOT, "runtime", "runner.py"))
 PYTHON = os.environ.get("RUNNER_PYTHON", "/usr/bin/python3")
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import speed  # noqa: E402
+
+
+def slow(seconds):
+    """A time bound of seconds on a normal machine, stretched for the machine under test."""
+    return seconds * speed.factor()
 
 
 class Runner:
