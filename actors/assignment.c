@@ -97,7 +97,7 @@ struct _job_t {
     char *function_id;              //  From RUN
     char *project_id;               //  From RUN
     long memory_mb;                 //  From RUN
-    int64_t timeout_ms;             //  The function's timeout, from its context
+    int64_t timeout_ms;             //  The function's timeout, from RUN
     env_t *env;                     //  Environment running (or placing) it, or NULL
     void *queue_handle;             //  Handle in its pool's queue while queued
     bool cold;                      //  Its run creates its environment
@@ -444,6 +444,7 @@ s_handle_run (self_t *self, msg_t *msg)
     const char *function_id = msg_run_function_id (msg);
     const char *project_id = msg_run_project_id (msg);
     int64_t memory_mb = msg_run_memory_mb (msg);
+    int64_t timeout_ms = msg_run_timeout_ms (msg);
     //  Forwarded to the worker as it came
     const char *function = msg_run_function_text (msg);
     const char *input = msg_run_input_text (msg);
@@ -460,11 +461,8 @@ s_handle_run (self_t *self, msg_t *msg)
     job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
     job->function = strdup (function);
     job->input = strdup (input);
-    //  The timeout is the one thing read from the context: every deadline
-    //  of the run is measured from it
-    double timeout_s = cJSON_GetNumberValue (cJSON_GetObjectItem (msg_run_function (msg), "timeout_seconds"));
-    job->timeout_ms = !isnan (timeout_s) && timeout_s > 0 && timeout_s <= 86400
-                      ? (int64_t) (timeout_s * 1000) : DEFAULT_TIMEOUT_MS;
+    //  Every deadline of the run is measured from the function's timeout
+    job->timeout_ms = timeout_ms > 0 && timeout_ms <= 86400000 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     zhashx_insert (self->jobs, job->id, job);
     s_dispatch (self, job);
 }
@@ -890,7 +888,7 @@ s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const
 static void
 s_run (zsock_t *gateway, const char *job_id, const char *key, const char *function_id, int memory_mb)
 {
-    assert (msg_send_run (gateway, NULL, job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb,
+    assert (msg_send_run (gateway, NULL, job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb, 1000,
                           "{\"code\":\"...\",\"timeout_seconds\":1}", "{}") == 0);
 }
 
@@ -1125,7 +1123,7 @@ assignment_test (bool verbose)
     const char *holders [] = { "job000000015", "job000000016" };
     for (int i = 0; i < 2; i++) {
         assert (msg_send_run (gateway, NULL, holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", (int64_t) 128,
-                              long_context, "{}") == 0);
+                              30000, long_context, "{}") == 0);
         msg = s_expect (placement, true, MSG_ID_PLACE);
         assert (msg_send_placed (placement, msg_route (msg), holders [i], "w3") == 0);
         msg_destroy (&msg);

@@ -17,7 +17,7 @@
     is a bug in our code and asserts.
 
         if (msg_send_run (sock, NULL, job_id, pool_key, function_id, project_id,
-                          (int64_t) memory_mb, context_json, input_json))
+                          (int64_t) memory_mb, timeout_ms, context_json, input_json))
             ... the send failed: logged here, answer the caller ...
 
         msg_t *msg = msg_recv (sock, false);

@@ -121,6 +121,7 @@
     FIELD (m, function_id, s, "") \
     FIELD (m, project_id,  s, "") \
     FIELD (m, memory_mb,   i, "") \
+    FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
     FIELD (m, function,    j, "(id, name, version, code, env, memory_mb, timeout_seconds, network_enabled, " \
                               "project_id, requirements_hash?)") \
     FIELD (m, input,       j, "")
