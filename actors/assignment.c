@@ -859,6 +859,19 @@ s_stat (zactor_t *assignment, const char *name)
     return (long) value;
 }
 
+//  Wait until the actor's STATS show value for name (it handles the
+//  messages of each socket in turn, so a count may lag a message sent on
+//  another socket)
+static void
+s_wait_stat (zactor_t *assignment, const char *name, long value)
+{
+    int64_t give_up = zclock_mono () + 10000;
+    while (s_stat (assignment, name) != value) {
+        assert (zclock_mono () < give_up);
+        zclock_sleep (10);
+    }
+}
+
 //  Wait for gateway's next RESULT, the worker heartbeating meanwhile so it
 //  stays alive; checks the result's status and that error mentions a phrase
 static void
@@ -925,7 +938,7 @@ assignment_test (bool verbose)
     msg_destroy (&msg);
 
     assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":4096}") == 0);
-    zclock_sleep (20);
+    s_wait_stat (assignment, "workers", 1);
 
     //  Cold start: placement is asked, the worker gets EXEC for a new env
     s_run (gateway, "job000000002", "f1:1:x", "ffffffffff01", 128);
@@ -1097,8 +1110,7 @@ assignment_test (bool verbose)
     //  ran, is dispatched again: here no worker is left, so "unavailable"
     zsock_t *vanishing = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (vanishing, NULL, "w2", "{}") == 0);
-    zclock_sleep (50);
-    assert (s_stat (assignment, "workers") == 1);
+    s_wait_stat (assignment, "workers", 1);
     zsock_destroy (&vanishing);
     zclock_sleep (50);
     s_run (gateway, "job000000014", "f4:1:x", "ffffffffff04", 128);
@@ -1117,8 +1129,7 @@ assignment_test (bool verbose)
         printf ("(waiting for the queue deadline) ");
     zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (w3, NULL, "w3", "{}") == 0);
-    zclock_sleep (50);
-    assert (s_stat (assignment, "workers") == 1);
+    s_wait_stat (assignment, "workers", 1);
     const char *long_context = "{\"code\":\"...\",\"timeout_seconds\":30}";
     const char *holders [] = { "job000000015", "job000000016" };
     for (int i = 0; i < 2; i++) {
@@ -1131,8 +1142,7 @@ assignment_test (bool verbose)
         msg_destroy (&msg);
     }
     s_run (gateway, "job000000017", "f6:1:x", "ffffffffff06", 128);
-    zclock_sleep (50);
-    assert (s_stat (assignment, "queued") == 1);
+    s_wait_stat (assignment, "queued", 1);
     s_expect_result (gateway, w3, "w3", "job000000017", "unavailable", "waited");
     assert (s_stat (assignment, "queued") == 0 && s_stat (assignment, "creating") == 2);
     zsock_destroy (&w3);
