@@ -97,7 +97,7 @@ struct _job_t {
     char *function_id;              //  From RUN
     char *project_id;               //  From RUN
     long memory_mb;                 //  From RUN
-    int64_t timeout_ms;             //  The function's timeout, from its context
+    int64_t timeout_ms;             //  The function's timeout, from RUN
     env_t *env;                     //  Environment running (or placing) it, or NULL
     void *queue_handle;             //  Handle in its pool's queue while queued
     bool cold;                      //  Its run creates its environment
@@ -186,7 +186,7 @@ s_finish_job (self_t *self, job_t *job, const char *result)
         job->queue_handle = NULL;
         s_pool_maybe_drop (self, pool);
     }
-    if (msg_send (self->frontend, job->route, "RESULT", job->id, result))
+    if (msg_send_result (self->frontend, job->route, job->id, result))
         //  gateway's queue is full or it is gone: its own deadline answers
         //  the client; nothing here can do better
         zsys_warning ("assignment: could not send RESULT for job %s to gateway (%s); dropped",
@@ -249,7 +249,7 @@ s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool
         s_fail_job (self, env->job, status, error);
     s_env_unidle (self, env);
     if (kill && env->worker
-    &&  msg_send (self->backend, registry_worker_route (env->worker), "KILL", env->id))
+    &&  msg_send_kill (self->backend, registry_worker_route (env->worker), env->id))
         zsys_warning ("assignment: could not send KILL %s to worker %s (%s); it keeps the sandbox "
                       "until it registers again", env->id, registry_worker_id (env->worker),
                       zmq_strerror (zmq_errno ()));
@@ -284,8 +284,8 @@ s_exec (self_t *self, env_t *env, job_t *job, bool cold)
     job->cold = cold;
     job->deadline = zclock_mono () + deadlines_run_ms (job->timeout_ms, cold);
     //  Only a new environment needs the function's code and env
-    if (msg_send (self->backend, registry_worker_route (env->worker), "EXEC", env->id, job->id,
-                  job->pool_key, cold ? job->function : "{}", job->input)) {
+    if (msg_send_exec (self->backend, registry_worker_route (env->worker), env->id, job->id,
+                       job->pool_key, cold ? job->function : "{}", job->input)) {
         int error = zmq_errno ();
         zsys_warning ("assignment: could not send EXEC for job %s to worker %s (%s)", job->id,
                       registry_worker_id (env->worker), zmq_strerror (error));
@@ -335,7 +335,7 @@ s_place (self_t *self, pool_t *pool, job_t *job)
 
     char *workers = registry_json (self->registry);
     //  PLACE carries the job id; the env id travels back with the job
-    int rc = msg_send (self->placement, NULL, "PLACE", job->id, pool->key, (int64_t) job->memory_mb, workers);
+    int rc = msg_send_place (self->placement, NULL, job->id, pool->key, (int64_t) job->memory_mb, workers);
     free (workers);
     if (rc) {
         zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
@@ -439,13 +439,15 @@ s_job_expired (self_t *self, job_t *job)
 static void
 s_handle_run (self_t *self, msg_t *msg)
 {
-    const char *job_id = msg_string (msg, 0);
-    const char *pool_key = msg_string (msg, 1);
-    const char *function_id = msg_string (msg, 2);
-    const char *project_id = msg_string (msg, 3);
-    int64_t memory_mb = msg_int (msg, 4);
-    const char *function = msg_string (msg, 5);
-    const char *input = msg_string (msg, 6);
+    const char *job_id = msg_run_job_id (msg);
+    const char *pool_key = msg_run_pool_key (msg);
+    const char *function_id = msg_run_function_id (msg);
+    const char *project_id = msg_run_project_id (msg);
+    int64_t memory_mb = msg_run_memory_mb (msg);
+    int64_t timeout_ms = msg_run_timeout_ms (msg);
+    //  Forwarded to the worker as it came
+    const char *function = msg_run_function_text (msg);
+    const char *input = msg_run_input_text (msg);
     if (!*function_id || !*job_id || strlen (job_id) >= UTIL_ID_SIZE || zhashx_lookup (self->jobs, job_id)) {
         zsys_warning ("assignment: dropped a RUN without a function id, with a bad job id or a duplicate one");
         return;
@@ -459,13 +461,8 @@ s_handle_run (self_t *self, msg_t *msg)
     job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
     job->function = strdup (function);
     job->input = strdup (input);
-    //  The timeout is the one thing read from the context: every deadline
-    //  of the run is measured from it
-    cJSON *context = cJSON_Parse (function);
-    double timeout_s = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "timeout_seconds"));
-    cJSON_Delete (context);
-    job->timeout_ms = !isnan (timeout_s) && timeout_s > 0 && timeout_s <= 86400
-                      ? (int64_t) (timeout_s * 1000) : DEFAULT_TIMEOUT_MS;
+    //  Every deadline of the run is measured from the function's timeout
+    job->timeout_ms = timeout_ms > 0 && timeout_ms <= 86400000 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     zhashx_insert (self->jobs, job->id, job);
     s_dispatch (self, job);
 }
@@ -473,7 +470,7 @@ s_handle_run (self_t *self, msg_t *msg)
 static void
 s_handle_retire (self_t *self, msg_t *msg)
 {
-    const char *what = msg_string (msg, 0);
+    const char *what = msg_retire_what (msg);
     bool by_function = strncmp (what, "function ", 9) == 0;
     bool by_project = strncmp (what, "project ", 8) == 0;
     if (!by_function && !by_project)
@@ -498,14 +495,13 @@ s_handle_frontend (self_t *self)
     msg_t *msg = msg_recv (self->frontend, true);
     if (!msg)
         return;
-    const char *command = msg_command (msg);
-    if (streq (command, "RUN"))
+    if (msg_id (msg) == MSG_ID_RUN)
         s_handle_run (self, msg);
     else
-    if (streq (command, "RETIRE"))
+    if (msg_id (msg) == MSG_ID_RETIRE)
         s_handle_retire (self, msg);
     else
-        zsys_warning ("assignment: unexpected '%s' from gateway", command);
+        zsys_warning ("assignment: unexpected '%s' from gateway", msg_command (msg));
     msg_destroy (&msg);
 }
 
@@ -515,8 +511,8 @@ s_handle_frontend (self_t *self)
 static void
 s_handle_placed (self_t *self, msg_t *msg)
 {
-    const char *job_id = msg_string (msg, 0);
-    const char *worker_id = msg_string (msg, 1);
+    const char *job_id = msg_placed_job_id (msg);
+    const char *worker_id = msg_placed_worker_id (msg);
     job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
     env_t *env = job ? job->env : NULL;
     if (!env || env->worker) {
@@ -539,7 +535,7 @@ s_handle_placement (self_t *self)
     msg_t *msg = msg_recv (self->placement, false);
     if (!msg)
         return;
-    if (streq (msg_command (msg), "PLACED"))
+    if (msg_id (msg) == MSG_ID_PLACED)
         s_handle_placed (self, msg);
     else
         zsys_warning ("assignment: unexpected '%s' from placement", msg_command (msg));
@@ -577,10 +573,10 @@ s_worker_lost (registry_worker_t *worker, const char *why, void *arg)
 static void
 s_handle_done (self_t *self, msg_t *msg, env_t *env)
 {
-    const char *env_id = msg_string (msg, 0);
-    const char *job_id = msg_string (msg, 1);
-    const char *result = msg_string (msg, 2);
-    const char *env_state = msg_string (msg, 3);
+    const char *env_id = msg_done_env_id (msg);
+    const char *job_id = msg_done_job_id (msg);
+    const char *result = msg_done_result_text (msg);    //  Forwarded to gateway as it came
+    const char *env_state = msg_done_env_state (msg);
     job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
     if (!env || !job || env->job != job) {
         //  We gave up on this run (its deadline, its worker expired) or it
@@ -613,31 +609,28 @@ s_handle_backend (self_t *self)
     msg_t *msg = msg_recv (self->backend, true);
     if (!msg)
         return;
+    msg_id_t id = msg_id (msg);
     const char *command = msg_command (msg);
     zframe_t *route = msg_route (msg);
     int64_t now = zclock_mono ();
-    if (streq (command, "READY")) {
-        const char *worker_id = msg_string (msg, 0);
-        const char *info = msg_string (msg, 1);
-        registry_ready (self->registry, worker_id, route, info, now);
-    }
+    if (id == MSG_ID_READY)
+        registry_ready (self->registry, msg_ready_worker_id (msg), route, msg_ready_info (msg), now);
     else
-    if (streq (command, "HEARTBEAT")) {
-        const char *worker_id = msg_string (msg, 0);
-        registry_touch (self->registry, registry_lookup (self->registry, worker_id), route, now);
-    }
+    if (id == MSG_ID_HEARTBEAT)
+        registry_touch (self->registry, registry_lookup (self->registry, msg_heartbeat_worker_id (msg)),
+                        route, now);
     else
-    if (streq (command, "DONE") || streq (command, "GONE")) {
+    if (id == MSG_ID_DONE || id == MSG_ID_GONE) {
         //  Each names one of the worker's environments; one from another
         //  connection than the environment's worker is stale
-        const char *env_id = msg_string (msg, 0);
+        const char *env_id = id == MSG_ID_DONE ? msg_done_env_id (msg) : msg_gone_env_id (msg);
         env_t *env = (env_t *) zhashx_lookup (self->envs, env_id);
         if (env && env->worker && !registry_touch (self->registry, env->worker, route, now)) {
             zsys_warning ("assignment: dropped %s for environment %s from a connection not its worker's",
                           command, env_id);
             env = NULL;
         }
-        if (streq (command, "DONE"))
+        if (id == MSG_ID_DONE)
             s_handle_done (self, msg, env);
         else
         if (env && env->state == ENV_IDLE)
@@ -664,7 +657,7 @@ s_tick (self_t *self)
     zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
     for (registry_worker_t *worker = registry_first (self->registry); worker;
          worker = registry_next (self->registry))
-        if (msg_send (self->backend, registry_worker_route (worker), "HEARTBEAT", "assignment")
+        if (msg_send_heartbeat (self->backend, registry_worker_route (worker), "assignment")
         &&  zmq_errno () == EHOSTUNREACH)
             zlistx_add_end (unreachable, strdup (registry_worker_id (worker)));
         //  A full queue is no sign of death: its silence, if any, will tell
@@ -834,18 +827,18 @@ assignment_actor (zsock_t *pipe, void *args)
 
 //  The next message on sock, which must be command (heartbeats skipped)
 static msg_t *
-s_expect (zsock_t *sock, bool routed, const char *command)
+s_expect (zsock_t *sock, bool routed, msg_id_t id)
 {
     zsock_set_rcvtimeo (sock, 3000);
     while (true) {
         msg_t *msg = msg_recv (sock, routed);
         assert (msg);
-        if (streq (msg_command (msg), "HEARTBEAT") && strneq (command, "HEARTBEAT")) {
+        if (msg_id (msg) == MSG_ID_HEARTBEAT && id != MSG_ID_HEARTBEAT) {
             msg_destroy (&msg);
             continue;
         }
-        if (strneq (msg_command (msg), command)) {
-            printf ("expected %s, got %s\n", command, msg_command (msg));
+        if (msg_id (msg) != id) {
+            printf ("expected message %d, got %s\n", (int) id, msg_command (msg));
             assert (false);
         }
         return msg;
@@ -866,6 +859,19 @@ s_stat (zactor_t *assignment, const char *name)
     return (long) value;
 }
 
+//  Wait until the actor's STATS show value for name (it handles the
+//  messages of each socket in turn, so a count may lag a message sent on
+//  another socket)
+static void
+s_wait_stat (zactor_t *assignment, const char *name, long value)
+{
+    int64_t give_up = zclock_mono () + 10000;
+    while (s_stat (assignment, name) != value) {
+        assert (zclock_mono () < give_up);
+        zclock_sleep (10);
+    }
+}
+
 //  Wait for gateway's next RESULT, the worker heartbeating meanwhile so it
 //  stays alive; checks the result's status and that error mentions a phrase
 static void
@@ -877,33 +883,33 @@ s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const
     while (!zpoller_wait (poller, 500)) {
         assert (zclock_mono () < give_up);
         if (worker)
-            msg_send (worker, NULL, "HEARTBEAT", worker_id);
+            assert (msg_send_heartbeat (worker, NULL, worker_id) == 0);
     }
     zpoller_destroy (&poller);
-    msg_t *msg = s_expect (gateway, false, "RESULT");
-    cJSON *result = cJSON_Parse (msg_string (msg, 1));
-    if (strneq (msg_string (msg, 0), job_id)
+    msg_t *msg = s_expect (gateway, false, MSG_ID_RESULT);
+    cJSON *result = msg_result_result (msg);
+    if (strneq (msg_result_job_id (msg), job_id)
     ||  strneq (cJSON_GetStringValue (cJSON_GetObjectItem (result, "status")), status)
     ||  !strstr (cJSON_GetStringValue (cJSON_GetObjectItem (result, "error")), phrase)) {
-        printf ("expected %s %s '%s', got %s %s\n", job_id, status, phrase, msg_string (msg, 0), msg_string (msg, 1));
+        printf ("expected %s %s '%s', got %s %s\n", job_id, status, phrase, msg_result_job_id (msg),
+                msg_result_result_text (msg));
         assert (false);
     }
-    cJSON_Delete (result);
     msg_destroy (&msg);
 }
 
 static void
 s_run (zsock_t *gateway, const char *job_id, const char *key, const char *function_id, int memory_mb)
 {
-    msg_send (gateway, NULL, "RUN", job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb,
-              "{\"code\":\"...\",\"timeout_seconds\":1}", "{}");
+    assert (msg_send_run (gateway, NULL, job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb, 1000,
+                          "{\"code\":\"...\",\"timeout_seconds\":1}", "{}") == 0);
 }
 
 static void
 s_done (zsock_t *worker, msg_t *exec, const char *state)
 {
-    msg_send (worker, NULL, "DONE", msg_string (exec, 0), msg_string (exec, 1),
-              "{\"status\":\"success\",\"output\":1}", state);
+    assert (msg_send_done (worker, NULL, msg_exec_env_id (exec), msg_exec_job_id (exec),
+                           "{\"status\":\"success\",\"output\":1}", state) == 0);
 }
 
 void
@@ -927,127 +933,127 @@ assignment_test (bool verbose)
 
     //  No worker yet: the run is refused as unavailable, not lost
     s_run (gateway, "job000000001", "f1:1:x", "ffffffffff01", 128);
-    msg_t *msg = s_expect (gateway, false, "RESULT");
-    assert (strstr (msg_string (msg, 1), "unavailable"));
+    msg_t *msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (strstr (msg_result_result_text (msg), "unavailable"));
     msg_destroy (&msg);
 
-    msg_send (worker, NULL, "READY", "w1", "{\"capacity_mb\":4096}");
-    zclock_sleep (20);
+    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":4096}") == 0);
+    s_wait_stat (assignment, "workers", 1);
 
     //  Cold start: placement is asked, the worker gets EXEC for a new env
     s_run (gateway, "job000000002", "f1:1:x", "ffffffffff01", 128);
-    msg = s_expect (placement, true, "PLACE");
-    assert (streq (msg_string (msg, 0), "job000000002"));
-    assert (msg_int (msg, 2) == 128);
-    assert (strstr (msg_string (msg, 3), "\"w1\""));
-    msg_send (placement, msg_route (msg), "PLACED", "job000000002", "w1");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "job000000002"));
+    assert (msg_place_memory_mb (msg) == 128);
+    assert (strstr (msg_place_workers_text (msg), "\"w1\""));
+    assert (msg_send_placed (placement, msg_route (msg), "job000000002", "w1") == 0);
     msg_destroy (&msg);
-    msg_t *exec = s_expect (worker, false, "EXEC");
+    msg_t *exec = s_expect (worker, false, MSG_ID_EXEC);
     char env1 [UTIL_ID_SIZE];
-    snprintf (env1, sizeof env1, "%s", msg_string (exec, 0));
+    snprintf (env1, sizeof env1, "%s", msg_exec_env_id (exec));
     s_done (worker, exec, "warm");
     msg_destroy (&exec);
-    msg = s_expect (gateway, false, "RESULT");
-    assert (streq (msg_string (msg, 0), "job000000002"));
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "job000000002"));
     msg_destroy (&msg);
 
     //  Warm start: same pool key reuses env1 with no placement
     s_run (gateway, "job000000003", "f1:1:x", "ffffffffff01", 128);
-    exec = s_expect (worker, false, "EXEC");
-    assert (streq (msg_string (exec, 0), env1));
+    exec = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_env_id (exec), env1));
 
     //  While env1 is busy: a second env (cap 2), then one queued, then 429
     s_run (gateway, "job000000004", "f1:1:x", "ffffffffff01", 128);
-    msg = s_expect (placement, true, "PLACE");
-    msg_send (placement, msg_route (msg), "PLACED", "job000000004", "w1");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000004", "w1") == 0);
     msg_destroy (&msg);
-    msg_t *exec2 = s_expect (worker, false, "EXEC");
-    assert (strneq (msg_string (exec2, 0), env1));
+    msg_t *exec2 = s_expect (worker, false, MSG_ID_EXEC);
+    assert (strneq (msg_exec_env_id (exec2), env1));
     s_run (gateway, "job000000005", "f1:1:x", "ffffffffff01", 128);      //  queued
     s_run (gateway, "job000000006", "f1:1:x", "ffffffffff01", 128);      //  rejected
-    msg = s_expect (gateway, false, "RESULT");
-    assert (streq (msg_string (msg, 0), "job000000006") && strstr (msg_string (msg, 1), "rejected"));
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "job000000006") && strstr (msg_result_result_text (msg), "rejected"));
     msg_destroy (&msg);
 
     //  env1 finishes: the queued job runs on it at once
     s_done (worker, exec, "warm");
     msg_destroy (&exec);
-    msg = s_expect (gateway, false, "RESULT");
-    assert (streq (msg_string (msg, 0), "job000000003"));
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "job000000003"));
     msg_destroy (&msg);
-    exec = s_expect (worker, false, "EXEC");
-    assert (streq (msg_string (exec, 0), env1) && streq (msg_string (exec, 1), "job000000005"));
+    exec = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_env_id (exec), env1) && streq (msg_exec_job_id (exec), "job000000005"));
 
     //  env2's run ends with the env dead (timeout): it is forgotten
     s_done (worker, exec2, "dead");
     msg_destroy (&exec2);
-    msg = s_expect (gateway, false, "RESULT");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
     msg_destroy (&msg);
     s_done (worker, exec, "warm");
     msg_destroy (&exec);
-    msg = s_expect (gateway, false, "RESULT");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
     msg_destroy (&msg);
     assert (s_stat (assignment, "envs") == 1 && s_stat (assignment, "idle") == 1);
 
     //  A different function never gets env1
     s_run (gateway, "job000000007", "f2:1:x", "ffffffffff02", 128);
-    msg = s_expect (placement, true, "PLACE");
-    msg_send (placement, msg_route (msg), "PLACED", "job000000007", "w1");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000007", "w1") == 0);
     msg_destroy (&msg);
-    exec = s_expect (worker, false, "EXEC");
-    assert (strneq (msg_string (exec, 0), env1));
+    exec = s_expect (worker, false, MSG_ID_EXEC);
+    assert (strneq (msg_exec_env_id (exec), env1));
     s_done (worker, exec, "warm");
     msg_destroy (&exec);
-    msg = s_expect (gateway, false, "RESULT");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
     msg_destroy (&msg);
 
     //  The worker lost a warm env: the job is run again on a new one
     s_run (gateway, "job000000009", "f2:1:x", "ffffffffff02", 128);
-    msg_t *lost = s_expect (worker, false, "EXEC");
-    msg_send (worker, NULL, "DONE", msg_string (lost, 0), "job000000009", "{}", "lost");
-    msg = s_expect (placement, true, "PLACE");
-    assert (streq (msg_string (msg, 0), "job000000009"));
-    msg_send (placement, msg_route (msg), "PLACED", "job000000009", "w1");
+    msg_t *lost = s_expect (worker, false, MSG_ID_EXEC);
+    assert (msg_send_done (worker, NULL, msg_exec_env_id (lost), "job000000009", "{}", "lost") == 0);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "job000000009"));
+    assert (msg_send_placed (placement, msg_route (msg), "job000000009", "w1") == 0);
     msg_destroy (&msg);
-    msg_t *again = s_expect (worker, false, "EXEC");
-    assert (strneq (msg_string (again, 0), msg_string (lost, 0)));
+    msg_t *again = s_expect (worker, false, MSG_ID_EXEC);
+    assert (strneq (msg_exec_env_id (again), msg_exec_env_id (lost)));
     s_done (worker, again, "warm");
     msg_destroy (&again);
     msg_destroy (&lost);
-    msg = s_expect (gateway, false, "RESULT");
-    assert (streq (msg_string (msg, 0), "job000000009"));
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "job000000009"));
     msg_destroy (&msg);
 
     //  Memory budget 512 with 256 in use: a 300 MB function evicts the least
     //  recently idle environment (env1), and only that one
     s_run (gateway, "job000000008", "f3:1:x", "ffffffffff03", 300);
-    msg = s_expect (worker, false, "KILL");
-    assert (streq (msg_string (msg, 0), env1));
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), env1));
     msg_destroy (&msg);
-    msg = s_expect (placement, true, "PLACE");
-    msg_send (placement, msg_route (msg), "PLACED", "job000000008", "w1");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000008", "w1") == 0);
     msg_destroy (&msg);
-    exec = s_expect (worker, false, "EXEC");
+    exec = s_expect (worker, false, MSG_ID_EXEC);
 
     //  RETIRE by function: the busy env is killed once its run ends
-    msg_send (gateway, NULL, "RETIRE", "function ffffffffff03");
+    assert (msg_send_retire (gateway, NULL, "function ffffffffff03") == 0);
     s_done (worker, exec, "warm");
-    msg_t *kill = s_expect (worker, false, "KILL");
-    assert (streq (msg_string (kill, 0), msg_string (exec, 0)));
+    msg_t *kill = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (kill), msg_exec_env_id (exec)));
     msg_destroy (&kill);
     msg_destroy (&exec);
-    msg = s_expect (gateway, false, "RESULT");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
     msg_destroy (&msg);
 
     //  Idle reaper (1 s here) kills what is left; a silent worker is dropped
     zclock_sleep (2500);
-    msg = s_expect (worker, false, "HEARTBEAT");
+    msg = s_expect (worker, false, MSG_ID_HEARTBEAT);
     msg_destroy (&msg);
     assert (s_stat (assignment, "envs") == 0);
     assert (s_stat (assignment, "memory_mb") == 0);
     zsock_set_rcvtimeo (worker, 100);
     while ((msg = msg_recv (worker, false))) {     //  The reaper's KILLs
-        assert (streq (msg_command (msg), "KILL") || streq (msg_command (msg), "HEARTBEAT"));
+        assert (msg_id (msg) == MSG_ID_KILL || msg_id (msg) == MSG_ID_HEARTBEAT);
         msg_destroy (&msg);
     }
 
@@ -1057,28 +1063,28 @@ assignment_test (bool verbose)
     if (verbose)
         printf ("(waiting for deadlines) ");
     s_run (gateway, "job000000010", "f4:1:x", "ffffffffff04", 128);
-    msg = s_expect (placement, true, "PLACE");
-    msg_send (placement, msg_route (msg), "PLACED", "job000000010", "w1");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000010", "w1") == 0);
     msg_destroy (&msg);
-    exec = s_expect (worker, false, "EXEC");
+    exec = s_expect (worker, false, MSG_ID_EXEC);
     s_done (worker, exec, "warm");
     msg_destroy (&exec);
-    msg = s_expect (gateway, false, "RESULT");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
     msg_destroy (&msg);
     s_run (gateway, "job000000011", "f4:1:x", "ffffffffff04", 128);
-    msg_t *stuck = s_expect (worker, false, "EXEC");
-    assert (streq (msg_string (stuck, 1), "job000000011"));
+    msg_t *stuck = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (stuck), "job000000011"));
     s_run (gateway, "job000000012", "f5:1:x", "ffffffffff05", 128);
-    msg_t *unplaced = s_expect (placement, true, "PLACE");
+    msg_t *unplaced = s_expect (placement, true, MSG_ID_PLACE);
     assert (s_stat (assignment, "placing") == 1 && s_stat (assignment, "busy") == 1);
     s_expect_result (gateway, worker, "w1", "job000000012", "unavailable", "Placement did not answer in time");
     s_expect_result (gateway, worker, "w1", "job000000011", "lost", "Worker did not answer in time");
-    msg = s_expect (worker, false, "KILL");             //  The worker may still hold it
-    assert (streq (msg_string (msg, 0), msg_string (stuck, 0)));
+    msg = s_expect (worker, false, MSG_ID_KILL);             //  The worker may still hold it
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (stuck)));
     msg_destroy (&msg);
     assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "jobs") == 0);
     //  Late answers are dropped: no second RESULT, no EXEC
-    msg_send (placement, msg_route (unplaced), "PLACED", "job000000012", "w1");
+    assert (msg_send_placed (placement, msg_route (unplaced), "job000000012", "w1") == 0);
     s_done (worker, stuck, "warm");
     msg_destroy (&stuck);
     msg_destroy (&unplaced);
@@ -1089,10 +1095,10 @@ assignment_test (bool verbose)
 
     //  A worker that falls silent mid-call: expired, its run answered "lost"
     s_run (gateway, "job000000013", "f4:1:x", "ffffffffff04", 128);
-    msg = s_expect (placement, true, "PLACE");
-    msg_send (placement, msg_route (msg), "PLACED", "job000000013", "w1");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000013", "w1") == 0);
     msg_destroy (&msg);
-    exec = s_expect (worker, false, "EXEC");
+    exec = s_expect (worker, false, MSG_ID_EXEC);
     msg_destroy (&exec);
     if (verbose)
         printf ("(waiting for worker expiry) ");
@@ -1103,14 +1109,13 @@ assignment_test (bool verbose)
     //  it is dropped at once (not after expiry) and the call, which never
     //  ran, is dispatched again: here no worker is left, so "unavailable"
     zsock_t *vanishing = zsock_new_dealer ("inproc://assignment-test-worker");
-    msg_send (vanishing, NULL, "READY", "w2", "{}");
-    zclock_sleep (50);
-    assert (s_stat (assignment, "workers") == 1);
+    assert (msg_send_ready (vanishing, NULL, "w2", "{}") == 0);
+    s_wait_stat (assignment, "workers", 1);
     zsock_destroy (&vanishing);
     zclock_sleep (50);
     s_run (gateway, "job000000014", "f4:1:x", "ffffffffff04", 128);
-    msg = s_expect (placement, true, "PLACE");
-    msg_send (placement, msg_route (msg), "PLACED", "job000000014", "w2");
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000014", "w2") == 0);
     msg_destroy (&msg);
     s_expect_result (gateway, NULL, NULL, "job000000014", "unavailable", "No worker is available");
     assert (s_stat (assignment, "workers") == 0);
@@ -1123,23 +1128,21 @@ assignment_test (bool verbose)
     if (verbose)
         printf ("(waiting for the queue deadline) ");
     zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
-    msg_send (w3, NULL, "READY", "w3", "{}");
-    zclock_sleep (50);
-    assert (s_stat (assignment, "workers") == 1);
+    assert (msg_send_ready (w3, NULL, "w3", "{}") == 0);
+    s_wait_stat (assignment, "workers", 1);
     const char *long_context = "{\"code\":\"...\",\"timeout_seconds\":30}";
     const char *holders [] = { "job000000015", "job000000016" };
     for (int i = 0; i < 2; i++) {
-        msg_send (gateway, NULL, "RUN", holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", (int64_t) 128,
-                  long_context, "{}");
-        msg = s_expect (placement, true, "PLACE");
-        msg_send (placement, msg_route (msg), "PLACED", holders [i], "w3");
+        assert (msg_send_run (gateway, NULL, holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", (int64_t) 128,
+                              30000, long_context, "{}") == 0);
+        msg = s_expect (placement, true, MSG_ID_PLACE);
+        assert (msg_send_placed (placement, msg_route (msg), holders [i], "w3") == 0);
         msg_destroy (&msg);
-        msg = s_expect (w3, false, "EXEC");
+        msg = s_expect (w3, false, MSG_ID_EXEC);
         msg_destroy (&msg);
     }
     s_run (gateway, "job000000017", "f6:1:x", "ffffffffff06", 128);
-    zclock_sleep (50);
-    assert (s_stat (assignment, "queued") == 1);
+    s_wait_stat (assignment, "queued", 1);
     s_expect_result (gateway, w3, "w3", "job000000017", "unavailable", "waited");
     assert (s_stat (assignment, "queued") == 0 && s_stat (assignment, "creating") == 2);
     zsock_destroy (&w3);

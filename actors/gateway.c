@@ -352,10 +352,10 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->input = cJSON_PrintUnformatted (input);
     job->method = method ? strdup (method) : NULL;
     job->path = path ? strdup (path) : NULL;
-    job->deadline = zclock_mono () + deadlines_job_ms (fn->timeout_seconds > 0 ? fn->timeout_seconds * 1000LL
-                                                                                : DEFAULT_TIMEOUT_MS);
+    int64_t timeout_ms = fn->timeout_seconds > 0 ? fn->timeout_seconds * 1000LL : DEFAULT_TIMEOUT_MS;
+    job->deadline = zclock_mono () + deadlines_job_ms (timeout_ms);
     if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id,
-                      fn->memory_mb, fn->context, job->input)) {
+                      fn->memory_mb, timeout_ms, fn->context, job->input)) {
         //  assignment's queue is full (or it is gone): the call never ran
         zsys_warning ("gateway: could not send RUN for job %s (%s); answered 503", job_id, zmq_strerror (zmq_errno ()));
         s_reply_detail (self, job->route, job->request_id, 503, "The server is too busy to take the call now; "

@@ -157,7 +157,7 @@ s_creator_actor (zsock_t *pipe, void *args_)
 static void
 s_send_done (self_t *self, const char *env_id, const char *job_id, const char *result, const char *state)
 {
-    if (msg_send (self->backend, NULL, "DONE", env_id, job_id, result, state))
+    if (msg_send_done (self->backend, NULL, env_id, job_id, result, state))
         zsys_warning ("worker %s: could not send DONE for job %s (%s); assignment's deadline will answer "
                       "its caller", self->worker_id, job_id, zmq_strerror (zmq_errno ()));
 }
@@ -165,7 +165,7 @@ s_send_done (self_t *self, const char *env_id, const char *job_id, const char *r
 static void
 s_send_gone (self_t *self, const char *env_id, const char *why)
 {
-    if (msg_send (self->backend, NULL, "GONE", env_id, why))
+    if (msg_send_gone (self->backend, NULL, env_id, why))
         zsys_warning ("worker %s: could not send GONE for environment %s (%s)", self->worker_id, env_id,
                       zmq_strerror (zmq_errno ()));
 }
@@ -583,10 +583,8 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
 static void
 s_handle_exec (self_t *self, msg_t *msg)
 {
-    const char *env_id = msg_string (msg, 0);
-    const char *job_id = msg_string (msg, 1);
-    const char *function = msg_string (msg, 3);
-    const char *input_text = msg_string (msg, 4);
+    const char *env_id = msg_exec_env_id (msg);
+    const char *job_id = msg_exec_job_id (msg);
     if (!*env_id || strlen (env_id) >= UTIL_ID_SIZE || !*job_id) {
         zsys_warning ("worker %s: dropped an EXEC with a bad environment or job id", self->worker_id);
         return;
@@ -604,15 +602,8 @@ s_handle_exec (self_t *self, msg_t *msg)
         s_env_end (self, env, "Environment was given a second call while running one");
         return;
     }
-    cJSON *input = cJSON_Parse (input_text);
-    if (!input) {
-        cJSON *result = s_error_result ("error", "The call's input is not valid JSON", NULL);
-        char *text = cJSON_PrintUnformatted (result);
-        s_send_done (self, env_id, job_id, text, env ? "warm" : "dead");
-        free (text);
-        cJSON_Delete (result);
-        return;
-    }
+    //  Parsed and checked at receive: ours from here on
+    cJSON *input = msg_exec_input_take (msg);
     if (env) {
         //  Warm
         env->job_id = strdup (job_id);
@@ -626,7 +617,7 @@ s_handle_exec (self_t *self, msg_t *msg)
     }
     //  Cold start
     int64_t started_us = util_monotonic_us ();
-    cJSON *context = cJSON_Parse (function);
+    cJSON *context = msg_exec_function_take (msg);
     if (!cJSON_IsString (cJSON_GetObjectItem (context, "code"))) {
         //  A warm EXEC (no context) for an environment we no longer have (it
         //  died and our GONE crossed this EXEC): assignment runs it elsewhere
@@ -725,7 +716,7 @@ s_register (self_t *self)
     cJSON_AddStringToObject (info, "host", self->worker_id);
     char *text = cJSON_PrintUnformatted (info);
     cJSON_Delete (info);
-    if (msg_send (self->backend, NULL, "READY", self->worker_id, text))
+    if (msg_send_ready (self->backend, NULL, self->worker_id, text))
         zsys_warning ("worker %s: could not send READY (%s); trying again in %d ms", self->worker_id,
                       zmq_strerror (zmq_errno ()), WORKER_EXPIRY_MS);
     free (text);
@@ -750,7 +741,7 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
         s_register (self);
     }
     else
-    if (msg_send (self->backend, NULL, "HEARTBEAT", self->worker_id))
+    if (msg_send_heartbeat (self->backend, NULL, self->worker_id))
         zsys_debug ("worker %s: could not send HEARTBEAT (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
     return 0;
 }
@@ -763,12 +754,12 @@ s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
     if (!msg)
         return 0;
     self->last_heard = zclock_mono ();
-    const char *command = msg_command (msg);
-    if (streq (command, "EXEC"))
+    msg_id_t id = msg_id (msg);
+    if (id == MSG_ID_EXEC)
         s_handle_exec (self, msg);
     else
-    if (streq (command, "KILL")) {
-        const char *env_id = msg_string (msg, 0);
+    if (id == MSG_ID_KILL) {
+        const char *env_id = msg_kill_env_id (msg);
         wenv_t *env = (wenv_t *) zhashx_lookup (self->envs, env_id);
         if (env) {
             zstr_free (&env->job_id);   //  assignment already forgot its run
@@ -781,8 +772,8 @@ s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
         }
     }
     else
-    if (!streq (command, "HEARTBEAT"))
-        zsys_warning ("worker: unexpected '%s' from assignment", command);
+    if (id != MSG_ID_HEARTBEAT)
+        zsys_warning ("worker: unexpected '%s' from assignment", msg_command (msg));
     msg_destroy (&msg);
     return 0;
 }
@@ -909,14 +900,14 @@ worker_actor (zsock_t *pipe, void *args_)
 //  Selftest: a worker against a fake assignment, with real sandboxes
 
 static msg_t *
-s_expect (zsock_t *sock, const char *command)
+s_expect (zsock_t *sock, msg_id_t id)
 {
     while (true) {
         msg_t *msg = msg_recv (sock, true);
         assert (msg);
-        if (streq (msg_command (msg), command))
+        if (msg_id (msg) == id)
             return msg;
-        assert (streq (msg_command (msg), "HEARTBEAT") || streq (msg_command (msg), "READY"));
+        assert (msg_id (msg) == MSG_ID_HEARTBEAT || msg_id (msg) == MSG_ID_READY);
         msg_destroy (&msg);
     }
 }
@@ -934,13 +925,13 @@ s_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const char *jo
     cJSON_AddNumberToObject (context, "timeout_seconds", timeout_s);
     cJSON_AddItemToObject (context, "env", cJSON_Parse ("{\"GREETING\":\"hi\"}"));
     char *text = cJSON_PrintUnformatted (context);
-    msg_send (assignment, route, "EXEC", env_id, job_id, "k", text, input);
+    assert (msg_send_exec (assignment, route, env_id, job_id, "k", text, input) == 0);
     free (text);
     cJSON_Delete (context);
-    msg_t *done = s_expect (assignment, "DONE");
-    assert (streq (msg_string (done, 0), env_id) && streq (msg_string (done, 1), job_id));
-    snprintf (state, state_size, "%s", msg_string (done, 3));
-    cJSON *result = cJSON_Parse (msg_string (done, 2));
+    msg_t *done = s_expect (assignment, MSG_ID_DONE);
+    assert (streq (msg_done_env_id (done), env_id) && streq (msg_done_job_id (done), job_id));
+    snprintf (state, state_size, "%s", msg_done_env_state (done));
+    cJSON *result = msg_done_result_take (done);
     msg_destroy (&done);
     return result;
 }
@@ -952,7 +943,7 @@ s_send_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const cha
 {
     char *context = code ? zsys_sprintf ("{\"name\":\"test\",\"version\":1,\"code\":\"%s\",\"memory_mb\":64,"
                                          "\"timeout_seconds\":5}", code) : strdup ("{}");
-    msg_send (assignment, route, "EXEC", env_id, job_id, "k", context, input);
+    assert (msg_send_exec (assignment, route, env_id, job_id, "k", context, input) == 0);
     zstr_free (&context);
 }
 
@@ -967,12 +958,12 @@ s_next (zsock_t *assignment, zframe_t *route, int *heartbeats)
     while (true) {
         if (!zpoller_wait (poller, 300)) {
             assert (zclock_mono () < give_up);
-            msg_send (assignment, route, "HEARTBEAT", "assignment");
+            assert (msg_send_heartbeat (assignment, route, "assignment") == 0);
             continue;
         }
         msg_t *msg = msg_recv (assignment, true);
         assert (msg);
-        if (streq (msg_command (msg), "HEARTBEAT")) {
+        if (msg_id (msg) == MSG_ID_HEARTBEAT) {
             if (heartbeats)
                 (*heartbeats)++;
             msg_destroy (&msg);
@@ -986,10 +977,10 @@ s_next (zsock_t *assignment, zframe_t *route, int *heartbeats)
 static void
 s_expect_done (msg_t *msg, const char *job_id, const char *state)
 {
-    if (strneq (msg_command (msg), "DONE") || strneq (msg_string (msg, 1), job_id)
-    ||  strneq (msg_string (msg, 3), state)) {
+    if (msg_id (msg) != MSG_ID_DONE || strneq (msg_done_job_id (msg), job_id)
+    ||  strneq (msg_done_env_state (msg), state)) {
         printf ("expected DONE %s %s, got %s %s\n", job_id, state, msg_command (msg),
-                streq (msg_command (msg), "DONE") ? msg_string (msg, 1) : "");
+                msg_id (msg) == MSG_ID_DONE ? msg_done_job_id (msg) : "");
         assert (false);
     }
 }
@@ -1012,7 +1003,7 @@ worker_test (bool verbose)
     zsock_set_rcvtimeo (assignment, 15000);
     actor_args_t args = { &config, endpoints, 0 };
     zactor_t *worker = actor_start (worker_actor, &args, "worker", NULL);
-    msg_t *ready = s_expect (assignment, "READY");
+    msg_t *ready = s_expect (assignment, MSG_ID_READY);
     zframe_t *route = zframe_dup (msg_route (ready));
     msg_destroy (&ready);
     zclock_sleep (300);         //  Let the spare start
@@ -1097,7 +1088,7 @@ worker_test (bool verbose)
     s_send_exec (assignment, route, "env000000001", "job\"quoted", NULL, "{\"a\":\"\\\"\"}");
     msg = s_next (assignment, route, NULL);
     s_expect_done (msg, "job\"quoted", "warm");
-    assert (strstr (msg_string (msg, 2), "\"status\":\"success\""));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_done_result (msg), "status")), "success"));
     msg_destroy (&msg);
 
     //  Sandbox creation runs off the loop: while two cold starts wait for a
@@ -1112,11 +1103,12 @@ worker_test (bool verbose)
     bool warm_answered = false, cold_answered = false;
     for (int answers = 0; answers < 3; answers++) {
         msg = s_next (assignment, route, &heartbeats);
-        assert (streq (msg_command (msg), "DONE") && strstr (msg_string (msg, 2), "success"));
-        if (streq (msg_string (msg, 1), "job000000012"))
+        assert (msg_id (msg) == MSG_ID_DONE);
+        assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_done_result (msg), "status")), "success"));
+        if (streq (msg_done_job_id (msg), "job000000012"))
             warm_answered = true;
         else
-        if (streq (msg_string (msg, 1), "job000000011")) {
+        if (streq (msg_done_job_id (msg), "job000000011")) {
             //  This one waited for a created sandbox: by then the warm call
             //  was answered and the worker went on heartbeating
             assert (warm_answered && heartbeats > 0);

@@ -36,7 +36,7 @@
 #define PLACE_DEADLINE_MS       5000    //  placement answers PLACE within this
 #define RUN_MARGIN_MS           5000    //  Slack over the worker's own bound before a run is lost
 #define GATEWAY_MARGIN_MS       5000    //  Slack over assignment's bounds for a gateway job
-#define DEFAULT_TIMEOUT_MS      30000   //  A function's timeout when its context has none
+#define DEFAULT_TIMEOUT_MS      30000   //  A function's timeout when none is given
 
 //  The longest a run may take on a worker before assignment gives up on it:
 //  cold runs also create the sandbox and load the code first.

@@ -339,71 +339,6 @@ msg_protocol_markdown (void)
 }
 
 //  --------------------------------------------------------------------------
-//  Legacy, being removed: positional access, used only by assignment.c and
-//  worker.c until they move to the typed functions
-
-const char *
-msg_picture (const char *command)
-{
-    const msg_spec_t *spec = s_spec (command);
-    return spec ? spec->picture : NULL;
-}
-
-int
-msg_send (zsock_t *dest, zframe_t *route, const char *command, ...)
-{
-    const char *picture = msg_picture (command);
-    if (!picture) {
-        zsys_error ("msg: cannot send unknown command '%s'", command);
-        return -1;
-    }
-    zmsg_t *zmsg = s_start (route, command);
-    va_list args;
-    va_start (args, command);
-    for (const char *p = picture; *p; p++) {
-        if (*p == 's' || *p == 'j') {
-            const char *text = va_arg (args, const char *);
-            zmsg_addstr (zmsg, text ? text : (*p == 'j' ? "null" : ""));
-        }
-        else
-        if (*p == 'i')
-            zmsg_addstrf (zmsg, "%" PRId64, va_arg (args, int64_t));
-        else {
-            const void *data = va_arg (args, const void *);
-            size_t size = va_arg (args, size_t);
-            zmsg_addmem (zmsg, data, data ? size : 0);
-        }
-    }
-    va_end (args);
-    return s_send (&zmsg, dest);
-}
-
-const char *
-msg_string (msg_t *self, int index)
-{
-    assert (index >= 0 && index < (int) strlen (self->spec->picture));
-    assert (self->spec->picture [index] != 'b');
-    return self->strings [index];
-}
-
-int64_t
-msg_int (msg_t *self, int index)
-{
-    assert (index >= 0 && index < (int) strlen (self->spec->picture));
-    assert (self->spec->picture [index] == 'i');
-    return self->ints [index];
-}
-
-const byte *
-msg_bytes (msg_t *self, int index, size_t *size_p)
-{
-    assert (index >= 0 && index < (int) strlen (self->spec->picture));
-    assert (self->spec->picture [index] == 'b');
-    *size_p = zframe_size (self->fields [index]);
-    return zframe_data (self->fields [index]);
-}
-
-//  --------------------------------------------------------------------------
 //  Selftest, generated from the declaration like the codec: every message
 //  goes both ways over a DEALER/ROUTER pair (inproc, then tcp on loopback)
 //  with sample values of each type, then with empty ones; every malformed
@@ -688,8 +623,8 @@ msg_test (bool verbose)
     }
     for (int link = 0; link < S_LINK_COUNT; link++)
         assert (used [link]);
-    assert (streq (msg_picture ("INVOKE"), "ssssssjbs"));
-    assert (msg_picture ("NOPE") == NULL);
+    assert (streq (s_spec ("INVOKE")->picture, "ssssssjbs"));
+    assert (s_spec ("NOPE") == NULL);
 
     s_test_protocol_doc ();
     s_test_malformed (verbose);
@@ -698,21 +633,19 @@ msg_test (bool verbose)
     s_test_roundtrips ("inproc://msg-test", verbose);
     s_test_roundtrips ("tcp://127.0.0.1:*", verbose);
 
-    //  The legacy positional functions still read what typed senders send
-    zsock_t *server = zsock_new_router ("inproc://msg-test-legacy");
-    zsock_t *client = zsock_new_dealer ("inproc://msg-test-legacy");
+    //  A j field sent as NULL arrives as JSON null; its text is "null"
+    zsock_t *server = zsock_new_router ("inproc://msg-test-null");
+    zsock_t *client = zsock_new_dealer ("inproc://msg-test-null");
     zsock_set_rcvtimeo (server, 10000);
     zsock_set_rcvtimeo (client, 10000);
-    assert (msg_send_reply (client, NULL, "r1", 42, "{\"a\":1}", "hi", 2) == 0);
+    assert (msg_send_pong (client, NULL) == 0);
     msg_t *msg = msg_recv (server, true);
-    assert (msg && streq (msg_string (msg, 0), "r1") && msg_int (msg, 1) == 42);
-    assert (streq (msg_string (msg, 2), "{\"a\":1}"));
-    size_t size;
-    assert (memcmp (msg_bytes (msg, 3, &size), "hi", 2) == 0 && size == 2);
-    assert (msg_send (server, msg_route (msg), "DONE", "e1", "j1", NULL, "warm") == 0);
+    assert (msg && msg_id (msg) == MSG_ID_PONG);
+    assert (msg_send_done (server, msg_route (msg), "e1", "j1", NULL, "warm") == 0);
     msg_destroy (&msg);
     msg = msg_recv (client, false);
     assert (msg && streq (msg_done_env_id (msg), "e1") && cJSON_IsNull (msg_done_result (msg)));
+    assert (streq (msg_done_result_text (msg), "null"));
 
     //  Asking a DONE for a RUN field is our bug, and asserts (in a child,
     //  which dies of it)
@@ -728,14 +661,13 @@ msg_test (bool verbose)
     assert (waitpid (child, &status, 0) == child);
     assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGABRT);
     msg_destroy (&msg);
-    assert (msg_send (client, NULL, "NOSUCHCOMMAND") == -1);
     zsock_destroy (&client);
     zsock_destroy (&server);
 
     //  A socket that cannot queue fails at once, never blocks: a DEALER
     //  with no peer, a PUSH past its high-water mark with nobody pulling
     zsock_t *lonely = zsock_new (ZMQ_DEALER);
-    assert (msg_send_run (lonely, NULL, "j", "k", "f", "p", 1, "{}", "{}") == -1);
+    assert (msg_send_run (lonely, NULL, "j", "k", "f", "p", 1, 1000, "{}", "{}") == -1);
     zsock_destroy (&lonely);
     zsock_t *push = zsock_new (ZMQ_PUSH);
     zsock_set_sndhwm (push, 2);

@@ -17,7 +17,7 @@
     is a bug in our code and asserts.
 
         if (msg_send_run (sock, NULL, job_id, pool_key, function_id, project_id,
-                          (int64_t) memory_mb, context_json, input_json))
+                          (int64_t) memory_mb, timeout_ms, context_json, input_json))
             ... the send failed: logged here, answer the caller ...
 
         msg_t *msg = msg_recv (sock, false);
@@ -127,28 +127,5 @@ char *
 
 void
     msg_test (bool verbose);
-
-//  --------------------------------------------------------------------------
-//  Legacy, being removed: only actors/assignment.c and actors/worker.c still
-//  use these positional functions; use the typed ones above everywhere else.
-
-//  The picture of a command's fields ("ssjb"), or NULL if unknown.
-const char *
-    msg_picture (const char *command);
-
-//  Send by picture: 's' and 'j' take const char *, 'i' takes int64_t, 'b'
-//  takes (const void *, size_t). Returns 0, or -1 for an unknown command or
-//  a send failure.
-int
-    msg_send (zsock_t *dest, zframe_t *route, const char *command, ...);
-
-//  Field by index (0 = first field after the command); msg_string also
-//  gives a 'j' field's text.
-const char *
-    msg_string (msg_t *self, int index);
-int64_t
-    msg_int (msg_t *self, int index);
-const byte *
-    msg_bytes (msg_t *self, int index, size_t *size_p);
 
 #endif

@@ -40,6 +40,7 @@
     LINK (ASSIGNMENT_PLACEMENT, "assignment ↔ placement") \
     LINK (ASSIGNMENT_WORKER,    "assignment ↔ worker") \
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
+    LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
     LINK (ANY,                  "Any actor")
 
 #define MSG_MESSAGES(MESSAGE) \
@@ -82,6 +83,12 @@
         "an idle environment died on its own") \
     MESSAGE (RECORD, record, GATEWAY_RECORDER, \
         "a run that happened (never for `rejected`/`unavailable`); written in batches") \
+    MESSAGE (API_REQUEST, api_request, HTTP_APIPOOL, \
+        "a control-plane request (`/api/...` other than invokes), down one idle pool thread's pipe " \
+        "(`core/apipool.c`)") \
+    MESSAGE (API_REPLY, api_reply, HTTP_APIPOOL, \
+        "the thread's answer, PUSHed to http's PULL socket; exactly once per API_REQUEST (one that comes " \
+        "after the request's deadline or its client left is dropped)") \
     MESSAGE (PING, ping, ANY, \
         "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
         "`PING` is a plain string, outside this codec") \
@@ -114,6 +121,7 @@
     FIELD (m, function_id, s, "") \
     FIELD (m, project_id,  s, "") \
     FIELD (m, memory_mb,   i, "") \
+    FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
     FIELD (m, function,    j, "(id, name, version, code, env, memory_mb, timeout_seconds, network_enabled, " \
                               "project_id, requirements_hash?)") \
     FIELD (m, input,       j, "")
@@ -162,6 +170,23 @@
     FIELD (m, row, j, ": id, function_id, input, output, status, error, source, http_method, http_path, logs, " \
                       "duration_us, cold_start, version, peak_memory_kb, created_at")
 
+//  http <-> control-plane pool
+#define MSG_FIELDS_API_REQUEST(FIELD, m) \
+    FIELD (m, id,            s, "(http's request id)") \
+    FIELD (m, method,        s, "") \
+    FIELD (m, path,          s, "") \
+    FIELD (m, query,         s, "(raw)") \
+    FIELD (m, body,          b, "") \
+    FIELD (m, user_id,       s, "(`\"\"` when the caller is not known yet)") \
+    FIELD (m, authorization, s, "(an API-token header the thread checks first, or `\"\"`)")
+#define MSG_FIELDS_API_REPLY(FIELD, m) \
+    FIELD (m, thread,        i, "(the pool thread's index)") \
+    FIELD (m, id,            s, "") \
+    FIELD (m, status,        i, "") \
+    FIELD (m, body,          s, "(the JSON response as text: http sends it on as it is)") \
+    FIELD (m, invalidate,    s, "(an INVALIDATE for gateway, or `\"\"`)") \
+    FIELD (m, unauthorized,  i, "(1 when the API token was refused)")
+
 //  anyone
 #define MSG_FIELDS_PING(FIELD, m)
 #define MSG_FIELDS_PONG(FIELD, m)
@@ -189,7 +214,9 @@
 "| assignment | assignment | ROUTER | gateway (DEALER) |\n" \
 "| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
 "| placement | placement | ROUTER | assignment (DEALER) |\n" \
-"| recorder | recorder | PULL | gateway (PUSH) |\n"
+"| recorder | recorder | PULL | gateway (PUSH) |\n" \
+"| `inproc://clowdy-apipool-*` (one per pool) | http | PULL | each control-plane pool thread (PUSH); " \
+"http sends API_REQUEST down a thread's actor pipe |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \

@@ -87,7 +87,7 @@ registry_remove (registry_t *self, registry_worker_t *worker, const char *why)
 }
 
 registry_worker_t *
-registry_ready (registry_t *self, const char *id, zframe_t *route, const char *info, int64_t now_ms)
+registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *info, int64_t now_ms)
 {
     if (!*id || strlen (id) > REGISTRY_ID_MAX) {
         zsys_warning ("registry: refused a READY with an empty or overlong worker id");
@@ -100,9 +100,7 @@ registry_ready (registry_t *self, const char *id, zframe_t *route, const char *i
     worker->id = strdup (id);
     worker->route = zframe_dup (route);
     worker->last_seen = now_ms;
-    cJSON *parsed = cJSON_Parse (info);
-    double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (parsed, "capacity_mb"));
-    cJSON_Delete (parsed);
+    double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "capacity_mb"));
     worker->capacity_mb = !isnan (capacity) && capacity >= 1 && capacity <= (double) (1L << 30)
                           ? (long) capacity : self->default_capacity_mb;
     zhashx_insert (self->workers, worker->id, worker);
@@ -257,6 +255,16 @@ s_test_lost (registry_worker_t *worker, const char *why, void *arg)
     snprintf (log->why, sizeof log->why, "%s", why);
 }
 
+//  registry_ready with info given as JSON text (NULL when it does not parse)
+static registry_worker_t *
+s_test_ready (registry_t *registry, const char *id, zframe_t *route, const char *info, int64_t now_ms)
+{
+    cJSON *parsed = cJSON_Parse (info);
+    registry_worker_t *worker = registry_ready (registry, id, route, parsed, now_ms);
+    cJSON_Delete (parsed);
+    return worker;
+}
+
 void
 registry_test (bool verbose)
 {
@@ -269,16 +277,16 @@ registry_test (bool verbose)
     zframe_t *route3 = zframe_new ("r3", 2);
 
     //  Register: capacity from info, the default when info has none or nonsense
-    registry_worker_t *w1 = registry_ready (registry, "w1", route1, "{\"capacity_mb\":512,\"host\":\"h\"}", 0);
-    registry_worker_t *w2 = registry_ready (registry, "w2", route2, "not json", 0);
+    registry_worker_t *w1 = s_test_ready (registry, "w1", route1, "{\"capacity_mb\":512,\"host\":\"h\"}", 0);
+    registry_worker_t *w2 = s_test_ready (registry, "w2", route2, "not json", 0);
     assert (w1 && w2 && registry_size (registry) == 2);
     assert (registry_worker_capacity_mb (w1) == 512);
     assert (registry_worker_capacity_mb (w2) == 4096);
-    assert (registry_ready (registry, "w3", route3, "{\"capacity_mb\":-5}", 0)
+    assert (s_test_ready (registry, "w3", route3, "{\"capacity_mb\":-5}", 0)
             && registry_worker_capacity_mb (registry_lookup (registry, "w3")) == 4096);
     registry_remove (registry, registry_lookup (registry, "w3"), "test");
     assert (log.count == 1 && streq (log.last, "w3"));
-    assert (registry_ready (registry, "", route3, "{}", 0) == NULL);
+    assert (s_test_ready (registry, "", route3, "{}", 0) == NULL);
     assert (registry_lookup (registry, "w1") == w1 && !registry_lookup (registry, "nope"));
 
     //  Capacity: reservations add up, fits says what is left, placement's list shows them
@@ -314,7 +322,7 @@ registry_test (bool verbose)
 
     //  A READY from a known id: it restarted, the old entry is lost first
     registry_reserve (w1, 100);
-    registry_worker_t *again = registry_ready (registry, "w1", route2, "{}", 5000);
+    registry_worker_t *again = s_test_ready (registry, "w1", route2, "{}", 5000);
     assert (log.count == 2 && streq (log.last, "w1") && streq (log.why, "re-registered"));
     assert (registry_size (registry) == 1 && registry_lookup (registry, "w1") == again);
     assert (registry_worker_memory_mb (again) == 0);

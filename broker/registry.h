@@ -27,7 +27,7 @@
 
         registry_t *registry = registry_new (4096);
         registry_set_lost_handler (registry, s_worker_lost, self);
-        registry_worker_t *worker = registry_ready (registry, "w1", route, "{\"capacity_mb\":2048}", now);
+        registry_worker_t *worker = registry_ready (registry, "w1", route, msg_ready_info (msg), now);
         registry_reserve (worker, 128);     //  an environment placed on it
         registry_touch (registry, worker, route, now);
         registry_purge (registry, zclock_mono ());
@@ -37,6 +37,7 @@
 #define CLOWDY_REGISTRY_H_INCLUDED
 
 #include <czmq.h>
+#include <cjson/cJSON.h>
 #include "broker/deadlines.h"
 
 typedef struct _registry_t registry_t;
@@ -57,11 +58,12 @@ void
 void
     registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *arg);
 
-//  READY from route: register worker id with info (JSON {capacity_mb, host};
-//  a missing or bad capacity means the default). Returns the new entry, or
+//  READY from route: register worker id with info (READY's parsed JSON
+//  {capacity_mb, host}, or NULL; a missing or bad capacity means the
+//  default). Returns the new entry, or
 //  NULL for an empty id or one longer than 255 bytes (logged).
 registry_worker_t *
-    registry_ready (registry_t *self, const char *id, zframe_t *route, const char *info, int64_t now_ms);
+    registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *info, int64_t now_ms);
 
 //  The worker with this id, or NULL.
 registry_worker_t *

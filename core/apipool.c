@@ -10,10 +10,11 @@
 
     How: each thread is a CZMQ actor with its own store connection, handler
     set (core/api.h) and auth_t (for API tokens only: checking one reads
-    SQLite). The owner (the http actor) talks to them by message: a REQUEST
-    goes down one thread's pipe, and every thread PUSHes its REPLY to one
-    PULL socket the owner polls. Both messages are declared once, as the
-    pictures below, and read only here.
+    SQLite). The owner (the http actor) talks to them by message: an
+    API_REQUEST goes down one thread's pipe, and every thread PUSHes its
+    API_REPLY to one PULL socket the owner polls. Both cross inproc sockets
+    as copies (no pointers), so they are declared in broker/msg_defs.h like
+    every other message and checked by its codec at receive.
 
     The owner keeps every job not yet answered in one list, in submission
     order, which is also deadline order since every job gets the same
@@ -32,18 +33,11 @@
     ========================================================================= */
 
 #include <czmq.h>
+#include "broker/msg.h"
 #include "core/apipool.h"
 #include "core/store.h"
 #include "core/tokens.h"
 #include "core/util.h"
-
-//  The two messages between owner and threads, declared once:
-//  REQUEST: command, id, method, path, query, body (bytes), user_id, authorization
-//  (owner -> one thread's pipe; "" for an absent string)
-#define S_REQUEST   "sssssbss"
-//  REPLY: thread index, id, status, body, invalidate ("" for none), unauthorized
-//  (thread -> the owner's PULL socket)
-#define S_REPLY     "isissi"
 
 //  What a thread needs to start
 typedef struct {
@@ -114,24 +108,36 @@ s_thread_run (zsock_t *pipe, void *argument)
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
 
     while (true) {
-        char *command = NULL, *id = NULL, *method = NULL, *path = NULL, *query = NULL;
-        char *user_id = NULL, *authorization = NULL;
-        byte *body = NULL;
-        size_t body_size = 0;
-        if (zsock_recv (pipe, S_REQUEST, &command, &id, &method, &path, &query,
-                        &body, &body_size, &user_id, &authorization))
+        zmsg_t *zmsg = zmsg_recv (pipe);
+        if (!zmsg)
             break;                  //  interrupted
-        bool stop = !command || streq (command, "$TERM");
-        if (!stop && ready && id && method && path && streq (command, "REQUEST")) {
+        //  "$TERM" is CZMQ's plain string on an actor pipe, outside the codec
+        char *first = zframe_strdup (zmsg_first (zmsg));
+        bool stop = !first || streq (first, "$TERM");
+        zstr_free (&first);
+        if (stop) {
+            zmsg_destroy (&zmsg);
+            break;
+        }
+        msg_t *msg = msg_decode (&zmsg, false);     //  Malformed: logged, dropped
+        if (msg && msg_id (msg) != MSG_ID_API_REQUEST)
+            zsys_warning ("apipool: thread %d: unexpected '%s'", args->index, msg_command (msg));
+        else
+        if (msg && ready) {
+            const char *id = msg_api_request_id (msg);
+            const char *authorization = msg_api_request_authorization (msg);
+            size_t body_size = 0;
+            const byte *body = msg_api_request_body (msg, &body_size);
             api_request_t req = {
-                .method = method, .path = path, .query = query, .body = (const char *) body,
-                .body_size = body_size, .user_id = user_id
+                .method = msg_api_request_method (msg), .path = msg_api_request_path (msg),
+                .query = msg_api_request_query (msg), .body = (const char *) body,
+                .body_size = body_size, .user_id = msg_api_request_user_id (msg)
             };
             api_response_t resp = { 0 };
             char user [AUTH_USER_ID_SIZE];
             const char *detail = NULL;
             bool unauthorized = false;
-            if (authorization && *authorization) {
+            if (*authorization) {
                 if (auth_check (auth, authorization, user, sizeof user, &detail) == 0)
                     req.user_id = user;
                 else {
@@ -142,25 +148,14 @@ s_thread_run (zsock_t *pipe, void *argument)
             }
             if (!unauthorized)
                 api_handle (api, &req, &resp);     //  -1 (not ours) leaves its 404
-            if (zsock_send (replies, S_REPLY, args->index, id, resp.status,
-                            resp.body? resp.body: "null", resp.invalidate? resp.invalidate: "",
-                            (int) unauthorized))
+            if (msg_send_api_reply (replies, NULL, args->index, id, resp.status,
+                                    resp.body? resp.body: "null", resp.invalidate? resp.invalidate: "",
+                                    (int64_t) unauthorized))
+                //  Cannot happen on our own inproc socket; the job's deadline answers it
                 zsys_error ("apipool: thread %d cannot send its reply for %s", args->index, id);
             api_response_reset (&resp);
         }
-        else
-        if (!stop)
-            zsys_warning ("apipool: thread %d: invalid message '%s'", args->index, command? command: "");
-        zstr_free (&command);
-        zstr_free (&id);
-        zstr_free (&method);
-        zstr_free (&path);
-        zstr_free (&query);
-        zstr_free (&user_id);
-        zstr_free (&authorization);
-        free (body);
-        if (stop)
-            break;
+        msg_destroy (&msg);
     }
     zsock_destroy (&replies);
     auth_destroy (&auth);
@@ -225,8 +220,8 @@ s_start_next (apipool_t *self)
         if (job->thread >= 0)
             continue;
         s_thread_t *thread = &self->threads [index];
-        if (zsock_send (thread->actor, S_REQUEST, "REQUEST", job->id, job->method, job->path, job->query,
-                        job->body, job->body_size, job->user_id, job->authorization)) {
+        if (msg_send_api_request (zactor_sock (thread->actor), NULL, job->id, job->method, job->path, job->query,
+                                  job->body, job->body_size, job->user_id, job->authorization)) {
             //  Cannot happen on an inproc pipe we own; the deadline answers it
             zsys_error ("apipool: cannot hand %s to thread %d", job->id, index);
             return;
@@ -371,43 +366,40 @@ apipool_recv (apipool_t *self)
     assert (self);
     if (!(zsock_events (self->replies) & ZMQ_POLLIN))
         return NULL;
-    int index = -1, status = 0, unauthorized = 0;
-    char *id = NULL, *body = NULL, *invalidate = NULL;
-    if (zsock_recv (self->replies, S_REPLY, &index, &id, &status, &body, &invalidate, &unauthorized))
-        return NULL;
+    msg_t *msg = msg_recv (self->replies, false);
+    if (!msg)
+        return NULL;                //  Malformed (logged) or interrupted
     apipool_reply_t *reply = NULL;
-    if (index < 0 || index >= self->thread_count || !id || !body || !invalidate
+    int64_t index = msg_id (msg) == MSG_ID_API_REPLY? msg_api_reply_thread (msg): -1;
+    const char *id = index >= 0? msg_api_reply_id (msg): "";
+    if (index < 0 || index >= self->thread_count
     ||  !self->threads [index].job_id || strneq (self->threads [index].job_id, id))
-        zsys_error ("apipool: malformed reply from thread %d dropped", index);
+        zsys_error ("apipool: unexpected reply from thread %" PRId64 " dropped", index);
     else {
         s_thread_t *thread = &self->threads [index];
+        int64_t status = msg_api_reply_status (msg);
         void *handle = NULL;
         s_job_t *job = thread->abandon == S_WANTED? s_job_find (self, id, &handle): NULL;
         if (job) {
+            const char *invalidate = msg_api_reply_invalidate (msg);
             reply = (apipool_reply_t *) zmalloc (sizeof (apipool_reply_t));
-            reply->id = id;
-            id = NULL;
-            reply->status = status >= 100 && status <= 599? status: 500;
-            reply->body = body;
-            body = NULL;
-            reply->invalidate = *invalidate? invalidate: NULL;
-            if (*invalidate)
-                invalidate = NULL;
-            reply->unauthorized = unauthorized != 0;
+            reply->id = strdup (id);
+            reply->status = status >= 100 && status <= 599? (int) status: 500;
+            reply->body = strdup (msg_api_reply_body (msg));
+            reply->invalidate = *invalidate? strdup (invalidate): NULL;
+            reply->unauthorized = msg_api_reply_unauthorized (msg) != 0;
             zlistx_delete (self->jobs, handle);
         }
         else
         if (thread->abandon == S_EXPIRED)
-            zsys_warning ("apipool: late reply for %s (status %d) dropped: its deadline had passed",
+            zsys_warning ("apipool: late reply for %s (status %" PRId64 ") dropped: its deadline had passed",
                           id, status);
         else
             zsys_debug ("apipool: reply for %s dropped: its client went away", id);
         zstr_free (&thread->job_id);
         s_start_next (self);
     }
-    zstr_free (&id);
-    zstr_free (&body);
-    zstr_free (&invalidate);
+    msg_destroy (&msg);
     return reply;
 }
 
