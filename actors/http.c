@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include "actors/http.h"
 #include "broker/actor.h"
+#include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/api.h"
@@ -45,6 +46,10 @@
 #include "core/auth.h"
 #include "core/config.h"
 #include "core/util.h"
+
+//  INVALIDATEs kept while gateway's queue is full (far above what the
+//  control-plane pool's bounded queue can produce meanwhile)
+#define HTTP_INVALIDATE_BACKLOG 10000
 
 typedef struct _request_t request_t;
 
@@ -67,6 +72,9 @@ typedef struct {
     bool terminated;                //  Did caller ask us to quit?
     bool draining;                  //  $TERM received; finishing requests in flight
     int64_t drain_deadline;         //  Monotonic ms when draining gives up
+    int64_t park_ms;                //  How long a call may stay parked on gateway
+    int64_t next_expiry;            //  Monotonic ms of the next look for expired calls
+    zlistx_t *invalidates;          //  INVALIDATEs gateway's full queue could not take yet
 } self_t;
 
 struct _request_t {
@@ -80,6 +88,7 @@ struct _request_t {
     bool dispatched;                //  Handler has acted on the full request
     bool parked;                    //  Suspended, waiting for the gateway or the pool
     bool on_pool;                   //  Parked on the control-plane pool
+    int64_t deadline;               //  Monotonic ms when a call parked on gateway gives up
     bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
@@ -164,6 +173,18 @@ s_respond_detail (request_t *request, struct MHD_Connection *connection, int sta
     return s_respond (request, connection, status, "application/json", body, strlen (body), NULL);
 }
 
+//  A 503 for a full queue: the caller may retry in a second
+static enum MHD_Result
+s_respond_busy (request_t *request, struct MHD_Connection *connection, const char *detail)
+{
+    cJSON *headers = cJSON_CreateObject ();
+    cJSON_AddStringToObject (headers, "Retry-After", "1");
+    char *body = api_detail_json (detail);
+    enum MHD_Result rc = s_respond (request, connection, 503, "application/json", body, strlen (body), headers);
+    cJSON_Delete (headers);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Static files of the web UI
 
@@ -232,6 +253,36 @@ s_collect_header (void *cls, enum MHD_ValueKind kind, const char *key, const cha
     return MHD_YES;
 }
 
+//  Send what waits in the INVALIDATE backlog, oldest first, until the
+//  gateway's queue is full. True when the backlog is empty.
+static bool
+s_flush_invalidates (self_t *self)
+{
+    char *what;
+    while ((what = (char *) zlistx_first (self->invalidates))) {
+        if (msg_send_invalidate (self->gateway, NULL, what))
+            return false;
+        zlistx_delete (self->invalidates, zlistx_cursor (self->invalidates));
+    }
+    return true;
+}
+
+//  Tell the gateway what a control-plane write changed. The write is done,
+//  so this must not be lost: when gateway's queue is full it waits in the
+//  backlog, which goes out before any later INVOKE (read-your-writes).
+static void
+s_send_invalidate (self_t *self, const char *what)
+{
+    if (zlistx_size (self->invalidates) >= HTTP_INVALIDATE_BACKLOG) {
+        //  Never expected: writes are bounded by the pool's queue
+        zsys_error ("http: INVALIDATE backlog full; dropped '%s' (gateway may serve it stale)", what);
+        return;
+    }
+    zlistx_add_end (self->invalidates, strdup (what));
+    if (!s_flush_invalidates (self))
+        zsys_warning ("http: gateway's queue is full; INVALIDATE %s waits in the backlog", what);
+}
+
 static enum MHD_Result
 s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, const char *method,
                       const char *kind, const char *target, const char *user_id)
@@ -250,6 +301,13 @@ s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, con
     cJSON_Delete (headers);
 
     util_new_id (request->id);
+    //  Invalidations not yet sent go first, so this call sees those writes
+    if (!s_flush_invalidates (self)) {
+        free (raw_path);
+        free (headers_text);
+        zsys_warning ("http: gateway's queue is full; request %s answered 503", request->id);
+        return s_respond_busy (request, connection, "The gateway could not take the call; retry shortly");
+    }
     int rc = msg_send_invoke (self->gateway, NULL, request->id, kind, target, method,
                               raw_path, question ? question + 1 : "", headers_text,
                               request->body, request->body_size, user_id);
@@ -257,13 +315,47 @@ s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, con
     free (headers_text);
     if (rc) {
         zsys_error ("http: could not send INVOKE for request %s to gateway", request->id);
-        return s_respond_detail (request, connection, 503, "The gateway could not take the call; retry shortly");
+        return s_respond_busy (request, connection, "The gateway could not take the call; retry shortly");
     }
     request->parked = true;
     request->connection = connection;
+    request->deadline = zclock_mono () + self->park_ms;
     zhashx_insert (self->pending, request->id, request);
     MHD_suspend_connection (connection);
     return MHD_YES;
+}
+
+//  Calls parked on gateway past their deadline: gateway is lost (wedged, or
+//  its answer dropped), so the client gets 504 now and a late REPLY is
+//  dropped. Control-plane requests have the pool's own deadlines.
+static void
+s_expire_parked (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now < self->next_expiry)
+        return;
+    self->next_expiry = now + 1000;
+    zlistx_t *expired = zlistx_new ();
+    for (request_t *request = (request_t *) zhashx_first (self->pending); request;
+         request = (request_t *) zhashx_next (self->pending))
+        if (!request->on_pool && request->parked && now > request->deadline)
+            zlistx_add_end (expired, request);
+    for (request_t *request = (request_t *) zlistx_first (expired); request;
+         request = (request_t *) zlistx_next (expired)) {
+        zsys_warning ("http: no answer from gateway for request %s %s by its deadline; answered 504",
+                      request->id, request->path_copy ? request->path_copy : "");
+        zhashx_delete (self->pending, request->id);
+        char *body = api_detail_json ("The call got no answer in time: the server lost track of it. "
+                                      "It may or may not have run; check the function's invocation log");
+        request->reply_status = 504;
+        request->reply_headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (request->reply_headers, "Content-Type", "application/json");
+        request->reply_body = body;
+        request->reply_size = strlen (body);
+        request->parked = false;
+        MHD_resume_connection (request->connection);
+    }
+    zlistx_destroy (&expired);
 }
 
 static void
@@ -287,7 +379,8 @@ s_handle_gateway_reply (self_t *self)
             request->parked = false;
             MHD_resume_connection (request->connection);
         }
-        //  else: the client went away and the request was freed; drop the reply
+        else    //  The client went away, or the call expired: drop the reply
+            zsys_info ("http: dropped a REPLY for request %s, no longer waiting", msg_reply_request_id (msg));
     }
     else
         zsys_warning ("http: unexpected '%s' from gateway", msg_command (msg));
@@ -328,14 +421,6 @@ s_jwks_refresher (zsock_t *pipe, void *auth)
 //  --------------------------------------------------------------------------
 //  Requests for the control-plane pool
 
-//  Tell the gateway what a control-plane write changed
-static void
-s_send_invalidate (self_t *self, const char *what)
-{
-    if (msg_send_invalidate (self->gateway, NULL, what))
-        zsys_error ("http: cannot send INVALIDATE %s to the gateway", what);
-}
-
 static enum MHD_Result
 s_forward_to_pool (request_t *request, struct MHD_Connection *connection, const api_request_t *api_request,
                    const char *authorization)
@@ -347,12 +432,7 @@ s_forward_to_pool (request_t *request, struct MHD_Connection *connection, const 
     if (apipool_submit (self->apipool, request->id, api_request, authorization)) {
         zsys_warning ("http: control-plane queue full: %s %s answered 503", api_request->method,
                       api_request->path);
-        cJSON *headers = cJSON_CreateObject ();
-        cJSON_AddStringToObject (headers, "Retry-After", "1");
-        char *body = api_detail_json ("The control plane is busy; try again shortly");
-        enum MHD_Result rc = s_respond (request, connection, 503, "application/json", body, strlen (body), headers);
-        cJSON_Delete (headers);
-        return rc;
+        return s_respond_busy (request, connection, "The control plane is busy; try again shortly");
     }
     request->parked = request->on_pool = true;
     request->connection = connection;
@@ -687,6 +767,9 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     self->config = args->config;
     self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
     self->pending = zhashx_new ();
+    self->invalidates = zlistx_new ();
+    zlistx_set_destructor (self->invalidates, (zlistx_destructor_fn *) zstr_free);
+    self->park_ms = deadlines_http_ms (self->config->max_timeout_seconds * 1000LL);
 
     //  This thread never touches SQLite: handlers without a store here,
     //  the control-plane threads (each with its own store) for the rest
@@ -767,6 +850,7 @@ failed:
     apipool_destroy (&self->apipool);
     api_destroy (&self->api);
     zhashx_destroy (&self->pending);
+    zlistx_destroy (&self->invalidates);
     free (self);
     return NULL;
 }
@@ -794,6 +878,7 @@ s_self_destroy (self_t **self_p)
         apipool_destroy (&self->apipool);
         api_destroy (&self->api);
         zhashx_destroy (&self->pending);
+        zlistx_destroy (&self->invalidates);
         free (self);
         *self_p = NULL;
     }
@@ -819,6 +904,14 @@ s_self_handle_pipe (self_t *self)
     else
     if (streq (command, "PING"))
         zstr_send (self->pipe, "PONG");
+    else
+    if (streq (command, "PARK-MS")) {
+        //  Test hook: how long a call may stay parked on gateway
+        char *value = zstr_recv (self->pipe);
+        if (value && atoll (value) > 0)
+            self->park_ms = atoll (value);
+        zstr_free (&value);
+    }
     else
         zsys_warning ("http: invalid pipe command '%s'", command);
     zstr_free (&command);
@@ -871,6 +964,8 @@ http_actor (zsock_t *pipe, void *args)
         while (zsock_events (self->gateway) & ZMQ_POLLIN)
             s_handle_gateway_reply (self);
         s_handle_pool (self);
+        s_flush_invalidates (self);
+        s_expire_parked (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
             self->terminated = true;
@@ -991,6 +1086,33 @@ http_test (bool verbose)
         have += (size_t) got;
     close (fd);
     assert (strstr (answer, "202") && strstr (answer, "X-Answer: 42") && strstr (answer, "\r\n\r\nbye"));
+
+    //  A call that gateway never answers gets 504 at its deadline, and the
+    //  late REPLY is dropped without harm
+    zstr_sendm (http, "PARK-MS");
+    zstr_send (http, "300");
+    zstr_send (http, "PING");
+    char *pong = zstr_recv (http);
+    zstr_free (&pong);
+    fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (connect (fd, (struct sockaddr *) &address, sizeof address) == 0);
+    text = "POST /api/invoke/aaaaaaaaaaaa HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}";
+    assert (write (fd, text, strlen (text)) == (ssize_t) strlen (text));
+    assert (zpoller_wait (poller, 5000) == gateway);
+    msg = msg_recv (gateway, true);
+    assert (msg && msg_id (msg) == MSG_ID_INVOKE);
+    shutdown (fd, SHUT_WR);
+    memset (answer, 0, sizeof answer);
+    have = 0;
+    while ((got = read (fd, answer + have, sizeof answer - 1 - have)) > 0)
+        have += (size_t) got;
+    close (fd);
+    assert (strstr (answer, "504") && strstr (answer, "no answer in time"));
+    assert (msg_send_reply (gateway, msg_route (msg), msg_invoke_request_id (msg), 200, "{}", "late", 4) == 0);
+    msg_destroy (&msg);
+    reply = s_http_exchange (port, "GET /api/health HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "200 OK"));
+    free (reply);
 
     zpoller_destroy (&poller);
     zactor_destroy (&http);

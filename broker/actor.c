@@ -33,7 +33,8 @@ typedef struct {
 
 //  The actor named by CLOWDY_DEBUG_WEDGE, or NULL. Set once by main before
 //  any actor starts, read-only afterwards.
-static const char *s_wedge_name = NULL;
+static char s_wedge_name [64];
+static int64_t s_wedge_ms = 0;       //  0: for ever
 
 //  True in the thread of the actor to wedge
 static __thread bool s_wedged = false;
@@ -42,7 +43,7 @@ static void
 s_shim (zsock_t *pipe, void *arg)
 {
     start_t start = *(start_t *) arg;
-    s_wedged = s_wedge_name && start.name && streq (s_wedge_name, start.name);
+    s_wedged = *s_wedge_name && start.name && streq (s_wedge_name, start.name);
     zsock_signal (pipe, 0);
     start.handler (pipe, start.args);
 }
@@ -98,7 +99,10 @@ void
 actor_ready (zsock_t *pipe)
 {
     zstr_send (pipe, "READY");
-    while (s_wedged)                //  Test hook: see actor.h
+    if (s_wedged && s_wedge_ms > 0) //  Test hook: see actor.h
+        zclock_sleep ((int) s_wedge_ms);
+    else
+    while (s_wedged)
         zclock_sleep (3600 * 1000);
 }
 
@@ -122,9 +126,20 @@ actor_failed (zsock_t *pipe, const char *format, ...)
 }
 
 void
-actor_set_wedge (const char *name)
+actor_set_wedge (const char *spec)
 {
-    s_wedge_name = name && *name ? name : NULL;
+    *s_wedge_name = 0;
+    s_wedge_ms = 0;
+    if (!spec || !*spec)
+        return;
+    const char *colon = strchr (spec, ':');
+    size_t len = colon ? (size_t) (colon - spec) : strlen (spec);
+    if (len >= sizeof s_wedge_name)
+        return;
+    memcpy (s_wedge_name, spec, len);
+    s_wedge_name [len] = 0;
+    if (colon)
+        s_wedge_ms = atoll (colon + 1);
 }
 
 //  --------------------------------------------------------------------------

@@ -16,6 +16,9 @@
         gateway      a job waiting for RESULT: everything assignment may take
                      (queue + placement + cold run) + a margin; the client
                      gets 504 and the invocation is recorded as such.
+        http         a call parked on gateway: gateway's bound for the
+                     largest --max-timeout + a margin, for a gateway that
+                     is lost; the client gets 504.
         registry     a worker silent for WORKER_EXPIRY_MS is dead: its runs
                      are answered "lost" at once.
 
@@ -37,6 +40,7 @@
 #define RUN_MARGIN_MS           5000    //  Slack over the worker's own bound before a run is lost
 #define GATEWAY_MARGIN_MS       5000    //  Slack over assignment's bounds for a gateway job
 #define DEFAULT_TIMEOUT_MS      30000   //  A function's timeout when none is given
+#define HTTP_MARGIN_MS          5000    //  Slack over gateway's bound for a parked HTTP call
 
 //  The longest a run may take on a worker before assignment gives up on it:
 //  cold runs also create the sandbox and load the code first.
@@ -62,6 +66,16 @@ deadlines_job_ms (int64_t timeout_ms)
 {
     return deadlines_queue_ms (timeout_ms) + PLACE_DEADLINE_MS + deadlines_run_ms (timeout_ms, true)
            + GATEWAY_MARGIN_MS;
+}
+
+//  How long http keeps a call parked on gateway: gateway's own bound for
+//  the longest timeout any function may have (--max-timeout), plus a margin.
+//  It fires only when gateway itself is lost; gateway answers first for
+//  every call whose function it knows.
+static inline int64_t
+deadlines_http_ms (int64_t max_timeout_ms)
+{
+    return deadlines_job_ms (max_timeout_ms) + HTTP_MARGIN_MS;
 }
 
 #endif

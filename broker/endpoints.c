@@ -25,6 +25,10 @@ const char *endpoints_names [] = {
 //  Why this thread's last bind or connect failed (see endpoints_error)
 static __thread char s_error [320];
 
+//  Messages queued per peer and direction: ENDPOINTS_HWM, or
+//  CLOWDY_ENDPOINTS_HWM (set once by endpoints_load_env, before any actor)
+static int s_hwm = ENDPOINTS_HWM;
+
 struct _endpoints_t {
     zhash_t *table;                 //  name -> endpoint string (owned)
     zcert_t *server;                //  CURVE server keys (secret only where we bind), or NULL
@@ -95,6 +99,17 @@ int
 endpoints_load_env (endpoints_t *self)
 {
     int rc = 0;
+    const char *hwm = getenv ("CLOWDY_ENDPOINTS_HWM");
+    if (hwm) {
+        char *end;
+        long value = strtol (hwm, &end, 10);
+        if (*end || value < 1 || value > 1000000) {
+            zsys_error ("endpoints: CLOWDY_ENDPOINTS_HWM='%s' is not a number from 1 to 1000000", hwm);
+            rc = -1;
+        }
+        else
+            s_hwm = (int) value;
+    }
     for (const char **name = endpoints_names; *name; name++) {
         char variable [64];
         snprintf (variable, sizeof variable, "CLOWDY_ENDPOINT_%s", *name);
@@ -202,8 +217,14 @@ s_socket_new (const char *name, const char *endpoint, int type)
         snprintf (s_error, sizeof s_error, "no socket for endpoint '%s'", name);
         return NULL;
     }
-    zsock_set_sndhwm (sock, ENDPOINTS_HWM);
-    zsock_set_rcvhwm (sock, ENDPOINTS_HWM);
+    //  Requests queue up to the high-water mark and are refused past it (the
+    //  caller answers 503). Answers (a service's ROUTER, a worker's DEALER
+    //  to assignment) and invocation records must not be refused: their
+    //  number is already bounded by the requests outstanding, so their
+    //  limit is far above it, and a full queue there is a bug to log.
+    bool answers = type == ZMQ_ROUTER || type == ZMQ_PUSH || (type == ZMQ_DEALER && streq (name, "worker"));
+    zsock_set_sndhwm (sock, answers ? ENDPOINTS_ANSWER_HWM : s_hwm);
+    zsock_set_rcvhwm (sock, s_hwm);
     zsock_set_sndtimeo (sock, 0);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1);

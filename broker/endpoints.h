@@ -22,7 +22,8 @@
 //  with -1 rather than blocking the actor's loop, and the caller answers 503.
 //  The bench's 64 connections keep far fewer than this in flight: a queue
 //  fills only when its reader has stopped reading.
-#define ENDPOINTS_HWM   1000
+#define ENDPOINTS_HWM   1000    //  Default; CLOWDY_ENDPOINTS_HWM overrides it
+#define ENDPOINTS_ANSWER_HWM 100000 //  Send limit of sockets that carry answers
 
 typedef struct _endpoints_t endpoints_t;
 
@@ -76,7 +77,10 @@ int
 //  and endpoints_error says why).
 //  Sockets from endpoints_bind and endpoints_connect have send and receive
 //  high-water marks of ENDPOINTS_HWM and a send timeout of 0: a send that
-//  cannot be queued returns -1 (errno EAGAIN) instead of blocking. A ROUTER
+//  cannot be queued returns -1 (errno EAGAIN) instead of blocking. Sockets
+//  that carry answers (ROUTERs, PUSH, a worker's DEALER) send up to
+//  ENDPOINTS_ANSWER_HWM: an answer is never refused while its request was
+//  taken, since the requests outstanding bound how many there can be. A ROUTER
 //  is also mandatory: a send to a peer that is gone returns -1 (EHOSTUNREACH)
 //  instead of vanishing. A message that fails is not queued at all.
 zsock_t *
