@@ -47,6 +47,8 @@ typedef struct {
     int epoll_fd;                   //  MHD's epoll fd, polled by us
     int port;                       //  Bound TCP port
     zsock_t *gateway;               //  DEALER to the gateway actor
+    zsock_t *agent;                 //  DEALER to the agent actor (POST /api/chat)
+    int64_t next_chat_sweep;        //  Monotonic ms of the next check for expired chats
     store_t *store;                 //  Our own store connection
     api_t *api;                     //  Control-plane handlers
     auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
@@ -72,6 +74,8 @@ struct _request_t {
     bool dispatched;                //  Handler has acted on the full request
     bool parked;                    //  Suspended, waiting for the gateway
     bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
+    bool chat;                      //  Parked on the agent (POST /api/chat)
+    int64_t deadline;               //  Chats: monotonic ms when we answer 504 ourselves
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
     int reply_status;               //  Status from the gateway REPLY
@@ -286,6 +290,92 @@ s_handle_gateway_reply (self_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  POST /api/chat: parked on the agent actor until its ANSWER or a deadline
+//  (the chat's time budget plus a margin: the agent answers 504 itself at
+//  the budget, so ours only fires if the agent is stuck)
+
+#define CHAT_MARGIN_MS 10000
+
+static enum MHD_Result
+s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const char *method,
+                    const char *user_id)
+{
+    self_t *self = request->self;
+    if (strneq (method, "POST"))
+        return s_respond_detail (request, connection, 405, "Method not allowed");
+    if (self->draining)
+        return s_respond_detail (request, connection, 503, "Server is shutting down");
+    util_new_id (request->id);
+    if (msg_send_chat (self->agent, NULL, request->id, user_id, request->body, request->body_size)) {
+        zsys_error ("http: could not send CHAT for request %s to the agent", request->id);
+        return s_respond_detail (request, connection, 503, "The assistant could not take the chat; retry shortly");
+    }
+    request->parked = request->chat = true;
+    request->deadline = zclock_mono () + self->config->ai_timeout * 1000 + CHAT_MARGIN_MS;
+    request->connection = connection;
+    zhashx_insert (self->pending, request->id, request);
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+static void
+s_handle_agent_answer (self_t *self)
+{
+    msg_t *msg = msg_recv (self->agent, false);
+    if (!msg)
+        return;
+    request_t *request = msg_id (msg) == MSG_ID_ANSWER
+                       ? (request_t *) zhashx_lookup (self->pending, msg_answer_request_id (msg)) : NULL;
+    if (request) {
+        zhashx_delete (self->pending, request->id);
+        int64_t status = msg_answer_status (msg);
+        request->reply_status = status >= 100 && status <= 599 ? (int) status : 502;
+        request->reply_headers = msg_answer_headers_take (msg);
+        size_t size;
+        const byte *body = msg_answer_body (msg, &size);
+        request->reply_body = (char *) malloc (size ? size : 1);
+        memcpy (request->reply_body, body, size);
+        request->reply_size = size;
+        request->parked = false;
+        MHD_resume_connection (request->connection);
+    }
+    else
+    if (msg_id (msg) != MSG_ID_ANSWER)
+        zsys_warning ("http: unexpected '%s' from the agent", msg_command (msg));
+    //  else: the client went away or the deadline answered it; drop the answer
+    msg_destroy (&msg);
+}
+
+//  Chats past their deadline: 504, and the agent is told to stop
+static void
+s_expire_chats (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now < self->next_chat_sweep)
+        return;
+    self->next_chat_sweep = now + 250;
+    zlistx_t *expired = zlistx_new ();
+    for (request_t *request = (request_t *) zhashx_first (self->pending); request;
+         request = (request_t *) zhashx_next (self->pending))
+        if (request->chat && now >= request->deadline)
+            zlistx_add_end (expired, request);
+    for (request_t *request = (request_t *) zlistx_first (expired); request;
+         request = (request_t *) zlistx_next (expired)) {
+        zhashx_delete (self->pending, request->id);
+        if (msg_send_cancel (self->agent, NULL, request->id))
+            zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
+        char *body = api_detail_json ("The assistant did not answer in time (the --ai-timeout budget "
+                                      "and a margin); try again");
+        request->parked = false;
+        request->reply_status = 504;
+        request->reply_body = body;
+        request->reply_size = strlen (body);
+        MHD_resume_connection (request->connection);
+    }
+    zlistx_destroy (&expired);
+}
+
+//  --------------------------------------------------------------------------
 //  JWKS refresher: fetches the provider's keys at start and before they age
 //  out, from its own thread, so requests never wait for the provider (see
 //  auth_refresh). auth_t is thread-safe; this actor only calls auth_refresh.
@@ -490,6 +580,8 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
     }
     if (streq (url, "/api/tokens") || strncmp (url, "/api/tokens/", 12) == 0)
         return s_handle_tokens (request, connection, url, method, user_id);
+    if (streq (url, "/api/chat"))
+        return s_forward_to_agent (request, connection, method, user_id);
 
     api_request_t api_request = {
         .method = method, .path = url, .body = request->body, .body_size = request->body_size,
@@ -595,6 +687,9 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
         return;
     if (request->parked)
         zhashx_delete (self->pending, request->id);
+    //  The client went away mid-chat (the UI's stop button): stop the loop
+    if (request->parked && request->chat && msg_send_cancel (self->agent, NULL, request->id))
+        zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
     if (request->awaiting_keys) {
         void *handle = zlistx_find (self->key_waiters, request);
         if (handle)
@@ -692,6 +787,9 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         goto failed;
     zsock_set_sndhwm (self->gateway, 0);
     zsock_set_rcvhwm (self->gateway, 0);
+    self->agent = endpoints_connect (args->endpoints, "agent", ZMQ_DEALER);
+    if (!self->agent)
+        goto failed;
 
     struct sockaddr_storage address;
     socklen_t address_size;
@@ -727,6 +825,7 @@ failed:
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     zsock_destroy (&self->gateway);
+    zsock_destroy (&self->agent);
     zactor_destroy (&self->jwks_refresher);
     zlistx_destroy (&self->key_waiters);
     auth_destroy (&self->auth);
@@ -752,6 +851,7 @@ s_self_destroy (self_t **self_p)
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
         zsock_destroy (&self->gateway);
+        zsock_destroy (&self->agent);
         zactor_destroy (&self->jwks_refresher);
         zlistx_destroy (&self->key_waiters);
         auth_destroy (&self->auth);
@@ -805,9 +905,10 @@ http_actor (zsock_t *pipe, void *args)
         { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->gateway), 0, ZMQ_POLLIN, 0 },
         { NULL, self->epoll_fd, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->agent), 0, ZMQ_POLLIN, 0 },
         { self->jwks_refresher ? zsock_resolve (self->jwks_refresher) : NULL, 0, ZMQ_POLLIN, 0 }
     };
-    int item_count = self->jwks_refresher ? 4 : 3;
+    int item_count = self->jwks_refresher ? 5 : 4;
     while (!self->terminated) {
         MHD_UNSIGNED_LONG_LONG mhd_timeout;
         long timeout = 1000;
@@ -820,7 +921,7 @@ http_actor (zsock_t *pipe, void *args)
             break;
         if (items [0].revents & ZMQ_POLLIN)
             s_self_handle_pipe (self);
-        if (item_count == 4 && (items [3].revents & ZMQ_POLLIN)) {
+        if (item_count == 5 && (items [4].revents & ZMQ_POLLIN)) {
             char *reply = zstr_recv (self->jwks_refresher);
             if (reply && streq (reply, "FETCHED")) {
                 //  Check the parked requests again against the keys we have now
@@ -831,6 +932,9 @@ http_actor (zsock_t *pipe, void *args)
         }
         while (zsock_events (self->gateway) & ZMQ_POLLIN)
             s_handle_gateway_reply (self);
+        while (zsock_events (self->agent) & ZMQ_POLLIN)
+            s_handle_agent_answer (self);
+        s_expire_chats (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
             self->terminated = true;

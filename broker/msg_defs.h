@@ -40,6 +40,7 @@
     LINK (ASSIGNMENT_PLACEMENT, "assignment ↔ placement") \
     LINK (ASSIGNMENT_WORKER,    "assignment ↔ worker") \
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
+    LINK (HTTP_AGENT,           "http ↔ agent") \
     LINK (ANY,                  "Any actor")
 
 #define MSG_MESSAGES(MESSAGE) \
@@ -78,6 +79,13 @@
         "an idle environment died on its own") \
     MESSAGE (RECORD, record, GATEWAY_RECORDER, \
         "a run that happened (never for `rejected`/`unavailable`); written in batches") \
+    MESSAGE (CHAT, chat, HTTP_AGENT, \
+        "a `POST /api/chat` arrived from an authenticated user; http has suspended the connection until " \
+        "ANSWER or its deadline (the chat time budget plus a margin)") \
+    MESSAGE (ANSWER, answer, HTTP_AGENT, \
+        "the chat is over: the reply, or why it failed (exactly once per CHAT, unless cancelled)") \
+    MESSAGE (CANCEL, cancel, HTTP_AGENT, \
+        "the client went away or http's deadline passed: stop that chat's loop; its ANSWER, if any, is dropped") \
     MESSAGE (PING, ping, ANY, \
         "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
         "`PING` is a plain string, outside this codec") \
@@ -87,7 +95,8 @@
 //  http <-> gateway
 #define MSG_FIELDS_INVOKE(FIELD, m) \
     FIELD (m, request_id, s, "") \
-    FIELD (m, kind,       s, "(`direct`/`gateway`)") \
+    FIELD (m, kind,       s, "(`direct`/`gateway`/`agent`: a direct call made by the assistant's tool, " \
+                              "recorded with source `agent`)") \
     FIELD (m, target,     s, "") \
     FIELD (m, method,     s, "") \
     FIELD (m, path,       s, "(raw, as sent)") \
@@ -158,6 +167,19 @@
     FIELD (m, row, j, ": id, function_id, input, output, status, error, source, http_method, http_path, logs, " \
                       "duration_us, cold_start, version, peak_memory_kb, created_at")
 
+//  http <-> agent
+#define MSG_FIELDS_CHAT(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, user_id,    s, "(the tools act as this user)") \
+    FIELD (m, body,       b, "(as sent: `{messages: [{role, content}]}`)")
+#define MSG_FIELDS_ANSWER(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, status,     i, "") \
+    FIELD (m, headers,    j, "") \
+    FIELD (m, body,       b, "")
+#define MSG_FIELDS_CANCEL(FIELD, m) \
+    FIELD (m, request_id, s, "")
+
 //  anyone
 #define MSG_FIELDS_PING(FIELD, m)
 #define MSG_FIELDS_PONG(FIELD, m)
@@ -181,11 +203,12 @@
 "## Sockets\n" \
 "| endpoint | bound by | socket | who connects |\n" \
 "|---|---|---|---|\n" \
-"| gateway | gateway | ROUTER | http (DEALER) |\n" \
+"| gateway | gateway | ROUTER | http, and the agent's chat threads (INVOKE of kind `agent`, INVALIDATE) (DEALER) |\n" \
 "| assignment | assignment | ROUTER | gateway (DEALER) |\n" \
 "| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
 "| placement | placement | ROUTER | assignment (DEALER) |\n" \
-"| recorder | recorder | PULL | gateway (PUSH) |\n"
+"| recorder | recorder | PULL | gateway (PUSH) |\n" \
+"| agent | agent | ROUTER | http (DEALER) |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \

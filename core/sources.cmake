@@ -13,3 +13,7 @@ list (APPEND CLOWDY_SOURCES core/gwmap.c)     # gateway event and result mapping
 list (APPEND CLOWDY_SELFTESTS gwmap)
 list (APPEND CLOWDY_SOURCES core/auth.c)      # JWT/JWKS and API tokens
 list (APPEND CLOWDY_SELFTESTS auth)
+list (APPEND CLOWDY_SOURCES core/llm.c)       # OpenAI-compatible chat completions client
+list (APPEND CLOWDY_SELFTESTS llm)
+list (APPEND CLOWDY_SOURCES core/tools.c)     # the assistant's tools, as the calling user
+list (APPEND CLOWDY_SELFTESTS tools)

@@ -1,0 +1,440 @@
+/*  =========================================================================
+    llm - one call to an OpenAI-compatible chat completions API
+
+    Groq, OpenAI, Ollama, llama.cpp's server and vLLM all speak the same
+    format: POST {base}/chat/completions with {model, messages, tools,
+    tool_choice}; the reply's choices[0].message holds content and
+    tool_calls [{id, type: "function", function: {name, arguments}}], where
+    arguments is a JSON document *as a string*. Providers differ at the
+    edges, and we take what they send rather than what the spec says:
+    Ollama gives arguments as an object (we print it to text), some give no
+    id (we make one), content may be null or absent with tool calls.
+
+    Everything outside our process is untrusted here: the reply is read
+    into a capped buffer (the transfer aborts past the cap), parsed as
+    JSON, and every field is type-checked before use. A fault becomes one
+    sentence the user can act on and the status we answer with:
+        provider unreachable, 4xx/5xx, non-JSON, empty   502
+        429 (rate limited), with its Retry-After         503
+        no answer within the time budget                 504
+    Groq's 400 `tool_use_failed` (the model wrote a tool call Groq could
+    not parse) is named as such: rephrasing usually helps.
+    ========================================================================= */
+
+#include <czmq.h>
+#include <curl/curl.h>
+#include "core/llm.h"
+
+//  --------------------------------------------------------------------------
+//  Request
+
+char *
+llm_request_body (const char *model, cJSON *messages, cJSON *tools)
+{
+    cJSON *body = cJSON_CreateObject ();
+    cJSON_AddStringToObject (body, "model", model);
+    cJSON_AddItemReferenceToObject (body, "messages", messages);
+    if (tools && cJSON_GetArraySize (tools) > 0) {
+        cJSON_AddItemReferenceToObject (body, "tools", tools);
+        cJSON_AddStringToObject (body, "tool_choice", "auto");
+    }
+    char *text = cJSON_PrintUnformatted (body);
+    cJSON_Delete (body);
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  Reply
+
+void
+llm_reply_reset (llm_reply_t *reply)
+{
+    free (reply->content);
+    cJSON_Delete (reply->tool_calls);
+    free (reply->finish_reason);
+    free (reply->detail);
+    memset (reply, 0, sizeof *reply);
+}
+
+static int
+s_fail (llm_reply_t *reply, int status, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char detail [1024];
+    vsnprintf (detail, sizeof detail, format, args);
+    va_end (args);
+    free (reply->detail);
+    reply->detail = strdup (detail);
+    reply->status = status;
+    return -1;
+}
+
+//  The provider's own words for an error: error.message (OpenAI, Groq),
+//  error as a string (Ollama, llama.cpp), or detail; at most 300 bytes
+//  without control characters, so it fits in our sentence
+static void
+s_provider_message (cJSON *json, char *out, size_t size)
+{
+    cJSON *error = cJSON_GetObjectItem (json, "error");
+    const char *text = cJSON_GetStringValue (cJSON_GetObjectItem (error, "message"));
+    if (!text)
+        text = cJSON_GetStringValue (error);
+    if (!text)
+        text = cJSON_GetStringValue (cJSON_GetObjectItem (json, "detail"));
+    if (!text)
+        text = cJSON_GetStringValue (cJSON_GetObjectItem (json, "message"));
+    size_t used = 0;
+    for (const char *c = text ? text : ""; *c && used + 1 < size && used < 300; c++)
+        out [used++] = (unsigned char) *c < 0x20 ? ' ' : *c;
+    out [used] = 0;
+}
+
+int
+llm_parse_reply (long http_status, const char *body, size_t size, const char *retry_after,
+                 llm_reply_t *reply)
+{
+    llm_reply_reset (reply);
+    cJSON *json = size ? cJSON_ParseWithLength (body, size) : NULL;
+    char said [320] = "";
+    if (json)
+        s_provider_message (json, said, sizeof said);
+    const char *colon = *said ? ": " : "";
+    const char *code = cJSON_GetStringValue (cJSON_GetObjectItem (cJSON_GetObjectItem (json, "error"), "code"));
+    int rc = -1;
+    if (http_status == 429) {
+        char *end = NULL;
+        long seconds = retry_after ? strtol (retry_after, &end, 10) : 0;
+        reply->retry_after = seconds > 0 && seconds < 86400 && end && (*end == 0 || isspace (*end)) ? seconds : 0;
+        if (reply->retry_after)
+            s_fail (reply, 503, "The AI provider is rate limiting requests (429); try again in %ld s%s%s",
+                    reply->retry_after, colon, said);
+        else
+            s_fail (reply, 503, "The AI provider is rate limiting requests (429); try again shortly%s%s",
+                    colon, said);
+    }
+    else
+    if (http_status == 401 || http_status == 403)
+        s_fail (reply, 502, "The AI provider refused the API key (%ld)%s%s. Check --ai-api-key "
+                "(CLOWDY_AI_API_KEY or GROQ_API_KEY)", http_status, colon, said);
+    else
+    if (http_status == 400 && code && streq (code, "tool_use_failed"))
+        s_fail (reply, 502, "The model wrote a tool call the AI provider could not parse (tool_use_failed); "
+                "try again or rephrase the request");
+    else
+    if (http_status >= 500)
+        s_fail (reply, 502, "The AI provider failed (HTTP %ld)%s%s; try again later", http_status, colon, said);
+    else
+    if (http_status != 200)
+        s_fail (reply, 502, "The AI provider refused the request (HTTP %ld)%s%s", http_status, colon, said);
+    else
+    if (size == 0)
+        s_fail (reply, 502, "The AI provider sent an empty reply");
+    else
+    if (!json)
+        s_fail (reply, 502, "The AI provider's reply is not valid JSON");
+    else {
+        cJSON *choice = cJSON_GetArrayItem (cJSON_GetObjectItem (json, "choices"), 0);
+        cJSON *message = cJSON_GetObjectItem (choice, "message");
+        if (!cJSON_IsObject (message))
+            s_fail (reply, 502, "The AI provider's reply has no message (no choices[0].message)%s%s",
+                    colon, said);
+        else {
+            const char *content = cJSON_GetStringValue (cJSON_GetObjectItem (message, "content"));
+            reply->content = content ? strdup (content) : NULL;
+            const char *finish = cJSON_GetStringValue (cJSON_GetObjectItem (choice, "finish_reason"));
+            reply->finish_reason = finish ? strdup (finish) : NULL;
+            reply->tool_calls = cJSON_CreateArray ();
+            cJSON *call;
+            int index = 0;
+            cJSON_ArrayForEach (call, cJSON_GetObjectItem (message, "tool_calls")) {
+                cJSON *function = cJSON_GetObjectItem (call, "function");
+                const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (function, "name"));
+                const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (call, "id"));
+                cJSON *arguments = cJSON_GetObjectItem (function, "arguments");
+                cJSON *item = cJSON_CreateObject ();
+                char made [32];
+                snprintf (made, sizeof made, "call_%d", index++);
+                cJSON_AddStringToObject (item, "id", id && *id ? id : made);
+                cJSON_AddStringToObject (item, "name", name ? name : "");
+                //  A string as the spec says; an object as Ollama sends it
+                if (cJSON_IsString (arguments))
+                    cJSON_AddStringToObject (item, "arguments", arguments->valuestring);
+                else
+                if (arguments && !cJSON_IsNull (arguments)) {
+                    char *text = cJSON_PrintUnformatted (arguments);
+                    cJSON_AddStringToObject (item, "arguments", text);
+                    free (text);
+                }
+                else
+                    cJSON_AddStringToObject (item, "arguments", "{}");
+                cJSON_AddItemToArray (reply->tool_calls, item);
+            }
+            if (!reply->content && cJSON_GetArraySize (reply->tool_calls) == 0)
+                s_fail (reply, 502, "The AI provider's reply has neither text nor tool calls");
+            else
+                rc = 0;
+        }
+    }
+    cJSON_Delete (json);
+    return rc;
+}
+
+cJSON *
+llm_assistant_message (const llm_reply_t *reply)
+{
+    cJSON *message = cJSON_CreateObject ();
+    cJSON_AddStringToObject (message, "role", "assistant");
+    if (reply->content)
+        cJSON_AddStringToObject (message, "content", reply->content);
+    else
+        cJSON_AddNullToObject (message, "content");
+    if (cJSON_GetArraySize (reply->tool_calls) > 0) {
+        cJSON *calls = cJSON_AddArrayToObject (message, "tool_calls");
+        cJSON *call;
+        cJSON_ArrayForEach (call, reply->tool_calls) {
+            cJSON *item = cJSON_CreateObject ();
+            cJSON_AddStringToObject (item, "id", cJSON_GetStringValue (cJSON_GetObjectItem (call, "id")));
+            cJSON_AddStringToObject (item, "type", "function");
+            cJSON *function = cJSON_AddObjectToObject (item, "function");
+            cJSON_AddStringToObject (function, "name", cJSON_GetStringValue (cJSON_GetObjectItem (call, "name")));
+            cJSON_AddStringToObject (function, "arguments",
+                                     cJSON_GetStringValue (cJSON_GetObjectItem (call, "arguments")));
+            cJSON_AddItemToArray (calls, item);
+        }
+    }
+    return message;
+}
+
+//  --------------------------------------------------------------------------
+//  Transport
+
+typedef struct {
+    char *data;                     //  Reply bytes so far, NUL-terminated
+    size_t size;                    //  Bytes in data
+    size_t cap;                     //  Abort past this many
+    bool too_large;                 //  The cap was hit
+    char retry_after [32];          //  Retry-After header value, or ""
+    volatile int *cancel;           //  Non-zero aborts
+} s_transfer_t;
+
+static size_t
+s_write (char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    s_transfer_t *transfer = (s_transfer_t *) userdata;
+    size_t bytes = size * nmemb;
+    if (transfer->size + bytes > transfer->cap) {
+        transfer->too_large = true;
+        return 0;                   //  Aborts the transfer
+    }
+    char *grown = (char *) realloc (transfer->data, transfer->size + bytes + 1);
+    if (!grown)
+        return 0;
+    memcpy (grown + transfer->size, ptr, bytes);
+    transfer->data = grown;
+    transfer->size += bytes;
+    transfer->data [transfer->size] = 0;
+    return bytes;
+}
+
+static size_t
+s_header (char *buffer, size_t size, size_t nitems, void *userdata)
+{
+    s_transfer_t *transfer = (s_transfer_t *) userdata;
+    size_t bytes = size * nitems;
+    if (bytes > 12 && strncasecmp (buffer, "retry-after:", 12) == 0) {
+        size_t start = 12;
+        while (start < bytes && (buffer [start] == ' ' || buffer [start] == '\t'))
+            start++;
+        size_t length = 0;
+        while (start + length < bytes && length + 1 < sizeof transfer->retry_after
+               && buffer [start + length] != '\r' && buffer [start + length] != '\n')
+            length++;
+        memcpy (transfer->retry_after, buffer + start, length);
+        transfer->retry_after [length] = 0;
+    }
+    return bytes;
+}
+
+static int
+s_progress (void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    s_transfer_t *transfer = (s_transfer_t *) userdata;
+    return transfer->cancel && __atomic_load_n (transfer->cancel, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+int
+llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t *reply)
+{
+    llm_reply_reset (reply);
+    char url [2048];
+    size_t base_length = strlen (call->base_url);
+    while (base_length && call->base_url [base_length - 1] == '/')
+        base_length--;
+    if (base_length + 20 >= sizeof url)
+        return s_fail (reply, 502, "The AI provider's base URL is too long");
+    snprintf (url, sizeof url, "%.*s/chat/completions", (int) base_length, call->base_url);
+
+    char *body = llm_request_body (call->model, messages, tools);
+    s_transfer_t transfer = {
+        .cap = call->max_reply ? call->max_reply : LLM_REPLY_MAX, .cancel = call->cancel
+    };
+    CURL *curl = curl_easy_init ();
+    if (!curl) {
+        free (body);
+        return s_fail (reply, 502, "Could not start a call to the AI provider");
+    }
+    struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
+    headers = curl_slist_append (headers, "Accept: application/json");
+    if (call->api_key && *call->api_key) {
+        char *authorization = zsys_sprintf ("Authorization: Bearer %s", call->api_key);
+        headers = curl_slist_append (headers, authorization);
+        zstr_free (&authorization);
+    }
+    long timeout_ms = call->timeout_ms > 0 ? call->timeout_ms : 1;
+    long connect_ms = call->connect_timeout_ms > 0 ? call->connect_timeout_ms : 10000;
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms < timeout_ms ? connect_ms : timeout_ms);
+    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) transfer.cap);
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen (body));
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &transfer);
+    curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_header);
+    curl_easy_setopt (curl, CURLOPT_HEADERDATA, &transfer);
+    curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, s_progress);
+    curl_easy_setopt (curl, CURLOPT_XFERINFODATA, &transfer);
+    curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt (curl, CURLOPT_USERAGENT, "clowdy/" CLOWDY_VERSION);
+    CURLcode code = curl_easy_perform (curl);
+    long status = 0;
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup (curl);
+    curl_slist_free_all (headers);
+    free (body);
+
+    int rc;
+    if (code == CURLE_ABORTED_BY_CALLBACK) {
+        rc = s_fail (reply, 499, "The chat was stopped");
+        reply->cancelled = true;
+    }
+    else
+    if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED)
+        rc = s_fail (reply, 502, "The AI provider's reply was larger than the %zu-byte limit", transfer.cap);
+    else
+    if (code == CURLE_OPERATION_TIMEDOUT)
+        rc = s_fail (reply, 504, "The AI provider did not answer within the chat's time budget "
+                     "(%ld s left; --ai-timeout)", (timeout_ms + 999) / 1000);
+    else
+    if (code != CURLE_OK)
+        rc = s_fail (reply, 502, "Could not reach the AI provider at %s: %s", call->base_url,
+                     curl_easy_strerror (code));
+    else
+        rc = llm_parse_reply (status, transfer.data ? transfer.data : "", transfer.size,
+                              *transfer.retry_after ? transfer.retry_after : NULL, reply);
+    if (rc)
+        zsys_warning ("llm: %s", reply->detail);
+    free (transfer.data);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: the wire format both ways, and every fault's sentence
+
+void
+llm_test (bool verbose)
+{
+    printf ("llm: ");
+    llm_reply_t reply = { 0 };
+
+    //  The request carries the conversation and the tools by reference
+    cJSON *messages = cJSON_Parse ("[{\"role\":\"user\",\"content\":\"hi\"}]");
+    cJSON *tools = cJSON_Parse ("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]");
+    char *body = llm_request_body ("m1", messages, tools);
+    cJSON *parsed = cJSON_Parse (body);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (parsed, "model")), "m1"));
+    assert (cJSON_GetArraySize (cJSON_GetObjectItem (parsed, "tools")) == 1);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (parsed, "tool_choice")), "auto"));
+    cJSON_Delete (parsed);
+    free (body);
+    body = llm_request_body ("m1", messages, NULL);
+    assert (!strstr (body, "tools"));
+    free (body);
+    cJSON_Delete (messages);
+    cJSON_Delete (tools);
+
+    //  Groq's shape: two calls in one turn, ids opaque, arguments a string
+    const char *groq = "{\"choices\":[{\"index\":0,\"finish_reason\":\"tool_calls\",\"message\":{\"role\":"
+        "\"assistant\",\"tool_calls\":[{\"id\":\"functions.create_function:0\",\"type\":\"function\","
+        "\"function\":{\"name\":\"create_function\",\"arguments\":\"{\\\"name\\\":\\\"a\\\"}\"}},"
+        "{\"id\":\"functions.list_projects:1\",\"type\":\"function\",\"function\":{\"name\":"
+        "\"list_projects\",\"arguments\":\"{}\"}}]}}]}";
+    assert (llm_parse_reply (200, groq, strlen (groq), NULL, &reply) == 0);
+    assert (reply.content == NULL && streq (reply.finish_reason, "tool_calls"));
+    assert (cJSON_GetArraySize (reply.tool_calls) == 2);
+    cJSON *first = cJSON_GetArrayItem (reply.tool_calls, 0);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "functions.create_function:0"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{\"name\":\"a\"}"));
+    //  Echoed back as the wire format wants it
+    cJSON *echo = llm_assistant_message (&reply);
+    assert (cJSON_IsNull (cJSON_GetObjectItem (echo, "content")));
+    cJSON *echoed = cJSON_GetArrayItem (cJSON_GetObjectItem (echo, "tool_calls"), 1);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (echoed, "id")), "functions.list_projects:1"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (echoed, "type")), "function"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (cJSON_GetObjectItem (echoed, "function"),
+                                                                "name")), "list_projects"));
+    cJSON_Delete (echo);
+
+    //  Ollama's shape: arguments as an object, no id
+    const char *ollama = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":"
+        "[{\"function\":{\"name\":\"get_function\",\"arguments\":{\"function_id\":\"x\"}}}]}}]}";
+    assert (llm_parse_reply (200, ollama, strlen (ollama), NULL, &reply) == 0);
+    first = cJSON_GetArrayItem (reply.tool_calls, 0);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "call_0"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{\"function_id\":\"x\"}"));
+
+    //  A plain answer
+    const char *text = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Done.\"},"
+                       "\"finish_reason\":\"stop\"}]}";
+    assert (llm_parse_reply (200, text, strlen (text), NULL, &reply) == 0);
+    assert (streq (reply.content, "Done.") && cJSON_GetArraySize (reply.tool_calls) == 0);
+
+    //  Faults, each with its status and sentence
+    assert (llm_parse_reply (200, "", 0, NULL, &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "empty"));
+    assert (llm_parse_reply (200, "<html>", 6, NULL, &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "not valid JSON"));
+    assert (llm_parse_reply (200, "{\"choices\":[]}", 14, NULL, &reply) == -1);
+    assert (strstr (reply.detail, "no message"));
+    const char *denied = "{\"error\":{\"message\":\"Invalid API Key\",\"type\":\"invalid_request_error\"}}";
+    assert (llm_parse_reply (401, denied, strlen (denied), NULL, &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "refused the API key (401): Invalid API Key"));
+    assert (llm_parse_reply (429, "{}", 2, "7", &reply) == -1);
+    assert (reply.status == 503 && reply.retry_after == 7 && strstr (reply.detail, "try again in 7 s"));
+    assert (llm_parse_reply (429, "", 0, "soon", &reply) == -1);
+    assert (reply.retry_after == 0 && strstr (reply.detail, "try again shortly"));
+    const char *failed = "{\"error\":{\"message\":\"Failed to call a function.\",\"code\":\"tool_use_failed\","
+                         "\"failed_generation\":\"<function=x>\"}}";
+    assert (llm_parse_reply (400, failed, strlen (failed), NULL, &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "tool_use_failed"));
+    assert (llm_parse_reply (400, "{\"error\":\"bad\\nthing\"}", 22, NULL, &reply) == -1);
+    assert (strstr (reply.detail, "(HTTP 400): bad thing"));
+    assert (llm_parse_reply (503, "oops", 4, NULL, &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "failed (HTTP 503)"));
+    llm_reply_reset (&reply);
+
+    //  Nothing listens: a clear sentence, quickly
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    llm_call_t call = { .base_url = "http://127.0.0.1:1/v1", .model = "m", .timeout_ms = 5000 };
+    messages = cJSON_Parse ("[]");
+    assert (llm_complete (&call, messages, NULL, &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "Could not reach the AI provider"));
+    llm_reply_reset (&reply);
+    cJSON_Delete (messages);
+    printf ("OK\n");
+}
