@@ -346,7 +346,22 @@ s_handle_agent_answer (self_t *self)
     msg_destroy (&msg);
 }
 
-//  Chats past their deadline: 504, and the agent is told to stop
+//  True if the client closed a suspended connection (MHD does not watch
+//  those): the UI's stop button aborts its fetch, and the chat should stop
+static bool
+s_client_gone (request_t *request)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (request->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return false;
+    char byte;
+    ssize_t got = recv (info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+//  Chats past their deadline, or whose client went away: 504, and the
+//  agent is told to stop
 static void
 s_expire_chats (self_t *self)
 {
@@ -357,7 +372,7 @@ s_expire_chats (self_t *self)
     zlistx_t *expired = zlistx_new ();
     for (request_t *request = (request_t *) zhashx_first (self->pending); request;
          request = (request_t *) zhashx_next (self->pending))
-        if (request->chat && now >= request->deadline)
+        if (request->chat && (now >= request->deadline || s_client_gone (request)))
             zlistx_add_end (expired, request);
     for (request_t *request = (request_t *) zlistx_first (expired); request;
          request = (request_t *) zlistx_next (expired)) {
@@ -687,7 +702,7 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
         return;
     if (request->parked)
         zhashx_delete (self->pending, request->id);
-    //  The client went away mid-chat (the UI's stop button): stop the loop
+    //  A chat whose connection ended while it was parked: stop its loop
     if (request->parked && request->chat && msg_send_cancel (self->agent, NULL, request->id))
         zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
     if (request->awaiting_keys) {

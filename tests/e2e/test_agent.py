@@ -432,3 +432,26 @@ def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, ke
     assert r.status_code == 200 and r.json()["tool_calls"][0]["result"]["code"] == code
     # And a chat needs credentials
     assert chat(jwt_server, "hello").status_code == 401
+
+
+def test_stop_ends_the_loop(server, fake):
+    """The UI's stop button drops the connection: the chat's loop stops, so the step the model sends
+    after that never runs."""
+    name = "never_" + uuid.uuid4().hex[:6]
+    release = threading.Event()
+
+    def slow(body):
+        release.wait(30)
+        return (200, {}, json.dumps(tools_reply(call("create_function", {"name": name, "code": FIXED}))).encode())
+
+    fake.script(slow, text_reply("done"))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        server.post("/api/chat", json={"messages": [{"role": "user", "content": "go"}]}, timeout=1.5)
+    time.sleep(3)           # the server sees the client gone and cancels the provider call
+    release.set()
+    time.sleep(1)
+    assert name not in [f["name"] for f in server.get("/api/functions").json()]
+    assert len(fake.requests) == 1
+    # The next chat is served as usual
+    fake.script(text_reply("still here"))
+    assert chat(server, "hello").json()["response"] == "still here"
