@@ -8,11 +8,13 @@ export interface FieldError { field: string; message: string }
 export class ApiError extends Error {
   status: number;
   fields: FieldError[];
-  constructor(status: number, message: string, fields: FieldError[] = []) {
+  body: unknown;                 // the parsed error body, for callers that read more than `detail`
+  constructor(status: number, message: string, fields: FieldError[] = [], body: unknown = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.fields = fields;
+    this.body = body;
   }
 }
 
@@ -78,7 +80,9 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
   }
   if (!res.ok) {
     if (res.status === 401 && authHeaders().Authorization) setToken(null);
-    throw errorFromBody(res.status, parsed);
+    const error = errorFromBody(res.status, parsed);
+    error.body = parsed;
+    throw error;
   }
   return parsed as T;
 }
@@ -136,7 +140,10 @@ export interface Stats {
 export interface Requirements { requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean; build_status?: string; build_log?: string }
 export interface DatabaseInfo { has_database: boolean; database_url?: string | null; neon_project_id?: string | null; provider?: string }
 export interface ChatMessage { role: "user" | "assistant"; content: string }
-export interface ChatReply { response: string; tool_calls?: Array<{ tool: string; args: unknown; result: unknown }> }
+/** One tool call the assistant ran: its name, its arguments (the model's text when they did not parse),
+ *  what it returned, and whether it worked. */
+export interface ChatToolCall { tool: string; args: unknown; result: unknown; ok?: boolean }
+export interface ChatReply { response: string; tool_calls?: ChatToolCall[]; steps?: number; step_limit?: boolean }
 
 const enc = encodeURIComponent;
 
