@@ -659,8 +659,10 @@ agent_test (bool verbose)
     config_reset (&config);
     char *argv2 [] = { "clowdy", "--data-dir", data_dir, "--ai-base-url", "http://127.0.0.1:1/v1", NULL };
     assert (config_parse (&config, 5, argv2, problem, sizeof problem) == 0);
+    //  A fresh endpoint: the first actor's may not be unbound yet
+    endpoints_set (endpoints, "agent", "inproc://agent-test-2");
     agent = zactor_new (agent_actor, &args);
-    http = zsock_new_dealer ("inproc://agent-test");
+    http = zsock_new_dealer ("inproc://agent-test-2");
     zsock_set_rcvtimeo (http, 15000);
     assert (msg_send_chat (http, NULL, "r2", "local", "{}", 2) == 0);
     msg = msg_recv (http, false);
