@@ -14,8 +14,10 @@
     2. The access handler collects the body (413 past the limit), then
        dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
        gateway actor as INVOKE (the connection is suspended and the request
-       parked in `pending` under its id), other /api paths go to api_handle
-       synchronously, anything else is a static file of the web UI.
+       parked in `pending` under its id), POST /api/chat goes to the agent
+       actor as CHAT (parked the same way, with a deadline; ANSWER resumes
+       it), other /api paths go to api_handle synchronously, anything else
+       is a static file of the web UI.
     3. A REPLY from gateway finds the parked request, stores the response and
        resumes the connection; MHD calls the handler again and we queue it.
     4. MHD's completion callback writes the access-log line and frees it.

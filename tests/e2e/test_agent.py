@@ -17,6 +17,8 @@ call, and reads back the requests it got. It covers:
   - ownership in jwt mode: user B's chat cannot see or touch user A's function.
 """
 import json
+import select
+import socket
 import threading
 import time
 import uuid
@@ -56,6 +58,7 @@ class FakeProvider:
                 with owner.lock:
                     owner.requests.append((dict(self.headers), body))
                     step = owner.steps.pop(0) if owner.steps else None
+                    owner.connection = self.connection      # the socket of the newest call
                 if step is None:
                     return self.answer(500, {}, b'{"error":{"message":"the test script ran out"}}')
                 reply = step(body) if callable(step) else step
@@ -435,21 +438,27 @@ def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, ke
 
 
 def test_stop_ends_the_loop(server, fake):
-    """The UI's stop button drops the connection: the chat's loop stops, so the step the model sends
-    after that never runs."""
+    """The UI's stop button drops the connection: the server aborts the model call in flight, so the
+    step the model would have sent next never runs."""
     name = "never_" + uuid.uuid4().hex[:6]
-    release = threading.Event()
+    aborted = threading.Event()
 
     def slow(body):
-        release.wait(30)
+        # Hold the reply until the server hangs up on us (or 30 s pass)
+        connection = fake.connection
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            readable, _, _ = select.select([connection], [], [], 0.1)
+            if readable and connection.recv(1, socket.MSG_PEEK) == b"":
+                aborted.set()
+                break
         return (200, {}, json.dumps(tools_reply(call("create_function", {"name": name, "code": FIXED}))).encode())
 
     fake.script(slow, text_reply("done"))
     with pytest.raises(requests.exceptions.ReadTimeout):
         server.post("/api/chat", json={"messages": [{"role": "user", "content": "go"}]}, timeout=1.5)
-    time.sleep(3)           # the server sees the client gone and cancels the provider call
-    release.set()
-    time.sleep(1)
+    assert aborted.wait(30), "the server did not abort the model call after the client left"
+    time.sleep(0.5)
     assert name not in [f["name"] for f in server.get("/api/functions").json()]
     assert len(fake.requests) == 1
     # The next chat is served as usual
