@@ -29,10 +29,12 @@
 //  Request
 
 char *
-llm_request_body (const char *model, cJSON *messages, cJSON *tools)
+llm_request_body (const char *model, cJSON *messages, cJSON *tools, bool stream)
 {
     cJSON *body = cJSON_CreateObject ();
     cJSON_AddStringToObject (body, "model", model);
+    if (stream)
+        cJSON_AddTrueToObject (body, "stream");
     cJSON_AddItemReferenceToObject (body, "messages", messages);
     if (tools && cJSON_GetArraySize (tools) > 0) {
         cJSON_AddItemReferenceToObject (body, "tools", tools);
@@ -180,6 +182,175 @@ llm_parse_reply (long http_status, const char *body, size_t size, const char *re
     return rc;
 }
 
+//  --------------------------------------------------------------------------
+//  Streamed reply: one `data: {chunk}` line per event
+
+#define STREAM_TOOL_CALLS_MAX 64    //  Tool call indexes we accept in one turn
+
+typedef struct {
+    bool seen;                      //  At least one data: line
+    bool done;                      //  data: [DONE] came
+    char *content;                  //  Text so far, or NULL
+    size_t content_size;            //  Its length
+    cJSON *calls;                   //  [{id, name, arguments}] by index (slots may be null)
+    char *finish_reason;            //  From the last chunk that had one
+    char *error;                    //  An error event's message, or NULL
+    void (*on_delta) (const char *text, void *arg);  //  Text as it comes, or NULL
+    void *delta_arg;                //  Its argument
+} s_stream_t;
+
+static void
+s_stream_reset (s_stream_t *stream)
+{
+    free (stream->content);
+    cJSON_Delete (stream->calls);
+    free (stream->finish_reason);
+    free (stream->error);
+}
+
+//  Append text to a string field of a tool call slot
+static void
+s_append_field (cJSON *slot, const char *field, const char *text)
+{
+    cJSON *item = cJSON_GetObjectItem (slot, field);
+    const char *old = cJSON_GetStringValue (item);
+    char *joined = zsys_sprintf ("%s%s", old ? old : "", text);
+    if (item)
+        cJSON_SetValuestring (item, joined);
+    else
+        cJSON_AddStringToObject (slot, field, joined);
+    zstr_free (&joined);
+}
+
+static void
+s_stream_line (s_stream_t *stream, const char *line, size_t size)
+{
+    while (size && (line [size - 1] == '\r' || line [size - 1] == '\n'))
+        size--;
+    if (size < 5 || strncmp (line, "data:", 5) != 0)
+        return;                     //  Comments, event names, blank lines
+    line += 5;
+    size -= 5;
+    while (size && *line == ' ') {
+        line++;
+        size--;
+    }
+    stream->seen = true;
+    if (size == 6 && strncmp (line, "[DONE]", 6) == 0) {
+        stream->done = true;
+        return;
+    }
+    cJSON *chunk = cJSON_ParseWithLength (line, size);
+    if (!chunk)
+        return;                     //  A line we cannot read is skipped, as a browser would
+    cJSON *error = cJSON_GetObjectItem (chunk, "error");
+    if (error && !stream->error) {
+        char said [320];
+        s_provider_message (chunk, said, sizeof said);
+        stream->error = strdup (*said ? said : "an error event");
+    }
+    cJSON *choice = cJSON_GetArrayItem (cJSON_GetObjectItem (chunk, "choices"), 0);
+    cJSON *delta = cJSON_GetObjectItem (choice, "delta");
+    if (!delta)
+        delta = cJSON_GetObjectItem (choice, "message");     //  Some servers send whole messages
+    const char *text = cJSON_GetStringValue (cJSON_GetObjectItem (delta, "content"));
+    if (text && *text) {
+        size_t length = strlen (text);
+        stream->content = (char *) realloc (stream->content, stream->content_size + length + 1);
+        memcpy (stream->content + stream->content_size, text, length + 1);
+        stream->content_size += length;
+        if (stream->on_delta)
+            stream->on_delta (text, stream->delta_arg);
+    }
+    cJSON *call;
+    int position = 0;
+    cJSON_ArrayForEach (call, cJSON_GetObjectItem (delta, "tool_calls")) {
+        double number = cJSON_GetNumberValue (cJSON_GetObjectItem (call, "index"));
+        int index = isnan (number) ? position : (int) number;
+        position++;
+        if (index < 0 || index >= STREAM_TOOL_CALLS_MAX)
+            continue;
+        if (!stream->calls)
+            stream->calls = cJSON_CreateArray ();
+        while (cJSON_GetArraySize (stream->calls) <= index)
+            cJSON_AddItemToArray (stream->calls, cJSON_CreateObject ());
+        cJSON *slot = cJSON_GetArrayItem (stream->calls, index);
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (call, "id"));
+        if (id && *id) {
+            cJSON_DeleteItemFromObject (slot, "id");
+            cJSON_AddStringToObject (slot, "id", id);
+        }
+        cJSON *function = cJSON_GetObjectItem (call, "function");
+        const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (function, "name"));
+        if (name)
+            s_append_field (slot, "name", name);
+        cJSON *arguments = cJSON_GetObjectItem (function, "arguments");
+        if (cJSON_IsString (arguments))
+            s_append_field (slot, "arguments", arguments->valuestring);
+        else
+        if (cJSON_IsObject (arguments)) {
+            char *printed = cJSON_PrintUnformatted (arguments);
+            s_append_field (slot, "arguments", printed);
+            free (printed);
+        }
+    }
+    const char *finish = cJSON_GetStringValue (cJSON_GetObjectItem (choice, "finish_reason"));
+    if (finish) {
+        free (stream->finish_reason);
+        stream->finish_reason = strdup (finish);
+    }
+    cJSON_Delete (chunk);
+}
+
+//  The reply a finished stream gives
+static int
+s_stream_reply (s_stream_t *stream, llm_reply_t *reply)
+{
+    llm_reply_reset (reply);
+    if (stream->error)
+        return s_fail (reply, 502, "The AI provider failed while streaming: %s", stream->error);
+    reply->tool_calls = cJSON_CreateArray ();
+    cJSON *slot;
+    int index = 0;
+    cJSON_ArrayForEach (slot, stream->calls) {
+        const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (slot, "name"));
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (slot, "id"));
+        const char *arguments = cJSON_GetStringValue (cJSON_GetObjectItem (slot, "arguments"));
+        char made [32];
+        snprintf (made, sizeof made, "call_%d", index++);
+        if (!name)
+            continue;               //  An index the provider skipped
+        cJSON *item = cJSON_CreateObject ();
+        cJSON_AddStringToObject (item, "id", id ? id : made);
+        cJSON_AddStringToObject (item, "name", name);
+        cJSON_AddStringToObject (item, "arguments", arguments && *arguments ? arguments : "{}");
+        cJSON_AddItemToArray (reply->tool_calls, item);
+    }
+    if (stream->content_size)
+        reply->content = strdup (stream->content);
+    if (stream->finish_reason)
+        reply->finish_reason = strdup (stream->finish_reason);
+    if (!reply->content && cJSON_GetArraySize (reply->tool_calls) == 0)
+        return s_fail (reply, 502, "The AI provider's streamed reply has neither text nor tool calls");
+    return 0;
+}
+
+int
+llm_parse_stream (const char *text, size_t size, llm_reply_t *reply)
+{
+    s_stream_t stream = { 0 };
+    size_t start = 0;
+    for (size_t at = 0; at <= size; at++)
+        if (at == size || text [at] == '\n') {
+            s_stream_line (&stream, text + start, at - start);
+            start = at + 1;
+        }
+    int rc = stream.seen ? s_stream_reply (&stream, reply)
+                         : s_fail (reply, 502, "The AI provider's streamed reply has no events");
+    s_stream_reset (&stream);
+    return rc;
+}
+
 cJSON *
 llm_assistant_message (const llm_reply_t *reply)
 {
@@ -216,6 +387,10 @@ typedef struct {
     bool too_large;                 //  The cap was hit
     char retry_after [32];          //  Retry-After header value, or ""
     volatile int *cancel;           //  Non-zero aborts
+    CURL *curl;                     //  For the status, once headers are in
+    bool stream;                    //  We asked for a stream
+    size_t parsed;                  //  Bytes of data handed to the stream parser
+    s_stream_t events;              //  The stream so far
 } s_transfer_t;
 
 static size_t
@@ -234,6 +409,20 @@ s_write (char *ptr, size_t size, size_t nmemb, void *userdata)
     transfer->data = grown;
     transfer->size += bytes;
     transfer->data [transfer->size] = 0;
+    //  A 200 to a stream request: read each complete line as it comes,
+    //  so text deltas reach the user while the model writes
+    long status = 0;
+    if (transfer->stream)
+        curl_easy_getinfo (transfer->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 200) {
+        char *newline;
+        while ((newline = memchr (transfer->data + transfer->parsed, '\n',
+                                  transfer->size - transfer->parsed))) {
+            size_t length = (size_t) (newline - (transfer->data + transfer->parsed));
+            s_stream_line (&transfer->events, transfer->data + transfer->parsed, length);
+            transfer->parsed += length + 1;
+        }
+    }
     return bytes;
 }
 
@@ -275,17 +464,20 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
         return s_fail (reply, 502, "The AI provider's base URL is too long");
     snprintf (url, sizeof url, "%.*s/chat/completions", (int) base_length, call->base_url);
 
-    char *body = llm_request_body (call->model, messages, tools);
+    char *body = llm_request_body (call->model, messages, tools, call->stream);
     s_transfer_t transfer = {
-        .cap = call->max_reply ? call->max_reply : LLM_REPLY_MAX, .cancel = call->cancel
+        .cap = call->max_reply ? call->max_reply : LLM_REPLY_MAX, .cancel = call->cancel,
+        .stream = call->stream, .events = { .on_delta = call->on_delta, .delta_arg = call->delta_arg }
     };
     CURL *curl = curl_easy_init ();
+    transfer.curl = curl;
     if (!curl) {
         free (body);
         return s_fail (reply, 502, "Could not start a call to the AI provider");
     }
     struct curl_slist *headers = curl_slist_append (NULL, "Content-Type: application/json");
-    headers = curl_slist_append (headers, "Accept: application/json");
+    headers = curl_slist_append (headers, call->stream ? "Accept: text/event-stream, application/json"
+                                                       : "Accept: application/json");
     if (call->api_key && *call->api_key) {
         char *authorization = zsys_sprintf ("Authorization: Bearer %s", call->api_key);
         headers = curl_slist_append (headers, authorization);
@@ -335,8 +527,16 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
         rc = s_fail (reply, 502, "Could not reach the AI provider at %s: %s", call->base_url,
                      curl_easy_strerror (code));
     else
+    if (status == 200 && transfer.stream && transfer.events.seen) {
+        //  The last line may have come without its newline
+        if (transfer.parsed < transfer.size)
+            s_stream_line (&transfer.events, transfer.data + transfer.parsed, transfer.size - transfer.parsed);
+        rc = s_stream_reply (&transfer.events, reply);
+    }
+    else        //  Not streamed (an error, or a server that ignores stream): one JSON body
         rc = llm_parse_reply (status, transfer.data ? transfer.data : "", transfer.size,
                               *transfer.retry_after ? transfer.retry_after : NULL, reply);
+    s_stream_reset (&transfer.events);
     if (rc)
         zsys_warning ("llm: %s", reply->detail);
     free (transfer.data);
@@ -355,15 +555,18 @@ llm_test (bool verbose)
     //  The request carries the conversation and the tools by reference
     cJSON *messages = cJSON_Parse ("[{\"role\":\"user\",\"content\":\"hi\"}]");
     cJSON *tools = cJSON_Parse ("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]");
-    char *body = llm_request_body ("m1", messages, tools);
+    char *body = llm_request_body ("m1", messages, tools, false);
     cJSON *parsed = cJSON_Parse (body);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (parsed, "model")), "m1"));
     assert (cJSON_GetArraySize (cJSON_GetObjectItem (parsed, "tools")) == 1);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (parsed, "tool_choice")), "auto"));
     cJSON_Delete (parsed);
     free (body);
-    body = llm_request_body ("m1", messages, NULL);
-    assert (!strstr (body, "tools"));
+    body = llm_request_body ("m1", messages, NULL, false);
+    assert (!strstr (body, "tools") && !strstr (body, "stream"));
+    free (body);
+    body = llm_request_body ("m1", messages, NULL, true);
+    assert (strstr (body, "\"stream\":true"));
     free (body);
     cJSON_Delete (messages);
     cJSON_Delete (tools);
@@ -397,6 +600,36 @@ llm_test (bool verbose)
     first = cJSON_GetArrayItem (reply.tool_calls, 0);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "call_0"));
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{\"function_id\":\"x\"}"));
+
+    //  Streamed: text deltas joined; two tool calls, each split over
+    //  deltas and interleaved, joined by index
+    const char *streamed =
+        ": keep-alive\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Let me \"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"check.\"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"functions.get_function:0\","
+        "\"type\":\"function\",\"function\":{\"name\":\"get_function\",\"arguments\":\"{\\\"function_\"}}]}}]}\r\n\r\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"functions.list_projects:1\","
+        "\"function\":{\"name\":\"list_projects\",\"arguments\":\"\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":"
+        "\"id\\\":\\\"abc\\\"}\"}}]}}]}\n\n"
+        "data: not json\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+        "data: [DONE]\n\n";
+    assert (llm_parse_stream (streamed, strlen (streamed), &reply) == 0);
+    assert (streq (reply.content, "Let me check.") && streq (reply.finish_reason, "tool_calls"));
+    assert (cJSON_GetArraySize (reply.tool_calls) == 2);
+    first = cJSON_GetArrayItem (reply.tool_calls, 0);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "functions.get_function:0"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{\"function_id\":\"abc\"}"));
+    cJSON *second = cJSON_GetArrayItem (reply.tool_calls, 1);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (second, "name")), "list_projects"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (second, "arguments")), "{}"));
+    const char *stream_error = "data: {\"error\":{\"message\":\"overloaded\"}}\n\n";
+    assert (llm_parse_stream (stream_error, strlen (stream_error), &reply) == -1);
+    assert (reply.status == 502 && strstr (reply.detail, "while streaming: overloaded"));
+    assert (llm_parse_stream ("data: [DONE]\n", 13, &reply) == -1);
+    assert (llm_parse_stream ("hello", 5, &reply) == -1 && strstr (reply.detail, "no events"));
 
     //  A plain answer
     const char *text = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Done.\"},"

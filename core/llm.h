@@ -35,6 +35,9 @@ typedef struct {
     long connect_timeout_ms;        //  Connect only (0: 10 s, never above timeout_ms)
     size_t max_reply;               //  Reply body cap (0: LLM_REPLY_MAX)
     volatile int *cancel;           //  Non-zero (set by another thread) aborts the call, or NULL
+    bool stream;                    //  Ask for a streamed reply (server-sent events)
+    void (*on_delta) (const char *text, void *arg);  //  Streamed: each piece of text as it comes
+    void *delta_arg;                //  Its argument
 } llm_call_t;
 
 typedef struct {
@@ -49,10 +52,10 @@ typedef struct {
     bool cancelled;                 //  The call was cancelled
 } llm_reply_t;
 
-//  The request body: {model, messages, tools, tool_choice: "auto"} (tools
-//  left out when NULL or empty). Caller frees.
+//  The request body: {model, messages, tools, tool_choice: "auto", stream?}
+//  (tools left out when NULL or empty). Caller frees.
 char *
-    llm_request_body (const char *model, cJSON *messages, cJSON *tools);
+    llm_request_body (const char *model, cJSON *messages, cJSON *tools, bool stream);
 
 //  Read a reply (HTTP status, body, Retry-After header value or NULL) into
 //  reply. Returns 0 for a usable assistant message, else -1 with status and
@@ -60,6 +63,12 @@ char *
 int
     llm_parse_reply (long http_status, const char *body, size_t size, const char *retry_after,
                      llm_reply_t *reply);
+
+//  Read a streamed reply (the server-sent events of a 200 with stream:
+//  true): text deltas are joined, tool calls split over several deltas are
+//  joined by their index, `data: [DONE]` ends it. 0 or -1, as above.
+int
+    llm_parse_stream (const char *text, size_t size, llm_reply_t *reply);
 
 //  The assistant message to echo back into the conversation, as the wire
 //  format wants it: {role: "assistant", content, tool_calls: [{id, type:
