@@ -87,9 +87,10 @@ typedef struct {
 //  user and assistant only (a client cannot speak as the system or as a
 //  tool). NULL on bad input, with *error set to the 422 body's detail list.
 static cJSON *
-s_conversation (const byte *body, size_t size, cJSON **error)
+s_conversation (const byte *body, size_t size, cJSON **error, bool *stream)
 {
     *error = NULL;
+    *stream = false;
     const char *problem = NULL;
     const char *field = "messages";
     cJSON *json = size ? util_json_parse ((const char *) body, size) : NULL;
@@ -103,6 +104,7 @@ s_conversation (const byte *body, size_t size, cJSON **error)
     else
     if (count > AGENT_MESSAGES_MAX)
         problem = "messages holds too many entries (at most 200)";
+    *stream = cJSON_IsTrue (cJSON_GetObjectItem (json, "stream"));
     cJSON *conversation = cJSON_CreateArray ();
     cJSON *message;
     cJSON *list = problem ? NULL : messages;
@@ -190,6 +192,33 @@ typedef struct {
     long retry_after;               //  Seconds for a Retry-After header, or 0
 } s_outcome_t;
 
+//  Where a streamed chat's progress goes: the runner's pipe, as
+//  [EVENT, request_id, name, data] (the actor forwards it to http)
+typedef struct {
+    zsock_t *pipe;                  //  The runner's pipe
+    const char *request_id;         //  The chat
+    bool stream;                    //  The client asked for stream: true
+} s_events_t;
+
+static void
+s_event (s_events_t *events, const char *name, cJSON *data)
+{
+    if (!events->stream)
+        return;
+    char *text = cJSON_PrintUnformatted (data);
+    zstr_sendx (events->pipe, "EVENT", events->request_id, name, text, NULL);
+    free (text);
+}
+
+static void
+s_on_delta (const char *text, void *arg)
+{
+    cJSON *data = cJSON_CreateObject ();
+    cJSON_AddStringToObject (data, "content", text);
+    s_event ((s_events_t *) arg, "delta", data);
+    cJSON_Delete (data);
+}
+
 static void
 s_fail (s_outcome_t *outcome, int status, const char *detail, cJSON *calls)
 {
@@ -201,12 +230,12 @@ s_fail (s_outcome_t *outcome, int status, const char *detail, cJSON *calls)
 
 static void
 s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char *user_id,
-        const byte *body, size_t size, s_outcome_t *outcome)
+        const byte *body, size_t size, s_events_t *events, s_outcome_t *outcome)
 {
     const config_t *config = runner->config;
     int64_t deadline = zclock_mono () + config->ai_timeout * 1000;
     cJSON *error;
-    cJSON *conversation = s_conversation (body, size, &error);
+    cJSON *conversation = s_conversation (body, size, &error, &events->stream);
     if (!conversation) {
         outcome->status = 422;
         outcome->body = cJSON_CreateObject ();
@@ -221,7 +250,7 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char
     };
     llm_call_t call = {
         .base_url = config->ai_base_url, .model = config->ai_model, .api_key = config->ai_api_key,
-        .cancel = &runner->cancel
+        .cancel = &runner->cancel, .stream = events->stream, .on_delta = s_on_delta, .delta_arg = events
     };
     llm_reply_t reply = { 0 };
     long steps = 0;
@@ -275,15 +304,18 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char
             bool failed;
             cJSON *result = tools_call (&context, name, arguments, &failed);
             cJSON_AddItemToArray (messages, s_tool_message (id, result));
-            cJSON_AddItemToArray (calls, s_tool_entry (name, arguments, result, failed));
+            cJSON *entry = s_tool_entry (name, arguments, result, failed);
+            s_event (events, "tool", entry);
+            cJSON_AddItemToArray (calls, entry);
         }
     }
     llm_reply_reset (&reply);
     cJSON_Delete (messages);
 }
 
-//  The runner thread: takes [CHAT, request_id, user_id, body] on its pipe,
-//  answers [request_id, status, headers, body]
+//  The runner thread: takes [CHAT, request_id, user_id, body] on its pipe;
+//  sends [EVENT, request_id, name, data] as a streamed chat goes, and ends
+//  it with [ANSWER, request_id, status, headers, body]
 static void
 s_runner (zsock_t *pipe, void *args)
 {
@@ -308,8 +340,10 @@ s_runner (zsock_t *pipe, void *args)
         char *user_id = zmsg_popstr (request);
         zframe_t *body = zmsg_pop (request);
         s_outcome_t outcome = { 0 };
+        s_events_t events = { .pipe = pipe, .request_id = request_id };
         if (streq (command, "CHAT") && request_id && user_id && body)
-            s_chat (runner, api, gateway, tools, user_id, zframe_data (body), zframe_size (body), &outcome);
+            s_chat (runner, api, gateway, tools, user_id, zframe_data (body), zframe_size (body),
+                    &events, &outcome);
         else
             s_fail (&outcome, 500, "The assistant got a malformed request", NULL);
         cJSON *headers = cJSON_CreateObject ();
@@ -323,7 +357,7 @@ s_runner (zsock_t *pipe, void *args)
         char *body_text = cJSON_PrintUnformatted (outcome.body);
         char status [16];
         snprintf (status, sizeof status, "%d", outcome.status);
-        zstr_sendx (pipe, request_id ? request_id : "", status, headers_text, body_text, NULL);
+        zstr_sendx (pipe, "ANSWER", request_id ? request_id : "", status, headers_text, body_text, NULL);
         free (headers_text);
         free (body_text);
         cJSON_Delete (headers);
@@ -434,9 +468,25 @@ s_handle_frontend (self_t *self)
 static void
 s_handle_runner (self_t *self, runner_t *runner)
 {
-    char *request_id = NULL, *status = NULL, *headers = NULL;
+    char *kind = NULL, *request_id = NULL, *status = NULL, *headers = NULL;
     zframe_t *body = NULL;
     zmsg_t *answer = zmsg_recv (runner->actor);
+    kind = answer ? zmsg_popstr (answer) : NULL;
+    if (kind && streq (kind, "EVENT")) {
+        //  A streamed chat's progress: on to http, the chat goes on
+        request_id = zmsg_popstr (answer);
+        char *name = zmsg_popstr (answer);
+        char *data = zmsg_popstr (answer);
+        if (request_id && name && data && runner->request_id && streq (request_id, runner->request_id)
+        &&  !runner->cancel && msg_send_event (self->frontend, runner->route, request_id, name, data))
+            zsys_warning ("agent: could not send a %s event for chat %s to http", name, request_id);
+        zstr_free (&data);
+        zstr_free (&name);
+        zstr_free (&request_id);
+        zstr_free (&kind);
+        zmsg_destroy (&answer);
+        return;
+    }
     if (answer) {
         request_id = zmsg_popstr (answer);
         status = zmsg_popstr (answer);
@@ -456,6 +506,7 @@ s_handle_runner (self_t *self, runner_t *runner)
     zstr_free (&headers);
     zstr_free (&status);
     zstr_free (&request_id);
+    zstr_free (&kind);
     zmsg_destroy (&answer);
     msg_t *next = (msg_t *) zlistx_first (self->queue);
     if (next) {
@@ -586,10 +637,11 @@ agent_test (bool verbose)
     printf ("agent: ");
     //  The conversation: roles user and assistant only, content a string
     cJSON *error;
+    bool stream;
     const char *good = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\",\"extra\":1},"
                        "{\"role\":\"assistant\",\"content\":\"hello\"}],\"stream\":false}";
-    cJSON *conversation = s_conversation ((const byte *) good, strlen (good), &error);
-    assert (conversation && !error && cJSON_GetArraySize (conversation) == 2);
+    cJSON *conversation = s_conversation ((const byte *) good, strlen (good), &error, &stream);
+    assert (conversation && !error && !stream && cJSON_GetArraySize (conversation) == 2);
     assert (!cJSON_GetObjectItem (cJSON_GetArrayItem (conversation, 0), "extra"));
     cJSON *messages = s_model_messages (conversation);
     assert (cJSON_GetArraySize (messages) == 3);
@@ -604,7 +656,7 @@ agent_test (bool verbose)
         "not json", NULL
     };
     for (const char **text = bad; *text; text++) {
-        assert (s_conversation ((const byte *) *text, strlen (*text), &error) == NULL);
+        assert (s_conversation ((const byte *) *text, strlen (*text), &error, &stream) == NULL);
         assert (cJSON_IsArray (error) && cJSON_GetObjectItem (cJSON_GetArrayItem (error, 0), "msg"));
         cJSON_Delete (error);
     }

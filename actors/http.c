@@ -78,6 +78,12 @@ struct _request_t {
     bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
     bool chat;                      //  Parked on the agent (POST /api/chat)
     int64_t deadline;               //  Chats: monotonic ms when we answer 504 ourselves
+    bool streaming;                 //  Chat answered with server-sent events (stream: true)
+    bool stream_queued;             //  Its response is queued
+    bool stream_done;               //  Its last event is in stream_data
+    bool stream_suspended;          //  Suspended in the content reader, waiting for events
+    char *stream_data;              //  Events not sent yet
+    size_t stream_size;             //  Bytes in stream_data
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
     int reply_status;               //  Status from the gateway REPLY
@@ -320,14 +326,116 @@ s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const
     return MHD_YES;
 }
 
+//  A chat that asked for `stream: true` is answered with server-sent events
+//  from its first EVENT on: 200 and text/event-stream, then one event per
+//  EVENT, and a last `done` (the reply) or `error` ({status, detail,
+//  tool_calls}) event from ANSWER. A chat that ends before any EVENT (bad
+//  body, not configured, the provider failed at once) gets a plain reply.
+
+static void
+s_stream_append (request_t *request, const char *name, cJSON *data)
+{
+    //  Printed unformatted, so the data is one line whatever was sent
+    char *text = data ? cJSON_PrintUnformatted (data) : strdup ("null");
+    char *event = zsys_sprintf ("event: %s\ndata: %s\n\n", name, text);
+    size_t size = strlen (event);
+    request->stream_data = (char *) realloc (request->stream_data, request->stream_size + size);
+    memcpy (request->stream_data + request->stream_size, event, size);
+    request->stream_size += size;
+    zstr_free (&event);
+    free (text);
+}
+
+//  More to send: let the content reader run again
+static void
+s_stream_wake (request_t *request)
+{
+    if (request->stream_suspended) {
+        request->stream_suspended = false;
+        MHD_resume_connection (request->connection);
+    }
+}
+
+//  The last event of a stream: `done` with the reply, or `error`
+static void
+s_stream_end (request_t *request, int status, cJSON *body)
+{
+    if (status != 200 && cJSON_IsObject (body))
+        cJSON_AddNumberToObject (body, "status", status);
+    s_stream_append (request, status == 200 ? "done" : "error", body);
+    request->stream_done = true;
+    request->parked = false;
+    s_stream_wake (request);
+}
+
+static ssize_t
+s_stream_reader (void *cls, uint64_t position, char *buffer, size_t max)
+{
+    request_t *request = (request_t *) cls;
+    if (request->stream_size) {
+        size_t size = request->stream_size < max ? request->stream_size : max;
+        memcpy (buffer, request->stream_data, size);
+        memmove (request->stream_data, request->stream_data + size, request->stream_size - size);
+        request->stream_size -= size;
+        return (ssize_t) size;
+    }
+    if (request->stream_done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    //  Nothing yet: wait, off MHD's loop, until the next event wakes us
+    request->stream_suspended = true;
+    MHD_suspend_connection (request->connection);
+    return 0;
+}
+
+static enum MHD_Result
+s_stream_queue (request_t *request, struct MHD_Connection *connection)
+{
+    request->stream_queued = true;
+    struct MHD_Response *response = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 4096,
+                                                                       s_stream_reader, request, NULL);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header (response, "Content-Type", "text/event-stream");
+    MHD_add_response_header (response, "Cache-Control", "no-cache");
+    MHD_add_response_header (response, "X-Accel-Buffering", "no");
+    s_add_cors (request->self, connection, response);
+    request->status = 200;
+    enum MHD_Result rc = MHD_queue_response (connection, 200, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
 static void
 s_handle_agent_answer (self_t *self)
 {
     msg_t *msg = msg_recv (self->agent, false);
     if (!msg)
         return;
+    if (msg_id (msg) == MSG_ID_EVENT) {
+        request_t *request = (request_t *) zhashx_lookup (self->pending, msg_event_request_id (msg));
+        if (request) {
+            bool first = !request->streaming;
+            request->streaming = true;
+            s_stream_append (request, msg_event_name (msg), msg_event_data (msg));
+            if (first)
+                MHD_resume_connection (request->connection);    //  To queue the stream
+            else
+                s_stream_wake (request);
+        }
+        msg_destroy (&msg);
+        return;
+    }
     request_t *request = msg_id (msg) == MSG_ID_ANSWER
                        ? (request_t *) zhashx_lookup (self->pending, msg_answer_request_id (msg)) : NULL;
+    if (request && request->streaming) {
+        zhashx_delete (self->pending, request->id);
+        size_t size;
+        const byte *body = msg_answer_body (msg, &size);
+        cJSON *reply = cJSON_ParseWithLength ((const char *) body, size);
+        s_stream_end (request, (int) msg_answer_status (msg), reply);
+        cJSON_Delete (reply);
+    }
+    else
     if (request) {
         zhashx_delete (self->pending, request->id);
         int64_t status = msg_answer_status (msg);
@@ -381,8 +489,16 @@ s_expire_chats (self_t *self)
         zhashx_delete (self->pending, request->id);
         if (msg_send_cancel (self->agent, NULL, request->id))
             zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
-        char *body = api_detail_json ("The assistant did not answer in time (the --ai-timeout budget "
-                                      "and a margin); try again");
+        const char *detail = "The assistant did not answer in time (the --ai-timeout budget and a margin); "
+                             "try again";
+        if (request->streaming) {
+            cJSON *reply = cJSON_CreateObject ();
+            cJSON_AddStringToObject (reply, "detail", detail);
+            s_stream_end (request, 504, reply);
+            cJSON_Delete (reply);
+            continue;
+        }
+        char *body = api_detail_json (detail);
         request->parked = false;
         request->reply_status = 504;
         request->reply_body = body;
@@ -508,6 +624,13 @@ s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
 static void
 s_resume_shutting_down (request_t *request)
 {
+    if (request->streaming) {
+        cJSON *reply = cJSON_CreateObject ();
+        cJSON_AddStringToObject (reply, "detail", "Server is shutting down");
+        s_stream_end (request, 503, reply);
+        cJSON_Delete (reply);
+        return;
+    }
     const char *body = "{\"detail\":\"Server is shutting down\"}";
     request->parked = request->awaiting_keys = false;
     request->dispatched = true;
@@ -683,6 +806,8 @@ s_access_handler (void *cls, struct MHD_Connection *connection, const char *url,
         request->dispatched = true;
         return s_dispatch (request, connection, url, method);
     }
+    if (request->streaming && !request->stream_queued)
+        return s_stream_queue (request, connection);
     if (request->reply_body) {
         //  Resumed after the gateway's REPLY
         char *body = request->reply_body;
@@ -721,6 +846,7 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
     free (request->raw_uri);
     free (request->body);
     free (request->reply_body);
+    free (request->stream_data);
     cJSON_Delete (request->reply_headers);
     free (request->method_copy);
     free (request->path_copy);

@@ -84,6 +84,9 @@
         "ANSWER or its deadline (the chat time budget plus a margin)") \
     MESSAGE (ANSWER, answer, HTTP_AGENT, \
         "the chat is over: the reply, or why it failed (exactly once per CHAT, unless cancelled)") \
+    MESSAGE (EVENT, event, HTTP_AGENT, \
+        "a chat that asked for `stream: true` made progress: `delta` `{content}` as the model writes, " \
+        "`tool` `{tool, args, result, ok}` as each tool call ends; ANSWER still ends the chat") \
     MESSAGE (CANCEL, cancel, HTTP_AGENT, \
         "the client went away or http's deadline passed: stop that chat's loop; its ANSWER, if any, is dropped") \
     MESSAGE (PING, ping, ANY, \
@@ -177,6 +180,10 @@
     FIELD (m, status,     i, "") \
     FIELD (m, headers,    j, "") \
     FIELD (m, body,       b, "")
+#define MSG_FIELDS_EVENT(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, name,       s, "(`delta` or `tool`)") \
+    FIELD (m, data,       j, "")
 #define MSG_FIELDS_CANCEL(FIELD, m) \
     FIELD (m, request_id, s, "")
 

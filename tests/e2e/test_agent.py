@@ -437,7 +437,8 @@ def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, ke
     assert chat(jwt_server, "hello").status_code == 401
 
 
-def test_stop_ends_the_loop(server, fake):
+@pytest.mark.parametrize("stream", [False, True])
+def test_stop_ends_the_loop(server, fake, stream):
     """The UI's stop button drops the connection: the server aborts the model call in flight, so the
     step the model would have sent next never runs."""
     name = "never_" + uuid.uuid4().hex[:6]
@@ -456,11 +457,122 @@ def test_stop_ends_the_loop(server, fake):
 
     fake.script(slow, text_reply("done"))
     with pytest.raises(requests.exceptions.ReadTimeout):
-        server.post("/api/chat", json={"messages": [{"role": "user", "content": "go"}]}, timeout=1.5)
+        r = server.post("/api/chat", json={"messages": [{"role": "user", "content": "go"}], "stream": stream},
+                        timeout=1.5, stream=stream)
+        list(r.iter_lines())
     assert aborted.wait(30), "the server did not abort the model call after the client left"
     time.sleep(0.5)
     assert name not in [f["name"] for f in server.get("/api/functions").json()]
     assert len(fake.requests) == 1
     # The next chat is served as usual
+    fake.script(text_reply("still here"))
+    assert chat(server, "hello").json()["response"] == "still here"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streaming: stream: true answers with server-sent events
+
+def sse(*chunks):
+    """A streamed reply as Groq sends it: one `data:` line per chunk, then [DONE]."""
+    lines = []
+    for delta, finish in chunks:
+        chunk = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": int(time.time()),
+                 "model": "meta-llama/llama-4-scout-17b-16e-instruct",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        lines.append("data: " + json.dumps(chunk) + "\n\n")
+    lines.append("data: [DONE]\n\n")
+    return (200, {"Content-Type": "text/event-stream"}, "".join(lines).encode())
+
+
+def read_events(response):
+    """[(event, data)] of a text/event-stream response."""
+    events, name = [], None
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+    return events
+
+
+def stream_chat(server, text):
+    return server.post("/api/chat", json={"messages": [{"role": "user", "content": text}], "stream": True},
+                       stream=True, timeout=CHAT_TIMEOUT)
+
+
+def test_streamed_chat_sends_deltas_and_tool_steps_as_they_happen(server, fake):
+    name = "streamed_" + uuid.uuid4().hex[:6]
+    arguments = json.dumps({"name": name, "code": FIXED})
+    cut = len(arguments) // 2
+    fake.script(
+        # One tool call split over three deltas, joined by its index
+        lambda body: sse(({"role": "assistant", "tool_calls": [{"index": 0, "id": "functions.create_function:0",
+                                                                 "type": "function",
+                                                                 "function": {"name": "create_function",
+                                                                              "arguments": ""}}]}, None),
+                         ({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:cut]}}]}, None),
+                         ({"tool_calls": [{"index": 0, "function": {"arguments": arguments[cut:]}}]}, None),
+                         ({}, "tool_calls")),
+        lambda body: sse(({"role": "assistant", "content": "Created "}, None), ({"content": "it."}, None),
+                         ({}, "stop")))
+    r = stream_chat(server, "Make a function")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    events = read_events(r)
+    assert [e for e, _ in events] == ["tool", "delta", "delta", "done"], events
+    assert events[0][1]["tool"] == "create_function" and events[0][1]["ok"] is True
+    assert events[0][1]["args"] == {"name": name, "code": FIXED}
+    assert events[1][1] == {"content": "Created "} and events[2][1] == {"content": "it."}
+    done = events[3][1]
+    assert done["response"] == "Created it." and [t["tool"] for t in done["tool_calls"]] == ["create_function"]
+    assert server.get("/api/functions/" + events[0][1]["result"]["id"]).json()["name"] == name
+    assert all(body.get("stream") is True for _, body in fake.requests)
+    # The assistant turn went back whole, with the joined arguments
+    echoed = [m for m in fake.requests[1][1]["messages"] if m["role"] == "assistant"][0]
+    assert echoed["tool_calls"][0]["function"]["arguments"] == arguments
+
+
+def test_streamed_chat_faults(server, fake):
+    # Before any event: a plain error reply with its status
+    fake.script(lambda body: (401, {}, b'{"error":{"message":"Invalid API Key"}}'))
+    r = stream_chat(server, "hello")
+    assert r.status_code == 502 and "refused the API key" in r.json()["detail"]
+    # After a tool ran: the stream ends with an error event that lists it
+    fake.script(lambda body: sse(({"role": "assistant", "tool_calls": [
+                    {"index": 0, "id": "functions.list_projects:0", "type": "function",
+                     "function": {"name": "list_projects", "arguments": "{}"}}]}, "tool_calls")),
+                lambda body: (200, {"Content-Type": "text/event-stream"},
+                              b'data: {"error":{"message":"model overloaded"}}\n\n'))
+    r = stream_chat(server, "hello")
+    assert r.status_code == 200
+    events = read_events(r)
+    assert [e for e, _ in events] == ["tool", "error"], events
+    error = events[1][1]
+    assert error["status"] == 502 and "model overloaded" in error["detail"]
+    assert [t["tool"] for t in error["tool_calls"]] == ["list_projects"]
+
+
+def test_stop_in_the_middle_of_a_stream(server, fake):
+    name = "never_" + uuid.uuid4().hex[:6]
+    aborted = threading.Event()
+
+    def slow(body):
+        connection = fake.connection
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            readable, _, _ = select.select([connection], [], [], 0.1)
+            if readable and connection.recv(1, socket.MSG_PEEK) == b"":
+                aborted.set()
+                break
+        return (200, {}, json.dumps(tools_reply(call("create_function", {"name": name, "code": FIXED}))).encode())
+
+    fake.script(tools_reply(call("list_projects", {})), slow, text_reply("done"))
+    r = stream_chat(server, "go")
+    lines = r.iter_lines(decode_unicode=True)
+    assert next(lines) == "event: tool"
+    r.close()                   # the stop button, after the first step arrived
+    assert aborted.wait(30), "the server did not abort the model call after the client left"
+    time.sleep(0.5)
+    assert name not in [f["name"] for f in server.get("/api/functions").json()]
     fake.script(text_reply("still here"))
     assert chat(server, "hello").json()["response"] == "still here"
