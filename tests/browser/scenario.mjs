@@ -358,6 +358,14 @@ async function main() {
           message = { role: "assistant", tool_calls: [toolCall("invoke_function", { function_id: results[0].id, input: { name: "Ada" } })] };
         else
           message = { role: "assistant", content: `I made greeter; it answered ${JSON.stringify(results[1].output)}.` };
+        if (body.stream && message.content) {
+          // The answer streamed in two pieces, as server-sent events
+          const half = Math.floor(message.content.length / 2);
+          const chunk = (delta, finish) => `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+          res.writeHead(200, { "Content-Type": "text/event-stream" });
+          res.end(chunk({ role: "assistant", content: message.content.slice(0, half) }, null) + chunk({ content: message.content.slice(half) }, null) + chunk({}, "stop") + "data: [DONE]\n\n");
+          return;
+        }
         const reply = JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", choices: [{ index: 0, message, finish_reason: message.tool_calls ? "tool_calls" : "stop" }] });
         res.writeHead(200, { "Content-Type": "application/json" });
         res.end(reply);

@@ -1,11 +1,11 @@
-// The AI assistant panel: a chat over POST /api/chat. Each answer shows the tool steps the assistant
-// took (name, arguments, result; folded by default), links to the functions it made or changed, and a
-// stop button while it works. When the server has no assistant configured (503 saying how) or the
+// The AI assistant panel: a chat over POST /api/chat, streamed (text and tool steps appear as they
+// happen). Each answer shows the tool steps the assistant took (name, arguments, result; folded by
+// default), links to the functions it made or changed, and a stop button while it works. When the server has no assistant configured (503 saying how) or the
 // model provider fails, the panel says so plainly, and still lists the steps that ran before the fault.
 import { useRef, useState } from "react";
 import { Link } from "react-router";
 import { Bot, Send, Square, X } from "lucide-react";
-import { api, ApiError, type ChatMessage, type ChatToolCall } from "@/lib/api";
+import { ApiError, chatStream, type ChatMessage, type ChatToolCall } from "@/lib/api";
 import { Button } from "@/components/ui/button";
 import { Textarea } from "@/components/ui/textarea";
 import { Spinner } from "@/components/ui/skeleton";
@@ -109,17 +109,26 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
     controller.current = abort;
     // The conversation sent back is text only: earlier failures are not part of it
     const history = next.filter((m) => !m.failed).map(({ role, content }) => ({ role, content }));
+    // The answer as it streams in: text deltas and tool steps
+    const live = { content: "", calls: [] as ChatToolCall[] };
+    const show = () => setMessages([...next, { role: "assistant", content: live.content, tool_calls: [...live.calls] }]);
     try {
-      const reply = await api.chat(history, abort.signal);
+      const reply = await chatStream(history, (e) => {
+        if (e.event === "delta") live.content += String(e.data?.content ?? "");
+        else live.calls.push(e.data);
+        show();
+      }, abort.signal);
       const calls = toolCallsOf(reply);
       setMessages([...next, { role: "assistant", content: String(reply?.response ?? ""), tool_calls: calls }]);
       acted(calls);
     } catch (e) {
       if (e instanceof DOMException && e.name === "AbortError") {
-        setMessages([...next, { role: "assistant", content: "Stopped.", failed: true }]);
+        const content = live.content ? `${live.content}\n\nStopped.` : "Stopped.";
+        setMessages([...next, { role: "assistant", content, tool_calls: live.calls, failed: true }]);
         onActed?.(); // it may have changed things before it stopped
       } else {
-        const calls = e instanceof ApiError ? toolCallsOf(e.body) : [];
+        const listed = e instanceof ApiError ? toolCallsOf(e.body) : [];
+        const calls = listed.length > 0 ? listed : live.calls;
         if (calls.length > 0) {
           setMessages([...next, { role: "assistant", content: errorMessage(e), tool_calls: calls, failed: true }]);
           acted(calls);
