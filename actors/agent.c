@@ -30,8 +30,10 @@
              over the size cap
         504  the time budget ran out
     Every error body is {detail, tool_calls}: tool_calls lists what ran
-    before the fault. `stream: true` is accepted and answered whole (no
-    server-sent events yet).
+    before the fault. With `stream: true` the provider is asked to stream,
+    and the runner sends EVENTs as it goes (`delta` per piece of text,
+    `tool` per tool call that ran); http turns them, and the ANSWER that
+    ends the chat, into server-sent events.
     ========================================================================= */
 
 #include <curl/curl.h>

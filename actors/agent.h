@@ -6,7 +6,8 @@
     deadline) and CANCEL (the client went away, or http's deadline
     passed); it answers each CHAT with one ANSWER: 200 `{response,
     tool_calls: [{tool, args, result, ok}], steps}`, or an error status
-    with `{detail, tool_calls}` (see the design note in agent.c). The model
+    with `{detail, tool_calls}` (see the design note in agent.c); a chat
+    that asked for `stream: true` also gets EVENTs as it goes. The model
     calls and the tools run on the agent's runner threads, never on its
     loop. See broker/PROTOCOL.md.
 
