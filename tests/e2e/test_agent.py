@@ -433,6 +433,12 @@ def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, ke
     fake.script(tools_reply(call("get_function", {"function_id": fid})), text_reply("found"))
     r = chat(jwt_server, "Show my function", headers=alice)
     assert r.status_code == 200 and r.json()["tool_calls"][0]["result"]["code"] == code
+    # An API token of Alice's acts as Alice; a bad one is refused
+    token = jwt_server.post("/api/tokens", json={"name": "chat"}, headers=alice).json()["token"]
+    fake.script(tools_reply(call("get_function", {"function_id": fid})), text_reply("found"))
+    r = chat(jwt_server, "Show my function", headers=bearer(token))
+    assert r.status_code == 200 and r.json()["tool_calls"][0]["result"]["code"] == code
+    assert chat(jwt_server, "hello", headers=bearer("clw_" + "0" * 64)).status_code == 401
     # And a chat needs credentials
     assert chat(jwt_server, "hello").status_code == 401
 
