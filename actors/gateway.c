@@ -47,6 +47,7 @@ typedef struct {
     zframe_t *route;                //  Routing id of the http actor that asked
     char *request_id;               //  http's id for the parked connection
     bool gateway_call;              //  Project gateway call (else direct invoke)
+    bool agent_call;                //  Direct invoke made by the assistant (source `agent`)
     char *function_id;              //  Function run
     int version;                    //  Version run
     char *input;                    //  Input or event as JSON text, for the record
@@ -347,6 +348,7 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->route = zframe_dup (msg_route (msg));
     job->request_id = strdup (msg_invoke_request_id (msg));
     job->gateway_call = gateway_call;
+    job->agent_call = streq (msg_invoke_kind (msg), "agent");
     job->function_id = strdup (function_id);
     job->version = fn->version;
     job->input = cJSON_PrintUnformatted (input);
@@ -497,7 +499,7 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     else
     if (!streq (status, "success"))
         cJSON_AddStringToObject (row, "output", error ? error : "The function failed");
-    cJSON_AddStringToObject (row, "source", job->gateway_call ? "gateway" : "direct");
+    cJSON_AddStringToObject (row, "source", job->gateway_call ? "gateway" : job->agent_call ? "agent" : "direct");
     if (job->method)
         cJSON_AddStringToObject (row, "http_method", job->method);
     if (job->path)

@@ -18,7 +18,9 @@
        (core/api.h): the few routes that touch no SQLite run here, every
        other one goes to the control-plane threads (core/apipool.h), parked
        in `pending` the same way, so a locked database never stalls this
-       loop; anything else is a static file of the web UI.
+       loop; POST /api/chat goes to the agent actor as CHAT (parked the
+       same way, with a deadline; ANSWER resumes it, EVENTs stream it);
+       anything else is a static file of the web UI.
     3. A REPLY from gateway, or a reply from the pool, finds the parked
        request, stores the response and resumes the connection; MHD calls
        the handler again and we queue it. A pool reply's INVALIDATE goes to
@@ -62,6 +64,8 @@ typedef struct {
     zsock_t *gateway;               //  DEALER to the gateway actor
     api_t *api;                     //  REST handlers that need no store (API_NO_STORE)
     apipool_t *apipool;             //  Control-plane threads: every other REST request
+    zsock_t *agent;                 //  DEALER to the agent actor (POST /api/chat)
+    int64_t next_chat_sweep;        //  Monotonic ms of the next check for expired chats
     auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
     zactor_t *jwks_refresher;       //  Keeps the JWKS fresh off our thread (jwt mode)
     zlistx_t *key_waiters;          //  request_t parked until the refresher fetched keys
@@ -88,8 +92,15 @@ struct _request_t {
     bool dispatched;                //  Handler has acted on the full request
     bool parked;                    //  Suspended, waiting for the gateway or the pool
     bool on_pool;                   //  Parked on the control-plane pool
-    int64_t deadline;               //  Monotonic ms when a call parked on gateway gives up
     bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
+    bool chat;                      //  Parked on the agent (POST /api/chat)
+    int64_t deadline;               //  Monotonic ms when we answer 504 ourselves (gateway calls, chats)
+    bool streaming;                 //  Chat answered with server-sent events (stream: true)
+    bool stream_queued;             //  Its response is queued
+    bool stream_done;               //  Its last event is in stream_data
+    bool stream_suspended;          //  Suspended in the content reader, waiting for events
+    char *stream_data;              //  Events not sent yet
+    size_t stream_size;             //  Bytes in stream_data
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
     int reply_status;               //  Status from the gateway REPLY
@@ -338,7 +349,7 @@ s_expire_parked (self_t *self)
     zlistx_t *expired = zlistx_new ();
     for (request_t *request = (request_t *) zhashx_first (self->pending); request;
          request = (request_t *) zhashx_next (self->pending))
-        if (!request->on_pool && request->parked && now > request->deadline)
+        if (!request->on_pool && !request->chat && request->parked && now > request->deadline)
             zlistx_add_end (expired, request);
     for (request_t *request = (request_t *) zlistx_first (expired); request;
          request = (request_t *) zlistx_next (expired)) {
@@ -385,6 +396,218 @@ s_handle_gateway_reply (self_t *self)
     else
         zsys_warning ("http: unexpected '%s' from gateway", msg_command (msg));
     msg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------------
+//  POST /api/chat: parked on the agent actor until its ANSWER or a deadline
+//  (the chat's time budget plus a margin: the agent answers 504 itself at
+//  the budget, so ours only fires if the agent is stuck)
+
+#define CHAT_MARGIN_MS 10000
+
+static enum MHD_Result
+s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const char *method,
+                    const char *user_id, const char *authorization)
+{
+    self_t *self = request->self;
+    if (strneq (method, "POST"))
+        return s_respond_detail (request, connection, 405, "Method not allowed");
+    if (self->draining)
+        return s_respond_detail (request, connection, 503, "Server is shutting down");
+    util_new_id (request->id);
+    if (msg_send_chat (self->agent, NULL, request->id, user_id, request->body, request->body_size,
+                       authorization ? authorization : "")) {
+        zsys_error ("http: could not send CHAT for request %s to the agent", request->id);
+        return s_respond_detail (request, connection, 503, "The assistant could not take the chat; retry shortly");
+    }
+    request->parked = request->chat = true;
+    request->deadline = zclock_mono () + self->config->ai_timeout * 1000 + CHAT_MARGIN_MS;
+    request->connection = connection;
+    zhashx_insert (self->pending, request->id, request);
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+//  A chat that asked for `stream: true` is answered with server-sent events
+//  from its first EVENT on: 200 and text/event-stream, then one event per
+//  EVENT, and a last `done` (the reply) or `error` ({status, detail,
+//  tool_calls}) event from ANSWER. A chat that ends before any EVENT (bad
+//  body, not configured, the provider failed at once) gets a plain reply.
+
+static void
+s_stream_append (request_t *request, const char *name, cJSON *data)
+{
+    //  Printed unformatted, so the data is one line whatever was sent
+    char *text = data ? cJSON_PrintUnformatted (data) : strdup ("null");
+    char *event = zsys_sprintf ("event: %s\ndata: %s\n\n", name, text);
+    size_t size = strlen (event);
+    request->stream_data = (char *) realloc (request->stream_data, request->stream_size + size);
+    memcpy (request->stream_data + request->stream_size, event, size);
+    request->stream_size += size;
+    zstr_free (&event);
+    free (text);
+}
+
+//  More to send: let the content reader run again
+static void
+s_stream_wake (request_t *request)
+{
+    if (request->stream_suspended) {
+        request->stream_suspended = false;
+        MHD_resume_connection (request->connection);
+    }
+}
+
+//  The last event of a stream: `done` with the reply, or `error`
+static void
+s_stream_end (request_t *request, int status, cJSON *body)
+{
+    if (status != 200 && cJSON_IsObject (body))
+        cJSON_AddNumberToObject (body, "status", status);
+    s_stream_append (request, status == 200 ? "done" : "error", body);
+    request->stream_done = true;
+    request->parked = false;
+    s_stream_wake (request);
+}
+
+static ssize_t
+s_stream_reader (void *cls, uint64_t position, char *buffer, size_t max)
+{
+    request_t *request = (request_t *) cls;
+    if (request->stream_size) {
+        size_t size = request->stream_size < max ? request->stream_size : max;
+        memcpy (buffer, request->stream_data, size);
+        memmove (request->stream_data, request->stream_data + size, request->stream_size - size);
+        request->stream_size -= size;
+        return (ssize_t) size;
+    }
+    if (request->stream_done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    //  Nothing yet: wait, off MHD's loop, until the next event wakes us
+    request->stream_suspended = true;
+    MHD_suspend_connection (request->connection);
+    return 0;
+}
+
+static enum MHD_Result
+s_stream_queue (request_t *request, struct MHD_Connection *connection)
+{
+    request->stream_queued = true;
+    struct MHD_Response *response = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 4096,
+                                                                       s_stream_reader, request, NULL);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header (response, "Content-Type", "text/event-stream");
+    MHD_add_response_header (response, "Cache-Control", "no-cache");
+    MHD_add_response_header (response, "X-Accel-Buffering", "no");
+    s_add_cors (request->self, connection, response);
+    request->status = 200;
+    enum MHD_Result rc = MHD_queue_response (connection, 200, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
+static void
+s_handle_agent_answer (self_t *self)
+{
+    msg_t *msg = msg_recv (self->agent, false);
+    if (!msg)
+        return;
+    if (msg_id (msg) == MSG_ID_EVENT) {
+        request_t *request = (request_t *) zhashx_lookup (self->pending, msg_event_request_id (msg));
+        if (request) {
+            bool first = !request->streaming;
+            request->streaming = true;
+            s_stream_append (request, msg_event_name (msg), msg_event_data (msg));
+            if (first)
+                MHD_resume_connection (request->connection);    //  To queue the stream
+            else
+                s_stream_wake (request);
+        }
+        msg_destroy (&msg);
+        return;
+    }
+    request_t *request = msg_id (msg) == MSG_ID_ANSWER
+                       ? (request_t *) zhashx_lookup (self->pending, msg_answer_request_id (msg)) : NULL;
+    if (request && request->streaming) {
+        zhashx_delete (self->pending, request->id);
+        size_t size;
+        const byte *body = msg_answer_body (msg, &size);
+        cJSON *reply = cJSON_ParseWithLength ((const char *) body, size);
+        s_stream_end (request, (int) msg_answer_status (msg), reply);
+        cJSON_Delete (reply);
+    }
+    else
+    if (request) {
+        zhashx_delete (self->pending, request->id);
+        int64_t status = msg_answer_status (msg);
+        request->reply_status = status >= 100 && status <= 599 ? (int) status : 502;
+        request->reply_headers = msg_answer_headers_take (msg);
+        size_t size;
+        const byte *body = msg_answer_body (msg, &size);
+        request->reply_body = (char *) malloc (size ? size : 1);
+        memcpy (request->reply_body, body, size);
+        request->reply_size = size;
+        request->parked = false;
+        MHD_resume_connection (request->connection);
+    }
+    else
+    if (msg_id (msg) != MSG_ID_ANSWER)
+        zsys_warning ("http: unexpected '%s' from the agent", msg_command (msg));
+    //  else: the client went away or the deadline answered it; drop the answer
+    msg_destroy (&msg);
+}
+
+//  True if the client closed a suspended connection (MHD does not watch
+//  those): the UI's stop button aborts its fetch, and the chat should stop
+static bool
+s_client_gone (request_t *request)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (request->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return false;
+    char byte;
+    ssize_t got = recv (info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+//  Chats past their deadline, or whose client went away: 504, and the
+//  agent is told to stop
+static void
+s_expire_chats (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now < self->next_chat_sweep)
+        return;
+    self->next_chat_sweep = now + 250;
+    zlistx_t *expired = zlistx_new ();
+    for (request_t *request = (request_t *) zhashx_first (self->pending); request;
+         request = (request_t *) zhashx_next (self->pending))
+        if (request->chat && (now >= request->deadline || s_client_gone (request)))
+            zlistx_add_end (expired, request);
+    for (request_t *request = (request_t *) zlistx_first (expired); request;
+         request = (request_t *) zlistx_next (expired)) {
+        zhashx_delete (self->pending, request->id);
+        if (msg_send_cancel (self->agent, NULL, request->id))
+            zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
+        const char *detail = "The assistant did not answer in time (the --ai-timeout budget and a margin); "
+                             "try again";
+        if (request->streaming) {
+            cJSON *reply = cJSON_CreateObject ();
+            cJSON_AddStringToObject (reply, "detail", detail);
+            s_stream_end (request, 504, reply);
+            cJSON_Delete (reply);
+            continue;
+        }
+        char *body = api_detail_json (detail);
+        request->parked = false;
+        request->reply_status = 504;
+        request->reply_body = body;
+        request->reply_size = strlen (body);
+        MHD_resume_connection (request->connection);
+    }
+    zlistx_destroy (&expired);
 }
 
 //  --------------------------------------------------------------------------
@@ -514,6 +737,13 @@ s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
 static void
 s_resume_shutting_down (request_t *request)
 {
+    if (request->streaming) {
+        cJSON *reply = cJSON_CreateObject ();
+        cJSON_AddStringToObject (reply, "detail", "Server is shutting down");
+        s_stream_end (request, 503, reply);
+        cJSON_Delete (reply);
+        return;
+    }
     const char *body = "{\"detail\":\"Server is shutting down\"}";
     request->parked = request->awaiting_keys = request->on_pool = false;
     request->dispatched = true;
@@ -594,6 +824,9 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
             return rc;
         }
     }
+    if (streq (url, "/api/chat"))
+        return s_forward_to_agent (request, connection, method, user_id, token_on_pool ? authorization : NULL);
+
     api_request_t api_request = {
         .method = method, .path = url, .body = request->body, .body_size = request->body_size,
         .user_id = user_id
@@ -673,6 +906,8 @@ s_access_handler (void *cls, struct MHD_Connection *connection, const char *url,
         request->dispatched = true;
         return s_dispatch (request, connection, url, method);
     }
+    if (request->streaming && !request->stream_queued)
+        return s_stream_queue (request, connection);
     if (request->reply_body) {
         //  Resumed after the gateway's REPLY
         char *body = request->reply_body;
@@ -696,6 +931,9 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
         zhashx_delete (self->pending, request->id);
     if (request->on_pool)
         apipool_cancel (self->apipool, request->id);
+    //  A chat whose connection ended while it was parked: stop its loop
+    if (request->parked && request->chat && msg_send_cancel (self->agent, NULL, request->id))
+        zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
     if (request->awaiting_keys) {
         void *handle = zlistx_find (self->key_waiters, request);
         if (handle)
@@ -710,6 +948,7 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
     free (request->raw_uri);
     free (request->body);
     free (request->reply_body);
+    free (request->stream_data);
     cJSON_Delete (request->reply_headers);
     free (request->method_copy);
     free (request->path_copy);
@@ -806,6 +1045,11 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         snprintf (reason, reason_size, "%s", endpoints_error ());
         goto failed;
     }
+    self->agent = endpoints_connect (args->endpoints, "agent", ZMQ_DEALER);
+    if (!self->agent) {
+        snprintf (reason, reason_size, "%s", endpoints_error ());
+        goto failed;
+    }
 
     struct sockaddr_storage address;
     socklen_t address_size;
@@ -844,6 +1088,7 @@ failed:
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     zsock_destroy (&self->gateway);
+    zsock_destroy (&self->agent);
     zactor_destroy (&self->jwks_refresher);
     zlistx_destroy (&self->key_waiters);
     auth_destroy (&self->auth);
@@ -870,6 +1115,7 @@ s_self_destroy (self_t **self_p)
         MHD_run (self->daemon);
         MHD_stop_daemon (self->daemon);
         zsock_destroy (&self->gateway);
+        zsock_destroy (&self->agent);
         zactor_destroy (&self->jwks_refresher);
         zlistx_destroy (&self->key_waiters);
         auth_destroy (&self->auth);
@@ -933,9 +1179,10 @@ http_actor (zsock_t *pipe, void *args)
         { zsock_resolve (self->gateway), 0, ZMQ_POLLIN, 0 },
         { NULL, self->epoll_fd, ZMQ_POLLIN, 0 },
         { zsock_resolve (apipool_socket (self->apipool)), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->agent), 0, ZMQ_POLLIN, 0 },
         { self->jwks_refresher ? zsock_resolve (self->jwks_refresher) : NULL, 0, ZMQ_POLLIN, 0 }
     };
-    int item_count = self->jwks_refresher ? 5 : 4;
+    int item_count = self->jwks_refresher ? 6 : 5;
     while (!self->terminated) {
         MHD_UNSIGNED_LONG_LONG mhd_timeout;
         long timeout = 1000;
@@ -952,7 +1199,7 @@ http_actor (zsock_t *pipe, void *args)
             break;
         if (items [0].revents & ZMQ_POLLIN)
             s_self_handle_pipe (self);
-        if (item_count == 5 && (items [4].revents & ZMQ_POLLIN)) {
+        if (item_count == 6 && (items [5].revents & ZMQ_POLLIN)) {
             char *reply = zstr_recv (self->jwks_refresher);
             if (reply && streq (reply, "FETCHED")) {
                 //  Check the parked requests again against the keys we have now
@@ -966,6 +1213,9 @@ http_actor (zsock_t *pipe, void *args)
         s_handle_pool (self);
         s_flush_invalidates (self);
         s_expire_parked (self);
+        while (zsock_events (self->agent) & ZMQ_POLLIN)
+            s_handle_agent_answer (self);
+        s_expire_chats (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
             self->terminated = true;

@@ -41,6 +41,7 @@
     LINK (ASSIGNMENT_WORKER,    "assignment ↔ worker") \
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
     LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
+    LINK (HTTP_AGENT,           "http ↔ agent") \
     LINK (ANY,                  "Any actor")
 
 #define MSG_MESSAGES(MESSAGE) \
@@ -89,6 +90,16 @@
     MESSAGE (API_REPLY, api_reply, HTTP_APIPOOL, \
         "the thread's answer, PUSHed to http's PULL socket; exactly once per API_REQUEST (one that comes " \
         "after the request's deadline or its client left is dropped)") \
+    MESSAGE (CHAT, chat, HTTP_AGENT, \
+        "a `POST /api/chat` arrived from an authenticated user; http has suspended the connection until " \
+        "ANSWER or its deadline (the chat time budget plus a margin)") \
+    MESSAGE (ANSWER, answer, HTTP_AGENT, \
+        "the chat is over: the reply, or why it failed (exactly once per CHAT, unless cancelled)") \
+    MESSAGE (EVENT, event, HTTP_AGENT, \
+        "a chat that asked for `stream: true` made progress: `delta` `{content}` as the model writes, " \
+        "`tool` `{tool, args, result, ok}` as each tool call ends; ANSWER still ends the chat") \
+    MESSAGE (CANCEL, cancel, HTTP_AGENT, \
+        "the client went away or http's deadline passed: stop that chat's loop; its ANSWER, if any, is dropped") \
     MESSAGE (PING, ping, ANY, \
         "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
         "`PING` is a plain string, outside this codec") \
@@ -98,7 +109,8 @@
 //  http <-> gateway
 #define MSG_FIELDS_INVOKE(FIELD, m) \
     FIELD (m, request_id, s, "") \
-    FIELD (m, kind,       s, "(`direct`/`gateway`)") \
+    FIELD (m, kind,       s, "(`direct`/`gateway`/`agent`: a direct call made by the assistant's tool, " \
+                              "recorded with source `agent`)") \
     FIELD (m, target,     s, "") \
     FIELD (m, method,     s, "") \
     FIELD (m, path,       s, "(raw, as sent)") \
@@ -186,6 +198,23 @@
     FIELD (m, body,          s, "(the JSON response as text: http sends it on as it is)") \
     FIELD (m, invalidate,    s, "(an INVALIDATE for gateway, or `\"\"`)") \
     FIELD (m, unauthorized,  i, "(1 when the API token was refused)")
+//  http <-> agent
+#define MSG_FIELDS_CHAT(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, user_id,    s, "(the tools act as this user)") \
+    FIELD (m, body,       b, "(as sent: `{messages: [{role, content}]}`)") \
+    FIELD (m, authorization, s, "(an API-token header the chat thread checks first, or `\"\"`)")
+#define MSG_FIELDS_ANSWER(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, status,     i, "") \
+    FIELD (m, headers,    j, "") \
+    FIELD (m, body,       b, "")
+#define MSG_FIELDS_EVENT(FIELD, m) \
+    FIELD (m, request_id, s, "") \
+    FIELD (m, name,       s, "(`delta` or `tool`)") \
+    FIELD (m, data,       j, "")
+#define MSG_FIELDS_CANCEL(FIELD, m) \
+    FIELD (m, request_id, s, "")
 
 //  anyone
 #define MSG_FIELDS_PING(FIELD, m)
@@ -210,13 +239,14 @@
 "## Sockets\n" \
 "| endpoint | bound by | socket | who connects |\n" \
 "|---|---|---|---|\n" \
-"| gateway | gateway | ROUTER | http (DEALER) |\n" \
+"| gateway | gateway | ROUTER | http, and the agent's chat threads (INVOKE of kind `agent`, INVALIDATE) (DEALER) |\n" \
 "| assignment | assignment | ROUTER | gateway (DEALER) |\n" \
 "| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
 "| placement | placement | ROUTER | assignment (DEALER) |\n" \
 "| recorder | recorder | PULL | gateway (PUSH) |\n" \
 "| `inproc://clowdy-apipool-*` (one per pool) | http | PULL | each control-plane pool thread (PUSH); " \
-"http sends API_REQUEST down a thread's actor pipe |\n"
+"http sends API_REQUEST down a thread's actor pipe |\n" \
+"| agent | agent | ROUTER | http (DEALER) |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \

@@ -58,7 +58,6 @@ typedef struct {
 static const s_route_t s_routes [] = {
     { "GET",    "/api/health",                              api_health,             API_PUBLIC | API_NO_STORE },
     { "GET",    "/api/config",                              api_config,             API_PUBLIC | API_NO_STORE },
-    { "POST",   "/api/chat",                                api_chat,               API_NO_STORE },
     { "GET",    "/api/stats",                               api_stats,              0 },
     //  Projects (api_projects.c)
     { "GET",    "/api/projects",                            api_projects_list,      0 },
@@ -401,11 +400,6 @@ api_config (api_call_t *call)
     return api_reply (call, 200, cJSON_Parse (config? config: "{\"auth_mode\":\"local\"}"));
 }
 
-int
-api_chat (api_call_t *call)
-{
-    return api_reply_detail (call, 501, "Chat is not available yet");
-}
 
 
 //  --------------------------------------------------------------------------
@@ -779,8 +773,6 @@ api_test (bool verbose)
     api_response_reset (&resp);
     api_test_detail (api_test_request (api, "alice", "DELETE", "/api/projects", NULL, NULL, 405, NULL),
                      "Method not allowed");
-    api_test_detail (api_test_request (api, "alice", "POST", "/api/chat", NULL, "{}", 501, NULL),
-                     "Chat is not available yet");
     //  Body parsing: 400 for non-JSON, 422 for non-objects and missing bodies
     api_test_detail (api_test_request (api, "alice", "POST", "/api/projects", NULL, "{\"name\":", 400, NULL),
                      "Request body is not valid JSON");

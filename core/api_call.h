@@ -121,7 +121,6 @@ bool
 
 int api_health (api_call_t *call);                  //  api.c
 int api_config (api_call_t *call);
-int api_chat (api_call_t *call);
 
 int api_projects_list (api_call_t *call);           //  api_projects.c
 int api_project_create (api_call_t *call);

@@ -43,6 +43,11 @@ static const opt_t s_options [] = {
     STR (python, "python", "CLOWDY_PYTHON", "/usr/bin/python3", "Python interpreter inside sandboxes"),
     STR (cgroup_name, "cgroup", "CLOWDY_CGROUP", "clowdy", "parent cgroup for sandboxes"),
     STR (curve_dir, "curve-dir", "CLOWDY_CURVE_DIR", "", "CurveZMQ certificates securing tcp links (see 'clowdy keys')"),
+    STR (ai_base_url, "ai-base-url", "CLOWDY_AI_BASE_URL", "https://api.groq.com/openai/v1", "OpenAI-compatible API of the assistant's model (Groq, OpenAI, Ollama, llama.cpp, vLLM)"),
+    STR (ai_model, "ai-model", "CLOWDY_AI_MODEL", "meta-llama/llama-4-scout-17b-16e-instruct", "model the assistant uses"),
+    STR (ai_api_key, "ai-api-key", "CLOWDY_AI_API_KEY", "", "API key of the model provider (GROQ_API_KEY is read too)"),
+    NUM (ai_max_steps, "ai-max-steps", "CLOWDY_AI_MAX_STEPS", "8", 1, 100, "model calls per chat message at most"),
+    NUM (ai_timeout, "ai-timeout", "CLOWDY_AI_TIMEOUT", "120", 1, 3600, "time budget of one chat message, in seconds"),
     NUM (max_body, "max-body", "CLOWDY_MAX_BODY", "6291456", 1024, 1L << 30, "request body limit in bytes"),
     NUM (workers, "workers", "CLOWDY_WORKERS", "2", 1, 64, "worker actors"),
     NUM (prewarm, "prewarm", "CLOWDY_PREWARM", "2", 0, 64, "empty sandboxes kept ready per worker"),
@@ -126,6 +131,16 @@ config_parse (config_t *config, int argc, char **argv, char *error, size_t error
         if (s_apply (config, opt, value, arg, error, error_size))
             return -1;
     }
+    //  GROQ_API_KEY, as the original reads it, when no other key is given
+    if (*config->ai_api_key == 0 && getenv ("GROQ_API_KEY")) {
+        free (config->ai_api_key);
+        config->ai_api_key = strdup (getenv ("GROQ_API_KEY"));
+    }
+    if (strncmp (config->ai_base_url, "http://", 7) && strncmp (config->ai_base_url, "https://", 8)) {
+        snprintf (error, error_size, "--ai-base-url must start with http:// or https://, not '%s'",
+                  config->ai_base_url);
+        return -1;
+    }
     if (strneq (config->role, "all") && strneq (config->role, "control") && strneq (config->role, "worker")) {
         snprintf (error, error_size, "--role must be 'all', 'control' or 'worker', not '%s'", config->role);
         return -1;
@@ -205,6 +220,20 @@ config_test (bool verbose)
     assert (strstr (error, "CLOWDY_WORKERS"));
     config_reset (&config);
     unsetenv ("CLOWDY_WORKERS");
+
+    //  The assistant's key: its own option first, GROQ_API_KEY as a fallback
+    setenv ("GROQ_API_KEY", "gsk-test", 1);
+    assert (config_parse (&config, 1, plain, error, sizeof error) == 0);
+    assert (streq (config.ai_api_key, "gsk-test") && config.ai_max_steps == 8);
+    config_reset (&config);
+    char *keyed [] = { "clowdy", "--ai-api-key", "mine", NULL };
+    assert (config_parse (&config, 3, keyed, error, sizeof error) == 0);
+    assert (streq (config.ai_api_key, "mine"));
+    config_reset (&config);
+    unsetenv ("GROQ_API_KEY");
+    char *bad_url [] = { "clowdy", "--ai-base-url", "file:///etc", NULL };
+    assert (config_parse (&config, 3, bad_url, error, sizeof error) == -1);
+    config_reset (&config);
 
     char *bad1 [] = { "clowdy", "--nope", NULL };
     assert (config_parse (&config, 2, bad1, error, sizeof error) == -1);

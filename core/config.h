@@ -28,6 +28,11 @@ typedef struct {
     char *python;                   //  Python interpreter used in sandboxes
     char *cgroup_name;              //  Parent cgroup of all sandboxes
     char *curve_dir;                //  CurveZMQ certificates for tcp links, or empty
+    char *ai_base_url;              //  OpenAI-compatible chat completions API (…/v1)
+    char *ai_model;                 //  Model the assistant asks
+    char *ai_api_key;               //  Bearer key for it, or empty (also GROQ_API_KEY)
+    long ai_max_steps;              //  Model calls per chat message at most
+    long ai_timeout;                //  Time budget of one chat message, in seconds
     long max_body;                  //  Request body limit in bytes
     long workers;                   //  Worker actors (each drives its own sandboxes)
     long prewarm;                   //  Empty sandboxes kept ready per worker

@@ -29,3 +29,7 @@ list (APPEND CLOWDY_SOURCES core/auth.c)      # the token check and the key cach
 list (APPEND CLOWDY_SELFTESTS auth)
 list (APPEND CLOWDY_SOURCES core/jwks.c)      # JWKS fetching and JWK-to-key
 list (APPEND CLOWDY_SELFTESTS jwks)
+list (APPEND CLOWDY_SOURCES core/llm.c)       # OpenAI-compatible chat completions client
+list (APPEND CLOWDY_SELFTESTS llm)
+list (APPEND CLOWDY_SOURCES core/tools.c)     # the assistant's tools, as the calling user
+list (APPEND CLOWDY_SELFTESTS tools)

@@ -7,6 +7,7 @@
 // counting the web unit tests that tests/browser/run ran before (UNIT_PASSED / UNIT_FAILED).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -338,6 +339,66 @@ async function main() {
     await panel.getByLabel("Message").fill("hello");
     await panel.getByRole("button", { name: "Send" }).click();
     await panel.locator("[data-testid=chat-error], .bg-muted").filter({ hasText: /\S/ }).first().waitFor({ timeout: INVOKE_T });
+  });
+
+  await step("the assistant makes a function and shows its steps", ["dashboard loads"], async () => {
+    // A second server whose model is a scripted fake of the chat completions API on loopback: it
+    // creates a function, invokes it, then answers, as a model with tool calling would.
+    const fake = http.createServer((req, res) => {
+      let raw = "";
+      req.on("data", (c) => { raw += c; });
+      req.on("end", () => {
+        const body = JSON.parse(raw);
+        const results = body.messages.filter((m) => m.role === "tool").map((m) => JSON.parse(m.content));
+        const toolCall = (name, args) => ({ id: `functions.${name}:${results.length}`, type: "function", function: { name, arguments: JSON.stringify(args) } });
+        let message;
+        if (results.length === 0)
+          message = { role: "assistant", tool_calls: [toolCall("create_function", { name: "greeter", code: "def handler(input):\n    return 'hello ' + input.get('name', 'you')\n" })] };
+        else if (results.length === 1)
+          message = { role: "assistant", tool_calls: [toolCall("invoke_function", { function_id: results[0].id, input: { name: "Ada" } })] };
+        else
+          message = { role: "assistant", content: `I made greeter; it answered ${JSON.stringify(results[1].output)}.` };
+        if (body.stream && message.content) {
+          // The answer streamed in two pieces, as server-sent events
+          const half = Math.floor(message.content.length / 2);
+          const chunk = (delta, finish) => `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+          res.writeHead(200, { "Content-Type": "text/event-stream" });
+          res.end(chunk({ role: "assistant", content: message.content.slice(0, half) }, null) + chunk({ content: message.content.slice(half) }, null) + chunk({}, "stop") + "data: [DONE]\n\n");
+          return;
+        }
+        const reply = JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", choices: [{ index: 0, message, finish_reason: message.tool_calls ? "tool_calls" : "stop" }] });
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(reply);
+      });
+    });
+    await new Promise((r) => fake.listen(0, "127.0.0.1", r));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-ai-"));
+    let ai;
+    try {
+      ai = await startServer(dir, ["--ai-base-url", `http://127.0.0.1:${fake.address().port}/v1`]);
+      allowedOrigins.add(new URL(ai.url).origin);
+      await page.goto(ai.url + "/functions");
+      await page.getByText("No functions yet").waitFor();
+      await page.getByTestId("chat-toggle").click();
+      const panel = page.getByTestId("chat-panel");
+      await panel.getByLabel("Message").fill("Make a greeter function and test it");
+      await panel.getByRole("button", { name: "Send" }).click();
+      await panel.getByText("it answered \"hello Ada\"").waitFor({ timeout: INVOKE_T });
+      const steps = panel.getByTestId("chat-tool-step");
+      assert((await steps.count()) === 2, `expected 2 tool steps, got ${await steps.count()}`);
+      assert(!(await steps.first().evaluate((d) => d.open)), "a tool step should be folded by default");
+      await steps.first().locator("summary").click();
+      await steps.first().getByText("def handler(input)").first().waitFor();
+      // The page behind refreshed: the new function is listed without a reload
+      await page.getByRole("main").getByText("greeter").first().waitFor();
+      await panel.getByTestId("chat-function-link").click();
+      await page.waitForURL(/\/functions\/[0-9a-f]{12}/);
+      await page.getByRole("heading", { name: "greeter" }).first().waitFor();
+    } finally {
+      if (ai?.proc && ai.proc.exitCode === null) ai.proc.kill("SIGTERM");
+      fake.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   await step("dashboard shows activity", ["invoke from the test panel"], async () => {

@@ -88,7 +88,6 @@ def test_wrong_method_is_405(server):
 
 
 @pytest.mark.parametrize("method,path,body", [
-    ("POST", "/api/chat", {"messages": [{"role": "user", "content": "hi"}]}),
     ("GET", "/api/projects/{pid}/requirements", None),
     ("PUT", "/api/projects/{pid}/requirements", {"requirements_txt": "requests"}),
     ("POST", "/api/projects/{pid}/database/provision", None),

@@ -1,21 +1,87 @@
-// The AI assistant panel: a chat over POST /api/chat. When the server has no assistant configured
-// (501) or it is unavailable (503), the panel says so plainly instead of failing.
+// The AI assistant panel: a chat over POST /api/chat, streamed (text and tool steps appear as they
+// happen). Each answer shows the tool steps the assistant took (name, arguments, result; folded by
+// default), links to the functions it made or changed, and a stop button while it works. When the server has no assistant configured (503 saying how) or the
+// model provider fails, the panel says so plainly, and still lists the steps that ran before the fault.
 import { useRef, useState } from "react";
-import { Bot, Send, X } from "lucide-react";
-import { api, ApiError, type ChatMessage, type ChatReply } from "@/lib/api";
+import { Link } from "react-router";
+import { Bot, Send, Square, X } from "lucide-react";
+import { ApiError, chatStream, type ChatMessage, type ChatToolCall } from "@/lib/api";
 import { Button } from "@/components/ui/button";
 import { Textarea } from "@/components/ui/textarea";
 import { Spinner } from "@/components/ui/skeleton";
 import { errorMessage } from "@/components/common";
 import { cn } from "@/lib/utils";
 
-interface Entry extends ChatMessage { tool_calls?: ChatReply["tool_calls"] }
+interface Entry extends ChatMessage { tool_calls?: ChatToolCall[]; failed?: boolean }
 
 export function chatUnavailableText(e: unknown): string | null {
   if (!(e instanceof ApiError)) return null;
   if (e.status === 501) return "The AI assistant is not set up on this server. An administrator can enable it by configuring an LLM provider; everything else in Clowdy works without it.";
+  if (e.status === 503 && /not configured/i.test(e.message)) return `The AI assistant is not set up on this server. ${e.message}.`;
   if (e.status === 503) return `The AI assistant is unavailable right now (${e.message}). Try again later.`;
   return null;
+}
+
+/** The tool calls listed in a reply or an error body ({detail, tool_calls}). */
+export function toolCallsOf(body: unknown): ChatToolCall[] {
+  const calls = body && typeof body === "object" ? (body as { tool_calls?: unknown }).tool_calls : undefined;
+  return Array.isArray(calls) ? calls.filter((c): c is ChatToolCall => !!c && typeof c === "object") : [];
+}
+
+const READ_ONLY = /^(list_|get_)/;
+
+/** Functions the steps created or changed, newest last, each once: [{id, name}]. */
+export function functionsTouched(calls: ChatToolCall[]): Array<{ id: string; name: string }> {
+  const seen = new Map<string, string>();
+  for (const c of calls) {
+    if (c.ok === false || !["create_function", "update_function", "rollback_function"].includes(c.tool)) continue;
+    const r = c.result as { id?: unknown; name?: unknown } | null;
+    if (r && typeof r.id === "string") seen.set(r.id, typeof r.name === "string" ? r.name : r.id);
+  }
+  return [...seen].map(([id, name]) => ({ id, name }));
+}
+
+function pretty(value: unknown): string {
+  if (typeof value === "string") return value;
+  try { return JSON.stringify(value, null, 2); } catch { return String(value); }
+}
+
+function ToolStep({ call }: { call: ChatToolCall }) {
+  const failed = call.ok === false;
+  return (
+    <details data-testid="chat-tool-step" className="bg-background/60 rounded border px-2 py-1">
+      <summary className="cursor-pointer">
+        <code>{String(call.tool ?? "tool")}</code>{" "}
+        <span className={failed ? "text-destructive" : "text-muted-foreground"}>{failed ? "failed" : "done"}</span>
+      </summary>
+      <div className="mt-1 space-y-1">
+        <div className="text-muted-foreground">Arguments</div>
+        <pre className="max-h-40 overflow-auto whitespace-pre-wrap break-all">{pretty(call.args)}</pre>
+        <div className="text-muted-foreground">Result</div>
+        <pre className="max-h-60 overflow-auto whitespace-pre-wrap break-all">{pretty(call.result)}</pre>
+      </div>
+    </details>
+  );
+}
+
+function Steps({ calls }: { calls: ChatToolCall[] }) {
+  if (calls.length === 0) return null;
+  const made = functionsTouched(calls);
+  return (
+    <div className="mt-2 space-y-1 text-xs">
+      <div className="text-muted-foreground">{calls.length} step(s)</div>
+      {calls.map((c, j) => <ToolStep key={j} call={c} />)}
+      {made.length > 0 && (
+        <div className="flex flex-wrap gap-2 pt-1">
+          {made.map((f) => (
+            <Link key={f.id} to={`/functions/${f.id}`} data-testid="chat-function-link" className="text-primary underline">
+              {f.name}
+            </Link>
+          ))}
+        </div>
+      )}
+    </div>
+  );
 }
 
 export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: () => void; onActed?: () => void }) {
@@ -24,6 +90,12 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const bottom = useRef<HTMLDivElement>(null);
+  const controller = useRef<AbortController | null>(null);
+
+  function acted(calls: ChatToolCall[]) {
+    // A step that changed something: refresh the page behind the panel
+    if (calls.some((c) => c.ok !== false && !READ_ONLY.test(String(c.tool)))) onActed?.();
+  }
 
   async function send() {
     const text = draft.trim();
@@ -33,14 +105,39 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
     setDraft("");
     setBusy(true);
     setError(null);
+    const abort = new AbortController();
+    controller.current = abort;
+    // The conversation sent back is text only: earlier failures are not part of it
+    const history = next.filter((m) => !m.failed).map(({ role, content }) => ({ role, content }));
+    // The answer as it streams in: text deltas and tool steps
+    const live = { content: "", calls: [] as ChatToolCall[] };
+    const show = () => setMessages([...next, { role: "assistant", content: live.content, tool_calls: [...live.calls] }]);
     try {
-      const reply = await api.chat(next.map(({ role, content }) => ({ role, content })));
-      const calls = Array.isArray(reply?.tool_calls) ? reply.tool_calls : [];
+      const reply = await chatStream(history, (e) => {
+        if (e.event === "delta") live.content += String(e.data?.content ?? "");
+        else live.calls.push(e.data);
+        show();
+      }, abort.signal);
+      const calls = toolCallsOf(reply);
       setMessages([...next, { role: "assistant", content: String(reply?.response ?? ""), tool_calls: calls }]);
-      if (calls.length > 0) onActed?.(); // the assistant changed something: refresh the page behind
+      acted(calls);
     } catch (e) {
-      setError(e);
+      if (e instanceof DOMException && e.name === "AbortError") {
+        const content = live.content ? `${live.content}\n\nStopped.` : "Stopped.";
+        setMessages([...next, { role: "assistant", content, tool_calls: live.calls, failed: true }]);
+        onActed?.(); // it may have changed things before it stopped
+      } else {
+        const listed = e instanceof ApiError ? toolCallsOf(e.body) : [];
+        const calls = listed.length > 0 ? listed : live.calls;
+        if (calls.length > 0) {
+          setMessages([...next, { role: "assistant", content: errorMessage(e), tool_calls: calls, failed: true }]);
+          acted(calls);
+        } else {
+          setError(e);
+        }
+      }
     } finally {
+      controller.current = null;
       setBusy(false);
       setTimeout(() => bottom.current?.scrollIntoView({ behavior: "smooth" }), 50);
     }
@@ -70,17 +167,26 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
           </p>
         )}
         {messages.map((m, i) => (
-          <div key={i} className={cn("max-w-[90%] rounded-lg px-3 py-2 whitespace-pre-wrap", m.role === "user" ? "bg-primary text-primary-foreground ml-auto" : "bg-muted")}>
-            {m.content}
-            {m.tool_calls && m.tool_calls.length > 0 && (
-              <details className="mt-2 text-xs opacity-80">
-                <summary>{m.tool_calls.length} action(s) taken</summary>
-                <ul className="mt-1 list-disc pl-4">{m.tool_calls.map((t, j) => <li key={j}><code>{String(t?.tool ?? "tool")}</code></li>)}</ul>
-              </details>
+          <div
+            key={i}
+            data-testid={m.role === "assistant" ? "chat-answer" : "chat-question"}
+            className={cn(
+              "max-w-[90%] rounded-lg px-3 py-2 whitespace-pre-wrap",
+              m.role === "user" ? "bg-primary text-primary-foreground ml-auto" : m.failed ? "border-destructive/30 bg-destructive/5 border" : "bg-muted",
             )}
+          >
+            {m.content}
+            {m.tool_calls && <Steps calls={m.tool_calls} />}
           </div>
         ))}
-        {busy && <div className="text-muted-foreground flex items-center gap-2"><Spinner /> Thinking…</div>}
+        {busy && (
+          <div className="text-muted-foreground flex items-center gap-2">
+            <Spinner /> Working…
+            <Button variant="outline" size="sm" className="ml-auto" data-testid="chat-stop" onClick={() => controller.current?.abort()}>
+              <Square /> Stop
+            </Button>
+          </div>
+        )}
         {error != null && (
           <div role="alert" data-testid="chat-error" className="border-destructive/30 bg-destructive/5 rounded-lg border px-3 py-2">
             {unavailable ?? errorMessage(error)}

@@ -8,11 +8,13 @@ export interface FieldError { field: string; message: string }
 export class ApiError extends Error {
   status: number;
   fields: FieldError[];
-  constructor(status: number, message: string, fields: FieldError[] = []) {
+  body: unknown;                 // the parsed error body, for callers that read more than `detail`
+  constructor(status: number, message: string, fields: FieldError[] = [], body: unknown = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.fields = fields;
+    this.body = body;
   }
 }
 
@@ -78,9 +80,67 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
   }
   if (!res.ok) {
     if (res.status === 401 && authHeaders().Authorization) setToken(null);
-    throw errorFromBody(res.status, parsed);
+    const error = errorFromBody(res.status, parsed);
+    error.body = parsed;
+    throw error;
   }
   return parsed as T;
+}
+
+/** A streamed chat's progress: a piece of the answer's text, or a tool call that ran. */
+export type ChatEvent = { event: "delta"; data: { content: string } } | { event: "tool"; data: ChatToolCall };
+
+/** POST /api/chat with stream: true. Calls onEvent as the assistant writes and acts, and resolves with
+ *  the whole reply; an `error` event (or an error reply before the stream starts) throws an ApiError
+ *  whose body still lists the tool calls that ran. */
+export async function chatStream(messages: ChatMessage[], onEvent: (e: ChatEvent) => void, signal?: AbortSignal): Promise<ChatReply> {
+  const headers: Record<string, string> = { Accept: "text/event-stream, application/json", "Content-Type": "application/json", ...authHeaders() };
+  let res: Response;
+  try {
+    res = await fetch("/api/chat", { method: "POST", headers, body: JSON.stringify({ messages, stream: true }), signal });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "AbortError") throw e;
+    throw new ApiError(0, "Cannot reach the Clowdy server. Is it running?");
+  }
+  const fail = (status: number, body: unknown) => {
+    if (status === 401 && authHeaders().Authorization) setToken(null);
+    const error = errorFromBody(status, body);
+    error.body = body;
+    return error;
+  };
+  if (!(res.headers.get("Content-Type") ?? "").startsWith("text/event-stream") || !res.body) {
+    const text = await res.text();
+    let parsed: unknown = null;
+    if (text) { try { parsed = JSON.parse(text); } catch { parsed = text; } }
+    if (!res.ok) throw fail(res.status, parsed);
+    return parsed as ChatReply;
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let name = "message";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, cut).replace(/\r$/, "");
+      buffer = buffer.slice(cut + 1);
+      if (line === "") { name = "message"; continue; }
+      if (line.startsWith("event:")) { name = line.slice(6).trim(); continue; }
+      if (!line.startsWith("data:")) continue;
+      let data: unknown;
+      try { data = JSON.parse(line.slice(5).trim()); } catch { continue; }
+      if (name === "done") return data as ChatReply;
+      if (name === "error") {
+        const status = (data as { status?: unknown })?.status;
+        throw fail(typeof status === "number" ? status : 502, data);
+      }
+      if (name === "delta" || name === "tool") onEvent({ event: name, data } as ChatEvent);
+    }
+  }
+  throw new ApiError(502, "The assistant's answer stopped before it was complete.");
 }
 
 /** Checks a token before it is stored: resolves when the server accepts it, else throws ApiError. */
@@ -136,7 +196,10 @@ export interface Stats {
 export interface Requirements { requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean; build_status?: string; build_log?: string }
 export interface DatabaseInfo { has_database: boolean; database_url?: string | null; neon_project_id?: string | null; provider?: string }
 export interface ChatMessage { role: "user" | "assistant"; content: string }
-export interface ChatReply { response: string; tool_calls?: Array<{ tool: string; args: unknown; result: unknown }> }
+/** One tool call the assistant ran: its name, its arguments (the model's text when they did not parse),
+ *  what it returned, and whether it worked. */
+export interface ChatToolCall { tool: string; args: unknown; result: unknown; ok?: boolean }
+export interface ChatReply { response: string; tool_calls?: ChatToolCall[]; steps?: number; step_limit?: boolean }
 
 const enc = encodeURIComponent;
 
