@@ -29,11 +29,11 @@
         the sync pipe.
     4.  The child becomes root of its user namespace, enters a new cgroup
         namespace (now that it is in its cgroup), and builds the root file
-        system on a tmpfs: read-only binds of /usr (with the merged-usr
-        symlinks) and /opt/layer, our own /etc and a copy of the runner in
-        /opt/clowdy (a bind would name its host path in mountinfo), a /dev
-        with four bound device nodes, a capped tmpfs /tmp, and /proc with
-        hidepid. /proc is mounted before pivot_root, as a user namespace
+        system on a tmpfs: a read-only bind of /usr (with the merged-usr
+        symlinks), our own /etc, a copy of the runner in /opt/clowdy and
+        the layer at /opt/layer as a read-only overlay (a bind would name
+        its host path in /proc/self/mountinfo), a /dev with four bound
+        device nodes, a capped tmpfs /tmp, and /proc with hidepid. /proc is mounted before pivot_root, as a user namespace
         may only mount proc while a fully visible proc is still in view.
         After pivot_root the old root is detached and / remounted read-only.
     5.  The child is pid 1 of its pid namespace. It vforks the user's
@@ -146,6 +146,7 @@ typedef struct {
     char *target;                   //  absolute path under the new root
     bool is_file;                   //  device node: mount point is a file
     bool readonly;                  //  remount read-only after binding
+    bool overlay;                   //  a directory: try a read-only overlay first
     unsigned long flags;            //  flags of the source mount to keep
 } bind_t;
 
@@ -595,6 +596,36 @@ s_make_readonly (const bind_t *bind)
                   MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | bind->flags, NULL);
 }
 
+//  A host directory as a read-only overlay whose layers are named through
+//  /proc/self/fd: mountinfo then shows "lowerdir=/proc/self/fd/N:/proc/self/
+//  fd/M" where a bind would show the directory's host path (a layer lives in
+//  the data dir). Without an upper layer overlay wants two lower ones; the
+//  second is the mount point itself, an empty directory of our root tmpfs.
+//  Mounts below the source do not show through (binds would carry them).
+//  Needs Linux 5.11 for overlay in a user namespace: -1 and the caller binds.
+static int
+s_mount_overlay (const bind_t *bind)
+{
+    int source = open (bind->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int target = open (bind->target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int rc = -1;
+    if (source >= 0 && target >= 0) {
+        char options [96] = "ro,lowerdir=/proc/self/fd/";
+        char number [16];
+        s_format_int (number, source);
+        strcat (options, number);
+        strcat (options, ":/proc/self/fd/");
+        s_format_int (number, target);
+        strcat (options, number);
+        rc = mount ("overlay", bind->target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, options);
+    }
+    if (source >= 0)
+        close (source);
+    if (target >= 0)
+        close (target);
+    return rc;
+}
+
 static int
 s_mount_proc (const char *path)
 {
@@ -679,6 +710,8 @@ s_child (plan_t *plan)
         else
         if (mkdir (bind->target, 0755) && errno != EEXIST)
             s_fail (plan, STAGE_MKDIR, errno);
+        if (bind->overlay && s_mount_overlay (bind) == 0)
+            continue;
         if (mount (bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL))
             s_fail (plan, STAGE_BIND, errno);
         if (bind->readonly && s_make_readonly (bind))
@@ -813,6 +846,7 @@ s_plan_bind (plan_t *plan, const char *source, const char *target, bool is_file,
     bind->target = zsys_sprintf ("%s%s", plan->newroot, target);
     bind->is_file = is_file;
     bind->readonly = readonly;
+    bind->overlay = false;
     bind->flags = readonly? s_mount_flags (source): 0;
 }
 
@@ -952,8 +986,10 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
     if (s_plan_runtime (plan, runtime_dir))
         return -1;
     s_plan_bind (plan, "/usr", "/usr", false, true);
-    if (config->layer_dir)
+    if (config->layer_dir) {
         s_plan_bind (plan, config->layer_dir, "/opt/layer", false, true);
+        plan->binds [plan->nbinds - 1].overlay = true;
+    }
     static const char *devices [] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", NULL };
     for (int index = 0; devices [index]; index++)
         s_plan_bind (plan, devices [index], devices [index], true, false);
@@ -1988,12 +2024,28 @@ sandbox_test (bool verbose)
     assert (handle);
     fprintf (handle, "VALUE = 42\n");
     fclose (handle);
-    //  with a world-writable mount inside it, which must be read-only too
+    config.layer_dir = layer;
+    //  It is an overlay named through /proc/self/fd: mountinfo does not name
+    //  its host path (a bind would)
+    char *layer_program = zsys_sprintf (
+        "import os, sys, errno\n"
+        "sys.path.insert(0, '/opt/layer')\n"
+        "import mod\n"
+        "try: open('/opt/layer/x', 'w'); res = 'WROTE'\n"
+        "except OSError as e: res = errno.errorcode[e.errno]\n"
+        "named = [line for line in open('/proc/self/mountinfo') if '%s' in line]\n"
+        "kind = [line.split(' - ')[1].split()[0] for line in open('/proc/self/mountinfo') if ' /opt/layer ' in line]\n"
+        "os.write(3, ('%%d %%s %%s %%s %%s' %% (mod.VALUE, res, sorted(os.listdir('/opt')), named, kind)).encode())\n",
+        layer);
+    s_expect (&config, "layer", layer_program, "42 EROFS ['clowdy', 'layer'] [] ['overlay']", verbose);
+    zstr_free (&layer_program);
+    //  With a world-writable mount inside it, which must be read-only too:
+    //  overlay refuses a layer with mounts below it that a user namespace
+    //  may not reveal, and the sandbox falls back to a recursive bind
     char *layer_sub = zsys_sprintf ("%s/sub", layer);
     assert (mkdir (layer_sub, 0755) == 0);
     assert (mount ("tmpfs", layer_sub, "tmpfs", 0, "size=1m,mode=1777") == 0);
-    config.layer_dir = layer;
-    s_expect (&config, "layer",
+    s_expect (&config, "layer with a mount inside",
         "import os, sys, errno\n"
         "sys.path.insert(0, '/opt/layer')\n"
         "import mod\n"
