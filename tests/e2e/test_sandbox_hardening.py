@@ -222,9 +222,9 @@ def handler(input):
         s = socket.socket(); s.settimeout(5)
         started = time.monotonic()
         try:
-            s.connect((host, port)); out["tcp " + host] = ["CONNECTED", 0]
+            s.connect((host, port)); out["tcp %s:%d" % (host, port)] = ["CONNECTED", 0]
         except OSError as e:
-            out["tcp " + host] = [errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__,
+            out["tcp %s:%d" % (host, port)] = [errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__,
                                   round(time.monotonic() - started, 2)]
         finally:
             s.close()
@@ -263,8 +263,8 @@ def host_resolver():
 def test_network_enabled_cannot_reach_the_host_s_subnets_or_gateways(server, normal):
     """Every IPv4 subnet on the host's interfaces (its own address and a neighbour in it) and every
     gateway of its routes is unreachable from a network-enabled function, by a route inside the
-    sandbox (an immediate EHOSTUNREACH/ENETUNREACH, for TCP and for UDP), while the default route and
-    slirp's DNS address stay usable."""
+    sandbox (an immediate EHOSTUNREACH/ENETUNREACH, for TCP and for UDP), and so is slirp's DNS
+    address on any port but 53, while the default route and DNS stay usable."""
     interfaces, gateways = host_ipv4()
     listener = socket.socket()
     listener.bind(("0.0.0.0", 0))
@@ -286,24 +286,29 @@ def test_network_enabled_cannot_reach_the_host_s_subnets_or_gateways(server, nor
     function = make_function(server, CONNECT, network_enabled=True, timeout_seconds=30)
     try:
         output = call(server, function["id"], {
-            "tcp": [[str(t), port] for t in targets] + ([["10.0.2.3", 53]] if resolver else []),
+            "tcp": [[str(t), port] for t in targets] + [["10.0.2.3", 80], ["10.0.2.3", port]]
+                   + ([["10.0.2.3", 53]] if resolver else []),
             "udp": [[str(t), 53] for t in blocked] + [["10.0.2.3", 53], ["203.0.113.1", 53], ["1.1.1.1", 53]]})
     finally:
         listener.close()
+    # slirp forwards its DNS address, on any port, to the host's resolver (often the gateway): DNS only
+    blocked += [ipaddress.ip_address("10.0.2.3")]
     for target in blocked:
-        result, seconds = output["tcp %s" % target]
+        result, seconds = output["tcp %s:%d" % (target, 80 if str(target) == "10.0.2.3" else port)]
         assert result in ("EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
         assert seconds < 1.0, (str(target), output)              # a route, not a timeout
-        assert output["udp %s:53" % target] in ("EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
+        if str(target) != "10.0.2.3":
+            assert output["udp %s:53" % target] in ("EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
+    assert output["tcp 10.0.2.3:%d" % port][0] in ("EHOSTUNREACH", "ENETUNREACH"), output
     for target in aliased:
-        result, seconds = output["tcp %s" % target]
+        result, seconds = output["tcp %s:%d" % (target, port)]
         assert result in ("ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
     # What it could reach before: the default route out and slirp's DNS forwarder
     for destination in ["10.0.2.3:53", "203.0.113.1:53", "1.1.1.1:53"]:
         if not any(ipaddress.ip_address(destination.split(":")[0]) in i.network for i in interfaces):
             assert output["udp " + destination] == "ROUTED", (destination, output)
     if resolver:
-        assert output["tcp 10.0.2.3"][0] == "CONNECTED", output         # through slirp to the host's DNS
+        assert output["tcp 10.0.2.3:53"][0] == "CONNECTED", output      # through slirp to the host's DNS
     healthy(server, normal)
 
 
