@@ -17,7 +17,6 @@ import os
 import re
 import socket
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -224,8 +223,8 @@ def handler(input):
         try:
             s.connect((host, port)); out["tcp %s:%d" % (host, port)] = ["CONNECTED", 0]
         except OSError as e:
-            out["tcp %s:%d" % (host, port)] = [errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__,
-                                  round(time.monotonic() - started, 2)]
+            name = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+            out["tcp %s:%d" % (host, port)] = [name, round(time.monotonic() - started, 2)]
         finally:
             s.close()
     for host, port in input["udp"]:
