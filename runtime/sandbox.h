@@ -3,8 +3,9 @@
 
     A sandbox is a process running in new user, pid, net, mount, ipc, uts and
     cgroup namespaces, with a tmpfs root that shows only the host's /usr
-    (read-only), a minimal /etc, /proc, a small /dev, a capped tmpfs /tmp, the
-    runtime dir at /opt/clowdy and an optional layer at /opt/layer. It runs as
+    (read-only), a minimal /etc, /proc, a small /dev, a capped tmpfs /tmp, a
+    read-only copy of the runtime dir's .py files at /opt/clowdy and an optional
+    layer at /opt/layer. It runs as
     uid 1000 inside (an unprivileged host uid outside), without capabilities,
     with no_new_privs and a seccomp filter, inside a cgroup that caps memory
     (no swap), CPU and pids. fds 0/1/2 are /dev/null, fd 3 is the protocol
@@ -52,7 +53,8 @@ extern "C" {
 #define SANDBOX_DEFAULT_RUNTIME_DIR CLOWDY_SOURCE_DIR "/runtime"
 
 typedef struct {
-    const char *runtime_dir;        //  host dir bound read-only at /opt/clowdy; NULL = default
+    const char *runtime_dir;        //  host dir whose top-level .py files (8, 512 KB at most)
+                                    //  are copied read-only to /opt/clowdy; NULL = default
     const char *layer_dir;          //  NULL, or host dir bound read-only at /opt/layer
     const char *const *argv;        //  NULL = { python, -I, -B, /opt/clowdy/runner.py }
     const char *python;             //  interpreter for the default argv; NULL = /usr/bin/python3
