@@ -41,6 +41,7 @@
     LINK (ASSIGNMENT_WORKER,    "assignment ↔ worker") \
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
     LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
+    LINK (DATABASE_PROVIDER,    "database ↔ its provider thread") \
     LINK (ANY,                  "Any actor")
 
 #define MSG_MESSAGES(MESSAGE) \
@@ -89,6 +90,11 @@
     MESSAGE (API_REPLY, api_reply, HTTP_APIPOOL, \
         "the thread's answer, PUSHed to http's PULL socket; exactly once per API_REQUEST (one that comes " \
         "after the request's deadline or its client left is dropped)") \
+    MESSAGE (DB_SCAN, db_scan, DATABASE_PROVIDER, \
+        "the database actor's timer (every 250 ms, when the thread is idle): do the provisioning and " \
+        "deprovisioning jobs recorded in `project_databases` (`actors/database.c`)") \
+    MESSAGE (DB_SCANNED, db_scanned, DATABASE_PROVIDER, \
+        "exactly once per DB_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed") \
     MESSAGE (PING, ping, ANY, \
         "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
         "`PING` is a plain string, outside this codec") \
@@ -112,7 +118,8 @@
     FIELD (m, headers,    j, "") \
     FIELD (m, body,       b, "")
 #define MSG_FIELDS_INVALIDATE(FIELD, m) \
-    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, rename, delete) or `routes PROJECT_ID`")
+    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, database, rename, delete) or `routes PROJECT_ID`; " \
+                       "also sent by the database actor (DEALER) when a project's database changes")
 
 //  gateway <-> assignment
 #define MSG_FIELDS_RUN(FIELD, m) \
@@ -123,7 +130,7 @@
     FIELD (m, memory_mb,   i, "") \
     FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
     FIELD (m, function,    j, "(id, name, version, code, env, memory_mb, timeout_seconds, network_enabled, " \
-                              "project_id, requirements_hash?)") \
+                              "project_id, requirements_hash?, database_mount? {source, target, writable}, file_limit_mb?)") \
     FIELD (m, input,       j, "")
 #define MSG_FIELDS_RESULT(FIELD, m) \
     FIELD (m, job_id, s, "") \
@@ -187,6 +194,11 @@
     FIELD (m, invalidate,    s, "(an INVALIDATE for gateway, or `\"\"`)") \
     FIELD (m, unauthorized,  i, "(1 when the API token was refused)")
 
+//  database <-> its provider thread
+#define MSG_FIELDS_DB_SCAN(FIELD, m)
+#define MSG_FIELDS_DB_SCANNED(FIELD, m) \
+    FIELD (m, changed, j, ": [project ids whose database became ready or went away]")
+
 //  anyone
 #define MSG_FIELDS_PING(FIELD, m)
 #define MSG_FIELDS_PONG(FIELD, m)
@@ -210,13 +222,14 @@
 "## Sockets\n" \
 "| endpoint | bound by | socket | who connects |\n" \
 "|---|---|---|---|\n" \
-"| gateway | gateway | ROUTER | http (DEALER) |\n" \
+"| gateway | gateway | ROUTER | http (DEALER), database (DEALER, INVALIDATE only) |\n" \
 "| assignment | assignment | ROUTER | gateway (DEALER) |\n" \
 "| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
 "| placement | placement | ROUTER | assignment (DEALER) |\n" \
 "| recorder | recorder | PULL | gateway (PUSH) |\n" \
 "| `inproc://clowdy-apipool-*` (one per pool) | http | PULL | each control-plane pool thread (PUSH); " \
-"http sends API_REQUEST down a thread's actor pipe |\n"
+"http sends API_REQUEST down a thread's actor pipe |\n" \
+"| (the database actor's pipe to its provider thread) | database | PAIR | DB_SCAN down, DB_SCANNED up |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \

@@ -29,3 +29,9 @@ list (APPEND CLOWDY_SOURCES core/auth.c)      # the token check and the key cach
 list (APPEND CLOWDY_SELFTESTS auth)
 list (APPEND CLOWDY_SOURCES core/jwks.c)      # JWKS fetching and JWK-to-key
 list (APPEND CLOWDY_SELFTESTS jwks)
+list (APPEND CLOWDY_SOURCES core/dbprovider.c)        # managed databases: the interface, and sqlite files
+list (APPEND CLOWDY_SELFTESTS dbprovider)
+list (APPEND CLOWDY_SOURCES core/dbprovider_postgres.c)   # ... a database + role on a PostgreSQL server
+list (APPEND CLOWDY_SELFTESTS dbprovider_postgres)
+list (APPEND CLOWDY_SOURCES core/dbprovider_neon.c)   # ... a Neon project over its REST API
+list (APPEND CLOWDY_SELFTESTS dbprovider_neon)
