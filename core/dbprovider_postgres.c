@@ -216,7 +216,7 @@ s_provision (void *state, const char *project_id, dbprovider_info_t *info, char 
     int rc = s_drop (conn, name, error, error_size);
     if (rc == 0) {
         snprintf (sql, sizeof sql, "CREATE ROLE %s LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE"
-                  " NOREPLICATION NOBYPASSRLS NOINHERIT CONNECTION LIMIT %d", name, password, S_CONNECTION_LIMIT);
+                  " NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d", name, password, S_CONNECTION_LIMIT);
         rc = s_exec (conn, sql, error, error_size);
     }
     if (rc == 0) {
@@ -247,8 +247,16 @@ s_provision (void *state, const char *project_id, dbprovider_info_t *info, char 
         if (!inside)
             rc = -1;
         else {
+            //  The role owns its schema (whatever the server's version
+            //  gives PUBLIC there)
+            snprintf (sql, sizeof sql, "ALTER SCHEMA public OWNER TO %s", name);
+            rc = s_exec (inside, sql, error, error_size);
+            if (rc == 0) {
+                snprintf (sql, sizeof sql, "REVOKE ALL ON SCHEMA public FROM PUBLIC");
+                rc = s_exec (inside, sql, error, error_size);
+            }
             char ignored [DBPROVIDER_ERROR_SIZE];
-            if (s_exec (inside, s_hidden_catalogs, ignored, sizeof ignored))
+            if (rc == 0 && s_exec (inside, s_hidden_catalogs, ignored, sizeof ignored))
                 zsys_warning ("database: %s: %s", name, ignored);
             PQfinish (inside);
         }

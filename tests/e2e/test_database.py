@@ -216,3 +216,196 @@ def test_sqlite_deprovision_and_project_delete(sqlite_server):
     # Deleting the project deprovisions its database
     ok(server.delete("/api/projects/" + project))
     wait_for(lambda: not os.path.exists(files), 30, "the project's database files stayed")
+
+
+# ---------------------------------------------------------------------------------------------------
+# postgres provider, against a real PostgreSQL server
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throwaway cluster: initdb in a temp dir (as the postgres user: initdb refuses root), a unix
+    socket dir and a loopback port, password authentication for everyone."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="clowdy-pg-")
+        os.chmod(self.tmp, 0o755)
+        self.data = os.path.join(self.tmp, "data")
+        self.sockets = os.path.join(self.tmp, "sockets")
+        os.mkdir(self.sockets)
+        os.chmod(self.sockets, 0o755)
+        self.port = free_port()
+        self.password = uuid.uuid4().hex
+        user = pwd.getpwnam("postgres")
+        self.uid, self.gid = user.pw_uid, user.pw_gid
+        os.chown(self.tmp, self.uid, self.gid)
+        os.chown(self.sockets, self.uid, self.gid)
+        pwfile = os.path.join(self.tmp, "pw")
+        with open(pwfile, "w") as f:
+            f.write(self.password + "\n")
+        os.chown(pwfile, self.uid, self.gid)
+        self.run([PG_BIN + "/initdb", "-D", self.data, "-U", "postgres", "--pwfile", pwfile,
+                  "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8"])
+        self.log = os.path.join(self.tmp, "server.log")
+        self.run([PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", str(int(slow(60))),
+                  "-o", "-k %s -p %d -c listen_addresses=127.0.0.1" % (self.sockets, self.port), "start"])
+        self.admin_url = "host=%s port=%d user=postgres password=%s dbname=postgres" % (
+            self.sockets, self.port, self.password)
+
+    def run(self, argv):
+        def demote():
+            os.setgid(self.gid)
+            os.setuid(self.uid)
+        subprocess.run(argv, check=True, preexec_fn=demote, cwd=self.tmp,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=slow(120))
+
+    def query(self, sql, dbname="postgres"):
+        import psycopg2
+        connection = psycopg2.connect(host=self.sockets, port=self.port, user="postgres",
+                                      password=self.password, dbname=dbname)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            rows = cursor.fetchall() if cursor.description else []
+        connection.close()
+        return rows
+
+    def stop(self):
+        try:
+            self.run([PG_BIN + "/pg_ctl", "-D", self.data, "-m", "immediate", "stop"])
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_server(postgres):
+    from conftest import Server
+    server = Server(args=["--database-provider", "postgres", "--postgres-admin-url", postgres.admin_url]).start()
+    yield server
+    server.cleanup()
+
+
+PG_CODE = '''
+import os, psycopg2
+def handler(event, context):
+    connection = psycopg2.connect(os.environ["DATABASE_URL"])
+    connection.autocommit = True
+    cursor = connection.cursor()
+    cursor.execute("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)")
+    cursor.execute("INSERT INTO notes (body) VALUES (%s)", (event["add"],))
+    cursor.execute("SELECT body FROM notes ORDER BY id")
+    rows = [row[0] for row in cursor.fetchall()]
+    cursor.execute("SELECT current_user, current_database()")
+    who = cursor.fetchone()
+    connection.close()
+    return {"rows": rows, "user": who[0], "database": who[1]}
+'''
+
+PG_PROBE = '''
+import os, socket, psycopg2
+from urllib.parse import urlparse, parse_qs
+def attempt(action):
+    try:
+        return ["ok", action()]
+    except Exception as error:
+        return ["error", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__]
+def handler(event, context):
+    url = os.environ["DATABASE_URL"]
+    parts = urlparse(url)
+    query = parse_qs(parts.query)
+    def connect(dbname):
+        return psycopg2.connect(host=query["host"][0], port=query["port"][0], user=parts.username,
+                                password=parts.password, dbname=dbname)
+    def run(sql):
+        connection = connect(parts.path[1:])
+        connection.autocommit = True
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        rows = cursor.fetchall() if cursor.description else None
+        connection.close()
+        return rows
+    def tcp():
+        socket.create_connection(("127.0.0.1", event["port"]), timeout=2).close()
+        return "connected"
+    return {
+        "other_database": attempt(lambda: connect(event["other"]).close()),
+        "postgres_database": attempt(lambda: connect("postgres").close()),
+        "list_databases": attempt(lambda: run("SELECT datname FROM pg_database")),
+        "list_roles": attempt(lambda: run("SELECT rolname FROM pg_roles")),
+        "create_database": attempt(lambda: run("CREATE DATABASE sneaky")),
+        "create_role": attempt(lambda: run("CREATE ROLE sneaky")),
+        "tcp": attempt(tcp),
+    }
+'''
+
+
+def test_postgres_provision_use_and_isolation(pg_server, postgres):
+    server = pg_server
+    a, b = make_project(server), make_project(server)
+    status = provision(server, a)
+    assert status["status"] == "ready" and status["has_database"] is True, status
+    assert status["provider"] == "postgres"
+    url = status["database_url"]
+    assert url.startswith("postgresql://clowdy_%s:***@/clowdy_%s?" % (a, a)), url
+    assert "host=/opt/postgresql" in url
+    # A function with the network off (the default) creates, inserts and reads back
+    fa = make_function(server, a, PG_CODE)
+    out = output(invoke(server, fa, {"add": "first"}))
+    assert out == {"rows": ["first"], "user": "clowdy_" + a, "database": "clowdy_" + a}
+    assert output(invoke(server, fa, {"add": "second"}))["rows"] == ["first", "second"]
+    # The server sees the database and its role
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'clowdy_%s'" % a) == [(1,)]
+    # Project B, with its own database, cannot reach A's or do more than use its own
+    provision(server, b)
+    probe = output(invoke(server, make_function(server, b, PG_PROBE),
+                          {"other": "clowdy_" + a, "port": postgres.port}))
+    assert probe["other_database"][0] == "error" and "permission denied" in probe["other_database"][1], probe
+    assert probe["postgres_database"][0] == "error", probe
+    for action in ("list_databases", "list_roles", "create_database", "create_role"):
+        assert probe[action][0] == "error" and "permission denied" in probe[action][1], (action, probe)
+    assert probe["tcp"][0] == "error", probe           # the network is off: only the socket
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'sneaky'") == [(0,)]
+    # Deprovision removes the database and the role; the function loses DATABASE_URL
+    deprovision(server, a)
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'clowdy_%s'" % a) == [(0,)]
+    assert postgres.query("SELECT count(*) FROM pg_roles WHERE rolname = 'clowdy_%s'" % a) == [(0,)]
+    result = invoke(server, fa, {"add": "third"})
+    assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+    # Deleting project B drops its database too
+    ok(server.delete("/api/projects/" + b))
+    wait_for(lambda: postgres.query("SELECT count(*) FROM pg_roles WHERE rolname = 'clowdy_%s'" % b) == [(0,)],
+             30, "project B's role stayed")
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'clowdy_%s'" % b) == [(0,)]
+
+
+def test_postgres_server_down_is_a_clear_error(make_server, postgres):
+    server = make_server(args=["--database-provider", "postgres", "--postgres-admin-url",
+                               "host=%s port=%d user=postgres password=wrong dbname=postgres" % (
+                                   postgres.sockets, free_port())])
+    project = make_project(server)
+    status = provision(server, project)
+    assert status["status"] == "failed" and status["has_database"] is False, status
+    assert "Could not connect to the PostgreSQL server" in status["error"], status
+    # Nothing stored says otherwise, and it may be tried again
+    assert ok(server.get("/api/projects/" + project))["has_database"] is False
+    r = server.delete("/api/projects/%s/database/deprovision" % project)
+    assert r.status_code == 400
+    assert provision(server, project)["status"] == "failed"
+    # A wrong password is refused with PostgreSQL's reason
+    other = make_server(args=["--database-provider", "postgres", "--postgres-admin-url",
+                              "host=%s port=%d user=postgres password=wrong dbname=postgres" % (
+                                  postgres.sockets, postgres.port)])
+    project = make_project(other)
+    status = provision(other, project)
+    assert status["status"] == "failed" and "password authentication failed" in status["error"], status
