@@ -409,3 +409,198 @@ def test_postgres_server_down_is_a_clear_error(make_server, postgres):
     project = make_project(other)
     status = provision(other, project)
     assert status["status"] == "failed" and "password authentication failed" in status["error"], status
+
+
+# ---------------------------------------------------------------------------------------------------
+# neon provider, against a fake Neon API on loopback
+
+NEON_KEY = "neon-test-key"
+
+
+class FakeNeon:
+    """Neon's REST API v2 as documented, for the requests Clowdy makes: organisations, create a
+    project (201, with operations and connection URIs), operation status, delete; errors as
+    {"code", "message"}; 423 (running operations) and 429 (rate limit) on demand."""
+
+    def __init__(self):
+        self.projects = {}              # id -> {"name", "org_id"}
+        self.requests = []              # (method, path)
+        self.lock = threading.Lock()
+        self.rate_limit_next = 0        # answer this many requests 429 first
+        self.locked_deletes = 0         # answer this many DELETEs 423 first
+        self.create_error = None        # (status, body) for POST /projects
+        self.create_garbage = False     # POST /projects answers 201 with a body that is not JSON
+        self.operation_status = "finished"
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body, raw=None):
+                data = raw if raw is not None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def handle_any(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path
+                with fake.lock:
+                    fake.requests.append((method, path))
+                    if self.headers.get("Authorization") != "Bearer " + NEON_KEY:
+                        return self.reply(401, {"code": "", "message": "authentication failed"})
+                    if not path.startswith("/api/v2/"):
+                        return self.reply(404, {"code": "", "message": "not found"})
+                    path = path[len("/api/v2"):]
+                    if fake.rate_limit_next > 0:
+                        fake.rate_limit_next -= 1
+                        return self.reply(429, {"code": "", "message": "rate limit exceeded"})
+                    if method == "GET" and path == "/users/me/organizations":
+                        return self.reply(200, {"organizations": [{"id": "org-fake-1", "name": "Fake"}]})
+                    if method == "POST" and path == "/projects":
+                        if fake.create_error:
+                            return self.reply(*fake.create_error)
+                        request = json.loads(body)
+                        if fake.create_garbage:
+                            return self.reply(201, None, raw=b"<html>oops</html>")
+                        project_id = "fake-%s" % uuid.uuid4().hex[:10]
+                        fake.projects[project_id] = {"name": request["project"]["name"],
+                                                     "org_id": request["project"].get("org_id")}
+                        return self.reply(201, {
+                            "project": {"id": project_id, "name": request["project"]["name"]},
+                            "connection_uris": [{"connection_uri":
+                                "postgresql://neondb_owner:npg_secret@ep-%s.eu-central-1.aws.neon.tech/neondb"
+                                "?sslmode=require" % project_id}],
+                            "roles": [{"name": "neondb_owner"}], "databases": [{"name": "neondb"}],
+                            "operations": [{"id": "op-1", "project_id": project_id, "action": "create_timeline",
+                                            "status": "running"}]})
+                    parts = path.strip("/").split("/")
+                    if len(parts) >= 2 and parts[0] == "projects":
+                        if parts[1] not in fake.projects:
+                            return self.reply(404, {"code": "", "message": "project not found"})
+                        if method == "GET" and len(parts) == 4 and parts[2] == "operations":
+                            return self.reply(200, {"operation": {"id": parts[3], "status": fake.operation_status}})
+                        if method == "DELETE" and len(parts) == 2:
+                            if fake.locked_deletes > 0:
+                                fake.locked_deletes -= 1
+                                return self.reply(423, {"code": "", "message": "project already has running operations"})
+                            del fake.projects[parts[1]]
+                            return self.reply(200, {"project": {"id": parts[1]}})
+                    return self.reply(404, {"code": "", "message": "not found"})
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+            def do_POST(self):
+                self.handle_any("POST")
+
+            def do_DELETE(self):
+                self.handle_any("DELETE")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/api/v2" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, method, prefix):
+        with self.lock:
+            return sum(1 for m, p in self.requests if m == method and p.startswith("/api/v2" + prefix))
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def neon():
+    fake = FakeNeon()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def neon_server(neon):
+    from conftest import Server
+    server = Server(args=["--database-provider", "neon", "--neon-api-url", neon.url],
+                    env={"NEON_API_KEY": NEON_KEY}).start()
+    yield server
+    server.cleanup()
+
+
+def test_neon_provision_retries_and_deprovision(neon_server, neon):
+    server = neon_server
+    project = make_project(server)
+    neon.rate_limit_next = 2                    # the first two requests are rate limited
+    status = provision(server, project, seconds=60)
+    assert status["status"] == "ready" and status["has_database"] is True, status
+    assert status["provider"] == "neon"
+    neon_id = status["neon_project_id"]
+    assert neon_id in neon.projects
+    assert neon.projects[neon_id] == {"name": "clowdy-" + project, "org_id": "org-fake-1"}
+    assert status["database_url"] == (
+        "postgresql://neondb_owner:***@ep-%s.eu-central-1.aws.neon.tech/neondb?sslmode=require" % neon_id)
+    assert neon.count("GET", "/projects/%s/operations/op-1" % neon_id) >= 1
+    # Functions see the URL unmasked
+    function = make_function(server, project, '''
+import os
+def handler(event, context):
+    return os.environ["DATABASE_URL"]
+''')
+    assert output(invoke(server, function)) == (
+        "postgresql://neondb_owner:npg_secret@ep-%s.eu-central-1.aws.neon.tech/neondb?sslmode=require" % neon_id)
+    # Deprovision: the project is locked by a running operation at first (423), then goes
+    neon.locked_deletes = 2
+    deprovision(server, project, seconds=60)
+    assert neon_id not in neon.projects
+    assert neon.count("DELETE", "/projects/" + neon_id) == 3
+    result = invoke(server, function)
+    assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+
+
+def test_neon_errors_are_shown_and_nothing_is_left(neon_server, neon):
+    server = neon_server
+    project = make_project(server)
+    before = set(neon.projects)
+    # Neon's error message reaches the user
+    neon.create_error = (422, {"code": "", "message": "Projects limit exceeded"})
+    status = provision(server, project, seconds=60)
+    neon.create_error = None
+    assert status["status"] == "failed" and status["has_database"] is False, status
+    assert status["error"] == "Neon: Projects limit exceeded"
+    # A 5xx without a body, then garbage: clear details too
+    neon.create_error = (500, None)
+    status = provision(server, project, seconds=60)
+    neon.create_error = None
+    assert status["status"] == "failed" and "500" in status["error"], status
+    neon.create_garbage = True
+    status = provision(server, project, seconds=60)
+    neon.create_garbage = False
+    assert status["status"] == "failed" and "not JSON" in status["error"], status
+    # An operation that fails: the new Neon project is deleted again
+    neon.operation_status = "failed"
+    status = provision(server, project, seconds=60)
+    neon.operation_status = "finished"
+    assert status["status"] == "failed" and "failed" in status["error"], status
+    assert set(neon.projects) == before
+    # Rate limited for good: given up with Neon's message
+    neon.rate_limit_next = 100
+    status = provision(server, project, seconds=120)
+    neon.rate_limit_next = 0
+    assert status["status"] == "failed" and status["error"] == "Neon: rate limit exceeded", status
+    assert set(neon.projects) == before
+    # And then it works
+    assert provision(server, project, seconds=60)["status"] == "ready"
+    ok(server.delete("/api/projects/" + project))
+    wait_for(lambda: set(neon.projects) == before, 60, "the Neon project stayed after the project was deleted")
+
+
+def test_neon_bad_key_is_a_clear_error(make_server, neon):
+    server = make_server(args=["--database-provider", "neon", "--neon-api-url", neon.url,
+                               "--neon-api-key", "wrong"])
+    project = make_project(server)
+    status = provision(server, project, seconds=60)
+    assert status["status"] == "failed" and status["error"] == "Neon: authentication failed", status
