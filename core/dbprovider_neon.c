@@ -20,7 +20,8 @@
     Errors come as {"code", "message"}: the message is what the user sees.
     423 Locked (another operation runs on the project) and 429 (rate limit)
     are retried with exponential backoff (Retry-After when given), up to
-    S_ATTEMPTS times. Every request has a connect and a total timeout. A
+    S_ATTEMPTS times. A server stopping (SIGINT/SIGTERM) cuts the waits short,
+    so that the database actor's thread ends promptly. Every request has a connect and a total timeout. A
     provision that fails after the create deletes the Neon project.
     ========================================================================= */
 
@@ -140,7 +141,7 @@ s_request (s_neon_t *self, const char *method, const char *path, const char *bod
         cJSON_Delete (*reply);
         *reply = buffer.data? cJSON_Parse (buffer.data): NULL;
         free (buffer.data);
-        if ((status == 423 || status == 429) && attempt < S_ATTEMPTS) {
+        if ((status == 423 || status == 429) && attempt < S_ATTEMPTS && !zsys_interrupted) {
             long pause = retry_after > 0? (long) retry_after * 1000: wait_ms;
             zclock_sleep ((int) (pause < S_BACKOFF_MAX_MS? pause: S_BACKOFF_MAX_MS));
             wait_ms = wait_ms * 2 < S_BACKOFF_MAX_MS? wait_ms * 2: S_BACKOFF_MAX_MS;
@@ -206,6 +207,11 @@ s_wait_operations (s_neon_t *self, const char *escaped_id, cJSON *operations, ch
         while (!status || strneq (status, "finished")) {
             if (status && (streq (status, "failed") || streq (status, "error") || streq (status, "cancelled"))) {
                 snprintf (error, error_size, "Neon: operation %.64s %s", op_id, status);
+                rc = -1;
+                break;
+            }
+            if (zsys_interrupted) {
+                snprintf (error, error_size, "The server stopped while Neon made the project");
                 rc = -1;
                 break;
             }
