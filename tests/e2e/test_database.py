@@ -218,6 +218,59 @@ def test_sqlite_deprovision_and_project_delete(sqlite_server):
     wait_for(lambda: not os.path.exists(files), 30, "the project's database files stayed")
 
 
+CONCURRENT_CODE = '''
+import os, sqlite3, time
+def handler(event, context):
+    db = sqlite3.connect(os.environ["DATABASE_URL"][len("sqlite:///"):], timeout=30)
+    db.execute("CREATE TABLE IF NOT EXISTS hits (who TEXT, n INTEGER)")
+    for n in range(event["rows"]):
+        db.execute("INSERT INTO hits VALUES (?, ?)", (event["who"], n))
+        db.commit()
+    time.sleep(event.get("linger", 0))      # keep this environment busy, so calls overlap
+    total = db.execute("SELECT count(*) FROM hits").fetchone()[0]
+    db.close()
+    return total
+'''
+
+
+def test_sqlite_concurrent_environments_share_it(sqlite_server):
+    import concurrent.futures
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    function = make_function(server, project, CONCURRENT_CODE)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda who: invoke(server, function, {"who": who, "rows": 25, "linger": 0.5}),
+                                ["a", "b", "c", "d"]))
+    assert all(r["success"] for r in results), results
+    # Every write of every environment is there, none lost to another's
+    assert output(invoke(server, function, {"who": "e", "rows": 0})) == 100
+
+
+def job_rows(server, project):
+    """The server's own record of the project's database (read-only look at its store)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(server.data_dir, "clowdy.db"), uri=True, timeout=10)
+    try:
+        return db.execute("SELECT state FROM project_databases WHERE project_id = ?", (project,)).fetchall()
+    finally:
+        db.close()
+
+
+def test_sqlite_provision_racing_a_delete_leaves_nothing(sqlite_server):
+    server = sqlite_server
+    for _ in range(3):
+        project = make_project(server)
+        ok(server.post("/api/projects/%s/database/provision" % project))
+        ok(server.delete("/api/projects/" + project))
+        files = os.path.join(server.data_dir, "databases", project)
+        wait_for(lambda: not os.path.exists(files) and not job_rows(server, project), 30,
+                 "a database (or its job) outlived its project")
+        time.sleep(slow(0.5))       # a provision that was under way has finished by now
+        assert not os.path.exists(files) and not job_rows(server, project)
+        assert server.get("/api/projects/%s/database" % project).status_code == 404
+
+
 # ---------------------------------------------------------------------------------------------------
 # postgres provider, against a real PostgreSQL server
 
