@@ -204,6 +204,7 @@ s_wait_operations (s_neon_t *self, const char *escaped_id, cJSON *operations, ch
         char *path = zsys_sprintf ("/projects/%s/operations/%s", escaped_id, escaped_op);
         curl_free (escaped_op);
         int rc = 0;
+        char state [32];                //  The latest status, copied out of its reply
         while (!status || strneq (status, "finished")) {
             if (status && (streq (status, "failed") || streq (status, "error") || streq (status, "cancelled"))) {
                 snprintf (error, error_size, "Neon: operation %.64s %s", op_id, status);
@@ -227,9 +228,7 @@ s_wait_operations (s_neon_t *self, const char *escaped_id, cJSON *operations, ch
             if (http >= 200 && http <= 299) {
                 const char *now = cJSON_GetStringValue (cJSON_GetObjectItem (
                                   cJSON_GetObjectItem (reply, "operation"), "status"));
-                //  Keep our own copy: reply goes below
-                static __thread char state [32];
-                snprintf (state, sizeof state, "%s", now? now: "");
+                snprintf (state, sizeof state, "%s", now? now: "");     //  reply goes below
                 status = now? state: NULL;
                 if (!now)
                     snprintf (error, error_size, "Neon: an operation without a status");
