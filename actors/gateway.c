@@ -150,6 +150,21 @@ s_function_lookup (self_t *self, const char *function_id)
     snprintf (limits, sizeof limits, "%d/%d/%d/", fn.memory_mb, fn.timeout_seconds, fn.network_enabled);
     hash = s_hash (hash, limits);
     hash = s_hash (hash, fn.requirements_hash ? fn.requirements_hash : "-");
+    //  The project's managed database (actors/database.c): DATABASE_URL is
+    //  in env; the dir its sandboxes bind and the file cap go along
+    if (fn.database_mount_source && fn.database_mount_target) {
+        cJSON *mount = cJSON_AddObjectToObject (context, "database_mount");
+        cJSON_AddStringToObject (mount, "source", fn.database_mount_source);
+        cJSON_AddStringToObject (mount, "target", fn.database_mount_target);
+        cJSON_AddBoolToObject (mount, "writable", fn.database_file_limit_mb > 0);
+        hash = s_hash (hash, fn.database_mount_source);
+        hash = s_hash (hash, fn.database_mount_target);
+    }
+    if (fn.database_file_limit_mb > 0) {
+        cJSON_AddNumberToObject (context, "file_limit_mb", fn.database_file_limit_mb);
+        snprintf (limits, sizeof limits, "db%d", fn.database_file_limit_mb);
+        hash = s_hash (hash, limits);
+    }
     cJSON *env = cJSON_AddObjectToObject (context, "env");
     for (char **pair = fn.env; pair && *pair; pair++) {
         char *equals = strchr (*pair, '=');

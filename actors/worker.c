@@ -99,10 +99,11 @@ static void s_schedule_refill (self_t *self);
 
 //  --------------------------------------------------------------------------
 //  The creator thread: makes sandboxes off the worker's loop.
-//      zsock_send (creator, "ssiis", "CREATE", token, memory_mb, network, layer_dir);
-//          answers "CREATED", token, sandbox_t * (NULL if it failed)
-//      zsock_send (creator, "ssiis", "DELAY", "", ms, 0, "");    //  test hook: slow every create
-//      zsock_send (creator, "ssiis", "STOP", "", 0, 0, "");      //  answers "STOPPED", "", NULL
+//      zsock_send (creator, "ssiiss", "CREATE", token, memory_mb, network, layer_dir, mount);
+//          answers "CREATED", token, sandbox_t * (NULL if it failed); mount is
+//          "" or "SOURCE\tTARGET\tMODE" (MODE rw or ro): the project database's dir
+//      zsock_send (creator, "ssiiss", "DELAY", "", ms, 0, "", "");    //  test hook: slow every create
+//      zsock_send (creator, "ssiiss", "STOP", "", 0, 0, "", "");      //  answers "STOPPED", "", NULL
 
 static void
 s_creator_actor (zsock_t *pipe, void *args_)
@@ -111,12 +112,13 @@ s_creator_actor (zsock_t *pipe, void *args_)
     int delay_ms = 0;
     zsock_signal (pipe, 0);
     while (true) {
-        char *command = NULL, *token = NULL, *layer_dir = NULL;
+        char *command = NULL, *token = NULL, *layer_dir = NULL, *mount = NULL;
         int memory_mb = 0, network = 0;
-        if (zsock_recv (pipe, "ssiis", &command, &token, &memory_mb, &network, &layer_dir)) {
+        if (zsock_recv (pipe, "ssiiss", &command, &token, &memory_mb, &network, &layer_dir, &mount)) {
             zstr_free (&command);
             zstr_free (&token);
             zstr_free (&layer_dir);
+            zstr_free (&mount);
             break;                      //  Interrupted
         }
         bool stop = !command || streq (command, "$TERM");
@@ -133,6 +135,16 @@ s_creator_actor (zsock_t *pipe, void *args_)
                 config.memory_mb = memory_mb;
                 config.network = network != 0;
                 config.layer_dir = layer_dir && *layer_dir ? layer_dir : NULL;
+                sandbox_mount_t extra = { .source = mount };
+                char *tab = mount ? strchr (mount, '\t') : NULL;
+                char *mode = tab ? strchr (tab + 1, '\t') : NULL;
+                if (mode) {
+                    *tab = *mode = 0;
+                    extra.target = tab + 1;
+                    extra.writable = streq (mode + 1, "rw");
+                    config.mounts = &extra;
+                    config.mount_count = 1;
+                }
                 sandbox = sandbox_new (&config);
             }
             zsock_send (pipe, "ssp", "CREATED", token, sandbox);
@@ -146,6 +158,7 @@ s_creator_actor (zsock_t *pipe, void *args_)
         zstr_free (&command);
         zstr_free (&token);
         zstr_free (&layer_dir);
+        zstr_free (&mount);
         if (stop)
             break;
     }
@@ -473,7 +486,7 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 //  A new environment whose sandbox the creator is asked for; NULL if the
 //  request cannot be made
 static wenv_t *
-s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir)
+s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, const char *mount)
 {
     if (!self->sandboxes_ok)
         return NULL;
@@ -482,8 +495,8 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir)
     env->deadline_timer = -1;
     env->memory_mb = memory_mb;
     snprintf (env->token, sizeof env->token, "%" PRIu64, ++self->next_token);
-    if (zsock_send (self->creator, "ssiis", "CREATE", env->token, memory_mb, network ? 1 : 0,
-                    layer_dir ? layer_dir : "")) {
+    if (zsock_send (self->creator, "ssiiss", "CREATE", env->token, memory_mb, network ? 1 : 0,
+                    layer_dir ? layer_dir : "", mount ? mount : "")) {
         zsys_error ("worker %s: cannot ask the creator thread for a sandbox", self->worker_id);
         free (env);
         return NULL;
@@ -575,7 +588,7 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
     self->refill_scheduled = false;
     //  One at a time: the next is asked for when this one is up
     if (self->spares_creating == 0 && (long) zlistx_size (self->spare) < self->config->prewarm
-    &&  s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL))
+    &&  s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL, NULL))
         self->spares_creating++;
     return 0;
 }
@@ -637,9 +650,19 @@ s_handle_exec (self_t *self, msg_t *msg)
                     ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
     if (layer_dir && !zsys_file_exists (layer_dir))
         zstr_free (&layer_dir);     //  Not built (yet): run without it
+    //  The project's database dir (actors/database.c): the gateway put it
+    //  in the context; the sandbox checks the target
+    cJSON *database = cJSON_GetObjectItem (context, "database_mount");
+    const char *mount_source = cJSON_GetStringValue (cJSON_GetObjectItem (database, "source"));
+    const char *mount_target = cJSON_GetStringValue (cJSON_GetObjectItem (database, "target"));
+    char *mount = mount_source && mount_target && !strchr (mount_source, '\t') && !strchr (mount_target, '\t')
+                ? zsys_sprintf ("%s\t%s\t%s", mount_source, mount_target,
+                                cJSON_IsTrue (cJSON_GetObjectItem (database, "writable")) ? "rw" : "ro")
+                : NULL;
+    double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
 
     env = NULL;
-    if (!network && !layer_dir) {
+    if (!network && !layer_dir && !mount) {
         //  A spare that is up (or nearly) and can take this memory limit
         env = (wenv_t *) zlistx_first (self->spare);
         if (env) {
@@ -653,8 +676,9 @@ s_handle_exec (self_t *self, msg_t *msg)
         }
     }
     if (!env)
-        env = s_env_new (self, memory, network, layer_dir);
+        env = s_env_new (self, memory, network, layer_dir, mount);
     zstr_free (&layer_dir);
+    zstr_free (&mount);
     if (!env) {
         cJSON *result = s_error_result ("error", "Could not create a sandbox for the function (see the server log)", NULL);
         char *text = cJSON_PrintUnformatted (result);
@@ -686,6 +710,8 @@ s_handle_exec (self_t *self, msg_t *msg)
         cJSON_Delete (vars);
     cJSON_AddNumberToObject (load, "memory_limit_mb", memory);
     cJSON_AddNumberToObject (load, "timeout_seconds", timeout_ms / 1000.0);
+    if (!isnan (file_limit_mb) && file_limit_mb >= 1 && file_limit_mb <= 1 << 20)
+        cJSON_AddNumberToObject (load, "file_limit_mb", (int) file_limit_mb);
     char *load_text = cJSON_PrintUnformatted (load);
     cJSON_Delete (load);
     cJSON_Delete (context);
@@ -795,7 +821,7 @@ s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
         zstr_send (self->pipe, "PONG");
     else
     if (strncmp (command, "CREATE-DELAY ", 13) == 0)
-        zsock_send (self->creator, "ssiis", "DELAY", "", atoi (command + 13), 0, "");
+        zsock_send (self->creator, "ssiiss", "DELAY", "", atoi (command + 13), 0, "", "");
     else
         zsys_warning ("worker: invalid pipe command '%s'", command);
     zstr_free (&command);
@@ -810,7 +836,7 @@ s_creator_stop (self_t *self)
     if (!self->creator)
         return;
     atomic_store (&self->creator_args.stopping, true);
-    if (zsock_send (self->creator, "ssiis", "STOP", "", 0, 0, "") == 0) {
+    if (zsock_send (self->creator, "ssiiss", "STOP", "", 0, 0, "", "") == 0) {
         zsock_set_rcvtimeo (self->creator, SANDBOX_CREATE_MS + 2000);
         while (true) {
             char *command = NULL, *token = NULL;

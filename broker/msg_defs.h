@@ -42,6 +42,7 @@
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
     LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
     LINK (HTTP_AGENT,           "http ↔ agent") \
+    LINK (DATABASE_PROVIDER,    "database ↔ its provider thread") \
     LINK (ANY,                  "Any actor")
 
 #define MSG_MESSAGES(MESSAGE) \
@@ -100,6 +101,11 @@
         "`tool` `{tool, args, result, ok}` as each tool call ends; ANSWER still ends the chat") \
     MESSAGE (CANCEL, cancel, HTTP_AGENT, \
         "the client went away or http's deadline passed: stop that chat's loop; its ANSWER, if any, is dropped") \
+    MESSAGE (DB_SCAN, db_scan, DATABASE_PROVIDER, \
+        "the database actor's timer (every 250 ms, when the thread is idle): do the provisioning and " \
+        "deprovisioning jobs recorded in `project_databases` (`actors/database.c`)") \
+    MESSAGE (DB_SCANNED, db_scanned, DATABASE_PROVIDER, \
+        "exactly once per DB_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed") \
     MESSAGE (PING, ping, ANY, \
         "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
         "`PING` is a plain string, outside this codec") \
@@ -124,7 +130,8 @@
     FIELD (m, headers,    j, "") \
     FIELD (m, body,       b, "")
 #define MSG_FIELDS_INVALIDATE(FIELD, m) \
-    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, rename, delete) or `routes PROJECT_ID`")
+    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, database, rename, delete) or `routes PROJECT_ID`; " \
+                       "also sent by the database actor (DEALER) when a project's database changes")
 
 //  gateway <-> assignment
 #define MSG_FIELDS_RUN(FIELD, m) \
@@ -135,7 +142,7 @@
     FIELD (m, memory_mb,   i, "") \
     FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
     FIELD (m, function,    j, "(id, name, version, code, env, memory_mb, timeout_seconds, network_enabled, " \
-                              "project_id, requirements_hash?)") \
+                              "project_id, requirements_hash?, database_mount? {source, target, writable}, file_limit_mb?)") \
     FIELD (m, input,       j, "")
 #define MSG_FIELDS_RESULT(FIELD, m) \
     FIELD (m, job_id, s, "") \
@@ -216,6 +223,11 @@
 #define MSG_FIELDS_CANCEL(FIELD, m) \
     FIELD (m, request_id, s, "")
 
+//  database <-> its provider thread
+#define MSG_FIELDS_DB_SCAN(FIELD, m)
+#define MSG_FIELDS_DB_SCANNED(FIELD, m) \
+    FIELD (m, changed, j, ": [project ids whose database became ready or went away]")
+
 //  anyone
 #define MSG_FIELDS_PING(FIELD, m)
 #define MSG_FIELDS_PONG(FIELD, m)
@@ -239,14 +251,15 @@
 "## Sockets\n" \
 "| endpoint | bound by | socket | who connects |\n" \
 "|---|---|---|---|\n" \
-"| gateway | gateway | ROUTER | http, and the agent's chat threads (INVOKE of kind `agent`, INVALIDATE) (DEALER) |\n" \
+"| gateway | gateway | ROUTER | http, and the agent's chat threads (INVOKE of kind `agent`, INVALIDATE) (DEALER); database (DEALER, INVALIDATE only) |\n" \
 "| assignment | assignment | ROUTER | gateway (DEALER) |\n" \
 "| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
 "| placement | placement | ROUTER | assignment (DEALER) |\n" \
 "| recorder | recorder | PULL | gateway (PUSH) |\n" \
 "| `inproc://clowdy-apipool-*` (one per pool) | http | PULL | each control-plane pool thread (PUSH); " \
 "http sends API_REQUEST down a thread's actor pipe |\n" \
-"| agent | agent | ROUTER | http (DEALER) |\n"
+"| agent | agent | ROUTER | http (DEALER) |\n" \
+"| (the database actor's pipe to its provider thread) | database | PAIR | DB_SCAN down, DB_SCANNED up |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \

@@ -68,8 +68,8 @@ static const s_route_t s_routes [] = {
     { "GET",    "/api/projects/:id/requirements",           api_requirements,       0 },
     { "PUT",    "/api/projects/:id/requirements",           api_requirements,       0 },
     { "GET",    "/api/projects/:id/database",               api_database_get,       0 },
-    { "POST",   "/api/projects/:id/database/provision",     api_database_change,    0 },
-    { "DELETE", "/api/projects/:id/database/deprovision",   api_database_change,    0 },
+    { "POST",   "/api/projects/:id/database/provision",     api_database_provision, 0 },
+    { "DELETE", "/api/projects/:id/database/deprovision",   api_database_deprovision, 0 },
     //  Functions, versions and invocation logs (api_functions.c)
     { "GET",    "/api/functions",                           api_functions_list,     0 },
     { "POST",   "/api/functions",                           api_function_create,    0 },

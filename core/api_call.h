@@ -112,6 +112,12 @@ char *
 //  The project as API.md's Project object, or NULL
 cJSON *
     api_project_json (api_call_t *call, const char *project_id);
+//  Has the project a database that is ready?
+bool
+    api_project_has_database (api_call_t *call, const char *project_id);
+//  A database URL with its password shown as *** (heap)
+char *
+    api_database_url_masked (const char *url);
 //  Is project_id one of the caller's projects?
 bool
     api_project_owned (api_call_t *call, const char *project_id);
@@ -129,7 +135,8 @@ int api_project_update (api_call_t *call);
 int api_project_delete (api_call_t *call);
 int api_requirements (api_call_t *call);
 int api_database_get (api_call_t *call);
-int api_database_change (api_call_t *call);
+int api_database_provision (api_call_t *call);
+int api_database_deprovision (api_call_t *call);
 
 int api_functions_list (api_call_t *call);          //  api_functions.c
 int api_function_create (api_call_t *call);

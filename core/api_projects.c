@@ -9,8 +9,13 @@
       the new name gives the same base, so gateway URLs stay put.
     - Renaming sets "routes <id>" (the gateway's slug map must forget the
       old slug); deleting sets "project <id>" (everything cached goes).
-    - Databases are not provisioned yet: GET .../database answers the
-      status shape with has_database false; provision and deprovision 501.
+    - Databases: these handlers only record what the user asked for in
+      project_databases (state provisioning / deprovisioning) and answer at
+      once; the database actor (actors/database.c) does the provider's work
+      off every loop and moves the row to ready, failed or away. has_database
+      is true only once the database is ready. A failed attempt stays as a
+      row with state failed and its error until the next provision.
+      Deleting a project turns its database into a deprovisioning job.
     ========================================================================= */
 
 #include <czmq.h>
@@ -26,6 +31,15 @@ static const char *PROJECT_SELECT =
 //  --------------------------------------------------------------------------
 //  Lookups scoped by user
 
+bool
+api_project_has_database (api_call_t *call, const char *project_id)
+{
+    cJSON *row = project_id? store_query_row (call->store,
+        "SELECT 1 AS n FROM project_databases WHERE project_id = ? AND state = 'ready'", "s", project_id): NULL;
+    cJSON_Delete (row);
+    return row != NULL;
+}
+
 cJSON *
 api_project_json (api_call_t *call, const char *project_id)
 {
@@ -33,7 +47,7 @@ api_project_json (api_call_t *call, const char *project_id)
     cJSON *project = store_query_row (call->store, sql, "ss", project_id, call->req->user_id);
     zstr_free (&sql);
     if (project)
-        cJSON_AddFalseToObject (project, "has_database");
+        cJSON_AddBoolToObject (project, "has_database", api_project_has_database (call, project_id));
     return project;
 }
 
@@ -91,7 +105,8 @@ api_projects_list (api_call_t *call)
     zstr_free (&sql);
     cJSON *project;
     cJSON_ArrayForEach (project, projects)
-        cJSON_AddFalseToObject (project, "has_database");
+        cJSON_AddBoolToObject (project, "has_database",
+            api_project_has_database (call, cJSON_GetStringValue (cJSON_GetObjectItem (project, "id"))));
     return api_reply (call, 200, projects);
 }
 
@@ -190,12 +205,29 @@ api_project_delete (api_call_t *call)
     const char *project_id = call->param [0];
     if (!util_is_id (project_id))
         return api_reply_detail (call, 404, "Project not found");
+    //  Its database goes with it: a failed attempt's row simply, a live
+    //  (or coming) database as a deprovisioning job for the database actor
+    if (store_begin (call->store))
+        return api_reply_store_error (call);
     int rc = store_exec (call->store, "DELETE FROM projects WHERE id = ? AND user_id = ?",
                          "ss", project_id, call->req->user_id);
-    if (rc < 0)
+    if (rc == 1)
+        rc = store_exec (call->store, "DELETE FROM project_databases WHERE project_id = ? AND state = 'failed'",
+                         "s", project_id) < 0? -1: 1;
+    if (rc == 1) {
+        char now [UTIL_TIME_SIZE];
+        util_now_iso (now);
+        rc = store_exec (call->store, "UPDATE project_databases SET state = 'deprovisioning', updated_at = ?"
+                         " WHERE project_id = ?", "ss", now, project_id) < 0? -1: 1;
+    }
+    if (rc < 0 || (rc == 1 && store_commit (call->store))) {
+        store_rollback (call->store);
         return api_reply_store_error (call);
-    if (rc == 0)
+    }
+    if (rc == 0) {
+        store_rollback (call->store);
         return api_reply_detail (call, 404, "Project not found");
+    }
     api_invalidate (call, "project", project_id);
     return api_reply_detail (call, 200, "Project deleted");
 }
@@ -213,27 +245,134 @@ api_requirements (api_call_t *call)
     return api_reply_detail (call, 501, "Requirements are not available yet");
 }
 
-//  API.md's database status, for a project without one
+//  The URL with its password shown as ***: scheme://user:***@host...
+char *
+api_database_url_masked (const char *url)
+{
+    const char *start = strstr (url, "://");
+    const char *at = start? strchr (start + 3, '@'): NULL;
+    const char *slash = start? strchr (start + 3, '/'): NULL;
+    if (!at || (slash && slash < at))
+        return strdup (url);
+    const char *colon = memchr (start + 3, ':', at - (start + 3));
+    if (!colon)
+        return strdup (url);
+    return zsys_sprintf ("%.*s:***%s", (int) (colon - url), url, at);
+}
+
+//  API.md's database status of a project the caller owns
+static cJSON *
+s_database_status (api_call_t *call, const char *project_id)
+{
+    cJSON *row = store_query_row (call->store,
+        "SELECT provider, state, database_url, external_id, detail FROM project_databases WHERE project_id = ?",
+        "s", project_id);
+    cJSON *status = cJSON_CreateObject ();
+    const char *state = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "state")): NULL;
+    const char *provider = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "provider")): NULL;
+    const char *url = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "database_url")): NULL;
+    const char *external = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "external_id")): NULL;
+    const char *detail = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "detail")): NULL;
+    bool ready = state && streq (state, "ready");
+    cJSON_AddBoolToObject (status, "has_database", ready);
+    if (ready && url) {
+        char *masked = api_database_url_masked (url);
+        cJSON_AddStringToObject (status, "database_url", masked);
+        free (masked);
+    }
+    else
+        cJSON_AddNullToObject (status, "database_url");
+    if (ready && external && provider && streq (provider, "neon"))
+        cJSON_AddStringToObject (status, "neon_project_id", external);
+    else
+        cJSON_AddNullToObject (status, "neon_project_id");
+    if (provider)
+        cJSON_AddStringToObject (status, "provider", provider);
+    else
+        cJSON_AddNullToObject (status, "provider");
+    if (state)
+        cJSON_AddStringToObject (status, "status", state);
+    else
+        cJSON_AddNullToObject (status, "status");
+    if (state && streq (state, "failed") && detail)
+        cJSON_AddStringToObject (status, "error", detail);
+    cJSON_Delete (row);
+    return status;
+}
+
 int
 api_database_get (api_call_t *call)
 {
     if (!api_project_owned (call, call->param [0]))
         return api_reply_detail (call, 404, "Project not found");
-    cJSON *status = cJSON_CreateObject ();
-    cJSON_AddFalseToObject (status, "has_database");
-    cJSON_AddNullToObject (status, "database_url");
-    cJSON_AddNullToObject (status, "neon_project_id");
-    cJSON_AddNullToObject (status, "provider");
-    cJSON_AddNullToObject (status, "status");
-    return api_reply (call, 200, status);
+    return api_reply (call, 200, s_database_status (call, call->param [0]));
 }
 
+//  Record the wish; the database actor provisions within a moment and
+//  the UI polls until status is ready (or failed)
 int
-api_database_change (api_call_t *call)
+api_database_provision (api_call_t *call)
 {
-    if (!api_project_owned (call, call->param [0]))
+    const char *project_id = call->param [0];
+    if (store_begin (call->store))
+        return api_reply_store_error (call);
+    if (!api_project_owned (call, project_id)) {
+        store_rollback (call->store);
         return api_reply_detail (call, 404, "Project not found");
-    return api_reply_detail (call, 501, "Project databases are not available yet");
+    }
+    cJSON *row = store_query_row (call->store, "SELECT state FROM project_databases WHERE project_id = ?",
+                                  "s", project_id);
+    const char *state = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "state")): NULL;
+    if (state && strneq (state, "failed")) {
+        int conflict_ready = streq (state, "ready");
+        int conflict_going = streq (state, "deprovisioning");
+        cJSON_Delete (row);
+        store_rollback (call->store);
+        return api_reply_detail (call, 409, "%s", conflict_ready? "Project already has a database"
+                                 : conflict_going? "The project's database is being deprovisioned; try again shortly"
+                                 : "The project's database is being provisioned");
+    }
+    cJSON_Delete (row);
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = store_exec (call->store,
+        "INSERT INTO project_databases (project_id, state, created_at, updated_at) VALUES (?, 'provisioning', ?, ?)"
+        " ON CONFLICT (project_id) DO UPDATE SET state = 'provisioning', provider = NULL, database_url = NULL,"
+        " mount_source = NULL, mount_target = NULL, file_limit_mb = 0, external_id = NULL, detail = NULL,"
+        " created_at = excluded.created_at, updated_at = excluded.updated_at", "sss", project_id, now, now);
+    if (rc < 0 || store_commit (call->store)) {
+        store_rollback (call->store);
+        return api_reply_store_error (call);
+    }
+    return api_reply (call, 200, s_database_status (call, project_id));
+}
+
+//  Functions lose DATABASE_URL at once (only ready rows give it), so the
+//  project's environments are retired now; the actor drops the database
+int
+api_database_deprovision (api_call_t *call)
+{
+    const char *project_id = call->param [0];
+    if (store_begin (call->store))
+        return api_reply_store_error (call);
+    if (!api_project_owned (call, project_id)) {
+        store_rollback (call->store);
+        return api_reply_detail (call, 404, "Project not found");
+    }
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    int rc = store_exec (call->store, "UPDATE project_databases SET state = 'deprovisioning', updated_at = ?"
+                         " WHERE project_id = ? AND state IN ('ready', 'provisioning')", "ss", now, project_id);
+    if (rc == 0) {
+        store_rollback (call->store);
+        return api_reply_detail (call, 400, "Project has no database");
+    }
+    if (rc < 0 || store_commit (call->store)) {
+        store_rollback (call->store);
+        return api_reply_store_error (call);
+    }
+    api_invalidate (call, "project", project_id);
+    return api_reply (call, 200, s_database_status (call, project_id));
 }
 
 
@@ -264,19 +403,77 @@ api_projects_test (bool verbose)
     api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 501, NULL),
                      "Requirements are not available yet");
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
-    snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
-    api_test_detail (api_test_request (api, "alice", "POST", path, NULL, NULL, 501, NULL),
-                     "Project databases are not available yet");
-    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 405, NULL), "Method not allowed");
     snprintf (path, sizeof path, "/api/projects/%s/database", later);
     reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
     assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));
     assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "database_url")));
     assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "neon_project_id")));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "status")));
     cJSON_Delete (reply);
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+
+    //  Databases: provision records a job and answers at once; a second
+    //  one is a 409; deprovision of none is a 400
+    snprintf (path, sizeof path, "/api/projects/%s/database/deprovision", later);
+    api_test_detail (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 400, NULL), "Project has no database");
+    snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 405, NULL), "Method not allowed");
+    api_test_detail (api_test_request (api, "bob", "POST", path, NULL, NULL, 404, NULL), "Project not found");
+    reply = api_test_request (api, "alice", "POST", path, NULL, NULL, 200, NULL);
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));
+    assert (streq (api_test_str (reply, "status"), "provisioning"));
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "alice", "POST", path, NULL, NULL, 409, NULL),
+                     "The project's database is being provisioned");
+    //  What the database actor does when it is made
+    assert (store_exec (store, "UPDATE project_databases SET state = 'ready', provider = 'postgres',"
+                        " database_url = 'postgresql://clowdy_x:secret@/clowdy_x?host=/opt/postgresql&port=5432'"
+                        " WHERE project_id = ?", "s", later) == 1);
+    api_test_detail (api_test_request (api, "alice", "POST", path, NULL, NULL, 409, NULL),
+                     "Project already has a database");
+    snprintf (path, sizeof path, "/api/projects/%s/database", later);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (reply, "has_database")));
+    assert (streq (api_test_str (reply, "database_url"), "postgresql://clowdy_x:***@/clowdy_x?host=/opt/postgresql&port=5432"));
+    assert (streq (api_test_str (reply, "provider"), "postgres"));
+    assert (streq (api_test_str (reply, "status"), "ready"));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/projects/%s", later);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (reply, "has_database")));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/projects/%s/database/deprovision", later);
+    reply = api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, &inval);
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));
+    assert (streq (api_test_str (reply, "status"), "deprovisioning"));
+    assert (inval && strncmp (inval, "project ", 8) == 0);
+    zstr_free (&inval);
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 400, NULL), "Project has no database");
+    //  A failed attempt may be provisioned again; deleting the project
+    //  turns a live database into a deprovisioning job
+    assert (store_exec (store, "UPDATE project_databases SET state = 'failed', detail = 'Neon: no'"
+                        " WHERE project_id = ?", "s", later) == 1);
+    snprintf (path, sizeof path, "/api/projects/%s/database", later);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (streq (api_test_str (reply, "status"), "failed"));
+    assert (streq (api_test_str (reply, "error"), "Neon: no"));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
+    cJSON_Delete (api_test_request (api, "alice", "POST", path, NULL, NULL, 200, NULL));
+    {
+        char *masked = api_database_url_masked ("sqlite:////opt/database/db.sqlite3");
+        assert (streq (masked, "sqlite:////opt/database/db.sqlite3"));
+        free (masked);
+        masked = api_database_url_masked ("postgresql://u:p@w@host/db");
+        assert (streq (masked, "postgresql://u:***@w@host/db"));
+        free (masked);
+    }
     snprintf (path, sizeof path, "/api/projects/%s", later);
     cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, NULL));
+    cJSON *job = store_query_row (store, "SELECT state FROM project_databases WHERE project_id = ?", "s", later);
+    assert (job && streq (api_test_str (job, "state"), "deprovisioning"));
+    cJSON_Delete (job);
     zstr_free (&later);
 
     //  Project validation

@@ -58,6 +58,13 @@ static const opt_t s_options [] = {
     NUM (max_memory_mb, "max-memory-mb", "CLOWDY_MAX_MEMORY_MB", "2048", 64, 2048, "largest memory_mb a function may ask for"),
     NUM (max_timeout_seconds, "max-timeout", "CLOWDY_MAX_TIMEOUT", "900", 1, 900, "largest timeout_seconds a function may ask for"),
     NUM (retention, "retention", "CLOWDY_RETENTION", "10000", 10, 100000000, "invocation records kept per function"),
+    STR (database_provider, "database-provider", "CLOWDY_DATABASE_PROVIDER", "sqlite", "managed databases per project: sqlite (a file), postgres or neon"),
+    NUM (sqlite_db_max_mb, "sqlite-db-max-mb", "CLOWDY_SQLITE_DB_MAX_MB", "100", 1, 1L << 20, "largest a project's SQLite database may grow (sqlite provider)"),
+    STR (postgres_admin_url, "postgres-admin-url", "CLOWDY_POSTGRES_ADMIN_URL", "", "libpq conninfo of a role with CREATEDB and CREATEROLE (postgres provider)"),
+    STR (postgres_socket_dir, "postgres-socket-dir", "CLOWDY_POSTGRES_SOCKET_DIR", "", "the server's unix socket dir, mounted into sandboxes (default: the admin URL's host when it is a dir)"),
+    STR (postgres_function_host, "postgres-function-host", "CLOWDY_POSTGRES_FUNCTION_HOST", "", "HOST[:PORT] functions use instead of the socket (worker hosts)"),
+    STR (neon_api_key, "neon-api-key", "NEON_API_KEY", "", "Neon API key (neon provider)"),
+    STR (neon_api_url, "neon-api-url", "CLOWDY_NEON_API_URL", "https://console.neon.tech/api/v2", "Neon API base URL"),
     NUM (reuse, "reuse", "CLOWDY_REUSE", "1", 0, 1, "0: a new sandbox and process for every call (benchmark baseline)"),
     { NULL, NULL, OPT_STRING, 0, NULL, 0, 0, NULL }
 };
@@ -151,6 +158,20 @@ config_parse (config_t *config, int argc, char **argv, char *error, size_t error
     }
     if (streq (config->auth, "jwt") && *config->jwks_url == 0) {
         snprintf (error, error_size, "--auth jwt needs --jwks-url (or CLOWDY_JWKS_URL)");
+        return -1;
+    }
+    if (strneq (config->database_provider, "sqlite") && strneq (config->database_provider, "postgres")
+    &&  strneq (config->database_provider, "neon")) {
+        snprintf (error, error_size, "--database-provider must be 'sqlite', 'postgres' or 'neon', not '%s'",
+                  config->database_provider);
+        return -1;
+    }
+    if (streq (config->database_provider, "postgres") && *config->postgres_admin_url == 0) {
+        snprintf (error, error_size, "--database-provider postgres needs --postgres-admin-url (or CLOWDY_POSTGRES_ADMIN_URL)");
+        return -1;
+    }
+    if (streq (config->database_provider, "neon") && *config->neon_api_key == 0) {
+        snprintf (error, error_size, "--database-provider neon needs --neon-api-key (or NEON_API_KEY)");
         return -1;
     }
     const char *levels [] = { "error", "warning", "info", "debug", NULL };

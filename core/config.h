@@ -33,6 +33,13 @@ typedef struct {
     char *ai_api_key;               //  Bearer key for it, or empty (also GROQ_API_KEY)
     long ai_max_steps;              //  Model calls per chat message at most
     long ai_timeout;                //  Time budget of one chat message, in seconds
+    char *database_provider;        //  Managed databases: sqlite, postgres or neon
+    char *postgres_admin_url;       //  libpq conninfo of the admin role (postgres)
+    char *postgres_socket_dir;      //  Server's unix socket dir, or "" (from the admin URL)
+    char *postgres_function_host;   //  HOST[:PORT] for functions instead of the socket, or ""
+    char *neon_api_key;             //  Neon API key (neon)
+    char *neon_api_url;             //  Neon API base URL
+    long sqlite_db_max_mb;          //  Size cap of a project's SQLite database
     long max_body;                  //  Request body limit in bytes
     long workers;                   //  Worker actors (each drives its own sandboxes)
     long prewarm;                   //  Empty sandboxes kept ready per worker

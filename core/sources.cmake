@@ -33,3 +33,9 @@ list (APPEND CLOWDY_SOURCES core/llm.c)       # OpenAI-compatible chat completio
 list (APPEND CLOWDY_SELFTESTS llm)
 list (APPEND CLOWDY_SOURCES core/tools.c)     # the assistant's tools, as the calling user
 list (APPEND CLOWDY_SELFTESTS tools)
+list (APPEND CLOWDY_SOURCES core/dbprovider.c)        # managed databases: the interface, and sqlite files
+list (APPEND CLOWDY_SELFTESTS dbprovider)
+list (APPEND CLOWDY_SOURCES core/dbprovider_postgres.c)   # ... a database + role on a PostgreSQL server
+list (APPEND CLOWDY_SELFTESTS dbprovider_postgres)
+list (APPEND CLOWDY_SOURCES core/dbprovider_neon.c)   # ... a Neon project over its REST API
+list (APPEND CLOWDY_SELFTESTS dbprovider_neon)

@@ -232,6 +232,22 @@ static const char *s_migrations [] = {
     //  UI reads it (API.md); records written before this get it too
     "UPDATE invocations SET output = error"
     " WHERE status != 'success' AND output IS NULL AND error IS NOT NULL;",
+    //  5: managed databases (actors/database.c). No foreign key to projects
+    //  on purpose: deleting a project turns its row into a deprovisioning
+    //  job that outlives it until the provider has dropped the database.
+    //  state: provisioning, ready, deprovisioning, failed (detail says why)
+    "CREATE TABLE project_databases ("
+    "    project_id TEXT PRIMARY KEY,"
+    "    provider TEXT,"
+    "    state TEXT NOT NULL,"
+    "    database_url TEXT,"
+    "    mount_source TEXT,"
+    "    mount_target TEXT,"
+    "    file_limit_mb INTEGER NOT NULL DEFAULT 0,"
+    "    external_id TEXT,"
+    "    detail TEXT,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -616,6 +632,26 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
     fn->network_enabled = sqlite3_column_int (stmt, 10) != 0;
     sqlite3_reset (stmt);
 
+    //  The project's managed database, once ready: its DATABASE_URL wins
+    //  over an env var of that name
+    if (*fn->project_id) {
+        stmt = store_prepare (self,
+            "SELECT database_url, mount_source, mount_target, file_limit_mb FROM project_databases"
+            " WHERE project_id = ? AND state = 'ready'");
+        if (!stmt) {
+            store_function_reset (fn);
+            return -1;
+        }
+        sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step (stmt) == SQLITE_ROW) {
+            fn->database_url = s_column_strdup (stmt, 0);
+            fn->database_mount_source = s_column_strdup (stmt, 1);
+            fn->database_mount_target = s_column_strdup (stmt, 2);
+            fn->database_file_limit_mb = sqlite3_column_int (stmt, 3);
+        }
+        sqlite3_reset (stmt);
+    }
+
     //  The project's env vars, unmasked
     size_t count = 0, limit = 8;
     fn->env = (char **) zmalloc (limit * sizeof (char *));
@@ -627,7 +663,9 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         }
         sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
         while (sqlite3_step (stmt) == SQLITE_ROW) {
-            if (count + 1 >= limit) {
+            if (fn->database_url && streq ((const char *) sqlite3_column_text (stmt, 0), "DATABASE_URL"))
+                continue;
+            if (count + 2 >= limit) {
                 limit *= 2;
                 fn->env = (char **) realloc (fn->env, limit * sizeof (char *));
                 assert (fn->env);
@@ -637,6 +675,8 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         }
         sqlite3_reset (stmt);
     }
+    if (fn->database_url)
+        fn->env [count++] = zsys_sprintf ("DATABASE_URL=%s", fn->database_url);
     fn->env [count] = NULL;
     return 0;
 }
@@ -651,6 +691,9 @@ store_function_reset (store_function_t *fn)
     free (fn->code);
     free (fn->status);
     free (fn->requirements_hash);
+    free (fn->database_url);
+    free (fn->database_mount_source);
+    free (fn->database_mount_target);
     if (fn->env) {
         for (char **entry = fn->env; *entry; entry++)
             zstr_free (entry);

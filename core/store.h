@@ -105,6 +105,10 @@ typedef struct {
     int memory_mb;                  //  Memory limit
     bool network_enabled;           //  Outbound network allowed
     char **env;                     //  NULL-terminated "KEY=VALUE", unmasked; never NULL after load
+    char *database_url;             //  The project's managed database (also in env), or NULL
+    char *database_mount_source;    //  Host dir its sandboxes bind (sqlite file, postgres socket), or NULL
+    char *database_mount_target;    //  Where the sandbox sees it
+    int database_file_limit_mb;     //  Largest file a function may write (sqlite cap), 0 = none
 } store_function_t;
 
 //  Load a function with its active version and project env. Returns 0, or

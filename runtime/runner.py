@@ -35,6 +35,7 @@ import sys
 import time
 
 PROTOCOL_FD = 3                         # the socket to the host
+DATABASE_DIR = "/opt/database"          # the project's SQLite database, when it has one
 MAX_FRAME = 16 * 1024 * 1024            # largest frame either side sends (load may change it)
 LOG_LIMIT = 64 * 1024                   # log bytes kept per load or invocation (load may change it)
 TEXT_LIMIT = 64 * 1024                  # cap on an error message or a traceback
@@ -522,7 +523,8 @@ def s_check_load(message):
     entry = message.get("handler", "handler")
     if not isinstance(entry, str) or not entry.isidentifier():
         raise ProtocolError("load: handler must be a Python identifier")
-    for field in ("memory_limit_mb", "timeout_seconds", "log_limit_bytes", "max_frame_bytes"):
+    for field in ("memory_limit_mb", "timeout_seconds", "log_limit_bytes", "max_frame_bytes",
+                  "file_limit_mb"):
         value = message.get(field)
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
                                   or value < 0):
@@ -532,6 +534,45 @@ def s_check_load(message):
     if message.get("max_frame_bytes"):
         MAX_FRAME = max(int(message["max_frame_bytes"]), 65536)
     return code, name, env, entry
+
+
+def s_limit_files(limit_mb):
+    """Caps the project's SQLite database (file_limit_mb) in two layers.
+
+    1. Every sqlite3 connection the function opens on a file under /opt/database gets
+       PRAGMA max_page_count for the cap: a write past it fails with SQLite's own clear
+       "database or disk is full" (sqlite3.OperationalError) and the database stays usable.
+    2. A backstop the function cannot lift, for one that raises max_page_count or writes
+       other files there: RLIMIT_FSIZE (soft and hard) at twice the cap plus room for the
+       WAL (SQLite checkpoints it at about 4 MB), with SIGXFSZ ignored so such a write fails
+       with EFBIG ("disk I/O error") rather than killing the process."""
+    import resource
+    import signal
+    import sqlite3
+    limit = limit_mb * 1024 * 1024
+    try:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        backstop = 2 * limit + 8 * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (backstop, backstop))
+    except (OSError, ValueError) as error:
+        print("clowdy: could not cap file sizes: %s" % error, file=sys.stderr)
+    original = sqlite3.connect
+
+    def connect(database, *args, **kwargs):
+        connection = original(database, *args, **kwargs)
+        name = os.fsdecode(database) if isinstance(database, (str, bytes, os.PathLike)) else ""
+        if name.startswith("file:"):
+            name = name[5:].split("?", 1)[0]
+        if os.path.abspath(name).startswith(DATABASE_DIR + "/"):
+            try:
+                page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+                connection.execute("PRAGMA max_page_count = %d" % max(limit // page_size, 1))
+            except sqlite3.Error:
+                pass
+        return connection
+
+    connect.__doc__ = original.__doc__
+    sqlite3.connect = connect
 
 
 def s_load(message):
@@ -555,6 +596,8 @@ def s_load(message):
     memory_limit_mb = int(message.get("memory_limit_mb") or 0)
     timeout_ms = int((message.get("timeout_seconds") or 30) * 1000)
     s_set_environ(env)
+    if message.get("file_limit_mb"):
+        s_limit_files(int(message["file_limit_mb"]))
     if os.path.isdir(LAYER_DIR) and LAYER_DIR not in sys.path:
         sys.path.insert(0, LAYER_DIR)
     sys.argv[:] = [FILENAME]

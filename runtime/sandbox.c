@@ -185,6 +185,10 @@ typedef struct {
     int nfiles;                     //  number of files
     bind_t binds [MAX_BINDS];       //  bind mounts, in order
     int nbinds;                     //  number of binds
+    const char *mount_paths [SANDBOX_MAX_MOUNTS];   //  extra mounts' host dirs
+    int mount_fds [SANDBOX_MAX_MOUNTS];         //  the fd the child opens each on
+    char mount_sources [SANDBOX_MAX_MOUNTS][32];    //  "/proc/self/fd/N" for each
+    int nmount_fds;                 //  number of extra mounts
     const struct sock_fprog *filter;    //  seccomp program
     char *argv [MAX_ARGS + 1];      //  the user's process
     char *const *envp;              //  its environment
@@ -651,6 +655,15 @@ s_child (plan_t *plan)
     //  wait for their EOFs until we are done
     int keep [] = { plan->sync_fd, plan->setup_fd, plan->status_fd, plan->proto_fd, plan->init_fd };
     s_close_except (keep, 5);
+    //  Extra mounts' sources, opened now, with the server's host uid (see
+    //  s_plan_build); CLOEXEC, so they are gone at init's exec
+    for (int index = 0; index < plan->nmount_fds; index++) {
+        int fd = open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || (fd != plan->mount_fds [index] && dup3 (fd, plan->mount_fds [index], O_CLOEXEC) < 0))
+            s_fail (plan, STAGE_BIND, errno);
+        if (fd != plan->mount_fds [index])
+            close (fd);
+    }
     char byte;
     if (read (plan->sync_fd, &byte, 1) != 1)
         _exit (1);              //  the parent gave up on us
@@ -837,6 +850,7 @@ s_plan_destroy (plan_t *plan)
     }
     for (int index = 0; index < plan->nbinds; index++)
         free (plan->binds [index].target);
+
     for (int index = 0; plan->argv [index]; index++)
         free (plan->argv [index]);
 }
@@ -936,6 +950,22 @@ s_plan_runtime (plan_t *plan, const char *runtime_dir)
     return rc;
 }
 
+//  Number the fds the child opens extra mounts' sources on: past every fd
+//  it keeps (s_child), so that none is closed or clobbered
+static void
+s_plan_mount_fds (plan_t *plan)
+{
+    int kept [] = { plan->sync_fd, plan->setup_fd, plan->status_fd, plan->proto_fd, plan->init_fd };
+    int highest = 2;
+    for (size_t index = 0; index < sizeof kept / sizeof kept [0]; index++)
+        highest = kept [index] > highest? kept [index]: highest;
+    for (int index = 0; index < plan->nmount_fds; index++) {
+        plan->mount_fds [index] = highest + 1 + index;
+        snprintf (plan->mount_sources [index], sizeof plan->mount_sources [0], "/proc/self/fd/%d",
+                  plan->mount_fds [index]);
+    }
+}
+
 //  Build the mount plan and argv; -1 if the config is unusable (logged)
 static int
 s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
@@ -958,6 +988,24 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
     if (config->layer_dir && (stat (config->layer_dir, &info) || !S_ISDIR (info.st_mode))) {
         zsys_error ("sandbox: layer_dir %s is not a directory", config->layer_dir);
         return -1;
+    }
+    if (config->mount_count < 0 || config->mount_count > SANDBOX_MAX_MOUNTS) {
+        zsys_error ("sandbox: at most %d extra mounts", SANDBOX_MAX_MOUNTS);
+        return -1;
+    }
+    for (int index = 0; index < config->mount_count; index++) {
+        const sandbox_mount_t *extra = &config->mounts [index];
+        //  Under /opt only, so that no extra mount can cover /etc, /dev, /usr...
+        const char *name = extra->target && strncmp (extra->target, "/opt/", 5) == 0? extra->target + 5: NULL;
+        if (!name || !*name || strchr (name, '/') || streq (name, ".") || streq (name, "..")
+        ||  streq (name, "clowdy") || streq (name, "layer")) {
+            zsys_error ("sandbox: mount target %s must be /opt/NAME", extra->target? extra->target: "(null)");
+            return -1;
+        }
+        if (!extra->source || extra->source [0] != '/' || stat (extra->source, &info) || !S_ISDIR (info.st_mode)) {
+            zsys_error ("sandbox: mount source %s is not a directory", extra->source? extra->source: "(null)");
+            return -1;
+        }
     }
     //  Merged /usr: the top-level dirs that are symlinks into usr/ on the host
     static const char *merged [] = { "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", NULL };
@@ -993,6 +1041,17 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
     if (config->layer_dir) {
         s_plan_bind (plan, config->layer_dir, "/opt/layer", false, true);
         plan->binds [plan->nbinds - 1].overlay = s_overlay;
+    }
+    //  Extra mounts are bound from an fd the child opens while it still has
+    //  the server's host uid: once it is root of its user namespace, its
+    //  host uid may not walk to the source (a data dir of mode 0700). The
+    //  fd numbers are set once the child's other fds are known (s_plan_mount_fds)
+    for (int index = 0; index < config->mount_count; index++) {
+        plan->mount_paths [index] = config->mounts [index].source;
+        s_plan_bind (plan, config->mounts [index].source, config->mounts [index].target, false,
+                     !config->mounts [index].writable);
+        plan->binds [plan->nbinds - 1].source = plan->mount_sources [index];
+        plan->nmount_fds++;
     }
     static const char *devices [] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", NULL };
     for (int index = 0; devices [index]; index++)
@@ -1533,6 +1592,7 @@ sandbox_new (const sandbox_config_t *config)
     plan.setup_fd = setup [1];
     plan.status_fd = status [1];
     plan.proto_fd = sockets [1];
+    s_plan_mount_fds (&plan);
 
     int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
               | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;

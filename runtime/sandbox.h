@@ -52,6 +52,15 @@ extern "C" {
 #define SANDBOX_DEFAULT_PYTHON      "/usr/bin/python3"
 #define SANDBOX_DEFAULT_RUNTIME_DIR CLOWDY_SOURCE_DIR "/runtime"
 
+//  An extra bind mount of a host directory (a project's database dir, a
+//  database server's socket dir). target: "/opt/NAME" (not clowdy or layer).
+typedef struct {
+    const char *source;             //  host dir
+    const char *target;             //  where the sandbox sees it
+    bool writable;                  //  false = read-only
+} sandbox_mount_t;
+#define SANDBOX_MAX_MOUNTS 4
+
 typedef struct {
     const char *runtime_dir;        //  host dir whose top-level .py files (8, 512 KB at most)
                                     //  are copied read-only to /opt/clowdy; NULL = default
@@ -64,6 +73,8 @@ typedef struct {
     int tmp_mb;                     //  size of the /tmp tmpfs; 0 = 64
     bool network;                   //  false = only lo; true = slirp4netns outbound
     const char *cgroup_name;        //  parent cgroup name; NULL = "clowdy"
+    const sandbox_mount_t *mounts;  //  extra bind mounts, mount_count of them (<= SANDBOX_MAX_MOUNTS)
+    int mount_count;
 } sandbox_config_t;
 
 typedef struct _sandbox_t sandbox_t;

@@ -327,9 +327,43 @@ async function main() {
     for (const tab of ["dependencies", "database"]) {
       await page.goto(`${server.url}/projects/${state.projectId}?tab=${tab}`);
       const na = page.getByTestId("not-available");
-      const ok = page.getByRole("heading", { name: tab === "database" ? "Database" : "requirements.txt" });
+      const ok = tab === "database" ? page.getByTestId("database-tab") : page.getByRole("heading", { name: "requirements.txt" });
       await na.or(ok).first().waitFor();
     }
+  });
+
+  await step("provision a database, use it from a function, remove it", ["dashboard loads"], async () => {
+    // A project of its own, so that the other steps' counts stay as they are
+    const send = async (method, p, body) => {
+      const r = await fetch(server.url + p, { method, headers: { "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: r.status, body: await r.json().catch(() => null) };
+    };
+    const project = await send("POST", "/api/projects", { name: "Database Test" });
+    assert(project.status === 200, `project: ${JSON.stringify(project)}`);
+    await page.goto(`${server.url}/projects/${project.body.id}?tab=database`);
+    await page.getByRole("button", { name: "Create database" }).click();
+    const url = page.getByTestId("database-url");
+    await url.waitFor({ timeout: INVOKE_T });      // the tab polls until the database is ready
+    assert((await url.textContent()) === "sqlite:////opt/database/db.sqlite3", `url: ${await url.textContent()}`);
+    assert(/sqlite3\.connect/.test(await page.getByTestId("database-snippet").textContent()), "no Python snippet");
+    const code = "import os, sqlite3\ndef handler(event, context):\n" +
+      "    db = sqlite3.connect(os.environ['DATABASE_URL'][len('sqlite:///'):])\n" +
+      "    db.execute('CREATE TABLE IF NOT EXISTS t (v TEXT)')\n" +
+      "    db.execute('INSERT INTO t VALUES (?)', (event['v'],))\n    db.commit()\n" +
+      "    return [r[0] for r in db.execute('SELECT v FROM t')]\n";
+    const fn = await send("POST", "/api/functions", { name: "dbuser", code, project_id: project.body.id });
+    assert(fn.status === 200, `function: ${JSON.stringify(fn)}`);
+    const run = await send("POST", `/api/invoke/${fn.body.id}`, { input: { v: "from the browser test" } });
+    assert(run.body?.success && JSON.stringify(run.body.output) === '["from the browser test"]',
+      `invocation: ${JSON.stringify(run.body)}`);
+    // Removal asks first
+    await page.getByRole("button", { name: "Remove database" }).click();
+    await page.getByTestId("database-deprovision-confirm").click();
+    await page.getByRole("button", { name: "Create database" }).waitFor({ timeout: INVOKE_T });
+    const after = await apiGet(`/api/projects/${project.body.id}/database`);
+    assert(after.body?.has_database === false, `after removal: ${JSON.stringify(after.body)}`);
+    await send("DELETE", `/api/projects/${project.body.id}`);
   });
 
   await step("chat panel answers or explains", ["dashboard loads"], async () => {

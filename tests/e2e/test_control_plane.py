@@ -90,8 +90,6 @@ def test_wrong_method_is_405(server):
 @pytest.mark.parametrize("method,path,body", [
     ("GET", "/api/projects/{pid}/requirements", None),
     ("PUT", "/api/projects/{pid}/requirements", {"requirements_txt": "requests"}),
-    ("POST", "/api/projects/{pid}/database/provision", None),
-    ("DELETE", "/api/projects/{pid}/database/deprovision", None),
 ])
 def test_not_yet_endpoints_are_501(server, method, path, body):
     project = make_project(server)

@@ -194,7 +194,11 @@ export interface Stats {
   [key: string]: unknown;
 }
 export interface Requirements { requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean; build_status?: string; build_log?: string }
-export interface DatabaseInfo { has_database: boolean; database_url?: string | null; neon_project_id?: string | null; provider?: string }
+export type DatabaseStatus = "provisioning" | "ready" | "deprovisioning" | "failed";
+export interface DatabaseInfo {
+  has_database: boolean; database_url?: string | null; neon_project_id?: string | null;
+  provider?: string | null; status?: DatabaseStatus | null; error?: string;
+}
 export interface ChatMessage { role: "user" | "assistant"; content: string }
 /** One tool call the assistant ran: its name, its arguments (the model's text when they did not parse),
  *  what it returned, and whether it worked. */

@@ -469,37 +469,131 @@ function DependenciesTab({ project }: { project: Project }) {
   );
 }
 
+// How a function uses the project's database, by provider (DATABASE_URL is in os.environ)
+function databaseSnippet(provider: string | null | undefined): string {
+  if (provider === "sqlite") {
+    return [
+      "import os, sqlite3",
+      "",
+      "def handler(event, context):",
+      "    # DATABASE_URL is sqlite:////opt/database/db.sqlite3",
+      '    db = sqlite3.connect(os.environ["DATABASE_URL"][len("sqlite:///"):], timeout=10)',
+      '    db.execute("CREATE TABLE IF NOT EXISTS notes (body TEXT)")',
+      '    db.execute("INSERT INTO notes VALUES (?)", (event.get("body", "hello"),))',
+      "    db.commit()",
+      '    rows = [r[0] for r in db.execute("SELECT body FROM notes")]',
+      "    db.close()",
+      '    return {"notes": rows}',
+    ].join("\n");
+  }
+  return [
+    "import os, psycopg2",
+    "",
+    "def handler(event, context):",
+    '    conn = psycopg2.connect(os.environ["DATABASE_URL"])',
+    "    with conn, conn.cursor() as cur:",
+    '        cur.execute("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)")',
+    '        cur.execute("INSERT INTO notes (body) VALUES (%s)", (event.get("body", "hello"),))',
+    '        cur.execute("SELECT body FROM notes ORDER BY id")',
+    "        rows = [r[0] for r in cur.fetchall()]",
+    "    conn.close()",
+    '    return {"notes": rows}',
+  ].join("\n");
+}
+
+const DB_POLL_MS = 1500;
+
 function DatabaseTab({ project }: { project: Project }) {
   const db = useApi(() => api.database(project.id), [project.id]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [confirmOpen, setConfirmOpen] = useState(false);
+  const toast = useToast();
+  const status = db.data?.status ?? null;
+  const pending = status === "provisioning" || status === "deprovisioning";
+  const reload = db.reload;
+
+  // Provisioning answers at once: poll until the database is ready (or failed, or gone)
+  useEffect(() => {
+    if (!pending) return;
+    const timer = window.setInterval(() => { void reload(); }, DB_POLL_MS);
+    return () => window.clearInterval(timer);
+  }, [pending, reload]);
+
   if (db.loading && !db.data) return <Loading />;
   if (db.error && !db.data) return <NotAvailable error={db.error} what="Database" />;
   const d = db.data!;
 
-  async function act(fn: () => Promise<unknown>) {
+  async function act(fn: () => Promise<unknown>, done: string) {
     setBusy(true);
     setError(null);
-    try { await fn(); await db.reload(); } catch (e) { setError(e); } finally { setBusy(false); }
+    try { await fn(); await db.reload(); toast(done); } catch (e) { setError(e); } finally { setBusy(false); }
   }
 
   return (
-    <Card>
+    <Card data-testid="database-tab">
       <CardHeader>
         <CardTitle>Database</CardTitle>
-        <CardDescription>Functions see its connection string as <code>DATABASE_URL</code>.</CardDescription>
+        <CardDescription>Every function of this project sees its connection string as <code>DATABASE_URL</code> in <code>os.environ</code>.</CardDescription>
       </CardHeader>
       <CardContent className="flex flex-col gap-3">
+        {status === "provisioning" && (
+          <p className="flex items-center gap-2 text-sm" data-testid="database-provisioning"><Spinner /> Provisioning the database…</p>
+        )}
+        {status === "deprovisioning" && (
+          <p className="flex items-center gap-2 text-sm" data-testid="database-deprovisioning"><Spinner /> Removing the database…</p>
+        )}
+        {status === "failed" && (
+          <Alert variant="destructive" data-testid="database-failed">
+            <AlertTitle>The database could not be created</AlertTitle>
+            <AlertDescription><p>{d.error || "No reason was given."}</p></AlertDescription>
+          </Alert>
+        )}
         {d.has_database ? (
           <>
-            {d.provider && <p className="text-sm">Provider: <Badge variant="outline">{d.provider}</Badge></p>}
-            {d.database_url && <CopyField value={d.database_url} />}
-            <div><Button variant="destructive" disabled={busy} onClick={() => void act(() => api.deprovisionDatabase(project.id))}>{busy && <Spinner />} Remove database</Button></div>
+            <p className="flex items-center gap-2 text-sm">
+              {d.provider && <>Provider: <Badge variant="outline" data-testid="database-provider">{d.provider}</Badge></>}
+              {d.neon_project_id && <>Neon project: <code>{d.neon_project_id}</code></>}
+            </p>
+            {d.database_url && (
+              <div className="grid gap-1">
+                <Label>Connection string (password hidden; functions get it in full)</Label>
+                <CopyField value={d.database_url} testId="database-url" label="Copy connection string" />
+              </div>
+            )}
+            <div className="grid gap-1">
+              <Label>Use it from a function</Label>
+              <pre data-testid="database-snippet" className="bg-muted overflow-auto rounded-md p-3 font-mono text-xs">{databaseSnippet(d.provider)}</pre>
+            </div>
+            <div>
+              <AlertDialog open={confirmOpen} onOpenChange={setConfirmOpen}>
+                <AlertDialogTrigger asChild>
+                  <Button variant="destructive" disabled={busy}>{busy && <Spinner />} Remove database</Button>
+                </AlertDialogTrigger>
+                <AlertDialogContent>
+                  <AlertDialogHeader>
+                    <AlertDialogTitle>Remove this project's database?</AlertDialogTitle>
+                    <AlertDialogDescription>
+                      Its data is deleted for good and functions lose <code>DATABASE_URL</code>. This cannot be undone.
+                    </AlertDialogDescription>
+                  </AlertDialogHeader>
+                  <AlertDialogFooter>
+                    <AlertDialogCancel>Cancel</AlertDialogCancel>
+                    <AlertDialogAction
+                      data-testid="database-deprovision-confirm"
+                      onClick={() => { setConfirmOpen(false); void act(() => api.deprovisionDatabase(project.id), "Database removal started"); }}
+                    >Remove database</AlertDialogAction>
+                  </AlertDialogFooter>
+                </AlertDialogContent>
+              </AlertDialog>
+            </div>
           </>
-        ) : (
+        ) : !pending && (
           <div className="flex flex-col items-start gap-2">
             <p className="text-muted-foreground text-sm">This project has no database yet.</p>
-            <Button disabled={busy} onClick={() => void act(() => api.provisionDatabase(project.id))}>{busy && <Spinner />} Create database</Button>
+            <Button disabled={busy} onClick={() => void act(() => api.provisionDatabase(project.id), "Database provisioning started")}>
+              {busy && <Spinner />} {status === "failed" ? "Try again" : "Create database"}
+            </Button>
           </div>
         )}
         {error != null && <NotAvailable error={error} what="Database" />}

@@ -1,0 +1,272 @@
+/*  =========================================================================
+    dbprovider - the provider interface and its default: a SQLite file
+
+    See dbprovider.h for the interface. The sqlite provider gives each
+    project <data_dir>/databases/<project id>/db.sqlite3, bound read-write
+    at /opt/database in that project's sandboxes only (other projects' sandboxes
+    bind nothing there), so DATABASE_URL is sqlite:////opt/database/db.sqlite3.
+
+    Sharing: every environment of the project opens the same file. It is
+    made in WAL mode here (the mode is stored in the file), and SQLite's
+    own locks (fcntl on the file and its -shm, all on the one host file
+    system) keep concurrent writers safe.
+
+    Permissions: each sandbox runs under its own host uid (a slot's range),
+    so the dir is 0777 and the file 0666; SQLite makes its -wal and -shm
+    with the file's mode. Only the project's sandboxes can reach the dir:
+    databases/ itself is 0711 (no listing) and the data dir is the server's.
+
+    Size cap (--sqlite-db-max-mb): the gateway passes it to the runner,
+    which sets RLIMIT_FSIZE (soft and hard, so it stays) with SIGXFSZ
+    ignored: a write past the cap fails with EFBIG, which SQLite reports
+    as "database or disk is full", a clear error in the function.
+    ========================================================================= */
+
+#include <czmq.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include "core/dbprovider.h"
+
+struct _dbprovider_t {
+    const dbprovider_ops_t *ops;
+    void *state;
+};
+
+dbprovider_t *
+dbprovider_new (const config_t *config, char *error, size_t error_size)
+{
+    const dbprovider_ops_t *all [] = { &dbprovider_sqlite_ops, &dbprovider_postgres_ops, &dbprovider_neon_ops };
+    for (size_t index = 0; index < sizeof all / sizeof all [0]; index++)
+        if (streq (all [index]->name, config->database_provider)) {
+            void *state = all [index]->create (config, error, error_size);
+            if (!state)
+                return NULL;
+            dbprovider_t *self = (dbprovider_t *) zmalloc (sizeof (dbprovider_t));
+            self->ops = all [index];
+            self->state = state;
+            return self;
+        }
+    snprintf (error, error_size, "unknown database provider '%s'", config->database_provider);
+    return NULL;
+}
+
+const char *
+dbprovider_name (dbprovider_t *self)
+{
+    return self->ops->name;
+}
+
+int
+dbprovider_provision (dbprovider_t *self, const char *project_id, dbprovider_info_t *info,
+                      char *error, size_t error_size)
+{
+    memset (info, 0, sizeof *info);
+    *error = 0;
+    int rc = self->ops->provision (self->state, project_id, info, error, error_size);
+    if (rc)
+        dbprovider_info_reset (info);
+    if (rc && !*error)
+        snprintf (error, error_size, "The database could not be provisioned");
+    return rc;
+}
+
+int
+dbprovider_deprovision (dbprovider_t *self, const char *project_id, const char *external_id,
+                        char *error, size_t error_size)
+{
+    *error = 0;
+    int rc = self->ops->deprovision (self->state, project_id, external_id, error, error_size);
+    if (rc && !*error)
+        snprintf (error, error_size, "The database could not be deprovisioned");
+    return rc;
+}
+
+void
+dbprovider_info_reset (dbprovider_info_t *info)
+{
+    free (info->url);
+    free (info->mount_source);
+    free (info->mount_target);
+    free (info->external_id);
+    memset (info, 0, sizeof *info);
+}
+
+void
+dbprovider_destroy (dbprovider_t **self_p)
+{
+    if (self_p && *self_p) {
+        (*self_p)->ops->destroy ((*self_p)->state);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  sqlite
+
+typedef struct {
+    char *root;                     //  Absolute <data_dir>/databases
+    int max_mb;                     //  Size cap
+} s_sqlite_t;
+
+static void *
+s_sqlite_create (const config_t *config, char *error, size_t error_size)
+{
+    char *data_dir = realpath (config->data_dir, NULL);
+    if (!data_dir) {
+        snprintf (error, error_size, "data dir %s: %s", config->data_dir, strerror (errno));
+        return NULL;
+    }
+    s_sqlite_t *self = (s_sqlite_t *) zmalloc (sizeof (s_sqlite_t));
+    self->root = zsys_sprintf ("%s/databases", data_dir);
+    free (data_dir);
+    self->max_mb = (int) config->sqlite_db_max_mb;
+    if ((mkdir (self->root, 0711) && errno != EEXIST) || chmod (self->root, 0711)) {
+        snprintf (error, error_size, "cannot make %s: %s", self->root, strerror (errno));
+        free (self->root);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static int
+s_remove_entry (const char *path, const struct stat *info, int flag, struct FTW *ftw)
+{
+    (void) info; (void) ftw;
+    int rc = flag == FTW_DP? rmdir (path): unlink (path);
+    return rc && errno != ENOENT? -1: 0;
+}
+
+static int
+s_sqlite_deprovision (void *state, const char *project_id, const char *external_id,
+                      char *error, size_t error_size)
+{
+    (void) external_id;
+    s_sqlite_t *self = (s_sqlite_t *) state;
+    char *dir = zsys_sprintf ("%s/%s", self->root, project_id);
+    //  Depth first, not following links: the function may have made any
+    //  files and links there
+    int rc = nftw (dir, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc && errno != ENOENT) {
+        snprintf (error, error_size, "Could not remove the database files: %s", strerror (errno));
+        zsys_error ("database: cannot remove %s: %s", dir, strerror (errno));
+        free (dir);
+        return -1;
+    }
+    free (dir);
+    return 0;
+}
+
+static int
+s_sqlite_provision (void *state, const char *project_id, dbprovider_info_t *info,
+                    char *error, size_t error_size)
+{
+    s_sqlite_t *self = (s_sqlite_t *) state;
+    //  A leftover of an attempt that died half way goes first
+    if (s_sqlite_deprovision (state, project_id, NULL, error, error_size))
+        return -1;
+    char *dir = zsys_sprintf ("%s/%s", self->root, project_id);
+    char *file = zsys_sprintf ("%s/db.sqlite3", dir);
+    sqlite3 *db = NULL;
+    int rc = -1;
+    if (mkdir (dir, 0777) || chmod (dir, 0777))
+        snprintf (error, error_size, "Could not make the database directory: %s", strerror (errno));
+    else
+    if (sqlite3_open_v2 (file, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK
+    ||  sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
+        snprintf (error, error_size, "Could not create the database file: %s", db? sqlite3_errmsg (db): "out of memory");
+    else
+        rc = 0;
+    sqlite3_close (db);
+    if (rc == 0 && chmod (file, 0666)) {
+        snprintf (error, error_size, "Could not open up the database file: %s", strerror (errno));
+        rc = -1;
+    }
+    if (rc == 0) {
+        info->url = strdup ("sqlite:///" DBPROVIDER_SQLITE_FILE);
+        info->mount_source = strdup (dir);
+        info->mount_target = strdup (DBPROVIDER_SQLITE_DIR);
+        info->file_limit_mb = self->max_mb;
+    }
+    else {
+        char ignored [DBPROVIDER_ERROR_SIZE];
+        s_sqlite_deprovision (state, project_id, NULL, ignored, sizeof ignored);
+    }
+    free (file);
+    free (dir);
+    return rc;
+}
+
+static void
+s_sqlite_destroy (void *state)
+{
+    s_sqlite_t *self = (s_sqlite_t *) state;
+    free (self->root);
+    free (self);
+}
+
+const dbprovider_ops_t dbprovider_sqlite_ops = {
+    "sqlite", s_sqlite_create, s_sqlite_provision, s_sqlite_deprovision, s_sqlite_destroy
+};
+
+
+//  --------------------------------------------------------------------------
+//  Selftest: the sqlite provider on a temp data dir
+
+void
+dbprovider_test (bool verbose)
+{
+    printf ("dbprovider: ");
+    char template [] = "/tmp/clowdy-dbprovider-XXXXXX";
+    char *data_dir = mkdtemp (template);
+    assert (data_dir);
+    config_t config;
+    char error [DBPROVIDER_ERROR_SIZE];
+    char *argv [] = { "clowdy", "--data-dir", data_dir, "--sqlite-db-max-mb", "7", NULL };
+    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
+    dbprovider_t *provider = dbprovider_new (&config, error, sizeof error);
+    assert (provider);
+    assert (streq (dbprovider_name (provider), "sqlite"));
+
+    dbprovider_info_t info;
+    assert (dbprovider_provision (provider, "abcdefabcdef", &info, error, sizeof error) == 0);
+    assert (streq (info.url, "sqlite:////opt/database/db.sqlite3"));
+    assert (streq (info.mount_target, "/opt/database"));
+    assert (info.file_limit_mb == 7);
+    char *file = zsys_sprintf ("%s/db.sqlite3", info.mount_source);
+    struct stat status;
+    assert (stat (file, &status) == 0 && (status.st_mode & 0777) == 0666);
+    assert (stat (info.mount_source, &status) == 0 && (status.st_mode & 0777) == 0777);
+    //  Provisioning again starts afresh; deprovision removes everything,
+    //  files the function made too, and twice is fine
+    char *extra = zsys_sprintf ("%s/other", info.mount_source);
+    FILE *handle = fopen (extra, "w");
+    assert (handle);
+    fclose (handle);
+    assert (dbprovider_deprovision (provider, "abcdefabcdef", NULL, error, sizeof error) == 0);
+    assert (stat (info.mount_source, &status) == -1 && errno == ENOENT);
+    assert (dbprovider_deprovision (provider, "abcdefabcdef", NULL, error, sizeof error) == 0);
+    zstr_free (&extra);
+    zstr_free (&file);
+    dbprovider_info_reset (&info);
+    dbprovider_info_reset (&info);
+    dbprovider_destroy (&provider);
+    dbprovider_destroy (&provider);
+
+    //  Bad settings are reasons, not crashes
+    char *bad [] = { "clowdy", "--data-dir", "/nonexistent/clowdy", NULL };
+    config_reset (&config);
+    assert (config_parse (&config, 3, bad, error, sizeof error) == 0);
+    assert (dbprovider_new (&config, error, sizeof error) == NULL);
+    assert (strstr (error, "/nonexistent/clowdy"));
+    config_reset (&config);
+    char *root = zsys_sprintf ("%s/databases", data_dir);
+    rmdir (root);
+    zstr_free (&root);
+    rmdir (data_dir);
+    if (verbose)
+        printf ("(sqlite) ");
+    printf ("OK\n");
+}

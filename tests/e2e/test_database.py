@@ -1,0 +1,659 @@
+"""Managed databases per project (issue 12), end to end through the real build/clowdy.
+
+- sqlite provider (the default): provision, DATABASE_URL in os.environ, the file persists across
+  cold starts and restarts, isolation between projects, the size cap as a clear error in the
+  function, deprovision, project delete.
+- postgres provider against a real PostgreSQL server (Debian's binaries, a throwaway cluster made
+  with initdb in a temp dir, listening on a unix socket dir and a loopback port): a function with
+  the network off creates, inserts and reads back with psycopg2; project B's function cannot open
+  A's database, list databases or roles, or create them; deprovision drops database and role.
+- neon provider against a fake Neon API on loopback that speaks Neon's documented requests and
+  responses, including its error bodies, 423 and 429.
+
+Provisioning answers at once with status "provisioning"; the tests poll GET .../database (as the
+UI does) through wait_for.
+"""
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import slow, wait_for
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+def ok(response):
+    assert response.status_code == 200, (response.status_code, response.text)
+    return response.json()
+
+
+def make_project(server, name=None):
+    return ok(server.post("/api/projects", json={"name": name or "db-" + uuid.uuid4().hex[:8]}))["id"]
+
+
+def make_function(server, project_id, code, **extra):
+    body = dict(name="fn_" + uuid.uuid4().hex[:8], code=code, project_id=project_id)
+    body.update(extra)
+    return ok(server.post("/api/functions", json=body))["id"]
+
+
+def invoke(server, function_id, value=None):
+    return ok(server.post("/api/invoke/" + function_id, json={"input": value or {}}, timeout=slow(60)))
+
+
+def output(result):
+    assert result["success"], result
+    return result["output"]
+
+
+def database(server, project_id):
+    return ok(server.get("/api/projects/%s/database" % project_id))
+
+
+def provision(server, project_id, seconds=30):
+    """POST provision (answers at once), then poll until ready; returns the status."""
+    first = ok(server.post("/api/projects/%s/database/provision" % project_id))
+    assert first["status"] in ("provisioning", "ready"), first
+    status = wait_for(lambda: (lambda s: s if s["status"] != "provisioning" else None)(
+        database(server, project_id)), seconds, "database never left provisioning")
+    return status
+
+
+def deprovision(server, project_id, seconds=30):
+    body = ok(server.delete("/api/projects/%s/database/deprovision" % project_id))
+    assert body["has_database"] is False
+    wait_for(lambda: database(server, project_id)["status"] is None, seconds, "never deprovisioned")
+
+
+# ---------------------------------------------------------------------------------------------------
+# sqlite provider (the default)
+
+SQLITE_CODE = '''
+import os, sqlite3
+def handler(event, context):
+    url = os.environ["DATABASE_URL"]
+    path = url[len("sqlite:///"):]
+    db = sqlite3.connect(path, timeout=10)
+    db.execute("CREATE TABLE IF NOT EXISTS notes (body TEXT)")
+    if event.get("add"):
+        db.execute("INSERT INTO notes VALUES (?)", (event["add"],))
+        db.commit()
+    rows = [r[0] for r in db.execute("SELECT body FROM notes ORDER BY rowid")]
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    db.close()
+    return {"url": url, "rows": rows, "mode": mode}
+'''
+
+FILL_CODE = '''
+import os, sqlite3
+def handler(event, context):
+    db = sqlite3.connect(os.environ["DATABASE_URL"][len("sqlite:///"):], timeout=10)
+    db.execute("CREATE TABLE IF NOT EXISTS blob (b BLOB)")
+    try:
+        for _ in range(event["chunks"]):
+            db.execute("INSERT INTO blob VALUES (?)", (b"x" * (256 * 1024),))
+            db.commit()
+    except sqlite3.Error as error:
+        return {"error": str(error)}
+    return {"error": None}
+'''
+
+
+@pytest.fixture(scope="module")
+def sqlite_server():
+    from conftest import Server
+    server = Server(args=["--sqlite-db-max-mb", "2"]).start()
+    yield server
+    server.cleanup()
+
+
+def test_sqlite_status_provision_and_errors(sqlite_server):
+    server = sqlite_server
+    project = make_project(server)
+    status = database(server, project)
+    assert status["has_database"] is False and status["status"] is None
+    r = server.delete("/api/projects/%s/database/deprovision" % project)
+    assert r.status_code == 400 and r.json()["detail"] == "Project has no database"
+    assert server.post("/api/projects/abcdefabcdef/database/provision").status_code == 404
+    status = provision(server, project)
+    assert status["has_database"] is True and status["status"] == "ready", status
+    assert status["provider"] == "sqlite"
+    assert status["database_url"] == "sqlite:////opt/database/db.sqlite3"
+    assert status["neon_project_id"] is None
+    r = server.post("/api/projects/%s/database/provision" % project)
+    assert r.status_code == 409
+    assert ok(server.get("/api/projects/" + project))["has_database"] is True
+
+
+def test_sqlite_persists_across_cold_starts_and_restarts(sqlite_server):
+    server = sqlite_server
+    project = make_project(server)
+    function = make_function(server, project, SQLITE_CODE)
+    # Before provisioning: no DATABASE_URL
+    result = invoke(server, function)
+    assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+    provision(server, project)
+    # Provisioning retired the old environment: the next call sees the URL
+    out = output(invoke(server, function, {"add": "one"}))
+    assert out["rows"] == ["one"] and out["mode"] == "wal"
+    # A new version is a cold start in a new sandbox: the data is still there
+    ok(server.put("/api/functions/" + function, json={"code": SQLITE_CODE + "\n# v2\n"}))
+    result = invoke(server, function, {"add": "two"})
+    assert result["cold_start"] is True
+    assert output(result)["rows"] == ["one", "two"]
+    # Two functions of the project share the file
+    other = make_function(server, project, SQLITE_CODE)
+    assert output(invoke(server, other, {"add": "three"}))["rows"] == ["one", "two", "three"]
+
+
+def test_sqlite_isolated_between_projects(sqlite_server):
+    server = sqlite_server
+    a, b = make_project(server), make_project(server)
+    provision(server, a)
+    provision(server, b)
+    fa, fb = make_function(server, a, SQLITE_CODE), make_function(server, b, SQLITE_CODE)
+    assert output(invoke(server, fa, {"add": "secret-a"}))["rows"] == ["secret-a"]
+    assert output(invoke(server, fb))["rows"] == []
+    # B's sandbox cannot see any other project's files
+    peek = make_function(server, b, '''
+import os
+def handler(event, context):
+    return {"db": sorted(os.listdir("/opt/database")), "opt": sorted(os.listdir("/opt"))}
+''')
+    seen = output(invoke(server, peek))
+    assert "databases" not in json.dumps(seen)
+    assert all(not name.startswith("secret") for name in seen["db"])
+    # A project without a database has no mount at all
+    c = make_project(server)
+    assert "database" not in output(invoke(server, make_function(server, c, '''
+import os
+def handler(event, context):
+    return {"opt": sorted(os.listdir("/opt"))}
+''')))["opt"]
+
+
+def test_sqlite_size_cap_is_a_clear_error(sqlite_server):
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    function = make_function(server, project, FILL_CODE)
+    out = output(invoke(server, function, {"chunks": 20}))      # 5 MB into a 2 MB cap
+    assert out["error"] and "full" in out["error"], out
+    # The file stayed within the cap and the database still works
+    files = os.path.join(server.data_dir, "databases", project)
+    assert os.path.getsize(os.path.join(files, "db.sqlite3")) <= 2 * 1024 * 1024
+    assert output(invoke(server, make_function(server, project, SQLITE_CODE), {"add": "small"}))["rows"] == ["small"]
+
+
+def test_sqlite_deprovision_and_project_delete(sqlite_server):
+    server = sqlite_server
+    project = make_project(server)
+    function = make_function(server, project, SQLITE_CODE)
+    provision(server, project)
+    assert output(invoke(server, function, {"add": "x"}))["rows"] == ["x"]
+    files = os.path.join(server.data_dir, "databases", project)
+    assert os.path.exists(files)
+    deprovision(server, project)
+    assert not os.path.exists(files)
+    result = invoke(server, function)
+    assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+    # Provision again: a fresh, empty database
+    provision(server, project)
+    assert output(invoke(server, function))["rows"] == []
+    # Deleting the project deprovisions its database
+    ok(server.delete("/api/projects/" + project))
+    wait_for(lambda: not os.path.exists(files), 30, "the project's database files stayed")
+
+
+CONCURRENT_CODE = '''
+import os, sqlite3, time
+def handler(event, context):
+    db = sqlite3.connect(os.environ["DATABASE_URL"][len("sqlite:///"):], timeout=30)
+    db.execute("CREATE TABLE IF NOT EXISTS hits (who TEXT, n INTEGER)")
+    for n in range(event["rows"]):
+        db.execute("INSERT INTO hits VALUES (?, ?)", (event["who"], n))
+        db.commit()
+    time.sleep(event.get("linger", 0))      # keep this environment busy, so calls overlap
+    total = db.execute("SELECT count(*) FROM hits").fetchone()[0]
+    db.close()
+    return total
+'''
+
+
+def test_sqlite_concurrent_environments_share_it(sqlite_server):
+    import concurrent.futures
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    function = make_function(server, project, CONCURRENT_CODE)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda who: invoke(server, function, {"who": who, "rows": 25, "linger": 0.5}),
+                                ["a", "b", "c", "d"]))
+    assert all(r["success"] for r in results), results
+    # Every write of every environment is there, none lost to another's
+    assert output(invoke(server, function, {"who": "e", "rows": 0})) == 100
+
+
+def job_rows(server, project):
+    """The server's own record of the project's database (read-only look at its store)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(server.data_dir, "clowdy.db"), uri=True, timeout=10)
+    try:
+        return db.execute("SELECT state FROM project_databases WHERE project_id = ?", (project,)).fetchall()
+    finally:
+        db.close()
+
+
+def test_sqlite_provision_racing_a_delete_leaves_nothing(sqlite_server):
+    server = sqlite_server
+    for _ in range(3):
+        project = make_project(server)
+        ok(server.post("/api/projects/%s/database/provision" % project))
+        ok(server.delete("/api/projects/" + project))
+        files = os.path.join(server.data_dir, "databases", project)
+        wait_for(lambda: not os.path.exists(files) and not job_rows(server, project), 30,
+                 "a database (or its job) outlived its project")
+        time.sleep(slow(0.5))       # a provision that was under way has finished by now
+        assert not os.path.exists(files) and not job_rows(server, project)
+        assert server.get("/api/projects/%s/database" % project).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------------
+# postgres provider, against a real PostgreSQL server
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throwaway cluster: initdb in a temp dir (as the postgres user: initdb refuses root), a unix
+    socket dir and a loopback port, password authentication for everyone."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="clowdy-pg-")
+        os.chmod(self.tmp, 0o755)
+        self.data = os.path.join(self.tmp, "data")
+        self.sockets = os.path.join(self.tmp, "sockets")
+        os.mkdir(self.sockets)
+        os.chmod(self.sockets, 0o755)
+        self.port = free_port()
+        self.password = uuid.uuid4().hex
+        user = pwd.getpwnam("postgres")
+        self.uid, self.gid = user.pw_uid, user.pw_gid
+        os.chown(self.tmp, self.uid, self.gid)
+        os.chown(self.sockets, self.uid, self.gid)
+        pwfile = os.path.join(self.tmp, "pw")
+        with open(pwfile, "w") as f:
+            f.write(self.password + "\n")
+        os.chown(pwfile, self.uid, self.gid)
+        self.run([PG_BIN + "/initdb", "-D", self.data, "-U", "postgres", "--pwfile", pwfile,
+                  "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8"])
+        self.log = os.path.join(self.tmp, "server.log")
+        self.run([PG_BIN + "/pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", str(int(slow(60))),
+                  "-o", "-k %s -p %d -c listen_addresses=127.0.0.1" % (self.sockets, self.port), "start"])
+        self.admin_url = "host=%s port=%d user=postgres password=%s dbname=postgres" % (
+            self.sockets, self.port, self.password)
+
+    def run(self, argv):
+        def demote():
+            os.setgid(self.gid)
+            os.setuid(self.uid)
+        subprocess.run(argv, check=True, preexec_fn=demote, cwd=self.tmp,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=slow(120))
+
+    def query(self, sql, dbname="postgres"):
+        import psycopg2
+        connection = psycopg2.connect(host=self.sockets, port=self.port, user="postgres",
+                                      password=self.password, dbname=dbname)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            rows = cursor.fetchall() if cursor.description else []
+        connection.close()
+        return rows
+
+    def stop(self):
+        try:
+            self.run([PG_BIN + "/pg_ctl", "-D", self.data, "-m", "immediate", "stop"])
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_server(postgres):
+    from conftest import Server
+    server = Server(args=["--database-provider", "postgres", "--postgres-admin-url", postgres.admin_url]).start()
+    yield server
+    server.cleanup()
+
+
+PG_CODE = '''
+import os, psycopg2
+def handler(event, context):
+    connection = psycopg2.connect(os.environ["DATABASE_URL"])
+    connection.autocommit = True
+    cursor = connection.cursor()
+    cursor.execute("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text)")
+    cursor.execute("INSERT INTO notes (body) VALUES (%s)", (event["add"],))
+    cursor.execute("SELECT body FROM notes ORDER BY id")
+    rows = [row[0] for row in cursor.fetchall()]
+    cursor.execute("SELECT current_user, current_database()")
+    who = cursor.fetchone()
+    connection.close()
+    return {"rows": rows, "user": who[0], "database": who[1]}
+'''
+
+PG_PROBE = '''
+import os, socket, psycopg2
+from urllib.parse import urlparse, parse_qs
+def attempt(action):
+    try:
+        return ["ok", action()]
+    except Exception as error:
+        return ["error", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__]
+def handler(event, context):
+    url = os.environ["DATABASE_URL"]
+    parts = urlparse(url)
+    query = parse_qs(parts.query)
+    def connect(dbname):
+        return psycopg2.connect(host=query["host"][0], port=query["port"][0], user=parts.username,
+                                password=parts.password, dbname=dbname)
+    def run(sql):
+        connection = connect(parts.path[1:])
+        connection.autocommit = True
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        rows = cursor.fetchall() if cursor.description else None
+        connection.close()
+        return rows
+    def tcp():
+        socket.create_connection(("127.0.0.1", event["port"]), timeout=2).close()
+        return "connected"
+    return {
+        "other_database": attempt(lambda: connect(event["other"]).close()),
+        "postgres_database": attempt(lambda: connect("postgres").close()),
+        "list_databases": attempt(lambda: run("SELECT datname FROM pg_database")),
+        "list_roles": attempt(lambda: run("SELECT rolname FROM pg_roles")),
+        "create_database": attempt(lambda: run("CREATE DATABASE sneaky")),
+        "create_role": attempt(lambda: run("CREATE ROLE sneaky")),
+        "tcp": attempt(tcp),
+    }
+'''
+
+
+def test_postgres_provision_use_and_isolation(pg_server, postgres):
+    server = pg_server
+    a, b = make_project(server), make_project(server)
+    status = provision(server, a)
+    assert status["status"] == "ready" and status["has_database"] is True, status
+    assert status["provider"] == "postgres"
+    url = status["database_url"]
+    assert url.startswith("postgresql://clowdy_%s:***@/clowdy_%s?" % (a, a)), url
+    assert "host=/opt/postgresql" in url
+    # A function with the network off (the default) creates, inserts and reads back
+    fa = make_function(server, a, PG_CODE)
+    out = output(invoke(server, fa, {"add": "first"}))
+    assert out == {"rows": ["first"], "user": "clowdy_" + a, "database": "clowdy_" + a}
+    assert output(invoke(server, fa, {"add": "second"}))["rows"] == ["first", "second"]
+    # The server sees the database and its role
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'clowdy_%s'" % a) == [(1,)]
+    # Project B, with its own database, cannot reach A's or do more than use its own
+    provision(server, b)
+    probe = output(invoke(server, make_function(server, b, PG_PROBE),
+                          {"other": "clowdy_" + a, "port": postgres.port}))
+    assert probe["other_database"][0] == "error" and "permission denied" in probe["other_database"][1], probe
+    assert probe["postgres_database"][0] == "error", probe
+    for action in ("list_databases", "list_roles", "create_database", "create_role"):
+        assert probe[action][0] == "error" and "permission denied" in probe[action][1], (action, probe)
+    assert probe["tcp"][0] == "error", probe           # the network is off: only the socket
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'sneaky'") == [(0,)]
+    # Deprovision removes the database and the role; the function loses DATABASE_URL
+    deprovision(server, a)
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'clowdy_%s'" % a) == [(0,)]
+    assert postgres.query("SELECT count(*) FROM pg_roles WHERE rolname = 'clowdy_%s'" % a) == [(0,)]
+    result = invoke(server, fa, {"add": "third"})
+    assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+    # Deleting project B drops its database too
+    ok(server.delete("/api/projects/" + b))
+    wait_for(lambda: postgres.query("SELECT count(*) FROM pg_roles WHERE rolname = 'clowdy_%s'" % b) == [(0,)],
+             30, "project B's role stayed")
+    assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'clowdy_%s'" % b) == [(0,)]
+
+
+def test_postgres_server_down_is_a_clear_error(make_server, postgres):
+    server = make_server(args=["--database-provider", "postgres", "--postgres-admin-url",
+                               "host=%s port=%d user=postgres password=wrong dbname=postgres" % (
+                                   postgres.sockets, free_port())])
+    project = make_project(server)
+    status = provision(server, project)
+    assert status["status"] == "failed" and status["has_database"] is False, status
+    assert "Could not connect to the PostgreSQL server" in status["error"], status
+    # Nothing stored says otherwise, and it may be tried again
+    assert ok(server.get("/api/projects/" + project))["has_database"] is False
+    r = server.delete("/api/projects/%s/database/deprovision" % project)
+    assert r.status_code == 400
+    assert provision(server, project)["status"] == "failed"
+    # A wrong password is refused with PostgreSQL's reason
+    other = make_server(args=["--database-provider", "postgres", "--postgres-admin-url",
+                              "host=%s port=%d user=postgres password=wrong dbname=postgres" % (
+                                  postgres.sockets, postgres.port)])
+    project = make_project(other)
+    status = provision(other, project)
+    assert status["status"] == "failed" and "password authentication failed" in status["error"], status
+
+
+# ---------------------------------------------------------------------------------------------------
+# neon provider, against a fake Neon API on loopback
+
+NEON_KEY = "neon-test-key"
+
+
+class FakeNeon:
+    """Neon's REST API v2 as documented, for the requests Clowdy makes: organisations, create a
+    project (201, with operations and connection URIs), operation status, delete; errors as
+    {"code", "message"}; 423 (running operations) and 429 (rate limit) on demand."""
+
+    def __init__(self):
+        self.projects = {}              # id -> {"name", "org_id"}
+        self.requests = []              # (method, path)
+        self.lock = threading.Lock()
+        self.rate_limit_next = 0        # answer this many requests 429 first
+        self.locked_deletes = 0         # answer this many DELETEs 423 first
+        self.create_error = None        # (status, body) for POST /projects
+        self.create_garbage = False     # POST /projects answers 201 with a body that is not JSON
+        self.operation_status = "finished"
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body, raw=None):
+                data = raw if raw is not None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def handle_any(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path
+                with fake.lock:
+                    fake.requests.append((method, path))
+                    if self.headers.get("Authorization") != "Bearer " + NEON_KEY:
+                        return self.reply(401, {"code": "", "message": "authentication failed"})
+                    if not path.startswith("/api/v2/"):
+                        return self.reply(404, {"code": "", "message": "not found"})
+                    path = path[len("/api/v2"):]
+                    if fake.rate_limit_next > 0:
+                        fake.rate_limit_next -= 1
+                        return self.reply(429, {"code": "", "message": "rate limit exceeded"})
+                    if method == "GET" and path == "/users/me/organizations":
+                        return self.reply(200, {"organizations": [{"id": "org-fake-1", "name": "Fake"}]})
+                    if method == "POST" and path == "/projects":
+                        if fake.create_error:
+                            return self.reply(*fake.create_error)
+                        request = json.loads(body)
+                        if fake.create_garbage:
+                            return self.reply(201, None, raw=b"<html>oops</html>")
+                        project_id = "fake-%s" % uuid.uuid4().hex[:10]
+                        fake.projects[project_id] = {"name": request["project"]["name"],
+                                                     "org_id": request["project"].get("org_id")}
+                        return self.reply(201, {
+                            "project": {"id": project_id, "name": request["project"]["name"]},
+                            "connection_uris": [{"connection_uri":
+                                "postgresql://neondb_owner:npg_secret@ep-%s.eu-central-1.aws.neon.tech/neondb"
+                                "?sslmode=require" % project_id}],
+                            "roles": [{"name": "neondb_owner"}], "databases": [{"name": "neondb"}],
+                            "operations": [{"id": "op-1", "project_id": project_id, "action": "create_timeline",
+                                            "status": "running"}]})
+                    parts = path.strip("/").split("/")
+                    if len(parts) >= 2 and parts[0] == "projects":
+                        if parts[1] not in fake.projects:
+                            return self.reply(404, {"code": "", "message": "project not found"})
+                        if method == "GET" and len(parts) == 4 and parts[2] == "operations":
+                            return self.reply(200, {"operation": {"id": parts[3], "status": fake.operation_status}})
+                        if method == "DELETE" and len(parts) == 2:
+                            if fake.locked_deletes > 0:
+                                fake.locked_deletes -= 1
+                                return self.reply(423, {"code": "", "message": "project already has running operations"})
+                            del fake.projects[parts[1]]
+                            return self.reply(200, {"project": {"id": parts[1]}})
+                    return self.reply(404, {"code": "", "message": "not found"})
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+            def do_POST(self):
+                self.handle_any("POST")
+
+            def do_DELETE(self):
+                self.handle_any("DELETE")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/api/v2" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, method, prefix):
+        with self.lock:
+            return sum(1 for m, p in self.requests if m == method and p.startswith("/api/v2" + prefix))
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def neon():
+    fake = FakeNeon()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def neon_server(neon):
+    from conftest import Server
+    server = Server(args=["--database-provider", "neon", "--neon-api-url", neon.url],
+                    env={"NEON_API_KEY": NEON_KEY}).start()
+    yield server
+    server.cleanup()
+
+
+def test_neon_provision_retries_and_deprovision(neon_server, neon):
+    server = neon_server
+    project = make_project(server)
+    neon.rate_limit_next = 2                    # the first two requests are rate limited
+    status = provision(server, project, seconds=60)
+    assert status["status"] == "ready" and status["has_database"] is True, status
+    assert status["provider"] == "neon"
+    neon_id = status["neon_project_id"]
+    assert neon_id in neon.projects
+    assert neon.projects[neon_id] == {"name": "clowdy-" + project, "org_id": "org-fake-1"}
+    assert status["database_url"] == (
+        "postgresql://neondb_owner:***@ep-%s.eu-central-1.aws.neon.tech/neondb?sslmode=require" % neon_id)
+    assert neon.count("GET", "/projects/%s/operations/op-1" % neon_id) >= 1
+    # Functions see the URL unmasked
+    function = make_function(server, project, '''
+import os
+def handler(event, context):
+    return os.environ["DATABASE_URL"]
+''')
+    assert output(invoke(server, function)) == (
+        "postgresql://neondb_owner:npg_secret@ep-%s.eu-central-1.aws.neon.tech/neondb?sslmode=require" % neon_id)
+    # Deprovision: the project is locked by a running operation at first (423), then goes
+    neon.locked_deletes = 2
+    deprovision(server, project, seconds=60)
+    assert neon_id not in neon.projects
+    assert neon.count("DELETE", "/projects/" + neon_id) == 3
+    result = invoke(server, function)
+    assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+
+
+def test_neon_errors_are_shown_and_nothing_is_left(neon_server, neon):
+    server = neon_server
+    project = make_project(server)
+    before = set(neon.projects)
+    # Neon's error message reaches the user
+    neon.create_error = (422, {"code": "", "message": "Projects limit exceeded"})
+    status = provision(server, project, seconds=60)
+    neon.create_error = None
+    assert status["status"] == "failed" and status["has_database"] is False, status
+    assert status["error"] == "Neon: Projects limit exceeded"
+    # A 5xx without a body, then garbage: clear details too
+    neon.create_error = (500, None)
+    status = provision(server, project, seconds=60)
+    neon.create_error = None
+    assert status["status"] == "failed" and "500" in status["error"], status
+    neon.create_garbage = True
+    status = provision(server, project, seconds=60)
+    neon.create_garbage = False
+    assert status["status"] == "failed" and "not JSON" in status["error"], status
+    # An operation that fails: the new Neon project is deleted again
+    neon.operation_status = "failed"
+    status = provision(server, project, seconds=60)
+    neon.operation_status = "finished"
+    assert status["status"] == "failed" and "failed" in status["error"], status
+    assert set(neon.projects) == before
+    # Rate limited for good: given up with Neon's message
+    neon.rate_limit_next = 100
+    status = provision(server, project, seconds=120)
+    neon.rate_limit_next = 0
+    assert status["status"] == "failed" and status["error"] == "Neon: rate limit exceeded", status
+    assert set(neon.projects) == before
+    # And then it works
+    assert provision(server, project, seconds=60)["status"] == "ready"
+    ok(server.delete("/api/projects/" + project))
+    wait_for(lambda: set(neon.projects) == before, 60, "the Neon project stayed after the project was deleted")
+
+
+def test_neon_bad_key_is_a_clear_error(make_server, neon):
+    server = make_server(args=["--database-provider", "neon", "--neon-api-url", neon.url,
+                               "--neon-api-key", "wrong"])
+    project = make_project(server)
+    status = provision(server, project, seconds=60)
+    assert status["status"] == "failed" and status["error"] == "Neon: authentication failed", status
