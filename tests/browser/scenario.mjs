@@ -291,7 +291,7 @@ async function main() {
     await page.reload();
     await page.getByTestId("draft-restored").waitFor();
     await page.getByTestId("code-editor").locator(".monaco-editor").waitFor();
-    await page.waitForFunction(() => document.querySelector('[data-testid="code-editor"] .view-lines')?.textContent.includes("not saved"));
+    await page.waitForFunction(() => document.querySelector('[data-testid="code-editor"] .view-lines')?.textContent.replace(/\u00a0/g, " ").includes("not saved"));
     // Leaving and discarding.
     await page.getByRole("link", { name: "Projects" }).first().click();
     await dialog.getByRole("button", { name: "Discard changes" }).click();
@@ -318,27 +318,6 @@ async function main() {
     await page.getByTestId("test-status").filter({ hasText: "success" }).waitFor({ timeout: INVOKE_T });
     const out = await page.getByTestId("test-output").textContent();
     assert(/"sum":\s*42/.test(out), `the saved event should run: ${out}`);
-  });
-
-  await step("a timeout's row shows timed out", ["create project"], async () => {
-    await page.goto(`${server.url}/functions/new?project=${state.projectId}`);
-    await page.getByLabel("Name").fill("sleeper");
-    await page.getByRole("button", { name: "Create function" }).click();
-    await page.waitForURL(/\/functions\/[0-9a-f]{12}$/);
-    state.sleeperId = page.url().split("/functions/")[1];
-    await typeInMonaco("code-editor", "import time\ndef handler(event, context):\n    time.sleep(30)\n    return 1");
-    await page.keyboard.press("ControlOrMeta+s");
-    await page.getByTestId("active-version").filter({ hasText: "v2" }).waitFor();
-    await page.getByLabel("Timeout (s)").fill("1");
-    await page.getByRole("button", { name: "Save settings" }).click();
-    await page.getByText("Settings saved").first().waitFor();
-    await page.getByTestId("run-test").click();
-    await page.getByTestId("test-status").filter({ hasText: "timed out" }).waitFor({ timeout: INVOKE_T });
-    const row = page.getByTestId("invocation-row").filter({ hasText: "timed out" }).first();
-    await row.waitFor();
-    await row.click();
-    const err = await page.getByTestId("invocation-error").first().textContent();
-    assert(/timed out/i.test(err), `the row's details should say why: ${err}`);
   });
 
   await step("network toggle and limits, with field errors from the API", ["create function"], async () => {
@@ -433,6 +412,27 @@ async function main() {
     await page.getByText("No routes yet").waitFor();
     const r = await apiGet(`/api/projects/${state.projectId}/routes`);
     assert(Array.isArray(r.body) && r.body.length === 0, `routes left: ${JSON.stringify(r.body)}`);
+  });
+
+  await step("a timeout's row shows timed out", ["create project"], async () => {
+    await page.goto(`${server.url}/functions/new?project=${state.projectId}`);
+    await page.getByLabel("Name").fill("sleeper");
+    await page.getByRole("button", { name: "Create function" }).click();
+    await page.waitForURL(/\/functions\/[0-9a-f]{12}$/);
+    state.sleeperId = page.url().split("/functions/")[1];
+    await typeInMonaco("code-editor", "import time\ndef handler(event, context):\n    time.sleep(30)\n    return 1");
+    await page.keyboard.press("ControlOrMeta+s");
+    await page.getByTestId("active-version").filter({ hasText: "v2" }).waitFor();
+    await page.getByLabel("Timeout (s)").fill("1");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.getByText("Settings saved").first().waitFor();
+    await page.getByTestId("run-test").click();
+    await page.getByTestId("test-status").filter({ hasText: "timed out" }).waitFor({ timeout: INVOKE_T });
+    const row = page.getByTestId("invocation-row").filter({ hasText: "timed out" }).first();
+    await row.waitFor();
+    await row.click();
+    const err = await page.getByTestId("invocation-error").first().textContent();
+    assert(/timed out/i.test(err), `the row's details should say why: ${err}`);
   });
 
   await step("add a secret and see it masked", ["create project"], async () => {
@@ -539,7 +539,15 @@ async function main() {
           await page.getByTestId("invocation-toggle").first().click(); // an open row is checked too
           await page.getByTestId("invocation-details").first().waitFor();
         }
-        await page.screenshot({ path: path.join(artifacts, `${size}-${name}.png`), fullPage: true });
+        // What the screen shows, and the whole page (in which a sticky sidebar may look displaced).
+        await page.screenshot({ path: path.join(artifacts, `${size}-${name}.png`) });
+        await page.screenshot({ path: path.join(artifacts, `${size}-${name}-full.png`), fullPage: true });
+        if (size === "wide" && name === "function") {
+          // The sidebar stays in view at the bottom of a long page: the assistant button is reachable.
+          await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+          const box = await page.getByTestId("chat-toggle").boundingBox();
+          if (!box || box.y < 0 || box.y + box.height > h) problems.push(`the AI assistant button is off-screen at the bottom of ${p}: ${JSON.stringify(box)}`);
+        }
         if (size === "wide") {
           titles.add(await page.title());
           for (const v of await axeViolations()) problems.push(`${p}: ${v}`);
@@ -551,7 +559,9 @@ async function main() {
     }
     await page.setViewportSize({ width: 1366, height: 900 });
     assert(titles.size >= 8, `each page should have its own title: ${[...titles].join(", ")}`);
-    assert(problems.length === 0, problems.join("\n"));
+    fs.writeFileSync(path.join(artifacts, "axe-and-layout-problems.txt"), problems.join("\n") + "\n");
+    if (problems.length) log(problems.map((p) => "      " + p).join("\n"));
+    assert(problems.length === 0, `${problems.length} problems (listed above and in axe-and-layout-problems.txt)`);
   });
 
   await step("rename the project", ["create project"], async () => {

@@ -138,7 +138,7 @@ export default function Dashboard() {
         </CardContent>
       </Card>
 
-      <div className="mt-6 grid gap-6 lg:grid-cols-2">
+      <div className="mt-6 grid grid-cols-1 gap-6 lg:grid-cols-2">
         <Card>
           <CardHeader><CardTitle>Recent failures</CardTitle></CardHeader>
           <CardContent>

@@ -45,8 +45,13 @@ function Kbd({ children }: { children: ReactNode }) {
   return <kbd className="bg-muted text-foreground rounded border px-1 py-px font-mono text-[11px]">{children}</kbd>;
 }
 
+// Keyed by the function's id: moving from one function to another starts from a clean page state.
 export default function FunctionDetail() {
   const { id = "" } = useParams();
+  return <FunctionPage key={id} id={id} />;
+}
+
+function FunctionPage({ id }: { id: string }) {
   const [params] = useSearchParams();
   const fnState = useApi(() => api.fn(id), [id]);
   const projectId = fnState.data?.project_id ?? "";
@@ -218,7 +223,7 @@ export default function FunctionDetail() {
         </AlertDialogContent>
       </AlertDialog>
 
-      <div className="grid gap-6 xl:grid-cols-[minmax(0,1fr)_26rem]">
+      <div className="grid grid-cols-1 gap-6 xl:grid-cols-[minmax(0,1fr)_26rem]">
         <Card className="min-w-0 gap-3">
           <CardHeader className="flex flex-col gap-3 sm:flex-row sm:items-center sm:justify-between">
             <CardTitle>Code</CardTitle>
@@ -275,7 +280,7 @@ export default function FunctionDetail() {
         <TestPanel fn={fn} dirty={dirty} input={testInput} setInput={setTestInput} runRef={runRef} onSaveCode={() => saveRef.current()} onInvoked={() => setInvokedAt(Date.now())} />
       </div>
 
-      <div className="mt-6 grid gap-6 lg:grid-cols-2">
+      <div className="mt-6 grid grid-cols-1 gap-6 lg:grid-cols-2">
         <InvokeInfo fn={fn} input={testInput} />
         <SettingsCard fn={fn} onSaved={(f) => fnState.setData(f)} />
       </div>
@@ -414,11 +419,11 @@ function TestPanel({ fn, dirty, input, setInput, runRef, onSaveCode, onInvoked }
               {result.cold_start !== undefined && <Badge variant="outline" data-testid="test-start">{result.cold_start ? "cold start" : "warm"}</Badge>}
             </div>
             <Label>{result.success ? "Output" : "Error"}</Label>
-            <pre data-testid="test-output" className={cn("bg-muted max-h-64 overflow-auto rounded-md p-2 font-mono text-xs whitespace-pre-wrap break-words", !result.success && "text-destructive")}>
+            <pre tabIndex={0} data-testid="test-output" className={cn("bg-muted max-h-64 overflow-auto rounded-md p-2 font-mono text-xs whitespace-pre-wrap break-words", !result.success && "text-destructive")}>
               {result.success ? prettyJson(result.output ?? null) : String(result.error ?? "Unknown error")}
             </pre>
             <Label>Logs</Label>
-            <pre data-testid="test-logs" className="bg-muted max-h-48 overflow-auto rounded-md p-2 font-mono text-xs whitespace-pre-wrap break-words">{logs ? logs : <span className="text-muted-foreground">(no output)</span>}</pre>
+            <pre tabIndex={0} data-testid="test-logs" className="bg-muted max-h-48 overflow-auto rounded-md p-2 font-mono text-xs whitespace-pre-wrap break-words">{logs ? logs : <span className="text-muted-foreground">(no output)</span>}</pre>
           </div>
         )}
       </CardContent>
@@ -655,7 +660,7 @@ function InvocationRow({ r, open, onToggle }: { r: Invocation; open: boolean; on
           <TableCell colSpan={8} className="whitespace-normal" id={detailsId}>
             <div className="flex flex-col gap-3" data-testid="invocation-details">
               {failure && <Detail label={r.status === "timeout" ? "Timed out" : "Error"} text={failure} tone="error" testId="invocation-error" />}
-              <div className="grid gap-3 md:grid-cols-3">
+              <div className="grid grid-cols-1 gap-3 md:grid-cols-3">
                 <Detail label="Input" text={prettyJson(r.input)} />
                 <Detail label="Output" text={r.status === "success" ? prettyJson(r.output) : ""} empty={r.status === "success" ? "(empty)" : "(none: the call failed)"} />
                 <Detail label="Logs" text={r.logs ?? ""} />
@@ -677,7 +682,7 @@ function Detail({ label, text, empty = "(empty)", tone, testId }: { label: strin
   return (
     <div className="min-w-0">
       <div className="mb-1 text-xs font-medium">{label}</div>
-      <pre data-testid={testId} className={cn("bg-muted max-h-72 overflow-auto rounded p-2 font-mono text-xs whitespace-pre-wrap break-words", tone === "error" && "text-destructive")}>{text || <span className="text-muted-foreground">{empty}</span>}</pre>
+      <pre tabIndex={0} data-testid={testId} className={cn("bg-muted max-h-72 overflow-auto rounded p-2 font-mono text-xs whitespace-pre-wrap break-words", tone === "error" && "text-destructive")}>{text || <span className="text-muted-foreground">{empty}</span>}</pre>
     </div>
   );
 }

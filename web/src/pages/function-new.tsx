@@ -64,7 +64,7 @@ export default function FunctionNew() {
               <NativeSelect id="fn-template" value={template} onChange={(e) => setTemplate(e.target.value)}>
                 {TEMPLATES.map((t) => <option key={t.id} value={t.id}>{t.label}</option>)}
               </NativeSelect>
-              <pre className="bg-muted max-h-48 overflow-auto rounded-md p-3 text-xs">{TEMPLATES.find((t) => t.id === template)?.code}</pre>
+              <pre tabIndex={0} className="bg-muted max-h-48 overflow-auto rounded-md p-3 text-xs">{TEMPLATES.find((t) => t.id === template)?.code}</pre>
             </div>
             <div className="grid gap-2">
               <Label htmlFor="fn-description">Description (optional)</Label>

@@ -215,7 +215,7 @@ function RouteTry({ url, method }: { url: string; method: string }) {
       {res && (
         <div className="bg-muted rounded-md p-2 text-xs" data-testid="route-response">
           <div className="mb-1 flex gap-2"><Badge variant={res.status < 400 ? "success" : "destructive"}>HTTP {res.status}</Badge><span className="text-muted-foreground">{res.ms} ms</span></div>
-          <pre className="max-h-48 overflow-auto whitespace-pre-wrap break-all font-mono">{res.body}</pre>
+          <pre tabIndex={0} className="max-h-48 overflow-auto whitespace-pre-wrap break-all font-mono">{res.body}</pre>
         </div>
       )}
     </div>
@@ -473,7 +473,7 @@ function DependenciesTab({ project }: { project: Project }) {
           {r.requirements_hash && <span className="text-muted-foreground font-mono text-xs">{r.requirements_hash.slice(0, 12)}</span>}
           <Button className="ml-auto" onClick={() => void save()} disabled={busy || text === null}>{busy ? <><Spinner /> Saving…</> : "Save"}</Button>
         </div>
-        {r.build_log && <details><summary className="cursor-pointer text-sm">Build log</summary><pre className="bg-muted mt-2 max-h-64 overflow-auto rounded p-2 text-xs">{r.build_log}</pre></details>}
+        {r.build_log && <details><summary className="cursor-pointer text-sm">Build log</summary><pre tabIndex={0} className="bg-muted mt-2 max-h-64 overflow-auto rounded p-2 text-xs">{r.build_log}</pre></details>}
         <ErrorAlert error={error} title="Could not save requirements" />
       </CardContent>
     </Card>
