@@ -331,6 +331,15 @@ async function main() {
     await page.getByTestId("network-toggle").click();
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByText("Settings saved").first().waitFor();
+    // The toast sits clear of every control of the page.
+    const covered = await page.evaluate(() => {
+      const t = document.querySelector('[data-testid="toast"]')?.getBoundingClientRect();
+      if (!t) return "no toast";
+      const hit = [...document.querySelectorAll("main input, main textarea, main select, main button, main [role=switch], main .monaco-editor")]
+        .filter((e) => { const r = e.getBoundingClientRect(); return r.width && r.left < t.right && t.left < r.right && r.top < t.bottom && t.top < r.bottom; });
+      return hit.map((e) => e.outerHTML.slice(0, 80)).join("\n");
+    });
+    assert(covered === "", `the toast covers: ${covered}`);
     const f = await apiGet(`/api/functions/${state.fnId}`);
     assert(f.body.memory_mb === 256 && f.body.timeout_seconds === 10 && f.body.network_enabled === true,
       `limits not saved: ${JSON.stringify({ m: f.body.memory_mb, t: f.body.timeout_seconds, n: f.body.network_enabled })}`);
@@ -381,6 +390,19 @@ async function main() {
     assert(on.includes("HTTP 200") && /"sum":\s*2/.test(on), `after enabling again: ${on}`);
   });
 
+  await step("edit and delete a route", ["add a route and call it"], async () => {
+    await page.getByRole("button", { name: "Edit route" }).click();
+    await page.getByLabel("Path").fill("/sum/:a/:b");
+    await page.getByRole("button", { name: "Save route" }).click();
+    const url = `${server.url}/api/gateway/${state.slug}/sum/:a/:b`;
+    await page.getByTestId("route-url").filter({ hasText: url }).waitFor();
+    await page.getByRole("button", { name: "Delete route GET /sum/:a/:b" }).click();
+    await page.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
+    await page.getByText("No routes yet").waitFor();
+    const r = await apiGet(`/api/projects/${state.projectId}/routes`);
+    assert(Array.isArray(r.body) && r.body.length === 0, `routes left: ${JSON.stringify(r.body)}`);
+  });
+
   await step("filtering logs by status and source", ["add a route and call it", "a failing invocation shows its error"], async () => {
     await page.goto(`${server.url}/functions/${state.fnId}`);
     await page.getByTestId("invocation-row").first().waitFor();
@@ -399,19 +421,6 @@ async function main() {
     await page.getByTestId("invocation-row").first().waitFor();
     const count = await page.getByTestId("log-count").textContent();
     assert(/^\d+ invocations/.test(count), `the count should cover every loaded row: ${count}`);
-  });
-
-  await step("edit and delete a route", ["add a route and call it"], async () => {
-    await page.getByRole("button", { name: "Edit route" }).click();
-    await page.getByLabel("Path").fill("/sum/:a/:b");
-    await page.getByRole("button", { name: "Save route" }).click();
-    const url = `${server.url}/api/gateway/${state.slug}/sum/:a/:b`;
-    await page.getByTestId("route-url").filter({ hasText: url }).waitFor();
-    await page.getByRole("button", { name: "Delete route GET /sum/:a/:b" }).click();
-    await page.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
-    await page.getByText("No routes yet").waitFor();
-    const r = await apiGet(`/api/projects/${state.projectId}/routes`);
-    assert(Array.isArray(r.body) && r.body.length === 0, `routes left: ${JSON.stringify(r.body)}`);
   });
 
   await step("a timeout's row shows timed out", ["create project"], async () => {
@@ -557,6 +566,19 @@ async function main() {
         }
       }
     }
+    // Dark mode follows the system setting, with the same contrast.
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.emulateMedia({ colorScheme: "dark" });
+    for (const [name, p] of pages.filter(([n]) => ["dashboard", "function", "project-routes", "missing-function"].includes(n))) {
+      await page.goto(server.url + p);
+      await page.waitForLoadState("networkidle");
+      if (name === "function") await page.getByTestId("code-editor").locator(".monaco-editor").waitFor();
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      if (!/oklch\(0\.1|rgb\((\d|[1-4]\d),/.test(bg)) problems.push(`${p}: dark mode background is ${bg}`);
+      await page.screenshot({ path: path.join(artifacts, `dark-${name}.png`) });
+      for (const v of await axeViolations()) problems.push(`${p} (dark): ${v}`);
+    }
+    await page.emulateMedia({ colorScheme: "light" });
     await page.setViewportSize({ width: 1366, height: 900 });
     assert(titles.size >= 8, `each page should have its own title: ${[...titles].join(", ")}`);
     fs.writeFileSync(path.join(artifacts, "axe-and-layout-problems.txt"), problems.join("\n") + "\n");
