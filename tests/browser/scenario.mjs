@@ -263,6 +263,21 @@ async function main() {
     state.version = f.body.active_version;
   });
 
+  await step("Ctrl+M then Tab leaves the code editor, as its hint says", ["create function"], async () => {
+    const hint = await page.getByTestId("editor-keys").textContent();
+    assert(/Ctrl\+M/.test(hint) && /Tab/.test(hint), `the editor should say how to leave it: ${hint}`);
+    const inEditor = () => page.evaluate(() => !!document.activeElement?.closest('[data-testid="code-editor"]'));
+    await page.getByTestId("code-editor").locator(".view-lines").click();
+    assert(await inEditor(), "the click should focus the editor");
+    await page.keyboard.press("Control+m");
+    await page.keyboard.press("Tab");
+    const left = !(await inEditor());
+    await page.getByTestId("code-editor").locator(".view-lines").click();
+    await page.keyboard.press("Control+m"); // back to Tab indenting, for the steps that type code
+    assert(left, "Tab should move the focus out of the editor after Ctrl+M");
+    await page.getByTestId("code-status").filter({ hasText: "is live" }).waitFor(); // no tab was typed
+  });
+
   await step("save again and roll back", ["type code into Monaco and save"], async () => {
     const before = (await apiGet(`/api/functions/${state.fnId}`)).body.active_version;
     await typeInMonaco("code-editor", CODE_V3);
