@@ -120,7 +120,9 @@ async function typeInMonaco(testId, text) {
   await page.keyboard.press("Delete");
   for (const [i, line] of text.split("\n").entries()) {
     if (i > 0) {
-      await page.keyboard.press("Enter");
+      // A typed newline, not the Enter key: Enter would accept a suggestion that Monaco opened after
+      // the Escape below (it computes them asynchronously), swallowing the line break.
+      await page.keyboard.insertText("\n");
       // Monaco keeps the indent after Enter; clear it so our own indentation is exact.
       await page.keyboard.press("Shift+Home");
       await page.keyboard.press("Delete");
