@@ -69,6 +69,7 @@ function FunctionPage({ id }: { id: string }) {
   const runRef = useRef<(() => void) | null>(null);
   const saveRef = useRef<() => void>(() => {});
   const leaving = useRef(false); // set when the page itself navigates away (after a delete)
+  const proceeding = useRef(false); // the user chose to discard and leave
   const toast = useToast();
   const navigate = useNavigate();
   const fn = fnState.data;
@@ -210,15 +211,16 @@ function FunctionPage({ id }: { id: string }) {
         }
       />
 
-      <AlertDialog open={blocker.state === "blocked"} onOpenChange={(open) => { if (!open && blocker.state === "blocked") blocker.reset(); }}>
+      {/* Cancel, Escape and a click outside all close the dialog: they stay; only "Discard" goes on. */}
+      <AlertDialog open={blocker.state === "blocked"} onOpenChange={(open) => { if (!open && blocker.state === "blocked" && !proceeding.current) blocker.reset(); }}>
         <AlertDialogContent data-testid="unsaved-dialog">
           <AlertDialogHeader>
             <AlertDialogTitle>Leave without saving?</AlertDialogTitle>
             <AlertDialogDescription>The code of “{fn.name}” has changes that are not saved. Leaving the page discards them.</AlertDialogDescription>
           </AlertDialogHeader>
           <AlertDialogFooter>
-            <AlertDialogCancel onClick={() => blocker.reset?.()}>Stay on this page</AlertDialogCancel>
-            <AlertDialogAction onClick={() => { storeDraft(fn.id, null); blocker.proceed?.(); }}>Discard changes</AlertDialogAction>
+            <AlertDialogCancel>Stay on this page</AlertDialogCancel>
+            <AlertDialogAction onClick={() => { proceeding.current = true; storeDraft(fn.id, null); blocker.proceed?.(); }}>Discard changes</AlertDialogAction>
           </AlertDialogFooter>
         </AlertDialogContent>
       </AlertDialog>
