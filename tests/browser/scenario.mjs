@@ -3,13 +3,15 @@
 // Starts build/clowdy (or $CLOWDY_BINARY) on 127.0.0.1:0 in a temp data dir, serving web/dist,
 // and drives Debian's chromium through playwright-core. Each step is a test; a step whose
 // prerequisite failed is skipped. Any request the page makes outside the server's origin fails
-// the run. Screenshots go to tests/artifacts/browser/. Prints "N passed, N failed[, N skipped]",
+// the run. Screenshots go to tests/artifacts/browser/ (every page at 1440x900 and 390x844, checked
+// with axe-core for serious or critical accessibility violations). Prints "N passed, N failed[, N skipped]",
 // counting the web unit tests that tests/browser/run ran before (UNIT_PASSED / UNIT_FAILED).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -18,6 +20,7 @@ const root = path.resolve(here, "..", "..");
 const binary = process.env.CLOWDY_BINARY || path.join(root, "build", "clowdy");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const artifacts = path.join(root, "tests", "artifacts", "browser");
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const T = 20000; // default wait for UI changes, ms
 const INVOKE_T = 60000; // invocations may cold-start a sandbox
 
@@ -80,6 +83,30 @@ async function step(name, needs, fn) {
 
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 
+/** Runs axe-core on the page; returns the serious and critical violations as readable lines. */
+async function axeViolations() {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) await page.addScriptTag({ path: axePath });
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")}: ${n.failureSummary?.split("\n").slice(0, 2).join(" ")}`) }));
+  });
+  return found.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.impact} ${v.id} (${v.help}):\n        ${v.nodes.join("\n        ")}`);
+}
+
+/** The text of a Monaco editor, with its non-breaking spaces made plain. */
+async function monacoText(testId) {
+  return (await page.getByTestId(testId).locator(".view-lines").innerText()).replace(/\u00a0/g, " ");
+}
+
+/** Waits until every shown invocation row matches `attr`=`value` and at least one row is shown. */
+async function rowsAll(attr, value) {
+  await page.waitForFunction(([a, v]) => {
+    const rows = [...document.querySelectorAll('[data-testid="invocation-row"]')];
+    return rows.length > 0 && rows.every((r) => r.getAttribute(a) === v);
+  }, [attr, value], { timeout: T });
+}
+
 async function apiGet(p) {
   const r = await fetch(server.url + p);
   return { status: r.status, body: await r.json().catch(() => null) };
@@ -94,7 +121,9 @@ async function typeInMonaco(testId, text) {
   await page.keyboard.press("Delete");
   for (const [i, line] of text.split("\n").entries()) {
     if (i > 0) {
-      await page.keyboard.press("Enter");
+      // A typed newline, not the Enter key: Enter would accept a suggestion that Monaco opened after
+      // the Escape below (it computes them asynchronously), swallowing the line break.
+      await page.keyboard.insertText("\n");
       // Monaco keeps the indent after Enter; clear it so our own indentation is exact.
       await page.keyboard.press("Shift+Home");
       await page.keyboard.press("Delete");
@@ -137,12 +166,18 @@ async function main() {
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(T);
   page.on("pageerror", (e) => pageErrors.push(String(e?.message ?? e)));
+  // A reload with unsaved code meets the browser's "leave site?" prompt: accept it (the in-app
+  // guard and the restored draft are what the steps check).
+  page.on("dialog", (d) => { void (d.type() === "beforeunload" ? d.accept() : d.dismiss()); });
 
   await step("dashboard loads", [], async () => {
     await page.goto(server.url + "/");
     await page.getByRole("heading", { name: "Dashboard" }).waitFor();
     await page.getByTestId("stat-invocations").waitFor();
     assert((await page.getByTestId("stat-functions").textContent()) === "0", "a fresh server should show 0 functions");
+    const rate = await page.getByTestId("stat-success-rate").textContent();
+    assert(rate === "—", `with no invocations the success rate should read "—", not ${rate}`);
+    assert(await page.title() === "Dashboard · Clowdy", `page title: ${await page.title()}`);
   });
 
   await step("create project", ["dashboard loads"], async () => {
@@ -204,17 +239,53 @@ async function main() {
 
   await step("a failing invocation shows its error", ["invoke from the test panel"], async () => {
     await typeInMonaco("test-input", '{"a": 1}');
-    await page.getByTestId("run-test").click();
+    await page.keyboard.press("ControlOrMeta+Enter"); // runs the test from the input editor
     await page.getByTestId("test-status").filter({ hasText: "error" }).waitFor({ timeout: INVOKE_T });
     const output = await page.getByTestId("test-output").textContent();
     assert(/KeyError|'b'/.test(output), `the error should name the missing key: ${output}`);
-    await page.getByTestId("invocation-row").filter({ hasText: "error" }).first().waitFor();
+    const row = page.getByTestId("invocation-row").filter({ hasText: "error" }).first();
+    await row.waitFor();
+    // The row opens from the keyboard and shows the error, not "(empty)".
+    await row.getByTestId("invocation-toggle").focus();
+    await page.keyboard.press("Enter");
+    const err = page.getByTestId("invocation-error").first();
+    await err.waitFor();
+    const text = await err.textContent();
+    assert(/KeyError|'b'/.test(text), `the log row should show the error: ${text}`);
+    assert(await row.getByTestId("invocation-toggle").getAttribute("aria-expanded") === "true", "the toggle should say it is expanded");
+    await page.keyboard.press("Enter");
+  });
+
+  await step("Ctrl+S saves from the code editor and the version goes up", ["invoke from the test panel"], async () => {
+    const before = (await apiGet(`/api/functions/${state.fnId}`)).body.active_version;
+    await typeInMonaco("code-editor", CODE_V2 + "\n# saved with the keyboard");
+    await page.keyboard.press("ControlOrMeta+s");
+    await page.getByTestId("active-version").filter({ hasText: `v${before + 1}` }).waitFor();
+    const f = await apiGet(`/api/functions/${state.fnId}`);
+    assert(f.body.active_version === before + 1 && f.body.code.includes("# saved with the keyboard"), `Ctrl+S did not save: v${f.body.active_version}`);
+    state.version = f.body.active_version;
+  });
+
+  await step("Ctrl+M then Tab leaves the code editor, as its hint says", ["create function"], async () => {
+    const hint = await page.getByTestId("editor-keys").textContent();
+    assert(/Ctrl\+M/.test(hint) && /Tab/.test(hint), `the editor should say how to leave it: ${hint}`);
+    const inEditor = () => page.evaluate(() => !!document.activeElement?.closest('[data-testid="code-editor"]'));
+    await page.getByTestId("code-editor").locator(".view-lines").click();
+    assert(await inEditor(), "the click should focus the editor");
+    await page.keyboard.press("Control+m");
+    await page.keyboard.press("Tab");
+    const left = !(await inEditor());
+    await page.getByTestId("code-editor").locator(".view-lines").click();
+    await page.keyboard.press("Control+m"); // back to Tab indenting, for the steps that type code
+    assert(left, "Tab should move the focus out of the editor after Ctrl+M");
+    await page.getByTestId("code-status").filter({ hasText: "is live" }).waitFor(); // no tab was typed
   });
 
   await step("save again and roll back", ["type code into Monaco and save"], async () => {
+    const before = (await apiGet(`/api/functions/${state.fnId}`)).body.active_version;
     await typeInMonaco("code-editor", CODE_V3);
     await page.getByTestId("save-code").click();
-    await page.getByTestId("active-version").filter({ hasText: "v3" }).waitFor();
+    await page.getByTestId("active-version").filter({ hasText: `v${before + 1}` }).waitFor();
     await page.getByTestId("version-picker").selectOption("2");
     await page.getByTestId("rollback").click();
     await page.getByTestId("active-version").filter({ hasText: "v2" }).waitFor();
@@ -222,6 +293,49 @@ async function main() {
     assert(f.body.active_version === 2 && f.body.code.trim() === CODE_V2, `rollback not applied: v${f.body.active_version}`);
     const editorText = await page.getByTestId("code-editor").locator(".view-lines").innerText();
     assert(editorText.replace(/\u00a0/g, " ").includes("adding"), "the editor should show version 2's code");
+  });
+
+  await step("navigating away with unsaved code asks", ["save again and roll back"], async () => {
+    await typeInMonaco("code-editor", CODE_V2 + "\n# not saved");
+    await page.getByTestId("code-status").filter({ hasText: "Unsaved changes" }).waitFor();
+    await page.getByRole("link", { name: "Projects" }).first().click();
+    const dialog = page.getByTestId("unsaved-dialog");
+    await dialog.waitFor();
+    await dialog.getByRole("button", { name: "Stay on this page" }).click();
+    await dialog.waitFor({ state: "detached" });
+    assert(page.url().endsWith(`/functions/${state.fnId}`), `staying should keep the page: ${page.url()}`);
+    assert((await monacoText("code-editor")).includes("# not saved"), "the edits should still be in the editor");
+    // A remount (the assistant's refresh, a reload) brings the edits back instead of losing them.
+    await page.reload();
+    await page.getByTestId("draft-restored").waitFor();
+    await page.getByTestId("code-editor").locator(".monaco-editor").waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid="code-editor"] .view-lines')?.textContent.replace(/\u00a0/g, " ").includes("not saved"));
+    // Leaving and discarding.
+    await page.getByRole("link", { name: "Projects" }).first().click();
+    await dialog.getByRole("button", { name: "Discard changes" }).click();
+    await page.waitForURL(/\/projects$/);
+    await page.goto(`${server.url}/functions/${state.fnId}`);
+    await page.getByTestId("code-status").filter({ hasText: "is live" }).waitFor();
+    assert(await page.getByTestId("draft-restored").count() === 0, "a discarded draft should not come back");
+    const f = await apiGet(`/api/functions/${state.fnId}`);
+    assert(!f.body.code.includes("# not saved"), "discarded edits must not be saved");
+  });
+
+  await step("a saved test event survives a reload", ["save again and roll back"], async () => {
+    await page.goto(`${server.url}/functions/${state.fnId}`);
+    await typeInMonaco("test-input", '{"a": 20, "b": 22}');
+    await page.getByTestId("save-event").click();
+    await page.getByLabel("Event name").fill("twenty and twenty-two");
+    await page.getByTestId("save-event-confirm").click();
+    await page.getByTestId("curl-example").filter({ hasText: '"a":20' }).waitFor(); // the curl follows the input
+    await page.reload();
+    await page.getByTestId("test-input").locator(".monaco-editor").waitFor();
+    await page.getByTestId("saved-events").selectOption("twenty and twenty-two");
+    await page.waitForFunction(() => document.querySelector('[data-testid="test-input"] .view-lines')?.textContent.includes("22"));
+    await page.getByTestId("run-test").click();
+    await page.getByTestId("test-status").filter({ hasText: "success" }).waitFor({ timeout: INVOKE_T });
+    const out = await page.getByTestId("test-output").textContent();
+    assert(/"sum":\s*42/.test(out), `the saved event should run: ${out}`);
   });
 
   await step("network toggle and limits, with field errors from the API", ["create function"], async () => {
@@ -235,6 +349,15 @@ async function main() {
     await page.getByTestId("network-toggle").click();
     await page.getByRole("button", { name: "Save settings" }).click();
     await page.getByText("Settings saved").first().waitFor();
+    // The toast sits clear of every control of the page.
+    const covered = await page.evaluate(() => {
+      const t = document.querySelector('[data-testid="toast"]')?.getBoundingClientRect();
+      if (!t) return "no toast";
+      const hit = [...document.querySelectorAll("main input, main textarea, main select, main button, main [role=switch], main .monaco-editor")]
+        .filter((e) => { const r = e.getBoundingClientRect(); return r.width && r.left < t.right && t.left < r.right && r.top < t.bottom && t.top < r.bottom; });
+      return hit.map((e) => e.outerHTML.slice(0, 80)).join("\n");
+    });
+    assert(covered === "", `the toast covers: ${covered}`);
     const f = await apiGet(`/api/functions/${state.fnId}`);
     assert(f.body.memory_mb === 256 && f.body.timeout_seconds === 10 && f.body.network_enabled === true,
       `limits not saved: ${JSON.stringify({ m: f.body.memory_mb, t: f.body.timeout_seconds, n: f.body.network_enabled })}`);
@@ -298,6 +421,47 @@ async function main() {
     assert(Array.isArray(r.body) && r.body.length === 0, `routes left: ${JSON.stringify(r.body)}`);
   });
 
+  await step("filtering logs by status and source", ["add a route and call it", "a failing invocation shows its error"], async () => {
+    await page.goto(`${server.url}/functions/${state.fnId}`);
+    await page.getByTestId("invocation-row").first().waitFor();
+    await page.getByTestId("log-status").selectOption("error");
+    await rowsAll("data-status", "error");
+    await page.getByTestId("log-status").selectOption("success");
+    await rowsAll("data-status", "success");
+    await page.getByTestId("log-status").selectOption("all");
+    await page.getByTestId("log-source").selectOption("gateway");
+    await rowsAll("data-source", "gateway");
+    await page.getByTestId("log-source").selectOption("direct");
+    await rowsAll("data-source", "direct");
+    await page.getByTestId("log-status").selectOption("timeout");
+    await page.getByText("No invocation matches the filters").waitFor();
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await page.getByTestId("invocation-row").first().waitFor();
+    const count = await page.getByTestId("log-count").textContent();
+    assert(/^\d+ invocations/.test(count), `the count should cover every loaded row: ${count}`);
+  });
+
+  await step("a timeout's row shows timed out", ["create project"], async () => {
+    await page.goto(`${server.url}/functions/new?project=${state.projectId}`);
+    await page.getByLabel("Name").fill("sleeper");
+    await page.getByRole("button", { name: "Create function" }).click();
+    await page.waitForURL(/\/functions\/[0-9a-f]{12}$/);
+    state.sleeperId = page.url().split("/functions/")[1];
+    await typeInMonaco("code-editor", "import time\ndef handler(event, context):\n    time.sleep(30)\n    return 1");
+    await page.keyboard.press("ControlOrMeta+s");
+    await page.getByTestId("active-version").filter({ hasText: "v2" }).waitFor();
+    await page.getByLabel("Timeout (s)").fill("1");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.getByText("Settings saved").first().waitFor();
+    await page.getByTestId("run-test").click();
+    await page.getByTestId("test-status").filter({ hasText: "timed out" }).waitFor({ timeout: INVOKE_T });
+    const row = page.getByTestId("invocation-row").filter({ hasText: "timed out" }).first();
+    await row.waitFor();
+    await row.click();
+    const err = await page.getByTestId("invocation-error").first().textContent();
+    assert(/timed out/i.test(err), `the row's details should say why: ${err}`);
+  });
+
   await step("add a secret and see it masked", ["create project"], async () => {
     await page.goto(`${server.url}/projects/${state.projectId}?tab=env`);
     await page.getByLabel("Key", { exact: true }).fill("API_KEY");
@@ -321,6 +485,8 @@ async function main() {
     await err.waitFor();
     const text = await err.textContent();
     assert(/not found/i.test(text), `expected the API's detail, got: ${text}`);
+    await page.getByRole("link", { name: "Back to functions" }).click();
+    await page.getByRole("heading", { name: "Functions" }).waitFor();
   });
 
   await step("dependencies and database say not available yet", ["create project"], async () => {
@@ -444,6 +610,20 @@ async function main() {
     await page.getByRole("link", { name: "adder" }).first().waitFor(); // in recent failures
   });
 
+  await step("the dashboard shows p50 and the per-function table", ["invoke from the test panel"], async () => {
+    await page.goto(server.url + "/");
+    const p50 = await page.getByTestId("stat-p50").textContent();
+    assert(/\d.*(ms|s)$/.test(p50), `p50 should be a duration, got ${p50}`);
+    assert(/\d/.test(await page.getByTestId("stat-p95").textContent()), "p95 should be shown");
+    assert(/\d+%/.test(await page.getByTestId("stat-cold-starts").textContent()), "the cold-start rate should be shown");
+    const row = page.getByTestId("function-stats-row").filter({ hasText: "adder" });
+    await row.waitFor();
+    const cells = await row.locator("td").allTextContents();
+    assert(Number(cells[1]) >= 2 && Number(cells[2]) >= 1, `adder's row should count its calls and failures: ${cells.join(" | ")}`);
+    // Recent failures say why, not only a badge.
+    await page.getByTestId("failure").filter({ hasText: /KeyError|timed out/ }).first().waitFor();
+  });
+
   await step("phone layout", ["create project"], async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const pages = [["project", `/projects/${state.projectId}?tab=routes`], ["function", `/functions/${state.fnId ?? ""}`], ["dashboard", "/"]];
@@ -459,6 +639,63 @@ async function main() {
     await page.getByRole("link", { name: "Functions" }).click();
     await page.getByRole("heading", { name: "Functions" }).waitFor();
     await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
+  await step("every page: no serious accessibility violations, screenshots at 1440x900 and 390x844", ["create project", "create function"], async () => {
+    const pages = [
+      ["dashboard", "/"], ["projects", "/projects"], ["functions", "/functions"], ["function-new", "/functions/new"],
+      ["function", `/functions/${state.fnId}`], ["not-found", "/no/such/page"], ["missing-function", "/functions/000000000000"],
+      ...["functions", "routes", "env", "dependencies", "database", "settings"].map((t) => [`project-${t}`, `/projects/${state.projectId}?tab=${t}`]),
+    ];
+    const problems = [];
+    const titles = new Set();
+    for (const [size, w, h] of [["wide", 1440, 900], ["phone", 390, 844]]) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const [name, p] of pages) {
+        await page.goto(server.url + p);
+        await page.waitForLoadState("networkidle");
+        await page.locator('[data-testid="page-skeleton"]').waitFor({ state: "detached" });
+        if (name === "function") {
+          await page.getByTestId("code-editor").locator(".monaco-editor").waitFor();
+          await page.getByTestId("invocation-toggle").first().click(); // an open row is checked too
+          await page.getByTestId("invocation-details").first().waitFor();
+        }
+        // What the screen shows, and the whole page (in which a sticky sidebar may look displaced).
+        await page.screenshot({ path: path.join(artifacts, `${size}-${name}.png`) });
+        await page.screenshot({ path: path.join(artifacts, `${size}-${name}-full.png`), fullPage: true });
+        if (size === "wide" && name === "function") {
+          // The sidebar stays in view at the bottom of a long page: the assistant button is reachable.
+          await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+          const box = await page.getByTestId("chat-toggle").boundingBox();
+          if (!box || box.y < 0 || box.y + box.height > h) problems.push(`the AI assistant button is off-screen at the bottom of ${p}: ${JSON.stringify(box)}`);
+        }
+        if (size === "wide") {
+          titles.add(await page.title());
+          for (const v of await axeViolations()) problems.push(`${p}: ${v}`);
+        } else {
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          if (overflow > 1) problems.push(`${p} scrolls sideways by ${overflow}px on a phone`);
+        }
+      }
+    }
+    // Dark mode follows the system setting, with the same contrast.
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.emulateMedia({ colorScheme: "dark" });
+    for (const [name, p] of pages.filter(([n]) => ["dashboard", "function", "project-routes", "missing-function"].includes(n))) {
+      await page.goto(server.url + p);
+      await page.waitForLoadState("networkidle");
+      if (name === "function") await page.getByTestId("code-editor").locator(".monaco-editor").waitFor();
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      if (!/oklch\(0\.1|rgb\((\d|[1-4]\d),/.test(bg)) problems.push(`${p}: dark mode background is ${bg}`);
+      await page.screenshot({ path: path.join(artifacts, `dark-${name}.png`) });
+      for (const v of await axeViolations()) problems.push(`${p} (dark): ${v}`);
+    }
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.setViewportSize({ width: 1366, height: 900 });
+    assert(titles.size >= 8, `each page should have its own title: ${[...titles].join(", ")}`);
+    fs.writeFileSync(path.join(artifacts, "axe-and-layout-problems.txt"), problems.join("\n") + "\n");
+    if (problems.length) log(problems.map((p) => "      " + p).join("\n"));
+    assert(problems.length === 0, `${problems.length} problems (listed above and in axe-and-layout-problems.txt)`);
   });
 
   await step("rename the project", ["create project"], async () => {

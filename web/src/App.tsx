@@ -7,7 +7,7 @@ import { AuthGate } from "@/components/auth-gate";
 import { Toaster } from "@/components/toaster";
 import { ErrorAlert } from "@/components/common";
 import { Button } from "@/components/ui/button";
-import { Loading } from "@/components/common";
+import { PageSkeleton } from "@/components/common";
 import NotFound from "@/pages/not-found";
 
 // Pages load on demand: the chart library and Monaco stay out of the first download.
@@ -19,7 +19,7 @@ const FunctionNew = lazy(() => import("@/pages/function-new"));
 const FunctionDetail = lazy(() => import("@/pages/function-detail"));
 
 function page(el: ReactNode) {
-  return <Suspense fallback={<Loading />}>{el}</Suspense>;
+  return <Suspense fallback={<PageSkeleton />}>{el}</Suspense>;
 }
 
 function RouteError() {

@@ -1,6 +1,11 @@
 // CodeEditor: a controlled Monaco editor (python or json). Loaded lazily so Monaco's chunk is only
 // fetched on pages that edit code. The model value follows `value` when it changes from outside
 // (e.g. after a rollback), without disturbing the cursor while the user types.
+//
+// Shortcuts are this editor's own: Monaco's addCommand binds a key for every editor on the page and
+// the last editor mounted wins, so a page with a code editor and a test-input editor lost Ctrl+S to
+// the second one. A keydown handler on each editor instance keeps Ctrl/Cmd+S and Ctrl/Cmd+Enter
+// with the editor that has the focus (and stops the browser's "save page" dialog).
 import { useEffect, useRef } from "react";
 import { monaco } from "@/lib/monaco";
 import { cn } from "@/lib/utils";
@@ -15,15 +20,19 @@ export interface CodeEditorProps {
   testId?: string;
   ariaLabel?: string;
   onSave?: () => void;
+  /** Ctrl/Cmd+Enter */
+  onRun?: () => void;
 }
 
-export default function CodeEditor({ value, onChange, language, height = 360, readOnly, className, testId, ariaLabel, onSave }: CodeEditorProps) {
+export default function CodeEditor({ value, onChange, language, height = 360, readOnly, className, testId, ariaLabel, onSave, onRun }: CodeEditorProps) {
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<monaco.editor.IStandaloneCodeEditor | null>(null);
   const onChangeRef = useRef(onChange);
   const onSaveRef = useRef(onSave);
   onChangeRef.current = onChange;
   onSaveRef.current = onSave;
+  const onRunRef = useRef(onRun);
+  onRunRef.current = onRun;
 
   useEffect(() => {
     if (!host.current) return;
@@ -48,8 +57,20 @@ export default function CodeEditor({ value, onChange, language, height = 360, re
     });
     editor.current = ed;
     const sub = ed.onDidChangeModelContent(() => onChangeRef.current(ed.getValue()));
-    ed.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => onSaveRef.current?.());
+    const keys = ed.onKeyDown((e) => {
+      if (!(e.ctrlKey || e.metaKey) || e.altKey) return;
+      if (e.keyCode === monaco.KeyCode.KeyS) {
+        e.preventDefault();
+        e.stopPropagation();
+        onSaveRef.current?.();
+      } else if (e.keyCode === monaco.KeyCode.Enter && onRunRef.current) {
+        e.preventDefault();
+        e.stopPropagation();
+        onRunRef.current();
+      }
+    });
     return () => {
+      keys.dispose();
       sub.dispose();
       ed.getModel()?.dispose();
       ed.dispose();

@@ -1,12 +1,13 @@
-// Shared building blocks for pages: error display, loading, copy button, page header, status badge.
-import { useState, type ReactNode } from "react";
-import { AlertCircle, Check, Copy } from "lucide-react";
+// Shared building blocks for pages: error display (with Retry), loading skeletons, copy button, page
+// header, status badge, and the document title of each page.
+import { useEffect, useState, type ReactNode } from "react";
+import { AlertCircle, Check, Copy, RotateCw } from "lucide-react";
 import { ApiError } from "@/lib/api";
 import { Alert, AlertDescription, AlertTitle } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
-import { Spinner } from "@/components/ui/skeleton";
-import { cn } from "@/lib/utils";
+import { Skeleton, Spinner } from "@/components/ui/skeleton";
+import { cn, statusLabel } from "@/lib/utils";
 
 export function errorMessage(e: unknown): string {
   if (!e) return "";
@@ -14,8 +15,9 @@ export function errorMessage(e: unknown): string {
   return String(e);
 }
 
-/** Shows an API error as its detail sentence; 422 field messages as a list. */
-export function ErrorAlert({ error, title, className }: { error: unknown; title?: string; className?: string }) {
+/** Shows an API error as its detail sentence; 422 field messages as a list; a Retry button when the
+ *  failed thing was a load that can be tried again. */
+export function ErrorAlert({ error, title, className, onRetry, children }: { error: unknown; title?: string; className?: string; onRetry?: () => void; children?: ReactNode }) {
   if (!error) return null;
   const fields = error instanceof ApiError ? error.fields : [];
   return (
@@ -32,6 +34,12 @@ export function ErrorAlert({ error, title, className }: { error: unknown; title?
         ) : (
           <p>{errorMessage(error)}</p>
         )}
+        {(onRetry || children) && (
+          <div className="mt-2 flex flex-wrap gap-2">
+            {onRetry && <Button type="button" size="sm" variant="outline" className="text-foreground" onClick={onRetry} data-testid="retry"><RotateCw /> Retry</Button>}
+            {children}
+          </div>
+        )}
       </AlertDescription>
     </Alert>
   );
@@ -43,6 +51,42 @@ export function Loading({ label = "Loading…", className }: { label?: string; c
       <Spinner /> {label}
     </div>
   );
+}
+
+/** A page-shaped placeholder while the first load runs, so the page never shows blank. */
+export function PageSkeleton({ rows = 3, cards = 0 }: { rows?: number; cards?: number }) {
+  return (
+    <div className="flex flex-col gap-6" role="status" aria-label="Loading" data-testid="page-skeleton">
+      <div className="flex flex-col gap-2">
+        <Skeleton className="h-8 w-56 max-w-full" />
+        <Skeleton className="h-4 w-80 max-w-full" />
+      </div>
+      {cards > 0 && (
+        <div className="grid grid-cols-2 gap-3 lg:grid-cols-4">
+          {Array.from({ length: cards }, (_, i) => <Skeleton key={i} className="h-24" />)}
+        </div>
+      )}
+      <div className="flex flex-col gap-3 rounded-xl border p-5">
+        {Array.from({ length: rows }, (_, i) => <Skeleton key={i} className="h-6 w-full" />)}
+      </div>
+    </div>
+  );
+}
+
+/** Rows of a table-like list still loading. */
+export function ListSkeleton({ rows = 4 }: { rows?: number }) {
+  return (
+    <div className="flex flex-col gap-2 py-2" role="status" aria-label="Loading">
+      {Array.from({ length: rows }, (_, i) => <Skeleton key={i} className="h-8 w-full" />)}
+    </div>
+  );
+}
+
+/** Sets the browser tab's title for the page: "Functions · Clowdy". */
+export function useTitle(title?: string | null) {
+  useEffect(() => {
+    document.title = title ? `${title} · Clowdy` : "Clowdy";
+  }, [title]);
 }
 
 async function copyText(text: string): Promise<boolean> {
@@ -85,11 +129,12 @@ export function CopyButton({ text, label = "Copy", className }: { text: string; 
   );
 }
 
-/** A monospace value with a copy button, wrapping on small screens. */
-export function CopyField({ value, testId, label }: { value: string; testId?: string; label?: string }) {
+/** A monospace value with a copy button. A URL may break anywhere; a command (`wrap="words"`) keeps its
+ *  line breaks and wraps between words so that it stays readable. */
+export function CopyField({ value, testId, label, wrap = "anywhere" }: { value: string; testId?: string; label?: string; wrap?: "anywhere" | "words" }) {
   return (
     <div className="flex items-start gap-2">
-      <code data-testid={testId} className="bg-muted min-w-0 flex-1 break-all rounded-md px-2 py-1.5 font-mono text-xs">{value}</code>
+      <code data-testid={testId} className={cn("bg-muted min-w-0 flex-1 rounded-md px-2 py-1.5 font-mono text-xs", wrap === "words" ? "whitespace-pre-wrap break-words" : "break-all")}>{value}</code>
       <CopyButton text={value} label={label} />
     </div>
   );
@@ -112,7 +157,7 @@ export function StatusBadge({ status }: { status?: string | null }) {
   const variant = s === "success" || s === "active" || s === "ready" ? "success"
     : s === "error" || s === "failed" ? "destructive"
     : s === "timeout" || s === "building" || s === "pending" ? "warning" : "secondary";
-  return <Badge variant={variant}>{s}</Badge>;
+  return <Badge variant={variant} data-status={s}>{statusLabel(s)}</Badge>;
 }
 
 export function EmptyState({ title, children }: { title: string; children?: ReactNode }) {

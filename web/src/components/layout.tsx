@@ -54,7 +54,8 @@ export function Layout() {
 
   return (
     <div className="flex min-h-dvh">
-      <aside className="bg-muted/30 hidden w-56 shrink-0 flex-col gap-6 border-r py-5 md:flex">
+      {/* Sticky and one screen tall: the assistant button stays in view on long pages. */}
+      <aside className="bg-muted/30 sticky top-0 hidden h-dvh w-56 shrink-0 flex-col gap-6 self-start overflow-y-auto border-r py-5 md:flex">
         <Brand />
         <div className="px-2"><NavItems /></div>
         <div className="mt-auto flex flex-col gap-2 px-2">

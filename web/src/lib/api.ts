@@ -176,10 +176,14 @@ export interface Invocation {
   status: "success" | "error" | "timeout" | string; duration_ms: number; source?: string;
   http_method?: string | null; http_path?: string | null; created_at: string;
   cold_start?: boolean; version?: number; logs?: string | null;
+  /** A failed call's message and traceback (output carries the message too). */
+  error?: string | null;
+  /** Sent by servers that keep sub-millisecond durations and peak memory; shown when present. */
+  duration_us?: number; peak_memory_kb?: number;
 }
 export interface InvokeResult {
   success: boolean; output?: unknown; error?: string; duration_ms: number; invocation_id?: string;
-  cold_start?: boolean; logs?: string | null;
+  cold_start?: boolean; logs?: string | null; timeout?: boolean;
 }
 export interface EnvVar { id: string; key: string; value: string; is_secret: boolean; created_at: string; updated_at: string }
 export interface Route {
@@ -189,10 +193,13 @@ export interface Route {
 export interface Stats {
   total_functions: number; total_invocations: number; success_rate: number; avg_duration_ms: number;
   total_projects?: number;
-  invocations_per_day?: Array<{ date?: string; day?: string; count?: number; invocations?: number; errors?: number; avg_duration_ms?: number; p95_duration_ms?: number }>;
+  invocations_per_day?: Array<{ date?: string; day?: string; count?: number; invocations?: number; errors?: number; avg_duration_ms?: number; p50_duration_ms?: number; p95_duration_ms?: number }>;
   recent_failures?: Invocation[];
+  p50_duration_ms?: number; p95_duration_ms?: number; cold_start_rate?: number;
+  functions?: FunctionStats[];
   [key: string]: unknown;
 }
+export interface FunctionStats { function_id: string; name: string; count: number; errors: number; p50_duration_ms?: number }
 export interface Requirements { requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean; build_status?: string; build_log?: string }
 export type DatabaseStatus = "provisioning" | "ready" | "deprovisioning" | "failed";
 export interface DatabaseInfo {

@@ -1,11 +1,13 @@
 // useApi: load data from the API with loading / error state and a reload function.
+// reload({ quiet: true }) refreshes in the background (polling): no loading flag, and a failure keeps
+// the data already shown instead of replacing it by an error.
 import { useCallback, useEffect, useRef, useState } from "react";
 
 export interface ApiState<T> {
   data: T | undefined;
   error: unknown;
   loading: boolean;
-  reload: () => Promise<void>;
+  reload: (opts?: { quiet?: boolean }) => Promise<void>;
   setData: (d: T | undefined) => void;
 }
 
@@ -16,14 +18,15 @@ export function useApi<T>(load: () => Promise<T>, deps: unknown[]): ApiState<T> 
   const seq = useRef(0);
   const run = useCallback(load, deps);
 
-  const reload = useCallback(async () => {
+  const reload = useCallback(async (opts?: { quiet?: boolean }) => {
+    const quiet = !!opts?.quiet;
     const mine = ++seq.current;
-    setLoading(true);
+    if (!quiet) setLoading(true);
     try {
       const d = await run();
       if (mine === seq.current) { setData(d); setError(null); }
     } catch (e) {
-      if (mine === seq.current) setError(e);
+      if (mine === seq.current && !quiet) setError(e);
     } finally {
       if (mine === seq.current) setLoading(false);
     }

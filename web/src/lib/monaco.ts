@@ -17,4 +17,12 @@ self.MonacoEnvironment = {
 
 monaco.languages.json.jsonDefaults.setDiagnosticsOptions({ validate: true, allowComments: false, enableSchemaRequest: false });
 
+// The editors follow the system's light or dark setting, like the rest of the UI.
+if (typeof window !== "undefined" && window.matchMedia) {
+  const dark = window.matchMedia("(prefers-color-scheme: dark)");
+  const apply = () => monaco.editor.setTheme(dark.matches ? "vs-dark" : "vs");
+  apply();
+  dark.addEventListener?.("change", apply);
+}
+
 export { monaco };

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { curlExample, curlForRoute, gatewayUrl, invokeUrl, prettyJson, timeAgo } from "./utils";
-import { perDay } from "@/pages/dashboard";
-import type { Invocation } from "./api";
+import {
+  curlExample, curlForRoute, firstLine, formatDuration, formatMemoryKb, formatRate, formatTimestamp, gatewayUrl, invokeUrl,
+  prettyJson, statusLabel, timeAgo,
+} from "./utils";
+import { chartPoints } from "@/pages/dashboard";
+import type { Stats } from "./api";
 
 describe("gatewayUrl", () => {
   it("joins origin, slug and a normalised path", () => {
@@ -45,15 +48,60 @@ describe("formatting", () => {
   });
 });
 
-describe("perDay", () => {
-  it("buckets invocations per UTC day with errors and average latency", () => {
-    const now = new Date("2026-03-10T12:00:00Z");
-    const inv = (created_at: string, status: string, duration_ms: number) => ({ id: created_at, function_id: "f", created_at, status, duration_ms }) as Invocation;
-    const days = perDay([inv("2026-03-10T01:00:00Z", "success", 10), inv("2026-03-10T02:00:00Z", "error", 30), inv("2026-03-08T02:00:00Z", "success", 5), inv("2025-01-01T00:00:00Z", "success", 1)], 3, now);
-    expect(days).toEqual([
-      { day: "03-08", invocations: 1, errors: 0, avg_ms: 5 },
-      { day: "03-09", invocations: 0, errors: 0, avg_ms: 0 },
-      { day: "03-10", invocations: 2, errors: 1, avg_ms: 20 },
-    ]);
+describe("chartPoints", () => {
+  const base = { total_functions: 1, total_invocations: 3, success_rate: 67, avg_duration_ms: 10 };
+  it("takes counts and errors per day and draws no latency the server did not send", () => {
+    const s: Stats = { ...base, invocations_per_day: [{ date: "2026-03-09", count: 0, errors: 0 }, { date: "2026-03-10", count: 3, errors: 1 }] };
+    const { points, latency } = chartPoints(s);
+    expect(latency).toBeNull();
+    expect(points).toEqual([{ day: "03-09", invocations: 0, errors: 0 }, { day: "03-10", invocations: 3, errors: 1 }]);
+  });
+  it("uses a per-day p50 when sent, leaving days without calls as gaps", () => {
+    const s: Stats = { ...base, invocations_per_day: [{ date: "2026-03-09", count: 0, errors: 0, p50_duration_ms: 0 }, { date: "2026-03-10", count: 3, errors: 1, p50_duration_ms: 4.5 }] };
+    const { points, latency } = chartPoints(s);
+    expect(latency).toBe("p50");
+    expect(points[0].latency_ms).toBeUndefined();
+    expect(points[1].latency_ms).toBe(4.5);
+  });
+  it("copes with a server that sends no per-day list", () => {
+    expect(chartPoints({ ...base }).points).toEqual([]);
+  });
+});
+
+describe("log formatting", () => {
+  it("shows sub-ms durations when microseconds are known, and never a bare 0 ms", () => {
+    expect(formatDuration(0, 420)).toBe("0.42 ms");
+    expect(formatDuration(3, 3140)).toBe("3.1 ms");
+    expect(formatDuration(250, 250400)).toBe("250 ms");
+    expect(formatDuration(2050, 2050000)).toBe("2.05 s");
+    expect(formatDuration(0)).toBe("<1 ms");
+    expect(formatDuration(12.34)).toBe("12.3 ms");
+    expect(formatDuration(42)).toBe("42 ms");
+    expect(formatDuration(undefined)).toBe("—");
+  });
+  it("formats peak memory and leaves unknown memory blank", () => {
+    expect(formatMemoryKb(812)).toBe("812 KB");
+    expect(formatMemoryKb(12700)).toBe("12.4 MB");
+    expect(formatMemoryKb(0)).toBe("—");
+    expect(formatMemoryKb(undefined)).toBe("—");
+  });
+  it("writes absolute local timestamps", () => {
+    const d = new Date(2026, 2, 4, 5, 6, 7);
+    expect(formatTimestamp(d.toISOString())).toBe("2026-03-04 05:06:07");
+    expect(formatTimestamp("junk")).toBe("junk");
+    expect(formatTimestamp(null)).toBe("—");
+  });
+  it("labels a timeout as timed out", () => {
+    expect(statusLabel("timeout")).toBe("timed out");
+    expect(statusLabel("error")).toBe("error");
+  });
+  it("reads no success rate when nothing ran", () => {
+    expect(formatRate(0, 0)).toBe("—");
+    expect(formatRate(66.6, 3)).toBe("67%");
+  });
+  it("summarises a traceback by its last line", () => {
+    expect(firstLine("Traceback (most recent call last):\n  File x\nKeyError: 'b'\n")).toBe("KeyError: 'b'");
+    expect(firstLine("Function timed out after 1 s")).toBe("Function timed out after 1 s");
+    expect(firstLine("")).toBe("");
   });
 });

@@ -73,6 +73,61 @@ export function formatMs(ms?: number | null): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
+/** A duration with sub-ms precision when it is known: microseconds win over whole milliseconds.
+ *  "0.42 ms", "3.1 ms", "250 ms", "2.05 s"; a whole-ms 0 reads "<1 ms" (the server rounded it). */
+export function formatDuration(ms?: number | null, us?: number | null): string {
+  if (typeof us === "number" && isFinite(us) && us >= 0) {
+    const m = us / 1000;
+    if (m < 1) return `${m.toFixed(2)} ms`;
+    if (m < 100) return `${m.toFixed(1)} ms`;
+    if (m < 1000) return `${Math.round(m)} ms`;
+    return `${(m / 1000).toFixed(2)} s`;
+  }
+  if (typeof ms !== "number" || !isFinite(ms)) return "—";
+  if (ms === 0) return "<1 ms";
+  if (ms < 100 && !Number.isInteger(ms)) return `${ms.toFixed(1)} ms`;
+  return formatMs(ms);
+}
+
+/** Peak memory from kilobytes: "812 KB", "12.4 MB"; unknown (absent or 0) reads "—". */
+export function formatMemoryKb(kb?: number | null): string {
+  if (typeof kb !== "number" || !isFinite(kb) || kb <= 0) return "—";
+  if (kb < 1024) return `${Math.round(kb)} KB`;
+  return `${(kb / 1024).toFixed(1)} MB`;
+}
+
+/** An absolute local timestamp, sortable and unambiguous: "2026-11-30 08:01:29". */
+export function formatTimestamp(iso?: string | null): string {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return iso;
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** How a status reads to a person: a timeout is "timed out", not an error. */
+export function statusLabel(status?: string | null): string {
+  if (status === "timeout") return "timed out";
+  return status ?? "unknown";
+}
+
+/** A success rate to show: none yet when nothing ran (never a misleading "0%"). */
+export function formatRate(rate: unknown, total: unknown): string {
+  const n = Number(total);
+  const r = Number(rate);
+  if (!n || !isFinite(r)) return "—";
+  return `${Math.round(r)}%`;
+}
+
+/** The first line of an error message, for a one-line summary in a table. */
+export function firstLine(text?: string | null, max = 140): string {
+  if (!text) return "";
+  const lines = String(text).split("\n").map((l) => l.trim()).filter(Boolean);
+  // A Python traceback's last line names the exception; prefer it over "Traceback (most recent...".
+  const line = lines[0]?.startsWith("Traceback") ? lines[lines.length - 1] : (lines[0] ?? "");
+  return line.length > max ? line.slice(0, max - 1) + "…" : line;
+}
+
 /** Pretty-print JSON text when it parses, else return it unchanged. */
 export function prettyJson(text: unknown): string {
   if (text === undefined || text === null) return "";

@@ -10,11 +10,12 @@ import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { NativeSelect } from "@/components/ui/select";
 import { Textarea } from "@/components/ui/textarea";
-import { ErrorAlert, PageHeader } from "@/components/common";
+import { ErrorAlert, PageHeader, useTitle } from "@/components/common";
 import { useToast } from "@/components/toaster";
 
 export default function FunctionNew() {
   const [params] = useSearchParams();
+  useTitle("New function");
   const projects = useApi(api.projects, []);
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
@@ -56,14 +57,14 @@ export default function FunctionNew() {
                 <option value="">No project</option>
                 {(projects.data ?? []).map((p) => <option key={p.id} value={p.id}>{p.name}</option>)}
               </NativeSelect>
-              {projects.error != null && <ErrorAlert error={projects.error} title="Could not load projects" />}
+              {projects.error != null && <ErrorAlert error={projects.error} title="Could not load projects" onRetry={() => void projects.reload()} />}
             </div>
             <div className="grid gap-2">
               <Label htmlFor="fn-template">Template</Label>
               <NativeSelect id="fn-template" value={template} onChange={(e) => setTemplate(e.target.value)}>
                 {TEMPLATES.map((t) => <option key={t.id} value={t.id}>{t.label}</option>)}
               </NativeSelect>
-              <pre className="bg-muted max-h-48 overflow-auto rounded-md p-3 text-xs">{TEMPLATES.find((t) => t.id === template)?.code}</pre>
+              <pre tabIndex={0} className="bg-muted max-h-48 overflow-auto rounded-md p-3 text-xs">{TEMPLATES.find((t) => t.id === template)?.code}</pre>
             </div>
             <div className="grid gap-2">
               <Label htmlFor="fn-description">Description (optional)</Label>

@@ -1,6 +1,7 @@
 // Project detail: tabs for functions, routes (with the full gateway URL to copy and a way to call
-// them), env vars (secrets masked), dependencies and database (a clear "not available yet" when
-// the server answers 501), and settings (rename, delete with confirmation).
+// them), env vars (secrets write-only), dependencies (a clear "not available yet" while the server
+// answers 501), the project's database (provision, masked URL, snippet, remove), and settings
+// (rename, delete with confirmation).
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 import { Eye, EyeOff, Lock, Pencil, Play, Plus, Trash2 } from "lucide-react";
@@ -22,7 +23,7 @@ import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { Textarea } from "@/components/ui/textarea";
 import { Alert, AlertDescription, AlertTitle } from "@/components/ui/alert";
-import { CopyField, EmptyState, ErrorAlert, Loading, PageHeader, StatusBadge } from "@/components/common";
+import { CopyField, EmptyState, ErrorAlert, ListSkeleton, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
 import { useToast } from "@/components/toaster";
 import { Spinner } from "@/components/ui/skeleton";
 import { currentOrigin, curlForRoute, gatewayUrl, ROUTE_METHODS, timeAgo } from "@/lib/utils";
@@ -35,9 +36,20 @@ export default function ProjectDetail() {
   const tab = TABS.includes(params.get("tab") as (typeof TABS)[number]) ? params.get("tab")! : "functions";
   const project = useApi(() => api.project(id), [id]);
   const functions = useApi(() => api.projectFunctions(id), [id]);
+  useTitle(project.data?.name ?? (project.error ? "Project not found" : "Project"));
 
-  if (project.loading && !project.data) return <Loading />;
-  if (project.error && !project.data) return <ErrorAlert error={project.error} title="Could not load the project" />;
+  if (project.loading && !project.data) return <PageSkeleton rows={5} />;
+  if (project.error && !project.data) {
+    const missing = project.error instanceof ApiError && project.error.status === 404;
+    return (
+      <>
+        <PageHeader title={missing ? "Project not found" : "Project"} />
+        <ErrorAlert error={project.error} title={missing ? "This project does not exist or was deleted" : "Could not load the project"} onRetry={missing ? undefined : () => void project.reload()}>
+          <Button asChild size="sm" variant="outline" className="text-foreground"><Link to="/projects">Back to projects</Link></Button>
+        </ErrorAlert>
+      </>
+    );
+  }
   const p = project.data;
   if (!p) return null;
 
@@ -57,7 +69,7 @@ export default function ProjectDetail() {
           <TabsTrigger value="database">Database</TabsTrigger>
           <TabsTrigger value="settings">Settings</TabsTrigger>
         </TabsList>
-        <TabsContent value="functions"><FunctionsTab project={p} fns={functions.data} error={functions.error} /></TabsContent>
+        <TabsContent value="functions"><FunctionsTab project={p} fns={functions.data} error={functions.error} onRetry={() => void functions.reload()} /></TabsContent>
         <TabsContent value="routes"><RoutesTab project={p} fns={functions.data ?? []} /></TabsContent>
         <TabsContent value="env"><EnvTab project={p} /></TabsContent>
         <TabsContent value="dependencies"><DependenciesTab project={p} /></TabsContent>
@@ -68,9 +80,9 @@ export default function ProjectDetail() {
   );
 }
 
-function FunctionsTab({ project, fns, error }: { project: Project; fns?: Fn[]; error: unknown }) {
-  if (error) return <ErrorAlert error={error} title="Could not load functions" />;
-  if (!fns) return <Loading />;
+function FunctionsTab({ project, fns, error, onRetry }: { project: Project; fns?: Fn[]; error: unknown; onRetry: () => void }) {
+  if (error) return <ErrorAlert error={error} title="Could not load functions" onRetry={onRetry} />;
+  if (!fns) return <ListSkeleton />;
   if (fns.length === 0)
     return (
       <EmptyState title="No functions in this project">
@@ -204,7 +216,7 @@ function RouteTry({ url, method }: { url: string; method: string }) {
       {res && (
         <div className="bg-muted rounded-md p-2 text-xs" data-testid="route-response">
           <div className="mb-1 flex gap-2"><Badge variant={res.status < 400 ? "success" : "destructive"}>HTTP {res.status}</Badge><span className="text-muted-foreground">{res.ms} ms</span></div>
-          <pre className="max-h-48 overflow-auto whitespace-pre-wrap break-all font-mono">{res.body}</pre>
+          <pre tabIndex={0} className="max-h-48 overflow-auto whitespace-pre-wrap break-all font-mono">{res.body}</pre>
         </div>
       )}
     </div>
@@ -237,8 +249,8 @@ function RoutesTab({ project, fns }: { project: Project; fns: Fn[] }) {
         </Button>
       </div>
       {fns.length === 0 && <Alert variant="info"><AlertDescription>Create a function in this project first; routes point to functions.</AlertDescription></Alert>}
-      {routes.error != null && <ErrorAlert error={routes.error} title="Could not load routes" />}
-      {routes.loading && !routes.data && <Loading />}
+      {routes.error != null && <ErrorAlert error={routes.error} title="Could not load routes" onRetry={() => void routes.reload()} />}
+      {routes.loading && !routes.data && <ListSkeleton />}
       {routes.data && routes.data.length === 0 && <EmptyState title="No routes yet" />}
       {routes.data && routes.data.length > 0 && (
         <div className="flex flex-col gap-3">
@@ -375,8 +387,8 @@ function EnvTab({ project }: { project: Project }) {
           <ErrorAlert error={error} className="mt-3" title="Could not save the variable" />
         </CardContent>
       </Card>
-      {env.error != null && <ErrorAlert error={env.error} title="Could not load env vars" />}
-      {env.loading && !env.data && <Loading />}
+      {env.error != null && <ErrorAlert error={env.error} title="Could not load env vars" onRetry={() => void env.reload()} />}
+      {env.loading && !env.data && <ListSkeleton />}
       {env.data && env.data.length === 0 && <EmptyState title="No env vars yet" />}
       {env.data && env.data.length > 0 && (
         <Card className="py-2">
@@ -429,7 +441,7 @@ function DependenciesTab({ project }: { project: Project }) {
     const h = setInterval(() => void req.reload(), 2000);
     return () => clearInterval(h);
   }, [building]);
-  if (req.loading && !req.data) return <Loading />;
+  if (req.loading && !req.data) return <ListSkeleton />;
   if (req.error && !req.data) return <NotAvailable error={req.error} what="Dependencies" />;
   const r = req.data!;
   const value = text ?? r.requirements_txt ?? "";
@@ -462,7 +474,7 @@ function DependenciesTab({ project }: { project: Project }) {
           {r.requirements_hash && <span className="text-muted-foreground font-mono text-xs">{r.requirements_hash.slice(0, 12)}</span>}
           <Button className="ml-auto" onClick={() => void save()} disabled={busy || text === null}>{busy ? <><Spinner /> Saving…</> : "Save"}</Button>
         </div>
-        {r.build_log && <details><summary className="cursor-pointer text-sm">Build log</summary><pre className="bg-muted mt-2 max-h-64 overflow-auto rounded p-2 text-xs">{r.build_log}</pre></details>}
+        {r.build_log && <details><summary className="cursor-pointer text-sm">Build log</summary><pre tabIndex={0} className="bg-muted mt-2 max-h-64 overflow-auto rounded p-2 text-xs">{r.build_log}</pre></details>}
         <ErrorAlert error={error} title="Could not save requirements" />
       </CardContent>
     </Card>
@@ -516,11 +528,11 @@ function DatabaseTab({ project }: { project: Project }) {
   // Provisioning answers at once: poll until the database is ready (or failed, or gone)
   useEffect(() => {
     if (!pending) return;
-    const timer = window.setInterval(() => { void reload(); }, DB_POLL_MS);
+    const timer = window.setInterval(() => { void reload({ quiet: true }); }, DB_POLL_MS);
     return () => window.clearInterval(timer);
   }, [pending, reload]);
 
-  if (db.loading && !db.data) return <Loading />;
+  if (db.loading && !db.data) return <ListSkeleton />;
   if (db.error && !db.data) return <NotAvailable error={db.error} what="Database" />;
   const d = db.data!;
 

@@ -10,7 +10,8 @@ import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, D
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Textarea } from "@/components/ui/textarea";
-import { EmptyState, ErrorAlert, Loading, PageHeader } from "@/components/common";
+import { EmptyState, ErrorAlert, PageHeader, useTitle } from "@/components/common";
+import { Skeleton } from "@/components/ui/skeleton";
 import { useToast } from "@/components/toaster";
 import { timeAgo } from "@/lib/utils";
 
@@ -66,12 +67,17 @@ function CreateProject() {
 }
 
 export default function Projects() {
-  const { data, error, loading } = useApi(api.projects, []);
+  useTitle("Projects");
+  const { data, error, loading, reload } = useApi(api.projects, []);
   return (
     <>
       <PageHeader title="Projects" description="Each project gets its own gateway URL, env vars and database." actions={<CreateProject />} />
-      {error != null && <ErrorAlert error={error} title="Could not load projects" />}
-      {loading && !data && <Loading />}
+      {error != null && <ErrorAlert error={error} title="Could not load projects" onRetry={() => void reload()} />}
+      {loading && !data && (
+        <div className="grid gap-4 sm:grid-cols-2 lg:grid-cols-3" role="status" aria-label="Loading">
+          {[0, 1, 2].map((i) => <Skeleton key={i} className="h-32" />)}
+        </div>
+      )}
       {data && data.length === 0 && <EmptyState title="No projects yet">Create one to start deploying functions.</EmptyState>}
       {data && data.length > 0 && (
         <div className="grid gap-4 sm:grid-cols-2 lg:grid-cols-3">
