@@ -302,6 +302,10 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char
         cJSON_AddItemToArray (messages, llm_assistant_message (&reply));
         cJSON *tool_call;
         cJSON_ArrayForEach (tool_call, reply.tool_calls) {
+            //  A stop or the end of the budget ends the turn before the next
+            //  call runs (the loop's top then answers); nothing more starts
+            if (__atomic_load_n (&runner->cancel, __ATOMIC_RELAXED) || zclock_mono () >= deadline)
+                break;
             const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (tool_call, "id"));
             const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (tool_call, "name"));
             const char *arguments = cJSON_GetStringValue (cJSON_GetObjectItem (tool_call, "arguments"));
@@ -591,8 +595,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->pipe = pipe;
     self->config = args->config;
     //  A key, or a provider of one's own (a local server needs no key)
-    self->configured = *self->config->ai_api_key
-                    || strneq (self->config->ai_base_url, "https://api.groq.com/openai/v1");
+    self->configured = config_ai_configured (self->config);
     self->queue = zlistx_new ();
     zlistx_set_destructor (self->queue, s_queued_destroy);
     self->frontend = endpoints_bind (args->endpoints, "agent", ZMQ_ROUTER);

@@ -53,6 +53,11 @@
 //  control-plane pool's bounded queue can produce meanwhile)
 #define HTTP_INVALIDATE_BACKLOG 10000
 
+//  A chat's server-sent events: the largest one sent as it is, and the most
+//  a client may leave unread (past either, a marker goes instead)
+#define HTTP_STREAM_EVENT_MAX   (4 * 1024 * 1024)
+#define HTTP_STREAM_BACKLOG_MAX (16 * 1024 * 1024)
+
 typedef struct _request_t request_t;
 
 typedef struct {
@@ -101,6 +106,7 @@ struct _request_t {
     bool stream_suspended;          //  Suspended in the content reader, waiting for events
     char *stream_data;              //  Events not sent yet
     size_t stream_size;             //  Bytes in stream_data
+    size_t stream_sent;             //  Of those, bytes already handed to MHD
     struct MHD_Connection *connection;  //  For resume
     int status;                     //  Status we answered
     int reply_status;               //  Status from the gateway REPLY
@@ -439,8 +445,23 @@ s_stream_append (request_t *request, const char *name, cJSON *data)
 {
     //  Printed unformatted, so the data is one line whatever was sent
     char *text = data ? cJSON_PrintUnformatted (data) : strdup ("null");
+    size_t unsent = request->stream_size - request->stream_sent;
+    if (text && (strlen (text) > HTTP_STREAM_EVENT_MAX || unsent + strlen (text) > HTTP_STREAM_BACKLOG_MAX)) {
+        //  A huge tool result, or a client that does not read: the client
+        //  gets a marker, not the bytes, so memory stays bounded
+        zsys_warning ("http: chat %s: a %zu-byte '%s' event is too large to stream; sent a marker",
+                      request->id, strlen (text), name);
+        free (text);
+        text = strdup ("{\"truncated\":true,\"detail\":\"Too large to stream; see the function's logs\"}");
+    }
     char *event = zsys_sprintf ("event: %s\ndata: %s\n\n", name, text);
     size_t size = strlen (event);
+    if (request->stream_sent > 0) {
+        //  Drop what MHD already took, once per event (not per read)
+        memmove (request->stream_data, request->stream_data + request->stream_sent, unsent);
+        request->stream_size = unsent;
+        request->stream_sent = 0;
+    }
     request->stream_data = (char *) realloc (request->stream_data, request->stream_size + size);
     memcpy (request->stream_data + request->stream_size, event, size);
     request->stream_size += size;
@@ -474,11 +495,13 @@ static ssize_t
 s_stream_reader (void *cls, uint64_t position, char *buffer, size_t max)
 {
     request_t *request = (request_t *) cls;
-    if (request->stream_size) {
-        size_t size = request->stream_size < max ? request->stream_size : max;
-        memcpy (buffer, request->stream_data, size);
-        memmove (request->stream_data, request->stream_data + size, request->stream_size - size);
-        request->stream_size -= size;
+    size_t unsent = request->stream_size - request->stream_sent;
+    if (unsent) {
+        size_t size = unsent < max ? unsent : max;
+        memcpy (buffer, request->stream_data + request->stream_sent, size);
+        request->stream_sent += size;
+        if (request->stream_sent == request->stream_size)
+            request->stream_sent = request->stream_size = 0;
         return (ssize_t) size;
     }
     if (request->stream_done)
@@ -1013,7 +1036,8 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     //  This thread never touches SQLite: handlers without a store here,
     //  the control-plane threads (each with its own store) for the rest
     self->api = api_new (NULL);
-    api_set_config (self->api, self->config->auth, self->config->clerk_publishable_key, CLOWDY_VERSION);
+    api_set_config (self->api, self->config->auth, self->config->clerk_publishable_key, CLOWDY_VERSION,
+                    config_ai_configured (self->config));
     auth_config_t auth_config = {
         .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,

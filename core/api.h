@@ -57,10 +57,12 @@ typedef struct _api_t api_t;
 api_t *
     api_new (store_t *store);
 
-//  What GET /api/config answers: {auth_mode, clerk_publishable_key?, version}.
+//  What GET /api/config answers: {auth_mode, clerk_publishable_key?, version,
+//  assistant: {configured}} (the UI says the assistant is not set up before
+//  anyone types to it).
 void
     api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishable_key,
-                    const char *version);
+                    const char *version, bool assistant_configured);
 
 //  The flags of the route method and path name (API_PUBLIC, API_NO_STORE,
 //  or 0), API_NO_STORE for a known path under another method (a 405), or -1

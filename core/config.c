@@ -185,6 +185,12 @@ config_parse (config_t *config, int argc, char **argv, char *error, size_t error
     return 0;
 }
 
+bool
+config_ai_configured (const config_t *config)
+{
+    return *config->ai_api_key || strneq (config->ai_base_url, "https://api.groq.com/openai/v1");
+}
+
 void
 config_reset (config_t *config)
 {

@@ -77,6 +77,11 @@ void
 void
     config_usage (FILE *out);
 
+//  Is a model provider set for the AI assistant? A key, or a base URL of
+//  one's own (a local server such as Ollama needs no key).
+bool
+    config_ai_configured (const config_t *config);
+
 void
     config_test (bool verbose);
 

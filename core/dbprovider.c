@@ -23,7 +23,8 @@
     ========================================================================= */
 
 #include <czmq.h>
-#include <ftw.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include "core/dbprovider.h"
 
@@ -131,12 +132,40 @@ s_sqlite_create (const config_t *config, char *error, size_t error_size)
     return self;
 }
 
+//  Remove everything under the directory open as dir_fd. The function may
+//  still run while this does, and may swap any entry for a symlink at any
+//  moment: every step is relative to a descriptor and never follows a link
+//  (openat O_NOFOLLOW, unlinkat), so no swap can lead it out of the tree,
+//  as a walk by path name (nftw) could. 0, or -1 if something stayed.
 static int
-s_remove_entry (const char *path, const struct stat *info, int flag, struct FTW *ftw)
+s_remove_under (int dir_fd, int depth)
 {
-    (void) info; (void) ftw;
-    int rc = flag == FTW_DP? rmdir (path): unlink (path);
-    return rc && errno != ENOENT? -1: 0;
+    int copy = dup (dir_fd);
+    DIR *dir = copy >= 0? fdopendir (copy): NULL;
+    if (!dir) {
+        if (copy >= 0)
+            close (copy);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        if (streq (entry->d_name, ".") || streq (entry->d_name, ".."))
+            continue;
+        int child = openat (dir_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) {
+            if (depth >= 32 || s_remove_under (child, depth + 1))
+                rc = -1;
+            close (child);
+            if (unlinkat (dir_fd, entry->d_name, AT_REMOVEDIR) && errno != ENOENT)
+                rc = -1;
+        }
+        else
+        if (unlinkat (dir_fd, entry->d_name, 0) && errno != ENOENT)
+            rc = -1;
+    }
+    closedir (dir);
+    return rc;
 }
 
 static int
@@ -145,18 +174,25 @@ s_sqlite_deprovision (void *state, const char *project_id, const char *external_
 {
     (void) external_id;
     s_sqlite_t *self = (s_sqlite_t *) state;
-    char *dir = zsys_sprintf ("%s/%s", self->root, project_id);
-    //  Depth first, not following links: the function may have made any
-    //  files and links there
-    int rc = nftw (dir, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    if (rc && errno != ENOENT) {
-        snprintf (error, error_size, "Could not remove the database files: %s", strerror (errno));
-        zsys_error ("database: cannot remove %s: %s", dir, strerror (errno));
-        free (dir);
-        return -1;
+    int rc = 0;
+    int root = open (self->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = root >= 0? openat (root, project_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC): -1;
+    if (dir >= 0) {
+        rc = s_remove_under (dir, 0);
+        close (dir);
+        if (rc == 0 && unlinkat (root, project_id, AT_REMOVEDIR) && errno != ENOENT)
+            rc = -1;
     }
-    free (dir);
-    return 0;
+    else
+    if (root < 0 || errno != ENOENT)
+        rc = -1;
+    if (rc) {
+        snprintf (error, error_size, "Could not remove the database files: %s", strerror (errno));
+        zsys_error ("database: cannot remove %s/%s: %s", self->root, project_id, strerror (errno));
+    }
+    if (root >= 0)
+        close (root);
+    return rc;
 }
 
 static int
@@ -245,8 +281,27 @@ dbprovider_test (bool verbose)
     FILE *handle = fopen (extra, "w");
     assert (handle);
     fclose (handle);
+    //  A function's links lead nowhere: a link to a directory outside (here
+    //  the data dir, holding a file of the server's) and a nested directory
+    //  go; what the link points at stays
+    char *outside = zsys_sprintf ("%s/server-file", data_dir);
+    handle = fopen (outside, "w");
+    assert (handle);
+    fclose (handle);
+    char *link = zsys_sprintf ("%s/escape", info.mount_source);
+    assert (symlink (data_dir, link) == 0);
+    char *nested = zsys_sprintf ("%s/a", info.mount_source);
+    assert (mkdir (nested, 0777) == 0);
+    char *nested_link = zsys_sprintf ("%s/a/up", info.mount_source);
+    assert (symlink (data_dir, nested_link) == 0);
     assert (dbprovider_deprovision (provider, "abcdefabcdef", NULL, error, sizeof error) == 0);
     assert (stat (info.mount_source, &status) == -1 && errno == ENOENT);
+    assert (stat (outside, &status) == 0);
+    unlink (outside);
+    zstr_free (&outside);
+    zstr_free (&link);
+    zstr_free (&nested);
+    zstr_free (&nested_link);
     assert (dbprovider_deprovision (provider, "abcdefabcdef", NULL, error, sizeof error) == 0);
     zstr_free (&extra);
     zstr_free (&file);

@@ -25,6 +25,10 @@
 #include <curl/curl.h>
 #include "core/llm.h"
 
+//  Tool calls we take from one turn of the model, streamed or not; a reply
+//  that asks for more gets the first ones (the rest are never run)
+#define LLM_TOOL_CALLS_MAX 64
+
 //  --------------------------------------------------------------------------
 //  Request
 
@@ -150,6 +154,8 @@ llm_parse_reply (long http_status, const char *body, size_t size, const char *re
             cJSON *call;
             int index = 0;
             cJSON_ArrayForEach (call, cJSON_GetObjectItem (message, "tool_calls")) {
+                if (index >= LLM_TOOL_CALLS_MAX)
+                    break;
                 cJSON *function = cJSON_GetObjectItem (call, "function");
                 const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (function, "name"));
                 const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (call, "id"));
@@ -185,7 +191,6 @@ llm_parse_reply (long http_status, const char *body, size_t size, const char *re
 //  --------------------------------------------------------------------------
 //  Streamed reply: one `data: {chunk}` line per event
 
-#define STREAM_TOOL_CALLS_MAX 64    //  Tool call indexes we accept in one turn
 
 typedef struct {
     bool seen;                      //  At least one data: line
@@ -268,7 +273,7 @@ s_stream_line (s_stream_t *stream, const char *line, size_t size)
         double number = cJSON_GetNumberValue (cJSON_GetObjectItem (call, "index"));
         int index = isnan (number) ? position : (int) number;
         position++;
-        if (index < 0 || index >= STREAM_TOOL_CALLS_MAX)
+        if (index < 0 || index >= LLM_TOOL_CALLS_MAX)
             continue;
         if (!stream->calls)
             stream->calls = cJSON_CreateArray ();

@@ -211,9 +211,19 @@ s_rest (tools_context_t *context, const char *method, const char *path, const ch
     api_response_t response = { 0 };
     int rc = api_handle (context->api, &request, &response);
     *status_p = rc ? 404 : response.status;
-    if (response.invalidate && context->gateway
-    &&  msg_send_invalidate (context->gateway, NULL, response.invalidate))
-        zsys_error ("agent: could not send INVALIDATE '%s' to gateway", response.invalidate);
+    if (response.invalidate && context->gateway) {
+        //  The write is done: its INVALIDATE must reach gateway, or gateway
+        //  serves the old code or env. This is a helper thread, not an actor
+        //  loop, so it may wait (up to 5 s) for room in gateway's queue.
+        int64_t give_up = zclock_mono () + 5000;
+        while (msg_send_invalidate (context->gateway, NULL, response.invalidate)) {
+            if (zclock_mono () > give_up) {
+                zsys_error ("agent: could not send INVALIDATE '%s' to gateway", response.invalidate);
+                break;
+            }
+            zclock_sleep (10);
+        }
+    }
     cJSON *reply = response.body ? cJSON_Parse (response.body) : NULL;
     api_response_reset (&response);
     return reply ? reply : cJSON_CreateNull ();

@@ -536,9 +536,14 @@ async function main() {
     await page.goto(server.url + "/");
     await page.getByTestId("chat-toggle").click();
     const panel = page.getByTestId("chat-panel");
-    await panel.getByLabel("Message").fill("hello");
-    await panel.getByRole("button", { name: "Send" }).click();
-    await panel.locator("[data-testid=chat-error], .bg-muted").filter({ hasText: /\S/ }).first().waitFor({ timeout: INVOKE_T });
+    // This server has no model provider: the panel says so before anyone types, and sends nothing
+    const notice = panel.getByTestId("chat-not-configured");
+    await notice.waitFor({ timeout: INVOKE_T });
+    assert(/not set up/.test(await notice.textContent()), "the panel should say the assistant is not set up");
+    assert(await panel.getByLabel("Message").isDisabled(), "there is nothing to type to");
+    // Escape closes the panel
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => document.querySelector("[data-testid=chat-panel]")?.getAttribute("aria-hidden") === "true");
   });
 
   await step("the assistant makes a function and shows its steps", ["dashboard loads"], async () => {
@@ -580,6 +585,8 @@ async function main() {
       await page.goto(ai.url + "/functions");
       await page.getByText("No functions yet").waitFor();
       await page.getByTestId("chat-toggle").click();
+      // The panel takes focus: the message box is ready to type in
+      await page.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Message");
       const panel = page.getByTestId("chat-panel");
       await panel.getByLabel("Message").fill("Make a greeter function and test it");
       await panel.getByRole("button", { name: "Send" }).click();

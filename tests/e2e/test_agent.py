@@ -259,6 +259,22 @@ def test_malformed_arguments_and_unknown_tool_are_errors_the_model_sees(server, 
     assert len(seen) == 3 and all("error" in result for result in seen.values())
 
 
+def test_a_turn_asking_for_hundreds_of_tool_calls_runs_only_the_first_64(server, fake):
+    seen = {}
+
+    def answer(body):
+        seen.update(tool_results(body))
+        return text_reply("Listed.")
+
+    fake.script(tools_reply(*[call("list_functions", {}) for _ in range(300)]), answer)
+    r = chat(server, "List my functions, a lot")
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    assert reply["response"] == "Listed."
+    assert len(reply["tool_calls"]) == 64 and all(t["ok"] for t in reply["tool_calls"])
+    assert len(seen) == 64          # and the model got one answer for each call it was told ran
+
+
 def test_secret_values_never_reach_the_model(server, fake):
     project = server.post("/api/projects", json={"name": "p-" + uuid.uuid4().hex[:6]}).json()
     server.post("/api/projects/%s/env" % project["id"],

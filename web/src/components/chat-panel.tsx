@@ -2,7 +2,9 @@
 // happen). Each answer shows the tool steps the assistant took (name, arguments, result; folded by
 // default), links to the functions it made or changed, and a stop button while it works. When the server has no assistant configured (503 saying how) or the
 // model provider fails, the panel says so plainly, and still lists the steps that ran before the fault.
-import { useRef, useState } from "react";
+// /api/config says whether a provider is set, so an unconfigured server says so before anyone types.
+// The panel takes focus when it opens and closes on Escape.
+import { useEffect, useRef, useState } from "react";
 import { Link } from "react-router";
 import { Bot, Send, Square, X } from "lucide-react";
 import { ApiError, chatStream, type ChatMessage, type ChatToolCall } from "@/lib/api";
@@ -10,6 +12,7 @@ import { Button } from "@/components/ui/button";
 import { Textarea } from "@/components/ui/textarea";
 import { Spinner } from "@/components/ui/skeleton";
 import { errorMessage } from "@/components/common";
+import { fetchConfig } from "@/lib/auth";
 import { cn } from "@/lib/utils";
 
 interface Entry extends ChatMessage { tool_calls?: ChatToolCall[]; failed?: boolean }
@@ -90,7 +93,27 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const bottom = useRef<HTMLDivElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
   const controller = useRef<AbortController | null>(null);
+  // null until /api/config answers; false: no model provider on this server
+  const [configured, setConfigured] = useState<boolean | null>(null);
+
+  useEffect(() => {
+    if (!open || configured !== null) return;
+    void fetchConfig().then((c) => {
+      const assistant = c.assistant as { configured?: unknown } | undefined;
+      setConfigured(assistant && typeof assistant.configured === "boolean" ? assistant.configured : true);
+    });
+  }, [open, configured]);
+
+  // Focus the message box on open; Escape closes the panel
+  useEffect(() => {
+    if (!open) return;
+    const focus = window.setTimeout(() => input.current?.focus(), 50);
+    const onKey = (e: KeyboardEvent) => { if (e.key === "Escape") onClose(); };
+    window.addEventListener("keydown", onKey);
+    return () => { window.clearTimeout(focus); window.removeEventListener("keydown", onKey); };
+  }, [open, onClose]);
 
   function acted(calls: ChatToolCall[]) {
     // A step that changed something: refresh the page behind the panel
@@ -161,7 +184,14 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
         <Button variant="ghost" size="icon" className="ml-auto" aria-label="Close assistant" onClick={onClose}><X /></Button>
       </div>
       <div className="flex-1 space-y-3 overflow-y-auto p-4 text-sm">
-        {messages.length === 0 && (
+        {configured === false && (
+          <div role="status" data-testid="chat-not-configured" className="rounded-lg border px-3 py-2">
+            The AI assistant is not set up on this server. An administrator can start Clowdy with
+            {" "}<code>--ai-api-key KEY</code> (Groq) or <code>--ai-base-url URL</code> for another
+            OpenAI-compatible provider; everything else in Clowdy works without it.
+          </div>
+        )}
+        {messages.length === 0 && configured !== false && (
           <p className="text-muted-foreground">
             Ask the assistant to create a function, explain an error, or add a route. It acts on your projects through the same API as this UI.
           </p>
@@ -197,7 +227,9 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
       </div>
       <form className="flex gap-2 border-t p-3" onSubmit={(e) => { e.preventDefault(); void send(); }}>
         <Textarea
+          ref={input}
           value={draft}
+          disabled={configured === false}
           onChange={(e) => setDraft(e.target.value)}
           onKeyDown={(e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); void send(); } }}
           placeholder="Ask something…"
@@ -205,7 +237,7 @@ export function ChatPanel({ open, onClose, onActed }: { open: boolean; onClose: 
           className="min-h-10 resize-none"
           rows={2}
         />
-        <Button type="submit" size="icon" disabled={busy || !draft.trim()} aria-label="Send"><Send /></Button>
+        <Button type="submit" size="icon" disabled={busy || !draft.trim() || configured === false} aria-label="Send"><Send /></Button>
       </form>
     </aside>
   );
