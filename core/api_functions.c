@@ -9,7 +9,8 @@
     - Saving code identical to the active version's makes no new version;
       a new version is numbered max+1, so a save after a rollback never
       collides.
-    - Invocation duration_ms is duration_us rounded to the nearest ms.
+    - Invocation duration_ms is duration_us rounded to the nearest ms; both
+      are sent (the console shows sub-ms durations), with peak_memory_kb.
     - Writes set "function <id>"; deleting a function that routes point to
       sets "project <id>" (its routes went with it, so the project's route
       table must go too).
@@ -321,7 +322,7 @@ api_invocations_list (api_call_t *call)
     return api_reply (call, 200, store_query (call->store,
         "SELECT id, function_id, input, output, status, error,"
         "       (duration_us + 500) / 1000 AS duration_ms, source, http_method, http_path,"
-        "       created_at, cold_start, version, logs"
+        "       created_at, cold_start, version, logs, duration_us, peak_memory_kb"
         "  FROM invocations WHERE function_id = ?"
         " ORDER BY created_at DESC, rowid DESC LIMIT ?", "si", function_id, (int) limit));
 }
@@ -503,6 +504,7 @@ api_functions_test (bool verbose)
     cJSON *newest = cJSON_GetArrayItem (reply, 0);
     assert (streq (api_test_str (newest, "created_at"), stamps [59]));
     assert (api_test_num (newest, "duration_ms") == 2 && api_test_num (newest, "version") == 3);
+    assert (api_test_num (newest, "duration_us") == 2000);
     assert (cJSON_IsFalse (cJSON_GetObjectItem (newest, "cold_start")));
     assert (cJSON_IsNull (cJSON_GetObjectItem (newest, "logs")));
     cJSON_Delete (reply);

@@ -58,3 +58,7 @@ def test_a_successful_call_keeps_its_json_output(server):
     record = record_of(server, function["id"], result["invocation_id"])
     assert record["status"] == "success" and record["output"] == '{"n":42}', record
     assert not record.get("error"), record
+    # The console shows sub-ms durations and peak memory from the record itself
+    assert isinstance(record["duration_us"], int) and record["duration_us"] > 0, record
+    assert abs(record["duration_ms"] - record["duration_us"] / 1000) <= 0.5, record
+    assert isinstance(record["peak_memory_kb"], int) and record["peak_memory_kb"] > 0, record
