@@ -34,7 +34,7 @@ typedef struct {
 //  The actor named by CLOWDY_DEBUG_WEDGE, or NULL. Set once by main before
 //  any actor starts, read-only afterwards.
 static char s_wedge_name [64];
-static int64_t s_wedge_ms = 0;       //  0: for ever
+static char s_wedge_until [256];    //  A file whose creation ends the stall, or ""
 
 //  True in the thread of the actor to wedge
 static __thread bool s_wedged = false;
@@ -99,11 +99,11 @@ void
 actor_ready (zsock_t *pipe)
 {
     zstr_send (pipe, "READY");
-    if (s_wedged && s_wedge_ms > 0) //  Test hook: see actor.h
-        zclock_sleep ((int) s_wedge_ms);
-    else
-    while (s_wedged)
-        zclock_sleep (3600 * 1000);
+    while (s_wedged) {              //  Test hook: see actor.h
+        if (*s_wedge_until && access (s_wedge_until, F_OK) == 0)
+            break;
+        zclock_sleep (*s_wedge_until? 10: 3600 * 1000);
+    }
 }
 
 void
@@ -129,7 +129,7 @@ void
 actor_set_wedge (const char *spec)
 {
     *s_wedge_name = 0;
-    s_wedge_ms = 0;
+    *s_wedge_until = 0;
     if (!spec || !*spec)
         return;
     const char *colon = strchr (spec, ':');
@@ -139,7 +139,7 @@ actor_set_wedge (const char *spec)
     memcpy (s_wedge_name, spec, len);
     s_wedge_name [len] = 0;
     if (colon)
-        s_wedge_ms = atoll (colon + 1);
+        snprintf (s_wedge_until, sizeof s_wedge_until, "%s", colon + 1);
 }
 
 //  --------------------------------------------------------------------------
@@ -203,6 +203,31 @@ actor_test (bool verbose)
     good = actor_start (s_good_actor, NULL, "good", &reason);
     assert (good);
     zactor_destroy (&good);
+
+    //  Wedged until a file exists: no answer before, the PING answered after
+    char until [] = "/tmp/clowdy-actor-test-XXXXXX";
+    int fd = mkstemp (until);
+    assert (fd >= 0);
+    close (fd);
+    unlink (until);
+    char spec [64];
+    snprintf (spec, sizeof spec, "good:%s", until);
+    actor_set_wedge (spec);
+    good = actor_start (s_good_actor, NULL, "good", &reason);
+    assert (good);
+    zstr_send (good, "PING");
+    zsock_set_rcvtimeo (good, 200);
+    reply = zstr_recv (good);
+    assert (reply == NULL);                 //  Stalled
+    fd = open (until, O_CREAT | O_WRONLY, 0600);
+    assert (fd >= 0);
+    close (fd);
+    zsock_set_rcvtimeo (good, 10000);
+    reply = zstr_recv (good);
+    assert (reply && streq (reply, "PONG"));
+    zstr_free (&reply);
+    zactor_destroy (&good);
+    unlink (until);
     actor_set_wedge (NULL);
     printf ("OK\n");
 }

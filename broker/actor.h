@@ -65,10 +65,10 @@ void
 void
     actor_failed (zsock_t *pipe, const char *format, ...) CHECK_PRINTF (2);
 
-//  Test hook (CLOWDY_DEBUG_WEDGE=<actor>[:<ms>], read once by main): the
+//  Test hook (CLOWDY_DEBUG_WEDGE=<actor>[:<file>], read once by main): the
 //  named actor, once READY, sleeps instead of serving, as a stuck actor
-//  would: for ever, or for ms milliseconds and then serves what queued up
-//  meanwhile. Lets the e2e tests prove that shutdown is bounded and that a
+//  would: for ever, or until the file exists, and then serves what queued
+//  up meanwhile (the test says when, so no clock decides it). Lets the e2e tests prove that shutdown is bounded and that a
 //  full queue is refused, not waited on. NULL: none.
 void
     actor_set_wedge (const char *spec);

@@ -6,7 +6,6 @@ A flood larger than the queues gets 429/503 with Retry-After for what cannot be 
 hangs, and the server answers normally after.
 """
 import concurrent.futures
-import os
 import signal
 import socket
 import time

@@ -475,10 +475,8 @@ def test_crash_is_502(server, failing):
 
 
 def test_timeout_is_504(server, failing):
-    started = time.time()
     message = detail(gateway(server, failing, "GET", "/f/sleep"), 504)
-    assert "timed out" in message.lower()
-    assert time.time() - started < slow(3.5)              # the function's 1 s, not its 60 s sleep
+    assert "timed out after 1 s" in message, message      # the function's 1 s, not its 60 s sleep
     assert ok(gateway(server, failing, "GET", "/f/ok")) == "fine"
 
 

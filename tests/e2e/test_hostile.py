@@ -12,6 +12,7 @@ and the sandbox's privileges seen from inside and from the host.
 The module shares one server; every test makes its own functions.
 """
 import concurrent.futures
+import contextlib
 import os
 import re
 import threading
@@ -20,12 +21,11 @@ import uuid
 
 import pytest
 
-from conftest import descendants, slow
+from conftest import descendants, slow, wait_for
 
 ID = re.compile(r"^[0-9a-f]{12}$")
 # A warm call answers in milliseconds; this leaves room for a busy box, stretched by the machine's
 # calibrated slowness (conftest.slow: several times under tests/vm's emulator).
-NORMAL_SECONDS = slow(1.5)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -100,36 +100,48 @@ def normal(server):
 
 
 def healthy(server, normal):
-    """The server is up and a normal function answers correctly within normal time."""
+    """The server is up and a normal function answers correctly."""
     assert server.proc.poll() is None, "server died:\n" + server.log()[-3000:]
     assert ok(server.get("/api/health")) == {"status": "ok"}
     nonce = uuid.uuid4().hex
-    started = time.time()
     assert succeeded(invoke(server, normal["id"], nonce)) == {"echo": nonce}
-    elapsed = time.time() - started
-    assert elapsed < NORMAL_SECONDS, elapsed
+
+
+def assert_ran_its_timeout(server, function, result, seconds):
+    """The record says timeout, and the run lasted its whole limit (as the server measured it):
+    the limit fired, not something earlier."""
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "timeout", record
+    assert record["duration_ms"] >= seconds * 1000 - 100, record
 
 
 class Prober:
-    """Calls the normal function in a loop on a thread while an attack runs; keeps the latencies."""
+    """Calls the normal function in a loop on a thread while an attack runs.
+
+    The attack is the call made inside `with prober.attack():`. check() asserts that the normal
+    function never failed and that some of its calls were answered while the attack
+    was in flight: the attack did not starve the rest of the server. That is an order of events,
+    not a latency, so it holds on a machine of any speed."""
 
     def __init__(self, server, normal):
         self.server, self.normal = server, normal
-        self.latencies, self.failures = [], []
+        self.calls, self.failures = [], []      # (started, ended) of each successful probe
+        self.window = None                      # (started, ended) of the attack
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            started = time.time()
+            started = time.monotonic()
             try:
-                result = invoke(self.server, self.normal["id"], "probe", timeout=10)   # slow()ed by invoke
+                result = invoke(self.server, self.normal["id"], "probe")
                 if result.get("output") != {"echo": "probe"}:
                     self.failures.append(result)
+                else:
+                    self.calls.append((started, time.monotonic()))
             except Exception as e:               # noqa: BLE001 - recorded, asserted on below
                 self.failures.append(repr(e))
-            self.latencies.append(time.time() - started)
-            self._stop.wait(0.05)
+            self._stop.wait(0.02)
 
     def __enter__(self):
         self._thread.start()
@@ -137,12 +149,22 @@ class Prober:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(15)
+        self._thread.join(slow(30))
+
+    @contextlib.contextmanager
+    def attack(self):
+        # Wait for the first probe, so the probes are under way when the attack starts
+        wait_for(lambda: self.calls or self.failures, 30, "no probe answered before the attack")
+        started = time.monotonic()
+        yield
+        self.window = (started, time.monotonic())
 
     def check(self):
         assert not self.failures, self.failures
-        assert len(self.latencies) >= 3, self.latencies
-        assert max(self.latencies) < NORMAL_SECONDS, sorted(self.latencies)[-5:]
+        assert self.window, "check() needs the attack made inside `with prober.attack():`"
+        during = [c for c in self.calls if self.window[0] <= c[1] <= self.window[1]]
+        assert during, "no call of the normal function was answered while the attack ran: %r %r" % (
+            self.window, self.calls[-5:])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,12 +187,10 @@ def test_fork_bomb(server, normal):
     assert before >= 1                                      # the pre-started sandboxes, at least
     function = make_function(server, FORK_BOMB, timeout_seconds=2)
     with Prober(server, normal) as prober:
-        started = time.time()
-        result = invoke(server, function["id"])
-        elapsed = time.time() - started
-    assert "timed out" in failed(result)
-    assert elapsed < slow(6), elapsed                       # the 2 s limit holds against it
-    assert record_of(server, function["id"], result["invocation_id"])["status"] == "timeout"
+        with prober.attack():
+            result = invoke(server, function["id"])
+    assert "timed out after 2 s" in failed(result)          # its own limit held against it
+    assert_ran_its_timeout(server, function, result, 2)
     prober.check()
     # Every forked process went with the sandbox (the pids cap is 64; slack for the pre-start pool)
     wait_tree_at_most(server, before + 6)
@@ -206,12 +226,12 @@ def handler(input):
 def test_memory_bomb(server, normal):
     code = "def handler(input):\n    hoard = []\n    while True:\n        hoard.append(bytearray(1 << 20))\n"
     function = make_function(server, code, memory_mb=64)
-    started = time.time()
     result = invoke(server, function["id"])
     error = failed(result)
     assert "memory" in error.lower() and "64" in error, error
-    assert time.time() - started < slow(10)
-    assert record_of(server, function["id"], result["invocation_id"])["status"] == "error"
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert record["status"] == "error"
+    assert 0 < record["peak_memory_kb"] <= 64 * 1024, record   # held at its limit
     healthy(server, normal)
 
 
@@ -219,12 +239,10 @@ def test_infinite_loop(server, normal):
     function = make_function(server, "def handler(input):\n    while True:\n        pass\n",
                              timeout_seconds=1)
     with Prober(server, normal) as prober:
-        started = time.time()
-        result = invoke(server, function["id"])
-        elapsed = time.time() - started
-    assert "timed out" in failed(result)
-    assert 0.9 < elapsed < slow(4), elapsed                # the 1 s limit: not earlier, not never
-    assert record_of(server, function["id"], result["invocation_id"])["status"] == "timeout"
+        with prober.attack():
+            result = invoke(server, function["id"])
+    assert "timed out after 1 s" in failed(result)          # the 1 s limit: not never
+    assert_ran_its_timeout(server, function, result, 1)     # and not earlier
     prober.check()
     healthy(server, normal)
 
@@ -242,11 +260,10 @@ def handler(input):
 """
     function = make_function(server, code, timeout_seconds=2)
     with Prober(server, normal) as prober:
-        started = time.time()
-        result = invoke(server, function["id"])
-        elapsed = time.time() - started
-    assert "timed out" in failed(result)
-    assert elapsed < slow(5), elapsed
+        with prober.attack():
+            result = invoke(server, function["id"])
+    assert "timed out after 2 s" in failed(result)
+    assert_ran_its_timeout(server, function, result, 2)
     prober.check()
     healthy(server, normal)
 
@@ -277,9 +294,9 @@ def test_signals_ignored_do_not_save_it_from_the_timeout(server, normal):
             "    signal.signal(number, signal.SIG_IGN)\n"
             "def handler(input):\n    while True:\n        pass\n")
     function = make_function(server, code, timeout_seconds=1)
-    started = time.time()
-    assert "timed out" in failed(invoke(server, function["id"]))
-    assert time.time() - started < slow(4)
+    result = invoke(server, function["id"])
+    assert "timed out after 1 s" in failed(result)
+    assert_ran_its_timeout(server, function, result, 1)
     healthy(server, normal)
 
 
@@ -295,10 +312,9 @@ def test_attacks_while_loading(server, normal, module_code, expect):
     """The same attacks from module-level code, which runs while the environment loads."""
     code = module_code + "\ndef handler(input):\n    return 'never'\n"
     function = make_function(server, code, memory_mb=64)
-    started = time.time()
     result = invoke(server, function["id"])
     assert expect in failed(result)
-    assert time.time() - started < slow(5)
+    assert "timed out" not in result["error"]               # each ends it at once, not its timeout
     assert record_of(server, function["id"], result["invocation_id"])["status"] == "error"
     healthy(server, normal)
 
@@ -307,9 +323,10 @@ def test_printing_100_mb_while_loading(server, normal):
     code = ("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * (1 << 20))\n"
             "def handler(input):\n    return 'loaded'\n")
     function = make_function(server, code)
-    started = time.time()
-    assert succeeded(invoke(server, function["id"])) == "loaded"
-    assert time.time() - started < slow(10)
+    result = invoke(server, function["id"])
+    assert succeeded(result) == "loaded"
+    record = record_of(server, function["id"], result["invocation_id"])
+    assert len(record["logs"]) < 1 << 20, len(record["logs"])      # capped, not 100 MB kept
     healthy(server, normal)
 
 
@@ -319,11 +336,9 @@ def test_infinite_loop_while_loading(server, normal):
     function = make_function(server, "while True:\n    pass\ndef handler(input):\n    return 1\n",
                              timeout_seconds=1)
     with Prober(server, normal) as prober:
-        started = time.time()
-        result = invoke(server, function["id"])
-        elapsed = time.time() - started
+        with prober.attack():
+            result = invoke(server, function["id"])
     assert "timed out" in failed(result)
-    assert elapsed < slow(15), elapsed
     assert record_of(server, function["id"], result["invocation_id"])["status"] == "timeout"
     prober.check()
     healthy(server, normal)
@@ -451,11 +466,9 @@ def handler(input):
     return {"mb": written, "errno": None}
 """
     function = make_function(server, code)
-    started = time.time()
     output = succeeded(invoke(server, function["id"]))
     assert output["errno"] == 28, output                    # ENOSPC: /tmp is a size-capped tmpfs
     assert 1 <= output["mb"] < 128, output                  # capped below the memory limit
-    assert time.time() - started < slow(10)
     healthy(server, normal)
 
 
@@ -497,12 +510,10 @@ def handler(input):
 def test_no_sockets_when_network_is_off(server, normal):
     port = int(server.url.rsplit(":", 1)[1])
     function = make_function(server, SOCKETS)
-    started = time.time()
     output = succeeded(invoke(server, function["id"], {"port": port}))
     for name in ["outside", "outside_dns", "server", "server_v6", "udp", "netlink", "packet"]:
         assert output[name] not in ("CONNECTED", "OPENED"), (name, output)
     assert output["unix"] == "local"                        # AF_UNIX stays usable
-    assert time.time() - started < slow(5)
     healthy(server, normal)
 
 
@@ -702,11 +713,8 @@ def test_printing_100_mb(server, normal):
     code = "import sys\ndef handler(input):\n    chunk = 'x' * (1 << 20)\n    for _ in range(100):\n" \
            "        sys.stdout.write(chunk)\n    print('the end')\n    return 'printed'\n"
     function = make_function(server, code)
-    started = time.time()
     result = invoke(server, function["id"])
-    elapsed = time.time() - started
     assert succeeded(result) == "printed"
-    assert elapsed < slow(10), elapsed
     record = record_of(server, function["id"], result["invocation_id"])
     assert record["status"] == "success"
     assert len(record["logs"]) < 1 << 20, len(record["logs"])
@@ -772,10 +780,8 @@ def test_protocol_fd_attacks(server, normal, attack):
     code = "import os\ndef handler(input):\n    if input.get('attack'):\n        %s\n    return 'fine'\n" % attack
     function = make_function(server, code, timeout_seconds=3)
     assert succeeded(invoke(server, function["id"])) == "fine"
-    started = time.time()
     result = invoke(server, function["id"], {"attack": True})
     failed(result)
-    assert time.time() - started < slow(5)
     again = invoke(server, function["id"])
     assert succeeded(again) == "fine" and again["cold_start"] is True
     healthy(server, normal)
@@ -806,19 +812,18 @@ def handler(input):
         return "spawned"
     time.sleep(0.1)
     return open("/tmp/seen").read() if os.path.exists("/tmp/seen") else "no child"
-""" % (marker, 200 * slow(1))           # 200 looks 0.02 s apart: twice the bound below
+""" % (marker, 200 * slow(1))           # looks for about 4 s, stretched on a slow machine
     before = len(descendants(server.proc.pid))
     function = make_function(server, code)
-    started = time.time()
     assert succeeded(invoke(server, function["id"], {"spawn": True})) == "spawned"
-    assert time.time() - started < slow(2)                 # the result does not wait for the children
     other = make_function(server, "def handler(input):\n    open('/tmp/b-secret-' + input, 'w').write('x')\n"
                                   "    return 'written'\n")
     assert succeeded(invoke(server, other["id"], "1")) == "written"
     again = invoke(server, function["id"])
     assert again["cold_start"] is False
     assert succeeded(again) == ""                           # the child ran, and saw nothing of B's
-    # The sleep it left is on the host under the server; deleting the function ends it
+    # The result did not wait for the children: the sleep it left is still running, on the host
+    # under the server; deleting the function ends it
     assert any(line == "sleep " + marker for line in cmdlines(descendants(server.proc.pid)))
     ok(server.delete("/api/functions/" + function["id"]))
     deadline = time.time() + slow(5)
@@ -912,7 +917,7 @@ def test_many_attacks_at_once(server, normal):
                                    "        a.append(bytearray(1 << 20))\n", memory_mb=64),
              make_function(server, "import os\ndef handler(input):\n    os.close(3)\n")]
     with Prober(server, normal) as prober:
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        with prober.attack(), concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lambda f: invoke(server, f["id"]), bombs * 2))
     assert all(r["success"] is False for r in results), results
     prober.check()
@@ -936,11 +941,10 @@ def handler(input):
     out = {}
     for host in input["hosts"]:
         s = socket.socket(); s.settimeout(3)
-        started = time.time()
         try:
             s.connect((host, input["port"])); out[host] = "CONNECTED"
         except OSError as e:
-            out[host] = "%s after %.1f s" % (type(e).__name__, time.time() - started)
+            out[host] = type(e).__name__
     return out
 """
     try:
@@ -949,9 +953,8 @@ def handler(input):
         output = succeeded(invoke(server, function["id"], {"port": port, "hosts": hosts}))
         for host in hosts:
             assert not output[host].startswith("CONNECTED"), (host, output)
-        # Refused by a route, not by waiting for the 3 s connect timeout
+        # Refused by a route or the host, not by waiting for the 3 s connect timeout
         assert not any("timeout" in v.lower() for v in output.values()), output
-        assert all(float(v.split(" after ")[1].split()[0]) < slow(1.0) for v in output.values()), output
     finally:
         listener.close()
     healthy(server, normal)

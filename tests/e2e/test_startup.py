@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -24,10 +23,10 @@ import uuid
 import pytest
 import requests
 
-from conftest import BINARY, Server
+from conftest import BINARY, Server, slow
 
 START_BOUND = 20            # seconds a failed start may take to end the process
-SHUTDOWN_BOUND = 15 + 30    # drain (10 s) + stop margin (5 s), with a wide margin on top
+SHUTDOWN_BOUND = 15 + slow(30)   # hang guard: drain (10 s) + stop margin (5 s), and a margin
 
 
 def held_port():
@@ -112,18 +111,15 @@ def wedged_server(tmp_path, actor):
 def test_sigterm_ends_the_process_with_an_actor_wedged(tmp_path, actor):
     server = wedged_server(tmp_path, actor)
     assert server.get("/api/projects").status_code == 200     # http itself still serves
-    started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     try:
-        server.proc.wait(SHUTDOWN_BOUND)
+        server.proc.wait(SHUTDOWN_BOUND)            # a hang guard: the wedged actor never stops
     except subprocess.TimeoutExpired:
         server.proc.kill()
         pytest.fail("SIGTERM did not end the process with %s wedged:\n%s" % (actor, server.log()))
-    finally:
-        elapsed = time.monotonic() - started
+    # It ended because the shutdown watchdog gave up on the wedged actor, and says which
     assert server.proc.returncode != 0
     assert re.search(r"^clowdy: %s did not stop" % actor, server.log(), re.M), server.log()
-    assert elapsed < SHUTDOWN_BOUND
     server.stop()
 
 
@@ -149,14 +145,12 @@ def test_sigterm_with_an_invoke_stuck_behind_a_wedged_assignment(tmp_path):
     assert caller.is_alive() and not answer
     # The gateway's loop is not stuck in a send: it still answers what it can answer alone
     assert server.post("/api/invoke/aaaaaaaaaaaa", json={"input": {}}, timeout=10).status_code == 404
-    started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     try:
-        server.proc.wait(SHUTDOWN_BOUND)
+        server.proc.wait(SHUTDOWN_BOUND)            # a hang guard
     except subprocess.TimeoutExpired:
         server.proc.kill()
         pytest.fail("SIGTERM did not end the process:\n" + server.log())
-    assert time.monotonic() - started < SHUTDOWN_BOUND
     caller.join(10)
     assert not caller.is_alive()
     # The parked call got an answer (503 at shutdown, or a 5xx from its deadline), or at worst a closed

@@ -11,7 +11,6 @@ import math
 import time
 import uuid
 
-import pytest
 
 from conftest import slow
 

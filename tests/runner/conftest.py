@@ -3,30 +3,19 @@
 The runner is started the way the sandbox starts it (python3 -I -B runner.py, fd 3 the protocol
 socket, fds 0/1/2 on /dev/null), only without the sandbox. RUNNER_PYTHON picks the interpreter
 (default /usr/bin/python3, the one the sandbox uses); RUNNER_PATH another runner.py (for
-experiments). measure_round_trips is the helper behind the speed test. slow(seconds) stretches a
-time bound by the calibrated slowness of the machine under test (tests/speed.py).
+experiments).
 """
 import json
 import os
 import socket
 import struct
 import subprocess
-import sys
-import time
 
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RUNNER = os.environ.get("RUNNER_PATH", os.path.join(ROOT, "runtime", "runner.py"))
 PYTHON = os.environ.get("RUNNER_PYTHON", "/usr/bin/python3")
-
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-import speed  # noqa: E402
-
-
-def slow(seconds):
-    """A time bound of seconds on a normal machine, stretched for the machine under test."""
-    return seconds * speed.factor()
 
 
 class Runner:
@@ -117,15 +106,3 @@ def runner():
     yield start
     for r in started:
         r.close()
-
-
-def measure_round_trips(r, count=2000, value=None):
-    """Warm invoke round trips through the Python host end; returns sorted seconds."""
-    samples = []
-    for i in range(count):
-        started = time.perf_counter()
-        reply = r.invoke(value, invocation_id=str(i))
-        samples.append(time.perf_counter() - started)
-        assert reply["ok"], reply
-    samples.sort()
-    return samples
