@@ -196,8 +196,8 @@ typedef struct {
     long retry_after;               //  Seconds for a Retry-After header, or 0
 } s_outcome_t;
 
-//  Where a streamed chat's progress goes: the runner's pipe, as
-//  [EVENT, request_id, name, data] (the actor forwards it to http)
+//  Where a streamed chat's progress goes: the runner's pipe, as EVENT (the
+//  actor forwards it to http)
 typedef struct {
     zsock_t *pipe;                  //  The runner's pipe
     const char *request_id;         //  The chat
@@ -210,7 +210,8 @@ s_event (s_events_t *events, const char *name, cJSON *data)
     if (!events->stream)
         return;
     char *text = cJSON_PrintUnformatted (data);
-    zstr_sendx (events->pipe, "EVENT", events->request_id, name, text, NULL);
+    if (msg_send_event (events->pipe, NULL, events->request_id, name, text))
+        zsys_warning ("agent: chat %s: could not pass on a %s event", events->request_id, name);
     free (text);
 }
 
@@ -321,9 +322,9 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char
     cJSON_Delete (messages);
 }
 
-//  The runner thread: takes [CHAT, request_id, user_id, body] on its pipe;
-//  sends [EVENT, request_id, name, data] as a streamed chat goes, and ends
-//  it with [ANSWER, request_id, status, headers, body]
+//  The runner thread: takes CHAT on its pipe; sends EVENT as a streamed chat
+//  goes, and ends it with ANSWER (the same messages, as declared in
+//  broker/msg_defs.h, as between http and the agent)
 static void
 s_runner (zsock_t *pipe, void *args)
 {
@@ -344,33 +345,29 @@ s_runner (zsock_t *pipe, void *args)
         actor_ready (pipe);
     else
         actor_failed (pipe, "a chat thread could not open the store at %s", runner->config->data_dir);
-    while (api && gateway && auth) {
-        zmsg_t *request = zmsg_recv (pipe);
-        char *command = request ? zmsg_popstr (request) : NULL;
-        if (!command || streq (command, "$TERM")) {
-            zstr_free (&command);
-            zmsg_destroy (&request);
-            break;
+    bool terminated = !(api && gateway && auth);
+    while (!terminated) {
+        msg_t *request = msg_recv_pipe (pipe, &terminated);
+        if (!request || msg_id (request) != MSG_ID_CHAT) {
+            msg_destroy (&request);
+            continue;
         }
-        char *request_id = zmsg_popstr (request);
-        char *user_id = zmsg_popstr (request);
-        zframe_t *body = zmsg_pop (request);
-        char *authorization = zmsg_popstr (request);
+        const char *request_id = msg_chat_request_id (request);
+        const char *authorization = msg_chat_authorization (request);
+        size_t body_size;
+        const byte *body = msg_chat_body (request, &body_size);
         s_outcome_t outcome = { 0 };
         s_events_t events = { .pipe = pipe, .request_id = request_id };
         char user [AUTH_USER_ID_SIZE];
         const char *detail = NULL;
-        if (!streq (command, "CHAT") || !request_id || !user_id || !body || !authorization)
-            s_fail (&outcome, 500, "The assistant got a malformed request", NULL);
-        else
         if (*authorization && auth_check (auth, authorization, user, sizeof user, &detail)) {
             outcome.status = 401;
             outcome.body = cJSON_CreateObject ();
             cJSON_AddStringToObject (outcome.body, "detail", detail ? detail : "Invalid credentials");
         }
         else
-            s_chat (runner, api, gateway, tools, *authorization ? user : user_id, zframe_data (body),
-                    zframe_size (body), &events, &outcome);
+            s_chat (runner, api, gateway, tools, *authorization ? user : msg_chat_user_id (request), body,
+                    body_size, &events, &outcome);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");
         if (outcome.retry_after > 0) {
@@ -380,19 +377,13 @@ s_runner (zsock_t *pipe, void *args)
         }
         char *headers_text = cJSON_PrintUnformatted (headers);
         char *body_text = cJSON_PrintUnformatted (outcome.body);
-        char status [16];
-        snprintf (status, sizeof status, "%d", outcome.status);
-        zstr_sendx (pipe, "ANSWER", request_id ? request_id : "", status, headers_text, body_text, NULL);
+        if (msg_send_answer (pipe, NULL, request_id, outcome.status, headers_text, body_text, strlen (body_text)))
+            zsys_error ("agent: chat %s: could not pass on its answer", request_id);
         free (headers_text);
         free (body_text);
         cJSON_Delete (headers);
         cJSON_Delete (outcome.body);
-        zframe_destroy (&body);
-        zstr_free (&authorization);
-        zstr_free (&user_id);
-        zstr_free (&request_id);
-        zstr_free (&command);
-        zmsg_destroy (&request);
+        msg_destroy (&request);
     }
     cJSON_Delete (tools);
     auth_destroy (&auth);
@@ -429,13 +420,9 @@ s_start_chat (self_t *self, runner_t *runner, msg_t *msg)
     runner->request_id = strdup (msg_chat_request_id (msg));
     runner->route = zframe_dup (msg_route (msg));
     __atomic_store_n (&runner->cancel, 0, __ATOMIC_RELAXED);
-    zmsg_t *request = zmsg_new ();
-    zmsg_addstr (request, "CHAT");
-    zmsg_addstr (request, runner->request_id);
-    zmsg_addstr (request, msg_chat_user_id (msg));
-    zmsg_addmem (request, body, size);
-    zmsg_addstr (request, msg_chat_authorization (msg));
-    zmsg_send (&request, runner->actor);
+    //  Cannot fail: the runner is idle and its pipe empty
+    msg_send_chat (zactor_sock (runner->actor), NULL, runner->request_id, msg_chat_user_id (msg), body, size,
+                   msg_chat_authorization (msg));
 }
 
 static runner_t *
@@ -496,46 +483,35 @@ s_handle_frontend (self_t *self)
 static void
 s_handle_runner (self_t *self, runner_t *runner)
 {
-    char *kind = NULL, *request_id = NULL, *status = NULL, *headers = NULL;
-    zframe_t *body = NULL;
-    zmsg_t *answer = zmsg_recv (runner->actor);
-    kind = answer ? zmsg_popstr (answer) : NULL;
-    if (kind && streq (kind, "EVENT")) {
+    msg_t *msg = msg_recv (zactor_sock (runner->actor), false);
+    if (!msg)
+        return;
+    //  Cancelled chats are answered by http already: what they say is dropped
+    bool current = runner->request_id && !runner->cancel;
+    if (msg_id (msg) == MSG_ID_EVENT) {
         //  A streamed chat's progress: on to http, the chat goes on
-        request_id = zmsg_popstr (answer);
-        char *name = zmsg_popstr (answer);
-        char *data = zmsg_popstr (answer);
-        if (request_id && name && data && runner->request_id && streq (request_id, runner->request_id)
-        &&  !runner->cancel && msg_send_event (self->frontend, runner->route, request_id, name, data))
-            zsys_warning ("agent: could not send a %s event for chat %s to http", name, request_id);
-        zstr_free (&data);
-        zstr_free (&name);
-        zstr_free (&request_id);
-        zstr_free (&kind);
-        zmsg_destroy (&answer);
+        if (current && streq (msg_event_request_id (msg), runner->request_id)
+        &&  msg_send_event (self->frontend, runner->route, runner->request_id, msg_event_name (msg),
+                            msg_event_data_text (msg)))
+            zsys_warning ("agent: could not send a %s event for chat %s to http", msg_event_name (msg),
+                          runner->request_id);
+        msg_destroy (&msg);
         return;
     }
-    if (answer) {
-        request_id = zmsg_popstr (answer);
-        status = zmsg_popstr (answer);
-        headers = zmsg_popstr (answer);
-        body = zmsg_pop (answer);
+    if (msg_id (msg) != MSG_ID_ANSWER) {
+        zsys_warning ("agent: unexpected '%s' from a chat thread", msg_command (msg));
+        msg_destroy (&msg);
+        return;
     }
-    if (request_id && status && headers && body && runner->request_id
-    &&  streq (request_id, runner->request_id) && !runner->cancel) {
-        if (msg_send_answer (self->frontend, runner->route, request_id, atoi (status), headers,
-                             zframe_data (body), zframe_size (body)))
-            zsys_error ("agent: could not send the answer for chat %s to http", request_id);
-    }
-    //  else: cancelled, so http has answered already
+    size_t size;
+    const byte *body = msg_answer_body (msg, &size);
+    if (current && streq (msg_answer_request_id (msg), runner->request_id)
+    &&  msg_send_answer (self->frontend, runner->route, runner->request_id, msg_answer_status (msg),
+                         msg_answer_headers_text (msg), body, size))
+        zsys_error ("agent: could not send the answer for chat %s to http", runner->request_id);
+    msg_destroy (&msg);
     zstr_free (&runner->request_id);
     zframe_destroy (&runner->route);
-    zframe_destroy (&body);
-    zstr_free (&headers);
-    zstr_free (&status);
-    zstr_free (&request_id);
-    zstr_free (&kind);
-    zmsg_destroy (&answer);
     msg_t *next = (msg_t *) zlistx_first (self->queue);
     if (next) {
         s_start_chat (self, runner, next);

@@ -49,7 +49,6 @@
 #define S_SCAN_MS           250         //  how often the jobs are looked for
 #define S_SCAN_DEADLINE_MS  300000      //  a scan longer than this is logged
 #define S_RETRY_MS          10000       //  a failed deprovision is tried again after this
-#define S_START_MS          10000       //  the provider thread's start-up answer
 
 //  --------------------------------------------------------------------------
 //  The provider thread
@@ -180,7 +179,6 @@ static void
 s_provider_thread (zsock_t *pipe, void *args_)
 {
     s_thread_args_t *args = (s_thread_args_t *) args_;
-    zsock_signal (pipe, 0);
     s_thread_t self = { 0 };
     char error [DBPROVIDER_ERROR_SIZE] = "";
     self.store = store_open (args->config->data_dir);
@@ -190,23 +188,16 @@ s_provider_thread (zsock_t *pipe, void *args_)
         self.provider = dbprovider_new (args->config, error, sizeof error);
     self.retry_at = zhashx_new ();
     zhashx_set_destructor (self.retry_at, s_retry_free);
-    zstr_send (pipe, self.provider? "": error);
-    while (true) {
-        zmsg_t *zmsg = zmsg_recv (pipe);
-        if (!zmsg)
-            break;
-        char *first = zframe_strdup (zmsg_first (zmsg));
-        bool stop = !first || streq (first, "$TERM");
-        zstr_free (&first);
-        if (stop) {
-            zmsg_destroy (&zmsg);
-            break;
-        }
-        msg_t *msg = msg_decode (&zmsg, false);
+    if (self.provider)
+        actor_ready (pipe);
+    else
+        actor_failed (pipe, "%s", error);
+    bool terminated = !self.provider;
+    while (!terminated) {
+        msg_t *msg = msg_recv_pipe (pipe, &terminated);
         if (msg && msg_id (msg) == MSG_ID_DB_SCAN) {
             cJSON *changed = cJSON_CreateArray ();
-            if (self.provider)
-                s_scan (&self, changed);
+            s_scan (&self, changed);
             char *text = cJSON_PrintUnformatted (changed);
             if (msg_send_db_scanned (pipe, NULL, text))
                 zsys_error ("database: provider thread cannot answer its actor");
@@ -312,19 +303,14 @@ database_actor (zsock_t *pipe, void *args_)
         actor_failed (pipe, "%s", endpoints_error ());
         return;
     }
-    self.thread = zactor_new (s_provider_thread, &self.thread_args);
-    zsock_set_rcvtimeo (zactor_sock (self.thread), S_START_MS);
-    char *reason = zstr_recv (self.thread);
-    zsock_set_rcvtimeo (zactor_sock (self.thread), -1);
-    if (!reason || *reason) {
-        zactor_destroy (&self.thread);
+    char *reason = NULL;
+    self.thread = actor_start (s_provider_thread, &self.thread_args, "database provider", &reason);
+    if (!self.thread) {
         zsock_destroy (&self.gateway);
-        actor_failed (pipe, "database provider %s: %s", args->config->database_provider,
-                      reason? reason: "no answer from its thread");
+        actor_failed (pipe, "database provider %s: %s", args->config->database_provider, reason);
         zstr_free (&reason);
         return;
     }
-    zstr_free (&reason);
     actor_ready (pipe);
 
     zpoller_t *poller = zpoller_new (pipe, zactor_sock (self.thread), NULL);

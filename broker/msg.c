@@ -146,6 +146,20 @@ MSG_MESSAGES (S_SENDER)
 //  Receiving
 
 msg_t *
+msg_recv_pipe (zsock_t *pipe, bool *terminated)
+{
+    zmsg_t *zmsg = zmsg_recv (pipe);
+    char *first = zmsg? zframe_strdup (zmsg_first (zmsg)): NULL;
+    *terminated = !first || streq (first, "$TERM");
+    zstr_free (&first);
+    if (*terminated) {
+        zmsg_destroy (&zmsg);
+        return NULL;
+    }
+    return msg_decode (&zmsg, false);
+}
+
+msg_t *
 msg_recv (zsock_t *source, bool routed)
 {
     zmsg_t *zmsg = zmsg_recv (source);

@@ -101,6 +101,13 @@ MSG_MESSAGES (MSG_GETTERS_DECL_)
 msg_t *
     msg_recv (zsock_t *source, bool routed);
 
+//  Receive one message on an actor's pipe, where CZMQ's own "$TERM" (plain
+//  text, outside this codec) may come too. Returns the checked message; NULL
+//  with *terminated set on $TERM or an interrupted receive; NULL alone for a
+//  malformed message (logged, dropped).
+msg_t *
+    msg_recv_pipe (zsock_t *pipe, bool *terminated);
+
 //  Same, from a message already received (takes ownership of *zmsg_p).
 msg_t *
     msg_decode (zmsg_t **zmsg_p, bool routed);

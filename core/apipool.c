@@ -33,6 +33,7 @@
     ========================================================================= */
 
 #include <czmq.h>
+#include "broker/actor.h"
 #include "broker/msg.h"
 #include "core/apipool.h"
 #include "core/store.h"
@@ -96,34 +97,26 @@ static void
 s_thread_run (zsock_t *pipe, void *argument)
 {
     s_thread_args_t *args = (s_thread_args_t *) argument;
-    zsock_signal (pipe, 0);
     store_t *store = store_new (args->store_path);
     api_t *api = store? api_new (store): NULL;
     auth_config_t auth_config = { .mode = args->auth_mode, .store = store };
     auth_t *auth = store? auth_new (&auth_config): NULL;
     zsock_t *replies = zsock_new_push (args->endpoint);
     bool ready = store && api && auth && replies;
-    zsock_send (pipe, "i", ready? 0: -1);
-    if (api)
+    if (ready) {
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
+        actor_ready (pipe);
+    }
+    else
+        actor_failed (pipe, "cannot open the database %s", args->store_path);
 
-    while (true) {
-        zmsg_t *zmsg = zmsg_recv (pipe);
-        if (!zmsg)
-            break;                  //  interrupted
-        //  "$TERM" is CZMQ's plain string on an actor pipe, outside the codec
-        char *first = zframe_strdup (zmsg_first (zmsg));
-        bool stop = !first || streq (first, "$TERM");
-        zstr_free (&first);
-        if (stop) {
-            zmsg_destroy (&zmsg);
-            break;
-        }
-        msg_t *msg = msg_decode (&zmsg, false);     //  Malformed: logged, dropped
+    bool terminated = !ready;
+    while (!terminated) {
+        msg_t *msg = msg_recv_pipe (pipe, &terminated);
         if (msg && msg_id (msg) != MSG_ID_API_REQUEST)
             zsys_warning ("apipool: thread %d: unexpected '%s'", args->index, msg_command (msg));
         else
-        if (msg && ready) {
+        if (msg) {
             const char *id = msg_api_request_id (msg);
             const char *authorization = msg_api_request_authorization (msg);
             size_t body_size = 0;
@@ -273,10 +266,11 @@ apipool_new (const apipool_config_t *config)
             .max_memory_mb = config->max_memory_mb, .max_timeout_seconds = config->max_timeout_seconds,
             .auth_mode = config->auth_mode
         };
-        thread->actor = zactor_new (s_thread_run, &thread->args);
-        int status = -1;
-        if (!thread->actor || zsock_recv (thread->actor, "i", &status) || status) {
-            zsys_error ("apipool: control-plane thread %d cannot open the database %s", index, path);
+        char *reason = NULL;
+        thread->actor = actor_start (s_thread_run, &thread->args, "control-plane thread", &reason);
+        if (!thread->actor) {
+            zsys_error ("apipool: control-plane thread %d: %s", index, reason);
+            zstr_free (&reason);
             ready = false;
         }
     }
