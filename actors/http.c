@@ -70,7 +70,6 @@ typedef struct {
     api_t *api;                     //  REST handlers that need no store (API_NO_STORE)
     apipool_t *apipool;             //  Control-plane threads: every other REST request
     zsock_t *agent;                 //  DEALER to the agent actor (POST /api/chat)
-    int64_t next_chat_sweep;        //  Monotonic ms of the next check for expired chats
     auth_t *auth;                   //  Who is calling (JWT, API tokens, local)
     zactor_t *jwks_refresher;       //  Keeps the JWKS fresh off our thread (jwt mode)
     zlistx_t *key_waiters;          //  request_t parked until the refresher fetched keys
@@ -82,9 +81,20 @@ typedef struct {
     bool draining;                  //  $TERM received; finishing requests in flight
     int64_t drain_deadline;         //  Monotonic ms when draining gives up
     int64_t park_ms;                //  How long a call may stay parked on gateway
-    int64_t next_expiry;            //  Monotonic ms of the next look for expired calls
+    int64_t next_expiry;            //  Monotonic ms of the next look for expired requests
     zlistx_t *invalidates;          //  INVALIDATEs gateway's full queue could not take yet
 } self_t;
+
+//  Who a suspended request waits for. Those parked on gateway, the pool or
+//  the agent are in `pending` under their id; those waiting for keys are in
+//  key_waiters.
+typedef enum {
+    PARKED_NOT,                     //  Not suspended (or answered)
+    PARKED_GATEWAY,                 //  An invoke: gateway's REPLY, or our deadline
+    PARKED_POOL,                    //  A control-plane request: the pool's reply or deadline
+    PARKED_AGENT,                   //  A chat: the agent's ANSWER, our deadline, or the client gone
+    PARKED_KEYS                     //  A token whose key the JWKS refresher is fetching
+} parked_t;
 
 struct _request_t {
     self_t *self;                   //  Back pointer for callbacks
@@ -95,10 +105,7 @@ struct _request_t {
     size_t body_size;               //  Bytes in body
     bool too_large;                 //  Body went past the limit
     bool dispatched;                //  Handler has acted on the full request
-    bool parked;                    //  Suspended, waiting for the gateway or the pool
-    bool on_pool;                   //  Parked on the control-plane pool
-    bool awaiting_keys;             //  Suspended, waiting for the JWKS refresher
-    bool chat;                      //  Parked on the agent (POST /api/chat)
+    parked_t parked;                //  Suspended, and waiting for whom
     int64_t deadline;               //  Monotonic ms when we answer 504 ourselves (gateway calls, chats)
     bool streaming;                 //  Chat answered with server-sent events (stream: true)
     bool stream_queued;             //  Its response is queued
@@ -270,6 +277,47 @@ s_collect_header (void *cls, enum MHD_ValueKind kind, const char *key, const cha
     return MHD_YES;
 }
 
+//  Suspend the request until whoever it is parked on answers, or its
+//  deadline (0: none of ours) passes
+static enum MHD_Result
+s_park (request_t *request, struct MHD_Connection *connection, parked_t where, int64_t deadline)
+{
+    request->parked = where;
+    request->connection = connection;
+    request->deadline = deadline;
+    zhashx_insert (request->self->pending, request->id, request);
+    MHD_suspend_connection (connection);
+    return MHD_YES;
+}
+
+//  Answer a parked request: it leaves `pending`, and the handler sends the
+//  reply when MHD calls it again. Takes headers (NULL: JSON) and body.
+static void
+s_resume (request_t *request, int status, cJSON *headers, char *body, size_t size)
+{
+    if (request->parked != PARKED_KEYS)
+        zhashx_delete (request->self->pending, request->id);
+    request->parked = PARKED_NOT;
+    request->reply_status = status >= 100 && status <= 599 ? status : 502;
+    if (!headers) {
+        headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+    }
+    request->reply_headers = headers;
+    request->reply_body = body;
+    request->reply_size = size;
+    MHD_resume_connection (request->connection);
+}
+
+//  A copy of a reply body, for s_resume
+static char *
+s_body_copy (const byte *body, size_t size)
+{
+    char *copy = (char *) malloc (size ? size : 1);
+    memcpy (copy, body, size);
+    return copy;
+}
+
 //  Send what waits in the INVALIDATE backlog, oldest first, until the
 //  gateway's queue is full. True when the backlog is empty.
 static bool
@@ -334,45 +382,7 @@ s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, con
         zsys_error ("http: could not send INVOKE for request %s to gateway", request->id);
         return s_respond_busy (request, connection, "The gateway could not take the call; retry shortly");
     }
-    request->parked = true;
-    request->connection = connection;
-    request->deadline = zclock_mono () + self->park_ms;
-    zhashx_insert (self->pending, request->id, request);
-    MHD_suspend_connection (connection);
-    return MHD_YES;
-}
-
-//  Calls parked on gateway past their deadline: gateway is lost (wedged, or
-//  its answer dropped), so the client gets 504 now and a late REPLY is
-//  dropped. Control-plane requests have the pool's own deadlines.
-static void
-s_expire_parked (self_t *self)
-{
-    int64_t now = zclock_mono ();
-    if (now < self->next_expiry)
-        return;
-    self->next_expiry = now + 1000;
-    zlistx_t *expired = zlistx_new ();
-    for (request_t *request = (request_t *) zhashx_first (self->pending); request;
-         request = (request_t *) zhashx_next (self->pending))
-        if (!request->on_pool && !request->chat && request->parked && now > request->deadline)
-            zlistx_add_end (expired, request);
-    for (request_t *request = (request_t *) zlistx_first (expired); request;
-         request = (request_t *) zlistx_next (expired)) {
-        zsys_warning ("http: no answer from gateway for request %s %s by its deadline; answered 504",
-                      request->id, request->path_copy ? request->path_copy : "");
-        zhashx_delete (self->pending, request->id);
-        char *body = api_detail_json ("The call got no answer in time: the server lost track of it. "
-                                      "It may or may not have run; check the function's invocation log");
-        request->reply_status = 504;
-        request->reply_headers = cJSON_CreateObject ();
-        cJSON_AddStringToObject (request->reply_headers, "Content-Type", "application/json");
-        request->reply_body = body;
-        request->reply_size = strlen (body);
-        request->parked = false;
-        MHD_resume_connection (request->connection);
-    }
-    zlistx_destroy (&expired);
+    return s_park (request, connection, PARKED_GATEWAY, zclock_mono () + self->park_ms);
 }
 
 static void
@@ -384,17 +394,10 @@ s_handle_gateway_reply (self_t *self)
     if (msg_id (msg) == MSG_ID_REPLY) {
         request_t *request = (request_t *) zhashx_lookup (self->pending, msg_reply_request_id (msg));
         if (request) {
-            zhashx_delete (self->pending, request->id);
-            int64_t status = msg_reply_status (msg);
-            request->reply_status = status >= 100 && status <= 599 ? (int) status : 502;
-            request->reply_headers = msg_reply_headers_take (msg);
             size_t size;
             const byte *body = msg_reply_body (msg, &size);
-            request->reply_body = (char *) malloc (size ? size : 1);
-            memcpy (request->reply_body, body, size);
-            request->reply_size = size;
-            request->parked = false;
-            MHD_resume_connection (request->connection);
+            s_resume (request, (int) msg_reply_status (msg), msg_reply_headers_take (msg),
+                      s_body_copy (body, size), size);
         }
         else    //  The client went away, or the call expired: drop the reply
             zsys_info ("http: dropped a REPLY for request %s, no longer waiting", msg_reply_request_id (msg));
@@ -426,12 +429,8 @@ s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const
         zsys_error ("http: could not send CHAT for request %s to the agent", request->id);
         return s_respond_detail (request, connection, 503, "The assistant could not take the chat; retry shortly");
     }
-    request->parked = request->chat = true;
-    request->deadline = zclock_mono () + self->config->ai_timeout * 1000 + CHAT_MARGIN_MS;
-    request->connection = connection;
-    zhashx_insert (self->pending, request->id, request);
-    MHD_suspend_connection (connection);
-    return MHD_YES;
+    return s_park (request, connection, PARKED_AGENT,
+                   zclock_mono () + self->config->ai_timeout * 1000 + CHAT_MARGIN_MS);
 }
 
 //  A chat that asked for `stream: true` is answered with server-sent events
@@ -487,7 +486,7 @@ s_stream_end (request_t *request, int status, cJSON *body)
         cJSON_AddNumberToObject (body, "status", status);
     s_stream_append (request, status == 200 ? "done" : "error", body);
     request->stream_done = true;
-    request->parked = false;
+    request->parked = PARKED_NOT;
     s_stream_wake (request);
 }
 
@@ -562,17 +561,10 @@ s_handle_agent_answer (self_t *self)
     }
     else
     if (request) {
-        zhashx_delete (self->pending, request->id);
-        int64_t status = msg_answer_status (msg);
-        request->reply_status = status >= 100 && status <= 599 ? (int) status : 502;
-        request->reply_headers = msg_answer_headers_take (msg);
         size_t size;
         const byte *body = msg_answer_body (msg, &size);
-        request->reply_body = (char *) malloc (size ? size : 1);
-        memcpy (request->reply_body, body, size);
-        request->reply_size = size;
-        request->parked = false;
-        MHD_resume_connection (request->connection);
+        s_resume (request, (int) msg_answer_status (msg), msg_answer_headers_take (msg),
+                  s_body_copy (body, size), size);
     }
     else
     if (msg_id (msg) != MSG_ID_ANSWER)
@@ -595,40 +587,48 @@ s_client_gone (request_t *request)
     return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-//  Chats past their deadline, or whose client went away: 504, and the
-//  agent is told to stop
+//  Requests parked on gateway or the agent past their deadline, and chats
+//  whose client went away: gateway or the agent is lost (wedged, or its
+//  answer dropped), so the client gets 504 now (a chat's agent is told to
+//  stop) and a late answer is dropped. The pool keeps its own deadlines.
 static void
-s_expire_chats (self_t *self)
+s_expire_parked (self_t *self)
 {
     int64_t now = zclock_mono ();
-    if (now < self->next_chat_sweep)
+    if (now < self->next_expiry)
         return;
-    self->next_chat_sweep = now + 250;
+    self->next_expiry = now + 250;
     zlistx_t *expired = zlistx_new ();
     for (request_t *request = (request_t *) zhashx_first (self->pending); request;
          request = (request_t *) zhashx_next (self->pending))
-        if (request->chat && (now >= request->deadline || s_client_gone (request)))
+        if ((request->parked == PARKED_GATEWAY && now > request->deadline)
+        ||  (request->parked == PARKED_AGENT && (now > request->deadline || s_client_gone (request))))
             zlistx_add_end (expired, request);
     for (request_t *request = (request_t *) zlistx_first (expired); request;
          request = (request_t *) zlistx_next (expired)) {
-        zhashx_delete (self->pending, request->id);
-        if (msg_send_cancel (self->agent, NULL, request->id))
-            zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
-        const char *detail = "The assistant did not answer in time (the --ai-timeout budget and a margin); "
-                             "try again";
+        const char *detail;
+        if (request->parked == PARKED_AGENT) {
+            if (msg_send_cancel (self->agent, NULL, request->id))
+                zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
+            detail = "The assistant did not answer in time (the --ai-timeout budget and a margin); try again";
+        }
+        else {
+            zsys_warning ("http: no answer from gateway for request %s %s by its deadline; answered 504",
+                          request->id, request->path_copy ? request->path_copy : "");
+            detail = "The call got no answer in time: the server lost track of it. "
+                     "It may or may not have run; check the function's invocation log";
+        }
         if (request->streaming) {
+            zhashx_delete (self->pending, request->id);
             cJSON *reply = cJSON_CreateObject ();
             cJSON_AddStringToObject (reply, "detail", detail);
             s_stream_end (request, 504, reply);
             cJSON_Delete (reply);
-            continue;
         }
-        char *body = api_detail_json (detail);
-        request->parked = false;
-        request->reply_status = 504;
-        request->reply_body = body;
-        request->reply_size = strlen (body);
-        MHD_resume_connection (request->connection);
+        else {
+            char *body = api_detail_json (detail);
+            s_resume (request, 504, NULL, body, strlen (body));
+        }
     }
     zlistx_destroy (&expired);
 }
@@ -680,11 +680,7 @@ s_forward_to_pool (request_t *request, struct MHD_Connection *connection, const 
                       api_request->path);
         return s_respond_busy (request, connection, "The control plane is busy; try again shortly");
     }
-    request->parked = request->on_pool = true;
-    request->connection = connection;
-    zhashx_insert (self->pending, request->id, request);
-    MHD_suspend_connection (connection);
-    return MHD_YES;
+    return s_park (request, connection, PARKED_POOL, 0);     //  The pool keeps the deadline
 }
 
 //  Resume the request a pool reply (or expiry) answers; an INVALIDATE
@@ -695,24 +691,20 @@ s_resume_with_pool_reply (self_t *self, apipool_reply_t *reply)
     request_t *request = (request_t *) zhashx_lookup (self->pending, reply->id);
     if (!request)
         return;                 //  cannot happen: completion cancels the job
-    zhashx_delete (self->pending, request->id);
     if (reply->invalidate)
         s_send_invalidate (self, reply->invalidate);
-    request->reply_status = reply->status;
-    request->reply_headers = cJSON_CreateObject ();
-    cJSON_AddStringToObject (request->reply_headers, "Content-Type", "application/json");
+    cJSON *headers = cJSON_CreateObject ();
+    cJSON_AddStringToObject (headers, "Content-Type", "application/json");
     if (reply->unauthorized)
-        cJSON_AddStringToObject (request->reply_headers, "WWW-Authenticate", "Bearer");
+        cJSON_AddStringToObject (headers, "WWW-Authenticate", "Bearer");
     if (reply->retry_after > 0) {
         char seconds [16];
         snprintf (seconds, sizeof seconds, "%d", reply->retry_after);
-        cJSON_AddStringToObject (request->reply_headers, "Retry-After", seconds);
+        cJSON_AddStringToObject (headers, "Retry-After", seconds);
     }
-    request->reply_body = reply->body;
-    request->reply_size = strlen (reply->body);
+    size_t size = strlen (reply->body);
+    s_resume (request, reply->status, headers, reply->body, size);
     reply->body = NULL;
-    request->parked = request->on_pool = false;
-    MHD_resume_connection (request->connection);
 }
 
 //  Replies that came back, and requests whose deadline passed
@@ -745,7 +737,7 @@ s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
     if (self->draining)
         return s_respond_detail (request, connection, 503, "Server is shutting down");
     request->dispatched = false;        //  dispatched again when resumed
-    request->awaiting_keys = true;
+    request->parked = PARKED_KEYS;
     request->connection = connection;
     zlistx_add_end (self->key_waiters, request);
     if (!self->fetch_asked) {
@@ -767,13 +759,9 @@ s_resume_shutting_down (request_t *request)
         cJSON_Delete (reply);
         return;
     }
-    const char *body = "{\"detail\":\"Server is shutting down\"}";
-    request->parked = request->awaiting_keys = request->on_pool = false;
+    char *body = api_detail_json ("Server is shutting down");
     request->dispatched = true;
-    request->reply_status = 503;
-    request->reply_body = strdup (body);
-    request->reply_size = strlen (body);
-    MHD_resume_connection (request->connection);
+    s_resume (request, 503, NULL, body, strlen (body));
 }
 
 //  Resume the requests parked for keys, to be dispatched again (or, when
@@ -786,7 +774,7 @@ s_resume_key_waiters (self_t *self, bool shutting_down)
         if (shutting_down)
             s_resume_shutting_down (request);
         else {
-            request->awaiting_keys = false;
+            request->parked = PARKED_NOT;
             MHD_resume_connection (request->connection);
         }
         request = (request_t *) zlistx_next (self->key_waiters);
@@ -950,14 +938,14 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
     request_t *request = (request_t *) *con_cls;
     if (!request)
         return;
-    if (request->parked)
+    if (request->parked != PARKED_NOT && request->parked != PARKED_KEYS)
         zhashx_delete (self->pending, request->id);
-    if (request->on_pool)
+    if (request->parked == PARKED_POOL)
         apipool_cancel (self->apipool, request->id);
     //  A chat whose connection ended while it was parked: stop its loop
-    if (request->parked && request->chat && msg_send_cancel (self->agent, NULL, request->id))
+    if (request->parked == PARKED_AGENT && msg_send_cancel (self->agent, NULL, request->id))
         zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
-    if (request->awaiting_keys) {
+    if (request->parked == PARKED_KEYS) {
         void *handle = zlistx_find (self->key_waiters, request);
         if (handle)
             zlistx_delete (self->key_waiters, handle);
@@ -1130,9 +1118,12 @@ s_self_destroy (self_t **self_p)
     if (*self_p) {
         self_t *self = *self_p;
         //  Parked requests get an answer rather than a dropped connection
-        for (request_t *request = (request_t *) zhashx_first (self->pending); request;
-             request = (request_t *) zhashx_next (self->pending))
+        //  (answering takes a request out of `pending`: walk a list of them)
+        zlistx_t *parked = zhashx_values (self->pending);
+        for (request_t *request = (request_t *) zlistx_first (parked); request;
+             request = (request_t *) zlistx_next (parked))
             s_resume_shutting_down (request);
+        zlistx_destroy (&parked);
         zhashx_purge (self->pending);
         //  So do requests waiting for signing keys
         s_resume_key_waiters (self, true);
@@ -1239,7 +1230,6 @@ http_actor (zsock_t *pipe, void *args)
         s_expire_parked (self);
         while (zsock_events (self->agent) & ZMQ_POLLIN)
             s_handle_agent_answer (self);
-        s_expire_chats (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
             self->terminated = true;
