@@ -445,9 +445,9 @@ s_handle_run (self_t *self, msg_t *msg)
     const char *project_id = msg_run_project_id (msg);
     int64_t memory_mb = msg_run_memory_mb (msg);
     int64_t timeout_ms = msg_run_timeout_ms (msg);
-    //  Forwarded to the worker as it came
-    const char *function = msg_run_function_text (msg);
-    const char *input = msg_run_input_text (msg);
+    //  Passed on to the worker unread: the worker checks and reads them
+    const char *function = msg_run_function (msg);
+    const char *input = msg_run_input (msg);
     if (!*function_id || !*job_id || strlen (job_id) >= UTIL_ID_SIZE || zhashx_lookup (self->jobs, job_id)) {
         zsys_warning ("assignment: dropped a RUN without a function id, with a bad job id or a duplicate one");
         return;
@@ -575,7 +575,7 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
 {
     const char *env_id = msg_done_env_id (msg);
     const char *job_id = msg_done_job_id (msg);
-    const char *result = msg_done_result_text (msg);    //  Forwarded to gateway as it came
+    const char *result = msg_done_result (msg);         //  Passed on to gateway unread
     const char *env_state = msg_done_env_state (msg);
     job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
     if (!env || !job || env->job != job) {

@@ -957,7 +957,8 @@ s_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const char *jo
     msg_t *done = s_expect (assignment, MSG_ID_DONE);
     assert (streq (msg_done_env_id (done), env_id) && streq (msg_done_job_id (done), job_id));
     snprintf (state, state_size, "%s", msg_done_env_state (done));
-    cJSON *result = msg_done_result_take (done);
+    cJSON *result = cJSON_Parse (msg_done_result (done));
+    assert (result);
     msg_destroy (&done);
     return result;
 }
@@ -1114,7 +1115,7 @@ worker_test (bool verbose)
     s_send_exec (assignment, route, "env000000001", "job\"quoted", NULL, "{\"a\":\"\\\"\"}");
     msg = s_next (assignment, route, NULL);
     s_expect_done (msg, "job\"quoted", "warm");
-    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_done_result (msg), "status")), "success"));
+    assert (strstr (msg_done_result (msg), "\"status\":\"success\""));
     msg_destroy (&msg);
 
     //  Sandbox creation runs off the loop: while two cold starts wait for a
@@ -1130,7 +1131,7 @@ worker_test (bool verbose)
     for (int answers = 0; answers < 3; answers++) {
         msg = s_next (assignment, route, &heartbeats);
         assert (msg_id (msg) == MSG_ID_DONE);
-        assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_done_result (msg), "status")), "success"));
+        assert (strstr (msg_done_result (msg), "\"status\":\"success\""));
         if (streq (msg_done_job_id (msg), "job000000012"))
             warm_answered = true;
         else

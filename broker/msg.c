@@ -655,11 +655,11 @@ msg_test (bool verbose)
     assert (msg_send_pong (client, NULL) == 0);
     msg_t *msg = msg_recv (server, true);
     assert (msg && msg_id (msg) == MSG_ID_PONG);
-    assert (msg_send_done (server, msg_route (msg), "e1", "j1", NULL, "warm") == 0);
+    assert (msg_send_result (server, msg_route (msg), "j1", NULL) == 0);
     msg_destroy (&msg);
     msg = msg_recv (client, false);
-    assert (msg && streq (msg_done_env_id (msg), "e1") && cJSON_IsNull (msg_done_result (msg)));
-    assert (streq (msg_done_result_text (msg), "null"));
+    assert (msg && streq (msg_result_job_id (msg), "j1") && cJSON_IsNull (msg_result_result (msg)));
+    assert (streq (msg_result_result_text (msg), "null"));
 
     //  Asking a DONE for a RUN field is our bug, and asserts (in a child,
     //  which dies of it)

@@ -141,9 +141,10 @@
     FIELD (m, project_id,  s, "") \
     FIELD (m, memory_mb,   i, "") \
     FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
-    FIELD (m, function,    j, "(id, name, version, code, env, memory_mb, timeout_seconds, network_enabled, " \
-                              "project_id, requirements_hash?, database_mount? {source, target, writable}, file_limit_mb?)") \
-    FIELD (m, input,       j, "")
+    FIELD (m, function,    s, "(JSON text that assignment passes on unread, in EXEC: id, name, version, code, " \
+                              "env, memory_mb, timeout_seconds, network_enabled, project_id, requirements_hash?, " \
+                              "database_mount? {source, target, writable}, file_limit_mb?)") \
+    FIELD (m, input,       s, "(JSON text, passed on unread in EXEC)")
 #define MSG_FIELDS_RESULT(FIELD, m) \
     FIELD (m, job_id, s, "") \
     FIELD (m, result, j, ": status (`success`/`error`/`timeout`/`rejected`/`unavailable`/`lost`), output?, error?, " \
@@ -176,7 +177,7 @@
 #define MSG_FIELDS_DONE(FIELD, m) \
     FIELD (m, env_id,    s, "") \
     FIELD (m, job_id,    s, "") \
-    FIELD (m, result,    j, "(as RESULT)") \
+    FIELD (m, result,    s, "(JSON text, as RESULT's: assignment passes it on unread)") \
     FIELD (m, env_state, s, "(`warm`, `dead` or `lost`)")
 #define MSG_FIELDS_KILL(FIELD, m) \
     FIELD (m, env_id, s, "")
