@@ -234,8 +234,8 @@ s_fail (s_outcome_t *outcome, int status, const char *detail, cJSON *calls)
 }
 
 static void
-s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char *user_id,
-        const byte *body, size_t size, s_events_t *events, s_outcome_t *outcome)
+s_chat (runner_t *runner, api_t *api, zsock_t *gateway, msg_outbox_t *invalidates, cJSON *tools,
+        const char *user_id, const byte *body, size_t size, s_events_t *events, s_outcome_t *outcome)
 {
     const config_t *config = runner->config;
     int64_t deadline = zclock_mono () + config->ai_timeout * 1000;
@@ -251,7 +251,8 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, cJSON *tools, const char
     cJSON_Delete (conversation);
     cJSON *calls = cJSON_CreateArray ();
     tools_context_t context = {
-        .api = api, .gateway = gateway, .user_id = user_id, .deadline = deadline, .cancel = &runner->cancel
+        .api = api, .gateway = gateway, .invalidates = invalidates, .user_id = user_id,
+        .deadline = deadline, .cancel = &runner->cancel
     };
     llm_call_t call = {
         .base_url = config->ai_base_url, .model = config->ai_model, .api_key = config->ai_api_key,
@@ -334,6 +335,7 @@ s_runner (zsock_t *pipe, void *args)
     if (api)
         api_set_limits (api, (int) runner->config->max_memory_mb, (int) runner->config->max_timeout_seconds);
     zsock_t *gateway = endpoints_connect (runner->endpoints, "gateway", ZMQ_DEALER);
+    msg_outbox_t *invalidates = gateway ? msg_outbox_new (gateway, MSG_OUTBOX_LIMIT) : NULL;
     //  A chat with an API token is checked here, in the store, as the
     //  control-plane threads do: never on http's loop
     auth_config_t auth_config = {
@@ -366,7 +368,7 @@ s_runner (zsock_t *pipe, void *args)
             cJSON_AddStringToObject (outcome.body, "detail", detail ? detail : "Invalid credentials");
         }
         else
-            s_chat (runner, api, gateway, tools, *authorization ? user : msg_chat_user_id (request), body,
+            s_chat (runner, api, gateway, invalidates, tools, *authorization ? user : msg_chat_user_id (request), body,
                     body_size, &events, &outcome);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");
@@ -387,6 +389,7 @@ s_runner (zsock_t *pipe, void *args)
     }
     cJSON_Delete (tools);
     auth_destroy (&auth);
+    msg_outbox_destroy (&invalidates);
     zsock_destroy (&gateway);
     api_destroy (&api);
     store_destroy (&store);

@@ -221,6 +221,7 @@ s_provider_thread (zsock_t *pipe, void *args_)
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
     zsock_t *gateway;               //  DEALER to gateway, for INVALIDATE
+    msg_outbox_t *invalidates;      //  INVALIDATEs gateway's full queue could not take yet
     zactor_t *thread;               //  The provider thread
     s_thread_args_t thread_args;
     bool busy;                      //  A DB_SCAN is out
@@ -265,9 +266,10 @@ s_handle_thread (self_t *self)
                 continue;
             char what [64];
             snprintf (what, sizeof what, "project %s", project_id);
-            if (msg_send_invalidate (self->gateway, NULL, what))
-                zsys_error ("database: cannot send INVALIDATE %s to the gateway: the project's warm "
-                            "environments keep the old DATABASE_URL until they are reaped", what);
+            //  Must arrive, or warm environments keep the old DATABASE_URL:
+            //  what gateway cannot take now waits, and goes on the next tick
+            zmsg_t *invalidate = msg_encode_invalidate (NULL, what);
+            msg_outbox_send (self->invalidates, &invalidate);
         }
     }
     else
@@ -311,6 +313,7 @@ database_actor (zsock_t *pipe, void *args_)
         zstr_free (&reason);
         return;
     }
+    self.invalidates = msg_outbox_new (self.gateway, MSG_OUTBOX_LIMIT);
     actor_ready (pipe);
 
     zpoller_t *poller = zpoller_new (pipe, zactor_sock (self.thread), NULL);
@@ -327,6 +330,7 @@ database_actor (zsock_t *pipe, void *args_)
         if (zpoller_terminated (poller))
             break;
         if (zclock_mono () >= next_tick) {
+            msg_outbox_flush (self.invalidates);
             s_tick (&self);
             next_tick = zclock_mono () + S_SCAN_MS;
         }
@@ -335,6 +339,7 @@ database_actor (zsock_t *pipe, void *args_)
     //  The thread may be in a provider call: zactor_destroy waits for it,
     //  and every such call is bounded
     zactor_destroy (&self.thread);
+    msg_outbox_destroy (&self.invalidates);
     zsock_destroy (&self.gateway);
 }
 

@@ -49,10 +49,6 @@
 #include "core/config.h"
 #include "core/util.h"
 
-//  INVALIDATEs kept while gateway's queue is full (far above what the
-//  control-plane pool's bounded queue can produce meanwhile)
-#define HTTP_INVALIDATE_BACKLOG 10000
-
 //  A chat's server-sent events: the largest one sent as it is, and the most
 //  a client may leave unread (past either, a marker goes instead)
 #define HTTP_STREAM_EVENT_MAX   (4 * 1024 * 1024)
@@ -82,7 +78,7 @@ typedef struct {
     int64_t drain_deadline;         //  Monotonic ms when draining gives up
     int64_t park_ms;                //  How long a call may stay parked on gateway
     int64_t next_expiry;            //  Monotonic ms of the next look for expired requests
-    zlistx_t *invalidates;          //  INVALIDATEs gateway's full queue could not take yet
+    msg_outbox_t *invalidates;      //  INVALIDATEs gateway's full queue could not take yet
 } self_t;
 
 //  Who a suspended request waits for. Those parked on gateway, the pool or
@@ -318,34 +314,15 @@ s_body_copy (const byte *body, size_t size)
     return copy;
 }
 
-//  Send what waits in the INVALIDATE backlog, oldest first, until the
-//  gateway's queue is full. True when the backlog is empty.
-static bool
-s_flush_invalidates (self_t *self)
-{
-    char *what;
-    while ((what = (char *) zlistx_first (self->invalidates))) {
-        if (msg_send_invalidate (self->gateway, NULL, what))
-            return false;
-        zlistx_delete (self->invalidates, zlistx_cursor (self->invalidates));
-    }
-    return true;
-}
-
 //  Tell the gateway what a control-plane write changed. The write is done,
 //  so this must not be lost: when gateway's queue is full it waits in the
-//  backlog, which goes out before any later INVOKE (read-your-writes).
+//  outbox, which goes out before any later INVOKE (read-your-writes).
 static void
 s_send_invalidate (self_t *self, const char *what)
 {
-    if (zlistx_size (self->invalidates) >= HTTP_INVALIDATE_BACKLOG) {
-        //  Never expected: writes are bounded by the pool's queue
-        zsys_error ("http: INVALIDATE backlog full; dropped '%s' (gateway may serve it stale)", what);
-        return;
-    }
-    zlistx_add_end (self->invalidates, strdup (what));
-    if (!s_flush_invalidates (self))
-        zsys_warning ("http: gateway's queue is full; INVALIDATE %s waits in the backlog", what);
+    zmsg_t *invalidate = msg_encode_invalidate (NULL, what);
+    if (msg_outbox_send (self->invalidates, &invalidate) == 0 && !msg_outbox_flush (self->invalidates))
+        zsys_warning ("http: gateway's queue is full; INVALIDATE %s waits in the outbox", what);
 }
 
 static enum MHD_Result
@@ -367,7 +344,7 @@ s_forward_to_gateway (request_t *request, struct MHD_Connection *connection, con
 
     util_new_id (request->id);
     //  Invalidations not yet sent go first, so this call sees those writes
-    if (!s_flush_invalidates (self)) {
+    if (!msg_outbox_flush (self->invalidates)) {
         free (raw_path);
         free (headers_text);
         zsys_warning ("http: gateway's queue is full; request %s answered 503", request->id);
@@ -1017,8 +994,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     self->config = args->config;
     self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
     self->pending = zhashx_new ();
-    self->invalidates = zlistx_new ();
-    zlistx_set_destructor (self->invalidates, (zlistx_destructor_fn *) zstr_free);
     self->park_ms = deadlines_http_ms (self->config->max_timeout_seconds * 1000LL);
 
     //  This thread never touches SQLite: handlers without a store here,
@@ -1057,6 +1032,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         snprintf (reason, reason_size, "%s", endpoints_error ());
         goto failed;
     }
+    self->invalidates = msg_outbox_new (self->gateway, MSG_OUTBOX_LIMIT);
     self->agent = endpoints_connect (args->endpoints, "agent", ZMQ_DEALER);
     if (!self->agent) {
         snprintf (reason, reason_size, "%s", endpoints_error ());
@@ -1107,7 +1083,7 @@ failed:
     apipool_destroy (&self->apipool);
     api_destroy (&self->api);
     zhashx_destroy (&self->pending);
-    zlistx_destroy (&self->invalidates);
+    msg_outbox_destroy (&self->invalidates);
     free (self);
     return NULL;
 }
@@ -1139,7 +1115,7 @@ s_self_destroy (self_t **self_p)
         apipool_destroy (&self->apipool);
         api_destroy (&self->api);
         zhashx_destroy (&self->pending);
-        zlistx_destroy (&self->invalidates);
+        msg_outbox_destroy (&self->invalidates);
         free (self);
         *self_p = NULL;
     }
@@ -1226,7 +1202,7 @@ http_actor (zsock_t *pipe, void *args)
         while (zsock_events (self->gateway) & ZMQ_POLLIN)
             s_handle_gateway_reply (self);
         s_handle_pool (self);
-        s_flush_invalidates (self);
+        msg_outbox_flush (self->invalidates);
         s_expire_parked (self);
         while (zsock_events (self->agent) & ZMQ_POLLIN)
             s_handle_agent_answer (self);

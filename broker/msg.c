@@ -132,15 +132,91 @@ s_send (zmsg_t **zmsg_p, zsock_t *dest)
 #define S_ADD_j(f) zmsg_addstr (zmsg, f ? f : "null");
 #define S_ADD_b(f) zmsg_addmem (zmsg, f, f ? f##_size : 0);
 #define S_ADD(m, f, type, note) S_ADD_##type (f)
+#define S_ENCODER(COMMAND, m, link, when) \
+    zmsg_t * \
+    msg_encode_##m (zframe_t *route MSG_FIELDS_##COMMAND (MSG_PARAM_, m)) \
+    { \
+        zmsg_t *zmsg = s_start (route, #COMMAND); \
+        MSG_FIELDS_##COMMAND (S_ADD, m) \
+        return zmsg; \
+    }
+MSG_MESSAGES (S_ENCODER)
+
+#define S_ARG_s_(f) , f
+#define S_ARG_i_(f) , f
+#define S_ARG_j_(f) , f
+#define S_ARG_b_(f) , f, f##_size
+#define S_ARG(m, f, type, note) S_ARG_##type##_ (f)
 #define S_SENDER(COMMAND, m, link, when) \
     int \
     msg_send_##m (zsock_t *dest, zframe_t *route MSG_FIELDS_##COMMAND (MSG_PARAM_, m)) \
     { \
-        zmsg_t *zmsg = s_start (route, #COMMAND); \
-        MSG_FIELDS_##COMMAND (S_ADD, m) \
+        zmsg_t *zmsg = msg_encode_##m (route MSG_FIELDS_##COMMAND (S_ARG, m)); \
         return s_send (&zmsg, dest); \
     }
 MSG_MESSAGES (S_SENDER)
+
+//  --------------------------------------------------------------------------
+//  Outbox
+
+struct _msg_outbox_t {
+    zsock_t *dest;                  //  The peer's socket (not ours to destroy)
+    zlistx_t *waiting;              //  zmsg_t the peer could not take yet, oldest first
+    size_t limit;                   //  Most that may wait
+};
+
+msg_outbox_t *
+msg_outbox_new (zsock_t *dest, size_t limit)
+{
+    msg_outbox_t *self = (msg_outbox_t *) zmalloc (sizeof (msg_outbox_t));
+    self->dest = dest;
+    self->waiting = zlistx_new ();
+    zlistx_set_destructor (self->waiting, (zlistx_destructor_fn *) zmsg_destroy);
+    self->limit = limit;
+    return self;
+}
+
+void
+msg_outbox_destroy (msg_outbox_t **self_p)
+{
+    if (*self_p) {
+        msg_outbox_t *self = *self_p;
+        if (zlistx_size (self->waiting))
+            zsys_warning ("msg: an outbox is destroyed with %zu messages the peer never took",
+                          zlistx_size (self->waiting));
+        zlistx_destroy (&self->waiting);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+bool
+msg_outbox_flush (msg_outbox_t *self)
+{
+    zmsg_t *head;
+    while ((head = (zmsg_t *) zlistx_first (self->waiting))) {
+        zmsg_t *copy = zmsg_dup (head);     //  s_send consumes it, even when refused
+        if (s_send (&copy, self->dest))
+            return false;
+        zlistx_delete (self->waiting, zlistx_cursor (self->waiting));
+    }
+    return true;
+}
+
+int
+msg_outbox_send (msg_outbox_t *self, zmsg_t **zmsg_p)
+{
+    if (zlistx_size (self->waiting) >= self->limit) {
+        zsys_error ("msg: an outbox is full (%zu messages its peer has not taken); dropped one",
+                    self->limit);
+        zmsg_destroy (zmsg_p);
+        return -1;
+    }
+    zlistx_add_end (self->waiting, *zmsg_p);
+    *zmsg_p = NULL;
+    msg_outbox_flush (self);
+    return 0;
+}
 
 //  --------------------------------------------------------------------------
 //  Receiving
@@ -646,6 +722,32 @@ msg_test (bool verbose)
     //  Every message both ways, over inproc, then over tcp on loopback
     s_test_roundtrips ("inproc://msg-test", verbose);
     s_test_roundtrips ("tcp://127.0.0.1:*", verbose);
+
+    //  An outbox keeps what the peer cannot take yet, in order, up to its limit
+    zsock_t *lonely_sender = zsock_new (ZMQ_DEALER);
+    zsock_set_sndtimeo (lonely_sender, 0);
+    msg_outbox_t *outbox = msg_outbox_new (lonely_sender, 2);
+    zmsg_t *zmsg = msg_encode_invalidate (NULL, "function a");
+    assert (msg_outbox_send (outbox, &zmsg) == 0 && zmsg == NULL);
+    zmsg = msg_encode_invalidate (NULL, "function b");
+    assert (msg_outbox_send (outbox, &zmsg) == 0);
+    zmsg = msg_encode_invalidate (NULL, "function c");
+    assert (msg_outbox_send (outbox, &zmsg) == -1 && zmsg == NULL);     //  Full: dropped, logged
+    assert (!msg_outbox_flush (outbox));                                //  Still no peer
+    zsock_t *taker = zsock_new_router ("inproc://msg-test-outbox");
+    zsock_set_rcvtimeo (taker, 10000);
+    assert (zsock_connect (lonely_sender, "inproc://msg-test-outbox") == 0);
+    assert (msg_outbox_flush (outbox));
+    const char *expect [] = { "function a", "function b" };
+    for (int index = 0; index < 2; index++) {
+        msg_t *taken = msg_recv (taker, true);
+        assert (taken && msg_id (taken) == MSG_ID_INVALIDATE && streq (msg_invalidate_what (taken), expect [index]));
+        msg_destroy (&taken);
+    }
+    msg_outbox_destroy (&outbox);
+    msg_outbox_destroy (&outbox);
+    zsock_destroy (&taker);
+    zsock_destroy (&lonely_sender);
 
     //  A j field sent as NULL arrives as JSON null; its text is "null"
     zsock_t *server = zsock_new_router ("inproc://msg-test-null");

@@ -76,6 +76,43 @@ typedef enum {
 MSG_MESSAGES (MSG_SENDER_DECL_)
 #undef MSG_SENDER_DECL_
 
+//  Typed encoders, for a message that goes into an outbox rather than
+//  straight to a socket: msg_encode_invalidate (route, what). Caller owns it.
+#define MSG_ENCODER_DECL_(COMMAND, m, link, when) \
+    zmsg_t *msg_encode_##m (zframe_t *route MSG_FIELDS_##COMMAND (MSG_PARAM_, m));
+MSG_MESSAGES (MSG_ENCODER_DECL_)
+#undef MSG_ENCODER_DECL_
+
+//  An outbox keeps, in order, messages that must reach one peer even when
+//  its queue is full now (an INVALIDATE after a write that is done): what
+//  the peer cannot take yet waits, and goes out first the next time. The
+//  sender never blocks. A message queued behind another that waits, waits
+//  too, so the order is kept.
+typedef struct _msg_outbox_t msg_outbox_t;
+
+//  A limit far above what a bounded producer (a write, answered one at a
+//  time per control-plane thread) can queue while a peer is stalled
+#define MSG_OUTBOX_LIMIT 10000
+
+//  An outbox for the socket dest, holding at most limit messages
+msg_outbox_t *
+    msg_outbox_new (zsock_t *dest, size_t limit);
+
+void
+    msg_outbox_destroy (msg_outbox_t **self_p);
+
+//  Queue *zmsg_p (taken) behind what waits, and send what the peer takes
+//  now. Returns 0, or -1 if the outbox was full and the message dropped
+//  (logged: the limit is far above what its user can produce).
+int
+    msg_outbox_send (msg_outbox_t *self, zmsg_t **zmsg_p);
+
+//  Send what waits, oldest first, while the peer takes it. True when
+//  nothing waits (call before a send that must come after, and on each
+//  turn of the loop).
+bool
+    msg_outbox_flush (msg_outbox_t *self);
+
 //  Typed accessors: msg_invoke_request_id (msg), msg_invoke_body (msg, &size)
 #define MSG_GETTER_s_(m, f) const char *msg_##m##_##f (msg_t *self);
 #define MSG_GETTER_i_(m, f) int64_t msg_##m##_##f (msg_t *self);

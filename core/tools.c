@@ -211,18 +211,15 @@ s_rest (tools_context_t *context, const char *method, const char *path, const ch
     api_response_t response = { 0 };
     int rc = api_handle (context->api, &request, &response);
     *status_p = rc ? 404 : response.status;
-    if (response.invalidate && context->gateway) {
-        //  The write is done: its INVALIDATE must reach gateway, or gateway
-        //  serves the old code or env. This is a helper thread, not an actor
-        //  loop, so it may wait (up to 5 s) for room in gateway's queue.
-        int64_t give_up = zclock_mono () + 5000;
-        while (msg_send_invalidate (context->gateway, NULL, response.invalidate)) {
-            if (zclock_mono () > give_up) {
-                zsys_error ("agent: could not send INVALIDATE '%s' to gateway", response.invalidate);
-                break;
-            }
+    if (response.invalidate && context->invalidates) {
+        //  The write is done: its INVALIDATE must reach gateway before this
+        //  chat's next call, or gateway serves the old code or env. This is
+        //  a helper thread, not an actor loop: it may wait for room (up to
+        //  the chat's deadline); what is still waiting then goes first next time.
+        zmsg_t *invalidate = msg_encode_invalidate (NULL, response.invalidate);
+        msg_outbox_send (context->invalidates, &invalidate);
+        while (!msg_outbox_flush (context->invalidates) && zclock_mono () < context->deadline)
             zclock_sleep (10);
-        }
     }
     cJSON *reply = response.body ? cJSON_Parse (response.body) : NULL;
     api_response_reset (&response);
@@ -324,7 +321,9 @@ s_invoke (tools_context_t *context, const char *path, cJSON *arguments, bool *fa
     cJSON_Delete (body);
     char request_id [UTIL_ID_SIZE];
     util_new_id (request_id);
-    int rc = msg_send_invoke (context->gateway, NULL, request_id, "agent", function_id, "POST", path, "",
+    //  This chat's writes reach gateway before its call does
+    int rc = context->invalidates && !msg_outbox_flush (context->invalidates)
+           ? -1 : msg_send_invoke (context->gateway, NULL, request_id, "agent", function_id, "POST", path, "",
                               "{}", body_text, strlen (body_text), context->user_id);
     free (body_text);
     if (rc)

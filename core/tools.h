@@ -20,13 +20,15 @@
 
 #include <czmq.h>
 #include <cjson/cJSON.h>
+#include "broker/msg.h"
 #include "core/api.h"
 
 #define TOOLS_RESULT_MAX 12000      //  Bytes of a result shown to the model
 
 typedef struct {
     api_t *api;                     //  Handlers over the caller's thread's store
-    zsock_t *gateway;               //  DEALER to the gateway (invoke, INVALIDATE), or NULL
+    zsock_t *gateway;               //  DEALER to the gateway (invoke), or NULL
+    msg_outbox_t *invalidates;      //  INVALIDATEs to the gateway, kept in order; or NULL
     const char *user_id;            //  The user the tools act as
     int64_t deadline;               //  zclock_mono () when the chat's time is up
     volatile int *cancel;           //  Non-zero (set by another thread): stop waiting, or NULL

@@ -100,7 +100,7 @@ def test_a_code_change_saved_while_the_queue_is_full_is_not_lost(tmp_path):
             wait_for(lambda: any(c.done() for c in calls), 60, "no call was refused: the queue is not full")
             r = server.put("/api/functions/" + fid, json={"code": NEW_CODE})
             assert r.status_code == 200 and r.json()["active_version"] == 2, r.text
-            assert "waits in the backlog" in server.log(), server.log()[-2000:]
+            assert "waits in the outbox" in server.log(), server.log()[-2000:]
             server.release()
             statuses = sorted(c.result()[0].status_code for c in calls)
         assert set(statuses) <= {200, 503}, statuses
