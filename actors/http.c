@@ -389,7 +389,6 @@ s_handle_gateway_reply (self_t *self)
 //  (the chat's time budget plus a margin: the agent answers 504 itself at
 //  the budget, so ours only fires if the agent is stuck)
 
-#define CHAT_MARGIN_MS 10000
 
 static enum MHD_Result
 s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const char *method,
@@ -407,7 +406,7 @@ s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const
         return s_respond_detail (request, connection, 503, "The assistant could not take the chat; retry shortly");
     }
     return s_park (request, connection, PARKED_AGENT,
-                   zclock_mono () + self->config->ai_timeout * 1000 + CHAT_MARGIN_MS);
+                   zclock_mono () + deadlines_chat_ms (self->config->ai_timeout * 1000LL));
 }
 
 //  A chat that asked for `stream: true` is answered with server-sent events
@@ -463,8 +462,34 @@ s_stream_end (request_t *request, int status, cJSON *body)
         cJSON_AddNumberToObject (body, "status", status);
     s_stream_append (request, status == 200 ? "done" : "error", body);
     request->stream_done = true;
+    zhashx_delete (request->self->pending, request->id);       //  As s_resume does
     request->parked = PARKED_NOT;
     s_stream_wake (request);
+}
+
+//  Answer a parked request with {detail}: the last event of a stream, or
+//  a plain reply
+static void
+s_resume_detail (request_t *request, int status, const char *detail)
+{
+    if (request->streaming) {
+        cJSON *reply = cJSON_CreateObject ();
+        cJSON_AddStringToObject (reply, "detail", detail);
+        s_stream_end (request, status, reply);
+        cJSON_Delete (reply);
+    }
+    else {
+        char *body = api_detail_json (detail);
+        s_resume (request, status, NULL, body, strlen (body));
+    }
+}
+
+//  Tell the agent to stop a chat nobody waits for any more
+static void
+s_cancel_chat (request_t *request)
+{
+    if (msg_send_cancel (request->self->agent, NULL, request->id))
+        zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
 }
 
 static ssize_t
@@ -529,7 +554,6 @@ s_handle_agent_answer (self_t *self)
     request_t *request = msg_id (msg) == MSG_ID_ANSWER
                        ? (request_t *) zhashx_lookup (self->pending, msg_answer_request_id (msg)) : NULL;
     if (request && request->streaming) {
-        zhashx_delete (self->pending, request->id);
         size_t size;
         const byte *body = msg_answer_body (msg, &size);
         cJSON *reply = cJSON_ParseWithLength ((const char *) body, size);
@@ -583,28 +607,16 @@ s_expire_parked (self_t *self)
             zlistx_add_end (expired, request);
     for (request_t *request = (request_t *) zlistx_first (expired); request;
          request = (request_t *) zlistx_next (expired)) {
-        const char *detail;
         if (request->parked == PARKED_AGENT) {
-            if (msg_send_cancel (self->agent, NULL, request->id))
-                zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
-            detail = "The assistant did not answer in time (the --ai-timeout budget and a margin); try again";
+            s_cancel_chat (request);
+            s_resume_detail (request, 504, "The assistant did not answer in time (the --ai-timeout budget "
+                                           "and a margin); try again");
         }
         else {
             zsys_warning ("http: no answer from gateway for request %s %s by its deadline; answered 504",
                           request->id, request->path_copy ? request->path_copy : "");
-            detail = "The call got no answer in time: the server lost track of it. "
-                     "It may or may not have run; check the function's invocation log";
-        }
-        if (request->streaming) {
-            zhashx_delete (self->pending, request->id);
-            cJSON *reply = cJSON_CreateObject ();
-            cJSON_AddStringToObject (reply, "detail", detail);
-            s_stream_end (request, 504, reply);
-            cJSON_Delete (reply);
-        }
-        else {
-            char *body = api_detail_json (detail);
-            s_resume (request, 504, NULL, body, strlen (body));
+            s_resume_detail (request, 504, "The call got no answer in time: the server lost track of it. "
+                                           "It may or may not have run; check the function's invocation log");
         }
     }
     zlistx_destroy (&expired);
@@ -729,16 +741,8 @@ s_wait_for_keys (request_t *request, struct MHD_Connection *connection)
 static void
 s_resume_shutting_down (request_t *request)
 {
-    if (request->streaming) {
-        cJSON *reply = cJSON_CreateObject ();
-        cJSON_AddStringToObject (reply, "detail", "Server is shutting down");
-        s_stream_end (request, 503, reply);
-        cJSON_Delete (reply);
-        return;
-    }
-    char *body = api_detail_json ("Server is shutting down");
     request->dispatched = true;
-    s_resume (request, 503, NULL, body, strlen (body));
+    s_resume_detail (request, 503, "Server is shutting down");
 }
 
 //  Resume the requests parked for keys, to be dispatched again (or, when
@@ -920,8 +924,8 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
     if (request->parked == PARKED_POOL)
         apipool_cancel (self->apipool, request->id);
     //  A chat whose connection ended while it was parked: stop its loop
-    if (request->parked == PARKED_AGENT && msg_send_cancel (self->agent, NULL, request->id))
-        zsys_warning ("http: could not send CANCEL for chat %s to the agent", request->id);
+    if (request->parked == PARKED_AGENT)
+        s_cancel_chat (request);
     if (request->parked == PARKED_KEYS) {
         void *handle = zlistx_find (self->key_waiters, request);
         if (handle)

@@ -41,6 +41,7 @@
 #define GATEWAY_MARGIN_MS       5000    //  Slack over assignment's bounds for a gateway job
 #define DEFAULT_TIMEOUT_MS      30000   //  A function's timeout when none is given
 #define HTTP_MARGIN_MS          5000    //  Slack over gateway's bound for a parked HTTP call
+#define CHAT_MARGIN_MS          10000   //  Slack over a chat's --ai-timeout budget
 
 //  The longest a run may take on a worker before assignment gives up on it:
 //  cold runs also create the sandbox and load the code first.
@@ -76,6 +77,14 @@ static inline int64_t
 deadlines_http_ms (int64_t max_timeout_ms)
 {
     return deadlines_job_ms (max_timeout_ms) + HTTP_MARGIN_MS;
+}
+
+//  How long http keeps a chat parked on the agent: its time budget (the
+//  agent answers 504 itself then), plus a margin, for an agent that is lost
+static inline int64_t
+deadlines_chat_ms (int64_t budget_ms)
+{
+    return budget_ms + CHAT_MARGIN_MS;
 }
 
 #endif
