@@ -23,6 +23,7 @@
 
 #include <czmq.h>
 #include <curl/curl.h>
+#include "core/fetch.h"
 #include "core/llm.h"
 
 //  Tool calls we take from one turn of the model, streamed or not; a reply
@@ -386,10 +387,7 @@ llm_assistant_message (const llm_reply_t *reply)
 //  Transport
 
 typedef struct {
-    char *data;                     //  Reply bytes so far, NUL-terminated
-    size_t size;                    //  Bytes in data
-    size_t cap;                     //  Abort past this many
-    bool too_large;                 //  The cap was hit
+    fetch_buffer_t body;            //  Reply bytes so far, under the cap
     char retry_after [32];          //  Retry-After header value, or ""
     volatile int *cancel;           //  Non-zero aborts
     CURL *curl;                     //  For the status, once headers are in
@@ -402,29 +400,20 @@ static size_t
 s_write (char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     s_transfer_t *transfer = (s_transfer_t *) userdata;
-    size_t bytes = size * nmemb;
-    if (transfer->size + bytes > transfer->cap) {
-        transfer->too_large = true;
-        return 0;                   //  Aborts the transfer
-    }
-    char *grown = (char *) realloc (transfer->data, transfer->size + bytes + 1);
-    if (!grown)
-        return 0;
-    memcpy (grown + transfer->size, ptr, bytes);
-    transfer->data = grown;
-    transfer->size += bytes;
-    transfer->data [transfer->size] = 0;
+    size_t bytes = fetch_buffer_write (ptr, size, nmemb, &transfer->body);
+    if (bytes == 0)
+        return 0;                   //  Past the cap: aborts the transfer
     //  A 200 to a stream request: read each complete line as it comes,
     //  so text deltas reach the user while the model writes
     long status = 0;
     if (transfer->stream)
         curl_easy_getinfo (transfer->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status == 200) {
+        fetch_buffer_t *body = &transfer->body;
         char *newline;
-        while ((newline = memchr (transfer->data + transfer->parsed, '\n',
-                                  transfer->size - transfer->parsed))) {
-            size_t length = (size_t) (newline - (transfer->data + transfer->parsed));
-            s_stream_line (&transfer->events, transfer->data + transfer->parsed, length);
+        while ((newline = memchr (body->data + transfer->parsed, '\n', body->size - transfer->parsed))) {
+            size_t length = (size_t) (newline - (body->data + transfer->parsed));
+            s_stream_line (&transfer->events, body->data + transfer->parsed, length);
             transfer->parsed += length + 1;
         }
     }
@@ -471,7 +460,7 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
 
     char *body = llm_request_body (call->model, messages, tools, call->stream);
     s_transfer_t transfer = {
-        .cap = call->max_reply ? call->max_reply : LLM_REPLY_MAX, .cancel = call->cancel,
+        .body = { .cap = call->max_reply ? call->max_reply : LLM_REPLY_MAX }, .cancel = call->cancel,
         .stream = call->stream, .events = { .on_delta = call->on_delta, .delta_arg = call->delta_arg }
     };
     CURL *curl = curl_easy_init ();
@@ -496,7 +485,7 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms < timeout_ms ? connect_ms : timeout_ms);
-    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) transfer.cap);
+    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) transfer.body.cap);
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen (body));
@@ -521,8 +510,8 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
         reply->cancelled = true;
     }
     else
-    if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED)
-        rc = s_fail (reply, 502, "The AI provider's reply was larger than the %zu-byte limit", transfer.cap);
+    if (transfer.body.too_large || code == CURLE_FILESIZE_EXCEEDED)
+        rc = s_fail (reply, 502, "The AI provider's reply was larger than the %zu-byte limit", transfer.body.cap);
     else
     if (code == CURLE_OPERATION_TIMEDOUT)
         rc = s_fail (reply, 504, "The AI provider did not answer within the chat's time budget "
@@ -534,17 +523,18 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
     else
     if (status == 200 && transfer.stream && transfer.events.seen) {
         //  The last line may have come without its newline
-        if (transfer.parsed < transfer.size)
-            s_stream_line (&transfer.events, transfer.data + transfer.parsed, transfer.size - transfer.parsed);
+        if (transfer.parsed < transfer.body.size)
+            s_stream_line (&transfer.events, transfer.body.data + transfer.parsed,
+                           transfer.body.size - transfer.parsed);
         rc = s_stream_reply (&transfer.events, reply);
     }
     else        //  Not streamed (an error, or a server that ignores stream): one JSON body
-        rc = llm_parse_reply (status, transfer.data ? transfer.data : "", transfer.size,
+        rc = llm_parse_reply (status, transfer.body.data ? transfer.body.data : "", transfer.body.size,
                               *transfer.retry_after ? transfer.retry_after : NULL, reply);
     s_stream_reset (&transfer.events);
     if (rc)
         zsys_warning ("llm: %s", reply->detail);
-    free (transfer.data);
+    fetch_buffer_reset (&transfer.body);
     return rc;
 }
 
