@@ -186,9 +186,9 @@ typedef struct {
     bind_t binds [MAX_BINDS];       //  bind mounts, in order
     int nbinds;                     //  number of binds
     const char *mount_paths [SANDBOX_MAX_MOUNTS];   //  extra mounts' host dirs
-    int mount_fds [SANDBOX_MAX_MOUNTS];         //  the fd the child opens each on
     char mount_sources [SANDBOX_MAX_MOUNTS][32];    //  "/proc/self/fd/N" for each
-    int nmount_fds;                 //  number of extra mounts
+    int nmounts;                    //  number of extra mounts
+    int mount_fd;                   //  the child opens extra mount i on fd mount_fd + i
     const struct sock_fprog *filter;    //  seccomp program
     char *argv [MAX_ARGS + 1];      //  the user's process
     char *const *envp;              //  its environment
@@ -657,11 +657,12 @@ s_child (plan_t *plan)
     s_close_except (keep, 5);
     //  Extra mounts' sources, opened now, with the server's host uid (see
     //  s_plan_build); CLOEXEC, so they are gone at init's exec
-    for (int index = 0; index < plan->nmount_fds; index++) {
+    for (int index = 0; index < plan->nmounts; index++) {
+        int wanted = plan->mount_fd + index;
         int fd = open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || (fd != plan->mount_fds [index] && dup3 (fd, plan->mount_fds [index], O_CLOEXEC) < 0))
+        if (fd < 0 || (fd != wanted && dup3 (fd, wanted, O_CLOEXEC) < 0))
             s_fail (plan, STAGE_BIND, errno);
-        if (fd != plan->mount_fds [index])
+        if (fd != wanted)
             close (fd);
     }
     char byte;
@@ -959,11 +960,10 @@ s_plan_mount_fds (plan_t *plan)
     int highest = 2;
     for (size_t index = 0; index < sizeof kept / sizeof kept [0]; index++)
         highest = kept [index] > highest? kept [index]: highest;
-    for (int index = 0; index < plan->nmount_fds; index++) {
-        plan->mount_fds [index] = highest + 1 + index;
+    plan->mount_fd = highest + 1;
+    for (int index = 0; index < plan->nmounts; index++)
         snprintf (plan->mount_sources [index], sizeof plan->mount_sources [0], "/proc/self/fd/%d",
-                  plan->mount_fds [index]);
-    }
+                  plan->mount_fd + index);
 }
 
 //  Build the mount plan and argv; -1 if the config is unusable (logged)
@@ -1051,7 +1051,7 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
         s_plan_bind (plan, config->mounts [index].source, config->mounts [index].target, false,
                      !config->mounts [index].writable);
         plan->binds [plan->nbinds - 1].source = plan->mount_sources [index];
-        plan->nmount_fds++;
+        plan->nmounts++;
     }
     static const char *devices [] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", NULL };
     for (int index = 0; devices [index]; index++)
