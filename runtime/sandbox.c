@@ -2318,7 +2318,7 @@ sandbox_test (bool verbose)
         "                            '172.16.0.1', '100.64.0.1', '10.0.2.3')]\n"
         "res += [routed('10.0.2.3', 53), routed('203.0.113.5')]\n"
         "os.write(3, ' '.join(res).encode())\n",
-        loop_port, loop_port, host_address, any_port, host_address, neighbour, gateway);
+        loop_port, loop_port, host_address, any_port, host_address, host_address, neighbour, gateway);
     //  What the host has: a host on no LAN has no neighbour or gateway to
     //  block; on qemu's user network (10.0.2.0/24) slirp answers for them
     char *network_expected = zsys_sprintf (
