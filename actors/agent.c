@@ -187,6 +187,23 @@ s_tool_message (const char *call_id, cJSON *result)
     return message;
 }
 
+//  An ANSWER's headers: JSON, and Retry-After when retry_after > 0 (seconds).
+//  Caller frees.
+static char *
+s_answer_headers (long retry_after)
+{
+    cJSON *headers = cJSON_CreateObject ();
+    cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+    if (retry_after > 0) {
+        char seconds [32];
+        snprintf (seconds, sizeof seconds, "%ld", retry_after);
+        cJSON_AddStringToObject (headers, "Retry-After", seconds);
+    }
+    char *text = cJSON_PrintUnformatted (headers);
+    cJSON_Delete (headers);
+    return text;
+}
+
 //  --------------------------------------------------------------------------
 //  The loop, on a runner thread
 
@@ -224,6 +241,21 @@ s_on_delta (const char *text, void *arg)
     cJSON_Delete (data);
 }
 
+//  The answer: {response, tool_calls, steps} (and step_limit: true when the
+//  limit ended the loop). Takes calls.
+static void
+s_succeed (s_outcome_t *outcome, const char *response, cJSON *calls, long steps, bool step_limit)
+{
+    outcome->status = 200;
+    outcome->body = cJSON_CreateObject ();
+    cJSON_AddStringToObject (outcome->body, "response", response);
+    cJSON_AddItemToObject (outcome->body, "tool_calls", calls);
+    cJSON_AddNumberToObject (outcome->body, "steps", (double) steps);
+    if (step_limit)
+        cJSON_AddBoolToObject (outcome->body, "step_limit", true);
+}
+
+//  A fault: {detail, tool_calls}. Takes calls.
 static void
 s_fail (s_outcome_t *outcome, int status, const char *detail, cJSON *calls)
 {
@@ -269,12 +301,7 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, msg_outbox_t *invalidate
         if (steps >= config->ai_max_steps) {
             snprintf (detail, sizeof detail, "I stopped after %ld steps (the server's limit, --ai-max-steps) "
                       "before I was done. The tool calls so far are listed; ask me to continue.", steps);
-            outcome->status = 200;
-            outcome->body = cJSON_CreateObject ();
-            cJSON_AddStringToObject (outcome->body, "response", detail);
-            cJSON_AddItemToObject (outcome->body, "tool_calls", calls);
-            cJSON_AddNumberToObject (outcome->body, "steps", (double) steps);
-            cJSON_AddBoolToObject (outcome->body, "step_limit", true);
+            s_succeed (outcome, detail, calls, steps, true);
             break;
         }
         int64_t left = deadline - zclock_mono ();
@@ -293,11 +320,7 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, msg_outbox_t *invalidate
         }
         int count = cJSON_GetArraySize (reply.tool_calls);
         if (count == 0) {
-            outcome->status = 200;
-            outcome->body = cJSON_CreateObject ();
-            cJSON_AddStringToObject (outcome->body, "response", reply.content ? reply.content : "");
-            cJSON_AddItemToObject (outcome->body, "tool_calls", calls);
-            cJSON_AddNumberToObject (outcome->body, "steps", (double) steps);
+            s_succeed (outcome, reply.content ? reply.content : "", calls, steps, false);
             break;
         }
         //  The assistant's turn goes back as it was, then one answer per call
@@ -370,20 +393,12 @@ s_runner (zsock_t *pipe, void *args)
         else
             s_chat (runner, api, gateway, invalidates, tools, *authorization ? user : msg_chat_user_id (request), body,
                     body_size, &events, &outcome);
-        cJSON *headers = cJSON_CreateObject ();
-        cJSON_AddStringToObject (headers, "Content-Type", "application/json");
-        if (outcome.retry_after > 0) {
-            char seconds [32];
-            snprintf (seconds, sizeof seconds, "%ld", outcome.retry_after);
-            cJSON_AddStringToObject (headers, "Retry-After", seconds);
-        }
-        char *headers_text = cJSON_PrintUnformatted (headers);
+        char *headers_text = s_answer_headers (outcome.retry_after);
         char *body_text = cJSON_PrintUnformatted (outcome.body);
         if (msg_send_answer (pipe, NULL, request_id, outcome.status, headers_text, body_text, strlen (body_text)))
             zsys_error ("agent: chat %s: could not pass on its answer", request_id);
         free (headers_text);
         free (body_text);
-        cJSON_Delete (headers);
         cJSON_Delete (outcome.body);
         msg_destroy (&request);
     }
@@ -400,14 +415,9 @@ s_runner (zsock_t *pipe, void *args)
 
 static void
 s_answer (self_t *self, zframe_t *route, const char *request_id, int status, const char *detail,
-          const char *retry_after)
+          long retry_after)
 {
-    cJSON *headers = cJSON_CreateObject ();
-    cJSON_AddStringToObject (headers, "Content-Type", "application/json");
-    if (retry_after)
-        cJSON_AddStringToObject (headers, "Retry-After", retry_after);
-    char *headers_text = cJSON_PrintUnformatted (headers);
-    cJSON_Delete (headers);
+    char *headers_text = s_answer_headers (retry_after);
     char *body = api_detail_json (detail);
     if (msg_send_answer (self->frontend, route, request_id, status, headers_text, body, strlen (body)))
         zsys_error ("agent: could not send the %d answer for chat %s to http", status, request_id);
@@ -450,7 +460,7 @@ s_handle_frontend (self_t *self)
                       "The AI assistant is not configured on this server. Start it with --ai-api-key KEY "
                       "(or CLOWDY_AI_API_KEY or GROQ_API_KEY) for Groq, or --ai-base-url URL (and "
                       "--ai-model NAME) for another OpenAI-compatible provider such as OpenAI, Ollama, "
-                      "llama.cpp's server or vLLM", NULL);
+                      "llama.cpp's server or vLLM", 0);
         else
         if (runner)
             s_start_chat (self, runner, msg);
@@ -461,7 +471,7 @@ s_handle_frontend (self_t *self)
         }
         else
             s_answer (self, msg_route (msg), msg_chat_request_id (msg), 503,
-                      "The AI assistant is busy with other chats; try again shortly", "5");
+                      "The AI assistant is busy with other chats; try again shortly", 5);
     }
     else
     if (msg_id (msg) == MSG_ID_CANCEL) {

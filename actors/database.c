@@ -54,10 +54,6 @@
 //  The provider thread
 
 typedef struct {
-    const config_t *config;
-} s_thread_args_t;
-
-typedef struct {
     store_t *store;
     dbprovider_t *provider;
     zhashx_t *retry_at;             //  project id -> monotonic ms of its next deprovision try
@@ -163,8 +159,8 @@ s_scan (s_thread_t *self, cJSON *changed)
     cJSON_ArrayForEach (job, jobs) {
         const char *project_id = cJSON_GetStringValue (cJSON_GetObjectItem (job, "project_id"));
         const char *state = cJSON_GetStringValue (cJSON_GetObjectItem (job, "state"));
-        if (!project_id || !state || !util_is_id (project_id))
-            continue;
+        if (!project_id || !state)
+            continue;               //  dbprovider checks the id itself
         if (streq (state, "provisioning"))
             s_provision (self, project_id, changed);
         else
@@ -178,14 +174,14 @@ s_scan (s_thread_t *self, cJSON *changed)
 static void
 s_provider_thread (zsock_t *pipe, void *args_)
 {
-    s_thread_args_t *args = (s_thread_args_t *) args_;
+    const config_t *config = (const config_t *) args_;
     s_thread_t self = { 0 };
     char error [DBPROVIDER_ERROR_SIZE] = "";
-    self.store = store_open (args->config->data_dir);
+    self.store = store_open (config->data_dir);
     if (!self.store)
-        snprintf (error, sizeof error, "cannot open the store in data dir '%s'", args->config->data_dir);
+        snprintf (error, sizeof error, "cannot open the store in data dir '%s'", config->data_dir);
     else
-        self.provider = dbprovider_new (args->config, error, sizeof error);
+        self.provider = dbprovider_new (config, error, sizeof error);
     self.retry_at = zhashx_new ();
     zhashx_set_destructor (self.retry_at, s_retry_free);
     if (self.provider)
@@ -223,9 +219,7 @@ typedef struct {
     zsock_t *gateway;               //  DEALER to gateway, for INVALIDATE
     msg_outbox_t *invalidates;      //  INVALIDATEs gateway's full queue could not take yet
     zactor_t *thread;               //  The provider thread
-    s_thread_args_t thread_args;
-    bool busy;                      //  A DB_SCAN is out
-    int64_t scan_started;           //  When (monotonic ms)
+    int64_t scan_started;           //  When the DB_SCAN that is out went (monotonic ms), or 0
     bool late_logged;               //  Its lateness is in the log already
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
@@ -255,7 +249,7 @@ s_handle_thread (self_t *self)
     if (!msg)
         return;
     if (msg_id (msg) == MSG_ID_DB_SCANNED) {
-        self->busy = false;
+        self->scan_started = 0;
         if (self->late_logged)
             zsys_info ("database: the late scan ended");
         self->late_logged = false;
@@ -281,17 +275,15 @@ static void
 s_tick (self_t *self)
 {
     int64_t now = zclock_mono ();
-    if (self->busy) {
+    if (self->scan_started) {
         if (!self->late_logged && now - self->scan_started > S_SCAN_DEADLINE_MS) {
             zsys_warning ("database: a provisioning scan has run for %d s", S_SCAN_DEADLINE_MS / 1000);
             self->late_logged = true;
         }
         return;
     }
-    if (msg_send_db_scan (zactor_sock (self->thread), NULL) == 0) {
-        self->busy = true;
-        self->scan_started = now;
-    }
+    if (msg_send_db_scan (zactor_sock (self->thread), NULL) == 0)
+        self->scan_started = now > 0? now: 1;
 }
 
 void
@@ -299,14 +291,14 @@ database_actor (zsock_t *pipe, void *args_)
 {
     const actor_args_t *args = (const actor_args_t *) args_;
     self_t self = { .pipe = pipe };
-    self.thread_args.config = args->config;
     self.gateway = endpoints_connect (args->endpoints, "gateway", ZMQ_DEALER);
     if (!self.gateway) {
         actor_failed (pipe, "%s", endpoints_error ());
         return;
     }
     char *reason = NULL;
-    self.thread = actor_start (s_provider_thread, &self.thread_args, "database provider", &reason);
+    //  The config outlives both: the thread reads it, never writes it
+    self.thread = actor_start (s_provider_thread, (void *) args->config, "database provider", &reason);
     if (!self.thread) {
         zsock_destroy (&self.gateway);
         actor_failed (pipe, "database provider %s: %s", args->config->database_provider, reason);

@@ -10,7 +10,7 @@
     compiler itself then checks that every caller passes each field with
     its declared type.
 
-    msg_decode checks a whole multipart message before anyone reads a
+    s_decode checks a whole multipart message before anyone reads a
     field: a known command, exactly its number of frames, no NUL in any
     text field, an 'i' that is a decimal int64, a 'j' that parses as one
     whole JSON document (kept parsed, so handlers never parse it again).
@@ -221,6 +221,11 @@ msg_outbox_send (msg_outbox_t *self, zmsg_t **zmsg_p)
 //  --------------------------------------------------------------------------
 //  Receiving
 
+//  Check a received message against its declaration (takes ownership of
+//  *zmsg_p); the message, or NULL when malformed (logged, dropped)
+static msg_t *
+    s_decode (zmsg_t **zmsg_p, bool routed);
+
 msg_t *
 msg_recv_pipe (zsock_t *pipe, bool *terminated)
 {
@@ -232,7 +237,7 @@ msg_recv_pipe (zsock_t *pipe, bool *terminated)
         zmsg_destroy (&zmsg);
         return NULL;
     }
-    return msg_decode (&zmsg, false);
+    return s_decode (&zmsg, false);
 }
 
 msg_t *
@@ -241,7 +246,7 @@ msg_recv (zsock_t *source, bool routed)
     zmsg_t *zmsg = zmsg_recv (source);
     if (!zmsg)
         return NULL;
-    return msg_decode (&zmsg, routed);
+    return s_decode (&zmsg, routed);
 }
 
 void
@@ -288,8 +293,8 @@ s_parse_int (const char *text, int64_t *value)
     return true;
 }
 
-msg_t *
-msg_decode (zmsg_t **zmsg_p, bool routed)
+static msg_t *
+s_decode (zmsg_t **zmsg_p, bool routed)
 {
     msg_t *self = (msg_t *) zmalloc (sizeof (msg_t));
     self->zmsg = *zmsg_p;
@@ -432,7 +437,7 @@ msg_protocol_markdown (void)
 //  Selftest, generated from the declaration like the codec: every message
 //  goes both ways over a DEALER/ROUTER pair (inproc, then tcp on loopback)
 //  with sample values of each type, then with empty ones; every malformed
-//  variant of every message is refused, by msg_decode and over the link.
+//  variant of every message is refused, by s_decode and over the link.
 
 static const byte s_sample_bytes [] = { 0, 1, 2, 'x', 0, 255 };
 
@@ -601,7 +606,7 @@ s_test_malformed (bool verbose)
     //  Each valid base message decodes, so each variant fails for its flaw
     for (size_t id = 0; id < MSG_ID_COUNT_; id++) {
         zmsg_t *zmsg = s_variant (s_specs [id].command, s_specs [id].picture, -1, -1, NULL, 0);
-        msg_t *msg = msg_decode (&zmsg, false);
+        msg_t *msg = s_decode (&zmsg, false);
         assert (msg && msg_id (msg) == (msg_id_t) id && !zmsg);
         msg_destroy (&msg);
     }
@@ -612,11 +617,11 @@ s_test_malformed (bool verbose)
     for (zmsg_t *variant = (zmsg_t *) zlistx_first (variants); variant;
          variant = (zmsg_t *) zlistx_next (variants)) {
         zmsg_t *copy = zmsg_dup (variant);
-        assert (msg_decode (&copy, false) == NULL && !copy);
+        assert (s_decode (&copy, false) == NULL && !copy);
     }
     //  No routing frame at all on a ROUTER-side decode
     zmsg_t *empty = zmsg_new ();
-    assert (msg_decode (&empty, true) == NULL);
+    assert (s_decode (&empty, true) == NULL);
 
     //  Over a link the receiver drops each one and still gets what follows
     zsock_t *server = zsock_new_router ("inproc://msg-test-malformed");
@@ -632,7 +637,7 @@ s_test_malformed (bool verbose)
         assert (zmsg_send (&copy, client) == 0);
         sent++;
     }
-    assert (msg_send_pong (client, NULL) == 0);
+    assert (msg_send_db_scan (client, NULL) == 0);
     size_t dropped = 0;
     msg_t *msg = NULL;
     while (!msg) {
@@ -641,7 +646,7 @@ s_test_malformed (bool verbose)
             dropped++;
         assert (dropped <= sent);
     }
-    assert (msg_id (msg) == MSG_ID_PONG && dropped == sent);
+    assert (msg_id (msg) == MSG_ID_DB_SCAN && dropped == sent);
     msg_destroy (&msg);
     zsys_set_logstream (stdout);        //  CZMQ's default
     if (verbose)
@@ -754,9 +759,9 @@ msg_test (bool verbose)
     zsock_t *client = zsock_new_dealer ("inproc://msg-test-null");
     zsock_set_rcvtimeo (server, 10000);
     zsock_set_rcvtimeo (client, 10000);
-    assert (msg_send_pong (client, NULL) == 0);
+    assert (msg_send_db_scan (client, NULL) == 0);
     msg_t *msg = msg_recv (server, true);
-    assert (msg && msg_id (msg) == MSG_ID_PONG);
+    assert (msg && msg_id (msg) == MSG_ID_DB_SCAN);
     assert (msg_send_result (server, msg_route (msg), "j1", NULL) == 0);
     msg_destroy (&msg);
     msg = msg_recv (client, false);

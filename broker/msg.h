@@ -145,10 +145,6 @@ msg_t *
 msg_t *
     msg_recv_pipe (zsock_t *pipe, bool *terminated);
 
-//  Same, from a message already received (takes ownership of *zmsg_p).
-msg_t *
-    msg_decode (zmsg_t **zmsg_p, bool routed);
-
 //  Which message this is
 msg_id_t
     msg_id (msg_t *self);

@@ -42,8 +42,7 @@
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
     LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
     LINK (HTTP_AGENT,           "http ↔ agent") \
-    LINK (DATABASE_PROVIDER,    "database ↔ its provider thread") \
-    LINK (ANY,                  "Any actor")
+    LINK (DATABASE_PROVIDER,    "database ↔ its provider thread")
 
 #define MSG_MESSAGES(MESSAGE) \
     MESSAGE (INVOKE, invoke, HTTP_GATEWAY, \
@@ -105,12 +104,7 @@
         "the database actor's timer (every 250 ms, when the thread is idle): do the provisioning and " \
         "deprovisioning jobs recorded in `project_databases` (`actors/database.c`)") \
     MESSAGE (DB_SCANNED, db_scanned, DATABASE_PROVIDER, \
-        "exactly once per DB_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed") \
-    MESSAGE (PING, ping, ANY, \
-        "a liveness check on a socket (the codec's own selftest uses it over tcp); on an actor's pipe " \
-        "`PING` is a plain string, outside this codec") \
-    MESSAGE (PONG, pong, ANY, \
-        "the answer to PING")
+        "exactly once per DB_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed")
 
 //  http <-> gateway
 #define MSG_FIELDS_INVOKE(FIELD, m) \
@@ -228,10 +222,6 @@
 #define MSG_FIELDS_DB_SCAN(FIELD, m)
 #define MSG_FIELDS_DB_SCANNED(FIELD, m) \
     FIELD (m, changed, j, ": [project ids whose database became ready or went away]")
-
-//  anyone
-#define MSG_FIELDS_PING(FIELD, m)
-#define MSG_FIELDS_PONG(FIELD, m)
 
 //  The prose of broker/PROTOCOL.md around the generated tables
 #define MSG_DOC_INTRO \

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include "core/dbprovider.h"
+#include "core/util.h"
 
 struct _dbprovider_t {
     const dbprovider_ops_t *ops;
@@ -63,6 +64,12 @@ dbprovider_provision (dbprovider_t *self, const char *project_id, dbprovider_inf
 {
     memset (info, 0, sizeof *info);
     *error = 0;
+    //  Providers put the id in paths and SQL names as it is: 12 lowercase
+    //  hex digits need no quoting and cannot climb out of a directory
+    if (!util_is_id (project_id)) {
+        snprintf (error, error_size, "Invalid project id");
+        return -1;
+    }
     int rc = self->ops->provision (self->state, project_id, info, error, error_size);
     if (rc)
         dbprovider_info_reset (info);
@@ -76,6 +83,10 @@ dbprovider_deprovision (dbprovider_t *self, const char *project_id, const char *
                         char *error, size_t error_size)
 {
     *error = 0;
+    if (!util_is_id (project_id)) {
+        snprintf (error, error_size, "Invalid project id");
+        return -1;
+    }
     int rc = self->ops->deprovision (self->state, project_id, external_id, error, error_size);
     if (rc && !*error)
         snprintf (error, error_size, "The database could not be deprovisioned");
@@ -267,6 +278,14 @@ dbprovider_test (bool verbose)
     assert (streq (dbprovider_name (provider), "sqlite"));
 
     dbprovider_info_t info;
+    //  An id that is not one is refused before a provider sees it
+    const char *not_ids [] = { "", "..", "../../etc", "ABCDEFABCDEF", "abcdefabcde", "abcdefabcdef0", NULL };
+    for (const char **id = not_ids; *id; id++) {
+        assert (dbprovider_provision (provider, *id, &info, error, sizeof error) == -1);
+        assert (streq (error, "Invalid project id") && !info.url);
+        assert (dbprovider_deprovision (provider, *id, NULL, error, sizeof error) == -1);
+        assert (streq (error, "Invalid project id"));
+    }
     assert (dbprovider_provision (provider, "abcdefabcdef", &info, error, sizeof error) == 0);
     assert (streq (info.url, "sqlite:////opt/database/db.sqlite3"));
     assert (streq (info.mount_target, "/opt/database"));

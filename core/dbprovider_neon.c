@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include "core/dbprovider.h"
+#include "core/fetch.h"
 
 #define S_ATTEMPTS          6           //  per request, counting 423/429 retries
 #define S_BACKOFF_MS        500         //  first wait; doubles
@@ -42,28 +43,6 @@ typedef struct {
     char *api_url;                  //  Base, without a trailing /
     char *auth_header;              //  "Authorization: Bearer KEY"
 } s_neon_t;
-
-typedef struct {
-    char *data;
-    size_t size;
-    bool too_big;
-} s_buffer_t;
-
-static size_t
-s_collect (char *chunk, size_t size, size_t count, void *arg)
-{
-    s_buffer_t *buffer = (s_buffer_t *) arg;
-    size_t bytes = size * count;
-    if (buffer->size + bytes > S_RESPONSE_MAX) {
-        buffer->too_big = true;
-        return 0;
-    }
-    buffer->data = (char *) realloc (buffer->data, buffer->size + bytes + 1);
-    memcpy (buffer->data + buffer->size, chunk, bytes);
-    buffer->size += bytes;
-    buffer->data [buffer->size] = 0;
-    return bytes;
-}
 
 static void *
 s_create (const config_t *config, char *error, size_t error_size)
@@ -113,13 +92,13 @@ s_request (s_neon_t *self, const char *method, const char *path, const char *bod
         headers = curl_slist_append (headers, "Accept: application/json");
         if (body)
             headers = curl_slist_append (headers, "Content-Type: application/json");
-        s_buffer_t buffer = { 0 };
+        fetch_buffer_t buffer = { .cap = S_RESPONSE_MAX };
         curl_easy_setopt (curl, CURLOPT_URL, url);
         curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
         if (body)
             curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_collect);
+        curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, fetch_buffer_write);
         curl_easy_setopt (curl, CURLOPT_WRITEDATA, &buffer);
         curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, (long) S_TIMEOUT_MS);
         curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, (long) S_CONNECT_MS);
@@ -134,13 +113,13 @@ s_request (s_neon_t *self, const char *method, const char *path, const char *bod
         }
         else
             snprintf (error, error_size, "Could not reach the Neon API: %s",
-                      buffer.too_big? "answer too large": curl_easy_strerror (code));
+                      buffer.too_large? "answer too large": curl_easy_strerror (code));
         curl_slist_free_all (headers);
         curl_easy_cleanup (curl);
         status = (int) http_status;
         cJSON_Delete (*reply);
         *reply = buffer.data? cJSON_Parse (buffer.data): NULL;
-        free (buffer.data);
+        fetch_buffer_reset (&buffer);
         if ((status == 423 || status == 429) && attempt < S_ATTEMPTS && !zsys_interrupted) {
             long pause = retry_after > 0? (long) retry_after * 1000: wait_ms;
             zclock_sleep ((int) (pause < S_BACKOFF_MAX_MS? pause: S_BACKOFF_MAX_MS));

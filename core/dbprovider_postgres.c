@@ -191,13 +191,8 @@ static int
 s_provision (void *state, const char *project_id, dbprovider_info_t *info, char *error, size_t error_size)
 {
     s_postgres_t *self = (s_postgres_t *) state;
-    //  Project ids are 12 lowercase hex digits (util_is_id): the names
-    //  need no quoting
-    for (const char *c = project_id; *c; c++)
-        if (!isxdigit ((unsigned char) *c) || isupper ((unsigned char) *c)) {
-            snprintf (error, error_size, "Invalid project id");
-            return -1;
-        }
+    //  The id is 12 lowercase hex digits (dbprovider_provision checked):
+    //  the names need no quoting
     char name [64];
     snprintf (name, sizeof name, "clowdy_%s", project_id);
     unsigned char random [24];

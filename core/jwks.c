@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include "core/fetch.h"
 #include "core/jwks.h"
 
 #ifndef CLOWDY_VERSION
@@ -300,35 +301,12 @@ jwks_parse (const char *json, size_t len, jwks_key_t **keys_out)
 //  --------------------------------------------------------------------------
 //  JWKS fetch (libcurl)
 
-//  Download buffer with a hard cap
-typedef struct {
-    char *data;                 //  bytes so far, NUL-terminated
-    size_t size;                //  bytes in data
-} s_buffer_t;
-
-static size_t
-s_curl_write (char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    s_buffer_t *buffer = (s_buffer_t *) userdata;
-    size_t bytes = size * nmemb;
-    if (buffer->size + bytes > JWKS_MAX_BYTES)
-        return 0;               //  aborts the transfer
-    char *grown = realloc (buffer->data, buffer->size + bytes + 1);
-    if (!grown)
-        return 0;
-    memcpy (grown + buffer->size, ptr, bytes);
-    buffer->data = grown;
-    buffer->size += bytes;
-    buffer->data [buffer->size] = 0;
-    return bytes;
-}
-
 //  Download and parse a JWKS; touches no auth_t, so it needs no lock.
 //  Returns the number of usable keys (filling *keys_out) or -1, logged.
 int
 jwks_download (const char *jwks_url, long timeout_ms, jwks_key_t **keys_out)
 {
-    s_buffer_t buffer = { NULL, 0 };
+    fetch_buffer_t buffer = { .cap = JWKS_MAX_BYTES };
     CURL *curl = curl_easy_init ();
     if (!curl) {
         zsys_warning ("jwks: cannot start a JWKS fetch");
@@ -343,7 +321,7 @@ jwks_download (const char *jwks_url, long timeout_ms, jwks_key_t **keys_out)
     curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) JWKS_MAX_BYTES);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_curl_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, fetch_buffer_write);
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &buffer);
     curl_easy_setopt (curl, CURLOPT_USERAGENT, "clowdy/" CLOWDY_VERSION);
     CURLcode rc = curl_easy_perform (curl);
@@ -353,7 +331,8 @@ jwks_download (const char *jwks_url, long timeout_ms, jwks_key_t **keys_out)
 
     int count = -1;
     if (rc != CURLE_OK)
-        zsys_warning ("jwks: JWKS fetch from %s failed: %s", jwks_url, curl_easy_strerror (rc));
+        zsys_warning ("jwks: JWKS fetch from %s failed: %s", jwks_url,
+                      buffer.too_large? "document larger than 1 MiB": curl_easy_strerror (rc));
     else
     if (status != 200)
         zsys_warning ("jwks: JWKS fetch from %s answered HTTP %ld", jwks_url, status);
@@ -365,7 +344,7 @@ jwks_download (const char *jwks_url, long timeout_ms, jwks_key_t **keys_out)
         if (count == 0)
             zsys_warning ("jwks: JWKS at %s has no usable RS256/ES256 keys", jwks_url);
     }
-    free (buffer.data);
+    fetch_buffer_reset (&buffer);
     return count;
 }
 

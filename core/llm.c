@@ -23,6 +23,7 @@
 
 #include <czmq.h>
 #include <curl/curl.h>
+#include "core/fetch.h"
 #include "core/llm.h"
 
 //  Tool calls we take from one turn of the model, streamed or not; a reply
@@ -57,7 +58,6 @@ llm_reply_reset (llm_reply_t *reply)
 {
     free (reply->content);
     cJSON_Delete (reply->tool_calls);
-    free (reply->finish_reason);
     free (reply->detail);
     memset (reply, 0, sizeof *reply);
 }
@@ -96,8 +96,28 @@ s_provider_message (cJSON *json, char *out, size_t size)
     out [used] = 0;
 }
 
+//  One entry of reply->tool_calls, {id, name, arguments}, from what the
+//  provider sent for it: the id made up (call_N, N its position) when it
+//  gave none, arguments as text whether it sent a string (as the spec
+//  says) or an object (as Ollama does), "{}" when it sent none
+static void
+s_add_tool_call (cJSON *calls, int position, const char *id, const char *name, cJSON *arguments)
+{
+    char made [32];
+    snprintf (made, sizeof made, "call_%d", position);
+    char *printed = !cJSON_IsString (arguments) && arguments && !cJSON_IsNull (arguments)
+                  ? cJSON_PrintUnformatted (arguments) : NULL;
+    const char *text = cJSON_IsString (arguments) ? arguments->valuestring : printed;
+    cJSON *item = cJSON_CreateObject ();
+    cJSON_AddStringToObject (item, "id", id && *id ? id : made);
+    cJSON_AddStringToObject (item, "name", name ? name : "");
+    cJSON_AddStringToObject (item, "arguments", text && *text ? text : "{}");
+    cJSON_AddItemToArray (calls, item);
+    free (printed);
+}
+
 int
-llm_parse_reply (long http_status, const char *body, size_t size, const char *retry_after,
+llm_parse_reply (long http_status, const char *body, size_t size, long retry_after,
                  llm_reply_t *reply)
 {
     llm_reply_reset (reply);
@@ -109,9 +129,7 @@ llm_parse_reply (long http_status, const char *body, size_t size, const char *re
     const char *code = cJSON_GetStringValue (cJSON_GetObjectItem (cJSON_GetObjectItem (json, "error"), "code"));
     int rc = -1;
     if (http_status == 429) {
-        char *end = NULL;
-        long seconds = retry_after ? strtol (retry_after, &end, 10) : 0;
-        reply->retry_after = seconds > 0 && seconds < 86400 && end && (*end == 0 || isspace (*end)) ? seconds : 0;
+        reply->retry_after = retry_after > 0 && retry_after < 86400 ? retry_after : 0;
         if (reply->retry_after)
             s_fail (reply, 503, "The AI provider is rate limiting requests (429); try again in %ld s%s%s",
                     reply->retry_after, colon, said);
@@ -148,8 +166,6 @@ llm_parse_reply (long http_status, const char *body, size_t size, const char *re
         else {
             const char *content = cJSON_GetStringValue (cJSON_GetObjectItem (message, "content"));
             reply->content = content ? strdup (content) : NULL;
-            const char *finish = cJSON_GetStringValue (cJSON_GetObjectItem (choice, "finish_reason"));
-            reply->finish_reason = finish ? strdup (finish) : NULL;
             reply->tool_calls = cJSON_CreateArray ();
             cJSON *call;
             int index = 0;
@@ -157,26 +173,10 @@ llm_parse_reply (long http_status, const char *body, size_t size, const char *re
                 if (index >= LLM_TOOL_CALLS_MAX)
                     break;
                 cJSON *function = cJSON_GetObjectItem (call, "function");
-                const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (function, "name"));
-                const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (call, "id"));
-                cJSON *arguments = cJSON_GetObjectItem (function, "arguments");
-                cJSON *item = cJSON_CreateObject ();
-                char made [32];
-                snprintf (made, sizeof made, "call_%d", index++);
-                cJSON_AddStringToObject (item, "id", id && *id ? id : made);
-                cJSON_AddStringToObject (item, "name", name ? name : "");
-                //  A string as the spec says; an object as Ollama sends it
-                if (cJSON_IsString (arguments))
-                    cJSON_AddStringToObject (item, "arguments", arguments->valuestring);
-                else
-                if (arguments && !cJSON_IsNull (arguments)) {
-                    char *text = cJSON_PrintUnformatted (arguments);
-                    cJSON_AddStringToObject (item, "arguments", text);
-                    free (text);
-                }
-                else
-                    cJSON_AddStringToObject (item, "arguments", "{}");
-                cJSON_AddItemToArray (reply->tool_calls, item);
+                s_add_tool_call (reply->tool_calls, index++,
+                                 cJSON_GetStringValue (cJSON_GetObjectItem (call, "id")),
+                                 cJSON_GetStringValue (cJSON_GetObjectItem (function, "name")),
+                                 cJSON_GetObjectItem (function, "arguments"));
             }
             if (!reply->content && cJSON_GetArraySize (reply->tool_calls) == 0)
                 s_fail (reply, 502, "The AI provider's reply has neither text nor tool calls");
@@ -198,7 +198,6 @@ typedef struct {
     char *content;                  //  Text so far, or NULL
     size_t content_size;            //  Its length
     cJSON *calls;                   //  [{id, name, arguments}] by index (slots may be null)
-    char *finish_reason;            //  From the last chunk that had one
     char *error;                    //  An error event's message, or NULL
     void (*on_delta) (const char *text, void *arg);  //  Text as it comes, or NULL
     void *delta_arg;                //  Its argument
@@ -209,7 +208,6 @@ s_stream_reset (s_stream_t *stream)
 {
     free (stream->content);
     cJSON_Delete (stream->calls);
-    free (stream->finish_reason);
     free (stream->error);
 }
 
@@ -299,11 +297,6 @@ s_stream_line (s_stream_t *stream, const char *line, size_t size)
             free (printed);
         }
     }
-    const char *finish = cJSON_GetStringValue (cJSON_GetObjectItem (choice, "finish_reason"));
-    if (finish) {
-        free (stream->finish_reason);
-        stream->finish_reason = strdup (finish);
-    }
     cJSON_Delete (chunk);
 }
 
@@ -319,22 +312,13 @@ s_stream_reply (s_stream_t *stream, llm_reply_t *reply)
     int index = 0;
     cJSON_ArrayForEach (slot, stream->calls) {
         const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (slot, "name"));
-        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (slot, "id"));
-        const char *arguments = cJSON_GetStringValue (cJSON_GetObjectItem (slot, "arguments"));
-        char made [32];
-        snprintf (made, sizeof made, "call_%d", index++);
-        if (!name)
-            continue;               //  An index the provider skipped
-        cJSON *item = cJSON_CreateObject ();
-        cJSON_AddStringToObject (item, "id", id ? id : made);
-        cJSON_AddStringToObject (item, "name", name);
-        cJSON_AddStringToObject (item, "arguments", arguments && *arguments ? arguments : "{}");
-        cJSON_AddItemToArray (reply->tool_calls, item);
+        if (name)                   //  Else an index the provider skipped
+            s_add_tool_call (reply->tool_calls, index, cJSON_GetStringValue (cJSON_GetObjectItem (slot, "id")),
+                             name, cJSON_GetObjectItem (slot, "arguments"));
+        index++;
     }
     if (stream->content_size)
         reply->content = strdup (stream->content);
-    if (stream->finish_reason)
-        reply->finish_reason = strdup (stream->finish_reason);
     if (!reply->content && cJSON_GetArraySize (reply->tool_calls) == 0)
         return s_fail (reply, 502, "The AI provider's streamed reply has neither text nor tool calls");
     return 0;
@@ -386,11 +370,7 @@ llm_assistant_message (const llm_reply_t *reply)
 //  Transport
 
 typedef struct {
-    char *data;                     //  Reply bytes so far, NUL-terminated
-    size_t size;                    //  Bytes in data
-    size_t cap;                     //  Abort past this many
-    bool too_large;                 //  The cap was hit
-    char retry_after [32];          //  Retry-After header value, or ""
+    fetch_buffer_t body;            //  Reply bytes so far, under the cap
     volatile int *cancel;           //  Non-zero aborts
     CURL *curl;                     //  For the status, once headers are in
     bool stream;                    //  We asked for a stream
@@ -402,50 +382,22 @@ static size_t
 s_write (char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     s_transfer_t *transfer = (s_transfer_t *) userdata;
-    size_t bytes = size * nmemb;
-    if (transfer->size + bytes > transfer->cap) {
-        transfer->too_large = true;
-        return 0;                   //  Aborts the transfer
-    }
-    char *grown = (char *) realloc (transfer->data, transfer->size + bytes + 1);
-    if (!grown)
-        return 0;
-    memcpy (grown + transfer->size, ptr, bytes);
-    transfer->data = grown;
-    transfer->size += bytes;
-    transfer->data [transfer->size] = 0;
+    size_t bytes = fetch_buffer_write (ptr, size, nmemb, &transfer->body);
+    if (bytes == 0)
+        return 0;                   //  Past the cap: aborts the transfer
     //  A 200 to a stream request: read each complete line as it comes,
     //  so text deltas reach the user while the model writes
     long status = 0;
     if (transfer->stream)
         curl_easy_getinfo (transfer->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status == 200) {
+        fetch_buffer_t *body = &transfer->body;
         char *newline;
-        while ((newline = memchr (transfer->data + transfer->parsed, '\n',
-                                  transfer->size - transfer->parsed))) {
-            size_t length = (size_t) (newline - (transfer->data + transfer->parsed));
-            s_stream_line (&transfer->events, transfer->data + transfer->parsed, length);
+        while ((newline = memchr (body->data + transfer->parsed, '\n', body->size - transfer->parsed))) {
+            size_t length = (size_t) (newline - (body->data + transfer->parsed));
+            s_stream_line (&transfer->events, body->data + transfer->parsed, length);
             transfer->parsed += length + 1;
         }
-    }
-    return bytes;
-}
-
-static size_t
-s_header (char *buffer, size_t size, size_t nitems, void *userdata)
-{
-    s_transfer_t *transfer = (s_transfer_t *) userdata;
-    size_t bytes = size * nitems;
-    if (bytes > 12 && strncasecmp (buffer, "retry-after:", 12) == 0) {
-        size_t start = 12;
-        while (start < bytes && (buffer [start] == ' ' || buffer [start] == '\t'))
-            start++;
-        size_t length = 0;
-        while (start + length < bytes && length + 1 < sizeof transfer->retry_after
-               && buffer [start + length] != '\r' && buffer [start + length] != '\n')
-            length++;
-        memcpy (transfer->retry_after, buffer + start, length);
-        transfer->retry_after [length] = 0;
     }
     return bytes;
 }
@@ -471,7 +423,7 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
 
     char *body = llm_request_body (call->model, messages, tools, call->stream);
     s_transfer_t transfer = {
-        .cap = call->max_reply ? call->max_reply : LLM_REPLY_MAX, .cancel = call->cancel,
+        .body = { .cap = LLM_REPLY_MAX }, .cancel = call->cancel,
         .stream = call->stream, .events = { .on_delta = call->on_delta, .delta_arg = call->delta_arg }
     };
     CURL *curl = curl_easy_init ();
@@ -489,21 +441,19 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
         zstr_free (&authorization);
     }
     long timeout_ms = call->timeout_ms > 0 ? call->timeout_ms : 1;
-    long connect_ms = call->connect_timeout_ms > 0 ? call->connect_timeout_ms : 10000;
+    long connect_ms = 10000;
     curl_easy_setopt (curl, CURLOPT_URL, url);
     curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms < timeout_ms ? connect_ms : timeout_ms);
-    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) transfer.cap);
+    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) transfer.body.cap);
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt (curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen (body));
     curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_write);
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &transfer);
-    curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_header);
-    curl_easy_setopt (curl, CURLOPT_HEADERDATA, &transfer);
     curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, s_progress);
     curl_easy_setopt (curl, CURLOPT_XFERINFODATA, &transfer);
     curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
@@ -511,6 +461,8 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
     CURLcode code = curl_easy_perform (curl);
     long status = 0;
     curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t retry_after = 0;         //  Seconds, or an HTTP date made into them
+    curl_easy_getinfo (curl, CURLINFO_RETRY_AFTER, &retry_after);
     curl_easy_cleanup (curl);
     curl_slist_free_all (headers);
     free (body);
@@ -518,11 +470,10 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
     int rc;
     if (code == CURLE_ABORTED_BY_CALLBACK) {
         rc = s_fail (reply, 499, "The chat was stopped");
-        reply->cancelled = true;
     }
     else
-    if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED)
-        rc = s_fail (reply, 502, "The AI provider's reply was larger than the %zu-byte limit", transfer.cap);
+    if (transfer.body.too_large || code == CURLE_FILESIZE_EXCEEDED)
+        rc = s_fail (reply, 502, "The AI provider's reply was larger than the %zu-byte limit", transfer.body.cap);
     else
     if (code == CURLE_OPERATION_TIMEDOUT)
         rc = s_fail (reply, 504, "The AI provider did not answer within the chat's time budget "
@@ -534,17 +485,18 @@ llm_complete (const llm_call_t *call, cJSON *messages, cJSON *tools, llm_reply_t
     else
     if (status == 200 && transfer.stream && transfer.events.seen) {
         //  The last line may have come without its newline
-        if (transfer.parsed < transfer.size)
-            s_stream_line (&transfer.events, transfer.data + transfer.parsed, transfer.size - transfer.parsed);
+        if (transfer.parsed < transfer.body.size)
+            s_stream_line (&transfer.events, transfer.body.data + transfer.parsed,
+                           transfer.body.size - transfer.parsed);
         rc = s_stream_reply (&transfer.events, reply);
     }
     else        //  Not streamed (an error, or a server that ignores stream): one JSON body
-        rc = llm_parse_reply (status, transfer.data ? transfer.data : "", transfer.size,
-                              *transfer.retry_after ? transfer.retry_after : NULL, reply);
+        rc = llm_parse_reply (status, transfer.body.data ? transfer.body.data : "", transfer.body.size,
+                              (long) retry_after, reply);
     s_stream_reset (&transfer.events);
     if (rc)
         zsys_warning ("llm: %s", reply->detail);
-    free (transfer.data);
+    fetch_buffer_reset (&transfer.body);
     return rc;
 }
 
@@ -582,8 +534,8 @@ llm_test (bool verbose)
         "\"function\":{\"name\":\"create_function\",\"arguments\":\"{\\\"name\\\":\\\"a\\\"}\"}},"
         "{\"id\":\"functions.list_projects:1\",\"type\":\"function\",\"function\":{\"name\":"
         "\"list_projects\",\"arguments\":\"{}\"}}]}}]}";
-    assert (llm_parse_reply (200, groq, strlen (groq), NULL, &reply) == 0);
-    assert (reply.content == NULL && streq (reply.finish_reason, "tool_calls"));
+    assert (llm_parse_reply (200, groq, strlen (groq), 0, &reply) == 0);
+    assert (reply.content == NULL);
     assert (cJSON_GetArraySize (reply.tool_calls) == 2);
     cJSON *first = cJSON_GetArrayItem (reply.tool_calls, 0);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "functions.create_function:0"));
@@ -601,10 +553,21 @@ llm_test (bool verbose)
     //  Ollama's shape: arguments as an object, no id
     const char *ollama = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":"
         "[{\"function\":{\"name\":\"get_function\",\"arguments\":{\"function_id\":\"x\"}}}]}}]}";
-    assert (llm_parse_reply (200, ollama, strlen (ollama), NULL, &reply) == 0);
+    assert (llm_parse_reply (200, ollama, strlen (ollama), 0, &reply) == 0);
     first = cJSON_GetArrayItem (reply.tool_calls, 0);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "call_0"));
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{\"function_id\":\"x\"}"));
+    //  No arguments, or empty ones, are no arguments, streamed or not
+    const char *bare = "{\"choices\":[{\"message\":{\"tool_calls\":[{\"id\":\"\",\"function\":{\"name\":\"a\","
+        "\"arguments\":\"\"}},{\"function\":{\"name\":\"b\",\"arguments\":null}}]}}]}";
+    assert (llm_parse_reply (200, bare, strlen (bare), 0, &reply) == 0);
+    assert (cJSON_GetArraySize (reply.tool_calls) == 2);
+    first = cJSON_GetArrayItem (reply.tool_calls, 0);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "call_0"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{}"));
+    first = cJSON_GetArrayItem (reply.tool_calls, 1);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "call_1"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "arguments")), "{}"));
 
     //  Streamed: text deltas joined; two tool calls, each split over
     //  deltas and interleaved, joined by index
@@ -622,7 +585,7 @@ llm_test (bool verbose)
         "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
         "data: [DONE]\n\n";
     assert (llm_parse_stream (streamed, strlen (streamed), &reply) == 0);
-    assert (streq (reply.content, "Let me check.") && streq (reply.finish_reason, "tool_calls"));
+    assert (streq (reply.content, "Let me check."));
     assert (cJSON_GetArraySize (reply.tool_calls) == 2);
     first = cJSON_GetArrayItem (reply.tool_calls, 0);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "id")), "functions.get_function:0"));
@@ -639,30 +602,32 @@ llm_test (bool verbose)
     //  A plain answer
     const char *text = "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Done.\"},"
                        "\"finish_reason\":\"stop\"}]}";
-    assert (llm_parse_reply (200, text, strlen (text), NULL, &reply) == 0);
+    assert (llm_parse_reply (200, text, strlen (text), 0, &reply) == 0);
     assert (streq (reply.content, "Done.") && cJSON_GetArraySize (reply.tool_calls) == 0);
 
     //  Faults, each with its status and sentence
-    assert (llm_parse_reply (200, "", 0, NULL, &reply) == -1);
+    assert (llm_parse_reply (200, "", 0, 0, &reply) == -1);
     assert (reply.status == 502 && strstr (reply.detail, "empty"));
-    assert (llm_parse_reply (200, "<html>", 6, NULL, &reply) == -1);
+    assert (llm_parse_reply (200, "<html>", 6, 0, &reply) == -1);
     assert (reply.status == 502 && strstr (reply.detail, "not valid JSON"));
-    assert (llm_parse_reply (200, "{\"choices\":[]}", 14, NULL, &reply) == -1);
+    assert (llm_parse_reply (200, "{\"choices\":[]}", 14, 0, &reply) == -1);
     assert (strstr (reply.detail, "no message"));
     const char *denied = "{\"error\":{\"message\":\"Invalid API Key\",\"type\":\"invalid_request_error\"}}";
-    assert (llm_parse_reply (401, denied, strlen (denied), NULL, &reply) == -1);
+    assert (llm_parse_reply (401, denied, strlen (denied), 0, &reply) == -1);
     assert (reply.status == 502 && strstr (reply.detail, "refused the API key (401): Invalid API Key"));
-    assert (llm_parse_reply (429, "{}", 2, "7", &reply) == -1);
+    assert (llm_parse_reply (429, "{}", 2, 7, &reply) == -1);
     assert (reply.status == 503 && reply.retry_after == 7 && strstr (reply.detail, "try again in 7 s"));
-    assert (llm_parse_reply (429, "", 0, "soon", &reply) == -1);
+    assert (llm_parse_reply (429, "", 0, 0, &reply) == -1);
+    assert (reply.retry_after == 0 && strstr (reply.detail, "try again shortly"));
+    assert (llm_parse_reply (429, "", 0, 86400 * 365, &reply) == -1);
     assert (reply.retry_after == 0 && strstr (reply.detail, "try again shortly"));
     const char *failed = "{\"error\":{\"message\":\"Failed to call a function.\",\"code\":\"tool_use_failed\","
                          "\"failed_generation\":\"<function=x>\"}}";
-    assert (llm_parse_reply (400, failed, strlen (failed), NULL, &reply) == -1);
+    assert (llm_parse_reply (400, failed, strlen (failed), 0, &reply) == -1);
     assert (reply.status == 502 && strstr (reply.detail, "tool_use_failed"));
-    assert (llm_parse_reply (400, "{\"error\":\"bad\\nthing\"}", 22, NULL, &reply) == -1);
+    assert (llm_parse_reply (400, "{\"error\":\"bad\\nthing\"}", 22, 0, &reply) == -1);
     assert (strstr (reply.detail, "(HTTP 400): bad thing"));
-    assert (llm_parse_reply (503, "oops", 4, NULL, &reply) == -1);
+    assert (llm_parse_reply (503, "oops", 4, 0, &reply) == -1);
     assert (reply.status == 502 && strstr (reply.detail, "failed (HTTP 503)"));
     llm_reply_reset (&reply);
 
@@ -670,7 +635,7 @@ llm_test (bool verbose)
     curl_global_init (CURL_GLOBAL_DEFAULT);
     llm_call_t call = { .base_url = "http://127.0.0.1:1/v1", .model = "m", .timeout_ms = 5000 };
     messages = cJSON_Parse ("[]");
-    assert (llm_complete (&call, messages, NULL, &reply) == -1);
+    assert (llm_complete (&call, messages, 0, &reply) == -1);
     assert (reply.status == 502 && strstr (reply.detail, "Could not reach the AI provider"));
     llm_reply_reset (&reply);
     cJSON_Delete (messages);

@@ -31,9 +31,7 @@ typedef struct {
     const char *base_url;           //  e.g. https://api.groq.com/openai/v1 (we add /chat/completions)
     const char *model;              //  Model name
     const char *api_key;            //  Bearer key, or NULL/"" for none (local servers)
-    long timeout_ms;                //  Whole call, connect included
-    long connect_timeout_ms;        //  Connect only (0: 10 s, never above timeout_ms)
-    size_t max_reply;               //  Reply body cap (0: LLM_REPLY_MAX)
+    long timeout_ms;                //  Whole call, connect included (connect: 10 s at most)
     volatile int *cancel;           //  Non-zero (set by another thread) aborts the call, or NULL
     bool stream;                    //  Ask for a streamed reply (server-sent events)
     void (*on_delta) (const char *text, void *arg);  //  Streamed: each piece of text as it comes
@@ -44,12 +42,11 @@ typedef struct {
     //  Success
     char *content;                  //  The assistant's text, or NULL
     cJSON *tool_calls;              //  [{id, name, arguments (JSON text)}], never NULL on success
-    char *finish_reason;            //  As the provider said, or NULL
     //  Failure
-    int status;                     //  HTTP status for our client: 502, 503 (rate limited) or 504
+    int status;                     //  HTTP status for our client: 502, 503 (rate limited), 504,
+                                    //  or 499 when cancelled
     char *detail;                   //  A sentence for the user
     long retry_after;               //  Seconds (from a 429), or 0
-    bool cancelled;                 //  The call was cancelled
 } llm_reply_t;
 
 //  The request body: {model, messages, tools, tool_choice: "auto", stream?}
@@ -57,11 +54,11 @@ typedef struct {
 char *
     llm_request_body (const char *model, cJSON *messages, cJSON *tools, bool stream);
 
-//  Read a reply (HTTP status, body, Retry-After header value or NULL) into
-//  reply. Returns 0 for a usable assistant message, else -1 with status and
-//  detail set.
+//  Read a reply (HTTP status, body, the Retry-After header in seconds as
+//  libcurl read it, or 0) into reply. Returns 0 for a usable assistant
+//  message, else -1 with status and detail set.
 int
-    llm_parse_reply (long http_status, const char *body, size_t size, const char *retry_after,
+    llm_parse_reply (long http_status, const char *body, size_t size, long retry_after,
                      llm_reply_t *reply);
 
 //  Read a streamed reply (the server-sent events of a 200 with stream:

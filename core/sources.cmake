@@ -27,6 +27,8 @@ list (APPEND CLOWDY_SOURCES core/gwmap.c)     # gateway event and result mapping
 list (APPEND CLOWDY_SELFTESTS gwmap)
 list (APPEND CLOWDY_SOURCES core/auth.c)      # the token check and the key cache
 list (APPEND CLOWDY_SELFTESTS auth)
+list (APPEND CLOWDY_SOURCES core/fetch.c)     # capped download buffer for libcurl
+list (APPEND CLOWDY_SELFTESTS fetch)
 list (APPEND CLOWDY_SOURCES core/jwks.c)      # JWKS fetching and JWK-to-key
 list (APPEND CLOWDY_SELFTESTS jwks)
 list (APPEND CLOWDY_SOURCES core/llm.c)       # OpenAI-compatible chat completions client

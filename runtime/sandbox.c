@@ -186,9 +186,9 @@ typedef struct {
     bind_t binds [MAX_BINDS];       //  bind mounts, in order
     int nbinds;                     //  number of binds
     const char *mount_paths [SANDBOX_MAX_MOUNTS];   //  extra mounts' host dirs
-    int mount_fds [SANDBOX_MAX_MOUNTS];         //  the fd the child opens each on
     char mount_sources [SANDBOX_MAX_MOUNTS][32];    //  "/proc/self/fd/N" for each
-    int nmount_fds;                 //  number of extra mounts
+    int nmounts;                    //  number of extra mounts
+    int mount_fd;                   //  the child opens extra mount i on fd mount_fd + i
     const struct sock_fprog *filter;    //  seccomp program
     char *argv [MAX_ARGS + 1];      //  the user's process
     char *const *envp;              //  its environment
@@ -657,11 +657,12 @@ s_child (plan_t *plan)
     s_close_except (keep, 5);
     //  Extra mounts' sources, opened now, with the server's host uid (see
     //  s_plan_build); CLOEXEC, so they are gone at init's exec
-    for (int index = 0; index < plan->nmount_fds; index++) {
+    for (int index = 0; index < plan->nmounts; index++) {
+        int wanted = plan->mount_fd + index;
         int fd = open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || (fd != plan->mount_fds [index] && dup3 (fd, plan->mount_fds [index], O_CLOEXEC) < 0))
+        if (fd < 0 || (fd != wanted && dup3 (fd, wanted, O_CLOEXEC) < 0))
             s_fail (plan, STAGE_BIND, errno);
-        if (fd != plan->mount_fds [index])
+        if (fd != wanted)
             close (fd);
     }
     char byte;
@@ -959,11 +960,10 @@ s_plan_mount_fds (plan_t *plan)
     int highest = 2;
     for (size_t index = 0; index < sizeof kept / sizeof kept [0]; index++)
         highest = kept [index] > highest? kept [index]: highest;
-    for (int index = 0; index < plan->nmount_fds; index++) {
-        plan->mount_fds [index] = highest + 1 + index;
+    plan->mount_fd = highest + 1;
+    for (int index = 0; index < plan->nmounts; index++)
         snprintf (plan->mount_sources [index], sizeof plan->mount_sources [0], "/proc/self/fd/%d",
-                  plan->mount_fds [index]);
-    }
+                  plan->mount_fd + index);
 }
 
 //  Build the mount plan and argv; -1 if the config is unusable (logged)
@@ -1051,7 +1051,7 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
         s_plan_bind (plan, config->mounts [index].source, config->mounts [index].target, false,
                      !config->mounts [index].writable);
         plan->binds [plan->nbinds - 1].source = plan->mount_sources [index];
-        plan->nmount_fds++;
+        plan->nmounts++;
     }
     static const char *devices [] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", NULL };
     for (int index = 0; devices [index]; index++)
@@ -1923,6 +1923,18 @@ s_listen (const char *address, int *port)
     return fd;
 }
 
+//  What a network-on sandbox's routes say to a host address: "none" when
+//  the host has no such address, "routed" inside slirp's own 10.0.2.0/24
+//  (slirp answers there itself, see s_block_network), else "blocked"
+static const char *
+s_route_expected (const char *address)
+{
+    struct in_addr parsed;
+    if (!*address || inet_pton (AF_INET, address, &parsed) != 1)
+        return "none";
+    return (ntohl (parsed.s_addr) & 0xFFFFFF00u) == SLIRP_NETWORK? "routed": "blocked";
+}
+
 //  Thread body: make a sandbox that says "up" and sleeps, check its pid 1,
 //  and return it; the thread then exits, which must kill the sandbox
 static void *
@@ -2291,9 +2303,30 @@ sandbox_test (bool verbose)
         "        if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH): return 'blocked'\n"
         "        if aliased and ipaddress.ip_address(host) in ipaddress.ip_network('10.0.2.0/24') and e.errno == errno.ECONNREFUSED: return 'blocked'\n"
         "        return errno.errorcode.get(e.errno, str(e))\n"
-        "res += [blocked('%s'), blocked('%s'), blocked('10.0.2.3', False)]\n"
+        "res.append(blocked('10.0.2.3', False))\n"
+        //  The routes themselves: a UDP connect sends nothing, so only the
+        //  sandbox's route table can refuse it (a TCP connect to a host that
+        //  is not there fails through slirp as well, blocked or not)
+        "def routed(host, port=80):\n"
+        "    if not host: return 'none'\n"
+        "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "    try: s.connect((host, port)); return 'routed'\n"
+        "    except OSError as e:\n"
+        "        if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH): return 'blocked'\n"
+        "        return errno.errorcode.get(e.errno, str(e))\n"
+        "res += [routed(h) for h in ('%s', '%s', '%s', '169.254.169.254', '192.168.1.1', '10.1.2.3',\n"
+        "                            '172.16.0.1', '100.64.0.1', '10.0.2.3')]\n"
+        "res += [routed('10.0.2.3', 53), routed('203.0.113.5')]\n"
         "os.write(3, ' '.join(res).encode())\n",
-        loop_port, loop_port, host_address, any_port, host_address, neighbour, gateway);
+        loop_port, loop_port, host_address, any_port, host_address, host_address, neighbour, gateway);
+    //  What the host has: a host on no LAN has no neighbour or gateway to
+    //  block; on qemu's user network (10.0.2.0/24) slirp answers for them
+    char *network_expected = zsys_sprintf (
+        "refused refused refused refused refused refused ['lo', 'tap0'] EAFNOSUPPORT EAFNOSUPPORT "
+        "blocked %s %s %s blocked blocked blocked blocked blocked blocked routed %s",
+        s_route_expected (host_address), s_route_expected (neighbour), s_route_expected (gateway),
+        //  Outside every blocked range, unless this host is on that network
+        strncmp (host_address, "203.0.113.", 10)? "routed": "blocked");
     config.network = true;
     start = zclock_usecs ();
     //  This thread enters the sandbox's cgroup to start it and slirp4netns,
@@ -2302,9 +2335,7 @@ sandbox_test (bool verbose)
     assert (s_read_file ("/proc/thread-self/cgroup", home_before, sizeof home_before) > 0);
     //  Neither the host (loopback, its own addresses) nor private, link-local
     //  (cloud metadata) or LAN ranges; outbound elsewhere goes through tap0
-    s_expect (&config, "network on", program,
-              "refused refused refused refused refused refused ['lo', 'tap0'] EAFNOSUPPORT EAFNOSUPPORT "
-              "blocked blocked blocked", verbose);
+    s_expect (&config, "network on", program, network_expected, verbose);
     assert (s_read_file ("/proc/thread-self/cgroup", home_after, sizeof home_after) > 0);
     assert (streq (home_before, home_after));
     char *path = strdup (getenv ("PATH") ? getenv ("PATH") : "/usr/bin:/bin");
@@ -2322,6 +2353,7 @@ sandbox_test (bool verbose)
                 *gateway? gateway: "none", (zclock_usecs () - start) / 1000.0);
     config.network = false;
     zstr_free (&program);
+    zstr_free (&network_expected);
     close (loop_fd);
     close (any_fd);
 
