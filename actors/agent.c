@@ -46,6 +46,7 @@
 #include "core/config.h"
 #include "core/llm.h"
 #include "core/store.h"
+#include "core/tokens.h"
 #include "core/tools.h"
 #include "core/util.h"
 
@@ -338,16 +339,12 @@ s_runner (zsock_t *pipe, void *args)
     msg_outbox_t *invalidates = gateway ? msg_outbox_new (gateway, MSG_OUTBOX_LIMIT) : NULL;
     //  A chat with an API token is checked here, in the store, as the
     //  control-plane threads do: never on http's loop
-    auth_config_t auth_config = {
-        .mode = streq (runner->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL, .store = store
-    };
-    auth_t *auth = store ? auth_new (&auth_config) : NULL;
     cJSON *tools = tools_schemas ();
-    if (api && gateway && auth)
+    if (api && gateway)
         actor_ready (pipe);
     else
         actor_failed (pipe, "a chat thread could not open the store at %s", runner->config->data_dir);
-    bool terminated = !(api && gateway && auth);
+    bool terminated = !(api && gateway);
     while (!terminated) {
         msg_t *request = msg_recv_pipe (pipe, &terminated);
         if (!request || msg_id (request) != MSG_ID_CHAT) {
@@ -362,16 +359,18 @@ s_runner (zsock_t *pipe, void *args)
         s_events_t events = { .pipe = pipe, .request_id = request_id };
         char user [AUTH_USER_ID_SIZE];
         const char *detail = NULL;
-        if (*authorization && auth_check (auth, authorization, user, sizeof user, &detail)) {
+        if (*authorization && tokens_check_header (store, authorization, user, sizeof user, &detail)) {
             outcome.status = 401;
             outcome.body = cJSON_CreateObject ();
-            cJSON_AddStringToObject (outcome.body, "detail", detail ? detail : "Invalid credentials");
+            cJSON_AddStringToObject (outcome.body, "detail", detail);
         }
         else
             s_chat (runner, api, gateway, invalidates, tools, *authorization ? user : msg_chat_user_id (request), body,
                     body_size, &events, &outcome);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+        if (outcome.status == 401)
+            cJSON_AddStringToObject (headers, "WWW-Authenticate", "Bearer");
         if (outcome.retry_after > 0) {
             char seconds [32];
             snprintf (seconds, sizeof seconds, "%ld", outcome.retry_after);
@@ -388,7 +387,6 @@ s_runner (zsock_t *pipe, void *args)
         msg_destroy (&request);
     }
     cJSON_Delete (tools);
-    auth_destroy (&auth);
     msg_outbox_destroy (&invalidates);
     zsock_destroy (&gateway);
     api_destroy (&api);

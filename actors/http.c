@@ -1010,7 +1010,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
         .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
         .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
-        .store = NULL,                  //  API tokens are checked on the pool (auth_is_api_token)
         .background_fetch = true,       //  the refresher below downloads, never this thread
     };
     snprintf (reason, reason_size, "cannot open the database in data dir '%s' (is it writable?)",
@@ -1019,7 +1018,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         .data_dir = self->config->data_dir,
         .max_memory_mb = (int) self->config->max_memory_mb,
         .max_timeout_seconds = (int) self->config->max_timeout_seconds,
-        .auth_mode = auth_config.mode,
     };
     self->apipool = apipool_new (&pool_config);
     if (!self->apipool)

@@ -19,7 +19,9 @@
         "Token has no expiry" / "Token expired" / "Token not yet valid"
         "Invalid token issuer" / "Invalid token audience"
         "Token has no valid subject"            sub missing, empty or > 128 chars
-        "Invalid API token" / "API token revoked"
+        "Invalid API token"                     an API token: ask auth_is_api_token
+                                                first, and check those with
+                                                tokens_check_header (core/tokens.h)
         "JWT authentication is not enabled"     a JWT sent in local mode
 
     Background fetching (config.background_fetch): auth_check never
@@ -35,7 +37,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
-#include "core/store.h"
 
 #define AUTH_MAX_TOKEN      16384   //  longer credentials are rejected unparsed
 #define AUTH_MAX_SUB        128     //  longest accepted user id (JWT sub)
@@ -56,8 +57,6 @@ typedef struct {
     const char *issuer;             //  optional required iss
     const char *audience;           //  optional required aud (string or one of an array)
     int leeway_seconds;             //  exp/nbf leeway: 0 means the default 60, < 0 means none
-    store_t *store;                 //  holds api_tokens; may be NULL (then API tokens are refused:
-                                    //  a thread without a store asks auth_is_api_token first)
     const char *local_user;         //  local mode: user without credentials, default "local"
     bool background_fetch;          //  only auth_refresh downloads; auth_check may say AUTH_PENDING
 } auth_config_t;
@@ -104,10 +103,19 @@ int
     auth_set_jwks_json (auth_t *self, const char *json);
 
 //  Does this Authorization header carry an API token ("Bearer clw_...")?
-//  Checking one reads SQLite, so a caller whose auth_t has no store (the
-//  http loop) hands such requests to a thread whose auth_t has one.
+//  Checking one reads SQLite, so the http loop hands such requests to a
+//  thread that owns a store, which calls tokens_check_header.
 bool
     auth_is_api_token (const char *authorization);
+
+//  Read an Authorization header (may be NULL) as auth_check does: "Bearer
+//  <token>", the scheme in any case, blanks around the token ignored.
+//  Returns NULL and sets *token_p to the token, *len_p bytes long (not
+//  terminated there); else returns a static sentence for a 401 ("Missing
+//  credentials", "Authorization header must be 'Bearer <token>'", "Token
+//  too large").
+const char *
+    auth_bearer (const char *authorization, const char **token_p, size_t *len_p);
 
 //  Selftest
 void

@@ -115,6 +115,20 @@ tokens_check (store_t *store, const char *token, size_t len,
     return rc;
 }
 
+int
+tokens_check_header (store_t *store, const char *authorization,
+                     char *user_id, size_t user_id_size, const char **detail)
+{
+    const char *token;
+    size_t len;
+    const char *unread = auth_bearer (authorization, &token, &len);
+    if (unread) {
+        *detail = unread;
+        return -1;
+    }
+    return tokens_check (store, token, len, user_id, user_id_size, detail);
+}
+
 char *
 tokens_create (store_t *store, const char *user_id, const char *name,
                char id_out [AUTH_TOKEN_ID_SIZE])
@@ -262,6 +276,27 @@ tokens_test (bool verbose)
     assert (tokens_revoke (store, "alice", id2) == 0);
     assert (tokens_revoke (store, "alice", id2) == -1);
     s_expect (store, plain2, -1, NULL, S_REVOKED);
+
+    //  From an Authorization header, as the control-plane threads and the
+    //  agent's runners check them (the scheme in any case, blanks ignored)
+    {
+        char user_id [AUTH_USER_ID_SIZE] = "";
+        const char *said = NULL;
+        char *header = zsys_sprintf ("bearer   %s  ", plain);
+        assert (tokens_check_header (store, header, user_id, sizeof user_id, &said) == 0);
+        assert (streq (user_id, "alice"));
+        zstr_free (&header);
+        header = zsys_sprintf ("Bearer %s", plain2);
+        assert (tokens_check_header (store, header, user_id, sizeof user_id, &said) == -1);
+        assert (streq (said, S_REVOKED));
+        zstr_free (&header);
+        said = NULL;
+        assert (tokens_check_header (store, "Basic clw_x", user_id, sizeof user_id, &said) == -1 && said);
+        said = NULL;
+        assert (tokens_check_header (store, NULL, user_id, sizeof user_id, &said) == -1 && said);
+        assert (tokens_check_header (store, "Bearer clw_", user_id, sizeof user_id, &said) == -1);
+        assert (streq (said, S_API_TOKEN));
+    }
     list = tokens_list (store, "alice");
     assert (cJSON_GetArraySize (list) == 1);
     cJSON_Delete (list);
