@@ -246,15 +246,24 @@ api_requirements (api_call_t *call)
 }
 
 //  The URL with its password shown as ***: scheme://user:***@host...
+//  The user info ends at the LAST '@' before the path, since a password
+//  may hold an unencoded '@' (and anything else but '/'); ending the
+//  authority at '/' only, not at '?' or '#' as RFC 3986 does, masks a
+//  password holding those too. Masking too much is harmless here, leaking
+//  any of the password is not.
 char *
 api_database_url_masked (const char *url)
 {
     const char *start = strstr (url, "://");
-    const char *at = start? strchr (start + 3, '@'): NULL;
-    const char *slash = start? strchr (start + 3, '/'): NULL;
-    if (!at || (slash && slash < at))
+    if (!start)
         return strdup (url);
-    const char *colon = memchr (start + 3, ':', at - (start + 3));
+    const char *authority = start + 3;
+    const char *end = authority + strcspn (authority, "/");
+    const char *at = NULL;
+    for (const char *cursor = authority; cursor < end; cursor++)
+        if (*cursor == '@')
+            at = cursor;
+    const char *colon = at? memchr (authority, ':', (size_t) (at - authority)): NULL;
     if (!colon)
         return strdup (url);
     return zsys_sprintf ("%.*s:***%s", (int) (colon - url), url, at);
@@ -465,9 +474,27 @@ api_projects_test (bool verbose)
         char *masked = api_database_url_masked ("sqlite:////opt/database/db.sqlite3");
         assert (streq (masked, "sqlite:////opt/database/db.sqlite3"));
         free (masked);
-        masked = api_database_url_masked ("postgresql://u:p@w@host/db");
-        assert (streq (masked, "postgresql://u:***@w@host/db"));
-        free (masked);
+        //  No part of a password shows, whatever it holds but '/'; an '@'
+        //  after the path is not the user info's
+        const char *cases [][2] = {
+            { "postgresql://u:p@w@host/db", "postgresql://u:***@host/db" },
+            { "postgresql://u:p@w@host", "postgresql://u:***@host" },
+            { "postgresql://u:p?x#y:z@host:5432/db", "postgresql://u:***@host:5432/db" },
+            { "postgresql://u:@host/db", "postgresql://u:***@host/db" },
+            { "postgresql://u:p@/db?host=/run/pg&x=a@b", "postgresql://u:***@/db?host=/run/pg&x=a@b" },
+            { "postgresql://u:p@host/db?x=a:b@c", "postgresql://u:***@host/db?x=a:b@c" },
+            { "postgresql://u@host/db", "postgresql://u@host/db" },
+            { "postgresql://host/db?x=a:b@c", "postgresql://host/db?x=a:b@c" },
+            { "postgresql://host:5432/db", "postgresql://host:5432/db" },
+            { "not a url: a@b", "not a url: a@b" },
+        };
+        for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+            masked = api_database_url_masked (cases [index][0]);
+            if (!streq (masked, cases [index][1]))
+                printf ("masked %s as %s\n", cases [index][0], masked);
+            assert (streq (masked, cases [index][1]));
+            free (masked);
+        }
     }
     snprintf (path, sizeof path, "/api/projects/%s", later);
     cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, NULL));
