@@ -112,9 +112,6 @@ char *
 //  The project as API.md's Project object, or NULL
 cJSON *
     api_project_json (api_call_t *call, const char *project_id);
-//  Has the project a database that is ready?
-bool
-    api_project_has_database (api_call_t *call, const char *project_id);
 //  A database URL with its password shown as *** (heap)
 char *
     api_database_url_masked (const char *url);
