@@ -591,7 +591,8 @@ api_handle (api_t *self, const api_request_t *req, api_response_t *resp)
         api_reply_not_found (&call);
         rc = -1;
     }
-    //  A store transaction left open by a failure path must not leak into
+    //  The one rollback: a handler returns from any path that does not
+    //  commit with its transaction still open, and it must not leak into
     //  the next request
     if (self->store)
         store_rollback (self->store);

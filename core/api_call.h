@@ -40,7 +40,9 @@ typedef struct {
     cJSON *errors;                  //  Validation errors (422 list)
 } api_call_t;
 
-//  A handler: fills call->resp; returns 0
+//  A handler: fills call->resp; returns 0. A handler that began a store
+//  transaction and does not commit it just returns: the dispatcher rolls
+//  back whatever a handler left open.
 typedef int (api_handler_fn) (api_call_t *call);
 
 //  --------------------------------------------------------------------------

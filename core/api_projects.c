@@ -137,10 +137,8 @@ api_project_create (api_call_t *call)
         id, call->req->user_id, name, slug, description? description: "", now, now);
     free (slug);
     free (name);
-    if (rc != 1 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     return api_reply (call, 200, api_project_json (call, id));
 }
 
@@ -171,7 +169,6 @@ api_project_update (api_call_t *call)
         return api_reply_store_error (call);
     }
     if (!api_project_owned (call, project_id)) {
-        store_rollback (call->store);
         free (name);
         return api_reply_detail (call, 404, "Project not found");
     }
@@ -191,10 +188,8 @@ api_project_update (api_call_t *call)
         rc = store_exec (call->store, "UPDATE projects SET updated_at = ? WHERE id = ?",
                          "ss", now, project_id);
     free (name);
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     //  The slug may have changed: the gateway's slug map (kept with the
     //  route tables) must forget it; env and functions are unchanged
     api_invalidate (call, "routes", project_id);
@@ -222,14 +217,10 @@ api_project_delete (api_call_t *call)
         rc = store_exec (call->store, "UPDATE project_databases SET state = 'deprovisioning', updated_at = ?"
                          " WHERE project_id = ?", "ss", now, project_id) < 0? -1: 1;
     }
-    if (rc < 0 || (rc == 1 && store_commit (call->store))) {
-        store_rollback (call->store);
+    if (rc < 0 || (rc == 1 && store_commit (call->store)))
         return api_reply_store_error (call);
-    }
-    if (rc == 0) {
-        store_rollback (call->store);
+    if (rc == 0)
         return api_reply_detail (call, 404, "Project not found");
-    }
     api_invalidate (call, "project", project_id);
     return api_reply_detail (call, 200, "Project deleted");
 }
@@ -327,10 +318,8 @@ api_database_provision (api_call_t *call)
     const char *project_id = call->param [0];
     if (store_begin (call->store))
         return api_reply_store_error (call);
-    if (!api_project_owned (call, project_id)) {
-        store_rollback (call->store);
+    if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    }
     cJSON *row = store_query_row (call->store, "SELECT state FROM project_databases WHERE project_id = ?",
                                   "s", project_id);
     const char *state = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "state")): NULL;
@@ -338,7 +327,6 @@ api_database_provision (api_call_t *call)
         int conflict_ready = streq (state, "ready");
         int conflict_going = streq (state, "deprovisioning");
         cJSON_Delete (row);
-        store_rollback (call->store);
         return api_reply_detail (call, 409, "%s", conflict_ready? "Project already has a database"
                                  : conflict_going? "The project's database is being deprovisioned; try again shortly"
                                  : "The project's database is being provisioned");
@@ -351,10 +339,8 @@ api_database_provision (api_call_t *call)
         " ON CONFLICT (project_id) DO UPDATE SET state = 'provisioning', provider = NULL, database_url = NULL,"
         " mount_source = NULL, mount_target = NULL, file_limit_mb = 0, external_id = NULL, detail = NULL,"
         " created_at = excluded.created_at, updated_at = excluded.updated_at", "sss", project_id, now, now);
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     return api_reply (call, 200, s_database_status (call, project_id));
 }
 
@@ -366,22 +352,16 @@ api_database_deprovision (api_call_t *call)
     const char *project_id = call->param [0];
     if (store_begin (call->store))
         return api_reply_store_error (call);
-    if (!api_project_owned (call, project_id)) {
-        store_rollback (call->store);
+    if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    }
     char now [UTIL_TIME_SIZE];
     util_now_iso (now);
     int rc = store_exec (call->store, "UPDATE project_databases SET state = 'deprovisioning', updated_at = ?"
                          " WHERE project_id = ? AND state IN ('ready', 'provisioning')", "ss", now, project_id);
-    if (rc == 0) {
-        store_rollback (call->store);
+    if (rc == 0)
         return api_reply_detail (call, 400, "Project has no database");
-    }
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     api_invalidate (call, "project", project_id);
     return api_reply (call, 200, s_database_status (call, project_id));
 }
@@ -593,6 +573,10 @@ api_projects_test (bool verbose)
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
     api_test_detail (api_test_request (api, "bob", "PUT", path, NULL, "{\"name\":\"x\"}", 404, NULL), "Project not found");
     api_test_detail (api_test_request (api, "bob", "DELETE", path, NULL, NULL, 404, NULL), "Project not found");
+    //  Those began a transaction and returned without ending it: the
+    //  dispatcher rolled it back, so a new one can begin
+    assert (store_begin (store) == 0);
+    store_rollback (store);
     api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/nonsense", NULL, NULL, 404, NULL),
                      "Project not found");
     api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/abcdefabcdef", NULL, NULL, 404, NULL),

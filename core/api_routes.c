@@ -256,7 +256,6 @@ api_route_create (api_call_t *call)
                 id, project_id, function_id, method, path, description? description: "", now, now);
         if (rc == 1)
             rc = store_commit (call->store);
-        store_rollback (call->store);
         if (rc == STORE_CONFLICT)
             s_reply_clash (call, method, path, clash);
         else
@@ -316,7 +315,6 @@ api_route_update (api_call_t *call)
                 now, route_id);
         if (rc >= 0)
             rc = store_commit (call->store);
-        store_rollback (call->store);
         if (rc == STORE_CONFLICT)
             s_reply_clash (call, new_method, new_path, clash);
         else
