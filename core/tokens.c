@@ -18,7 +18,6 @@
 
 #include <czmq.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include "core/tokens.h"
 #include "core/util.h"
 
@@ -140,17 +139,15 @@ tokens_create (store_t *store, const char *user_id, const char *name,
     if (user_len == 0 || user_len > AUTH_MAX_SUB || name_len == 0 || name_len > TOKEN_NAME_MAX)
         return NULL;
 
-    unsigned char random [TOKEN_HEX / 2];
-    if (RAND_bytes (random, sizeof (random)) != 1)
-        return NULL;
     size_t prefix = strlen (AUTH_TOKEN_PREFIX);
     char *token = malloc (prefix + TOKEN_HEX + 1);
     if (!token)
         return NULL;
     memcpy (token, AUTH_TOKEN_PREFIX, prefix);
-    for (size_t i = 0; i < sizeof (random); i++)
-        snprintf (token + prefix + 2 * i, 3, "%02x", random [i]);
-    OPENSSL_cleanse (random, sizeof (random));
+    if (util_random_hex (token + prefix, TOKEN_HEX / 2)) {
+        free (token);
+        return NULL;
+    }
 
     char hash [65];
     s_sha256_hex (token, strlen (token), hash);
