@@ -23,7 +23,6 @@
 
 #define TOKEN_HEX           64          //  hex characters after the prefix
 #define TOKEN_TOUCH_SECONDS 60          //  last_used_at resolution
-#define TOKEN_NAME_MAX      200         //  bytes in a token's name
 
 static const char *S_API_TOKEN = "Invalid API token";
 static const char *S_REVOKED = "API token revoked";
@@ -135,8 +134,8 @@ tokens_create (store_t *store, const char *user_id, const char *name,
     if (!store || !user_id || !name || !id_out)
         return NULL;
     size_t user_len = strlen (user_id);
-    size_t name_len = strlen (name);
-    if (user_len == 0 || user_len > AUTH_MAX_SUB || name_len == 0 || name_len > TOKEN_NAME_MAX)
+    size_t name_chars = util_utf8_length (name);
+    if (user_len == 0 || user_len > AUTH_MAX_SUB || name_chars == 0 || name_chars > TOKENS_NAME_MAX_CHARS)
         return NULL;
 
     size_t prefix = strlen (AUTH_TOKEN_PREFIX);
@@ -321,6 +320,19 @@ tokens_test (bool verbose)
     assert (streq (cJSON_GetObjectItem (row, "last_used_at")->valuestring, touched));
     cJSON_Delete (row);
     free (touched);
+    {
+        //  A name of 100 characters (not bytes) is the longest
+        char name [4 * TOKENS_NAME_MAX_CHARS + 8] = "";
+        for (int index = 0; index < TOKENS_NAME_MAX_CHARS; index++)
+            strcat (name, "\xc3\xa9");                    //  é, 2 bytes
+        char carol [AUTH_TOKEN_ID_SIZE];
+        char *made = tokens_create (store, "carol", name, carol);
+        assert (made);
+        free (made);
+        assert (tokens_revoke (store, "carol", carol) == 0);
+        strcat (name, "e");
+        assert (tokens_create (store, "carol", name, carol) == NULL);
+    }
 
     free (plain);
     free (plain2);

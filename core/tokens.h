@@ -39,9 +39,12 @@ int
     tokens_check_header (store_t *store, const char *authorization,
                          char *user_id, size_t user_id_size, const char **detail);
 
-//  Create a token for user_id named name. Returns the plaintext (the caller
-//  frees it; it is never stored) and writes its id into id_out; NULL on
-//  error (bad arguments, SQL error).
+#define TOKENS_NAME_MAX_CHARS   100     //  a token's name: 1..100 characters (the API's names)
+
+//  Create a token for user_id named name (1..TOKENS_NAME_MAX_CHARS
+//  characters). Returns the plaintext (the caller frees it; it is never
+//  stored) and writes its id into id_out; NULL on error (bad arguments,
+//  SQL error).
 char *
     tokens_create (store_t *store, const char *user_id, const char *name,
                    char id_out [AUTH_TOKEN_ID_SIZE]);
