@@ -1010,7 +1010,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
         .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
         .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
-        .background_fetch = true,       //  the refresher below downloads, never this thread
     };
     snprintf (reason, reason_size, "cannot open the database in data dir '%s' (is it writable?)",
               self->config->data_dir);
