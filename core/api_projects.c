@@ -46,8 +46,9 @@ s_project_fix (cJSON *project)
                                    cJSON_CreateBool (cJSON_IsNumber (has_database) && has_database->valueint != 0));
 }
 
-cJSON *
-api_project_json (api_call_t *call, const char *project_id)
+//  The project as API.md's Project object, or NULL
+static cJSON *
+s_project_json (api_call_t *call, const char *project_id)
 {
     cJSON *project = store_query_row (call->store, PROJECT_SELECT " WHERE p.id = ? AND p.user_id = ?",
                                       "ss", project_id, call->req->user_id);
@@ -139,14 +140,14 @@ api_project_create (api_call_t *call)
     free (name);
     if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
-    return api_reply (call, 200, api_project_json (call, id));
+    return api_reply (call, 200, s_project_json (call, id));
 }
 
 int
 api_project_get (api_call_t *call)
 {
     const char *project_id = call->param [0];
-    cJSON *project = util_is_id (project_id)? api_project_json (call, project_id): NULL;
+    cJSON *project = util_is_id (project_id)? s_project_json (call, project_id): NULL;
     if (!project)
         return api_reply_detail (call, 404, "Project not found");
     return api_reply (call, 200, project);
@@ -193,7 +194,7 @@ api_project_update (api_call_t *call)
     //  The slug may have changed: the gateway's slug map (kept with the
     //  route tables) must forget it; env and functions are unchanged
     api_invalidate (call, "routes", project_id);
-    return api_reply (call, 200, api_project_json (call, project_id));
+    return api_reply (call, 200, s_project_json (call, project_id));
 }
 
 int
@@ -244,8 +245,8 @@ api_requirements (api_call_t *call)
 //  authority at '/' only, not at '?' or '#' as RFC 3986 does, masks a
 //  password holding those too. Masking too much is harmless here, leaking
 //  any of the password is not.
-char *
-api_database_url_masked (const char *url)
+static char *
+s_database_url_masked (const char *url)
 {
     const char *start = strstr (url, "://");
     if (!start)
@@ -278,7 +279,7 @@ s_database_status (api_call_t *call, const char *project_id)
     bool ready = state && streq (state, "ready");
     cJSON_AddBoolToObject (status, "has_database", ready);
     if (ready && url) {
-        char *masked = api_database_url_masked (url);
+        char *masked = s_database_url_masked (url);
         cJSON_AddStringToObject (status, "database_url", masked);
         free (masked);
     }
@@ -469,7 +470,7 @@ api_projects_test (bool verbose)
     snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
     cJSON_Delete (api_test_request (api, "alice", "POST", path, NULL, NULL, 200, NULL));
     {
-        char *masked = api_database_url_masked ("sqlite:////opt/database/db.sqlite3");
+        char *masked = s_database_url_masked ("sqlite:////opt/database/db.sqlite3");
         assert (streq (masked, "sqlite:////opt/database/db.sqlite3"));
         free (masked);
         //  No part of a password shows, whatever it holds but '/'; an '@'
@@ -487,7 +488,7 @@ api_projects_test (bool verbose)
             { "not a url: a@b", "not a url: a@b" },
         };
         for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
-            masked = api_database_url_masked (cases [index][0]);
+            masked = s_database_url_masked (cases [index][0]);
             if (!streq (masked, cases [index][1]))
                 printf ("masked %s as %s\n", cases [index][0], masked);
             assert (streq (masked, cases [index][1]));
