@@ -8,13 +8,14 @@
     health check behind it. Here it stalls one of a few threads, and the
     http loop goes on serving.
 
-    How: each thread is a CZMQ actor with its own store connection, handler
-    set (core/api.h); it also checks API tokens (tokens_check_header:
-    checking one reads SQLite). The owner (the http actor) talks to them by message: an
-    API_REQUEST goes down one thread's pipe, and every thread PUSHes its
-    API_REPLY to one PULL socket the owner polls. Both cross inproc sockets
-    as copies (no pointers), so they are declared in broker/msg_defs.h like
-    every other message and checked by its codec at receive.
+    How: each thread is a CZMQ actor with its own store connection and
+    handler set (core/api.h); it also checks API tokens, since checking one
+    reads SQLite (tokens_check_header). The owner (the http actor) talks to
+    them by message: an API_REQUEST goes down one thread's pipe, and every
+    thread PUSHes its API_REPLY to one PULL socket the owner polls. Both
+    cross inproc sockets as copies (no pointers), so they are declared in
+    broker/msg_defs.h like every other message and checked by its codec at
+    receive.
 
     The owner keeps every job not yet answered in one list, in submission
     order, which is also deadline order since every job gets the same
