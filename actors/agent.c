@@ -46,6 +46,7 @@
 #include "core/config.h"
 #include "core/llm.h"
 #include "core/store.h"
+#include "core/tokens.h"
 #include "core/tools.h"
 #include "core/util.h"
 
@@ -187,13 +188,15 @@ s_tool_message (const char *call_id, cJSON *result)
     return message;
 }
 
-//  An ANSWER's headers: JSON, and Retry-After when retry_after > 0 (seconds).
-//  Caller frees.
+//  An ANSWER's headers: JSON, a Bearer challenge on 401, and Retry-After when
+//  retry_after > 0 (seconds). Caller frees.
 static char *
-s_answer_headers (long retry_after)
+s_answer_headers (int status, long retry_after)
 {
     cJSON *headers = cJSON_CreateObject ();
     cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+    if (status == 401)
+        cJSON_AddStringToObject (headers, "WWW-Authenticate", "Bearer");
     if (retry_after > 0) {
         char seconds [32];
         snprintf (seconds, sizeof seconds, "%ld", retry_after);
@@ -361,16 +364,12 @@ s_runner (zsock_t *pipe, void *args)
     msg_outbox_t *invalidates = gateway ? msg_outbox_new (gateway, MSG_OUTBOX_LIMIT) : NULL;
     //  A chat with an API token is checked here, in the store, as the
     //  control-plane threads do: never on http's loop
-    auth_config_t auth_config = {
-        .mode = streq (runner->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL, .store = store
-    };
-    auth_t *auth = store ? auth_new (&auth_config) : NULL;
     cJSON *tools = tools_schemas ();
-    if (api && gateway && auth)
+    if (api && gateway)
         actor_ready (pipe);
     else
         actor_failed (pipe, "a chat thread could not open the store at %s", runner->config->data_dir);
-    bool terminated = !(api && gateway && auth);
+    bool terminated = !(api && gateway);
     while (!terminated) {
         msg_t *request = msg_recv_pipe (pipe, &terminated);
         if (!request || msg_id (request) != MSG_ID_CHAT) {
@@ -385,15 +384,15 @@ s_runner (zsock_t *pipe, void *args)
         s_events_t events = { .pipe = pipe, .request_id = request_id };
         char user [AUTH_USER_ID_SIZE];
         const char *detail = NULL;
-        if (*authorization && auth_check (auth, authorization, user, sizeof user, &detail)) {
+        if (*authorization && tokens_check_header (store, authorization, user, sizeof user, &detail)) {
             outcome.status = 401;
             outcome.body = cJSON_CreateObject ();
-            cJSON_AddStringToObject (outcome.body, "detail", detail ? detail : "Invalid credentials");
+            cJSON_AddStringToObject (outcome.body, "detail", detail);
         }
         else
             s_chat (runner, api, gateway, invalidates, tools, *authorization ? user : msg_chat_user_id (request), body,
                     body_size, &events, &outcome);
-        char *headers_text = s_answer_headers (outcome.retry_after);
+        char *headers_text = s_answer_headers (outcome.status, outcome.retry_after);
         char *body_text = cJSON_PrintUnformatted (outcome.body);
         if (msg_send_answer (pipe, NULL, request_id, outcome.status, headers_text, body_text, strlen (body_text)))
             zsys_error ("agent: chat %s: could not pass on its answer", request_id);
@@ -403,7 +402,6 @@ s_runner (zsock_t *pipe, void *args)
         msg_destroy (&request);
     }
     cJSON_Delete (tools);
-    auth_destroy (&auth);
     msg_outbox_destroy (&invalidates);
     zsock_destroy (&gateway);
     api_destroy (&api);
@@ -417,7 +415,7 @@ static void
 s_answer (self_t *self, zframe_t *route, const char *request_id, int status, const char *detail,
           long retry_after)
 {
-    char *headers_text = s_answer_headers (retry_after);
+    char *headers_text = s_answer_headers (status, retry_after);
     char *body = api_detail_json (detail);
     if (msg_send_answer (self->frontend, route, request_id, status, headers_text, body, strlen (body)))
         zsys_error ("agent: could not send the %d answer for chat %s to http", status, request_id);

@@ -213,10 +213,10 @@ s_serve_static (request_t *request, struct MHD_Connection *connection, const cha
 {
     self_t *self = request->self;
     if (strneq (method, "GET") && strneq (method, "HEAD"))
-        return s_respond_detail (request, connection, 405, "Method not allowed");
+        return s_respond_detail (request, connection, 405, API_METHOD_NOT_ALLOWED);
     //  Refuse any path that could climb out of the web dir
     if (strstr (url, "..") || strchr (url, '\\') || strlen (url) > 1024)
-        return s_respond_detail (request, connection, 404, "Not found");
+        return s_respond_detail (request, connection, 404, API_NOT_FOUND);
 
     char path [2048];
     bool is_asset = strncmp (url, "/assets/", 8) == 0;
@@ -224,7 +224,7 @@ s_serve_static (request_t *request, struct MHD_Connection *connection, const cha
     struct stat st;
     if (stat (path, &st) || !S_ISREG (st.st_mode)) {
         if (is_asset || strrchr (url, '.') > strrchr (url, '/'))
-            return s_respond_detail (request, connection, 404, "Not found");
+            return s_respond_detail (request, connection, 404, API_NOT_FOUND);
         //  Client-side route: the single-page app decides
         snprintf (path, sizeof path, "%s/index.html", self->config->web_dir);
         if (stat (path, &st) || !S_ISREG (st.st_mode)) {
@@ -237,7 +237,7 @@ s_serve_static (request_t *request, struct MHD_Connection *connection, const cha
     }
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return s_respond_detail (request, connection, 404, "Not found");
+        return s_respond_detail (request, connection, 404, API_NOT_FOUND);
     struct MHD_Response *response = MHD_create_response_from_fd ((uint64_t) st.st_size, fd);
     if (!response) {
         close (fd);
@@ -396,7 +396,7 @@ s_forward_to_agent (request_t *request, struct MHD_Connection *connection, const
 {
     self_t *self = request->self;
     if (strneq (method, "POST"))
-        return s_respond_detail (request, connection, 405, "Method not allowed");
+        return s_respond_detail (request, connection, 405, API_METHOD_NOT_ALLOWED);
     if (self->draining)
         return s_respond_detail (request, connection, 503, "Server is shutting down");
     util_new_id (request->id);
@@ -794,7 +794,7 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
                                      url [12] == '/' ? url + 13 : "", "");
     if (strncmp (url, "/api/invoke/", 12) == 0) {
         if (strneq (method, "POST"))
-            return s_respond_detail (request, connection, 405, "Method not allowed");
+            return s_respond_detail (request, connection, 405, API_METHOD_NOT_ALLOWED);
         return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
     }
     char user_id [AUTH_USER_ID_SIZE] = "local";
@@ -828,7 +828,7 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
     if (token_on_pool || (flags >= 0 && !(flags & API_NO_STORE)))
         return s_forward_to_pool (request, connection, &api_request, token_on_pool ? authorization : NULL);
     if (flags < 0)
-        return s_respond_detail (request, connection, 404, "Not found");
+        return s_respond_detail (request, connection, 404, API_NOT_FOUND);
     //  Touches no store: answered here
     api_response_t api_response = { 0 };
     api_handle (self->api, &api_request, &api_response);
@@ -1010,8 +1010,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,
         .issuer = *self->config->jwt_issuer ? self->config->jwt_issuer : NULL,
         .audience = *self->config->jwt_audience ? self->config->jwt_audience : NULL,
-        .store = NULL,                  //  API tokens are checked on the pool (auth_is_api_token)
-        .background_fetch = true,       //  the refresher below downloads, never this thread
     };
     snprintf (reason, reason_size, "cannot open the database in data dir '%s' (is it writable?)",
               self->config->data_dir);
@@ -1019,7 +1017,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         .data_dir = self->config->data_dir,
         .max_memory_mb = (int) self->config->max_memory_mb,
         .max_timeout_seconds = (int) self->config->max_timeout_seconds,
-        .auth_mode = auth_config.mode,
     };
     self->apipool = apipool_new (&pool_config);
     if (!self->apipool)

@@ -239,8 +239,8 @@ api_body_parse_as (api_call_t *call, bool empty_ok)
 
 //  The member sent for field, or NULL when absent or null (an error when
 //  required).
-cJSON *
-api_member (api_call_t *call, const char *field, bool required)
+static cJSON *
+s_member (api_call_t *call, const char *field, bool required)
 {
     cJSON *item = cJSON_GetObjectItemCaseSensitive (call->body, field);
     if (cJSON_IsNull (item))
@@ -255,7 +255,7 @@ api_member (api_call_t *call, const char *field, bool required)
 const char *
 api_string (api_call_t *call, const char *field, bool required, size_t max_size, bool chars)
 {
-    cJSON *item = api_member (call, field, required);
+    cJSON *item = s_member (call, field, required);
     if (!item)
         return NULL;
     if (!cJSON_IsString (item)) {
@@ -276,7 +276,7 @@ api_string (api_call_t *call, const char *field, bool required, size_t max_size,
 char *
 api_name (api_call_t *call, const char *field, bool required)
 {
-    cJSON *item = api_member (call, field, required);
+    cJSON *item = s_member (call, field, required);
     if (!item)
         return NULL;
     if (!cJSON_IsString (item)) {
@@ -307,7 +307,7 @@ api_name (api_call_t *call, const char *field, bool required)
 bool
 api_int (api_call_t *call, const char *field, int min, int max, int *value)
 {
-    cJSON *item = api_member (call, field, false);
+    cJSON *item = s_member (call, field, false);
     if (!item)
         return false;
     double number = item->valuedouble;
@@ -331,7 +331,7 @@ api_int (api_call_t *call, const char *field, int min, int max, int *value)
 bool
 api_bool (api_call_t *call, const char *field, bool *value)
 {
-    cJSON *item = api_member (call, field, false);
+    cJSON *item = s_member (call, field, false);
     if (!item)
         return false;
     if (!cJSON_IsBool (item)) {
@@ -546,16 +546,17 @@ api_route_flags (const char *method, const char *path)
     return path_known? API_NO_STORE: -1;
 }
 
-int
-api_reply_not_found (api_call_t *call)
+//  404 / 405 in the one phrasing of each (api.h)
+static int
+s_reply_not_found (api_call_t *call)
 {
-    return api_reply_detail (call, 404, "Not found");
+    return api_reply_detail (call, 404, API_NOT_FOUND);
 }
 
-int
-api_reply_method_not_allowed (api_call_t *call)
+static int
+s_reply_method_not_allowed (api_call_t *call)
 {
-    return api_reply_detail (call, 405, "Method not allowed");
+    return api_reply_detail (call, 405, API_METHOD_NOT_ALLOWED);
 }
 
 int
@@ -582,16 +583,17 @@ api_handle (api_t *self, const api_request_t *req, api_response_t *resp)
             rc = route->handler (&call);
         else
         if (path_known)
-            rc = api_reply_method_not_allowed (&call);
+            rc = s_reply_method_not_allowed (&call);
     }
     if (rc == -1) {
         //  Not ours: the caller answers, but leave a sane reply anyway
         free (resp->invalidate);
         resp->invalidate = NULL;
-        api_reply_not_found (&call);
+        s_reply_not_found (&call);
         rc = -1;
     }
-    //  A store transaction left open by a failure path must not leak into
+    //  The one rollback: a handler returns from any path that does not
+    //  commit with its transaction still open, and it must not leak into
     //  the next request
     if (self->store)
         store_rollback (self->store);

@@ -48,6 +48,11 @@ typedef struct {
 
 typedef struct _api_t api_t;
 
+//  The one phrasing of a 404 and a 405 `detail`, for the http actor's own
+//  answers too
+#define API_NOT_FOUND           "Not found"
+#define API_METHOD_NOT_ALLOWED  "Method not allowed"
+
 //  Route flags (api_route_flags)
 #define API_PUBLIC      1           //  answered without credentials (health, config)
 #define API_NO_STORE    2           //  touches no SQLite: may run on the http loop

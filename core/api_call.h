@@ -40,7 +40,9 @@ typedef struct {
     cJSON *errors;                  //  Validation errors (422 list)
 } api_call_t;
 
-//  A handler: fills call->resp; returns 0
+//  A handler: fills call->resp; returns 0. A handler that began a store
+//  transaction and does not commit it just returns: the dispatcher rolls
+//  back whatever a handler left open.
 typedef int (api_handler_fn) (api_call_t *call);
 
 //  --------------------------------------------------------------------------
@@ -56,11 +58,6 @@ int
 //  500 "Internal server error"
 int
     api_reply_store_error (api_call_t *call);
-//  404 "Not found" / 405 "Method not allowed": the one phrasing of each
-int
-    api_reply_not_found (api_call_t *call);
-int
-    api_reply_method_not_allowed (api_call_t *call);
 //  Tell the http actor what the gateway must forget (api.h lists the kinds)
 void
     api_invalidate (api_call_t *call, const char *kind, const char *id);
@@ -82,9 +79,6 @@ int
 int
     api_body_parse_as (api_call_t *call, bool empty_ok);
 #define api_body_parse(call) api_body_parse_as (call, false)
-//  The member sent for field, or NULL when absent or null (an error when required)
-cJSON *
-    api_member (api_call_t *call, const char *field, bool required);
 //  A string field, or NULL (absent, or invalid with an error added).
 //  max_size counts characters when chars, else bytes.
 const char *
@@ -109,15 +103,6 @@ char *
 //  --------------------------------------------------------------------------
 //  Lookups shared between resources (api_projects.c)
 
-//  The project as API.md's Project object, or NULL
-cJSON *
-    api_project_json (api_call_t *call, const char *project_id);
-//  Has the project a database that is ready?
-bool
-    api_project_has_database (api_call_t *call, const char *project_id);
-//  A database URL with its password shown as *** (heap)
-char *
-    api_database_url_masked (const char *url);
 //  Is project_id one of the caller's projects?
 bool
     api_project_owned (api_call_t *call, const char *project_id);

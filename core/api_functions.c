@@ -114,7 +114,6 @@ api_function_create (api_call_t *call)
         return api_reply_store_error (call);
     }
     if (project_id && !api_project_owned (call, project_id)) {
-        store_rollback (call->store);
         free (name);
         return api_reply_detail (call, 404, "Project not found");
     }
@@ -129,10 +128,8 @@ api_function_create (api_call_t *call)
             "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
             " VALUES (?, 1, ?, ?, ?)", "ssss", id, code, now, now);
     free (name);
-    if (rc != 1 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     return api_reply (call, 200, s_function_json (call, id));
 }
 
@@ -175,7 +172,6 @@ api_function_update (api_call_t *call)
     }
     cJSON *current = util_is_id (function_id)? s_function_json (call, function_id): NULL;
     if (!current) {
-        store_rollback (call->store);
         free (name);
         return api_reply_detail (call, 404, "Function not found");
     }
@@ -218,10 +214,8 @@ api_function_update (api_call_t *call)
                          "ss", now, function_id);
     cJSON_Delete (current);
     free (name);
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     api_invalidate (call, "function", function_id);
     return api_reply (call, 200, s_function_json (call, function_id));
 }

@@ -21,33 +21,39 @@
 #include <czmq.h>
 #include "core/api_call.h"
 
-static const char *PROJECT_SELECT =
-    "SELECT p.id, p.name, p.slug, p.description, p.status,"
-    "       (SELECT count(*) FROM functions f WHERE f.project_id = p.id) AS function_count,"
-    "       p.requirements_txt, p.created_at, p.updated_at"
-    "  FROM projects p";
+//  API.md's Project, has_database included (one query for a whole list;
+//  s_project_fix turns its 0/1 into a JSON boolean)
+#define PROJECT_SELECT \
+    "SELECT p.id, p.name, p.slug, p.description, p.status," \
+    "       (SELECT count(*) FROM functions f WHERE f.project_id = p.id) AS function_count," \
+    "       p.requirements_txt, p.created_at, p.updated_at," \
+    "       EXISTS (SELECT 1 FROM project_databases d" \
+    "                WHERE d.project_id = p.id AND d.state = 'ready') AS has_database" \
+    "  FROM projects p"
 
 
 //  --------------------------------------------------------------------------
 //  Lookups scoped by user
 
-bool
-api_project_has_database (api_call_t *call, const char *project_id)
+//  A computed column has no declared type, so the store reads has_database
+//  as a number
+static void
+s_project_fix (cJSON *project)
 {
-    cJSON *row = project_id? store_query_row (call->store,
-        "SELECT 1 AS n FROM project_databases WHERE project_id = ? AND state = 'ready'", "s", project_id): NULL;
-    cJSON_Delete (row);
-    return row != NULL;
+    cJSON *has_database = cJSON_GetObjectItem (project, "has_database");
+    if (has_database)
+        cJSON_ReplaceItemInObject (project, "has_database",
+                                   cJSON_CreateBool (cJSON_IsNumber (has_database) && has_database->valueint != 0));
 }
 
-cJSON *
-api_project_json (api_call_t *call, const char *project_id)
+//  The project as API.md's Project object, or NULL
+static cJSON *
+s_project_json (api_call_t *call, const char *project_id)
 {
-    char *sql = zsys_sprintf ("%s WHERE p.id = ? AND p.user_id = ?", PROJECT_SELECT);
-    cJSON *project = store_query_row (call->store, sql, "ss", project_id, call->req->user_id);
-    zstr_free (&sql);
+    cJSON *project = store_query_row (call->store, PROJECT_SELECT " WHERE p.id = ? AND p.user_id = ?",
+                                      "ss", project_id, call->req->user_id);
     if (project)
-        cJSON_AddBoolToObject (project, "has_database", api_project_has_database (call, project_id));
+        s_project_fix (project);
     return project;
 }
 
@@ -99,14 +105,11 @@ s_slug_unique (api_call_t *call, const char *name, const char *keep_id)
 int
 api_projects_list (api_call_t *call)
 {
-    char *sql = zsys_sprintf ("%s WHERE p.user_id = ? ORDER BY p.created_at DESC, p.rowid DESC",
-                              PROJECT_SELECT);
-    cJSON *projects = store_query (call->store, sql, "s", call->req->user_id);
-    zstr_free (&sql);
+    cJSON *projects = store_query (call->store,
+        PROJECT_SELECT " WHERE p.user_id = ? ORDER BY p.created_at DESC, p.rowid DESC", "s", call->req->user_id);
     cJSON *project;
     cJSON_ArrayForEach (project, projects)
-        cJSON_AddBoolToObject (project, "has_database",
-            api_project_has_database (call, cJSON_GetStringValue (cJSON_GetObjectItem (project, "id"))));
+        s_project_fix (project);
     return api_reply (call, 200, projects);
 }
 
@@ -135,18 +138,16 @@ api_project_create (api_call_t *call)
         id, call->req->user_id, name, slug, description? description: "", now, now);
     free (slug);
     free (name);
-    if (rc != 1 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
-    return api_reply (call, 200, api_project_json (call, id));
+    return api_reply (call, 200, s_project_json (call, id));
 }
 
 int
 api_project_get (api_call_t *call)
 {
     const char *project_id = call->param [0];
-    cJSON *project = util_is_id (project_id)? api_project_json (call, project_id): NULL;
+    cJSON *project = util_is_id (project_id)? s_project_json (call, project_id): NULL;
     if (!project)
         return api_reply_detail (call, 404, "Project not found");
     return api_reply (call, 200, project);
@@ -169,7 +170,6 @@ api_project_update (api_call_t *call)
         return api_reply_store_error (call);
     }
     if (!api_project_owned (call, project_id)) {
-        store_rollback (call->store);
         free (name);
         return api_reply_detail (call, 404, "Project not found");
     }
@@ -189,14 +189,12 @@ api_project_update (api_call_t *call)
         rc = store_exec (call->store, "UPDATE projects SET updated_at = ? WHERE id = ?",
                          "ss", now, project_id);
     free (name);
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     //  The slug may have changed: the gateway's slug map (kept with the
     //  route tables) must forget it; env and functions are unchanged
     api_invalidate (call, "routes", project_id);
-    return api_reply (call, 200, api_project_json (call, project_id));
+    return api_reply (call, 200, s_project_json (call, project_id));
 }
 
 int
@@ -220,14 +218,10 @@ api_project_delete (api_call_t *call)
         rc = store_exec (call->store, "UPDATE project_databases SET state = 'deprovisioning', updated_at = ?"
                          " WHERE project_id = ?", "ss", now, project_id) < 0? -1: 1;
     }
-    if (rc < 0 || (rc == 1 && store_commit (call->store))) {
-        store_rollback (call->store);
+    if (rc < 0 || (rc == 1 && store_commit (call->store)))
         return api_reply_store_error (call);
-    }
-    if (rc == 0) {
-        store_rollback (call->store);
+    if (rc == 0)
         return api_reply_detail (call, 404, "Project not found");
-    }
     api_invalidate (call, "project", project_id);
     return api_reply_detail (call, 200, "Project deleted");
 }
@@ -246,15 +240,24 @@ api_requirements (api_call_t *call)
 }
 
 //  The URL with its password shown as ***: scheme://user:***@host...
-char *
-api_database_url_masked (const char *url)
+//  The user info ends at the LAST '@' before the path, since a password
+//  may hold an unencoded '@' (and anything else but '/'); ending the
+//  authority at '/' only, not at '?' or '#' as RFC 3986 does, masks a
+//  password holding those too. Masking too much is harmless here, leaking
+//  any of the password is not.
+static char *
+s_database_url_masked (const char *url)
 {
     const char *start = strstr (url, "://");
-    const char *at = start? strchr (start + 3, '@'): NULL;
-    const char *slash = start? strchr (start + 3, '/'): NULL;
-    if (!at || (slash && slash < at))
+    if (!start)
         return strdup (url);
-    const char *colon = memchr (start + 3, ':', at - (start + 3));
+    const char *authority = start + 3;
+    const char *end = authority + strcspn (authority, "/");
+    const char *at = NULL;
+    for (const char *cursor = authority; cursor < end; cursor++)
+        if (*cursor == '@')
+            at = cursor;
+    const char *colon = at? memchr (authority, ':', (size_t) (at - authority)): NULL;
     if (!colon)
         return strdup (url);
     return zsys_sprintf ("%.*s:***%s", (int) (colon - url), url, at);
@@ -276,7 +279,7 @@ s_database_status (api_call_t *call, const char *project_id)
     bool ready = state && streq (state, "ready");
     cJSON_AddBoolToObject (status, "has_database", ready);
     if (ready && url) {
-        char *masked = api_database_url_masked (url);
+        char *masked = s_database_url_masked (url);
         cJSON_AddStringToObject (status, "database_url", masked);
         free (masked);
     }
@@ -316,10 +319,8 @@ api_database_provision (api_call_t *call)
     const char *project_id = call->param [0];
     if (store_begin (call->store))
         return api_reply_store_error (call);
-    if (!api_project_owned (call, project_id)) {
-        store_rollback (call->store);
+    if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    }
     cJSON *row = store_query_row (call->store, "SELECT state FROM project_databases WHERE project_id = ?",
                                   "s", project_id);
     const char *state = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "state")): NULL;
@@ -327,7 +328,6 @@ api_database_provision (api_call_t *call)
         int conflict_ready = streq (state, "ready");
         int conflict_going = streq (state, "deprovisioning");
         cJSON_Delete (row);
-        store_rollback (call->store);
         return api_reply_detail (call, 409, "%s", conflict_ready? "Project already has a database"
                                  : conflict_going? "The project's database is being deprovisioned; try again shortly"
                                  : "The project's database is being provisioned");
@@ -340,10 +340,8 @@ api_database_provision (api_call_t *call)
         " ON CONFLICT (project_id) DO UPDATE SET state = 'provisioning', provider = NULL, database_url = NULL,"
         " mount_source = NULL, mount_target = NULL, file_limit_mb = 0, external_id = NULL, detail = NULL,"
         " created_at = excluded.created_at, updated_at = excluded.updated_at", "sss", project_id, now, now);
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     return api_reply (call, 200, s_database_status (call, project_id));
 }
 
@@ -355,22 +353,16 @@ api_database_deprovision (api_call_t *call)
     const char *project_id = call->param [0];
     if (store_begin (call->store))
         return api_reply_store_error (call);
-    if (!api_project_owned (call, project_id)) {
-        store_rollback (call->store);
+    if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    }
     char now [UTIL_TIME_SIZE];
     util_now_iso (now);
     int rc = store_exec (call->store, "UPDATE project_databases SET state = 'deprovisioning', updated_at = ?"
                          " WHERE project_id = ? AND state IN ('ready', 'provisioning')", "ss", now, project_id);
-    if (rc == 0) {
-        store_rollback (call->store);
+    if (rc == 0)
         return api_reply_detail (call, 400, "Project has no database");
-    }
-    if (rc < 0 || store_commit (call->store)) {
-        store_rollback (call->store);
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
-    }
     api_invalidate (call, "project", project_id);
     return api_reply (call, 200, s_database_status (call, project_id));
 }
@@ -442,6 +434,22 @@ api_projects_test (bool verbose)
     reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
     assert (cJSON_IsTrue (cJSON_GetObjectItem (reply, "has_database")));
     cJSON_Delete (reply);
+    //  The list says it of each project, from the one query
+    {
+        char *plain = api_test_create (api, "alice", "/api/projects", "{\"name\":\"Plain\"}");
+        reply = api_test_request (api, "alice", "GET", "/api/projects", NULL, NULL, 200, NULL);
+        assert (cJSON_GetArraySize (reply) == 2);
+        cJSON *each;
+        cJSON_ArrayForEach (each, reply) {
+            cJSON *has_database = cJSON_GetObjectItem (each, "has_database");
+            assert (streq (api_test_str (each, "id"), later)? cJSON_IsTrue (has_database)
+                                                           : cJSON_IsFalse (has_database));
+        }
+        cJSON_Delete (reply);
+        snprintf (path, sizeof path, "/api/projects/%s", plain);
+        cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, NULL));
+        zstr_free (&plain);
+    }
     snprintf (path, sizeof path, "/api/projects/%s/database/deprovision", later);
     reply = api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, &inval);
     assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));
@@ -462,12 +470,30 @@ api_projects_test (bool verbose)
     snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
     cJSON_Delete (api_test_request (api, "alice", "POST", path, NULL, NULL, 200, NULL));
     {
-        char *masked = api_database_url_masked ("sqlite:////opt/database/db.sqlite3");
+        char *masked = s_database_url_masked ("sqlite:////opt/database/db.sqlite3");
         assert (streq (masked, "sqlite:////opt/database/db.sqlite3"));
         free (masked);
-        masked = api_database_url_masked ("postgresql://u:p@w@host/db");
-        assert (streq (masked, "postgresql://u:***@w@host/db"));
-        free (masked);
+        //  No part of a password shows, whatever it holds but '/'; an '@'
+        //  after the path is not the user info's
+        const char *cases [][2] = {
+            { "postgresql://u:p@w@host/db", "postgresql://u:***@host/db" },
+            { "postgresql://u:p@w@host", "postgresql://u:***@host" },
+            { "postgresql://u:p?x#y:z@host:5432/db", "postgresql://u:***@host:5432/db" },
+            { "postgresql://u:@host/db", "postgresql://u:***@host/db" },
+            { "postgresql://u:p@/db?host=/run/pg&x=a@b", "postgresql://u:***@/db?host=/run/pg&x=a@b" },
+            { "postgresql://u:p@host/db?x=a:b@c", "postgresql://u:***@host/db?x=a:b@c" },
+            { "postgresql://u@host/db", "postgresql://u@host/db" },
+            { "postgresql://host/db?x=a:b@c", "postgresql://host/db?x=a:b@c" },
+            { "postgresql://host:5432/db", "postgresql://host:5432/db" },
+            { "not a url: a@b", "not a url: a@b" },
+        };
+        for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+            masked = s_database_url_masked (cases [index][0]);
+            if (!streq (masked, cases [index][1]))
+                printf ("masked %s as %s\n", cases [index][0], masked);
+            assert (streq (masked, cases [index][1]));
+            free (masked);
+        }
     }
     snprintf (path, sizeof path, "/api/projects/%s", later);
     cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 200, NULL));
@@ -548,6 +574,10 @@ api_projects_test (bool verbose)
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
     api_test_detail (api_test_request (api, "bob", "PUT", path, NULL, "{\"name\":\"x\"}", 404, NULL), "Project not found");
     api_test_detail (api_test_request (api, "bob", "DELETE", path, NULL, NULL, 404, NULL), "Project not found");
+    //  Those began a transaction and returned without ending it: the
+    //  dispatcher rolled it back, so a new one can begin
+    assert (store_begin (store) == 0);
+    store_rollback (store);
     api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/nonsense", NULL, NULL, 404, NULL),
                      "Project not found");
     api_test_detail (api_test_request (api, "alice", "GET", "/api/projects/abcdefabcdef", NULL, NULL, 404, NULL),

@@ -187,25 +187,29 @@ s_route_clash (api_call_t *call, const char *project_id, const char *except_id,
                const char *method, const char *path)
 {
     cJSON *routes = store_routes_for_project (call->store, project_id);
-    cJSON *clash = NULL;
+    //  One table of the project's routes, then the new route, which the
+    //  table refuses if it clashes, naming the route it clashes with
+    route_table_t *table = route_table_new ();
     cJSON *route;
     cJSON_ArrayForEach (route, routes) {
         const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (route, "id"));
-        if (except_id && id && streq (id, except_id))
-            continue;
-        //  One existing route at a time, so the clash has a name
-        route_table_t *table = route_table_new ();
-        route_table_add (table, id,
-                         cJSON_GetStringValue (cJSON_GetObjectItem (route, "method")),
-                         cJSON_GetStringValue (cJSON_GetObjectItem (route, "path")),
-                         cJSON_GetStringValue (cJSON_GetObjectItem (route, "function_id")));
-        bool taken = route_table_add (table, "new", method, path, "new") == -2;
-        route_table_destroy (&table);
-        if (taken) {
-            clash = cJSON_Duplicate (route, true);
-            break;
-        }
+        if (!(except_id && id && streq (id, except_id)))
+            route_table_add (table, id,
+                             cJSON_GetStringValue (cJSON_GetObjectItem (route, "method")),
+                             cJSON_GetStringValue (cJSON_GetObjectItem (route, "path")),
+                             cJSON_GetStringValue (cJSON_GetObjectItem (route, "function_id")));
     }
+    const char *existing_id = NULL;
+    cJSON *clash = NULL;
+    if (route_table_try_add (table, "new", method, path, "new", &existing_id) == -2)
+        cJSON_ArrayForEach (route, routes) {
+            const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (route, "id"));
+            if (id && existing_id && streq (id, existing_id)) {
+                clash = cJSON_Duplicate (route, true);
+                break;
+            }
+        }
+    route_table_destroy (&table);
     cJSON_Delete (routes);
     return clash;
 }
@@ -256,7 +260,6 @@ api_route_create (api_call_t *call)
                 id, project_id, function_id, method, path, description? description: "", now, now);
         if (rc == 1)
             rc = store_commit (call->store);
-        store_rollback (call->store);
         if (rc == STORE_CONFLICT)
             s_reply_clash (call, method, path, clash);
         else
@@ -316,7 +319,6 @@ api_route_update (api_call_t *call)
                 now, route_id);
         if (rc >= 0)
             rc = store_commit (call->store);
-        store_rollback (call->store);
         if (rc == STORE_CONFLICT)
             s_reply_clash (call, new_method, new_path, clash);
         else

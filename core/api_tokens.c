@@ -3,47 +3,44 @@
     DELETE /api/tokens/:id
 
     The endpoints over core/tokens.c. A token is shown once, in the answer
-    to POST {name} as {id, name, token}; lists never carry it. Someone
+    to POST {name} as {id, name, created_at, last_used_at, token}; lists
+    never carry it. Someone
     else's token is "Token not found", as a missing one is. name is
-    optional (default "api"), 1..100 bytes.
+    optional (default "api"), a name as API.md's other names are (trimmed,
+    1..100 characters, no control characters).
     ========================================================================= */
 
 #include <czmq.h>
 #include "core/api_call.h"
 #include "core/tokens.h"
 
-#define TOKEN_NAME_MAX_BYTES    100
+_Static_assert (TOKENS_NAME_MAX_CHARS == API_NAME_MAX_CHARS, "a token's name is an API name");
 
 int
 api_tokens_list (api_call_t *call)
 {
-    cJSON *tokens = tokens_list (call->store, call->req->user_id);
-    if (!tokens)
-        return api_reply_detail (call, 500, "Could not list tokens");
-    return api_reply (call, 200, tokens);
+    return api_reply (call, 200, tokens_list (call->store, call->req->user_id));
 }
 
+//  {id, name, created_at, last_used_at} as the list shows it, and the
+//  token, shown this once
 int
 api_token_create (api_call_t *call)
 {
     if (api_body_parse_as (call, true))
         return 0;
-    cJSON *name = api_member (call, "name", false);
-    const char *token_name = cJSON_IsString (name)? name->valuestring: "api";
-    if ((name && !cJSON_IsString (name)) || strlen (token_name) == 0
-    ||  strlen (token_name) > TOKEN_NAME_MAX_BYTES) {
-        api_invalid (call, "name", "value_error", "name must be a string of 1 to %d characters",
-                     TOKEN_NAME_MAX_BYTES);
+    char *name = api_name (call, "name", false);
+    if (api_has_errors (call))
         return api_reply_invalid (call);
-    }
     char id [AUTH_TOKEN_ID_SIZE];
-    char *token = tokens_create (call->store, call->req->user_id, token_name, id);
+    char *token = tokens_create (call->store, call->req->user_id, name? name: "api", id);
+    free (name);
     if (!token)
-        return api_reply_detail (call, 500, "Could not create a token");
-    cJSON *reply = cJSON_CreateObject ();
-    cJSON_AddStringToObject (reply, "id", id);
-    cJSON_AddStringToObject (reply, "name", token_name);
-    cJSON_AddStringToObject (reply, "token", token);
+        return api_reply_store_error (call);
+    cJSON *reply = store_query_row (call->store,
+        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE id = ?", "s", id);
+    if (reply)
+        cJSON_AddStringToObject (reply, "token", token);
     free (token);
     return api_reply (call, 200, reply);
 }
@@ -91,6 +88,31 @@ api_tokens_test (bool verbose)
     char body [256];
     snprintf (body, sizeof body, "{\"name\":\"%0101d\"}", 0);
     api_test_invalid (api_test_request (api, "alice", "POST", "/api/tokens", NULL, body, 422, NULL), "body", "name");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/tokens", NULL, "{\"name\":\"a\\u0007b\"}", 422,
+                                        NULL), "body", "name");
+    api_test_invalid (api_test_request (api, "alice", "POST", "/api/tokens", NULL, "{\"name\":\"   \"}", 422, NULL),
+                      "body", "name");
+    //  Names as the API's other names: trimmed, counted in characters
+    reply = api_test_request (api, "carol", "POST", "/api/tokens", NULL, "{\"name\":\"  ci  \"}", 200, NULL);
+    assert (streq (api_test_str (reply, "name"), "ci"));
+    assert (*api_test_str (reply, "created_at") && cJSON_IsNull (cJSON_GetObjectItem (reply, "last_used_at")));
+    cJSON_Delete (reply);
+    {
+        char *many = strdup ("{\"name\":\"");
+        for (int index = 0; index < API_NAME_MAX_CHARS; index++) {
+            char *longer = zsys_sprintf ("%s\xc3\xa9", many);          //  é, 2 bytes
+            free (many);
+            many = longer;
+        }
+        char *longest = zsys_sprintf ("%s\"}", many);
+        cJSON_Delete (api_test_request (api, "carol", "POST", "/api/tokens", NULL, longest, 200, NULL));
+        char *too_long = zsys_sprintf ("%sx\"}", many);
+        api_test_invalid (api_test_request (api, "carol", "POST", "/api/tokens", NULL, too_long, 422, NULL),
+                          "body", "name");
+        free (many);
+        free (longest);
+        free (too_long);
+    }
     api_test_detail (api_test_request (api, "alice", "POST", "/api/tokens", NULL, "{", 400, NULL),
                      "Request body is not valid JSON");
 

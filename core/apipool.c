@@ -8,13 +8,14 @@
     health check behind it. Here it stalls one of a few threads, and the
     http loop goes on serving.
 
-    How: each thread is a CZMQ actor with its own store connection, handler
-    set (core/api.h) and auth_t (for API tokens only: checking one reads
-    SQLite). The owner (the http actor) talks to them by message: an
-    API_REQUEST goes down one thread's pipe, and every thread PUSHes its
-    API_REPLY to one PULL socket the owner polls. Both cross inproc sockets
-    as copies (no pointers), so they are declared in broker/msg_defs.h like
-    every other message and checked by its codec at receive.
+    How: each thread is a CZMQ actor with its own store connection and
+    handler set (core/api.h); it also checks API tokens, since checking one
+    reads SQLite (tokens_check_header). The owner (the http actor) talks to
+    them by message: an API_REQUEST goes down one thread's pipe, and every
+    thread PUSHes its API_REPLY to one PULL socket the owner polls. Both
+    cross inproc sockets as copies (no pointers), so they are declared in
+    broker/msg_defs.h like every other message and checked by its codec at
+    receive.
 
     The owner keeps every job not yet answered in one list, in submission
     order, which is also deadline order since every job gets the same
@@ -42,12 +43,11 @@
 
 //  What a thread needs to start
 typedef struct {
-    char *store_path;               //  Database file
+    char *data_dir;                 //  Its store is <data_dir>/clowdy.db (store_open)
     char *endpoint;                 //  The owner's PULL socket
     int index;                      //  This thread's index
     int max_memory_mb;              //  api_set_limits
     int max_timeout_seconds;        //  ditto
-    auth_mode_t auth_mode;          //  For API-token checks
 } s_thread_args_t;
 
 //  Why a thread's current reply is no longer wanted
@@ -84,7 +84,6 @@ struct _apipool_t {
     zsock_t *replies;               //  PULL: every thread's replies
     char *endpoint;                 //  Where replies is bound
     zlistx_t *jobs;                 //  s_job_t, in submission (= deadline) order
-    size_t queued;                  //  Jobs waiting for a thread
     size_t queue_depth;             //  Most jobs that may wait
     int deadline_ms;                //  Bound on a job, queue included
 };
@@ -97,18 +96,16 @@ static void
 s_thread_run (zsock_t *pipe, void *argument)
 {
     s_thread_args_t *args = (s_thread_args_t *) argument;
-    store_t *store = store_new (args->store_path);
+    store_t *store = store_open (args->data_dir);
     api_t *api = store? api_new (store): NULL;
-    auth_config_t auth_config = { .mode = args->auth_mode, .store = store };
-    auth_t *auth = store? auth_new (&auth_config): NULL;
     zsock_t *replies = zsock_new_push (args->endpoint);
-    bool ready = store && api && auth && replies;
+    bool ready = store && api && replies;
     if (ready) {
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
         actor_ready (pipe);
     }
     else
-        actor_failed (pipe, "cannot open the database %s", args->store_path);
+        actor_failed (pipe, "cannot open the database in %s", args->data_dir);
 
     bool terminated = !ready;
     while (!terminated) {
@@ -131,12 +128,12 @@ s_thread_run (zsock_t *pipe, void *argument)
             const char *detail = NULL;
             bool unauthorized = false;
             if (*authorization) {
-                if (auth_check (auth, authorization, user, sizeof user, &detail) == 0)
+                if (tokens_check_header (store, authorization, user, sizeof user, &detail) == 0)
                     req.user_id = user;
                 else {
                     unauthorized = true;
                     resp.status = 401;
-                    resp.body = api_detail_json (detail? detail: "Invalid credentials");
+                    resp.body = api_detail_json (detail);
                 }
             }
             if (!unauthorized)
@@ -151,7 +148,6 @@ s_thread_run (zsock_t *pipe, void *argument)
         msg_destroy (&msg);
     }
     zsock_destroy (&replies);
-    auth_destroy (&auth);
     api_destroy (&api);
     store_destroy (&store);
 }
@@ -196,12 +192,21 @@ s_job_find (apipool_t *self, const char *id, void **handle_p)
     return NULL;
 }
 
+//  Jobs waiting for a thread
+static size_t
+s_queued (apipool_t *self)
+{
+    size_t queued = 0;
+    for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
+         job = (s_job_t *) zlistx_next (self->jobs))
+        queued += job->thread < 0;
+    return queued;
+}
+
 //  Hand the oldest queued job to an idle thread, if both exist
 static void
 s_start_next (apipool_t *self)
 {
-    if (self->queued == 0)
-        return;
     int index;
     for (index = 0; index < self->thread_count; index++)
         if (!self->threads [index].job_id)
@@ -222,7 +227,6 @@ s_start_next (apipool_t *self)
         job->thread = index;
         thread->job_id = strdup (job->id);
         thread->abandon = S_WANTED;
-        self->queued--;
         return;
     }
 }
@@ -244,7 +248,7 @@ s_reply_new (const char *id, int status, const char *detail)
 apipool_t *
 apipool_new (const apipool_config_t *config)
 {
-    assert (config);
+    assert (config && config->data_dir);
     apipool_t *self = (apipool_t *) zmalloc (sizeof (apipool_t));
     self->thread_count = config->threads > 0? config->threads: APIPOOL_THREADS;
     self->queue_depth = config->queue_depth > 0? (size_t) config->queue_depth: APIPOOL_QUEUE_DEPTH;
@@ -252,19 +256,23 @@ apipool_new (const apipool_config_t *config)
     self->jobs = zlistx_new ();
     zlistx_set_destructor (self->jobs, s_job_destructor);
     self->threads = (s_thread_t *) zmalloc (sizeof (s_thread_t) * (size_t) self->thread_count);
-    self->endpoint = zsys_sprintf ("inproc://clowdy-apipool-%p", (void *) self);
+    //  Named by a counter, not by our address: a destroyed pool's inproc
+    //  name stays bound until libzmq's reaper closes its socket, and the
+    //  next pool may well be given the same memory
+    static unsigned int s_pools = 0;
+    self->endpoint = zsys_sprintf ("inproc://clowdy-apipool-%u",
+                                   __atomic_fetch_add (&s_pools, 1, __ATOMIC_RELAXED));
     char *bind = zsys_sprintf ("@%s", self->endpoint);
     self->replies = zsock_new_pull (bind);
     zstr_free (&bind);
-    char *path = config->store_path? strdup (config->store_path)
-               : zsys_sprintf ("%s/clowdy.db", config->data_dir? config->data_dir: "data");
+    if (!self->replies)
+        zsys_error ("apipool: cannot bind %s", self->endpoint);
     bool ready = self->replies != NULL;
     for (int index = 0; ready && index < self->thread_count; index++) {
         s_thread_t *thread = &self->threads [index];
         thread->args = (s_thread_args_t) {
-            .store_path = strdup (path), .endpoint = strdup (self->endpoint), .index = index,
-            .max_memory_mb = config->max_memory_mb, .max_timeout_seconds = config->max_timeout_seconds,
-            .auth_mode = config->auth_mode
+            .data_dir = strdup (config->data_dir), .endpoint = strdup (self->endpoint), .index = index,
+            .max_memory_mb = config->max_memory_mb, .max_timeout_seconds = config->max_timeout_seconds
         };
         char *reason = NULL;
         thread->actor = actor_start (s_thread_run, &thread->args, "control-plane thread", &reason);
@@ -274,7 +282,6 @@ apipool_new (const apipool_config_t *config)
             ready = false;
         }
     }
-    free (path);
     if (!ready)
         apipool_destroy (&self);
     return self;
@@ -289,7 +296,7 @@ apipool_destroy (apipool_t **self_p)
         for (int index = 0; index < self->thread_count; index++) {
             s_thread_t *thread = &self->threads [index];
             zactor_destroy (&thread->actor);
-            free (thread->args.store_path);
+            free (thread->args.data_dir);
             free (thread->args.endpoint);
             free (thread->job_id);
         }
@@ -310,7 +317,7 @@ apipool_submit (apipool_t *self, const char *id, const api_request_t *req, const
     bool idle = false;
     for (int index = 0; index < self->thread_count; index++)
         idle = idle || !self->threads [index].job_id;
-    if (!idle && self->queued >= self->queue_depth)
+    if (!idle && s_queued (self) >= self->queue_depth)
         return -1;
     s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
     job->id = strdup (id);
@@ -327,7 +334,6 @@ apipool_submit (apipool_t *self, const char *id, const api_request_t *req, const
     job->deadline = zclock_mono () + self->deadline_ms;
     job->thread = -1;
     zlistx_add_end (self->jobs, job);
-    self->queued++;
     s_start_next (self);
     return 0;
 }
@@ -342,8 +348,6 @@ apipool_cancel (apipool_t *self, const char *id)
         return;
     if (job->thread >= 0)
         self->threads [job->thread].abandon = S_CANCELLED;
-    else
-        self->queued--;
     zlistx_delete (self->jobs, handle);
 }
 
@@ -414,7 +418,6 @@ apipool_expired (apipool_t *self)
         zstr_free (&detail);
     }
     else {
-        self->queued--;
         char *detail = zsys_sprintf ("The control plane is busy: the request waited %d s and was not "
                                      "run; try again shortly", seconds);
         reply = s_reply_new (job->id, 503, detail);
@@ -493,11 +496,10 @@ apipool_test (bool verbose)
     assert (mine);
 
     //  A database that cannot be opened: no pool, a reason logged
-    apipool_config_t broken = { .store_path = "/nonexistent/dir/clowdy.db", .threads = 1 };
+    apipool_config_t broken = { .data_dir = "/nonexistent/dir", .threads = 1 };
     assert (apipool_new (&broken) == NULL);
 
-    apipool_config_t config = { .data_dir = dir, .threads = 2, .queue_depth = 2, .deadline_ms = 1500,
-                                .auth_mode = AUTH_JWT };
+    apipool_config_t config = { .data_dir = dir, .threads = 2, .queue_depth = 2, .deadline_ms = 1500 };
     apipool_t *pool = apipool_new (&config);
     assert (pool);
     assert (apipool_timeout (pool) == -1 && apipool_waiting (pool) == 0);

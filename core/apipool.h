@@ -32,21 +32,18 @@
 
 #include <czmq.h>
 #include "core/api.h"
-#include "core/auth.h"
 
 #define APIPOOL_THREADS         2           //  default number of threads
 #define APIPOOL_QUEUE_DEPTH     64          //  default requests waiting for a thread
 #define APIPOOL_DEADLINE_MS     30000       //  default bound on a request, queue included
 
 typedef struct {
-    const char *data_dir;           //  each thread opens <data_dir>/clowdy.db; NULL with store_path
-    const char *store_path;         //  or this database file (tests)
+    const char *data_dir;           //  each thread opens <data_dir>/clowdy.db (store_open)
     int threads;                    //  0: APIPOOL_THREADS
     int queue_depth;                //  0: APIPOOL_QUEUE_DEPTH
     int deadline_ms;                //  0: APIPOOL_DEADLINE_MS
     int max_memory_mb;              //  api_set_limits; 0: the API's own maximum
     int max_timeout_seconds;        //  ditto
-    auth_mode_t auth_mode;          //  for API-token checks
 } apipool_config_t;
 
 //  The answer to one submitted request

@@ -6,27 +6,29 @@
     the key cache). See the top of auth.c for the design; core/jwks.c
     fetches and reads the provider's keys, core/tokens.c keeps API tokens.
 
-    auth_check returns 0 and a user id, AUTH_PENDING (background fetching
-    only, see below), or -1 and a static sentence for the 401 `detail`:
+    auth_check returns 0 and a user id, AUTH_PENDING (see below), or -1 and
+    a static sentence for the 401 `detail`:
         "Missing credentials"                   no Authorization header (jwt mode)
         "Authorization header must be 'Bearer <token>'"
         "Token too large"                       over AUTH_MAX_TOKEN bytes
         "Malformed token"                       not three base64url JSON parts
         "Unsupported token algorithm"           alg other than RS256/ES256
-        "Unknown signing key"                   kid not in the JWKS (after one refetch)
+        "Unknown signing key"                   kid not in the JWKS (fetched in the last 10 s)
         "Signing keys unavailable"              JWKS could not be fetched
         "Invalid token signature"
         "Token has no expiry" / "Token expired" / "Token not yet valid"
         "Invalid token issuer" / "Invalid token audience"
         "Token has no valid subject"            sub missing, empty or > 128 chars
-        "Invalid API token" / "API token revoked"
+        "Invalid API token"                     an API token: ask auth_is_api_token
+                                                first, and check those with
+                                                tokens_check_header (core/tokens.h)
         "JWT authentication is not enabled"     a JWT sent in local mode
 
-    Background fetching (config.background_fetch): auth_check never
-    downloads. When a token's key might come with a fetch (an unknown kid
-    and no fetch in the last 10 s, no key set yet, or a fetch under way),
-    it answers AUTH_PENDING: the caller parks the request, has its fetching
-    thread call auth_refresh, and calls auth_check again after that.
+    Fetching: auth_check never downloads, only auth_refresh does. When a
+    token's key might come with a fetch (an unknown kid and no fetch in the
+    last 10 s, no key set yet, or a fetch under way), auth_check answers
+    AUTH_PENDING: the caller parks the request, has its fetching thread
+    call auth_refresh (asked), and calls auth_check again after that.
     ========================================================================= */
 
 #ifndef CLOWDY_AUTH_H_INCLUDED
@@ -35,7 +37,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
-#include "core/store.h"
 
 #define AUTH_MAX_TOKEN      16384   //  longer credentials are rejected unparsed
 #define AUTH_MAX_SUB        128     //  longest accepted user id (JWT sub)
@@ -56,17 +57,14 @@ typedef struct {
     const char *issuer;             //  optional required iss
     const char *audience;           //  optional required aud (string or one of an array)
     int leeway_seconds;             //  exp/nbf leeway: 0 means the default 60, < 0 means none
-    store_t *store;                 //  holds api_tokens; may be NULL (then API tokens are refused:
-                                    //  a thread without a store asks auth_is_api_token first)
     const char *local_user;         //  local mode: user without credentials, default "local"
-    bool background_fetch;          //  only auth_refresh downloads; auth_check may say AUTH_PENDING
 } auth_config_t;
 
 typedef struct _auth_t auth_t;
 
 //  Create an authenticator; copies the strings in config. Returns NULL if
 //  the config is unusable (jwt mode without a JWKS URL is allowed only for
-//  preloaded keys). Fetches nothing yet: the JWKS is fetched on first use.
+//  preloaded keys). Fetches nothing: auth_refresh does.
 auth_t *
     auth_new (const auth_config_t *config);
 
@@ -76,9 +74,10 @@ void
 
 //  Check an Authorization header value (may be NULL). On success writes the
 //  user id (JWT sub, the token's user, or the local user) and returns 0;
-//  else returns -1 and sets *detail to a static sentence for a 401.
-//  In jwt mode this may fetch the JWKS (5 s timeout, at most once per 10 s
-//  for an unknown kid, and once an hour to pick up revoked keys).
+//  else returns -1 and sets *detail to a static sentence for a 401, or
+//  AUTH_PENDING when a JWKS fetch may bring the token's key (never fetched,
+//  a fetch under way, or an unknown kid and none in the last 10 s): call
+//  auth_refresh (asked) and check again. Never downloads nor waits.
 int
     auth_check (auth_t *self, const char *authorization,
                 char *user_id, size_t user_id_size, const char **detail);
@@ -104,10 +103,19 @@ int
     auth_set_jwks_json (auth_t *self, const char *json);
 
 //  Does this Authorization header carry an API token ("Bearer clw_...")?
-//  Checking one reads SQLite, so a caller whose auth_t has no store (the
-//  http loop) hands such requests to a thread whose auth_t has one.
+//  Checking one reads SQLite, so the http loop hands such requests to a
+//  thread that owns a store, which calls tokens_check_header.
 bool
     auth_is_api_token (const char *authorization);
+
+//  Read an Authorization header (may be NULL) as auth_check does: "Bearer
+//  <token>", the scheme in any case, blanks around the token ignored.
+//  Returns NULL and sets *token_p to the token, *len_p bytes long (not
+//  terminated there); else returns a static sentence for a 401 ("Missing
+//  credentials", "Authorization header must be 'Bearer <token>'", "Token
+//  too large").
+const char *
+    auth_bearer (const char *authorization, const char **token_p, size_t *len_p);
 
 //  Selftest
 void

@@ -36,8 +36,8 @@
 
 #include <czmq.h>
 #include <libpq-fe.h>
-#include <sys/random.h>
 #include "core/dbprovider.h"
+#include "core/util.h"
 
 #define S_CONNECT_TIMEOUT   "10"                //  seconds, libpq's connect_timeout
 #define S_OPTIONS           "-c statement_timeout=30000 -c lock_timeout=10000"
@@ -195,14 +195,11 @@ s_provision (void *state, const char *project_id, dbprovider_info_t *info, char 
     //  the names need no quoting
     char name [64];
     snprintf (name, sizeof name, "clowdy_%s", project_id);
-    unsigned char random [24];
-    if (getrandom (random, sizeof random, 0) != (ssize_t) sizeof random) {
+    char password [2 * 24 + 1];
+    if (util_random_hex (password, 24)) {
         snprintf (error, error_size, "No randomness for a password");
         return -1;
     }
-    char password [sizeof random * 2 + 1];
-    for (size_t index = 0; index < sizeof random; index++)
-        snprintf (password + index * 2, 3, "%02x", random [index]);
 
     PGconn *conn = s_connect (self, NULL, error, error_size);
     if (!conn)

@@ -387,6 +387,15 @@ int
 route_table_add (route_table_t *self, const char *route_id, const char *method,
                  const char *path, const char *function_id)
 {
+    return route_table_try_add (self, route_id, method, path, function_id, NULL);
+}
+
+int
+route_table_try_add (route_table_t *self, const char *route_id, const char *method,
+                     const char *path, const char *function_id, const char **existing_id)
+{
+    if (existing_id)
+        *existing_id = NULL;
     if (!self || !route_id || !function_id)
         return -1;
     int method_index = s_method_index (method);
@@ -423,6 +432,8 @@ route_table_add (route_table_t *self, const char *route_id, const char *method,
     }
     route_t **slot = route->wildcard? &node->wild [method_index]: &node->end [method_index];
     if (*slot) {
+        if (existing_id)
+            *existing_id = (*slot)->id;
         s_parsed_reset (&parsed);
         return -2;
     }
@@ -921,6 +932,13 @@ route_test (bool verbose)
     assert (route_table_add (table, "user2", "GET", "/users/:uid", "f-other") == -2);
     assert (route_table_add (table, "user3", "GET", "/users/:id/", "f-other") == -2);
     assert (route_table_add (table, "files2", "ANY", "/files/*rest", "f-other") == -2);
+    //  try_add names the route that stays
+    const char *existing = "x";
+    assert (route_table_try_add (table, "user4", "GET", "/users/:who", "f", &existing) == -2);
+    assert (existing && streq (existing, "user"));
+    assert (route_table_try_add (table, "files3", "ANY", "/files/*all", "f", &existing) == -2);
+    assert (existing && streq (existing, "files"));
+    assert (route_table_try_add (table, "bad", "GET", "/x/:", "f", &existing) == -1 && existing == NULL);
     assert (route_table_add (table, "root2", "GET", "", "f-other") == -1);  //  invalid path
     assert (route_table_add (table, "bad", "GET", "/x/:", "f") == -1);
     assert (route_table_add (table, "bad", "FETCH", "/x", "f") == -1);

@@ -97,6 +97,13 @@ int
     route_table_add (route_table_t *self, const char *route_id, const char *method,
                      const char *path, const char *function_id);
 
+//  route_table_add that names the clash: on -2 sets *existing_id (if given)
+//  to the id of the route already in the table (owned by the table), else
+//  to NULL. The API checks a new route against a project's routes with it.
+int
+    route_table_try_add (route_table_t *self, const char *route_id, const char *method,
+                         const char *path, const char *function_id, const char **existing_id);
+
 //  Number of routes in the table.
 size_t
     route_table_size (route_table_t *self);

@@ -634,6 +634,7 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
 
     //  The project's managed database, once ready: its DATABASE_URL wins
     //  over an env var of that name
+    char *database_url = NULL;
     if (*fn->project_id) {
         stmt = store_prepare (self,
             "SELECT database_url, mount_source, mount_target, file_limit_mb FROM project_databases"
@@ -644,7 +645,7 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         }
         sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step (stmt) == SQLITE_ROW) {
-            fn->database_url = s_column_strdup (stmt, 0);
+            database_url = s_column_strdup (stmt, 0);
             fn->database_mount_source = s_column_strdup (stmt, 1);
             fn->database_mount_target = s_column_strdup (stmt, 2);
             fn->database_file_limit_mb = sqlite3_column_int (stmt, 3);
@@ -658,12 +659,13 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
     if (*fn->project_id) {
         stmt = store_prepare (self, "SELECT key, value FROM env_vars WHERE project_id = ? ORDER BY key");
         if (!stmt) {
+            free (database_url);
             store_function_reset (fn);
             return -1;
         }
         sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
         while (sqlite3_step (stmt) == SQLITE_ROW) {
-            if (fn->database_url && streq ((const char *) sqlite3_column_text (stmt, 0), "DATABASE_URL"))
+            if (database_url && streq ((const char *) sqlite3_column_text (stmt, 0), "DATABASE_URL"))
                 continue;
             if (count + 2 >= limit) {
                 limit *= 2;
@@ -675,8 +677,9 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         }
         sqlite3_reset (stmt);
     }
-    if (fn->database_url)
-        fn->env [count++] = zsys_sprintf ("DATABASE_URL=%s", fn->database_url);
+    if (database_url)
+        fn->env [count++] = zsys_sprintf ("DATABASE_URL=%s", database_url);
+    free (database_url);
     fn->env [count] = NULL;
     return 0;
 }
@@ -691,7 +694,6 @@ store_function_reset (store_function_t *fn)
     free (fn->code);
     free (fn->status);
     free (fn->requirements_hash);
-    free (fn->database_url);
     free (fn->database_mount_source);
     free (fn->database_mount_target);
     if (fn->env) {
@@ -914,6 +916,31 @@ store_test (bool verbose)
     assert (store_function_load (store, "nosuchfunctn", &fn) == -1);
     assert (fn.env == NULL && fn.code == NULL);
     store_function_reset (&fn);
+
+    //  DATABASE_URL: the project's env var of that name, until the project
+    //  has a ready managed database, whose URL then replaces it; one still
+    //  being provisioned gives nothing
+    assert (store_exec (store,
+        "INSERT INTO env_vars (id, project_id, key, value, is_secret, created_at, updated_at)"
+        " VALUES ('e3', 'aaaaaaaaaaa1', 'DATABASE_URL', 'postgresql://mine', 1, '', '')", NULL) == 1);
+    assert (store_exec (store,
+        "INSERT INTO project_databases (project_id, provider, state, database_url, mount_source, mount_target,"
+        " file_limit_mb, created_at, updated_at) VALUES ('aaaaaaaaaaa1', 'sqlite', 'provisioning',"
+        " 'sqlite:////opt/database/db.sqlite3', '/srv/db', '/opt/database', 100, '', '')", NULL) == 1);
+    assert (store_function_load (store, "bbbbbbbbbbb1", &fn) == 0);
+    assert (streq (fn.env [0], "A_KEY=one") && streq (fn.env [1], "B_KEY=two=2"));
+    assert (streq (fn.env [2], "DATABASE_URL=postgresql://mine") && fn.env [3] == NULL);
+    assert (fn.database_mount_source == NULL && fn.database_file_limit_mb == 0);
+    store_function_reset (&fn);
+    assert (store_exec (store, "UPDATE project_databases SET state = 'ready'", NULL) == 1);
+    assert (store_function_load (store, "bbbbbbbbbbb1", &fn) == 0);
+    assert (streq (fn.env [0], "A_KEY=one") && streq (fn.env [1], "B_KEY=two=2"));
+    assert (streq (fn.env [2], "DATABASE_URL=sqlite:////opt/database/db.sqlite3") && fn.env [3] == NULL);
+    assert (streq (fn.database_mount_source, "/srv/db") && streq (fn.database_mount_target, "/opt/database"));
+    assert (fn.database_file_limit_mb == 100);
+    store_function_reset (&fn);
+    assert (store_exec (store, "DELETE FROM project_databases", NULL) == 1);
+    assert (store_exec (store, "DELETE FROM env_vars WHERE id = 'e3'", NULL) == 1);
 
     //  A function without a project has an empty env
     s_seed (store, NULL, "bbbbbbbbbbb2");

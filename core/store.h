@@ -105,7 +105,7 @@ typedef struct {
     int memory_mb;                  //  Memory limit
     bool network_enabled;           //  Outbound network allowed
     char **env;                     //  NULL-terminated "KEY=VALUE", unmasked; never NULL after load
-    char *database_url;             //  The project's managed database (also in env), or NULL
+                                    //  (a ready managed database's DATABASE_URL replaces the env var's)
     char *database_mount_source;    //  Host dir its sandboxes bind (sqlite file, postgres socket), or NULL
     char *database_mount_target;    //  Where the sandbox sees it
     int database_file_limit_mb;     //  Largest file a function may write (sqlite cap), 0 = none

@@ -18,13 +18,11 @@
 
 #include <czmq.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include "core/tokens.h"
 #include "core/util.h"
 
 #define TOKEN_HEX           64          //  hex characters after the prefix
 #define TOKEN_TOUCH_SECONDS 60          //  last_used_at resolution
-#define TOKEN_NAME_MAX      200         //  bytes in a token's name
 
 static const char *S_API_TOKEN = "Invalid API token";
 static const char *S_REVOKED = "API token revoked";
@@ -115,6 +113,20 @@ tokens_check (store_t *store, const char *token, size_t len,
     return rc;
 }
 
+int
+tokens_check_header (store_t *store, const char *authorization,
+                     char *user_id, size_t user_id_size, const char **detail)
+{
+    const char *token;
+    size_t len;
+    const char *unread = auth_bearer (authorization, &token, &len);
+    if (unread) {
+        *detail = unread;
+        return -1;
+    }
+    return tokens_check (store, token, len, user_id, user_id_size, detail);
+}
+
 char *
 tokens_create (store_t *store, const char *user_id, const char *name,
                char id_out [AUTH_TOKEN_ID_SIZE])
@@ -122,21 +134,19 @@ tokens_create (store_t *store, const char *user_id, const char *name,
     if (!store || !user_id || !name || !id_out)
         return NULL;
     size_t user_len = strlen (user_id);
-    size_t name_len = strlen (name);
-    if (user_len == 0 || user_len > AUTH_MAX_SUB || name_len == 0 || name_len > TOKEN_NAME_MAX)
+    size_t name_chars = util_utf8_length (name);
+    if (user_len == 0 || user_len > AUTH_MAX_SUB || name_chars == 0 || name_chars > TOKENS_NAME_MAX_CHARS)
         return NULL;
 
-    unsigned char random [TOKEN_HEX / 2];
-    if (RAND_bytes (random, sizeof (random)) != 1)
-        return NULL;
     size_t prefix = strlen (AUTH_TOKEN_PREFIX);
     char *token = malloc (prefix + TOKEN_HEX + 1);
     if (!token)
         return NULL;
     memcpy (token, AUTH_TOKEN_PREFIX, prefix);
-    for (size_t i = 0; i < sizeof (random); i++)
-        snprintf (token + prefix + 2 * i, 3, "%02x", random [i]);
-    OPENSSL_cleanse (random, sizeof (random));
+    if (util_random_hex (token + prefix, TOKEN_HEX / 2)) {
+        free (token);
+        return NULL;
+    }
 
     char hash [65];
     s_sha256_hex (token, strlen (token), hash);
@@ -262,6 +272,27 @@ tokens_test (bool verbose)
     assert (tokens_revoke (store, "alice", id2) == 0);
     assert (tokens_revoke (store, "alice", id2) == -1);
     s_expect (store, plain2, -1, NULL, S_REVOKED);
+
+    //  From an Authorization header, as the control-plane threads and the
+    //  agent's runners check them (the scheme in any case, blanks ignored)
+    {
+        char user_id [AUTH_USER_ID_SIZE] = "";
+        const char *said = NULL;
+        char *header = zsys_sprintf ("bearer   %s  ", plain);
+        assert (tokens_check_header (store, header, user_id, sizeof user_id, &said) == 0);
+        assert (streq (user_id, "alice"));
+        zstr_free (&header);
+        header = zsys_sprintf ("Bearer %s", plain2);
+        assert (tokens_check_header (store, header, user_id, sizeof user_id, &said) == -1);
+        assert (streq (said, S_REVOKED));
+        zstr_free (&header);
+        said = NULL;
+        assert (tokens_check_header (store, "Basic clw_x", user_id, sizeof user_id, &said) == -1 && said);
+        said = NULL;
+        assert (tokens_check_header (store, NULL, user_id, sizeof user_id, &said) == -1 && said);
+        assert (tokens_check_header (store, "Bearer clw_", user_id, sizeof user_id, &said) == -1);
+        assert (streq (said, S_API_TOKEN));
+    }
     list = tokens_list (store, "alice");
     assert (cJSON_GetArraySize (list) == 1);
     cJSON_Delete (list);
@@ -289,6 +320,19 @@ tokens_test (bool verbose)
     assert (streq (cJSON_GetObjectItem (row, "last_used_at")->valuestring, touched));
     cJSON_Delete (row);
     free (touched);
+    {
+        //  A name of 100 characters (not bytes) is the longest
+        char name [4 * TOKENS_NAME_MAX_CHARS + 8] = "";
+        for (int index = 0; index < TOKENS_NAME_MAX_CHARS; index++)
+            strcat (name, "\xc3\xa9");                    //  é, 2 bytes
+        char carol [AUTH_TOKEN_ID_SIZE];
+        char *made = tokens_create (store, "carol", name, carol);
+        assert (made);
+        free (made);
+        assert (tokens_revoke (store, "carol", carol) == 0);
+        strcat (name, "e");
+        assert (tokens_create (store, "carol", name, carol) == NULL);
+    }
 
     free (plain);
     free (plain2);

@@ -30,9 +30,21 @@ int
     tokens_check (store_t *store, const char *token, size_t len,
                   char *user_id, size_t user_id_size, const char **detail);
 
-//  Create a token for user_id named name. Returns the plaintext (the caller
-//  frees it; it is never stored) and writes its id into id_out; NULL on
-//  error (bad arguments, SQL error).
+//  Check the API token in an Authorization header ("Bearer clw_...", as
+//  auth_bearer reads it; see auth_is_api_token). Returns 0 and writes its
+//  user, or -1 and a static sentence for a 401 in *detail (never NULL):
+//  tokens_check's, or auth_bearer's when the header holds no bearer token.
+//  The one API-token check of the threads that own a store.
+int
+    tokens_check_header (store_t *store, const char *authorization,
+                         char *user_id, size_t user_id_size, const char **detail);
+
+#define TOKENS_NAME_MAX_CHARS   100     //  a token's name: 1..100 characters (the API's names)
+
+//  Create a token for user_id named name (1..TOKENS_NAME_MAX_CHARS
+//  characters). Returns the plaintext (the caller frees it; it is never
+//  stored) and writes its id into id_out; NULL on error (bad arguments,
+//  SQL error).
 char *
     tokens_create (store_t *store, const char *user_id, const char *name,
                    char id_out [AUTH_TOKEN_ID_SIZE]);

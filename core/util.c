@@ -6,22 +6,45 @@
 #include <sys/random.h>
 #include "core/util.h"
 
+int
+util_random_hex (char *out, size_t bytes)
+{
+    static const char hex [] = "0123456789abcdef";
+    unsigned char chunk [32];
+    size_t done = 0;
+    while (done < bytes) {
+        size_t want = bytes - done < sizeof chunk? bytes - done: sizeof chunk;
+        size_t have = 0;
+        while (have < want) {
+            ssize_t rc = getrandom (chunk + have, want - have, 0);
+            if (rc > 0)
+                have += (size_t) rc;
+            else
+            if (rc < 0 && errno != EINTR) {
+                explicit_bzero (chunk, sizeof chunk);
+                explicit_bzero (out, 2 * done);
+                out [0] = 0;
+                return -1;
+            }
+        }
+        for (size_t i = 0; i < want; i++) {
+            out [2 * (done + i)] = hex [chunk [i] >> 4];
+            out [2 * (done + i) + 1] = hex [chunk [i] & 15];
+        }
+        done += want;
+    }
+    explicit_bzero (chunk, sizeof chunk);
+    out [2 * bytes] = 0;
+    return 0;
+}
+
 void
 util_new_id (char id [UTIL_ID_SIZE])
 {
-    static const char hex [] = "0123456789abcdef";
-    unsigned char bytes [6];
-    size_t have = 0;
-    while (have < sizeof bytes) {
-        ssize_t rc = getrandom (bytes + have, sizeof bytes - have, 0);
-        if (rc > 0)
-            have += (size_t) rc;
-    }
-    for (size_t i = 0; i < sizeof bytes; i++) {
-        id [2 * i] = hex [bytes [i] >> 4];
-        id [2 * i + 1] = hex [bytes [i] & 15];
-    }
-    id [12] = 0;
+    //  getrandom without GRND_NONBLOCK only fails on a kernel that lacks it
+    //  (before 3.17): no ids can be made there at all
+    int rc = util_random_hex (id, (UTIL_ID_SIZE - 1) / 2);
+    assert (rc == 0);
 }
 
 bool
@@ -227,6 +250,16 @@ util_test (bool verbose)
     assert (util_is_id (a));
     assert (util_is_id (b));
     assert (strneq (a, b));
+    {
+        char secret [65], other [65];
+        assert (util_random_hex (secret, 32) == 0 && util_random_hex (other, 32) == 0);
+        assert (strlen (secret) == 64 && strspn (secret, "0123456789abcdef") == 64 && strneq (secret, other));
+        char longer [2 * 100 + 1];          //  more than one chunk
+        assert (util_random_hex (longer, 100) == 0 && strlen (longer) == 200);
+        assert (strspn (longer, "0123456789abcdef") == 200);
+        char none [1] = "x";
+        assert (util_random_hex (none, 0) == 0 && none [0] == 0);
+    }
     assert (!util_is_id ("ABCDEF012345"));
     assert (!util_is_id ("abc"));
     assert (!util_is_id (NULL));

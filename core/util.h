@@ -13,9 +13,16 @@
 #define UTIL_ID_SIZE 13             //  12 lowercase hex characters + NUL
 #define UTIL_TIME_SIZE 32           //  "2026-11-22T02:15:00.123456Z" + NUL
 
-//  Fill id with 12 random lowercase hex characters (getrandom).
+//  Fill id with 12 random lowercase hex characters (util_random_hex).
 void
     util_new_id (char id [UTIL_ID_SIZE]);
+
+//  Write 2 * bytes random lowercase hex characters and a NUL to out (which
+//  holds 2 * bytes + 1). The randomness is the kernel's CSPRNG (getrandom),
+//  fit for secrets: ids, API tokens, database passwords. Returns 0, or -1
+//  (out is "") if the system gives none.
+int
+    util_random_hex (char *out, size_t bytes);
 
 //  True if text is exactly 12 lowercase hex characters.
 bool
