@@ -62,8 +62,9 @@ def wait_for(predicate, seconds, message=""):
 
 
 def ok(response):
-    """The JSON body of a 200 answer; any other answer fails with its status and body."""
-    assert response.status_code == 200, (response.status_code, response.text)
+    """The JSON body of a 200 answer; any other answer fails with its request, status and body."""
+    assert response.status_code == 200, (response.request.method, response.request.url,
+                                         response.status_code, response.text)
     return response.json()
 
 
