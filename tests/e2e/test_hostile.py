@@ -513,6 +513,9 @@ def test_no_sockets_when_network_is_off(server, normal):
     output = succeeded(invoke(server, function["id"], {"port": port}))
     for name in ["outside", "outside_dns", "server", "server_v6", "udp", "netlink", "packet"]:
         assert output[name] not in ("CONNECTED", "OPENED"), (name, output)
+    # Refused at once (no route, no socket), not left to time out (socket timeout, or ETIMEDOUT 110)
+    for name in ["outside", "outside_dns", "server", "server_v6"]:
+        assert "timeout" not in output[name].lower() and not output[name].endswith(" 110"), (name, output)
     assert output["unix"] == "local"                        # AF_UNIX stays usable
     healthy(server, normal)
 
