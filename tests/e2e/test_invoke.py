@@ -696,15 +696,19 @@ def test_invoke_needs_post(server, echo):
 # Stats
 
 def settled_stats(server):
-    """Stats once earlier tests' batched records have landed (two equal reads 150 ms apart)."""
-    previous = ok(server.get("/api/stats"))
-    for _ in range(math.ceil(slow(20))):
-        time.sleep(0.15)
+    """Stats once earlier tests' batched records have landed: two equal reads 150 ms apart (the
+    recorder writes a row within 50 ms), the gap stretched by slow() like every other wait, since
+    on a loaded machine a batch can land later than 150 ms after the call that made it."""
+    last = [ok(server.get("/api/stats"))]
+
+    def settled():
+        time.sleep(slow(0.15))
         current = ok(server.get("/api/stats"))
-        if current == previous:
+        if current == last[0]:
             return current
-        previous = current
-    raise AssertionError("stats never settled: %r" % previous)
+        last[0] = current
+        return None
+    return wait_for(settled, 20, lambda: "stats never settled: %r" % last[0])
 
 
 def test_stats_count_invocations(server):
