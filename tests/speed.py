@@ -1,8 +1,9 @@
-"""How much slower than a normal machine of its kind the machine under test runs, for the few test
-bounds where time IS the behaviour (a timeout fires, a killed call ends rather than hangs, a
-warm call answers promptly): slow(seconds) stretches such a bound by that factor.
+"""How much slower than a normal machine of its kind the machine under test runs. The e2e tests
+(tests/e2e/conftest.py) bound only two kinds of wait: a guard against a hang, where ending at all is
+the behaviour (a timeout fires, a killed call ends rather than hangs), and a poll for something
+that will appear (a record, a connection). slow(seconds) stretches such a bound by this factor.
 
-The factor is measured once per test session: the median of five samples, each one start of the
+The factor is measured once per test session (factor() caches it): the median of five samples, each one start of the
 interpreter (`python3 -c pass`) and ten fork/execs of /bin/true, divided by the same figure on an
 unloaded 2-core machine of the kind the project is developed on. Process start-up is what most of
 the timed paths do (sandboxes, runners, the server itself), so it slows down with them: under
@@ -14,8 +15,8 @@ slowly again, which process start-up does not show, so that doubles it.
                               does not depend on speed: the bounds only get wider)
   CLOWDY_TEST_SLOWDOWN_MIN=N  measure, but use at least N (tests/vm/inside: the emulator)
 
-Tests never assert a bound that is only a proxy for behaviour (how many calls overlapped, what
-order things happened in): those they assert directly, whatever the speed.
+No test asserts how long something took: what a user would notice (how many calls overlapped,
+what order things happened in) it asserts directly, whatever the speed.
 """
 import functools
 import os
@@ -30,6 +31,7 @@ REFERENCE_SECONDS = 0.100
 
 
 def _sample():
+    """Seconds for one interpreter start and ten fork/execs."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     for _ in range(10):
@@ -48,6 +50,8 @@ def _sanitized(binary):
 
 @functools.lru_cache(maxsize=None)
 def factor(binary=None):
+    """The slowdown factor (at least 1) for tests of binary: forced, or measured and doubled for a
+    sanitizer build."""
     forced = os.environ.get("CLOWDY_TEST_SLOWDOWN")
     if forced:
         return max(1.0, float(forced))

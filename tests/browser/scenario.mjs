@@ -115,6 +115,13 @@ async function apiGet(p) {
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
+/** A JSON request to the server, as a script would send it (not through the page). */
+async function apiSend(method, p, body) {
+  const r = await fetch(server.url + p, { method, headers: { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
 /** Replaces the content of the Monaco editor inside `testId` by typing `text` like a user. */
 async function typeInMonaco(testId, text) {
   const host = page.getByTestId(testId);
@@ -446,6 +453,56 @@ async function main() {
     assert(/^\d+ invocations/.test(count), `the count should cover every loaded row: ${count}`);
   });
 
+  await step("the log: cold start and peak memory columns, Load more beyond 50, live updates", ["dashboard loads"], async () => {
+    // A project of its own, so that the other steps' counts stay as they are
+    const project = await apiSend("POST", "/api/projects", { name: "Log Test" });
+    assert(project.status === 200, `project: ${JSON.stringify(project)}`);
+    const fn = await apiSend("POST", "/api/functions", { name: "counter", project_id: project.body.id,
+      code: "def handler(event, context):\n    return event.get('n')\n" });
+    assert(fn.status === 200, `function: ${JSON.stringify(fn)}`);
+    const list = `/api/functions/${fn.body.id}/invocations?limit=500`;
+    const CALLS = 55; // more than the first page of 50
+    for (let n = 0; n < CALLS; n++) {
+      const r = await apiSend("POST", `/api/invoke/${fn.body.id}`, { input: { n } });
+      assert(r.status === 200 && r.body?.output === n, `call ${n}: ${JSON.stringify(r.body)}`);
+    }
+    let records = [];
+    for (const deadline = Date.now() + T; records.length < CALLS && Date.now() < deadline;) {
+      records = (await apiGet(list)).body ?? [];     // the recorder writes in batches
+      if (records.length < CALLS) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert(records.length === CALLS, `the server lists ${records.length} of ${CALLS} calls`);
+
+    await page.goto(`${server.url}/functions/${fn.body.id}`);
+    const rows = page.getByTestId("invocation-row");
+    await page.getByTestId("log-count").filter({ hasText: /^50 invocations/ }).waitFor();
+    assert(await rows.count() === 50, `the first page should hold 50 rows, not ${await rows.count()}`);
+    // Start and Memory: the first call (the oldest row) was the cold start, the newest warm; each
+    // shows its peak memory, as the API lists them
+    const cells = async (row) => (await row.locator("td").allTextContents()).map((t) => t.trim());
+    const newest = await cells(rows.first());
+    assert(records[0].cold_start === false && newest[4] === "warm", `the newest row's start: ${newest.join(" | ")}`);
+    assert(records[0].peak_memory_kb > 0 && /^\d+(\.\d)? (KB|MB)$/.test(newest[5]), `the newest row's memory: ${newest.join(" | ")}`);
+    // Load more: the other 5, down to the cold start
+    const more = page.getByTestId("log-more");
+    assert(/Load 50 more/.test(await more.textContent()), `the button: ${await more.textContent()}`);
+    await more.click();
+    await page.getByTestId("log-count").filter({ hasText: new RegExp(`^${CALLS} invocations`) }).waitFor();
+    assert(await rows.count() === CALLS, `after Load more: ${await rows.count()} rows`);
+    assert(await more.count() === 0, "nothing is left to load");
+    const oldest = await cells(rows.last());
+    assert(records[CALLS - 1].cold_start === true && oldest[4] === "cold", `the oldest row's start: ${oldest.join(" | ")}`);
+    assert(/^\d+(\.\d)? (KB|MB)$/.test(oldest[5]), `the oldest row's memory: ${oldest.join(" | ")}`);
+    // Live: a call made elsewhere appears without a reload (the log polls every 5 s)
+    assert(/updates every 5 s/.test(await page.getByTestId("log-count").textContent()), "the log should say it is live");
+    const late = await apiSend("POST", `/api/invoke/${fn.body.id}`, { input: { n: 1000 } });
+    assert(late.status === 200, `the late call: ${JSON.stringify(late.body)}`);
+    await page.getByTestId("log-count").filter({ hasText: new RegExp(`^${CALLS + 1} invocations`) }).waitFor({ timeout: T });
+    await rows.first().click();
+    await page.getByTestId("invocation-details").first().filter({ hasText: '"n": 1000' }).waitFor();
+    await apiSend("DELETE", `/api/projects/${project.body.id}`);
+  });
+
   await step("a timeout's row shows timed out", ["create project"], async () => {
     await page.goto(`${server.url}/functions/new?project=${state.projectId}`);
     await page.getByLabel("Name").fill("sleeper");
@@ -494,22 +551,34 @@ async function main() {
     await page.getByRole("heading", { name: "Functions" }).waitFor();
   });
 
-  await step("dependencies and database say not available yet", ["create project"], async () => {
-    for (const tab of ["dependencies", "database"]) {
-      await page.goto(`${server.url}/projects/${state.projectId}?tab=${tab}`);
-      const na = page.getByTestId("not-available");
-      const ok = tab === "database" ? page.getByTestId("database-tab") : page.getByRole("heading", { name: "requirements.txt" });
-      await na.or(ok).first().waitFor();
+  await step("dependencies and database: each tab shows what the server offers", ["create project"], async () => {
+    // Each tab follows its endpoint: the form when the server has the feature, the "not available
+    // yet" notice (with the server's own sentence) when it answers 501 — never one for the other
+    const notice = page.getByTestId("not-available");
+    const deps = await apiGet(`/api/projects/${state.projectId}/requirements`);
+    assert(deps.status === 200 || deps.status === 501, `requirements: ${JSON.stringify(deps)}`);
+    await page.goto(`${server.url}/projects/${state.projectId}?tab=dependencies`);
+    const requirements = page.getByRole("textbox", { name: "requirements.txt" });
+    if (deps.status === 501) {
+      await notice.filter({ hasText: deps.body.detail }).waitFor();
+      assert(await requirements.count() === 0, "dependencies: a form for a feature the server lacks");
+    } else {
+      await requirements.waitFor();
+      assert((await requirements.inputValue()) === (deps.body.requirements_txt ?? ""), `the box should hold the project's requirements: ${JSON.stringify(deps)}`);
+      assert(await notice.count() === 0, "dependencies: 'not available' on a server that has them");
     }
+    const db = await apiGet(`/api/projects/${state.projectId}/database`);
+    assert(db.status === 200 && db.body.has_database === false, `database: ${JSON.stringify(db)}`);
+    await page.goto(`${server.url}/projects/${state.projectId}?tab=database`);
+    const tab = page.getByTestId("database-tab");
+    await tab.getByText("This project has no database yet.").waitFor();
+    await tab.getByRole("button", { name: "Create database" }).waitFor();
+    assert(await notice.count() === 0, "database: 'not available' on a server that has it");
   });
 
   await step("provision a database, use it from a function, remove it", ["dashboard loads"], async () => {
     // A project of its own, so that the other steps' counts stay as they are
-    const send = async (method, p, body) => {
-      const r = await fetch(server.url + p, { method, headers: { "Content-Type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: r.status, body: await r.json().catch(() => null) };
-    };
+    const send = apiSend;
     const project = await send("POST", "/api/projects", { name: "Database Test" });
     assert(project.status === 200, `project: ${JSON.stringify(project)}`);
     await page.goto(`${server.url}/projects/${project.body.id}?tab=database`);

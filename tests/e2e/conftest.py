@@ -7,14 +7,20 @@ Fixtures:
 A Server knows its base url, data dir and log; it can stop (SIGTERM), kill (SIGKILL) and start
 again on the same data dir.
 
+Helpers most files use: ok (the JSON of a 200 answer), free_port, connected_clients (how many
+connections a server holds open), records and record_of (the invocation log, which the recorder
+writes in batches), and wait_for, which polls for any of these.
+
 Time: tests assert what happened (statuses, order, how many calls overlapped), not how long it
 took. Where the time is the behaviour (a timeout fires, a call ends rather than hangs) or a test
 polls until something appears, the bound goes through slow(seconds), which stretches it by the
 calibrated slowness of the machine under test (tests/speed.py; CLOWDY_TEST_SLOWDOWN forces it).
+Such a bound is a guard against a hang, never a claim about speed.
 """
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +33,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("CLOWDY_BINARY", os.path.join(ROOT, "build", "clowdy"))
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-import speed  # noqa: E402  (tests/speed.py, shared with tests/runner)
+import speed  # noqa: E402  (tests/speed.py)
 
 
 def slowdown():
@@ -41,14 +47,73 @@ def slow(seconds):
 
 
 def wait_for(predicate, seconds, message=""):
-    """Poll predicate until it returns something true (returned), failing after slow(seconds)."""
+    """Poll predicate until it returns something true (returned), failing after slow(seconds).
+    message says what never happened; it may be a function, called only on failure (to show the
+    state at that moment)."""
     deadline = time.monotonic() + slow(seconds)
     while True:
         value = predicate()
         if value:
             return value
-        assert time.monotonic() < deadline, message or "still waiting after %.1f s" % slow(seconds)
+        if time.monotonic() >= deadline:
+            said = message() if callable(message) else message
+            raise AssertionError(said or "still waiting after %.1f s" % slow(seconds))
         time.sleep(0.02)
+
+
+def ok(response):
+    """The JSON body of a 200 answer; any other answer fails with its request, status and body."""
+    assert response.status_code == 200, (response.request.method, response.request.url,
+                                         response.status_code, response.text)
+    return response.json()
+
+
+def free_port():
+    """A loopback tcp port nothing listens on just now (for a server that must be told its port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def connected_clients(url):
+    """How many TCP connections the server at url has open (established, on its listening port):
+    a test waits for this to know its request has reached the server."""
+    port = "%04X" % int(url.rsplit(":", 1)[1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = [line.split() for line in f.readlines()[1:]]
+        except OSError:
+            continue
+        count += sum(1 for row in rows if row[1].endswith(":" + port) and row[3] == "01")
+    return count
+
+
+def records(server, function_id, count, seconds=3):
+    """The function's invocation log (newest first) once it holds at least count records: the
+    recorder writes in batches, so a call's record may come a moment after its answer."""
+    path = "/api/functions/%s/invocations" % function_id
+    if count <= 0:
+        return ok(server.get(path))
+    last = []
+
+    def enough():
+        last[:] = ok(server.get(path))
+        return list(last) if len(last) >= count else None
+    return wait_for(enough, seconds,
+                    lambda: "%d records, expected at least %d: %r" % (len(last), count, last))
+
+
+def record_of(server, function_id, invocation_id, seconds=3):
+    """The record of one invocation, once the recorder has written it."""
+    path = "/api/functions/%s/invocations" % function_id
+    last = []
+
+    def found():
+        last[:] = ok(server.get(path))
+        return next((r for r in last if r["id"] == invocation_id), None)
+    return wait_for(found, seconds, lambda: "no record of %s in %r" % (invocation_id, last))
 
 
 def pytest_report_header(config):

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import Server
-from test_auth import AUDIENCE, ISSUER, JwksServer, Key, bearer, claims, make_jwt
+from conftest import Server, records, slow
+from test_auth import AUDIENCE, ISSUER, alice, bob, bearer, jwks, keys  # noqa: F401 (fixtures)
 
 CHAT_TIMEOUT = 120      # client-side bound only, so a hang fails the test instead of blocking it
 
@@ -154,15 +154,6 @@ def server(fake):
     s.cleanup()
 
 
-def wait_records(server, function_id, count):
-    deadline = time.time() + 10
-    while True:
-        rows = server.get("/api/functions/%s/invocations" % function_id).json()
-        if len(rows) >= count or time.time() > deadline:
-            return rows
-        time.sleep(0.1)
-
-
 # ---------------------------------------------------------------------------------------------------
 # The loop
 
@@ -210,7 +201,7 @@ def test_create_invoke_fix_invoke_answer(server, fake):
     assert fn["name"] == name and fn["active_version"] == 2 and fn["code"] == FIXED
     direct = server.post("/api/invoke/" + made["id"], json={"input": {"n": 5}}).json()
     assert direct["success"] is True and direct["output"] == {"result": 10}
-    rows = wait_records(server, made["id"], 3)
+    rows = records(server, made["id"], 3)
     assert [row["source"] for row in rows[:3]] == ["direct", "agent", "agent"]
     assert [row["status"] for row in rows[1:3]] == ["success", "error"]
 
@@ -401,23 +392,14 @@ def test_bad_bodies(server, fake):
 # Ownership in jwt mode
 
 @pytest.fixture(scope="module")
-def keys():
-    return {"rsa": Key("RS256", "rsa-1"), "ec": Key("ES256", "ec-1")}
-
-
-@pytest.fixture(scope="module")
-def jwt_server(keys, fake):
-    jwks = JwksServer([keys["rsa"], keys["ec"]])
+def jwt_server(jwks, fake):
     s = Server(args=["--auth", "jwt", "--jwks-url", jwks.url, "--jwt-issuer", ISSUER,
                      "--jwt-audience", AUDIENCE, "--ai-base-url", fake.url]).start()
     yield s
     s.cleanup()
-    jwks.close()
 
 
-def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, keys, fake):
-    alice = bearer(make_jwt(keys["rsa"], claims("user_alice", exp_in=3600)))
-    bob = bearer(make_jwt(keys["ec"], claims("user_bob", exp_in=3600)))
+def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, alice, bob, fake):
     code = "def handler(input):\n    return 'alice'\n"
     fn = jwt_server.post("/api/functions", json={"name": "mine", "code": code}, headers=alice).json()
     project = jwt_server.post("/api/projects", json={"name": "alices"}, headers=alice).json()
@@ -459,36 +441,50 @@ def test_a_users_chat_cannot_see_or_touch_another_users_functions(jwt_server, ke
     assert chat(jwt_server, "hello").status_code == 401
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_stop_ends_the_loop(server, fake, stream):
-    """The UI's stop button drops the connection: the server aborts the model call in flight, so the
-    step the model would have sent next never runs."""
-    name = "never_" + uuid.uuid4().hex[:6]
-    aborted = threading.Event()
+# ---------------------------------------------------------------------------------------------------
+# Stop
 
-    def slow(body):
-        # Hold the reply until the server hangs up on us (or 30 s pass)
+def answer_after_hangup(fake, aborted):
+    """A script step that holds its reply until the server hangs up on the fake (or slow(30) pass),
+    sets aborted, then answers with a tool call: a loop that went on would run it and ask again."""
+    def step(body):
         connection = fake.connection
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        deadline = time.monotonic() + slow(30)
+        while time.monotonic() < deadline:
             readable, _, _ = select.select([connection], [], [], 0.1)
             if readable and connection.recv(1, socket.MSG_PEEK) == b"":
                 aborted.set()
                 break
+        name = "never_" + uuid.uuid4().hex[:6]
         return (200, {}, json.dumps(tools_reply(call("create_function", {"name": name, "code": FIXED}))).encode())
+    return step
 
-    fake.script(slow, text_reply("done"))
+
+def assert_the_loop_stopped(server, fake, calls, left):
+    """After a stop the model got no further call: it has had calls calls, the steps left are unused,
+    and the next chat's call is the only one that follows (an aborted loop that went on late would
+    show up beside it)."""
+    time.sleep(slow(0.5))       # room for a loop that went on to make its next call
+    assert len(fake.requests) == calls, [body["messages"] for _, body in fake.requests]
+    assert fake.steps == left
+    fake.script(text_reply("still here"))
+    assert chat(server, "hello").json()["response"] == "still here"
+    assert [body["messages"][-1]["content"] for _, body in fake.requests] == ["hello"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_stop_ends_the_loop(server, fake, stream):
+    """The UI's stop button drops the connection: the server aborts the model call in flight, so the
+    step the model would have sent next never runs."""
+    aborted = threading.Event()
+    done = text_reply("done")
+    fake.script(answer_after_hangup(fake, aborted), done)
     with pytest.raises(requests.exceptions.ReadTimeout):
         r = server.post("/api/chat", json={"messages": [{"role": "user", "content": "go"}], "stream": stream},
                         timeout=1.5, stream=stream)
         list(r.iter_lines())
-    assert aborted.wait(30), "the server did not abort the model call after the client left"
-    time.sleep(0.5)
-    assert name not in [f["name"] for f in server.get("/api/functions").json()]
-    assert len(fake.requests) == 1
-    # The next chat is served as usual
-    fake.script(text_reply("still here"))
-    assert chat(server, "hello").json()["response"] == "still here"
+    assert aborted.wait(slow(30)), "the server did not abort the model call after the client left"
+    assert_the_loop_stopped(server, fake, calls=1, left=[done])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -575,26 +571,12 @@ def test_streamed_chat_faults(server, fake):
 
 
 def test_stop_in_the_middle_of_a_stream(server, fake):
-    name = "never_" + uuid.uuid4().hex[:6]
     aborted = threading.Event()
-
-    def slow(body):
-        connection = fake.connection
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            readable, _, _ = select.select([connection], [], [], 0.1)
-            if readable and connection.recv(1, socket.MSG_PEEK) == b"":
-                aborted.set()
-                break
-        return (200, {}, json.dumps(tools_reply(call("create_function", {"name": name, "code": FIXED}))).encode())
-
-    fake.script(tools_reply(call("list_projects", {})), slow, text_reply("done"))
+    done = text_reply("done")
+    fake.script(tools_reply(call("list_projects", {})), answer_after_hangup(fake, aborted), done)
     r = stream_chat(server, "go")
     lines = r.iter_lines(decode_unicode=True)
     assert next(lines) == "event: tool"
     r.close()                   # the stop button, after the first step arrived
-    assert aborted.wait(30), "the server did not abort the model call after the client left"
-    time.sleep(0.5)
-    assert name not in [f["name"] for f in server.get("/api/functions").json()]
-    fake.script(text_reply("still here"))
-    assert chat(server, "hello").json()["response"] == "still here"
+    assert aborted.wait(slow(30)), "the server did not abort the model call after the client left"
+    assert_the_loop_stopped(server, fake, calls=2, left=[done])

@@ -4,27 +4,11 @@ The original UI shows an invocation's `output` in its log table, so a failed cal
 error message in `output` as well as in `error` (API.md), whatever made it fail: an exception, a
 timeout or the memory limit.
 """
-import time
 import uuid
 
 import pytest
 
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
-
-
-def record_of(server, function_id, invocation_id, timeout=10.0):
-    """The invocation record, once the batched recorder has written it."""
-    deadline = time.time() + timeout
-    while True:
-        records = ok(server.get("/api/functions/%s/invocations" % function_id))
-        found = [r for r in records if r["id"] == invocation_id]
-        if found:
-            return found[0]
-        assert time.time() < deadline, (invocation_id, records)
-        time.sleep(0.05)
+from conftest import ok, record_of
 
 
 FAILURES = {

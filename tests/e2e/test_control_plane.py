@@ -7,13 +7,12 @@ the ones that start their own server with make_server.
 """
 import json
 import re
-import time
 import uuid
 
 import pytest
 import requests
 
-from conftest import slow
+from conftest import ok, records, slow
 
 ID = re.compile(r"^[0-9a-f]{12}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -29,11 +28,6 @@ CODE = "def handler(event):\n    return {'ok': True}\n"
 
 def unique(prefix="p"):
     return "%s %s" % (prefix, uuid.uuid4().hex[:8])
-
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
 
 
 def detail(response, status):
@@ -509,12 +503,7 @@ def test_invocations_are_listed_newest_first_with_stats(make_server):
     ok(fresh.post("/api/invoke/" + function["id"], json={"input": {"n": 2}}))
     ok(fresh.post("/api/invoke/" + function["id"], json={"input": {}}))    # KeyError: an error
     path = "/api/functions/%s/invocations" % function["id"]
-    deadline = time.time() + slow(10)
-    while time.time() < deadline:       # the recorder writes in batches
-        rows = ok(fresh.get(path))
-        if len(rows) == 3:
-            break
-        time.sleep(0.05)
+    rows = records(fresh, function["id"], 3, seconds=10)     # the recorder writes in batches
     assert len(rows) == 3
     assert set(rows[0]) >= {"id", "function_id", "input", "output", "status", "duration_ms", "source",
                             "http_method", "http_path", "created_at", "cold_start", "version", "logs"}

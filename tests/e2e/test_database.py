@@ -17,7 +17,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -27,18 +26,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import slow, wait_for
+from conftest import Server, free_port, ok, slow, wait_for
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
-
 
 def make_project(server, name=None):
     return ok(server.post("/api/projects", json={"name": name or "db-" + uuid.uuid4().hex[:8]}))["id"]
@@ -114,7 +108,6 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def sqlite_server():
-    from conftest import Server
     server = Server(args=["--sqlite-db-max-mb", "2"]).start()
     yield server
     server.cleanup()
@@ -157,6 +150,13 @@ def test_sqlite_persists_across_cold_starts_and_restarts(sqlite_server):
     # Two functions of the project share the file
     other = make_function(server, project, SQLITE_CODE)
     assert output(invoke(server, other, {"add": "three"}))["rows"] == ["one", "two", "three"]
+    # After a restart of the server the project still has its database, and its data
+    server.restart()
+    status = database(server, project)
+    assert status["has_database"] is True and status["status"] == "ready", status
+    result = invoke(server, function, {"add": "four"})
+    assert result["cold_start"] is True
+    assert output(result)["rows"] == ["one", "two", "three", "four"]
 
 
 def test_sqlite_isolated_between_projects(sqlite_server):
@@ -167,15 +167,28 @@ def test_sqlite_isolated_between_projects(sqlite_server):
     fa, fb = make_function(server, a, SQLITE_CODE), make_function(server, b, SQLITE_CODE)
     assert output(invoke(server, fa, {"add": "secret-a"}))["rows"] == ["secret-a"]
     assert output(invoke(server, fb))["rows"] == []
-    # B's sandbox cannot see any other project's files
+    # B's sandbox sees only its own database file: not A's file (by name or by content), nor the
+    # directory that holds every project's, nor the server's data dir by its host path
     peek = make_function(server, b, '''
 import os
 def handler(event, context):
-    return {"db": sorted(os.listdir("/opt/database")), "opt": sorted(os.listdir("/opt"))}
+    found = {}
+    for folder, _, files in os.walk("/opt/database"):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                found[path] = b"secret-a" in f.read()
+    return {"db": sorted(os.listdir("/opt/database")), "found": found,
+            "host": {path: os.path.exists(path) for path in event["host_paths"]}}
 ''')
-    seen = output(invoke(server, peek))
-    assert "databases" not in json.dumps(seen)
-    assert all(not name.startswith("secret") for name in seen["db"])
+    host_paths = [server.data_dir, os.path.join(server.data_dir, "databases"),
+                  os.path.join(server.data_dir, "databases", a, "db.sqlite3")]
+    assert os.path.exists(host_paths[2])        # A's file is there to be found
+    seen = output(invoke(server, peek, {"host_paths": host_paths}))
+    assert seen["db"] and all(name.startswith("db.sqlite3") for name in seen["db"]), seen
+    assert a not in json.dumps(seen["found"]) and not any(seen["found"].values()), seen
+    assert "/opt/database/db.sqlite3" in seen["found"], seen     # the walk did read B's own file
+    assert not any(seen["host"].values()), seen
     # A project without a database has no mount at all
     c = make_project(server)
     assert "database" not in output(invoke(server, make_function(server, c, '''
@@ -223,13 +236,21 @@ import os, sqlite3, time
 def handler(event, context):
     db = sqlite3.connect(os.environ["DATABASE_URL"][len("sqlite:///"):], timeout=30)
     db.execute("CREATE TABLE IF NOT EXISTS hits (who TEXT, n INTEGER)")
+    db.execute("CREATE TABLE IF NOT EXISTS arrived (who TEXT)")
+    db.execute("INSERT INTO arrived VALUES (?)", (event["who"],))
+    db.commit()
+    # Wait (bounded) until the other calls are in their handlers too, so the writes run at once
+    deadline = time.monotonic() + event.get("wait", 0)
+    arrived = lambda: db.execute("SELECT count(DISTINCT who) FROM arrived").fetchone()[0]
+    while arrived() < event.get("together", 1) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    together = arrived()
     for n in range(event["rows"]):
         db.execute("INSERT INTO hits VALUES (?, ?)", (event["who"], n))
         db.commit()
-    time.sleep(event.get("linger", 0))      # keep this environment busy, so calls overlap
     total = db.execute("SELECT count(*) FROM hits").fetchone()[0]
     db.close()
-    return total
+    return {"together": together, "total": total}
 '''
 
 
@@ -238,13 +259,17 @@ def test_sqlite_concurrent_environments_share_it(sqlite_server):
     server = sqlite_server
     project = make_project(server)
     provision(server, project)
-    function = make_function(server, project, CONCURRENT_CODE)
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda who: invoke(server, function, {"who": who, "rows": 25, "linger": 0.5}),
-                                ["a", "b", "c", "d"]))
-    assert all(r["success"] for r in results), results
+    wait = slow(20)
+    function = make_function(server, project, CONCURRENT_CODE, timeout_seconds=int(wait) + 30)
+    whos = ["a", "b", "c", "d"]
+    with concurrent.futures.ThreadPoolExecutor(len(whos)) as pool:
+        results = list(pool.map(lambda who: invoke(server, function, {
+            "who": who, "rows": 25, "together": len(whos), "wait": wait}), whos))
+    outs = [output(r) for r in results]
+    # All four calls were in their handlers, in four environments, before any of them wrote
+    assert [out["together"] for out in outs] == [len(whos)] * len(whos), outs
     # Every write of every environment is there, none lost to another's
-    assert output(invoke(server, function, {"who": "e", "rows": 0})) == 100
+    assert output(invoke(server, function, {"who": "e", "rows": 0}))["total"] == 100
 
 
 def job_rows(server, project):
@@ -273,12 +298,6 @@ def test_sqlite_provision_racing_a_delete_leaves_nothing(sqlite_server):
 
 # ---------------------------------------------------------------------------------------------------
 # postgres provider, against a real PostgreSQL server
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Postgres:
     """A throwaway cluster: initdb in a temp dir (as the postgres user: initdb refuses root), a unix
@@ -343,7 +362,6 @@ def postgres():
 
 @pytest.fixture(scope="module")
 def pg_server(postgres):
-    from conftest import Server
     server = Server(args=["--database-provider", "postgres", "--postgres-admin-url", postgres.admin_url]).start()
     yield server
     server.cleanup()
@@ -427,7 +445,8 @@ def test_postgres_provision_use_and_isolation(pg_server, postgres):
     assert probe["postgres_database"][0] == "error", probe
     for action in ("list_databases", "list_roles", "create_database", "create_role"):
         assert probe[action][0] == "error" and "permission denied" in probe[action][1], (action, probe)
-    assert probe["tcp"][0] == "error", probe           # the network is off: only the socket
+    # The network is off: only the socket, and a tcp connect is refused at once rather than timing out
+    assert probe["tcp"][0] == "error" and "timed out" not in probe["tcp"][1], probe
     assert postgres.query("SELECT count(*) FROM pg_database WHERE datname = 'sneaky'") == [(0,)]
     # Deprovision removes the database and the role; the function loses DATABASE_URL
     deprovision(server, a)
@@ -577,7 +596,6 @@ def neon():
 
 @pytest.fixture(scope="module")
 def neon_server(neon):
-    from conftest import Server
     server = Server(args=["--database-provider", "neon", "--neon-api-url", neon.url],
                     env={"NEON_API_KEY": NEON_KEY}).start()
     yield server

@@ -9,14 +9,9 @@ import uuid
 
 import requests
 
-from conftest import descendants, slow, start_time
+from conftest import descendants, ok, slow, start_time
 
 CODE = "def handler(event):\n    return event\n"
-
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
 
 
 def kill_9(server):

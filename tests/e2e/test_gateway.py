@@ -25,7 +25,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import slow
+from conftest import ok, record_of, slow, wait_for
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
@@ -33,11 +33,6 @@ PNG = base64.b64decode(
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
-
 
 def detail(response, status):
     assert response.status_code == status, (response.status_code, response.text)
@@ -77,16 +72,6 @@ def hit(server, project, method, path, **kw):
     response = gateway(server, project, method, path, **kw)
     data = ok(response)
     return data["tag"], data["event"]
-
-
-def wait_record(server, function_id, invocation_id):
-    deadline = time.time() + slow(3.0)
-    while True:
-        for record in ok(server.get("/api/functions/%s/invocations" % function_id)):
-            if record["id"] == invocation_id:
-                return record
-        assert time.time() < deadline, invocation_id
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -610,7 +595,7 @@ def test_gateway_invocations_are_recorded(server, shop):
     response = gateway(server, shop, "PUT", "/files/a/b.txt?x=1", data=b"content")
     assert response.status_code == 200
     invocation_id = response.headers["X-Clowdy-Invocation-Id"]
-    record = wait_record(server, shop["fns"]["files"]["id"], invocation_id)
+    record = record_of(server, shop["fns"]["files"]["id"], invocation_id)
     assert record["source"] == "gateway"
     assert record["http_method"] == "PUT"
     assert record["http_path"] == "/files/a/b.txt"
@@ -623,7 +608,7 @@ def test_gateway_invocations_are_recorded(server, shop):
 def test_failed_gateway_invocations_are_recorded(server, failing):
     response = gateway(server, failing, "GET", "/f/raise")
     assert response.status_code == 502
-    record = wait_record(server, failing["function"]["id"], response.headers["X-Clowdy-Invocation-Id"])
+    record = record_of(server, failing["function"]["id"], response.headers["X-Clowdy-Invocation-Id"])
     assert record["status"] == "error" and record["source"] == "gateway"
     assert record["http_method"] == "GET" and record["http_path"] == "/f/raise"
     assert "ValueError" in record["error"]
@@ -632,7 +617,7 @@ def test_failed_gateway_invocations_are_recorded(server, failing):
 def test_timeout_is_recorded_as_timeout(server, failing):
     response = gateway(server, failing, "GET", "/f/sleep")
     assert response.status_code == 504
-    record = wait_record(server, failing["function"]["id"], response.headers["X-Clowdy-Invocation-Id"])
+    record = record_of(server, failing["function"]["id"], response.headers["X-Clowdy-Invocation-Id"])
     assert record["status"] == "timeout" and record["http_path"] == "/f/sleep"
 
 
@@ -663,10 +648,8 @@ def test_stats_count_gateway_calls(make_server):
     for method in ["GET", "POST", "PUT"]:
         assert gateway(server, project, method, "/s").status_code == 200
     assert gateway(server, project, "GET", "/nope").status_code == 404    # no function ran: not counted
-    deadline = time.time() + slow(3)
-    while ok(server.get("/api/stats"))["total_invocations"] < 3 and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.1)
+    wait_for(lambda: ok(server.get("/api/stats"))["total_invocations"] >= 3, 3, "the 3 calls were never counted")
+    time.sleep(0.1)                                 # room for a 4th count that should not come
     stats = ok(server.get("/api/stats"))
     assert stats["total_invocations"] == 3 and stats["success_rate"] == 100
 

@@ -10,7 +10,7 @@ maxima, retention, request body validation (400/404/405/413/422, U+0000) and sta
 
 The module shares one server; every test makes its own functions, and tests that need server
 options start their own (make_server). Invocation records are written in batches off the request
-path, so reads of them poll briefly (wait_records).
+path, so reads of them poll briefly (wait_records, record_of).
 """
 import concurrent.futures
 import json
@@ -23,7 +23,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import slow, wait_for
+from conftest import ok, record_of, slow, wait_for
+from conftest import records as wait_records
 
 ID = re.compile(r"^[0-9a-f]{12}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -33,11 +34,6 @@ RESULT_ERR = {"success", "error", "duration_ms", "invocation_id", "cold_start"}
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
-
 
 def make_function(server, code, **extra):
     body = dict(name="fn_" + uuid.uuid4().hex[:8], code=code)
@@ -67,31 +63,6 @@ def failed(result):
     assert isinstance(result["error"], str) and result["error"]
     assert "output" not in result or result["output"] is None
     return result["error"]
-
-
-def wait_records(server, function_id, count, limit=None, timeout=3.0):
-    """Poll the invocation log until it holds at least count records; return them (newest first)."""
-    path = "/api/functions/%s/invocations" % function_id
-    if limit:
-        path += "?limit=%d" % limit
-    deadline = time.time() + slow(timeout)
-    while True:
-        records = ok(server.get(path))
-        if len(records) >= count or time.time() > deadline:
-            assert len(records) >= count, records
-            return records
-        time.sleep(0.02)
-
-
-def record_of(server, function_id, invocation_id, count=1):
-    deadline = time.time() + slow(3.0)
-    while True:
-        records = wait_records(server, function_id, count)
-        for record in records:
-            if record["id"] == invocation_id:
-                return record
-        assert time.time() < deadline, (invocation_id, records)
-        time.sleep(0.02)
 
 
 def post_raw(server, function_id, data, content_type="application/json"):
@@ -154,12 +125,8 @@ def test_readme_try_it_with_curl(server):
     assert result["success"] is True and result["output"] == {"greeting": "hello Ada"}
     assert result["cold_start"] is True
     assert curl(host + "/api/invoke/" + created["id"], "-d", '{"input": {"name": "Ada"}}')["cold_start"] is False
-    deadline = time.time() + slow(3)
-    while True:
-        records = curl(host + "/api/functions/%s/invocations" % created["id"])
-        if len(records) >= 2 or time.time() > deadline:
-            break
-        time.sleep(0.02)
+    records = wait_for(lambda: (lambda listed: listed if len(listed) >= 2 else None)(
+        curl(host + "/api/functions/%s/invocations" % created["id"])), 3, "the 2 calls were never recorded")
     oldest = records[-1]
     assert oldest["status"] == "success"
     assert oldest["logs"] == "called with {'name': 'Ada'}\n"
@@ -385,7 +352,7 @@ def test_new_code_retires_old_environments(server):
     assert succeeded(result) == ["v2", 1]
     assert result["cold_start"] is True
     assert succeeded(invoke(server, function["id"])) == ["v2", 2]
-    record = record_of(server, function["id"], result["invocation_id"], 3)
+    record = record_of(server, function["id"], result["invocation_id"])
     assert record["version"] == 2
 
 
@@ -407,7 +374,7 @@ def test_rollback_runs_the_old_code(server):
     assert rolled["active_version"] == 1
     result = invoke(server, function["id"])
     assert succeeded(result) == ["v1", 1] and result["cold_start"] is True
-    record = record_of(server, function["id"], result["invocation_id"], 2)
+    record = record_of(server, function["id"], result["invocation_id"])
     assert record["version"] == 1
     # Forward again: v2 starts fresh too
     ok(server.put("/api/functions/%s/versions/2" % function["id"]))
@@ -729,15 +696,19 @@ def test_invoke_needs_post(server, echo):
 # Stats
 
 def settled_stats(server):
-    """Stats once earlier tests' batched records have landed (two equal reads 150 ms apart)."""
-    previous = ok(server.get("/api/stats"))
-    for _ in range(math.ceil(slow(20))):
-        time.sleep(0.15)
+    """Stats once earlier tests' batched records have landed: two equal reads 150 ms apart (the
+    recorder writes a row within 50 ms), the gap stretched by slow() like every other wait, since
+    on a loaded machine a batch can land later than 150 ms after the call that made it."""
+    last = [ok(server.get("/api/stats"))]
+
+    def settled():
+        time.sleep(slow(0.15))
         current = ok(server.get("/api/stats"))
-        if current == previous:
+        if current == last[0]:
             return current
-        previous = current
-    raise AssertionError("stats never settled: %r" % previous)
+        last[0] = current
+        return None
+    return wait_for(settled, 20, lambda: "stats never settled: %r" % last[0])
 
 
 def test_stats_count_invocations(server):

@@ -21,15 +21,10 @@ import uuid
 
 import pytest
 
-from conftest import BINARY, ROOT
+from conftest import BINARY, ROOT, ok
 
 ID = re.compile(r"^[0-9a-f]{12}$")
 SLIRP_NETWORK = ipaddress.ip_network("10.0.2.0/24")     # slirp4netns's own network inside the sandbox
-
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
 
 
 def make_function(server, code, **extra):

@@ -4,7 +4,6 @@ import glob
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -12,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import BINARY, slow
+from conftest import BINARY, free_port, slow, wait_for
 
 
 def test_help_and_version():
@@ -28,22 +27,20 @@ def test_help_and_version():
 
 def test_settings_from_environment_variables(tmp_path):
     """CLOWDY_LISTEN, CLOWDY_DATA_DIR and CLOWDY_LOG_LEVEL do what their flags do."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     data_dir = tmp_path / "from-env"
     env = dict(os.environ, CLOWDY_LISTEN="127.0.0.1:%d" % port, CLOWDY_DATA_DIR=str(data_dir),
                CLOWDY_LOG_LEVEL="info", CLOWDY_PREWARM="0")
     proc = subprocess.Popen([BINARY], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + slow(20)
-        while True:
+        def health():
             try:
-                r = requests.get("http://127.0.0.1:%d/api/health" % port, timeout=2)
-                break
+                return requests.get("http://127.0.0.1:%d/api/health" % port, timeout=2)
             except requests.ConnectionError:
-                assert proc.poll() is None and time.time() < deadline
+                assert proc.poll() is None, "clowdy exited"
                 time.sleep(0.1)
+                return None
+        r = wait_for(health, 20, "clowdy never answered on its CLOWDY_LISTEN port")
         assert r.json()["status"] == "ok"
         assert (data_dir / "clowdy.db").exists()
     finally:
@@ -57,12 +54,8 @@ def test_settings_from_environment_variables(tmp_path):
 def test_access_log_has_method_path_status_and_microseconds(server):
     server.get("/api/projects")
     server.get("/api/no/such/thing")
-    deadline = time.time() + slow(5)
-    while time.time() < deadline:
-        log = server.log()
-        if "/api/no/such/thing 404" in log:
-            break
-        time.sleep(0.05)
+    wait_for(lambda: "/api/no/such/thing 404" in server.log(), 5, lambda: server.log()[-2000:])
+    log = server.log()
     assert re.search(r"GET /api/projects 200 \d+us", log), log[-2000:]
     assert re.search(r"GET /api/no/such/thing 404 \d+us", log), log[-2000:]
 

@@ -8,11 +8,9 @@ batched recorder, so the tests poll /api/stats for a moment rather than sleep.
 """
 import datetime
 import math
-import time
 import uuid
 
-
-from conftest import slow
+from conftest import ok, wait_for
 
 FLAKY = """\
 import time
@@ -22,11 +20,6 @@ def handler(input):
         raise RuntimeError('asked to fail')
     return input.get('ms', 0)
 """
-
-
-def ok(response):
-    assert response.status_code == 200, (response.status_code, response.text)
-    return response.json()
 
 
 def make_function(server, code, name=None):
@@ -42,16 +35,18 @@ def invoke(server, function_id, value):
 
 def wait_stats(server, total, timeout=5.0):
     """Poll /api/stats until total_invocations reaches total (the recorder batches writes)."""
-    deadline = time.time() + slow(timeout)
-    while True:
-        stats = ok(server.get("/api/stats"))
-        if stats["total_invocations"] >= total or time.time() > deadline:
-            assert stats["total_invocations"] == total, stats
-            return stats
-        time.sleep(0.02)
+    last = {}
+
+    def counted():
+        last.update(ok(server.get("/api/stats")))
+        return last["total_invocations"] >= total
+    wait_for(counted, timeout, lambda: "expected %d invocations: %r" % (total, last))
+    assert last["total_invocations"] == total, last
+    return dict(last)
 
 
 def records(server, function_id):
+    """Every record of the function the server keeps (up to its list's 500)."""
     return ok(server.get("/api/functions/%s/invocations?limit=500" % function_id))
 
 
@@ -132,9 +127,7 @@ def test_retention_does_not_lower_stats(make_server):
     function = make_function(server, FLAKY)
     cold = sum(invoke(server, function["id"], {"fail": n % 4 == 0})["cold_start"] for n in range(12))
     stats = wait_stats(server, 12)
-    deadline = time.time() + slow(5)
-    while len(records(server, function["id"])) > 10 and time.time() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: len(records(server, function["id"])) <= 10, 5, "never pruned to 10 records")
     assert len(records(server, function["id"])) == 10      # pruned to the newest 10
     stats = ok(server.get("/api/stats"))
     assert stats["total_invocations"] == 12
