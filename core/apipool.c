@@ -252,7 +252,11 @@ apipool_new (const apipool_config_t *config)
     self->jobs = zlistx_new ();
     zlistx_set_destructor (self->jobs, s_job_destructor);
     self->threads = (s_thread_t *) zmalloc (sizeof (s_thread_t) * (size_t) self->thread_count);
-    self->endpoint = zsys_sprintf ("inproc://clowdy-apipool-%p", (void *) self);
+    //  A serial too: a pool made right after another is freed may get its
+    //  address, and an inproc name is not free again at once
+    static int serial = 0;
+    self->endpoint = zsys_sprintf ("inproc://clowdy-apipool-%p-%d", (void *) self,
+                                   __atomic_add_fetch (&serial, 1, __ATOMIC_RELAXED));
     char *bind = zsys_sprintf ("@%s", self->endpoint);
     self->replies = zsock_new_pull (bind);
     zstr_free (&bind);

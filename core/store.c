@@ -248,6 +248,20 @@ static const char *s_migrations [] = {
     "    detail TEXT,"
     "    created_at TEXT NOT NULL,"
     "    updated_at TEXT NOT NULL);",
+    //  6: records are capped and retained by size (actors/recorder.c): a
+    //  field longer than --record-max-bytes keeps its start and is marked
+    //  truncated; stored_bytes is what a row's input, output, error and logs
+    //  take, summed over the newest rows by the index (which covers it, so
+    //  pruning never reads the rows' big fields) to keep --retention-mb.
+    //  Rows written before this count what they hold.
+    "ALTER TABLE invocations ADD COLUMN input_truncated BOOLEAN NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN output_truncated BOOLEAN NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN logs_truncated BOOLEAN NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE invocations SET stored_bytes ="
+    "    coalesce (length (CAST (input AS BLOB)), 0) + coalesce (length (CAST (output AS BLOB)), 0)"
+    "  + coalesce (length (CAST (error AS BLOB)), 0) + coalesce (length (CAST (logs AS BLOB)), 0);"
+    "CREATE INDEX invocations_sizes ON invocations (function_id, created_at DESC, stored_bytes);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -718,17 +732,21 @@ store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t 
         char id [UTIL_ID_SIZE];
         if (!row->id)
             util_new_id (id);
+        const char *input = row->input? row->input: "{}";
+        int64_t stored_bytes = (int64_t) (strlen (input) + (row->output? strlen (row->output): 0)
+                             + (row->error? strlen (row->error): 0) + (row->logs? strlen (row->logs): 0));
         int rc = store_exec (self,
             "INSERT INTO invocations (id, function_id, input, output, status, error,"
             " duration_us, source, http_method, http_path, cold_start, version, logs,"
-            " peak_memory_kb, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "ssssssIsssbisIs",
-            row->id? row->id: id, row->function_id, row->input? row->input: "{}",
+            " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssssIsssbisIsbbbI",
+            row->id? row->id: id, row->function_id, input,
             row->output, row->status? row->status: "error", row->error,
             row->duration_us, row->source? row->source: "direct",
             row->http_method, row->http_path, (int) row->cold_start, row->version,
-            row->logs, row->peak_memory_kb, row->created_at? row->created_at: now);
+            row->logs, row->peak_memory_kb, row->created_at? row->created_at: now,
+            (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes);
         if (rc == 1)
             inserted++;
         else
