@@ -1109,10 +1109,129 @@ s_done (zsock_t *worker, msg_t *exec, const char *state)
                            "{\"status\":\"success\",\"output\":1}", state) == 0);
 }
 
+//  Shares of the memory budget: a function over its share gives way to
+//  another function's call at the end of its run, and takes its own next
+//  call once back within it; idle environments of a tenant over its share
+//  are evicted before others'
+static void
+s_test_shares (bool verbose)
+{
+    char *argv [] = { "clowdy", "--max-concurrency", "4", "--queue-depth", "4", "--memory-budget-mb", "512",
+                      "--function-share", "50", "--owner-share", "75", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 11, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "assignment", "inproc://assignment-shares");
+    endpoints_set (endpoints, "worker", "inproc://assignment-shares-worker");
+    endpoints_set (endpoints, "placement", "inproc://assignment-shares-placement");
+    zsock_t *placement = zsock_new_router ("inproc://assignment-shares-placement");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
+    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-shares");
+    zsock_t *worker = zsock_new_dealer ("inproc://assignment-shares-worker");
+    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":4096}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    const char *context = "{\"code\":\"...\",\"timeout_seconds\":30}";
+    #define S_RUN(job, key, function, owner, mb) \
+        assert (msg_send_run (gateway, NULL, job, key, function, "pppppppppppp", owner, (int64_t) (mb), \
+                              30000, context, "{}") == 0)
+
+    //  Alone, the hog takes the whole budget: two 256 MB environments
+    msg_t *hog [2], *msg;
+    const char *hog_jobs [] = { "hog000000001", "hog000000002" };
+    for (int i = 0; i < 2; i++) {
+        S_RUN (hog_jobs [i], "h:1:x", "hhhhhhhhhhhh", "alice", 256);
+        msg = s_expect (placement, true, MSG_ID_PLACE);
+        assert (msg_send_placed (placement, msg_route (msg), hog_jobs [i], "w1") == 0);
+        msg_destroy (&msg);
+        hog [i] = s_expect (worker, false, MSG_ID_EXEC);
+    }
+    assert (s_stat (assignment, "memory_mb") == 512);
+    //  Its third call and another user's call wait for memory, not 503
+    S_RUN ("hog000000003", "h:1:x", "hhhhhhhhhhhh", "alice", 256);
+    S_RUN ("oth000000001", "o:1:x", "oooooooooooo", "bob", 128);
+    s_wait_stat (assignment, "queued", 2);
+    assert (s_stat (assignment, "starved") == 2);
+
+    //  The hog's first run ends: it is over its share (512 > 256), so its
+    //  environment goes and the other call gets the memory, not hog 3
+    s_done (worker, hog [0], "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "hog000000001"));
+    msg_destroy (&msg);
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (hog [0])));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "oth000000001"));
+    assert (msg_send_placed (placement, msg_route (msg), "oth000000001", "w1") == 0);
+    msg_destroy (&msg);
+    msg_t *other = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (other), "oth000000001"));
+    assert (s_stat (assignment, "memory_mb") == 384 && s_stat (assignment, "queued") == 1);
+
+    //  The hog's second run ends: back within its share (256), it keeps
+    //  its environment and takes its own next call, warm
+    s_done (worker, hog [1], "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    msg_t *third = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (third), "hog000000003"));
+    assert (streq (msg_exec_env_id (third), msg_exec_env_id (hog [1])));
+    msg_destroy (&hog [0]);
+    msg_destroy (&hog [1]);
+
+    //  Both finish and idle (hog 256 + other 128). A third function of
+    //  alice's needs 256: 128 must go. The other's environment is the least
+    //  recently idle, but nobody is over a share, so LRU decides: it goes.
+    s_done (worker, other, "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    s_done (worker, third, "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "idle") == 2 && s_stat (assignment, "starved") == 0);
+    S_RUN ("new000000001", "n:1:x", "nnnnnnnnnnnn", "alice", 256);
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (other)));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "new000000001"));
+    assert (msg_send_placed (placement, msg_route (msg), "new000000001", "w1") == 0);
+    msg_destroy (&msg);
+    msg_t *fresh = s_expect (worker, false, MSG_ID_EXEC);
+    s_done (worker, fresh, "warm");
+    msg_destroy (&fresh);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    msg_destroy (&other);
+
+    //  Now alice holds 512 (idle), over her 384 share: bob's 256 MB call
+    //  evicts one of hers, never blocks
+    S_RUN ("oth000000002", "o:1:x", "oooooooooooo", "bob", 256);
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (third)));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "oth000000002"));
+    msg_destroy (&msg);
+    msg_destroy (&third);
+    #undef S_RUN
+
+    zsock_destroy (&worker);
+    zsock_destroy (&gateway);
+    zactor_destroy (&assignment);
+    zsock_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+}
+
 void
 assignment_test (bool verbose)
 {
     printf ("assignment: ");
+    s_test_shares (verbose);
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
     config_t config;
