@@ -232,6 +232,9 @@ config_test (bool verbose)
     assert (streq (config.listen, "127.0.0.1:8000"));
     assert (config.max_body == 6291456);
     assert (streq (config.auth, "local"));
+    //  What one tenant may take: shares of the memory budget, record sizes
+    assert (config.function_share == 50 && config.owner_share == 75);
+    assert (config.record_max_bytes == 65536 && config.retention_mb == 64);
     config_reset (&config);
 
     setenv ("CLOWDY_LISTEN", "127.0.0.1:9000", 1);
@@ -274,6 +277,10 @@ config_test (bool verbose)
     config_reset (&config);
     char *bad3 [] = { "clowdy", "--auth", "magic", NULL };
     assert (config_parse (&config, 3, bad3, error, sizeof error) == -1);
+    config_reset (&config);
+    char *bad_share [] = { "clowdy", "--function-share", "0", NULL };
+    assert (config_parse (&config, 3, bad_share, error, sizeof error) == -1);
+    assert (strstr (error, "from 1 to 100"));
     config_reset (&config);
     char *bad4 [] = { "clowdy", "--auth", "jwt", NULL };
     assert (config_parse (&config, 3, bad4, error, sizeof error) == -1);

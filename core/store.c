@@ -1065,7 +1065,8 @@ store_test (bool verbose)
         "INSERT INTO invocations (id, function_id, status, duration_us, cold_start, created_at) VALUES"
         "    ('i1', 'bbbbbbbbbbb7', 'success', 1500, 1, '2026-02-01T10:00:00Z'),"
         "    ('i2', 'bbbbbbbbbbb7', 'error', 1500, 0, '2026-02-01T11:00:00Z'),"
-        "    ('i3', 'bbbbbbbbbbb7', 'timeout', 30000000, 0, '2026-02-02T00:00:00Z');",
+        "    ('i3', 'bbbbbbbbbbb7', 'timeout', 30000000, 0, '2026-02-02T00:00:00Z');"
+        "UPDATE invocations SET input = '{\"a\":\"\xc3\xa9\"}', logs = 'hi' WHERE id = 'i1';",
         NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close (old);
     store = store_new (old_path);
@@ -1079,6 +1080,10 @@ store_test (bool verbose)
     assert (s_sum (store, "SELECT errors FROM function_days WHERE day = '2026-02-01'") == 1);
     assert (s_sum (store, "SELECT cold_starts FROM function_days WHERE day = '2026-02-01'") == 1);
     assert (s_sum (store, "SELECT errors FROM function_days WHERE day = '2026-02-02'") == 1);
+    //  Old rows count the bytes they hold (UTF-8 bytes, not characters), for retention by size
+    assert (s_sum (store, "SELECT stored_bytes FROM invocations WHERE id = 'i1'") == 10 + 2);
+    assert (s_sum (store, "SELECT stored_bytes FROM invocations WHERE id = 'i2'") == 0);
+    assert (s_sum (store, "SELECT count(*) FROM invocations WHERE input_truncated OR output_truncated") == 0);
     //  and the new trigger counts from there on
     store_invocation_t later = { .function_id = "bbbbbbbbbbb7", .status = "success",
                                  .duration_us = 1550, .cold_start = true,
@@ -1087,6 +1092,7 @@ store_test (bool verbose)
     assert (s_sum (store, "SELECT cold_starts FROM function_stats") == 2);
     assert (s_sum (store, "SELECT invocations FROM function_durations WHERE bucket = 16") == 3);
     assert (s_sum (store, "SELECT invocations FROM function_days WHERE day = '2026-02-02'") == 2);
+    assert (s_sum (store, "SELECT stored_bytes FROM invocations WHERE created_at = '2026-02-02T01:00:00Z'") == 2);
     store_destroy (&store);
     zsys_file_delete (old_path);
     char *old_wal = zsys_sprintf ("%s-wal", old_path), *old_shm = zsys_sprintf ("%s-shm", old_path);
