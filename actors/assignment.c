@@ -412,7 +412,8 @@ s_gives_back (self_t *self, env_t *env)
     for (pool_t *pool = (pool_t *) zlistx_first (self->starved); pool && !gives;
          pool = (pool_t *) zlistx_next (self->starved)) {
         job_t *job = (job_t *) zlistx_first (pool->queue);
-        gives = job && strneq (job->function_id, env->function_id) && s_entitled (self, job)
+        gives = job && (long) pool->envs < self->config->max_concurrency
+             && strneq (job->function_id, env->function_id) && s_entitled (self, job)
              && (function_over || strneq (job->owner_id, env->owner_id));
     }
     shares_add (self->shares, env->function_id, env->owner_id, env->memory_mb);
