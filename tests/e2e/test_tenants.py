@@ -159,6 +159,30 @@ def test_idle_environments_of_one_function_make_room_for_another(make_server):
         assert status == 200 and body["success"] is True and body["cold_start"] is True, (status, body)
 
 
+def test_a_call_that_waits_too_long_for_memory_gets_503_naming_the_shares(make_server):
+    """Two functions, each within its share, fill the budget with long runs: a third function's call
+    waits its queue deadline (its timeout, 1 s, plus 25 s) and gets 503 with Retry-After and a detail
+    that says what holds the memory; the long runs are not disturbed."""
+    server = make_server()
+    # They run well past the other call's arrival plus its 26 s queue deadline
+    hogs = [make_function(server, timed_code(slow(3) + 36), memory_mb=2048, timeout_seconds=120)
+            for _ in range(2)]
+    other = make_function(server, timed_code(0.01), timeout_seconds=1)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(call, server, hog["id"], index) for index, hog in enumerate(hogs)]
+        time.sleep(slow(3))
+        response = server.post("/api/invoke/" + other["id"], json={"input": 1}, timeout=slow(120))
+        answered_at = time.time()
+        hog_results = [future.result() for future in futures]
+    spans = spans_of(hog_results)
+    assert most_at_once(spans) == 2, spans
+    assert running_at(spans, answered_at) == 2, (answered_at, spans)   # answered while both still ran
+    assert response.status_code == 503, (response.status_code, response.text)
+    assert response.headers.get("Retry-After"), response.headers
+    detail = response.json()["detail"]
+    assert "memory" in detail and "share" in detail, detail          # today: no word of shares
+
+
 def token_for(data_dir, user):
     made = subprocess.run([BINARY, "token", "create", "--user", user, "--name", "t", "--data-dir", data_dir],
                           capture_output=True, text=True, timeout=slow(30))
