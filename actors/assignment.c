@@ -45,9 +45,31 @@
     again; a send that cannot be queued (a full queue) fails the call as
     "unavailable" (503 with Retry-After upstream). Both are logged.
 
-    Invariants: memory_mb == sum of memory of every env not gone; an env is
-    in its pool's idle list and in lru exactly when it is IDLE; a job is in
-    its pool's queue exactly when it has no environment.
+    Memory and shares. Every environment not gone holds its memory limit of
+    --memory-budget-mb. A run that needs a new environment gets one at once
+    when the memory is free (evicting idle environments, those of tenants
+    over their share first, then the least recently idle) and nobody is
+    waiting for memory; otherwise it waits in its pool's queue, and the pool
+    joins "starved", the pools waiting for memory in the order they began.
+    Whenever memory may have come free (an environment ended or went idle, a
+    waiting call gave up), s_serve_starved places the first waiting call of
+    the oldest starved pool whose call is entitled (its function and owner
+    stay within --function-share / --owner-share, broker/shares), and only
+    when no entitled call waits, the others: first come, first served among
+    equals, and a call that does not fit holds back those behind it, so
+    small calls never starve a big one. An environment whose tenant holds
+    more than its share gives its memory back when its run ends, instead of
+    taking its own function's next call, while an entitled call of another
+    tenant waits. So a lone function may use the whole budget, yet another
+    function's call waits at most for one run to end, never for a function's
+    whole queue, and is answered 503 only when its queue deadline passes.
+    Running calls are never killed to make room.
+
+    Invariants: memory_mb == sum of memory of every env not gone, and shares
+    hold the same sums per function and per owner; idle_mb == sum over lru;
+    an env is in its pool's idle list and in lru exactly when it is IDLE; a
+    job is in its pool's queue exactly when it has no environment; a pool in
+    starved has queued jobs or is skipped and dropped from it on the next look.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
@@ -57,6 +79,7 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "broker/registry.h"
+#include "broker/shares.h"
 #include "core/config.h"
 #include "core/util.h"
 
@@ -73,6 +96,7 @@ typedef struct {
     pool_t *pool;                   //  Its pool
     char *function_id;              //  For RETIRE by function
     char *project_id;               //  For RETIRE by project
+    char *owner_id;                 //  The function's user, for its share
     env_state_t state;              //  See the table above
     long memory_mb;                 //  Its memory limit
     int64_t idle_since;             //  Monotonic ms it became idle
@@ -86,6 +110,7 @@ struct _pool_t {
     zlistx_t *idle;                 //  env_t *, most recently used at the tail
     zlistx_t *queue;                //  job_t * waiting for an environment
     size_t envs;                    //  Environments of this pool, any state
+    void *starved_handle;           //  Handle in self->starved while waiting for memory
 };
 
 struct _job_t {
@@ -96,6 +121,7 @@ struct _job_t {
     char *input;                    //  Input or event (JSON text)
     char *function_id;              //  From RUN
     char *project_id;               //  From RUN
+    char *owner_id;                 //  From RUN
     long memory_mb;                 //  From RUN
     int64_t timeout_ms;             //  The function's timeout, from RUN
     env_t *env;                     //  Environment running (or placing) it, or NULL
@@ -114,13 +140,18 @@ typedef struct {
     zhashx_t *pools;                //  key -> pool_t
     zhashx_t *jobs;                 //  id -> job_t
     zlistx_t *lru;                  //  Idle env_t *, least recently idle first
+    zlistx_t *starved;              //  pool_t * waiting for memory, longest waiting first
+    shares_t *shares;               //  Memory held per function and per owner
     long memory_mb;                 //  Memory of all environments
+    long idle_mb;                   //  Memory of idle environments (evictable)
+    bool serving;                   //  Inside s_serve_starved (it does not nest)
     const config_t *config;         //  Settings
     int64_t next_tick;              //  Monotonic ms of the next timer tick
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
 
 static void s_dispatch (self_t *self, job_t *job);
+static void s_serve_starved (self_t *self);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -134,6 +165,7 @@ s_job_free (job_t *job)
     free (job->input);
     free (job->function_id);
     free (job->project_id);
+    free (job->owner_id);
     free (job);
 }
 
@@ -164,10 +196,29 @@ s_pool_require (self_t *self, const char *key)
     return pool;
 }
 
+//  A pool's queued calls wait for memory
+static void
+s_pool_starve (self_t *self, pool_t *pool)
+{
+    if (!pool->starved_handle)
+        pool->starved_handle = zlistx_add_end (self->starved, pool);
+}
+
+static void
+s_pool_unstarve (self_t *self, pool_t *pool)
+{
+    if (pool->starved_handle) {
+        zlistx_delete (self->starved, pool->starved_handle);
+        pool->starved_handle = NULL;
+    }
+}
+
 //  Drop a pool with nothing in it, so retired versions do not accumulate
 static void
 s_pool_maybe_drop (self_t *self, pool_t *pool)
 {
+    if (zlistx_size (pool->queue) == 0)
+        s_pool_unstarve (self, pool);
     if (pool->envs == 0 && zlistx_size (pool->queue) == 0)
         zhashx_delete (self->pools, pool->key);
 }
@@ -211,10 +262,11 @@ s_fail_job (self_t *self, job_t *job, const char *status, const char *error)
 static void
 s_env_unidle (self_t *self, env_t *env)
 {
-    if (env->state == ENV_IDLE) {
+    if (env->state == ENV_IDLE && env->lru_handle) {
         zlistx_delete (env->pool->idle, env->idle_handle);
         zlistx_delete (self->lru, env->lru_handle);
         env->idle_handle = env->lru_handle = NULL;
+        self->idle_mb -= env->memory_mb;
     }
 }
 
@@ -256,18 +308,21 @@ s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool
     if (env->worker)
         registry_release (env->worker, env->memory_mb);
     self->memory_mb -= env->memory_mb;
+    shares_add (self->shares, env->function_id, env->owner_id, -env->memory_mb);
     pool_t *pool = env->pool;
     pool->envs--;
     zhashx_delete (self->envs, env->id);
     free (env->function_id);
     free (env->project_id);
+    free (env->owner_id);
     free (env);
-    //  The freed slot goes to the next call waiting for this pool
-    job_t *next = s_job_unqueue_first (pool);
-    if (next)
-        s_dispatch (self, next);
+    //  The freed slot and memory go to the calls waiting for them, this
+    //  pool's among the others, in s_serve_starved's order
+    if (zlistx_size (pool->queue) && (long) pool->envs < self->config->max_concurrency)
+        s_pool_starve (self, pool);
     else
         s_pool_maybe_drop (self, pool);
+    s_serve_starved (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -303,17 +358,66 @@ s_exec (self_t *self, env_t *env, job_t *job, bool cold)
     }
 }
 
-//  Free memory for a new environment by evicting idle ones, oldest first
+//  Is there memory for a new environment, counting what evicting every
+//  idle one would free?
+static bool
+s_fits (self_t *self, long memory_mb)
+{
+    return self->memory_mb - self->idle_mb + memory_mb <= self->config->memory_budget_mb;
+}
+
+//  Free memory for a new environment by evicting idle ones: those of
+//  tenants over their share first, then the least recently idle. Evicts
+//  nothing unless that makes enough room.
 static bool
 s_make_room (self_t *self, long memory_mb)
 {
+    if (!s_fits (self, memory_mb))
+        return false;
     while (self->memory_mb + memory_mb > self->config->memory_budget_mb) {
-        env_t *oldest = (env_t *) zlistx_first (self->lru);
-        if (!oldest)
-            return false;
-        s_env_end (self, oldest, NULL, NULL, true);
+        env_t *victim = NULL;
+        for (env_t *env = (env_t *) zlistx_first (self->lru); env && !victim; env = (env_t *) zlistx_next (self->lru))
+            if (shares_over (self->shares, env->function_id, env->owner_id))
+                victim = env;
+        if (!victim)
+            victim = (env_t *) zlistx_first (self->lru);
+        assert (victim);            //  s_fits counted it
+        s_env_end (self, victim, NULL, NULL, true);
     }
     return true;
+}
+
+//  May job take a new environment while others wait for memory?
+static bool
+s_entitled (self_t *self, job_t *job)
+{
+    return shares_entitled (self->shares, job->function_id, job->owner_id, job->memory_mb);
+}
+
+//  Should env, whose run just ended, give its memory back rather than take
+//  its own function's next call? When its tenant holds more than its share
+//  and a call of another function waits for memory that it would be
+//  entitled to once env is gone (an owner over its share gives way only to
+//  other owners).
+static bool
+s_gives_back (self_t *self, env_t *env)
+{
+    bool function_over = shares_function_mb (self->shares, env->function_id)
+                       > shares_function_share_mb (self->shares);
+    bool owner_over = shares_owner_over (self->shares, env->owner_id);
+    if (!function_over && !owner_over)
+        return false;
+    bool gives = false;
+    shares_add (self->shares, env->function_id, env->owner_id, -env->memory_mb);
+    for (pool_t *pool = (pool_t *) zlistx_first (self->starved); pool && !gives;
+         pool = (pool_t *) zlistx_next (self->starved)) {
+        job_t *job = (job_t *) zlistx_first (pool->queue);
+        gives = job && (long) pool->envs < self->config->max_concurrency
+             && strneq (job->function_id, env->function_id) && s_entitled (self, job)
+             && (function_over || strneq (job->owner_id, env->owner_id));
+    }
+    shares_add (self->shares, env->function_id, env->owner_id, env->memory_mb);
+    return gives;
 }
 
 static void
@@ -324,6 +428,7 @@ s_place (self_t *self, pool_t *pool, job_t *job)
     env->pool = pool;
     env->function_id = strdup (job->function_id);
     env->project_id = strdup (job->project_id);
+    env->owner_id = strdup (job->owner_id);
     env->state = ENV_PLACING;
     env->memory_mb = job->memory_mb;
     env->job = job;
@@ -331,6 +436,7 @@ s_place (self_t *self, pool_t *pool, job_t *job)
     job->deadline = zclock_mono () + PLACE_DEADLINE_MS;
     pool->envs++;
     self->memory_mb += env->memory_mb;
+    shares_add (self->shares, env->function_id, env->owner_id, env->memory_mb);
     zhashx_insert (self->envs, env->id, env);
 
     char *workers = registry_json (self->registry);
@@ -341,6 +447,55 @@ s_place (self_t *self, pool_t *pool, job_t *job)
         zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
         s_env_end (self, env, "unavailable", "Placement is not taking requests now; retry shortly", false);
     }
+}
+
+//  Place the waiting calls that memory allows, in the order the design
+//  note gives: the oldest starved pool whose first call is entitled, else
+//  (none is) the oldest starved pool; stop at the first that does not fit.
+//  Called whenever memory may have come free; does not nest (evictions and
+//  failed placements inside it end environments).
+static void
+s_serve_starved (self_t *self)
+{
+    if (self->serving)
+        return;
+    self->serving = true;
+    while (true) {
+        pool_t *choice = NULL, *fallback = NULL;
+        zlistx_t *stale = zlistx_new ();
+        for (pool_t *pool = (pool_t *) zlistx_first (self->starved); pool && !choice;
+             pool = (pool_t *) zlistx_next (self->starved)) {
+            job_t *job = (job_t *) zlistx_first (pool->queue);
+            if (!job || (long) pool->envs >= self->config->max_concurrency)
+                zlistx_add_end (stale, pool);       //  Its own environments serve it, or nothing waits
+            else
+            if (s_entitled (self, job))
+                choice = pool;
+            else
+            if (!fallback)
+                fallback = pool;
+        }
+        for (pool_t *pool = (pool_t *) zlistx_first (stale); pool; pool = (pool_t *) zlistx_next (stale)) {
+            s_pool_unstarve (self, pool);
+            s_pool_maybe_drop (self, pool);
+        }
+        zlistx_destroy (&stale);
+        if (!choice)
+            choice = fallback;
+        if (!choice)
+            break;
+        job_t *job = (job_t *) zlistx_first (choice->queue);
+        if (registry_size (self->registry) > 0 && !s_make_room (self, job->memory_mb))
+            break;
+        s_job_unqueue_first (choice);
+        if (zlistx_size (choice->queue) == 0)
+            s_pool_unstarve (self, choice);
+        if (registry_size (self->registry) == 0)
+            s_fail_job (self, job, "unavailable", "No worker is available to run the function; retry shortly");
+        else
+            s_place (self, choice, job);
+    }
+    self->serving = false;
 }
 
 //  Route a job to a warm environment, a new one, the queue, or refuse it
@@ -366,17 +521,23 @@ s_dispatch (self_t *self, job_t *job)
             s_pool_maybe_drop (self, pool);
             return;
         }
-        if (s_make_room (self, job->memory_mb)) {
+        //  Nobody waits for memory and there is room: take it, share or not
+        if (zlistx_size (self->starved) == 0 && s_make_room (self, job->memory_mb)) {
             s_place (self, pool, job);
             return;
         }
-        if (pool->envs == 0) {
-            //  Nothing of ours will free up for it: waiting would not help
-            s_fail_job (self, job, "unavailable",
-                        "The server's memory budget for environments is in use; retry shortly");
-            s_pool_maybe_drop (self, pool);
+        //  Memory is short: wait for it in the queue, served in turn
+        if ((long) zlistx_size (pool->queue) < self->config->queue_depth) {
+            s_job_queue (self, pool, job, false);
+            s_pool_starve (self, pool);
+            s_serve_starved (self);
             return;
         }
+        s_fail_job (self, job, "unavailable",
+                    "The server's memory budget for environments is in use and this function's queue is full; "
+                    "retry shortly");
+        s_pool_maybe_drop (self, pool);
+        return;
     }
     if ((long) zlistx_size (pool->queue) < self->config->queue_depth) {
         s_job_queue (self, pool, job, false);
@@ -395,15 +556,27 @@ s_env_free (self_t *self, env_t *env)
         return;
     }
     env->state = ENV_BUSY;
+    if (zlistx_size (env->pool->queue) && s_gives_back (self, env)) {
+        //  Over its tenant's share while another waits: its memory goes to
+        //  them, and its own next call waits its turn
+        s_env_end (self, env, NULL, NULL, true);
+        return;
+    }
     job_t *next = s_job_unqueue_first (env->pool);
     if (next) {
+        if (zlistx_size (env->pool->queue) == 0)
+            s_pool_unstarve (self, env->pool);
         s_exec (self, env, next, false);
         return;
     }
+    s_pool_unstarve (self, env->pool);
     env->state = ENV_IDLE;
     env->idle_since = zclock_mono ();
     env->idle_handle = zlistx_add_end (env->pool->idle, env);
     env->lru_handle = zlistx_add_end (self->lru, env);
+    self->idle_mb += env->memory_mb;
+    //  Idle memory can be evicted for calls waiting for memory
+    s_serve_starved (self);
 }
 
 //  A job's deadline passed: the one place that says what that means
@@ -414,8 +587,17 @@ s_job_expired (self_t *self, job_t *job)
     char error [256];
     if (!env) {
         zsys_warning ("assignment: job %s waited too long in its function's queue", job->id);
-        snprintf (error, sizeof error, "The call waited %" PRId64 " s for a free environment of its function; "
-                  "retry shortly", deadlines_queue_ms (job->timeout_ms) / 1000);
+        pool_t *pool = (pool_t *) zhashx_lookup (self->pools, job->pool_key);
+        if (pool && pool->starved_handle)
+            snprintf (error, sizeof error, "The call waited %" PRId64 " s for memory for an environment: the "
+                      "server's memory budget (%ld MB) is in use; this function holds %ld MB (its share while "
+                      "others wait: %ld MB), its owner %ld MB (share %ld MB); retry shortly",
+                      deadlines_queue_ms (job->timeout_ms) / 1000, self->config->memory_budget_mb,
+                      shares_function_mb (self->shares, job->function_id), shares_function_share_mb (self->shares),
+                      shares_owner_mb (self->shares, job->owner_id), shares_owner_share_mb (self->shares));
+        else
+            snprintf (error, sizeof error, "The call waited %" PRId64 " s for a free environment of its "
+                      "function; retry shortly", deadlines_queue_ms (job->timeout_ms) / 1000);
         s_fail_job (self, job, "unavailable", error);
     }
     else
@@ -443,6 +625,7 @@ s_handle_run (self_t *self, msg_t *msg)
     const char *pool_key = msg_run_pool_key (msg);
     const char *function_id = msg_run_function_id (msg);
     const char *project_id = msg_run_project_id (msg);
+    const char *owner_id = msg_run_owner_id (msg);
     int64_t memory_mb = msg_run_memory_mb (msg);
     int64_t timeout_ms = msg_run_timeout_ms (msg);
     //  Passed on to the worker unread: the worker checks and reads them
@@ -458,6 +641,7 @@ s_handle_run (self_t *self, msg_t *msg)
     job->pool_key = strdup (pool_key);
     job->function_id = strdup (function_id);
     job->project_id = strdup (project_id);
+    job->owner_id = strdup (owner_id);
     job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
     job->function = strdup (function);
     job->input = strdup (input);
@@ -484,6 +668,12 @@ s_handle_retire (self_t *self, msg_t *msg)
             else
                 env->state = ENV_RETIRING;
         }
+    //  Out of the idle lists first, so that no eviction or call made while
+    //  they end picks one of them
+    for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed)) {
+        s_env_unidle (self, env);
+        env->state = ENV_RETIRING;
+    }
     for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed))
         s_env_end (self, env, NULL, NULL, true);
     zlistx_destroy (&doomed);
@@ -677,6 +867,8 @@ s_tick (self_t *self)
         if (zhashx_lookup (self->jobs, job->id) == job && now > job->deadline)
             s_job_expired (self, job);
     zlistx_destroy (&expired);
+    //  A call that gave up may have held back smaller ones behind it
+    s_serve_starved (self);
 
     int64_t idle_ms = self->config->idle_seconds * 1000;
     env_t *oldest;
@@ -699,6 +891,7 @@ s_stats (self_t *self)
     cJSON_AddNumberToObject (stats, "queued", (double) queued);
     cJSON_AddNumberToObject (stats, "workers", (double) registry_size (self->registry));
     cJSON_AddNumberToObject (stats, "memory_mb", (double) self->memory_mb);
+    cJSON_AddNumberToObject (stats, "starved", (double) zlistx_size (self->starved));
     cJSON_AddNumberToObject (stats, "jobs", (double) zhashx_size (self->jobs));
     char *text = cJSON_PrintUnformatted (stats);
     cJSON_Delete (stats);
@@ -757,6 +950,8 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->pools);
     registry_destroy (&self->registry);
     zlistx_destroy (&self->lru);
+    zlistx_destroy (&self->starved);
+    shares_destroy (&self->shares);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zsock_destroy (&self->placement);
@@ -777,6 +972,9 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     zhashx_set_destructor (self->pools, s_pool_destroy);
     self->jobs = zhashx_new ();
     self->lru = zlistx_new ();
+    self->starved = zlistx_new ();
+    self->shares = shares_new (self->config->memory_budget_mb, self->config->function_share,
+                               self->config->owner_share);
     self->frontend = endpoints_bind (args->endpoints, "assignment", ZMQ_ROUTER);
     self->backend = endpoints_bind (args->endpoints, "worker", ZMQ_ROUTER);
     self->placement = endpoints_connect (args->endpoints, "placement", ZMQ_DEALER);
@@ -901,7 +1099,7 @@ s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const
 static void
 s_run (zsock_t *gateway, const char *job_id, const char *key, const char *function_id, int memory_mb)
 {
-    assert (msg_send_run (gateway, NULL, job_id, key, function_id, "pppppppppppp", (int64_t) memory_mb, 1000,
+    assert (msg_send_run (gateway, NULL, job_id, key, function_id, "pppppppppppp", "alice", (int64_t) memory_mb, 1000,
                           "{\"code\":\"...\",\"timeout_seconds\":1}", "{}") == 0);
 }
 
@@ -912,10 +1110,129 @@ s_done (zsock_t *worker, msg_t *exec, const char *state)
                            "{\"status\":\"success\",\"output\":1}", state) == 0);
 }
 
+//  Shares of the memory budget: a function over its share gives way to
+//  another function's call at the end of its run, and takes its own next
+//  call once back within it; idle environments of a tenant over its share
+//  are evicted before others'
+static void
+s_test_shares (bool verbose)
+{
+    char *argv [] = { "clowdy", "--max-concurrency", "4", "--queue-depth", "4", "--memory-budget-mb", "512",
+                      "--function-share", "50", "--owner-share", "75", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 11, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "assignment", "inproc://assignment-shares");
+    endpoints_set (endpoints, "worker", "inproc://assignment-shares-worker");
+    endpoints_set (endpoints, "placement", "inproc://assignment-shares-placement");
+    zsock_t *placement = zsock_new_router ("inproc://assignment-shares-placement");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
+    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-shares");
+    zsock_t *worker = zsock_new_dealer ("inproc://assignment-shares-worker");
+    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":4096}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    const char *context = "{\"code\":\"...\",\"timeout_seconds\":30}";
+    #define S_RUN(job, key, function, owner, mb) \
+        assert (msg_send_run (gateway, NULL, job, key, function, "pppppppppppp", owner, (int64_t) (mb), \
+                              30000, context, "{}") == 0)
+
+    //  Alone, the hog takes the whole budget: two 256 MB environments
+    msg_t *hog [2], *msg;
+    const char *hog_jobs [] = { "hog000000001", "hog000000002" };
+    for (int i = 0; i < 2; i++) {
+        S_RUN (hog_jobs [i], "h:1:x", "hhhhhhhhhhhh", "alice", 256);
+        msg = s_expect (placement, true, MSG_ID_PLACE);
+        assert (msg_send_placed (placement, msg_route (msg), hog_jobs [i], "w1") == 0);
+        msg_destroy (&msg);
+        hog [i] = s_expect (worker, false, MSG_ID_EXEC);
+    }
+    assert (s_stat (assignment, "memory_mb") == 512);
+    //  Its third call and another user's call wait for memory, not 503
+    S_RUN ("hog000000003", "h:1:x", "hhhhhhhhhhhh", "alice", 256);
+    S_RUN ("oth000000001", "o:1:x", "oooooooooooo", "bob", 128);
+    s_wait_stat (assignment, "queued", 2);
+    assert (s_stat (assignment, "starved") == 2);
+
+    //  The hog's first run ends: it is over its share (512 > 256), so its
+    //  environment goes and the other call gets the memory, not hog 3
+    s_done (worker, hog [0], "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "hog000000001"));
+    msg_destroy (&msg);
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (hog [0])));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "oth000000001"));
+    assert (msg_send_placed (placement, msg_route (msg), "oth000000001", "w1") == 0);
+    msg_destroy (&msg);
+    msg_t *other = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (other), "oth000000001"));
+    assert (s_stat (assignment, "memory_mb") == 384 && s_stat (assignment, "queued") == 1);
+
+    //  The hog's second run ends: back within its share (256), it keeps
+    //  its environment and takes its own next call, warm
+    s_done (worker, hog [1], "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    msg_t *third = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (third), "hog000000003"));
+    assert (streq (msg_exec_env_id (third), msg_exec_env_id (hog [1])));
+    msg_destroy (&hog [0]);
+    msg_destroy (&hog [1]);
+
+    //  Both finish and idle (hog 256 + other 128). A third function of
+    //  alice's needs 256: 128 must go. The other's environment is the least
+    //  recently idle, but nobody is over a share, so LRU decides: it goes.
+    s_done (worker, other, "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    s_done (worker, third, "warm");
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "idle") == 2 && s_stat (assignment, "starved") == 0);
+    S_RUN ("new000000001", "n:1:x", "nnnnnnnnnnnn", "alice", 256);
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (other)));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "new000000001"));
+    assert (msg_send_placed (placement, msg_route (msg), "new000000001", "w1") == 0);
+    msg_destroy (&msg);
+    msg_t *fresh = s_expect (worker, false, MSG_ID_EXEC);
+    s_done (worker, fresh, "warm");
+    msg_destroy (&fresh);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    msg_destroy (&other);
+
+    //  Now alice holds 512 (idle), over her 384 share: bob's 256 MB call
+    //  evicts one of hers, never blocks
+    S_RUN ("oth000000002", "o:1:x", "oooooooooooo", "bob", 256);
+    msg = s_expect (worker, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), msg_exec_env_id (third)));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "oth000000002"));
+    msg_destroy (&msg);
+    msg_destroy (&third);
+    #undef S_RUN
+
+    zsock_destroy (&worker);
+    zsock_destroy (&gateway);
+    zactor_destroy (&assignment);
+    zsock_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+}
+
 void
 assignment_test (bool verbose)
 {
     printf ("assignment: ");
+    s_test_shares (verbose);
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
     config_t config;
@@ -1133,7 +1450,7 @@ assignment_test (bool verbose)
     const char *long_context = "{\"code\":\"...\",\"timeout_seconds\":30}";
     const char *holders [] = { "job000000015", "job000000016" };
     for (int i = 0; i < 2; i++) {
-        assert (msg_send_run (gateway, NULL, holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", (int64_t) 128,
+        assert (msg_send_run (gateway, NULL, holders [i], "f6:1:x", "ffffffffff06", "pppppppppppp", "alice", (int64_t) 128,
                               30000, long_context, "{}") == 0);
         msg = s_expect (placement, true, MSG_ID_PLACE);
         assert (msg_send_placed (placement, msg_route (msg), holders [i], "w3") == 0);

@@ -32,6 +32,7 @@ typedef struct {
     char *context;                  //  JSON text of the function context for RUN
     char *pool_key;                 //  Environments that may serve it
     char *project_id;               //  "" when none
+    char *owner_id;                 //  The function's user (its share of the memory budget)
     int version;                    //  Active version
     int memory_mb;                  //  Memory limit
     int timeout_seconds;            //  Timeout, for the job's deadline
@@ -76,6 +77,7 @@ s_function_entry_destroy (void **item)
         free (entry->context);
         free (entry->pool_key);
         free (entry->project_id);
+        free (entry->owner_id);
         free (entry);
         *item = NULL;
     }
@@ -179,6 +181,7 @@ s_function_lookup (self_t *self, const char *function_id)
     entry->context = cJSON_PrintUnformatted (context);
     cJSON_Delete (context);
     entry->project_id = strdup (fn.project_id);
+    entry->owner_id = strdup (fn.user_id ? fn.user_id : "");
     entry->version = fn.version;
     entry->memory_mb = fn.memory_mb;
     entry->timeout_seconds = fn.timeout_seconds;
@@ -371,7 +374,7 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->path = path ? strdup (path) : NULL;
     int64_t timeout_ms = fn->timeout_seconds > 0 ? fn->timeout_seconds * 1000LL : DEFAULT_TIMEOUT_MS;
     job->deadline = zclock_mono () + deadlines_job_ms (timeout_ms);
-    if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id,
+    if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id, fn->owner_id,
                       fn->memory_mb, timeout_ms, fn->context, job->input)) {
         //  assignment's queue is full (or it is gone): the call never ran
         zsys_warning ("gateway: could not send RUN for job %s (%s); answered 503", job_id, zmq_strerror (zmq_errno ()));
@@ -522,6 +525,8 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     const char *logs = cJSON_GetStringValue (cJSON_GetObjectItem (result, "logs"));
     if (logs)
         cJSON_AddStringToObject (row, "logs", logs);
+    if (cJSON_IsTrue (cJSON_GetObjectItem (result, "logs_truncated")))
+        cJSON_AddBoolToObject (row, "logs_truncated", true);
     cJSON_AddNumberToObject (row, "duration_us", cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us")));
     cJSON_AddBoolToObject (row, "cold_start", cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start")));
     cJSON_AddNumberToObject (row, "version", job->version);

@@ -5,6 +5,19 @@
     unless the database refuses it (then the error is logged once per batch).
     The request path never waits for this actor: gateway PUSHes and goes on.
     With WAL and synchronous=NORMAL a batch costs one WAL append, no fsync.
+
+    What one tenant may put on disk is bounded twice, so that a function fed
+    5 MiB inputs cannot fill the data dir:
+    - per record: input, output, error and logs each keep at most
+      --record-max-bytes (cut at a UTF-8 character boundary), and the record
+      says so (input_truncated, output_truncated, logs_truncated). The
+      prefix is what a person reading the log needs; a truncated input is no
+      longer valid JSON, which is why the flag is there.
+    - per function: the newest --retention rows and, of those, the newest
+      whose stored bytes add up to --retention-mb; older ones are deleted,
+      oldest first. Per function, not overall, so that one busy function
+      never prunes another's history. SQLite reuses the freed pages, so the
+      file stops growing once a function's records reach the cap.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
@@ -26,7 +39,9 @@ typedef struct {
     size_t count;                   //  Rows in batch
     int64_t first_at;               //  Monotonic ms when batch [0] arrived
     long retention;                 //  Rows kept per function
-    zhashx_t *since_trim;           //  function id -> rows written since its last trim
+    int64_t retention_bytes;        //  Stored bytes kept per function
+    size_t record_max_bytes;        //  Longest input, output, error or logs kept
+    zhashx_t *since_trim;           //  function id -> trim_t, written since its last trim
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
 
@@ -44,6 +59,28 @@ s_number (cJSON *row, const char *name)
     return cJSON_IsNumber (item) ? item->valuedouble : 0;
 }
 
+//  What a function has written since its last trim
+typedef struct {
+    size_t rows;                    //  Rows
+    int64_t bytes;                  //  Their stored bytes
+} trim_t;
+
+//  Cut row's string field to at most max bytes, at a UTF-8 character
+//  boundary. Returns true when it was cut.
+static bool
+s_cap (cJSON *row, const char *name, size_t max)
+{
+    cJSON *item = cJSON_GetObjectItemCaseSensitive (row, name);
+    if (!cJSON_IsString (item) || strlen (item->valuestring) <= max)
+        return false;
+    size_t cut = max;
+    //  Back off continuation bytes (10xxxxxx) so a character is never split
+    while (cut > 0 && ((unsigned char) item->valuestring [cut] & 0xC0) == 0x80)
+        cut--;
+    item->valuestring [cut] = 0;
+    return true;
+}
+
 static void
 s_flush (self_t *self)
 {
@@ -52,6 +89,10 @@ s_flush (self_t *self)
     store_invocation_t rows [BATCH_MAX];
     for (size_t i = 0; i < self->count; i++) {
         cJSON *row = self->batch [i];
+        bool input_cut = s_cap (row, "input", self->record_max_bytes);
+        bool output_cut = s_cap (row, "output", self->record_max_bytes);
+        output_cut = s_cap (row, "error", self->record_max_bytes) || output_cut;
+        bool logs_cut = s_cap (row, "logs", self->record_max_bytes);
         rows [i] = (store_invocation_t) {
             .id = s_text (row, "id"), .function_id = s_text (row, "function_id"),
             .input = s_text (row, "input"), .output = s_text (row, "output"),
@@ -63,35 +104,53 @@ s_flush (self_t *self)
             .version = (int) s_number (row, "version"),
             .peak_memory_kb = (int64_t) s_number (row, "peak_memory_kb"),
             .created_at = s_text (row, "created_at"),
+            .input_truncated = input_cut,
+            .output_truncated = output_cut,
+            //  The runner caps logs too, and says so in the result
+            .logs_truncated = logs_cut || cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (row, "logs_truncated")),
         };
     }
     if (store_invocations_insert (self->store, rows, self->count) < 0)
         zsys_error ("recorder: could not write %zu invocation records", self->count);
 
-    //  Retention: trimming walks `retention` index entries, so a function is
-    //  trimmed once a tenth of its retention has been written since its last
-    //  trim (and on its first batch after start): it holds at most 10% more
-    //  rows than --retention for a while, and the cost per row stays small.
-    size_t every = self->retention / 10 > 0 ? (size_t) (self->retention / 10) : 1;
+    //  Retention: trimming walks the function's index entries (up to
+    //  `retention` of them), so a function is trimmed once it has written a
+    //  tenth of its row or byte retention since its last trim (and on its
+    //  first batch after start): it holds at most 10% more rows or bytes
+    //  than kept for a while, and the cost per row stays small. The newest
+    //  record always stays. INDEXED BY: the index covers stored_bytes, so
+    //  the sum never reads a row's big fields.
+    size_t every_rows = self->retention / 10 > 0 ? (size_t) (self->retention / 10) : 1;
+    int64_t every_bytes = self->retention_bytes / 10 > 0 ? self->retention_bytes / 10 : 1;
     for (size_t i = 0; i < self->count; i++) {
         const char *function_id = rows [i].function_id;
         if (!function_id)
             continue;
-        size_t *pending = (size_t *) zhashx_lookup (self->since_trim, function_id);
+        int64_t bytes = (int64_t) (strlen (rows [i].input ? rows [i].input : "{}")
+                      + (rows [i].output ? strlen (rows [i].output) : 0)
+                      + (rows [i].error ? strlen (rows [i].error) : 0)
+                      + (rows [i].logs ? strlen (rows [i].logs) : 0));
+        trim_t *pending = (trim_t *) zhashx_lookup (self->since_trim, function_id);
         if (!pending) {
-            pending = (size_t *) zmalloc (sizeof (size_t));
-            *pending = every;           //  Unknown since start: trim it now
+            pending = (trim_t *) zmalloc (sizeof (trim_t));
+            pending->rows = every_rows;         //  Unknown since start: trim it now
             zhashx_insert (self->since_trim, function_id, pending);
         }
-        else
-            (*pending)++;
-        if (*pending >= every) {
-            *pending = 0;
+        else {
+            pending->rows++;
+            pending->bytes += bytes;
+        }
+        if (pending->rows >= every_rows || pending->bytes >= every_bytes) {
+            pending->rows = 0;
+            pending->bytes = 0;
             store_exec (self->store,
-                "DELETE FROM invocations WHERE function_id = ?1 AND rowid IN ("
-                " SELECT rowid FROM invocations WHERE function_id = ?1"
-                " ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?2)",
-                "sI", function_id, (int64_t) self->retention);
+                "DELETE FROM invocations WHERE rowid IN ("
+                " SELECT rowid FROM ("
+                "  SELECT rowid, row_number () OVER newest AS n, sum (stored_bytes) OVER newest AS kept"
+                "    FROM invocations INDEXED BY invocations_sizes WHERE function_id = ?1"
+                "  WINDOW newest AS (ORDER BY created_at DESC, rowid DESC))"
+                " WHERE n > ?2 OR (kept > ?3 AND n > 1))",
+                "sII", function_id, (int64_t) self->retention, self->retention_bytes);
         }
     }
     if (zhashx_size (self->since_trim) > 100000)
@@ -157,6 +216,8 @@ recorder_actor (zsock_t *pipe, void *args_)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
     self->retention = args->config->retention;
+    self->retention_bytes = (int64_t) args->config->retention_mb * 1024 * 1024;
+    self->record_max_bytes = (size_t) args->config->record_max_bytes;
     self->since_trim = zhashx_new ();
     zhashx_set_destructor (self->since_trim, (zhashx_destructor_fn *) zstr_free);
     self->store = store_open (args->config->data_dir);
@@ -211,10 +272,11 @@ recorder_test (bool verbose)
     printf ("recorder: ");
     char data_dir [] = "/tmp/clowdy-recorder-test-XXXXXX";
     assert (mkdtemp (data_dir));
-    char *argv [] = { "clowdy", "--data-dir", data_dir, "--retention", "10", NULL };
+    char *argv [] = { "clowdy", "--data-dir", data_dir, "--retention", "10", "--retention-mb", "1",
+                      "--record-max-bytes", "200000", NULL };
     config_t config;
     char error [256];
-    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
+    assert (config_parse (&config, 9, argv, error, sizeof error) == 0);
     endpoints_t *endpoints = endpoints_new ();
     endpoints_set (endpoints, "recorder", "inproc://recorder-test");
 
@@ -224,6 +286,9 @@ recorder_test (bool verbose)
     assert (store_exec (store, "INSERT INTO functions (id, user_id, name, description, runtime, status,"
         " network_enabled, timeout_seconds, memory_mb, active_version, created_at, updated_at)"
         " VALUES ('aaaaaaaaaaaa', 'local', 'f', '', 'python', 'active', 0, 30, 128, 1, 'x', 'x')", "") == 1);
+    assert (store_exec (store, "INSERT INTO functions (id, user_id, name, description, runtime, status,"
+        " network_enabled, timeout_seconds, memory_mb, active_version, created_at, updated_at)"
+        " VALUES ('cccccccccccc', 'local', 'big', '', 'python', 'active', 0, 30, 128, 1, 'x', 'x')", "") == 1);
 
     actor_args_t args = { &config, endpoints, 0 };
     zactor_t *recorder = actor_start (recorder_actor, &args, "recorder", NULL);
@@ -247,6 +312,54 @@ recorder_test (bool verbose)
     assert (cJSON_GetArraySize (rows) == 10);
     assert (streq (cJSON_GetObjectItem (cJSON_GetArrayItem (rows, 0), "output")->valuestring, "24"));
     cJSON_Delete (rows);
+
+    //  Big records: each field keeps its first 200000 bytes, never half a
+    //  character ("x" then 2-byte characters: byte 200000 is the second half
+    //  of one, so 199999 are kept), and says it was cut; a short field is
+    //  whole. Retention by bytes then keeps the newest records that fit in
+    //  1 MiB: 5 of about 200 KB each (6 would be 1.2 MB), whatever the rows.
+    size_t big_size = 300001;
+    char *big = (char *) malloc (big_size + 1);
+    big [0] = 'x';
+    for (size_t i = 1; i < big_size; i += 2)
+        memcpy (big + i, "\xc3\xa9", 2);
+    big [big_size] = 0;
+    for (int i = 0; i < 12; i++) {
+        cJSON *row = cJSON_CreateObject ();
+        cJSON_AddStringToObject (row, "function_id", "cccccccccccc");
+        cJSON_AddStringToObject (row, "status", "success");
+        cJSON_AddStringToObject (row, "input", big);
+        char output [16];
+        snprintf (output, sizeof output, "%d", i);
+        cJSON_AddStringToObject (row, "output", output);
+        cJSON_AddStringToObject (row, "logs", "printed\n");
+        char *text = cJSON_PrintUnformatted (row);
+        assert (msg_send_record (push, NULL, text) == 0);
+        free (text);
+        cJSON_Delete (row);
+    }
+    free (big);
+    zstr_send (recorder, "FLUSH");
+    ok = zstr_recv (recorder);
+    assert (ok && streq (ok, "OK"));
+    zstr_free (&ok);
+    rows = store_query (store, "SELECT output, length (CAST (input AS BLOB)) AS size, input_truncated,"
+                               " output_truncated, logs_truncated, stored_bytes, logs FROM invocations"
+                               " WHERE function_id = 'cccccccccccc' ORDER BY created_at DESC, rowid DESC", "");
+    assert (cJSON_GetArraySize (rows) == 5);
+    cJSON *newest = cJSON_GetArrayItem (rows, 0);
+    assert (streq (cJSON_GetObjectItem (newest, "output")->valuestring, "11"));
+    assert (cJSON_GetObjectItem (newest, "size")->valueint == 199999);
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (newest, "input_truncated")));
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (newest, "output_truncated")));
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (newest, "logs_truncated")));
+    assert (streq (cJSON_GetObjectItem (newest, "logs")->valuestring, "printed\n"));
+    assert (cJSON_GetObjectItem (newest, "stored_bytes")->valueint == 199999 + 2 + 8);
+    cJSON_Delete (rows);
+    //  The row retention of the other function is untouched by this one's bytes
+    cJSON *kept = store_query_row (store, "SELECT count(*) AS n FROM invocations WHERE function_id = 'aaaaaaaaaaaa'", "");
+    assert (cJSON_GetObjectItem (kept, "n")->valueint == 10);
+    cJSON_Delete (kept);
 
     //  A clean stop writes what is still waiting
     assert (msg_send_record (push, NULL,

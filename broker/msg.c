@@ -788,7 +788,7 @@ msg_test (bool verbose)
     //  A socket that cannot queue fails at once, never blocks: a DEALER
     //  with no peer, a PUSH past its high-water mark with nobody pulling
     zsock_t *lonely = zsock_new (ZMQ_DEALER);
-    assert (msg_send_run (lonely, NULL, "j", "k", "f", "p", 1, 1000, "{}", "{}") == -1);
+    assert (msg_send_run (lonely, NULL, "j", "k", "f", "p", "u", 1, 1000, "{}", "{}") == -1);
     zsock_destroy (&lonely);
     zsock_t *push = zsock_new (ZMQ_PUSH);
     zsock_set_sndhwm (push, 2);

@@ -133,6 +133,7 @@
     FIELD (m, pool_key,    s, "") \
     FIELD (m, function_id, s, "") \
     FIELD (m, project_id,  s, "") \
+    FIELD (m, owner_id,    s, "(the function's user: whose share of the memory budget it uses)") \
     FIELD (m, memory_mb,   i, "") \
     FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
     FIELD (m, function,    s, "(JSON text that assignment passes on unread, in EXEC: id, name, version, code, " \

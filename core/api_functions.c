@@ -316,7 +316,8 @@ api_invocations_list (api_call_t *call)
     return api_reply (call, 200, store_query (call->store,
         "SELECT id, function_id, input, output, status, error,"
         "       (duration_us + 500) / 1000 AS duration_ms, source, http_method, http_path,"
-        "       created_at, cold_start, version, logs, duration_us, peak_memory_kb"
+        "       created_at, cold_start, version, logs, duration_us, peak_memory_kb,"
+        "       input_truncated, output_truncated, logs_truncated"
         "  FROM invocations WHERE function_id = ?"
         " ORDER BY created_at DESC, rowid DESC LIMIT ?", "si", function_id, (int) limit));
 }

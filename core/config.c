@@ -55,9 +55,13 @@ static const opt_t s_options [] = {
     NUM (memory_budget_mb, "memory-budget-mb", "CLOWDY_MEMORY_BUDGET_MB", "4096", 64, 1L << 20, "memory cap over all environments"),
     NUM (max_concurrency, "max-concurrency", "CLOWDY_MAX_CONCURRENCY", "8", 1, 1024, "environments at once per function"),
     NUM (queue_depth, "queue-depth", "CLOWDY_QUEUE_DEPTH", "64", 0, 100000, "calls waiting per function before 429"),
+    NUM (function_share, "function-share", "CLOWDY_FUNCTION_SHARE", "50", 1, 100, "percent of the memory budget one function's environments may hold while other functions wait for memory"),
+    NUM (owner_share, "owner-share", "CLOWDY_OWNER_SHARE", "75", 1, 100, "percent of the memory budget one user's functions may hold while other users' functions wait for memory"),
     NUM (max_memory_mb, "max-memory-mb", "CLOWDY_MAX_MEMORY_MB", "2048", 64, 2048, "largest memory_mb a function may ask for"),
     NUM (max_timeout_seconds, "max-timeout", "CLOWDY_MAX_TIMEOUT", "900", 1, 900, "largest timeout_seconds a function may ask for"),
     NUM (retention, "retention", "CLOWDY_RETENTION", "10000", 10, 100000000, "invocation records kept per function"),
+    NUM (retention_mb, "retention-mb", "CLOWDY_RETENTION_MB", "64", 1, 1L << 20, "MB of invocation records (input, output, error, logs) kept per function; the oldest go first"),
+    NUM (record_max_bytes, "record-max-bytes", "CLOWDY_RECORD_MAX_BYTES", "65536", 1024, 1L << 30, "bytes of an invocation's input, output, error and logs each kept in its record; a longer one keeps its start and is marked truncated"),
     STR (database_provider, "database-provider", "CLOWDY_DATABASE_PROVIDER", "sqlite", "managed databases per project: sqlite (a file), postgres or neon"),
     NUM (sqlite_db_max_mb, "sqlite-db-max-mb", "CLOWDY_SQLITE_DB_MAX_MB", "100", 1, 1L << 20, "largest a project's SQLite database may grow (sqlite provider)"),
     STR (postgres_admin_url, "postgres-admin-url", "CLOWDY_POSTGRES_ADMIN_URL", "", "libpq conninfo of a role with CREATEDB and CREATEROLE (postgres provider)"),
@@ -228,6 +232,9 @@ config_test (bool verbose)
     assert (streq (config.listen, "127.0.0.1:8000"));
     assert (config.max_body == 6291456);
     assert (streq (config.auth, "local"));
+    //  What one tenant may take: shares of the memory budget, record sizes
+    assert (config.function_share == 50 && config.owner_share == 75);
+    assert (config.record_max_bytes == 65536 && config.retention_mb == 64);
     config_reset (&config);
 
     setenv ("CLOWDY_LISTEN", "127.0.0.1:9000", 1);
@@ -270,6 +277,10 @@ config_test (bool verbose)
     config_reset (&config);
     char *bad3 [] = { "clowdy", "--auth", "magic", NULL };
     assert (config_parse (&config, 3, bad3, error, sizeof error) == -1);
+    config_reset (&config);
+    char *bad_share [] = { "clowdy", "--function-share", "0", NULL };
+    assert (config_parse (&config, 3, bad_share, error, sizeof error) == -1);
+    assert (strstr (error, "from 1 to 100"));
     config_reset (&config);
     char *bad4 [] = { "clowdy", "--auth", "jwt", NULL };
     assert (config_parse (&config, 3, bad4, error, sizeof error) == -1);

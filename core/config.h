@@ -47,9 +47,13 @@ typedef struct {
     long memory_budget_mb;          //  Global cap over all warm environments
     long max_concurrency;           //  Environments at once per function
     long queue_depth;               //  Calls waiting per function before 429
+    long function_share;            //  Percent of the memory budget one function may hold while others wait
+    long owner_share;               //  Percent of the memory budget one owner's functions may hold while others wait
     long max_memory_mb;             //  Server-set maximum for memory_mb
     long max_timeout_seconds;       //  Server-set maximum for timeout_seconds
     long retention;                 //  Invocation rows kept per function
+    long retention_mb;              //  Stored bytes of invocation records kept per function, in MB
+    long record_max_bytes;          //  Bytes of input, output, error and logs each kept per record
     long reuse;                     //  1: keep environments warm; 0: one process per call (baseline)
     bool help;                      //  --help was given
     bool version;                   //  --version was given

@@ -248,6 +248,20 @@ static const char *s_migrations [] = {
     "    detail TEXT,"
     "    created_at TEXT NOT NULL,"
     "    updated_at TEXT NOT NULL);",
+    //  6: records are capped and retained by size (actors/recorder.c): a
+    //  field longer than --record-max-bytes keeps its start and is marked
+    //  truncated; stored_bytes is what a row's input, output, error and logs
+    //  take, summed over the newest rows by the index (which covers it, so
+    //  pruning never reads the rows' big fields) to keep --retention-mb.
+    //  Rows written before this count what they hold.
+    "ALTER TABLE invocations ADD COLUMN input_truncated BOOLEAN NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN output_truncated BOOLEAN NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN logs_truncated BOOLEAN NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE invocations SET stored_bytes ="
+    "    coalesce (length (CAST (input AS BLOB)), 0) + coalesce (length (CAST (output AS BLOB)), 0)"
+    "  + coalesce (length (CAST (error AS BLOB)), 0) + coalesce (length (CAST (logs AS BLOB)), 0);"
+    "CREATE INDEX invocations_sizes ON invocations (function_id, created_at DESC, stored_bytes);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -720,17 +734,21 @@ store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t 
         char id [UTIL_ID_SIZE];
         if (!row->id)
             util_new_id (id);
+        const char *input = row->input? row->input: "{}";
+        int64_t stored_bytes = (int64_t) (strlen (input) + (row->output? strlen (row->output): 0)
+                             + (row->error? strlen (row->error): 0) + (row->logs? strlen (row->logs): 0));
         int rc = store_exec (self,
             "INSERT INTO invocations (id, function_id, input, output, status, error,"
             " duration_us, source, http_method, http_path, cold_start, version, logs,"
-            " peak_memory_kb, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "ssssssIsssbisIs",
-            row->id? row->id: id, row->function_id, row->input? row->input: "{}",
+            " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssssIsssbisIsbbbI",
+            row->id? row->id: id, row->function_id, input,
             row->output, row->status? row->status: "error", row->error,
             row->duration_us, row->source? row->source: "direct",
             row->http_method, row->http_path, (int) row->cold_start, row->version,
-            row->logs, row->peak_memory_kb, row->created_at? row->created_at: now);
+            row->logs, row->peak_memory_kb, row->created_at? row->created_at: now,
+            (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes);
         if (rc == 1)
             inserted++;
         else
@@ -1074,7 +1092,8 @@ store_test (bool verbose)
         "INSERT INTO invocations (id, function_id, status, duration_us, cold_start, created_at) VALUES"
         "    ('i1', 'bbbbbbbbbbb7', 'success', 1500, 1, '2026-02-01T10:00:00Z'),"
         "    ('i2', 'bbbbbbbbbbb7', 'error', 1500, 0, '2026-02-01T11:00:00Z'),"
-        "    ('i3', 'bbbbbbbbbbb7', 'timeout', 30000000, 0, '2026-02-02T00:00:00Z');",
+        "    ('i3', 'bbbbbbbbbbb7', 'timeout', 30000000, 0, '2026-02-02T00:00:00Z');"
+        "UPDATE invocations SET input = '{\"a\":\"\xc3\xa9\"}', logs = 'hi' WHERE id = 'i1';",
         NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close (old);
     store = store_new (old_path);
@@ -1088,6 +1107,10 @@ store_test (bool verbose)
     assert (s_sum (store, "SELECT errors FROM function_days WHERE day = '2026-02-01'") == 1);
     assert (s_sum (store, "SELECT cold_starts FROM function_days WHERE day = '2026-02-01'") == 1);
     assert (s_sum (store, "SELECT errors FROM function_days WHERE day = '2026-02-02'") == 1);
+    //  Old rows count the bytes they hold (UTF-8 bytes, not characters), for retention by size
+    assert (s_sum (store, "SELECT stored_bytes FROM invocations WHERE id = 'i1'") == 10 + 2);
+    assert (s_sum (store, "SELECT stored_bytes FROM invocations WHERE id = 'i2'") == 0);
+    assert (s_sum (store, "SELECT count(*) FROM invocations WHERE input_truncated OR output_truncated") == 0);
     //  and the new trigger counts from there on
     store_invocation_t later = { .function_id = "bbbbbbbbbbb7", .status = "success",
                                  .duration_us = 1550, .cold_start = true,
@@ -1096,6 +1119,7 @@ store_test (bool verbose)
     assert (s_sum (store, "SELECT cold_starts FROM function_stats") == 2);
     assert (s_sum (store, "SELECT invocations FROM function_durations WHERE bucket = 16") == 3);
     assert (s_sum (store, "SELECT invocations FROM function_days WHERE day = '2026-02-02'") == 2);
+    assert (s_sum (store, "SELECT stored_bytes FROM invocations WHERE created_at = '2026-02-02T01:00:00Z'") == 2);
     store_destroy (&store);
     zsys_file_delete (old_path);
     char *old_wal = zsys_sprintf ("%s-wal", old_path), *old_shm = zsys_sprintf ("%s-shm", old_path);

@@ -137,10 +137,14 @@ typedef struct {
     int version;                    //  Function version that ran
     int64_t peak_memory_kb;         //  Peak memory, 0 when unknown
     const char *created_at;         //  ISO 8601 UTC, or NULL for now
+    bool input_truncated;           //  input is the start of a longer one
+    bool output_truncated;          //  output (and error) are the start of longer ones
+    bool logs_truncated;            //  logs are the start of longer ones
 } store_invocation_t;
 
 //  Insert count invocation records in one transaction. Rows whose function
-//  no longer exists are skipped (it may have been deleted meanwhile).
+//  no longer exists are skipped (it may have been deleted meanwhile). Each
+//  row's stored_bytes is what its input, output, error and logs take.
 //  Returns the number inserted, or STORE_ERROR (nothing inserted).
 int
     store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t count);
