@@ -37,6 +37,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include "actors/worker.h"
 #include "broker/actor.h"
@@ -67,6 +68,10 @@ typedef struct {
     int deadline_timer;             //  zloop timer id, or -1
     int64_t started_us;             //  When the run in flight was received
     bool registered;                //  Its fd is in the loop
+    char *out;                      //  Frame bytes the runner has not taken yet, or NULL
+    size_t out_size;                //  Bytes in out
+    size_t out_sent;                //  Of those, bytes already written
+    bool polling_out;               //  Its fd is polled for POLLOUT too (out is not empty)
 } wenv_t;
 
 typedef struct {
@@ -95,6 +100,7 @@ typedef struct {
 } self_t;
 
 static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
+static int s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_schedule_refill (self_t *self);
 
 //  --------------------------------------------------------------------------
@@ -205,17 +211,108 @@ s_env_free (self_t *self, wenv_t *env)
     sandbox_destroy (&env->sandbox);
     proto_reader_destroy (&env->reader);
     free (env->job_id);
+    free (env->out);
     free (env->pending_load);
     cJSON_Delete (env->pending_input);
     free (env);
 }
 
-//  Send one frame to the runner; false if the runner cannot take it. The
-//  text is ours (printed by cJSON here or by gateway), so it is not parsed again.
-static bool
-s_env_send (wenv_t *env, const char *json)
+//  Writing to runners never blocks this loop. A runner that does not read
+//  (stopped with SIGSTOP, or busy in a thread of its own) would otherwise
+//  hold the worker, and every other function on it, for as long as a
+//  blocking write waits. So a frame goes out with a non-blocking send; what
+//  the socket does not take now waits in the environment's `out`, and the
+//  fd is polled for POLLOUT until it is gone. The run's deadline still
+//  bounds it: a runner that never reads is killed at its timeout like one
+//  that never answers.
+
+//  Poll env's fd for POLLOUT as well as POLLIN, or stop
+static void
+s_env_poll_out (self_t *self, wenv_t *env, bool on)
 {
-    return proto_send_text (sandbox_fd (env->sandbox), json, strlen (json), 2000) == 0;
+    if (env->polling_out == on || !env->sandbox)
+        return;
+    zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
+    if (env->registered)
+        zloop_poller_end (self->loop, &item);
+    if (on)
+        item.events |= ZMQ_POLLOUT;
+    env->registered = zloop_poller (self->loop, &item, s_runner_readable, self) == 0;
+    zloop_poller_set_tolerant (self->loop, &item);
+    env->polling_out = on;
+}
+
+//  Write what waits in out while the socket takes it; false if the runner
+//  is gone (its socket refuses writes)
+static bool
+s_env_flush (self_t *self, wenv_t *env)
+{
+    int fd = sandbox_fd (env->sandbox);
+    while (env->out_sent < env->out_size) {
+        ssize_t done = send (fd, env->out + env->out_sent, env->out_size - env->out_sent,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;            //  The rest when POLLOUT says so
+        if (done < 0)
+            return false;
+        env->out_sent += (size_t) done;
+    }
+    zstr_free (&env->out);
+    env->out_size = env->out_sent = 0;
+    s_env_poll_out (self, env, false);
+    return true;
+}
+
+//  Send one frame to the runner (never blocking: see above); false if the
+//  runner cannot take it. The text is ours (printed by cJSON here, the
+//  input as gateway wrote it), so it is not parsed again.
+static bool
+s_env_send (self_t *self, wenv_t *env, const char *json)
+{
+    size_t size = strlen (json);
+    if (size > UINT32_MAX)
+        return false;
+    unsigned char header [4] = {
+        (unsigned char) (size >> 24), (unsigned char) (size >> 16),
+        (unsigned char) (size >> 8), (unsigned char) size
+    };
+    int fd = sandbox_fd (env->sandbox);
+    size_t sent = 0;
+    if (!env->out) {
+        struct iovec parts [2] = {
+            { .iov_base = header, .iov_len = 4 },
+            { .iov_base = (void *) json, .iov_len = size }
+        };
+        struct msghdr message = { .msg_iov = parts, .msg_iovlen = 2 };
+        ssize_t done;
+        do
+            done = sendmsg (fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (done < 0 && errno == EINTR);
+        if (done < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return false;
+        sent = done > 0 ? (size_t) done : 0;
+        if (sent == size + 4)
+            return true;
+    }
+    //  Keep what the socket did not take, behind what already waits
+    size_t waiting = env->out ? env->out_size - env->out_sent : 0;
+    char *buffer = (char *) malloc (waiting + size + 4 - sent);
+    if (!buffer)
+        return false;
+    if (waiting)
+        memcpy (buffer, env->out + env->out_sent, waiting);
+    for (size_t i = sent; i < 4; i++)
+        buffer [waiting++] = (char) header [i];
+    size_t from = sent > 4 ? sent - 4 : 0;
+    memcpy (buffer + waiting, json + from, size - from);
+    free (env->out);
+    env->out = buffer;
+    env->out_size = waiting + size - from;
+    env->out_sent = 0;
+    s_env_poll_out (self, env, true);
+    return true;
 }
 
 static void
@@ -331,7 +428,7 @@ s_send_invoke (self_t *self, wenv_t *env)
     char *frame = cJSON_PrintUnformatted (invoke);
     cJSON_Delete (invoke);
     env->state = WENV_BUSY;
-    if (!s_env_send (env, frame))
+    if (!s_env_send (self, env, frame))
         s_env_end (self, env, "Function's runner stopped taking input");
     free (frame);
 }
@@ -365,7 +462,7 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
             env->state = WENV_IDLE;
             if (env->pending_load) {
                 env->state = WENV_LOADING;
-                if (!s_env_send (env, env->pending_load))
+                if (!s_env_send (self, env, env->pending_load))
                     s_env_end (self, env, "Function's runner stopped taking input");
                 else
                     zstr_free (&env->pending_load);
@@ -461,6 +558,12 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zloop_poller_end (loop, item);
         return 0;
     }
+    if ((item->revents & ZMQ_POLLOUT) && env->out && !s_env_flush (self, env)) {
+        s_env_end (self, env, env->timed_out ? NULL : "Function's runner stopped taking input");
+        return 0;
+    }
+    if (!(item->revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+        return 0;
     int rc = proto_reader_read_fd (env->reader, item->fd);
     int error = errno;
     cJSON *msg;
@@ -615,8 +718,9 @@ s_handle_exec (self_t *self, msg_t *msg)
         s_env_end (self, env, "Environment was given a second call while running one");
         return;
     }
-    //  Parsed and checked at receive: ours from here on
-    cJSON *input = msg_exec_input_take (msg);
+    //  Checked at receive; sent to the runner as the text gateway wrote
+    //  (a raw item), so its numbers keep their digits (core/jsonfit.h)
+    cJSON *input = cJSON_CreateRaw (msg_exec_input_text (msg));
     if (env) {
         //  Warm
         env->job_id = strdup (job_id);
@@ -721,7 +825,7 @@ s_handle_exec (self_t *self, msg_t *msg)
         s_start_deadline (self, env, timeout_ms + LOAD_ALLOWANCE_MS);
         if (env->state == WENV_IDLE) {
             env->state = WENV_LOADING;
-            if (!s_env_send (env, load_text))
+            if (!s_env_send (self, env, load_text))
                 s_env_end (self, env, "Function's runner stopped taking input");
             free (load_text);
         }
