@@ -768,6 +768,13 @@ static enum MHD_Result
 s_dispatch (request_t *request, struct MHD_Connection *connection, const char *url, const char *method)
 {
     self_t *self = request->self;
+    //  The functions' own origin (--gateway-host) serves functions only, so
+    //  what they serve there never runs beside the dashboard or the API
+    bool function_path = strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway")
+                      || strncmp (url, "/api/invoke/", 12) == 0;
+    if (!function_path && strneq (url, "/api/health")
+    &&  gwmap_host_is (MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Host"), self->config->gateway_host))
+        return s_respond_detail (request, connection, 404, "Not found: this host serves only functions");
     if (streq (method, "OPTIONS") && strncmp (url, "/api/gateway/", 13) != 0) {
         struct MHD_Response *response = MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header (response, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
@@ -785,13 +792,6 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
                   self->config->max_body);
         return s_respond_detail (request, connection, 413, detail);
     }
-    //  The functions' own origin (--gateway-host) serves functions only, so
-    //  what they serve there never runs beside the dashboard or the API
-    bool function_path = strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway")
-                      || strncmp (url, "/api/invoke/", 12) == 0;
-    if (!function_path && strneq (url, "/api/health")
-    &&  gwmap_host_is (MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Host"), self->config->gateway_host))
-        return s_respond_detail (request, connection, 404, "Not found: this host serves only functions");
     if (strncmp (url, "/api/", 5) != 0 && strneq (url, "/api"))
         return s_serve_static (request, connection, method, url);
 

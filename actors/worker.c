@@ -1263,6 +1263,49 @@ worker_test (bool verbose)
     s_expect_done (msg, "job000000013", "dead");
     msg_destroy (&msg);
 
+    //  Input reaches the runner as gateway wrote it, and the output comes
+    //  back the same: numbers keep their digits (core/jsonfit.h)
+    const char *stopper = "import os, signal, threading\\n"
+                          "def handler(e, c):\\n"
+                          "    if e.get('stop'):\\n"
+                          "        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGSTOP)).start()\\n"
+                          "    if e.get('echo'):\\n"
+                          "        return e\\n"
+                          "    return len(e.get('data', ''))\\n";
+    s_send_exec (assignment, route, "env000000009", "job000000015", stopper,
+                 "{\"echo\":1,\"n\":9007199254740993,\"f\":10.0,\"z\":-0.0}");
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000015", "warm");
+    assert (strstr (msg_done_result (msg), "\"output\":{\"echo\":1,\"n\":9007199254740993,\"f\":10.0,\"z\":-0.0}"));
+    msg_destroy (&msg);
+
+    //  A runner that stops reading (SIGSTOP after it answered) never
+    //  blocks the worker: a large input for it waits in its environment's
+    //  queue, the next call to another environment is answered first, and
+    //  the stopped one ends by its own timeout (5 s)
+    if (verbose)
+        printf ("(stopped runner) ");
+    s_send_exec (assignment, route, "env000000008", "job000000016", stopper, "{\"stop\":true}");
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000016", "warm");
+    msg_destroy (&msg);
+    zclock_sleep (500);
+    size_t big_size = 4 << 20;
+    char *big = (char *) malloc (big_size + 16);
+    memcpy (big, "{\"data\":\"", 9);
+    memset (big + 9, 'x', big_size);
+    memcpy (big + 9 + big_size, "\"}", 3);
+    s_send_exec (assignment, route, "env000000008", "job000000017", NULL, big);
+    free (big);
+    s_send_exec (assignment, route, "env000000009", "job000000018", NULL, "{}");
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000018", "warm");
+    msg_destroy (&msg);
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000017", "dead");
+    assert (strstr (msg_done_result (msg), "\"status\":\"timeout\""));
+    msg_destroy (&msg);
+
     zframe_destroy (&route);
     zactor_destroy (&worker);
     zsock_destroy (&assignment);
