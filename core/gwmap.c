@@ -379,7 +379,7 @@ gwmap_response (const cJSON *output, gwmap_response_t *resp)
             return s_fail (resp, "Function result could not be encoded as JSON");
         content_type = "application/json";
     }
-    if (resp->status < 200 || resp->status == 204 || resp->status == 304) {
+    if (resp->status < 200 || resp->status == 204 || resp->status == 205 || resp->status == 304) {
         s_set_body (resp, NULL, 0);
         content_type = NULL;
     }
@@ -661,11 +661,13 @@ gwmap_test (bool verbose)
     assert (s_map ("{\"statusCode\":599.0,\"body\":\"x\"}", &resp) == 599);
     assert (s_map ("{\"statusCode\":100}", &resp) == 502);
     assert (s_map ("{\"statusCode\":199}", &resp) == 502);
-    //  Bodies are never sent with 1xx, 204 and 304
+    //  Bodies are never sent with 1xx, 204, 205 and 304
     assert (s_map ("{\"statusCode\":204,\"body\":\"gone\"}", &resp) == 204);
     assert (resp.body_size == 0 && !s_header (&resp, "content-type"));
     assert (s_map ("{\"statusCode\":304,\"body\":{\"a\":1}}", &resp) == 304);
     assert (resp.body_size == 0);
+    assert (s_map ("{\"statusCode\":205,\"body\":\"reset\"}", &resp) == 205);    //  "MUST NOT generate content"
+    assert (resp.body_size == 0 && !s_header (&resp, "content-type"));
     //  The function's own content-type wins, in any case
     assert (s_map ("{\"statusCode\":200,\"headers\":{\"Content-Type\":\"text/html\"},"
                    "\"body\":\"<p>hi</p>\"}", &resp) == 200);

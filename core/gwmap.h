@@ -37,7 +37,7 @@
         value is sent as JSON (application/json);
       - any other value (object without statusCode, array, string, number,
         bool, null) is sent as JSON with 200 and application/json;
-      - 1xx, 204 and 304 responses never carry a body (HTTP forbids it);
+      - 204, 205 and 304 responses never carry a body (HTTP forbids it);
       - more than 100 headers, or over 16 KiB of them, is a 502: clients
         and proxies would refuse the answer.
     A mapping failure fills the response with 502, application/json and

@@ -291,6 +291,7 @@ def test_unsendable_result_is_a_502_and_an_error_record(server, mirror, result, 
 @pytest.mark.parametrize("result, status", [
     ({"statusCode": 204, "body": "dropped"}, 204),
     ({"statusCode": 304, "body": {"a": 1}}, 304),
+    ({"statusCode": 205, "body": "reset"}, 205),
     ({"statusCode": 200, "headers": {"X-Bad": "a\r\nb", "X-Num": 5, "Bad Name": "v"}, "body": "ok"}, 200),
 ])
 def test_results_made_conforming_are_successes(server, mirror, result, status):
