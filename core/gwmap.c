@@ -116,6 +116,37 @@ s_event_query (const char *query)
     return result;
 }
 
+//  The query string as sent, so nothing the parsed query leaves out (a
+//  pair that decodes to a NUL or to bytes that are not UTF-8) is lost: as
+//  it is when it is UTF-8, else with each byte from 0x80 up percent-encoded
+//  (the same query to any URL parser)
+static cJSON *
+s_event_raw_query (const char *query)
+{
+    if (!query)
+        return cJSON_CreateString ("");
+    size_t size = strlen (query);
+    if (util_utf8_valid (query, size))
+        return cJSON_CreateString (query);
+    static const char hex [] = "0123456789ABCDEF";
+    char *encoded = (char *) malloc (3 * size + 1);
+    if (!encoded)
+        return NULL;
+    size_t used = 0;
+    for (const unsigned char *c = (const unsigned char *) query; *c; c++)
+        if (*c < 0x80)
+            encoded [used++] = (char) *c;
+        else {
+            encoded [used++] = '%';
+            encoded [used++] = hex [*c >> 4];
+            encoded [used++] = hex [*c & 15];
+        }
+    encoded [used] = 0;
+    cJSON *result = cJSON_CreateString (encoded);
+    free (encoded);
+    return result;
+}
+
 //  The body as the function sees it; sets *base64 when it had to encode
 static cJSON *
 s_event_body (const void *body, size_t body_size, bool *base64)
@@ -181,11 +212,13 @@ gwmap_event (const char *method, const char *path, const cJSON *params, const ch
     cJSON_AddItemToObject (event, "params", cJSON_IsObject (params)
                            ? cJSON_Duplicate (params, true): cJSON_CreateObject ());
     cJSON_AddItemToObject (event, "query", s_event_query (query));
+    cJSON_AddItemToObject (event, "rawQueryString", s_event_raw_query (query));
     cJSON_AddItemToObject (event, "headers", s_event_headers (cJSON_IsObject (headers)? headers: NULL));
     cJSON_AddItemToObject (event, "body", body_item);
     cJSON_AddBoolToObject (event, "isBase64Encoded", base64);
     //  cJSON's adders fail only when out of memory: check every field once
-    const char *fields [] = { "method", "path", "params", "query", "headers", "body", "isBase64Encoded" };
+    const char *fields [] = { "method", "path", "params", "query", "rawQueryString", "headers", "body",
+                              "isBase64Encoded" };
     for (size_t i = 0; i < COUNT (fields); i++)
         if (!cJSON_GetObjectItemCaseSensitive (event, fields [i])) {
             cJSON_Delete (event);
@@ -462,7 +495,7 @@ gwmap_test (bool verbose)
     cJSON *event = gwmap_event ("POST", "/users/42", params, "a=1&b=x+y&a=2&c=%2B%20&d&=skip&e=",
                                 headers, "{\"name\": \"Ada\"}", 15);
     assert (event);
-    assert (cJSON_GetArraySize (event) == 7);
+    assert (cJSON_GetArraySize (event) == 8);
     assert (streq (cJSON_GetObjectItem (event, "method")->valuestring, "POST"));
     assert (streq (cJSON_GetObjectItem (event, "path")->valuestring, "/users/42"));
     cJSON *item = cJSON_GetObjectItem (event, "params");
@@ -530,9 +563,17 @@ gwmap_test (bool verbose)
             fprintf (stderr, "\nquery %s: got %s\n", queries [i].query, got);
             assert (false);
         }
+        //  And the query as sent, whatever the parsed one left out
+        assert (streq (cJSON_GetObjectItem (event, "rawQueryString")->valuestring, queries [i].query));
         cJSON_Delete (expect);
         cJSON_Delete (event);
     }
+    event = s_event_of ("a=\xff\xfe&b=caf\xc3\xa9", NULL, 0);        //  raw bytes, not UTF-8
+    assert (streq (cJSON_GetObjectItem (event, "rawQueryString")->valuestring, "a=%FF%FE&b=caf%C3%A9"));
+    cJSON_Delete (event);
+    event = s_event_of (NULL, NULL, 0);
+    assert (streq (cJSON_GetObjectItem (event, "rawQueryString")->valuestring, ""));
+    cJSON_Delete (event);
 
     //  Bodies: JSON, text, binary
     struct { const char *body; size_t size; const char *expect; bool base64; } bodies [] = {

@@ -5,7 +5,8 @@
     function receives for a gateway request, and turn the function's return
     value into an HTTP response (API.md, Gateway).
 
-    Event: {method, path, params, query, headers, body, isBase64Encoded}
+    Event: {method, path, params, query, rawQueryString, headers, body,
+    isBase64Encoded}
       - headers: names lower-cased; host, connection, authorization,
         proxy-authorization, cookie and content-length left out (credentials
         and transport details are not the function's business); a name
@@ -15,6 +16,9 @@
         as space; the last value of a name wins; "a" alone gives "a":"";
         pairs with an empty name, or that decode to a NUL or to bytes that
         are not UTF-8, are left out;
+      - rawQueryString: the query as sent (without '?'), so what query
+        leaves out is still there; bytes from 0x80 up percent-encoded when
+        it is not UTF-8;
       - body: null when empty; the parsed JSON value if the whole body is
         JSON that reaches the function unchanged (numbers keep the digits
         sent; core/jsonfit.h), else the text if it is UTF-8 without NUL

@@ -198,6 +198,16 @@ def test_gateway_body_that_would_change_arrives_as_its_text(server):
         assert response.json()["same"]["body"] == sent.decode()
 
 
+def test_gateway_query_left_out_of_query_is_in_raw_query_string(server):
+    project = make_project(server)
+    add_route(server, project, make_function(server, REPR, project), "GET", "/q")
+    response = gateway(server, project, "GET", "/q?n=%00x&bad=%FF&ok=1&ok=2")
+    assert response.status_code == 200
+    event = response.json()["same"]
+    assert event["query"] == {"ok": "2"}
+    assert event["rawQueryString"] == "n=%00x&bad=%FF&ok=1&ok=2"
+
+
 RESULTS = """\
 import sys
 def handler(event):
