@@ -229,6 +229,11 @@ config_test (bool verbose)
     assert (streq (config.listen, "127.0.0.1:8000"));
     assert (config.max_body == 6291456);
     assert (streq (config.auth, "local"));
+    assert (streq (config.gateway_host, ""));            //  No functions' own origin unless asked
+    config_reset (&config);
+    char *gateway_host [] = { "clowdy", "--gateway-host", "fn.example.com", NULL };
+    assert (config_parse (&config, 3, gateway_host, error, sizeof error) == 0);
+    assert (streq (config.gateway_host, "fn.example.com"));
     config_reset (&config);
 
     setenv ("CLOWDY_LISTEN", "127.0.0.1:9000", 1);
