@@ -51,6 +51,8 @@
 
 typedef enum { WENV_CREATING, WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
 
+struct _self_t;
+
 typedef struct {
     char id [UTIL_ID_SIZE];         //  Environment id (assignment's), or "" while spare
     sandbox_t *sandbox;             //  The sandbox with its runner (NULL while CREATING)
@@ -72,6 +74,10 @@ typedef struct {
     size_t out_size;                //  Bytes in out
     size_t out_sent;                //  Of those, bytes already written
     bool polling_out;               //  Its fd is polled for POLLOUT too (out is not empty)
+    struct _self_t *owner;          //  The worker, for the end timer
+    int end_timer;                  //  zloop timer while waiting for a runner that ended itself, or -1
+    int end_looks;                  //  Looks left before it is killed
+    char *end_why;                  //  The reason the end was given, kept over the wait
 } wenv_t;
 
 typedef struct {
@@ -79,7 +85,7 @@ typedef struct {
     atomic_bool stopping;           //  Worker is shutting down: create nothing more
 } creator_args_t;
 
-typedef struct {
+typedef struct _self_t {
     zsock_t *pipe;                  //  Actor command pipe
     zsock_t *backend;               //  DEALER to assignment
     zloop_t *loop;                  //  Our reactor
@@ -208,6 +214,9 @@ s_env_free (self_t *self, wenv_t *env)
     }
     if (env->deadline_timer >= 0)
         zloop_timer_end (self->loop, env->deadline_timer);
+    if (env->end_timer >= 0)
+        zloop_timer_end (self->loop, env->end_timer);
+    free (env->end_why);
     sandbox_destroy (&env->sandbox);
     proto_reader_destroy (&env->reader);
     free (env->job_id);
@@ -352,15 +361,14 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
 {
     int wait_status = -1;
     bool oom = false;
+    if (env->end_timer >= 0) {
+        //  Ended (KILL, a second EXEC) while s_env_end_soon waited for it
+        zloop_timer_end (self->loop, env->end_timer);
+        env->end_timer = -1;
+        if (!why)
+            why = env->end_why;
+    }
     if (env->sandbox) {
-        //  A runner that ended by itself takes its sandbox down within
-        //  moments: wait a little for that, so its own exit status (or the
-        //  OOM kill) is what we report; then make sure.
-        for (int attempt = 0; attempt < 20 && env->job_id && !env->timed_out; attempt++) {
-            if (sandbox_reap (env->sandbox, false))
-                break;
-            zclock_sleep (5);
-        }
         sandbox_kill (env->sandbox);
         sandbox_reap (env->sandbox, true);
         wait_status = sandbox_exit_status (env->sandbox);
@@ -411,6 +419,50 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
             zlistx_delete (self->spare, handle);
     }
     s_env_free (self, env);
+}
+
+//  Looks again, every 5 ms, for a runner that ended by itself
+static int
+s_end_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    wenv_t *env = (wenv_t *) arg;
+    if (sandbox_reap (env->sandbox, false) || --env->end_looks <= 0) {
+        zloop_timer_end (loop, timer_id);
+        env->end_timer = -1;
+        char *why = env->end_why;
+        env->end_why = NULL;
+        s_env_end (env->owner, env, why);
+        free (why);
+    }
+    return 0;
+}
+
+//  The runner's end of the protocol closed or broke: it ended by itself (or
+//  is ending). Its sandbox goes down within moments: look for that for up to
+//  100 ms, on a timer so the loop goes on meanwhile, so that its own exit
+//  status (or the OOM kill) is what we report; then s_env_end makes sure.
+static void
+s_env_end_soon (self_t *self, wenv_t *env, const char *why)
+{
+    if (!env->sandbox || !env->job_id || env->timed_out || env->end_timer >= 0
+    ||  sandbox_reap (env->sandbox, false)) {
+        s_env_end (self, env, why);
+        return;
+    }
+    env->owner = self;
+    env->end_looks = 20;
+    env->end_why = why ? strdup (why) : NULL;
+    if (env->registered) {
+        //  Its fd has nothing more to say (EOF would end it again)
+        zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
+        zloop_poller_end (self->loop, &item);
+        env->registered = false;
+    }
+    env->end_timer = zloop_timer (self->loop, 5, 0, s_end_timer, env);
+    if (env->end_timer < 0) {
+        zstr_free (&env->end_why);
+        s_env_end (self, env, why);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -558,6 +610,8 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zloop_poller_end (loop, item);
         return 0;
     }
+    if (env->end_timer >= 0)
+        return 0;                       //  Ending (s_env_end_soon): nothing more from it
     if ((item->revents & ZMQ_POLLOUT) && env->out && !s_env_flush (self, env)) {
         s_env_end (self, env, env->timed_out ? NULL : "Function's runner stopped taking input");
         return 0;
@@ -572,14 +626,14 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         snprintf (id, sizeof id, "%s", env->id);
         s_handle_runner_message (self, env, msg);
         cJSON_Delete (msg);
-        if (!s_env_alive (self, env, id))
+        if (!s_env_alive (self, env, id) || env->end_timer >= 0)
             return 0;
     }
     if (rc == 0)
-        s_env_end (self, env, NULL);
+        s_env_end_soon (self, env, NULL);
     else
     if (rc < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR)
-        s_env_end (self, env, error == EPROTO && !env->timed_out ? "Function's runner broke the protocol" : NULL);
+        s_env_end_soon (self, env, error == EPROTO && !env->timed_out ? "Function's runner broke the protocol" : NULL);
     return 0;
 }
 
@@ -596,6 +650,7 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, con
     wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
     env->state = WENV_CREATING;
     env->deadline_timer = -1;
+    env->end_timer = -1;
     env->memory_mb = memory_mb;
     snprintf (env->token, sizeof env->token, "%" PRIu64, ++self->next_token);
     if (zsock_send (self->creator, "ssiiss", "CREATE", env->token, memory_mb, network ? 1 : 0,
