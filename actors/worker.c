@@ -14,7 +14,13 @@
     already reported dead), and frees it. An environment answered DONE "dead"
     has been reported: nothing more is said of it. The loop is a zloop: the
     pipe, the assignment socket, the creator's pipe, one fd poller per
-    runner, a heartbeat timer and one deadline timer per run.
+    runner (POLLOUT too while a frame waits for it), a heartbeat timer and
+    one deadline timer per run.
+
+    Nothing here waits on one runner: frames go out with non-blocking
+    sends, the rest queued per environment (s_env_send), and a runner that
+    ended by itself is looked for on a timer (s_env_end_soon). A runner
+    that stops reading delays only its own call, which its deadline ends.
 
     Sandbox creation can take seconds (sandbox_new waits up to 10 s for the
     child's set-up), so it never runs on this loop: a creator thread, one per
