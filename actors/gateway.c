@@ -24,6 +24,7 @@
 #include "broker/msg.h"
 #include "core/config.h"
 #include "core/gwmap.h"
+#include "core/jsonfit.h"
 #include "core/route.h"
 #include "core/store.h"
 #include "core/util.h"
@@ -54,11 +55,13 @@ typedef struct {
     char *input;                    //  Input or event as JSON text, for the record
     char *method;                   //  Gateway calls: HTTP method
     char *path;                     //  Gateway calls: path within the project
+    bool own_origin;                //  Asked on --gateway-host: the functions' own origin
     int64_t deadline;               //  Monotonic ms by which RESULT must come
 } job_t;
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
+    const config_t *config;         //  Settings (read only)
     zsock_t *frontend;              //  ROUTER for http
     zsock_t *assignment;            //  DEALER to assignment
     zsock_t *recorder;              //  PUSH to the recorder
@@ -269,13 +272,47 @@ s_invalidate (self_t *self, const char *what)
 //  --------------------------------------------------------------------------
 //  Replies
 
+//  The origin policy (README, "Functions' answers and the dashboard's
+//  origin"). On the dashboard's origin an answer must not act as the
+//  dashboard: Content-Security-Policy: sandbox makes a page it serves an
+//  opaque origin (no access to the dashboard's cookies, storage or API as
+//  the signed-in user), nosniff stops a browser from reading JSON or text
+//  as HTML, and the function's Set-Cookie is dropped so it cannot set or
+//  overwrite the dashboard's cookies (Clerk's __session). On the host
+//  given by --gateway-host, which serves nothing else, the function's
+//  answer is its own: its cookies and scripts are left as they are.
+static void
+s_origin_policy (cJSON *headers, bool own_origin)
+{
+    if (own_origin)
+        return;
+    //  cJSON_DeleteItemFromObject ignores case, and a name may come twice
+    while (cJSON_GetObjectItem (headers, "Set-Cookie"))
+        cJSON_DeleteItemFromObject (headers, "Set-Cookie");
+    while (cJSON_GetObjectItem (headers, "X-Content-Type-Options"))
+        cJSON_DeleteItemFromObject (headers, "X-Content-Type-Options");
+    cJSON_AddStringToObject (headers, "X-Content-Type-Options", "nosniff");
+    //  A policy of the function's own stays, and is enforced as well: a
+    //  second policy can only restrict, so "sandbox" holds whatever it says
+    cJSON_AddStringToObject (headers, "Content-Security-Policy", "sandbox");
+}
+
 //  A REPLY that cannot be sent leaves the client to http's own deadline:
-//  we have nothing else to answer it with, so we log it
+//  we have nothing else to answer it with, so we log it. Every reply gets
+//  the origin policy; own_origin only for a function's answer on
+//  --gateway-host.
 static void
 s_reply (self_t *self, zframe_t *route, const char *request_id, int status, cJSON *headers,
-         const char *body, size_t size)
+         const char *body, size_t size, bool own_origin)
 {
-    char *headers_text = headers ? cJSON_PrintUnformatted (headers) : NULL;
+    cJSON *owned = headers ? NULL : cJSON_CreateObject ();
+    if (owned) {
+        headers = owned;
+        cJSON_AddStringToObject (headers, "Content-Type", "application/json");
+    }
+    s_origin_policy (headers, own_origin);
+    char *headers_text = cJSON_PrintUnformatted (headers);
+    cJSON_Delete (owned);
     if (msg_send_reply (self->frontend, route, request_id, status, headers_text ? headers_text : "{}",
                         body, size))
         zsys_error ("gateway: could not send the %d reply to http for request %s", status, request_id);
@@ -296,7 +333,7 @@ s_reply_detail_json (self_t *self, zframe_t *route, const char *request_id, int 
     cJSON *body = cJSON_CreateObject ();
     cJSON_AddItemToObject (body, "detail", detail);
     char *text = cJSON_PrintUnformatted (body);
-    s_reply (self, route, request_id, status, headers, text, strlen (text));
+    s_reply (self, route, request_id, status, headers, text, strlen (text), false);
     free (text);
     cJSON_Delete (body);
     cJSON_Delete (headers);
@@ -372,6 +409,8 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->input = cJSON_PrintUnformatted (input);
     job->method = method ? strdup (method) : NULL;
     job->path = path ? strdup (path) : NULL;
+    job->own_origin = gwmap_host_is (cJSON_GetStringValue (cJSON_GetObjectItem (msg_invoke_headers (msg), "host")),
+                                     self->config->gateway_host);
     int64_t timeout_ms = fn->timeout_seconds > 0 ? fn->timeout_seconds * 1000LL : DEFAULT_TIMEOUT_MS;
     job->deadline = zclock_mono () + deadlines_job_ms (timeout_ms);
     if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id, fn->owner_id,
@@ -409,13 +448,21 @@ s_handle_direct (self_t *self, msg_t *msg)
         blank = isspace (body [i]);
     if (blank)
         input = cJSON_CreateObject ();
-    else
-    if (util_json_has_nul ((const char *) body, size)) {
-        s_reply_invalid (self, route, request_id, "input",
-                         "Strings must not contain the NUL character (\\u0000)", "string_nul");
-        return;
-    }
     else {
+        //  What cJSON cannot carry is refused with the reason, never
+        //  changed on the way (core/jsonfit.h)
+        jsonfit_scan_t scan;
+        jsonfit_scan ((const char *) body, size, &scan);
+        char detail [256];
+        if (jsonfit_refusal (&scan, "Request body", detail, sizeof detail)) {
+            s_reply_detail (self, route, request_id, 400, detail, NULL, NULL);
+            return;
+        }
+        if (scan.nul_escape) {
+            s_reply_invalid (self, route, request_id, "input",
+                             "Strings must not contain the NUL character (\\u0000)", "string_nul");
+            return;
+        }
         cJSON *parsed = util_json_parse ((const char *) body, size);
         if (!parsed) {
             s_reply_detail (self, route, request_id, 400, "Request body is not valid JSON", NULL, NULL);
@@ -427,6 +474,9 @@ s_handle_direct (self_t *self, msg_t *msg)
                              "Input should be an object like {\"input\": ...}", "model_type");
             return;
         }
+        //  Numbers reach the function with the digits the client wrote
+        jsonfit_keep_numbers (parsed, (const char *) body, size,
+                              cJSON_GetObjectItemCaseSensitive (parsed, "input"));
         input = cJSON_DetachItemFromObjectCaseSensitive (parsed, "input");
         if (!input)
             input = cJSON_CreateObject ();
@@ -586,6 +636,7 @@ s_handle_result (self_t *self, msg_t *msg)
         return;
     }
     cJSON *result = msg_result_result (msg);        //  Owned by msg
+    const char *result_text = msg_result_result_text (msg);
     const char *status = cJSON_GetStringValue (cJSON_GetObjectItem (result, "status"));
     if (!status)
         status = "error";
@@ -609,6 +660,20 @@ s_handle_result (self_t *self, msg_t *msg)
     }
     bool success = streq (status, "success");
     cJSON *output = cJSON_GetObjectItem (result, "output");
+    //  The output's numbers go on with the digits the function's JSON had
+    if (success && output && result_text)
+        jsonfit_keep_numbers (result, result_text, strlen (result_text), output);
+    //  A gateway answer is mapped before it is recorded: a result that
+    //  cannot be sent as a conforming HTTP answer is a failed call (502
+    //  with the reason), and its record says so, never "success"
+    gwmap_response_t response = { 0 };
+    if (success && job->gateway_call && gwmap_response (output, &response)) {
+        success = false;
+        status = "error";
+        error = response.detail;
+        cJSON_DeleteItemFromObject (result, "error");
+        cJSON_AddStringToObject (result, "error", error);
+    }
     char *output_text = success && output ? cJSON_PrintUnformatted (output) : NULL;
     s_record (self, job_id, job, result, status, output_text);
 
@@ -627,7 +692,7 @@ s_handle_result (self_t *self, msg_t *msg)
         char *text = cJSON_PrintUnformatted (reply);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");
-        s_reply (self, job->route, job->request_id, 200, headers, text, strlen (text));
+        s_reply (self, job->route, job->request_id, 200, headers, text, strlen (text), false);
         cJSON_Delete (headers);
         free (text);
         cJSON_Delete (reply);
@@ -639,17 +704,13 @@ s_handle_result (self_t *self, msg_t *msg)
                         error ? error : "The function failed", "X-Clowdy-Invocation-Id", job_id);
     }
     else {
-        gwmap_response_t response = { 0 };
-        gwmap_response (output, &response);
-        if (!response.headers)
-            response.headers = cJSON_CreateObject ();
         //  Ours, whatever the function said (names are case-insensitive)
         cJSON_DeleteItemFromObject (response.headers, "X-Clowdy-Invocation-Id");
         cJSON_AddStringToObject (response.headers, "X-Clowdy-Invocation-Id", job_id);
         s_reply (self, job->route, job->request_id, response.status, response.headers,
-                 response.body ? response.body : "", response.body_size);
-        gwmap_response_reset (&response);
+                 response.body ? response.body : "", response.body_size, job->own_origin);
     }
+    gwmap_response_reset (&response);
     free (output_text);
     zhashx_delete (self->jobs, job_id);
 }
@@ -716,6 +777,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
 {
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
+    self->config = args->config;
     self->functions = zhashx_new ();
     zhashx_set_destructor (self->functions, s_function_entry_destroy);
     self->projects = zhashx_new ();
@@ -830,6 +892,11 @@ gateway_test (bool verbose)
     size_t size;
     const byte *body = msg_reply_body (msg, &size);
     assert (memmem (body, size, "Project not found", 17));
+    //  The origin policy is on every reply of the dashboard's origin
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_reply_headers (msg), "Content-Security-Policy")),
+                   "sandbox"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (msg_reply_headers (msg), "X-Content-Type-Options")),
+                   "nosniff"));
     msg_destroy (&msg);
 
     zsock_destroy (&http);

@@ -47,6 +47,7 @@
 #include "core/apipool.h"
 #include "core/auth.h"
 #include "core/config.h"
+#include "core/gwmap.h"
 #include "core/util.h"
 
 //  A chat's server-sent events: the largest one sent as it is, and the most
@@ -767,6 +768,13 @@ static enum MHD_Result
 s_dispatch (request_t *request, struct MHD_Connection *connection, const char *url, const char *method)
 {
     self_t *self = request->self;
+    //  The functions' own origin (--gateway-host) serves functions only, so
+    //  what they serve there never runs beside the dashboard or the API
+    bool function_path = strncmp (url, "/api/gateway/", 13) == 0 || streq (url, "/api/gateway")
+                      || strncmp (url, "/api/invoke/", 12) == 0;
+    if (!function_path && strneq (url, "/api/health")
+    &&  gwmap_host_is (MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Host"), self->config->gateway_host))
+        return s_respond_detail (request, connection, 404, "Not found: this host serves only functions");
     if (streq (method, "OPTIONS") && strncmp (url, "/api/gateway/", 13) != 0) {
         struct MHD_Response *response = MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header (response, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");

@@ -14,7 +14,13 @@
     already reported dead), and frees it. An environment answered DONE "dead"
     has been reported: nothing more is said of it. The loop is a zloop: the
     pipe, the assignment socket, the creator's pipe, one fd poller per
-    runner, a heartbeat timer and one deadline timer per run.
+    runner (POLLOUT too while a frame waits for it), a heartbeat timer and
+    one deadline timer per run.
+
+    Nothing here waits on one runner: frames go out with non-blocking
+    sends, the rest queued per environment (s_env_send), and a runner that
+    ended by itself is looked for on a timer (s_env_end_soon). A runner
+    that stops reading delays only its own call, which its deadline ends.
 
     Sandbox creation can take seconds (sandbox_new waits up to 10 s for the
     child's set-up), so it never runs on this loop: a creator thread, one per
@@ -37,6 +43,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include "actors/worker.h"
 #include "broker/actor.h"
@@ -49,6 +56,8 @@
 #include "runtime/sandbox.h"
 
 typedef enum { WENV_CREATING, WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
+
+struct _self_t;
 
 typedef struct {
     char id [UTIL_ID_SIZE];         //  Environment id (assignment's), or "" while spare
@@ -67,6 +76,14 @@ typedef struct {
     int deadline_timer;             //  zloop timer id, or -1
     int64_t started_us;             //  When the run in flight was received
     bool registered;                //  Its fd is in the loop
+    char *out;                      //  Frame bytes the runner has not taken yet, or NULL
+    size_t out_size;                //  Bytes in out
+    size_t out_sent;                //  Of those, bytes already written
+    bool polling_out;               //  Its fd is polled for POLLOUT too (out is not empty)
+    struct _self_t *owner;          //  The worker, for the end timer
+    int end_timer;                  //  zloop timer while waiting for a runner that ended itself, or -1
+    int end_looks;                  //  Looks left before it is killed
+    char *end_why;                  //  The reason the end was given, kept over the wait
 } wenv_t;
 
 typedef struct {
@@ -74,7 +91,7 @@ typedef struct {
     atomic_bool stopping;           //  Worker is shutting down: create nothing more
 } creator_args_t;
 
-typedef struct {
+typedef struct _self_t {
     zsock_t *pipe;                  //  Actor command pipe
     zsock_t *backend;               //  DEALER to assignment
     zloop_t *loop;                  //  Our reactor
@@ -95,6 +112,7 @@ typedef struct {
 } self_t;
 
 static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
+static int s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_schedule_refill (self_t *self);
 
 //  --------------------------------------------------------------------------
@@ -202,20 +220,114 @@ s_env_free (self_t *self, wenv_t *env)
     }
     if (env->deadline_timer >= 0)
         zloop_timer_end (self->loop, env->deadline_timer);
+    if (env->end_timer >= 0)
+        zloop_timer_end (self->loop, env->end_timer);
+    free (env->end_why);
     sandbox_destroy (&env->sandbox);
     proto_reader_destroy (&env->reader);
     free (env->job_id);
+    free (env->out);
     free (env->pending_load);
     cJSON_Delete (env->pending_input);
     free (env);
 }
 
-//  Send one frame to the runner; false if the runner cannot take it. The
-//  text is ours (printed by cJSON here or by gateway), so it is not parsed again.
-static bool
-s_env_send (wenv_t *env, const char *json)
+//  Writing to runners never blocks this loop. A runner that does not read
+//  (stopped with SIGSTOP, or busy in a thread of its own) would otherwise
+//  hold the worker, and every other function on it, for as long as a
+//  blocking write waits. So a frame goes out with a non-blocking send; what
+//  the socket does not take now waits in the environment's `out`, and the
+//  fd is polled for POLLOUT until it is gone. The run's deadline still
+//  bounds it: a runner that never reads is killed at its timeout like one
+//  that never answers.
+
+//  Poll env's fd for POLLOUT as well as POLLIN, or stop
+static void
+s_env_poll_out (self_t *self, wenv_t *env, bool on)
 {
-    return proto_send_text (sandbox_fd (env->sandbox), json, strlen (json), 2000) == 0;
+    if (env->polling_out == on || !env->sandbox)
+        return;
+    zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
+    if (env->registered)
+        zloop_poller_end (self->loop, &item);
+    if (on)
+        item.events |= ZMQ_POLLOUT;
+    env->registered = zloop_poller (self->loop, &item, s_runner_readable, self) == 0;
+    zloop_poller_set_tolerant (self->loop, &item);
+    env->polling_out = on;
+}
+
+//  Write what waits in out while the socket takes it; false if the runner
+//  is gone (its socket refuses writes)
+static bool
+s_env_flush (self_t *self, wenv_t *env)
+{
+    int fd = sandbox_fd (env->sandbox);
+    while (env->out_sent < env->out_size) {
+        ssize_t done = send (fd, env->out + env->out_sent, env->out_size - env->out_sent,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;            //  The rest when POLLOUT says so
+        if (done < 0)
+            return false;
+        env->out_sent += (size_t) done;
+    }
+    zstr_free (&env->out);
+    env->out_size = env->out_sent = 0;
+    s_env_poll_out (self, env, false);
+    return true;
+}
+
+//  Send one frame to the runner (never blocking: see above); false if the
+//  runner cannot take it. The text is ours (printed by cJSON here, the
+//  input as gateway wrote it), so it is not parsed again.
+static bool
+s_env_send (self_t *self, wenv_t *env, const char *json)
+{
+    size_t size = strlen (json);
+    if (size > UINT32_MAX)
+        return false;
+    unsigned char header [4] = {
+        (unsigned char) (size >> 24), (unsigned char) (size >> 16),
+        (unsigned char) (size >> 8), (unsigned char) size
+    };
+    int fd = sandbox_fd (env->sandbox);
+    size_t sent = 0;
+    if (!env->out) {
+        struct iovec parts [2] = {
+            { .iov_base = header, .iov_len = 4 },
+            { .iov_base = (void *) json, .iov_len = size }
+        };
+        struct msghdr message = { .msg_iov = parts, .msg_iovlen = 2 };
+        ssize_t done;
+        do
+            done = sendmsg (fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (done < 0 && errno == EINTR);
+        if (done < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return false;
+        sent = done > 0 ? (size_t) done : 0;
+        if (sent == size + 4)
+            return true;
+    }
+    //  Keep what the socket did not take, behind what already waits
+    size_t waiting = env->out ? env->out_size - env->out_sent : 0;
+    char *buffer = (char *) malloc (waiting + size + 4 - sent);
+    if (!buffer)
+        return false;
+    if (waiting)
+        memcpy (buffer, env->out + env->out_sent, waiting);
+    for (size_t i = sent; i < 4; i++)
+        buffer [waiting++] = (char) header [i];
+    size_t from = sent > 4 ? sent - 4 : 0;
+    memcpy (buffer + waiting, json + from, size - from);
+    free (env->out);
+    env->out = buffer;
+    env->out_size = waiting + size - from;
+    env->out_sent = 0;
+    s_env_poll_out (self, env, true);
+    return true;
 }
 
 static void
@@ -255,15 +367,14 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
 {
     int wait_status = -1;
     bool oom = false;
+    if (env->end_timer >= 0) {
+        //  Ended (KILL, a second EXEC) while s_env_end_soon waited for it
+        zloop_timer_end (self->loop, env->end_timer);
+        env->end_timer = -1;
+        if (!why)
+            why = env->end_why;
+    }
     if (env->sandbox) {
-        //  A runner that ended by itself takes its sandbox down within
-        //  moments: wait a little for that, so its own exit status (or the
-        //  OOM kill) is what we report; then make sure.
-        for (int attempt = 0; attempt < 20 && env->job_id && !env->timed_out; attempt++) {
-            if (sandbox_reap (env->sandbox, false))
-                break;
-            zclock_sleep (5);
-        }
         sandbox_kill (env->sandbox);
         sandbox_reap (env->sandbox, true);
         wait_status = sandbox_exit_status (env->sandbox);
@@ -316,6 +427,50 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
     s_env_free (self, env);
 }
 
+//  Looks again, every 5 ms, for a runner that ended by itself
+static int
+s_end_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    wenv_t *env = (wenv_t *) arg;
+    if (sandbox_reap (env->sandbox, false) || --env->end_looks <= 0) {
+        zloop_timer_end (loop, timer_id);
+        env->end_timer = -1;
+        char *why = env->end_why;
+        env->end_why = NULL;
+        s_env_end (env->owner, env, why);
+        free (why);
+    }
+    return 0;
+}
+
+//  The runner's end of the protocol closed or broke: it ended by itself (or
+//  is ending). Its sandbox goes down within moments: look for that for up to
+//  100 ms, on a timer so the loop goes on meanwhile, so that its own exit
+//  status (or the OOM kill) is what we report; then s_env_end makes sure.
+static void
+s_env_end_soon (self_t *self, wenv_t *env, const char *why)
+{
+    if (!env->sandbox || !env->job_id || env->timed_out || env->end_timer >= 0
+    ||  sandbox_reap (env->sandbox, false)) {
+        s_env_end (self, env, why);
+        return;
+    }
+    env->owner = self;
+    env->end_looks = 20;
+    env->end_why = why ? strdup (why) : NULL;
+    if (env->registered) {
+        //  Its fd has nothing more to say (EOF would end it again)
+        zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
+        zloop_poller_end (self->loop, &item);
+        env->registered = false;
+    }
+    env->end_timer = zloop_timer (self->loop, 5, 0, s_end_timer, env);
+    if (env->end_timer < 0) {
+        zstr_free (&env->end_why);
+        s_env_end (self, env, why);
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Runner frames
 
@@ -331,7 +486,7 @@ s_send_invoke (self_t *self, wenv_t *env)
     char *frame = cJSON_PrintUnformatted (invoke);
     cJSON_Delete (invoke);
     env->state = WENV_BUSY;
-    if (!s_env_send (env, frame))
+    if (!s_env_send (self, env, frame))
         s_env_end (self, env, "Function's runner stopped taking input");
     free (frame);
 }
@@ -365,7 +520,7 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
             env->state = WENV_IDLE;
             if (env->pending_load) {
                 env->state = WENV_LOADING;
-                if (!s_env_send (env, env->pending_load))
+                if (!s_env_send (self, env, env->pending_load))
                     s_env_end (self, env, "Function's runner stopped taking input");
                 else
                     zstr_free (&env->pending_load);
@@ -461,6 +616,14 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zloop_poller_end (loop, item);
         return 0;
     }
+    if (env->end_timer >= 0)
+        return 0;                       //  Ending (s_env_end_soon): nothing more from it
+    if ((item->revents & ZMQ_POLLOUT) && env->out && !s_env_flush (self, env)) {
+        s_env_end (self, env, env->timed_out ? NULL : "Function's runner stopped taking input");
+        return 0;
+    }
+    if (!(item->revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+        return 0;
     int rc = proto_reader_read_fd (env->reader, item->fd);
     int error = errno;
     cJSON *msg;
@@ -469,14 +632,14 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         snprintf (id, sizeof id, "%s", env->id);
         s_handle_runner_message (self, env, msg);
         cJSON_Delete (msg);
-        if (!s_env_alive (self, env, id))
+        if (!s_env_alive (self, env, id) || env->end_timer >= 0)
             return 0;
     }
     if (rc == 0)
-        s_env_end (self, env, NULL);
+        s_env_end_soon (self, env, NULL);
     else
     if (rc < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR)
-        s_env_end (self, env, error == EPROTO && !env->timed_out ? "Function's runner broke the protocol" : NULL);
+        s_env_end_soon (self, env, error == EPROTO && !env->timed_out ? "Function's runner broke the protocol" : NULL);
     return 0;
 }
 
@@ -493,6 +656,7 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, con
     wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
     env->state = WENV_CREATING;
     env->deadline_timer = -1;
+    env->end_timer = -1;
     env->memory_mb = memory_mb;
     snprintf (env->token, sizeof env->token, "%" PRIu64, ++self->next_token);
     if (zsock_send (self->creator, "ssiiss", "CREATE", env->token, memory_mb, network ? 1 : 0,
@@ -615,8 +779,9 @@ s_handle_exec (self_t *self, msg_t *msg)
         s_env_end (self, env, "Environment was given a second call while running one");
         return;
     }
-    //  Parsed and checked at receive: ours from here on
-    cJSON *input = msg_exec_input_take (msg);
+    //  Checked at receive; sent to the runner as the text gateway wrote
+    //  (a raw item), so its numbers keep their digits (core/jsonfit.h)
+    cJSON *input = cJSON_CreateRaw (msg_exec_input_text (msg));
     if (env) {
         //  Warm
         env->job_id = strdup (job_id);
@@ -721,7 +886,7 @@ s_handle_exec (self_t *self, msg_t *msg)
         s_start_deadline (self, env, timeout_ms + LOAD_ALLOWANCE_MS);
         if (env->state == WENV_IDLE) {
             env->state = WENV_LOADING;
-            if (!s_env_send (env, load_text))
+            if (!s_env_send (self, env, load_text))
                 s_env_end (self, env, "Function's runner stopped taking input");
             free (load_text);
         }
@@ -1157,6 +1322,49 @@ worker_test (bool verbose)
     msg_destroy (&msg);
     msg = s_next (assignment, route, NULL);
     s_expect_done (msg, "job000000013", "dead");
+    msg_destroy (&msg);
+
+    //  Input reaches the runner as gateway wrote it, and the output comes
+    //  back the same: numbers keep their digits (core/jsonfit.h)
+    const char *stopper = "import os, signal, threading\\n"
+                          "def handler(e, c):\\n"
+                          "    if e.get('stop'):\\n"
+                          "        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGSTOP)).start()\\n"
+                          "    if e.get('echo'):\\n"
+                          "        return e\\n"
+                          "    return len(e.get('data', ''))\\n";
+    s_send_exec (assignment, route, "env000000009", "job000000015", stopper,
+                 "{\"echo\":1,\"n\":9007199254740993,\"f\":10.0,\"z\":-0.0}");
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000015", "warm");
+    assert (strstr (msg_done_result (msg), "\"output\":{\"echo\":1,\"n\":9007199254740993,\"f\":10.0,\"z\":-0.0}"));
+    msg_destroy (&msg);
+
+    //  A runner that stops reading (SIGSTOP after it answered) never
+    //  blocks the worker: a large input for it waits in its environment's
+    //  queue, the next call to another environment is answered first, and
+    //  the stopped one ends by its own timeout (5 s)
+    if (verbose)
+        printf ("(stopped runner) ");
+    s_send_exec (assignment, route, "env000000008", "job000000016", stopper, "{\"stop\":true}");
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000016", "warm");
+    msg_destroy (&msg);
+    zclock_sleep (500);
+    size_t big_size = 4 << 20;
+    char *big = (char *) malloc (big_size + 16);
+    memcpy (big, "{\"data\":\"", 9);
+    memset (big + 9, 'x', big_size);
+    memcpy (big + 9 + big_size, "\"}", 3);
+    s_send_exec (assignment, route, "env000000008", "job000000017", NULL, big);
+    free (big);
+    s_send_exec (assignment, route, "env000000009", "job000000018", NULL, "{}");
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000018", "warm");
+    msg_destroy (&msg);
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000017", "dead");
+    assert (strstr (msg_done_result (msg), "\"status\":\"timeout\""));
     msg_destroy (&msg);
 
     zframe_destroy (&route);

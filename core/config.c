@@ -34,6 +34,7 @@ static const opt_t s_options [] = {
     STR (log_level, "log-level", "CLOWDY_LOG_LEVEL", "info", "error, warning, info or debug"),
     STR (web_dir, "web-dir", "CLOWDY_WEB_DIR", CLOWDY_SOURCE_DIR "/web/dist", "built web UI served at /"),
     STR (frontend_url, "frontend-url", "CLOWDY_FRONTEND_URL", "http://localhost:5173", "origin allowed by CORS"),
+    STR (gateway_host, "gateway-host", "CLOWDY_GATEWAY_HOST", "", "host name that serves only functions (gateway, invoke): their answers keep cookies and scripts there; elsewhere they are sandboxed"),
     STR (auth, "auth", "CLOWDY_AUTH", "local", "local (no credentials, loopback only) or jwt"),
     STR (jwks_url, "jwks-url", "CLOWDY_JWKS_URL", "", "JWKS URL of the OIDC provider (jwt mode)"),
     STR (jwt_issuer, "jwt-issuer", "CLOWDY_JWT_ISSUER", "", "required token issuer (jwt mode, optional)"),
@@ -235,6 +236,11 @@ config_test (bool verbose)
     //  What one tenant may take: shares of the memory budget, record sizes
     assert (config.function_share == 50 && config.owner_share == 75);
     assert (config.record_max_bytes == 65536 && config.retention_mb == 64);
+    assert (streq (config.gateway_host, ""));            //  No functions' own origin unless asked
+    config_reset (&config);
+    char *gateway_host [] = { "clowdy", "--gateway-host", "fn.example.com", NULL };
+    assert (config_parse (&config, 3, gateway_host, error, sizeof error) == 0);
+    assert (streq (config.gateway_host, "fn.example.com"));
     config_reset (&config);
 
     setenv ("CLOWDY_LISTEN", "127.0.0.1:9000", 1);

@@ -19,6 +19,7 @@ typedef struct {
     char *log_level;                //  error, warning, info or debug
     char *web_dir;                  //  Built UI (web/dist) served at /
     char *frontend_url;             //  CORS origin allowed with credentials
+    char *gateway_host;             //  Host name of the functions' own origin, or ""
     char *auth;                     //  "local" or "jwt"
     char *jwks_url;                 //  JWKS for jwt mode
     char *jwt_issuer;               //  Required iss, or empty

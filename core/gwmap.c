@@ -20,11 +20,19 @@
 #include <czmq.h>
 #include <openssl/evp.h>
 #include "core/gwmap.h"
+#include "core/jsonfit.h"
 #include "core/route.h"
 #include "core/util.h"
 
 //  Largest body this code will base64-encode (OpenSSL counts in int)
 #define GWMAP_MAX_BINARY (1024 * 1024 * 1024)
+
+//  Most response headers a function may set, and their total size (names,
+//  values and ": \r\n"): clients and proxies refuse more (Python's
+//  http.client 100 headers and 64 KiB a line, nginx 4-8 KiB by default),
+//  so past these the answer could not be read and is a 502 instead
+#define GWMAP_MAX_HEADERS 100
+#define GWMAP_MAX_HEADER_BYTES (16 * 1024)
 
 //  Request headers the function never sees
 static const char *s_hidden_request_headers [] = {
@@ -108,6 +116,37 @@ s_event_query (const char *query)
     return result;
 }
 
+//  The query string as sent, so nothing the parsed query leaves out (a
+//  pair that decodes to a NUL or to bytes that are not UTF-8) is lost: as
+//  it is when it is UTF-8, else with each byte from 0x80 up percent-encoded
+//  (the same query to any URL parser)
+static cJSON *
+s_event_raw_query (const char *query)
+{
+    if (!query)
+        return cJSON_CreateString ("");
+    size_t size = strlen (query);
+    if (util_utf8_valid (query, size))
+        return cJSON_CreateString (query);
+    static const char hex [] = "0123456789ABCDEF";
+    char *encoded = (char *) malloc (3 * size + 1);
+    if (!encoded)
+        return NULL;
+    size_t used = 0;
+    for (const unsigned char *c = (const unsigned char *) query; *c; c++)
+        if (*c < 0x80)
+            encoded [used++] = (char) *c;
+        else {
+            encoded [used++] = '%';
+            encoded [used++] = hex [*c >> 4];
+            encoded [used++] = hex [*c & 15];
+        }
+    encoded [used] = 0;
+    cJSON *result = cJSON_CreateString (encoded);
+    free (encoded);
+    return result;
+}
+
 //  The body as the function sees it; sets *base64 when it had to encode
 static cJSON *
 s_event_body (const void *body, size_t body_size, bool *base64)
@@ -134,7 +173,17 @@ s_event_body (const void *body, size_t body_size, bool *base64)
         return NULL;
     memcpy (text, body, body_size);
     text [body_size] = 0;
-    cJSON *result = cJSON_ParseWithOpts (text, NULL, true);
+    //  JSON that cJSON would change (a \u0000 in a string, a number no
+    //  Python value holds) or nest too deep for the runner stays text: the
+    //  function gets the bytes as sent. Numbers keep their digits.
+    jsonfit_scan_t scan;
+    jsonfit_scan (text, body_size, &scan);
+    cJSON *result = NULL;
+    if (!scan.nul_escape && !scan.bad_number && scan.depth <= JSONFIT_MAX_DEPTH) {
+        result = cJSON_ParseWithOpts (text, NULL, true);
+        if (result)
+            jsonfit_keep_numbers (result, text, body_size, NULL);
+    }
     if (!result)
         result = cJSON_CreateString (text);
     free (text);
@@ -163,11 +212,13 @@ gwmap_event (const char *method, const char *path, const cJSON *params, const ch
     cJSON_AddItemToObject (event, "params", cJSON_IsObject (params)
                            ? cJSON_Duplicate (params, true): cJSON_CreateObject ());
     cJSON_AddItemToObject (event, "query", s_event_query (query));
+    cJSON_AddItemToObject (event, "rawQueryString", s_event_raw_query (query));
     cJSON_AddItemToObject (event, "headers", s_event_headers (cJSON_IsObject (headers)? headers: NULL));
     cJSON_AddItemToObject (event, "body", body_item);
     cJSON_AddBoolToObject (event, "isBase64Encoded", base64);
     //  cJSON's adders fail only when out of memory: check every field once
-    const char *fields [] = { "method", "path", "params", "query", "headers", "body", "isBase64Encoded" };
+    const char *fields [] = { "method", "path", "params", "query", "rawQueryString", "headers", "body",
+                              "isBase64Encoded" };
     for (size_t i = 0; i < COUNT (fields); i++)
         if (!cJSON_GetObjectItemCaseSensitive (event, fields [i])) {
             cJSON_Delete (event);
@@ -320,7 +371,8 @@ gwmap_response (const cJSON *output, gwmap_response_t *resp)
             return s_fail (resp, "Function result could not be encoded as JSON");
         return 0;
     }
-    double code = cJSON_IsNumber (status)? status->valuedouble: 0;
+    //  (a raw item is a number kept as written: core/jsonfit.h; it keeps its value)
+    double code = cJSON_IsNumber (status) || cJSON_IsRaw (status)? status->valuedouble: 0;
     //  1xx is not a final answer (100 leaves the client waiting, 101 would
     //  switch protocols), so a function may not end a request with one
     if (!(code >= 200 && code <= 599) || (double) (int) code != code)
@@ -330,6 +382,15 @@ gwmap_response (const cJSON *output, gwmap_response_t *resp)
     const cJSON *headers = cJSON_GetObjectItemCaseSensitive (output, "headers");
     if (cJSON_IsObject (headers))
         s_response_headers (resp, headers);
+    size_t header_count = 0, header_bytes = 0;
+    const cJSON *header;
+    cJSON_ArrayForEach (header, resp->headers) {
+        header_count++;
+        header_bytes += strlen (header->string) + strlen (header->valuestring) + 4;
+    }
+    if (header_count > GWMAP_MAX_HEADERS || header_bytes > GWMAP_MAX_HEADER_BYTES)
+        return s_fail (resp, "Function returned more response headers than an HTTP client reads "
+                             "(at most 100 headers and 16 KiB in all)");
 
     const cJSON *body = cJSON_GetObjectItemCaseSensitive (output, "body");
     const char *content_type = NULL;
@@ -351,13 +412,25 @@ gwmap_response (const cJSON *output, gwmap_response_t *resp)
             return s_fail (resp, "Function result could not be encoded as JSON");
         content_type = "application/json";
     }
-    if (resp->status < 200 || resp->status == 204 || resp->status == 304) {
+    if (resp->status < 200 || resp->status == 204 || resp->status == 205 || resp->status == 304) {
         s_set_body (resp, NULL, 0);
         content_type = NULL;
     }
     if (content_type && !cJSON_GetObjectItem (resp->headers, "content-type"))
         cJSON_AddStringToObject (resp->headers, "content-type", content_type);
     return 0;
+}
+
+
+bool
+gwmap_host_is (const char *host, const char *name)
+{
+    if (!host || !name || !*name)
+        return false;
+    //  The host part of "name", "name:port", "[v6]" or "[v6]:port"
+    size_t size = host [0] == '[' ? (strchr (host, ']') ? (size_t) (strchr (host, ']') - host) + 1 : strlen (host))
+                                  : strcspn (host, ":");
+    return size == strlen (name) && strncasecmp (host, name, size) == 0;
 }
 
 
@@ -422,7 +495,7 @@ gwmap_test (bool verbose)
     cJSON *event = gwmap_event ("POST", "/users/42", params, "a=1&b=x+y&a=2&c=%2B%20&d&=skip&e=",
                                 headers, "{\"name\": \"Ada\"}", 15);
     assert (event);
-    assert (cJSON_GetArraySize (event) == 7);
+    assert (cJSON_GetArraySize (event) == 8);
     assert (streq (cJSON_GetObjectItem (event, "method")->valuestring, "POST"));
     assert (streq (cJSON_GetObjectItem (event, "path")->valuestring, "/users/42"));
     cJSON *item = cJSON_GetObjectItem (event, "params");
@@ -490,9 +563,17 @@ gwmap_test (bool verbose)
             fprintf (stderr, "\nquery %s: got %s\n", queries [i].query, got);
             assert (false);
         }
+        //  And the query as sent, whatever the parsed one left out
+        assert (streq (cJSON_GetObjectItem (event, "rawQueryString")->valuestring, queries [i].query));
         cJSON_Delete (expect);
         cJSON_Delete (event);
     }
+    event = s_event_of ("a=\xff\xfe&b=caf\xc3\xa9", NULL, 0);        //  raw bytes, not UTF-8
+    assert (streq (cJSON_GetObjectItem (event, "rawQueryString")->valuestring, "a=%FF%FE&b=caf%C3%A9"));
+    cJSON_Delete (event);
+    event = s_event_of (NULL, NULL, 0);
+    assert (streq (cJSON_GetObjectItem (event, "rawQueryString")->valuestring, ""));
+    cJSON_Delete (event);
 
     //  Bodies: JSON, text, binary
     struct { const char *body; size_t size; const char *expect; bool base64; } bodies [] = {
@@ -513,6 +594,9 @@ gwmap_test (bool verbose)
         { "{}\0x", 4, "\"e30AeA==\"", true },                    //  NUL inside: binary
         { "\0", 1, "\"AA==\"", true },
         { "\xed\xa0\x80", 3, "\"7aCA\"", true },                  //  surrogate is not UTF-8
+        //  JSON that would change on the way stays text (core/jsonfit.h)
+        { "{\"a\":\"x\\u0000y\"}", 16, "\"{\\\"a\\\":\\\"x\\\\u0000y\\\"}\"", false },
+        { "[1e400]", 7, "\"[1e400]\"", false },
     };
     for (size_t i = 0; i < COUNT (bodies); i++) {
         event = s_event_of (NULL, bodies [i].body, bodies [i].size);
@@ -527,6 +611,23 @@ gwmap_test (bool verbose)
         cJSON_Delete (expect);
         cJSON_Delete (event);
     }
+    //  Numbers reach the function with the digits sent
+    const char *numbers = "{\"big\":9007199254740993,\"f\":10.0,\"e\":1000000000000000}";
+    event = s_event_of (NULL, numbers, strlen (numbers));
+    char *printed = cJSON_PrintUnformatted (cJSON_GetObjectItem (event, "body"));
+    assert (streq (printed, numbers));
+    free (printed);
+    cJSON_Delete (event);
+    //  A statusCode kept as written still counts
+    const char *kept_text = "{\"statusCode\":201.0,\"body\":[2.50]}";
+    cJSON *kept = s_json (kept_text);
+    jsonfit_keep_numbers (kept, kept_text, strlen (kept_text), NULL);
+    gwmap_response_t kept_resp = { 0 };
+    assert (gwmap_response (kept, &kept_resp) == 0 && kept_resp.status == 201);
+    assert (kept_resp.body_size == 6 && memcmp (kept_resp.body, "[2.50]", 6) == 0);
+    gwmap_response_reset (&kept_resp);
+    cJSON_Delete (kept);
+
     //  A large binary body round-trips through base64
     size_t big_size = 100000;
     unsigned char *big = (unsigned char *) malloc (big_size);
@@ -601,11 +702,13 @@ gwmap_test (bool verbose)
     assert (s_map ("{\"statusCode\":599.0,\"body\":\"x\"}", &resp) == 599);
     assert (s_map ("{\"statusCode\":100}", &resp) == 502);
     assert (s_map ("{\"statusCode\":199}", &resp) == 502);
-    //  Bodies are never sent with 1xx, 204 and 304
+    //  Bodies are never sent with 1xx, 204, 205 and 304
     assert (s_map ("{\"statusCode\":204,\"body\":\"gone\"}", &resp) == 204);
     assert (resp.body_size == 0 && !s_header (&resp, "content-type"));
     assert (s_map ("{\"statusCode\":304,\"body\":{\"a\":1}}", &resp) == 304);
     assert (resp.body_size == 0);
+    assert (s_map ("{\"statusCode\":205,\"body\":\"reset\"}", &resp) == 205);    //  "MUST NOT generate content"
+    assert (resp.body_size == 0 && !s_header (&resp, "content-type"));
     //  The function's own content-type wins, in any case
     assert (s_map ("{\"statusCode\":200,\"headers\":{\"Content-Type\":\"text/html\"},"
                    "\"body\":\"<p>hi</p>\"}", &resp) == 200);
@@ -694,6 +797,39 @@ gwmap_test (bool verbose)
     assert (resp.detail == NULL);
     cJSON_Delete (value);
     assert (gwmap_response (NULL, NULL) == -1);
+
+    //  Headers no client reads: 502
+    cJSON *many = s_json ("{\"statusCode\":200,\"headers\":{}}");
+    cJSON *many_headers = cJSON_GetObjectItem (many, "headers");
+    for (int i = 0; i < 100; i++) {
+        char name [16];
+        snprintf (name, sizeof name, "X-H%d", i);
+        cJSON_AddStringToObject (many_headers, name, "v");
+    }
+    assert (gwmap_response (many, &resp) == 0 && resp.status == 200);
+    cJSON_AddStringToObject (many_headers, "X-One-Too-Many", "v");
+    assert (gwmap_response (many, &resp) == -1 && resp.status == 502);
+    assert (strstr (resp.detail, "at most 100 headers"));
+    cJSON_Delete (many);
+    char *long_value = (char *) malloc (20000);
+    memset (long_value, 'a', 19999);
+    long_value [19999] = 0;
+    value = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (value, "statusCode", 200);
+    cJSON_AddStringToObject (cJSON_AddObjectToObject (value, "headers"), "X-Big", long_value);
+    assert (gwmap_response (value, &resp) == -1 && resp.status == 502);
+    cJSON_Delete (value);
+    free (long_value);
+
+    //  Host names, with or without a port, in any case
+    assert (gwmap_host_is ("fn.example.com", "fn.example.com"));
+    assert (gwmap_host_is ("FN.Example.com:8000", "fn.example.com"));
+    assert (gwmap_host_is ("[::1]:8000", "[::1]"));
+    assert (!gwmap_host_is ("fn.example.com.evil", "fn.example.com"));
+    assert (!gwmap_host_is ("example.com", "fn.example.com"));
+    assert (!gwmap_host_is ("fn.example.com", ""));
+    assert (!gwmap_host_is (NULL, "fn.example.com"));
+    assert (!gwmap_host_is ("fn.example.com", NULL));
 
     gwmap_response_reset (&resp);
     gwmap_response_reset (&resp);

@@ -5,7 +5,8 @@
     function receives for a gateway request, and turn the function's return
     value into an HTTP response (API.md, Gateway).
 
-    Event: {method, path, params, query, headers, body, isBase64Encoded}
+    Event: {method, path, params, query, rawQueryString, headers, body,
+    isBase64Encoded}
       - headers: names lower-cased; host, connection, authorization,
         proxy-authorization, cookie and content-length left out (credentials
         and transport details are not the function's business); a name
@@ -15,9 +16,16 @@
         as space; the last value of a name wins; "a" alone gives "a":"";
         pairs with an empty name, or that decode to a NUL or to bytes that
         are not UTF-8, are left out;
+      - rawQueryString: the query as sent (without '?'), so what query
+        leaves out is still there; bytes from 0x80 up percent-encoded when
+        it is not UTF-8;
       - body: null when empty; the parsed JSON value if the whole body is
-        JSON; else the text if it is UTF-8 without NUL bytes; else the bytes
-        base64-encoded with isBase64Encoded true (false in every other case).
+        JSON that reaches the function unchanged (numbers keep the digits
+        sent; core/jsonfit.h), else the text if it is UTF-8 without NUL
+        bytes (so also JSON with a \u0000 in a string, a number no Python
+        value holds, or nesting deeper than JSONFIT_MAX_DEPTH); else the
+        bytes base64-encoded with isBase64Encoded true (false in every other
+        case).
 
     Response:
       - an object with "statusCode" is a response description: statusCode
@@ -33,7 +41,9 @@
         value is sent as JSON (application/json);
       - any other value (object without statusCode, array, string, number,
         bool, null) is sent as JSON with 200 and application/json;
-      - 1xx, 204 and 304 responses never carry a body (HTTP forbids it).
+      - 204, 205 and 304 responses never carry a body (HTTP forbids it);
+      - more than 100 headers, or over 16 KiB of them, is a 502: clients
+        and proxies would refuse the answer.
     A mapping failure fills the response with 502, application/json and
     {"detail": "<sentence>"}, so the caller always has a response to send.
     ========================================================================= */
@@ -71,6 +81,12 @@ cJSON *
 //  then resp is a 502 with {"detail": ...} and resp->detail says why.
 int
     gwmap_response (const cJSON *output, gwmap_response_t *resp);
+
+//  True if host (a Host header: "name", "name:port", "[v6]:port") names
+//  the host name given (no port; case does not matter). False when either
+//  is NULL or name is empty.
+bool
+    gwmap_host_is (const char *host, const char *name);
 
 //  Free what a response holds and zero it; safe on a zeroed response.
 void

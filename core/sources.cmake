@@ -25,6 +25,8 @@ list (APPEND CLOWDY_SOURCES core/route.c)     # gateway route matcher
 list (APPEND CLOWDY_SELFTESTS route)
 list (APPEND CLOWDY_SOURCES core/gwmap.c)     # gateway event and result mapping
 list (APPEND CLOWDY_SELFTESTS gwmap)
+list (APPEND CLOWDY_SOURCES core/jsonfit.c)   # JSON kept as written on its way to and from functions
+list (APPEND CLOWDY_SELFTESTS jsonfit)
 list (APPEND CLOWDY_SOURCES core/auth.c)      # the token check and the key cache
 list (APPEND CLOWDY_SELFTESTS auth)
 list (APPEND CLOWDY_SOURCES core/fetch.c)     # capped download buffer for libcurl

@@ -29,6 +29,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include "runtime/proto.h"
+#include "core/jsonfit.h"
 
 struct _proto_reader_t {
     size_t max_frame;               //  largest body accepted, in bytes
@@ -164,6 +165,13 @@ s_parse_body (proto_reader_t *self, const char *body, size_t size)
     if (!cJSON_IsString (cJSON_GetObjectItemCaseSensitive (msg, "type"))) {
         cJSON_Delete (msg);
         return s_fail (self, "message has no string \"type\"");
+    }
+    //  A result's numbers go on with the digits the runner wrote (a Python
+    //  int of any size, a float as repr wrote it), not as cJSON prints them
+    cJSON *output = cJSON_GetObjectItemCaseSensitive (msg, "output");
+    if (output && jsonfit_keep_numbers (msg, body, size, output) < 0) {
+        cJSON_Delete (msg);
+        return s_fail (self, "out of memory");
     }
     if (zlist_append (self->queue, msg)) {
         cJSON_Delete (msg);

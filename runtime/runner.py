@@ -40,6 +40,7 @@ MAX_FRAME = 16 * 1024 * 1024            # largest frame either side sends (load 
 LOG_LIMIT = 64 * 1024                   # log bytes kept per load or invocation (load may change it)
 TEXT_LIMIT = 64 * 1024                  # cap on an error message or a traceback
 PIPE_SIZE = 1024 * 1024                 # asked-for capacity of the log pipe
+ENCODE_RECURSION_LIMIT = 1000           # while a result is encoded: it nests under the host's 1000 levels
 FILENAME = "main.py"                    # the user's module file name in tracebacks
 LAYER_DIR = "/opt/layer"                # pip packages mounted by the host, when present
 DEFAULT_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
@@ -677,6 +678,13 @@ def s_invoke(message):
     if reply is None:
         reply = {"type": "result", "ok": True, "output": output, "logs": logs,
                  "logs_truncated": truncated, "duration_us": duration_us}
+        #   The host's JSON parser (cJSON) stops at 1000 levels of nesting. Python's encoder
+        #   stops a little earlier at the default recursion limit, with an error that can
+        #   name the cause; a function that raised the limit would otherwise make the
+        #   host read a frame it cannot parse.
+        user_limit = sys.getrecursionlimit()
+        if user_limit != ENCODE_RECURSION_LIMIT:
+            sys.setrecursionlimit(ENCODE_RECURSION_LIMIT)
         try:
             body = s_encode(reply)
             #   The host's JSON parser (cJSON) ends strings at U+0000: say so rather than cut them
@@ -697,11 +705,16 @@ def s_invoke(message):
                 detail = "it refers to itself (circular reference)"
             elif "Out of range float" in detail:
                 detail = "it holds NaN or Infinity, which JSON cannot carry"
+            elif isinstance(error, RecursionError):
+                detail = ("it is nested too deeply (lists and dicts inside each other more than "
+                          "about %d levels deep)" % (ENCODE_RECURSION_LIMIT - 10))
             elif not isinstance(error, (NotSerialisable, TypeError, ValueError, RecursionError)):
                 detail = "%s: %s" % (type(error).__name__, detail)
             reply = {"type": "result", "ok": False,
                      "error": s_clean("result is not JSON serialisable: " + detail),
                      "error_type": "ResultNotSerialisable", "traceback": ""}
+        if user_limit != ENCODE_RECURSION_LIMIT:
+            sys.setrecursionlimit(user_limit)
         if body is not None:
             s_write_frame(body)
             return

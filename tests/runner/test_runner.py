@@ -184,17 +184,30 @@ def test_result_not_serialisable(runner):
         "        for _ in range(100000):\n"
         "            x = [x]\n"
         "        return x\n"
+        "    if event == 'deep_raised':\n"
+        "        import sys\n"
+        "        sys.setrecursionlimit(100000)\n"
+        "        x = []\n"
+        "        for _ in range(3000):\n"
+        "            x = [x]\n"
+        "        return x\n"
+        "    if event == 'limit':\n"
+        "        import sys\n"
+        "        return sys.getrecursionlimit()\n"
         "    return 'fine'\n")
     r = runner(code)
     for kind, words in [("set", "type set"), ("thing", "main.Thing"), ("nan", "NaN"),
                         ("inf", "NaN or Infinity"), ("loop", "circular"),
-                        ("bytes", "type bytes"), ("surrogate", "surrogate"), ("deep", "recursion")]:
+                        ("bytes", "type bytes"), ("surrogate", "surrogate"), ("deep", "nested too deeply"),
+                        ("deep_raised", "nested too deeply")]:
         reply = r.invoke(kind)
         assert reply["ok"] is False, kind
         assert reply["error_type"] == "ResultNotSerialisable", reply
         assert reply["error"].startswith("result is not JSON serialisable"), reply
         assert words in reply["error"], (kind, reply["error"])
     assert r.invoke("ok")["output"] == "fine"
+    #   The function's own recursion limit is back once the result is encoded
+    assert r.invoke("limit")["output"] == 100000
 
 
 def test_syntax_error_at_load():
