@@ -420,6 +420,20 @@ s_gives_back (self_t *self, env_t *env)
     return gives;
 }
 
+//  Ask placement for a worker, with the registry as it stands now. PLACE
+//  carries the job id; the env id travels back with the job.
+static void
+s_send_place (self_t *self, env_t *env, job_t *job)
+{
+    char *workers = registry_json (self->registry);
+    int rc = msg_send_place (self->placement, NULL, job->id, env->pool->key, (int64_t) env->memory_mb, workers);
+    free (workers);
+    if (rc) {
+        zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
+        s_env_end (self, env, "unavailable", "Placement is not taking requests now; retry shortly", false);
+    }
+}
+
 static void
 s_place (self_t *self, pool_t *pool, job_t *job)
 {
@@ -438,15 +452,7 @@ s_place (self_t *self, pool_t *pool, job_t *job)
     self->memory_mb += env->memory_mb;
     shares_add (self->shares, env->function_id, env->owner_id, env->memory_mb);
     zhashx_insert (self->envs, env->id, env);
-
-    char *workers = registry_json (self->registry);
-    //  PLACE carries the job id; the env id travels back with the job
-    int rc = msg_send_place (self->placement, NULL, job->id, pool->key, (int64_t) job->memory_mb, workers);
-    free (workers);
-    if (rc) {
-        zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
-        s_env_end (self, env, "unavailable", "Placement is not taking requests now; retry shortly", false);
-    }
+    s_send_place (self, env, job);
 }
 
 //  Place the waiting calls that memory allows, in the order the design
@@ -712,6 +718,13 @@ s_handle_placed (self_t *self, msg_t *msg)
     registry_worker_t *worker = registry_lookup (self->registry, worker_id);
     if (!worker) {
         s_env_end (self, env, "unavailable", "No worker can run the function now; retry shortly", false);
+        return;
+    }
+    //  Placement chose from the registry as it was when PLACE left; another
+    //  environment may have taken that room since. Ask again with the
+    //  registry as it is now (the job's placement deadline still bounds it).
+    if (!registry_fits (worker, env->memory_mb)) {
+        s_send_place (self, env, job);
         return;
     }
     env->worker = worker;
@@ -1438,15 +1451,46 @@ assignment_test (bool verbose)
     assert (s_stat (assignment, "workers") == 0);
     assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
 
+    //  Two placements chosen from the same view of the registry, where w4
+    //  has room for one of them: the second PLACED is not squeezed onto the
+    //  full worker, placement is asked again with the registry as it is now
+    zsock_t *w4 = zsock_new_dealer ("inproc://assignment-test-worker");
+    assert (msg_send_ready (w4, NULL, "w4", "{\"capacity_mb\":200}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    s_run (gateway, "job000000018", "f7:1:x", "ffffffffff07", 128);
+    msg_t *first = s_expect (placement, true, MSG_ID_PLACE);
+    s_run (gateway, "job000000019", "f8:1:x", "ffffffffff08", 128);
+    msg_t *second = s_expect (placement, true, MSG_ID_PLACE);
+    assert (strstr (msg_place_workers_text (second), "\"memory_mb\":0"));
+    assert (msg_send_placed (placement, msg_route (first), "job000000018", "w4") == 0);
+    exec = s_expect (w4, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "job000000018"));
+    assert (msg_send_placed (placement, msg_route (second), "job000000019", "w4") == 0);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "job000000019"));
+    assert (strstr (msg_place_workers_text (msg), "\"memory_mb\":128"));
+    assert (msg_send_placed (placement, msg_route (msg), "job000000019", "w9") == 0);
+    s_expect_result (gateway, w4, "w4", "job000000019", "unavailable", "No worker can run");
+    msg_destroy (&msg);
+    msg_destroy (&first);
+    msg_destroy (&second);
+    s_done (w4, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "job000000018") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "envs") == 1 && s_stat (assignment, "memory_mb") == 128);
+
     //  A queued call waits at most what a cold run may take: two calls hold
     //  both environments of the pool (timeout 30 s, so their runs outlast
     //  the test), the third (timeout 1 s) waits in the queue and is answered
     //  "unavailable" after deadlines_queue_ms (1 s), while the worker lives
     if (verbose)
         printf ("(waiting for the queue deadline) ");
+    assert (msg_send_heartbeat (w4, NULL, "w4") == 0);
     zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (w3, NULL, "w3", "{}") == 0);
-    s_wait_stat (assignment, "workers", 1);
+    s_wait_stat (assignment, "workers", 2);
     const char *long_context = "{\"code\":\"...\",\"timeout_seconds\":30}";
     const char *holders [] = { "job000000015", "job000000016" };
     for (int i = 0; i < 2; i++) {
@@ -1463,6 +1507,7 @@ assignment_test (bool verbose)
     s_expect_result (gateway, w3, "w3", "job000000017", "unavailable", "waited");
     assert (s_stat (assignment, "queued") == 0 && s_stat (assignment, "creating") == 2);
     zsock_destroy (&w3);
+    zsock_destroy (&w4);
 
     zsock_destroy (&worker);
     zsock_destroy (&gateway);
