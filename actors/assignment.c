@@ -339,8 +339,8 @@ s_exec (self_t *self, env_t *env, job_t *job, bool cold)
     job->cold = cold;
     job->deadline = zclock_mono () + deadlines_run_ms (job->timeout_ms, cold);
     //  Only a new environment needs the function's code and env
-    if (msg_send_exec (self->backend, registry_worker_route (env->worker), env->id, job->id,
-                       job->pool_key, cold ? job->function : "{}", job->input)) {
+    if (msg_send_exec (self->backend, registry_worker_route (env->worker), env->id, job->id, job->pool_key,
+                       (int64_t) job->memory_mb, job->timeout_ms, cold ? job->function : "{}", job->input)) {
         int error = zmq_errno ();
         zsys_warning ("assignment: could not send EXEC for job %s to worker %s (%s)", job->id,
                       registry_worker_id (env->worker), zmq_strerror (error));
@@ -648,11 +648,13 @@ s_handle_run (self_t *self, msg_t *msg)
     job->function_id = strdup (function_id);
     job->project_id = strdup (project_id);
     job->owner_id = strdup (owner_id);
-    job->memory_mb = memory_mb > 0 && memory_mb <= 65536 ? (long) memory_mb : 128;
+    //  The one place a call's limits are checked: the budget, the deadlines
+    //  and the worker's sandbox (EXEC) all use these values
+    job->memory_mb = memory_mb >= MIN_MEMORY_MB && memory_mb <= MAX_MEMORY_MB ? (long) memory_mb : DEFAULT_MEMORY_MB;
     job->function = strdup (function);
     job->input = strdup (input);
     //  Every deadline of the run is measured from the function's timeout
-    job->timeout_ms = timeout_ms > 0 && timeout_ms <= 86400000 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+    job->timeout_ms = timeout_ms > 0 && timeout_ms <= MAX_TIMEOUT_MS ? timeout_ms : DEFAULT_TIMEOUT_MS;
     zhashx_insert (self->jobs, job->id, job);
     s_dispatch (self, job);
 }

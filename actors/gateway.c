@@ -145,8 +145,6 @@ s_function_lookup (self_t *self, const char *function_id)
     cJSON_AddNumberToObject (context, "version", fn.version);
     cJSON_AddStringToObject (context, "code", fn.code);
     cJSON_AddStringToObject (context, "project_id", fn.project_id);
-    cJSON_AddNumberToObject (context, "memory_mb", fn.memory_mb);
-    cJSON_AddNumberToObject (context, "timeout_seconds", fn.timeout_seconds);
     cJSON_AddBoolToObject (context, "network_enabled", fn.network_enabled);
     if (fn.requirements_hash)
         cJSON_AddStringToObject (context, "requirements_hash", fn.requirements_hash);

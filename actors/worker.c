@@ -804,13 +804,12 @@ s_handle_exec (self_t *self, msg_t *msg)
         s_send_done (self, env_id, job_id, "{}", "lost");
         return;
     }
-    double memory_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "memory_mb"));
-    double timeout_s = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "timeout_seconds"));
+    //  assignment checked the limits: it budgets for this memory and measures
+    //  its deadlines from this timeout
+    int memory = (int) msg_exec_memory_mb (msg);
+    int timeout_ms = (int) msg_exec_timeout_ms (msg);
     bool network = cJSON_IsTrue (cJSON_GetObjectItem (context, "network_enabled"));
     const char *layer = cJSON_GetStringValue (cJSON_GetObjectItem (context, "requirements_hash"));
-    int memory = isnan (memory_mb) || memory_mb < 16 || memory_mb > 65536 ? SANDBOX_DEFAULT_MEMORY_MB : (int) memory_mb;
-    int timeout_ms = isnan (timeout_s) || timeout_s <= 0 || timeout_s > 86400 ? DEFAULT_TIMEOUT_MS
-                   : (int) (timeout_s * 1000);
     char *layer_dir = layer && *layer && !strchr (layer, '/') && strneq (layer, "..")
                     ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
     if (layer_dir && !zsys_file_exists (layer_dir))
@@ -1112,11 +1111,9 @@ s_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const char *jo
     cJSON_AddStringToObject (context, "name", "test");
     cJSON_AddNumberToObject (context, "version", 1);
     cJSON_AddStringToObject (context, "code", code);
-    cJSON_AddNumberToObject (context, "memory_mb", 64);
-    cJSON_AddNumberToObject (context, "timeout_seconds", timeout_s);
     cJSON_AddItemToObject (context, "env", cJSON_Parse ("{\"GREETING\":\"hi\"}"));
     char *text = cJSON_PrintUnformatted (context);
-    assert (msg_send_exec (assignment, route, env_id, job_id, "k", text, input) == 0);
+    assert (msg_send_exec (assignment, route, env_id, job_id, "k", 64, timeout_s * 1000, text, input) == 0);
     free (text);
     cJSON_Delete (context);
     msg_t *done = s_expect (assignment, MSG_ID_DONE);
@@ -1133,9 +1130,8 @@ static void
 s_send_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const char *job_id,
              const char *code, const char *input)
 {
-    char *context = code ? zsys_sprintf ("{\"name\":\"test\",\"version\":1,\"code\":\"%s\",\"memory_mb\":64,"
-                                         "\"timeout_seconds\":5}", code) : strdup ("{}");
-    assert (msg_send_exec (assignment, route, env_id, job_id, "k", context, input) == 0);
+    char *context = code ? zsys_sprintf ("{\"name\":\"test\",\"version\":1,\"code\":\"%s\"}", code) : strdup ("{}");
+    assert (msg_send_exec (assignment, route, env_id, job_id, "k", 64, 5000, context, input) == 0);
     zstr_free (&context);
 }
 

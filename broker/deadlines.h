@@ -40,6 +40,10 @@
 #define RUN_MARGIN_MS           5000    //  Slack over the worker's own bound before a run is lost
 #define GATEWAY_MARGIN_MS       5000    //  Slack over assignment's bounds for a gateway job
 #define DEFAULT_TIMEOUT_MS      30000   //  A function's timeout when none is given
+#define MAX_TIMEOUT_MS          86400000    //  Above this a timeout is taken as none given
+#define DEFAULT_MEMORY_MB       128     //  A function's memory limit when none (or an absurd one) is given
+#define MIN_MEMORY_MB           16      //  The limits a memory_mb must be within
+#define MAX_MEMORY_MB           65536
 #define HTTP_MARGIN_MS          5000    //  Slack over gateway's bound for a parked HTTP call
 #define CHAT_MARGIN_MS          10000   //  Slack over a chat's --ai-timeout budget
 

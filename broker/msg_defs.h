@@ -134,10 +134,11 @@
     FIELD (m, function_id, s, "") \
     FIELD (m, project_id,  s, "") \
     FIELD (m, owner_id,    s, "(the function's user: whose share of the memory budget it uses)") \
-    FIELD (m, memory_mb,   i, "") \
-    FIELD (m, timeout_ms,  i, "(the function's timeout: every deadline of the run is measured from it)") \
+    FIELD (m, memory_mb,   i, "(assignment keeps it within the limits, budgets for it and passes it on in EXEC)") \
+    FIELD (m, timeout_ms,  i, "(the function's timeout: assignment keeps it within the limits, measures every " \
+                              "deadline of the run from it and passes it on in EXEC)") \
     FIELD (m, function,    s, "(JSON text that assignment passes on unread, in EXEC: id, name, version, code, " \
-                              "env, memory_mb, timeout_seconds, network_enabled, project_id, requirements_hash?, " \
+                              "env, network_enabled, project_id, requirements_hash?, " \
                               "database_mount? {source, target, writable}, file_limit_mb?)") \
     FIELD (m, input,       s, "(JSON text, passed on unread in EXEC)")
 #define MSG_FIELDS_RESULT(FIELD, m) \
@@ -167,6 +168,8 @@
     FIELD (m, env_id,   s, "") \
     FIELD (m, job_id,   s, "") \
     FIELD (m, pool_key, s, "") \
+    FIELD (m, memory_mb,  i, "(the environment's memory limit, as assignment budgets for it)") \
+    FIELD (m, timeout_ms, i, "(the function's timeout)") \
     FIELD (m, function, j, "") \
     FIELD (m, input,    j, "")
 #define MSG_FIELDS_DONE(FIELD, m) \
