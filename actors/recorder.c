@@ -81,6 +81,26 @@ s_cap (cJSON *row, const char *name, size_t max)
     return true;
 }
 
+//  Logs are read by people, who see no flag: a cut log ends in a line that
+//  says so, as the runner's own cap does, within the same max bytes
+static bool
+s_cap_logs (cJSON *row, size_t max)
+{
+    const char *logs = s_text (row, "logs");
+    if (!logs || strlen (logs) <= max)
+        return false;
+    const size_t note_max = 96;     //  The note below, with room to spare
+    if (max <= 2 * note_max)
+        return s_cap (row, "logs", max);
+    s_cap (row, "logs", max - note_max);
+    logs = s_text (row, "logs");
+    char *text = zsys_sprintf ("%s\n[clowdy: logs truncated: this record keeps the first %zu bytes]\n",
+                               logs, strlen (logs));
+    cJSON_ReplaceItemInObjectCaseSensitive (row, "logs", cJSON_CreateString (text));
+    zstr_free (&text);
+    return true;
+}
+
 static void
 s_flush (self_t *self)
 {
@@ -92,7 +112,7 @@ s_flush (self_t *self)
         bool input_cut = s_cap (row, "input", self->record_max_bytes);
         bool output_cut = s_cap (row, "output", self->record_max_bytes);
         output_cut = s_cap (row, "error", self->record_max_bytes) || output_cut;
-        bool logs_cut = s_cap (row, "logs", self->record_max_bytes);
+        bool logs_cut = s_cap_logs (row, self->record_max_bytes);
         rows [i] = (store_invocation_t) {
             .id = s_text (row, "id"), .function_id = s_text (row, "function_id"),
             .input = s_text (row, "input"), .output = s_text (row, "output"),
@@ -355,6 +375,30 @@ recorder_test (bool verbose)
     assert (cJSON_IsFalse (cJSON_GetObjectItem (newest, "logs_truncated")));
     assert (streq (cJSON_GetObjectItem (newest, "logs")->valuestring, "printed\n"));
     assert (cJSON_GetObjectItem (newest, "stored_bytes")->valueint == 199999 + 2 + 8);
+    cJSON_Delete (rows);
+    //  A cut log ends in a line that says so, within the cap
+    cJSON *row = cJSON_CreateObject ();
+    cJSON_AddStringToObject (row, "function_id", "cccccccccccc");
+    cJSON_AddStringToObject (row, "status", "success");
+    char *long_logs = (char *) malloc (300001);
+    memset (long_logs, 'y', 300000);
+    long_logs [300000] = 0;
+    cJSON_AddStringToObject (row, "logs", long_logs);
+    free (long_logs);
+    char *row_text = cJSON_PrintUnformatted (row);
+    assert (msg_send_record (push, NULL, row_text) == 0);
+    free (row_text);
+    cJSON_Delete (row);
+    zstr_send (recorder, "FLUSH");
+    ok = zstr_recv (recorder);
+    assert (ok && streq (ok, "OK"));
+    zstr_free (&ok);
+    rows = store_query (store, "SELECT logs, logs_truncated FROM invocations WHERE function_id = 'cccccccccccc'"
+                               " ORDER BY created_at DESC, rowid DESC", "");
+    const char *cut_logs = cJSON_GetObjectItem (cJSON_GetArrayItem (rows, 0), "logs")->valuestring;
+    assert (strlen (cut_logs) <= 200000 && strlen (cut_logs) > 199000);
+    assert (strstr (cut_logs, "yyy\n[clowdy: logs truncated: this record keeps the first "));
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (cJSON_GetArrayItem (rows, 0), "logs_truncated")));
     cJSON_Delete (rows);
     //  The row retention of the other function is untouched by this one's bytes
     cJSON *kept = store_query_row (store, "SELECT count(*) AS n FROM invocations WHERE function_id = 'aaaaaaaaaaaa'", "");
