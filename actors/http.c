@@ -134,28 +134,55 @@ struct _request_t {
 };
 
 //  --------------------------------------------------------------------------
-//  Outside input in the log: bytes below 0x20, DEL and the backslash are
-//  written as \xNN, so a path, a method or a header never starts a log line
-//  of its own nor drives the terminal that shows the log; past size, the
-//  text is cut and ends in "...". Returns out.
+//  Outside input in the log: control characters (C0, DEL and the C1 range
+//  U+0080..U+009F), bytes that are not UTF-8 and the backslash are written
+//  as \xNN, so a path, a method or a header never starts a log line of its
+//  own nor drives the terminal that shows the log; past size, the text is
+//  cut and ends in "...". Returns out.
 
 #define HTTP_LOG_TEXT_MAX 512
+
+//  Bytes in the UTF-8 sequence at text (2..4), or 0 if it is not one or
+//  encodes a C1 control
+static size_t
+s_utf8_length (const unsigned char *text)
+{
+    size_t length = text [0] >= 0xc2 && text [0] <= 0xdf ? 2
+                  : text [0] >= 0xe0 && text [0] <= 0xef ? 3
+                  : text [0] >= 0xf0 && text [0] <= 0xf4 ? 4 : 0;
+    for (size_t i = 1; i < length; i++)
+        if ((text [i] & 0xc0) != 0x80)
+            return 0;
+    if (length == 2 && text [0] == 0xc2 && text [1] < 0xa0)
+        return 0;                   //  U+0080..U+009F
+    return length;
+}
 
 static const char *
 s_printable (const char *text, char *out, size_t size)
 {
-    assert (size >= 8);
+    assert (size >= 16);
     size_t used = 0;
-    for (const unsigned char *byte = (const unsigned char *) (text ? text : "-"); *byte; byte++) {
+    const unsigned char *byte = (const unsigned char *) (text ? text : "-");
+    while (*byte) {
         if (used + 4 + 4 >= size) {
             memcpy (out + used, "...", 3);
             used += 3;
             break;
         }
-        if (*byte < 0x20 || *byte == 0x7f || *byte == '\\')
-            used += (size_t) snprintf (out + used, size - used, "\\x%02x", *byte);
-        else
-            out [used++] = (char) *byte;
+        size_t length = *byte >= 0x80 ? s_utf8_length (byte) : 1;
+        if (length > 1) {
+            memcpy (out + used, byte, length);
+            used += length;
+            byte += length;
+        }
+        else {
+            if (*byte < 0x20 || *byte >= 0x7f || *byte == '\\')
+                used += (size_t) snprintf (out + used, size - used, "\\x%02x", *byte);
+            else
+                out [used++] = (char) *byte;
+            byte++;
+        }
     }
     out [used] = 0;
     return out;
@@ -1517,6 +1544,18 @@ void
 http_test (bool verbose)
 {
     printf ("http: ");
+    //  Outside input in the log: one line, no terminal controls
+    char printable [HTTP_LOG_TEXT_MAX];
+    assert (streq (s_printable ("/a\r\nI: forged\x1b[2J\\", printable, sizeof printable),
+                   "/a\\x0d\\x0aI: forged\\x1b[2J\\x5c"));
+    assert (streq (s_printable ("/caf\xc3\xa9/\xe2\x82\xac", printable, sizeof printable), "/caf\xc3\xa9/\xe2\x82\xac"));
+    assert (streq (s_printable ("\xc2\x9b\xff\xc3", printable, sizeof printable), "\\xc2\\x9b\\xff\\xc3"));
+    assert (streq (s_printable (NULL, printable, sizeof printable), "-"));
+    char long_text [2000];
+    memset (long_text, '\n', sizeof long_text - 1);
+    long_text [sizeof long_text - 1] = 0;
+    s_printable (long_text, printable, sizeof printable);
+    assert (strlen (printable) < sizeof printable && streq (printable + strlen (printable) - 3, "..."));
     char data_dir [] = "/tmp/clowdy-http-test-XXXXXX";
     assert (mkdtemp (data_dir));
     char *argv [] = { "clowdy", "--listen", "127.0.0.1:0", "--data-dir", data_dir,

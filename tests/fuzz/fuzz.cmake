@@ -24,3 +24,8 @@ clowdy_fuzz_target (fuzz_proto runtime/proto.c)
 #  Control-plane handlers over an in-memory store
 clowdy_fuzz_target (fuzz_api core/api.c core/api_projects.c core/api_functions.c core/api_routes.c
                     core/api_stats.c core/api_tokens.c core/tokens.c core/store.c core/util.c core/route.c)
+#  The HTTP request path: raw bytes over a loopback connection into the real http actor
+clowdy_fuzz_target (fuzz_http actors/http.c broker/actor.c broker/endpoints.c broker/msg.c
+                    core/api.c core/api_projects.c core/api_functions.c core/api_routes.c core/api_stats.c
+                    core/api_tokens.c core/apipool.c core/auth.c core/jwks.c core/tokens.c core/store.c
+                    core/util.c core/route.c core/config.c)
