@@ -104,7 +104,7 @@ def test_idle_connections_from_one_client_leave_room_for_another(make_server):
         # One client holds at most --http-max-per-client (256) of them
         assert fd_count(server) < baseline + 300
         # Silent connections are closed after --http-idle-timeout (10 s)
-        wait_for(lambda: fd_count(server) <= baseline + 2, 60,
+        wait_for(lambda: fd_count(server) <= baseline + 2, 120,
                  "idle connections were not closed: %d fds, %d at the start" % (fd_count(server), baseline))
     finally:
         for sock in idle:

@@ -8,8 +8,11 @@
 
     An input is not waited on for ever: MHD keeps an HTTP/1.1 connection
     open after its answer, so we read what comes within a few milliseconds
-    and close. A crash, an ASan report or a health check that fails stops
-    the fuzzer.  */
+    and close. MHD (epoll, edge-triggered) does not always see a client's
+    close that came with the last bytes, so such connections stay until
+    the (here 2 s) timeout: a few hundred at a time, hence no per-client
+    limit. A crash, an ASan report or a health check that fails stops the
+    fuzzer.  */
 #include <czmq.h>
 #include <dirent.h>
 #include <poll.h>
@@ -44,9 +47,9 @@ s_start (void)
     assert (mkdtemp (data_dir));
     char *argv [] = { "clowdy", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--log-level", getenv ("FUZZ_HTTP_LOG") ? "debug" : "error",
                       "--web-dir", "/nonexistent", "--http-idle-timeout", "2", "--http-timeout", "2",
-                      "--max-body", "65536", "--max-body-total-mb", "1", NULL };
+                      "--max-body", "65536", "--max-body-total-mb", "1", "--http-max-per-client", "0", NULL };
     char error [256];
-    assert (config_parse (&s_config, 17, argv, error, sizeof error) == 0);
+    assert (config_parse (&s_config, 19, argv, error, sizeof error) == 0);
     zsys_set_logstream (getenv ("FUZZ_HTTP_LOG") ? stderr : NULL);
     s_endpoints = endpoints_new ();
     endpoints_set (s_endpoints, "gateway", "inproc://fuzz-http-gateway");
