@@ -10,8 +10,15 @@
     A request's life:
     1. MHD's URI log callback allocates a request_t holding the raw URI (MHD
        hands the access handler a decoded path; the gateway needs the raw
-       one to split segments before decoding).
-    2. The access handler collects the body (413 past the limit), then
+       one to split segments before decoding). The connection (conn_t, from
+       MHD's connection notifications) points at it: if MHD refuses the
+       request on its own, no completion callback comes, and the
+       connection's close frees and logs it.
+    2. The access handler's first call has the whole head: the request is
+       in flight from there. Heads a proxy could read differently get 400
+       (s_check_request); a body over --max-body gets 413, and one that
+       would take the bodies held at once past --max-body-total-mb gets
+       503, before either is read. Then it collects the body, then
        dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
        gateway actor as INVOKE (the connection is suspended and the request
        parked in `pending` under its id); other /api paths are the REST API
@@ -28,6 +35,11 @@
        write succeed never reads a stale cache. The pool keeps a deadline
        on every request it holds (503/504 with a detail when it passes).
     4. MHD's completion callback writes the access-log line and frees it.
+
+    Connections: at most --http-max-connections, --http-max-per-client from
+    one address; silent for --http-idle-timeout before a first request, or
+    --http-timeout once one came, and they are closed (a suspended one is
+    never silent: it waits for us).
 
     Every error is JSON {"detail": "..."}; nothing a client sends can crash
     the actor: bodies are capped, headers are copied into cJSON, and only
@@ -71,7 +83,7 @@ typedef struct {
     zlistx_t *key_waiters;          //  request_t parked until the refresher fetched keys
     bool fetch_asked;               //  FETCH sent to the refresher, FETCHED not back yet
     zhashx_t *pending;              //  request id -> request_t parked on gateway or pool
-    size_t active;                  //  Requests started and not completed
+    size_t active;                  //  Requests whose head came whole, not completed yet
     bool access_log;                //  Log one line per request?
     bool terminated;                //  Did caller ask us to quit?
     bool draining;                  //  $TERM received; finishing requests in flight
@@ -99,7 +111,7 @@ typedef enum {
 //  own, so the connection's close frees what the URI logger allocated.
 typedef struct {
     request_t *request;             //  Its request not completed yet, or NULL
-    size_t requests;                //  Requests it has started
+    size_t requests;                //  Requests whose head came whole on it
 } conn_t;
 
 struct _request_t {
@@ -114,6 +126,7 @@ struct _request_t {
     size_t held;                    //  Bytes of body_held reserved for this request
     bool over_budget;               //  Its body did not fit in --max-body-total-mb: 503
     bool dispatched;                //  Handler has acted on the full request
+    bool in_flight;                 //  Its head came whole: counted in self->active
     parked_t parked;                //  Suspended, and waiting for whom
     int64_t deadline;               //  Monotonic ms when we answer 504 ourselves (gateway calls, chats)
     bool streaming;                 //  Chat answered with server-sent events (stream: true)
@@ -1028,18 +1041,11 @@ s_uri_logger (void *cls, const char *uri, struct MHD_Connection *connection)
     request->self = self;
     request->raw_uri = strdup (uri ? uri : "");
     request->started_us = util_monotonic_us ();
-    self->active++;
     const union MHD_ConnectionInfo *info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     conn_t *conn = info ? (conn_t *) info->socket_context : NULL;
     if (conn) {
         conn->request = request;
         request->conn = conn;
-        //  A connection that has sent a request gets the longer silence
-        //  (--http-timeout) from now on, keep-alive included; one that
-        //  never does is closed after --http-idle-timeout
-        if (conn->requests++ == 0)
-            MHD_set_connection_option (connection, MHD_CONNECTION_OPTION_TIMEOUT,
-                                       (unsigned int) self->config->http_timeout);
     }
     //  MHD parses the query into its connection's memory pool right after
     //  this call; we never read its parsed arguments (raw_uri has the query),
@@ -1097,6 +1103,16 @@ s_request_headers (request_t *request, struct MHD_Connection *connection, const 
     self_t *self = request->self;
     request->method_copy = strdup (method);
     request->path_copy = strdup (url);
+    //  In flight from here (a graceful stop waits for it): a request whose
+    //  headers never came whole is not
+    request->in_flight = true;
+    self->active++;
+    //  A connection that has sent a whole request head gets the longer
+    //  silence (--http-timeout) from now on, keep-alive included; until
+    //  then it is closed after --http-idle-timeout
+    if (request->conn && request->conn->requests++ == 0)
+        MHD_set_connection_option (connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                                   (unsigned int) self->config->http_timeout);
     const char *detail = s_check_request (request, connection, url, method, version);
     if (detail) {
         request->dispatched = true;
@@ -1211,8 +1227,9 @@ s_request_end (self_t *self, request_t *request, struct MHD_Connection *connecti
     cJSON_Delete (request->reply_headers);
     free (request->method_copy);
     free (request->path_copy);
+    if (request->in_flight)
+        self->active--;
     free (request);
-    self->active--;
 }
 
 static void

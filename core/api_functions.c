@@ -25,7 +25,7 @@
 //  The list's answer stays near this size whatever the records hold: each
 //  record's input, output, error and logs are cut to a prefix of
 //  LIST_BYTES / limit / 4 characters (at least FIELD_MIN), and the record
-//  names the fields cut in "truncated". At the default limit of 50 that is
+//  names the fields cut in "list_truncated". At the default limit of 50 that is
 //  40 K characters a field, so the 64 KiB-capped logs of a call the UI's
 //  test panel reads back (limit 20) arrive whole. The single-record GET
 //  returns everything.
@@ -359,7 +359,7 @@ api_invocations_list (api_call_t *call)
             cJSON_DeleteItemFromObject (row, name);
         }
         if (cJSON_GetArraySize (truncated))
-            cJSON_AddItemToObject (row, "truncated", truncated);
+            cJSON_AddItemToObject (row, "list_truncated", truncated);
         else
             cJSON_Delete (truncated);
     }
@@ -595,17 +595,17 @@ api_functions_test (bool verbose)
     assert (strlen (api_test_str (newest, "input")) == INVOCATIONS_LIST_BYTES / 500 / 4);
     assert (strlen (api_test_str (newest, "logs")) == INVOCATIONS_LIST_BYTES / 500 / 4);
     assert (streq (api_test_str (newest, "output"), "1"));
-    cJSON *truncated = cJSON_GetObjectItem (newest, "truncated");
+    cJSON *truncated = cJSON_GetObjectItem (newest, "list_truncated");
     assert (cJSON_GetArraySize (truncated) == 2);
     assert (streq (cJSON_GetStringValue (cJSON_GetArrayItem (truncated, 0)), "input"));
     assert (streq (cJSON_GetStringValue (cJSON_GetArrayItem (truncated, 1)), "logs"));
     assert (!cJSON_GetObjectItem (newest, "input_cut"));
-    assert (!cJSON_GetObjectItem (cJSON_GetArrayItem (reply, 1), "truncated"));
+    assert (!cJSON_GetObjectItem (cJSON_GetArrayItem (reply, 1), "list_truncated"));
     cJSON_Delete (reply);
     snprintf (path, sizeof path, "/api/functions/%s/invocations/b16b16b16b16", function_id);
     reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
     assert (strlen (api_test_str (reply, "input")) == list_big_size && strlen (api_test_str (reply, "logs")) == list_big_size);
-    assert (!cJSON_GetObjectItem (reply, "truncated"));
+    assert (!cJSON_GetObjectItem (reply, "list_truncated"));
     cJSON_Delete (reply);
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Function not found");
     snprintf (path, sizeof path, "/api/functions/%s/invocations/000000000000", function_id);
