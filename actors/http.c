@@ -11,9 +11,9 @@
     1. MHD's URI log callback allocates a request_t holding the raw URI (MHD
        hands the access handler a decoded path; the gateway needs the raw
        one to split segments before decoding). The connection (conn_t, from
-       MHD's connection notifications) points at it: if MHD refuses the
-       request on its own, no completion callback comes, and the
-       connection's close frees and logs it.
+       MHD's connection notifications) points at it: if MHD gives up on the
+       request by itself and no completion callback comes, the connection's
+       close frees and logs it.
     2. The access handler's first call has the whole head: the request is
        in flight from there. Heads a proxy could read differently get 400
        (s_check_request); a body over --max-body gets 413, and one that
@@ -107,8 +107,9 @@ typedef enum {
 } parked_t;
 
 //  A connection from accept to close (MHD_OPTION_NOTIFY_CONNECTION). MHD
-//  does not call the completion callback for a request it rejected on its
-//  own, so the connection's close frees what the URI logger allocated.
+//  may never call the completion callback for a request it gave up on by
+//  itself (in 0.9.75, one whose query filled its memory pool never got
+//  one), so the connection's close frees what the URI logger allocated.
 typedef struct {
     request_t *request;             //  Its request not completed yet, or NULL
     size_t requests;                //  Requests whose head came whole on it
