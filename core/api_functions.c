@@ -26,10 +26,11 @@
 //  record's input, output, error and logs are cut to a prefix of
 //  LIST_BYTES / limit / 4 characters (at least FIELD_MIN), and the record
 //  names the fields cut in "list_truncated". At the default limit of 50 that is
-//  40 K characters a field, so the 64 KiB-capped logs of a call the UI's
-//  test panel reads back (limit 20) arrive whole. The single-record GET
-//  returns everything.
-#define INVOCATIONS_LIST_BYTES  (8 * 1024 * 1024)
+//  83,886 characters a field, more than the 64 KiB a call's logs are capped
+//  at, so the default list (and the UI's test panel, at 20) shows them
+//  whole; at 500, 8,388 a field, about 16 MB at most. The single-record
+//  GET returns everything.
+#define INVOCATIONS_LIST_BYTES  (16 * 1024 * 1024)
 #define INVOCATIONS_FIELD_MIN   1024
 #define INVOCATION_COLUMNS \
     "id, function_id, %s AS input, %s AS output, status, %s AS error," \

@@ -225,7 +225,7 @@ def test_invocation_list_is_bounded_and_one_record_is_whole(server):
     r = server.get(path + "?limit=500")
     assert r.status_code == 200
     # Whole, this list is 12 x (2 MiB in, 2 MiB out, 50 KB logs), or 12 x 180 KB where records keep
-    # 64 KiB of each (--record-max-bytes); the answer keeps prefixes of 4 K characters
+    # 64 KiB of each (--record-max-bytes); the answer keeps prefixes of 8 K characters
     assert len(r.content) < MiB / 2, "the list answer is %d bytes" % len(r.content)
     records = r.json()
     assert len(records) == calls
