@@ -10,8 +10,15 @@
     A request's life:
     1. MHD's URI log callback allocates a request_t holding the raw URI (MHD
        hands the access handler a decoded path; the gateway needs the raw
-       one to split segments before decoding).
-    2. The access handler collects the body (413 past the limit), then
+       one to split segments before decoding). The connection (conn_t, from
+       MHD's connection notifications) points at it: if MHD gives up on the
+       request by itself and no completion callback comes, the connection's
+       close frees and logs it.
+    2. The access handler's first call has the whole head: the request is
+       in flight from there. Heads a proxy could read differently get 400
+       (s_check_request); a body over --max-body gets 413, and one that
+       would take the bodies held at once past --max-body-total-mb gets
+       503, before either is read. Then it collects the body, then
        dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
        gateway actor as INVOKE (the connection is suspended and the request
        parked in `pending` under its id); other /api paths are the REST API
@@ -28,6 +35,11 @@
        write succeed never reads a stale cache. The pool keeps a deadline
        on every request it holds (503/504 with a detail when it passes).
     4. MHD's completion callback writes the access-log line and frees it.
+
+    Connections: at most --http-max-connections, --http-max-per-client from
+    one address; silent for --http-idle-timeout before a first request, or
+    --http-timeout once one came, and they are closed (a suspended one is
+    never silent: it waits for us).
 
     Every error is JSON {"detail": "..."}; nothing a client sends can crash
     the actor: bodies are capped, headers are copied into cJSON, and only
@@ -72,7 +84,7 @@ typedef struct {
     zlistx_t *key_waiters;          //  request_t parked until the refresher fetched keys
     bool fetch_asked;               //  FETCH sent to the refresher, FETCHED not back yet
     zhashx_t *pending;              //  request id -> request_t parked on gateway or pool
-    size_t active;                  //  Requests started and not completed
+    size_t active;                  //  Requests whose head came whole, not completed yet
     bool access_log;                //  Log one line per request?
     bool terminated;                //  Did caller ask us to quit?
     bool draining;                  //  $TERM received; finishing requests in flight
@@ -80,6 +92,8 @@ typedef struct {
     int64_t park_ms;                //  How long a call may stay parked on gateway
     int64_t next_expiry;            //  Monotonic ms of the next look for expired requests
     msg_outbox_t *invalidates;      //  INVALIDATEs gateway's full queue could not take yet
+    size_t body_held;               //  Body bytes reserved by requests not completed
+    size_t body_cap;                //  Most that may be reserved at once (--max-body-total-mb)
 } self_t;
 
 //  Who a suspended request waits for. Those parked on gateway, the pool or
@@ -93,15 +107,28 @@ typedef enum {
     PARKED_KEYS                     //  A token whose key the JWKS refresher is fetching
 } parked_t;
 
+//  A connection from accept to close (MHD_OPTION_NOTIFY_CONNECTION). MHD
+//  may never call the completion callback for a request it gave up on by
+//  itself (in 0.9.75, one whose query filled its memory pool never got
+//  one), so the connection's close frees what the URI logger allocated.
+typedef struct {
+    request_t *request;             //  Its request not completed yet, or NULL
+    size_t requests;                //  Requests whose head came whole on it
+} conn_t;
+
 struct _request_t {
     self_t *self;                   //  Back pointer for callbacks
+    conn_t *conn;                   //  Its connection (MHD's socket context), or NULL
     char id [UTIL_ID_SIZE];         //  Our id for the gateway round trip
     char *raw_uri;                  //  URI as sent (path and query, not decoded)
     int64_t started_us;             //  Monotonic start, for the access log
     char *body;                     //  Request body collected so far
     size_t body_size;               //  Bytes in body
     bool too_large;                 //  Body went past the limit
+    size_t held;                    //  Bytes of body_held reserved for this request
+    bool over_budget;               //  Its body did not fit in --max-body-total-mb: 503
     bool dispatched;                //  Handler has acted on the full request
+    bool in_flight;                 //  Its head came whole: counted in self->active
     parked_t parked;                //  Suspended, and waiting for whom
     int64_t deadline;               //  Monotonic ms when we answer 504 ourselves (gateway calls, chats)
     bool streaming;                 //  Chat answered with server-sent events (stream: true)
@@ -120,6 +147,166 @@ struct _request_t {
     char *method_copy;              //  For the access log after completion
     char *path_copy;                //  Ditto
 };
+
+//  --------------------------------------------------------------------------
+//  Outside input in the log: control characters (C0, DEL and the C1 range
+//  U+0080..U+009F), bytes that are not UTF-8 and the backslash are written
+//  as \xNN, so a path, a method or a header never starts a log line of its
+//  own nor drives the terminal that shows the log; past size, the text is
+//  cut and ends in "...". Returns out.
+
+#define HTTP_LOG_TEXT_MAX 512
+
+//  Bytes in the UTF-8 sequence at text (2..4), or 0 if it is not one or
+//  encodes a C1 control
+static size_t
+s_utf8_length (const unsigned char *text)
+{
+    size_t length = text [0] >= 0xc2 && text [0] <= 0xdf ? 2
+                  : text [0] >= 0xe0 && text [0] <= 0xef ? 3
+                  : text [0] >= 0xf0 && text [0] <= 0xf4 ? 4 : 0;
+    for (size_t i = 1; i < length; i++)
+        if ((text [i] & 0xc0) != 0x80)
+            return 0;
+    if (length == 2 && text [0] == 0xc2 && text [1] < 0xa0)
+        return 0;                   //  U+0080..U+009F
+    return length;
+}
+
+static const char *
+s_printable (const char *text, char *out, size_t size)
+{
+    assert (size >= 16);
+    size_t used = 0;
+    const unsigned char *byte = (const unsigned char *) (text ? text : "-");
+    while (*byte) {
+        if (used + 4 + 4 >= size) {
+            memcpy (out + used, "...", 3);
+            used += 3;
+            break;
+        }
+        size_t length = *byte >= 0x80 ? s_utf8_length (byte) : 1;
+        if (length > 1) {
+            memcpy (out + used, byte, length);
+            used += length;
+            byte += length;
+        }
+        else {
+            if (*byte < 0x20 || *byte >= 0x7f || *byte == '\\')
+                used += (size_t) snprintf (out + used, size - used, "\\x%02x", *byte);
+            else
+                out [used++] = (char) *byte;
+            byte++;
+        }
+    }
+    out [used] = 0;
+    return out;
+}
+
+//  --------------------------------------------------------------------------
+//  Requests that a proxy in front of us could read differently: each gets
+//  400 with a detail before anything acts on it. libmicrohttpd already
+//  refuses a header line without a colon, a Content-Length that is not a
+//  number and an unknown HTTP version; these are the rest that we can see.
+//  It does not let us see two more: bare LF line ends and obs-folded header
+//  lines, which 0.9.75 accepts (it joins a folded line to the one before);
+//  README says so. Its strict mode (MHD_OPTION_STRICT_FOR_CLIENT) is not
+//  used: it closes the connection without an answer on a space in the
+//  target, where we answer 400 and say why.
+
+typedef struct {
+    int content_length;             //  Content-Length headers seen
+    int transfer_encoding;          //  Transfer-Encoding headers seen
+    int host;                       //  Host headers seen
+    const char *encoding;           //  The last Transfer-Encoding value
+    const char *detail;             //  Why the headers are refused, or NULL
+} s_header_check_t;
+
+//  RFC 9110 token characters
+static bool
+s_is_tchar (unsigned char c)
+{
+    return isalnum (c) || (c && strchr ("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result
+s_check_header (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_header_check_t *check = (s_header_check_t *) cls;
+    if (!key || !*key) {
+        check->detail = "A header has an empty name";
+        return MHD_NO;
+    }
+    for (const unsigned char *c = (const unsigned char *) key; *c; c++)
+        if (!s_is_tchar (*c)) {
+            check->detail = "A header name has a character that header names may not have";
+            return MHD_NO;
+        }
+    for (const unsigned char *c = (const unsigned char *) (value ? value : ""); *c; c++)
+        if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
+            check->detail = "A header value has a control character (a bare CR, or another)";
+            return MHD_NO;
+        }
+    if (strcasecmp (key, "Content-Length") == 0)
+        check->content_length++;
+    else
+    if (strcasecmp (key, "Transfer-Encoding") == 0) {
+        check->transfer_encoding++;
+        check->encoding = value ? value : "";
+    }
+    else
+    if (strcasecmp (key, "Host") == 0)
+        check->host++;
+    return MHD_YES;
+}
+
+//  Why this request is refused (400), or NULL
+static const char *
+s_check_request (request_t *request, struct MHD_Connection *connection, const char *url, const char *method,
+                 const char *version)
+{
+    if (!*method)
+        return "The request has no method";
+    for (const unsigned char *c = (const unsigned char *) method; *c; c++)
+        if (!s_is_tchar (*c))
+            return "The method has a character that methods may not have";
+    //  Origin form only: a path from the root. An absolute URI or "*"
+    //  names a target a proxy would route on, not this server's path
+    const char *raw = request->raw_uri ? request->raw_uri : "";
+    if (raw [0] != '/')
+        return "The request target must be a path starting with '/' (origin form)";
+    for (const unsigned char *c = (const unsigned char *) raw; *c; c++)
+        if (*c <= 0x20 || *c == 0x7f)
+            return "The request target has a control character or a space; percent-encode it";
+    //  Decoded control characters in the path (%00 cuts it short for C,
+    //  %0d%0a would write lines): never a real path
+    const char *query = strchr (raw, '?');
+    size_t path_size = query ? (size_t) (query - raw) : strlen (raw);
+    for (size_t i = 0; i + 2 < path_size; i++)
+        if (raw [i] == '%' && (raw [i + 1] == '0' || raw [i + 1] == '1') && isxdigit ((unsigned char) raw [i + 2]))
+            return "The path has an encoded control character (%00 to %1F)";
+    for (const unsigned char *c = (const unsigned char *) url; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return "The path has an encoded control character";
+
+    s_header_check_t check = { 0 };
+    MHD_get_connection_values (connection, MHD_HEADER_KIND, s_check_header, &check);
+    if (check.detail)
+        return check.detail;
+    if (check.host > 1)
+        return "The request has more than one Host header";
+    if (check.host == 0 && version && streq (version, MHD_HTTP_VERSION_1_1))
+        return "An HTTP/1.1 request must have a Host header";
+    if (check.content_length > 1)
+        return "The request has more than one Content-Length header";
+    if (check.transfer_encoding && check.content_length)
+        return "The request has both Content-Length and Transfer-Encoding; send one";
+    if (check.transfer_encoding > 1)
+        return "The request has more than one Transfer-Encoding header";
+    if (check.transfer_encoding && strcasecmp (check.encoding, "chunked") != 0)
+        return "Transfer-Encoding must be 'chunked' alone (no other coding is accepted)";
+    return NULL;
+}
 
 //  --------------------------------------------------------------------------
 //  Responses
@@ -614,8 +801,9 @@ s_expire_parked (self_t *self)
                                            "and a margin); try again");
         }
         else {
+            char path [HTTP_LOG_TEXT_MAX];
             zsys_warning ("http: no answer from gateway for request %s %s by its deadline; answered 504",
-                          request->id, request->path_copy ? request->path_copy : "");
+                          request->id, s_printable (request->path_copy, path, sizeof path));
             s_resume_detail (request, 504, "The call got no answer in time: the server lost track of it. "
                                            "It may or may not have run; check the function's invocation log");
         }
@@ -666,8 +854,10 @@ s_forward_to_pool (request_t *request, struct MHD_Connection *connection, const 
     self_t *self = request->self;
     util_new_id (request->id);
     if (apipool_submit (self->apipool, request->id, api_request, authorization)) {
-        zsys_warning ("http: control-plane queue full: %s %s answered 503", api_request->method,
-                      api_request->path);
+        char method [64], path [HTTP_LOG_TEXT_MAX];
+        zsys_warning ("http: control-plane queue full: %s %s answered 503",
+                      s_printable (api_request->method, method, sizeof method),
+                      s_printable (api_request->path, path, sizeof path));
         return s_respond_busy (request, connection, "The control plane is busy; try again shortly");
     }
     return s_park (request, connection, PARKED_POOL, 0);     //  The pool keeps the deadline
@@ -851,6 +1041,7 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
 //  --------------------------------------------------------------------------
 //  libmicrohttpd callbacks
 
+//  MHD calls this when a request line has arrived: the request starts here
 static void *
 s_uri_logger (void *cls, const char *uri, struct MHD_Connection *connection)
 {
@@ -859,52 +1050,136 @@ s_uri_logger (void *cls, const char *uri, struct MHD_Connection *connection)
     request->self = self;
     request->raw_uri = strdup (uri ? uri : "");
     request->started_us = util_monotonic_us ();
-    self->active++;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_t *conn = info ? (conn_t *) info->socket_context : NULL;
+    if (conn) {
+        conn->request = request;
+        request->conn = conn;
+    }
+    //  MHD parses the query into its connection's memory pool right after
+    //  this call; we never read its parsed arguments (raw_uri has the query),
+    //  and a query of thousands of parameters exhausts that pool, after
+    //  which libmicrohttpd 0.9.75 leaves the connection hanging without an
+    //  answer. So MHD gets an empty query: uri points into MHD's own
+    //  writable read buffer, where the query is about to be cut off anyway.
+    char *question = uri ? strchr (uri, '?') : NULL;
+    if (question)
+        question [1] = 0;
     return request;
+}
+
+//  Take a body chunk, within --max-body and the global --max-body-total-mb
+static void
+s_take_body (request_t *request, const char *data, size_t size)
+{
+    self_t *self = request->self;
+    if (request->too_large || request->over_budget)
+        return;                     //  Discarded: answered 413 or 503 at the end
+    if (request->body_size + size > (size_t) self->config->max_body) {
+        request->too_large = true;
+        zstr_free (&request->body);
+        request->body_size = 0;
+        return;
+    }
+    size_t needed = request->body_size + size;
+    if (needed > request->held) {
+        //  A chunked body (its size unknown) reserves as it grows
+        if (self->body_held + (needed - request->held) > self->body_cap) {
+            request->over_budget = true;
+            zstr_free (&request->body);
+            request->body_size = 0;
+            return;
+        }
+        self->body_held += needed - request->held;
+        request->held = needed;
+        request->body = (char *) realloc (request->body, request->held + 1);
+    }
+    else
+    if (!request->body)     //  Content-Length known: one allocation of that size
+        request->body = (char *) malloc (request->held + 1);
+    memcpy (request->body + request->body_size, data, size);
+    request->body_size = needed;
+    request->body [needed] = 0;
+}
+
+//  First call for a request, its headers in: refuse what is malformed,
+//  too large or over the body budget before its body is read (MHD then
+//  discards the body and closes the connection)
+static enum MHD_Result
+s_request_headers (request_t *request, struct MHD_Connection *connection, const char *url, const char *method,
+                   const char *version)
+{
+    self_t *self = request->self;
+    request->method_copy = strdup (method);
+    request->path_copy = strdup (url);
+    //  In flight from here (a graceful stop waits for it): a request whose
+    //  headers never came whole is not
+    request->in_flight = true;
+    self->active++;
+    //  A connection that has sent a whole request head gets the longer
+    //  silence (--http-timeout) from now on, keep-alive included; until
+    //  then it is closed after --http-idle-timeout
+    if (request->conn && request->conn->requests++ == 0)
+        MHD_set_connection_option (connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                                   (unsigned int) self->config->http_timeout);
+    const char *detail = s_check_request (request, connection, url, method, version);
+    if (detail) {
+        request->dispatched = true;
+        return s_respond_detail (request, connection, 400, detail);
+    }
+    const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long announced = length ? strtoll (length, NULL, 10) : 0;
+    if (announced > self->config->max_body) {
+        request->too_large = true;
+        request->dispatched = true;
+        return s_dispatch (request, connection, url, method);
+    }
+    if (announced > 0) {
+        if (self->body_held + (size_t) announced > self->body_cap) {
+            request->dispatched = true;
+            zsys_warning ("http: %zu bytes of request bodies held, the --max-body-total-mb limit; "
+                          "a %lld-byte body answered 503", self->body_held, announced);
+            return s_respond_busy (request, connection,
+                                   "The server holds as many request bodies as it may "
+                                   "(--max-body-total-mb); retry shortly");
+        }
+        request->held = (size_t) announced;
+        self->body_held += request->held;
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result
 s_access_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                   const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-    self_t *self = (self_t *) cls;
     request_t *request = (request_t *) *con_cls;
     if (!request)
         return MHD_NO;              //  Cannot happen: the URI logger always runs first
-    if (!request->method_copy) {
-        request->method_copy = strdup (method);
-        request->path_copy = strdup (url);
-        //  Refuse an announced oversize body before reading it
-        const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoll (length, NULL, 10) > self->config->max_body) {
-            //  Answered before the body is read: MHD then discards it
-            request->too_large = true;
-            request->dispatched = true;
-            return s_dispatch (request, connection, url, method);
-        }
-        return MHD_YES;
-    }
+    if (!request->method_copy)
+        return s_request_headers (request, connection, url, method, version);
     if (*upload_data_size) {
-        if (!request->too_large) {
-            if (request->body_size + *upload_data_size > (size_t) self->config->max_body) {
-                request->too_large = true;
-                zstr_free (&request->body);
-                request->body_size = 0;
-            }
-            else {
-                request->body = (char *) realloc (request->body, request->body_size + *upload_data_size + 1);
-                memcpy (request->body + request->body_size, upload_data, *upload_data_size);
-                request->body_size += *upload_data_size;
-                request->body [request->body_size] = 0;
-            }
-        }
+        s_take_body (request, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (!request->dispatched) {
         request->dispatched = true;
-        return s_dispatch (request, connection, url, method);
+        if (request->over_budget) {
+            zsys_warning ("http: %zu bytes of request bodies held, the --max-body-total-mb limit; "
+                          "a chunked body answered 503", request->self->body_held);
+            return s_respond_busy (request, connection,
+                                   "The server holds as many request bodies as it may "
+                                   "(--max-body-total-mb); retry shortly");
+        }
+        enum MHD_Result rc = s_dispatch (request, connection, url, method);
+        //  Parked on gateway, the pool or the agent: they have their own
+        //  copy, so ours goes (its reservation stays until completion)
+        if (request->parked == PARKED_GATEWAY || request->parked == PARKED_POOL
+        ||  request->parked == PARKED_AGENT)
+            zstr_free (&request->body);
+        return rc;
     }
     if (request->streaming && !request->stream_queued)
         return s_stream_queue (request, connection);
@@ -919,14 +1194,14 @@ s_access_handler (void *cls, struct MHD_Connection *connection, const char *url,
     return MHD_YES;
 }
 
+//  The end of a request: completed, aborted, or rejected by MHD itself
+//  (then only its connection's close tells us). It leaves every list,
+//  writes its access-log line and is freed.
 static void
-s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
-                     enum MHD_RequestTerminationCode code)
+s_request_end (self_t *self, request_t *request, struct MHD_Connection *connection, const char *how)
 {
-    self_t *self = (self_t *) cls;
-    request_t *request = (request_t *) *con_cls;
-    if (!request)
-        return;
+    if (request->conn)
+        request->conn->request = NULL;
     if (request->parked != PARKED_NOT && request->parked != PARKED_KEYS)
         zhashx_delete (self->pending, request->id);
     if (request->parked == PARKED_POOL)
@@ -939,12 +1214,21 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
         if (handle)
             zlistx_delete (self->key_waiters, handle);
     }
-    if (self->access_log)
+    if (self->access_log) {
+        int status = request->status;
+        if (status == 0) {
+            //  MHD answered on its own (a malformed or oversized request)
+            const union MHD_ConnectionInfo *info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_HTTP_STATUS);
+            status = info ? (int) info->http_status : 0;
+        }
+        char method [64], path [HTTP_LOG_TEXT_MAX];
         zsys_info ("http: %s %s %d %" PRId64 "us%s",
-                   request->method_copy ? request->method_copy : "-",
-                   request->path_copy ? request->path_copy : (request->raw_uri ? request->raw_uri : "-"),
-                   request->status, util_monotonic_us () - request->started_us,
-                   code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+                   s_printable (request->method_copy, method, sizeof method),
+                   s_printable (request->path_copy ? request->path_copy : request->raw_uri, path, sizeof path),
+                   status, util_monotonic_us () - request->started_us, how);
+    }
+    assert (self->body_held >= request->held);
+    self->body_held -= request->held;
     free (request->raw_uri);
     free (request->body);
     free (request->reply_body);
@@ -952,20 +1236,52 @@ s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cl
     cJSON_Delete (request->reply_headers);
     free (request->method_copy);
     free (request->path_copy);
+    if (request->in_flight)
+        self->active--;
     free (request);
+}
+
+static void
+s_request_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+                     enum MHD_RequestTerminationCode code)
+{
+    self_t *self = (self_t *) cls;
+    request_t *request = (request_t *) *con_cls;
+    if (!request)
+        return;
     *con_cls = NULL;
-    self->active--;
+    s_request_end (self, request, connection, code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+}
+
+//  A connection opens or closes. Its close ends a request that MHD
+//  rejected without calling s_request_completed.
+static void
+s_connection_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code)
+{
+    self_t *self = (self_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = zmalloc (sizeof (conn_t));
+    else
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn_t *conn = (conn_t *) *socket_context;
+        if (conn->request)
+            s_request_end (self, conn->request, connection, " (refused by the HTTP parser)");
+        free (conn);
+        *socket_context = NULL;
+    }
 }
 
 static void
 s_mhd_log (void *cls, const char *format, va_list args)
 {
-    char line [512];
+    //  Its messages may quote what a client sent (a malformed line)
+    char line [512], printable [HTTP_LOG_TEXT_MAX];
     vsnprintf (line, sizeof line, format, args);
     size_t len = strlen (line);
     while (len && (line [len - 1] == '\n' || line [len - 1] == '\r'))
         line [--len] = 0;
-    zsys_debug ("http: microhttpd: %s", line);
+    zsys_debug ("http: microhttpd: %s", s_printable (line, printable, sizeof printable));
 }
 
 //  --------------------------------------------------------------------------
@@ -1007,6 +1323,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     self->access_log = streq (self->config->log_level, "info") || streq (self->config->log_level, "debug");
     self->pending = zhashx_new ();
     self->park_ms = deadlines_http_ms (self->config->max_timeout_seconds * 1000LL);
+    self->body_cap = (size_t) self->config->max_body_total_mb * 1024 * 1024;
 
     //  This thread never touches SQLite: handlers without a store here,
     //  the control-plane threads (each with its own store) for the rest
@@ -1062,8 +1379,11 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
         MHD_OPTION_URI_LOG_CALLBACK, s_uri_logger, self,
         MHD_OPTION_NOTIFY_COMPLETED, s_request_completed, self,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 4096,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120,
+        MHD_OPTION_NOTIFY_CONNECTION, s_connection_notify, self,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) self->config->http_max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) self->config->http_max_per_client,
+        //  Until its first request; then --http-timeout (s_uri_logger)
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) self->config->http_idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 128 * 1024,
         MHD_OPTION_END);
     if (!self->daemon) {
@@ -1247,6 +1567,18 @@ void
 http_test (bool verbose)
 {
     printf ("http: ");
+    //  Outside input in the log: one line, no terminal controls
+    char printable [HTTP_LOG_TEXT_MAX];
+    assert (streq (s_printable ("/a\r\nI: forged\x1b[2J\\", printable, sizeof printable),
+                   "/a\\x0d\\x0aI: forged\\x1b[2J\\x5c"));
+    assert (streq (s_printable ("/caf\xc3\xa9/\xe2\x82\xac", printable, sizeof printable), "/caf\xc3\xa9/\xe2\x82\xac"));
+    assert (streq (s_printable ("\xc2\x9b\xff\xc3", printable, sizeof printable), "\\xc2\\x9b\\xff\\xc3"));
+    assert (streq (s_printable (NULL, printable, sizeof printable), "-"));
+    char long_text [2000];
+    memset (long_text, '\n', sizeof long_text - 1);
+    long_text [sizeof long_text - 1] = 0;
+    s_printable (long_text, printable, sizeof printable);
+    assert (strlen (printable) < sizeof printable && streq (printable + strlen (printable) - 3, "..."));
     char data_dir [] = "/tmp/clowdy-http-test-XXXXXX";
     assert (mkdtemp (data_dir));
     char *argv [] = { "clowdy", "--listen", "127.0.0.1:0", "--data-dir", data_dir,

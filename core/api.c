@@ -80,6 +80,7 @@ static const s_route_t s_routes [] = {
     { "GET",    "/api/functions/:id/versions",              api_versions_list,      0 },
     { "PUT",    "/api/functions/:id/versions/:version",     api_version_activate,   0 },
     { "GET",    "/api/functions/:id/invocations",           api_invocations_list,   0 },
+    { "GET",    "/api/functions/:id/invocations/:invocation_id", api_invocation_get, 0 },
     //  Routes and env vars (api_routes.c)
     { "GET",    "/api/projects/:id/env",                    api_env_list,           0 },
     { "POST",   "/api/projects/:id/env",                    api_env_upsert,         0 },

@@ -132,6 +132,7 @@ int api_project_functions (api_call_t *call);
 int api_versions_list (api_call_t *call);
 int api_version_activate (api_call_t *call);
 int api_invocations_list (api_call_t *call);
+int api_invocation_get (api_call_t *call);
 
 int api_env_list (api_call_t *call);                //  api_routes.c
 int api_env_upsert (api_call_t *call);

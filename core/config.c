@@ -50,6 +50,11 @@ static const opt_t s_options [] = {
     NUM (ai_max_steps, "ai-max-steps", "CLOWDY_AI_MAX_STEPS", "8", 1, 100, "model calls per chat message at most"),
     NUM (ai_timeout, "ai-timeout", "CLOWDY_AI_TIMEOUT", "120", 1, 3600, "time budget of one chat message, in seconds"),
     NUM (max_body, "max-body", "CLOWDY_MAX_BODY", "6291456", 1024, 1L << 30, "request body limit in bytes"),
+    NUM (max_body_total_mb, "max-body-total-mb", "CLOWDY_MAX_BODY_TOTAL_MB", "256", 1, 1L << 20, "request bodies held at once, over all connections, in MiB (past it: 503)"),
+    NUM (http_max_connections, "http-max-connections", "CLOWDY_HTTP_MAX_CONNECTIONS", "4096", 16, 1000000, "open HTTP connections at once"),
+    NUM (http_max_per_client, "http-max-per-client", "CLOWDY_HTTP_MAX_PER_CLIENT", "256", 0, 1000000, "open HTTP connections per client address (0: no limit; raise it behind a proxy)"),
+    NUM (http_idle_timeout, "http-idle-timeout", "CLOWDY_HTTP_IDLE_TIMEOUT", "10", 1, 3600, "seconds a new connection may stay silent before its first request"),
+    NUM (http_timeout, "http-timeout", "CLOWDY_HTTP_TIMEOUT", "120", 1, 86400, "seconds of silence after which a connection that has sent a request is closed"),
     NUM (workers, "workers", "CLOWDY_WORKERS", "2", 1, 64, "worker actors"),
     NUM (prewarm, "prewarm", "CLOWDY_PREWARM", "2", 0, 64, "empty sandboxes kept ready per worker"),
     NUM (idle_seconds, "idle-seconds", "CLOWDY_IDLE_SECONDS", "600", 1, 86400, "idle warm environments are reaped after this"),
@@ -232,6 +237,7 @@ config_test (bool verbose)
     assert (config_parse (&config, 1, plain, error, sizeof error) == 0);
     assert (streq (config.listen, "127.0.0.1:8000"));
     assert (config.max_body == 6291456);
+    assert (config.max_body_total_mb == 256 && config.http_max_per_client == 256 && config.http_idle_timeout == 10);
     assert (streq (config.auth, "local"));
     //  What one tenant may take: shares of the memory budget, record sizes
     assert (config.function_share == 50 && config.owner_share == 75);

@@ -42,6 +42,11 @@ typedef struct {
     char *neon_api_url;             //  Neon API base URL
     long sqlite_db_max_mb;          //  Size cap of a project's SQLite database
     long max_body;                  //  Request body limit in bytes
+    long max_body_total_mb;         //  Bodies held at once over all requests, in MiB
+    long http_max_connections;      //  Open HTTP connections at once
+    long http_max_per_client;       //  Open HTTP connections per client address (0: no limit)
+    long http_idle_timeout;         //  Seconds a new connection may wait before its first request
+    long http_timeout;              //  Seconds of silence on a connection that has sent a request
     long workers;                   //  Worker actors (each drives its own sandboxes)
     long prewarm;                   //  Empty sandboxes kept ready per worker
     long idle_seconds;              //  Warm environment idle reaper

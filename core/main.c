@@ -32,6 +32,7 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
+#include "core/logstream.h"
 #include "core/store.h"
 #include "core/tokens.h"
 #include "runtime/sandbox.h"
@@ -128,6 +129,10 @@ s_set_log_level (const char *level)
     //  CZMQ prints every level; below "info" we silence its stdout logging of
     //  info and debug by routing them nowhere, warnings and errors still show.
     zsys_set_logident ("clowdy");
+    //  Records carry outside input: each stays on one line (core/logstream.h)
+    FILE *stream = logstream_new (stdout);
+    if (stream)
+        zsys_set_logstream (stream);
     if (streq (level, "error") || streq (level, "warning"))
         zsys_set_logsystem (false);
 }

@@ -3,6 +3,8 @@ list (APPEND CLOWDY_SOURCES core/util.c)      # ids, timestamps
 list (APPEND CLOWDY_SELFTESTS util)
 list (APPEND CLOWDY_SOURCES core/config.c)    # command line and environment
 list (APPEND CLOWDY_SELFTESTS config)
+list (APPEND CLOWDY_SOURCES core/logstream.c) # log records kept on one line each
+list (APPEND CLOWDY_SELFTESTS logstream)
 list (APPEND CLOWDY_SOURCES core/store.c)     # SQLite store and migrations
 list (APPEND CLOWDY_SELFTESTS store)
 list (APPEND CLOWDY_SOURCES core/api.c)       # REST route table, dispatcher, shared replies

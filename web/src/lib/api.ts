@@ -180,6 +180,8 @@ export interface Invocation {
   error?: string | null;
   /** Sent by servers that keep sub-millisecond durations and peak memory; shown when present. */
   duration_us?: number; peak_memory_kb?: number;
+  /** Fields the list shows a prefix of: the single-record GET has them whole. */
+  list_truncated?: string[];
 }
 export interface InvokeResult {
   success: boolean; output?: unknown; error?: string; duration_ms: number; invocation_id?: string;
@@ -235,6 +237,7 @@ export const api = {
   rollback: (id: string, version: number) => request<Fn>(`/api/functions/${enc(id)}/versions/${version}`, { method: "PUT" }),
   invoke: (id: string, input: unknown, signal?: AbortSignal) => request<InvokeResult>(`/api/invoke/${enc(id)}`, { method: "POST", body: { input }, signal }),
   invocations: (id: string, limit = 50) => request<Invocation[]>(`/api/functions/${enc(id)}/invocations?limit=${limit}`),
+  invocation: (id: string, invocationId: string) => request<Invocation>(`/api/functions/${enc(id)}/invocations/${enc(invocationId)}`),
 
   env: (pid: string) => request<EnvVar[]>(`/api/projects/${enc(pid)}/env`),
   setEnv: (pid: string, b: { key: string; value: string; is_secret: boolean }) => request<EnvVar>(`/api/projects/${enc(pid)}/env`, { method: "POST", body: b }),

@@ -628,7 +628,17 @@ function failureText(r: Invocation): string {
   return r.error || (r.status !== "success" ? r.output ?? "" : "");
 }
 
-function InvocationRow({ r, open, onToggle }: { r: Invocation; open: boolean; onToggle: () => void }) {
+function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boolean; onToggle: () => void }) {
+  // The list cuts long fields (list_truncated): an opened row fetches its record whole
+  const [whole, setWhole] = useState<Invocation | null>(null);
+  const cut = (listed.list_truncated ?? []).length > 0;
+  useEffect(() => {
+    if (!open || !cut || whole) return;
+    let live = true;
+    api.invocation(listed.function_id, listed.id).then((w) => { if (live) setWhole(w); }).catch(() => undefined);
+    return () => { live = false; };
+  }, [open, cut, whole, listed.function_id, listed.id]);
+  const r = whole ?? listed;
   const detailsId = `inv-${r.id}`;
   const failure = failureText(r);
   const stamp = formatTimestamp(r.created_at);
