@@ -182,6 +182,8 @@ export interface Invocation {
   duration_us?: number; peak_memory_kb?: number;
   /** Fields the list shows a prefix of: the single-record GET has them whole. */
   list_truncated?: string[];
+  /** Fields the stored record itself keeps only the start of (--record-max-bytes): not whole anywhere. */
+  input_truncated?: boolean; output_truncated?: boolean; logs_truncated?: boolean;
 }
 export interface InvokeResult {
   success: boolean; output?: unknown; error?: string; duration_ms: number; invocation_id?: string;

@@ -25,6 +25,7 @@ import { Skeleton, Spinner } from "@/components/ui/skeleton";
 import { Switch } from "@/components/ui/switch";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { CopyField, EmptyState, ErrorAlert, ListSkeleton, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
+import { Detail } from "@/components/invocation-detail";
 import { useToast } from "@/components/toaster";
 import {
   cn, currentOrigin, curlExample, firstLine, formatDate, formatDuration, formatMemoryKb, formatTimestamp, invokeUrl,
@@ -671,11 +672,11 @@ function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boo
         <TableRow className="hover:bg-transparent">
           <TableCell colSpan={8} className="whitespace-normal" id={detailsId}>
             <div className="flex flex-col gap-3" data-testid="invocation-details">
-              {failure && <Detail label={r.status === "timeout" ? "Timed out" : "Error"} text={failure} tone="error" testId="invocation-error" />}
+              {failure && <Detail label={r.status === "timeout" ? "Timed out" : "Error"} text={failure} tone="error" testId="invocation-error" cut={!r.error && r.output_truncated ? "output" : false} />}
               <div className="grid grid-cols-1 gap-3 md:grid-cols-3">
-                <Detail label="Input" text={prettyJson(r.input)} />
-                <Detail label="Output" text={r.status === "success" ? prettyJson(r.output) : ""} empty={r.status === "success" ? "(empty)" : "(none: the call failed)"} />
-                <Detail label="Logs" text={r.logs ?? ""} />
+                <Detail label="Input" text={prettyJson(r.input)} cut={r.input_truncated} />
+                <Detail label="Output" text={r.status === "success" ? prettyJson(r.output) : ""} empty={r.status === "success" ? "(empty)" : "(none: the call failed)"} cut={r.status === "success" && r.output_truncated} />
+                <Detail label="Logs" text={r.logs ?? ""} cut={r.logs_truncated} />
               </div>
             </div>
             <p className="text-muted-foreground mt-2 text-xs break-words">
@@ -687,14 +688,5 @@ function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boo
         </TableRow>
       )}
     </>
-  );
-}
-
-function Detail({ label, text, empty = "(empty)", tone, testId }: { label: string; text: string; empty?: string; tone?: "error"; testId?: string }) {
-  return (
-    <div className="min-w-0">
-      <div className="mb-1 text-xs font-medium">{label}</div>
-      <pre tabIndex={0} data-testid={testId} className={cn("bg-muted max-h-72 overflow-auto rounded p-2 font-mono text-xs whitespace-pre-wrap break-words", tone === "error" && "text-destructive")}>{text || <span className="text-muted-foreground">{empty}</span>}</pre>
-    </div>
   );
 }
