@@ -1329,7 +1329,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     //  the control-plane threads (each with its own store) for the rest
     self->api = api_new (NULL);
     api_set_config (self->api, self->config->auth, self->config->clerk_publishable_key, CLOWDY_VERSION,
-                    config_ai_configured (self->config));
+                    config_ai_configured (self->config), self->config->gateway_host);
     auth_config_t auth_config = {
         .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,

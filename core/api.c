@@ -428,7 +428,7 @@ api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds)
 
 void
 api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishable_key, const char *version,
-                bool assistant_configured)
+                bool assistant_configured, const char *gateway_host)
 {
     cJSON *config = cJSON_CreateObject ();
     cJSON_AddStringToObject (config, "auth_mode", auth_mode? auth_mode: "local");
@@ -437,6 +437,12 @@ api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishabl
     cJSON_AddStringToObject (config, "version", version? version: "dev");
     cJSON *assistant = cJSON_AddObjectToObject (config, "assistant");
     cJSON_AddBoolToObject (assistant, "configured", assistant_configured);
+    //  The functions' own origin, so the UI shows gateway URLs there (the
+    //  console's origin sandboxes function answers when one is set)
+    if (gateway_host && *gateway_host)
+        cJSON_AddStringToObject (config, "gateway_host", gateway_host);
+    else
+        cJSON_AddNullToObject (config, "gateway_host");
     free (self->config_json);
     self->config_json = cJSON_PrintUnformatted (config);
     cJSON_Delete (config);
@@ -746,12 +752,18 @@ api_test (bool verbose)
     //  A handler set without a store answers what needs none, and a 500
     //  (never a crash) for what does
     api_t *bare = api_new (NULL);
-    api_set_config (bare, "jwt", "pk_test", "1.2.3", false);
+    api_set_config (bare, "jwt", "pk_test", "1.2.3", false, "");
     cJSON *reply = api_test_request (bare, "alice", "GET", "/api/config", NULL, NULL, 200, NULL);
     assert (streq (api_test_str (reply, "auth_mode"), "jwt"));
     assert (streq (api_test_str (reply, "clerk_publishable_key"), "pk_test"));
     assert (streq (api_test_str (reply, "version"), "1.2.3"));
     assert (cJSON_IsFalse (cJSON_GetObjectItem (cJSON_GetObjectItem (reply, "assistant"), "configured")));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "gateway_host")));    //  No functions' origin: null
+    cJSON_Delete (reply);
+    api_set_config (bare, "local", NULL, "1.2.3", true, "fn.example.com");
+    reply = api_test_request (bare, "alice", "GET", "/api/config", NULL, NULL, 200, NULL);
+    assert (streq (api_test_str (reply, "gateway_host"), "fn.example.com"));
+    assert (cJSON_GetObjectItem (reply, "clerk_publishable_key") == NULL);
     cJSON_Delete (reply);
     api_test_detail (api_test_request (bare, "alice", "GET", "/api/projects", NULL, NULL, 500, NULL),
                      "Internal server error");

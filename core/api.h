@@ -63,11 +63,12 @@ api_t *
     api_new (store_t *store);
 
 //  What GET /api/config answers: {auth_mode, clerk_publishable_key?, version,
-//  assistant: {configured}} (the UI says the assistant is not set up before
-//  anyone types to it).
+//  assistant: {configured}, gateway_host} (the UI says the assistant is not
+//  set up before anyone types to it, and shows gateway URLs on the functions'
+//  own origin when there is one). gateway_host NULL or "" answers null.
 void
     api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishable_key,
-                    const char *version, bool assistant_configured);
+                    const char *version, bool assistant_configured, const char *gateway_host);
 
 //  The flags of the route method and path name (API_PUBLIC, API_NO_STORE,
 //  or 0), API_NO_STORE for a known path under another method (a 405), or -1

@@ -11,6 +11,8 @@ export type AuthMode = "local" | "jwt" | "token";
 export interface ServerConfig {
   auth_mode: AuthMode;
   clerk_publishable_key?: string | null;
+  /** The functions' own host name (--gateway-host), or null when they share the console's origin. */
+  gateway_host?: string | null;
   [key: string]: unknown;
 }
 

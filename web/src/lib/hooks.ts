@@ -2,6 +2,8 @@
 // reload({ quiet: true }) refreshes in the background (polling): no loading flag, and a failure keeps
 // the data already shown instead of replacing it by an error.
 import { useCallback, useEffect, useRef, useState } from "react";
+import { fetchConfig, type ServerConfig } from "./auth";
+import { currentOrigin, gatewayOrigin } from "./utils";
 
 export interface ApiState<T> {
   data: T | undefined;
@@ -34,4 +36,21 @@ export function useApi<T>(load: () => Promise<T>, deps: unknown[]): ApiState<T> 
 
   useEffect(() => { void reload(); }, [reload]);
   return { data, error, loading, reload, setData };
+}
+
+// The server's configuration does not change while it runs: one request serves every page.
+let configOnce: Promise<ServerConfig> | null = null;
+
+/** The origin to show gateway URLs on: the functions' own host when the server has one
+ *  (/api/config gateway_host), else the page's origin (also while /api/config is on its way). */
+export function useGatewayOrigin(): string {
+  const [host, setHost] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    void (configOnce ??= fetchConfig()).then((c) => {
+      if (live) setHost(typeof c.gateway_host === "string" && c.gateway_host ? c.gateway_host : null);
+    });
+    return () => { live = false; };
+  }, []);
+  return gatewayOrigin(currentOrigin(), host);
 }

@@ -1,10 +1,22 @@
 import { describe, expect, it } from "vitest";
 import {
-  curlExample, curlForRoute, firstLine, formatDuration, formatMemoryKb, formatRate, formatTimestamp, gatewayUrl, invokeUrl,
+  curlExample, curlForRoute, firstLine, formatDuration, formatMemoryKb, formatRate, formatTimestamp, gatewayOrigin, gatewayUrl, invokeUrl,
   prettyJson, statusLabel, timeAgo,
 } from "./utils";
 import { chartPoints } from "@/pages/dashboard";
 import type { Stats } from "./api";
+
+describe("gatewayOrigin", () => {
+  it("puts gateway URLs on the functions' own host at the page's port, else keeps the page's origin", () => {
+    expect(gatewayOrigin("http://127.0.0.1:8000", "fn.example.com")).toBe("http://fn.example.com:8000");
+    expect(gatewayOrigin("https://console.example.org", "fn.example.com")).toBe("https://fn.example.com");
+    expect(gatewayOrigin("http://127.0.0.1:8000", null)).toBe("http://127.0.0.1:8000");
+    expect(gatewayOrigin("http://127.0.0.1:8000", "")).toBe("http://127.0.0.1:8000");
+    expect(gatewayOrigin("http://127.0.0.1:8000", undefined)).toBe("http://127.0.0.1:8000");
+    expect(gatewayUrl(gatewayOrigin("http://127.0.0.1:8000", "fn.example.com"), "shop", "/cart"))
+      .toBe("http://fn.example.com:8000/api/gateway/shop/cart");
+  });
+});
 
 describe("gatewayUrl", () => {
   it("joins origin, slug and a normalised path", () => {

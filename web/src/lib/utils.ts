@@ -20,6 +20,20 @@ export function gatewayUrl(origin: string, slug: string, path: string): string {
   return `${origin.replace(/\/+$/, "")}/api/gateway/${encodeURIComponent(slug)}${p}`;
 }
 
+/** The origin gateway URLs are shown on: with a functions' own host (--gateway-host, /api/config's
+ *  gateway_host) that host at the page's scheme and port, since the server answers on every port;
+ *  without one, the page's origin. */
+export function gatewayOrigin(origin: string, gatewayHost?: string | null): string {
+  const host = (gatewayHost ?? "").trim();
+  if (!host) return origin;
+  try {
+    const u = new URL(origin);
+    return `${u.protocol}//${host}${u.port ? `:${u.port}` : ""}`;
+  } catch {
+    return `http://${host}`;
+  }
+}
+
 /** URL for direct invocation of a function. */
 export function invokeUrl(origin: string, functionId: string): string {
   return `${origin.replace(/\/+$/, "")}/api/invoke/${encodeURIComponent(functionId)}`;

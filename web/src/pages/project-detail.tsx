@@ -6,7 +6,7 @@ import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 import { Eye, EyeOff, Lock, Pencil, Play, Plus, Trash2 } from "lucide-react";
 import { api, ApiError, type EnvVar, type Fn, type Project, type Route } from "@/lib/api";
-import { useApi } from "@/lib/hooks";
+import { useApi, useGatewayOrigin } from "@/lib/hooks";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
@@ -32,6 +32,7 @@ const TABS = ["functions", "routes", "env", "dependencies", "database", "setting
 
 export default function ProjectDetail() {
   const { id = "" } = useParams();
+  const origin = useGatewayOrigin();
   const [params, setParams] = useSearchParams();
   const tab = TABS.includes(params.get("tab") as (typeof TABS)[number]) ? params.get("tab")! : "functions";
   const project = useApi(() => api.project(id), [id]);
@@ -57,7 +58,7 @@ export default function ProjectDetail() {
     <>
       <PageHeader
         title={p.name}
-        description={<span className="font-mono text-xs">{gatewayUrl(currentOrigin(), p.slug, "/")}</span>}
+        description={<span className="font-mono text-xs">{gatewayUrl(origin, p.slug, "/")}</span>}
         actions={<Button asChild><Link to={`/functions/new?project=${p.id}`}><Plus /> New function</Link></Button>}
       />
       <Tabs value={tab} onValueChange={(v) => setParams({ tab: v }, { replace: true })}>
@@ -115,6 +116,7 @@ function RouteDialog({ project, fns, draft, onClose, onSaved }: {
   project: Project; fns: Fn[]; draft: RouteDraft | null; onClose: () => void; onSaved: () => void;
 }) {
   const [d, setD] = useState<RouteDraft | null>(draft);
+  const origin = useGatewayOrigin();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const toast = useToast();
@@ -170,7 +172,7 @@ function RouteDialog({ project, fns, draft, onClose, onSaved }: {
             <Label htmlFor="route-description">Description (optional)</Label>
             <Input id="route-description" value={d.description} onChange={(e) => setD({ ...d, description: e.target.value })} />
           </div>
-          <p className="text-muted-foreground break-all font-mono text-xs">{gatewayUrl(currentOrigin(), project.slug, d.path || "/")}</p>
+          <p className="text-muted-foreground break-all font-mono text-xs">{gatewayUrl(origin, project.slug, d.path || "/")}</p>
           <ErrorAlert error={error} title="Could not save the route" />
           <DialogFooter><Button type="submit" disabled={busy || !d.function_id || !d.path.trim()}>{busy ? "Saving…" : "Save route"}</Button></DialogFooter>
         </form>
@@ -225,6 +227,7 @@ function RouteTry({ url, method }: { url: string; method: string }) {
 
 function RoutesTab({ project, fns }: { project: Project; fns: Fn[] }) {
   const routes = useApi(() => api.routes(project.id), [project.id]);
+  const origin = useGatewayOrigin();
   const [draft, setDraft] = useState<RouteDraft | null>(null);
   const [trying, setTrying] = useState<string | null>(null);
   const toast = useToast();
@@ -255,7 +258,7 @@ function RoutesTab({ project, fns }: { project: Project; fns: Fn[] }) {
       {routes.data && routes.data.length > 0 && (
         <div className="flex flex-col gap-3">
           {routes.data.map((r) => {
-            const url = gatewayUrl(currentOrigin(), project.slug, r.path);
+            const url = gatewayUrl(origin, project.slug, r.path);
             return (
               <Card key={r.id} className="gap-2 py-4" data-testid="route-row">
                 <CardContent className="flex flex-col gap-2">
@@ -272,7 +275,9 @@ function RoutesTab({ project, fns }: { project: Project; fns: Fn[] }) {
                   {r.description && <p className="text-muted-foreground text-sm">{r.description}</p>}
                   <CopyField value={url} testId="route-url" label="Copy URL" />
                   <details className="text-xs"><summary className="text-muted-foreground cursor-pointer">curl example</summary><CopyField value={curlForRoute(url, r.method)} label="Copy" /></details>
-                  {trying === r.id && <RouteTry url={url} method={r.method} />}
+                  {/* Try fetches from this page: the console's own origin, which serves the gateway too
+                      (the functions' host is another origin the page may not fetch from) */}
+                  {trying === r.id && <RouteTry url={gatewayUrl(currentOrigin(), project.slug, r.path)} method={r.method} />}
                 </CardContent>
               </Card>
             );
