@@ -1536,8 +1536,12 @@ http_actor (zsock_t *pipe, void *args)
         while (zsock_events (self->agent) & ZMQ_POLLIN)
             s_handle_agent_answer (self);
         MHD_run (self->daemon);
-        if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline))
+        if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline)) {
+            if (self->active > 0)
+                zsys_warning ("http: stopped with %zu requests still in flight: the drain time ran out",
+                              self->active);
             self->terminated = true;
+        }
     }
     s_self_destroy (&self);
 }
