@@ -286,6 +286,26 @@ recorder_actor (zsock_t *pipe, void *args_)
     free (self);
 }
 
+//  Test helpers: send a row (and destroy it); have the recorder write all
+//  it has been sent
+static void
+s_test_send_row (zsock_t *push, cJSON *row)
+{
+    char *text = cJSON_PrintUnformatted (row);
+    assert (msg_send_record (push, NULL, text) == 0);
+    free (text);
+    cJSON_Delete (row);
+}
+
+static void
+s_test_flush (zactor_t *recorder)
+{
+    zstr_send (recorder, "FLUSH");
+    char *ok = zstr_recv (recorder);
+    assert (ok && streq (ok, "OK"));
+    zstr_free (&ok);
+}
+
 void
 recorder_test (bool verbose)
 {
@@ -322,10 +342,7 @@ recorder_test (bool verbose)
     assert (zstr_sendx (push, "RECORD", "not json", NULL) == 0);        //  Dropped by the codec
     assert (msg_send_record (push, NULL, "[\"not\", \"a row\"]") == 0);
     assert (msg_send_record (push, NULL, "{\"function_id\":\"bbbbbbbbbbbb\",\"status\":\"success\"}") == 0);
-    zstr_send (recorder, "FLUSH");
-    char *ok = zstr_recv (recorder);
-    assert (ok && streq (ok, "OK"));
-    zstr_free (&ok);
+    s_test_flush (recorder);
     //  Retention keeps the newest 10 of 25 (with --retention 10 a trim runs
     //  every row); the unknown function's row is skipped
     cJSON *rows = store_query (store, "SELECT output FROM invocations ORDER BY created_at DESC, rowid DESC", "");
@@ -353,16 +370,10 @@ recorder_test (bool verbose)
         snprintf (output, sizeof output, "%d", i);
         cJSON_AddStringToObject (row, "output", output);
         cJSON_AddStringToObject (row, "logs", "printed\n");
-        char *text = cJSON_PrintUnformatted (row);
-        assert (msg_send_record (push, NULL, text) == 0);
-        free (text);
-        cJSON_Delete (row);
+        s_test_send_row (push, row);
     }
     free (big);
-    zstr_send (recorder, "FLUSH");
-    ok = zstr_recv (recorder);
-    assert (ok && streq (ok, "OK"));
-    zstr_free (&ok);
+    s_test_flush (recorder);
     rows = store_query (store, "SELECT output, length (CAST (input AS BLOB)) AS size, input_truncated,"
                                " output_truncated, logs_truncated, stored_bytes, logs FROM invocations"
                                " WHERE function_id = 'cccccccccccc' ORDER BY created_at DESC, rowid DESC", "");
@@ -385,14 +396,8 @@ recorder_test (bool verbose)
     long_logs [300000] = 0;
     cJSON_AddStringToObject (row, "logs", long_logs);
     free (long_logs);
-    char *row_text = cJSON_PrintUnformatted (row);
-    assert (msg_send_record (push, NULL, row_text) == 0);
-    free (row_text);
-    cJSON_Delete (row);
-    zstr_send (recorder, "FLUSH");
-    ok = zstr_recv (recorder);
-    assert (ok && streq (ok, "OK"));
-    zstr_free (&ok);
+    s_test_send_row (push, row);
+    s_test_flush (recorder);
     rows = store_query (store, "SELECT logs, logs_truncated FROM invocations WHERE function_id = 'cccccccccccc'"
                                " ORDER BY created_at DESC, rowid DESC", "");
     const char *cut_logs = cJSON_GetObjectItem (cJSON_GetArrayItem (rows, 0), "logs")->valuestring;

@@ -2,25 +2,8 @@
 (core/tokens.c tokens_check_header, the same check the control-plane threads make): a good token acts
 as its user, and a bad or revoked one is a 401 that looks like every other 401 of the API: a
 {"detail"} naming the fault and a `WWW-Authenticate: Bearer` header."""
-import pytest
-
-from conftest import Server
-from test_agent import FakeProvider, chat, text_reply
+from test_agent import chat, fake, server, text_reply  # noqa: F401 (fake and server are fixtures)
 from test_auth import bearer
-
-
-@pytest.fixture(scope="module")
-def fake():
-    provider = FakeProvider()
-    yield provider
-    provider.close()
-
-
-@pytest.fixture(scope="module")
-def server(fake):
-    s = Server(args=["--ai-base-url", fake.url, "--ai-api-key", "test-key", "--ai-timeout", "60"]).start()
-    yield s
-    s.cleanup()
 
 
 def assert_token_401(response, detail):

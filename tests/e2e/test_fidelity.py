@@ -14,8 +14,6 @@ Each test fails on the build before these fixes:
 - a runner stopped with SIGSTOP blocked its worker's thread for the send timeout, and the other
   functions on that worker waited.
 """
-import json
-import os
 import threading
 import time
 import uuid
@@ -24,6 +22,7 @@ import pytest
 import requests
 
 from conftest import descendants, slow, wait_for
+from test_gateway import add_route, gateway
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -44,16 +43,6 @@ def make_function(server, code, project=None, **extra):
         body["project_id"] = project["id"]
     body.update(extra)
     return ok(server.post("/api/functions", json=body))
-
-
-def add_route(server, project, function, method, path):
-    return ok(server.post("/api/projects/%s/routes" % project["id"],
-                          json={"function_id": function["id"], "method": method, "path": path}))
-
-
-def gateway(server, project, method, path, **kw):
-    return requests.request(method, server.url + "/api/gateway/" + project["slug"] + path,
-                            timeout=kw.pop("timeout", slow(30)), **kw)
 
 
 def invoke_raw(server, function, body, **kw):
