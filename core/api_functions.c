@@ -41,7 +41,8 @@
 #define FUNCTION_SELECT \
     "SELECT f.id, f.name, f.description, v.code, f.runtime, f.status, f.network_enabled," \
     "       f.timeout_seconds, f.memory_mb, f.active_version, f.project_id, f.created_at," \
-    "       f.updated_at" \
+    "       f.updated_at," \
+    "       (SELECT p.layer_active FROM projects p WHERE p.id = f.project_id) AS layer_hash" \
     "  FROM functions f" \
     "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
 

@@ -20,6 +20,7 @@
 
 #include <czmq.h>
 #include "core/api_call.h"
+#include "core/layers.h"
 
 //  API.md's Project, has_database included (one query for a whole list;
 //  s_project_fix turns its 0/1 into a JSON boolean)
@@ -228,15 +229,130 @@ api_project_delete (api_call_t *call)
 
 
 //  --------------------------------------------------------------------------
-//  Requirements and database: not available yet, but 404 for a project
-//  that is not the caller's comes first
+//  Requirements: the text is checked and stored, and a build queued, here;
+//  the builder actor (actors/builder.c) builds the layer off every loop and
+//  switches the project to it. A text whose layer is ready already (another
+//  project's, or an earlier text of this one) switches at once, no build.
+
+//  The project's requirements and build status (API.md): build_status and
+//  build_log are the build of the current text's layer; layer_size_bytes,
+//  built_at and active_hash describe the layer functions use now
+static cJSON *
+s_requirements_status (api_call_t *call, const char *project_id)
+{
+    cJSON *row = store_query_row (call->store,
+        "SELECT p.requirements_txt, p.requirements_hash, p.layer_active,"
+        "       w.state AS wanted_state, w.log AS wanted_log,"
+        "       a.size_bytes AS active_size, a.built_at AS active_built_at"
+        "  FROM projects p"
+        "  LEFT JOIN layers w ON w.hash = p.requirements_hash"
+        "  LEFT JOIN layers a ON a.hash = p.layer_active AND a.state = 'ready'"
+        " WHERE p.id = ?", "s", project_id);
+    if (!row)
+        return NULL;
+    const char *text = cJSON_GetStringValue (cJSON_GetObjectItem (row, "requirements_txt"));
+    const char *wanted = cJSON_GetStringValue (cJSON_GetObjectItem (row, "requirements_hash"));
+    const char *active = cJSON_GetStringValue (cJSON_GetObjectItem (row, "layer_active"));
+    const char *state = cJSON_GetStringValue (cJSON_GetObjectItem (row, "wanted_state"));
+    const char *log = cJSON_GetStringValue (cJSON_GetObjectItem (row, "wanted_log"));
+    const char *built_at = cJSON_GetStringValue (cJSON_GetObjectItem (row, "active_built_at"));
+    cJSON *size = cJSON_GetObjectItem (row, "active_size");
+    cJSON *status = cJSON_CreateObject ();
+    cJSON_AddStringToObject (status, "requirements_txt", text? text: "");
+    if (wanted)
+        cJSON_AddStringToObject (status, "requirements_hash", wanted);
+    else
+        cJSON_AddNullToObject (status, "requirements_hash");
+    cJSON_AddBoolToObject (status, "has_custom_image", active != NULL);
+    cJSON_AddStringToObject (status, "build_status", wanted && state? state: "none");
+    cJSON_AddStringToObject (status, "build_log", wanted && log? log: "");
+    if (active && cJSON_IsNumber (size))
+        cJSON_AddNumberToObject (status, "layer_size_bytes", size->valuedouble);
+    else
+        cJSON_AddNullToObject (status, "layer_size_bytes");
+    if (active && built_at)
+        cJSON_AddStringToObject (status, "built_at", built_at);
+    else
+        cJSON_AddNullToObject (status, "built_at");
+    if (active)
+        cJSON_AddStringToObject (status, "active_hash", active);
+    else
+        cJSON_AddNullToObject (status, "active_hash");
+    cJSON_Delete (row);
+    return status;
+}
+
+static int
+s_requirements_put (api_call_t *call, const char *project_id)
+{
+    if (api_body_parse (call))
+        return 0;
+    const char *text = api_string (call, "requirements_txt", true, LAYERS_TEXT_MAX, false);
+    char *normalised = NULL;
+    char error [256];
+    if (text && layers_normalise (text, strlen (text), &normalised, error, sizeof error))
+        api_invalid (call, "requirements_txt", "value_error", "%s", error);
+    if (api_has_errors (call))
+        return api_reply_invalid (call);
+    char key [LAYERS_KEY_SIZE] = "";
+    if (*normalised)
+        layers_key (normalised, key);
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_begin (call->store)) {
+        free (normalised);
+        return api_reply_store_error (call);
+    }
+    if (!api_project_owned (call, project_id)) {
+        free (normalised);
+        return api_reply_detail (call, 404, "Project not found");
+    }
+    cJSON *before = store_query_row (call->store, "SELECT layer_active FROM projects WHERE id = ?", "s", project_id);
+    const char *active = before? cJSON_GetStringValue (cJSON_GetObjectItem (before, "layer_active")): NULL;
+    char *active_before = active? strdup (active): NULL;
+    cJSON_Delete (before);
+    int rc = store_exec (call->store, "UPDATE projects SET requirements_txt = ?, requirements_hash = ?, updated_at = ?"
+                         " WHERE id = ?", "ssss", text, *key? key: NULL, now, project_id);
+    if (rc >= 0 && *key)
+        //  A new key is queued; a failed one is tried again (the index may
+        //  have the package now); queued, building and ready ones stay
+        rc = store_exec (call->store,
+            "INSERT INTO layers (hash, requirements, state, created_at, updated_at) VALUES (?, ?, 'queued', ?, ?)"
+            " ON CONFLICT (hash) DO UPDATE SET state = 'queued', log = '', updated_at = excluded.updated_at"
+            " WHERE layers.state = 'failed'", "ssss", key, normalised, now, now);
+    if (rc >= 0) {
+        //  No requirements: no layer. A ready layer: use it now.
+        if (!*key)
+            rc = store_exec (call->store, "UPDATE projects SET layer_active = NULL WHERE id = ?", "s", project_id);
+        else
+            rc = store_exec (call->store, "UPDATE projects SET layer_active = ? WHERE id = ?"
+                             " AND EXISTS (SELECT 1 FROM layers WHERE hash = ? AND state = 'ready')",
+                             "sss", key, project_id, key);
+    }
+    free (normalised);
+    if (rc < 0 || store_commit (call->store)) {
+        free (active_before);
+        return api_reply_store_error (call);
+    }
+    cJSON *status = s_requirements_status (call, project_id);
+    const char *active_now = status? cJSON_GetStringValue (cJSON_GetObjectItem (status, "active_hash")): NULL;
+    //  The layer changed: cached contexts go and warm environments retire,
+    //  as for an env var change, so the next call runs with the new one
+    if ((active_before == NULL) != (active_now == NULL) || (active_before && active_now && strneq (active_before, active_now)))
+        api_invalidate (call, "project", project_id);
+    free (active_before);
+    return api_reply (call, 200, status);
+}
 
 int
 api_requirements (api_call_t *call)
 {
-    if (!api_project_owned (call, call->param [0]))
+    const char *project_id = call->param [0];
+    if (streq (call->req->method, "PUT"))
+        return s_requirements_put (call, project_id);
+    if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    return api_reply_detail (call, 501, "Requirements are not available yet");
+    return api_reply (call, 200, s_requirements_status (call, project_id));
 }
 
 //  The URL with its password shown as ***: scheme://user:***@host...
@@ -392,9 +508,54 @@ api_projects_test (bool verbose)
                                        NULL, NULL, 404, NULL), "Project not found");
     char *later = api_test_create (api, "alice", "/api/projects", "{\"name\":\"Later\"}");
     snprintf (path, sizeof path, "/api/projects/%s/requirements", later);
-    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 501, NULL),
-                     "Requirements are not available yet");
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (streq (api_test_str (reply, "build_status"), "none"));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "requirements_hash")));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "active_hash")));
+    assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_custom_image")));
+    cJSON_Delete (reply);
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
+    api_test_detail (api_test_request (api, "bob", "PUT", path, NULL, "{\"requirements_txt\":\"x\"}", 404, NULL),
+                     "Project not found");
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{}", 422, NULL), "body", "requirements_txt");
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{\"requirements_txt\":\"-e .\"}", 422, NULL),
+                      "body", "requirements_txt");
+    //  Queued: the key is known at once; the same text elsewhere shares it
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"requirements_txt\":\"b\\na # x\\n\"}", 200, &inval);
+    assert (inval == NULL);
+    assert (streq (api_test_str (reply, "build_status"), "queued"));
+    assert (streq (api_test_str (reply, "requirements_txt"), "b\na # x\n"));
+    char key [LAYERS_KEY_SIZE];
+    layers_key ("a\nb", key);
+    assert (streq (api_test_str (reply, "requirements_hash"), key));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "active_hash")));
+    cJSON_Delete (reply);
+    //  What the builder does once it is built; a project that asks for it
+    //  then switches at once and the gateway is told
+    assert (store_exec (store, "UPDATE layers SET state = 'ready', size_bytes = 42, built_at = 'T', log = 'done'"
+                        " WHERE hash = ?", "s", key) == 1);
+    char *sharing = api_test_create (api, "alice", "/api/projects", "{\"name\":\"Sharing\"}");
+    char sharing_path [128];
+    snprintf (sharing_path, sizeof sharing_path, "/api/projects/%s/requirements", sharing);
+    reply = api_test_request (api, "alice", "PUT", sharing_path, NULL, "{\"requirements_txt\":\"a\\nb\"}", 200, &inval);
+    assert (streq (api_test_str (reply, "build_status"), "ready"));
+    assert (streq (api_test_str (reply, "active_hash"), key));
+    assert (api_test_num (reply, "layer_size_bytes") == 42);
+    assert (streq (api_test_str (reply, "built_at"), "T"));
+    assert (cJSON_IsTrue (cJSON_GetObjectItem (reply, "has_custom_image")));
+    assert (inval && strncmp (inval, "project ", 8) == 0);
+    zstr_free (&inval);
+    cJSON_Delete (reply);
+    //  Nothing asked for: no layer
+    reply = api_test_request (api, "alice", "PUT", sharing_path, NULL, "{\"requirements_txt\":\"# none\"}", 200, &inval);
+    assert (streq (api_test_str (reply, "build_status"), "none"));
+    assert (cJSON_IsNull (cJSON_GetObjectItem (reply, "active_hash")));
+    assert (inval && strncmp (inval, "project ", 8) == 0);
+    zstr_free (&inval);
+    cJSON_Delete (reply);
+    snprintf (sharing_path, sizeof sharing_path, "/api/projects/%s", sharing);
+    cJSON_Delete (api_test_request (api, "alice", "DELETE", sharing_path, NULL, NULL, 200, NULL));
+    zstr_free (&sharing);
     snprintf (path, sizeof path, "/api/projects/%s/database", later);
     reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
     assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));

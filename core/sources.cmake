@@ -45,3 +45,5 @@ list (APPEND CLOWDY_SOURCES core/dbprovider_postgres.c)   # ... a database + rol
 list (APPEND CLOWDY_SELFTESTS dbprovider_postgres)
 list (APPEND CLOWDY_SOURCES core/dbprovider_neon.c)   # ... a Neon project over its REST API
 list (APPEND CLOWDY_SELFTESTS dbprovider_neon)
+list (APPEND CLOWDY_SOURCES core/layers.c)    # requirements checks, layer keys, layer file walks
+list (APPEND CLOWDY_SELFTESTS layers)

@@ -262,6 +262,27 @@ static const char *s_migrations [] = {
     "    coalesce (length (CAST (input AS BLOB)), 0) + coalesce (length (CAST (output AS BLOB)), 0)"
     "  + coalesce (length (CAST (error AS BLOB)), 0) + coalesce (length (CAST (logs AS BLOB)), 0);"
     "CREATE INDEX invocations_sizes ON invocations (function_id, created_at DESC, stored_bytes);",
+    //  7: dependency layers (actors/builder.c, core/layers.h). A project's
+    //  requirements_hash is the key of the layer its requirements_txt asks
+    //  for (NULL: none); layer_active is the layer its functions run with
+    //  now, which stays while a new one builds or when a build fails.
+    //  layers has one row per key, shared by every project asking for it.
+    //  state: queued, building, ready, failed (log says why); unused_since
+    //  is set by the builder's sweep when no project names the layer, and
+    //  the layer goes after a grace period.
+    "ALTER TABLE projects ADD COLUMN layer_active TEXT;"
+    "CREATE TABLE layers ("
+    "    hash TEXT PRIMARY KEY,"
+    "    requirements TEXT NOT NULL,"
+    "    state TEXT NOT NULL,"
+    "    log TEXT NOT NULL DEFAULT '',"
+    "    size_bytes INTEGER NOT NULL DEFAULT 0,"
+    "    built_at TEXT,"
+    "    unused_since INTEGER,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL);"
+    "CREATE INDEX projects_by_layer ON projects (requirements_hash);"
+    "CREATE INDEX projects_by_active_layer ON projects (layer_active);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -618,7 +639,7 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         return -1;
     sqlite3_stmt *stmt = store_prepare (self,
         "SELECT f.id, coalesce (f.project_id, ''), f.user_id, f.name, v.code, f.status,"
-        "       p.requirements_hash, f.active_version, f.timeout_seconds, f.memory_mb,"
+        "       p.layer_active, f.active_version, f.timeout_seconds, f.memory_mb,"
         "       f.network_enabled"
         "  FROM functions f"
         "  JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"

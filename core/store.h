@@ -99,7 +99,7 @@ typedef struct {
     char *name;                     //  Function name
     char *code;                     //  Active version's code
     char *status;                   //  "active", ...
-    char *requirements_hash;        //  Project's dependency layer hash, NULL when none
+    char *requirements_hash;        //  The layer its project runs with now (projects.layer_active), NULL when none
     int version;                    //  Active version number
     int timeout_seconds;            //  Per-invocation timeout
     int memory_mb;                  //  Memory limit
