@@ -1,20 +1,624 @@
 /*  =========================================================================
-    builder - builds pip dependency layers
+    builder - builds pip dependency layers, off every loop, in a sandbox
 
-    Not built yet: the actor starts, answers PING on its pipe and stops on
-    $TERM, so that main can start every actor of the design from day one.
+    What is asked lives in SQLite, as for the database actor: PUT
+    /api/projects/:id/requirements (core/api_projects.c) checks the text,
+    sets the project's requirements_hash to the layer key (core/layers.h)
+    and queues a row in layers; this actor builds queued layers one at a
+    time, then points every project that asks for the layer at it
+    (projects.layer_active) and sends gateway INVALIDATE "project ID" for
+    each, which drops the cached function contexts and retires the warm
+    environments, as an env var change does: the next call gets a sandbox
+    with the new layer at /opt/layer. Until then, and for good when a build
+    fails, functions keep the layer they had.
+
+    A build: the layer's normalised requirements go into a fresh directory
+    <data_dir>/layers/.build/<key>-<n>/ with an empty out/, and a sandbox
+    (runtime/sandbox.h) runs `python -m pip install --isolated --no-input
+    --no-build-isolation --target /opt/out -r /opt/req/requirements.txt`
+    there: network on (slirp4netns, the host's LAN and private ranges
+    blocked), 1 CPU, memory, pids and /tmp capped, requirements read-only
+    and out/ the one writable host directory; the data dir, other layers
+    and the host's files are not in its view. An sdist's setup.py runs in
+    there too. pip's output (stdout and stderr, fd 3 of the sandbox) is
+    the build log: its tail is written to the row every S_LOG_FLUSH_MS so
+    GET shows it growing. The sandbox is killed past --build-timeout, and
+    when out/ passes --layers-max-mb. A build that ends well is sealed
+    (owned by root, read-only, no set-id bits or special files; see
+    layers_seal) and renamed into layers/<key> in one step, so a worker
+    never mounts half a layer.
+
+    Index: --pip-index-url, --pip-extra-index-url, --pip-find-links (a URL
+    or a host directory of wheels, mounted read-only at /opt/wheels). An
+    index on the host's loopback (127.0.0.1, localhost) is rewritten to
+    10.0.2.2, which slirp4netns maps to the host's loopback; the sandbox's
+    routing rules then let only that index's TCP port through to the host.
+
+    Sweeps (every S_SWEEP_MS): a layer no project names (as wanted or
+    active) is marked unused_since; after --layers-grace seconds it goes,
+    directory and row. When the layers' total passes --layers-max-mb,
+    unused ones go at once, oldest unused first; a new layer that still
+    does not fit fails its build with that reason.
+
+    Threads: SQL, the file walks and the build itself block, so they run on
+    a build thread with its own store connection; the actor's loop only
+    paces it (BUILD_SCAN down, its answer up: the projects to invalidate)
+    and forwards the INVALIDATEs. $TERM during a build kills the sandbox
+    and puts the layer back in the queue for the next start.
+
+    Pipe commands (besides $TERM):
+        zstr_send (actor, "PING");      // answers "PONG"
     ========================================================================= */
 
+#include <czmq.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include "actors/builder.h"
 #include "broker/actor.h"
+#include "broker/endpoints.h"
+#include "broker/msg.h"
+#include "core/config.h"
+#include "core/layers.h"
+#include "core/store.h"
+#include "core/util.h"
+#include "runtime/sandbox.h"
+
+#define S_SCAN_MS           250         //  how often queued builds are looked for
+#define S_SWEEP_MS          10000       //  how often unused layers are looked for
+#define S_LOG_MAX           (64 * 1024) //  bytes of a build's log kept (its tail)
+#define S_LOG_FLUSH_MS      500         //  how often a running build's log is written
+#define S_SIZE_CHECK_MS     1000        //  how often a running build's output is measured
+#define S_BUILD_PIDS        256         //  processes a build may run at once
+#define S_BUILD_CPUS        1.0         //  CPUs a build may use
+#define S_BUILD_SLACK_MB    512         //  memory beside the layer itself (pip, a compiler)
+
+//  Runs in the build sandbox before pip: pip's output goes to fd 3 (ours
+//  to read), then pip replaces it
+static const char s_wrapper [] =
+    "import os, sys\n"
+    "os.dup2(3, 1); os.dup2(3, 2); os.close(3)\n"
+    "os.environ.update(HOME='/tmp', TMPDIR='/tmp', LANG='C.UTF-8')\n"
+    "os.execv(sys.executable, [sys.executable, '-I'] + sys.argv[1:])\n";
+
+
+//  --------------------------------------------------------------------------
+//  The build thread
+
+typedef struct {
+    zsock_t *pipe;                  //  Our pipe to the actor
+    const config_t *config;         //  Settings (not owned)
+    store_t *store;                 //  Own store connection
+    char *layers_dir;               //  <data_dir>/layers
+    char *build_dir;                //  <data_dir>/layers/.build
+    char *index_url;                //  --pip-index-url as the sandbox reaches it, or NULL
+    char *extra_index_url;          //  the same for --pip-extra-index-url
+    char *find_links;               //  a find-links URL as the sandbox reaches it, or NULL
+    char *find_links_dir;           //  a find-links host dir, mounted at /opt/wheels, or NULL
+    int host_ports [SANDBOX_MAX_HOST_PORTS];    //  host loopback ports the build may reach
+    int64_t next_sweep;             //  zclock_mono () of the next sweep
+    int serial;                     //  numbers build dirs
+    bool terminated;                //  $TERM came during a build
+} s_thread_t;
+
+//  An index URL as the build sandbox reaches it: a loopback host becomes
+//  10.0.2.2 and its port one the sandbox may reach. Heap copy.
+static char *
+s_index_for_sandbox (s_thread_t *self, const char *url)
+{
+    const char *scheme_end = strstr (url, "://");
+    if (!scheme_end)
+        return strdup (url);
+    const char *host = scheme_end + 3;
+    const char *at = strchr (host, '@');
+    const char *path = host + strcspn (host, "/?#");
+    if (at && at < path)
+        host = at + 1;
+    const char *names [] = { "127.0.0.1", "localhost", NULL };
+    for (int index = 0; names [index]; index++) {
+        size_t len = strlen (names [index]);
+        if (strncasecmp (host, names [index], len) == 0 && (host [len] == ':' || host + len == path)) {
+            int port = strncasecmp (url, "https", 5) == 0? 443: 80;
+            if (host [len] == ':')
+                port = atoi (host + len + 1);
+            for (int slot = 0; slot < SANDBOX_MAX_HOST_PORTS; slot++)
+                if (self->host_ports [slot] == 0 || self->host_ports [slot] == port) {
+                    self->host_ports [slot] = port;
+                    break;
+                }
+            return zsys_sprintf ("%.*s10.0.2.2%s", (int) (host - url), url, host + len);
+        }
+    }
+    return strdup (url);
+}
+
+//  Replace the row's log (the tail if longer than S_LOG_MAX)
+static void
+s_log_write (s_thread_t *self, const char *hash, const char *state, const char *log)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    store_exec (self->store, "UPDATE layers SET state = ?, log = ?, updated_at = ? WHERE hash = ?",
+                "ssss", state, log, now, hash);
+}
+
+//  Append text to a log buffer, keeping its last S_LOG_MAX bytes
+static void
+s_log_append (char *log, size_t *used, const char *text, size_t size)
+{
+    if (size >= S_LOG_MAX) {
+        text += size - (S_LOG_MAX - 1);
+        size = S_LOG_MAX - 1;
+    }
+    if (*used + size >= S_LOG_MAX) {
+        size_t drop = *used + size - (S_LOG_MAX - 1);
+        memmove (log, log + drop, *used - drop);
+        *used -= drop;
+    }
+    memcpy (log + *used, text, size);
+    *used += size;
+    log [*used] = 0;
+}
+
+static void
+s_log_line (char *log, size_t *used, const char *format, ...)
+{
+    char line [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    s_log_append (log, used, line, strlen (line));
+}
+
+//  Sum of the ready layers' sizes
+static int64_t
+s_layers_total (s_thread_t *self)
+{
+    cJSON *row = store_query_row (self->store,
+        "SELECT coalesce (sum (size_bytes), 0) AS total FROM layers WHERE state = 'ready'", NULL);
+    int64_t total = row? (int64_t) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "total")): 0;
+    cJSON_Delete (row);
+    return total;
+}
+
+static void
+s_layer_drop (s_thread_t *self, const char *hash)
+{
+    if (!layers_key_valid (hash))
+        return;
+    char *path = zsys_sprintf ("%s/%s", self->layers_dir, hash);
+    if (layers_remove (path) == 0) {
+        store_exec (self->store, "DELETE FROM layers WHERE hash = ? AND unused_since IS NOT NULL", "s", hash);
+        zsys_info ("builder: removed unused layer %s", hash);
+    }
+    zstr_free (&path);
+}
+
+//  Remove unused layers, oldest unused first, until need more bytes fit
+//  under the cap (need 0: until the total is under it); true if they fit
+static bool
+s_make_room (s_thread_t *self, int64_t need)
+{
+    int64_t cap = (int64_t) self->config->layers_max_mb * 1024 * 1024;
+    if (s_layers_total (self) + need <= cap)
+        return true;
+    cJSON *unused = store_query (self->store,
+        "SELECT hash FROM layers WHERE state = 'ready' AND unused_since IS NOT NULL ORDER BY unused_since", NULL);
+    cJSON *row;
+    cJSON_ArrayForEach (row, unused) {
+        s_layer_drop (self, cJSON_GetStringValue (cJSON_GetObjectItem (row, "hash")));
+        if (s_layers_total (self) + need <= cap)
+            break;
+    }
+    cJSON_Delete (unused);
+    return s_layers_total (self) + need <= cap;
+}
+
+static void
+s_sweep (s_thread_t *self)
+{
+    int64_t now = (int64_t) time (NULL);
+    const char *used = "(SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL"
+                       " UNION SELECT layer_active FROM projects WHERE layer_active IS NOT NULL)";
+    char *sql = zsys_sprintf ("UPDATE layers SET unused_since = NULL WHERE unused_since IS NOT NULL AND hash IN %s", used);
+    store_exec (self->store, sql, NULL);
+    zstr_free (&sql);
+    sql = zsys_sprintf ("UPDATE layers SET unused_since = ? WHERE unused_since IS NULL AND hash NOT IN %s", used);
+    store_exec (self->store, sql, "I", now);
+    zstr_free (&sql);
+    cJSON *expired = store_query (self->store,
+        "SELECT hash FROM layers WHERE unused_since IS NOT NULL AND unused_since <= ? AND state != 'building'",
+        "I", now - (int64_t) self->config->layers_grace);
+    cJSON *row;
+    cJSON_ArrayForEach (row, expired)
+        s_layer_drop (self, cJSON_GetStringValue (cJSON_GetObjectItem (row, "hash")));
+    cJSON_Delete (expired);
+    s_make_room (self, 0);
+}
+
+//  A directory under layers/ that no row names (a crash between the
+//  rename and the row's update, or a removed row): it goes
+static void
+s_sweep_orphans (s_thread_t *self)
+{
+    DIR *dir = opendir (self->layers_dir);
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        if (!layers_key_valid (entry->d_name))
+            continue;
+        cJSON *row = store_query_row (self->store, "SELECT hash FROM layers WHERE hash = ? AND state = 'ready'",
+                                      "s", entry->d_name);
+        if (!row) {
+            char *path = zsys_sprintf ("%s/%s", self->layers_dir, entry->d_name);
+            zsys_info ("builder: removing layer dir %s, which no ready layer names", path);
+            layers_remove (path);
+            zstr_free (&path);
+        }
+        cJSON_Delete (row);
+    }
+    closedir (dir);
+}
+
+//  Run pip in a sandbox over dir/req into dir/out; 0 when pip succeeded
+//  and the output is within the cap, else -1 with the reason in the log
+static int
+s_run_pip (s_thread_t *self, const char *hash, const char *dir, char *log, size_t *log_used)
+{
+    int64_t cap = (int64_t) self->config->layers_max_mb * 1024 * 1024;
+    char *req = zsys_sprintf ("%s/req", dir);
+    char *out = zsys_sprintf ("%s/out", dir);
+    sandbox_mount_t mounts [3] = {
+        { req, "/opt/req", false },
+        { out, "/opt/out", true },
+        { self->find_links_dir, "/opt/wheels", false },
+    };
+    const char *argv [48];
+    int argc = 0;
+    argv [argc++] = self->config->python;
+    argv [argc++] = "-I";
+    argv [argc++] = "-c";
+    argv [argc++] = s_wrapper;
+    argv [argc++] = "-m";
+    argv [argc++] = "pip";
+    argv [argc++] = "install";
+    argv [argc++] = "--isolated";
+    argv [argc++] = "--no-input";
+    argv [argc++] = "--disable-pip-version-check";
+    argv [argc++] = "--no-cache-dir";
+    argv [argc++] = "--progress-bar";
+    argv [argc++] = "off";
+    argv [argc++] = "--no-warn-script-location";
+    //  sdists build with the interpreter's own setuptools and wheel: build
+    //  isolation would fetch them from the index each time
+    argv [argc++] = "--no-build-isolation";
+    argv [argc++] = "--target";
+    argv [argc++] = "/opt/out";
+    if (self->index_url) {
+        argv [argc++] = "--index-url";
+        argv [argc++] = self->index_url;
+    }
+    if (self->extra_index_url) {
+        argv [argc++] = "--extra-index-url";
+        argv [argc++] = self->extra_index_url;
+    }
+    if (self->find_links) {
+        argv [argc++] = "--find-links";
+        argv [argc++] = self->find_links;
+    }
+    if (self->find_links_dir) {
+        argv [argc++] = "--find-links";
+        argv [argc++] = "/opt/wheels";
+    }
+    if (self->host_ports [0]) {
+        //  pip trusts plain http on loopback only: 10.0.2.2 is the host's
+        argv [argc++] = "--trusted-host";
+        argv [argc++] = "10.0.2.2";
+    }
+    argv [argc++] = "-r";
+    argv [argc++] = "/opt/req/requirements.txt";
+    argv [argc] = NULL;
+
+    sandbox_config_t config;
+    sandbox_config_init (&config);
+    config.runtime_dir = self->config->runtime_dir;
+    config.python = self->config->python;
+    config.argv = argv;
+    config.network = true;
+    config.cpus = S_BUILD_CPUS;
+    config.pids = S_BUILD_PIDS;
+    //  pip --target installs in /tmp first, then moves: /tmp holds the
+    //  layer once, and its pages count against the memory limit
+    int layer_mb = (int) (self->config->layers_max_mb < 8192? self->config->layers_max_mb: 8192);
+    config.tmp_mb = layer_mb + 256;
+    config.memory_mb = config.tmp_mb + S_BUILD_SLACK_MB;
+    config.cgroup_name = self->config->cgroup_name;
+    config.mounts = mounts;
+    config.mount_count = self->find_links_dir? 3: 2;
+    memcpy (config.host_ports, self->host_ports, sizeof config.host_ports);
+
+    int rc = -1;
+    sandbox_t *sandbox = sandbox_new (&config);
+    if (!sandbox) {
+        s_log_line (log, log_used, "\nThe build sandbox could not start (see the server log).\n");
+        goto done;
+    }
+    int fd = sandbox_fd (sandbox);
+    int64_t started = zclock_mono ();
+    int64_t deadline = started + self->config->build_timeout * 1000;
+    int64_t next_flush = started + S_LOG_FLUSH_MS;
+    int64_t next_size = started + S_SIZE_CHECK_MS;
+    const char *killed = NULL;
+    bool open = true, dirty = false;
+    while (open || !sandbox_reap (sandbox, false)) {
+        struct pollfd items [2] = {
+            { zsock_fd (self->pipe), POLLIN, 0 },
+            { open? fd: -1, POLLIN, 0 },
+        };
+        poll (items, 2, open? 100: 20);
+        if (zsock_events (self->pipe) & ZMQ_POLLIN) {
+            char *command = zstr_recv_nowait (self->pipe);
+            if (!command || streq (command, "$TERM")) {
+                self->terminated = true;
+                killed = "the server is stopping";
+            }
+            zstr_free (&command);
+        }
+        if (open && (items [1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            char buffer [8192];
+            ssize_t got = read (fd, buffer, sizeof buffer);
+            if (got > 0) {
+                s_log_append (log, log_used, buffer, (size_t) got);
+                dirty = true;
+            }
+            else
+            if (got == 0 || (errno != EAGAIN && errno != EINTR))
+                open = false;
+        }
+        int64_t now = zclock_mono ();
+        if (!killed && now >= deadline)
+            killed = "the build took longer than --build-timeout";
+        if (!killed && now >= next_size) {
+            if (layers_dir_size (out, cap) > cap)
+                killed = "the installed packages passed the size cap (--layers-max-mb)";
+            next_size = now + S_SIZE_CHECK_MS;
+        }
+        if (dirty && now >= next_flush) {
+            s_log_write (self, hash, "building", log);
+            dirty = false;
+            next_flush = now + S_LOG_FLUSH_MS;
+        }
+        if (killed) {
+            sandbox_kill (sandbox);
+            sandbox_reap (sandbox, true);
+            break;
+        }
+    }
+    if (killed)
+        s_log_line (log, log_used, "\nBuild stopped: %s (%ld s, %ld MB).\n", killed,
+                    self->config->build_timeout, self->config->layers_max_mb);
+    else
+    if (sandbox_oom_killed (sandbox))
+        s_log_line (log, log_used, "\nBuild failed: it ran out of memory (%d MB).\n", config.memory_mb);
+    else {
+        int status = sandbox_exit_status (sandbox);
+        if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+            rc = 0;
+        else
+        if (WIFEXITED (status))
+            s_log_line (log, log_used, "\nBuild failed: pip exited with status %d.\n", WEXITSTATUS (status));
+        else
+            s_log_line (log, log_used, "\nBuild failed: pip was killed by signal %d.\n",
+                        WIFSIGNALED (status)? WTERMSIG (status): 0);
+    }
+    sandbox_destroy (&sandbox);
+done:
+    zstr_free (&req);
+    zstr_free (&out);
+    return rc;
+}
+
+//  Build one layer; its projects that now have it go into changed
+static void
+s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *changed)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_exec (self->store, "UPDATE layers SET state = 'building', log = '', updated_at = ?"
+                    " WHERE hash = ? AND state = 'queued'", "ss", now, hash) != 1)
+        return;
+    zsys_info ("builder: building layer %s", hash);
+    char *log = (char *) malloc (S_LOG_MAX);
+    assert (log);
+    size_t log_used = 0;
+    log [0] = 0;
+    s_log_line (log, &log_used, "Building for %s: pip install -r requirements.txt\n", layers_python_tag ());
+    s_log_write (self, hash, "building", log);
+
+    int64_t started = zclock_mono ();
+    char *dir = zsys_sprintf ("%s/%s-%d", self->build_dir, hash, ++self->serial);
+    char *req = zsys_sprintf ("%s/req", dir);
+    char *out = zsys_sprintf ("%s/out", dir);
+    char *file = zsys_sprintf ("%s/requirements.txt", req);
+    char *target = zsys_sprintf ("%s/%s", self->layers_dir, hash);
+    layers_remove (dir);
+    int rc = mkdir (dir, 0755) || mkdir (req, 0755) || mkdir (out, 0755) || chmod (out, 0777)? -1: 0;
+    FILE *handle = rc? NULL: fopen (file, "w");
+    if (!handle || fprintf (handle, "%s\n", requirements) < 0 || fclose (handle)) {
+        s_log_line (log, &log_used, "\nBuild failed: cannot prepare %s: %s\n", dir, strerror (errno));
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = s_run_pip (self, hash, dir, log, &log_used);
+    int64_t size = -1;
+    struct stat info;
+    if (rc == 0) {
+        //  out/ was a mount point in the sandbox, so it is still our
+        //  directory; what is in it is the build's and gets sealed
+        size = lstat (out, &info) == 0 && S_ISDIR (info.st_mode)? layers_dir_size (out, -1): -1;
+        int64_t cap = (int64_t) self->config->layers_max_mb * 1024 * 1024;
+        if (size < 0 || layers_seal (out)) {
+            s_log_line (log, &log_used, "\nBuild failed: the installed files could not be checked.\n");
+            rc = -1;
+        }
+        else
+        if (size > cap) {
+            s_log_line (log, &log_used, "\nBuild failed: the layer is %.1f MB, over --layers-max-mb (%ld MB).\n",
+                        size / 1048576.0, self->config->layers_max_mb);
+            rc = -1;
+        }
+        else
+        if (!s_make_room (self, size)) {
+            s_log_line (log, &log_used, "\nBuild failed: the layers in use and this one (%.1f MB) do not fit"
+                        " in --layers-max-mb (%ld MB).\n", size / 1048576.0, self->config->layers_max_mb);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        layers_remove (target);
+        if (rename (out, target)) {
+            s_log_line (log, &log_used, "\nBuild failed: cannot move the layer into place: %s\n", strerror (errno));
+            rc = -1;
+        }
+    }
+    layers_remove (dir);
+    if (self->terminated) {
+        //  Not the build's fault: again at the next start
+        store_exec (self->store, "UPDATE layers SET state = 'queued', log = '' WHERE hash = ?", "s", hash);
+    }
+    else
+    if (rc == 0) {
+        s_log_line (log, &log_used, "\nLayer ready: %.1f MB in %.1f s.\n", size / 1048576.0,
+                    (zclock_mono () - started) / 1000.0);
+        util_now_iso (now);
+        store_exec (self->store, "UPDATE layers SET state = 'ready', log = ?, size_bytes = ?, built_at = ?,"
+                    " updated_at = ? WHERE hash = ?", "sIsss", log, size, now, now, hash);
+        cJSON *projects = store_query (self->store,
+            "SELECT id FROM projects WHERE requirements_hash = ? AND layer_active IS NOT ?", "ss", hash, hash);
+        store_exec (self->store, "UPDATE projects SET layer_active = ? WHERE requirements_hash = ?", "ss", hash, hash);
+        cJSON *row;
+        cJSON_ArrayForEach (row, projects) {
+            const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (row, "id"));
+            if (id)
+                cJSON_AddItemToArray (changed, cJSON_CreateString (id));
+        }
+        cJSON_Delete (projects);
+        zsys_info ("builder: layer %s is ready (%" PRId64 " bytes)", hash, size);
+    }
+    else {
+        s_log_write (self, hash, "failed", log);
+        zsys_info ("builder: layer %s failed", hash);
+    }
+    free (log);
+    zstr_free (&dir);
+    zstr_free (&req);
+    zstr_free (&out);
+    zstr_free (&file);
+    zstr_free (&target);
+}
+
+static void
+s_scan (s_thread_t *self, cJSON *changed)
+{
+    if (zclock_mono () >= self->next_sweep) {
+        s_sweep (self);
+        self->next_sweep = zclock_mono () + S_SWEEP_MS;
+    }
+    //  Only a layer some project still asks for is worth its build
+    cJSON *job = store_query_row (self->store,
+        "SELECT hash, requirements FROM layers WHERE state = 'queued'"
+        "   AND hash IN (SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL)"
+        " ORDER BY updated_at LIMIT 1", NULL);
+    const char *hash = job? cJSON_GetStringValue (cJSON_GetObjectItem (job, "hash")): NULL;
+    const char *requirements = job? cJSON_GetStringValue (cJSON_GetObjectItem (job, "requirements")): NULL;
+    if (layers_key_valid (hash) && requirements)
+        s_build (self, hash, requirements, changed);
+    cJSON_Delete (job);
+}
+
+static void
+s_thread_reset (s_thread_t *self)
+{
+    store_destroy (&self->store);
+    zstr_free (&self->layers_dir);
+    zstr_free (&self->build_dir);
+    zstr_free (&self->index_url);
+    zstr_free (&self->extra_index_url);
+    zstr_free (&self->find_links);
+    zstr_free (&self->find_links_dir);
+}
+
+//  Answers its start with ready or the reason it cannot work, then serves
+//  "SCAN" with "SCANNED" and the JSON list of projects whose layer changed
+static void
+s_build_thread (zsock_t *pipe, void *args_)
+{
+    const config_t *config = (const config_t *) args_;
+    s_thread_t self = { .pipe = pipe, .config = config };
+    self.store = store_open (config->data_dir);
+    self.layers_dir = zsys_sprintf ("%s/layers", config->data_dir);
+    self.build_dir = zsys_sprintf ("%s/layers/.build", config->data_dir);
+    if (!self.store) {
+        actor_failed (pipe, "cannot open the store in data dir '%s'", config->data_dir);
+        s_thread_reset (&self);
+        return;
+    }
+    //  Builds cut off by the last stop start again; their dirs go
+    layers_remove (self.build_dir);
+    if ((mkdir (self.layers_dir, 0755) && errno != EEXIST) || (mkdir (self.build_dir, 0700) && errno != EEXIST)) {
+        actor_failed (pipe, "cannot create %s: %s", self.build_dir, strerror (errno));
+        s_thread_reset (&self);
+        return;
+    }
+    store_exec (self.store, "UPDATE layers SET state = 'queued', log = '' WHERE state = 'building'", NULL);
+    s_sweep_orphans (&self);
+    if (*config->pip_index_url)
+        self.index_url = s_index_for_sandbox (&self, config->pip_index_url);
+    if (*config->pip_extra_index_url)
+        self.extra_index_url = s_index_for_sandbox (&self, config->pip_extra_index_url);
+    if (*config->pip_find_links && config->pip_find_links [0] == '/')
+        self.find_links_dir = strdup (config->pip_find_links);
+    else
+    if (*config->pip_find_links)
+        self.find_links = s_index_for_sandbox (&self, config->pip_find_links);
+    actor_ready (pipe);
+
+    while (!self.terminated) {
+        char *command = zstr_recv (pipe);
+        if (!command || streq (command, "$TERM"))
+            self.terminated = true;
+        else
+        if (streq (command, "SCAN")) {
+            cJSON *changed = cJSON_CreateArray ();
+            s_scan (&self, changed);
+            char *text = cJSON_PrintUnformatted (changed);
+            zstr_sendx (pipe, "SCANNED", text, NULL);
+            free (text);
+            cJSON_Delete (changed);
+        }
+        else
+            zsys_warning ("builder: build thread: unexpected '%s'", command);
+        zstr_free (&command);
+    }
+    s_thread_reset (&self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The actor
 
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
+    zsock_t *gateway;               //  DEALER to gateway, for INVALIDATE
+    msg_outbox_t *invalidates;      //  INVALIDATEs gateway's full queue could not take yet
+    zactor_t *thread;               //  The build thread
+    bool scanning;                  //  A SCAN is out
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
 
 static void
-s_self_handle_pipe (self_t *self)
+s_handle_pipe (self_t *self)
 {
     char *command = zstr_recv (self->pipe);
     if (!command) {
@@ -31,25 +635,182 @@ s_self_handle_pipe (self_t *self)
     zstr_free (&command);
 }
 
-void
-builder_actor (zsock_t *pipe, void *args)
+static void
+s_handle_thread (self_t *self)
 {
+    char *command = NULL, *text = NULL;
+    if (zstr_recvx (zactor_sock (self->thread), &command, &text, NULL) < 1)
+        return;
+    if (command && streq (command, "SCANNED") && text) {
+        self->scanning = false;
+        cJSON *changed = cJSON_Parse (text);
+        cJSON *project;
+        cJSON_ArrayForEach (project, changed) {
+            const char *project_id = cJSON_GetStringValue (project);
+            if (!project_id || !util_is_id (project_id))
+                continue;
+            char what [64];
+            snprintf (what, sizeof what, "project %s", project_id);
+            //  Must arrive, or warm environments keep the old layer
+            zmsg_t *invalidate = msg_encode_invalidate (NULL, what);
+            msg_outbox_send (self->invalidates, &invalidate);
+        }
+        cJSON_Delete (changed);
+    }
+    else
+        zsys_warning ("builder: unexpected '%s' from the build thread", command? command: "");
+    zstr_free (&command);
+    zstr_free (&text);
+}
+
+void
+builder_actor (zsock_t *pipe, void *args_)
+{
+    const actor_args_t *args = (const actor_args_t *) args_;
     self_t self = { .pipe = pipe };
+    self.gateway = endpoints_connect (args->endpoints, "gateway", ZMQ_DEALER);
+    if (!self.gateway) {
+        actor_failed (pipe, "%s", endpoints_error ());
+        return;
+    }
+    char *reason = NULL;
+    //  The config outlives both: the thread reads it, never writes it
+    self.thread = actor_start (s_build_thread, (void *) args->config, "builder thread", &reason);
+    if (!self.thread) {
+        zsock_destroy (&self.gateway);
+        actor_failed (pipe, "builder: %s", reason);
+        zstr_free (&reason);
+        return;
+    }
+    self.invalidates = msg_outbox_new (self.gateway, MSG_OUTBOX_LIMIT);
     actor_ready (pipe);
-    while (!self.terminated)
-        s_self_handle_pipe (&self);
+
+    zpoller_t *poller = zpoller_new (pipe, zactor_sock (self.thread), NULL);
+    int64_t next_tick = zclock_mono ();
+    while (!self.terminated) {
+        int64_t wait = next_tick - zclock_mono ();
+        void *which = zpoller_wait (poller, wait < 0? 0: (int) wait);
+        if (which == pipe)
+            s_handle_pipe (&self);
+        else
+        if (which == zactor_sock (self.thread))
+            s_handle_thread (&self);
+        else
+        if (zpoller_terminated (poller))
+            break;
+        if (zclock_mono () >= next_tick) {
+            msg_outbox_flush (self.invalidates);
+            if (!self.scanning && zstr_send (zactor_sock (self.thread), "SCAN") == 0)
+                self.scanning = true;
+            next_tick = zclock_mono () + S_SCAN_MS;
+        }
+    }
+    zpoller_destroy (&poller);
+    //  A build in progress sees the $TERM and kills its sandbox
+    zactor_destroy (&self.thread);
+    msg_outbox_destroy (&self.invalidates);
+    zsock_destroy (&self.gateway);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest: a build that fails (no index answers), seen in the store; the
+//  sweep of a layer nobody uses; orphan dirs
+
+static cJSON *
+s_test_row (store_t *store, const char *hash)
+{
+    return store_query_row (store, "SELECT * FROM layers WHERE hash = ?", "s", hash);
+}
+
+static void
+s_test_wait_state (store_t *store, const char *hash, const char *state)
+{
+    for (int attempt = 0; attempt < 1200; attempt++) {
+        cJSON *row = s_test_row (store, hash);
+        const char *now = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "state")): NULL;
+        bool done = state? now && streq (now, state): row == NULL;
+        cJSON_Delete (row);
+        if (done)
+            return;
+        zclock_sleep (50);
+    }
+    assert (!"builder: state never came");
 }
 
 void
 builder_test (bool verbose)
 {
     printf ("builder: ");
-    zactor_t *actor = actor_start (builder_actor, NULL, "builder", NULL);
+    char template [] = "/tmp/clowdy-builder-XXXXXX";
+    char *data_dir = mkdtemp (template);
+    assert (data_dir);
+    config_t config;
+    char error [256];
+    //  Port 9 on loopback: nothing answers, pip fails at once
+    char *argv [] = { "clowdy", "--data-dir", data_dir, "--pip-index-url", "http://127.0.0.1:9/simple",
+                      "--layers-grace", "0", NULL };
+    assert (config_parse (&config, 7, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "gateway", "inproc://builder-test-gateway");
+    zsock_t *gateway = zsock_new_router ("inproc://builder-test-gateway");
+    assert (gateway);
+    actor_args_t args = { .config = &config, .endpoints = endpoints };
+    store_t *store = store_open (data_dir);
+    assert (store);
+    char *normalised;
+    assert (layers_normalise ("nosuchpackage-clowdy==1.0", 25, &normalised, error, sizeof error) == 0);
+    char key [LAYERS_KEY_SIZE];
+    layers_key (normalised, key);
+    assert (store_exec (store, "INSERT INTO projects (id, user_id, name, slug, requirements_hash, created_at, updated_at)"
+                        " VALUES ('abcdefabcdef', 'u', 'p', 'p', ?, 'x', 'x')", "s", key) == 1);
+    assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, created_at, updated_at)"
+                        " VALUES (?, ?, 'queued', 'x', 'x')", "ss", key, normalised) == 1);
+    //  A layer nobody names, and a directory no layer names
+    char unused [LAYERS_KEY_SIZE];
+    layers_key ("unused", unused);
+    assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, size_bytes, created_at, updated_at)"
+                        " VALUES (?, 'unused', 'ready', 1, 'x', 'x')", "s", unused) == 1);
+    char *layers_dir = zsys_sprintf ("%s/layers", data_dir);
+    assert (mkdir (layers_dir, 0755) == 0);
+    char *unused_dir = zsys_sprintf ("%s/%s", layers_dir, unused);
+    assert (mkdir (unused_dir, 0755) == 0);
+    char orphan [LAYERS_KEY_SIZE];
+    layers_key ("orphan", orphan);
+    char *orphan_dir = zsys_sprintf ("%s/%s", layers_dir, orphan);
+    assert (mkdir (orphan_dir, 0755) == 0);
+    free (normalised);
+
+    zactor_t *actor = actor_start (builder_actor, &args, "builder", NULL);
     assert (actor);
     zstr_send (actor, "PING");
     char *reply = zstr_recv (actor);
     assert (reply && streq (reply, "PONG"));
     zstr_free (&reply);
+
+    s_test_wait_state (store, key, "failed");
+    cJSON *row = s_test_row (store, key);
+    const char *log = cJSON_GetStringValue (cJSON_GetObjectItem (row, "log"));
+    if (verbose)
+        printf ("\n%s\n", log);
+    assert (log && strstr (log, "Build failed: pip exited with status 1"));
+    assert (strstr (log, "nosuchpackage-clowdy"));
+    cJSON_Delete (row);
+    cJSON *project = store_query_row (store, "SELECT layer_active FROM projects WHERE id = 'abcdefabcdef'", NULL);
+    assert (project && cJSON_IsNull (cJSON_GetObjectItem (project, "layer_active")));
+    cJSON_Delete (project);
+    s_test_wait_state (store, unused, NULL);
+    assert (!zsys_file_exists (unused_dir));
+    assert (!zsys_file_exists (orphan_dir));
     zactor_destroy (&actor);
+
+    store_destroy (&store);
+    zsock_destroy (&gateway);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+    layers_remove (data_dir);
+    zstr_free (&layers_dir);
+    zstr_free (&unused_dir);
+    zstr_free (&orphan_dir);
     printf ("OK\n");
 }

@@ -75,6 +75,12 @@ static const opt_t s_options [] = {
     STR (postgres_function_host, "postgres-function-host", "CLOWDY_POSTGRES_FUNCTION_HOST", "", "HOST[:PORT] functions use instead of the socket (worker hosts)"),
     STR (neon_api_key, "neon-api-key", "NEON_API_KEY", "", "Neon API key (neon provider)"),
     STR (neon_api_url, "neon-api-url", "CLOWDY_NEON_API_URL", "https://console.neon.tech/api/v2", "Neon API base URL"),
+    STR (pip_index_url, "pip-index-url", "CLOWDY_PIP_INDEX_URL", "", "package index for dependency builds (PEP 503 simple URL; default pip's, PyPI); one on 127.0.0.1/localhost is reached from the build sandbox"),
+    STR (pip_extra_index_url, "pip-extra-index-url", "CLOWDY_PIP_EXTRA_INDEX_URL", "", "a second index for dependency builds"),
+    STR (pip_find_links, "pip-find-links", "CLOWDY_PIP_FIND_LINKS", "", "a URL or a host directory of wheels for dependency builds (a directory is mounted read-only)"),
+    NUM (build_timeout, "build-timeout", "CLOWDY_BUILD_TIMEOUT", "600", 5, 86400, "seconds a dependency build may take"),
+    NUM (layers_max_mb, "layers-max-mb", "CLOWDY_LAYERS_MAX_MB", "4096", 1, 1L << 20, "MB all dependency layers may take in the data dir (and one layer at most)"),
+    NUM (layers_grace, "layers-grace", "CLOWDY_LAYERS_GRACE", "3600", 0, 30L * 86400, "seconds an unused dependency layer is kept before it is removed"),
     NUM (reuse, "reuse", "CLOWDY_REUSE", "1", 0, 1, "0: a new sandbox and process for every call (benchmark baseline)"),
     { NULL, NULL, OPT_STRING, 0, NULL, 0, 0, NULL }
 };

@@ -60,6 +60,12 @@ typedef struct {
     long retention;                 //  Invocation rows kept per function
     long retention_mb;              //  Stored bytes of invocation records kept per function, in MB
     long record_max_bytes;          //  Bytes of input, output, error and logs each kept per record
+    char *pip_index_url;            //  Index for dependency builds, or "" (pip's default)
+    char *pip_extra_index_url;      //  A second index, or ""
+    char *pip_find_links;           //  URL or host dir of wheels, or ""
+    long build_timeout;             //  Seconds a dependency build may take
+    long layers_max_mb;             //  MB all layers may take (and one at most)
+    long layers_grace;              //  Seconds an unused layer is kept
     long reuse;                     //  1: keep environments warm; 0: one process per call (baseline)
     bool help;                      //  --help was given
     bool version;                   //  --version was given

@@ -23,6 +23,7 @@
 #include "actors/agent.h"
 #include "actors/assignment.h"
 #include "actors/builder.h"
+#include "core/layers.h"
 #include "actors/database.h"
 #include "actors/gateway.h"
 #include "actors/http.h"
@@ -285,6 +286,8 @@ main (int argc, char *argv [])
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
     s_set_log_level (config.log_level);
+    //  Layer keys name the interpreter: known before any thread makes one
+    layers_set_python (config.python);
     if (config.max_memory_mb > config.memory_budget_mb) {
         zsys_warning ("clowdy: --max-memory-mb %ld is over --memory-budget-mb %ld: functions may ask for %ld MB at most",
                       config.max_memory_mb, config.memory_budget_mb, config.memory_budget_mb);

@@ -576,6 +576,20 @@ def s_limit_files(limit_mb):
     sqlite3.connect = connect
 
 
+
+def s_add_layer():
+    """Put the project's dependency layer on sys.path, after the runner's
+    own dir and the standard library (a layer's json.py or os.py must not
+    replace theirs) but before the interpreter's site/dist-packages, so a
+    version the project pinned wins over one the host happens to have."""
+    if not os.path.isdir(LAYER_DIR) or LAYER_DIR in sys.path:
+        return
+    for index, entry in enumerate(sys.path):
+        if entry.endswith(("site-packages", "dist-packages")):
+            sys.path.insert(index, LAYER_DIR)
+            return
+    sys.path.append(LAYER_DIR)
+
 def s_load(message):
     global function_name, function_version, function_code, memory_limit_mb, timeout_ms
     global handler, handler_arity, handler_is_async, event_loop
@@ -599,8 +613,7 @@ def s_load(message):
     s_set_environ(env)
     if message.get("file_limit_mb"):
         s_limit_files(int(message["file_limit_mb"]))
-    if os.path.isdir(LAYER_DIR) and LAYER_DIR not in sys.path:
-        sys.path.insert(0, LAYER_DIR)
+    s_add_layer()
     sys.argv[:] = [FILENAME]
 
     module = type(sys)("main")

@@ -1326,7 +1326,7 @@ sandbox_system_shutdown (void)
 
 //  Start slirp4netns for the child's network namespace; 0 or -1
 static int
-s_slirp_start (sandbox_t *self, pid_t child)
+s_slirp_start (sandbox_t *self, pid_t child, bool host_loopback)
 {
     int ready [2], stop [2];
     if (pipe2 (ready, O_CLOEXEC))
@@ -1351,11 +1351,23 @@ s_slirp_start (sandbox_t *self, pid_t child)
     char pid_text [16], userns [64];
     snprintf (pid_text, sizeof pid_text, "%d", (int) child);
     snprintf (userns, sizeof userns, "--userns-path=/proc/%d/ns/user", (int) child);
-    char *argv [] = {
-        "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
-        "--enable-sandbox", "--enable-seccomp", userns,
-        "--ready-fd=3", "--exit-fd=4", pid_text, "tap0", NULL
-    };
+    //  With host_loopback, 10.0.2.2 is the host's 127.0.0.1 (a build's
+    //  package index there); s_block_routes lets only the given ports through
+    char *argv [16];
+    int argc = 0;
+    argv [argc++] = "slirp4netns";
+    argv [argc++] = "--configure";
+    argv [argc++] = "--mtu=65520";
+    if (!host_loopback)
+        argv [argc++] = "--disable-host-loopback";
+    argv [argc++] = "--enable-sandbox";
+    argv [argc++] = "--enable-seccomp";
+    argv [argc++] = userns;
+    argv [argc++] = "--ready-fd=3";
+    argv [argc++] = "--exit-fd=4";
+    argv [argc++] = pid_text;
+    argv [argc++] = "tap0";
+    argv [argc] = NULL;
     extern char **environ;
     pid_t pid;
     int rc = ready_high < 0 || stop_high < 0? errno:
@@ -1467,7 +1479,7 @@ s_block_gateways (FILE *batch)
 //  namespace (the sandbox has no capabilities, so it cannot remove them).
 //  Runs `nsenter --net=/proc/PID/ns/net ip -batch -`; 0 or -1.
 static int
-s_block_routes (pid_t child)
+s_block_routes (pid_t child, const int *host_ports)
 {
     char *batch = NULL;
     size_t used = 0;
@@ -1485,6 +1497,17 @@ s_block_routes (pid_t child)
         "rule add priority 100 to 10.0.2.3/32 ipproto udp dport 53 lookup main\n"
         "rule add priority 101 to 10.0.2.3/32 ipproto tcp dport 53 lookup main\n"
         "rule add priority 102 to 10.0.2.3/32 unreachable\n");
+    //  The host's loopback at 10.0.2.2, when slirp maps it (host_ports):
+    //  those TCP ports only, nothing else of the host
+    bool host_loopback = false;
+    for (int index = 0; index < SANDBOX_MAX_HOST_PORTS; index++)
+        if (host_ports [index] > 0 && host_ports [index] < 65536) {
+            fprintf (stream, "rule add priority %d to 10.0.2.2/32 ipproto tcp dport %d lookup main\n",
+                     110 + index, host_ports [index]);
+            host_loopback = true;
+        }
+    if (host_loopback)
+        fprintf (stream, "rule add priority 120 to 10.0.2.2/32 unreachable\n");
     if (fclose (stream)) {
         free (batch);
         return -1;
@@ -1630,13 +1653,16 @@ sandbox_new (const sandbox_config_t *config)
     //  slirp4netns does the sandbox's network work, so it counts against the
     //  sandbox's CPU, memory and pids: born in the cgroup while this thread
     //  is still in it (v1), or attached (v2)
-    if (config->network && s_slirp_start (self, pid))
+    bool host_loopback = false;
+    for (int index = 0; index < SANDBOX_MAX_HOST_PORTS; index++)
+        host_loopback |= config->host_ports [index] > 0 && config->host_ports [index] < 65536;
+    if (config->network && s_slirp_start (self, pid, host_loopback))
         goto cleanup;
     if (config->network && !entered && cgroup_attach (self->cgroup, self->slirp_pid))
         goto cleanup;
     if (cgroup_leave (self->cgroup))        //  a no-op unless entered
         goto cleanup;                       //  refuse to run with a half-moved server
-    if (config->network && s_block_routes (pid))
+    if (config->network && s_block_routes (pid, config->host_ports))
         goto cleanup;
     if (write (sync [1], "x", 1) != 1)
         goto cleanup;

@@ -60,6 +60,7 @@ typedef struct {
     bool writable;                  //  false = read-only
 } sandbox_mount_t;
 #define SANDBOX_MAX_MOUNTS 4
+#define SANDBOX_MAX_HOST_PORTS 4
 
 typedef struct {
     const char *runtime_dir;        //  host dir whose top-level .py files (8, 512 KB at most)
@@ -75,6 +76,8 @@ typedef struct {
     const char *cgroup_name;        //  parent cgroup name; NULL = "clowdy"
     const sandbox_mount_t *mounts;  //  extra bind mounts, mount_count of them (<= SANDBOX_MAX_MOUNTS)
     int mount_count;
+    int host_ports [SANDBOX_MAX_HOST_PORTS];    //  with network: TCP ports of the host's loopback
+                                    //  reachable at 10.0.2.2 (a build's package index); 0 = none
 } sandbox_config_t;
 
 typedef struct _sandbox_t sandbox_t;
