@@ -185,8 +185,8 @@ typedef struct {
     int nfiles;                     //  number of files
     bind_t binds [MAX_BINDS];       //  bind mounts, in order
     int nbinds;                     //  number of binds
-    const char *mount_paths [SANDBOX_MAX_MOUNTS];   //  extra mounts' host dirs
-    char mount_sources [SANDBOX_MAX_MOUNTS][32];    //  "/proc/self/fd/N" for each
+    const char *mount_paths [SANDBOX_MAX_MOUNTS + 1];   //  the layer's and extra mounts' host dirs
+    char mount_sources [SANDBOX_MAX_MOUNTS + 1][32];    //  "/proc/self/fd/N" for each
     int nmounts;                    //  number of extra mounts
     int mount_fd;                   //  the child opens extra mount i on fd mount_fd + i
     const struct sock_fprog *filter;    //  seccomp program
@@ -1039,18 +1039,23 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
         return -1;
     s_plan_bind (plan, "/usr", "/usr", false, true);
     if (config->layer_dir) {
+        //  Opened early like the extra mounts below: a layer lives in the
+        //  data dir, which the child's namespaced uid may not walk
+        plan->mount_paths [plan->nmounts] = config->layer_dir;
         s_plan_bind (plan, config->layer_dir, "/opt/layer", false, true);
+        plan->binds [plan->nbinds - 1].source = plan->mount_sources [plan->nmounts];
         plan->binds [plan->nbinds - 1].overlay = s_overlay;
+        plan->nmounts++;
     }
     //  Extra mounts are bound from an fd the child opens while it still has
     //  the server's host uid: once it is root of its user namespace, its
     //  host uid may not walk to the source (a data dir of mode 0700). The
     //  fd numbers are set once the child's other fds are known (s_plan_mount_fds)
     for (int index = 0; index < config->mount_count; index++) {
-        plan->mount_paths [index] = config->mounts [index].source;
+        plan->mount_paths [plan->nmounts] = config->mounts [index].source;
         s_plan_bind (plan, config->mounts [index].source, config->mounts [index].target, false,
                      !config->mounts [index].writable);
-        plan->binds [plan->nbinds - 1].source = plan->mount_sources [index];
+        plan->binds [plan->nbinds - 1].source = plan->mount_sources [plan->nmounts];
         plan->nmounts++;
     }
     static const char *devices [] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", NULL };
