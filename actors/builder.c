@@ -181,16 +181,26 @@ s_layers_total (s_thread_t *self)
     return total;
 }
 
+//  Projects name a layer as wanted or active
+#define S_LAYERS_USED \
+    "(SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL" \
+    " UNION SELECT layer_active FROM projects WHERE layer_active IS NOT NULL)"
+
+//  The row goes first, and only if still unused in that same statement: a
+//  PUT that names the layer meanwhile either keeps it or, once the row is
+//  gone, queues it again. A directory that stays (its removal failed) is
+//  an orphan the next start removes.
 static void
 s_layer_drop (s_thread_t *self, const char *hash)
 {
     if (!layers_key_valid (hash))
         return;
+    if (store_exec (self->store, "DELETE FROM layers WHERE hash = ? AND state != 'building' AND hash NOT IN "
+                    S_LAYERS_USED, "s", hash) != 1)
+        return;
     char *path = zsys_sprintf ("%s/%s", self->layers_dir, hash);
-    if (layers_remove (path) == 0) {
-        store_exec (self->store, "DELETE FROM layers WHERE hash = ? AND unused_since IS NOT NULL", "s", hash);
+    if (layers_remove (path) == 0)
         zsys_info ("builder: removed unused layer %s", hash);
-    }
     zstr_free (&path);
 }
 
@@ -218,8 +228,7 @@ static void
 s_sweep (s_thread_t *self)
 {
     int64_t now = (int64_t) time (NULL);
-    const char *used = "(SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL"
-                       " UNION SELECT layer_active FROM projects WHERE layer_active IS NOT NULL)";
+    const char *used = S_LAYERS_USED;
     char *sql = zsys_sprintf ("UPDATE layers SET unused_since = NULL WHERE unused_since IS NOT NULL AND hash IN %s", used);
     store_exec (self->store, sql, NULL);
     zstr_free (&sql);
@@ -803,6 +812,39 @@ builder_test (bool verbose)
     assert (!zsys_file_exists (unused_dir));
     assert (!zsys_file_exists (orphan_dir));
     zactor_destroy (&actor);
+
+    //  Over --layers-max-mb: unused layers go, oldest unused first, until
+    //  the rest fits; used ones and those within their grace stay
+    {
+        config_t capped;
+        char *capped_argv [] = { "clowdy", "--data-dir", data_dir, "--layers-max-mb", "1", NULL };
+        assert (config_parse (&capped, 5, capped_argv, error, sizeof error) == 0);
+        s_thread_t thread = { .config = &capped, .store = store, .layers_dir = layers_dir };
+        const char *names [] = { "older", "newer", "used" };
+        char keys [3][LAYERS_KEY_SIZE];
+        int64_t now = (int64_t) time (NULL);
+        for (int index = 0; index < 3; index++) {
+            layers_key (names [index], keys [index]);
+            char *path = zsys_sprintf ("%s/%s", layers_dir, keys [index]);
+            assert (mkdir (path, 0755) == 0);
+            zstr_free (&path);
+            assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, size_bytes, unused_since,"
+                                " created_at, updated_at) VALUES (?, 'x', 'ready', ?, ?, 'x', 'x')", "sII",
+                                keys [index], (int64_t) (index == 2? 300: 400) * 1024,
+                                index == 2? now: now - 20 + index * 10) == 1);
+        }
+        assert (store_exec (store, "UPDATE projects SET layer_active = ? WHERE id = 'abcdefabcdef'", "s", keys [2]) == 1);
+        s_sweep (&thread);
+        for (int index = 0; index < 3; index++) {
+            cJSON *left = s_test_row (store, keys [index]);
+            char *path = zsys_sprintf ("%s/%s", layers_dir, keys [index]);
+            assert ((left != NULL) == (index != 0));
+            assert (zsys_file_exists (path) == (index != 0));
+            zstr_free (&path);
+            cJSON_Delete (left);
+        }
+        config_reset (&capped);
+    }
 
     store_destroy (&store);
     zsock_destroy (&gateway);

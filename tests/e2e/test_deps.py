@@ -361,6 +361,9 @@ def test_function_keeps_answering_during_a_failing_rebuild(server):
     before = built(server, project_id)
     ok(put_requirements(server, project_id, "clowdy-pkg==1.0\nclowdy-slow"))
     wait_for(lambda: requirements(server, project_id)["build_status"] == "building", 30, "no build started")
+    # The log shows while it builds (pip has said what it collects before setup.py sleeps)
+    wait_for(lambda: "clowdy-slow" in requirements(server, project_id)["build_log"], 30,
+             lambda: "no log while building: %r" % requirements(server, project_id))
     answers = 0
     while requirements(server, project_id)["build_status"] == "building":
         assert output(invoke(server, function_id))["version"] == "1.0"
