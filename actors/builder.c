@@ -43,7 +43,8 @@
     Threads: SQL, the file walks and the build itself block, so they run on
     a build thread with its own store connection; the actor's loop only
     paces it (BUILD_SCAN down, its answer up: the projects to invalidate)
-    and forwards the INVALIDATEs. $TERM during a build kills the sandbox
+    and forwards the INVALIDATEs (broker/msg_defs.h declares both). $TERM
+    during a build kills the sandbox
     and puts the layer back in the queue for the next start.
 
     Pipe commands (besides $TERM):
@@ -594,21 +595,20 @@ s_build_thread (zsock_t *pipe, void *args_)
     actor_ready (pipe);
 
     while (!self.terminated) {
-        char *command = zstr_recv (pipe);
-        if (!command || streq (command, "$TERM"))
-            self.terminated = true;
-        else
-        if (streq (command, "SCAN")) {
+        msg_t *msg = msg_recv_pipe (pipe, &self.terminated);
+        if (msg && msg_id (msg) == MSG_ID_BUILD_SCAN) {
             cJSON *changed = cJSON_CreateArray ();
             s_scan (&self, changed);
             char *text = cJSON_PrintUnformatted (changed);
-            zstr_sendx (pipe, "SCANNED", text, NULL);
+            if (msg_send_build_scanned (pipe, NULL, text))
+                zsys_error ("builder: build thread cannot answer its actor");
             free (text);
             cJSON_Delete (changed);
         }
         else
-            zsys_warning ("builder: build thread: unexpected '%s'", command);
-        zstr_free (&command);
+        if (msg)
+            zsys_warning ("builder: build thread: unexpected '%s'", msg_command (msg));
+        msg_destroy (&msg);
     }
     s_thread_reset (&self);
 }
@@ -647,14 +647,13 @@ s_handle_pipe (self_t *self)
 static void
 s_handle_thread (self_t *self)
 {
-    char *command = NULL, *text = NULL;
-    if (zstr_recvx (zactor_sock (self->thread), &command, &text, NULL) < 1)
+    msg_t *msg = msg_recv (zactor_sock (self->thread), false);
+    if (!msg)
         return;
-    if (command && streq (command, "SCANNED") && text) {
+    if (msg_id (msg) == MSG_ID_BUILD_SCANNED) {
         self->scanning = false;
-        cJSON *changed = cJSON_Parse (text);
         cJSON *project;
-        cJSON_ArrayForEach (project, changed) {
+        cJSON_ArrayForEach (project, msg_build_scanned_changed (msg)) {
             const char *project_id = cJSON_GetStringValue (project);
             if (!project_id || !util_is_id (project_id))
                 continue;
@@ -664,12 +663,10 @@ s_handle_thread (self_t *self)
             zmsg_t *invalidate = msg_encode_invalidate (NULL, what);
             msg_outbox_send (self->invalidates, &invalidate);
         }
-        cJSON_Delete (changed);
     }
     else
-        zsys_warning ("builder: unexpected '%s' from the build thread", command? command: "");
-    zstr_free (&command);
-    zstr_free (&text);
+        zsys_warning ("builder: unexpected '%s' from the build thread", msg_command (msg));
+    msg_destroy (&msg);
 }
 
 void
@@ -709,7 +706,7 @@ builder_actor (zsock_t *pipe, void *args_)
             break;
         if (zclock_mono () >= next_tick) {
             msg_outbox_flush (self.invalidates);
-            if (!self.scanning && zstr_send (zactor_sock (self.thread), "SCAN") == 0)
+            if (!self.scanning && msg_send_build_scan (zactor_sock (self.thread), NULL) == 0)
                 self.scanning = true;
             next_tick = zclock_mono () + S_SCAN_MS;
         }

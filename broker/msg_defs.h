@@ -42,7 +42,8 @@
     LINK (GATEWAY_RECORDER,     "gateway → recorder") \
     LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
     LINK (HTTP_AGENT,           "http ↔ agent") \
-    LINK (DATABASE_PROVIDER,    "database ↔ its provider thread")
+    LINK (DATABASE_PROVIDER,    "database ↔ its provider thread") \
+    LINK (BUILDER_THREAD,       "builder ↔ its build thread")
 
 #define MSG_MESSAGES(MESSAGE) \
     MESSAGE (INVOKE, invoke, HTTP_GATEWAY, \
@@ -104,7 +105,12 @@
         "the database actor's timer (every 250 ms, when the thread is idle): do the provisioning and " \
         "deprovisioning jobs recorded in `project_databases` (`actors/database.c`)") \
     MESSAGE (DB_SCANNED, db_scanned, DATABASE_PROVIDER, \
-        "exactly once per DB_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed")
+        "exactly once per DB_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed") \
+    MESSAGE (BUILD_SCAN, build_scan, BUILDER_THREAD, \
+        "the builder's timer (every 250 ms, when the thread is idle): sweep unused layers now and then, " \
+        "and build the oldest queued layer a project asks for (`actors/builder.c`)") \
+    MESSAGE (BUILD_SCANNED, build_scanned, BUILDER_THREAD, \
+        "exactly once per BUILD_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed")
 
 //  http <-> gateway
 #define MSG_FIELDS_INVOKE(FIELD, m) \
@@ -227,6 +233,11 @@
 #define MSG_FIELDS_DB_SCANNED(FIELD, m) \
     FIELD (m, changed, j, ": [project ids whose database became ready or went away]")
 
+//  builder <-> its build thread
+#define MSG_FIELDS_BUILD_SCAN(FIELD, m)
+#define MSG_FIELDS_BUILD_SCANNED(FIELD, m) \
+    FIELD (m, changed, j, ": [project ids that now run with a new layer]")
+
 //  The prose of broker/PROTOCOL.md around the generated tables
 #define MSG_DOC_INTRO \
 "# Messages between Clowdy's actors\n" \
@@ -254,7 +265,8 @@
 "| `inproc://clowdy-apipool-*` (one per pool) | http | PULL | each control-plane pool thread (PUSH); " \
 "http sends API_REQUEST down a thread's actor pipe |\n" \
 "| agent | agent | ROUTER | http (DEALER) |\n" \
-"| (the database actor's pipe to its provider thread) | database | PAIR | DB_SCAN down, DB_SCANNED up |\n"
+"| (the database actor's pipe to its provider thread) | database | PAIR | DB_SCAN down, DB_SCANNED up |\n" \
+"| (the builder actor's pipe to its build thread) | builder | PAIR | BUILD_SCAN down, BUILD_SCANNED up |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \
