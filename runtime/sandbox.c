@@ -187,8 +187,8 @@ typedef struct {
     int nbinds;                     //  number of binds
     const char *mount_paths [SANDBOX_MAX_MOUNTS + 1];   //  the layer's and extra mounts' host dirs
     char mount_sources [SANDBOX_MAX_MOUNTS + 1][32];    //  "/proc/self/fd/N" for each
-    int nmounts;                    //  number of extra mounts
-    int mount_fd;                   //  the child opens extra mount i on fd mount_fd + i
+    int nmounts;                    //  number of those (the layer, then extra mounts)
+    int mount_fd;                   //  the child opens mount_paths [i] on fd mount_fd + i
     const struct sock_fprog *filter;    //  seccomp program
     char *argv [MAX_ARGS + 1];      //  the user's process
     char *const *envp;              //  its environment
