@@ -19,7 +19,8 @@
        (s_check_request); a body over --max-body gets 413, and one that
        would take the bodies held at once past --max-body-total-mb gets
        503, before either is read. Then it collects the body, then
-       dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
+       dispatches: OPTIONS preflight, /api/invoke (but ?async=1, which the
+       REST API queues) and /api/gateway go to the
        gateway actor as INVOKE (the connection is suspended and the request
        parked in `pending` under its id); other /api paths are the REST API
        (core/api.h): the few routes that touch no SQLite run here, every

@@ -290,6 +290,10 @@ def test_kill_9_loses_no_event_and_runs_none_twice(make_server):
         assert [r["status"] for r in attempts].count("success") == 1, attempts
         assert attempts[-1]["status"] == "success", attempts
         assert [r["attempt"] for r in attempts] == list(range(1, len(attempts) + 1)), attempts
+    # Those running at the crash were recorded as lost and run again as a new attempt
+    retried = [chain(rows, i) for i in ids if len(chain(rows, i)) > 1]
+    assert retried, "no event was running when the server was killed"
+    assert all("server stopped" in c[0]["error"] for c in retried), retried
     assert failed_events(s, function["id"]) == []
     # The missed firings ran once, and the next is an hour away
     assert len([r for r in rows if r["source"] == "schedule"]) == 1
