@@ -14,6 +14,9 @@
       failed, newest first, [{id, invocation_id (the first attempt's),
       last_invocation_id, input, error, attempts, source, created_at,
       failed_at}]; ?limit= 1..500 (100).
+    - GET /api/functions/:id/invocations/:iid of an attempt not ended yet
+      (no record) answers from its event, status "queued" or "running"
+      (api_functions.c); the list shows records only.
     - POST .../failed-events/:event_id/redrive: the event goes back to the
       queue as a new chain of attempts (attempt 1 again, a new first
       invocation id): 202 {invocation_id, status: "queued", event_id}.
@@ -298,6 +301,15 @@ api_events_test (bool verbose)
     cJSON *reply = api_test_request (api, "local", "POST", path, "async=1", "{\"input\":{\"a\":1}}", 202, NULL);
     assert (util_is_id (api_test_str (reply, "invocation_id")));
     assert (streq (api_test_str (reply, "status"), "queued"));
+    //  Its record does not exist yet: GET of its id shows the event
+    char record_path [256];
+    snprintf (record_path, sizeof record_path, "/api/functions/%s/invocations/%s", function_id,
+              api_test_str (reply, "invocation_id"));
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "GET", record_path, NULL, NULL, 200, NULL);
+    assert (streq (api_test_str (reply, "status"), "queued") && streq (api_test_str (reply, "source"), "async"));
+    assert (api_test_num (reply, "attempt") == 1 && cJSON_IsNull (cJSON_GetObjectItem (reply, "parent_invocation_id")));
+    assert (streq (api_test_str (reply, "input"), "{\"a\":1}"));
     cJSON_Delete (reply);
     api_test_detail (api_test_request (api, "local", "POST", "/api/invoke/000000000000", "async=1", "{}", 404, NULL),
                      "Function not found");

@@ -369,6 +369,45 @@ api_invocations_list (api_call_t *call)
     return api_reply (call, 200, rows);
 }
 
+//  An async attempt not ended yet has no record: what its event says
+//  instead, with status "queued" or "running" (actors/events.c)
+static cJSON *
+s_pending_attempt (api_call_t *call, const char *function_id, const char *invocation_id)
+{
+    cJSON *event = store_query_row (call->store,
+        "SELECT status, source, attempts, first_invocation_id, current_invocation_id, body, created_at"
+        "  FROM async_events WHERE function_id = ?1 AND status IN ('queued', 'running')"
+        "   AND (first_invocation_id = ?2 OR current_invocation_id = ?2)", "ss", function_id, invocation_id);
+    if (!event)
+        return NULL;
+    const char *status = cJSON_GetStringValue (cJSON_GetObjectItem (event, "status"));
+    const char *first = cJSON_GetStringValue (cJSON_GetObjectItem (event, "first_invocation_id"));
+    int attempts = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (event, "attempts"));
+    //  A queued event's next attempt is the one after those made
+    int attempt = streq (status, "running") ? attempts : attempts + 1;
+    cJSON *record = cJSON_CreateObject ();
+    cJSON_AddStringToObject (record, "id", invocation_id);
+    cJSON_AddStringToObject (record, "function_id", function_id);
+    cJSON *parsed = cJSON_Parse (cJSON_GetStringValue (cJSON_GetObjectItem (event, "body")) ?: "{}");
+    cJSON *input = parsed ? cJSON_GetObjectItemCaseSensitive (parsed, "input") : NULL;
+    char *input_text = input ? cJSON_PrintUnformatted (input) : strdup ("{}");
+    cJSON_AddStringToObject (record, "input", input_text);
+    free (input_text);
+    cJSON_Delete (parsed);
+    cJSON_AddNullToObject (record, "output");
+    cJSON_AddStringToObject (record, "status", status);
+    cJSON_AddNullToObject (record, "error");
+    cJSON_AddStringToObject (record, "source", cJSON_GetStringValue (cJSON_GetObjectItem (event, "source")));
+    cJSON_AddStringToObject (record, "created_at", cJSON_GetStringValue (cJSON_GetObjectItem (event, "created_at")));
+    cJSON_AddNumberToObject (record, "attempt", attempt);
+    if (first && strneq (first, invocation_id))
+        cJSON_AddStringToObject (record, "parent_invocation_id", first);
+    else
+        cJSON_AddNullToObject (record, "parent_invocation_id");
+    cJSON_Delete (event);
+    return record;
+}
+
 //  One invocation record, whole (the list cuts long fields)
 int
 api_invocation_get (api_call_t *call)
@@ -385,6 +424,8 @@ api_invocation_get (api_call_t *call)
         return api_reply_store_error (call);
     cJSON *record = cJSON_DetachItemFromArray (rows, 0);
     cJSON_Delete (rows);
+    if (!record)
+        record = s_pending_attempt (call, function_id, invocation_id);
     if (!record)
         return api_reply_detail (call, 404, "Invocation not found");
     return api_reply (call, 200, record);
