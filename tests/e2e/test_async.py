@@ -313,3 +313,24 @@ def test_kill_9_loses_no_event_and_runs_none_twice(make_server):
     left = db.execute("SELECT count(*) FROM async_events").fetchone()[0]
     db.close()
     assert left == 0
+
+
+def test_queue_caps_per_function_and_in_all(make_server):
+    s = make_server(args=["--async-max-per-function", "2", "--async-max-queued", "3",
+                          "--async-concurrency", "1"])
+    first, second = make_function(s), make_function(s)
+    # Waiting counts what runs and what is queued; a slow first call keeps both there
+    invoke_async(s, first["id"], {"sleep": 3})
+    invoke_async(s, first["id"], {})
+    response = s.post("/api/invoke/%s?async=1" % first["id"], json={"input": {}})
+    assert response.status_code == 429 and "limit" in response.json()["detail"], response.text
+    invoke_async(s, second["id"], {})
+    response = s.post("/api/invoke/%s?async=1" % second["id"], json={"input": {}})
+    assert response.status_code == 503 and "full" in response.json()["detail"], response.text
+    # Refusals leave nothing behind; once the queue drains there is room again
+    rows = wait_for(lambda: (lambda got: got if len(got) == 2 else None)(
+        [r for r in ok(s.get("/api/functions/%s/invocations" % first["id"])) if r["status"] == "success"]), 30,
+        "the first function's two calls did not run")
+    assert len(rows) == 2
+    wait_for(lambda: ok(s.get("/api/functions/%s/invocations" % second["id"])), 30)
+    invoke_async(s, first["id"], {})
