@@ -12,7 +12,7 @@
     assignment's warm pool and caps, the recorder.
 
     An event's life (async_events.status):
-        queued --claim--> running --success--> (deleted)
+        queued --claim--> running --success recorded--> (deleted)
                              |--error/timeout/lost, attempts left--> queued (next_run_ms = backoff)
                              |--error/timeout/lost, none left-----> failed (the dead-letter list)
                              '--429/503 (never ran)---------------> queued (the attempt is not counted)
@@ -53,9 +53,10 @@
     {"source": "clowdy.schedule", "schedule_id", "expression", "time"}.
     --test-clock-scale (tests only) divides rate intervals.
 
-    A queued or running event has no invocation record yet: its record
-    appears when its attempt ends (GET /api/functions/:id/invocations/:iid
-    answers 404 until then).
+    A queued or running attempt has no invocation record yet: its record
+    is written when it ends; until then GET /api/functions/:id/invocations/
+    :iid answers from the event, with status "queued" or "running"
+    (core/api_functions.c), and the invocation list does not show it.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
