@@ -50,6 +50,10 @@ typedef struct {
     char *request_id;               //  http's id for the parked connection
     bool gateway_call;              //  Project gateway call (else direct invoke)
     bool agent_call;                //  Direct invoke made by the assistant (source `agent`)
+    char *source;                   //  Async attempts: "async" or "schedule", else NULL
+    int attempt;                    //  Async attempts: from 1, else 0
+    char *parent_invocation_id;     //  Async retries: the first attempt's id, else NULL
+    char *event_id;                 //  Async attempts: their event, else NULL
     char *function_id;              //  Function run
     int version;                    //  Version run
     char *input;                    //  Input or event as JSON text, for the record
@@ -109,6 +113,9 @@ s_job_destroy (void **item)
         free (job->input);
         free (job->method);
         free (job->path);
+        free (job->source);
+        free (job->parent_invocation_id);
+        free (job->event_id);
         free (job);
         *item = NULL;
     }
@@ -402,6 +409,24 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->request_id = strdup (msg_invoke_request_id (msg));
     job->gateway_call = gateway_call;
     job->agent_call = streq (msg_invoke_kind (msg), "agent");
+    if (streq (msg_invoke_kind (msg), "async")) {
+        //  An attempt of an async event (actors/events.c, the only sender
+        //  of this kind): its invocation id and lineage come in the headers
+        cJSON *headers = msg_invoke_headers (msg);
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (headers, "x-clowdy-invocation-id"));
+        if (id && util_is_id (id) && !zhashx_lookup (self->jobs, id))
+            snprintf (job_id, sizeof job_id, "%s", id);
+        const char *source = cJSON_GetStringValue (cJSON_GetObjectItem (headers, "x-clowdy-source"));
+        job->source = strdup (source && streq (source, "schedule") ? "schedule" : "async");
+        const char *attempt = cJSON_GetStringValue (cJSON_GetObjectItem (headers, "x-clowdy-attempt"));
+        job->attempt = attempt ? atoi (attempt) : 1;
+        const char *parent = cJSON_GetStringValue (cJSON_GetObjectItem (headers, "x-clowdy-parent-id"));
+        if (parent && util_is_id (parent))
+            job->parent_invocation_id = strdup (parent);
+        const char *event = cJSON_GetStringValue (cJSON_GetObjectItem (headers, "x-clowdy-event-id"));
+        if (event && util_is_id (event))
+            job->event_id = strdup (event);
+    }
     job->function_id = strdup (function_id);
     job->version = fn->version;
     job->input = cJSON_PrintUnformatted (input);
@@ -565,7 +590,14 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     else
     if (!streq (status, "success"))
         cJSON_AddStringToObject (row, "output", error ? error : "The function failed");
-    cJSON_AddStringToObject (row, "source", job->gateway_call ? "gateway" : job->agent_call ? "agent" : "direct");
+    cJSON_AddStringToObject (row, "source", job->source ? job->source : job->gateway_call ? "gateway"
+                                          : job->agent_call ? "agent" : "direct");
+    if (job->attempt > 0)
+        cJSON_AddNumberToObject (row, "attempt", job->attempt);
+    if (job->parent_invocation_id)
+        cJSON_AddStringToObject (row, "parent_invocation_id", job->parent_invocation_id);
+    if (job->event_id)
+        cJSON_AddStringToObject (row, "event_id", job->event_id);
     if (job->method)
         cJSON_AddStringToObject (row, "http_method", job->method);
     if (job->path)

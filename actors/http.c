@@ -19,7 +19,8 @@
        (s_check_request); a body over --max-body gets 413, and one that
        would take the bodies held at once past --max-body-total-mb gets
        503, before either is read. Then it collects the body, then
-       dispatches: OPTIONS preflight, /api/invoke and /api/gateway go to the
+       dispatches: OPTIONS preflight, /api/invoke (but ?async=1, which the
+       REST API queues) and /api/gateway go to the
        gateway actor as INVOKE (the connection is suspended and the request
        parked in `pending` under its id); other /api paths are the REST API
        (core/api.h): the few routes that touch no SQLite run here, every
@@ -954,6 +955,22 @@ s_resume_key_waiters (self_t *self, bool shutting_down)
     zlistx_purge (self->key_waiters);
 }
 
+//  Does the query ask for an async invoke (async=1 or async=true)?
+static bool
+s_wants_async (const char *raw_uri)
+{
+    const char *query = raw_uri ? strchr (raw_uri, '?') : NULL;
+    bool wants = false;
+    for (const char *pair = query ? query + 1 : NULL; pair && *pair; ) {
+        const char *amp = strchr (pair, '&');
+        size_t length = amp ? (size_t) (amp - pair) : strlen (pair);
+        if (strncmp (pair, "async=", 6) == 0)        //  the last one wins
+            wants = (length == 7 && pair [6] == '1') || (length == 10 && strncmp (pair + 6, "true", 4) == 0);
+        pair = amp ? amp + 1 : NULL;
+    }
+    return wants;
+}
+
 static enum MHD_Result
 s_dispatch (request_t *request, struct MHD_Connection *connection, const char *url, const char *method)
 {
@@ -993,7 +1010,10 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
     if (strncmp (url, "/api/invoke/", 12) == 0) {
         if (strneq (method, "POST"))
             return s_respond_detail (request, connection, 405, API_METHOD_NOT_ALLOWED);
-        return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
+        //  ?async=1 is queued by the REST API (public too: api_events.c),
+        //  so it is written to SQLite on the pool, never on this loop
+        if (!s_wants_async (request->raw_uri))
+            return s_forward_to_gateway (request, connection, method, "direct", url + 12, "");
     }
     char user_id [AUTH_USER_ID_SIZE] = "local";
     int flags = api_route_flags (method, url);

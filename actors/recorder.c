@@ -128,6 +128,10 @@ s_flush (self_t *self)
             .output_truncated = output_cut,
             //  The runner caps logs too, and says so in the result
             .logs_truncated = logs_cut || cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (row, "logs_truncated")),
+            //  Async attempts (actors/events.c): a success ends its event here
+            .attempt = (int) s_number (row, "attempt"),
+            .parent_invocation_id = s_text (row, "parent_invocation_id"),
+            .event_id = s_text (row, "event_id"),
         };
     }
     if (store_invocations_insert (self->store, rows, self->count) < 0)

@@ -47,7 +47,8 @@
 
 #define MSG_MESSAGES(MESSAGE) \
     MESSAGE (INVOKE, invoke, HTTP_GATEWAY, \
-        "a call to `/api/invoke/:id` or `/api/gateway/...` arrived; http has suspended the connection") \
+        "a call to `/api/invoke/:id` or `/api/gateway/...` arrived; http has suspended the connection " \
+        "(the events actor sends it too, as a client like http, for each attempt of an async event)") \
     MESSAGE (REPLY, reply, HTTP_GATEWAY, \
         "the call is answered (always exactly once per INVOKE)") \
     MESSAGE (INVALIDATE, invalidate, HTTP_GATEWAY, \
@@ -116,7 +117,9 @@
 #define MSG_FIELDS_INVOKE(FIELD, m) \
     FIELD (m, request_id, s, "") \
     FIELD (m, kind,       s, "(`direct`/`gateway`/`agent`: a direct call made by the assistant's tool, " \
-                              "recorded with source `agent`)") \
+                              "recorded with source `agent`/`async`: an attempt of an async event, sent by " \
+                              "the events actor, whose headers carry x-clowdy-invocation-id, x-clowdy-attempt, " \
+                              "x-clowdy-parent-id, x-clowdy-event-id and x-clowdy-source)") \
     FIELD (m, target,     s, "") \
     FIELD (m, method,     s, "") \
     FIELD (m, path,       s, "(raw, as sent)") \
@@ -192,7 +195,8 @@
 //  gateway -> recorder
 #define MSG_FIELDS_RECORD(FIELD, m) \
     FIELD (m, row, j, ": id, function_id, input, output, status, error, source, http_method, http_path, logs, " \
-                      "duration_us, cold_start, version, peak_memory_kb, created_at")
+                      "duration_us, cold_start, version, peak_memory_kb, created_at; async attempts also attempt, " \
+                      "parent_invocation_id?, event_id (a success deletes the event in the same transaction)")
 
 //  http <-> control-plane pool
 #define MSG_FIELDS_API_REQUEST(FIELD, m) \

@@ -144,6 +144,14 @@ int api_route_delete (api_call_t *call);
 
 int api_stats (api_call_t *call);                   //  api_stats.c
 
+int api_invoke_async (api_call_t *call);            //  api_events.c
+int api_failed_events_list (api_call_t *call);
+int api_failed_event_redrive (api_call_t *call);
+int api_failed_event_delete (api_call_t *call);
+int api_schedules_list (api_call_t *call);
+int api_schedule_create (api_call_t *call);
+int api_schedule_delete (api_call_t *call);
+
 int api_tokens_list (api_call_t *call);             //  api_tokens.c
 int api_token_create (api_call_t *call);
 int api_token_revoke (api_call_t *call);
@@ -177,5 +185,6 @@ void api_functions_test (bool verbose);
 void api_routes_test (bool verbose);
 void api_stats_test (bool verbose);
 void api_tokens_test (bool verbose);
+void api_events_test (bool verbose);
 
 #endif

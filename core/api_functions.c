@@ -36,12 +36,12 @@
     "id, function_id, %s AS input, %s AS output, status, %s AS error," \
     " (duration_us + 500) / 1000 AS duration_ms, source, http_method, http_path," \
     " created_at, cold_start, version, %s AS logs, duration_us, peak_memory_kb," \
-    " input_truncated, output_truncated, logs_truncated"
+    " input_truncated, output_truncated, logs_truncated, attempt, parent_invocation_id"
 
 #define FUNCTION_SELECT \
     "SELECT f.id, f.name, f.description, v.code, f.runtime, f.status, f.network_enabled," \
     "       f.timeout_seconds, f.memory_mb, f.active_version, f.project_id, f.created_at," \
-    "       f.updated_at," \
+    "       f.updated_at, f.max_retries," \
     "       (SELECT p.layer_active FROM projects p WHERE p.id = f.project_id) AS layer_hash" \
     "  FROM functions f" \
     "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
@@ -116,6 +116,8 @@ api_function_create (api_call_t *call)
     api_bool (call, "network_enabled", &network_enabled);
     api_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
     api_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
+    int max_retries = 2;            //  Async calls' retries (actors/events.c)
+    api_int (call, "max_retries", 0, 10, &max_retries);
     if (api_has_errors (call)) {
         free (name);
         return api_reply_invalid (call);
@@ -135,10 +137,10 @@ api_function_create (api_call_t *call)
     }
     int rc = store_exec (call->store,
         "INSERT INTO functions (id, user_id, project_id, name, description, network_enabled,"
-        " timeout_seconds, memory_mb, active_version, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", "sssssbiiss",
+        " timeout_seconds, memory_mb, active_version, created_at, updated_at, max_retries)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)", "sssssbiissi",
         id, call->req->user_id, project_id, name, description? description: "",
-        (int) network_enabled, timeout_seconds, memory_mb, now, now);
+        (int) network_enabled, timeout_seconds, memory_mb, now, now, max_retries);
     if (rc == 1)
         rc = store_exec (call->store,
             "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
@@ -173,6 +175,8 @@ api_function_update (api_call_t *call)
     bool set_network = api_bool (call, "network_enabled", &network_enabled);
     bool set_timeout = api_int (call, "timeout_seconds", 1, call->api->max_timeout_seconds, &timeout_seconds);
     bool set_memory = api_int (call, "memory_mb", 64, call->api->max_memory_mb, &memory_mb);
+    int max_retries;
+    bool set_retries = api_int (call, "max_retries", 0, 10, &max_retries);
     //  A disabled function keeps its code, versions and routes, but is not
     //  run: invoke and its gateway routes answer 503 until it is active again
     const char *status = api_string (call, "status", false, 16, false);
@@ -222,6 +226,9 @@ api_function_update (api_call_t *call)
     if (rc >= 0 && set_memory)
         rc = store_exec (call->store, "UPDATE functions SET memory_mb = ? WHERE id = ?",
                          "is", memory_mb, function_id);
+    if (rc >= 0 && set_retries)
+        rc = store_exec (call->store, "UPDATE functions SET max_retries = ? WHERE id = ?",
+                         "is", max_retries, function_id);
     if (rc >= 0 && status)
         rc = store_exec (call->store, "UPDATE functions SET status = ? WHERE id = ?",
                          "ss", status, function_id);
@@ -363,6 +370,45 @@ api_invocations_list (api_call_t *call)
     return api_reply (call, 200, rows);
 }
 
+//  An async attempt not ended yet has no record: what its event says
+//  instead, with status "queued" or "running" (actors/events.c)
+static cJSON *
+s_pending_attempt (api_call_t *call, const char *function_id, const char *invocation_id)
+{
+    cJSON *event = store_query_row (call->store,
+        "SELECT status, source, attempts, first_invocation_id, current_invocation_id, body, created_at"
+        "  FROM async_events WHERE function_id = ?1 AND status IN ('queued', 'running')"
+        "   AND (first_invocation_id = ?2 OR current_invocation_id = ?2)", "ss", function_id, invocation_id);
+    if (!event)
+        return NULL;
+    const char *status = cJSON_GetStringValue (cJSON_GetObjectItem (event, "status"));
+    const char *first = cJSON_GetStringValue (cJSON_GetObjectItem (event, "first_invocation_id"));
+    int attempts = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (event, "attempts"));
+    //  A queued event's next attempt is the one after those made
+    int attempt = streq (status, "running") ? attempts : attempts + 1;
+    cJSON *record = cJSON_CreateObject ();
+    cJSON_AddStringToObject (record, "id", invocation_id);
+    cJSON_AddStringToObject (record, "function_id", function_id);
+    cJSON *parsed = cJSON_Parse (cJSON_GetStringValue (cJSON_GetObjectItem (event, "body")) ?: "{}");
+    cJSON *input = parsed ? cJSON_GetObjectItemCaseSensitive (parsed, "input") : NULL;
+    char *input_text = input ? cJSON_PrintUnformatted (input) : strdup ("{}");
+    cJSON_AddStringToObject (record, "input", input_text);
+    free (input_text);
+    cJSON_Delete (parsed);
+    cJSON_AddNullToObject (record, "output");
+    cJSON_AddStringToObject (record, "status", status);
+    cJSON_AddNullToObject (record, "error");
+    cJSON_AddStringToObject (record, "source", cJSON_GetStringValue (cJSON_GetObjectItem (event, "source")));
+    cJSON_AddStringToObject (record, "created_at", cJSON_GetStringValue (cJSON_GetObjectItem (event, "created_at")));
+    cJSON_AddNumberToObject (record, "attempt", attempt);
+    if (first && strneq (first, invocation_id))
+        cJSON_AddStringToObject (record, "parent_invocation_id", first);
+    else
+        cJSON_AddNullToObject (record, "parent_invocation_id");
+    cJSON_Delete (event);
+    return record;
+}
+
 //  One invocation record, whole (the list cuts long fields)
 int
 api_invocation_get (api_call_t *call)
@@ -379,6 +425,8 @@ api_invocation_get (api_call_t *call)
         return api_reply_store_error (call);
     cJSON *record = cJSON_DetachItemFromArray (rows, 0);
     cJSON_Delete (rows);
+    if (!record)
+        record = s_pending_attempt (call, function_id, invocation_id);
     if (!record)
         return api_reply_detail (call, 404, "Invocation not found");
     return api_reply (call, 200, record);
@@ -424,6 +472,7 @@ api_functions_test (bool verbose)
     assert (api_test_num (function, "active_version") == 1);
     assert (api_test_num (function, "timeout_seconds") == 30);
     assert (api_test_num (function, "memory_mb") == 128);
+    assert (api_test_num (function, "max_retries") == 2);
     assert (cJSON_IsFalse (cJSON_GetObjectItem (function, "network_enabled")));
     assert (strstr (api_test_str (function, "code"), "return 1"));
     char function_id [UTIL_ID_SIZE];
@@ -515,6 +564,13 @@ api_functions_test (bool verbose)
     cJSON_Delete (reply);
     api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{\"timeout_seconds\":901}", 422, NULL),
                       "body", "timeout_seconds");
+    reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"max_retries\":0}", 200, NULL);
+    assert (api_test_num (reply, "max_retries") == 0);
+    cJSON_Delete (reply);
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{\"max_retries\":11}", 422, NULL),
+                      "body", "max_retries");
+    api_test_invalid (api_test_request (api, "alice", "PUT", path, NULL, "{\"max_retries\":-1}", 422, NULL),
+                      "body", "max_retries");
     snprintf (path, sizeof path, "/api/functions/%s/versions/1", function_id);
     reply = api_test_request (api, "alice", "PUT", path, NULL, NULL, 200, &inval);
     assert (api_test_num (reply, "active_version") == 1);

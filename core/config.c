@@ -82,6 +82,11 @@ static const opt_t s_options [] = {
     NUM (layers_max_mb, "layers-max-mb", "CLOWDY_LAYERS_MAX_MB", "4096", 1, 1L << 20, "MB all dependency layers may take in the data dir (and one layer at most)"),
     NUM (layers_grace, "layers-grace", "CLOWDY_LAYERS_GRACE", "3600", 0, 30L * 86400, "seconds an unused dependency layer is kept before it is removed"),
     NUM (reuse, "reuse", "CLOWDY_REUSE", "1", 0, 1, "0: a new sandbox and process for every call (benchmark baseline)"),
+    NUM (async_concurrency, "async-concurrency", "CLOWDY_ASYNC_CONCURRENCY", "4", 1, 1024, "async invocations running at once (kept apart so a flood of events cannot starve direct calls)"),
+    NUM (async_max_queued, "async-max-queued", "CLOWDY_ASYNC_MAX_QUEUED", "10000", 1, 10000000, "async events waiting over all functions (past it: 503)"),
+    NUM (async_max_per_function, "async-max-per-function", "CLOWDY_ASYNC_MAX_PER_FUNCTION", "1000", 1, 10000000, "async events waiting per function (past it: 429)"),
+    NUM (async_backoff_ms, "async-backoff-ms", "CLOWDY_ASYNC_BACKOFF_MS", "1000", 1, 3600000, "delay before an async call's first retry; it doubles with each retry (at most 15 minutes)"),
+    NUM (test_clock_scale, "test-clock-scale", "CLOWDY_TEST_CLOCK_SCALE", "1", 1, 86400, "FOR TESTS ONLY: schedule rates fire this many times faster (rate(1 minute) every second at 60)"),
     { NULL, NULL, OPT_STRING, 0, NULL, 0, 0, NULL }
 };
 

@@ -67,6 +67,11 @@ typedef struct {
     long layers_max_mb;             //  MB all layers may take (and one at most)
     long layers_grace;              //  Seconds an unused layer is kept
     long reuse;                     //  1: keep environments warm; 0: one process per call (baseline)
+    long async_concurrency;         //  Async events running at once (actors/events.c)
+    long async_max_queued;          //  Async events waiting over all functions before 503
+    long async_max_per_function;    //  Async events waiting per function before 429
+    long async_backoff_ms;          //  Delay before an async event's first retry; doubles each time
+    long test_clock_scale;          //  Tests only: schedule rates run this many times faster
     bool help;                      //  --help was given
     bool version;                   //  --version was given
 } config_t;

@@ -25,6 +25,7 @@
 #include "actors/builder.h"
 #include "core/layers.h"
 #include "actors/database.h"
+#include "actors/events.h"
 #include "actors/gateway.h"
 #include "actors/http.h"
 #include "actors/placement.h"
@@ -33,6 +34,7 @@
 #include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "core/asyncq.h"
 #include "core/config.h"
 #include "core/logstream.h"
 #include "core/store.h"
@@ -59,6 +61,7 @@ static const struct {
     { "builder", builder_actor, false },
     { "database", database_actor, false },
     { "agent", agent_actor, false },
+    { "events", events_actor, false },
     { "http", http_actor, false },
 };
 
@@ -312,6 +315,11 @@ main (int argc, char *argv [])
     }
     zsys_set_linger (0);
     zsys_info ("clowdy %s: data in %s, auth %s", CLOWDY_VERSION, config.data_dir, config.auth);
+    //  The async queue's caps, read by the control-plane threads (core/asyncq.h)
+    asyncq_set_limits (config.async_max_per_function, config.async_max_queued, config.test_clock_scale);
+    if (config.test_clock_scale > 1)
+        zsys_warning ("clowdy: --test-clock-scale %ld: schedule rates run faster (for tests only)",
+                      config.test_clock_scale);
 
     //  Actor threads inherit a mask without SIGINT/SIGTERM, so the signals
     //  reach main, whose poll they interrupt at once

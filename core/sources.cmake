@@ -19,6 +19,12 @@ list (APPEND CLOWDY_SOURCES core/api_stats.c)      # stats and their histograms
 list (APPEND CLOWDY_SELFTESTS api_stats)
 list (APPEND CLOWDY_SOURCES core/api_tokens.c)     # the caller's API tokens
 list (APPEND CLOWDY_SELFTESTS api_tokens)
+list (APPEND CLOWDY_SOURCES core/api_events.c)     # async invokes, failed events, schedules
+list (APPEND CLOWDY_SELFTESTS api_events)
+list (APPEND CLOWDY_SOURCES core/asyncq.c)    # the durable queue of async invocations
+list (APPEND CLOWDY_SELFTESTS asyncq)
+list (APPEND CLOWDY_SOURCES core/schedule.c)  # rate() and cron expressions
+list (APPEND CLOWDY_SELFTESTS schedule)
 list (APPEND CLOWDY_SOURCES core/apipool.c)   # control-plane threads, off the http loop
 list (APPEND CLOWDY_SELFTESTS apipool)
 list (APPEND CLOWDY_SOURCES core/tokens.c)    # API tokens in the store

@@ -283,6 +283,44 @@ static const char *s_migrations [] = {
     "    updated_at TEXT NOT NULL);"
     "CREATE INDEX projects_by_layer ON projects (requirements_hash);"
     "CREATE INDEX projects_by_active_layer ON projects (layer_active);",
+    //  8: async invocations, their retries and schedules (actors/events.c,
+    //  core/asyncq.c). An event is one async call: queued, running (an
+    //  attempt is in flight), or failed (the dead-letter list); a finished
+    //  one is deleted, in the recorder's transaction that writes its
+    //  successful record. Its body is the request body as sent, forwarded
+    //  as it is on every attempt. next_run_ms: Unix ms when it may run.
+    //  Each attempt is an invocation record: attempt from 1, and
+    //  parent_invocation_id the first attempt's id (NULL on the first).
+    "ALTER TABLE functions ADD COLUMN max_retries INTEGER NOT NULL DEFAULT 2;"
+    "ALTER TABLE invocations ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE invocations ADD COLUMN parent_invocation_id TEXT;"
+    "CREATE TABLE async_events ("
+    "    id TEXT PRIMARY KEY,"
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    body TEXT NOT NULL,"
+    "    source TEXT NOT NULL DEFAULT 'async',"
+    "    schedule_id TEXT,"
+    "    status TEXT NOT NULL DEFAULT 'queued',"
+    "    attempts INTEGER NOT NULL DEFAULT 0,"
+    "    first_invocation_id TEXT NOT NULL,"
+    "    current_invocation_id TEXT,"
+    "    next_run_ms INTEGER NOT NULL,"
+    "    error TEXT,"
+    "    created_at TEXT NOT NULL,"
+    "    updated_at TEXT NOT NULL,"
+    "    failed_at TEXT);"
+    "CREATE INDEX async_events_due ON async_events (status, next_run_ms);"
+    "CREATE INDEX async_events_by_function ON async_events (function_id, status);"
+    "CREATE TABLE schedules ("
+    "    id TEXT PRIMARY KEY,"
+    "    function_id TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,"
+    "    expression TEXT NOT NULL,"
+    "    enabled BOOLEAN NOT NULL DEFAULT 1,"
+    "    next_run_ms INTEGER NOT NULL,"
+    "    last_run_at TEXT,"
+    "    created_at TEXT NOT NULL);"
+    "CREATE INDEX schedules_due ON schedules (enabled, next_run_ms);"
+    "CREATE INDEX schedules_by_function ON schedules (function_id, created_at);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -761,15 +799,26 @@ store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t 
         int rc = store_exec (self,
             "INSERT INTO invocations (id, function_id, input, output, status, error,"
             " duration_us, source, http_method, http_path, cold_start, version, logs,"
-            " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "ssssssIsssbisIsbbbI",
+            " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes,"
+            " attempt, parent_invocation_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssssIsssbisIsbbbIis",
             row->id? row->id: id, row->function_id, input,
             row->output, row->status? row->status: "error", row->error,
             row->duration_us, row->source? row->source: "direct",
             row->http_method, row->http_path, (int) row->cold_start, row->version,
             row->logs, row->peak_memory_kb, row->created_at? row->created_at: now,
-            (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes);
+            (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes,
+            row->attempt > 0? row->attempt: 1, row->parent_invocation_id);
+        //  An async event's successful attempt ends the event in the same
+        //  transaction that records it: after a crash it is either still
+        //  running with no success on record (so it runs again) or gone,
+        //  never run again after a recorded success (actors/events.c)
+        if (rc == 1 && row->event_id && row->status && streq (row->status, "success")
+        &&  store_exec (self, "DELETE FROM async_events WHERE id = ?", "s", row->event_id) < 0) {
+            store_rollback (self);
+            return STORE_ERROR;
+        }
         if (rc == 1)
             inserted++;
         else

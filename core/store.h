@@ -140,10 +140,15 @@ typedef struct {
     bool input_truncated;           //  input is the start of a longer one
     bool output_truncated;          //  output (and error) are the start of longer ones
     bool logs_truncated;            //  logs are the start of longer ones
+    int attempt;                    //  Async calls: attempt from 1 (0 means 1)
+    const char *parent_invocation_id;   //  Async retries: the first attempt's id, else NULL
+    const char *event_id;           //  Async calls: their event (ended here on success), else NULL
 } store_invocation_t;
 
 //  Insert count invocation records in one transaction. Rows whose function
-//  no longer exists are skipped (it may have been deleted meanwhile). Each
+//  no longer exists are skipped (it may have been deleted meanwhile). A
+//  successful row with an event_id deletes that async event in the same
+//  transaction. Each
 //  row's stored_bytes is what its input, output, error and logs take.
 //  Returns the number inserted, or STORE_ERROR (nothing inserted).
 int
