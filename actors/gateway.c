@@ -50,6 +50,7 @@ typedef struct {
     char *request_id;               //  http's id for the parked connection
     bool gateway_call;              //  Project gateway call (else direct invoke)
     bool agent_call;                //  Direct invoke made by the assistant (source `agent`)
+    bool lambda_call;               //  Direct invoke from the Lambda API: the reply adds logs and error fields
     char *function_id;              //  Function run
     int version;                    //  Version run
     char *input;                    //  Input or event as JSON text, for the record
@@ -402,6 +403,7 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
     job->request_id = strdup (msg_invoke_request_id (msg));
     job->gateway_call = gateway_call;
     job->agent_call = streq (msg_invoke_kind (msg), "agent");
+    job->lambda_call = streq (msg_invoke_kind (msg), "lambda");
     job->function_id = strdup (function_id);
     job->version = fn->version;
     job->input = cJSON_PrintUnformatted (input);
@@ -687,6 +689,18 @@ s_handle_result (self_t *self, msg_t *msg)
         cJSON_AddNumberToObject (reply, "duration_ms", (double) duration_ms);
         cJSON_AddStringToObject (reply, "invocation_id", job_id);
         cJSON_AddBoolToObject (reply, "cold_start", cold_start);
+        if (job->lambda_call) {
+            //  The Lambda API (core/lambda.c) answers with the version run,
+            //  the logs' tail and Lambda's error fields. Only http sends this
+            //  kind, for a caller it authenticated as the function's owner
+            cJSON_AddNumberToObject (reply, "version", job->version);
+            const char *fields [] = { "logs", "error_type", "traceback" };
+            for (size_t i = 0; i < sizeof fields / sizeof fields [0]; i++) {
+                const char *value = cJSON_GetStringValue (cJSON_GetObjectItem (result, fields [i]));
+                if (value)
+                    cJSON_AddStringToObject (reply, fields [i], value);
+            }
+        }
         char *text = cJSON_PrintUnformatted (reply);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");

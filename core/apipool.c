@@ -72,6 +72,7 @@ typedef struct {
     char *query;
     char *user_id;
     char *authorization;            //  "" or an API-token header to check first
+    char *headers;                  //  "" or the request's headers as JSON (the Lambda API reads them)
     byte *body;                     //  Body bytes, or NULL
     size_t body_size;               //  Their size
     int64_t deadline;               //  zclock_mono () when it expires
@@ -121,7 +122,8 @@ s_thread_run (zsock_t *pipe, void *argument)
             api_request_t req = {
                 .method = msg_api_request_method (msg), .path = msg_api_request_path (msg),
                 .query = msg_api_request_query (msg), .body = (const char *) body,
-                .body_size = body_size, .user_id = msg_api_request_user_id (msg)
+                .body_size = body_size, .user_id = msg_api_request_user_id (msg),
+                .headers = msg_api_request_headers (msg)
             };
             api_response_t resp = { 0 };
             char user [AUTH_USER_ID_SIZE];
@@ -167,6 +169,7 @@ s_job_destroy (s_job_t **self_p)
         free (self->query);
         free (self->user_id);
         free (self->authorization);
+        free (self->headers);
         free (self->body);
         free (self);
         *self_p = NULL;
@@ -219,7 +222,8 @@ s_start_next (apipool_t *self)
             continue;
         s_thread_t *thread = &self->threads [index];
         if (msg_send_api_request (zactor_sock (thread->actor), NULL, job->id, job->method, job->path, job->query,
-                                  job->body, job->body_size, job->user_id, job->authorization)) {
+                                  job->body, job->body_size, job->user_id, job->authorization,
+                                  job->headers)) {
             //  Cannot happen on an inproc pipe we own; the deadline answers it
             zsys_error ("apipool: cannot hand %s to thread %d", job->id, index);
             return;
@@ -326,6 +330,7 @@ apipool_submit (apipool_t *self, const char *id, const api_request_t *req, const
     job->query = strdup (req->query? req->query: "");
     job->user_id = strdup (req->user_id? req->user_id: "");
     job->authorization = strdup (authorization? authorization: "");
+    job->headers = strdup (req->headers? req->headers: "");
     if (req->body && req->body_size) {
         job->body = (byte *) malloc (req->body_size);
         memcpy (job->body, req->body, req->body_size);
