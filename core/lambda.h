@@ -25,9 +25,10 @@
 #include "core/api.h"
 
 #define LAMBDA_PREFIX       "/2015-03-31/"
-//  An api_response_t status that is no HTTP status: "send this invoke to
-//  the gateway"; the body says how ({function_id, event, tail, qualified})
-#define LAMBDA_FORWARD      1
+//  An api_response_t status that no final answer has (100 Continue, which
+//  the pool passes on as it is): "send this invoke to the gateway"; the
+//  body says how ({function_id, event, tail, qualified})
+#define LAMBDA_FORWARD      100
 //  X-Amz-Log-Result carries the base64 of at most this many bytes of logs
 #define LAMBDA_LOG_TAIL     4096
 
