@@ -61,6 +61,7 @@
 #include "core/config.h"
 #include "core/gwmap.h"
 #include "core/lambda.h"
+#include "core/sigv4.h"
 #include "core/util.h"
 
 //  A chat's server-sent events: the largest one sent as it is, and the most
@@ -1038,7 +1039,7 @@ s_lambda (request_t *request, struct MHD_Connection *connection, const char *url
     //  pool (they read the store), a JWT here
     char user_id [AUTH_USER_ID_SIZE] = "local";
     const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
-    bool sigv4 = authorization && strncmp (authorization, "AWS4-HMAC-SHA256 ", 17) == 0;
+    bool sigv4 = sigv4_is_header (authorization);
     const char *on_pool = NULL;
     bool local = auth_mode (self->auth) == AUTH_LOCAL && !auth_is_api_token (authorization);
     if (!local && (sigv4 || auth_is_api_token (authorization)))
@@ -1053,15 +1054,19 @@ s_lambda (request_t *request, struct MHD_Connection *connection, const char *url
             return s_lambda_respond_error (request, connection, 403, "UnrecognizedClientException",
                                            detail ? detail : "Invalid credentials");
     }
+    //  The path as sent goes with the headers, for SigV4 (which signs it
+    //  encoded); the query goes raw
+    const char *raw = request->raw_uri ? request->raw_uri : "";
+    const char *question = strchr (raw, '?');
     if (!request->lambda_headers) {
         cJSON *headers = cJSON_CreateObject ();
         MHD_get_connection_values (connection, MHD_HEADER_KIND, s_collect_header, headers);
+        char *raw_path = question ? strndup (raw, (size_t) (question - raw)) : strdup (raw);
+        cJSON_AddStringToObject (headers, SIGV4_RAW_PATH, raw_path);
+        free (raw_path);
         request->lambda_headers = cJSON_PrintUnformatted (headers);
         cJSON_Delete (headers);
     }
-    //  The path as sent (SigV4 signs it encoded), the query raw
-    const char *raw = request->raw_uri ? request->raw_uri : "";
-    const char *question = strchr (raw, '?');
     api_request_t api_request = {
         .method = method, .path = url, .body = request->body, .body_size = request->body_size,
         .user_id = user_id, .query = question ? question + 1 : NULL, .headers = request->lambda_headers

@@ -37,6 +37,7 @@
 #include "broker/actor.h"
 #include "broker/msg.h"
 #include "core/apipool.h"
+#include "core/sigv4.h"
 #include "core/store.h"
 #include "core/tokens.h"
 #include "core/util.h"
@@ -101,6 +102,9 @@ s_thread_run (zsock_t *pipe, void *argument)
     api_t *api = store? api_new (store): NULL;
     zsock_t *replies = zsock_new_push (args->endpoint);
     bool ready = store && api && replies;
+    //  Tokens made on this thread keep a sealed SigV4 secret (core/sigv4.h)
+    if (ready)
+        sigv4_key_load (args->data_dir);
     if (ready) {
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
         actor_ready (pipe);
@@ -129,6 +133,22 @@ s_thread_run (zsock_t *pipe, void *argument)
             char user [AUTH_USER_ID_SIZE];
             const char *detail = NULL;
             bool unauthorized = false;
+            if (*authorization && sigv4_is_header (authorization)) {
+                //  The Lambda API, signed: the path as sent is in the headers
+                cJSON *headers = cJSON_Parse (req.headers ? req.headers : "");
+                const char *raw_path = cJSON_GetStringValue (cJSON_GetObjectItem (headers, SIGV4_RAW_PATH));
+                if (tokens_check_sigv4 (store, authorization, req.method, raw_path ? raw_path : req.path,
+                                        req.query, headers, req.body, req.body_size, user, sizeof user,
+                                        &detail) == 0)
+                    req.user_id = user;
+                else {
+                    unauthorized = true;
+                    resp.status = 401;
+                    resp.body = api_detail_json (detail);
+                }
+                cJSON_Delete (headers);
+            }
+            else
             if (*authorization) {
                 if (tokens_check_header (store, authorization, user, sizeof user, &detail) == 0)
                     req.user_id = user;

@@ -19,10 +19,14 @@ list (APPEND CLOWDY_SOURCES core/api_stats.c)      # stats and their histograms
 list (APPEND CLOWDY_SELFTESTS api_stats)
 list (APPEND CLOWDY_SOURCES core/api_tokens.c)     # the caller's API tokens
 list (APPEND CLOWDY_SELFTESTS api_tokens)
+list (APPEND CLOWDY_SOURCES core/cli.c)          # the clowdy command line client (fn, project, route, env)
+list (APPEND CLOWDY_SELFTESTS cli)
 list (APPEND CLOWDY_SOURCES core/lambda.c)       # the Lambda-compatible API under /2015-03-31
 list (APPEND CLOWDY_SELFTESTS lambda)
 list (APPEND CLOWDY_SOURCES core/apipool.c)   # control-plane threads, off the http loop
 list (APPEND CLOWDY_SELFTESTS apipool)
+list (APPEND CLOWDY_SOURCES core/sigv4.c)     # AWS SigV4 signatures, and sealed token secrets
+list (APPEND CLOWDY_SELFTESTS sigv4)
 list (APPEND CLOWDY_SOURCES core/tokens.c)    # API tokens in the store
 list (APPEND CLOWDY_SELFTESTS tokens)
 list (APPEND CLOWDY_SOURCES core/route.c)     # gateway route matcher

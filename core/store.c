@@ -262,6 +262,10 @@ static const char *s_migrations [] = {
     "    coalesce (length (CAST (input AS BLOB)), 0) + coalesce (length (CAST (output AS BLOB)), 0)"
     "  + coalesce (length (CAST (error AS BLOB)), 0) + coalesce (length (CAST (logs AS BLOB)), 0);"
     "CREATE INDEX invocations_sizes ON invocations (function_id, created_at DESC, stored_bytes);",
+    //  7: the Lambda API's SigV4 needs a token as an HMAC key: tokens made
+    //  from now on keep it sealed under a key outside the database
+    //  (core/sigv4.h); NULL for older tokens, which cannot sign
+    "ALTER TABLE api_tokens ADD COLUMN sigv4_secret TEXT;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
