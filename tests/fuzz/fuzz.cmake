@@ -30,3 +30,7 @@ clowdy_fuzz_target (fuzz_http actors/http.c broker/actor.c broker/endpoints.c br
                     core/api.c core/lambda.c core/api_projects.c core/api_functions.c core/api_routes.c core/api_stats.c
                     core/api_tokens.c core/apipool.c core/auth.c core/jwks.c core/fetch.c core/tokens.c core/sigv4.c core/store.c
                     core/util.c core/route.c core/gwmap.c core/jsonfit.c core/config.c)
+#  The Lambda API's outside input: SigV4 headers and signed requests, zip archives
+clowdy_fuzz_target (fuzz_lambda core/sigv4.c core/lambda.c core/api.c core/api_projects.c core/api_functions.c
+                    core/api_routes.c core/api_stats.c core/api_tokens.c core/tokens.c core/auth.c core/jwks.c
+                    core/fetch.c core/store.c core/util.c core/route.c)
