@@ -1804,6 +1804,18 @@ http_test (bool verbose)
     assert (strstr (reply, "401") && strstr (reply, "WWW-Authenticate: Bearer") && strstr (reply, "Invalid API token"));
     free (reply);
 
+    //  The Lambda API runs on the pool too, and answers in its own shapes
+    reply = s_http_exchange (port, "GET /2015-03-31/functions/nobody HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "404") && strstr (reply, "x-amzn-ErrorType: ResourceNotFoundException")
+         && strstr (reply, "\"Type\":\"User\""));
+    free (reply);
+    reply = s_http_exchange (port, "GET /2015-03-31/functions/ HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "200 OK") && strstr (reply, "{\"Functions\":[]}"));
+    free (reply);
+    reply = s_http_exchange (port, "POST /2015-03-31/functions/x/invocations HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n{}");
+    assert (strstr (reply, "413") && strstr (reply, "RequestTooLargeException"));
+    free (reply);
+
     reply = s_http_exchange (port, "POST /api/projects HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n{}");
     assert (strstr (reply, "413"));
     free (reply);
