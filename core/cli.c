@@ -350,7 +350,7 @@ s_fn_invoke (cli_t *self)
     zstr_free (&path);
     int rc = 1;
     if (status < 0)
-        ;
+        rc = 1;                     //  not reached: said already
     else
     if (self->async && status == 202) {
         if (self->json)
