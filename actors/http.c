@@ -977,8 +977,16 @@ s_lambda_forward (request_t *request, const char *forward_text)
     size_t size;
     char *body = lambda_invoke_body (request->body ? request->body : "", request->body_size, &size);
     char *path = zsys_sprintf ("/api/invoke/%s", function_id);
+    //  A named version goes as "version=N" (gateway runs that one)
+    char query [32] = "";
+    cJSON *version = cJSON_GetObjectItem (forward, "version");
+    if (event)
+        snprintf (query, sizeof query, "async=1");
+    else
+    if (cJSON_IsNumber (version))
+        snprintf (query, sizeof query, "version=%d", version->valueint);
     int rc = msg_send_invoke (self->gateway, NULL, request->id, event ? "direct" : "lambda", function_id, "POST",
-                              path, event ? "async=1" : "", request->lambda_headers ? request->lambda_headers : "{}",
+                              path, query, request->lambda_headers ? request->lambda_headers : "{}",
                               body, size, "");
     zstr_free (&path);
     free (body);

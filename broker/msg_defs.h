@@ -111,7 +111,8 @@
     FIELD (m, request_id, s, "") \
     FIELD (m, kind,       s, "(`direct`/`gateway`/`agent`: a direct call made by the assistant's tool, " \
                               "recorded with source `agent`; `lambda`: a direct call from the Lambda API, " \
-                              "whose reply adds `version`, `logs`, `error_type` and `traceback`)") \
+                              "whose reply adds `version`, `logs`, `error_type` and `traceback`, and whose " \
+                              "query `version=N` runs that version)") \
     FIELD (m, target,     s, "") \
     FIELD (m, method,     s, "") \
     FIELD (m, path,       s, "(raw, as sent)") \

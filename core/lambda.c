@@ -15,9 +15,10 @@
       keeps the Handler, and `handler = function` when the function is not
       called `handler`. GetFunction reads the Handler back from the marker.
     - Versions: $LATEST (or no qualifier) runs the active version and says
-      $LATEST; a number runs when it is the active version, else 409 (a
-      Clowdy function runs its active version only: roll back to run
-      another). X-Amz-Executed-Version says which.
+      $LATEST; a number runs that version's code (gateway makes an entry for
+      it, with the function's current settings), and says it. An Event
+      runs the active version only (the async queue knows no other): 409
+      for another. X-Amz-Executed-Version says which ran.
     - Everything a write does goes through the REST handlers (core/api.h),
       on this same thread and store, so validation, version numbering and
       the gateway's invalidation are the REST API's own.
@@ -758,10 +759,11 @@ s_invoke (api_call_t *call, const char *name)
                      cJSON_GetStringValue (cJSON_GetObjectItem (function, "name")), version);
             goto done;
         }
-        if (version != active) {
+        if (version != active && event) {
+            //  The async queue runs a function's active version
             s_error (resp, 409, "ResourceConflictException",
-                     "Version %ld is not the active version (%d): a Clowdy function runs its active version; "
-                     "roll back to %ld to run it", version, active, version);
+                     "Version %ld is not the active version (%d): an Event runs the active version; "
+                     "roll back to %ld, or invoke it synchronously", version, active, version);
             goto done;
         }
     }
@@ -792,6 +794,8 @@ s_invoke (api_call_t *call, const char *name)
     cJSON_AddBoolToObject (forward, "event", event);
     cJSON_AddBoolToObject (forward, "tail", tail);
     cJSON_AddBoolToObject (forward, "qualified", version > 0);
+    if (version > 0)
+        cJSON_AddNumberToObject (forward, "version", (double) version);
     s_reply (resp, LAMBDA_FORWARD, forward);
 done:
     cJSON_Delete (function);
@@ -1215,8 +1219,11 @@ lambda_test (bool verbose)
     cJSON_Delete (reply);
     zstr_free (&update);
     free (zip_two);
-    s_test_error (s_test_call (api, "POST", "/2015-03-31/functions/echo:1/invocations", NULL, NULL, "{}", 409),
-                  "ResourceConflictException");
+    reply = s_test_call (api, "POST", "/2015-03-31/functions/echo:1/invocations", NULL, NULL, "{}", LAMBDA_FORWARD);
+    assert (cJSON_GetNumberValue (cJSON_GetObjectItem (reply, "version")) == 1);
+    cJSON_Delete (reply);
+    s_test_error (s_test_call (api, "POST", "/2015-03-31/functions/echo:1/invocations", NULL,
+                               "{\"x-amz-invocation-type\":\"Event\"}", "{}", 409), "ResourceConflictException");
 
     //  Lists page with Marker and MaxItems
     for (int i = 0; i < 3; i++) {

@@ -150,11 +150,17 @@ def test_qualifier_and_update_code(lam, server):
     assert json.loads(r["Payload"].read()) == "two" and r["ExecutedVersion"] == "2"
     r = lam.invoke(FunctionName="versions:$LATEST")
     assert json.loads(r["Payload"].read()) == "two" and r["ExecutedVersion"] == "$LATEST"
-    # Version 1 is not active: refused, named; after a rollback it runs
+    # Version 1 is not active: it runs all the same when named, and says so
+    r = lam.invoke(FunctionName="versions:1", LogType="Tail")
+    assert json.loads(r["Payload"].read()) == "one" and r["ExecutedVersion"] == "1"
+    r = lam.invoke(FunctionName="versions")
+    assert json.loads(r["Payload"].read()) == "two"
+    # ... but not as an Event: the async queue runs the active version only
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        lam.invoke(FunctionName="versions:1")
+        lam.invoke(FunctionName="versions:1", InvocationType="Event")
     code, status, message = error_of(e)
     assert (code, status) == ("ResourceConflictException", 409) and "roll back" in message
+    # After a rollback version 1 is the active one
     versions_id = function_id(server, "versions")
     ok(server.put("/api/functions/%s/versions/1" % versions_id))
     r = lam.invoke(FunctionName="versions", Qualifier="1")
