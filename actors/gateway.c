@@ -54,6 +54,7 @@ typedef struct {
     int attempt;                    //  Async attempts: from 1, else 0
     char *parent_invocation_id;     //  Async retries: the first attempt's id, else NULL
     char *event_id;                 //  Async attempts: their event, else NULL
+    bool lambda_call;               //  Direct invoke from the Lambda API: the reply adds logs and error fields
     char *function_id;              //  Function run
     int version;                    //  Version run
     char *input;                    //  Input or event as JSON text, for the record
@@ -427,6 +428,7 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
         if (event && util_is_id (event))
             job->event_id = strdup (event);
     }
+    job->lambda_call = streq (msg_invoke_kind (msg), "lambda");
     job->function_id = strdup (function_id);
     job->version = fn->version;
     job->input = cJSON_PrintUnformatted (input);
@@ -446,6 +448,39 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
         return;
     }
     zhashx_insert (self->jobs, job_id, job);
+}
+
+//  A version other than the active one, for a Lambda invoke that names it
+//  (`name:2`): the active entry with that version's code, its own pool key,
+//  made for this call and not cached (not the hot path). NULL when the
+//  function has no such version.
+static function_entry_t *
+s_function_version (self_t *self, const char *function_id, function_entry_t *fn, int version)
+{
+    cJSON *row = store_query_row (self->store,
+        "SELECT code FROM function_versions WHERE function_id = ? AND version = ?", "si", function_id, version);
+    const char *code = cJSON_GetStringValue (cJSON_GetObjectItem (row, "code"));
+    cJSON *context = code ? cJSON_Parse (fn->context) : NULL;
+    if (!context) {
+        cJSON_Delete (row);
+        return NULL;
+    }
+    cJSON_ReplaceItemInObject (context, "code", cJSON_CreateString (code));
+    cJSON_ReplaceItemInObject (context, "version", cJSON_CreateNumber (version));
+    cJSON_Delete (row);
+    function_entry_t *entry = (function_entry_t *) zmalloc (sizeof (function_entry_t));
+    *entry = *fn;
+    entry->context = cJSON_PrintUnformatted (context);
+    cJSON_Delete (context);
+    entry->project_id = strdup (fn->project_id);
+    entry->owner_id = strdup (fn->owner_id);
+    entry->version = version;
+    //  "<function>:<version>:<hash>": the same hash, since only the code differs
+    const char *hash = strrchr (fn->pool_key, ':');
+    char key [128];
+    snprintf (key, sizeof key, "%s:%d%s", function_id, version, hash ? hash : ":0");
+    entry->pool_key = strdup (key);
+    return entry;
 }
 
 static void
@@ -505,7 +540,21 @@ s_handle_direct (self_t *self, msg_t *msg)
             input = cJSON_CreateObject ();
         cJSON_Delete (parsed);
     }
-    s_start_job (self, msg, function_id, fn, input, false, NULL, NULL);
+    //  The Lambda API may name a version (query "version=N"): another than
+    //  the active one runs from its own entry
+    const char *query = msg_invoke_query (msg);
+    int version = streq (msg_invoke_kind (msg), "lambda") && strncmp (query, "version=", 8) == 0
+                ? atoi (query + 8) : 0;
+    if (version > 0 && version != fn->version) {
+        function_entry_t *other = s_function_version (self, function_id, fn, version);
+        if (other)
+            s_start_job (self, msg, function_id, other, input, false, NULL, NULL);
+        else
+            s_reply_detail (self, route, request_id, 404, "Function version not found", NULL, NULL);
+        s_function_entry_destroy ((void **) &other);
+    }
+    else
+        s_start_job (self, msg, function_id, fn, input, false, NULL, NULL);
     cJSON_Delete (input);
 }
 
@@ -719,6 +768,18 @@ s_handle_result (self_t *self, msg_t *msg)
         cJSON_AddNumberToObject (reply, "duration_ms", (double) duration_ms);
         cJSON_AddStringToObject (reply, "invocation_id", job_id);
         cJSON_AddBoolToObject (reply, "cold_start", cold_start);
+        if (job->lambda_call) {
+            //  The Lambda API (core/lambda.c) answers with the version run,
+            //  the logs' tail and Lambda's error fields. Only http sends this
+            //  kind, for a caller it authenticated as the function's owner
+            cJSON_AddNumberToObject (reply, "version", job->version);
+            const char *fields [] = { "logs", "error_type", "traceback" };
+            for (size_t i = 0; i < sizeof fields / sizeof fields [0]; i++) {
+                const char *value = cJSON_GetStringValue (cJSON_GetObjectItem (result, fields [i]));
+                if (value)
+                    cJSON_AddStringToObject (reply, fields [i], value);
+            }
+        }
         char *text = cJSON_PrintUnformatted (reply);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");

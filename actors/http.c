@@ -61,6 +61,8 @@
 #include "core/auth.h"
 #include "core/config.h"
 #include "core/gwmap.h"
+#include "core/lambda.h"
+#include "core/sigv4.h"
 #include "core/util.h"
 
 //  A chat's server-sent events: the largest one sent as it is, and the most
@@ -147,7 +149,15 @@ struct _request_t {
     size_t reply_size;              //  Its size
     char *method_copy;              //  For the access log after completion
     char *path_copy;                //  Ditto
+    bool lambda;                    //  A Lambda API request (/2015-03-31): Lambda's shapes and errors
+    char *lambda_headers;           //  Its headers as JSON, for the pool and the gateway
+    char *lambda_forward;           //  An invoke sent on to gateway: how (core/lambda.h), for its reply
 };
+
+static void
+    s_lambda_pool_reply (request_t *request, apipool_reply_t *reply);
+static enum MHD_Result
+    s_wait_for_keys (request_t *request, struct MHD_Connection *connection);
 
 //  --------------------------------------------------------------------------
 //  Outside input in the log: control characters (C0, DEL and the C1 range
@@ -559,6 +569,17 @@ s_handle_gateway_reply (self_t *self)
         return;
     if (msg_id (msg) == MSG_ID_REPLY) {
         request_t *request = (request_t *) zhashx_lookup (self->pending, msg_reply_request_id (msg));
+        if (request && request->lambda_forward) {
+            size_t size;
+            const byte *body = msg_reply_body (msg, &size);
+            int status;
+            cJSON *headers;
+            char *text;
+            lambda_invoke_reply (request->lambda_forward, (int) msg_reply_status (msg), (const char *) body, size,
+                                 &status, &headers, &text, &size);
+            s_resume (request, status, headers, text, size);
+        }
+        else
         if (request) {
             size_t size;
             const byte *body = msg_reply_body (msg, &size);
@@ -666,6 +687,11 @@ s_resume_detail (request_t *request, int status, const char *detail)
         cJSON_AddStringToObject (reply, "detail", detail);
         s_stream_end (request, status, reply);
         cJSON_Delete (reply);
+    }
+    else
+    if (request->lambda) {
+        char *body = lambda_error_json (status == 429 ? "TooManyRequestsException" : "ServiceException", detail);
+        s_resume (request, status, lambda_headers (status, body), body, strlen (body));
     }
     else {
         char *body = api_detail_json (detail);
@@ -874,6 +900,10 @@ s_resume_with_pool_reply (self_t *self, apipool_reply_t *reply)
         return;                 //  cannot happen: completion cancels the job
     if (reply->invalidate)
         s_send_invalidate (self, reply->invalidate);
+    if (request->lambda) {
+        s_lambda_pool_reply (request, reply);
+        return;
+    }
     cJSON *headers = cJSON_CreateObject ();
     cJSON_AddStringToObject (headers, "Content-Type", "application/json");
     if (reply->unauthorized)
@@ -903,6 +933,154 @@ s_handle_pool (self_t *self)
         s_resume_with_pool_reply (self, reply);
         apipool_reply_destroy (&reply);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  The Lambda API (/2015-03-31, core/lambda.h): every request goes to the
+//  pool, with its headers; an invoke comes back LAMBDA_FORWARD and goes on
+//  to the gateway under the same id (still parked), as a direct invoke of
+//  kind `lambda`, or for an Event as `/api/invoke/ID?async=1`, the async
+//  queue's own path. Its reply is turned into Lambda's there.
+
+static enum MHD_Result
+s_lambda_respond_error (request_t *request, struct MHD_Connection *connection, int status, const char *type,
+                        const char *message)
+{
+    char *body = lambda_error_json (type, message);
+    cJSON *headers = lambda_headers (status, body);
+    enum MHD_Result rc = s_respond (request, connection, status, NULL, body, strlen (body), headers);
+    cJSON_Delete (headers);
+    return rc;
+}
+
+//  Resume a Lambda request with an error
+static void
+s_lambda_resume_error (request_t *request, int status, const char *type, const char *message)
+{
+    char *body = lambda_error_json (type, message);
+    s_resume (request, status, lambda_headers (status, body), body, strlen (body));
+}
+
+//  Send a resolved invoke to the gateway; the request stays parked under its id
+static void
+s_lambda_forward (request_t *request, const char *forward_text)
+{
+    self_t *self = request->self;
+    cJSON *forward = cJSON_Parse (forward_text);
+    const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (forward, "function_id"));
+    bool event = cJSON_IsTrue (cJSON_GetObjectItem (forward, "event"));
+    if (!function_id || self->draining || !msg_outbox_flush (self->invalidates)) {
+        cJSON_Delete (forward);
+        s_lambda_resume_error (request, 503, "ServiceException", self->draining ? "Server is shutting down"
+                               : "The gateway could not take the call; retry shortly");
+        return;
+    }
+    size_t size;
+    char *body = lambda_invoke_body (request->body ? request->body : "", request->body_size, &size);
+    char *path = zsys_sprintf ("/api/invoke/%s", function_id);
+    //  A named version goes as "version=N" (gateway runs that one)
+    char query [32] = "";
+    cJSON *version = cJSON_GetObjectItem (forward, "version");
+    if (event)
+        snprintf (query, sizeof query, "async=1");
+    else
+    if (cJSON_IsNumber (version))
+        snprintf (query, sizeof query, "version=%d", version->valueint);
+    int rc = msg_send_invoke (self->gateway, NULL, request->id, event ? "direct" : "lambda", function_id, "POST",
+                              path, query, request->lambda_headers ? request->lambda_headers : "{}",
+                              body, size, "");
+    zstr_free (&path);
+    free (body);
+    cJSON_Delete (forward);
+    zstr_free (&request->body);
+    if (rc) {
+        zsys_error ("http: could not send INVOKE for Lambda request %s to gateway", request->id);
+        s_lambda_resume_error (request, 503, "ServiceException", "The gateway could not take the call; retry shortly");
+        return;
+    }
+    request->lambda_forward = strdup (forward_text);
+    request->parked = PARKED_GATEWAY;
+    request->deadline = zclock_mono () + self->park_ms;
+}
+
+//  The pool's answer to a Lambda request: an invoke to send on, a refused
+//  credential, or the reply itself
+static void
+s_lambda_pool_reply (request_t *request, apipool_reply_t *reply)
+{
+    if (reply->status == LAMBDA_FORWARD) {
+        s_lambda_forward (request, reply->body);
+        return;
+    }
+    cJSON *json = cJSON_Parse (reply->body ? reply->body : "");
+    const char *detail = cJSON_GetStringValue (cJSON_GetObjectItem (json, "detail"));
+    if (reply->unauthorized)
+        //  AWS's answers to a bad signature or an unknown key
+        s_lambda_resume_error (request, 403, detail && strstr (detail, "ignature") ? "InvalidSignatureException"
+                               : "UnrecognizedClientException", detail ? detail : "Invalid credentials");
+    else
+    if (detail && !cJSON_GetObjectItem (json, "__type"))
+        //  The pool's own answer (busy, or past its deadline)
+        s_lambda_resume_error (request, reply->status, reply->status == 429 ? "TooManyRequestsException"
+                               : "ServiceException", detail);
+    else {
+        size_t size = strlen (reply->body);
+        s_resume (request, reply->status, lambda_headers (reply->status, reply->body), reply->body, size);
+        reply->body = NULL;
+    }
+    cJSON_Delete (json);
+}
+
+static enum MHD_Result
+s_lambda (request_t *request, struct MHD_Connection *connection, const char *url, const char *method)
+{
+    self_t *self = request->self;
+    request->lambda = true;
+    if (request->too_large) {
+        char detail [128];
+        snprintf (detail, sizeof detail, "Request must be smaller than %ld bytes", self->config->max_body);
+        return s_lambda_respond_error (request, connection, 413, "RequestTooLargeException", detail);
+    }
+    if (self->draining)
+        return s_lambda_respond_error (request, connection, 503, "ServiceException", "Server is shutting down");
+    //  Who calls: in local mode no one needs credentials (a SigV4 signature
+    //  is ignored); else a SigV4 signature or an API token is checked on the
+    //  pool (they read the store), a JWT here
+    char user_id [AUTH_USER_ID_SIZE] = "local";
+    const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Authorization");
+    bool sigv4 = sigv4_is_header (authorization);
+    const char *on_pool = NULL;
+    bool local = auth_mode (self->auth) == AUTH_LOCAL && !auth_is_api_token (authorization);
+    if (!local && (sigv4 || auth_is_api_token (authorization)))
+        on_pool = authorization;
+    else
+    if (!local) {
+        const char *detail = NULL;
+        int verdict = auth_check (self->auth, authorization, user_id, sizeof user_id, &detail);
+        if (verdict == AUTH_PENDING)
+            return s_wait_for_keys (request, connection);
+        if (verdict)
+            return s_lambda_respond_error (request, connection, 403, "UnrecognizedClientException",
+                                           detail ? detail : "Invalid credentials");
+    }
+    //  The path as sent goes with the headers, for SigV4 (which signs it
+    //  encoded); the query goes raw
+    const char *raw = request->raw_uri ? request->raw_uri : "";
+    const char *question = strchr (raw, '?');
+    if (!request->lambda_headers) {
+        cJSON *headers = cJSON_CreateObject ();
+        MHD_get_connection_values (connection, MHD_HEADER_KIND, s_collect_header, headers);
+        char *raw_path = question ? strndup (raw, (size_t) (question - raw)) : strdup (raw);
+        cJSON_AddStringToObject (headers, SIGV4_RAW_PATH, raw_path);
+        free (raw_path);
+        request->lambda_headers = cJSON_PrintUnformatted (headers);
+        cJSON_Delete (headers);
+    }
+    api_request_t api_request = {
+        .method = method, .path = url, .body = request->body, .body_size = request->body_size,
+        .user_id = user_id, .query = question ? question + 1 : NULL, .headers = request->lambda_headers
+    };
+    return s_forward_to_pool (request, connection, &api_request, on_pool);
 }
 
 //  --------------------------------------------------------------------------
@@ -993,6 +1171,8 @@ s_dispatch (request_t *request, struct MHD_Connection *connection, const char *u
         MHD_destroy_response (response);
         return rc;
     }
+    if (lambda_is_path (url))
+        return s_lambda (request, connection, url, method);
     if (request->too_large) {
         char detail [128];
         snprintf (detail, sizeof detail, "Request body is larger than the limit of %ld bytes",
@@ -1196,8 +1376,8 @@ s_access_handler (void *cls, struct MHD_Connection *connection, const char *url,
         enum MHD_Result rc = s_dispatch (request, connection, url, method);
         //  Parked on gateway, the pool or the agent: they have their own
         //  copy, so ours goes (its reservation stays until completion)
-        if (request->parked == PARKED_GATEWAY || request->parked == PARKED_POOL
-        ||  request->parked == PARKED_AGENT)
+        if ((request->parked == PARKED_GATEWAY || request->parked == PARKED_POOL
+        ||   request->parked == PARKED_AGENT) && !request->lambda)
             zstr_free (&request->body);
         return rc;
     }
@@ -1256,6 +1436,8 @@ s_request_end (self_t *self, request_t *request, struct MHD_Connection *connecti
     cJSON_Delete (request->reply_headers);
     free (request->method_copy);
     free (request->path_copy);
+    free (request->lambda_headers);
+    free (request->lambda_forward);
     if (request->in_flight)
         self->active--;
     free (request);
@@ -1648,6 +1830,18 @@ http_test (bool verbose)
     reply = s_http_exchange (port, "GET /api/projects HTTP/1.0\r\nAuthorization: Bearer clw_"
                              "0000000000000000000000000000000000000000000000000000000000000000\r\n\r\n");
     assert (strstr (reply, "401") && strstr (reply, "WWW-Authenticate: Bearer") && strstr (reply, "Invalid API token"));
+    free (reply);
+
+    //  The Lambda API runs on the pool too, and answers in its own shapes
+    reply = s_http_exchange (port, "GET /2015-03-31/functions/nobody HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "404") && strstr (reply, "x-amzn-ErrorType: ResourceNotFoundException")
+         && strstr (reply, "\"Type\":\"User\""));
+    free (reply);
+    reply = s_http_exchange (port, "GET /2015-03-31/functions/ HTTP/1.0\r\n\r\n");
+    assert (strstr (reply, "200 OK") && strstr (reply, "{\"Functions\":[]}"));
+    free (reply);
+    reply = s_http_exchange (port, "POST /2015-03-31/functions/x/invocations HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n{}");
+    assert (strstr (reply, "413") && strstr (reply, "RequestTooLargeException"));
     free (reply);
 
     reply = s_http_exchange (port, "POST /api/projects HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n{}");

@@ -119,7 +119,10 @@
     FIELD (m, kind,       s, "(`direct`/`gateway`/`agent`: a direct call made by the assistant's tool, " \
                               "recorded with source `agent`/`async`: an attempt of an async event, sent by " \
                               "the events actor, whose headers carry x-clowdy-invocation-id, x-clowdy-attempt, " \
-                              "x-clowdy-parent-id, x-clowdy-event-id and x-clowdy-source)") \
+                              "x-clowdy-parent-id, x-clowdy-event-id and x-clowdy-source; " \
+                              "`lambda`: a direct call from the Lambda API, " \
+                              "whose reply adds `version`, `logs`, `error_type` and `traceback`, and whose " \
+                              "query `version=N` runs that version)") \
     FIELD (m, target,     s, "") \
     FIELD (m, method,     s, "") \
     FIELD (m, path,       s, "(raw, as sent)") \
@@ -206,7 +209,9 @@
     FIELD (m, query,         s, "(raw)") \
     FIELD (m, body,          b, "") \
     FIELD (m, user_id,       s, "(`\"\"` when the caller is not known yet)") \
-    FIELD (m, authorization, s, "(an API-token header the thread checks first, or `\"\"`)")
+    FIELD (m, authorization, s, "(an API-token header the thread checks first, or `\"\"`)") \
+    FIELD (m, headers,       s, "(the request's headers as a JSON object, lower-case names, for the Lambda API " \
+                                "(SigV4, `X-Amz-*`), or `\"\"`)")
 #define MSG_FIELDS_API_REPLY(FIELD, m) \
     FIELD (m, thread,        i, "(the pool thread's index)") \
     FIELD (m, id,            s, "") \

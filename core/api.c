@@ -42,6 +42,7 @@
 #include <czmq.h>
 #include <math.h>
 #include "core/api_call.h"
+#include "core/lambda.h"
 
 #define SEGMENTS_MAX            8       //  path segments after /api
 
@@ -581,6 +582,9 @@ api_handle (api_t *self, const api_request_t *req, api_response_t *resp)
     assert (self);
     assert (req);
     assert (resp);
+    //  The Lambda API (core/lambda.c) has its own paths, shapes and errors
+    if (req->method && req->user_id && lambda_is_path (req->path))
+        return lambda_handle (self, req, resp);
     api_response_reset (resp);
     api_call_t call = { .api = self, .store = self->store, .req = req, .resp = resp };
     call.errors = cJSON_CreateArray ();

@@ -29,6 +29,7 @@ typedef struct {
     const char *body;               //  Request body bytes, or NULL
     size_t body_size;               //  Body length in bytes
     const char *user_id;            //  Authenticated user id (never NULL; "local" in local mode)
+    const char *headers;            //  Lambda API only: headers as a JSON object (lower-case names), or NULL
 } api_request_t;
 
 typedef struct {

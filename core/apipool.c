@@ -37,6 +37,7 @@
 #include "broker/actor.h"
 #include "broker/msg.h"
 #include "core/apipool.h"
+#include "core/sigv4.h"
 #include "core/store.h"
 #include "core/tokens.h"
 #include "core/util.h"
@@ -72,6 +73,7 @@ typedef struct {
     char *query;
     char *user_id;
     char *authorization;            //  "" or an API-token header to check first
+    char *headers;                  //  "" or the request's headers as JSON (the Lambda API reads them)
     byte *body;                     //  Body bytes, or NULL
     size_t body_size;               //  Their size
     int64_t deadline;               //  zclock_mono () when it expires
@@ -100,6 +102,9 @@ s_thread_run (zsock_t *pipe, void *argument)
     api_t *api = store? api_new (store): NULL;
     zsock_t *replies = zsock_new_push (args->endpoint);
     bool ready = store && api && replies;
+    //  Tokens made on this thread keep a sealed SigV4 secret (core/sigv4.h)
+    if (ready)
+        sigv4_key_load (args->data_dir);
     if (ready) {
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
         actor_ready (pipe);
@@ -121,12 +126,29 @@ s_thread_run (zsock_t *pipe, void *argument)
             api_request_t req = {
                 .method = msg_api_request_method (msg), .path = msg_api_request_path (msg),
                 .query = msg_api_request_query (msg), .body = (const char *) body,
-                .body_size = body_size, .user_id = msg_api_request_user_id (msg)
+                .body_size = body_size, .user_id = msg_api_request_user_id (msg),
+                .headers = msg_api_request_headers (msg)
             };
             api_response_t resp = { 0 };
             char user [AUTH_USER_ID_SIZE];
             const char *detail = NULL;
             bool unauthorized = false;
+            if (*authorization && sigv4_is_header (authorization)) {
+                //  The Lambda API, signed: the path as sent is in the headers
+                cJSON *headers = cJSON_Parse (req.headers ? req.headers : "");
+                const char *raw_path = cJSON_GetStringValue (cJSON_GetObjectItem (headers, SIGV4_RAW_PATH));
+                if (tokens_check_sigv4 (store, authorization, req.method, raw_path ? raw_path : req.path,
+                                        req.query, headers, req.body, req.body_size, user, sizeof user,
+                                        &detail) == 0)
+                    req.user_id = user;
+                else {
+                    unauthorized = true;
+                    resp.status = 401;
+                    resp.body = api_detail_json (detail);
+                }
+                cJSON_Delete (headers);
+            }
+            else
             if (*authorization) {
                 if (tokens_check_header (store, authorization, user, sizeof user, &detail) == 0)
                     req.user_id = user;
@@ -167,6 +189,7 @@ s_job_destroy (s_job_t **self_p)
         free (self->query);
         free (self->user_id);
         free (self->authorization);
+        free (self->headers);
         free (self->body);
         free (self);
         *self_p = NULL;
@@ -219,7 +242,8 @@ s_start_next (apipool_t *self)
             continue;
         s_thread_t *thread = &self->threads [index];
         if (msg_send_api_request (zactor_sock (thread->actor), NULL, job->id, job->method, job->path, job->query,
-                                  job->body, job->body_size, job->user_id, job->authorization)) {
+                                  job->body, job->body_size, job->user_id, job->authorization,
+                                  job->headers)) {
             //  Cannot happen on an inproc pipe we own; the deadline answers it
             zsys_error ("apipool: cannot hand %s to thread %d", job->id, index);
             return;
@@ -326,6 +350,7 @@ apipool_submit (apipool_t *self, const char *id, const api_request_t *req, const
     job->query = strdup (req->query? req->query: "");
     job->user_id = strdup (req->user_id? req->user_id: "");
     job->authorization = strdup (authorization? authorization: "");
+    job->headers = strdup (req->headers? req->headers: "");
     if (req->body && req->body_size) {
         job->body = (byte *) malloc (req->body_size);
         memcpy (job->body, req->body, req->body_size);

@@ -35,8 +35,10 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/asyncq.h"
+#include "core/cli.h"
 #include "core/config.h"
 #include "core/logstream.h"
+#include "core/sigv4.h"
 #include "core/store.h"
 #include "core/tokens.h"
 #include "runtime/sandbox.h"
@@ -187,6 +189,7 @@ s_token_command (int argc, char *argv [])
     store_t *store = store_open (data_dir);
     int rc = 1;
     if (store && create) {
+        sigv4_key_load (data_dir);          //  so the token can sign SigV4 requests (core/sigv4.h)
         char id [AUTH_TOKEN_ID_SIZE];
         char *token = tokens_create (store, user, name, id);
         if (token) {
@@ -234,6 +237,9 @@ main (int argc, char *argv [])
     mallopt (M_MMAP_THRESHOLD, 256 * 1024);
     if (argc > 1 && streq (argv [1], "token"))
         return s_token_command (argc, argv);
+    //  The client commands (fn, project, route, env): core/cli.c
+    if (argc > 1 && cli_is_command (argv [1]))
+        return cli_main (argc, argv);
     if (argc > 1 && streq (argv [1], "protocol-doc")) {
         //  Hidden: prints broker/PROTOCOL.md as broker/msg_defs.h declares it
         char *doc = msg_protocol_markdown ();

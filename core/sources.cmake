@@ -25,8 +25,14 @@ list (APPEND CLOWDY_SOURCES core/asyncq.c)    # the durable queue of async invoc
 list (APPEND CLOWDY_SELFTESTS asyncq)
 list (APPEND CLOWDY_SOURCES core/schedule.c)  # rate() and cron expressions
 list (APPEND CLOWDY_SELFTESTS schedule)
+list (APPEND CLOWDY_SOURCES core/cli.c)          # the clowdy command line client (fn, project, route, env)
+list (APPEND CLOWDY_SELFTESTS cli)
+list (APPEND CLOWDY_SOURCES core/lambda.c)       # the Lambda-compatible API under /2015-03-31
+list (APPEND CLOWDY_SELFTESTS lambda)
 list (APPEND CLOWDY_SOURCES core/apipool.c)   # control-plane threads, off the http loop
 list (APPEND CLOWDY_SELFTESTS apipool)
+list (APPEND CLOWDY_SOURCES core/sigv4.c)     # AWS SigV4 signatures, and sealed token secrets
+list (APPEND CLOWDY_SELFTESTS sigv4)
 list (APPEND CLOWDY_SOURCES core/tokens.c)    # API tokens in the store
 list (APPEND CLOWDY_SELFTESTS tokens)
 list (APPEND CLOWDY_SOURCES core/route.c)     # gateway route matcher

@@ -39,6 +39,15 @@ int
     tokens_check_header (store_t *store, const char *authorization,
                          char *user_id, size_t user_id_size, const char **detail);
 
+//  Check a SigV4-signed request (the Lambda API): the access key id is a
+//  token's id, the secret the token itself (kept sealed, core/sigv4.h).
+//  raw_path and raw_query as sent, headers a JSON object of lower-case
+//  names. 0 and the token's user, or -1 with a sentence in *detail.
+int
+    tokens_check_sigv4 (store_t *store, const char *authorization, const char *method, const char *raw_path,
+                        const char *raw_query, cJSON *headers, const void *body, size_t body_size,
+                        char *user_id, size_t user_id_size, const char **detail);
+
 #define TOKENS_NAME_MAX_CHARS   100     //  a token's name: 1..100 characters (the API's names)
 
 //  Create a token for user_id named name (1..TOKENS_NAME_MAX_CHARS
