@@ -969,6 +969,21 @@ s_lambda_forward (request_t *request, const char *forward_text)
     cJSON *forward = cJSON_Parse (forward_text);
     const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (forward, "function_id"));
     bool event = cJSON_IsTrue (cJSON_GetObjectItem (forward, "event"));
+    const char *queued = cJSON_GetStringValue (cJSON_GetObjectItem (forward, "invocation_id"));
+    if (event && queued) {
+        //  The pool queued the Event (core/asyncq.h): answer it here
+        char *reply = zsys_sprintf ("{\"invocation_id\":\"%s\"}", queued);
+        int status;
+        cJSON *headers = NULL;
+        char *body = NULL;
+        size_t size = 0;
+        lambda_invoke_reply (forward_text, 202, reply, strlen (reply), &status, &headers, &body, &size);
+        zstr_free (&reply);
+        cJSON_Delete (forward);
+        zstr_free (&request->body);
+        s_resume (request, status, headers, body, size);
+        return;
+    }
     if (!function_id || self->draining || !msg_outbox_flush (self->invalidates)) {
         cJSON_Delete (forward);
         s_lambda_resume_error (request, 503, "ServiceException", self->draining ? "Server is shutting down"

@@ -35,6 +35,7 @@
 #include <openssl/evp.h>
 #include "core/api_call.h"
 #include "core/lambda.h"
+#include "core/asyncq.h"
 
 #define LAMBDA_ARN_PREFIX       "arn:aws:lambda:local:000000000000:function:"
 #define LAMBDA_HANDLER_MARKER   "# clowdy: Lambda Handler "
@@ -789,9 +790,29 @@ s_invoke (api_call_t *call, const char *name)
         s_reply (resp, 204, NULL);
         goto done;
     }
+    char invocation_id [UTIL_ID_SIZE] = "";
+    if (event) {
+        //  An Event is queued here, in the async queue (core/asyncq.h), as
+        //  POST /api/invoke/:id?async=1 queues it: committed before the 202
+        size_t size;
+        char *body = lambda_invoke_body (req->body ? req->body : "", req->body_size, &size);
+        char detail [256];
+        int status = asyncq_enqueue (call->store, function_id, body, size, "async", NULL,
+                                     invocation_id, detail, sizeof detail);
+        free (body);
+        if (status != 202) {
+            s_error (resp, status, status == 404 ? "ResourceNotFoundException"
+                                 : status == 429 ? "TooManyRequestsException"
+                                 : status >= 500 ? "ServiceException"
+                                 : "InvalidRequestContentException", "%s", detail);
+            goto done;
+        }
+    }
     cJSON *forward = cJSON_CreateObject ();
     cJSON_AddStringToObject (forward, "function_id", function_id);
     cJSON_AddBoolToObject (forward, "event", event);
+    if (event)
+        cJSON_AddStringToObject (forward, "invocation_id", invocation_id);
     cJSON_AddBoolToObject (forward, "tail", tail);
     cJSON_AddBoolToObject (forward, "qualified", version > 0);
     if (version > 0)
