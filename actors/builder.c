@@ -132,14 +132,36 @@ s_index_for_sandbox (s_thread_t *self, const char *url)
     return strdup (url);
 }
 
+//  A copy of text in which every byte that is not part of well-formed
+//  UTF-8 is a '?' (a build prints what it likes, and the tail may start
+//  inside a character); JSON answers carry the log as it is stored
+static char *
+s_log_clean (const char *text)
+{
+    char *clean = strdup (text);
+    assert (clean);
+    size_t size = strlen (clean);
+    for (size_t index = 0; index < size; ) {
+        unsigned char lead = (unsigned char) clean [index];
+        size_t length = lead < 0x80? 1: (lead >> 5) == 6? 2: (lead >> 4) == 14? 3: (lead >> 3) == 30? 4: 0;
+        if (length && index + length <= size && util_utf8_valid (clean + index, length))
+            index += length;
+        else
+            clean [index++] = '?';
+    }
+    return clean;
+}
+
 //  Replace the row's log (the tail if longer than S_LOG_MAX)
 static void
 s_log_write (s_thread_t *self, const char *hash, const char *state, const char *log)
 {
     char now [UTIL_TIME_SIZE];
     util_now_iso (now);
+    char *clean = s_log_clean (log);
     store_exec (self->store, "UPDATE layers SET state = ?, log = ?, updated_at = ? WHERE hash = ?",
-                "ssss", state, log, now, hash);
+                "ssss", state, clean, now, hash);
+    free (clean);
 }
 
 //  Append text to a log buffer, keeping its last S_LOG_MAX bytes
@@ -502,8 +524,10 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
         s_log_line (log, &log_used, "\nLayer ready: %.1f MB in %.1f s.\n", size / 1048576.0,
                     (zclock_mono () - started) / 1000.0);
         util_now_iso (now);
+        char *clean = s_log_clean (log);
         store_exec (self->store, "UPDATE layers SET state = 'ready', log = ?, size_bytes = ?, built_at = ?,"
-                    " updated_at = ? WHERE hash = ?", "sIsss", log, size, now, now, hash);
+                    " updated_at = ? WHERE hash = ?", "sIsss", clean, size, now, now, hash);
+        free (clean);
         cJSON *projects = store_query (self->store,
             "SELECT id FROM projects WHERE requirements_hash = ? AND layer_active IS NOT ?", "ss", hash, hash);
         store_exec (self->store, "UPDATE projects SET layer_active = ? WHERE requirements_hash = ?", "ss", hash, hash);
@@ -809,6 +833,9 @@ builder_test (bool verbose)
     assert (!zsys_file_exists (unused_dir));
     assert (!zsys_file_exists (orphan_dir));
     zactor_destroy (&actor);
+    char *clean = s_log_clean ("ok \xc3\xa9 \xa9" "bad \xe2\x82 \xf0\x9f\x99\x82");
+    assert (streq (clean, "ok \xc3\xa9 ?bad ?? \xf0\x9f\x99\x82"));
+    free (clean);
 
     //  Over --layers-max-mb: unused layers go, oldest unused first, until
     //  the rest fits; used ones and those within their grace stay

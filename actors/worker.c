@@ -812,8 +812,12 @@ s_handle_exec (self_t *self, msg_t *msg)
     const char *layer = cJSON_GetStringValue (cJSON_GetObjectItem (context, "requirements_hash"));
     char *layer_dir = layer && *layer && !strchr (layer, '/') && strneq (layer, "..")
                     ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
-    if (layer_dir && !zsys_file_exists (layer_dir))
-        zstr_free (&layer_dir);     //  Not built (yet): run without it
+    if (layer_dir && !zsys_file_exists (layer_dir)) {
+        //  The builder makes a layer active only once it is in place here,
+        //  so this is a --role worker host: layers do not travel yet
+        zsys_warning ("worker: layer %s is not in this host's data dir: the function runs without it", layer);
+        zstr_free (&layer_dir);
+    }
     //  The project's database dir (actors/database.c): the gateway put it
     //  in the context; the sandbox checks the target
     cJSON *database = cJSON_GetObjectItem (context, "database_mount");

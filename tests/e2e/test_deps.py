@@ -153,10 +153,12 @@ def server(index):
     s = Server(args=["--pip-index-url", index["url"], "--layers-max-mb", "2",
                      "--build-timeout", str(int(slow(BUILD_TIMEOUT)))]).start()
     # The evil sdist names the server's port, known only now
+    # The secret lives outside what the index serves (the index itself is meant to be readable)
+    private = tempfile.mkdtemp(prefix="clowdy-deps-host-")
     secret = "clowdy-secret-" + uuid.uuid4().hex
-    secret_path = os.path.join(index["root"], "secret.txt")
+    secret_path = os.path.join(private, "secret.txt")
     write(secret_path, secret)
-    marker = os.path.join(index["root"], "evil-was-here")
+    marker = os.path.join(private, "evil-was-here")
     api_port = int(s.url.rsplit(":", 1)[1])
     sdist(index["simple"], "clowdy-evil", "1.0",
           EVIL_SETUP % {"secret": secret_path, "marker": marker, "api_port": api_port})
@@ -164,6 +166,7 @@ def server(index):
     s.secret, s.marker = secret, marker
     yield s
     s.cleanup()
+    shutil.rmtree(private, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------
