@@ -81,16 +81,6 @@ def test_wrong_method_is_405(server):
     assert detail(server.delete("/api/projects"), 405)
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("GET", "/api/projects/{pid}/requirements", None),
-    ("PUT", "/api/projects/{pid}/requirements", {"requirements_txt": "requests"}),
-])
-def test_not_yet_endpoints_are_501(server, method, path, body):
-    project = make_project(server)
-    response = server.request(method, path.format(pid=project["id"]), json=body)
-    assert "not available yet" in detail(response, 501)
-
-
 def test_stats_are_zero_on_a_new_server(make_server):
     fresh = make_server()
     stats = ok(fresh.get("/api/stats"))
