@@ -262,6 +262,11 @@ static const char *s_migrations [] = {
     "    coalesce (length (CAST (input AS BLOB)), 0) + coalesce (length (CAST (output AS BLOB)), 0)"
     "  + coalesce (length (CAST (error AS BLOB)), 0) + coalesce (length (CAST (logs AS BLOB)), 0);"
     "CREATE INDEX invocations_sizes ON invocations (function_id, created_at DESC, stored_bytes);",
+    //  7: where a call's time went besides the function (issue 15): the
+    //  cold start's share of duration_us, and the wait before a worker took
+    //  it. NULL on rows written before.
+    "ALTER TABLE invocations ADD COLUMN init_us INTEGER;"
+    "ALTER TABLE invocations ADD COLUMN queue_us INTEGER;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -740,15 +745,17 @@ store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t 
         int rc = store_exec (self,
             "INSERT INTO invocations (id, function_id, input, output, status, error,"
             " duration_us, source, http_method, http_path, cold_start, version, logs,"
-            " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "ssssssIsssbisIsbbbI",
+            " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes,"
+            " init_us, queue_us)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssssIsssbisIsbbbIII",
             row->id? row->id: id, row->function_id, input,
             row->output, row->status? row->status: "error", row->error,
             row->duration_us, row->source? row->source: "direct",
             row->http_method, row->http_path, (int) row->cold_start, row->version,
             row->logs, row->peak_memory_kb, row->created_at? row->created_at: now,
-            (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes);
+            (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes,
+            row->init_us, row->queue_us);
         if (rc == 1)
             inserted++;
         else

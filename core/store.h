@@ -140,6 +140,8 @@ typedef struct {
     bool input_truncated;           //  input is the start of a longer one
     bool output_truncated;          //  output (and error) are the start of longer ones
     bool logs_truncated;            //  logs are the start of longer ones
+    int64_t init_us;                //  Of duration_us, the cold start (sandbox, python, module code); 0 warm
+    int64_t queue_us;               //  Time in the platform before a worker took the call
 } store_invocation_t;
 
 //  Insert count invocation records in one transaction. Rows whose function
