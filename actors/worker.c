@@ -67,7 +67,7 @@
 #include "runtime/proto.h"
 #include "runtime/sandbox.h"
 
-#define CREATORS            3       //  creator threads per worker (2 cores here: python starts overlap waits)
+#define CREATORS            2       //  creator threads per worker (more only contend on a 2-core host)
 #define POOL_WINDOW_MS      2000    //  cold starts counted for the pool's size
 #define POOL_BURST_MAX      12      //  spares kept beyond --prewarm at most, in a burst
 #define COLD_TIMES          32      //  cold starts remembered
@@ -174,6 +174,9 @@ s_creator_actor (zsock_t *pipe, void *args_)
                 config.python = args->config->python;
                 config.cgroup_name = args->config->cgroup_name;
                 config.memory_mb = memory_mb;
+                //  python's start is ours and runs at a whole CPU; the
+                //  function's quota is set before its code is sent (s_env_load)
+                config.cpus = SANDBOX_STARTUP_CPUS;
                 config.network = network != 0;
                 config.layer_dir = layer_dir && *layer_dir ? layer_dir : NULL;
                 sandbox_mount_t extra = { .source = mount };
@@ -525,6 +528,24 @@ s_send_invoke (self_t *self, wenv_t *env)
     free (frame);
 }
 
+//  Send the load frame: the function's CPU quota first (the runner started
+//  at SANDBOX_STARTUP_CPUS), so module-level code never runs above it.
+//  False if the environment was ended.
+static bool
+s_env_load (self_t *self, wenv_t *env, const char *load_text)
+{
+    env->state = WENV_LOADING;
+    if (sandbox_set_cpus (env->sandbox, SANDBOX_DEFAULT_CPUS)) {
+        s_env_end (self, env, "Could not set the CPU limit of the function's sandbox (see the server log)");
+        return false;
+    }
+    if (!s_env_send (self, env, load_text)) {
+        s_env_end (self, env, "Function's runner stopped taking input");
+        return false;
+    }
+    return true;
+}
+
 static int
 s_deadline_timer (zloop_t *loop, int timer_id, void *arg)
 {
@@ -553,11 +574,10 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
         if (env->state == WENV_STARTING) {
             env->state = WENV_IDLE;
             if (env->pending_load) {
-                env->state = WENV_LOADING;
-                if (!s_env_send (self, env, env->pending_load))
-                    s_env_end (self, env, "Function's runner stopped taking input");
-                else
-                    zstr_free (&env->pending_load);
+                char *load_text = env->pending_load;
+                env->pending_load = NULL;
+                s_env_load (self, env, load_text);
+                free (load_text);
             }
         }
     }
@@ -990,9 +1010,7 @@ s_handle_exec (self_t *self, msg_t *msg)
     else {
         s_start_deadline (self, env, timeout_ms + LOAD_ALLOWANCE_MS);
         if (env->state == WENV_IDLE) {
-            env->state = WENV_LOADING;
-            if (!s_env_send (self, env, load_text))
-                s_env_end (self, env, "Function's runner stopped taking input");
+            s_env_load (self, env, load_text);
             free (load_text);
         }
         else

@@ -430,8 +430,27 @@ cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids)
     if (memory_mb == self->memory_mb && cpus == self->cpus && pids == self->pids && pids)
         return 0;
     self->pids = 0;             //  unknown until every write succeeded
-    if (cgroup_set_memory (self, memory_mb))
+    if (cgroup_set_memory (self, memory_mb) || cgroup_set_cpus (self, cpus))
         return -1;
+    const char *dir = s_dir (self, CTL_PIDS);
+    char value [64];
+    if (pids > 0)
+        snprintf (value, sizeof value, "%d", pids);
+    else
+        snprintf (value, sizeof value, "max");
+    int rc = s_write (dir, s_backend->pids_max, value);
+    if (rc) {
+        zsys_error ("cgroup: cannot set pids of %s to %s: %s", dir, value, strerror (-rc));
+        return -1;
+    }
+    self->pids = pids;
+    return 0;
+}
+
+int
+cgroup_set_cpus (cgroup_t *self, double cpus)
+{
+    assert (self);
     const char *dir = s_dir (self, CTL_CPU);
     char value [64];
     long quota = cpus < 0? -1: (long) (cpus * CPU_PERIOD_US);
@@ -465,20 +484,10 @@ cgroup_set_limits (cgroup_t *self, int memory_mb, double cpus, int pids)
     }
     if (rc) {
         zsys_error ("cgroup: cannot set cpu of %s to %.2f: %s", dir, cpus, strerror (-rc));
-        return -1;
-    }
-    dir = s_dir (self, CTL_PIDS);
-    if (pids > 0)
-        snprintf (value, sizeof value, "%d", pids);
-    else
-        snprintf (value, sizeof value, "max");
-    rc = s_write (dir, s_backend->pids_max, value);
-    if (rc) {
-        zsys_error ("cgroup: cannot set pids of %s to %s: %s", dir, value, strerror (-rc));
+        self->cpus = 0;
         return -1;
     }
     self->cpus = cpus;
-    self->pids = pids;
     return 0;
 }
 

@@ -110,3 +110,48 @@ def test_burst_of_new_functions_all_cold_and_separate(server):
     for n, fn in enumerate(more):
         result = invoke(server, fn["id"], {"n": n})
         assert result["success"] and result["cold_start"] and result["output"]["seen"] == [n], result
+
+
+def test_module_code_runs_under_the_function_cpu_quota(server):
+    # The runner starts at a whole CPU (python's start is ours); the function's quota (0.5 CPU) is
+    # set before its code arrives, so module-level code is held to it like the handler. A busy
+    # loop of one second at module level gets at most about half a CPU (less on a busy host: only
+    # the upper bound is asserted, with room for the quota's carry-over).
+    code = ("import time\n"
+            "start = time.monotonic(); cpu = time.process_time()\n"
+            "while time.monotonic() - start < 1.0: pass\n"
+            "USED = time.process_time() - cpu\n"
+            "def handler(event):\n    return USED\n")
+    fn = make_function(server, code=code)
+    result = invoke(server, fn["id"])
+    assert result["success"] and result["cold_start"], result
+    assert 0 < result["output"] < 0.8, result
+
+
+def test_environments_of_a_burst_share_nothing(server):
+    # Six functions started together, each leaving a secret in its module globals, in /tmp and in
+    # an environment variable, then looking for the others' and for their processes
+    code = ("import os\n"
+            "SECRET = None\n"
+            "def handler(event):\n"
+            "    global SECRET\n"
+            "    if event.get('plant'):\n"
+            "        SECRET = event['plant']\n"
+            "        os.environ['SECRET'] = SECRET\n"
+            "        open('/tmp/secret', 'w').write(SECRET)\n"
+            "        return 'planted'\n"
+            "    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+            "    tmp = sorted(os.listdir('/tmp'))\n"
+            "    found = open('/tmp/secret').read() if 'secret' in tmp else None\n"
+            "    return {'global': SECRET, 'env': os.environ.get('SECRET'), 'tmp': found, 'pids': pids}\n")
+    functions = [make_function(server, code=code) for _ in range(6)]
+    secrets = ["secret-%d-%s" % (n, uuid.uuid4().hex) for n in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        planted = list(pool.map(lambda n: invoke(server, functions[n]["id"], {"plant": secrets[n]}), range(6)))
+    assert all(r["success"] and r["output"] == "planted" and r["cold_start"] for r in planted), planted
+    for n, fn in enumerate(functions):
+        seen = invoke(server, fn["id"])["output"]
+        # Its own secret, in each place, and nobody else's
+        assert seen["global"] == seen["env"] == seen["tmp"] == secrets[n], seen
+        # Only its own process (init, pid 1, is hidden by hidepid), none of the other sandboxes'
+        assert seen["pids"] == [2], seen
