@@ -39,15 +39,13 @@
     Pre-started sandboxes (runner up, no function) sit in `spare`; a cold
     start that fits takes one and only pays for loading the code. When none
     is up, it adopts one still being made (`spare_creating`): that one is
-    further along than a new one would be. The pool is sized by the recent
-    cold-start rate: --prewarm, plus the cold starts that took (or would
-    have taken) a spare in the last POOL_WINDOW_MS, up to POOL_BURST_MAX;
-    several spares are made at once while the pool is short, and spares
-    beyond the target are ended on the heartbeat once the burst is over. So
-    a deploy of many functions, or a scale-up, finds sandboxes waiting after
-    its first few calls instead of each call paying for a sandbox and a
-    python. The pool is refilled after the cold EXEC is sent on, so the
-    refill never delays the call that used the spare.
+    further along than a new one would be. The pool is refilled after the
+    cold EXEC is sent on, so the refill never delays the call that used the
+    spare. It stays at --prewarm: a pool grown with the recent cold-start
+    rate (--prewarm plus the cold starts of the last 2 s, up to 12 more) was
+    tried and measured (README, Benchmarks): on two busy cores the extra
+    spares' python starts took the CPU the calls in flight needed, and
+    burst and sustained cold starts got slower, not faster.
 
     Every send to assignment is checked; one that cannot be queued is logged
     (assignment's deadline answers the caller of a DONE that was lost).
@@ -68,9 +66,6 @@
 #include "runtime/sandbox.h"
 
 #define CREATORS            2       //  creator threads per worker (more only contend on a 2-core host)
-#define POOL_WINDOW_MS      2000    //  cold starts counted for the pool's size
-#define POOL_BURST_MAX      12      //  spares kept beyond --prewarm at most, in a burst
-#define COLD_TIMES          32      //  cold starts remembered
 
 typedef enum { WENV_CREATING, WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
 
@@ -125,8 +120,6 @@ typedef struct _self_t {
     creator_args_t creator_args;    //  Shared with them
     uint64_t next_token;            //  Last creation token used
     zlistx_t *spare_creating;       //  wenv_t * spares the creators are making (also in creating)
-    int64_t cold_times [COLD_TIMES];    //  Monotonic ms of recent cold starts that fit a spare (a ring)
-    size_t cold_next;               //  Next slot in cold_times
     wenv_t **by_fd;                 //  protocol fd -> its environment (spare or assigned)
     size_t by_fd_size;              //  entries in by_fd
     int64_t last_heard;             //  Monotonic ms of the last message from assignment
@@ -814,28 +807,11 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-//  How many spares to keep: --prewarm, plus the cold starts of the last
-//  POOL_WINDOW_MS that took or wanted one (none when --prewarm is 0: the
-//  baseline measures a new sandbox per call)
-static long
-s_pool_target (self_t *self)
-{
-    long target = self->config->prewarm;
-    if (target <= 0)
-        return 0;
-    int64_t since = zclock_mono () - POOL_WINDOW_MS;
-    long recent = 0;
-    for (size_t index = 0; index < COLD_TIMES; index++)
-        if (self->cold_times [index] && self->cold_times [index] > since)
-            recent++;
-    return target + (recent < POOL_BURST_MAX ? recent : POOL_BURST_MAX);
-}
-
 static void
 s_schedule_refill (self_t *self)
 {
     if (!self->refill_scheduled
-    &&  (long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < s_pool_target (self)) {
+    &&  (long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < self->config->prewarm) {
         self->refill_scheduled = true;
         zloop_timer (self->loop, 1, 1, s_refill_timer, self);
     }
@@ -848,8 +824,7 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
     self->refill_scheduled = false;
     //  Spares go only to idle creators, so one stays free for a cold start
     //  that cannot use a spare; the rest are asked for as these come up
-    long target = s_pool_target (self);
-    while ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < target
+    while ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < self->config->prewarm
     &&     zlistx_size (self->spare_creating) < CREATORS - 1
     &&     self->creator_load [s_creator_pick (self)] == 0) {
         wenv_t *env = s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL, NULL);
@@ -860,16 +835,6 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-//  After a burst: spares beyond the target are ended, oldest first
-static void
-s_pool_shrink (self_t *self)
-{
-    long target = s_pool_target (self);
-    while ((long) zlistx_size (self->spare) > target) {
-        wenv_t *env = (wenv_t *) zlistx_first (self->spare);
-        s_env_end (self, env, NULL);
-    }
-}
 
 static void
 s_handle_exec (self_t *self, msg_t *msg)
@@ -941,8 +906,6 @@ s_handle_exec (self_t *self, msg_t *msg)
 
     env = NULL;
     if (!network && !layer_dir && !mount) {
-        //  Counted whether or not a spare waits: the pool grows with the rate
-        self->cold_times [self->cold_next++ % COLD_TIMES] = zclock_mono ();
         //  A spare that is up (or nearly) and can take this memory limit
         env = (wenv_t *) zlistx_first (self->spare);
         if (env) {
@@ -1057,7 +1020,6 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
     else
     if (msg_send_heartbeat (self->backend, NULL, self->worker_id))
         zsys_debug ("worker %s: could not send HEARTBEAT (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
-    s_pool_shrink (self);
     return 0;
 }
 
@@ -1421,8 +1383,8 @@ worker_test (bool verbose)
     //  slow creator (test hook), a warm call is answered and heartbeats go on
     if (verbose)
         printf ("(slow creation) ");
-    //  First the pool is back to --prewarm (1) after the cold starts above
-    //  grew it, so the second cold start below has no spare and waits
+    //  First the pool is full again (one spare up, none being made), so the
+    //  second cold start below finds no spare to take or adopt, and waits
     for (int tries = 0; tries < 100; tries++) {
         zstr_send (worker, "STATS");
         char *stats = zstr_recv (worker);
