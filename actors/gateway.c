@@ -62,6 +62,8 @@ typedef struct {
     char *path;                     //  Gateway calls: path within the project
     bool own_origin;                //  Asked on --gateway-host: the functions' own origin
     int64_t deadline;               //  Monotonic ms by which RESULT must come
+    int64_t started_us;             //  Monotonic us when RUN went to assignment
+    int64_t queue_us;               //  Set at RESULT: the call's time here less the worker's
 } job_t;
 
 typedef struct {
@@ -438,6 +440,7 @@ s_start_job (self_t *self, msg_t *msg, const char *function_id, function_entry_t
                                      self->config->gateway_host);
     int64_t timeout_ms = fn->timeout_seconds > 0 ? fn->timeout_seconds * 1000LL : DEFAULT_TIMEOUT_MS;
     job->deadline = zclock_mono () + deadlines_job_ms (timeout_ms);
+    job->started_us = util_monotonic_us ();
     if (msg_send_run (self->assignment, NULL, job_id, fn->pool_key, function_id, fn->project_id, fn->owner_id,
                       fn->memory_mb, timeout_ms, fn->context, job->input)) {
         //  assignment's queue is full (or it is gone): the call never ran
@@ -661,6 +664,9 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
     cJSON_AddNumberToObject (row, "version", job->version);
     double peak = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "peak_memory_kb"));
     cJSON_AddNumberToObject (row, "peak_memory_kb", isnan (peak) ? 0 : peak);
+    double init_us = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "init_us"));
+    cJSON_AddNumberToObject (row, "init_us", isnan (init_us) ? 0 : init_us);
+    cJSON_AddNumberToObject (row, "queue_us", (double) job->queue_us);
     char now [UTIL_TIME_SIZE];
     util_now_iso (now);
     cJSON_AddStringToObject (row, "created_at", now);
@@ -727,6 +733,16 @@ s_handle_result (self_t *self, msg_t *msg)
     double duration_us = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "duration_us"));
     int64_t duration_ms = isnan (duration_us) ? 0 : (int64_t) ((duration_us + 500) / 1000);
     bool cold_start = cJSON_IsTrue (cJSON_GetObjectItem (result, "cold_start"));
+    //  The platform's own share, beside the function's: the worker measured
+    //  duration_us (cold start included, init_us of it); the rest of the
+    //  call's time here went on waiting for a worker (assignment's queue)
+    //  and the hops to it and back
+    double init_us = cJSON_GetNumberValue (cJSON_GetObjectItem (result, "init_us"));
+    if (isnan (init_us) || init_us < 0)
+        init_us = 0;
+    job->queue_us = util_monotonic_us () - job->started_us - (isnan (duration_us) ? 0 : (int64_t) duration_us);
+    if (job->queue_us < 0)
+        job->queue_us = 0;
 
     if (streq (status, "rejected") || streq (status, "unavailable")) {
         //  Never ran: nothing to record
@@ -780,6 +796,8 @@ s_handle_result (self_t *self, msg_t *msg)
                     cJSON_AddStringToObject (reply, fields [i], value);
             }
         }
+        cJSON_AddNumberToObject (reply, "init_ms", round (init_us) / 1000);
+        cJSON_AddNumberToObject (reply, "queue_ms", (double) job->queue_us / 1000);
         char *text = cJSON_PrintUnformatted (reply);
         cJSON *headers = cJSON_CreateObject ();
         cJSON_AddStringToObject (headers, "Content-Type", "application/json");

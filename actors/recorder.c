@@ -18,7 +18,20 @@
       oldest first. Per function, not overall, so that one busy function
       never prunes another's history. SQLite reuses the freed pages, so the
       file stops growing once a function's records reach the cap.
+
+    Read-your-writes (DESIGN.md): once an invoke's answer has left, the next
+    list of its function's invocations shows it. Gateway PUSHes the RECORD
+    before it answers, so by the time a client can ask, the row is in our
+    inbox, but it may wait up to BATCH_DELAY_MS to be written. Rather than
+    write every row at once (one transaction per call on the hot path), the
+    read asks: recorder_sync, called by the API before it reads invocation
+    records, sends SYNC to our sync socket (a ROUTER on a private inproc
+    endpoint), and we take in everything already sent, write it, and answer.
+    A read costs one round trip to this thread (and the batch's write when
+    rows were waiting); calls keep their batched writes.
     ========================================================================= */
+
+#include <pthread.h>
 
 #include <cjson/cJSON.h>
 #include "actors/recorder.h"
@@ -34,6 +47,8 @@
 typedef struct {
     zsock_t *pipe;                  //  Actor command pipe
     zsock_t *inbox;                 //  PULL socket for RECORD messages
+    zsock_t *sync;                  //  ROUTER for recorder_sync
+    char sync_endpoint [64];        //  Its endpoint
     store_t *store;                 //  Our own store connection
     cJSON *batch [BATCH_MAX];       //  Rows waiting to be written
     size_t count;                   //  Rows in batch
@@ -44,6 +59,10 @@ typedef struct {
     zhashx_t *since_trim;           //  function id -> trim_t, written since its last trim
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
+
+//  The running recorder's sync endpoint, "" when none runs in this process
+static pthread_mutex_t s_sync_mutex = PTHREAD_MUTEX_INITIALIZER;
+static char s_sync_endpoint [64];
 
 static const char *
 s_text (cJSON *row, const char *name)
@@ -123,6 +142,8 @@ s_flush (self_t *self)
             .cold_start = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (row, "cold_start")),
             .version = (int) s_number (row, "version"),
             .peak_memory_kb = (int64_t) s_number (row, "peak_memory_kb"),
+            .init_us = (int64_t) s_number (row, "init_us"),
+            .queue_us = (int64_t) s_number (row, "queue_us"),
             .created_at = s_text (row, "created_at"),
             .input_truncated = input_cut,
             .output_truncated = output_cut,
@@ -233,6 +254,50 @@ s_self_handle_pipe (self_t *self)
     zstr_free (&command);
 }
 
+//  SYNC from recorder_sync: write everything already sent, then answer
+static void
+s_handle_sync (self_t *self)
+{
+    zmsg_t *request = zmsg_recv (self->sync);
+    if (!request)
+        return;
+    while (zsock_events (self->inbox) & ZMQ_POLLIN)
+        s_handle_inbox (self);
+    s_flush (self);
+    //  [identity][""]["SYNC"] -> [identity][""]["OK"]
+    zframe_t *last = zmsg_last (request);
+    if (zmsg_size (request) >= 3 && last) {
+        zmsg_remove (request, last);
+        zframe_destroy (&last);
+        zmsg_addstr (request, "OK");
+        zmsg_send (&request, self->sync);
+    }
+    zmsg_destroy (&request);
+}
+
+int
+recorder_sync (void)
+{
+    char endpoint [sizeof s_sync_endpoint];
+    pthread_mutex_lock (&s_sync_mutex);
+    memcpy (endpoint, s_sync_endpoint, sizeof endpoint);
+    pthread_mutex_unlock (&s_sync_mutex);
+    if (!*endpoint)
+        return 0;                   //  No recorder here: nothing waits in this process
+    zsock_t *request = zsock_new_req (endpoint);
+    if (!request)
+        return -1;
+    zsock_set_rcvtimeo (request, RECORDER_SYNC_MS);
+    zsock_set_sndtimeo (request, RECORDER_SYNC_MS);
+    char *answer = NULL;
+    if (zstr_send (request, "SYNC") == 0)
+        answer = zstr_recv (request);
+    int rc = answer && streq (answer, "OK") ? 0 : -1;
+    zstr_free (&answer);
+    zsock_destroy (&request);
+    return rc;
+}
+
 void
 recorder_actor (zsock_t *pipe, void *args_)
 {
@@ -246,8 +311,11 @@ recorder_actor (zsock_t *pipe, void *args_)
     zhashx_set_destructor (self->since_trim, (zhashx_destructor_fn *) zstr_free);
     self->store = store_open (args->config->data_dir);
     self->inbox = endpoints_bind (args->endpoints, "recorder", ZMQ_PULL);
-    if (!self->store || !self->inbox) {
+    snprintf (self->sync_endpoint, sizeof self->sync_endpoint, "inproc://clowdy-recorder-sync-%p", (void *) self);
+    self->sync = zsock_new_router (self->sync_endpoint);
+    if (!self->store || !self->inbox || !self->sync) {
         zhashx_destroy (&self->since_trim);
+        zsock_destroy (&self->sync);
         zsock_destroy (&self->inbox);
         store_destroy (&self->store);
         free (self);
@@ -258,9 +326,12 @@ recorder_actor (zsock_t *pipe, void *args_)
                           args->config->data_dir);
         return;
     }
+    pthread_mutex_lock (&s_sync_mutex);
+    snprintf (s_sync_endpoint, sizeof s_sync_endpoint, "%s", self->sync_endpoint);
+    pthread_mutex_unlock (&s_sync_mutex);
     actor_ready (pipe);
 
-    zpoller_t *poller = zpoller_new (pipe, self->inbox, NULL);
+    zpoller_t *poller = zpoller_new (pipe, self->inbox, self->sync, NULL);
     while (!self->terminated) {
         int timeout = -1;
         if (self->count) {
@@ -274,6 +345,9 @@ recorder_actor (zsock_t *pipe, void *args_)
         if (which == self->inbox)
             s_handle_inbox (self);
         else
+        if (which == self->sync)
+            s_handle_sync (self);
+        else
         if (zpoller_terminated (poller))
             break;
         if (self->count && zclock_mono () >= self->first_at + BATCH_DELAY_MS)
@@ -283,7 +357,12 @@ recorder_actor (zsock_t *pipe, void *args_)
     while (zsock_events (self->inbox) & ZMQ_POLLIN)
         s_handle_inbox (self);
     s_flush (self);
+    pthread_mutex_lock (&s_sync_mutex);
+    if (streq (s_sync_endpoint, self->sync_endpoint))
+        *s_sync_endpoint = 0;
+    pthread_mutex_unlock (&s_sync_mutex);
     zpoller_destroy (&poller);
+    zsock_destroy (&self->sync);
     zsock_destroy (&self->inbox);
     store_destroy (&self->store);
     zhashx_destroy (&self->since_trim);
@@ -414,6 +493,24 @@ recorder_test (bool verbose)
     assert (cJSON_GetObjectItem (kept, "n")->valueint == 10);
     cJSON_Delete (kept);
 
+    //  recorder_sync: a row sent is in the store when it returns, long
+    //  before the batch's delay, every time
+    for (int i = 0; i < 20; i++) {
+        char text [160];
+        snprintf (text, sizeof text, "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"success\","
+                  "\"output\":\"synced%d\",\"init_us\":1234,\"queue_us\":56}", i);
+        assert (msg_send_record (push, NULL, text) == 0);
+        assert (recorder_sync () == 0);
+        char output [16];
+        snprintf (output, sizeof output, "synced%d", i);
+        cJSON *synced = store_query_row (store, "SELECT count(*) AS n, max (init_us) AS init,"
+                                  " max (queue_us) AS queue FROM invocations WHERE output = ?", "s", output);
+        assert (synced && cJSON_GetObjectItem (synced, "n")->valueint == 1);
+        assert (cJSON_GetObjectItem (synced, "init")->valueint == 1234);
+        assert (cJSON_GetObjectItem (synced, "queue")->valueint == 56);
+        cJSON_Delete (synced);
+    }
+
     //  A clean stop writes what is still waiting
     assert (msg_send_record (push, NULL,
                              "{\"function_id\":\"aaaaaaaaaaaa\",\"status\":\"error\",\"output\":\"late\"}") == 0);
@@ -422,6 +519,7 @@ recorder_test (bool verbose)
     cJSON *late = store_query_row (store, "SELECT count(*) AS n FROM invocations WHERE output = 'late'", "");
     assert (late && cJSON_GetObjectItem (late, "n")->valueint == 1);
     cJSON_Delete (late);
+    assert (recorder_sync () == 0);     //  None runs now: nothing to wait for
 
     zsock_destroy (&push);
     store_destroy (&store);

@@ -11,6 +11,11 @@
         zstr_send (recorder, "FLUSH");  //  writes what is waiting, answers "OK"
         zstr_send (recorder, "PING");   //  answers "PONG"
     $TERM writes what is waiting, then stops.
+
+    recorder_sync (from any thread of the process) returns once every
+    RECORD already sent to the running recorder is written: the API calls it
+    before it reads invocation records, so a call whose answer has left is
+    in the list (read-your-writes without a write per call).
     ========================================================================= */
 
 #ifndef CLOWDY_RECORDER_H_INCLUDED
@@ -20,6 +25,13 @@
 
 void
     recorder_actor (zsock_t *pipe, void *args);
+
+#define RECORDER_SYNC_MS 2000         //  Longest recorder_sync waits (a batch write under a lock)
+
+//  Wait until every RECORD already sent to this process's recorder is
+//  written. 0 when done or no recorder runs here, -1 if it did not answer.
+int
+    recorder_sync (void);
 
 void
     recorder_test (bool verbose);

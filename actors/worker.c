@@ -23,19 +23,29 @@
     that stops reading delays only its own call, which its deadline ends.
 
     Sandbox creation can take seconds (sandbox_new waits up to 10 s for the
-    child's set-up), so it never runs on this loop: a creator thread, one per
-    worker and alive as long as it (a sandbox dies with the thread that
-    created it), makes sandboxes one at a time and hands each back on its
-    pipe, named by a token. Meanwhile heartbeats, warm calls and results on
-    other environments keep flowing. An environment ended while its sandbox
-    is being made (KILL) forgets its token; the sandbox that arrives for it
-    later is destroyed. The sandbox pointer crosses only this private inproc
-    pipe between two threads of one process, never the fabric.
+    child's set-up), so it never runs on this loop: CREATORS creator threads,
+    alive as long as the worker (a sandbox dies with the thread that created
+    it), make sandboxes and hand each back on their pipe, named by a token.
+    Meanwhile heartbeats, warm calls and results on other environments keep
+    flowing. A request goes to the creator with the fewest waiting, so the
+    sandboxes of a burst of cold starts are made side by side (sandbox_new
+    is thread-safe; its own selftest runs four threads at once), and a
+    spare is only given to an idle creator, so one is free for a call.
+    An environment ended while its sandbox is being made (KILL) forgets its
+    token; the sandbox that arrives for it later is destroyed. The sandbox
+    pointer crosses only these private inproc pipes between threads of one
+    process, never the fabric.
 
     Pre-started sandboxes (runner up, no function) sit in `spare`; a cold
-    start that fits takes one and only pays for loading the code. The spare
-    pool is refilled through the creator after the cold EXEC is sent on, so
-    the refill never delays the call that used the spare.
+    start that fits takes one and only pays for loading the code. When none
+    is up, it adopts one still being made (`spare_creating`): that one is
+    further along than a new one would be. The pool is refilled after the
+    cold EXEC is sent on, so the refill never delays the call that used the
+    spare. It stays at --prewarm: a pool grown with the recent cold-start
+    rate (--prewarm plus the cold starts of the last 2 s, up to 12 more) was
+    tried and measured (README, Benchmarks): on two busy cores the extra
+    spares' python starts took the CPU the calls in flight needed, and
+    burst and sustained cold starts got slower, not faster.
 
     Every send to assignment is checked; one that cannot be queued is logged
     (assignment's deadline answers the caller of a DONE that was lost).
@@ -55,6 +65,8 @@
 #include "runtime/proto.h"
 #include "runtime/sandbox.h"
 
+#define CREATORS            2       //  creator threads per worker (more only contend on a 2-core host)
+
 typedef enum { WENV_CREATING, WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
 
 struct _self_t;
@@ -65,6 +77,8 @@ typedef struct {
     proto_reader_t *reader;         //  Frames from the runner
     wenv_state_t state;             //  See the diagram above
     char token [24];                //  Creator request while CREATING, else ""
+    int creator;                    //  Index of the creator making it, while CREATING
+    int resize_mb;                  //  Memory limit to set once its sandbox is up (an adopted spare), or 0
     char *job_id;                   //  Run in flight, or NULL
     char *pending_load;             //  Load frame waiting for ready, or NULL
     cJSON *pending_input;           //  Input waiting for loaded, or NULL
@@ -75,6 +89,7 @@ typedef struct {
     bool reported;                  //  DONE "dead" was sent: say nothing more of it
     int deadline_timer;             //  zloop timer id, or -1
     int64_t started_us;             //  When the run in flight was received
+    int64_t init_us;                //  Of a cold run, the time until its handler was called
     bool registered;                //  Its fd is in the loop
     char *out;                      //  Frame bytes the runner has not taken yet, or NULL
     size_t out_size;                //  Bytes in out
@@ -100,10 +115,11 @@ typedef struct _self_t {
     zhashx_t *envs;                 //  env id -> wenv_t (assigned environments)
     zlistx_t *spare;                //  wenv_t * pre-started, no function yet
     zhashx_t *creating;             //  token -> wenv_t whose sandbox the creator is making
-    zactor_t *creator;              //  The creator thread
-    creator_args_t creator_args;    //  Shared with it
+    zactor_t *creators [CREATORS];  //  The creator threads
+    size_t creator_load [CREATORS]; //  Requests each has not answered yet
+    creator_args_t creator_args;    //  Shared with them
     uint64_t next_token;            //  Last creation token used
-    size_t spares_creating;         //  Spares the creator is making
+    zlistx_t *spare_creating;       //  wenv_t * spares the creators are making (also in creating)
     wenv_t **by_fd;                 //  protocol fd -> its environment (spare or assigned)
     size_t by_fd_size;              //  entries in by_fd
     int64_t last_heard;             //  Monotonic ms of the last message from assignment
@@ -151,6 +167,9 @@ s_creator_actor (zsock_t *pipe, void *args_)
                 config.python = args->config->python;
                 config.cgroup_name = args->config->cgroup_name;
                 config.memory_mb = memory_mb;
+                //  python's start is ours and runs at a whole CPU; the
+                //  function's quota is set before its code is sent (s_env_load)
+                config.cpus = SANDBOX_STARTUP_CPUS;
                 config.network = network != 0;
                 config.layer_dir = layer_dir && *layer_dir ? layer_dir : NULL;
                 sandbox_mount_t extra = { .source = mount };
@@ -207,8 +226,12 @@ s_send_gone (self_t *self, const char *env_id, const char *why)
 static void
 s_env_free (self_t *self, wenv_t *env)
 {
-    if (*env->token)
+    if (*env->token) {
         zhashx_delete (self->creating, env->token);
+        void *handle = zlistx_find (self->spare_creating, env);
+        if (handle)
+            zlistx_delete (self->spare_creating, handle);
+    }
     if (env->sandbox) {
         int fd = sandbox_fd (env->sandbox);
         if (fd >= 0 && (size_t) fd < self->by_fd_size && self->by_fd [fd] == env)
@@ -336,6 +359,11 @@ s_done (self_t *self, wenv_t *env, cJSON *result, bool warm)
     int64_t duration_us = util_monotonic_us () - env->started_us;
     cJSON_AddNumberToObject (result, "duration_us", (double) duration_us);
     cJSON_AddBoolToObject (result, "cold_start", env->cold);
+    //  A cold start's share of duration_us: the sandbox (or the wait for a
+    //  spare), python and the runner's start, and the module-level code.
+    //  A run that never reached its handler spent it all there
+    if (env->cold)
+        cJSON_AddNumberToObject (result, "init_us", (double) (env->init_us ? env->init_us : duration_us));
     int64_t peak = env->sandbox ? sandbox_memory_peak (env->sandbox) : 0;
     cJSON_AddNumberToObject (result, "peak_memory_kb", peak > 0 ? (double) (peak / 1024) : 0);
     char *text = cJSON_PrintUnformatted (result);
@@ -483,12 +511,32 @@ s_send_invoke (self_t *self, wenv_t *env)
     cJSON_AddNumberToObject (invoke, "timeout_ms", env->timeout_ms);
     cJSON_AddItemToObject (invoke, "input", env->pending_input ? env->pending_input : cJSON_CreateObject ());
     env->pending_input = NULL;
+    if (env->cold)
+        env->init_us = util_monotonic_us () - env->started_us;
     char *frame = cJSON_PrintUnformatted (invoke);
     cJSON_Delete (invoke);
     env->state = WENV_BUSY;
     if (!s_env_send (self, env, frame))
         s_env_end (self, env, "Function's runner stopped taking input");
     free (frame);
+}
+
+//  Send the load frame: the function's CPU quota first (the runner started
+//  at SANDBOX_STARTUP_CPUS), so module-level code never runs above it.
+//  False if the environment was ended.
+static bool
+s_env_load (self_t *self, wenv_t *env, const char *load_text)
+{
+    env->state = WENV_LOADING;
+    if (sandbox_set_cpus (env->sandbox, SANDBOX_DEFAULT_CPUS)) {
+        s_env_end (self, env, "Could not set the CPU limit of the function's sandbox (see the server log)");
+        return false;
+    }
+    if (!s_env_send (self, env, load_text)) {
+        s_env_end (self, env, "Function's runner stopped taking input");
+        return false;
+    }
+    return true;
 }
 
 static int
@@ -519,11 +567,10 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
         if (env->state == WENV_STARTING) {
             env->state = WENV_IDLE;
             if (env->pending_load) {
-                env->state = WENV_LOADING;
-                if (!s_env_send (self, env, env->pending_load))
-                    s_env_end (self, env, "Function's runner stopped taking input");
-                else
-                    zstr_free (&env->pending_load);
+                char *load_text = env->pending_load;
+                env->pending_load = NULL;
+                s_env_load (self, env, load_text);
+                free (load_text);
             }
         }
     }
@@ -648,6 +695,19 @@ s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 //  A new environment whose sandbox the creator is asked for; NULL if the
 //  request cannot be made
+//  The creator with the fewest requests waiting
+static int
+s_creator_pick (self_t *self)
+{
+    int best = 0;
+    for (int index = 1; index < CREATORS; index++)
+        if (self->creator_load [index] < self->creator_load [best])
+            best = index;
+    return best;
+}
+
+//  A new environment whose sandbox a creator is asked for; NULL if the
+//  request cannot be made
 static wenv_t *
 s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, const char *mount)
 {
@@ -658,13 +718,15 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, con
     env->deadline_timer = -1;
     env->end_timer = -1;
     env->memory_mb = memory_mb;
+    env->creator = s_creator_pick (self);
     snprintf (env->token, sizeof env->token, "%" PRIu64, ++self->next_token);
-    if (zsock_send (self->creator, "ssiiss", "CREATE", env->token, memory_mb, network ? 1 : 0,
+    if (zsock_send (self->creators [env->creator], "ssiiss", "CREATE", env->token, memory_mb, network ? 1 : 0,
                     layer_dir ? layer_dir : "", mount ? mount : "")) {
-        zsys_error ("worker %s: cannot ask the creator thread for a sandbox", self->worker_id);
+        zsys_error ("worker %s: cannot ask a creator thread for a sandbox", self->worker_id);
         free (env);
         return NULL;
     }
+    self->creator_load [env->creator]++;
     zhashx_insert (self->creating, env->token, env);
     return env;
 }
@@ -676,6 +738,8 @@ s_env_attach (self_t *self, wenv_t *env, sandbox_t *sandbox)
     env->sandbox = sandbox;
     env->reader = proto_reader_new (0);
     env->state = WENV_STARTING;
+    if (env->resize_mb && sandbox_set_memory (sandbox, env->resize_mb) == 0)
+        env->memory_mb = env->resize_mb;
     int fd = sandbox_fd (sandbox);
     if ((size_t) fd >= self->by_fd_size) {
         size_t size = (size_t) fd * 2 + 16;
@@ -698,6 +762,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
     void *pointer = NULL;
     if (zsock_recv (reader, "ssp", &command, &token, &pointer))
         return 0;
+    for (int index = 0; index < CREATORS; index++)
+        if (zactor_sock (self->creators [index]) == reader && self->creator_load [index])
+            self->creator_load [index]--;
     sandbox_t *sandbox = (sandbox_t *) pointer;
     wenv_t *env = token ? (wenv_t *) zhashx_lookup (self->creating, token) : NULL;
     if (!command || strneq (command, "CREATED") || !env) {
@@ -712,8 +779,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
     zhashx_delete (self->creating, env->token);
     *env->token = 0;
     bool spare = !*env->id;
-    if (spare)
-        self->spares_creating--;
+    void *handle = zlistx_find (self->spare_creating, env);
+    if (handle)
+        zlistx_delete (self->spare_creating, handle);
     if (!sandbox) {
         if (spare) {
             zsys_warning ("worker %s: could not pre-start a sandbox (see above)", self->worker_id);
@@ -724,6 +792,10 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
         return 0;
     }
     s_env_attach (self, env, sandbox);
+    if (env->resize_mb && env->memory_mb != env->resize_mb) {
+        s_env_end (self, env, "Could not set the memory limit of a pre-started sandbox (see the server log)");
+        return 0;
+    }
     if (spare) {
         zlistx_add_end (self->spare, env);
         s_schedule_refill (self);
@@ -739,7 +811,7 @@ static void
 s_schedule_refill (self_t *self)
 {
     if (!self->refill_scheduled
-    &&  (long) (zlistx_size (self->spare) + self->spares_creating) < self->config->prewarm) {
+    &&  (long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < self->config->prewarm) {
         self->refill_scheduled = true;
         zloop_timer (self->loop, 1, 1, s_refill_timer, self);
     }
@@ -750,12 +822,19 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
     self->refill_scheduled = false;
-    //  One at a time: the next is asked for when this one is up
-    if (self->spares_creating == 0 && (long) zlistx_size (self->spare) < self->config->prewarm
-    &&  s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL, NULL))
-        self->spares_creating++;
+    //  Spares go only to idle creators, so one stays free for a cold start
+    //  that cannot use a spare; the rest are asked for as these come up
+    while ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < self->config->prewarm
+    &&     zlistx_size (self->spare_creating) < CREATORS - 1
+    &&     self->creator_load [s_creator_pick (self)] == 0) {
+        wenv_t *env = s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL, NULL);
+        if (!env)
+            break;
+        zlistx_add_end (self->spare_creating, env);
+    }
     return 0;
 }
+
 
 static void
 s_handle_exec (self_t *self, msg_t *msg)
@@ -842,6 +921,15 @@ s_handle_exec (self_t *self, msg_t *msg)
             else
                 env->memory_mb = memory;
         }
+        else {
+            //  One being made is further along than a new one would be;
+            //  its memory limit is set when it is up (s_env_attach)
+            env = (wenv_t *) zlistx_first (self->spare_creating);
+            if (env) {
+                zlistx_delete (self->spare_creating, zlistx_cursor (self->spare_creating));
+                env->resize_mb = memory;
+            }
+        }
     }
     if (!env)
         env = s_env_new (self, memory, network, layer_dir, mount);
@@ -860,6 +948,7 @@ s_handle_exec (self_t *self, msg_t *msg)
     snprintf (env->id, sizeof env->id, "%s", env_id);
     env->job_id = strdup (job_id);
     env->started_us = started_us;
+    env->init_us = 0;
     env->cold = true;
     env->timeout_ms = timeout_ms;
     env->pending_input = input;
@@ -888,9 +977,7 @@ s_handle_exec (self_t *self, msg_t *msg)
     else {
         s_start_deadline (self, env, timeout_ms + LOAD_ALLOWANCE_MS);
         if (env->state == WENV_IDLE) {
-            env->state = WENV_LOADING;
-            if (!s_env_send (self, env, load_text))
-                s_env_end (self, env, "Function's runner stopped taking input");
+            s_env_load (self, env, load_text);
             free (load_text);
         }
         else
@@ -989,27 +1076,36 @@ s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
         zstr_send (self->pipe, "PONG");
     else
     if (strncmp (command, "CREATE-DELAY ", 13) == 0)
-        zsock_send (self->creator, "ssiiss", "DELAY", "", atoi (command + 13), 0, "", "");
+        for (int index = 0; index < CREATORS; index++)
+            zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 0, "", "");
     else
         zsys_warning ("worker: invalid pipe command '%s'", command);
     zstr_free (&command);
     return rc;
 }
 
-//  Stop the creator: nothing more is created, and a sandbox it is making
+//  Stop the creators: nothing more is created, and a sandbox one is making
 //  or has made but we have not read is destroyed here
 static void
 s_creator_stop (self_t *self)
 {
-    if (!self->creator)
-        return;
     atomic_store (&self->creator_args.stopping, true);
-    if (zsock_send (self->creator, "ssiiss", "STOP", "", 0, 0, "", "") == 0) {
-        zsock_set_rcvtimeo (self->creator, SANDBOX_CREATE_MS + 2000);
+    for (int index = 0; index < CREATORS; index++) {
+        zactor_t *creator = self->creators [index];
+        if (creator && zsock_send (creator, "ssiiss", "STOP", "", 0, 0, "", "") == 0)
+            zsock_set_rcvtimeo (creator, SANDBOX_CREATE_MS + 2000);
+        else
+        if (creator)
+            zactor_destroy (&self->creators [index]);
+    }
+    for (int index = 0; index < CREATORS; index++) {
+        zactor_t *creator = self->creators [index];
+        if (!creator)
+            continue;
         while (true) {
             char *command = NULL, *token = NULL;
             void *pointer = NULL;
-            if (zsock_recv (self->creator, "ssp", &command, &token, &pointer))
+            if (zsock_recv (creator, "ssp", &command, &token, &pointer))
                 break;
             sandbox_t *sandbox = (sandbox_t *) pointer;
             sandbox_destroy (&sandbox);
@@ -1019,8 +1115,8 @@ s_creator_stop (self_t *self)
             if (stopped)
                 break;
         }
+        zactor_destroy (&self->creators [index]);
     }
-    zactor_destroy (&self->creator);
 }
 
 static void
@@ -1041,6 +1137,7 @@ s_self_destroy (self_t **self_p)
     s_creator_stop (self);
     zhashx_destroy (&self->envs);
     zhashx_destroy (&self->creating);
+    zlistx_destroy (&self->spare_creating);
     zlistx_destroy (&self->spare);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->backend);
@@ -1062,6 +1159,7 @@ worker_actor (zsock_t *pipe, void *args_)
     self->envs = zhashx_new ();
     self->spare = zlistx_new ();
     self->creating = zhashx_new ();
+    self->spare_creating = zlistx_new ();
     self->loop = zloop_new ();
     self->backend = endpoints_connect (args->endpoints, "worker", ZMQ_DEALER);
     self->sandboxes_ok = self->backend && sandbox_system_init (self->config->cgroup_name) == 0;
@@ -1076,10 +1174,12 @@ worker_actor (zsock_t *pipe, void *args_)
     }
     self->creator_args.config = self->config;
     atomic_init (&self->creator_args.stopping, false);
-    self->creator = zactor_new (s_creator_actor, &self->creator_args);
+    for (int index = 0; index < CREATORS; index++)
+        self->creators [index] = zactor_new (s_creator_actor, &self->creator_args);
     zloop_reader (self->loop, pipe, s_pipe_readable, self);
     zloop_reader (self->loop, self->backend, s_backend_readable, self);
-    zloop_reader (self->loop, zactor_sock (self->creator), s_creator_readable, self);
+    for (int index = 0; index < CREATORS; index++)
+        zloop_reader (self->loop, zactor_sock (self->creators [index]), s_creator_readable, self);
     zloop_timer (self->loop, HEARTBEAT_MS, 0, s_heartbeat_timer, self);
     s_register (self);
     s_schedule_refill (self);
@@ -1287,6 +1387,17 @@ worker_test (bool verbose)
     //  slow creator (test hook), a warm call is answered and heartbeats go on
     if (verbose)
         printf ("(slow creation) ");
+    //  First the pool is full again (one spare up, none being made), so the
+    //  second cold start below finds no spare to take or adopt, and waits
+    for (int tries = 0; tries < 100; tries++) {
+        zstr_send (worker, "STATS");
+        char *stats = zstr_recv (worker);
+        bool settled = stats && strstr (stats, "\"spare\":1,\"creating\":0");
+        zstr_free (&stats);
+        if (settled)
+            break;
+        zclock_sleep (100);
+    }
     zstr_send (worker, "CREATE-DELAY 2000");
     s_send_exec (assignment, route, "env000000006", "job000000010", "def handler(e, c):\\n    return 6\\n", "{}");
     s_send_exec (assignment, route, "env000000007", "job000000011", "def handler(e, c):\\n    return 7\\n", "{}");

@@ -18,6 +18,7 @@
 
 #include <czmq.h>
 #include "core/api_call.h"
+#include "actors/recorder.h"
 
 #define CODE_MAX_BYTES          (1024 * 1024)
 #define INVOCATIONS_DEFAULT     50
@@ -36,7 +37,8 @@
     "id, function_id, %s AS input, %s AS output, status, %s AS error," \
     " (duration_us + 500) / 1000 AS duration_ms, source, http_method, http_path," \
     " created_at, cold_start, version, %s AS logs, duration_us, peak_memory_kb," \
-    " input_truncated, output_truncated, logs_truncated, attempt, parent_invocation_id"
+    " input_truncated, output_truncated, logs_truncated, attempt, parent_invocation_id," \
+    " round (init_us / 1000.0, 3) AS init_ms, round (queue_us / 1000.0, 3) AS queue_ms"
 
 #define FUNCTION_SELECT \
     "SELECT f.id, f.name, f.description, v.code, f.runtime, f.status, f.network_enabled," \
@@ -336,6 +338,9 @@ api_invocations_list (api_call_t *call)
     }
     if (!s_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
+    //  Read-your-writes: a call whose answer has left is in the list
+    if (recorder_sync ())
+        zsys_warning ("api: the recorder did not answer; the newest invocations may be missing");
     long field = INVOCATIONS_LIST_BYTES / limit / 4;
     if (field < INVOCATIONS_FIELD_MIN)
         field = INVOCATIONS_FIELD_MIN;
@@ -417,6 +422,8 @@ api_invocation_get (api_call_t *call)
     const char *invocation_id = call->param [1];
     if (!s_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
+    if (recorder_sync ())
+        zsys_warning ("api: the recorder did not answer; the newest invocations may be missing");
     char sql [512];
     snprintf (sql, sizeof sql, "SELECT " INVOCATION_COLUMNS " FROM invocations WHERE function_id = ? AND id = ?",
               "input", "output", "error", "logs");

@@ -325,6 +325,11 @@ static const char *s_migrations [] = {
     //  from now on keep it sealed under a key outside the database
     //  (core/sigv4.h); NULL for older tokens, which cannot sign
     "ALTER TABLE api_tokens ADD COLUMN sigv4_secret TEXT;",
+    //  10: where a call's time went besides the function (issue 15): the
+    //  cold start's share of duration_us, and the wait before a worker took
+    //  it. NULL on rows written before.
+    "ALTER TABLE invocations ADD COLUMN init_us INTEGER;"
+    "ALTER TABLE invocations ADD COLUMN queue_us INTEGER;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -804,16 +809,16 @@ store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t 
             "INSERT INTO invocations (id, function_id, input, output, status, error,"
             " duration_us, source, http_method, http_path, cold_start, version, logs,"
             " peak_memory_kb, created_at, input_truncated, output_truncated, logs_truncated, stored_bytes,"
-            " attempt, parent_invocation_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "ssssssIsssbisIsbbbIis",
+            " attempt, parent_invocation_id, init_us, queue_us)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssssIsssbisIsbbbIisII",
             row->id? row->id: id, row->function_id, input,
             row->output, row->status? row->status: "error", row->error,
             row->duration_us, row->source? row->source: "direct",
             row->http_method, row->http_path, (int) row->cold_start, row->version,
             row->logs, row->peak_memory_kb, row->created_at? row->created_at: now,
             (int) row->input_truncated, (int) row->output_truncated, (int) row->logs_truncated, stored_bytes,
-            row->attempt > 0? row->attempt: 1, row->parent_invocation_id);
+            row->attempt > 0? row->attempt: 1, row->parent_invocation_id, row->init_us, row->queue_us);
         //  An async event's successful attempt ends the event in the same
         //  transaction that records it: after a crash it is either still
         //  running with no success on record (so it runs again) or gone,

@@ -143,6 +143,8 @@ typedef struct {
     int attempt;                    //  Async calls: attempt from 1 (0 means 1)
     const char *parent_invocation_id;   //  Async retries: the first attempt's id, else NULL
     const char *event_id;           //  Async calls: their event (ended here on success), else NULL
+    int64_t init_us;                //  Of duration_us, the cold start (sandbox, python, module code); 0 warm
+    int64_t queue_us;               //  Time in the platform before a worker took the call
 } store_invocation_t;
 
 //  Insert count invocation records in one transaction. Rows whose function

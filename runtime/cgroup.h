@@ -54,6 +54,10 @@ int
 int
     cgroup_set_memory (cgroup_t *self, int memory_mb);
 
+//  Set the CPU quota alone, in CPUs (< 0 = unlimited). 0 or -1.
+int
+    cgroup_set_cpus (cgroup_t *self, double cpus);
+
 //  Move a process into the cgroup. 0 or -1.
 int
     cgroup_attach (cgroup_t *self, pid_t pid);

@@ -1738,6 +1738,15 @@ sandbox_set_memory (sandbox_t *self, int memory_mb)
 }
 
 int
+sandbox_set_cpus (sandbox_t *self, double cpus)
+{
+    assert (self);
+    if (self->reaped || !self->cgroup)
+        return -1;
+    return cgroup_set_cpus (self->cgroup, cpus);
+}
+
+int
 sandbox_kill (sandbox_t *self)
 {
     assert (self);
@@ -2436,6 +2445,37 @@ sandbox_test (bool verbose)
         sandbox_destroy (&sandbox);
     }
     config.memory_mb = 0;
+
+    //  sandbox_set_cpus lowers the quota of a live sandbox started at a
+    //  whole CPU (the worker's start-up quota): its busy loop then gets at
+    //  most about 0.2 CPU (only the upper bound is strict: the host is busy)
+    {
+        const char *argv [] = { "/usr/bin/python3", "-I", "-S", "-c",
+            "import os, time\n"
+            "os.read(3, 1)\n"
+            "start = time.monotonic(); cpu = time.process_time()\n"
+            "while time.monotonic() - start < 1.0: pass\n"
+            "os.write(3, ('%.3f' % (time.process_time() - cpu)).encode())\n", NULL };
+        config.argv = argv;
+        config.cpus = SANDBOX_STARTUP_CPUS;
+        sandbox_t *sandbox = sandbox_new (&config);
+        config.argv = NULL;
+        config.cpus = 0;
+        assert (sandbox);
+        assert (sandbox_set_cpus (sandbox, 0.2) == 0);
+        assert (write (sandbox_fd (sandbox), "g", 1) == 1);
+        char buffer [16] = "";
+        struct pollfd poller = { sandbox_fd (sandbox), POLLIN, 0 };
+        assert (poll (&poller, 1, TEST_TIMEOUT_MS) == 1);
+        assert (read (sandbox_fd (sandbox), buffer, sizeof buffer - 1) > 0);
+        double used = atof (buffer);
+        assert (used > 0.0 && used < 0.3);
+        if (verbose)
+            printf ("\n   - started at 1 CPU, lowered to 0.2 live: a 1 s busy loop used %.3f s", used);
+        assert (sandbox_reap (sandbox, true));
+        assert (sandbox_set_cpus (sandbox, 0.5) == -1);     //  gone: nothing to set
+        sandbox_destroy (&sandbox);
+    }
 
     //  Fork bomb: the pids cap holds, the sandbox stays killable
     {

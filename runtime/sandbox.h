@@ -46,6 +46,7 @@ extern "C" {
 //  Defaults used by sandbox_config_init and for fields left at 0
 #define SANDBOX_DEFAULT_MEMORY_MB   128
 #define SANDBOX_DEFAULT_CPUS        0.5
+#define SANDBOX_STARTUP_CPUS        1.0     //  the runner's own start (one thread): a whole CPU
 #define SANDBOX_DEFAULT_PIDS        64
 #define SANDBOX_DEFAULT_TMP_MB      64
 #define SANDBOX_DEFAULT_CGROUP      "clowdy"
@@ -117,6 +118,13 @@ pid_t
 //  is about to load a function). 0 or -1.
 int
     sandbox_set_memory (sandbox_t *self, int memory_mb);
+
+//  Change the CPU quota of a live sandbox, in CPUs (< 0 = unlimited). The
+//  worker starts the runner at SANDBOX_STARTUP_CPUS, so python's start is
+//  not throttled, and sets the function's quota before its code arrives.
+//  0 or -1.
+int
+    sandbox_set_cpus (sandbox_t *self, double cpus);
 
 //  SIGKILL everything in the sandbox. Idempotent. 0 or -1.
 int
