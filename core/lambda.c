@@ -1158,7 +1158,7 @@ lambda_test (bool verbose)
     assert (lambda_is_path ("/2015-03-31/functions") && lambda_is_path ("/2015-03-31"));
     assert (!lambda_is_path ("/api/functions") && !lambda_is_path ("/2015-03-310"));
 
-    //  Zips: stored and deflated members, damaged and hostile archives
+    //  Zips: stored, deflated and ZIP64, damaged, lying, encrypted and hostile archives
     char error [256];
     size_t size = 0, zip_size = 0;
     unsigned char *zip = s_test_zip ("app.py", "def handler(e):\n    return e\n", S_TEST_DEFLATED, &zip_size);
