@@ -31,7 +31,7 @@
     ========================================================================= */
 
 #include <czmq.h>
-#include <zlib.h>
+#include <zip.h>
 #include <openssl/evp.h>
 #include "core/api_call.h"
 #include "core/lambda.h"
@@ -183,101 +183,100 @@ s_unbase64 (const char *text, size_t *size)
 }
 
 //  --------------------------------------------------------------------------
-//  Zip archives: the central directory names each member and where its
-//  local header is; only stored (0) and deflated (8) members are read
-
-static uint32_t
-s_le32 (const unsigned char *p)
-{
-    return (uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24;
-}
-
-static uint16_t
-s_le16 (const unsigned char *p)
-{
-    return (uint16_t) (p [0] | p [1] << 8);
-}
+//  Zip archives are read with libzip: it knows the format's corners (ZIP64,
+//  data descriptors, the compression methods Debian builds it with) and
+//  checks each member's CRC. What is ours is the cap: the member's declared
+//  size is checked against max before anything is allocated, and reading
+//  stops one byte past it, so a member whose data inflates past what its
+//  header declares (a zip bomb) costs at most max bytes.
 
 char *
 lambda_unzip (const unsigned char *zip, size_t zip_size, const char *name, size_t max,
               size_t *size, char *error, size_t error_size)
 {
-    //  The end of central directory record: 22 bytes and a comment of up to 64 KiB
-    const unsigned char *end = NULL;
-    for (size_t back = 22; back <= zip_size && back <= 22 + 65535 && !end; back++)
-        if (s_le32 (zip + zip_size - back) == 0x06054b50)
-            end = zip + zip_size - back;
-    if (!end) {
+    //  libzip opens an empty buffer as an empty archive; an upload of nothing is no zip
+    if (zip_size == 0) {
         snprintf (error, error_size, "the file is not a zip archive");
         return NULL;
     }
-    size_t entries = s_le16 (end + 10);
-    size_t directory_size = s_le32 (end + 12);
-    size_t directory = s_le32 (end + 16);
-    if (directory > zip_size || directory_size > zip_size - directory) {
-        snprintf (error, error_size, "the zip archive is damaged (or ZIP64, which is not read)");
+    zip_error_t zip_error;
+    zip_error_init (&zip_error);
+    zip_source_t *source = zip_source_buffer_create (zip, zip_size, 0, &zip_error);
+    //  ZIP_CHECKCONS: every local header must agree with the central directory,
+    //  so an archive cannot show one file to us and another to other readers
+    zip_t *archive = source ? zip_open_from_source (source, ZIP_RDONLY | ZIP_CHECKCONS, &zip_error) : NULL;
+    if (!archive) {
+        if (zip_error_code_zip (&zip_error) == ZIP_ER_NOZIP)
+            snprintf (error, error_size, "the file is not a zip archive");
+        else
+            snprintf (error, error_size, "the zip archive is damaged (%s)", zip_error_strerror (&zip_error));
+        zip_error_fini (&zip_error);
+        zip_source_free (source);       //  opening failed, so the source is still ours
         return NULL;
     }
-    const unsigned char *entry = zip + directory, *limit = zip + directory + directory_size;
-    for (size_t index = 0; index < entries; index++) {
-        if (limit - entry < 46 || s_le32 (entry) != 0x02014b50)
-            break;
-        size_t name_size = s_le16 (entry + 28);
-        size_t skip = 46 + name_size + s_le16 (entry + 30) + s_le16 (entry + 32);
-        if ((size_t) (limit - entry) < skip)
-            break;
-        if (name_size != strlen (name) || memcmp (entry + 46, name, name_size)) {
-            entry += skip;
-            continue;
-        }
-        int method = s_le16 (entry + 10);
-        size_t packed = s_le32 (entry + 20), unpacked = s_le32 (entry + 24);
-        size_t local = s_le32 (entry + 42);
-        if (local > zip_size || zip_size - local < 30 || s_le32 (zip + local) != 0x04034b50) {
-            snprintf (error, error_size, "the zip archive is damaged");
-            return NULL;
-        }
-        size_t data = local + 30 + s_le16 (zip + local + 26) + s_le16 (zip + local + 28);
-        if (data > zip_size || packed > zip_size - data) {
-            snprintf (error, error_size, "the zip archive is damaged");
-            return NULL;
-        }
-        if (unpacked > max) {
-            snprintf (error, error_size, "%s is larger than %zu bytes", name, max);
-            return NULL;
-        }
-        char *out = (char *) malloc (unpacked + 1);
-        if (method == 0 && packed == unpacked)
-            memcpy (out, zip + data, unpacked);
+    zip_error_fini (&zip_error);
+
+    char *out = NULL;
+    zip_file_t *file = NULL;
+    zip_stat_t member;
+    zip_int64_t index = zip_name_locate (archive, name, 0);
+    if (index < 0)
+        snprintf (error, error_size, "the zip archive has no %s", name);
+    else
+    if (zip_stat_index (archive, (zip_uint64_t) index, 0, &member) != 0 || !(member.valid & ZIP_STAT_SIZE))
+        snprintf (error, error_size, "the zip archive is damaged");
+    else
+    if ((member.valid & ZIP_STAT_ENCRYPTION_METHOD) && member.encryption_method != ZIP_EM_NONE)
+        snprintf (error, error_size, "%s in the zip archive is encrypted; encrypted files are not read", name);
+    else
+    if (member.size > max)
+        snprintf (error, error_size, "%s is larger than %zu bytes", name, max);
+    else
+    if (!(file = zip_fopen_index (archive, (zip_uint64_t) index, 0))) {
+        int code = zip_error_code_zip (zip_get_error (archive));
+        if (code == ZIP_ER_COMPNOTSUPP)
+            snprintf (error, error_size, "%s is compressed with method %d, which is not read",
+                      name, (int) member.comp_method);
         else
-        if (method == 8) {
-            z_stream stream = { 0 };
-            inflateInit2 (&stream, -MAX_WBITS);
-            stream.next_in = (unsigned char *) (zip + data);
-            stream.avail_in = (uInt) packed;
-            stream.next_out = (unsigned char *) out;
-            stream.avail_out = (uInt) unpacked;
-            int rc = inflate (&stream, Z_FINISH);
-            bool whole = rc == Z_STREAM_END && stream.total_out == unpacked;
-            inflateEnd (&stream);
-            if (!whole) {
-                free (out);
-                snprintf (error, error_size, "%s in the zip archive does not inflate", name);
-                return NULL;
-            }
+        if (code == ZIP_ER_ENCRNOTSUPP || code == ZIP_ER_NOPASSWD)
+            snprintf (error, error_size, "%s in the zip archive is encrypted; encrypted files are not read", name);
+        else
+            snprintf (error, error_size, "the zip archive is damaged (%s)", zip_strerror (archive));
+    }
+    else {
+        //  Read the declared size, then one byte more: there must be none, and
+        //  reading to the end is what makes libzip check the CRC
+        size_t got = 0;
+        out = (char *) malloc ((size_t) member.size + 1);
+        zip_int64_t n = 0;
+        while (got < member.size && (n = zip_fread (file, out + got, member.size - got)) > 0)
+            got += (size_t) n;
+        char extra;
+        if (n >= 0 && got == member.size)
+            n = zip_fread (file, &extra, 1);
+        if (n != 0) {
+            if (n > 0)
+                snprintf (error, error_size, "%s in the zip archive holds more than its header says", name);
+            else
+                snprintf (error, error_size, "%s in the zip archive does not inflate (%s)", name,
+                          zip_file_strerror (file));
+            free (out);
+            out = NULL;
+        }
+        else
+        if (got < member.size) {
+            snprintf (error, error_size, "%s in the zip archive does not inflate (it ends early)", name);
+            free (out);
+            out = NULL;
         }
         else {
-            free (out);
-            snprintf (error, error_size, "%s is compressed with method %d; only stored and deflated files are read",
-                      name, method);
-            return NULL;
+            out [got] = 0;
+            *size = got;
         }
-        out [unpacked] = 0;
-        *size = unpacked;
-        return out;
+        zip_fclose (file);
     }
-    snprintf (error, error_size, "the zip archive has no %s", name);
-    return NULL;
+    zip_discard (archive);              //  read-only: nothing to write; frees the source too
+    return out;
 }
 
 //  --------------------------------------------------------------------------
@@ -1046,46 +1045,80 @@ lambda_invoke_reply (const char *forward_text, int gateway_status, const char *g
 //  --------------------------------------------------------------------------
 //  Selftest
 
-//  A one-file zip, stored or deflated, as Python's zipfile writes it
+//  A zip archive of one member written by libzip, in memory (heap, *size bytes)
+typedef enum { S_TEST_STORED, S_TEST_DEFLATED, S_TEST_ENCRYPTED } s_test_how_t;
+
 static unsigned char *
-s_test_zip (const char *name, const char *content, bool deflated, size_t *size)
+s_test_zip (const char *name, const char *content, s_test_how_t how, size_t *size)
 {
-    size_t name_size = strlen (name), content_size = strlen (content);
-    unsigned char packed [4096];
-    size_t packed_size = content_size;
-    if (deflated) {
-        z_stream stream = { 0 };
-        deflateInit2 (&stream, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-        stream.next_in = (unsigned char *) content;
-        stream.avail_in = (uInt) content_size;
-        stream.next_out = packed;
-        stream.avail_out = sizeof packed;
-        assert (deflate (&stream, Z_FINISH) == Z_STREAM_END);
-        packed_size = stream.total_out;
-        deflateEnd (&stream);
+    zip_source_t *buffer = zip_source_buffer_create (NULL, 0, 0, NULL);
+    assert (buffer);
+    zip_source_keep (buffer);           //  zip_close must leave it for us to read back
+    zip_t *archive = zip_open_from_source (buffer, ZIP_TRUNCATE, NULL);
+    assert (archive);
+    zip_source_t *data = zip_source_buffer (archive, content, strlen (content), 0);
+    zip_int64_t index = zip_file_add (archive, name, data, ZIP_FL_ENC_UTF_8);
+    assert (index >= 0);
+    assert (zip_set_file_compression (archive, (zip_uint64_t) index,
+                                      how == S_TEST_STORED ? ZIP_CM_STORE : ZIP_CM_DEFLATE, 0) == 0);
+    if (how == S_TEST_ENCRYPTED) {
+        zip_uint16_t method = zip_encryption_method_supported (ZIP_EM_AES_256, 1) ? ZIP_EM_AES_256 : ZIP_EM_TRAD_PKWARE;
+        assert (zip_file_set_encryption (archive, (zip_uint64_t) index, method, "secret") == 0);
     }
-    else
-        memcpy (packed, content, content_size);
-    unsigned char *zip = (unsigned char *) zmalloc (30 + 46 + 22 + 2 * name_size + packed_size);
-    unsigned char *p = zip;
-    #define PUT16(v) do { *p++ = (unsigned char) ((v) & 0xff); *p++ = (unsigned char) (((v) >> 8) & 0xff); } while (0)
-    #define PUT32(v) do { PUT16 ((v) & 0xffff); PUT16 (((uint32_t) (v)) >> 16); } while (0)
-    PUT32 (0x04034b50); PUT16 (20); PUT16 (0); PUT16 (deflated ? 8 : 0); PUT16 (0); PUT16 (0);
-    PUT32 (0); PUT32 (packed_size); PUT32 (content_size); PUT16 (name_size); PUT16 (0);
-    memcpy (p, name, name_size); p += name_size;
-    memcpy (p, packed, packed_size); p += packed_size;
-    size_t directory = (size_t) (p - zip);
-    PUT32 (0x02014b50); PUT16 (20); PUT16 (20); PUT16 (0); PUT16 (deflated ? 8 : 0); PUT16 (0); PUT16 (0);
-    PUT32 (0); PUT32 (packed_size); PUT32 (content_size); PUT16 (name_size); PUT16 (0); PUT16 (0);
-    PUT16 (0); PUT16 (0); PUT32 (0); PUT32 (0);
-    memcpy (p, name, name_size); p += name_size;
-    size_t directory_size = (size_t) (p - zip) - directory;
-    PUT32 (0x06054b50); PUT16 (0); PUT16 (0); PUT16 (1); PUT16 (1); PUT32 (directory_size); PUT32 (directory);
-    PUT16 (0);
-    #undef PUT16
-    #undef PUT32
-    *size = (size_t) (p - zip);
+    assert (zip_close (archive) == 0);
+    zip_stat_t stat;
+    assert (zip_source_stat (buffer, &stat) == 0 && (stat.valid & ZIP_STAT_SIZE));
+    unsigned char *zip = (unsigned char *) zmalloc ((size_t) stat.size);
+    assert (zip_source_open (buffer) == 0);
+    assert (zip_source_read (buffer, zip, stat.size) == (zip_int64_t) stat.size);
+    zip_source_close (buffer);
+    zip_source_free (buffer);
+    *size = (size_t) stat.size;
     return zip;
+}
+
+//  Offset of the first record with this signature, or 0
+static size_t
+s_test_find (const unsigned char *zip, size_t size, uint32_t signature)
+{
+    for (size_t at = 0; at + 4 <= size; at++)
+        if ((zip [at] | zip [at + 1] << 8 | zip [at + 2] << 16 | (uint32_t) zip [at + 3] << 24) == signature)
+            return at;
+    return 0;
+}
+
+static void
+s_test_put (unsigned char *p, uint64_t value, int bytes)
+{
+    for (int byte = 0; byte < bytes; byte++)
+        p [byte] = (unsigned char) (value >> (8 * byte));
+}
+
+//  The same archive with a ZIP64 end of central directory (as a writer makes
+//  it past 65535 members or 4 GiB): the classic record only says "see ZIP64"
+static unsigned char *
+s_test_zip64 (const unsigned char *zip, size_t zip_size, size_t *size)
+{
+    assert (zip_size >= 22);
+    const unsigned char *end = zip + zip_size - 22;     //  libzip writes no archive comment
+    uint64_t directory_size = end [12] | end [13] << 8 | end [14] << 16 | (uint64_t) end [15] << 24;
+    uint64_t directory = end [16] | end [17] << 8 | end [18] << 16 | (uint64_t) end [19] << 24;
+    size_t at = zip_size - 22;
+    unsigned char *out = (unsigned char *) zmalloc (at + 56 + 20 + 22);
+    memcpy (out, zip, at);
+    unsigned char *p = out + at;
+    s_test_put (p, 0x06064b50, 4); s_test_put (p + 4, 44, 8); s_test_put (p + 12, 45, 2);
+    s_test_put (p + 14, 45, 2); s_test_put (p + 16, 0, 4); s_test_put (p + 20, 0, 4);
+    s_test_put (p + 24, 1, 8); s_test_put (p + 32, 1, 8); s_test_put (p + 40, directory_size, 8);
+    s_test_put (p + 48, directory, 8);
+    p += 56;
+    s_test_put (p, 0x07064b50, 4); s_test_put (p + 4, 0, 4); s_test_put (p + 8, at, 8); s_test_put (p + 16, 1, 4);
+    p += 20;
+    s_test_put (p, 0x06054b50, 4); s_test_put (p + 4, 0, 2); s_test_put (p + 6, 0, 2);
+    s_test_put (p + 8, 0xffff, 2); s_test_put (p + 10, 0xffff, 2); s_test_put (p + 12, 0xffffffff, 4);
+    s_test_put (p + 16, 0xffffffff, 4); s_test_put (p + 20, 0, 2);
+    *size = at + 56 + 20 + 22;
+    return out;
 }
 
 static cJSON *
@@ -1125,10 +1158,10 @@ lambda_test (bool verbose)
     assert (lambda_is_path ("/2015-03-31/functions") && lambda_is_path ("/2015-03-31"));
     assert (!lambda_is_path ("/api/functions") && !lambda_is_path ("/2015-03-310"));
 
-    //  Zips: stored and deflated members, damaged and hostile archives
+    //  Zips: stored, deflated and ZIP64, damaged, lying, encrypted and hostile archives
     char error [256];
     size_t size = 0, zip_size = 0;
-    unsigned char *zip = s_test_zip ("app.py", "def handler(e):\n    return e\n", true, &zip_size);
+    unsigned char *zip = s_test_zip ("app.py", "def handler(e):\n    return e\n", S_TEST_DEFLATED, &zip_size);
     char *file = lambda_unzip (zip, zip_size, "app.py", 1024, &size, error, sizeof error);
     assert (file && streq (file, "def handler(e):\n    return e\n") && size == strlen (file));
     free (file);
@@ -1146,12 +1179,41 @@ lambda_test (bool verbose)
         free (copy);
     }
     free (zip);
-    zip = s_test_zip ("pkg/mod.py", "x = 1\n", false, &zip_size);
+    zip = s_test_zip ("pkg/mod.py", "x = 1\n", S_TEST_STORED, &zip_size);
     file = lambda_unzip (zip, zip_size, "pkg/mod.py", 1024, &size, error, sizeof error);
     assert (file && streq (file, "x = 1\n"));
     free (file);
+    //  The same member behind a ZIP64 end of central directory
+    size_t zip64_size;
+    unsigned char *zip64 = s_test_zip64 (zip, zip_size, &zip64_size);
+    file = lambda_unzip (zip64, zip64_size, "pkg/mod.py", 1024, &size, error, sizeof error);
+    assert (file && streq (file, "x = 1\n"));
+    free (file);
+    free (zip64);
+    //  A local header that disagrees with the central directory
+    zip [s_test_find (zip, zip_size, 0x04034b50) + 14] ^= 0xff;     //  its CRC
+    assert (!lambda_unzip (zip, zip_size, "pkg/mod.py", 1024, &size, error, sizeof error)
+            && strstr (error, "damaged"));
     free (zip);
-    assert (!lambda_unzip ((const unsigned char *) "not a zip", 9, "a.py", 1024, &size, error, sizeof error));
+    //  A bomb: 100 KB that deflate to little, declared as 10 bytes in both headers
+    char *zeros = (char *) zmalloc (100001);
+    memset (zeros, '0', 100000);
+    zip = s_test_zip ("app.py", zeros, S_TEST_DEFLATED, &zip_size);
+    free (zeros);
+    assert (zip_size < 1000);
+    s_test_put (zip + s_test_find (zip, zip_size, 0x04034b50) + 22, 10, 4);
+    s_test_put (zip + s_test_find (zip, zip_size, 0x02014b50) + 24, 10, 4);
+    assert (!lambda_unzip (zip, zip_size, "app.py", 1024, &size, error, sizeof error)
+            && strstr (error, "more than its header says"));
+    free (zip);
+    //  Encrypted members are refused, not guessed at
+    zip = s_test_zip ("app.py", "secret = 1\n", S_TEST_ENCRYPTED, &zip_size);
+    assert (!lambda_unzip (zip, zip_size, "app.py", 1024, &size, error, sizeof error) && strstr (error, "encrypted"));
+    free (zip);
+    assert (!lambda_unzip ((const unsigned char *) "not a zip", 9, "a.py", 1024, &size, error, sizeof error)
+            && strstr (error, "not a zip archive"));
+    assert (!lambda_unzip ((const unsigned char *) "", 0, "a.py", 1024, &size, error, sizeof error)
+            && strstr (error, "not a zip archive"));
     size_t decoded_size;
     unsigned char *decoded = s_unbase64 ("aGk=", &decoded_size);
     assert (decoded && decoded_size == 2 && memcmp (decoded, "hi", 2) == 0);

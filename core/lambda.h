@@ -65,7 +65,8 @@ void
 
 //  Find name in a zip archive held in memory and return its contents
 //  (heap, NUL-terminated, *size bytes), at most max bytes; NULL with a
-//  reason in error. Stored and deflated members; no ZIP64.
+//  reason in error. Read with libzip: ZIP64 archives and every compression
+//  method Debian's libzip is built with; encrypted members are refused.
 char *
     lambda_unzip (const unsigned char *zip, size_t zip_size, const char *name, size_t max,
                   size_t *size, char *error, size_t error_size);
