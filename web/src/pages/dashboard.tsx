@@ -1,5 +1,7 @@
 // Dashboard: what /api/stats says, shown as soon as that one request answers: totals, success rate,
-// p50/p95 and cold-start rate, invocations and errors per day, and the per-function breakdown. Recent
+// p50/p95 and cold-start rate (platform failures apart from errors when the server counts them),
+// invocations and errors per day, the cluster's workers (components/cluster-card.tsx, on servers
+// with /api/cluster), and the per-function breakdown. Recent
 // projects and recent failures load on their own afterwards (failures only for the functions the
 // stats say have errors, 20 rows each), so no per-function request holds the page back.
 //
@@ -13,6 +15,7 @@ import { api, type FunctionStats, type Invocation, type Stats } from "@/lib/api"
 import { useApi } from "@/lib/hooks";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { ClusterCard } from "@/components/cluster-card";
 import { EmptyState, ErrorAlert, ListSkeleton, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
 import { firstLine, formatDuration, formatRate, formatTimestamp, timeAgo } from "@/lib/utils";
 
@@ -35,6 +38,13 @@ export function chartPoints(s: Stats): { points: DayPoint[]; latency: "p50" | "a
     return point;
   });
   return { points, latency };
+}
+
+/** Calls lost to the platform (a worker went away), which servers that tell them apart count apart
+ *  from the functions' own errors; null from a server that does not. */
+export function platformFailures(s: Stats): number | null {
+  for (const v of [s.platform_errors, s.lost]) if (typeof v === "number" && isFinite(v)) return v;
+  return null;
 }
 
 /** A latency from the stats; none yet when nothing ran. */
@@ -85,6 +95,7 @@ export default function Dashboard() {
   const errors = (s.functions ?? []).reduce((n, f) => n + (Number(f.errors) || 0), 0);
   const { points, latency } = chartPoints(s);
   const nProjects = typeof s.total_projects === "number" ? s.total_projects : projects.data?.length;
+  const platform = platformFailures(s);
 
   return (
     <>
@@ -97,7 +108,7 @@ export default function Dashboard() {
         <StatCard id="p50" title="Median latency (p50)" value={latencyText(s.p50_duration_ms, total)} icon={Timer} />
         <StatCard id="p95" title="p95 latency" value={latencyText(s.p95_duration_ms, total)} icon={TrendingUp} />
         <StatCard id="avg-duration" title="Average duration" value={latencyText(s.avg_duration_ms, total)} icon={Gauge} />
-        <StatCard id="errors" title="Failed invocations" value={String(errors)} icon={AlertTriangle} hint="errors and timeouts" />
+        <StatCard id="errors" title="Failed invocations" value={String(errors)} icon={AlertTriangle} hint={platform === null ? "errors and timeouts" : `errors and timeouts; ${platform} platform failure${platform === 1 ? "" : "s"} (lost) apart`} />
       </div>
 
       <Card className="mt-6">
@@ -127,6 +138,8 @@ export default function Dashboard() {
           )}
         </CardContent>
       </Card>
+
+      <ClusterCard />
 
       <Card className="mt-6">
         <CardHeader>
