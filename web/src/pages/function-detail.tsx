@@ -645,7 +645,7 @@ function InvocationLog({ functionId, invokedAt, openId }: { functionId: string; 
   );
 }
 
-function InvocationTable({ rows, openId }: { rows: Invocation[]; openId: string | null }) {
+export function InvocationTable({ rows, openId }: { rows: Invocation[]; openId: string | null }) {
   const [open, setOpen] = useState<string | null>(openId);
   return (
     <Table data-testid="invocation-table">
