@@ -54,13 +54,14 @@ function latencyText(ms: unknown, total: number): string {
 
 type Failure = Invocation & { fname: string };
 
-/** The latest failures, from the functions that have errors (at most 5 functions, 20 rows each). */
+/** The latest failures, from the functions that have errors (at most 5 functions, 20 rows each); an
+ *  async call still queued or running has not failed. */
 async function loadFailures(stats: Stats): Promise<Failure[]> {
   if (Array.isArray(stats.recent_failures))
     return stats.recent_failures.map((i) => ({ ...i, fname: stats.functions?.find((f) => f.function_id === i.function_id)?.name ?? i.function_id }));
   const failing = (stats.functions ?? []).filter((f) => f.errors > 0).sort((a, b) => b.errors - a.errors).slice(0, 5);
   const lists = await Promise.all(failing.map((f) => api.invocations(f.function_id, 20)
-    .then((l) => l.filter((i) => i.status !== "success").map((i) => ({ ...i, fname: f.name })))
+    .then((l) => l.filter((i) => !["success", "queued", "running"].includes(i.status)).map((i) => ({ ...i, fname: f.name })))
     .catch(() => [] as Failure[])));
   return lists.flat().sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))).slice(0, 8);
 }
