@@ -14,6 +14,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -38,12 +39,12 @@ const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-chromium-"));
 function log(...a) { console.log(...a); }
 
 // ---------------------------------------------------------------- server
-async function startServer(dir = dataDir, extra = []) {
+async function startServer(dir = dataDir, extra = [], env = {}) {
   if (!fs.existsSync(binary)) throw new Error(`no clowdy binary at ${binary} (build it or set CLOWDY_BINARY)`);
   const webDir = path.join(root, "web", "dist");
   const logPath = path.join(dir, "server.log");
   const out = fs.openSync(logPath, "a");
-  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dir, "--web-dir", webDir, ...extra], { stdio: ["ignore", out, out] });
+  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dir, "--web-dir", webDir, ...extra], { stdio: ["ignore", out, out], env: { ...process.env, ...env } });
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`clowdy exited with ${proc.exitCode}:\n${fs.readFileSync(logPath, "utf8").slice(-3000)}`);
@@ -933,6 +934,48 @@ async function main() {
     const stats = (await apiGet("/api/stats")).body;
     if (typeof stats.platform_errors === "number" || typeof stats.lost === "number")
       await page.getByText(/platform failures? \(lost\) apart/).waitFor();
+  });
+
+  await step("a worker host on a --role control server: the cluster card shows it ready, then lost when it dies", ["dashboard loads"], async () => {
+    // A control process and one worker process on loopback tcp (plain: no --curve-dir)
+    const port = await new Promise((resolve) => { const srv = net.createServer(); srv.listen(0, "127.0.0.1", () => { const p = srv.address().port; srv.close(() => resolve(p)); }); });
+    const endpoint = { CLOWDY_ENDPOINT_WORKER: `tcp://127.0.0.1:${port}` };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-control-"));
+    const wdir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-worker-"));
+    let control, worker;
+    try {
+      control = await startServer(dir, ["--role", "control"], endpoint);
+      allowedOrigins.add(new URL(control.url).origin);
+      const get = async (p) => { const r = await fetch(control.url + p); return { status: r.status, body: await r.json().catch(() => null) }; };
+      const probe = await get("/api/cluster");
+      needs(probe.status === 200 && Array.isArray(probe.body?.workers), "cluster", `GET /api/cluster answered ${probe.status}`);
+      const out = fs.openSync(path.join(wdir, "worker.log"), "a");
+      worker = spawn(binary, ["--role", "worker", "--data-dir", wdir], { stdio: ["ignore", out, out], env: { ...process.env, ...endpoint } });
+      let listed = [];
+      for (const deadline = Date.now() + 30000; Date.now() < deadline;) {
+        listed = (await get("/api/cluster")).body?.workers ?? [];
+        if (listed.some((w) => w.state === "ready")) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert(listed.some((w) => w.state === "ready"), `the worker did not register: ${JSON.stringify(listed)}\n${fs.readFileSync(path.join(wdir, "worker.log"), "utf8").slice(-1500)}`);
+      await page.goto(control.url + "/");
+      const card = page.getByTestId("cluster-card");
+      await card.locator('[data-testid="cluster-worker"][data-state="ready"]').waitFor();
+      assert(/[1-9]\d* of \d+ workers? ready/.test(await page.getByTestId("cluster-summary").textContent()), `the summary: ${await page.getByTestId("cluster-summary").textContent()}`);
+      const cells = await card.getByTestId("cluster-worker").first().locator("td").allTextContents();
+      assert(/ms ago|s ago/.test(cells[6] ?? ""), `the worker's heartbeat: ${cells.join(" | ")}`);
+      // kill -9: the card follows (it polls) to a lost worker, or to none
+      worker.kill("SIGKILL");
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll('[data-testid="cluster-worker"]')];
+        return rows.length === 0 ? !!document.querySelector('[data-testid="cluster-empty"]') : rows.every((r) => r.getAttribute("data-state") === "lost");
+      }, null, { timeout: T });
+    } finally {
+      if (worker && worker.exitCode === null) worker.kill("SIGKILL");
+      if (control?.proc && control.proc.exitCode === null) control.proc.kill("SIGTERM");
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(wdir, { recursive: true, force: true });
+    }
   });
 
   await step("every page: no serious accessibility violations, screenshots at 1440x900 and 390x844", ["create project", "create function"], async () => {
