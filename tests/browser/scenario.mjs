@@ -950,7 +950,7 @@ async function main() {
       const probe = await get("/api/cluster");
       needs(probe.status === 200 && Array.isArray(probe.body?.workers), "cluster", `GET /api/cluster answered ${probe.status}`);
       const out = fs.openSync(path.join(wdir, "worker.log"), "a");
-      worker = spawn(binary, ["--role", "worker", "--data-dir", wdir], { stdio: ["ignore", out, out], env: { ...process.env, ...endpoint } });
+      worker = spawn(binary, ["--role", "worker", "--listen", "127.0.0.1:0", "--data-dir", wdir, "--workers", "1", "--prewarm", "0"], { stdio: ["ignore", out, out], env: { ...process.env, ...endpoint } });
       let listed = [];
       for (const deadline = Date.now() + 30000; Date.now() < deadline;) {
         listed = (await get("/api/cluster")).body?.workers ?? [];

@@ -97,7 +97,10 @@ export function ClusterCard({ pollMs = 5000 }: { pollMs?: number }) {
               {workers.map((w) => (
                 <TableRow key={w.id} data-testid="cluster-worker" data-state={w.state}>
                   <TableCell className="max-w-40 truncate font-mono text-xs sm:max-w-none" title={w.id}>{w.host || w.id}</TableCell>
-                  <TableCell><StatusBadge status={w.state} label={w.state} /></TableCell>
+                  <TableCell>
+                    <StatusBadge status={w.state} label={w.state} />
+                    {w.why ? <span className="text-muted-foreground mt-0.5 block max-w-56 text-xs whitespace-normal" data-testid="cluster-worker-why">{w.why}</span> : null}
+                  </TableCell>
                   <TableCell className="hidden sm:table-cell"><MemoryUse w={w} /></TableCell>
                   <TableCell className="hidden text-right tabular-nums md:table-cell">{w.cores ?? "—"}</TableCell>
                   <TableCell className="text-right tabular-nums">{w.running ?? "—"}</TableCell>

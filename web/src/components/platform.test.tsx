@@ -14,7 +14,7 @@ const cluster: Cluster = {
   workers: [
     { id: "w1", host: "10.0.0.2:7000", state: "ready", memory_mb: 4096, cores: 4, memory_used_mb: 1024, running: 3, environments: 5, last_heartbeat_ms: 120 },
     { id: "w2", host: "10.0.0.3:7000", state: "draining", memory_mb: 2048, cores: 2, memory_used_mb: 0, running: 1, environments: 1, last_heartbeat_ms: 900 },
-    { id: "w3", host: null, state: "lost", memory_mb: 2048, cores: 2, memory_used_mb: 0, running: 0, environments: 0, last_heartbeat_ms: 6200 },
+    { id: "w3", host: null, state: "lost", memory_mb: 2048, cores: 2, why: "no heartbeat for 0.9 s" },
   ],
 };
 
@@ -29,7 +29,8 @@ describe("ClusterCard", () => {
     const first = [...rows[0].querySelectorAll("td")].map((td) => td.textContent);
     expect(first).toEqual(["10.0.0.2:7000", "ready", "1.0 GB of 4.0 GB", "4", "3", "5", "120 ms ago"]);
     expect(rows[2].querySelector("td")!.textContent).toBe("w3"); // no host: its id
-    expect(rows[2].querySelectorAll("td")[1].textContent).toBe("lost");
+    expect(rows[2].querySelectorAll("td")[1].textContent).toBe("lostno heartbeat for 0.9 s"); // a lost one says why
+    expect([...rows[2].querySelectorAll("td")].slice(4).map((td) => td.textContent)).toEqual(["—", "—", "—"]); // and has no load
     expect(rows[0].querySelector('[role="meter"]')!.getAttribute("aria-valuenow")).toBe("25");
   });
 
@@ -111,7 +112,7 @@ describe("the invocation log", () => {
   it("shows init and queue time beside the duration, and a retry's attempt and first call", () => {
     const { host } = render(<InvocationTable rows={[row({ id: "i2", source: "async", attempt: 2, parent_invocation_id: "i0", init_ms: 25, queue_ms: 1.5, status: "error", error: "boom" })]} openId="i2" />);
     expect(byTestId(host, "invocation-attempt")!.textContent).toBe(" · attempt 2");
-    expect(byTestId(host, "invocation-timings")!.textContent).toBe(" (+ init 25.0 ms · queue 1.5 ms)");
+    expect(byTestId(host, "invocation-timings")!.textContent).toBe(" (init 25.0 ms · queue 1.5 ms)");
     expect(byTestId(host, "invocation-summary")!.textContent).toContain("attempt 2 of i0");
   });
 

@@ -238,6 +238,8 @@ export interface ClusterWorker {
   id: string; host?: string | null; state: "ready" | "draining" | "lost" | string;
   memory_mb?: number; cores?: number; memory_used_mb?: number; running?: number; environments?: number;
   last_heartbeat_ms?: number | null;
+  /** Why a lost worker was given up (servers keep the last few lost ones listed). */
+  why?: string | null;
 }
 export interface Cluster { workers: ClusterWorker[]; memory_mb?: number; cores?: number }
 export type DatabaseStatus = "provisioning" | "ready" | "deprovisioning" | "failed";

@@ -132,7 +132,8 @@ export function isPlatformFailure(status?: string | null): boolean {
   return status === "lost";
 }
 
-/** What the platform added to a call beside the function's own duration: "init 31 ms · queue 0.40 ms".
+/** Where the platform's own time went in a call: "init 31 ms · queue 0.40 ms" (init: the cold start's
+ *  share of the duration; queue: the wait before a worker took the call).
  *  Only the parts the server sent; an empty string when it sent neither (an older server). A zero
  *  init is left out on a warm call (nothing was started), kept on a cold one. */
 export function platformTimes(t: { init_ms?: number | null; queue_ms?: number | null; cold_start?: boolean }): string {

@@ -44,6 +44,8 @@ function EditorFallback({ height }: { height: number }) {
   return <Skeleton style={{ height }} className="w-full" />;
 }
 
+/** What init and queue mean, for the title of where they are shown. */
+const PLATFORM_TIMES_HINT = "init: starting the function's environment (a cold start), part of the duration; queue: time in the platform before a worker took the call.";
 const DEFAULT_INPUT = '{\n  "name": "Clowdy"\n}';
 const IS_MAC = typeof navigator !== "undefined" && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const MOD = IS_MAC ? "⌘" : "Ctrl";
@@ -444,7 +446,7 @@ function TestPanel({ fn, dirty, input, setInput, runRef, onSaveCode, onInvoked }
             <div className="flex flex-wrap items-center gap-2 text-sm">
               <Badge variant={result.success ? "success" : result.timeout ? "warning" : "destructive"} data-testid="test-status">{statusText}</Badge>
               <span data-testid="test-duration">{formatDuration(result.duration_ms)}</span>
-              {platformTimes(result) && <span className="text-muted-foreground text-xs" data-testid="test-timings" title="The platform's own time: starting the environment, and the wait in the queue">+ {platformTimes(result)}</span>}
+              {platformTimes(result) && <span className="text-muted-foreground text-xs" data-testid="test-timings" title={PLATFORM_TIMES_HINT}>{platformTimes(result)}</span>}
               {result.cold_start !== undefined && <Badge variant="outline" data-testid="test-start">{result.cold_start ? "cold start" : "warm"}</Badge>}
             </div>
             <Label>{result.success ? "Output" : "Error"}</Label>
@@ -718,7 +720,7 @@ function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boo
         <TableCell className="whitespace-normal tabular-nums" title={timeAgo(r.created_at)}>
           <time dateTime={r.created_at}><span className="block sm:inline">{day}</span> <span>{time}</span></time>
         </TableCell>
-        <TableCell className="text-right tabular-nums" title={platformTimes(r) || undefined}>{unfinished(r) ? "—" : formatDuration(r.duration_ms, r.duration_us)}</TableCell>
+        <TableCell className="text-right tabular-nums" title={platformTimes(r) ? `${platformTimes(r)}. ${PLATFORM_TIMES_HINT}` : undefined}>{unfinished(r) ? "—" : formatDuration(r.duration_ms, r.duration_us)}</TableCell>
         <TableCell className="hidden sm:table-cell">{r.cold_start === undefined ? "—" : r.cold_start ? <Badge variant="outline">cold</Badge> : <span className="text-muted-foreground">warm</span>}</TableCell>
         <TableCell className="hidden md:table-cell text-right tabular-nums">{formatMemoryKb(r.peak_memory_kb)}</TableCell>
         <TableCell className="hidden md:table-cell">{r.source ?? "—"}{r.http_method ? <span className="text-muted-foreground"> {r.http_method} {r.http_path ?? ""}</span> : null}{attemptText(r) ? <span className="text-muted-foreground" data-testid="invocation-attempt"> · {attemptText(r)}</span> : null}</TableCell>
@@ -740,7 +742,7 @@ function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boo
             </div>
             <p className="text-muted-foreground mt-2 text-xs break-words" data-testid="invocation-summary">
               {statusLabel(r.status)} · {unfinished(r) ? "not finished" : formatDuration(r.duration_ms, r.duration_us)}
-              {platformTimes(r) ? <span data-testid="invocation-timings"> (+ {platformTimes(r)})</span> : null} · {r.cold_start ? "cold start" : "warm"}
+              {platformTimes(r) ? <span data-testid="invocation-timings" title={PLATFORM_TIMES_HINT}> ({platformTimes(r)})</span> : null} · {r.cold_start ? "cold start" : "warm"}
               {r.peak_memory_kb ? ` · peak memory ${formatMemoryKb(r.peak_memory_kb)}` : ""}
               {r.version ? ` · version ${r.version}` : ""}
               {attemptText(r) ? ` · ${attemptText(r)}` : ""}{r.parent_invocation_id && r.parent_invocation_id !== r.id ? ` of ${r.parent_invocation_id}` : ""} · {stamp} ({timeAgo(r.created_at)}) · id {r.id}
