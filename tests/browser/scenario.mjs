@@ -154,6 +154,12 @@ async function startPackageIndex() {
   throw new Error(`the package index did not start: ${out}`);
 }
 
+/** Leaves the page for a blank one, so that a server about to stop is not asked for anything more
+ *  (a module still loading, a card's poll). */
+async function leave() {
+  try { await page.goto("about:blank"); } catch { /* the page may be gone */ }
+}
+
 /** Fails a step that needs a server feature, naming the branch that brings it. */
 function needs(ok, branch, what) {
   assert(ok, `needs the ${branch} branch's server side: ${what}`);
@@ -709,6 +715,7 @@ async function main() {
       const still = await send("POST", `/api/invoke/${fn.body.id}`, { input: {} });
       assert(still.body?.success && still.body.output?.answer === 42, `the function should keep its layer: ${JSON.stringify(still.body)}`);
     } finally {
+      await leave();
       if (deps?.proc && deps.proc.exitCode === null) deps.proc.kill("SIGTERM");
       index.close();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -869,7 +876,10 @@ async function main() {
       await panel.getByTestId("chat-function-link").click();
       await page.waitForURL(/\/functions\/[0-9a-f]{12}/);
       await page.getByRole("heading", { name: "greeter" }).first().waitFor();
+      // The page loads the editor and polls its cards: let it finish before its server goes away
+      await page.getByTestId("code-editor").locator(".monaco-editor").waitFor({ timeout: INVOKE_T });
     } finally {
+      await leave();
       if (ai?.proc && ai.proc.exitCode === null) ai.proc.kill("SIGTERM");
       fake.close();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -971,6 +981,7 @@ async function main() {
         return rows.length === 0 ? !!document.querySelector('[data-testid="cluster-empty"]') : rows.every((r) => r.getAttribute("data-state") === "lost");
       }, null, { timeout: T });
     } finally {
+      await leave();
       if (worker && worker.exitCode === null) worker.kill("SIGKILL");
       if (control?.proc && control.proc.exitCode === null) control.proc.kill("SIGTERM");
       fs.rmSync(dir, { recursive: true, force: true });
@@ -1098,6 +1109,7 @@ async function main() {
       const stored = await page.evaluate(() => localStorage.getItem("clowdy.token"));
       assert(stored === token, "the token should be kept for the next visit");
     } finally {
+      await leave();
       if (jwt?.proc && jwt.proc.exitCode === null) jwt.proc.kill("SIGTERM");
       fs.rmSync(dir, { recursive: true, force: true });
     }
