@@ -7,7 +7,7 @@
 // with axe-core for serious or critical accessibility violations). Prints "N passed, N failed[, N skipped]",
 // counting the web unit tests that tests/browser/run ran before (UNIT_PASSED / UNIT_FAILED).
 //
-// Steps for features a server may not have yet say which branch brings them when they fail for
+// BROWSER_STEPS=<regex> runs only the matching steps. Steps for features a server may not have yet say which branch brings them when they fail for
 // that reason: dependency layers (deps: --pip-index-url, the build of a tiny wheel served by a
 // PEP 503 index this script starts on loopback), async calls, retries and schedules (async),
 // /api/cluster (cluster), init_ms and queue_ms (perf).
@@ -70,7 +70,15 @@ async function shot(name) {
   try { await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true }); } catch { /* page may be gone */ }
 }
 
+// BROWSER_STEPS=<regex> runs only the steps whose names match (the others count as skipped): for a
+// quick check of a few steps, e.g. BROWSER_STEPS='dashboard loads|init and queue'.
+const only = process.env.BROWSER_STEPS ? new RegExp(process.env.BROWSER_STEPS) : null;
+
 async function step(name, needs, fn) {
+  if (only && !only.test(name)) {
+    results.push({ name, status: "skipped", why: "not in BROWSER_STEPS" });
+    return;
+  }
   const missing = needs.filter((n) => !results.find((r) => r.name === n && r.status === "passed"));
   if (missing.length) {
     results.push({ name, status: "skipped", why: `needs: ${missing.join(", ")}` });
