@@ -6,9 +6,15 @@
 // the run. Screenshots go to tests/artifacts/browser/ (every page at 1440x900 and 390x844, checked
 // with axe-core for serious or critical accessibility violations). Prints "N passed, N failed[, N skipped]",
 // counting the web unit tests that tests/browser/run ran before (UNIT_PASSED / UNIT_FAILED).
+//
+// BROWSER_STEPS=<regex> runs only the matching steps. Steps for features a server may not have yet say which branch brings them when they fail for
+// that reason: dependency layers (deps: --pip-index-url, the build of a tiny wheel served by a
+// PEP 503 index this script starts on loopback), async calls, retries and schedules (async),
+// /api/cluster (cluster), init_ms and queue_ms (perf).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -23,6 +29,7 @@ const artifacts = path.join(root, "tests", "artifacts", "browser");
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const T = 20000; // default wait for UI changes, ms
 const INVOKE_T = 60000; // invocations may cold-start a sandbox
+const BUILD_T = 240000; // a dependency layer: pip in a build sandbox on a loaded machine
 
 fs.rmSync(artifacts, { recursive: true, force: true });
 fs.mkdirSync(artifacts, { recursive: true });
@@ -32,12 +39,12 @@ const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-chromium-"));
 function log(...a) { console.log(...a); }
 
 // ---------------------------------------------------------------- server
-async function startServer(dir = dataDir, extra = []) {
+async function startServer(dir = dataDir, extra = [], env = {}) {
   if (!fs.existsSync(binary)) throw new Error(`no clowdy binary at ${binary} (build it or set CLOWDY_BINARY)`);
   const webDir = path.join(root, "web", "dist");
   const logPath = path.join(dir, "server.log");
   const out = fs.openSync(logPath, "a");
-  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dir, "--web-dir", webDir, ...extra], { stdio: ["ignore", out, out] });
+  const proc = spawn(binary, ["--listen", "127.0.0.1:0", "--data-dir", dir, "--web-dir", webDir, ...extra], { stdio: ["ignore", out, out], env: { ...process.env, ...env } });
   const deadline = Date.now() + 30000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`clowdy exited with ${proc.exitCode}:\n${fs.readFileSync(logPath, "utf8").slice(-3000)}`);
@@ -63,7 +70,15 @@ async function shot(name) {
   try { await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true }); } catch { /* page may be gone */ }
 }
 
+// BROWSER_STEPS=<regex> runs only the steps whose names match (the others count as skipped): for a
+// quick check of a few steps, e.g. BROWSER_STEPS='dashboard loads|init and queue'.
+const only = process.env.BROWSER_STEPS ? new RegExp(process.env.BROWSER_STEPS) : null;
+
 async function step(name, needs, fn) {
+  if (only && !only.test(name)) {
+    results.push({ name, status: "skipped", why: "not in BROWSER_STEPS" });
+    return;
+  }
   const missing = needs.filter((n) => !results.find((r) => r.name === n && r.status === "passed"));
   if (missing.length) {
     results.push({ name, status: "skipped", why: `needs: ${missing.join(", ")}` });
@@ -113,6 +128,49 @@ async function rowsAll(attr, value) {
 async function apiGet(p) {
   const r = await fetch(server.url + p);
   return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+/** A local package index (PEP 503) on loopback: a tiny package "clowdy-tiny" 1.0 whose answer() is
+ *  42, built here into a wheel with Debian's pip, offline, and served by python's http.server from
+ *  simple/clowdy-tiny/. Returns { url, close }. */
+async function startPackageIndex() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-index-"));
+  const src = path.join(dir, "src");
+  fs.mkdirSync(path.join(src, "clowdy_tiny"), { recursive: true });
+  fs.writeFileSync(path.join(src, "pyproject.toml"),
+    '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "clowdy-tiny"\nversion = "1.0"\n');
+  fs.writeFileSync(path.join(src, "clowdy_tiny", "__init__.py"), "def answer():\n    return 42\n");
+  const pkg = path.join(dir, "simple", "clowdy-tiny");
+  fs.mkdirSync(pkg, { recursive: true });
+  const built = spawnSync("/usr/bin/python3", ["-m", "pip", "wheel", "--isolated", "--no-index", "--no-build-isolation",
+    "--no-deps", "-w", pkg, src], { encoding: "utf8" });
+  const wheels = fs.existsSync(pkg) ? fs.readdirSync(pkg).filter((f) => f.endsWith(".whl")) : [];
+  if (built.status !== 0 || wheels.length !== 1) throw new Error(`pip wheel failed: ${built.stderr || built.stdout}`);
+  fs.writeFileSync(path.join(pkg, "index.html"), `<!DOCTYPE html><html><body><a href="${wheels[0]}">${wheels[0]}</a></body></html>\n`);
+  fs.writeFileSync(path.join(dir, "simple", "index.html"), '<!DOCTYPE html><html><body><a href="clowdy-tiny/">clowdy-tiny</a></body></html>\n');
+  const proc = spawn("/usr/bin/python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout.on("data", (d) => { out += d; });
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    const m = /port (\d+)/.exec(out);
+    if (m) return { url: `http://127.0.0.1:${m[1]}/simple`, close: () => { proc.kill("SIGTERM"); fs.rmSync(dir, { recursive: true, force: true }); } };
+    if (proc.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`the package index did not start: ${out}`);
+}
+
+/** Leaves the page for a blank one, so that a server about to stop is not asked for anything more
+ *  (a module still loading, a card's poll). */
+async function leave() {
+  try { await page.goto("about:blank"); } catch { /* the page may be gone */ }
+}
+
+/** Fails a step that needs a server feature, naming the branch that brings it. */
+function needs(ok, branch, what) {
+  assert(ok, `needs the ${branch} branch's server side: ${what}`);
 }
 
 /** A JSON request to the server, as a script would send it (not through the page). */
@@ -606,6 +664,157 @@ async function main() {
     await send("DELETE", `/api/projects/${project.body.id}`);
   });
 
+  await step("dependencies: add a requirement and watch the layer build; a bad one fails with pip's message", ["dashboard loads"], async () => {
+    // A server of its own, pointed at a package index on loopback that holds one tiny wheel
+    const index = await startPackageIndex();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-deps-"));
+    let deps;
+    try {
+      try {
+        deps = await startServer(dir, ["--pip-index-url", index.url]);
+      } catch (e) {
+        needs(false, "deps", `the server did not start with --pip-index-url: ${String(e.message).slice(-400)}`);
+      }
+      allowedOrigins.add(new URL(deps.url).origin);
+      const send = async (method, p, body) => {
+        const r = await fetch(deps.url + p, { method, headers: { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+        return { status: r.status, body: await r.json().catch(() => null) };
+      };
+      const project = await send("POST", "/api/projects", { name: "Layer Test" });
+      const fn = await send("POST", "/api/functions", { name: "tiny", project_id: project.body.id,
+        code: "import clowdy_tiny\ndef handler(event, context):\n    return {'answer': clowdy_tiny.answer()}\n" });
+      assert(fn.status === 200, `function: ${JSON.stringify(fn)}`);
+      const probe = await send("GET", `/api/projects/${project.body.id}/requirements`);
+      needs(probe.status === 200 && "build_status" in (probe.body ?? {}), "deps", `GET requirements answered ${probe.status} ${JSON.stringify(probe.body)}`);
+
+      await page.goto(`${deps.url}/projects/${project.body.id}?tab=dependencies`);
+      const status = page.getByTestId("deps-status");
+      await status.waitFor();
+      assert(await page.getByTestId("deps-active-hash").textContent() === "none", "a new project has no layer");
+      await page.getByRole("textbox", { name: "requirements.txt" }).fill("clowdy-tiny==1.0\n");
+      await page.getByTestId("save-requirements").click();
+      // PUT answers at once: the build is under way (or, on a fast machine, done) ...
+      await page.locator('[data-testid="deps-status"]:is([data-status="queued"], [data-status="building"], [data-status="ready"])').waitFor();
+      // ... and the tab follows it, polling, to the end
+      await page.locator('[data-testid="deps-status"][data-status="ready"], [data-testid="deps-status"][data-status="failed"]').waitFor({ timeout: BUILD_T });
+      const after = await send("GET", `/api/projects/${project.body.id}/requirements`);
+      assert(after.body.build_status === "ready", `the build did not succeed: ${JSON.stringify(after.body).slice(0, 3000)}`);
+      const short = after.body.active_hash.replace(/^sha256:/, "").slice(0, 12);
+      await page.getByTestId("deps-active-hash").filter({ hasText: short }).waitFor();
+      assert(/\d (B|KB|MB)$/.test(await page.getByTestId("deps-size").textContent()), `the layer's size: ${await page.getByTestId("deps-size").textContent()}`);
+      assert(await page.getByTestId("deps-built-at").textContent() !== "—", "when it was built");
+
+      // The function imports the package, and its page says which layer it runs with
+      await page.goto(`${deps.url}/functions/${fn.body.id}`);
+      await page.getByTestId("fn-layer").filter({ hasText: short }).waitFor();
+      await page.getByTestId("run-test").click();
+      await page.getByTestId("test-status").filter({ hasText: "success" }).waitFor({ timeout: INVOKE_T });
+      assert(/"answer":\s*42/.test(await page.getByTestId("test-output").textContent()), `the function should use the package: ${await page.getByTestId("test-output").textContent()}`);
+
+      // A package the index does not have: the build fails with pip's own words, nothing that runs changes
+      await page.goto(`${deps.url}/projects/${project.body.id}?tab=dependencies`);
+      await page.getByRole("textbox", { name: "requirements.txt" }).fill("clowdy-tiny==1.0\nclowdy-no-such-package==9.9\n");
+      await page.getByTestId("save-requirements").click();
+      await page.locator('[data-testid="deps-status"][data-status="failed"]').waitFor({ timeout: BUILD_T });
+      await page.getByTestId("deps-failed").waitFor();
+      const log = await page.getByTestId("deps-log").textContent();
+      assert(/clowdy-no-such-package/.test(log) && /No matching distribution|Could not find a version|not find/i.test(log), `the log should carry pip's message: ${log.slice(-1500)}`);
+      await page.getByTestId("deps-active-hash").filter({ hasText: short }).waitFor();
+      const still = await send("POST", `/api/invoke/${fn.body.id}`, { input: {} });
+      assert(still.body?.success && still.body.output?.answer === 42, `the function should keep its layer: ${JSON.stringify(still.body)}`);
+    } finally {
+      await leave();
+      if (deps?.proc && deps.proc.exitCode === null) deps.proc.kill("SIGTERM");
+      index.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  await step("schedules card: a bad expression says why; add rate and cron schedules, delete them", ["create function"], async () => {
+    const probe = await apiGet(`/api/functions/${state.fnId}/schedules`);
+    needs(probe.status === 200 && Array.isArray(probe.body), "async", `GET schedules answered ${probe.status}`);
+    await page.goto(`${server.url}/functions/${state.fnId}`);
+    const card = page.getByTestId("schedules-card");
+    await card.getByTestId("schedules-empty").waitFor();
+    const expression = card.getByLabel("Expression");
+    await expression.fill("every tuesday");
+    await card.getByTestId("schedule-add").click();
+    await card.getByTestId("error").waitFor();
+    for (const e of ["rate(5 minutes)", "0 3 * * *"]) {
+      await expression.fill(e);
+      await card.getByTestId("schedule-add").click();
+      await card.getByTestId("schedule-row").filter({ hasText: e }).waitFor();
+    }
+    assert(await card.getByTestId("error").count() === 0, "the error should go once a schedule is added");
+    const next = await card.getByTestId("schedule-row").filter({ hasText: "rate(5 minutes)" }).getByTestId("schedule-next").textContent();
+    assert(/next (in \d+ (s|min)|due now) · last never/.test(next), `the next run: ${next}`);
+    const listed = await apiGet(`/api/functions/${state.fnId}/schedules`);
+    assert(listed.body.map((x) => x.expression).sort().join("|") === "0 3 * * *|rate(5 minutes)", `the API's schedules: ${JSON.stringify(listed.body)}`);
+    for (const e of ["rate(5 minutes)", "0 3 * * *"]) await card.getByRole("button", { name: `Delete schedule ${e}` }).click();
+    await card.getByTestId("schedules-empty").waitFor();
+    const left = await apiGet(`/api/functions/${state.fnId}/schedules`);
+    assert(left.body.length === 0, `schedules left: ${JSON.stringify(left.body)}`);
+  });
+
+  await step("failed events: an async call that fails with no retries left is listed, re-driven and deleted", ["dashboard loads"], async () => {
+    const project = await apiSend("POST", "/api/projects", { name: "Async Test" });
+    const fn = await apiSend("POST", "/api/functions", { name: "flaky", project_id: project.body.id,
+      code: "def handler(event, context):\n    raise ValueError('always fails: %s' % event.get('n'))\n" });
+    assert(fn.status === 200, `function: ${JSON.stringify(fn)}`);
+    try {
+      const probe = await apiGet(`/api/functions/${fn.body.id}/failed-events`);
+      needs(probe.status === 200 && typeof fn.body.max_retries === "number", "async", `GET failed-events answered ${probe.status}; max_retries is ${fn.body.max_retries}`);
+      await page.goto(`${server.url}/functions/${fn.body.id}`);
+      await page.getByLabel("Async retries").fill("0");
+      await page.getByRole("button", { name: "Save settings" }).click();
+      await page.getByText("Settings saved").first().waitFor();
+      assert((await apiGet(`/api/functions/${fn.body.id}`)).body.max_retries === 0, "max_retries should be saved");
+      const card = page.getByTestId("failed-events-card");
+      await card.getByTestId("failed-events-empty").waitFor();
+      const call = await apiSend("POST", `/api/invoke/${fn.body.id}?async=1`, { input: { n: 7 } });
+      assert(call.status === 202 && call.body?.invocation_id, `an async call: ${call.status} ${JSON.stringify(call.body)}`);
+      // The card and the log poll: the failure shows up without a reload
+      const event = card.getByTestId("failed-event");
+      await event.first().waitFor({ timeout: INVOKE_T });
+      assert(/always fails: 7/.test(await event.first().textContent()), `the event's error: ${await event.first().textContent()}`);
+      assert(/^1 attempt$/.test(await event.first().getByTestId("failed-event-attempts").textContent()), "one attempt with no retries");
+      const asyncRows = page.locator('[data-testid="invocation-row"][data-source="async"][data-status="error"]');
+      await asyncRows.first().waitFor({ timeout: T });
+      // Re-drive: it runs again (and fails again, so it is listed again)
+      await card.getByTestId("failed-event-redrive").first().click();
+      await page.getByText("Event re-driven").first().waitFor();
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="invocation-row"][data-source="async"][data-status="error"]').length >= 2, null, { timeout: INVOKE_T });
+      await event.first().waitFor({ timeout: INVOKE_T });
+      assert(await event.count() === 1, `one failed event after the re-drive, not ${await event.count()}`);
+      await card.getByTestId("failed-event-delete").click();
+      await card.getByTestId("failed-events-empty").waitFor();
+      const left = await apiGet(`/api/functions/${fn.body.id}/failed-events`);
+      assert(left.body.length === 0, `failed events left: ${JSON.stringify(left.body)}`);
+    } finally {
+      await apiSend("DELETE", `/api/projects/${project.body.id}`);
+    }
+  });
+
+  await step("the test panel and the log show init and queue time beside the duration", ["dashboard loads"], async () => {
+    const project = await apiSend("POST", "/api/projects", { name: "Timing Test" });
+    const fn = await apiSend("POST", "/api/functions", { name: "timed", project_id: project.body.id,
+      code: "def handler(event, context):\n    return 'ok'\n" });
+    try {
+      await page.goto(`${server.url}/functions/${fn.body.id}`);
+      await page.getByTestId("run-test").click();
+      await page.getByTestId("test-status").filter({ hasText: "success" }).waitFor({ timeout: INVOKE_T });
+      const records = (await apiGet(`/api/functions/${fn.body.id}/invocations`)).body ?? [];
+      needs(typeof records[0]?.init_ms === "number" && typeof records[0]?.queue_ms === "number", "perf", `the record has init_ms ${records[0]?.init_ms} and queue_ms ${records[0]?.queue_ms}`);
+      const timings = await page.getByTestId("test-timings").textContent();
+      assert(/init [\d.]+ (ms|s)/.test(timings) && /queue [\d.]+ (ms|s)/.test(timings), `a cold call's platform time: ${timings}`);
+      await page.getByTestId("invocation-row").first().click();
+      const shown = await page.getByTestId("invocation-timings").first().textContent();
+      assert(/init [\d.]+ (ms|s)/.test(shown) && /queue/.test(shown), `the record's platform time: ${shown}`);
+    } finally {
+      await apiSend("DELETE", `/api/projects/${project.body.id}`);
+    }
+  });
+
   await step("chat panel answers or explains", ["dashboard loads"], async () => {
     await page.goto(server.url + "/");
     await page.getByTestId("chat-toggle").click();
@@ -675,7 +884,10 @@ async function main() {
       await panel.getByTestId("chat-function-link").click();
       await page.waitForURL(/\/functions\/[0-9a-f]{12}/);
       await page.getByRole("heading", { name: "greeter" }).first().waitFor();
+      // The page loads the editor and polls its cards: let it finish before its server goes away
+      await page.getByTestId("code-editor").locator(".monaco-editor").waitFor({ timeout: INVOKE_T });
     } finally {
+      await leave();
       if (ai?.proc && ai.proc.exitCode === null) ai.proc.kill("SIGTERM");
       fake.close();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -720,6 +932,69 @@ async function main() {
     await page.getByRole("link", { name: "Functions" }).click();
     await page.getByRole("heading", { name: "Functions" }).waitFor();
     await page.setViewportSize({ width: 1366, height: 900 });
+  });
+
+  await step("the dashboard's cluster card lists the workers /api/cluster reports", ["dashboard loads"], async () => {
+    const c = await apiGet("/api/cluster");
+    needs(c.status === 200 && Array.isArray(c.body?.workers), "cluster", `GET /api/cluster answered ${c.status}`);
+    await page.goto(server.url + "/");
+    const card = page.getByTestId("cluster-card");
+    await card.waitFor();
+    const now = (await apiGet("/api/cluster")).body.workers;
+    if (now.length === 0) {
+      await card.getByTestId("cluster-empty").waitFor();
+    } else {
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="cluster-worker"]').length === n, now.length);
+      const states = await card.getByTestId("cluster-worker").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-state")));
+      assert(states.join() === now.map((w) => w.state).join(), `states ${states} against the API's ${now.map((w) => w.state)}`);
+      assert(/ready/.test(await page.getByTestId("cluster-summary").textContent()), "the summary counts the ready workers");
+    }
+    const stats = (await apiGet("/api/stats")).body;
+    if (typeof stats.platform_errors === "number" || typeof stats.lost === "number")
+      await page.getByText(/platform failures? \(lost\) apart/).waitFor();
+  });
+
+  await step("a worker host on a --role control server: the cluster card shows it ready, then lost when it dies", ["dashboard loads"], async () => {
+    // A control process and one worker process on loopback tcp (plain: no --curve-dir)
+    const port = await new Promise((resolve) => { const srv = net.createServer(); srv.listen(0, "127.0.0.1", () => { const p = srv.address().port; srv.close(() => resolve(p)); }); });
+    const endpoint = { CLOWDY_ENDPOINT_WORKER: `tcp://127.0.0.1:${port}` };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-control-"));
+    const wdir = fs.mkdtempSync(path.join(os.tmpdir(), "clowdy-browser-worker-"));
+    let control, worker;
+    try {
+      control = await startServer(dir, ["--role", "control"], endpoint);
+      allowedOrigins.add(new URL(control.url).origin);
+      const get = async (p) => { const r = await fetch(control.url + p); return { status: r.status, body: await r.json().catch(() => null) }; };
+      const probe = await get("/api/cluster");
+      needs(probe.status === 200 && Array.isArray(probe.body?.workers), "cluster", `GET /api/cluster answered ${probe.status}`);
+      const out = fs.openSync(path.join(wdir, "worker.log"), "a");
+      worker = spawn(binary, ["--role", "worker", "--listen", "127.0.0.1:0", "--data-dir", wdir, "--workers", "1", "--prewarm", "0"], { stdio: ["ignore", out, out], env: { ...process.env, ...endpoint } });
+      let listed = [];
+      for (const deadline = Date.now() + 30000; Date.now() < deadline;) {
+        listed = (await get("/api/cluster")).body?.workers ?? [];
+        if (listed.some((w) => w.state === "ready")) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert(listed.some((w) => w.state === "ready"), `the worker did not register: ${JSON.stringify(listed)}\n${fs.readFileSync(path.join(wdir, "worker.log"), "utf8").slice(-1500)}`);
+      await page.goto(control.url + "/");
+      const card = page.getByTestId("cluster-card");
+      await card.locator('[data-testid="cluster-worker"][data-state="ready"]').waitFor();
+      assert(/[1-9]\d* of \d+ workers? ready/.test(await page.getByTestId("cluster-summary").textContent()), `the summary: ${await page.getByTestId("cluster-summary").textContent()}`);
+      const cells = await card.getByTestId("cluster-worker").first().locator("td").allTextContents();
+      assert(/ms ago|s ago/.test(cells[6] ?? ""), `the worker's heartbeat: ${cells.join(" | ")}`);
+      // kill -9: the card follows (it polls) to a lost worker, or to none
+      worker.kill("SIGKILL");
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll('[data-testid="cluster-worker"]')];
+        return rows.length === 0 ? !!document.querySelector('[data-testid="cluster-empty"]') : rows.every((r) => r.getAttribute("data-state") === "lost");
+      }, null, { timeout: T });
+    } finally {
+      await leave();
+      if (worker && worker.exitCode === null) worker.kill("SIGKILL");
+      if (control?.proc && control.proc.exitCode === null) control.proc.kill("SIGTERM");
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(wdir, { recursive: true, force: true });
+    }
   });
 
   await step("every page: no serious accessibility violations, screenshots at 1440x900 and 390x844", ["create project", "create function"], async () => {
@@ -842,6 +1117,7 @@ async function main() {
       const stored = await page.evaluate(() => localStorage.getItem("clowdy.token"));
       assert(stored === token, "the token should be kept for the next visit");
     } finally {
+      await leave();
       if (jwt?.proc && jwt.proc.exitCode === null) jwt.proc.kill("SIGTERM");
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -152,12 +152,35 @@ export function PageHeader({ title, description, actions }: { title: ReactNode; 
   );
 }
 
-export function StatusBadge({ status }: { status?: string | null }) {
+export function StatusBadge({ status, label }: { status?: string | null; label?: string }) {
   const s = status ?? "unknown";
+  // A lost call is the platform's failure, not the function's: outlined, unlike a function's error.
   const variant = s === "success" || s === "active" || s === "ready" ? "success"
     : s === "error" || s === "failed" ? "destructive"
-    : s === "timeout" || s === "building" || s === "pending" ? "warning" : "secondary";
-  return <Badge variant={variant} data-status={s}>{statusLabel(s)}</Badge>;
+    : s === "timeout" || s === "building" || s === "pending" || s === "queued" || s === "running" || s === "draining" ? "warning"
+    : s === "lost" ? "outline" : "secondary";
+  return <Badge variant={variant} data-status={s} className={s === "lost" ? "border-destructive text-destructive" : undefined}>{label ?? statusLabel(s)}</Badge>;
+}
+
+/** True for an answer that means "this server has no such feature" (an older server, or one built
+ *  without it): 404, 405 or 501 on an endpoint of a resource that exists. */
+export function isUnsupported(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 404 || e.status === 405 || e.status === 501);
+}
+
+/** A feature's tab on a server that lacks it: the server's sentence (501) or a plain one; any other
+ *  error as an error. */
+export function NotAvailable({ error, what }: { error: unknown; what: string }) {
+  if (isUnsupported(error)) {
+    const e = error as ApiError;
+    return (
+      <Alert variant="info" data-testid="not-available">
+        <AlertTitle>{what} — not available yet</AlertTitle>
+        <AlertDescription><p>{e.status === 501 ? e.message : "This server does not support it yet."}</p></AlertDescription>
+      </Alert>
+    );
+  }
+  return <ErrorAlert error={error} title={`Could not load ${what.toLowerCase()}`} />;
 }
 
 export function EmptyState({ title, children }: { title: string; children?: ReactNode }) {

@@ -169,11 +169,18 @@ export interface Fn {
   network_enabled: boolean; timeout_seconds: number; memory_mb: number; active_version: number;
   project_id?: string | null; created_at: string; updated_at: string;
   last_invoked_at?: string | null; invocation_count?: number;
+  /** The dependency layer (hash) the function runs with; null when its project has none. Absent on
+   *  servers without layers. */
+  layer_hash?: string | null;
+  /** Retries of a failed async call (0..10); absent on servers without async invocations. */
+  max_retries?: number;
 }
 export interface Version { function_id: string; version: number; code: string; created_at: string; updated_at: string }
 export interface Invocation {
   id: string; function_id: string; input?: string | null; output?: string | null;
-  status: "success" | "error" | "timeout" | string; duration_ms: number; source?: string;
+  /** queued and running: an async call not finished yet; lost: a platform failure (the worker went
+   *  away), not the function's own error. */
+  status: "success" | "error" | "timeout" | "queued" | "running" | "lost" | string; duration_ms: number; source?: string;
   http_method?: string | null; http_path?: string | null; created_at: string;
   cold_start?: boolean; version?: number; logs?: string | null;
   /** A failed call's message and traceback (output carries the message too). */
@@ -184,10 +191,16 @@ export interface Invocation {
   list_truncated?: string[];
   /** Fields the stored record itself keeps only the start of (--record-max-bytes): not whole anywhere. */
   input_truncated?: boolean; output_truncated?: boolean; logs_truncated?: boolean;
+  /** The platform's own time beside the function's: starting its environment (a cold start) and the
+   *  wait in the queue, in ms. */
+  init_ms?: number | null; queue_ms?: number | null;
+  /** Async retries: the attempt's number (1 = the first) and the first attempt's invocation id. */
+  attempt?: number | null; parent_invocation_id?: string | null;
 }
 export interface InvokeResult {
   success: boolean; output?: unknown; error?: string; duration_ms: number; invocation_id?: string;
   cold_start?: boolean; logs?: string | null; timeout?: boolean;
+  init_ms?: number | null; queue_ms?: number | null;
 }
 export interface EnvVar { id: string; key: string; value: string; is_secret: boolean; created_at: string; updated_at: string }
 export interface Route {
@@ -201,10 +214,34 @@ export interface Stats {
   recent_failures?: Invocation[];
   p50_duration_ms?: number; p95_duration_ms?: number; cold_start_rate?: number;
   functions?: FunctionStats[];
+  /** Platform failures (lost workers), counted apart from the functions' own errors. */
+  lost?: number; platform_errors?: number;
   [key: string]: unknown;
 }
 export interface FunctionStats { function_id: string; name: string; count: number; errors: number; p50_duration_ms?: number }
-export interface Requirements { requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean; build_status?: string; build_log?: string }
+export type BuildStatus = "none" | "queued" | "building" | "ready" | "failed";
+export interface Requirements {
+  requirements_txt: string; requirements_hash?: string | null; has_custom_image?: boolean;
+  build_status?: BuildStatus | string | null; build_log?: string | null;
+  /** The layer's size on disk, when built; the time it was built; the layer the functions use now
+   *  (the last ready one, which may differ from requirements_hash while a new one builds). */
+  layer_size_bytes?: number | null; built_at?: string | null; active_hash?: string | null;
+}
+export interface Schedule {
+  id: string; function_id: string; expression: string; next_run_at?: string | null;
+  last_run_at?: string | null; created_at: string; enabled?: boolean;
+}
+export interface FailedEvent {
+  id: string; invocation_id?: string | null; input?: unknown; error?: string | null; attempts?: number; failed_at: string;
+}
+export interface ClusterWorker {
+  id: string; host?: string | null; state: "ready" | "draining" | "lost" | string;
+  memory_mb?: number; cores?: number; memory_used_mb?: number; running?: number; environments?: number;
+  last_heartbeat_ms?: number | null;
+  /** Why a lost worker was given up (servers keep the last few lost ones listed). */
+  why?: string | null;
+}
+export interface Cluster { workers: ClusterWorker[]; memory_mb?: number; cores?: number }
 export type DatabaseStatus = "provisioning" | "ready" | "deprovisioning" | "failed";
 export interface DatabaseInfo {
   has_database: boolean; database_url?: string | null; neon_project_id?: string | null;
@@ -232,7 +269,7 @@ export const api = {
   functions: () => request<Fn[]>("/api/functions"),
   fn: (id: string) => request<Fn>(`/api/functions/${enc(id)}`),
   createFunction: (b: Partial<Fn> & { name: string; code: string }) => request<Fn>("/api/functions", { method: "POST", body: b }),
-  updateFunction: (id: string, b: Partial<Pick<Fn, "name" | "description" | "code" | "status" | "network_enabled" | "timeout_seconds" | "memory_mb">>) =>
+  updateFunction: (id: string, b: Partial<Pick<Fn, "name" | "description" | "code" | "status" | "network_enabled" | "timeout_seconds" | "memory_mb" | "max_retries">>) =>
     request<Fn>(`/api/functions/${enc(id)}`, { method: "PUT", body: b }),
   deleteFunction: (id: string) => request<{ detail: string }>(`/api/functions/${enc(id)}`, { method: "DELETE" }),
   versions: (id: string) => request<Version[]>(`/api/functions/${enc(id)}/versions`),
@@ -240,6 +277,14 @@ export const api = {
   invoke: (id: string, input: unknown, signal?: AbortSignal) => request<InvokeResult>(`/api/invoke/${enc(id)}`, { method: "POST", body: { input }, signal }),
   invocations: (id: string, limit = 50) => request<Invocation[]>(`/api/functions/${enc(id)}/invocations?limit=${limit}`),
   invocation: (id: string, invocationId: string) => request<Invocation>(`/api/functions/${enc(id)}/invocations/${enc(invocationId)}`),
+
+  schedules: (id: string) => request<Schedule[]>(`/api/functions/${enc(id)}/schedules`),
+  createSchedule: (id: string, expression: string) => request<Schedule>(`/api/functions/${enc(id)}/schedules`, { method: "POST", body: { expression } }),
+  deleteSchedule: (id: string, sid: string) => request<null>(`/api/functions/${enc(id)}/schedules/${enc(sid)}`, { method: "DELETE" }),
+  failedEvents: (id: string) => request<FailedEvent[]>(`/api/functions/${enc(id)}/failed-events`),
+  redrive: (id: string, eid: string) => request<{ invocation_id?: string } | null>(`/api/functions/${enc(id)}/failed-events/${enc(eid)}/redrive`, { method: "POST" }),
+  deleteFailedEvent: (id: string, eid: string) => request<null>(`/api/functions/${enc(id)}/failed-events/${enc(eid)}`, { method: "DELETE" }),
+  cluster: () => request<Cluster>("/api/cluster"),
 
   env: (pid: string) => request<EnvVar[]>(`/api/projects/${enc(pid)}/env`),
   setEnv: (pid: string, b: { key: string; value: string; is_secret: boolean }) => request<EnvVar>(`/api/projects/${enc(pid)}/env`, { method: "POST", body: b }),

@@ -122,7 +122,41 @@ export function formatTimestamp(iso?: string | null): string {
 /** How a status reads to a person: a timeout is "timed out", not an error. */
 export function statusLabel(status?: string | null): string {
   if (status === "timeout") return "timed out";
+  if (status === "lost") return "lost (platform)";
   return status ?? "unknown";
+}
+
+/** A platform failure: the worker running the call went away. Not the function's own error, and the
+ *  function may or may not have run. */
+export function isPlatformFailure(status?: string | null): boolean {
+  return status === "lost";
+}
+
+/** Where the platform's own time went in a call: "init 31 ms · queue 0.40 ms" (init: the cold start's
+ *  share of the duration; queue: the wait before a worker took the call).
+ *  Only the parts the server sent; an empty string when it sent neither (an older server). A zero
+ *  init is left out on a warm call (nothing was started), kept on a cold one. */
+export function platformTimes(t: { init_ms?: number | null; queue_ms?: number | null; cold_start?: boolean }): string {
+  const parts: string[] = [];
+  const ok = (n: unknown): n is number => typeof n === "number" && isFinite(n) && n >= 0;
+  if (ok(t.init_ms) && (t.init_ms > 0 || t.cold_start)) parts.push(`init ${formatDuration(t.init_ms, t.init_ms * 1000)}`);
+  if (ok(t.queue_ms)) parts.push(`queue ${formatDuration(t.queue_ms, t.queue_ms * 1000)}`);
+  return parts.join(" · ");
+}
+
+/** A size from bytes: "812 B", "4.0 KB", "12.4 MB", "1.20 GB"; unknown reads "—". */
+export function formatBytes(n?: number | null): string {
+  if (typeof n !== "number" || !isFinite(n) || n < 0) return "—";
+  if (n < 1024) return `${Math.round(n)} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 * 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  return `${(n / (1024 * 1024 * 1024)).toFixed(2)} GB`;
+}
+
+/** The first 12 characters of a content hash, as the UI shows it ("sha256:" prefix dropped). */
+export function shortHash(h?: string | null): string {
+  if (!h) return "";
+  return h.replace(/^sha256:/, "").slice(0, 12);
 }
 
 /** A success rate to show: none yet when nothing ran (never a misleading "0%"). */

@@ -1,5 +1,7 @@
 // Dashboard: what /api/stats says, shown as soon as that one request answers: totals, success rate,
-// p50/p95 and cold-start rate, invocations and errors per day, and the per-function breakdown. Recent
+// p50/p95 and cold-start rate (platform failures apart from errors when the server counts them),
+// invocations and errors per day, the cluster's workers (components/cluster-card.tsx, on servers
+// with /api/cluster), and the per-function breakdown. Recent
 // projects and recent failures load on their own afterwards (failures only for the functions the
 // stats say have errors, 20 rows each), so no per-function request holds the page back.
 //
@@ -13,6 +15,7 @@ import { api, type FunctionStats, type Invocation, type Stats } from "@/lib/api"
 import { useApi } from "@/lib/hooks";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
+import { ClusterCard } from "@/components/cluster-card";
 import { EmptyState, ErrorAlert, ListSkeleton, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
 import { firstLine, formatDuration, formatRate, formatTimestamp, timeAgo } from "@/lib/utils";
 
@@ -37,6 +40,13 @@ export function chartPoints(s: Stats): { points: DayPoint[]; latency: "p50" | "a
   return { points, latency };
 }
 
+/** Calls lost to the platform (a worker went away), which servers that tell them apart count apart
+ *  from the functions' own errors; null from a server that does not. */
+export function platformFailures(s: Stats): number | null {
+  for (const v of [s.platform_errors, s.lost]) if (typeof v === "number" && isFinite(v)) return v;
+  return null;
+}
+
 /** A latency from the stats; none yet when nothing ran. */
 function latencyText(ms: unknown, total: number): string {
   return total > 0 && typeof ms === "number" ? formatDuration(ms) : "—";
@@ -44,13 +54,14 @@ function latencyText(ms: unknown, total: number): string {
 
 type Failure = Invocation & { fname: string };
 
-/** The latest failures, from the functions that have errors (at most 5 functions, 20 rows each). */
+/** The latest failures, from the functions that have errors (at most 5 functions, 20 rows each); an
+ *  async call still queued or running has not failed. */
 async function loadFailures(stats: Stats): Promise<Failure[]> {
   if (Array.isArray(stats.recent_failures))
     return stats.recent_failures.map((i) => ({ ...i, fname: stats.functions?.find((f) => f.function_id === i.function_id)?.name ?? i.function_id }));
   const failing = (stats.functions ?? []).filter((f) => f.errors > 0).sort((a, b) => b.errors - a.errors).slice(0, 5);
   const lists = await Promise.all(failing.map((f) => api.invocations(f.function_id, 20)
-    .then((l) => l.filter((i) => i.status !== "success").map((i) => ({ ...i, fname: f.name })))
+    .then((l) => l.filter((i) => !["success", "queued", "running"].includes(i.status)).map((i) => ({ ...i, fname: f.name })))
     .catch(() => [] as Failure[])));
   return lists.flat().sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))).slice(0, 8);
 }
@@ -85,6 +96,7 @@ export default function Dashboard() {
   const errors = (s.functions ?? []).reduce((n, f) => n + (Number(f.errors) || 0), 0);
   const { points, latency } = chartPoints(s);
   const nProjects = typeof s.total_projects === "number" ? s.total_projects : projects.data?.length;
+  const platform = platformFailures(s);
 
   return (
     <>
@@ -97,7 +109,7 @@ export default function Dashboard() {
         <StatCard id="p50" title="Median latency (p50)" value={latencyText(s.p50_duration_ms, total)} icon={Timer} />
         <StatCard id="p95" title="p95 latency" value={latencyText(s.p95_duration_ms, total)} icon={TrendingUp} />
         <StatCard id="avg-duration" title="Average duration" value={latencyText(s.avg_duration_ms, total)} icon={Gauge} />
-        <StatCard id="errors" title="Failed invocations" value={String(errors)} icon={AlertTriangle} hint="errors and timeouts" />
+        <StatCard id="errors" title="Failed invocations" value={String(errors)} icon={AlertTriangle} hint={platform === null ? "errors and timeouts" : `errors and timeouts; ${platform} platform failure${platform === 1 ? "" : "s"} (lost) apart`} />
       </div>
 
       <Card className="mt-6">
@@ -127,6 +139,8 @@ export default function Dashboard() {
           )}
         </CardContent>
       </Card>
+
+      <ClusterCard />
 
       <Card className="mt-6">
         <CardHeader>

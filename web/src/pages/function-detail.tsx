@@ -3,6 +3,10 @@
 // rollback, the test panel (JSON input with saved test events → result, logs, duration, cold/warm),
 // invoke URL and a curl built from the test input, settings, the invocation log (filters, live
 // updates, more rows, keyboard-openable rows showing the error and traceback of failed calls), delete.
+// Where the server has them: the dependency layer the function runs with (header), async retries in
+// the settings, the schedules and failed-events cards (components/schedules-card.tsx,
+// failed-events-card.tsx), the platform's init and queue time beside each duration, retried
+// attempts, and lost calls shown as platform failures rather than the function's errors.
 import { lazy, Suspense, useEffect, useRef, useState, type MutableRefObject, type ReactNode } from "react";
 import { Link, useBlocker, useNavigate, useParams, useSearchParams } from "react-router";
 import { ArrowLeft, BookmarkPlus, ChevronDown, ChevronRight, History, Play, RotateCcw, RotateCw, Save, Square, Trash2 } from "lucide-react";
@@ -26,10 +30,12 @@ import { Switch } from "@/components/ui/switch";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { CopyField, EmptyState, ErrorAlert, ListSkeleton, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
 import { Detail } from "@/components/invocation-detail";
+import { SchedulesCard } from "@/components/schedules-card";
+import { FailedEventsCard } from "@/components/failed-events-card";
 import { useToast } from "@/components/toaster";
 import {
   cn, currentOrigin, curlExample, firstLine, formatDate, formatDuration, formatMemoryKb, formatTimestamp, invokeUrl,
-  prettyJson, statusLabel, timeAgo,
+  isPlatformFailure, platformTimes, prettyJson, shortHash, statusLabel, timeAgo,
 } from "@/lib/utils";
 
 const CodeEditor = lazy(() => import("@/components/code-editor"));
@@ -38,6 +44,8 @@ function EditorFallback({ height }: { height: number }) {
   return <Skeleton style={{ height }} className="w-full" />;
 }
 
+/** What init and queue mean, for the title of where they are shown. */
+const PLATFORM_TIMES_HINT = "init: starting the function's environment (a cold start), part of the duration; queue: time in the platform before a worker took the call.";
 const DEFAULT_INPUT = '{\n  "name": "Clowdy"\n}';
 const IS_MAC = typeof navigator !== "undefined" && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const MOD = IS_MAC ? "⌘" : "Ctrl";
@@ -197,7 +205,7 @@ function FunctionPage({ id }: { id: string }) {
     <>
       <PageHeader
         title={<span className="flex items-center gap-2">{fn.name} <Badge variant="outline" data-testid="active-version">v{fn.active_version}</Badge> <StatusBadge status={fn.status} /></span>}
-        description={<>{fn.description || "Python function"}{fn.project_id && <> · in <Link className="underline" to={`/projects/${fn.project_id}`}>{project.data?.name ?? "its project"}</Link></>}</>}
+        description={<>{fn.description || "Python function"}{fn.project_id && <> · in <Link className="underline" to={`/projects/${fn.project_id}`}>{project.data?.name ?? "its project"}</Link></>}<LayerNote fn={fn} /></>}
         actions={
           <AlertDialog>
             <AlertDialogTrigger asChild><Button variant="outline"><Trash2 className="text-destructive" /> Delete</Button></AlertDialogTrigger>
@@ -288,8 +296,27 @@ function FunctionPage({ id }: { id: string }) {
         <SettingsCard fn={fn} onSaved={(f) => fnState.setData(f)} />
       </div>
 
+      <div className="mt-6 grid grid-cols-1 gap-6 empty:hidden lg:grid-cols-2">
+        <SchedulesCard functionId={fn.id} />
+        <FailedEventsCard functionId={fn.id} refreshKey={invokedAt} onRedriven={() => setInvokedAt(Date.now())} />
+      </div>
+
       <InvocationLog functionId={fn.id} invokedAt={invokedAt} openId={params.get("invocation")} />
     </>
+  );
+}
+
+/** Which dependency layer the function runs with (servers with layers send layer_hash, null when
+ *  its project has no packages). */
+function LayerNote({ fn }: { fn: Fn }) {
+  if (fn.layer_hash === undefined) return null;
+  const deps = fn.project_id ? `/projects/${fn.project_id}?tab=dependencies` : null;
+  return (
+    <> · <span data-testid="fn-layer" data-layer={fn.layer_hash ?? ""}>
+      {fn.layer_hash
+        ? <>runs with layer {deps ? <Link className="underline" to={deps}><code title={fn.layer_hash}>{shortHash(fn.layer_hash)}</code></Link> : <code title={fn.layer_hash}>{shortHash(fn.layer_hash)}</code>}</>
+        : "no dependency layer"}
+    </span></>
   );
 }
 
@@ -419,6 +446,7 @@ function TestPanel({ fn, dirty, input, setInput, runRef, onSaveCode, onInvoked }
             <div className="flex flex-wrap items-center gap-2 text-sm">
               <Badge variant={result.success ? "success" : result.timeout ? "warning" : "destructive"} data-testid="test-status">{statusText}</Badge>
               <span data-testid="test-duration">{formatDuration(result.duration_ms)}</span>
+              {platformTimes(result) && <span className="text-muted-foreground text-xs" data-testid="test-timings" title={PLATFORM_TIMES_HINT}>{platformTimes(result)}</span>}
               {result.cold_start !== undefined && <Badge variant="outline" data-testid="test-start">{result.cold_start ? "cold start" : "warm"}</Badge>}
             </div>
             <Label>{result.success ? "Output" : "Error"}</Label>
@@ -457,18 +485,25 @@ function SettingsCard({ fn, onSaved }: { fn: Fn; onSaved: (f: Fn) => void }) {
   const [network, setNetwork] = useState(fn.network_enabled);
   const [timeout, setTimeoutS] = useState(String(fn.timeout_seconds));
   const [memory, setMemory] = useState(String(fn.memory_mb));
+  // Async retries: only on servers that send max_retries
+  const hasRetries = typeof fn.max_retries === "number";
+  const [retries, setRetries] = useState(String(fn.max_retries ?? ""));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const toast = useToast();
-  const changed = enabled !== (fn.status !== "disabled") || network !== fn.network_enabled || Number(timeout) !== fn.timeout_seconds || Number(memory) !== fn.memory_mb;
+  const changed = enabled !== (fn.status !== "disabled") || network !== fn.network_enabled || Number(timeout) !== fn.timeout_seconds || Number(memory) !== fn.memory_mb
+    || (hasRetries && Number(retries) !== fn.max_retries);
 
   async function save() {
     setBusy(true);
     setError(null);
     try {
-      const f = await api.updateFunction(fn.id, { status: enabled ? "active" : "disabled", network_enabled: network, timeout_seconds: Number(timeout), memory_mb: Number(memory) });
+      const body: Parameters<typeof api.updateFunction>[1] = { status: enabled ? "active" : "disabled", network_enabled: network, timeout_seconds: Number(timeout), memory_mb: Number(memory) };
+      if (hasRetries && Number(retries) !== fn.max_retries) body.max_retries = retries.trim() === "" ? NaN : Number(retries);
+      const f = await api.updateFunction(fn.id, body);
       onSaved(f);
       setEnabled(f.status !== "disabled"); setNetwork(f.network_enabled); setTimeoutS(String(f.timeout_seconds)); setMemory(String(f.memory_mb));
+      if (typeof f.max_retries === "number") setRetries(String(f.max_retries));
       toast("Settings saved");
     } catch (e) {
       setError(e);
@@ -499,6 +534,13 @@ function SettingsCard({ fn, onSaved }: { fn: Fn; onSaved: (f: Fn) => void }) {
               <Label htmlFor="fn-memory">Memory (MB)</Label>
               <Input id="fn-memory" type="number" min={64} max={2048} step={64} value={memory} onChange={(e) => setMemory(e.target.value)} />
             </div>
+            {hasRetries && (
+              <div className="col-span-2 grid gap-2">
+                <Label htmlFor="fn-retries">Async retries</Label>
+                <Input id="fn-retries" type="number" min={0} max={10} value={retries} onChange={(e) => setRetries(e.target.value)} aria-describedby="fn-retries-hint" className="w-28" />
+                <p id="fn-retries-hint" className="text-muted-foreground text-xs">How many times a failed async or scheduled call is tried again (0 to 10), with growing waits; then it is kept as a failed event.</p>
+              </div>
+            )}
           </div>
           <ErrorAlert error={error} title="Could not save settings" />
           <div><Button type="submit" disabled={busy || !changed}>{busy ? "Saving…" : "Save settings"}</Button></div>
@@ -551,6 +593,11 @@ function InvocationLog({ functionId, invokedAt, openId }: { functionId: string; 
               <option value="success">Success</option>
               <option value="error">Error</option>
               <option value="timeout">Timed out</option>
+              <option value="lost">Lost (platform)</option>
+              {(rows ?? []).some((r) => r.status === "queued" || r.status === "running") && <>
+                <option value="queued">Queued</option>
+                <option value="running">Running</option>
+              </>}
             </NativeSelect>
           </div>
           <div className="grid gap-1">
@@ -600,7 +647,7 @@ function InvocationLog({ functionId, invokedAt, openId }: { functionId: string; 
   );
 }
 
-function InvocationTable({ rows, openId }: { rows: Invocation[]; openId: string | null }) {
+export function InvocationTable({ rows, openId }: { rows: Invocation[]; openId: string | null }) {
   const [open, setOpen] = useState<string | null>(openId);
   return (
     <Table data-testid="invocation-table">
@@ -625,8 +672,19 @@ function InvocationTable({ rows, openId }: { rows: Invocation[]; openId: string 
   );
 }
 
+/** An async call not finished yet: no duration, no output, no failure to show. */
+function unfinished(r: Invocation): boolean {
+  return r.status === "queued" || r.status === "running";
+}
+
 function failureText(r: Invocation): string {
-  return r.error || (r.status !== "success" ? r.output ?? "" : "");
+  if (unfinished(r)) return "";
+  return r.error || (r.status !== "success" ? r.output ?? "" : "") || (isPlatformFailure(r.status) ? "The worker running this call was lost; the call may have run." : "");
+}
+
+/** Which try of an async call this record is, when it is a retry: "attempt 2". */
+function attemptText(r: Invocation): string {
+  return typeof r.attempt === "number" && r.attempt > 1 ? `attempt ${r.attempt}` : "";
 }
 
 function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boolean; onToggle: () => void }) {
@@ -662,27 +720,32 @@ function InvocationRow({ r: listed, open, onToggle }: { r: Invocation; open: boo
         <TableCell className="whitespace-normal tabular-nums" title={timeAgo(r.created_at)}>
           <time dateTime={r.created_at}><span className="block sm:inline">{day}</span> <span>{time}</span></time>
         </TableCell>
-        <TableCell className="text-right tabular-nums">{formatDuration(r.duration_ms, r.duration_us)}</TableCell>
+        <TableCell className="text-right tabular-nums" title={platformTimes(r) ? `${platformTimes(r)}. ${PLATFORM_TIMES_HINT}` : undefined}>{unfinished(r) ? "—" : formatDuration(r.duration_ms, r.duration_us)}</TableCell>
         <TableCell className="hidden sm:table-cell">{r.cold_start === undefined ? "—" : r.cold_start ? <Badge variant="outline">cold</Badge> : <span className="text-muted-foreground">warm</span>}</TableCell>
         <TableCell className="hidden md:table-cell text-right tabular-nums">{formatMemoryKb(r.peak_memory_kb)}</TableCell>
-        <TableCell className="hidden md:table-cell">{r.source ?? "—"}{r.http_method ? <span className="text-muted-foreground"> {r.http_method} {r.http_path ?? ""}</span> : null}</TableCell>
+        <TableCell className="hidden md:table-cell">{r.source ?? "—"}{r.http_method ? <span className="text-muted-foreground"> {r.http_method} {r.http_path ?? ""}</span> : null}{attemptText(r) ? <span className="text-muted-foreground" data-testid="invocation-attempt"> · {attemptText(r)}</span> : null}</TableCell>
         <TableCell className={cn("hidden max-w-72 truncate lg:table-cell", failure && "text-destructive")} title={failure || undefined}>{failure ? firstLine(failure) : ""}</TableCell>
       </TableRow>
       {open && (
         <TableRow className="hover:bg-transparent">
           <TableCell colSpan={8} className="whitespace-normal" id={detailsId}>
             <div className="flex flex-col gap-3" data-testid="invocation-details">
-              {failure && <Detail label={r.status === "timeout" ? "Timed out" : "Error"} text={failure} tone="error" testId="invocation-error" cut={!r.error && r.output_truncated ? "output" : false} />}
+              {isPlatformFailure(r.status) && (
+                <p className="text-sm" data-testid="platform-failure"><span className="font-medium">Platform failure, not the function's error:</span> the worker host running this call went away. The outcome is unknown: the function may have run, so check for its effects before calling it again.</p>
+              )}
+              {failure && <Detail label={r.status === "timeout" ? "Timed out" : isPlatformFailure(r.status) ? "Platform error" : "Error"} text={failure} tone="error" testId="invocation-error" cut={!r.error && r.output_truncated ? "output" : false} />}
               <div className="grid grid-cols-1 gap-3 md:grid-cols-3">
                 <Detail label="Input" text={prettyJson(r.input)} cut={r.input_truncated} />
-                <Detail label="Output" text={r.status === "success" ? prettyJson(r.output) : ""} empty={r.status === "success" ? "(empty)" : "(none: the call failed)"} cut={r.status === "success" && r.output_truncated} />
+                <Detail label="Output" text={r.status === "success" ? prettyJson(r.output) : ""} empty={r.status === "success" ? "(empty)" : unfinished(r) ? "(none yet: the call has not finished)" : "(none: the call failed)"} cut={r.status === "success" && r.output_truncated} />
                 <Detail label="Logs" text={r.logs ?? ""} cut={r.logs_truncated} />
               </div>
             </div>
-            <p className="text-muted-foreground mt-2 text-xs break-words">
-              {statusLabel(r.status)} · {formatDuration(r.duration_ms, r.duration_us)} · {r.cold_start ? "cold start" : "warm"}
+            <p className="text-muted-foreground mt-2 text-xs break-words" data-testid="invocation-summary">
+              {statusLabel(r.status)} · {unfinished(r) ? "not finished" : formatDuration(r.duration_ms, r.duration_us)}
+              {platformTimes(r) ? <span data-testid="invocation-timings" title={PLATFORM_TIMES_HINT}> ({platformTimes(r)})</span> : null} · {r.cold_start ? "cold start" : "warm"}
               {r.peak_memory_kb ? ` · peak memory ${formatMemoryKb(r.peak_memory_kb)}` : ""}
-              {r.version ? ` · version ${r.version}` : ""} · {stamp} ({timeAgo(r.created_at)}) · id {r.id}
+              {r.version ? ` · version ${r.version}` : ""}
+              {attemptText(r) ? ` · ${attemptText(r)}` : ""}{r.parent_invocation_id && r.parent_invocation_id !== r.id ? ` of ${r.parent_invocation_id}` : ""} · {stamp} ({timeAgo(r.created_at)}) · id {r.id}
             </p>
           </TableCell>
         </TableRow>

@@ -1,6 +1,6 @@
 // Project detail: tabs for functions, routes (with the full gateway URL to copy and a way to call
-// them), env vars (secrets write-only), dependencies (a clear "not available yet" while the server
-// answers 501), the project's database (provision, masked URL, snippet, remove), and settings
+// them), env vars (secrets write-only), dependencies (components/dependencies-tab.tsx: the layer's
+// build status, live log, size and active hash), the project's database (provision, masked URL, snippet, remove), and settings
 // (rename, delete with confirmation).
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
@@ -23,7 +23,8 @@ import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { Textarea } from "@/components/ui/textarea";
 import { Alert, AlertDescription, AlertTitle } from "@/components/ui/alert";
-import { CopyField, EmptyState, ErrorAlert, ListSkeleton, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
+import { CopyField, EmptyState, ErrorAlert, ListSkeleton, NotAvailable, PageHeader, PageSkeleton, StatusBadge, useTitle } from "@/components/common";
+import { DependenciesTab } from "@/components/dependencies-tab";
 import { useToast } from "@/components/toaster";
 import { Spinner } from "@/components/ui/skeleton";
 import { currentOrigin, curlForRoute, gatewayUrl, ROUTE_METHODS, timeAgo } from "@/lib/utils";
@@ -419,73 +420,7 @@ function EnvTab({ project }: { project: Project }) {
   );
 }
 
-// ---------------------------------------------------------------- dependencies & database
-function NotAvailable({ error, what }: { error: unknown; what: string }) {
-  if (error instanceof ApiError && (error.status === 501 || error.status === 404 || error.status === 405)) {
-    return (
-      <Alert variant="info" data-testid="not-available">
-        <AlertTitle>{what} — not available yet</AlertTitle>
-        <AlertDescription><p>{error.status === 501 ? error.message : "This server does not support it yet."}</p></AlertDescription>
-      </Alert>
-    );
-  }
-  return <ErrorAlert error={error} title={`Could not load ${what.toLowerCase()}`} />;
-}
-
-function DependenciesTab({ project }: { project: Project }) {
-  const req = useApi(() => api.requirements(project.id), [project.id]);
-  const [text, setText] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const toast = useToast();
-  const status = req.data?.build_status;
-  const building = !!status && /^(pending|queued|building|running|installing)$/i.test(status);
-  useEffect(() => {
-    // While the image builds in the background, poll its status and log.
-    if (!building) return;
-    const h = setInterval(() => void req.reload(), 2000);
-    return () => clearInterval(h);
-  }, [building]);
-  if (req.loading && !req.data) return <ListSkeleton />;
-  if (req.error && !req.data) return <NotAvailable error={req.error} what="Dependencies" />;
-  const r = req.data!;
-  const value = text ?? r.requirements_txt ?? "";
-
-  async function save() {
-    setBusy(true);
-    setError(null);
-    try {
-      req.setData(await api.setRequirements(project.id, value));
-      setText(null);
-      toast("Requirements saved; the image builds in the background");
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  return (
-    <Card>
-      <CardHeader>
-        <CardTitle>requirements.txt</CardTitle>
-        <CardDescription>Python packages installed for every function in this project.</CardDescription>
-      </CardHeader>
-      <CardContent className="flex flex-col gap-3">
-        <Textarea value={value} onChange={(e) => setText(e.target.value)} rows={8} className="font-mono" placeholder={"requests==2.32.3\nnumpy"} aria-label="requirements.txt" />
-        <div className="flex flex-wrap items-center gap-2 text-sm">
-          {r.build_status && <span className="flex items-center gap-1">{building && <Spinner />}<StatusBadge status={r.build_status} /></span>}
-          {r.has_custom_image && <Badge variant="success">custom image ready</Badge>}
-          {r.requirements_hash && <span className="text-muted-foreground font-mono text-xs">{r.requirements_hash.slice(0, 12)}</span>}
-          <Button className="ml-auto" onClick={() => void save()} disabled={busy || text === null}>{busy ? <><Spinner /> Saving…</> : "Save"}</Button>
-        </div>
-        {r.build_log && <details><summary className="cursor-pointer text-sm">Build log</summary><pre tabIndex={0} className="bg-muted mt-2 max-h-64 overflow-auto rounded p-2 text-xs">{r.build_log}</pre></details>}
-        <ErrorAlert error={error} title="Could not save requirements" />
-      </CardContent>
-    </Card>
-  );
-}
-
+// ---------------------------------------------------------------- database
 // How a function uses the project's database, by provider (DATABASE_URL is in os.environ)
 function databaseSnippet(provider: string | null | undefined): string {
   if (provider === "sqlite") {
