@@ -416,6 +416,20 @@ api_config (api_call_t *call)
 //  --------------------------------------------------------------------------
 //  The handler set
 
+static int (*s_records_sync) (void);
+
+void
+api_set_records_sync (int (*sync) (void))
+{
+    s_records_sync = sync;
+}
+
+int
+api_records_sync (void)
+{
+    return s_records_sync ? s_records_sync () : 0;
+}
+
 api_t *
 api_new (store_t *store)
 {

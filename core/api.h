@@ -47,6 +47,17 @@ typedef struct {
 //    "routes <id>"     a project's routes changed, or it was renamed (its
 //                      slug may have changed): drop its route table and slug
 
+//  Read-your-writes for invocation records: a function the API calls
+//  before it reads them, which writes what the recorder still holds and
+//  returns 0 (main sets it to recorder_sync; core does not reach into the
+//  actors). Set once, before any thread starts; NULL: nothing to wait for.
+void
+    api_set_records_sync (int (*sync) (void));
+
+//  Call the function above, if set; 0 when none or when it succeeded
+int
+    api_records_sync (void);
+
 typedef struct _api_t api_t;
 
 //  The one phrasing of a 404 and a 405 `detail`, for the http actor's own

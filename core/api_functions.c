@@ -18,7 +18,6 @@
 
 #include <czmq.h>
 #include "core/api_call.h"
-#include "actors/recorder.h"
 
 #define CODE_MAX_BYTES          (1024 * 1024)
 #define INVOCATIONS_DEFAULT     50
@@ -339,7 +338,7 @@ api_invocations_list (api_call_t *call)
     if (!s_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     //  Read-your-writes: a call whose answer has left is in the list
-    if (recorder_sync ())
+    if (api_records_sync ())
         zsys_warning ("api: the recorder did not answer; the newest invocations may be missing");
     long field = INVOCATIONS_LIST_BYTES / limit / 4;
     if (field < INVOCATIONS_FIELD_MIN)
@@ -422,7 +421,7 @@ api_invocation_get (api_call_t *call)
     const char *invocation_id = call->param [1];
     if (!s_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
-    if (recorder_sync ())
+    if (api_records_sync ())
         zsys_warning ("api: the recorder did not answer; the newest invocations may be missing");
     char sql [512];
     snprintf (sql, sizeof sql, "SELECT " INVOCATION_COLUMNS " FROM invocations WHERE function_id = ? AND id = ?",

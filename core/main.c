@@ -34,6 +34,7 @@
 #include "broker/actor.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "core/api.h"
 #include "core/asyncq.h"
 #include "core/cli.h"
 #include "core/config.h"
@@ -323,6 +324,7 @@ main (int argc, char *argv [])
     zsys_info ("clowdy %s: data in %s, auth %s", CLOWDY_VERSION, config.data_dir, config.auth);
     //  The async queue's caps, read by the control-plane threads (core/asyncq.h)
     asyncq_set_limits (config.async_max_per_function, config.async_max_queued, config.test_clock_scale);
+    api_set_records_sync (recorder_sync);
     if (config.test_clock_scale > 1)
         zsys_warning ("clowdy: --test-clock-scale %ld: schedule rates run faster (for tests only)",
                       config.test_clock_scale);
