@@ -452,8 +452,9 @@ s_send_place (self_t *self, env_t *env, job_t *job)
         return;
     }
     self->placing = env;
-    //  Idle environments count as free memory: on the worker placement
-    //  chooses, s_handle_placed evicts them to make the room
+    //  Idle environments can be evicted for the new one: placement is told
+    //  how much each worker holds idle (it prefers memory that is free), and
+    //  on the worker it chooses s_handle_placed evicts what it must
     char *text = registry_json (self->registry);
     cJSON *list = cJSON_Parse (text);
     free (text);
@@ -464,9 +465,7 @@ s_send_place (self_t *self, env_t *env, job_t *job)
         for (env_t *other = (env_t *) zlistx_first (self->lru); other; other = (env_t *) zlistx_next (self->lru))
             if (other->worker && id && streq (registry_worker_id (other->worker), id))
                 idle += other->memory_mb;
-        cJSON *used = cJSON_GetObjectItem (item, "memory_mb");
-        if (idle && cJSON_IsNumber (used))
-            cJSON_SetNumberValue (used, used->valuedouble - (double) idle);
+        cJSON_AddNumberToObject (item, "idle_mb", (double) idle);
     }
     char *workers = cJSON_PrintUnformatted (list);
     cJSON_Delete (list);
