@@ -159,6 +159,7 @@ static void s_dispatch (self_t *self, job_t *job);
 static void s_serve_starved (self_t *self);
 static void s_publish (self_t *self, int64_t now);
 static void s_place_next (self_t *self);
+static void s_handle_backend (self_t *self);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -1010,7 +1011,7 @@ s_handle_leaving (self_t *self, msg_t *msg, int64_t now)
 }
 
 static void
-s_handle_backend (self_t *self)
+s_handle_backend_one (self_t *self)
 {
     msg_t *msg = msg_recv (self->backend, true);
     if (!msg)
@@ -1049,6 +1050,18 @@ s_handle_backend (self_t *self)
     msg_destroy (&msg);
 }
 
+//  Everything the workers sent, before the timer looks for silent ones: a
+//  busy loop must not expire a worker whose heartbeats wait here unread
+static void
+s_handle_backend (self_t *self)
+{
+    for (int count = 0; count < 1000; count++) {
+        s_handle_backend_one (self);
+        if (!(zsock_events (self->backend) & ZMQ_POLLIN))
+            break;
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  The timer: heartbeats, dead workers, deadlines, idle reaper
 
@@ -1059,6 +1072,10 @@ s_tick (self_t *self)
     if (now < self->next_tick)
         return;
     self->next_tick = now + self->config->heartbeat_ms;
+    //  Heartbeats that wait unread are signs of life: read them first
+    if (zsock_events (self->backend) & ZMQ_POLLIN)
+        s_handle_backend (self);
+    now = zclock_mono ();
     registry_purge (self->registry, now);
     //  By id: dropping one may drop another (its lost handler's sends fail)
     zlistx_t *unreachable = zlistx_new ();

@@ -958,6 +958,8 @@ s_register (self_t *self)
     cJSON_AddNumberToObject (info, "capacity_mb", (double) capacity);
     cJSON_AddNumberToObject (info, "cores", cores / (double) workers);
     cJSON_AddStringToObject (info, "host", host);
+    if (self->draining)
+        cJSON_AddBoolToObject (info, "draining", true);     //  Still leaving, if it was taken for lost
     cJSON *envs = cJSON_AddArrayToObject (info, "envs");
     cJSON *jobs = cJSON_AddArrayToObject (info, "jobs");
     for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs)) {
@@ -992,7 +994,9 @@ s_drain_begin (self_t *self)
     if (self->draining)
         return;
     self->draining = true;
-    self->drain_deadline = zclock_mono () + ACTOR_DRAIN_MS - 1000;
+    //  Within main's shutdown bound (ACTOR_DRAIN_MS + ACTOR_STOP_MARGIN_MS),
+    //  with a moment to spare for the goodbye
+    self->drain_deadline = zclock_mono () + ACTOR_DRAIN_MS + ACTOR_STOP_MARGIN_MS - 2000;
     zsys_info ("worker %s: leaving: finishing the calls it runs, taking no new ones", self->worker_id);
     if (msg_send_leaving (self->backend, NULL, self->worker_id, "draining"))
         zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));

@@ -170,7 +170,8 @@
 //  assignment <-> worker (Majordomo-style: workers connect and register)
 #define MSG_FIELDS_READY(FIELD, m) \
     FIELD (m, worker_id, s, "") \
-    FIELD (m, info,      j, ": {capacity_mb, cores, host, envs: [env ids it holds], jobs: [job ids it runs]}")
+    FIELD (m, info,      j, ": {capacity_mb, cores, host, envs: [env ids it holds], jobs: [job ids it runs], " \
+                            "draining? (true: it is leaving)}")
 #define MSG_FIELDS_HEARTBEAT(FIELD, m) \
     FIELD (m, worker_id, s, "")
 #define MSG_FIELDS_LEAVING(FIELD, m) \

@@ -140,6 +140,7 @@ s_apply_info (registry_t *self, registry_worker_t *worker, const cJSON *info)
                           ? (long) capacity : self->default_capacity_mb;
     double cores = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "cores"));
     worker->cores = !isnan (cores) && cores > 0 && cores <= 65536 ? cores : 1;
+    worker->draining = cJSON_IsTrue (cJSON_GetObjectItem (info, "draining"));
     const char *host = cJSON_GetStringValue (cJSON_GetObjectItem (info, "host"));
     free (worker->host);
     worker->host = strdup (host && *host && strlen (host) <= REGISTRY_ID_MAX ? host : worker->id);
@@ -163,7 +164,6 @@ registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *
             worker->route = zframe_dup (route);
         }
         worker->last_seen = now_ms;
-        worker->draining = false;
         s_apply_info (self, worker, info);
         if (rejoined)
             *rejoined = true;

@@ -72,8 +72,8 @@ void
     registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *arg);
 
 //  READY from route: register worker id with info (READY's parsed JSON
-//  {capacity_mb, cores, host}, or NULL; a missing or bad capacity means the
-//  default, missing cores 1). A known id keeps its entry (what is reserved
+//  {capacity_mb, cores, host, draining?}, or NULL; a missing or bad capacity
+//  means the default, missing cores 1). A known id keeps its entry (what is reserved
 //  on it included), with the new route and info, and is ready again;
 //  *rejoined (may be NULL) says so. Returns the entry, or NULL for an empty
 //  id or one longer than 255 bytes (logged).
