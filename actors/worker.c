@@ -941,21 +941,22 @@ s_detect_cores (void)
     return cores;
 }
 
-//  READY: what this worker offers (its share of this process's
-//  --memory-budget-mb and cores), and what it holds, so that assignment
-//  reconciles its environments when it registers again
+//  READY: what this worker offers (this process's --memory-budget-mb,
+//  shared with its sibling workers: the group; its share of the cores),
+//  and what it holds, so that assignment reconciles its environments when
+//  it registers again
 static void
 s_register (self_t *self)
 {
     long workers = self->config->workers > 0 ? self->config->workers : 1;
-    int instance = atoi (strrchr (self->worker_id, '-') + 1);
-    long capacity = self->config->memory_budget_mb / workers
-                  + (instance == 0 ? self->config->memory_budget_mb % workers : 0);
     double cores = self->config->cores > 0 ? (double) self->config->cores : s_detect_cores ();
     char host [64] = "host";
     gethostname (host, sizeof host - 1);
+    char group [128];
+    snprintf (group, sizeof group, "%s-%d", host, getpid ());
     cJSON *info = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (info, "capacity_mb", (double) capacity);
+    cJSON_AddNumberToObject (info, "capacity_mb", (double) self->config->memory_budget_mb);
+    cJSON_AddStringToObject (info, "group", group);
     cJSON_AddNumberToObject (info, "cores", cores / (double) workers);
     cJSON_AddStringToObject (info, "host", host);
     if (self->draining)
