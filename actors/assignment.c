@@ -3,7 +3,15 @@
 
     State, all owned by this actor's thread:
     - registry (broker/registry): the workers, their heartbeats, expiry and
-      capacity. A worker it drops is "lost": its runs are answered at once.
+      capacity. The memory budget (budget_mb) is what the worker processes
+      offer together, updated as they come and go. A worker it drops is
+      "lost": the runs it was sent are answered "lost" at once (they may
+      have run, so they are never run again); calls that never reached it
+      (queued, being placed, declined by a draining worker) run elsewhere.
+      A READY from a worker already known is the same process again: one
+      registration, its environments reconciled with the ones it lists.
+      LEAVING drains a worker: nothing new is placed on it, its idle
+      environments end now and its busy ones after their run.
     - envs: id -> env_t, in the states below. One environment runs one call
       at a time and only ever one pool key (function + version +
       configuration): never shared between functions.
@@ -19,7 +27,8 @@
 
         state     | what it is doing              | leaves on                      | deadline
         ----------+-------------------------------+--------------------------------+---------------------
-        PLACING   | PLACE sent, no worker yet     | PLACED -> CREATING (EXEC cold) | PLACE_DEADLINE_MS
+        PLACING   | PLACE sent (one at a time,    | PLACED -> CREATING (EXEC cold) | PLACE_DEADLINE_MS
+                  | the rest wait in to_place)    |                                |
         CREATING  | worker creates it, first run  | DONE warm -> IDLE or next run  | run bound, cold
         BUSY      | running a call, warm          | DONE warm -> IDLE or next run  | run bound, warm
         IDLE      | warm, in its pool and in lru  | a RUN -> BUSY (EXEC)           | idle reaper
@@ -65,7 +74,8 @@
     whole queue, and is answered 503 only when its queue deadline passes.
     Running calls are never killed to make room.
 
-    Invariants: memory_mb == sum of memory of every env not gone, and shares
+    Invariants: placing is the one env whose PLACE is out, and to_place
+    holds the other PLACING envs whose PLACE waits; memory_mb == sum of memory of every env not gone, and shares
     hold the same sums per function and per owner; idle_mb == sum over lru;
     an env is in its pool's idle list and in lru exactly when it is IDLE; a
     job is in its pool's queue exactly when it has no environment; a pool in
@@ -990,7 +1000,8 @@ s_handle_ready (self_t *self, msg_t *msg, int64_t now)
 static void
 s_handle_leaving (self_t *self, msg_t *msg, int64_t now)
 {
-    registry_worker_t *worker = registry_heartbeat (self->registry, msg_leaving_worker_id (msg), msg_route (msg), now);
+    registry_worker_t *worker = registry_heartbeat (self->registry, msg_leaving_worker_id (msg), msg_route (msg),
+                                                    now);
     if (!worker)
         return;
     if (streq (msg_leaving_phase (msg), "left")) {
@@ -1026,8 +1037,12 @@ s_handle_backend_one (self_t *self)
     if (id == MSG_ID_READY)
         s_handle_ready (self, msg, now);
     else
-    if (id == MSG_ID_HEARTBEAT)
-        registry_heartbeat (self->registry, msg_heartbeat_worker_id (msg), route, now);
+    if (id == MSG_ID_HEARTBEAT) {
+        registry_worker_t *worker = registry_heartbeat (self->registry, msg_heartbeat_worker_id (msg), route, now);
+        //  What it offers may have changed (its process's budget)
+        if (worker && registry_offer (worker, msg_heartbeat_load (msg)))
+            s_budget_update (self);
+    }
     else
     if (id == MSG_ID_LEAVING)
         s_handle_leaving (self, msg, now);
@@ -1085,7 +1100,7 @@ s_tick (self_t *self)
     zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
     for (registry_worker_t *worker = registry_first (self->registry); worker;
          worker = registry_next (self->registry))
-        if (msg_send_heartbeat (self->backend, registry_worker_route (worker), "assignment")
+        if (msg_send_heartbeat (self->backend, registry_worker_route (worker), "assignment", "{}")
         &&  zmq_errno () == EHOSTUNREACH)
             zlistx_add_end (unreachable, strdup (registry_worker_id (worker)));
         //  A full queue is no sign of death: its silence, if any, will tell
@@ -1380,7 +1395,7 @@ s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const
     while (!zpoller_wait (poller, 500)) {
         assert (zclock_mono () < give_up);
         if (worker)
-            assert (msg_send_heartbeat (worker, NULL, worker_id) == 0);
+            assert (msg_send_heartbeat (worker, NULL, worker_id, "{}") == 0);
     }
     zpoller_destroy (&poller);
     msg_t *msg = s_expect (gateway, false, MSG_ID_RESULT);
@@ -1896,7 +1911,7 @@ assignment_test (bool verbose)
     //  "unavailable" after deadlines_queue_ms (1 s), while the worker lives
     if (verbose)
         printf ("(waiting for the queue deadline) ");
-    assert (msg_send_heartbeat (w4, NULL, "w4") == 0);
+    assert (msg_send_heartbeat (w4, NULL, "w4", "{}") == 0);
     zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (w3, NULL, "w3", "{}") == 0);
     s_wait_stat (assignment, "workers", 2);

@@ -109,6 +109,7 @@ typedef struct _self_t {
     size_t by_fd_size;              //  entries in by_fd
     int64_t last_heard;             //  Monotonic ms of the last message from assignment
     int64_t expiry_ms;              //  Silence after which assignment is taken as gone
+    double cores;                   //  Cores this worker offers (its share of the process's)
     bool sandboxes_ok;              //  sandbox_system_init succeeded
     bool refill_scheduled;          //  A refill timer is pending
     bool draining;                  //  Leaving: runs what it has, takes nothing new
@@ -950,6 +951,7 @@ s_register (self_t *self)
 {
     long workers = self->config->workers > 0 ? self->config->workers : 1;
     double cores = self->config->cores > 0 ? (double) self->config->cores : s_detect_cores ();
+    self->cores = cores / (double) workers;
     char host [64] = "host";
     gethostname (host, sizeof host - 1);
     char group [128];
@@ -957,7 +959,7 @@ s_register (self_t *self)
     cJSON *info = cJSON_CreateObject ();
     cJSON_AddNumberToObject (info, "capacity_mb", (double) self->config->memory_budget_mb);
     cJSON_AddStringToObject (info, "group", group);
-    cJSON_AddNumberToObject (info, "cores", cores / (double) workers);
+    cJSON_AddNumberToObject (info, "cores", self->cores);
     cJSON_AddStringToObject (info, "host", host);
     if (self->draining)
         cJSON_AddBoolToObject (info, "draining", true);     //  Still leaving, if it was taken for lost
@@ -1038,9 +1040,16 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
         //  KILL the rest (one registration, never a drop and a join)
         zsys_warning ("worker %s: no word from assignment; registering again", self->worker_id);
         s_register (self);
+        return 0;
     }
-    else
-    if (msg_send_heartbeat (self->backend, NULL, self->worker_id))
+    //  What it offers and holds, with each heartbeat
+    size_t running = 0;
+    for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
+        running += env->job_id != NULL;
+    char load [160];
+    snprintf (load, sizeof load, "{\"capacity_mb\":%ld,\"cores\":%g,\"environments\":%zu,\"running\":%zu}",
+              self->config->memory_budget_mb, self->cores, zhashx_size (self->envs), running);
+    if (msg_send_heartbeat (self->backend, NULL, self->worker_id, load))
         zsys_debug ("worker %s: could not send HEARTBEAT (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
     return 0;
 }
@@ -1313,7 +1322,7 @@ s_next (zsock_t *assignment, zframe_t *route, int *heartbeats)
     while (true) {
         if (!zpoller_wait (poller, 300)) {
             assert (zclock_mono () < give_up);
-            assert (msg_send_heartbeat (assignment, route, "assignment") == 0);
+            assert (msg_send_heartbeat (assignment, route, "assignment", "{}") == 0);
             continue;
         }
         msg_t *msg = msg_recv (assignment, true);

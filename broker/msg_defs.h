@@ -175,7 +175,10 @@
                             "cores (its share), host, envs: [env ids it holds], jobs: [job ids it runs], " \
                             "draining? (true: it is leaving)}")
 #define MSG_FIELDS_HEARTBEAT(FIELD, m) \
-    FIELD (m, worker_id, s, "")
+    FIELD (m, worker_id, s, "") \
+    FIELD (m, load,      j, ": from a worker {capacity_mb, cores, environments, running} (what it offers may " \
+                            "change, as its process's budget; assignment's own view of its load is what it counts), " \
+                            "from assignment `{}`")
 #define MSG_FIELDS_LEAVING(FIELD, m) \
     FIELD (m, worker_id, s, "") \
     FIELD (m, phase,     s, "(`draining` or `left`)")

@@ -238,6 +238,24 @@ registry_heartbeat (registry_t *self, const char *id, zframe_t *route, int64_t n
     return worker;
 }
 
+bool
+registry_offer (registry_worker_t *worker, const cJSON *load)
+{
+    double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (load, "capacity_mb"));
+    double cores = cJSON_GetNumberValue (cJSON_GetObjectItem (load, "cores"));
+    bool changed = false;
+    if (!isnan (capacity) && capacity >= 1 && capacity <= (double) (1L << 30) && (long) capacity != worker->capacity_mb) {
+        worker->capacity_mb = (long) capacity;
+        worker->group->capacity_mb = worker->capacity_mb;
+        changed = true;
+    }
+    if (!isnan (cores) && cores > 0 && cores <= 65536 && cores != worker->cores) {
+        worker->cores = cores;
+        changed = true;
+    }
+    return changed;
+}
+
 void
 registry_drain (registry_worker_t *worker)
 {
@@ -544,6 +562,16 @@ registry_test (bool verbose)
     assert (registry_capacity_mb (registry) == 512 + 4096);
     zframe_destroy (&route4);
     log.count = 0;
+
+    //  A heartbeat's load may change what a worker offers
+    assert (!registry_offer (w1, NULL));
+    cJSON *load = cJSON_Parse ("{\"capacity_mb\":2048,\"cores\":3,\"running\":1}");
+    assert (registry_offer (w1, load) && registry_worker_capacity_mb (w1) == 2048 && registry_worker_cores (w1) == 3);
+    assert (!registry_offer (w1, load));
+    cJSON_Delete (load);
+    load = cJSON_Parse ("{\"capacity_mb\":512,\"cores\":2}");
+    assert (registry_offer (w1, load) && registry_worker_capacity_mb (w1) == 512);
+    cJSON_Delete (load);
 
     //  Heartbeat: only from the worker's own routing id
     assert (registry_touch (registry, w1, route1, 4000));

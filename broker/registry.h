@@ -87,6 +87,11 @@ registry_worker_t *
 registry_worker_t *
     registry_heartbeat (registry_t *self, const char *id, zframe_t *route, int64_t now_ms);
 
+//  A HEARTBEAT's load {capacity_mb, cores, ...}: what the worker offers
+//  now. Returns true when it changed (the owner updates the budget).
+bool
+    registry_offer (registry_worker_t *worker, const cJSON *load);
+
 //  The worker said it is leaving: nothing new goes to it.
 void
     registry_drain (registry_worker_t *worker);
