@@ -3,7 +3,15 @@
 
     State, all owned by this actor's thread:
     - registry (broker/registry): the workers, their heartbeats, expiry and
-      capacity. A worker it drops is "lost": its runs are answered at once.
+      capacity. The memory budget (budget_mb) is what the worker processes
+      offer together, updated as they come and go. A worker it drops is
+      "lost": the runs it was sent are answered "lost" at once (they may
+      have run, so they are never run again); calls that never reached it
+      (queued, being placed, declined by a draining worker) run elsewhere.
+      A READY from a worker already known is the same process again: one
+      registration, its environments reconciled with the ones it lists.
+      LEAVING drains a worker: nothing new is placed on it, its idle
+      environments end now and its busy ones after their run.
     - envs: id -> env_t, in the states below. One environment runs one call
       at a time and only ever one pool key (function + version +
       configuration): never shared between functions.
@@ -19,7 +27,8 @@
 
         state     | what it is doing              | leaves on                      | deadline
         ----------+-------------------------------+--------------------------------+---------------------
-        PLACING   | PLACE sent, no worker yet     | PLACED -> CREATING (EXEC cold) | PLACE_DEADLINE_MS
+        PLACING   | PLACE sent (one at a time,    | PLACED -> CREATING (EXEC cold) | PLACE_DEADLINE_MS
+                  | the rest wait in to_place)    |                                |
         CREATING  | worker creates it, first run  | DONE warm -> IDLE or next run  | run bound, cold
         BUSY      | running a call, warm          | DONE warm -> IDLE or next run  | run bound, warm
         IDLE      | warm, in its pool and in lru  | a RUN -> BUSY (EXEC)           | idle reaper
@@ -65,7 +74,8 @@
     whole queue, and is answered 503 only when its queue deadline passes.
     Running calls are never killed to make room.
 
-    Invariants: memory_mb == sum of memory of every env not gone, and shares
+    Invariants: placing is the one env whose PLACE is out, and to_place
+    holds the other PLACING envs whose PLACE waits; memory_mb == sum of memory of every env not gone, and shares
     hold the same sums per function and per owner; idle_mb == sum over lru;
     an env is in its pool's idle list and in lru exactly when it is IDLE; a
     job is in its pool's queue exactly when it has no environment; a pool in
@@ -75,6 +85,7 @@
 #include <cjson/cJSON.h>
 #include "actors/assignment.h"
 #include "broker/actor.h"
+#include "broker/cluster.h"
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
@@ -103,6 +114,7 @@ typedef struct {
     job_t *job;                     //  Run in progress (or being placed), or NULL
     void *idle_handle;              //  Handle in pool->idle while IDLE
     void *lru_handle;               //  Handle in self->lru while IDLE
+    void *place_handle;             //  Handle in self->to_place while its PLACE waits its turn
 } env_t;
 
 struct _pool_t {
@@ -141,9 +153,12 @@ typedef struct {
     zhashx_t *jobs;                 //  id -> job_t
     zlistx_t *lru;                  //  Idle env_t *, least recently idle first
     zlistx_t *starved;              //  pool_t * waiting for memory, longest waiting first
+    zlistx_t *to_place;             //  env_t * PLACING whose PLACE waits for the one out to be answered
+    env_t *placing;                 //  The env whose PLACE is out, or NULL
     shares_t *shares;               //  Memory held per function and per owner
     long memory_mb;                 //  Memory of all environments
     long idle_mb;                   //  Memory of idle environments (evictable)
+    long budget_mb;                 //  Memory the workers offer together (the cap on memory_mb)
     bool serving;                   //  Inside s_serve_starved (it does not nest)
     const config_t *config;         //  Settings
     int64_t next_tick;              //  Monotonic ms of the next timer tick
@@ -152,6 +167,9 @@ typedef struct {
 
 static void s_dispatch (self_t *self, job_t *job);
 static void s_serve_starved (self_t *self);
+static void s_publish (self_t *self, int64_t now);
+static void s_place_next (self_t *self);
+static void s_handle_backend (self_t *self);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -300,6 +318,13 @@ s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool
     if (env->job)
         s_fail_job (self, env->job, status, error);
     s_env_unidle (self, env);
+    if (env->place_handle) {
+        zlistx_delete (self->to_place, env->place_handle);
+        env->place_handle = NULL;
+    }
+    bool was_placing = self->placing == env;
+    if (was_placing)
+        self->placing = NULL;       //  Its late PLACED, if any, is dropped
     if (kill && env->worker
     &&  msg_send_kill (self->backend, registry_worker_route (env->worker), env->id))
         zsys_warning ("assignment: could not send KILL %s to worker %s (%s); it keeps the sandbox "
@@ -323,6 +348,8 @@ s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool
     else
         s_pool_maybe_drop (self, pool);
     s_serve_starved (self);
+    if (was_placing)
+        s_place_next (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -363,7 +390,7 @@ s_exec (self_t *self, env_t *env, job_t *job, bool cold)
 static bool
 s_fits (self_t *self, long memory_mb)
 {
-    return self->memory_mb - self->idle_mb + memory_mb <= self->config->memory_budget_mb;
+    return self->memory_mb - self->idle_mb + memory_mb <= self->budget_mb;
 }
 
 //  Free memory for a new environment by evicting idle ones: those of
@@ -374,7 +401,7 @@ s_make_room (self_t *self, long memory_mb)
 {
     if (!s_fits (self, memory_mb))
         return false;
-    while (self->memory_mb + memory_mb > self->config->memory_budget_mb) {
+    while (self->memory_mb + memory_mb > self->budget_mb) {
         env_t *victim = NULL;
         for (env_t *env = (env_t *) zlistx_first (self->lru); env && !victim; env = (env_t *) zlistx_next (self->lru))
             if (shares_over (self->shares, env->function_id, env->owner_id))
@@ -421,16 +448,57 @@ s_gives_back (self_t *self, env_t *env)
 }
 
 //  Ask placement for a worker, with the registry as it stands now. PLACE
-//  carries the job id; the env id travels back with the job.
+//  carries the job id; the env id travels back with the job. One PLACE is
+//  out at a time, the others wait their turn in to_place: each is then
+//  chosen from a registry that counts the environments placed before it,
+//  so a burst of cold starts spreads by placement's load bound instead of
+//  all landing where the first one did. (A choice takes a round trip to
+//  placement, far less than the cold start it is for.)
 static void
 s_send_place (self_t *self, env_t *env, job_t *job)
 {
-    char *workers = registry_json (self->registry);
+    if (self->placing && self->placing != env) {
+        if (!env->place_handle)
+            env->place_handle = zlistx_add_end (self->to_place, env);
+        return;
+    }
+    self->placing = env;
+    //  Idle environments can be evicted for the new one: placement is told
+    //  how much each worker holds idle (it prefers memory that is free), and
+    //  on the worker it chooses s_handle_placed evicts what it must
+    char *text = registry_json (self->registry);
+    cJSON *list = cJSON_Parse (text);
+    free (text);
+    cJSON *item;
+    cJSON_ArrayForEach (item, list) {
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (item, "id"));
+        //  Idle on its process (memory_mb and capacity_mb are its process's)
+        registry_worker_t *worker = id ? registry_lookup (self->registry, id) : NULL;
+        long idle = 0;
+        for (env_t *other = (env_t *) zlistx_first (self->lru); other; other = (env_t *) zlistx_next (self->lru))
+            if (registry_same_process (other->worker, worker))
+                idle += other->memory_mb;
+        cJSON_AddNumberToObject (item, "idle_mb", (double) idle);
+    }
+    char *workers = cJSON_PrintUnformatted (list);
+    cJSON_Delete (list);
     int rc = msg_send_place (self->placement, NULL, job->id, env->pool->key, (int64_t) env->memory_mb, workers);
     free (workers);
     if (rc) {
         zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
         s_env_end (self, env, "unavailable", "Placement is not taking requests now; retry shortly", false);
+    }
+}
+
+//  The PLACE that was out is answered or given up: the next one's turn
+static void
+s_place_next (self_t *self)
+{
+    while (!self->placing && zlistx_size (self->to_place)) {
+        env_t *env = (env_t *) zlistx_first (self->to_place);
+        zlistx_delete (self->to_place, env->place_handle);
+        env->place_handle = NULL;
+        s_send_place (self, env, env->job);
     }
 }
 
@@ -508,10 +576,11 @@ s_serve_starved (self_t *self)
 static void
 s_dispatch (self_t *self, job_t *job)
 {
-    if (job->memory_mb > self->config->memory_budget_mb) {
+    long largest = registry_largest_mb (self->registry);
+    if (largest > 0 && job->memory_mb > largest) {
         char error [256];
-        snprintf (error, sizeof error, "The function's memory limit (%ld MB) is larger than the server's "
-                  "memory budget for environments (%ld MB)", job->memory_mb, self->config->memory_budget_mb);
+        snprintf (error, sizeof error, "The function's memory limit (%ld MB) is larger than any worker's "
+                  "memory budget for environments (%ld MB at most)", job->memory_mb, largest);
         s_fail_job (self, job, "error", error);
         return;
     }
@@ -557,7 +626,8 @@ s_dispatch (self_t *self, job_t *job)
 static void
 s_env_free (self_t *self, env_t *env)
 {
-    if (env->state == ENV_RETIRING) {
+    if (env->state == ENV_RETIRING || registry_worker_draining (env->worker)) {
+        //  Retired, or its worker is leaving: its next call goes elsewhere
         s_env_end (self, env, NULL, NULL, true);
         return;
     }
@@ -598,7 +668,7 @@ s_job_expired (self_t *self, job_t *job)
             snprintf (error, sizeof error, "The call waited %" PRId64 " s for memory for an environment: the "
                       "server's memory budget (%ld MB) is in use; this function holds %ld MB (its share while "
                       "others wait: %ld MB), its owner %ld MB (share %ld MB); retry shortly",
-                      deadlines_queue_ms (job->timeout_ms) / 1000, self->config->memory_budget_mb,
+                      deadlines_queue_ms (job->timeout_ms) / 1000, self->budget_mb,
                       shares_function_mb (self->shares, job->function_id), shares_function_share_mb (self->shares),
                       shares_owner_mb (self->shares, job->owner_id), shares_owner_share_mb (self->shares));
         else
@@ -706,21 +776,63 @@ s_handle_frontend (self_t *self)
 //  --------------------------------------------------------------------------
 //  Messages from placement
 
+static void s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job);
+
 static void
 s_handle_placed (self_t *self, msg_t *msg)
 {
+    job_t *job = (job_t *) zhashx_lookup (self->jobs, msg_placed_job_id (msg));
+    env_t *env = job ? job->env : NULL;
+    if (env && !env->worker && env == self->placing) {
+        self->placing = NULL;
+        s_handle_placed_for (self, msg, env, job);
+        s_place_next (self);
+    }
+    else
+        zsys_warning ("assignment: dropped a late PLACED for job %s (no longer placing)", msg_placed_job_id (msg));
+}
+
+//  PLACED for env, whose PLACE was the one out
+static void
+s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job)
+{
     const char *job_id = msg_placed_job_id (msg);
     const char *worker_id = msg_placed_worker_id (msg);
-    job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
-    env_t *env = job ? job->env : NULL;
-    if (!env || env->worker) {
-        zsys_warning ("assignment: dropped a late PLACED for job %s (no longer placing)", job_id);
-        return;
-    }
     registry_worker_t *worker = registry_lookup (self->registry, worker_id);
-    if (!worker) {
+    if (!*worker_id || (worker && registry_worker_draining (worker))) {
         s_env_end (self, env, "unavailable", "No worker can run the function now; retry shortly", false);
         return;
+    }
+    if (!worker && registry_size (self->registry) == 0) {
+        s_env_end (self, env, "unavailable", "No worker is available to run the function; retry shortly", false);
+        return;
+    }
+    if (!worker) {
+        //  The chosen worker was lost (or left) since PLACE went out: the
+        //  call never ran, so placement is asked again with the workers as
+        //  they are now (the job's placement deadline still bounds it)
+        zsys_info ("assignment: job %s was placed on %s, gone since; placing it again", job_id, worker_id);
+        s_send_place (self, env, job);
+        return;
+    }
+    //  Placement may have chosen a worker whose process must evict idle
+    //  environments for the new one: evict them, least recently used
+    //  first, until it fits
+    long reclaimable = 0;
+    for (env_t *idle = (env_t *) zlistx_first (self->lru); idle; idle = (env_t *) zlistx_next (self->lru))
+        if (registry_same_process (idle->worker, worker))
+            reclaimable += idle->memory_mb;
+    if (!registry_fits (worker, env->memory_mb)
+    &&  registry_worker_shared_mb (worker) - reclaimable + env->memory_mb <= registry_worker_capacity_mb (worker)) {
+        env_t *victim;
+        while (!registry_fits (worker, env->memory_mb)) {
+            for (victim = (env_t *) zlistx_first (self->lru); victim && !registry_same_process (victim->worker, worker);
+                 victim = (env_t *) zlistx_next (self->lru))
+                ;
+            if (!victim)
+                break;
+            s_env_end (self, victim, NULL, NULL, true);
+        }
     }
     //  Placement chose from the registry as it was when PLACE left; another
     //  environment may have taken that room since. Ask again with the
@@ -750,12 +862,25 @@ s_handle_placement (self_t *self)
 //  --------------------------------------------------------------------------
 //  Messages from workers
 
-//  The registry dropped a worker (expired or re-registered): every
-//  environment on it is gone, and its runs are answered "lost"
+//  The cluster's budget is what the workers offer together
+static void
+s_budget_update (self_t *self)
+{
+    self->budget_mb = registry_capacity_mb (self->registry);
+    shares_set_budget (self->shares, self->budget_mb, self->config->function_share, self->config->owner_share);
+}
+
+//  The registry dropped a worker (expired, unreachable, or it left after
+//  draining): every environment on it is gone. A run it was sent (EXEC
+//  went out) is answered "lost": it may have run there, in part or in
+//  full, so it is never run again. Calls that never reached it (queued
+//  behind --max-concurrency, or being placed) are not touched: the slots
+//  its environments free go to them, on the other workers (s_env_end).
 static void
 s_worker_lost (registry_worker_t *worker, const char *why, void *arg)
 {
     self_t *self = (self_t *) arg;
+    s_budget_update (self);
     zlistx_t *doomed = zlistx_new ();
     for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
         if (env->worker == worker)
@@ -768,8 +893,8 @@ s_worker_lost (registry_worker_t *worker, const char *why, void *arg)
             env->state = ENV_RETIRING;
         }
     char error [256];
-    snprintf (error, sizeof error, "The worker running this invocation stopped answering (%s); the call may "
-              "have run in part", why);
+    snprintf (error, sizeof error, "The worker running this invocation stopped answering (%s): the call may have run, "
+              "in part or in full; its outcome is unknown", why);
     for (env_t *env = (env_t *) zlistx_first (doomed); env; env = (env_t *) zlistx_next (doomed))
         s_env_end (self, env, "lost", error, false);
     zlistx_destroy (&doomed);
@@ -808,8 +933,99 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
         s_env_end (self, env, NULL, NULL, false);
 }
 
+//  Is text one of the strings in list (a JSON array)?
+static bool
+s_listed (cJSON *list, const char *text)
+{
+    cJSON *item;
+    cJSON_ArrayForEach (item, list)
+        if (cJSON_IsString (item) && streq (item->valuestring, text))
+            return true;
+    return false;
+}
+
+//  READY: a worker joins, or the same worker again (after a partition, or
+//  its READYs repeated while it heard nothing). Either way one registration,
+//  and its environments are reconciled with what it says it holds: ours
+//  that it no longer has end (a run on one is lost: it may have run), its
+//  own that we do not know are killed.
 static void
-s_handle_backend (self_t *self)
+s_handle_ready (self_t *self, msg_t *msg, int64_t now)
+{
+    bool rejoined = false;
+    registry_worker_t *worker = registry_ready (self->registry, msg_ready_worker_id (msg), msg_route (msg),
+                                                msg_ready_info (msg), now, &rejoined);
+    if (!worker)
+        return;
+    s_budget_update (self);
+    cJSON *held = cJSON_GetObjectItem (msg_ready_info (msg), "envs");
+    cJSON *running = cJSON_GetObjectItem (msg_ready_info (msg), "jobs");
+    if (rejoined) {
+        zlistx_t *gone = zlistx_new ();
+        for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
+            if (env->worker == worker && !s_listed (held, env->id)
+            &&  !(env->job && s_listed (running, env->job->id)))
+                zlistx_add_end (gone, env);
+        for (env_t *env = (env_t *) zlistx_first (gone); env; env = (env_t *) zlistx_next (gone))
+            if (env->state == ENV_IDLE) {
+                s_env_unidle (self, env);
+                env->state = ENV_RETIRING;
+            }
+        if (zlistx_size (gone))
+            zsys_info ("assignment: worker %s registered again without %zu of its environments; they are "
+                       "dropped", registry_worker_id (worker), zlistx_size (gone));
+        for (env_t *env = (env_t *) zlistx_first (gone); env; env = (env_t *) zlistx_next (gone))
+            s_env_end (self, env, "lost", "The worker running this invocation lost track of it (it was cut off "
+                       "and registered again): the call may have run, in part or in full; its outcome is unknown",
+                       false);
+        zlistx_destroy (&gone);
+    }
+    cJSON *item;
+    cJSON_ArrayForEach (item, held) {
+        if (!cJSON_IsString (item))
+            continue;
+        env_t *env = (env_t *) zhashx_lookup (self->envs, item->valuestring);
+        if ((!env || env->worker != worker)
+        &&  msg_send_kill (self->backend, registry_worker_route (worker), item->valuestring))
+            zsys_warning ("assignment: could not send KILL %s to worker %s", item->valuestring,
+                          registry_worker_id (worker));
+    }
+    s_serve_starved (self);
+}
+
+//  LEAVING: a worker stops. Draining: nothing new goes to it, its idle
+//  environments end now and each busy one after its run (s_env_free), so
+//  calls waiting for this function go to the other workers. Left: its
+//  runs are over and it exits.
+static void
+s_handle_leaving (self_t *self, msg_t *msg, int64_t now)
+{
+    registry_worker_t *worker = registry_heartbeat (self->registry, msg_leaving_worker_id (msg), msg_route (msg),
+                                                    now);
+    if (!worker)
+        return;
+    if (streq (msg_leaving_phase (msg), "left")) {
+        registry_remove (self->registry, worker, "left");
+        return;
+    }
+    registry_drain (worker);
+    zlistx_t *idle = zlistx_new ();
+    for (env_t *env = (env_t *) zlistx_first (self->lru); env; env = (env_t *) zlistx_next (self->lru))
+        if (env->worker == worker)
+            zlistx_add_end (idle, env);
+    for (env_t *env = (env_t *) zlistx_first (idle); env; env = (env_t *) zlistx_next (idle)) {
+        s_env_unidle (self, env);
+        env->state = ENV_RETIRING;
+    }
+    for (env_t *env = (env_t *) zlistx_first (idle); env; env = (env_t *) zlistx_next (idle))
+        s_env_end (self, env, NULL, NULL, true);
+    zlistx_destroy (&idle);
+    //  Pools whose environments were all there: their queues go elsewhere now
+    s_serve_starved (self);
+}
+
+static void
+s_handle_backend_one (self_t *self)
 {
     msg_t *msg = msg_recv (self->backend, true);
     if (!msg)
@@ -819,11 +1035,17 @@ s_handle_backend (self_t *self)
     zframe_t *route = msg_route (msg);
     int64_t now = zclock_mono ();
     if (id == MSG_ID_READY)
-        registry_ready (self->registry, msg_ready_worker_id (msg), route, msg_ready_info (msg), now);
+        s_handle_ready (self, msg, now);
     else
-    if (id == MSG_ID_HEARTBEAT)
-        registry_touch (self->registry, registry_lookup (self->registry, msg_heartbeat_worker_id (msg)),
-                        route, now);
+    if (id == MSG_ID_HEARTBEAT) {
+        registry_worker_t *worker = registry_heartbeat (self->registry, msg_heartbeat_worker_id (msg), route, now);
+        //  What it offers may have changed (its process's budget)
+        if (worker && registry_offer (worker, msg_heartbeat_load (msg)))
+            s_budget_update (self);
+    }
+    else
+    if (id == MSG_ID_LEAVING)
+        s_handle_leaving (self, msg, now);
     else
     if (id == MSG_ID_DONE || id == MSG_ID_GONE) {
         //  Each names one of the worker's environments; one from another
@@ -846,6 +1068,18 @@ s_handle_backend (self_t *self)
     msg_destroy (&msg);
 }
 
+//  Everything the workers sent, before the timer looks for silent ones: a
+//  busy loop must not expire a worker whose heartbeats wait here unread
+static void
+s_handle_backend (self_t *self)
+{
+    for (int count = 0; count < 1000; count++) {
+        s_handle_backend_one (self);
+        if (!(zsock_events (self->backend) & ZMQ_POLLIN))
+            break;
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  The timer: heartbeats, dead workers, deadlines, idle reaper
 
@@ -855,14 +1089,18 @@ s_tick (self_t *self)
     int64_t now = zclock_mono ();
     if (now < self->next_tick)
         return;
-    self->next_tick = now + HEARTBEAT_MS;
+    self->next_tick = now + self->config->heartbeat_ms;
+    //  Heartbeats that wait unread are signs of life: read them first
+    if (zsock_events (self->backend) & ZMQ_POLLIN)
+        s_handle_backend (self);
+    now = zclock_mono ();
     registry_purge (self->registry, now);
     //  By id: dropping one may drop another (its lost handler's sends fail)
     zlistx_t *unreachable = zlistx_new ();
     zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
     for (registry_worker_t *worker = registry_first (self->registry); worker;
          worker = registry_next (self->registry))
-        if (msg_send_heartbeat (self->backend, registry_worker_route (worker), "assignment")
+        if (msg_send_heartbeat (self->backend, registry_worker_route (worker), "assignment", "{}")
         &&  zmq_errno () == EHOSTUNREACH)
             zlistx_add_end (unreachable, strdup (registry_worker_id (worker)));
         //  A full queue is no sign of death: its silence, if any, will tell
@@ -882,13 +1120,64 @@ s_tick (self_t *self)
         if (zhashx_lookup (self->jobs, job->id) == job && now > job->deadline)
             s_job_expired (self, job);
     zlistx_destroy (&expired);
+    //  No queued call is left without a way out: a pool with calls waiting
+    //  and room for an environment waits for memory in turn (s_env_end
+    //  starves it whenever one of its environments ends; this catches any
+    //  path that did not), and is served below
+    for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool; pool = (pool_t *) zhashx_next (self->pools))
+        if (zlistx_size (pool->queue) && !zlistx_size (pool->idle)
+        &&  (long) pool->envs < self->config->max_concurrency && !pool->starved_handle) {
+            zsys_warning ("assignment: pool %s had calls waiting with room for an environment; serving them",
+                          pool->key);
+            s_pool_starve (self, pool);
+        }
     //  A call that gave up may have held back smaller ones behind it
     s_serve_starved (self);
+    s_publish (self, now);
 
     int64_t idle_ms = self->config->idle_seconds * 1000;
     env_t *oldest;
     while ((oldest = (env_t *) zlistx_first (self->lru)) && now - oldest->idle_since > idle_ms)
         s_env_end (self, oldest, NULL, NULL, true);
+}
+
+//  The operator's view of the workers (GET /api/cluster), published for
+//  the control-plane threads (broker/cluster.h)
+static void
+s_publish (self_t *self, int64_t now)
+{
+    cJSON *view = cJSON_CreateObject ();
+    cJSON *workers = cJSON_AddArrayToObject (view, "workers");
+    double cores = 0;
+    for (registry_worker_t *worker = registry_first (self->registry); worker;
+         worker = registry_next (self->registry)) {
+        size_t running = 0;
+        for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
+            if (env->worker == worker && env->job)
+                running++;
+        cJSON *item = cJSON_CreateObject ();
+        cJSON_AddStringToObject (item, "id", registry_worker_id (worker));
+        cJSON_AddStringToObject (item, "host", registry_worker_host (worker));
+        cJSON_AddStringToObject (item, "state", registry_worker_draining (worker) ? "draining" : "ready");
+        cJSON_AddNumberToObject (item, "memory_mb", (double) registry_worker_capacity_mb (worker));
+        cJSON_AddNumberToObject (item, "cores", registry_worker_cores (worker));
+        cJSON_AddNumberToObject (item, "memory_used_mb", (double) registry_worker_memory_mb (worker));
+        cJSON_AddNumberToObject (item, "running", (double) running);
+        cJSON_AddNumberToObject (item, "environments", (double) registry_worker_envs (worker));
+        cJSON_AddNumberToObject (item, "last_heartbeat_ms", (double) (now - registry_worker_last_seen (worker)));
+        cJSON_AddItemToArray (workers, item);
+        cores += registry_worker_cores (worker);
+    }
+    cJSON *lost = registry_lost_json (self->registry, now);
+    while (cJSON_GetArraySize (lost))
+        cJSON_AddItemToArray (workers, cJSON_DetachItemFromArray (lost, 0));
+    cJSON_Delete (lost);
+    cJSON_AddNumberToObject (view, "memory_mb", (double) self->budget_mb);
+    cJSON_AddNumberToObject (view, "cores", cores);
+    char *text = cJSON_PrintUnformatted (view);
+    cluster_publish (text);
+    free (text);
+    cJSON_Delete (view);
 }
 
 static char *
@@ -905,6 +1194,11 @@ s_stats (self_t *self)
         cJSON_AddNumberToObject (stats, s_state_names [state], (double) counts [state]);
     cJSON_AddNumberToObject (stats, "queued", (double) queued);
     cJSON_AddNumberToObject (stats, "workers", (double) registry_size (self->registry));
+    size_t draining = 0;
+    for (registry_worker_t *worker = registry_first (self->registry); worker; worker = registry_next (self->registry))
+        draining += registry_worker_draining (worker);
+    cJSON_AddNumberToObject (stats, "draining", (double) draining);
+    cJSON_AddNumberToObject (stats, "budget_mb", (double) self->budget_mb);
     cJSON_AddNumberToObject (stats, "memory_mb", (double) self->memory_mb);
     cJSON_AddNumberToObject (stats, "starved", (double) zlistx_size (self->starved));
     cJSON_AddNumberToObject (stats, "jobs", (double) zhashx_size (self->jobs));
@@ -960,12 +1254,14 @@ s_self_destroy (self_t **self_p)
             s_env_end (self, env, NULL, NULL, true);
         zlistx_destroy (&left);
     }
+    cluster_reset ();
     zhashx_destroy (&self->jobs);
     zhashx_destroy (&self->envs);
     zhashx_destroy (&self->pools);
     registry_destroy (&self->registry);
     zlistx_destroy (&self->lru);
     zlistx_destroy (&self->starved);
+    zlistx_destroy (&self->to_place);
     shares_destroy (&self->shares);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
@@ -980,7 +1276,9 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
     self->config = args->config;
-    self->registry = registry_new (self->config->memory_budget_mb);
+    bool tcp = endpoints_is_tcp (args->endpoints, "worker");
+    self->registry = registry_new (self->config->memory_budget_mb,
+                                   deadlines_expiry_ms (self->config->worker_expiry_ms, tcp));
     registry_set_lost_handler (self->registry, s_worker_lost, self);
     self->envs = zhashx_new ();
     self->pools = zhashx_new ();
@@ -988,6 +1286,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->jobs = zhashx_new ();
     self->lru = zlistx_new ();
     self->starved = zlistx_new ();
+    self->to_place = zlistx_new ();
     self->shares = shares_new (self->config->memory_budget_mb, self->config->function_share,
                                self->config->owner_share);
     self->frontend = endpoints_bind (args->endpoints, "assignment", ZMQ_ROUTER);
@@ -1096,7 +1395,7 @@ s_expect_result (zsock_t *gateway, zsock_t *worker, const char *worker_id, const
     while (!zpoller_wait (poller, 500)) {
         assert (zclock_mono () < give_up);
         if (worker)
-            assert (msg_send_heartbeat (worker, NULL, worker_id) == 0);
+            assert (msg_send_heartbeat (worker, NULL, worker_id, "{}") == 0);
     }
     zpoller_destroy (&poller);
     msg_t *msg = s_expect (gateway, false, MSG_ID_RESULT);
@@ -1146,7 +1445,7 @@ s_test_shares (bool verbose)
     zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
     zsock_t *gateway = zsock_new_dealer ("inproc://assignment-shares");
     zsock_t *worker = zsock_new_dealer ("inproc://assignment-shares-worker");
-    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":4096}") == 0);
+    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":512}") == 0);
     s_wait_stat (assignment, "workers", 1);
     const char *context = "{\"code\":\"...\",\"timeout_seconds\":30}";
     #define S_RUN(job, key, function, owner, mb) \
@@ -1243,11 +1542,121 @@ s_test_shares (bool verbose)
     config_reset (&config);
 }
 
+//  The cluster's rules: a READY from a known worker (a partition healed,
+//  on a new connection) is one registration that reconciles environments;
+//  LEAVING drains a worker while its queued calls go elsewhere; a PLACED
+//  naming a worker gone since is placed again; the budget is the workers'
+static void
+s_test_cluster (bool verbose)
+{
+    char *argv [] = { "clowdy", "--max-concurrency", "1", "--queue-depth", "4", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "assignment", "inproc://assignment-cluster");
+    endpoints_set (endpoints, "worker", "inproc://assignment-cluster-worker");
+    endpoints_set (endpoints, "placement", "inproc://assignment-cluster-placement");
+    zsock_t *placement = zsock_new_router ("inproc://assignment-cluster-placement");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
+    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-cluster");
+    zsock_t *wa = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    assert (msg_send_ready (wa, NULL, "wa", "{\"capacity_mb\":1024,\"cores\":2}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    assert (s_stat (assignment, "budget_mb") == 1024);
+
+    //  E1 idle and E2 running j2 on wa
+    s_run (gateway, "cjob00000001", "c1:1:x", "cccccccccc01", 128);
+    msg_t *msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000001", "wa") == 0);
+    msg_destroy (&msg);
+    msg_t *exec = s_expect (wa, false, MSG_ID_EXEC);
+    char e1 [UTIL_ID_SIZE];
+    snprintf (e1, sizeof e1, "%s", msg_exec_env_id (exec));
+    s_done (wa, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    s_run (gateway, "cjob00000002", "c2:1:x", "cccccccccc02", 128);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000002", "wa") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wa, false, MSG_ID_EXEC);
+    msg_destroy (&exec);
+
+    //  wa comes back on a new connection holding E1 and an environment we
+    //  never knew, but not E2: one registration; j2 is lost (it may have
+    //  run), E1 stays warm, the stranger is killed
+    zsock_t *wb = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    char info [256];
+    snprintf (info, sizeof info, "{\"capacity_mb\":1024,\"envs\":[\"%s\",\"stranger0001\"],\"jobs\":[]}", e1);
+    assert (msg_send_ready (wb, NULL, "wa", info) == 0);
+    s_expect_result (gateway, wb, "wa", "cjob00000002", "lost", "may have run");
+    msg = s_expect (wb, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), "stranger0001"));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "workers") == 1 && s_stat (assignment, "envs") == 1);
+    s_run (gateway, "cjob00000003", "c1:1:x", "cccccccccc01", 128);
+    exec = s_expect (wb, false, MSG_ID_EXEC);                //  Warm, on its new connection
+    assert (streq (msg_exec_env_id (exec), e1));
+    zsock_destroy (&wa);
+
+    //  wa leaves while j3 runs and j4 waits behind --max-concurrency 1: j3
+    //  finishes there, j4 goes to wc, wa gets nothing new
+    s_run (gateway, "cjob00000004", "c1:1:x", "cccccccccc01", 128);
+    s_wait_stat (assignment, "queued", 1);
+    zsock_t *wc = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    assert (msg_send_ready (wc, NULL, "wc", "{\"capacity_mb\":512}") == 0);
+    s_wait_stat (assignment, "workers", 2);
+    assert (s_stat (assignment, "budget_mb") == 1024 + 512);
+    assert (msg_send_leaving (wb, NULL, "wa", "draining") == 0);
+    s_wait_stat (assignment, "draining", 1);
+    s_done (wb, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000003") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    msg = s_expect (wb, false, MSG_ID_KILL);                 //  Its environment ends with its run
+    assert (streq (msg_kill_env_id (msg), e1));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000004"));
+    assert (!strstr (msg_place_workers_text (msg), "\"wa\"") && strstr (msg_place_workers_text (msg), "\"wc\""));
+    //  Placement names a worker gone since: asked again, the call never ran
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000004", "ghost") == 0);
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000004"));
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000004", "wc") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wc, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000004"));
+    s_done (wc, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000004") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    //  Its goodbye: gone, not lost; the budget is wc's alone
+    assert (msg_send_leaving (wb, NULL, "wa", "left") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    assert (s_stat (assignment, "budget_mb") == 512);
+
+    zsock_destroy (&wb);
+    zsock_destroy (&wc);
+    zsock_destroy (&gateway);
+    zactor_destroy (&assignment);
+    zsock_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+}
+
 void
 assignment_test (bool verbose)
 {
     printf ("assignment: ");
     s_test_shares (verbose);
+    s_test_cluster (verbose);
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
     config_t config;
@@ -1269,7 +1678,7 @@ assignment_test (bool verbose)
     assert (strstr (msg_result_result_text (msg), "unavailable"));
     msg_destroy (&msg);
 
-    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":4096}") == 0);
+    assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":512}") == 0);
     s_wait_stat (assignment, "workers", 1);
 
     //  Cold start: placement is asked, the worker gets EXEC for a new env
@@ -1453,25 +1862,36 @@ assignment_test (bool verbose)
     assert (s_stat (assignment, "workers") == 0);
     assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
 
-    //  Two placements chosen from the same view of the registry, where w4
-    //  has room for one of them: the second PLACED is not squeezed onto the
-    //  full worker, placement is asked again with the registry as it is now
+    //  Two placements, where w4 has room for one of them: one PLACE is out
+    //  at a time, so the second is chosen from a registry that counts the
+    //  first; a PLACED that names a worker without room anyway is not
+    //  squeezed onto it: placement is asked again with the registry as it is
     zsock_t *w4 = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (w4, NULL, "w4", "{\"capacity_mb\":200}") == 0);
-    s_wait_stat (assignment, "workers", 1);
+    //  w5 makes the cluster's budget (the sum) big enough for both calls;
+    //  placement (this test) never chooses it
+    zsock_t *w5 = zsock_new_dealer ("inproc://assignment-test-worker");
+    assert (msg_send_ready (w5, NULL, "w5", "{\"capacity_mb\":300}") == 0);
+    s_wait_stat (assignment, "workers", 2);
     s_run (gateway, "job000000018", "f7:1:x", "ffffffffff07", 128);
     msg_t *first = s_expect (placement, true, MSG_ID_PLACE);
+    assert (strstr (msg_place_workers_text (first), "\"memory_mb\":0"));
     s_run (gateway, "job000000019", "f8:1:x", "ffffffffff08", 128);
-    msg_t *second = s_expect (placement, true, MSG_ID_PLACE);
-    assert (strstr (msg_place_workers_text (second), "\"memory_mb\":0"));
+    s_wait_stat (assignment, "placing", 2);
+    zsock_set_rcvtimeo (placement, 200);
+    msg = msg_recv (placement, true);
+    assert (!msg);                          //  Its turn comes after the first's PLACED
     assert (msg_send_placed (placement, msg_route (first), "job000000018", "w4") == 0);
     exec = s_expect (w4, false, MSG_ID_EXEC);
     assert (streq (msg_exec_job_id (exec), "job000000018"));
+    msg_t *second = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (second), "job000000019"));
+    assert (strstr (msg_place_workers_text (second), "\"id\":\"w4\",\"envs\":1,\"memory_mb\":128"));
     assert (msg_send_placed (placement, msg_route (second), "job000000019", "w4") == 0);
     msg = s_expect (placement, true, MSG_ID_PLACE);
     assert (streq (msg_place_job_id (msg), "job000000019"));
     assert (strstr (msg_place_workers_text (msg), "\"memory_mb\":128"));
-    assert (msg_send_placed (placement, msg_route (msg), "job000000019", "w9") == 0);
+    assert (msg_send_placed (placement, msg_route (msg), "job000000019", "") == 0);
     s_expect_result (gateway, w4, "w4", "job000000019", "unavailable", "No worker can run");
     msg_destroy (&msg);
     msg_destroy (&first);
@@ -1482,6 +1902,8 @@ assignment_test (bool verbose)
     assert (streq (msg_result_job_id (msg), "job000000018") && strstr (msg_result_result_text (msg), "success"));
     msg_destroy (&msg);
     assert (s_stat (assignment, "envs") == 1 && s_stat (assignment, "memory_mb") == 128);
+    zsock_destroy (&w5);
+    s_wait_stat (assignment, "workers", 1);
 
     //  A queued call waits at most what a cold run may take: two calls hold
     //  both environments of the pool (timeout 30 s, so their runs outlast
@@ -1489,7 +1911,7 @@ assignment_test (bool verbose)
     //  "unavailable" after deadlines_queue_ms (1 s), while the worker lives
     if (verbose)
         printf ("(waiting for the queue deadline) ");
-    assert (msg_send_heartbeat (w4, NULL, "w4") == 0);
+    assert (msg_send_heartbeat (w4, NULL, "w4", "{}") == 0);
     zsock_t *w3 = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (w3, NULL, "w3", "{}") == 0);
     s_wait_stat (assignment, "workers", 2);

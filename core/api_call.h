@@ -151,6 +151,7 @@ int api_failed_event_delete (api_call_t *call);
 int api_schedules_list (api_call_t *call);
 int api_schedule_create (api_call_t *call);
 int api_schedule_delete (api_call_t *call);
+int api_cluster (api_call_t *call);                 //  api_cluster.c
 
 int api_tokens_list (api_call_t *call);             //  api_tokens.c
 int api_token_create (api_call_t *call);
@@ -184,6 +185,7 @@ void api_projects_test (bool verbose);
 void api_functions_test (bool verbose);
 void api_routes_test (bool verbose);
 void api_stats_test (bool verbose);
+void api_cluster_test (bool verbose);
 void api_tokens_test (bool verbose);
 void api_events_test (bool verbose);
 
