@@ -72,14 +72,11 @@ def _alive(pid):
         return True
 
 
-def enter_netns(name):
-    """Move the calling thread into network namespace name (sockets it opens from now on live there)."""
-    fd = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into %s failed" % name)
-    finally:
-        os.close(fd)
+def enter_netns(fd):
+    """Move the calling thread into the network namespace open on fd (sockets it opens from now on
+    live there)."""
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns into the namespace on fd %d failed" % fd)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,6 +206,10 @@ class Host:
     def create(self):
         _run("ip", "netns", "add", self.name)
         self.cluster._namespaces.append(self.name)
+        # Held open for the cluster's life: threads and processes enter the namespace through this
+        # fd, which names it even if something unmounts /var/run/netns/NAME meanwhile
+        self.ns_fd = os.open(os.path.join(NETNS_DIR, self.name), os.O_RDONLY | os.O_CLOEXEC)
+        self.cluster._fds.append(self.ns_fd)
         _run("ip", "link", "add", self.veth, "type", "veth", "peer", "name", self.peer)
         _run("ip", "link", "set", self.peer, "netns", self.name)
         _run("ip", "link", "set", self.veth, "master", self.cluster.bridge, "up")
@@ -227,7 +228,7 @@ class Host:
         """Start clowdy in this host's namespace (and CPU budget, if any)."""
         full_env = dict(os.environ)
         full_env.update(env)
-        argv = ["nsenter", "--net=" + os.path.join(NETNS_DIR, self.name), "--",
+        argv = ["nsenter", "--net=/proc/%d/fd/%d" % (os.getpid(), self.ns_fd), "--",
                 self.cluster.binary, "--data-dir", self.data_dir] + list(args)
         if self.budget:
             # Join the cgroup first, then exec: the worker and all it starts are inside the quota
@@ -318,6 +319,7 @@ class Cluster:
         self.start_timeout = start_timeout
         self.endpoint = "tcp://%s%d:%d" % (SUBNET, 1, WORKER_PORT)
         self._namespaces = []
+        self._fds = []
         self._bridge_made = False
         self._executor = None
         self._local = threading.local()
@@ -452,7 +454,7 @@ class Cluster:
 
     # HTTP from inside the control host -------------------------------------------------------
     def _enter(self):
-        enter_netns(self.control.name)
+        enter_netns(self.control.ns_fd)
 
     def executor(self, threads):
         """A thread pool whose threads live in the control host's namespace (for HTTP clients)."""
@@ -528,6 +530,9 @@ class Cluster:
                     pass
             _run("ip", "netns", "del", name, check=False)
         self._namespaces = []
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
         for host in self.workers:
             if host.budget:
                 host.budget.remove()
@@ -623,6 +628,8 @@ class Load:
             n += 1
             if self.pause:
                 time.sleep(self.pause)
+            if call.status in (429, 503) or call.status is None:
+                time.sleep(0.05)   # as a client told to retry shortly would; no busy loop on the control
         if conn is not None:
             conn.close()
 
