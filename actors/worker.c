@@ -42,6 +42,7 @@
     ========================================================================= */
 
 #include <cjson/cJSON.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -107,8 +108,12 @@ typedef struct _self_t {
     wenv_t **by_fd;                 //  protocol fd -> its environment (spare or assigned)
     size_t by_fd_size;              //  entries in by_fd
     int64_t last_heard;             //  Monotonic ms of the last message from assignment
+    int64_t expiry_ms;              //  Silence after which assignment is taken as gone
     bool sandboxes_ok;              //  sandbox_system_init succeeded
     bool refill_scheduled;          //  A refill timer is pending
+    bool draining;                  //  Leaving: runs what it has, takes nothing new
+    bool terminating;               //  $TERM came while draining: end once drained
+    int64_t drain_deadline;         //  Monotonic ms the drain ends by, whatever runs
 } self_t;
 
 static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
@@ -898,36 +903,125 @@ s_handle_exec (self_t *self, msg_t *msg)
 //  --------------------------------------------------------------------------
 //  Assignment link
 
+//  The CPUs this process may use: its affinity mask, capped by the CPU
+//  quota of its cgroup (v2 cpu.max, up the tree), so a worker host that is
+//  a cgroup with a quota offers what the quota gives
+static double
+s_detect_cores (void)
+{
+    cpu_set_t set;
+    double cores = sched_getaffinity (0, sizeof set, &set) == 0 ? CPU_COUNT (&set) : 1;
+    char line [512] = "";
+    FILE *file = fopen ("/proc/self/cgroup", "r");
+    while (file && fgets (line, sizeof line, file))
+        if (strncmp (line, "0::", 3) == 0)
+            break;
+    if (file)
+        fclose (file);
+    if (strncmp (line, "0::", 3) != 0)
+        return cores;
+    char *path = line + 3;
+    path [strcspn (path, "\n")] = 0;
+    while (*path) {
+        char *name = zsys_sprintf ("/sys/fs/cgroup%s/cpu.max", path);
+        FILE *max = name ? fopen (name, "r") : NULL;
+        long quota = 0, period = 0;
+        char first [32] = "";
+        if (max && fscanf (max, "%31s %ld", first, &period) == 2 && strneq (first, "max")
+        &&  (quota = atol (first)) > 0 && period > 0 && (double) quota / period < cores)
+            cores = (double) quota / period;
+        if (max)
+            fclose (max);
+        zstr_free (&name);
+        char *slash = strrchr (path, '/');
+        if (!slash)
+            break;
+        *slash = 0;
+    }
+    return cores;
+}
+
+//  READY: what this worker offers (its share of this process's
+//  --memory-budget-mb and cores), and what it holds, so that assignment
+//  reconciles its environments when it registers again
 static void
 s_register (self_t *self)
 {
+    long workers = self->config->workers > 0 ? self->config->workers : 1;
+    int instance = atoi (strrchr (self->worker_id, '-') + 1);
+    long capacity = self->config->memory_budget_mb / workers
+                  + (instance == 0 ? self->config->memory_budget_mb % workers : 0);
+    double cores = self->config->cores > 0 ? (double) self->config->cores : s_detect_cores ();
+    char host [64] = "host";
+    gethostname (host, sizeof host - 1);
     cJSON *info = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (info, "capacity_mb", (double) self->config->memory_budget_mb);
-    cJSON_AddStringToObject (info, "host", self->worker_id);
+    cJSON_AddNumberToObject (info, "capacity_mb", (double) capacity);
+    cJSON_AddNumberToObject (info, "cores", cores / (double) workers);
+    cJSON_AddStringToObject (info, "host", host);
+    cJSON *envs = cJSON_AddArrayToObject (info, "envs");
+    cJSON *jobs = cJSON_AddArrayToObject (info, "jobs");
+    for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs)) {
+        cJSON_AddItemToArray (envs, cJSON_CreateString (env->id));
+        if (env->job_id)
+            cJSON_AddItemToArray (jobs, cJSON_CreateString (env->job_id));
+    }
     char *text = cJSON_PrintUnformatted (info);
     cJSON_Delete (info);
     if (msg_send_ready (self->backend, NULL, self->worker_id, text))
-        zsys_warning ("worker %s: could not send READY (%s); trying again in %d ms", self->worker_id,
-                      zmq_strerror (zmq_errno ()), WORKER_EXPIRY_MS);
+        zsys_warning ("worker %s: could not send READY (%s); trying again in %" PRId64 " ms", self->worker_id,
+                      zmq_strerror (zmq_errno ()), self->expiry_ms);
     free (text);
     self->last_heard = zclock_mono ();
+}
+
+//  Is anything of assignment's still running here?
+static bool
+s_running (self_t *self)
+{
+    for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
+        if (env->job_id)
+            return true;
+    return false;
+}
+
+//  Leaving (SIGTERM on a worker host): say so, so that nothing new comes,
+//  and finish what runs; s_drain_timer ends the loop once it is done
+static void
+s_drain_begin (self_t *self)
+{
+    if (self->draining)
+        return;
+    self->draining = true;
+    self->drain_deadline = zclock_mono () + ACTOR_DRAIN_MS - 1000;
+    zsys_info ("worker %s: leaving: finishing the calls it runs, taking no new ones", self->worker_id);
+    if (msg_send_leaving (self->backend, NULL, self->worker_id, "draining"))
+        zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+}
+
+static int
+s_drain_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    if (!self->terminating)
+        return 0;
+    if (s_running (self) && zclock_mono () < self->drain_deadline)
+        return 0;
+    if (s_running (self))
+        zsys_warning ("worker %s: calls still running at the end of the drain; they are ended", self->worker_id);
+    if (msg_send_leaving (self->backend, NULL, self->worker_id, "left"))
+        zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+    return -1;
 }
 
 static int
 s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
-    if (zclock_mono () - self->last_heard > WORKER_EXPIRY_MS) {
-        //  assignment restarted or the link was cut: what it knew is gone
+    if (zclock_mono () - self->last_heard > self->expiry_ms) {
+        //  assignment restarted, or the link was cut: register again, saying
+        //  what we hold; assignment keeps what it knows of it and has us
+        //  KILL the rest (one registration, never a drop and a join)
         zsys_warning ("worker %s: no word from assignment; registering again", self->worker_id);
-        zlistx_t *all = zlistx_new ();
-        for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
-            zlistx_add_end (all, env);
-        for (wenv_t *env = (wenv_t *) zlistx_first (all); env; env = (wenv_t *) zlistx_next (all)) {
-            zstr_free (&env->job_id);
-            s_env_end (self, env, "worker re-registered");
-        }
-        zlistx_destroy (&all);
         s_register (self);
     }
     else
@@ -945,6 +1039,15 @@ s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
         return 0;
     self->last_heard = zclock_mono ();
     msg_id_t id = msg_id (msg);
+    if (id == MSG_ID_EXEC && self->draining) {
+        //  Sent before assignment read our LEAVING: it never ran here, so
+        //  assignment runs it elsewhere
+        s_send_done (self, msg_exec_env_id (msg), msg_exec_job_id (msg), "{}", "lost");
+        wenv_t *env = (wenv_t *) zhashx_lookup (self->envs, msg_exec_env_id (msg));
+        if (env && !env->job_id)
+            s_env_end (self, env, NULL);
+    }
+    else
     if (id == MSG_ID_EXEC)
         s_handle_exec (self, msg);
     else
@@ -974,8 +1077,23 @@ s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
     self_t *self = (self_t *) arg;
     char *command = zstr_recv (self->pipe);
     int rc = 0;
-    if (!command || streq (command, "$TERM"))
+    if (!command)
         rc = -1;
+    else
+    if (streq (command, "$TERM") && self->draining && s_running (self)) {
+        //  Leaving: the drain timer ends the loop once the runs are over
+        self->terminating = true;
+        zsys_info ("worker %s: waiting for its calls to finish", self->worker_id);
+    }
+    else
+    if (streq (command, "$TERM")) {
+        if (self->draining && msg_send_leaving (self->backend, NULL, self->worker_id, "left"))
+            zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+        rc = -1;
+    }
+    else
+    if (streq (command, "DRAIN"))
+        s_drain_begin (self);
     else
     if (streq (command, "STATS"))
         zstr_sendf (self->pipe, "{\"envs\":%zu,\"spare\":%zu,\"creating\":%zu}", zhashx_size (self->envs),
@@ -1073,10 +1191,44 @@ worker_actor (zsock_t *pipe, void *args_)
     self->creator_args.config = self->config;
     atomic_init (&self->creator_args.stopping, false);
     self->creator = zactor_new (s_creator_actor, &self->creator_args);
+    //  A worker that cannot make a sandbox must never get calls: before it
+    //  registers it makes one (kept as its first spare) or stops here
+    sandbox_t *probe = NULL;
+    zsock_set_rcvtimeo (self->creator, SANDBOX_CREATE_MS + 2000);
+    if (zsock_send (self->creator, "ssiiss", "CREATE", "probe", SANDBOX_DEFAULT_MEMORY_MB, 0, "", "") == 0) {
+        char *command = NULL, *token = NULL;
+        void *pointer = NULL;
+        if (zsock_recv (self->creator, "ssp", &command, &token, &pointer) == 0)
+            probe = (sandbox_t *) pointer;
+        zstr_free (&command);
+        zstr_free (&token);
+    }
+    zsock_set_rcvtimeo (self->creator, -1);
+    if (!probe) {
+        zsys_error ("worker %s: cannot create a sandbox here (the cause is logged above); not registering",
+                    self->worker_id);
+        s_self_destroy (&self);
+        actor_failed (pipe, "cannot create a sandbox on this host (the cause is logged above): this worker "
+                            "does not register");
+        return;
+    }
+    if (self->config->prewarm > 0) {
+        wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
+        env->deadline_timer = -1;
+        env->end_timer = -1;
+        env->memory_mb = SANDBOX_DEFAULT_MEMORY_MB;
+        s_env_attach (self, env, probe);
+        zlistx_add_end (self->spare, env);
+    }
+    else
+        sandbox_destroy (&probe);
+    self->expiry_ms = deadlines_expiry_ms (self->config->worker_expiry_ms,
+                                           endpoints_is_tcp (args->endpoints, "worker"));
     zloop_reader (self->loop, pipe, s_pipe_readable, self);
     zloop_reader (self->loop, self->backend, s_backend_readable, self);
     zloop_reader (self->loop, zactor_sock (self->creator), s_creator_readable, self);
-    zloop_timer (self->loop, HEARTBEAT_MS, 0, s_heartbeat_timer, self);
+    zloop_timer (self->loop, self->config->heartbeat_ms, 0, s_heartbeat_timer, self);
+    zloop_timer (self->loop, 50, 0, s_drain_timer, self);
     s_register (self);
     s_schedule_refill (self);
     actor_ready (pipe);

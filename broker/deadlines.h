@@ -19,11 +19,16 @@
         http         a call parked on gateway: gateway's bound for the
                      largest --max-timeout + a margin, for a gateway that
                      is lost; the client gets 504.
-        registry     a worker silent for WORKER_EXPIRY_MS is dead: its runs
-                     are answered "lost" at once.
+        registry     a worker silent for --worker-expiry-ms is dead: its runs
+                     are answered "lost" at once, its queued calls go on.
 
-    Both sides of the worker link use HEARTBEAT_MS and WORKER_EXPIRY_MS, so
-    a worker and assignment agree on when the other is gone.
+    Both sides of the worker link use --heartbeat-ms and --worker-expiry-ms
+    (deadlines_expiry_ms), so a worker and assignment agree on when the
+    other is gone. On tcp, ZMTP heartbeats on the connection itself (same
+    interval and expiry) close a link whose peer froze or vanished, so a
+    send to it fails at once. An inproc link cannot be cut: its peer is a
+    thread of this process, so its expiry is INPROC_EXPIRY_MS at least, and
+    a busy machine never makes a worker thread look dead.
     ========================================================================= */
 
 #ifndef CLOWDY_DEADLINES_H_INCLUDED
@@ -32,8 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HEARTBEAT_MS            1000    //  Worker <-> assignment heartbeat interval
-#define WORKER_EXPIRY_MS        5000    //  Silence after which the other side is gone
+#define INPROC_EXPIRY_MS        5000    //  Least silence after which an inproc worker link is gone
 #define SANDBOX_CREATE_MS       10000   //  Sandbox start-up bound (runtime/sandbox.c waits as long)
 #define LOAD_ALLOWANCE_MS       10000   //  Extra time a cold start may take to load the code
 #define PLACE_DEADLINE_MS       5000    //  placement answers PLACE within this
@@ -46,6 +50,13 @@
 #define MAX_MEMORY_MB           65536
 #define HTTP_MARGIN_MS          5000    //  Slack over gateway's bound for a parked HTTP call
 #define CHAT_MARGIN_MS          10000   //  Slack over a chat's --ai-timeout budget
+
+//  Silence after which the other side of the worker link is gone
+static inline int64_t
+deadlines_expiry_ms (int64_t expiry_ms, bool tcp)
+{
+    return tcp || expiry_ms >= INPROC_EXPIRY_MS ? expiry_ms : INPROC_EXPIRY_MS;
+}
 
 //  The longest a run may take on a worker before assignment gives up on it:
 //  cold runs also create the sandbox and load the code first.

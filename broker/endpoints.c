@@ -34,6 +34,8 @@ struct _endpoints_t {
     zcert_t *server;                //  CURVE server keys (secret only where we bind), or NULL
     zcert_t *client;                //  This host's CURVE client keys, or NULL
     zactor_t *auth;                 //  zauth admitting known clients, where we bind tcp
+    int heartbeat_ms;               //  ZMTP heartbeat interval on tcp links, 0: none
+    int heartbeat_timeout_ms;       //  Silence after which ZMTP closes a tcp link
 };
 
 endpoints_t *
@@ -124,6 +126,13 @@ endpoints_load_env (endpoints_t *self)
     return rc;
 }
 
+void
+endpoints_set_heartbeat (endpoints_t *self, int interval_ms, int timeout_ms)
+{
+    self->heartbeat_ms = interval_ms;
+    self->heartbeat_timeout_ms = timeout_ms;
+}
+
 bool
 endpoints_any_tcp (endpoints_t *self)
 {
@@ -137,6 +146,12 @@ static bool
 s_is_tcp (const char *endpoint)
 {
     return endpoint && strncmp (endpoint, "tcp://", 6) == 0;
+}
+
+bool
+endpoints_is_tcp (endpoints_t *self, const char *name)
+{
+    return s_is_tcp (endpoints_get (self, name));
 }
 
 int
@@ -210,7 +225,7 @@ s_has_secret (zcert_t *cert)
 
 //  A new socket with the queue limits and send semantics above, or NULL
 static zsock_t *
-s_socket_new (const char *name, const char *endpoint, int type)
+s_socket_new (endpoints_t *self, const char *name, const char *endpoint, int type)
 {
     zsock_t *sock = endpoint ? zsock_new (type) : NULL;
     if (!sock) {
@@ -228,6 +243,16 @@ s_socket_new (const char *name, const char *endpoint, int type)
     zsock_set_sndtimeo (sock, 0);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1);
+    if (s_is_tcp (endpoint) && self->heartbeat_ms > 0) {
+        //  ZMTP PINGs on the connection: a peer that froze, vanished or sits
+        //  behind a cut link stops answering them, and the connection is
+        //  closed after the timeout, so a ROUTER's send to it fails at once
+        //  (EHOSTUNREACH) and the peer reconnects when it can. Set before
+        //  bind/connect: a connection takes the options it is made with.
+        zsock_set_heartbeat_ivl (sock, self->heartbeat_ms);
+        zsock_set_heartbeat_timeout (sock, self->heartbeat_timeout_ms);
+        zsock_set_heartbeat_ttl (sock, self->heartbeat_timeout_ms);
+    }
     return sock;
 }
 
@@ -241,7 +266,7 @@ zsock_t *
 endpoints_bind (endpoints_t *self, const char *name, int type)
 {
     const char *endpoint = endpoints_get (self, name);
-    zsock_t *sock = s_socket_new (name, endpoint, type);
+    zsock_t *sock = s_socket_new (self, name, endpoint, type);
     if (!sock)
         return NULL;
     if (s_is_tcp (endpoint) && self->server) {
@@ -270,7 +295,7 @@ zsock_t *
 endpoints_connect (endpoints_t *self, const char *name, int type)
 {
     const char *endpoint = endpoints_get (self, name);
-    zsock_t *sock = s_socket_new (name, endpoint, type);
+    zsock_t *sock = s_socket_new (self, name, endpoint, type);
     if (!sock)
         return NULL;
     if (s_is_tcp (endpoint) && self->server && self->client) {

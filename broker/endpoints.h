@@ -56,6 +56,16 @@ int
 bool
     endpoints_any_tcp (endpoints_t *self);
 
+//  ZMTP heartbeats on every tcp socket made from now on: a PING every
+//  interval_ms, the link closed after timeout_ms without traffic from the
+//  peer (both 0: none, the default).
+void
+    endpoints_set_heartbeat (endpoints_t *self, int interval_ms, int timeout_ms);
+
+//  True when the endpoint of name is tcp (a link that can be cut).
+bool
+    endpoints_is_tcp (endpoints_t *self, const char *name);
+
 //  Secure tcp links with CurveZMQ, with the certificates in dir:
 //      dir/server.cert, dir/server.cert_secret   the binding side's keys (the
 //                                                secret only where it binds)

@@ -66,10 +66,18 @@
     MESSAGE (PLACED, placed, ASSIGNMENT_PLACEMENT, \
         "the choice") \
     MESSAGE (READY, ready, ASSIGNMENT_WORKER, \
-        "a worker starts, or re-registers after 5 s without word from assignment") \
+        "a worker starts (once it has made and destroyed a sandbox), or registers again after " \
+        "--worker-expiry-ms without word from assignment; a READY from a worker id already known is the " \
+        "same process (one registration, never a drop and a join): assignment reconciles its environments " \
+        "with `envs` and `jobs` (ends what the worker no longer has, KILLs what it does not know)") \
     MESSAGE (HEARTBEAT, heartbeat, ASSIGNMENT_WORKER, \
-        "both ways, every second (`broker/deadlines.h`); a worker silent for 5 s is dropped by the registry " \
-        "(`broker/registry.c`) and its runs are answered `lost`") \
+        "both ways, every --heartbeat-ms (200 ms); a worker silent for --worker-expiry-ms (600 ms, tcp; " \
+        "5 s at least inproc) is dropped by the registry (`broker/registry.c`): the runs it was sent are " \
+        "answered `lost` (they may have run), its queued calls go to other workers. A worker's HEARTBEAT " \
+        "from a new routing id means its connection came back: that id is used from then on") \
+    MESSAGE (LEAVING, leaving, ASSIGNMENT_WORKER, \
+        "a worker stops (SIGTERM): `draining` first (nothing new is placed on it, its idle environments " \
+        "are ended, each busy one after its run), `left` once its runs are over, just before it exits") \
     MESSAGE (EXEC, exec, ASSIGNMENT_WORKER, \
         "run this job in that environment; an env id the worker does not have means create it (cold " \
         "start), and only then is the function context sent (`{}` for a warm environment)") \
@@ -153,7 +161,8 @@
     FIELD (m, job_id,    s, "") \
     FIELD (m, pool_key,  s, "") \
     FIELD (m, memory_mb, i, "(the new environment's)") \
-    FIELD (m, workers,   j, ": [{id, envs, memory_mb, capacity_mb}]")
+    FIELD (m, workers,   j, ": [{id, envs, memory_mb, capacity_mb, cores}] (workers taking new work; " \
+                            "memory_mb counts idle environments as free, assignment evicts them on the chosen one)")
 #define MSG_FIELDS_PLACED(FIELD, m) \
     FIELD (m, job_id,    s, "") \
     FIELD (m, worker_id, s, "(`\"\"` when none fits)")
@@ -161,9 +170,12 @@
 //  assignment <-> worker (Majordomo-style: workers connect and register)
 #define MSG_FIELDS_READY(FIELD, m) \
     FIELD (m, worker_id, s, "") \
-    FIELD (m, info,      j, ": {capacity_mb, host}")
+    FIELD (m, info,      j, ": {capacity_mb, cores, host, envs: [env ids it holds], jobs: [job ids it runs]}")
 #define MSG_FIELDS_HEARTBEAT(FIELD, m) \
     FIELD (m, worker_id, s, "")
+#define MSG_FIELDS_LEAVING(FIELD, m) \
+    FIELD (m, worker_id, s, "") \
+    FIELD (m, phase,     s, "(`draining` or `left`)")
 #define MSG_FIELDS_EXEC(FIELD, m) \
     FIELD (m, env_id,   s, "") \
     FIELD (m, job_id,   s, "") \

@@ -13,19 +13,25 @@
 #include "broker/registry.h"
 
 #define REGISTRY_ID_MAX 255         //  Longest worker id we accept
+#define REGISTRY_LOST_MAX 16        //  Lost workers remembered for the operator
 
 struct _registry_worker_t {
     char *id;                       //  The worker's own id (host-pid-instance)
     zframe_t *route;                //  Its routing id on the worker socket
     int64_t last_seen;              //  Monotonic ms of its last sign of life
     long capacity_mb;               //  Memory it offers
+    double cores;                   //  CPU cores it offers
+    char *host;                     //  Its host, as it says
+    bool draining;                  //  It is leaving: nothing new for it
     long memory_mb;                 //  Memory reserved for environments on it
     size_t envs;                    //  Environments on it
 };
 
 struct _registry_t {
     zhashx_t *workers;              //  id -> registry_worker_t
+    zlistx_t *lost_list;            //  cJSON * of the workers lost last, oldest first
     long default_capacity_mb;       //  For a READY without capacity
+    int64_t expiry_ms;              //  Silence after which a worker is dropped
     registry_lost_fn *lost;         //  Owner's handler for drops, or NULL
     void *lost_arg;                 //  Its argument
 };
@@ -36,21 +42,32 @@ s_worker_destroy (void **item)
     registry_worker_t *worker = (registry_worker_t *) *item;
     if (worker) {
         zframe_destroy (&worker->route);
+        free (worker->host);
         free (worker->id);
         free (worker);
         *item = NULL;
     }
 }
 
+static void
+s_json_destroy (void **item)
+{
+    cJSON_Delete ((cJSON *) *item);
+    *item = NULL;
+}
+
 registry_t *
-registry_new (long default_capacity_mb)
+registry_new (long default_capacity_mb, int64_t expiry_ms)
 {
     registry_t *self = (registry_t *) zmalloc (sizeof (registry_t));
     //  No destructor: a dropped worker leaves the hash before its lost
     //  handler runs (so the handler never sees it in placement's list) and
     //  is freed after
     self->workers = zhashx_new ();
+    self->lost_list = zlistx_new ();
+    zlistx_set_destructor (self->lost_list, s_json_destroy);
     self->default_capacity_mb = default_capacity_mb;
+    self->expiry_ms = expiry_ms;
     return self;
 }
 
@@ -62,6 +79,7 @@ registry_destroy (registry_t **self_p)
         for (void *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
             s_worker_destroy (&worker);
         zhashx_destroy (&self->workers);
+        zlistx_destroy (&self->lost_list);
         free (self);
         *self_p = NULL;
     }
@@ -79,33 +97,115 @@ registry_remove (registry_t *self, registry_worker_t *worker, const char *why)
 {
     if (zhashx_lookup (self->workers, worker->id) != worker)
         return;                     //  Already being dropped (a lost handler's own sends failed)
-    zsys_warning ("registry: worker %s is gone (%s)", worker->id, why);
+    bool left = streq (why, "left");
+    if (left)
+        zsys_info ("registry: worker %s left (drained)", worker->id);
+    else
+        zsys_warning ("registry: worker %s is gone (%s)", worker->id, why);
     zhashx_delete (self->workers, worker->id);
+    if (!left) {
+        cJSON *item = cJSON_CreateObject ();
+        cJSON_AddStringToObject (item, "id", worker->id);
+        cJSON_AddStringToObject (item, "host", worker->host ? worker->host : worker->id);
+        cJSON_AddStringToObject (item, "state", "lost");
+        cJSON_AddNumberToObject (item, "memory_mb", (double) worker->capacity_mb);
+        cJSON_AddNumberToObject (item, "cores", worker->cores);
+        cJSON_AddNumberToObject (item, "last_seen", (double) worker->last_seen);
+        cJSON_AddStringToObject (item, "why", why);
+        if (zlistx_size (self->lost_list) >= REGISTRY_LOST_MAX && zlistx_first (self->lost_list))
+            zlistx_delete (self->lost_list, zlistx_cursor (self->lost_list));
+        zlistx_add_end (self->lost_list, item);
+    }
     if (self->lost)
         self->lost (worker, why, self->lost_arg);
     s_worker_destroy ((void **) &worker);
 }
 
-registry_worker_t *
-registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *info, int64_t now_ms)
+//  Forget a lost worker that came back
+static void
+s_unlose (registry_t *self, const char *id)
 {
+    for (cJSON *item = (cJSON *) zlistx_first (self->lost_list); item; item = (cJSON *) zlistx_next (self->lost_list))
+        if (streq (cJSON_GetStringValue (cJSON_GetObjectItem (item, "id")), id)) {
+            zlistx_delete (self->lost_list, zlistx_cursor (self->lost_list));
+            return;
+        }
+}
+
+static void
+s_apply_info (registry_t *self, registry_worker_t *worker, const cJSON *info)
+{
+    double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "capacity_mb"));
+    worker->capacity_mb = !isnan (capacity) && capacity >= 1 && capacity <= (double) (1L << 30)
+                          ? (long) capacity : self->default_capacity_mb;
+    double cores = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "cores"));
+    worker->cores = !isnan (cores) && cores > 0 && cores <= 65536 ? cores : 1;
+    const char *host = cJSON_GetStringValue (cJSON_GetObjectItem (info, "host"));
+    free (worker->host);
+    worker->host = strdup (host && *host && strlen (host) <= REGISTRY_ID_MAX ? host : worker->id);
+}
+
+registry_worker_t *
+registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *info, int64_t now_ms,
+                bool *rejoined)
+{
+    if (rejoined)
+        *rejoined = false;
     if (!*id || strlen (id) > REGISTRY_ID_MAX) {
         zsys_warning ("registry: refused a READY with an empty or overlong worker id");
         return NULL;
     }
-    registry_worker_t *old = (registry_worker_t *) zhashx_lookup (self->workers, id);
-    if (old)
-        registry_remove (self, old, "re-registered");   //  It restarted: what we knew is stale
-    registry_worker_t *worker = (registry_worker_t *) zmalloc (sizeof (registry_worker_t));
+    registry_worker_t *worker = (registry_worker_t *) zhashx_lookup (self->workers, id);
+    if (worker) {
+        //  The same process (the id names it): one registration, kept
+        if (!zframe_eq (worker->route, route)) {
+            zframe_destroy (&worker->route);
+            worker->route = zframe_dup (route);
+        }
+        worker->last_seen = now_ms;
+        worker->draining = false;
+        s_apply_info (self, worker, info);
+        if (rejoined)
+            *rejoined = true;
+        return worker;
+    }
+    s_unlose (self, id);
+    worker = (registry_worker_t *) zmalloc (sizeof (registry_worker_t));
     worker->id = strdup (id);
     worker->route = zframe_dup (route);
     worker->last_seen = now_ms;
-    double capacity = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "capacity_mb"));
-    worker->capacity_mb = !isnan (capacity) && capacity >= 1 && capacity <= (double) (1L << 30)
-                          ? (long) capacity : self->default_capacity_mb;
+    s_apply_info (self, worker, info);
     zhashx_insert (self->workers, worker->id, worker);
-    zsys_info ("registry: worker %s joined (%ld MB)", worker->id, worker->capacity_mb);
+    zsys_info ("registry: worker %s joined (%ld MB, %g cores)", worker->id, worker->capacity_mb, worker->cores);
     return worker;
+}
+
+registry_worker_t *
+registry_heartbeat (registry_t *self, const char *id, zframe_t *route, int64_t now_ms)
+{
+    registry_worker_t *worker = (registry_worker_t *) zhashx_lookup (self->workers, id);
+    if (worker && route && !zframe_eq (worker->route, route)) {
+        zsys_info ("registry: worker %s reconnected", worker->id);
+        zframe_destroy (&worker->route);
+        worker->route = zframe_dup (route);
+    }
+    if (worker)
+        worker->last_seen = now_ms;
+    return worker;
+}
+
+void
+registry_drain (registry_worker_t *worker)
+{
+    if (!worker->draining)
+        zsys_info ("registry: worker %s is draining", worker->id);
+    worker->draining = true;
+}
+
+bool
+registry_worker_draining (registry_worker_t *worker)
+{
+    return worker->draining;
 }
 
 registry_worker_t *
@@ -132,7 +232,7 @@ registry_purge (registry_t *self, int64_t now_ms)
     zlistx_set_destructor (dead, (zlistx_destructor_fn *) zstr_free);
     for (registry_worker_t *worker = (registry_worker_t *) zhashx_first (self->workers); worker;
          worker = (registry_worker_t *) zhashx_next (self->workers))
-        if (now_ms - worker->last_seen > WORKER_EXPIRY_MS)
+        if (now_ms - worker->last_seen > self->expiry_ms)
             zlistx_add_end (dead, strdup (worker->id));
     size_t count = 0;
     for (char *id = (char *) zlistx_first (dead); id; id = (char *) zlistx_next (dead)) {
@@ -195,16 +295,55 @@ registry_json (registry_t *self)
 {
     cJSON *workers = cJSON_CreateArray ();
     for (registry_worker_t *worker = registry_first (self); worker; worker = registry_next (self)) {
+        if (worker->draining)
+            continue;
         cJSON *item = cJSON_CreateObject ();
         cJSON_AddStringToObject (item, "id", worker->id);
         cJSON_AddNumberToObject (item, "envs", (double) worker->envs);
         cJSON_AddNumberToObject (item, "memory_mb", (double) worker->memory_mb);
         cJSON_AddNumberToObject (item, "capacity_mb", (double) worker->capacity_mb);
+        cJSON_AddNumberToObject (item, "cores", worker->cores);
         cJSON_AddItemToArray (workers, item);
     }
     char *text = cJSON_PrintUnformatted (workers);
     cJSON_Delete (workers);
     return text;
+}
+
+long
+registry_capacity_mb (registry_t *self)
+{
+    long total = 0;
+    for (registry_worker_t *worker = registry_first (self); worker; worker = registry_next (self))
+        total += worker->capacity_mb;
+    return total;
+}
+
+long
+registry_largest_mb (registry_t *self)
+{
+    long largest = 0;
+    for (registry_worker_t *worker = registry_first (self); worker; worker = registry_next (self))
+        if (!worker->draining && worker->capacity_mb > largest)
+            largest = worker->capacity_mb;
+    return largest;
+}
+
+cJSON *
+registry_lost_json (registry_t *self, int64_t now_ms)
+{
+    cJSON *list = cJSON_CreateArray ();
+    for (cJSON *item = (cJSON *) zlistx_first (self->lost_list); item; item = (cJSON *) zlistx_next (self->lost_list)) {
+        cJSON *copy = cJSON_Duplicate (item, true);
+        double last_seen = cJSON_GetNumberValue (cJSON_GetObjectItem (copy, "last_seen"));
+        cJSON_DeleteItemFromObject (copy, "last_seen");
+        cJSON_AddNumberToObject (copy, "memory_used_mb", 0);
+        cJSON_AddNumberToObject (copy, "running", 0);
+        cJSON_AddNumberToObject (copy, "environments", 0);
+        cJSON_AddNumberToObject (copy, "last_heartbeat_ms", (double) now_ms - last_seen);
+        cJSON_AddItemToArray (list, copy);
+    }
+    return list;
 }
 
 const char *
@@ -237,6 +376,24 @@ registry_worker_envs (registry_worker_t *worker)
     return worker->envs;
 }
 
+const char *
+registry_worker_host (registry_worker_t *worker)
+{
+    return worker->host;
+}
+
+double
+registry_worker_cores (registry_worker_t *worker)
+{
+    return worker->cores;
+}
+
+int64_t
+registry_worker_last_seen (registry_worker_t *worker)
+{
+    return worker->last_seen;
+}
+
 //  --------------------------------------------------------------------------
 //  Selftest: register, heartbeat, expiry purge, capacity, re-registration
 
@@ -260,7 +417,7 @@ static registry_worker_t *
 s_test_ready (registry_t *registry, const char *id, zframe_t *route, const char *info, int64_t now_ms)
 {
     cJSON *parsed = cJSON_Parse (info);
-    registry_worker_t *worker = registry_ready (registry, id, route, parsed, now_ms);
+    registry_worker_t *worker = registry_ready (registry, id, route, parsed, now_ms, NULL);
     cJSON_Delete (parsed);
     return worker;
 }
@@ -269,7 +426,7 @@ void
 registry_test (bool verbose)
 {
     printf ("registry: ");
-    registry_t *registry = registry_new (4096);
+    registry_t *registry = registry_new (4096, 5000);
     s_lost_log_t log = { 0 };
     registry_set_lost_handler (registry, s_test_lost, &log);
     zframe_t *route1 = zframe_new ("r1", 2);
@@ -277,11 +434,14 @@ registry_test (bool verbose)
     zframe_t *route3 = zframe_new ("r3", 2);
 
     //  Register: capacity from info, the default when info has none or nonsense
-    registry_worker_t *w1 = s_test_ready (registry, "w1", route1, "{\"capacity_mb\":512,\"host\":\"h\"}", 0);
+    registry_worker_t *w1 = s_test_ready (registry, "w1", route1, "{\"capacity_mb\":512,\"cores\":2,\"host\":\"h\"}", 0);
     registry_worker_t *w2 = s_test_ready (registry, "w2", route2, "not json", 0);
     assert (w1 && w2 && registry_size (registry) == 2);
     assert (registry_worker_capacity_mb (w1) == 512);
     assert (registry_worker_capacity_mb (w2) == 4096);
+    assert (registry_worker_cores (w1) == 2 && registry_worker_cores (w2) == 1);
+    assert (streq (registry_worker_host (w1), "h") && streq (registry_worker_host (w2), "w2"));
+    assert (registry_capacity_mb (registry) == 512 + 4096 && registry_largest_mb (registry) == 4096);
     assert (s_test_ready (registry, "w3", route3, "{\"capacity_mb\":-5}", 0)
             && registry_worker_capacity_mb (registry_lookup (registry, "w3")) == 4096);
     registry_remove (registry, registry_lookup (registry, "w3"), "test");
@@ -315,18 +475,53 @@ registry_test (bool verbose)
 
     //  Expiry: w2 was last heard at 0, w1 at 4000
     log.count = 0;
-    assert (registry_purge (registry, WORKER_EXPIRY_MS) == 0);
-    assert (registry_purge (registry, WORKER_EXPIRY_MS + 1) == 1);
+    assert (registry_purge (registry, 5000) == 0);
+    assert (registry_purge (registry, 5000 + 1) == 1);
     assert (log.count == 1 && streq (log.last, "w2") && strstr (log.why, "expired"));
     assert (registry_size (registry) == 1 && !registry_lookup (registry, "w2"));
+    //  It is remembered as lost until it comes back
+    cJSON *lost = registry_lost_json (registry, 6000);
+    assert (cJSON_GetArraySize (lost) == 2);        //  w3 (removed above) and w2
+    cJSON *w2_lost = cJSON_GetArrayItem (lost, 1);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (w2_lost, "id")), "w2"));
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (w2_lost, "state")), "lost"));
+    assert (cJSON_GetNumberValue (cJSON_GetObjectItem (w2_lost, "last_heartbeat_ms")) == 6000);
+    cJSON_Delete (lost);
 
-    //  A READY from a known id: it restarted, the old entry is lost first
+    //  A READY from a known id is the same process again (a partition
+    //  healed): one registration, what is reserved on it kept, the new route
     registry_reserve (w1, 100);
-    registry_worker_t *again = s_test_ready (registry, "w1", route2, "{}", 5000);
-    assert (log.count == 2 && streq (log.last, "w1") && streq (log.why, "re-registered"));
-    assert (registry_size (registry) == 1 && registry_lookup (registry, "w1") == again);
-    assert (registry_worker_memory_mb (again) == 0);
+    bool rejoined = false;
+    cJSON *info = cJSON_Parse ("{\"capacity_mb\":1024}");
+    registry_worker_t *again = registry_ready (registry, "w1", route2, info, 5000, &rejoined);
+    cJSON_Delete (info);
+    assert (rejoined && again == w1 && log.count == 1);
+    assert (registry_size (registry) == 1 && registry_worker_memory_mb (again) == 100);
+    assert (registry_worker_capacity_mb (again) == 1024);
     assert (registry_touch (registry, again, route2, 6000) && !registry_touch (registry, again, route1, 6000));
+    //  A heartbeat from a new route: the worker reconnected
+    assert (registry_heartbeat (registry, "w1", route3, 6500) == w1);
+    assert (registry_touch (registry, w1, route3, 6600) && !registry_touch (registry, w1, route2, 6600));
+    assert (registry_heartbeat (registry, "nope", route3, 6600) == NULL);
+    //  The lost w2 comes back: it joins, and is no longer listed as lost
+    assert (s_test_ready (registry, "w2", route2, "{}", 7000));
+    lost = registry_lost_json (registry, 7000);
+    assert (cJSON_GetArraySize (lost) == 1);
+    cJSON_Delete (lost);
+
+    //  Draining: left out of placement's list; leaving after it is not lost
+    registry_drain (w1);
+    assert (registry_worker_draining (w1));
+    json = registry_json (registry);
+    assert (!strstr (json, "\"w1\"") && strstr (json, "\"w2\""));
+    free (json);
+    registry_remove (registry, w1, "left");
+    lost = registry_lost_json (registry, 7000);
+    assert (cJSON_GetArraySize (lost) == 1);
+    cJSON_Delete (lost);
+    assert (log.count == 2 && streq (log.why, "left"));
+    zframe_destroy (&route3);
+    route3 = zframe_new ("r3", 2);
 
     zframe_destroy (&route1);
     zframe_destroy (&route2);

@@ -38,6 +38,13 @@ shares_new (long budget_mb, long function_percent, long owner_percent)
 }
 
 void
+shares_set_budget (shares_t *self, long budget_mb, long function_percent, long owner_percent)
+{
+    self->function_share_mb = budget_mb * function_percent / 100;
+    self->owner_share_mb = budget_mb * owner_percent / 100;
+}
+
+void
 shares_destroy (shares_t **self_p)
 {
     if (self_p && *self_p) {

@@ -30,6 +30,10 @@ shares_t *
     shares_new (long budget_mb, long function_percent, long owner_percent);
 
 //  Safe on NULL and twice.
+//  The budget changed (a worker joined or left): the shares follow it.
+void
+    shares_set_budget (shares_t *self, long budget_mb, long function_percent, long owner_percent);
+
 void
     shares_destroy (shares_t **self_p);
 

@@ -50,7 +50,10 @@ typedef struct {
     long workers;                   //  Worker actors (each drives its own sandboxes)
     long prewarm;                   //  Empty sandboxes kept ready per worker
     long idle_seconds;              //  Warm environment idle reaper
-    long memory_budget_mb;          //  Global cap over all warm environments
+    long memory_budget_mb;          //  Memory this process's workers offer (the cluster sums them)
+    long cores;                     //  Cores this process's workers offer, 0: detect
+    long heartbeat_ms;              //  Worker link heartbeat interval
+    long worker_expiry_ms;          //  Silence after which the other side of a tcp worker link is gone
     long max_concurrency;           //  Environments at once per function
     long queue_depth;               //  Calls waiting per function before 429
     long function_share;            //  Percent of the memory budget one function may hold while others wait

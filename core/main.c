@@ -307,6 +307,7 @@ main (int argc, char *argv [])
         config_reset (&config);
         return 2;
     }
+    endpoints_set_heartbeat (endpoints, (int) config.heartbeat_ms, (int) config.worker_expiry_ms);
     zsys_set_linger (0);
     zsys_info ("clowdy %s: data in %s, auth %s", CLOWDY_VERSION, config.data_dir, config.auth);
 
@@ -380,6 +381,11 @@ main (int argc, char *argv [])
     zpoller_destroy (&poller);
     zsys_info ("clowdy: shutting down");
     s_watchdog_start ();
+    //  A worker host leaves in good order: every worker says so at once and
+    //  finishes the calls it runs (within ACTOR_DRAIN_MS) before it stops
+    if (!control)
+        for (int index = 0; index < count; index++)
+            zstr_send (actors [index], "DRAIN");
     while (count > 0) {
         atomic_store (&s_stopping, names [--count]);
         zactor_destroy (&actors [count]);

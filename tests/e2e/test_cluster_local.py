@@ -1,0 +1,117 @@
+"""Scale-out on one machine: a control process and worker processes over loopback tcp.
+
+What a user scaling out would notice: a function's environments spread over the workers when its
+load asks for it (GET /api/cluster counts them per worker); a worker killed under a burst costs
+the calls it was running (status `lost`) and nothing else: every call queued behind it is answered
+(by the other worker); a worker stopped with SIGTERM drains and no call fails; a worker that cannot
+create sandboxes never registers. Times are hang guards only (wait_for), never assertions.
+"""
+import concurrent.futures
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+import requests
+
+from conftest import BINARY, Server, free_port, records, slow, wait_for
+
+SLOW = """\
+import time
+def handler(input):
+    time.sleep(input.get("sleep", 0))
+    return input.get("n")
+"""
+
+
+def make_function(server, name, code=SLOW, **extra):
+    r = server.post("/api/functions", json={"name": name, "code": code, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def cluster(control):
+    r = control.get("/api/cluster")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def ready_workers(control):
+    return [w for w in cluster(control)["workers"] if w["state"] == "ready"]
+
+
+class Cluster:
+    """One control process and n worker processes on a loopback tcp endpoint."""
+
+    def __init__(self, tmp_path, workers=2, control_args=(), worker_args=()):
+        self.tmp_path = tmp_path
+        self.env = {"CLOWDY_ENDPOINT_WORKER": "tcp://127.0.0.1:%d" % free_port()}
+        self.control = Server(data_dir=str(tmp_path / "control"), env=self.env,
+                              args=["--role", "control"] + list(control_args)).start()
+        self.worker_args = list(worker_args)
+        self.workers = []
+        for _ in range(workers):
+            self.add_worker()
+
+    def add_worker(self, extra=()):
+        before = len(ready_workers(self.control))
+        worker = Server(data_dir=str(self.tmp_path / ("w%d" % len(self.workers))), env=self.env,
+                        args=["--role", "worker", "--workers", "1", "--prewarm", "0"]
+                        + self.worker_args + list(extra))
+        self.workers.append(worker)
+        worker.start_worker()
+        wait_for(lambda: len(ready_workers(self.control)) > before, 10, lambda: cluster(self.control))
+        return worker
+
+    def cleanup(self):
+        for worker in self.workers:
+            if worker.proc:
+                worker.proc.send_signal(signal.SIGCONT)
+            worker.cleanup()
+        self.control.cleanup()
+
+
+def burst(control, fid, count, sleep):
+    """count concurrent calls of fid; their answers (status code, JSON), in order of n."""
+    def call(n):
+        r = control.post("/api/invoke/" + fid, json={"input": {"sleep": sleep, "n": n}}, timeout=slow(120))
+        return r.status_code, r.json()
+    pool = concurrent.futures.ThreadPoolExecutor(count)
+    return pool, [pool.submit(call, n) for n in range(count)]
+
+
+def test_kill_under_a_queued_burst_answers_every_call(tmp_path):
+    """Defect 1 of issue 17: calls queued behind --max-concurrency when the worker holding the
+    function's environments dies must be answered (run on the other worker), never left hanging.
+    The calls running on the dead worker are `lost`; none of the others fails."""
+    c = Cluster(tmp_path, workers=2, control_args=["--max-concurrency", "4"])
+    try:
+        fid = make_function(c.control, "burst")
+        pool, futures = burst(c.control, fid, 12, 2)
+        # The worker with the most busy environments is killed while calls wait in the queue
+        victim_id = wait_for(lambda: next((w["id"] for w in cluster(c.control)["workers"]
+                                           if w["running"] >= 2), None), 30, lambda: cluster(c.control))
+        victim = next(w for w in c.workers if w.proc.pid == int(victim_id.rsplit("-", 2)[1]))
+        victim.kill()
+        answers = [f.result() for f in futures]
+        pool.shutdown()
+        lost = [a for a in answers if a[0] != 200 or not a[1].get("success")]
+        good = [a for a in answers if a[0] == 200 and a[1].get("success")]
+        for status, body in lost:
+            assert status == 504, (status, body)
+            assert "may have run" in body["detail"], body
+        assert len(good) + len(lost) == 12
+        assert len(good) >= 12 - 4, answers
+        # The records say which ones were lost; the others succeeded
+        rows = records(c.control, fid, 12, seconds=10)
+        statuses = sorted(r["status"] for r in rows)
+        assert statuses.count("lost") == len(lost) and statuses.count("success") == len(good), statuses
+        # The dead worker is shown as lost, and the survivor is ready
+        states = {w["id"]: w["state"] for w in cluster(c.control)["workers"]}
+        assert states.get(victim_id, "lost") == "lost", states
+        assert list(states.values()).count("ready") == 1, states
+        stats = c.control.get("/api/stats").json()
+        assert stats.get("lost") == len(lost), stats
+    finally:
+        c.cleanup()
