@@ -247,6 +247,30 @@ class Host:
     def log_size(self):
         return os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
 
+    def environments(self):
+        """How many function runners (environments, warm or busy) live under this host's worker."""
+        if not self.running():
+            return 0
+        children = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/stat" % entry) as f:
+                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(parent, []).append(int(entry))
+        count, stack = 0, [self.proc.pid]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                stack.append(child)
+                try:
+                    with open("/proc/%d/cmdline" % child, "rb") as f:
+                        count += b"runner.py" in f.read()
+                except OSError:
+                    pass
+        return count
+
     # Events ------------------------------------------------------------------------------------
     def signal(self, sig):
         if self.running():
@@ -451,6 +475,32 @@ class Cluster:
             time.sleep(0.05)
         raise RuntimeError("worker %s never registered with the control process:\n%s\n--- control:\n%s" % (
             host.name, host.log_text(host.log_start)[-3000:], self.control.log_text()[-3000:]))
+
+    def is_member(self, host, since=0):
+        """host is a working member again after an event (control log offset since): GET
+        /api/cluster shows its workers ready, or (without that endpoint) the log shows no drop of
+        them since, or a join after the last drop."""
+        if not host.running():
+            return False
+        entries = self.worker_entries(host)
+        if entries is not None:
+            return bool(entries) and all(e.get("state") in ("ready", "alive", "idle", "busy") for e in entries)
+        text = self.control.log_text(since)
+        gone = [m.end() for m in re.finditer(r"worker \S*-%d-\d+ is gone" % host.pid, text)]
+        return not gone or re.search(r"worker \S*-%d-\d+ joined" % host.pid, text[gone[-1]:]) is not None
+
+    def restore(self, host, since=0, timeout=None):
+        """Undo any event on host (thaw it, bring its link up, start a new process if it ended) and
+        wait until it is a member again."""
+        host.resume()
+        host.link_up()
+        if not host.running():
+            self.start_worker(host)
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        while not self.is_member(host, since):
+            if time.monotonic() > deadline:
+                raise RuntimeError("worker host %s is not back:\n%s" % (host.name, self.logs()))
+            time.sleep(0.05)
 
     # HTTP from inside the control host -------------------------------------------------------
     def _enter(self):

@@ -14,8 +14,8 @@ What a user would notice, and what is asserted each time:
     the dead worker fail.
 
 The hosts are shared by the whole module (tests/e2e/cluster.py); each case calls its own function, so
-its counts are its own, and ends with the worker host back in the cluster. The burst runs first,
-while no other function holds environments, so the worker running it can be told by its runners.
+its counts are its own, and ends with the worker host back in the cluster. The worker running the
+burst is told by the runners (environments) that appeared under it.
 """
 import collections
 import json
@@ -56,28 +56,9 @@ def runners(host):
     return count
 
 
-def back_in(cluster, host, since):
-    """Until host is a working member again after an event (log offset since): /api/cluster shows its
-    workers alive, or (without that endpoint) its log shows no drop, or a join after the last one."""
-    def member():
-        if not host.running():
-            return False
-        entries = cluster.worker_entries(host)
-        if entries is not None:
-            return entries and all(e.get("state") in ("alive", "ready", "idle", "busy") for e in entries)
-        text = cluster.control.log_text(since)
-        gone = [m.end() for m in re.finditer(r"worker \S*-%d-\d+ is gone" % host.pid, text)]
-        return not gone or re.search(r"worker \S*-%d-\d+ joined" % host.pid, text[gone[-1]:]) is not None
-    wait_for(member, 30, lambda: "worker host %s is not back:\n%s" % (host.name, cluster.logs()))
-
-
 def restart(cluster, host, since):
-    """Bring a worker host back (a new process if it ended) and wait until it is a member again."""
-    host.resume()
-    host.link_up()
-    if not host.running():
-        cluster.start_worker(host)
-    back_in(cluster, host, since)
+    """Bring a worker host back after an event and wait until it is a member again."""
+    cluster.restore(host, since, timeout=slow(30))
 
 
 def under_load(cluster, name, event):
@@ -155,12 +136,16 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
             calls.append(result)
 
     victim = None
+    before = {w.name: runners(w) for w in cluster.workers}     # idle environments of earlier cases
+
+    def new_runners(w):
+        return runners(w) - before[w.name]
     try:
         futures = [pool.submit(one, n) for n in range(16)]
-        wait_for(lambda: sum(runners(w) for w in cluster.workers) >= MAX_CONCURRENCY, 60,
+        wait_for(lambda: sum(new_runners(w) for w in cluster.workers) >= MAX_CONCURRENCY, 60,
                  lambda: "the burst never ran %d calls at once:\n%s" % (MAX_CONCURRENCY, cluster.logs()))
-        victim = max(cluster.workers, key=runners)
-        running_there = runners(victim)
+        victim = max(cluster.workers, key=new_runners)
+        running_there = new_runners(victim)
         since = cluster.control.log_size()
         victim.kill() if how == "kill" else victim.pause()
         for f in futures:
