@@ -14,7 +14,8 @@ What a user would notice, and what is asserted each time:
     the dead worker fail.
 
 The hosts are shared by the whole module (tests/e2e/cluster.py); each case calls its own function, so
-its counts are its own, and ends with the worker host back in the cluster. The worker running the
+its counts are its own, hits the worker host running most of that function's environments, and ends
+with that host back in the cluster. The worker running the
 burst is told by the runners (environments) that appeared under it.
 """
 import collections
@@ -26,7 +27,7 @@ import time
 import pytest
 
 from cluster import Cluster, Load
-from conftest import descendants, slow, wait_for
+from conftest import slow, wait_for
 
 CLIENTS = 12
 CODE = "import time\ndef handler(i):\n    time.sleep(0.05)\n    return i\n"
@@ -46,14 +47,7 @@ def cluster():
 
 def runners(host):
     """How many function runners (environments) live under host's worker process."""
-    count = 0
-    for pid in descendants(host.pid) if host.running() else []:
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                count += b"runner.py" in f.read()
-        except OSError:
-            pass
-    return count
+    return host.environments()
 
 
 def restart(cluster, host, since):
@@ -62,20 +56,27 @@ def restart(cluster, host, since):
 
 
 def under_load(cluster, name, event):
-    """Calls a new function from CLIENTS clients; runs event() once calls succeed, and ends the load
-    once calls succeed again after it. Returns (function id, every call)."""
+    """Calls a new function from CLIENTS clients; once calls succeed, runs event(host) on the worker
+    host running most of the function's environments, brings that host back, and ends the load once
+    calls succeed again. Returns (function id, every call, the host, control log offset before)."""
     fid = cluster.create_function(name, CODE)
+    before = {w.name: w.environments() for w in cluster.workers}   # idle ones of earlier cases
     load = Load(cluster, fid, clients=CLIENTS, guard=slow(60)).start()
+    host = None
     try:
         wait_for(lambda: load.successes_after(0) >= 3 * CLIENTS, 30,
                  lambda: "no calls succeed before %s: %r\n%s" % (name, load.snapshot()[-5:], cluster.logs()))
-        event()
+        host = max(cluster.workers, key=lambda w: w.environments() - before[w.name])
+        since = cluster.control.log_size()
+        event(host)
         after = time.monotonic()
         wait_for(lambda: load.successes_after(after) >= 3 * CLIENTS, 60,
                  lambda: "no calls succeed after %s: %r\n%s" % (name, load.snapshot()[-5:], cluster.logs()))
     finally:
         calls = load.stop()
-    return fid, calls
+        if host:
+            restart(cluster, host, since)
+    return fid, calls, host, since
 
 
 def check(cluster, fid, calls, may_fail=True):
@@ -168,42 +169,25 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
 
 
 def test_kill_9_under_load(cluster):
-    host = cluster.workers[0]
-    since = cluster.control.log_size()
-    try:
-        fid, calls = under_load(cluster, "killed", host.kill)
-    finally:
-        restart(cluster, host, since)
+    fid, calls, _, _ = under_load(cluster, "killed", lambda host: host.kill())
     check(cluster, fid, calls)
 
 
 def test_sigstop_then_sigcont_under_load(cluster):
-    host = cluster.workers[1]
-    since = cluster.control.log_size()
-
-    def freeze():
+    def freeze(host):
         host.pause()
         time.sleep(4)       # the event itself: frozen this long, then thawed
         host.resume()
-    try:
-        fid, calls = under_load(cluster, "frozen", freeze)
-    finally:
-        restart(cluster, host, since)
+    fid, calls, _, _ = under_load(cluster, "frozen", freeze)
     check(cluster, fid, calls)
 
 
 def test_link_down_then_up_under_load(cluster):
-    host = cluster.workers[0]
-    since = cluster.control.log_size()
-
-    def cut():
+    def cut(host):
         host.link_down()
         time.sleep(3)       # the event itself: the partition lasts this long
         host.link_up()
-    try:
-        fid, calls = under_load(cluster, "partitioned", cut)
-    finally:
-        restart(cluster, host, since)
+    fid, calls, host, since = under_load(cluster, "partitioned", cut)
     check(cluster, fid, calls)
     # After the partition heals, each of its workers registers once (not dropped and joined again)
     joins = collections.Counter(re.findall(r"worker (\S*-%d-\d+) joined" % host.pid,
@@ -212,13 +196,7 @@ def test_link_down_then_up_under_load(cluster):
 
 
 def test_sigterm_under_load_fails_nothing(cluster):
-    host = cluster.workers[1]
-    since = cluster.control.log_size()
-
-    def planned_stop():
+    def planned_stop(host):
         assert host.terminate(timeout=slow(60)) == 0, host.log_text(host.log_start)[-3000:]
-    try:
-        fid, calls = under_load(cluster, "stopped", planned_stop)
-    finally:
-        restart(cluster, host, since)
+    fid, calls, _, _ = under_load(cluster, "stopped", planned_stop)
     check(cluster, fid, calls, may_fail=False)
