@@ -104,6 +104,7 @@ typedef struct {
     job_t *job;                     //  Run in progress (or being placed), or NULL
     void *idle_handle;              //  Handle in pool->idle while IDLE
     void *lru_handle;               //  Handle in self->lru while IDLE
+    void *place_handle;             //  Handle in self->to_place while its PLACE waits its turn
 } env_t;
 
 struct _pool_t {
@@ -142,6 +143,8 @@ typedef struct {
     zhashx_t *jobs;                 //  id -> job_t
     zlistx_t *lru;                  //  Idle env_t *, least recently idle first
     zlistx_t *starved;              //  pool_t * waiting for memory, longest waiting first
+    zlistx_t *to_place;             //  env_t * PLACING whose PLACE waits for the one out to be answered
+    env_t *placing;                 //  The env whose PLACE is out, or NULL
     shares_t *shares;               //  Memory held per function and per owner
     long memory_mb;                 //  Memory of all environments
     long idle_mb;                   //  Memory of idle environments (evictable)
@@ -155,6 +158,7 @@ typedef struct {
 static void s_dispatch (self_t *self, job_t *job);
 static void s_serve_starved (self_t *self);
 static void s_publish (self_t *self, int64_t now);
+static void s_place_next (self_t *self);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -303,6 +307,13 @@ s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool
     if (env->job)
         s_fail_job (self, env->job, status, error);
     s_env_unidle (self, env);
+    if (env->place_handle) {
+        zlistx_delete (self->to_place, env->place_handle);
+        env->place_handle = NULL;
+    }
+    bool was_placing = self->placing == env;
+    if (was_placing)
+        self->placing = NULL;       //  Its late PLACED, if any, is dropped
     if (kill && env->worker
     &&  msg_send_kill (self->backend, registry_worker_route (env->worker), env->id))
         zsys_warning ("assignment: could not send KILL %s to worker %s (%s); it keeps the sandbox "
@@ -326,6 +337,8 @@ s_env_end (self_t *self, env_t *env, const char *status, const char *error, bool
     else
         s_pool_maybe_drop (self, pool);
     s_serve_starved (self);
+    if (was_placing)
+        s_place_next (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -424,10 +437,21 @@ s_gives_back (self_t *self, env_t *env)
 }
 
 //  Ask placement for a worker, with the registry as it stands now. PLACE
-//  carries the job id; the env id travels back with the job.
+//  carries the job id; the env id travels back with the job. One PLACE is
+//  out at a time, the others wait their turn in to_place: each is then
+//  chosen from a registry that counts the environments placed before it,
+//  so a burst of cold starts spreads by placement's load bound instead of
+//  all landing where the first one did. (A choice takes a round trip to
+//  placement, far less than the cold start it is for.)
 static void
 s_send_place (self_t *self, env_t *env, job_t *job)
 {
+    if (self->placing && self->placing != env) {
+        if (!env->place_handle)
+            env->place_handle = zlistx_add_end (self->to_place, env);
+        return;
+    }
+    self->placing = env;
     //  Idle environments count as free memory: on the worker placement
     //  chooses, s_handle_placed evicts them to make the room
     char *text = registry_json (self->registry);
@@ -451,6 +475,18 @@ s_send_place (self_t *self, env_t *env, job_t *job)
     if (rc) {
         zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
         s_env_end (self, env, "unavailable", "Placement is not taking requests now; retry shortly", false);
+    }
+}
+
+//  The PLACE that was out is answered or given up: the next one's turn
+static void
+s_place_next (self_t *self)
+{
+    while (!self->placing && zlistx_size (self->to_place)) {
+        env_t *env = (env_t *) zlistx_first (self->to_place);
+        zlistx_delete (self->to_place, env->place_handle);
+        env->place_handle = NULL;
+        s_send_place (self, env, env->job);
     }
 }
 
@@ -728,17 +764,28 @@ s_handle_frontend (self_t *self)
 //  --------------------------------------------------------------------------
 //  Messages from placement
 
+static void s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job);
+
 static void
 s_handle_placed (self_t *self, msg_t *msg)
 {
+    job_t *job = (job_t *) zhashx_lookup (self->jobs, msg_placed_job_id (msg));
+    env_t *env = job ? job->env : NULL;
+    if (env && !env->worker && env == self->placing) {
+        self->placing = NULL;
+        s_handle_placed_for (self, msg, env, job);
+        s_place_next (self);
+    }
+    else
+        zsys_warning ("assignment: dropped a late PLACED for job %s (no longer placing)", msg_placed_job_id (msg));
+}
+
+//  PLACED for env, whose PLACE was the one out
+static void
+s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job)
+{
     const char *job_id = msg_placed_job_id (msg);
     const char *worker_id = msg_placed_worker_id (msg);
-    job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
-    env_t *env = job ? job->env : NULL;
-    if (!env || env->worker) {
-        zsys_warning ("assignment: dropped a late PLACED for job %s (no longer placing)", job_id);
-        return;
-    }
     registry_worker_t *worker = registry_lookup (self->registry, worker_id);
     if (!*worker_id || (worker && registry_worker_draining (worker))) {
         s_env_end (self, env, "unavailable", "No worker can run the function now; retry shortly", false);
@@ -1175,6 +1222,7 @@ s_self_destroy (self_t **self_p)
     registry_destroy (&self->registry);
     zlistx_destroy (&self->lru);
     zlistx_destroy (&self->starved);
+    zlistx_destroy (&self->to_place);
     shares_destroy (&self->shares);
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
@@ -1199,6 +1247,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->jobs = zhashx_new ();
     self->lru = zlistx_new ();
     self->starved = zlistx_new ();
+    self->to_place = zlistx_new ();
     self->shares = shares_new (self->config->memory_budget_mb, self->config->function_share,
                                self->config->owner_share);
     self->frontend = endpoints_bind (args->endpoints, "assignment", ZMQ_ROUTER);
@@ -1664,9 +1713,10 @@ assignment_test (bool verbose)
     assert (s_stat (assignment, "workers") == 0);
     assert (s_stat (assignment, "envs") == 0 && s_stat (assignment, "memory_mb") == 0);
 
-    //  Two placements chosen from the same view of the registry, where w4
-    //  has room for one of them: the second PLACED is not squeezed onto the
-    //  full worker, placement is asked again with the registry as it is now
+    //  Two placements, where w4 has room for one of them: one PLACE is out
+    //  at a time, so the second is chosen from a registry that counts the
+    //  first; a PLACED that names a worker without room anyway is not
+    //  squeezed onto it: placement is asked again with the registry as it is
     zsock_t *w4 = zsock_new_dealer ("inproc://assignment-test-worker");
     assert (msg_send_ready (w4, NULL, "w4", "{\"capacity_mb\":200}") == 0);
     //  w5 makes the cluster's budget (the sum) big enough for both calls;
@@ -1676,12 +1726,18 @@ assignment_test (bool verbose)
     s_wait_stat (assignment, "workers", 2);
     s_run (gateway, "job000000018", "f7:1:x", "ffffffffff07", 128);
     msg_t *first = s_expect (placement, true, MSG_ID_PLACE);
+    assert (strstr (msg_place_workers_text (first), "\"memory_mb\":0"));
     s_run (gateway, "job000000019", "f8:1:x", "ffffffffff08", 128);
-    msg_t *second = s_expect (placement, true, MSG_ID_PLACE);
-    assert (strstr (msg_place_workers_text (second), "\"memory_mb\":0"));
+    s_wait_stat (assignment, "placing", 2);
+    zsock_set_rcvtimeo (placement, 200);
+    msg = msg_recv (placement, true);
+    assert (!msg);                          //  Its turn comes after the first's PLACED
     assert (msg_send_placed (placement, msg_route (first), "job000000018", "w4") == 0);
     exec = s_expect (w4, false, MSG_ID_EXEC);
     assert (streq (msg_exec_job_id (exec), "job000000018"));
+    msg_t *second = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (second), "job000000019"));
+    assert (strstr (msg_place_workers_text (second), "\"id\":\"w4\",\"envs\":1,\"memory_mb\":128"));
     assert (msg_send_placed (placement, msg_route (second), "job000000019", "w4") == 0);
     msg = s_expect (placement, true, MSG_ID_PLACE);
     assert (streq (msg_place_job_id (msg), "job000000019"));

@@ -592,11 +592,13 @@ s_record (self_t *self, const char *job_id, job_t *job, cJSON *result, const cha
 }
 
 //  The call was lost on the way (its worker stopped answering, or no RESULT
-//  came by the job's deadline): 504 with what happened, recorded as an error
+//  came by the job's deadline): 504 with what happened, recorded with status
+//  "lost": a platform failure whose outcome is unknown (it may have run),
+//  counted apart from the function's own errors
 static void
 s_job_lost (self_t *self, const char *job_id, job_t *job, cJSON *result, const char *error)
 {
-    s_record (self, job_id, job, result, "error", NULL);
+    s_record (self, job_id, job, result, "lost", NULL);
     s_reply_detail (self, job->route, job->request_id, 504, error, "X-Clowdy-Invocation-Id", job_id);
     zhashx_delete (self->jobs, job_id);
 }

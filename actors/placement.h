@@ -4,10 +4,10 @@
     Serves a ROUTER at the "placement" endpoint. assignment sends PLACE with
     the job id, the pool key and the workers it knows (id, envs, memory in
     use, capacity); placement answers PLACED with the chosen worker id, or
-    "" when none has room. The choice: the worker with the most free memory,
-    then the fewest environments; a worker that already ran the same pool
-    key recently is preferred when it has room (its image layer and page
-    cache are warm).
+    "" when none has room. The choice: bounded-load consistent hashing of
+    the pool key over the workers (see placement.c): the same worker for a
+    function while it is within its fair share of environments (weighted
+    by its cores) and has the memory, the next ones on the ring beyond.
 
     Started with actor_args_t (core/config.h). Pipe commands:
         zstr_send (placement, "PING");  //  answers "PONG"

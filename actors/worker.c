@@ -1185,7 +1185,7 @@ worker_actor (zsock_t *pipe, void *args_)
             actor_failed (pipe, "%s", endpoints_error ());
         else
             actor_failed (pipe, "sandboxes are not available here (root, namespaces and cgroups are needed; "
-                                "the cause is logged above)");
+                                "the cause is logged above): this worker does not register");
         return;
     }
     self->creator_args.config = self->config;

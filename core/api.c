@@ -59,6 +59,7 @@ static const s_route_t s_routes [] = {
     { "GET",    "/api/health",                              api_health,             API_PUBLIC | API_NO_STORE },
     { "GET",    "/api/config",                              api_config,             API_PUBLIC | API_NO_STORE },
     { "GET",    "/api/stats",                               api_stats,              0 },
+    { "GET",    "/api/cluster",                             api_cluster,            API_NO_STORE },
     //  Projects (api_projects.c)
     { "GET",    "/api/projects",                            api_projects_list,      0 },
     { "POST",   "/api/projects",                            api_project_create,     0 },

@@ -144,6 +144,8 @@ int api_route_delete (api_call_t *call);
 
 int api_stats (api_call_t *call);                   //  api_stats.c
 
+int api_cluster (api_call_t *call);                 //  api_cluster.c
+
 int api_tokens_list (api_call_t *call);             //  api_tokens.c
 int api_token_create (api_call_t *call);
 int api_token_revoke (api_call_t *call);
@@ -176,6 +178,7 @@ void api_projects_test (bool verbose);
 void api_functions_test (bool verbose);
 void api_routes_test (bool verbose);
 void api_stats_test (bool verbose);
+void api_cluster_test (bool verbose);
 void api_tokens_test (bool verbose);
 
 #endif

@@ -16,8 +16,11 @@
     fastest invocation is found from cumulative counts, and the mean duration
     of that bucket's invocations is reported, in ms with one decimal. It is
     exact when the bucket holds one distinct duration and otherwise off by
-    less than the bucket's width (under 19%). Errors are invocations whose
-    status is not "success" (errors and timeouts). All counts are over every
+    less than the bucket's width (under 19%). Errors are the function's own
+    failures (status "error" or "timeout"); "lost" calls (its worker was
+    lost: a platform failure, outcome unknown) are counted apart, as `lost`
+    (and `platform_errors`), and left out of success_rate, which measures
+    the functions' outcomes. All counts are over every
     invocation recorded since the function was created; deleted functions
     drop out of everything.
     ========================================================================= */
@@ -165,7 +168,8 @@ api_stats (api_call_t *call)
     cJSON *functions = store_query (call->store,
         "SELECT f.id AS function_id, f.name,"
         "       coalesce (s.invocations, 0) AS count,"
-        "       coalesce (s.invocations - s.successes, 0) AS errors,"
+        "       coalesce (s.invocations - s.successes - s.lost, 0) AS errors,"
+        "       coalesce (s.lost, 0) AS lost,"
         "       0 AS p50_duration_ms,"
         "       coalesce (s.duration_us, 0) AS duration_us,"
         "       coalesce (s.cold_starts, 0) AS cold_starts"
@@ -182,11 +186,12 @@ api_stats (api_call_t *call)
         goto cleanup;
 
     //  Totals from the per-function counters, which leave the reply
-    double total = 0, errors = 0, duration_us = 0, cold_starts = 0;
+    double total = 0, errors = 0, duration_us = 0, cold_starts = 0, lost = 0;
     cJSON *entry;
     cJSON_ArrayForEach (entry, functions) {
         total += cJSON_GetObjectItem (entry, "count")->valuedouble;
         errors += cJSON_GetObjectItem (entry, "errors")->valuedouble;
+        lost += cJSON_GetObjectItem (entry, "lost")->valuedouble;
         duration_us += cJSON_GetObjectItem (entry, "duration_us")->valuedouble;
         cold_starts += cJSON_GetObjectItem (entry, "cold_starts")->valuedouble;
         cJSON_DeleteItemFromObject (entry, "duration_us");
@@ -201,7 +206,12 @@ api_stats (api_call_t *call)
     stats = cJSON_CreateObject ();
     cJSON_AddNumberToObject (stats, "total_functions", cJSON_GetArraySize (functions));
     cJSON_AddNumberToObject (stats, "total_invocations", total);
-    cJSON_AddNumberToObject (stats, "success_rate", total > 0? round ((total - errors) * 100 / total): 0);
+    //  Of the calls whose outcome is known: a lost worker is no failure of
+    //  the function's
+    double known = total - lost;
+    cJSON_AddNumberToObject (stats, "success_rate", known > 0? round ((known - errors) * 100 / known): 0);
+    cJSON_AddNumberToObject (stats, "lost", lost);
+    cJSON_AddNumberToObject (stats, "platform_errors", lost);
     cJSON_AddNumberToObject (stats, "avg_duration_ms", total > 0? round (duration_us / total / 1000): 0);
     cJSON_AddNumberToObject (stats, "total_projects", cJSON_GetObjectItem (projects, "n")->valuedouble);
     cJSON_AddNumberToObject (stats, "p50_duration_ms", s_percentile_ms (overall, 50));
@@ -381,6 +391,25 @@ api_stats_test (bool verbose)
     assert (cJSON_GetArraySize (functions) == 2);
     assert (streq (api_test_str (cJSON_GetArrayItem (functions, 0), "function_id"), a_id));
     assert (streq (api_test_str (cJSON_GetArrayItem (functions, 1), "function_id"), c_id));
+    cJSON_Delete (reply);
+
+    //  Lost calls (a platform failure, outcome unknown) are counted apart:
+    //  c gets 4 successes and 2 lost; success_rate counts known outcomes
+    count = 0;
+    for (int i = 0; i < 6; i++)
+        rows [count++] = (store_invocation_t) {
+            .function_id = c_id, .status = i < 2? "lost": "success", .duration_us = 1000, .version = 1,
+            .created_at = stamp_today };
+    assert (store_invocations_insert (store, rows, count) == (int) count);
+    reply = api_test_request (api, "alice", "GET", "/api/stats", NULL, NULL, 200, NULL);
+    assert (api_test_num (reply, "total_invocations") == 106);
+    assert (api_test_num (reply, "lost") == 2 && api_test_num (reply, "platform_errors") == 2);
+    assert (api_test_num (reply, "success_rate") == 90);           //  94 / 104 known
+    fc = cJSON_GetArrayItem (cJSON_GetObjectItem (reply, "functions"), 1);
+    assert (streq (api_test_str (fc, "function_id"), c_id));
+    assert (api_test_num (fc, "count") == 6 && api_test_num (fc, "errors") == 0 && api_test_num (fc, "lost") == 2);
+    last = cJSON_GetArrayItem (cJSON_GetObjectItem (reply, "invocations_per_day"), 13);
+    assert (api_test_num (last, "count") == 106 && api_test_num (last, "errors") == 10);
     cJSON_Delete (reply);
 
     api_destroy (&api);

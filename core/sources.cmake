@@ -17,6 +17,8 @@ list (APPEND CLOWDY_SOURCES core/api_routes.c)     # routes and env vars
 list (APPEND CLOWDY_SELFTESTS api_routes)
 list (APPEND CLOWDY_SOURCES core/api_stats.c)      # stats and their histograms
 list (APPEND CLOWDY_SELFTESTS api_stats)
+list (APPEND CLOWDY_SOURCES core/api_cluster.c)    # the workers, as assignment sees them
+list (APPEND CLOWDY_SELFTESTS api_cluster)
 list (APPEND CLOWDY_SOURCES core/api_tokens.c)     # the caller's API tokens
 list (APPEND CLOWDY_SELFTESTS api_tokens)
 list (APPEND CLOWDY_SOURCES core/apipool.c)   # control-plane threads, off the http loop

@@ -262,6 +262,38 @@ static const char *s_migrations [] = {
     "    coalesce (length (CAST (input AS BLOB)), 0) + coalesce (length (CAST (output AS BLOB)), 0)"
     "  + coalesce (length (CAST (error AS BLOB)), 0) + coalesce (length (CAST (logs AS BLOB)), 0);"
     "CREATE INDEX invocations_sizes ON invocations (function_id, created_at DESC, stored_bytes);",
+    //  7: status "lost" is a platform failure (its worker was lost: the call
+    //  may have run, its outcome is unknown), counted apart from the
+    //  function's own errors: function_stats.lost, and function_days.errors
+    //  no longer counts it. The trigger is migration 3's, with those two.
+    "ALTER TABLE function_stats ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;"
+    "DROP TRIGGER invocations_count;"
+    "CREATE TRIGGER invocations_count AFTER INSERT ON invocations BEGIN"
+    "    INSERT INTO function_stats (function_id, invocations, successes, duration_us, cold_starts, lost)"
+    "    VALUES (NEW.function_id, 1, NEW.status = 'success', NEW.duration_us, NEW.cold_start != 0,"
+    "            NEW.status = 'lost')"
+    "    ON CONFLICT (function_id) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        successes = successes + excluded.successes,"
+    "        duration_us = duration_us + excluded.duration_us,"
+    "        cold_starts = cold_starts + excluded.cold_starts,"
+    "        lost = lost + excluded.lost;"
+    "    INSERT INTO function_durations (function_id, bucket, invocations, duration_us)"
+    "    VALUES (NEW.function_id,"
+    "            CASE WHEN NEW.duration_us < 100 THEN 0"
+    "                 ELSE min (103, 1 + CAST (floor (4 * log2 (NEW.duration_us / 100.0)) AS INTEGER))"
+    "            END, 1, max (NEW.duration_us, 0))"
+    "    ON CONFLICT (function_id, bucket) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        duration_us = duration_us + excluded.duration_us;"
+    "    INSERT INTO function_days (function_id, day, invocations, errors, cold_starts)"
+    "    VALUES (NEW.function_id, substr (NEW.created_at, 1, 10), 1,"
+    "            NEW.status NOT IN ('success', 'lost'), NEW.cold_start != 0)"
+    "    ON CONFLICT (function_id, day) DO UPDATE SET"
+    "        invocations = invocations + 1,"
+    "        errors = errors + excluded.errors,"
+    "        cold_starts = cold_starts + excluded.cold_starts;"
+    "END;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 

@@ -115,3 +115,114 @@ def test_kill_under_a_queued_burst_answers_every_call(tmp_path):
         assert stats.get("lost") == len(lost), stats
     finally:
         c.cleanup()
+
+
+def test_sigterm_drains_a_worker_without_failing_a_call(tmp_path):
+    """A planned stop (SIGTERM) is no crash: the worker says it is leaving, finishes the calls it
+    runs, gets no new one, and exits cleanly; every call of a burst around it succeeds."""
+    c = Cluster(tmp_path, workers=2, control_args=["--max-concurrency", "6"])
+    try:
+        fid = make_function(c.control, "drain")
+        pool, futures = burst(c.control, fid, 12, 1.5)
+        leaving_id = wait_for(lambda: next((w["id"] for w in cluster(c.control)["workers"]
+                                            if w["running"] >= 1 and w["state"] == "ready"), None), 30,
+                              lambda: cluster(c.control))
+        leaving = next(w for w in c.workers if w.proc.pid == int(leaving_id.rsplit("-", 2)[1]))
+        leaving.proc.send_signal(signal.SIGTERM)
+        seen = set()
+
+        def gone():
+            states = {w["id"]: w["state"] for w in cluster(c.control)["workers"]}
+            seen.add(states.get(leaving_id, "gone"))
+            return leaving_id not in states
+        wait_for(gone, 30, lambda: cluster(c.control))
+        answers = [f.result() for f in futures]
+        pool.shutdown()
+        assert all(status == 200 and body["success"] for status, body in answers), answers
+        assert leaving.proc.wait(slow(30)) == 0
+        assert "lost" not in seen, seen
+        # More calls run on the one left
+        r = c.control.post("/api/invoke/" + fid, json={"input": {"n": 99}})
+        assert r.status_code == 200 and r.json()["output"] == 99, r.text
+        rows = records(c.control, fid, 13, seconds=10)
+        assert all(row["status"] == "success" for row in rows), [row["status"] for row in rows]
+    finally:
+        c.cleanup()
+
+
+def test_cluster_view_spread_and_a_worker_that_cannot_make_sandboxes(tmp_path):
+    """GET /api/cluster lists the workers with what each offers and holds; a function's
+    environments spread to both workers when its load asks; a worker host without cgroups (or
+    whose sandboxes cannot start) exits non-zero and is never listed."""
+    c = Cluster(tmp_path, workers=2, worker_args=["--memory-budget-mb", "2048", "--cores", "2"])
+    try:
+        view = cluster(c.control)
+        assert len(view["workers"]) == 2, view
+        assert view["memory_mb"] == 4096 and view["cores"] == 4, view
+        for worker in view["workers"]:
+            assert worker["state"] == "ready" and worker["memory_mb"] == 2048 and worker["cores"] == 2, worker
+            assert set(worker) >= {"id", "host", "memory_used_mb", "running", "environments",
+                                   "last_heartbeat_ms"}, worker
+        assert requests.get(c.control.url + "/api/cluster").status_code == 200
+
+        # Six calls at once: the function's environments go to both hosts
+        fid = make_function(c.control, "spread")
+        pool, futures = burst(c.control, fid, 6, 2)
+        per_worker = wait_for(lambda: (lambda envs: envs if len(envs) == 2 and all(envs) and sum(envs) >= 6
+                                       else None)([w["environments"] for w in cluster(c.control)["workers"]]),
+                              30, lambda: cluster(c.control))
+        answers = [f.result() for f in futures]
+        pool.shutdown()
+        assert all(status == 200 and body["success"] for status, body in answers), answers
+        assert min(per_worker) >= 1, per_worker
+
+        # No cgroups on this "host": the worker stops before it registers
+        no_cgroups = Server(data_dir=str(tmp_path / "nocg"), env=c.env,
+                            args=["--role", "worker", "--workers", "1", "--prewarm", "0"])
+        log = open(no_cgroups.log_path, "ab")
+        rc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                             'mount -t tmpfs none /sys/fs/cgroup && exec "$@"', "sh", BINARY,
+                             "--data-dir", no_cgroups.data_dir] + no_cgroups.args,
+                            env=dict(os.environ, **c.env), stdout=log, stderr=subprocess.STDOUT,
+                            timeout=slow(60)).returncode
+        log.close()
+        assert rc != 0
+        with open(no_cgroups.log_path) as f:
+            assert "does not register" in f.read()
+        # Sandboxes that cannot start (no interpreter): the same
+        broken = Server(data_dir=str(tmp_path / "broken"), env=c.env,
+                        args=["--role", "worker", "--workers", "1", "--prewarm", "0",
+                              "--python", "/nonexistent/python3"])
+        with pytest.raises(RuntimeError, match="does not register"):
+            broken.start_worker()
+        assert len(cluster(c.control)["workers"]) == 2
+        r = c.control.post("/api/invoke/" + fid, json={"input": {"n": 5}})
+        assert r.status_code == 200 and r.json()["output"] == 5, r.text
+    finally:
+        c.cleanup()
+
+
+def test_a_worker_back_from_a_partition_is_one_registration(tmp_path):
+    """A worker frozen past the expiry is lost; when it comes back it registers once (no second
+    drop and join), and calls run on it again."""
+    c = Cluster(tmp_path, workers=1)
+    try:
+        fid = make_function(c.control, "partition")
+        r = c.control.post("/api/invoke/" + fid, json={"input": {"n": 1}})
+        assert r.status_code == 200 and r.json()["output"] == 1, r.text
+        worker = c.workers[0]
+        worker_id = ready_workers(c.control)[0]["id"]
+        worker.proc.send_signal(signal.SIGSTOP)
+        wait_for(lambda: any(w["id"] == worker_id and w["state"] == "lost"
+                             for w in cluster(c.control)["workers"]), 30, lambda: cluster(c.control))
+        worker.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: any(w["id"] == worker_id and w["state"] == "ready"
+                             for w in cluster(c.control)["workers"]), 30, lambda: cluster(c.control))
+        r = c.control.post("/api/invoke/" + fid, json={"input": {"n": 2}})
+        assert r.status_code == 200 and r.json()["output"] == 2, r.text
+        log = c.control.log()
+        assert log.count("worker %s joined" % worker_id) == 2, log
+        assert log.count("worker %s is gone" % worker_id) == 1, log
+        assert len(cluster(c.control)["workers"]) == 1
+    finally:
+        c.cleanup()

@@ -49,7 +49,7 @@ def test_frozen_worker_mid_call_gets_a_clear_error_and_calls_move_on(tmp_path):
         detail = r.json()["detail"]
         assert "worker" in detail.lower() and "stopped answering" in detail, detail
         record = record_of(control, fid, r.headers["X-Clowdy-Invocation-Id"], seconds=10)
-        assert record["status"] == "error", record
+        assert record["status"] == "lost", record   # its outcome is unknown: a platform failure
         assert "stopped answering" in (record["error"] or ""), record
 
         # Later calls run on the other worker
