@@ -95,16 +95,21 @@ class CpuBudget:
     """A cgroup named name with a quota of cpus CPUs. procs_file is where the worker process goes;
     --cgroup name puts its sandboxes below it."""
 
-    def __init__(self, name, cpus):
+    def __init__(self, name, cpus, weight=None):
+        """cpus None: no quota (a group of its own, for its weight). weight: cpu.shares (v1; 1024
+        is the kernel's default), scaled to cpu.weight in v2."""
         self.name, self.cpus = name, cpus
         period = 100000
-        quota = max(1000, int(cpus * period))
+        quota = max(1000, int(cpus * period)) if cpus else None
         if cgroup_version() == 1:
             self.dirs = [os.path.join(CGROUP_ROOT, c, name) for c in ("cpu", "memory", "pids")]
             cpu_dir = self.dirs[0]
             os.makedirs(cpu_dir, exist_ok=True)
-            _write(os.path.join(cpu_dir, "cpu.cfs_period_us"), str(period))
-            _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
+            if quota:
+                _write(os.path.join(cpu_dir, "cpu.cfs_period_us"), str(period))
+                _write(os.path.join(cpu_dir, "cpu.cfs_quota_us"), str(quota))
+            if weight:
+                _write(os.path.join(cpu_dir, "cpu.shares"), str(int(weight)))
             self.procs_file = os.path.join(cpu_dir, "cgroup.procs")
         else:
             root_control = os.path.join(CGROUP_ROOT, "cgroup.subtree_control")
@@ -114,7 +119,10 @@ class CpuBudget:
             self.dirs = [sandboxes, leaf]
             for d in self.dirs:
                 os.makedirs(d, exist_ok=True)
-                _write(os.path.join(d, "cpu.max"), "%d %d" % (quota, period))
+                if quota:
+                    _write(os.path.join(d, "cpu.max"), "%d %d" % (quota, period))
+                if weight:
+                    _write(os.path.join(d, "cpu.weight"), str(max(1, min(10000, int(weight * 100 / 1024)))))
             self.procs_file = os.path.join(leaf, "cgroup.procs")
 
     def remove(self):
@@ -326,11 +334,14 @@ class Cluster:
       worker_args   extra options of each worker process (e.g. ["--workers", "1"])
       control_args  extra options of the control process
       cpu           CPUs each worker host may use (a cgroup quota), or None for no budget
+      weight        with cpu: the CPU weight of each host's cgroup, the control's included (cpu.shares,
+                    default the kernel's 1024). On a busy machine a group of the default weight gets
+                    less than its quota; a higher one makes the quota the limit
       curve         CurveZMQ on the tcp link (default on)
     """
 
     def __init__(self, workers=2, control_args=(), worker_args=(), cpu=None, curve=True,
-                 binary=None, start_timeout=60):
+                 binary=None, start_timeout=60, weight=None):
         remove_leftovers()
         self.binary = binary or BINARY
         self.seq = next(_sequence)
@@ -339,7 +350,7 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix=self.prefix + "-")
         self.control_args = list(control_args)
         self.worker_args = list(worker_args)
-        self.cpu, self.curve = cpu, curve
+        self.cpu, self.curve, self.weight = cpu, curve, weight
         self.start_timeout = start_timeout
         self.endpoint = "tcp://%s%d:%d" % (SUBNET, 1, WORKER_PORT)
         self._namespaces = []
@@ -375,11 +386,13 @@ class Cluster:
             host.create()
         if self.curve:
             self._make_keys()
+        if self.cpu and self.weight:
+            self.control.budget = CpuBudget("%s-ctl" % self.prefix, None, self.weight)
         self._start_control()
         for host in self.workers:
             if self.cpu:
                 host.cgroup_name = "%s-w%d" % (self.prefix, host.index)
-                host.budget = CpuBudget(host.cgroup_name, self.cpu)
+                host.budget = CpuBudget(host.cgroup_name, self.cpu, self.weight)
             self.start_worker(host)
 
     def _keys(self, directory):
@@ -583,7 +596,7 @@ class Cluster:
         for fd in self._fds:
             os.close(fd)
         self._fds = []
-        for host in self.workers:
+        for host in self.hosts:
             if host.budget:
                 host.budget.remove()
                 host.budget = None
