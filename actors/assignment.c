@@ -452,8 +452,9 @@ s_send_place (self_t *self, env_t *env, job_t *job)
         return;
     }
     self->placing = env;
-    //  Idle environments count as free memory: on the worker placement
-    //  chooses, s_handle_placed evicts them to make the room
+    //  Idle environments can be evicted for the new one: placement is told
+    //  how much each worker holds idle (it prefers memory that is free), and
+    //  on the worker it chooses s_handle_placed evicts what it must
     char *text = registry_json (self->registry);
     cJSON *list = cJSON_Parse (text);
     free (text);
@@ -464,9 +465,7 @@ s_send_place (self_t *self, env_t *env, job_t *job)
         for (env_t *other = (env_t *) zlistx_first (self->lru); other; other = (env_t *) zlistx_next (self->lru))
             if (other->worker && id && streq (registry_worker_id (other->worker), id))
                 idle += other->memory_mb;
-        cJSON *used = cJSON_GetObjectItem (item, "memory_mb");
-        if (idle && cJSON_IsNumber (used))
-            cJSON_SetNumberValue (used, used->valuedouble - (double) idle);
+        cJSON_AddNumberToObject (item, "idle_mb", (double) idle);
     }
     char *workers = cJSON_PrintUnformatted (list);
     cJSON_Delete (list);
@@ -1160,6 +1159,11 @@ s_stats (self_t *self)
         cJSON_AddNumberToObject (stats, s_state_names [state], (double) counts [state]);
     cJSON_AddNumberToObject (stats, "queued", (double) queued);
     cJSON_AddNumberToObject (stats, "workers", (double) registry_size (self->registry));
+    size_t draining = 0;
+    for (registry_worker_t *worker = registry_first (self->registry); worker; worker = registry_next (self->registry))
+        draining += registry_worker_draining (worker);
+    cJSON_AddNumberToObject (stats, "draining", (double) draining);
+    cJSON_AddNumberToObject (stats, "budget_mb", (double) self->budget_mb);
     cJSON_AddNumberToObject (stats, "memory_mb", (double) self->memory_mb);
     cJSON_AddNumberToObject (stats, "starved", (double) zlistx_size (self->starved));
     cJSON_AddNumberToObject (stats, "jobs", (double) zhashx_size (self->jobs));
@@ -1503,11 +1507,121 @@ s_test_shares (bool verbose)
     config_reset (&config);
 }
 
+//  The cluster's rules: a READY from a known worker (a partition healed,
+//  on a new connection) is one registration that reconciles environments;
+//  LEAVING drains a worker while its queued calls go elsewhere; a PLACED
+//  naming a worker gone since is placed again; the budget is the workers'
+static void
+s_test_cluster (bool verbose)
+{
+    char *argv [] = { "clowdy", "--max-concurrency", "1", "--queue-depth", "4", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "assignment", "inproc://assignment-cluster");
+    endpoints_set (endpoints, "worker", "inproc://assignment-cluster-worker");
+    endpoints_set (endpoints, "placement", "inproc://assignment-cluster-placement");
+    zsock_t *placement = zsock_new_router ("inproc://assignment-cluster-placement");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
+    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-cluster");
+    zsock_t *wa = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    assert (msg_send_ready (wa, NULL, "wa", "{\"capacity_mb\":1024,\"cores\":2}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    assert (s_stat (assignment, "budget_mb") == 1024);
+
+    //  E1 idle and E2 running j2 on wa
+    s_run (gateway, "cjob00000001", "c1:1:x", "cccccccccc01", 128);
+    msg_t *msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000001", "wa") == 0);
+    msg_destroy (&msg);
+    msg_t *exec = s_expect (wa, false, MSG_ID_EXEC);
+    char e1 [UTIL_ID_SIZE];
+    snprintf (e1, sizeof e1, "%s", msg_exec_env_id (exec));
+    s_done (wa, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    msg_destroy (&msg);
+    s_run (gateway, "cjob00000002", "c2:1:x", "cccccccccc02", 128);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000002", "wa") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wa, false, MSG_ID_EXEC);
+    msg_destroy (&exec);
+
+    //  wa comes back on a new connection holding E1 and an environment we
+    //  never knew, but not E2: one registration; j2 is lost (it may have
+    //  run), E1 stays warm, the stranger is killed
+    zsock_t *wb = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    char info [256];
+    snprintf (info, sizeof info, "{\"capacity_mb\":1024,\"envs\":[\"%s\",\"stranger0001\"],\"jobs\":[]}", e1);
+    assert (msg_send_ready (wb, NULL, "wa", info) == 0);
+    s_expect_result (gateway, wb, "wa", "cjob00000002", "lost", "may have run");
+    msg = s_expect (wb, false, MSG_ID_KILL);
+    assert (streq (msg_kill_env_id (msg), "stranger0001"));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "workers") == 1 && s_stat (assignment, "envs") == 1);
+    s_run (gateway, "cjob00000003", "c1:1:x", "cccccccccc01", 128);
+    exec = s_expect (wb, false, MSG_ID_EXEC);                //  Warm, on its new connection
+    assert (streq (msg_exec_env_id (exec), e1));
+    zsock_destroy (&wa);
+
+    //  wa leaves while j3 runs and j4 waits behind --max-concurrency 1: j3
+    //  finishes there, j4 goes to wc, wa gets nothing new
+    s_run (gateway, "cjob00000004", "c1:1:x", "cccccccccc01", 128);
+    s_wait_stat (assignment, "queued", 1);
+    zsock_t *wc = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    assert (msg_send_ready (wc, NULL, "wc", "{\"capacity_mb\":512}") == 0);
+    s_wait_stat (assignment, "workers", 2);
+    assert (s_stat (assignment, "budget_mb") == 1024 + 512);
+    assert (msg_send_leaving (wb, NULL, "wa", "draining") == 0);
+    s_wait_stat (assignment, "draining", 1);
+    s_done (wb, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000003") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    msg = s_expect (wb, false, MSG_ID_KILL);                 //  Its environment ends with its run
+    assert (streq (msg_kill_env_id (msg), e1));
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000004"));
+    assert (!strstr (msg_place_workers_text (msg), "\"wa\"") && strstr (msg_place_workers_text (msg), "\"wc\""));
+    //  Placement names a worker gone since: asked again, the call never ran
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000004", "ghost") == 0);
+    msg_destroy (&msg);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000004"));
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000004", "wc") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wc, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000004"));
+    s_done (wc, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000004") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    //  Its goodbye: gone, not lost; the budget is wc's alone
+    assert (msg_send_leaving (wb, NULL, "wa", "left") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    assert (s_stat (assignment, "budget_mb") == 512);
+
+    zsock_destroy (&wb);
+    zsock_destroy (&wc);
+    zsock_destroy (&gateway);
+    zactor_destroy (&assignment);
+    zsock_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+}
+
 void
 assignment_test (bool verbose)
 {
     printf ("assignment: ");
     s_test_shares (verbose);
+    s_test_cluster (verbose);
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
     config_t config;

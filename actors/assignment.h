@@ -14,7 +14,7 @@
     answered (unavailable, or lost for a run whose worker stopped answering).
 
     Started with actor_args_t (core/config.h). Pipe commands:
-        zstr_send (assignment, "STATS");   //  answers JSON: envs, one count per state, queued, workers, memory_mb, jobs
+        zstr_send (assignment, "STATS");   //  answers JSON: envs, one count per state, queued, workers, draining, budget_mb, memory_mb, jobs
         zstr_send (assignment, "PING");    //  answers "PONG"
     ========================================================================= */
 

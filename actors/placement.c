@@ -17,7 +17,10 @@
     load asks for more environments than one worker's share spreads over
     the hosts, and a crowded host sheds new work to quieter ones. No worker
     under its bound with the memory: the first on the list with the memory
-    takes it. None has the memory: "" (assignment answers 503).
+    takes it. Memory that is free comes first: a worker that would have to
+    evict idle environments (idle_mb) for the new one is chosen only when no
+    worker has the memory free. None has it even so: "" (assignment answers
+    503).
 
     Stateless: the decision is a pure function of the PLACE message, tested
     directly through s_choose.
@@ -71,6 +74,7 @@ s_point_compare (const void *a, const void *b)
 typedef struct {
     const char *id;                 //  Worker id (in the PLACE message)
     double free_mb;                 //  Memory it has left
+    double idle_mb;                 //  Of the memory in use, what idle environments hold
     double envs;                    //  Environments on it
     double cores;                   //  Cores it offers
 } s_worker_t;
@@ -93,9 +97,11 @@ s_choose (const char *pool_key, cJSON *workers, double memory_mb)
         double used = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "memory_mb"));
         double envs = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "envs"));
         double cores = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "cores"));
+        double idle = cJSON_GetNumberValue (cJSON_GetObjectItem (worker, "idle_mb"));
         if (!id || isnan (capacity) || isnan (used) || isnan (envs) || envs < 0)
             continue;
-        list [valid] = (s_worker_t) { id, capacity - used, envs, isnan (cores) || cores <= 0 ? 1 : cores };
+        list [valid] = (s_worker_t) { id, capacity - used, isnan (idle) || idle < 0 ? 0 : idle, envs,
+                                      isnan (cores) || cores <= 0 ? 1 : cores };
         total_envs += envs;
         total_cores += list [valid].cores;
         valid++;
@@ -113,18 +119,22 @@ s_choose (const char *pool_key, cJSON *workers, double memory_mb)
         size_t start = 0;
         while (start < points && ring [start].hash < key)
             start++;
-        //  Walk it once: the first worker under its bound with room, else
-        //  the first with room
+        //  Walk it once: the first worker under its bound with free room,
+        //  else the first with free room, else the first with room once
+        //  its idle environments are evicted
         bool *seen = (bool *) zmalloc (sizeof (bool) * (size_t) valid);
-        const char *first_with_room = NULL;
+        const char *first_with_room = NULL, *first_reclaiming = NULL;
         for (size_t step = 0; step < points && !chosen; step++) {
             int index = ring [(start + step) % points].worker;
             if (seen [index])
                 continue;
             seen [index] = true;
             s_worker_t *candidate = &list [index];
-            if (candidate->free_mb < memory_mb)
+            if (candidate->free_mb < memory_mb) {
+                if (!first_reclaiming && candidate->free_mb + candidate->idle_mb >= memory_mb)
+                    first_reclaiming = candidate->id;
                 continue;
+            }
             if (!first_with_room)
                 first_with_room = candidate->id;
             double bound = ceil (LOAD_FACTOR * (total_envs + 1) * candidate->cores / total_cores);
@@ -132,7 +142,7 @@ s_choose (const char *pool_key, cJSON *workers, double memory_mb)
                 chosen = candidate->id;
         }
         if (!chosen)
-            chosen = first_with_room;
+            chosen = first_with_room ? first_with_room : first_reclaiming;
         free (seen);
         free (ring);
     }
@@ -255,6 +265,19 @@ placement_test (bool verbose)
     cJSON *first = cJSON_GetArrayItem (workers, home [1] - '1');
     cJSON_SetNumberValue (cJSON_GetObjectItem (first, "memory_mb"), 4096);
     assert (strneq (s_choose ("busy:1:x", workers, 128), cJSON_GetStringValue (cJSON_GetObjectItem (first, "id"))));
+    cJSON_Delete (workers);
+
+    //  Free memory first: a worker that must evict idle environments for
+    //  the new one is chosen only when no other has the memory free
+    workers = cJSON_Parse ("[{\"id\":\"full\",\"envs\":1,\"memory_mb\":128,\"idle_mb\":128,\"capacity_mb\":128},"
+                           " {\"id\":\"free\",\"envs\":1,\"memory_mb\":0,\"idle_mb\":0,\"capacity_mb\":128}]");
+    for (int key = 0; key < 20; key++) {
+        char name [32];
+        snprintf (name, sizeof name, "g%d", key);
+        assert (streq (s_choose (name, workers, 128), "free"));
+    }
+    cJSON_SetNumberValue (cJSON_GetObjectItem (cJSON_GetArrayItem (workers, 1), "memory_mb"), 128);
+    assert (streq (s_choose ("g1", workers, 128), "full"));
     cJSON_Delete (workers);
 
     //  Cores weigh the bound: a 3-core worker takes about three times the

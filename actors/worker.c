@@ -998,6 +998,17 @@ s_drain_begin (self_t *self)
         zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
 }
 
+//  The drain is over: the goodbye, given a moment to leave (the process
+//  lingers on no socket otherwise), so that assignment drops this worker as
+//  gone, not lost
+static void
+s_send_left (self_t *self)
+{
+    zsock_set_linger (self->backend, 1000);
+    if (msg_send_leaving (self->backend, NULL, self->worker_id, "left"))
+        zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+}
+
 static int
 s_drain_timer (zloop_t *loop, int timer_id, void *arg)
 {
@@ -1008,8 +1019,7 @@ s_drain_timer (zloop_t *loop, int timer_id, void *arg)
         return 0;
     if (s_running (self))
         zsys_warning ("worker %s: calls still running at the end of the drain; they are ended", self->worker_id);
-    if (msg_send_leaving (self->backend, NULL, self->worker_id, "left"))
-        zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+    s_send_left (self);
     return -1;
 }
 
@@ -1087,8 +1097,8 @@ s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
     }
     else
     if (streq (command, "$TERM")) {
-        if (self->draining && msg_send_leaving (self->backend, NULL, self->worker_id, "left"))
-            zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+        if (self->draining)
+            s_send_left (self);
         rc = -1;
     }
     else

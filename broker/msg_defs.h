@@ -57,8 +57,8 @@
     MESSAGE (RESULT, result, GATEWAY_ASSIGNMENT, \
         "exactly once per RUN; `rejected` (per-function cap and queue full: 429) and `unavailable` " \
         "(no worker, memory, a full queue, a deadline before it ran: 503) never ran; `lost`: its worker " \
-        "stopped answering (expired, or no DONE by the run's deadline) and it may have run in part (504, " \
-        "recorded as an error)") \
+        "stopped answering (lost: expired, unreachable, cut off; or no DONE by the run's deadline) and it may have run (504, " \
+        "recorded with status `lost`)") \
     MESSAGE (RETIRE, retire, GATEWAY_ASSIGNMENT, \
         "environments built from old code, env or limits must go: idle ones now, busy ones after their run") \
     MESSAGE (PLACE, place, ASSIGNMENT_PLACEMENT, \
@@ -161,8 +161,8 @@
     FIELD (m, job_id,    s, "") \
     FIELD (m, pool_key,  s, "") \
     FIELD (m, memory_mb, i, "(the new environment's)") \
-    FIELD (m, workers,   j, ": [{id, envs, memory_mb, capacity_mb, cores}] (workers taking new work; " \
-                            "memory_mb counts idle environments as free, assignment evicts them on the chosen one)")
+    FIELD (m, workers,   j, ": [{id, envs, memory_mb, idle_mb, capacity_mb, cores}] (workers taking new work; " \
+                            "idle_mb: what its idle environments hold, which assignment evicts on the chosen worker if it must)")
 #define MSG_FIELDS_PLACED(FIELD, m) \
     FIELD (m, job_id,    s, "") \
     FIELD (m, worker_id, s, "(`\"\"` when none fits)")
