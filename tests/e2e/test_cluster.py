@@ -15,8 +15,8 @@ What a user would notice, and what is asserted each time:
 
 The hosts are shared by the whole module (tests/e2e/cluster.py); each case calls its own function, so
 its counts are its own, hits the worker host running most of that function's environments, and ends
-with that host back in the cluster. The worker running the
-burst is told by the runners (environments) that appeared under it.
+with that host back in the cluster. Which host runs a function is told by the runners (environments)
+that appeared under its worker process.
 """
 import collections
 import json
