@@ -556,15 +556,19 @@ class Cluster:
             raise RuntimeError("creating %s: %s %s" % (name, status, body))
         return body["id"]
 
-    def invocation_counts(self, function_id):
-        """{status: count} over every record of the function, read from the control's database (the
-        API lists at most 500; a record is a record whichever way it is counted)."""
+    def invocation_counts(self, function_id=None):
+        """{status: count} over every record of the function (of all functions: None), read from the
+        control's database (the API lists at most 500; a record is a record whichever way it is
+        counted)."""
         import sqlite3
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.control.data_dir, "clowdy.db"), uri=True,
                              timeout=30)
         try:
-            rows = db.execute("SELECT status, count(*) FROM invocations WHERE function_id = ? GROUP BY status",
-                              (function_id,)).fetchall()
+            if function_id is None:
+                rows = db.execute("SELECT status, count(*) FROM invocations GROUP BY status").fetchall()
+            else:
+                rows = db.execute("SELECT status, count(*) FROM invocations WHERE function_id = ? "
+                                  "GROUP BY status", (function_id,)).fetchall()
         finally:
             db.close()
         return dict(rows)

@@ -8,7 +8,8 @@ What a user would notice, and what is asserted each time:
   - every call that ran is recorded: the function's records are exactly the calls answered 200 or
     504 (a 503 never ran and has no record);
   - a platform failure says so: 504 with a record of status `lost` whose message says the call may
-    have run, never a function error (200 with success false) nor a record of status `error`;
+    have run, never a function error (200 with success false) nor a record of status `error`, and
+    /api/stats counts it apart (its success rate stays 100: no function here ever fails);
   - a planned stop fails no call at all;
   - calls queued behind a worker that dies are sent to the other worker: only the calls running on
     the dead worker fail.
@@ -108,7 +109,17 @@ def check(cluster, fid, calls, may_fail=True):
         assert status == 200 and record["status"] == "lost", record
         text = json.dumps(record).lower()
         assert "may have run" in text, record
+    check_stats(cluster)
     return failed
+
+
+def check_stats(cluster):
+    """/api/stats counts lost calls apart: no function in this module ever fails, so every call of a
+    known outcome succeeded, and the lost ones are all the records of status lost."""
+    status, stats = cluster.get("/api/stats")
+    assert status == 200, stats
+    everything = cluster.invocation_counts()
+    assert stats["success_rate"] == 100 and stats.get("lost", 0) == everything.get("lost", 0), (stats, everything)
 
 
 @pytest.mark.parametrize("how", ["kill", "freeze"])
@@ -166,6 +177,7 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
     counts = wait_for(lambda: (lambda n: n if sum(n.values()) >= ran else None)(cluster.invocation_counts(fid)),
                       30, lambda: "records: %r" % cluster.invocation_counts(fid))
     assert counts == {k: v for k, v in (("success", statuses[200]), ("lost", statuses[504])) if v}, counts
+    check_stats(cluster)
 
 
 def test_kill_9_under_load(cluster):
