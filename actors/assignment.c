@@ -159,6 +159,7 @@ static void s_dispatch (self_t *self, job_t *job);
 static void s_serve_starved (self_t *self);
 static void s_publish (self_t *self, int64_t now);
 static void s_place_next (self_t *self);
+static void s_handle_backend (self_t *self);
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -461,9 +462,11 @@ s_send_place (self_t *self, env_t *env, job_t *job)
     cJSON *item;
     cJSON_ArrayForEach (item, list) {
         const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (item, "id"));
+        //  Idle on its process (memory_mb and capacity_mb are its process's)
+        registry_worker_t *worker = id ? registry_lookup (self->registry, id) : NULL;
         long idle = 0;
         for (env_t *other = (env_t *) zlistx_first (self->lru); other; other = (env_t *) zlistx_next (self->lru))
-            if (other->worker && id && streq (registry_worker_id (other->worker), id))
+            if (registry_same_process (other->worker, worker))
                 idle += other->memory_mb;
         cJSON_AddNumberToObject (item, "idle_mb", (double) idle);
     }
@@ -802,17 +805,18 @@ s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job)
         s_send_place (self, env, job);
         return;
     }
-    //  Placement counted that worker's idle environments as free: evict
-    //  them, least recently used first, until the new one fits
+    //  Placement may have chosen a worker whose process must evict idle
+    //  environments for the new one: evict them, least recently used
+    //  first, until it fits
     long reclaimable = 0;
     for (env_t *idle = (env_t *) zlistx_first (self->lru); idle; idle = (env_t *) zlistx_next (self->lru))
-        if (idle->worker == worker)
+        if (registry_same_process (idle->worker, worker))
             reclaimable += idle->memory_mb;
     if (!registry_fits (worker, env->memory_mb)
-    &&  registry_worker_memory_mb (worker) - reclaimable + env->memory_mb <= registry_worker_capacity_mb (worker)) {
+    &&  registry_worker_shared_mb (worker) - reclaimable + env->memory_mb <= registry_worker_capacity_mb (worker)) {
         env_t *victim;
         while (!registry_fits (worker, env->memory_mb)) {
-            for (victim = (env_t *) zlistx_first (self->lru); victim && victim->worker != worker;
+            for (victim = (env_t *) zlistx_first (self->lru); victim && !registry_same_process (victim->worker, worker);
                  victim = (env_t *) zlistx_next (self->lru))
                 ;
             if (!victim)
@@ -1010,7 +1014,7 @@ s_handle_leaving (self_t *self, msg_t *msg, int64_t now)
 }
 
 static void
-s_handle_backend (self_t *self)
+s_handle_backend_one (self_t *self)
 {
     msg_t *msg = msg_recv (self->backend, true);
     if (!msg)
@@ -1049,6 +1053,18 @@ s_handle_backend (self_t *self)
     msg_destroy (&msg);
 }
 
+//  Everything the workers sent, before the timer looks for silent ones: a
+//  busy loop must not expire a worker whose heartbeats wait here unread
+static void
+s_handle_backend (self_t *self)
+{
+    for (int count = 0; count < 1000; count++) {
+        s_handle_backend_one (self);
+        if (!(zsock_events (self->backend) & ZMQ_POLLIN))
+            break;
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  The timer: heartbeats, dead workers, deadlines, idle reaper
 
@@ -1059,6 +1075,10 @@ s_tick (self_t *self)
     if (now < self->next_tick)
         return;
     self->next_tick = now + self->config->heartbeat_ms;
+    //  Heartbeats that wait unread are signs of life: read them first
+    if (zsock_events (self->backend) & ZMQ_POLLIN)
+        s_handle_backend (self);
+    now = zclock_mono ();
     registry_purge (self->registry, now);
     //  By id: dropping one may drop another (its lost handler's sends fail)
     zlistx_t *unreachable = zlistx_new ();

@@ -941,23 +941,26 @@ s_detect_cores (void)
     return cores;
 }
 
-//  READY: what this worker offers (its share of this process's
-//  --memory-budget-mb and cores), and what it holds, so that assignment
-//  reconciles its environments when it registers again
+//  READY: what this worker offers (this process's --memory-budget-mb,
+//  shared with its sibling workers: the group; its share of the cores),
+//  and what it holds, so that assignment reconciles its environments when
+//  it registers again
 static void
 s_register (self_t *self)
 {
     long workers = self->config->workers > 0 ? self->config->workers : 1;
-    int instance = atoi (strrchr (self->worker_id, '-') + 1);
-    long capacity = self->config->memory_budget_mb / workers
-                  + (instance == 0 ? self->config->memory_budget_mb % workers : 0);
     double cores = self->config->cores > 0 ? (double) self->config->cores : s_detect_cores ();
     char host [64] = "host";
     gethostname (host, sizeof host - 1);
+    char group [128];
+    snprintf (group, sizeof group, "%s-%d", host, getpid ());
     cJSON *info = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (info, "capacity_mb", (double) capacity);
+    cJSON_AddNumberToObject (info, "capacity_mb", (double) self->config->memory_budget_mb);
+    cJSON_AddStringToObject (info, "group", group);
     cJSON_AddNumberToObject (info, "cores", cores / (double) workers);
     cJSON_AddStringToObject (info, "host", host);
+    if (self->draining)
+        cJSON_AddBoolToObject (info, "draining", true);     //  Still leaving, if it was taken for lost
     cJSON *envs = cJSON_AddArrayToObject (info, "envs");
     cJSON *jobs = cJSON_AddArrayToObject (info, "jobs");
     for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs)) {
@@ -992,7 +995,9 @@ s_drain_begin (self_t *self)
     if (self->draining)
         return;
     self->draining = true;
-    self->drain_deadline = zclock_mono () + ACTOR_DRAIN_MS - 1000;
+    //  Within main's shutdown bound (ACTOR_DRAIN_MS + ACTOR_STOP_MARGIN_MS),
+    //  with a moment to spare for the goodbye
+    self->drain_deadline = zclock_mono () + ACTOR_DRAIN_MS + ACTOR_STOP_MARGIN_MS - 2000;
     zsys_info ("worker %s: leaving: finishing the calls it runs, taking no new ones", self->worker_id);
     if (msg_send_leaving (self->backend, NULL, self->worker_id, "draining"))
         zsys_warning ("worker %s: could not send LEAVING (%s)", self->worker_id, zmq_strerror (zmq_errno ()));

@@ -162,6 +162,7 @@
     FIELD (m, pool_key,  s, "") \
     FIELD (m, memory_mb, i, "(the new environment's)") \
     FIELD (m, workers,   j, ": [{id, envs, memory_mb, idle_mb, capacity_mb, cores}] (workers taking new work; " \
+                            "memory_mb, idle_mb and capacity_mb are its process's, shared with its sibling workers; " \
                             "idle_mb: what its idle environments hold, which assignment evicts on the chosen worker if it must)")
 #define MSG_FIELDS_PLACED(FIELD, m) \
     FIELD (m, job_id,    s, "") \
@@ -170,7 +171,9 @@
 //  assignment <-> worker (Majordomo-style: workers connect and register)
 #define MSG_FIELDS_READY(FIELD, m) \
     FIELD (m, worker_id, s, "") \
-    FIELD (m, info,      j, ": {capacity_mb, cores, host, envs: [env ids it holds], jobs: [job ids it runs]}")
+    FIELD (m, info,      j, ": {capacity_mb, group (its process: workers of one group share its capacity_mb), " \
+                            "cores (its share), host, envs: [env ids it holds], jobs: [job ids it runs], " \
+                            "draining? (true: it is leaving)}")
 #define MSG_FIELDS_HEARTBEAT(FIELD, m) \
     FIELD (m, worker_id, s, "")
 #define MSG_FIELDS_LEAVING(FIELD, m) \

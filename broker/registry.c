@@ -15,6 +15,14 @@
 #define REGISTRY_ID_MAX 255         //  Longest worker id we accept
 #define REGISTRY_LOST_MAX 16        //  Lost workers remembered for the operator
 
+//  The workers of one process (its --workers actors) share its memory
+typedef struct {
+    char *key;                      //  The process (READY's group), or the worker's id
+    long capacity_mb;               //  Memory the process offers
+    long memory_mb;                 //  Reserved on all its workers together
+    size_t members;                 //  Its workers in the registry
+} s_group_t;
+
 struct _registry_worker_t {
     char *id;                       //  The worker's own id (host-pid-instance)
     zframe_t *route;                //  Its routing id on the worker socket
@@ -23,12 +31,14 @@ struct _registry_worker_t {
     double cores;                   //  CPU cores it offers
     char *host;                     //  Its host, as it says
     bool draining;                  //  It is leaving: nothing new for it
+    s_group_t *group;               //  Its process, whose memory it shares
     long memory_mb;                 //  Memory reserved for environments on it
     size_t envs;                    //  Environments on it
 };
 
 struct _registry_t {
     zhashx_t *workers;              //  id -> registry_worker_t
+    zhashx_t *groups;               //  key -> s_group_t
     zlistx_t *lost_list;            //  cJSON * of the workers lost last, oldest first
     long default_capacity_mb;       //  For a READY without capacity
     int64_t expiry_ms;              //  Silence after which a worker is dropped
@@ -50,6 +60,17 @@ s_worker_destroy (void **item)
 }
 
 static void
+s_group_destroy (void **item)
+{
+    s_group_t *group = (s_group_t *) *item;
+    if (group) {
+        free (group->key);
+        free (group);
+        *item = NULL;
+    }
+}
+
+static void
 s_json_destroy (void **item)
 {
     cJSON_Delete ((cJSON *) *item);
@@ -64,6 +85,8 @@ registry_new (long default_capacity_mb, int64_t expiry_ms)
     //  handler runs (so the handler never sees it in placement's list) and
     //  is freed after
     self->workers = zhashx_new ();
+    self->groups = zhashx_new ();
+    zhashx_set_destructor (self->groups, s_group_destroy);
     self->lost_list = zlistx_new ();
     zlistx_set_destructor (self->lost_list, s_json_destroy);
     self->default_capacity_mb = default_capacity_mb;
@@ -79,6 +102,7 @@ registry_destroy (registry_t **self_p)
         for (void *worker = zhashx_first (self->workers); worker; worker = zhashx_next (self->workers))
             s_worker_destroy (&worker);
         zhashx_destroy (&self->workers);
+        zhashx_destroy (&self->groups);
         zlistx_destroy (&self->lost_list);
         free (self);
         *self_p = NULL;
@@ -116,8 +140,16 @@ registry_remove (registry_t *self, registry_worker_t *worker, const char *why)
             zlistx_delete (self->lost_list, zlistx_cursor (self->lost_list));
         zlistx_add_end (self->lost_list, item);
     }
+    //  Out of the budget before the handler runs (it counts what is left);
+    //  the group itself goes after, as the handler releases what was
+    //  reserved on the worker
+    s_group_t *group = worker->group;
+    group->members--;
     if (self->lost)
         self->lost (worker, why, self->lost_arg);
+    group->memory_mb -= worker->memory_mb;
+    if (group->members == 0)
+        zhashx_delete (self->groups, group->key);
     s_worker_destroy ((void **) &worker);
 }
 
@@ -140,6 +172,7 @@ s_apply_info (registry_t *self, registry_worker_t *worker, const cJSON *info)
                           ? (long) capacity : self->default_capacity_mb;
     double cores = cJSON_GetNumberValue (cJSON_GetObjectItem (info, "cores"));
     worker->cores = !isnan (cores) && cores > 0 && cores <= 65536 ? cores : 1;
+    worker->draining = cJSON_IsTrue (cJSON_GetObjectItem (info, "draining"));
     const char *host = cJSON_GetStringValue (cJSON_GetObjectItem (info, "host"));
     free (worker->host);
     worker->host = strdup (host && *host && strlen (host) <= REGISTRY_ID_MAX ? host : worker->id);
@@ -163,8 +196,8 @@ registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *
             worker->route = zframe_dup (route);
         }
         worker->last_seen = now_ms;
-        worker->draining = false;
         s_apply_info (self, worker, info);
+        worker->group->capacity_mb = worker->capacity_mb;
         if (rejoined)
             *rejoined = true;
         return worker;
@@ -175,6 +208,17 @@ registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *
     worker->route = zframe_dup (route);
     worker->last_seen = now_ms;
     s_apply_info (self, worker, info);
+    const char *key = cJSON_GetStringValue (cJSON_GetObjectItem (info, "group"));
+    if (!key || !*key || strlen (key) > REGISTRY_ID_MAX)
+        key = id;
+    worker->group = (s_group_t *) zhashx_lookup (self->groups, key);
+    if (!worker->group) {
+        worker->group = (s_group_t *) zmalloc (sizeof (s_group_t));
+        worker->group->key = strdup (key);
+        zhashx_insert (self->groups, key, worker->group);
+    }
+    worker->group->members++;
+    worker->group->capacity_mb = worker->capacity_mb;
     zhashx_insert (self->workers, worker->id, worker);
     zsys_info ("registry: worker %s joined (%ld MB, %g cores)", worker->id, worker->capacity_mb, worker->cores);
     return worker;
@@ -269,6 +313,7 @@ registry_reserve (registry_worker_t *worker, long memory_mb)
 {
     worker->envs++;
     worker->memory_mb += memory_mb;
+    worker->group->memory_mb += memory_mb;
 }
 
 void
@@ -276,18 +321,20 @@ registry_release (registry_worker_t *worker, long memory_mb)
 {
     if (worker->envs == 0 || worker->memory_mb < memory_mb) {
         zsys_error ("registry: worker %s released more than was reserved", worker->id);
+        worker->group->memory_mb -= worker->memory_mb;
         worker->envs = 0;
         worker->memory_mb = 0;
         return;
     }
     worker->envs--;
     worker->memory_mb -= memory_mb;
+    worker->group->memory_mb -= memory_mb;
 }
 
 bool
 registry_fits (registry_worker_t *worker, long memory_mb)
 {
-    return worker->memory_mb + memory_mb <= worker->capacity_mb;
+    return worker->group->memory_mb + memory_mb <= worker->group->capacity_mb;
 }
 
 char *
@@ -300,8 +347,8 @@ registry_json (registry_t *self)
         cJSON *item = cJSON_CreateObject ();
         cJSON_AddStringToObject (item, "id", worker->id);
         cJSON_AddNumberToObject (item, "envs", (double) worker->envs);
-        cJSON_AddNumberToObject (item, "memory_mb", (double) worker->memory_mb);
-        cJSON_AddNumberToObject (item, "capacity_mb", (double) worker->capacity_mb);
+        cJSON_AddNumberToObject (item, "memory_mb", (double) worker->group->memory_mb);
+        cJSON_AddNumberToObject (item, "capacity_mb", (double) worker->group->capacity_mb);
         cJSON_AddNumberToObject (item, "cores", worker->cores);
         cJSON_AddItemToArray (workers, item);
     }
@@ -314,8 +361,10 @@ long
 registry_capacity_mb (registry_t *self)
 {
     long total = 0;
-    for (registry_worker_t *worker = registry_first (self); worker; worker = registry_next (self))
-        total += worker->capacity_mb;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        if (group->members > 0)
+            total += group->capacity_mb;
     return total;
 }
 
@@ -374,6 +423,18 @@ size_t
 registry_worker_envs (registry_worker_t *worker)
 {
     return worker->envs;
+}
+
+long
+registry_worker_shared_mb (registry_worker_t *worker)
+{
+    return worker->group->memory_mb;
+}
+
+bool
+registry_same_process (registry_worker_t *worker, registry_worker_t *other)
+{
+    return worker && other && worker->group == other->group;
 }
 
 const char *
@@ -467,6 +528,22 @@ registry_test (bool verbose)
     free (json);
     registry_release (w1, 1000);            //  Owner bug: clamped, logged
     assert (registry_worker_memory_mb (w1) == 0 && registry_worker_envs (w1) == 0);
+
+    //  Two workers of one process share its memory: the budget counts it
+    //  once, and what one holds leaves less for the other
+    registry_worker_t *p1 = s_test_ready (registry, "p1", route3, "{\"capacity_mb\":300,\"group\":\"proc\"}", 0);
+    zframe_t *route4 = zframe_new ("r4", 2);
+    registry_worker_t *p2 = s_test_ready (registry, "p2", route4, "{\"capacity_mb\":300,\"group\":\"proc\"}", 0);
+    assert (registry_capacity_mb (registry) == 512 + 4096 + 300);
+    assert (registry_same_process (p1, p2) && !registry_same_process (p1, w1));
+    registry_reserve (p1, 200);
+    assert (!registry_fits (p2, 128) && registry_fits (p2, 100) && registry_worker_shared_mb (p2) == 200);
+    registry_remove (registry, p1, "left");
+    assert (registry_fits (p2, 300) && registry_capacity_mb (registry) == 512 + 4096 + 300);
+    registry_remove (registry, p2, "left");
+    assert (registry_capacity_mb (registry) == 512 + 4096);
+    zframe_destroy (&route4);
+    log.count = 0;
 
     //  Heartbeat: only from the worker's own routing id
     assert (registry_touch (registry, w1, route1, 4000));

@@ -72,8 +72,9 @@ void
     registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *arg);
 
 //  READY from route: register worker id with info (READY's parsed JSON
-//  {capacity_mb, cores, host}, or NULL; a missing or bad capacity means the
-//  default, missing cores 1). A known id keeps its entry (what is reserved
+//  {capacity_mb, cores, host, group?, draining?}, or NULL; a missing or bad
+//  capacity means the default, missing cores 1; workers with one group
+//  share its capacity, counted once in the budget). A known id keeps its entry (what is reserved
 //  on it included), with the new route and info, and is ready again;
 //  *rejoined (may be NULL) says so. Returns the entry, or NULL for an empty
 //  id or one longer than 255 bytes (logged).
@@ -127,7 +128,8 @@ void
 void
     registry_release (registry_worker_t *worker, long memory_mb);
 
-//  True if the worker has memory_mb left of its capacity.
+//  True if the worker's process has memory_mb left of its capacity (the
+//  workers of one process, READY's group, share its memory).
 bool
     registry_fits (registry_worker_t *worker, long memory_mb);
 
@@ -136,8 +138,8 @@ bool
 char *
     registry_json (registry_t *self);
 
-//  Memory all registered workers offer together (the cluster's budget), and
-//  the largest one worker offers.
+//  Memory all registered workers offer together (the cluster's budget: each
+//  process once), and the largest one worker offers.
 long
     registry_capacity_mb (registry_t *self);
 long
@@ -158,6 +160,12 @@ long
     registry_worker_memory_mb (registry_worker_t *worker);
 size_t
     registry_worker_envs (registry_worker_t *worker);
+//  Memory reserved on the worker's whole process (its siblings included),
+//  and whether two workers live in one process (READY's group)
+long
+    registry_worker_shared_mb (registry_worker_t *worker);
+bool
+    registry_same_process (registry_worker_t *worker, registry_worker_t *other);
 const char *
     registry_worker_host (registry_worker_t *worker);
 double
