@@ -171,7 +171,9 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
     assert None not in statuses, "calls without an answer: %r" % [c for c in calls if c[0] is None]
     odd = [c for c in calls if not (c[0] == 504 or (c[0] == 200 and c[1]["success"]))]
     assert not odd, odd
-    assert statuses[504] <= running_there, (statuses, running_there)
+    assert statuses[504] <= running_there, (
+        "%d calls lost, but only %d ran on the lost host: queued calls were sent to it after it fell "
+        "silent (%r)" % (statuses[504], running_there, statuses))
     assert statuses[200] >= 16 - running_there, statuses
     ran = statuses[200] + statuses[504]
     counts = wait_for(lambda: (lambda n: n if sum(n.values()) >= ran else None)(cluster.invocation_counts(fid)),
