@@ -12,7 +12,8 @@ What a user would notice, and what is asserted each time:
     /api/stats counts it apart (its success rate stays 100: no function here ever fails);
   - a planned stop fails no call at all;
   - calls queued behind a worker that dies are sent to the other worker: only the calls running on
-    the dead worker fail.
+    the dead worker fail (when it froze rather than died: or were sent to it before its silence was
+    noticed).
 
 The hosts are shared by the whole module (tests/e2e/cluster.py); each case calls its own function, so
 its counts are its own, hits the worker host running most of that function's environments, and ends
@@ -126,7 +127,8 @@ def check_stats(cluster):
 def test_burst_queued_behind_a_worker_that_dies(cluster, how):
     """16 calls to a 2 s function, 4 running and 12 queued; the worker running most of them dies
     (kill -9: its connection closes; or frozen by SIGSTOP: it just goes silent): every call is
-    answered, and only those that ran on the lost worker fail."""
+    answered, and only those that ran on the lost worker fail (frozen: or were sent to it before its
+    silence was noticed), the queued ones run on the other worker."""
     fid = cluster.create_function("burst-" + how, BURST_CODE)
     calls = []
     lock = threading.Lock()
@@ -171,10 +173,14 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
     assert None not in statuses, "calls without an answer: %r" % [c for c in calls if c[0] is None]
     odd = [c for c in calls if not (c[0] == 504 or (c[0] == 200 and c[1]["success"]))]
     assert not odd, odd
-    assert statuses[504] <= running_there, (
-        "%d calls lost, but only %d ran on the lost host: queued calls were sent to it after it fell "
-        "silent (%r)" % (statuses[504], running_there, statuses))
-    assert statuses[200] >= 16 - running_there, statuses
+    # Killed, its connection closes and it is lost at once: only its running calls fail. Frozen, it
+    # is lost after a short silence; until then a slot freed elsewhere may send it one more call (a
+    # call takes 2 s, far longer than that silence, so each slot does so at most once)
+    allowance = 0 if how == "kill" else MAX_CONCURRENCY
+    assert statuses[504] <= running_there + allowance, (
+        "%d calls lost, but only %d ran on the lost host: queued calls were sent to it after it was "
+        "known lost (%r)" % (statuses[504], running_there, statuses))
+    assert statuses[200] >= 16 - running_there - allowance, statuses
     ran = statuses[200] + statuses[504]
     counts = wait_for(lambda: (lambda n: n if sum(n.values()) >= ran else None)(cluster.invocation_counts(fid)),
                       30, lambda: "records: %r" % cluster.invocation_counts(fid))
