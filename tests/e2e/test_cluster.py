@@ -156,8 +156,11 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
         return runners(w) - before[w.name]
     try:
         futures = [pool.submit(one, n) for n in range(16)]
-        wait_for(lambda: sum(new_runners(w) for w in cluster.workers) >= MAX_CONCURRENCY, 60,
+        wait_for(lambda: sum(new_runners(w) for w in cluster.workers) >= MAX_CONCURRENCY
+                 or all(f.done() for f in futures), 60,
                  lambda: "the burst never ran %d calls at once:\n%s" % (MAX_CONCURRENCY, cluster.logs()))
+        assert not all(f.done() for f in futures), "the burst ended before it ran %d calls at once: %r\n%s" % (
+            MAX_CONCURRENCY, calls, cluster.logs())
         victim = max(cluster.workers, key=new_runners)
         running_there = new_runners(victim)
         since = cluster.control.log_size()
