@@ -101,11 +101,15 @@ char *
     api_query_param (const char *query, const char *name);
 
 //  --------------------------------------------------------------------------
-//  Lookups shared between resources (api_projects.c)
+//  Lookups shared between resources (api_projects.c, api_functions.c)
 
 //  Is project_id one of the caller's projects?
 bool
     api_project_owned (api_call_t *call, const char *project_id);
+
+//  Is function_id (checked as an id) one of the caller's functions?
+bool
+    api_function_owned (api_call_t *call, const char *function_id);
 
 //  --------------------------------------------------------------------------
 //  Handlers, by resource file

@@ -39,17 +39,6 @@
 #define FAILED_EVENTS_MAX       500
 #define SCHEDULES_MAX           20
 
-static bool
-s_function_owned (api_call_t *call, const char *function_id)
-{
-    if (!util_is_id (function_id))
-        return false;
-    cJSON *row = store_query_row (call->store, "SELECT id FROM functions WHERE id = ? AND user_id = ?",
-                                  "ss", function_id, call->req->user_id);
-    cJSON_Delete (row);
-    return row != NULL;
-}
-
 static int
 s_reply_empty (api_call_t *call, int status)
 {
@@ -120,7 +109,7 @@ api_failed_events_list (api_call_t *call)
         if (api_has_errors (call))
             return api_reply_invalid (call);
     }
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     cJSON *rows = store_query (call->store,
         "SELECT id, first_invocation_id AS invocation_id, current_invocation_id AS last_invocation_id,"
@@ -141,7 +130,7 @@ api_failed_event_redrive (api_call_t *call)
 {
     const char *function_id = call->param [0];
     const char *event_id = call->param [1];
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     char invocation_id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
     util_new_id (invocation_id);
@@ -167,7 +156,7 @@ api_failed_event_delete (api_call_t *call)
 {
     const char *function_id = call->param [0];
     const char *event_id = call->param [1];
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     int rc = store_exec (call->store,
         "DELETE FROM async_events WHERE id = ? AND function_id = ? AND status = 'failed'",
@@ -199,7 +188,7 @@ int
 api_schedules_list (api_call_t *call)
 {
     const char *function_id = call->param [0];
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     cJSON *rows = store_query (call->store, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE function_id = ?"
                                " ORDER BY created_at, rowid", "s", function_id);
@@ -236,7 +225,7 @@ api_schedule_create (api_call_t *call)
         free (trimmed);
         return api_reply_store_error (call);
     }
-    if (!s_function_owned (call, function_id)) {
+    if (!api_function_owned (call, function_id)) {
         schedule_destroy (&schedule);
         free (trimmed);
         return api_reply_detail (call, 404, "Function not found");
@@ -272,7 +261,7 @@ api_schedule_delete (api_call_t *call)
 {
     const char *function_id = call->param [0];
     const char *schedule_id = call->param [1];
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     int rc = store_exec (call->store, "DELETE FROM schedules WHERE id = ? AND function_id = ?",
                          "ss", schedule_id, function_id);

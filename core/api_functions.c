@@ -58,8 +58,9 @@ s_function_json (api_call_t *call, const char *function_id)
                             "ss", function_id, call->req->user_id);
 }
 
-static bool
-s_function_owned (api_call_t *call, const char *function_id)
+//  Is function_id one of the caller's functions? (shared: api_call.h)
+bool
+api_function_owned (api_call_t *call, const char *function_id)
 {
     if (!util_is_id (function_id))
         return false;
@@ -275,7 +276,7 @@ int
 api_versions_list (api_call_t *call)
 {
     const char *function_id = call->param [0];
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     return api_reply (call, 200, store_query (call->store,
         "SELECT function_id, version, code, created_at, updated_at FROM function_versions"
@@ -294,7 +295,7 @@ api_version_activate (api_call_t *call)
                       "Input should be a valid integer, unable to parse string as an integer");
         return api_reply_invalid (call);
     }
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     if (version < 1 || version > INT_MAX)
         return api_reply_detail (call, 404, "Version not found");
@@ -335,7 +336,7 @@ api_invocations_list (api_call_t *call)
         if (api_has_errors (call))
             return api_reply_invalid (call);
     }
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     //  Read-your-writes: a call whose answer has left is in the list
     if (api_records_sync ())
@@ -419,7 +420,7 @@ api_invocation_get (api_call_t *call)
 {
     const char *function_id = call->param [0];
     const char *invocation_id = call->param [1];
-    if (!s_function_owned (call, function_id))
+    if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     if (api_records_sync ())
         zsys_warning ("api: the recorder did not answer; the newest invocations may be missing");
