@@ -12,17 +12,32 @@
     assignment's warm pool and caps, the recorder.
 
     An event's life (async_events.status):
-        queued --claim--> running --success recorded--> (deleted)
+        queued --claim--> running --success REPLY--> done --record written / swept--> (deleted)
+                             |--success recorded first-------------------------------> (deleted)
                              |--error/timeout/lost, attempts left--> queued (next_run_ms = backoff)
                              |--error/timeout/lost, none left-----> failed (the dead-letter list)
                              '--429/503 (never ran)---------------> queued (the attempt is not counted)
-    failed --redrive (REST)--> queued, a new chain from attempt 1.
-    (A success is not written here: the recorder's transaction that writes
-    its record deletes the event, core/store.c.)
-    A claim bumps `attempts` and names the attempt's invocation id (the
+    failed --redrive (REST, within the queue's caps)--> queued, a new chain from attempt 1.
+    A success has two writers, either of which ends the event: this actor,
+    which marks it `done` in its own commit when the REPLY comes, and the
+    recorder, whose transaction that writes the success's record deletes
+    the event (core/store.c). Neither alone is enough: the record can be
+    dropped (the gateway hands it over without blocking and drops it when
+    the recorder's queue is full; the recorder drops a batch it cannot
+    write), and a kill -9 can come between the record's commit and ours.
+    A `done` event is kept (out of the caps, not run again) only so that
+    GET of its attempt still answers until the record lands; the sweep
+    deletes it DONE_KEEP_MS later, and start-up deletes every one.
+    A claim bumps `attempts`, names the attempt's invocation id (the
     first attempt's is the id the 202 gave; later ones are new, linked to
-    it as parent_invocation_id) in one committed write before the INVOKE
-    leaves. Backoff before retry n (n from 1): --async-backoff-ms * 2^(n-1),
+    it as parent_invocation_id) and sets next_run_ms to the claim's time
+    (while running, that is what it holds) in one committed write before
+    the INVOKE leaves.
+
+    The dead-letter list is bounded: a function keeps its newest
+    --async-max-failed failed events; the transaction that fails one drops
+    the oldest past that (logged). The 202 is public, so without this
+    anyone could fill the disk with failing calls of 256 KiB. Backoff before retry n (n from 1): --async-backoff-ms * 2^(n-1),
     at most 15 minutes. Events of a disabled function stay queued until it
     is active again; deleting a function deletes its events and schedules.
 
@@ -34,17 +49,29 @@
     Crash safety (kill -9 at any point):
     - An event is on disk before its 202; nothing is kept only in memory.
     - A successful attempt's record and the event's deletion are one
-      transaction (the recorder's, core/store.c), so a success that was
-      recorded never runs again.
+      transaction (the recorder's, core/store.c), and its REPLY marks the
+      event `done` in ours: once either writer has the success, it never
+      runs again.
     - At start-up every event still `running` was in flight when the
       server died. If its attempt's record is there, that outcome is taken
-      as it stands (an error: retry or fail as usual). If not, the attempt
-      was lost: it is recorded as an error ("the server stopped") and the
-      event is retried as a new attempt, or fails if that was its last. So
-      a lost attempt is at-least-once (its function may have run, its result
-      not reached the disk), and nothing runs again after a recorded success.
+      as it stands (success: ended; error: retry or fail as usual). If
+      not, neither writer heard how it ended: it is recorded as an error
+      ("the server stopped before it ended; it may not have run": a kill
+      -9 between our claim's commit and the INVOKE's send leaves the same
+      trace as one mid-run, and nothing durable tells them apart) and the
+      event is retried as a new attempt, or fails if that was its last.
+      Such an attempt is counted against max_retries even though it may
+      not have run: otherwise a function that takes the server down with
+      it would be retried for ever.
+      So delivery is at-least-once only for an attempt whose outcome
+      reached neither writer (its function may have run, its result not
+      reached the disk); nothing runs again after a success either heard.
     - The same holds for an attempt whose REPLY does not come by its
-      deadline (the gateway answers first; this is for a lost gateway).
+      deadline (the gateway answers first; this is for a lost gateway),
+      and, at run time, for an event still `running` with no attempt in
+      flight in this process past its function's deadline plus
+      SWEEP_MARGIN_MS (a write of ours that failed): every SWEEP_MS the
+      sweep treats it as start-up recovery does.
 
     Schedules: every tick (100 ms) the due ones (next_run_ms <= now) each
     queue one event with source `schedule` and get their next firing after
@@ -75,6 +102,9 @@
 #define BUSY_RETRY_MS       1000            //  An attempt refused for capacity (429/503) waits this long
 #define BACKOFF_MAX_MS      (15 * 60 * 1000)
 #define SCHEDULES_PER_TICK  100             //  Due schedules fired per tick at most
+#define SWEEP_MS            5000            //  Look for stranded running events and old done ones this often
+#define SWEEP_MARGIN_MS     10000           //  Past an attempt's deadline before the sweep takes it
+#define DONE_KEEP_MS        60000           //  A done event waits this long for its record
 
 //  An attempt in flight, keyed by its invocation id (also the INVOKE's request id)
 typedef struct {
@@ -93,6 +123,8 @@ typedef struct {
     long concurrency;               //  Attempts in flight at most
     long backoff_ms;                //  Delay before the first retry
     long clock_scale;               //  Tests only: rates run this much faster
+    long max_failed;                //  Failed events kept per function
+    int64_t next_sweep;             //  Monotonic ms of the next sweep
     bool terminated;                //  Did caller ask us to quit?
 } self_t;
 
@@ -121,8 +153,36 @@ s_backoff_ms (self_t *self, int attempt)
 //  Outcomes (each one committed write)
 
 //  The attempt failed (error, timeout, lost): retry, or the dead-letter list
+//  A failed event joins its function's dead-letter list, which keeps the
+//  newest max_failed: the oldest past that go in the same transaction
+static int
+s_event_fail (self_t *self, const char *function_id, const char *event_id, int attempt, const char *error)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_begin (self->store))
+        return -1;
+    int rc = store_exec (self->store,
+        "UPDATE async_events SET status = 'failed', error = ?, failed_at = ?, updated_at = ?"
+        " WHERE id = ? AND status = 'running'", "ssss", error, now, now, event_id);
+    int dropped = rc < 0 ? -1 : store_exec (self->store,
+        "DELETE FROM async_events WHERE id IN (SELECT id FROM async_events"
+        " WHERE function_id = ? AND status = 'failed' ORDER BY failed_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+        "sI", function_id, (int64_t) self->max_failed);
+    if (dropped < 0 || store_commit (self->store)) {
+        store_rollback (self->store);
+        return -1;
+    }
+    zsys_info ("events: event %s failed after %d attempts: %s", event_id, attempt, error);
+    if (dropped > 0)
+        zsys_warning ("events: function %s has more than %ld failed events; dropped the %d oldest",
+                      function_id, self->max_failed, dropped);
+    return 0;
+}
+
 static void
-s_attempt_failed (self_t *self, const char *event_id, int attempt, int max_retries, const char *error)
+s_attempt_failed (self_t *self, const char *function_id, const char *event_id, int attempt, int max_retries,
+                  const char *error)
 {
     char now [UTIL_TIME_SIZE];
     util_now_iso (now);
@@ -132,14 +192,26 @@ s_attempt_failed (self_t *self, const char *event_id, int attempt, int max_retri
             "UPDATE async_events SET status = 'queued', next_run_ms = ?, error = ?, updated_at = ?"
             " WHERE id = ? AND status = 'running'",
             "Isss", asyncq_now_ms () + s_backoff_ms (self, attempt), error, now, event_id);
-    else {
-        rc = store_exec (self->store,
-            "UPDATE async_events SET status = 'failed', error = ?, failed_at = ?, updated_at = ?"
-            " WHERE id = ? AND status = 'running'", "ssss", error, now, now, event_id);
-        zsys_info ("events: event %s failed after %d attempts: %s", event_id, attempt, error);
-    }
+    else
+        rc = s_event_fail (self, function_id, event_id, attempt, error);
     if (rc < 0)
         zsys_error ("events: could not record the failed attempt of event %s", event_id);
+}
+
+//  The attempt succeeded: over, whether or not the recorder's write of its
+//  record (which deletes the event) comes. Only the attempt this REPLY is
+//  for, and only while running: after the recorder's delete, nothing.
+static void
+s_attempt_succeeded (self_t *self, const char *event_id, const char *invocation_id)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_exec (self->store,
+            "UPDATE async_events SET status = 'done', next_run_ms = ?, updated_at = ?"
+            " WHERE id = ? AND status = 'running' AND current_invocation_id = ?",
+            "Isss", asyncq_now_ms (), now, event_id, invocation_id) < 0)
+        zsys_error ("events: could not end event %s (its success is recorded by the recorder, or swept)",
+                    event_id);
 }
 
 //  The attempt never ran (capacity, disabled meanwhile): back to the queue, not counted
@@ -162,51 +234,102 @@ s_event_end (self_t *self, const char *event_id)
 }
 
 //  --------------------------------------------------------------------------
-//  Recovery at start-up: events that were running when the server stopped
+//  Recovery: events `running` with no attempt in flight here (at start-up,
+//  all of them; at run time, the sweep's)
+
+#define RECOVER_SELECT \
+    "SELECT e.id, e.function_id, e.attempts, e.first_invocation_id, e.current_invocation_id, e.body," \
+    "       e.source, e.next_run_ms AS claimed_ms, f.max_retries, f.active_version, f.timeout_seconds," \
+    "       i.status AS outcome, i.error AS outcome_error" \
+    "  FROM async_events e JOIN functions f ON f.id = e.function_id" \
+    "  LEFT JOIN invocations i ON i.id = e.current_invocation_id" \
+    " WHERE e.status = 'running'"
+
+#define LOST_ERROR "The server stopped before this attempt ended, or lost track of it: it may not have run." \
+                   " It is retried as a new attempt while retries are left"
+
+static void
+s_recover_row (self_t *self, cJSON *row)
+{
+    const char *event_id = cJSON_GetStringValue (cJSON_GetObjectItem (row, "id"));
+    const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (row, "function_id"));
+    const char *outcome = cJSON_GetStringValue (cJSON_GetObjectItem (row, "outcome"));
+    const char *current = cJSON_GetStringValue (cJSON_GetObjectItem (row, "current_invocation_id"));
+    const char *first = cJSON_GetStringValue (cJSON_GetObjectItem (row, "first_invocation_id"));
+    int attempt = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "attempts"));
+    int max_retries = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "max_retries"));
+    if (outcome && streq (outcome, "success")) {
+        s_event_end (self, event_id);
+        return;
+    }
+    const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (row, "outcome_error"));
+    if (!outcome) {
+        //  Neither writer heard its end: its record says so, then a new attempt
+        error = LOST_ERROR;
+        cJSON *parsed = cJSON_Parse (cJSON_GetStringValue (cJSON_GetObjectItem (row, "body")) ?: "{}");
+        cJSON *input = parsed ? cJSON_GetObjectItemCaseSensitive (parsed, "input") : NULL;
+        char *input_text = input ? cJSON_PrintUnformatted (input) : strdup ("{}");
+        store_invocation_t record = {
+            .id = current, .function_id = function_id,
+            .input = input_text, .status = "error", .error = error, .output = error,
+            .source = cJSON_GetStringValue (cJSON_GetObjectItem (row, "source")),
+            .version = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "active_version")),
+            .attempt = attempt, .parent_invocation_id = current && first && strneq (current, first) ? first : NULL
+        };
+        if (current && store_invocations_insert (self->store, &record, 1) < 0)
+            zsys_error ("events: could not record the lost attempt %s", current);
+        free (input_text);
+        cJSON_Delete (parsed);
+    }
+    zsys_info ("events: event %s was running with no attempt in flight (attempt %d)", event_id, attempt);
+    s_attempt_failed (self, function_id, event_id, attempt, max_retries, error ? error : "The function failed");
+}
 
 static void
 s_recover (self_t *self)
 {
-    cJSON *rows = store_query (self->store,
-        "SELECT e.id, e.function_id, e.attempts, e.first_invocation_id, e.current_invocation_id, e.body,"
-        "       e.source, f.max_retries, f.active_version,"
-        "       i.status AS outcome, i.error AS outcome_error"
-        "  FROM async_events e JOIN functions f ON f.id = e.function_id"
-        "  LEFT JOIN invocations i ON i.id = e.current_invocation_id"
-        " WHERE e.status = 'running'", "");
+    //  A done event's success was heard; the record it waited for went with the process
+    if (store_exec (self->store, "DELETE FROM async_events WHERE status = 'done'", "") < 0)
+        zsys_error ("events: could not clear the ended events");
+    cJSON *rows = store_query (self->store, RECOVER_SELECT, "");
+    cJSON *row;
+    cJSON_ArrayForEach (row, rows)
+        s_recover_row (self, row);
+    cJSON_Delete (rows);
+}
+
+//  The deadline of an attempt of a function with this timeout, from its send
+static int64_t
+s_attempt_deadline_ms (double timeout_seconds)
+{
+    int64_t timeout_ms = isnan (timeout_seconds) || timeout_seconds < 1 ? 30000 : (int64_t) timeout_seconds * 1000;
+    return deadlines_job_ms (timeout_ms) + GATEWAY_MARGIN_MS;
+}
+
+//  At run time: done events whose record never came, and running events
+//  with no attempt in flight here, past their deadline (a write of ours
+//  failed): as at start-up
+static void
+s_sweep (self_t *self)
+{
+    int64_t now_ms = asyncq_now_ms ();
+    if (store_exec (self->store, "DELETE FROM async_events WHERE status = 'done' AND next_run_ms < ?",
+                    "I", now_ms - DONE_KEEP_MS) < 0)
+        zsys_error ("events: could not clear the ended events");
+    cJSON *rows = store_query (self->store, RECOVER_SELECT, "");
     cJSON *row;
     cJSON_ArrayForEach (row, rows) {
-        const char *event_id = cJSON_GetStringValue (cJSON_GetObjectItem (row, "id"));
-        const char *outcome = cJSON_GetStringValue (cJSON_GetObjectItem (row, "outcome"));
         const char *current = cJSON_GetStringValue (cJSON_GetObjectItem (row, "current_invocation_id"));
-        const char *first = cJSON_GetStringValue (cJSON_GetObjectItem (row, "first_invocation_id"));
-        int attempt = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "attempts"));
-        int max_retries = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "max_retries"));
-        if (outcome && streq (outcome, "success")) {
-            s_event_end (self, event_id);
+        if (current && zhashx_lookup (self->flights, current))
             continue;
-        }
-        const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (row, "outcome_error"));
-        if (!outcome) {
-            //  Lost with the server: its record says so, then a new attempt
-            error = "The server stopped while this attempt ran; it is retried as a new attempt";
-            cJSON *parsed = cJSON_Parse (cJSON_GetStringValue (cJSON_GetObjectItem (row, "body")) ?: "{}");
-            cJSON *input = parsed ? cJSON_GetObjectItemCaseSensitive (parsed, "input") : NULL;
-            char *input_text = input ? cJSON_PrintUnformatted (input) : strdup ("{}");
-            store_invocation_t record = {
-                .id = current, .function_id = cJSON_GetStringValue (cJSON_GetObjectItem (row, "function_id")),
-                .input = input_text, .status = "error", .error = error, .output = error,
-                .source = cJSON_GetStringValue (cJSON_GetObjectItem (row, "source")),
-                .version = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "active_version")),
-                .attempt = attempt, .parent_invocation_id = current && first && strneq (current, first) ? first : NULL
-            };
-            if (current && store_invocations_insert (self->store, &record, 1) < 0)
-                zsys_error ("events: could not record the lost attempt %s", current);
-            free (input_text);
-            cJSON_Delete (parsed);
-        }
-        zsys_info ("events: event %s was running when the server stopped (attempt %d)", event_id, attempt);
-        s_attempt_failed (self, event_id, attempt, max_retries, error ? error : "The function failed");
+        double claimed = cJSON_GetNumberValue (cJSON_GetObjectItem (row, "claimed_ms"));
+        double timeout_seconds = cJSON_GetNumberValue (cJSON_GetObjectItem (row, "timeout_seconds"));
+        if (!isnan (claimed)
+        &&  now_ms < (int64_t) claimed + s_attempt_deadline_ms (timeout_seconds) + SWEEP_MARGIN_MS)
+            continue;
+        zsys_warning ("events: event %s is running with no attempt in flight past its deadline",
+                      cJSON_GetStringValue (cJSON_GetObjectItem (row, "id")));
+        s_recover_row (self, row);
     }
     cJSON_Delete (rows);
 }
@@ -318,8 +441,9 @@ s_dispatch (self_t *self)
         cJSON_AddStringToObject (row, "invocation_id", invocation_id);
         cJSON_AddNumberToObject (row, "attempt", attempt);
         if (store_exec (self->store,
-                "UPDATE async_events SET status = 'running', attempts = ?, current_invocation_id = ?, updated_at = ?"
-                " WHERE id = ? AND status = 'queued'", "isss", attempt, invocation_id, now,
+                "UPDATE async_events SET status = 'running', attempts = ?, current_invocation_id = ?,"
+                " next_run_ms = ?, updated_at = ? WHERE id = ? AND status = 'queued'",
+                "isIss", attempt, invocation_id, now_ms, now,
                 cJSON_GetStringValue (cJSON_GetObjectItem (row, "id"))) != 1) {
             store_rollback (self->store);
             cJSON_Delete (rows);
@@ -365,8 +489,7 @@ s_dispatch (self_t *self)
         flight->function_id = strdup (function_id);
         flight->attempt = attempt;
         flight->max_retries = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "max_retries"));
-        int64_t timeout_ms = isnan (timeout_seconds) || timeout_seconds < 1 ? 30000 : (int64_t) timeout_seconds * 1000;
-        flight->deadline = zclock_mono () + deadlines_job_ms (timeout_ms) + GATEWAY_MARGIN_MS;
+        flight->deadline = zclock_mono () + s_attempt_deadline_ms (timeout_seconds);
         zhashx_insert (self->flights, invocation_id, flight);
     }
     cJSON_Delete (rows);
@@ -390,16 +513,13 @@ s_handle_reply (self_t *self, msg_t *msg)
     cJSON *reply = util_json_parse ((const char *) body, size);
     const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (reply, "error"));
     const char *detail = cJSON_GetStringValue (cJSON_GetObjectItem (reply, "detail"));
-    if (status == 200 && cJSON_IsTrue (cJSON_GetObjectItem (reply, "success"))) {
-        //  Nothing to write: the recorder deletes the event in the transaction
-        //  that writes this success. Until then it stays `running` (never
-        //  claimed again); should the server die before, no success is on
-        //  record and the attempt is retried (at-least-once for a lost one)
-    }
+    if (status == 200 && cJSON_IsTrue (cJSON_GetObjectItem (reply, "success")))
+        //  Ours to end too: the recorder's delete may never come
+        s_attempt_succeeded (self, flight->event_id, invocation_id);
     else
     if (status == 200 || status == 504)
         //  Ran and failed (error, timeout), or lost on the way: recorded, counted
-        s_attempt_failed (self, flight->event_id, flight->attempt, flight->max_retries,
+        s_attempt_failed (self, flight->function_id, flight->event_id, flight->attempt, flight->max_retries,
                           error ? error : detail ? detail : "The function failed");
     else
     if (status == 429 || status == 503)
@@ -411,7 +531,7 @@ s_handle_reply (self_t *self, msg_t *msg)
     else {
         //  Refused for good (a body the gateway would not take): no retry helps
         char *text = zsys_sprintf ("The call was refused (%d): %s", status, detail ? detail : "bad request");
-        s_attempt_failed (self, flight->event_id, flight->attempt, 0, text);
+        s_attempt_failed (self, flight->function_id, flight->event_id, flight->attempt, 0, text);
         zstr_free (&text);
     }
     cJSON_Delete (reply);
@@ -432,7 +552,7 @@ s_expire_flights (self_t *self)
     for (char *id = (char *) zlistx_first (expired); id; id = (char *) zlistx_next (expired)) {
         flight_t *flight = (flight_t *) zhashx_lookup (self->flights, id);
         zsys_warning ("events: no REPLY for attempt %s by its deadline; counted as lost", id);
-        s_attempt_failed (self, flight->event_id, flight->attempt, flight->max_retries,
+        s_attempt_failed (self, flight->function_id, flight->event_id, flight->attempt, flight->max_retries,
                           "The attempt got no answer in time: the platform lost track of it");
         zhashx_delete (self->flights, id);
     }
@@ -443,6 +563,10 @@ static void
 s_tick (self_t *self)
 {
     s_expire_flights (self);
+    if (zclock_mono () >= self->next_sweep) {
+        s_sweep (self);
+        self->next_sweep = zclock_mono () + SWEEP_MS;
+    }
     s_fire_schedules (self);
     s_dispatch (self);
 }
@@ -484,6 +608,12 @@ s_self_handle_pipe (self_t *self)
         zstr_send (self->pipe, "OK");
     }
     else
+    if (streq (command, "SWEEP")) {
+        //  Tests: the sweep now, not in SWEEP_MS
+        s_sweep (self);
+        zstr_send (self->pipe, "OK");
+    }
+    else
         zsys_warning ("events: invalid pipe command '%s'", command);
     zstr_free (&command);
 }
@@ -499,6 +629,8 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->concurrency = args->config->async_concurrency > 0 ? args->config->async_concurrency : 4;
     self->backoff_ms = args->config->async_backoff_ms > 0 ? args->config->async_backoff_ms : 1000;
     self->clock_scale = args->config->test_clock_scale > 1 ? args->config->test_clock_scale : 1;
+    self->max_failed = args->config->async_max_failed > 0 ? args->config->async_max_failed : 1000;
+    self->next_sweep = zclock_mono () + SWEEP_MS;
     self->flights = zhashx_new ();
     zhashx_set_destructor (self->flights, s_flight_destroy);
     self->store = store_open (args->config->data_dir);
@@ -619,10 +751,10 @@ events_test (bool verbose)
     char data_dir [] = "/tmp/clowdy-events-test-XXXXXX";
     assert (mkdtemp (data_dir));
     char *argv [] = { "clowdy", "--data-dir", data_dir, "--async-backoff-ms", "1", "--async-concurrency", "2",
-                      NULL };
+                      "--async-max-failed", "2", NULL };
     config_t config;
     char error [256];
-    assert (config_parse (&config, 7, argv, error, sizeof error) == 0);
+    assert (config_parse (&config, 9, argv, error, sizeof error) == 0);
     store_t *store = store_open (data_dir);
     assert (store);
     s_seed_function (store, "aaaaaaaaaaaa", 2);
@@ -642,8 +774,10 @@ events_test (bool verbose)
     assert (events);
     //  The lost attempt was recorded as an error; with no retries left, it failed
     assert (streq (s_event_status (store, lost), "failed"));
-    cJSON *record = store_query_row (store, "SELECT status, attempt FROM invocations WHERE id = ?", "s", lost);
+    cJSON *record = store_query_row (store, "SELECT status, error, attempt FROM invocations WHERE id = ?", "s", lost);
     assert (record && streq (cJSON_GetStringValue (cJSON_GetObjectItem (record, "status")), "error"));
+    //  Nothing tells a lost attempt from one never sent: the record says it may not have run
+    assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (record, "error")), "may not have run"));
     cJSON_Delete (record);
 
     //  Fails twice, then succeeds: attempts 1, 2, 3, linked to the first
@@ -658,11 +792,15 @@ events_test (bool verbose)
     assert (streq (attempt, "2"));
     s_answer (gateway, 200, "{\"success\":true,\"output\":1}", attempt, parent);
     assert (streq (attempt, "3") && streq (parent, first));
-    //  Running until its success is recorded: the recorder's write ends it
+    //  Its success REPLY ends it, though the recorder's record of it may never come
+    assert (s_wait_status (store, first, "done"));
     zstr_send (events, "TICK");
     char *ok = zstr_recv (events);
     zstr_free (&ok);
-    assert (streq (s_event_status (store, first), "running"));
+    zsock_set_rcvtimeo (gateway, 300);
+    assert (msg_recv (gateway, true) == NULL);                                  //  not run again
+    zsock_set_rcvtimeo (gateway, 5000);
+    //  The recorder's write, when it comes, deletes it (idempotent with ours)
     cJSON *event = store_query_row (store, "SELECT id, current_invocation_id FROM async_events"
                                     " WHERE first_invocation_id = ?", "s", first);
     store_invocation_t success = {
@@ -686,6 +824,43 @@ events_test (bool verbose)
     zstr_free (&ok);
     zsock_set_rcvtimeo (gateway, 300);
     assert (msg_recv (gateway, true) == NULL);                                  //  no fourth attempt
+
+    //  The dead-letter list keeps a function's newest --async-max-failed (2):
+    //  the lost event failed first, so a third failure drops it
+    char second [UTIL_ID_SIZE], third [UTIL_ID_SIZE];
+    zsock_set_rcvtimeo (gateway, 5000);
+    assert (asyncq_enqueue (store, "bbbbbbbbbbbb", "{}", 2, "async", NULL, second, detail, sizeof detail) == 202);
+    s_answer (gateway, 200, "{\"success\":false,\"error\":\"boom\"}", NULL, NULL);
+    assert (s_wait_status (store, second, "failed"));
+    assert (streq (s_event_status (store, lost), "failed"));
+    assert (asyncq_enqueue (store, "bbbbbbbbbbbb", "{}", 2, "async", NULL, third, detail, sizeof detail) == 202);
+    s_answer (gateway, 200, "{\"success\":false,\"error\":\"boom\"}", NULL, NULL);
+    assert (s_wait_status (store, third, "failed"));
+    assert (streq (s_event_status (store, lost), "gone"));
+    assert (streq (s_event_status (store, second), "failed"));
+
+    //  The sweep: a running event with no attempt in flight here, claimed
+    //  long ago (a write of ours failed), is recovered as at start-up
+    assert (asyncq_enqueue (store, "aaaaaaaaaaaa", "{}", 2, "async", NULL, first, detail, sizeof detail) == 202);
+    assert (store_exec (store, "UPDATE async_events SET status = 'running', attempts = 1, next_run_ms = 0,"
+                        " current_invocation_id = first_invocation_id WHERE first_invocation_id = ?",
+                        "s", first) == 1);
+    zstr_send (events, "SWEEP");
+    ok = zstr_recv (events);
+    zstr_free (&ok);
+    record = store_query_row (store, "SELECT status FROM invocations WHERE id = ?", "s", first);
+    assert (record && streq (cJSON_GetStringValue (cJSON_GetObjectItem (record, "status")), "error"));
+    cJSON_Delete (record);
+    s_answer (gateway, 200, "{\"success\":true}", attempt, NULL);             //  retried as attempt 2
+    assert (streq (attempt, "2"));
+    assert (s_wait_status (store, first, "done"));
+    //  A done event whose record never came is cleared by the sweep later
+    assert (store_exec (store, "UPDATE async_events SET next_run_ms = 0 WHERE first_invocation_id = ?",
+                        "s", first) == 1);
+    zstr_send (events, "SWEEP");
+    ok = zstr_recv (events);
+    zstr_free (&ok);
+    assert (streq (s_event_status (store, first), "gone"));
 
     //  A due schedule queues one event, however many firings it missed
     assert (store_exec (store, "INSERT INTO schedules (id, function_id, expression, next_run_ms, created_at)"

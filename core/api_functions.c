@@ -376,13 +376,14 @@ api_invocations_list (api_call_t *call)
 }
 
 //  An async attempt not ended yet has no record: what its event says
-//  instead, with status "queued" or "running" (actors/events.c)
+//  instead, with status "queued" or "running" (also for a `done` event,
+//  whose success's record is on its way; actors/events.c)
 static cJSON *
 s_pending_attempt (api_call_t *call, const char *function_id, const char *invocation_id)
 {
     cJSON *event = store_query_row (call->store,
         "SELECT status, source, attempts, first_invocation_id, current_invocation_id, body, created_at"
-        "  FROM async_events WHERE function_id = ?1 AND status IN ('queued', 'running')"
+        "  FROM async_events WHERE function_id = ?1 AND status IN ('queued', 'running', 'done')"
         "   AND (first_invocation_id = ?2 OR current_invocation_id = ?2)", "ss", function_id, invocation_id);
     if (!event)
         return NULL;
@@ -390,6 +391,9 @@ s_pending_attempt (api_call_t *call, const char *function_id, const char *invoca
     const char *first = cJSON_GetStringValue (cJSON_GetObjectItem (event, "first_invocation_id"));
     int attempts = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (event, "attempts"));
     //  A queued event's next attempt is the one after those made
+    //  A done one succeeded and its record is on its way: still "running" here
+    if (streq (status, "done"))
+        status = "running";
     int attempt = streq (status, "running") ? attempts : attempts + 1;
     cJSON *record = cJSON_CreateObject ();
     cJSON_AddStringToObject (record, "id", invocation_id);

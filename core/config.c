@@ -88,6 +88,7 @@ static const opt_t s_options [] = {
     NUM (async_concurrency, "async-concurrency", "CLOWDY_ASYNC_CONCURRENCY", "4", 1, 1024, "async invocations running at once (kept apart so a flood of events cannot starve direct calls)"),
     NUM (async_max_queued, "async-max-queued", "CLOWDY_ASYNC_MAX_QUEUED", "10000", 1, 10000000, "async events waiting over all functions (past it: 503)"),
     NUM (async_max_per_function, "async-max-per-function", "CLOWDY_ASYNC_MAX_PER_FUNCTION", "1000", 1, 10000000, "async events waiting per function (past it: 429)"),
+    NUM (async_max_failed, "async-max-failed", "CLOWDY_ASYNC_MAX_FAILED", "1000", 1, 10000000, "failed async events kept per function (the oldest are dropped past it)"),
     NUM (async_backoff_ms, "async-backoff-ms", "CLOWDY_ASYNC_BACKOFF_MS", "1000", 1, 3600000, "delay before an async call's first retry; it doubles with each retry (at most 15 minutes)"),
     NUM (test_clock_scale, "test-clock-scale", "CLOWDY_TEST_CLOCK_SCALE", "1", 1, 86400, "FOR TESTS ONLY: schedule rates fire this many times faster (rate(1 minute) every second at 60)"),
     { NULL, NULL, OPT_STRING, 0, NULL, 0, 0, NULL }

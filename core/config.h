@@ -73,6 +73,7 @@ typedef struct {
     long async_concurrency;         //  Async events running at once (actors/events.c)
     long async_max_queued;          //  Async events waiting over all functions before 503
     long async_max_per_function;    //  Async events waiting per function before 429
+    long async_max_failed;          //  Failed async events kept per function (oldest dropped)
     long async_backoff_ms;          //  Delay before an async event's first retry; doubles each time
     long test_clock_scale;          //  Tests only: schedule rates run this many times faster
     bool help;                      //  --help was given
