@@ -96,6 +96,7 @@ static const s_route_t s_routes [] = {
     { "POST",   "/api/invoke/:id",                          api_invoke_async,       API_PUBLIC },
     { "GET",    "/api/functions/:id/failed-events",         api_failed_events_list, 0 },
     { "POST",   "/api/functions/:id/failed-events/:event_id/redrive", api_failed_event_redrive, 0 },
+    { "GET",    "/api/functions/:id/failed-events/:event_id", api_failed_event_get, 0 },
     { "DELETE", "/api/functions/:id/failed-events/:event_id", api_failed_event_delete, 0 },
     { "GET",    "/api/functions/:id/schedules",             api_schedules_list,     0 },
     { "POST",   "/api/functions/:id/schedules",             api_schedule_create,    0 },

@@ -150,6 +150,7 @@ int api_stats (api_call_t *call);                   //  api_stats.c
 
 int api_invoke_async (api_call_t *call);            //  api_events.c
 int api_failed_events_list (api_call_t *call);
+int api_failed_event_get (api_call_t *call);
 int api_failed_event_redrive (api_call_t *call);
 int api_failed_event_delete (api_call_t *call);
 int api_schedules_list (api_call_t *call);

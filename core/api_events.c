@@ -13,13 +13,22 @@
     - GET /api/functions/:id/failed-events: events whose last attempt
       failed, newest first, [{id, invocation_id (the first attempt's),
       last_invocation_id, input, error, attempts, source, created_at,
-      failed_at}]; ?limit= 1..500 (100).
+      failed_at}]; ?limit= 1..500 (100). The answer is bounded whatever
+      the bodies (up to 256 KiB each): an input or error longer than
+      FAILED_EVENTS_LIST_BYTES / limit / 4 characters is cut in SQL (so
+      the whole is never copied out) and named in list_truncated; a cut
+      input is then the start of its JSON text, as a string.
+      GET .../failed-events/:event_id: one, whole (input as JSON).
+      A function keeps its newest --async-max-failed (actors/events.c).
     - GET /api/functions/:id/invocations/:iid of an attempt not ended yet
       (no record) answers from its event, status "queued" or "running"
       (api_functions.c); the list shows records only.
     - POST .../failed-events/:event_id/redrive: the event goes back to the
       queue as a new chain of attempts (attempt 1 again, a new first
       invocation id): 202 {invocation_id, status: "queued", event_id}.
+      It counts against the queue's caps as a new call does (429/503
+      with a detail past them, core/asyncq.c), checked in the same
+      transaction, or redrives could fill the queue past them.
     - DELETE .../failed-events/:event_id: 204.
     - POST /api/functions/:id/schedules {expression}: 201 {id, function_id,
       expression, next_run_at, last_run_at, created_at, enabled}; an
@@ -37,6 +46,8 @@
 #define ASYNC_BODY_MAX          (256 * 1024)
 #define FAILED_EVENTS_DEFAULT   100
 #define FAILED_EVENTS_MAX       500
+#define FAILED_EVENTS_LIST_BYTES (4 * 1024 * 1024)
+#define FAILED_EVENTS_FIELD_MIN 256
 #define SCHEDULES_MAX           20
 
 static int
@@ -111,18 +122,65 @@ api_failed_events_list (api_call_t *call)
     }
     if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
+    long field = FAILED_EVENTS_LIST_BYTES / limit / 4;
+    if (field < FAILED_EVENTS_FIELD_MIN)
+        field = FAILED_EVENTS_FIELD_MIN;
+    //  A short body comes whole; a long one only as the start of its
+    //  input's JSON text (json_quote keeps an object's text as it is)
     cJSON *rows = store_query (call->store,
         "SELECT id, first_invocation_id AS invocation_id, current_invocation_id AS last_invocation_id,"
-        "       body, error, attempts, source, created_at, failed_at"
-        "  FROM async_events WHERE function_id = ? AND status = 'failed'"
-        " ORDER BY failed_at DESC, rowid DESC LIMIT ?", "si", function_id, (int) limit);
+        "       CASE WHEN length (body) > ?1 THEN NULL ELSE body END AS body,"
+        "       CASE WHEN length (body) > ?1"
+        "            THEN substr (json_quote (json_extract (body, '$.input')), 1, ?1) END AS input_head,"
+        "       substr (error, 1, ?1) AS error, length (error) > ?1 AS error_cut,"
+        "       attempts, source, created_at, failed_at"
+        "  FROM async_events WHERE function_id = ?2 AND status = 'failed'"
+        " ORDER BY failed_at DESC, rowid DESC LIMIT ?3", "isi", (int) field, function_id, (int) limit);
+    if (!rows)
+        return api_reply_store_error (call);
     cJSON *row;
     cJSON_ArrayForEach (row, rows) {
-        cJSON *input = s_input_of (cJSON_GetStringValue (cJSON_GetObjectItem (row, "body")));
+        cJSON *truncated = cJSON_CreateArray ();
+        const char *head = cJSON_GetStringValue (cJSON_GetObjectItem (row, "input_head"));
+        cJSON *input;
+        if (head) {
+            input = cJSON_CreateString (head);
+            cJSON_AddItemToArray (truncated, cJSON_CreateString ("input"));
+        }
+        else
+            input = s_input_of (cJSON_GetStringValue (cJSON_GetObjectItem (row, "body")));
+        cJSON *cut = cJSON_GetObjectItem (row, "error_cut");
+        if (cJSON_IsNumber (cut) && cut->valueint)
+            cJSON_AddItemToArray (truncated, cJSON_CreateString ("error"));
         cJSON_DeleteItemFromObject (row, "body");
+        cJSON_DeleteItemFromObject (row, "input_head");
+        cJSON_DeleteItemFromObject (row, "error_cut");
         cJSON_AddItemToObject (row, "input", input);
+        if (cJSON_GetArraySize (truncated))
+            cJSON_AddItemToObject (row, "list_truncated", truncated);
+        else
+            cJSON_Delete (truncated);
     }
     return api_reply (call, 200, rows);
+}
+
+int
+api_failed_event_get (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    const char *event_id = call->param [1];
+    if (!api_function_owned (call, function_id))
+        return api_reply_detail (call, 404, "Function not found");
+    cJSON *row = store_query_row (call->store,
+        "SELECT id, first_invocation_id AS invocation_id, current_invocation_id AS last_invocation_id,"
+        "       body, error, attempts, source, created_at, failed_at"
+        "  FROM async_events WHERE id = ? AND function_id = ? AND status = 'failed'", "ss", event_id, function_id);
+    if (!row)
+        return api_reply_detail (call, 404, "Failed event not found");
+    cJSON *input = s_input_of (cJSON_GetStringValue (cJSON_GetObjectItem (row, "body")));
+    cJSON_DeleteItemFromObject (row, "body");
+    cJSON_AddItemToObject (row, "input", input);
+    return api_reply (call, 200, row);
 }
 
 int
@@ -132,18 +190,34 @@ api_failed_event_redrive (api_call_t *call)
     const char *event_id = call->param [1];
     if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
-    char invocation_id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
+    char invocation_id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE], detail [256];
     util_new_id (invocation_id);
     util_now_iso (now);
+    //  The caps' count and the move back to the queue in one transaction
+    if (store_begin (call->store))
+        return api_reply_store_error (call);
+    cJSON *event = store_query_row (call->store,
+        "SELECT id FROM async_events WHERE id = ? AND function_id = ? AND status = 'failed'",
+        "ss", event_id, function_id);
+    cJSON_Delete (event);
+    if (!event) {
+        store_rollback (call->store);
+        return api_reply_detail (call, 404, "Failed event not found");
+    }
+    int status = asyncq_room (call->store, function_id, detail, sizeof detail);
+    if (status) {
+        store_rollback (call->store);
+        return api_reply_detail (call, status, "%s", detail);
+    }
     int rc = store_exec (call->store,
         "UPDATE async_events SET status = 'queued', attempts = 0, first_invocation_id = ?,"
         " current_invocation_id = NULL, next_run_ms = ?, error = NULL, failed_at = NULL, updated_at = ?"
         " WHERE id = ? AND function_id = ? AND status = 'failed'",
         "sIsss", invocation_id, asyncq_now_ms (), now, event_id, function_id);
-    if (rc < 0)
+    if (rc != 1 || store_commit (call->store)) {
+        store_rollback (call->store);
         return api_reply_store_error (call);
-    if (rc == 0)
-        return api_reply_detail (call, 404, "Failed event not found");
+    }
     cJSON *reply = cJSON_CreateObject ();
     cJSON_AddStringToObject (reply, "invocation_id", invocation_id);
     cJSON_AddStringToObject (reply, "status", "queued");
@@ -318,7 +392,24 @@ api_events_test (bool verbose)
     snprintf (event_id, sizeof event_id, "%s", api_test_str (event, "id"));
     cJSON_Delete (reply);
     cJSON_Delete (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL));
+    //  One, whole
+    snprintf (path, sizeof path, "/api/functions/%s/failed-events/%s", function_id, event_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (streq (api_test_str (reply, "id"), event_id) && api_test_num (cJSON_GetObjectItem (reply, "input"), "a") == 1);
+    cJSON_Delete (reply);
+    cJSON_Delete (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL));
+    snprintf (path, sizeof path, "/api/functions/%s/failed-events/000000000000", function_id);
+    api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 404, NULL), "Failed event not found");
+    //  Redrive is a new call to the caps: past the function's, 429 and the event stays failed
+    asyncq_set_limits (1, 10, 1);
+    snprintf (path, sizeof path, "/api/invoke/%s", function_id);
+    cJSON_Delete (api_test_request (api, "local", "POST", path, "async=1", "{}", 202, NULL));
     snprintf (path, sizeof path, "/api/functions/%s/failed-events/%s/redrive", function_id, event_id);
+    reply = api_test_request (api, "alice", "POST", path, NULL, NULL, 429, NULL);
+    assert (strstr (api_test_str (reply, "detail"), "limit"));
+    cJSON_Delete (reply);
+    assert (store_exec (store, "DELETE FROM async_events WHERE status = 'queued'", "") == 1);
+    asyncq_set_limits (1000, 10000, 1);
     reply = api_test_request (api, "alice", "POST", path, NULL, NULL, 202, NULL);
     assert (util_is_id (api_test_str (reply, "invocation_id")));
     cJSON_Delete (reply);
@@ -328,6 +419,33 @@ api_events_test (bool verbose)
     cJSON_Delete (api_test_request (api, "bob", "DELETE", path, NULL, NULL, 404, NULL));
     cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 204, NULL));
     cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 404, NULL));
+
+    //  The list is bounded whatever the bodies: a long input comes cut (the
+    //  start of its JSON text) and named in list_truncated; GET one is whole
+    size_t big_size = 200 * 1024;
+    char *big = (char *) malloc (big_size + 64);
+    int len = snprintf (big, big_size + 64, "{\"input\": {\"s\": \"");
+    memset (big + len, 'x', big_size);
+    strcpy (big + len + big_size, "\"}}");
+    assert (store_exec (store, "INSERT INTO async_events (id, function_id, body, status, attempts,"
+                        " first_invocation_id, next_run_ms, error, created_at, updated_at, failed_at)"
+                        " VALUES ('dddddddddddd', ?, ?, 'failed', 1, 'eeeeeeeeeeee', 0, 'boom', 'now', 'now', 'now')",
+                        "ss", function_id, big) == 1);
+    free (big);
+    snprintf (path, sizeof path, "/api/functions/%s/failed-events", function_id);
+    reply = api_test_request (api, "alice", "GET", path, "limit=500", NULL, 200, NULL);
+    event = cJSON_GetArrayItem (reply, 0);
+    const char *head = api_test_str (event, "input");
+    assert (head && strncmp (head, "{\"s\":\"xxx", 9) == 0 && strlen (head) == FAILED_EVENTS_LIST_BYTES / 500 / 4);
+    cJSON *cut = cJSON_GetObjectItem (event, "list_truncated");
+    assert (cJSON_GetArraySize (cut) == 1 && streq (cJSON_GetStringValue (cJSON_GetArrayItem (cut, 0)), "input"));
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/functions/%s/failed-events/dddddddddddd", function_id);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (strlen (api_test_str (cJSON_GetObjectItem (reply, "input"), "s")) == big_size);
+    assert (!cJSON_GetObjectItem (reply, "list_truncated"));
+    cJSON_Delete (reply);
+    cJSON_Delete (api_test_request (api, "alice", "DELETE", path, NULL, NULL, 204, NULL));
 
     //  Schedules
     snprintf (path, sizeof path, "/api/functions/%s/schedules", function_id);

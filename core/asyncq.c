@@ -55,9 +55,7 @@ asyncq_iso (int64_t ms, char out [UTIL_TIME_SIZE])
 }
 
 int
-asyncq_insert (store_t *store, const char *function_id, const char *body, const char *source,
-               const char *schedule_id, int64_t run_at_ms, char invocation_id [UTIL_ID_SIZE],
-               char event_id [UTIL_ID_SIZE], char *detail, size_t detail_size)
+asyncq_room (store_t *store, const char *function_id, char *detail, size_t detail_size)
 {
     cJSON *row = store_query_row (store,
         "SELECT (SELECT count (*) FROM async_events WHERE function_id = ?1 AND status IN ('queued', 'running'))"
@@ -80,6 +78,17 @@ asyncq_insert (store_t *store, const char *function_id, const char *body, const 
         snprintf (detail, detail_size, "The async queue is full (%ld events waiting); retry later", s_max_total);
         return 503;
     }
+    return 0;
+}
+
+int
+asyncq_insert (store_t *store, const char *function_id, const char *body, const char *source,
+               const char *schedule_id, int64_t run_at_ms, char invocation_id [UTIL_ID_SIZE],
+               char event_id [UTIL_ID_SIZE], char *detail, size_t detail_size)
+{
+    int status = asyncq_room (store, function_id, detail, detail_size);
+    if (status)
+        return status;
     char id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
     util_new_id (id);
     util_new_id (invocation_id);

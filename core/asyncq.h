@@ -53,6 +53,13 @@ int
                    const char *schedule_id, int64_t run_at_ms, char invocation_id [UTIL_ID_SIZE],
                    char event_id [UTIL_ID_SIZE], char *detail, size_t detail_size);
 
+//  Is there room in the caps for one more event of function_id? 0, or
+//  429/503 (500 on a store error) with a sentence in detail. Call it in
+//  the IMMEDIATE transaction (store_begin) that then queues the event, as
+//  asyncq_insert does and a redrive must.
+int
+    asyncq_room (store_t *store, const char *function_id, char *detail, size_t detail_size);
+
 //  Unix time now, in ms
 int64_t
     asyncq_now_ms (void);
