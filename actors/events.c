@@ -82,8 +82,9 @@
 
     A queued or running attempt has no invocation record yet: its record
     is written when it ends; until then GET /api/functions/:id/invocations/
-    :iid answers from the event, with status "queued" or "running"
-    (core/api_functions.c), and the invocation list does not show it.
+    :iid answers from the event, with status "queued" or "running" (also
+    while `done` waits for its record; core/api_functions.c), and the
+    invocation list does not show it.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
