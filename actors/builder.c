@@ -26,7 +26,10 @@
     when out/ passes --layers-max-mb. A build that ends well is sealed
     (owned by root, read-only, no set-id bits or special files; see
     layers_seal) and renamed into layers/<key> in one step, so a worker
-    never mounts half a layer.
+    never mounts half a layer. Beside it go layers/<key>.tar, the layer
+    packed into one archive (core/layerpack.h), and layers/<key>.digest,
+    that archive's sha256: what actors/layerserver.c serves to workers on
+    other hosts, which check what they get against the digest.
 
     Index: --pip-index-url, --pip-extra-index-url, --pip-find-links (a URL
     or a host directory of wheels, mounted read-only at /opt/wheels). An
@@ -59,6 +62,7 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
+#include "core/layerpack.h"
 #include "core/layers.h"
 #include "core/store.h"
 #include "core/util.h"
@@ -209,6 +213,20 @@ s_layers_total (s_thread_t *self)
     "(SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL" \
     " UNION SELECT layer_active FROM projects WHERE layer_active IS NOT NULL)"
 
+//  The archive workers on other hosts fetch (layers/<key>.tar) and its
+//  digest (layers/<key>.digest), made when the layer was sealed
+static void
+s_archive_remove (s_thread_t *self, const char *hash)
+{
+    const char *suffixes [] = { "tar", "digest" };
+    for (int index = 0; index < 2; index++) {
+        char *path = zsys_sprintf ("%s/%s.%s", self->layers_dir, hash, suffixes [index]);
+        if (unlink (path) && errno != ENOENT)
+            zsys_warning ("builder: cannot remove %s: %s", path, strerror (errno));
+        zstr_free (&path);
+    }
+}
+
 //  The row goes first, and only if still unused in that same statement: a
 //  PUT that names the layer meanwhile either keeps it or, once the row is
 //  gone, queues it again. A directory that stays (its removal failed) is
@@ -224,6 +242,7 @@ s_layer_drop (s_thread_t *self, const char *hash)
     char *path = zsys_sprintf ("%s/%s", self->layers_dir, hash);
     if (layers_remove (path) == 0)
         zsys_info ("builder: removed unused layer %s", hash);
+    s_archive_remove (self, hash);
     zstr_free (&path);
 }
 
@@ -278,13 +297,19 @@ s_sweep_orphans (s_thread_t *self)
         return;
     struct dirent *entry;
     while ((entry = readdir (dir))) {
-        if (!layers_key_valid (entry->d_name))
+        //  <key>, <key>.tar or <key>.digest
+        char key [LAYERS_KEY_SIZE];
+        size_t length = strnlen (entry->d_name, LAYERS_KEY_SIZE - 1);
+        memcpy (key, entry->d_name, length);
+        key [length] = 0;
+        const char *suffix = entry->d_name + length;
+        if (!layers_key_valid (key) || (*suffix && strneq (suffix, ".tar") && strneq (suffix, ".digest")))
             continue;
         cJSON *row = store_query_row (self->store, "SELECT hash FROM layers WHERE hash = ? AND state = 'ready'",
-                                      "s", entry->d_name);
+                                      "s", key);
         if (!row) {
             char *path = zsys_sprintf ("%s/%s", self->layers_dir, entry->d_name);
-            zsys_info ("builder: removing layer dir %s, which no ready layer names", path);
+            zsys_info ("builder: removing %s, which no ready layer names", path);
             layers_remove (path);
             zstr_free (&path);
         }
@@ -507,13 +532,33 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
             rc = -1;
         }
     }
+    //  The archive that workers on other hosts fetch, and its digest: they
+    //  check what they receive against it (actors/layerserver.c)
+    char *archive = zsys_sprintf ("%s/layer.tar", dir);
+    char *digest_file = zsys_sprintf ("%s/layer.digest", dir);
+    char digest [LAYERPACK_DIGEST_SIZE];
     if (rc == 0) {
-        layers_remove (target);
-        if (rename (out, target)) {
-            s_log_line (log, &log_used, "\nBuild failed: cannot move the layer into place: %s\n", strerror (errno));
+        FILE *handle = NULL;
+        if (layerpack_pack (out, archive, digest) || !(handle = fopen (digest_file, "w"))
+        ||  fprintf (handle, "%s\n", digest) < 0 || fclose (handle)) {
+            s_log_line (log, &log_used, "\nBuild failed: cannot pack the layer for workers on other hosts.\n");
             rc = -1;
         }
     }
+    if (rc == 0) {
+        layers_remove (target);
+        s_archive_remove (self, hash);
+        char *archive_target = zsys_sprintf ("%s.tar", target);
+        char *digest_target = zsys_sprintf ("%s.digest", target);
+        if (rename (out, target) || rename (archive, archive_target) || rename (digest_file, digest_target)) {
+            s_log_line (log, &log_used, "\nBuild failed: cannot move the layer into place: %s\n", strerror (errno));
+            rc = -1;
+        }
+        zstr_free (&archive_target);
+        zstr_free (&digest_target);
+    }
+    zstr_free (&archive);
+    zstr_free (&digest_file);
     layers_remove (dir);
     if (self->terminated) {
         //  Not the build's fault: again at the next start
