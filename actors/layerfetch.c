@@ -26,7 +26,8 @@
     The cache: layers/<key> directories, their modification time the last
     use (the worker touches a layer when a cold start mounts it). Before a
     new one goes in, the least recently used ones that no environment or
-    waiting call uses go until the total fits in --layers-max-mb.
+    waiting call uses, and that were not used in the last minute (a cold
+    start may be mounting one), go until the total fits in --layers-max-mb.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
@@ -38,6 +39,8 @@
 #include "core/config.h"
 #include "core/layerpack.h"
 #include "core/layers.h"
+
+#define S_RECENT_S      60          //  a layer used this recently is not evicted
 
 typedef struct {
     zsock_t *pipe;                  //  Our pipe to the worker
@@ -205,7 +208,9 @@ s_evict (self_t *self, const char *hash, cJSON *keep, int64_t need)
         if (size < 0)
             continue;
         total += size;
-        if (s_kept (keep, entry->d_name))
+        //  One used in the last minute may be being mounted by a cold start
+        //  that came after keep was made
+        if (s_kept (keep, entry->d_name) || info.st_mtime > time (NULL) - S_RECENT_S)
             continue;
         if (count == capacity) {
             capacity *= 2;
@@ -432,6 +437,13 @@ layerfetch_test (bool verbose)
     assert (zsys_file_exists (path));
     char *second_path = zsys_sprintf ("%s/layers/%s", worker_dir, second);
     assert (layers_remove (second_path) == 0);
+    fetched = s_test_fetch (fetcher, second, "[]");
+    assert (streq (fetched, ""));               //  first was used just now: kept
+    zstr_free (&fetched);
+    assert (zsys_file_exists (path));
+    assert (layers_remove (second_path) == 0);
+    struct timespec long_ago [2] = { { .tv_sec = 1000000000 }, { .tv_sec = 1000000000 } };
+    assert (utimensat (AT_FDCWD, path, long_ago, 0) == 0);
     fetched = s_test_fetch (fetcher, second, "[]");
     assert (streq (fetched, ""));
     zstr_free (&fetched);
