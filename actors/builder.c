@@ -102,6 +102,7 @@ typedef struct {
     int host_ports [SANDBOX_MAX_HOST_PORTS];    //  host loopback ports the build may reach
     int64_t next_sweep;             //  zclock_mono () of the next sweep
     int serial;                     //  numbers build dirs
+    bool archives_checked;          //  Layers sealed before layers travelled were packed
     bool terminated;                //  $TERM came during a build
 } s_thread_t;
 
@@ -264,6 +265,58 @@ s_make_room (s_thread_t *self, int64_t need)
     }
     cJSON_Delete (unused);
     return s_layers_total (self) + need <= cap;
+}
+
+//  Pack one ready layer into layers/<key>.tar and its digest into
+//  <key>.digest (a layer sealed before layers travelled has neither); the
+//  archive is made under .build and renamed into place, digest last, so the
+//  layer server never sends half an archive. 0 or -1.
+static int
+s_archive_make (s_thread_t *self, const char *hash)
+{
+    char *layer = zsys_sprintf ("%s/%s", self->layers_dir, hash);
+    char *archive = zsys_sprintf ("%s/%s.tar", self->build_dir, hash);
+    char *digest_file = zsys_sprintf ("%s/%s.digest", self->build_dir, hash);
+    char *archive_target = zsys_sprintf ("%s/%s.tar", self->layers_dir, hash);
+    char *digest_target = zsys_sprintf ("%s/%s.digest", self->layers_dir, hash);
+    char digest [LAYERPACK_DIGEST_SIZE];
+    FILE *handle = NULL;
+    int rc = layerpack_pack (layer, archive, digest) || !(handle = fopen (digest_file, "w"))
+          || fprintf (handle, "%s\n", digest) < 0? -1: 0;
+    if (handle && fclose (handle))
+        rc = -1;
+    if (rc == 0 && (rename (archive, archive_target) || rename (digest_file, digest_target)))
+        rc = -1;
+    unlink (archive);
+    unlink (digest_file);
+    if (rc == 0)
+        zsys_info ("builder: packed layer %s for workers on other hosts", hash);
+    zstr_free (&layer);
+    zstr_free (&archive);
+    zstr_free (&digest_file);
+    zstr_free (&archive_target);
+    zstr_free (&digest_target);
+    return rc;
+}
+
+//  Ready layers sealed before layers travelled get their archive
+static void
+s_archive_missing (s_thread_t *self)
+{
+    cJSON *ready = store_query (self->store, "SELECT hash FROM layers WHERE state = 'ready'", NULL);
+    cJSON *row;
+    cJSON_ArrayForEach (row, ready) {
+        const char *hash = cJSON_GetStringValue (cJSON_GetObjectItem (row, "hash"));
+        if (!layers_key_valid (hash))
+            continue;
+        char *layer = zsys_sprintf ("%s/%s", self->layers_dir, hash);
+        char *digest = zsys_sprintf ("%s/%s.digest", self->layers_dir, hash);
+        if (zsys_file_exists (layer) && !zsys_file_exists (digest) && s_archive_make (self, hash))
+            zsys_warning ("builder: cannot pack layer %s for workers on other hosts", hash);
+        zstr_free (&layer);
+        zstr_free (&digest);
+    }
+    cJSON_Delete (ready);
 }
 
 static void
@@ -600,6 +653,11 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
 static void
 s_scan (s_thread_t *self, cJSON *changed)
 {
+    if (!self->archives_checked) {
+        //  Once, after start-up (packing may take a while)
+        s_archive_missing (self);
+        self->archives_checked = true;
+    }
     if (zclock_mono () >= self->next_sweep) {
         s_sweep (self);
         self->next_sweep = zclock_mono () + S_SWEEP_MS;
@@ -913,6 +971,27 @@ builder_test (bool verbose)
             cJSON_Delete (left);
         }
         config_reset (&capped);
+    }
+
+    //  A ready layer sealed before layers travelled gets its archive
+    {
+        s_thread_t thread = { .config = &config, .store = store, .layers_dir = layers_dir };
+        thread.build_dir = zsys_sprintf ("%s/.build", layers_dir);
+        char old [LAYERS_KEY_SIZE];
+        layers_key ("old", old);
+        char *path = zsys_sprintf ("%s/%s/pkg", layers_dir, old);
+        assert (zsys_dir_create ("%s", path) == 0);
+        zstr_free (&path);
+        assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, size_bytes, created_at, updated_at)"
+                            " VALUES (?, 'old', 'ready', 1, 'x', 'x')", "s", old) == 1);
+        s_archive_missing (&thread);
+        path = zsys_sprintf ("%s/%s.tar", layers_dir, old);
+        assert (zsys_file_exists (path));
+        zstr_free (&path);
+        path = zsys_sprintf ("%s/%s.digest", layers_dir, old);
+        assert (zsys_file_exists (path));
+        zstr_free (&path);
+        zstr_free (&thread.build_dir);
     }
 
     store_destroy (&store);
