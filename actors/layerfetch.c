@@ -41,6 +41,14 @@
 #include "core/layers.h"
 
 #define S_RECENT_S      60          //  a layer used this recently is not evicted
+#define S_FLIGHTS       128         //  fetches in flight in one process at most (one per worker actor)
+
+//  The layers being fetched in this process: a --role worker process runs
+//  several worker actors, each with its fetch thread, and one fetch per
+//  layer is enough for all of them
+static pthread_mutex_t s_flight_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t s_flight_done = PTHREAD_COND_INITIALIZER;
+static char s_flights [S_FLIGHTS][LAYERS_KEY_SIZE];
 
 typedef struct {
     zsock_t *pipe;                  //  Our pipe to the worker
@@ -239,6 +247,54 @@ s_evict (self_t *self, const char *hash, cJSON *keep, int64_t need)
     free (cached);
 }
 
+//  Wait until no other thread of this process fetches hash, then claim
+//  it: the slot's index, or -1 if $TERM came meanwhile or all are taken
+static int
+s_flight_claim (self_t *self, const char *hash)
+{
+    pthread_mutex_lock (&s_flight_lock);
+    int slot = -1;
+    while (slot < 0 && !self->terminated) {
+        int free_slot = -1;
+        bool busy = false;
+        for (int index = 0; index < S_FLIGHTS; index++)
+            if (streq (s_flights [index], hash))
+                busy = true;
+            else
+            if (!*s_flights [index] && free_slot < 0)
+                free_slot = index;
+        if (!busy && free_slot >= 0) {
+            snprintf (s_flights [free_slot], LAYERS_KEY_SIZE, "%s", hash);
+            slot = free_slot;
+            break;
+        }
+        //  Another thread brings it (or, rarely, every slot is taken)
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait (&s_flight_done, &s_flight_lock, &until);
+        if (zsock_events (self->pipe) & ZMQ_POLLIN)
+            self->terminated = true;    //  The worker sends one LAYER_WANT at a time: $TERM
+    }
+    pthread_mutex_unlock (&s_flight_lock);
+    return slot;
+}
+
+static void
+s_flight_release (int slot)
+{
+    pthread_mutex_lock (&s_flight_lock);
+    s_flights [slot][0] = 0;
+    pthread_cond_broadcast (&s_flight_done);
+    pthread_mutex_unlock (&s_flight_lock);
+}
+
+static int s_fetch_claimed (self_t *self, const char *hash, cJSON *keep, char *error, size_t error_size);
+
 //  Bring layers/<hash> into place; 0, or -1 with the reason in error
 static int
 s_fetch (self_t *self, const char *hash, cJSON *keep, char *error, size_t error_size)
@@ -248,6 +304,19 @@ s_fetch (self_t *self, const char *hash, cJSON *keep, char *error, size_t error_
         snprintf (error, error_size, "'%.80s' is not a layer key", hash);
         return -1;
     }
+    int slot = s_flight_claim (self, hash);
+    if (slot < 0) {
+        snprintf (error, error_size, "the worker is stopping");
+        return -1;
+    }
+    int rc = s_fetch_claimed (self, hash, keep, error, error_size);
+    s_flight_release (slot);
+    return rc;
+}
+
+static int
+s_fetch_claimed (self_t *self, const char *hash, cJSON *keep, char *error, size_t error_size)
+{
     char *target = zsys_sprintf ("%s/%s", self->layers_dir, hash);
     struct stat info;
     if (lstat (target, &info) == 0 && S_ISDIR (info.st_mode)) {

@@ -8,6 +8,7 @@ the module.
 """
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -86,3 +87,22 @@ def test_a_changed_layer_is_refused_and_not_cached(hosts):
     fetch_dir = os.path.join(worker.data_dir, "layers", ".fetch-0")
     assert not os.path.isdir(fetch_dir) or os.listdir(fetch_dir) == []
     assert fetches(worker, key) == 0
+
+
+def test_calls_that_arrive_together_share_one_fetch(hosts):
+    control, worker = hosts
+    project_id = make_project(control)
+    ok(put_requirements(control, project_id, "clowdy-pkg==2.0\n"))
+    key = built(control, project_id)["active_hash"]
+    functions = [make_function(control, project_id, PKG_CODE) for _ in range(3)]
+    results = [None] * len(functions)
+
+    def call(index):
+        results[index] = invoke(control, functions[index])
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(functions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [output(r)["value"] for r in results] == [80, 80, 80], results
+    assert fetches(worker, key) == 1
