@@ -51,14 +51,15 @@ def test_layer_travels_to_the_worker_and_is_cached(hosts):
     ok(put_requirements(control, project_id, "clowdy-pkg==1.0\n"))
     key = built(control, project_id)["active_hash"]
     function_id = make_function(control, project_id, PKG_CODE)
-    assert output(invoke(control, function_id)) == {"version": "1.0", "value": 42,
-                                                    "file": "/opt/layer/clowdy_pkg/__init__.py"}
+    result = invoke(control, function_id)
+    assert result["success"], (result, worker.log()[-4000:])
+    assert result["output"] == {"version": "1.0", "value": 42, "file": "/opt/layer/clowdy_pkg/__init__.py"}
     # The worker's own data dir holds it now, sealed as the builder seals: root's, read-only
     layer = os.path.join(worker.data_dir, "layers", key)
     info = os.stat(os.path.join(layer, "clowdy_pkg", "__init__.py"))
     assert info.st_uid == 0 and not info.st_mode & 0o022
     assert os.path.isfile(os.path.join(layer, "clowdy_dep.py"))
-    assert fetches(worker, key) == 1
+    assert fetches(worker, key) == 1, worker.log()[-4000:]
     # Another function of the project: the cached layer, no second fetch
     second = make_function(control, project_id, PKG_CODE.replace("compute(2)", "compute(5)"))
     assert output(invoke(control, second))["value"] == 45
