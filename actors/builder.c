@@ -585,33 +585,21 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
             rc = -1;
         }
     }
-    //  The archive that workers on other hosts fetch, and its digest: they
-    //  check what they receive against it (actors/layerserver.c)
-    char *archive = zsys_sprintf ("%s/layer.tar", dir);
-    char *digest_file = zsys_sprintf ("%s/layer.digest", dir);
-    char digest [LAYERPACK_DIGEST_SIZE];
-    if (rc == 0) {
-        FILE *handle = NULL;
-        if (layerpack_pack (out, archive, digest) || !(handle = fopen (digest_file, "w"))
-        ||  fprintf (handle, "%s\n", digest) < 0 || fclose (handle)) {
-            s_log_line (log, &log_used, "\nBuild failed: cannot pack the layer for workers on other hosts.\n");
-            rc = -1;
-        }
-    }
     if (rc == 0) {
         layers_remove (target);
         s_archive_remove (self, hash);
-        char *archive_target = zsys_sprintf ("%s.tar", target);
-        char *digest_target = zsys_sprintf ("%s.digest", target);
-        if (rename (out, target) || rename (archive, archive_target) || rename (digest_file, digest_target)) {
+        if (rename (out, target)) {
             s_log_line (log, &log_used, "\nBuild failed: cannot move the layer into place: %s\n", strerror (errno));
             rc = -1;
         }
-        zstr_free (&archive_target);
-        zstr_free (&digest_target);
     }
-    zstr_free (&archive);
-    zstr_free (&digest_file);
+    //  The archive that workers on other hosts fetch, and its digest: they
+    //  check what they receive against it (actors/layerserver.c). The layer
+    //  is in place but no project uses it before the row says ready
+    if (rc == 0 && s_archive_make (self, hash)) {
+        s_log_line (log, &log_used, "\nBuild failed: cannot pack the layer for workers on other hosts.\n");
+        rc = -1;
+    }
     layers_remove (dir);
     if (self->terminated) {
         //  Not the build's fault: again at the next start
