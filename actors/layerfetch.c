@@ -91,7 +91,9 @@ s_transfer (self_t *self, const char *hash, const char *path, char digest [LAYER
         while (outstanding < LAYERSERVER_CREDIT && next_ask <= cap && (total < 0 || next_ask < total)) {
             if (msg_send_layer_fetch (sock, NULL, hash, next_ask, LAYERSERVER_CHUNK)) {
                 if (outstanding == 0)
-                    snprintf (error, error_size, "cannot ask the control host (%s)", zmq_strerror (zmq_errno ()));
+                    snprintf (error, error_size, "cannot reach the control host's layer server at %s (%s): "
+                              "CLOWDY_ENDPOINT_LAYERS names it", endpoints_get (self->endpoints, "layers"),
+                              zmq_strerror (zmq_errno ()));
                 break;
             }
             next_ask += LAYERSERVER_CHUNK;
@@ -520,8 +522,13 @@ layerfetch_test (bool verbose)
     zstr_free (&path);
     zstr_free (&second_path);
     zstr_free (&keep);
-    //  A control host that does not answer: a clear failure, not a hang
+    //  No layer server where the endpoint says: a clear failure, not a hang
     zactor_destroy (&server);
+    fetched = s_test_fetch (fetcher, missing, "[]");
+    if (verbose)
+        printf ("(%s) ", fetched);
+    assert (strstr (fetched, "CLOWDY_ENDPOINT_LAYERS"));
+    zstr_free (&fetched);
     layers_key ("nobody", missing);
     //  (the idle bound is long; the selftest checks the stop instead: $TERM
     //  during a fetch ends it at once)
