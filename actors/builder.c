@@ -26,7 +26,10 @@
     when out/ passes --layers-max-mb. A build that ends well is sealed
     (owned by root, read-only, no set-id bits or special files; see
     layers_seal) and renamed into layers/<key> in one step, so a worker
-    never mounts half a layer.
+    never mounts half a layer. Beside it go layers/<key>.tar, the layer
+    packed into one archive (core/layerpack.h), and layers/<key>.digest,
+    that archive's sha256: what actors/layerserver.c serves to workers on
+    other hosts, which check what they get against the digest.
 
     Index: --pip-index-url, --pip-extra-index-url, --pip-find-links (a URL
     or a host directory of wheels, mounted read-only at /opt/wheels). An
@@ -59,6 +62,7 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
+#include "core/layerpack.h"
 #include "core/layers.h"
 #include "core/store.h"
 #include "core/util.h"
@@ -98,6 +102,7 @@ typedef struct {
     int host_ports [SANDBOX_MAX_HOST_PORTS];    //  host loopback ports the build may reach
     int64_t next_sweep;             //  zclock_mono () of the next sweep
     int serial;                     //  numbers build dirs
+    bool archives_checked;          //  Layers sealed before layers travelled were packed
     bool terminated;                //  $TERM came during a build
 } s_thread_t;
 
@@ -209,6 +214,20 @@ s_layers_total (s_thread_t *self)
     "(SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL" \
     " UNION SELECT layer_active FROM projects WHERE layer_active IS NOT NULL)"
 
+//  The archive workers on other hosts fetch (layers/<key>.tar) and its
+//  digest (layers/<key>.digest), made when the layer was sealed
+static void
+s_archive_remove (s_thread_t *self, const char *hash)
+{
+    const char *suffixes [] = { "tar", "digest" };
+    for (int index = 0; index < 2; index++) {
+        char *path = zsys_sprintf ("%s/%s.%s", self->layers_dir, hash, suffixes [index]);
+        if (unlink (path) && errno != ENOENT)
+            zsys_warning ("builder: cannot remove %s: %s", path, strerror (errno));
+        zstr_free (&path);
+    }
+}
+
 //  The row goes first, and only if still unused in that same statement: a
 //  PUT that names the layer meanwhile either keeps it or, once the row is
 //  gone, queues it again. A directory that stays (its removal failed) is
@@ -224,6 +243,7 @@ s_layer_drop (s_thread_t *self, const char *hash)
     char *path = zsys_sprintf ("%s/%s", self->layers_dir, hash);
     if (layers_remove (path) == 0)
         zsys_info ("builder: removed unused layer %s", hash);
+    s_archive_remove (self, hash);
     zstr_free (&path);
 }
 
@@ -245,6 +265,58 @@ s_make_room (s_thread_t *self, int64_t need)
     }
     cJSON_Delete (unused);
     return s_layers_total (self) + need <= cap;
+}
+
+//  Pack one ready layer into layers/<key>.tar and its digest into
+//  <key>.digest (a layer sealed before layers travelled has neither); the
+//  archive is made under .build and renamed into place, digest last, so the
+//  layer server never sends half an archive. 0 or -1.
+static int
+s_archive_make (s_thread_t *self, const char *hash)
+{
+    char *layer = zsys_sprintf ("%s/%s", self->layers_dir, hash);
+    char *archive = zsys_sprintf ("%s/%s.tar", self->build_dir, hash);
+    char *digest_file = zsys_sprintf ("%s/%s.digest", self->build_dir, hash);
+    char *archive_target = zsys_sprintf ("%s/%s.tar", self->layers_dir, hash);
+    char *digest_target = zsys_sprintf ("%s/%s.digest", self->layers_dir, hash);
+    char digest [LAYERPACK_DIGEST_SIZE];
+    FILE *handle = NULL;
+    int rc = layerpack_pack (layer, archive, digest) || !(handle = fopen (digest_file, "w"))
+          || fprintf (handle, "%s\n", digest) < 0? -1: 0;
+    if (handle && fclose (handle))
+        rc = -1;
+    if (rc == 0 && (rename (archive, archive_target) || rename (digest_file, digest_target)))
+        rc = -1;
+    unlink (archive);
+    unlink (digest_file);
+    if (rc == 0)
+        zsys_info ("builder: packed layer %s for workers on other hosts", hash);
+    zstr_free (&layer);
+    zstr_free (&archive);
+    zstr_free (&digest_file);
+    zstr_free (&archive_target);
+    zstr_free (&digest_target);
+    return rc;
+}
+
+//  Ready layers sealed before layers travelled get their archive
+static void
+s_archive_missing (s_thread_t *self)
+{
+    cJSON *ready = store_query (self->store, "SELECT hash FROM layers WHERE state = 'ready'", NULL);
+    cJSON *row;
+    cJSON_ArrayForEach (row, ready) {
+        const char *hash = cJSON_GetStringValue (cJSON_GetObjectItem (row, "hash"));
+        if (!layers_key_valid (hash))
+            continue;
+        char *layer = zsys_sprintf ("%s/%s", self->layers_dir, hash);
+        char *digest = zsys_sprintf ("%s/%s.digest", self->layers_dir, hash);
+        if (zsys_file_exists (layer) && !zsys_file_exists (digest) && s_archive_make (self, hash))
+            zsys_warning ("builder: cannot pack layer %s for workers on other hosts", hash);
+        zstr_free (&layer);
+        zstr_free (&digest);
+    }
+    cJSON_Delete (ready);
 }
 
 static void
@@ -278,13 +350,19 @@ s_sweep_orphans (s_thread_t *self)
         return;
     struct dirent *entry;
     while ((entry = readdir (dir))) {
-        if (!layers_key_valid (entry->d_name))
+        //  <key>, <key>.tar or <key>.digest
+        char key [LAYERS_KEY_SIZE];
+        size_t length = strnlen (entry->d_name, LAYERS_KEY_SIZE - 1);
+        memcpy (key, entry->d_name, length);
+        key [length] = 0;
+        const char *suffix = entry->d_name + length;
+        if (!layers_key_valid (key) || (*suffix && strneq (suffix, ".tar") && strneq (suffix, ".digest")))
             continue;
         cJSON *row = store_query_row (self->store, "SELECT hash FROM layers WHERE hash = ? AND state = 'ready'",
-                                      "s", entry->d_name);
+                                      "s", key);
         if (!row) {
             char *path = zsys_sprintf ("%s/%s", self->layers_dir, entry->d_name);
-            zsys_info ("builder: removing layer dir %s, which no ready layer names", path);
+            zsys_info ("builder: removing %s, which no ready layer names", path);
             layers_remove (path);
             zstr_free (&path);
         }
@@ -509,10 +587,18 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
     }
     if (rc == 0) {
         layers_remove (target);
+        s_archive_remove (self, hash);
         if (rename (out, target)) {
             s_log_line (log, &log_used, "\nBuild failed: cannot move the layer into place: %s\n", strerror (errno));
             rc = -1;
         }
+    }
+    //  The archive that workers on other hosts fetch, and its digest: they
+    //  check what they receive against it (actors/layerserver.c). The layer
+    //  is in place but no project uses it before the row says ready
+    if (rc == 0 && s_archive_make (self, hash)) {
+        s_log_line (log, &log_used, "\nBuild failed: cannot pack the layer for workers on other hosts.\n");
+        rc = -1;
     }
     layers_remove (dir);
     if (self->terminated) {
@@ -555,6 +641,11 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
 static void
 s_scan (s_thread_t *self, cJSON *changed)
 {
+    if (!self->archives_checked) {
+        //  Once, after start-up (packing may take a while)
+        s_archive_missing (self);
+        self->archives_checked = true;
+    }
     if (zclock_mono () >= self->next_sweep) {
         s_sweep (self);
         self->next_sweep = zclock_mono () + S_SWEEP_MS;
@@ -868,6 +959,27 @@ builder_test (bool verbose)
             cJSON_Delete (left);
         }
         config_reset (&capped);
+    }
+
+    //  A ready layer sealed before layers travelled gets its archive
+    {
+        s_thread_t thread = { .config = &config, .store = store, .layers_dir = layers_dir };
+        thread.build_dir = zsys_sprintf ("%s/.build", layers_dir);
+        char old [LAYERS_KEY_SIZE];
+        layers_key ("old", old);
+        char *path = zsys_sprintf ("%s/%s/pkg", layers_dir, old);
+        assert (zsys_dir_create ("%s", path) == 0);
+        zstr_free (&path);
+        assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, size_bytes, created_at, updated_at)"
+                            " VALUES (?, 'old', 'ready', 1, 'x', 'x')", "s", old) == 1);
+        s_archive_missing (&thread);
+        path = zsys_sprintf ("%s/%s.tar", layers_dir, old);
+        assert (zsys_file_exists (path));
+        zstr_free (&path);
+        path = zsys_sprintf ("%s/%s.digest", layers_dir, old);
+        assert (zsys_file_exists (path));
+        zstr_free (&path);
+        zstr_free (&thread.build_dir);
     }
 
     store_destroy (&store);

@@ -56,12 +56,14 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include "actors/layerfetch.h"
 #include "actors/worker.h"
 #include "broker/actor.h"
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
+#include "core/layers.h"
 #include "core/util.h"
 #include "runtime/proto.h"
 #include "runtime/sandbox.h"
@@ -100,7 +102,20 @@ typedef struct {
     int end_timer;                  //  zloop timer while waiting for a runner that ended itself, or -1
     int end_looks;                  //  Looks left before it is killed
     char *end_why;                  //  The reason the end was given, kept over the wait
+    char layer [LAYERS_KEY_SIZE];   //  The layer it mounts, or ""
 } wenv_t;
+
+//  A cold start waiting for its layer to arrive from the control host
+typedef struct {
+    char env_id [UTIL_ID_SIZE];     //  Its environment, to be
+    char *job_id;                   //  Its run
+    char layer [LAYERS_KEY_SIZE];   //  The layer it waits for
+    int memory_mb;                  //  As EXEC said
+    int timeout_ms;                 //  As EXEC said
+    cJSON *context;                 //  The function's context (owned)
+    cJSON *input;                   //  The input, a raw item (owned)
+    int64_t started_us;             //  When its EXEC came
+} waiting_t;
 
 typedef struct {
     const config_t *config;         //  Settings (read only)
@@ -131,6 +146,10 @@ typedef struct _self_t {
     bool draining;                  //  Leaving: runs what it has, takes nothing new
     bool terminating;               //  $TERM came while draining: end once drained
     int64_t drain_deadline;         //  Monotonic ms the drain ends by, whatever runs
+    zactor_t *fetcher;              //  Layer fetch thread (--role worker only), or NULL
+    zlistx_t *waiting;              //  waiting_t * cold starts whose layer is on its way
+    zlistx_t *wanted;               //  Layer keys to fetch after the one in flight (char *)
+    char *fetching;                 //  The layer key being fetched, or NULL
 } self_t;
 
 static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
@@ -841,6 +860,164 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  Layers that come from the control host (--role worker): one fetch at a
+//  time on the fetch thread (actors/layerfetch.c), one per layer however
+//  many calls wait for it, each call waiting at most LAYERFETCH_WAIT_MS
+
+static void s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, int timeout_ms,
+                          cJSON *context, cJSON *input, int64_t started_us);
+static void s_layer_fetched (self_t *self, const char *hash, const char *error);
+
+static void
+s_waiting_free (waiting_t **waiting_p)
+{
+    waiting_t *waiting = *waiting_p;
+    if (waiting) {
+        free (waiting->job_id);
+        cJSON_Delete (waiting->context);
+        cJSON_Delete (waiting->input);
+        free (waiting);
+        *waiting_p = NULL;
+    }
+}
+
+//  The call fails (it never ran); its environment was never made
+static void
+s_waiting_fail (self_t *self, waiting_t *waiting, const char *reason)
+{
+    cJSON *result = s_error_result ("error", reason, NULL);
+    int64_t duration_us = util_monotonic_us () - waiting->started_us;
+    cJSON_AddNumberToObject (result, "duration_us", (double) duration_us);
+    cJSON_AddBoolToObject (result, "cold_start", true);
+    cJSON_AddNumberToObject (result, "init_us", (double) duration_us);
+    cJSON_AddNumberToObject (result, "peak_memory_kb", 0);
+    char *text = cJSON_PrintUnformatted (result);
+    s_send_done (self, waiting->env_id, waiting->job_id, text, "dead");
+    free (text);
+    cJSON_Delete (result);
+}
+
+//  Take the waiting calls that match (layer, or env_id) out of the list
+static zlistx_t *
+s_waiting_take (self_t *self, const char *layer, const char *env_id, int64_t older_than_us)
+{
+    zlistx_t *taken = zlistx_new ();
+    for (waiting_t *waiting = (waiting_t *) zlistx_first (self->waiting); waiting;
+         waiting = (waiting_t *) zlistx_next (self->waiting))
+        if ((layer && streq (waiting->layer, layer)) || (env_id && streq (waiting->env_id, env_id))
+        ||  (older_than_us && waiting->started_us < older_than_us))
+            zlistx_add_end (taken, waiting);
+    for (waiting_t *waiting = (waiting_t *) zlistx_first (taken); waiting; waiting = (waiting_t *) zlistx_next (taken))
+        zlistx_delete (self->waiting, zlistx_find (self->waiting, waiting));
+    return taken;
+}
+
+//  Ask the fetch thread for the next wanted layer, if it is idle
+static void
+s_layer_fetch_next (self_t *self)
+{
+    if (self->fetching || zlistx_size (self->wanted) == 0)
+        return;
+    self->fetching = (char *) zlistx_first (self->wanted);
+    zlistx_delete (self->wanted, zlistx_cursor (self->wanted));
+    //  What the environments and waiting calls use is not evicted
+    cJSON *keep = cJSON_CreateArray ();
+    for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
+        if (*env->layer)
+            cJSON_AddItemToArray (keep, cJSON_CreateString (env->layer));
+    for (waiting_t *waiting = (waiting_t *) zlistx_first (self->waiting); waiting;
+         waiting = (waiting_t *) zlistx_next (self->waiting))
+        cJSON_AddItemToArray (keep, cJSON_CreateString (waiting->layer));
+    char *text = cJSON_PrintUnformatted (keep);
+    cJSON_Delete (keep);
+    zsys_info ("worker %s: layer %s is not on this host: fetching it from the control host", self->worker_id,
+               self->fetching);
+    int rc = msg_send_layer_want (zactor_sock (self->fetcher), NULL, self->fetching, text);
+    free (text);
+    if (rc) {
+        char *hash = strdup (self->fetching);
+        s_layer_fetched (self, hash, "the worker's layer fetch thread does not answer");
+        free (hash);
+    }
+}
+
+static void
+s_layer_want (self_t *self, const char *hash)
+{
+    if (self->fetching && streq (self->fetching, hash))
+        return;
+    for (char *wanted = (char *) zlistx_first (self->wanted); wanted; wanted = (char *) zlistx_next (self->wanted))
+        if (streq (wanted, hash))
+            return;
+    zlistx_add_end (self->wanted, strdup (hash));
+    s_layer_fetch_next (self);
+}
+
+//  The fetch of hash ended: its waiting calls go on, or fail with the reason
+static void
+s_layer_fetched (self_t *self, const char *hash, const char *error)
+{
+    if (self->fetching && streq (self->fetching, hash))
+        zstr_free (&self->fetching);
+    zlistx_t *taken = s_waiting_take (self, hash, NULL, 0);
+    for (waiting_t *waiting = (waiting_t *) zlistx_first (taken); waiting; waiting = (waiting_t *) zlistx_next (taken)) {
+        if (*error) {
+            char *reason = zsys_sprintf ("Could not get the function's dependency layer %.12s from the control "
+                                         "host: %s", hash, error);
+            s_waiting_fail (self, waiting, reason);
+            zstr_free (&reason);
+        }
+        else {
+            s_cold_start (self, waiting->env_id, waiting->job_id, waiting->memory_mb, waiting->timeout_ms,
+                          waiting->context, waiting->input, waiting->started_us);
+            waiting->context = waiting->input = NULL;
+        }
+        s_waiting_free (&waiting);
+    }
+    zlistx_destroy (&taken);
+    s_layer_fetch_next (self);
+}
+
+static int
+s_fetcher_readable (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    msg_t *msg = msg_recv (reader, false);
+    if (msg && msg_id (msg) == MSG_ID_LAYER_FETCHED)
+        s_layer_fetched (self, msg_layer_fetched_hash (msg), msg_layer_fetched_error (msg));
+    else
+    if (msg)
+        zsys_warning ("worker: unexpected '%s' from the layer fetch thread", msg_command (msg));
+    msg_destroy (&msg);
+    return 0;
+}
+
+//  Calls that waited LAYERFETCH_WAIT_MS for their layer fail clearly; the
+//  fetch goes on, for the calls after them
+static void
+s_waiting_expire (self_t *self)
+{
+    zlistx_t *taken = s_waiting_take (self, NULL, NULL, util_monotonic_us () - (int64_t) LAYERFETCH_WAIT_MS * 1000);
+    for (waiting_t *waiting = (waiting_t *) zlistx_first (taken); waiting; waiting = (waiting_t *) zlistx_next (taken)) {
+        char *reason = zsys_sprintf ("The function's dependency layer %.12s is still on its way from the control "
+                                     "host after %d s; try again shortly", waiting->layer, LAYERFETCH_WAIT_MS / 1000);
+        s_waiting_fail (self, waiting, reason);
+        zstr_free (&reason);
+        s_waiting_free (&waiting);
+    }
+    zlistx_destroy (&taken);
+}
+
+//  Forget waiting calls (assignment forgot them): by env id, or all
+static void
+s_waiting_drop (self_t *self, const char *env_id)
+{
+    zlistx_t *taken = env_id ? s_waiting_take (self, NULL, env_id, 0) : s_waiting_take (self, NULL, NULL, INT64_MAX);
+    for (waiting_t *waiting = (waiting_t *) zlistx_first (taken); waiting; waiting = (waiting_t *) zlistx_next (taken))
+        s_waiting_free (&waiting);
+    zlistx_destroy (&taken);
+}
 
 static void
 s_handle_exec (self_t *self, msg_t *msg)
@@ -891,18 +1068,46 @@ s_handle_exec (self_t *self, msg_t *msg)
     }
     //  assignment checked the limits: it budgets for this memory and measures
     //  its deadlines from this timeout
-    int memory = (int) msg_exec_memory_mb (msg);
-    int timeout_ms = (int) msg_exec_timeout_ms (msg);
+    s_cold_start (self, env_id, job_id, (int) msg_exec_memory_mb (msg), (int) msg_exec_timeout_ms (msg),
+                  context, input, started_us);
+}
+
+//  A cold start: a new environment for env_id (context and input are
+//  taken). One whose layer is not on this host yet waits for it (on a
+//  --role worker host; see s_layer_want)
+static void
+s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, int timeout_ms,
+              cJSON *context, cJSON *input, int64_t started_us)
+{
+    wenv_t *env = NULL;
     bool network = cJSON_IsTrue (cJSON_GetObjectItem (context, "network_enabled"));
     const char *layer = cJSON_GetStringValue (cJSON_GetObjectItem (context, "requirements_hash"));
-    char *layer_dir = layer && *layer && !strchr (layer, '/') && strneq (layer, "..")
-                    ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
+    char *layer_dir = layers_key_valid (layer) ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
+    if (layer_dir && !zsys_file_exists (layer_dir) && self->fetcher) {
+        //  A --role worker host: the layer comes from the control host,
+        //  and the call waits for it (bounded: s_waiting_expire)
+        waiting_t *waiting = (waiting_t *) zmalloc (sizeof (waiting_t));
+        snprintf (waiting->env_id, sizeof waiting->env_id, "%s", env_id);
+        waiting->job_id = strdup (job_id);
+        snprintf (waiting->layer, sizeof waiting->layer, "%s", layer);
+        waiting->memory_mb = memory;
+        waiting->timeout_ms = timeout_ms;
+        waiting->context = context;
+        waiting->input = input;
+        waiting->started_us = started_us;
+        zlistx_add_end (self->waiting, waiting);
+        s_layer_want (self, waiting->layer);
+        zstr_free (&layer_dir);
+        return;
+    }
     if (layer_dir && !zsys_file_exists (layer_dir)) {
-        //  The builder makes a layer active only once it is in place here,
-        //  so this is a --role worker host: layers do not travel yet
+        //  In one process the builder makes a layer active only once it is
+        //  in place here: it was removed since
         zsys_warning ("worker: layer %s is not in this host's data dir: the function runs without it", layer);
         zstr_free (&layer_dir);
     }
+    if (layer_dir && self->fetcher)
+        utimensat (AT_FDCWD, layer_dir, NULL, 0);   //  Its last use, for the cache's eviction order
     //  The project's database dir (actors/database.c): the gateway put it
     //  in the context; the sandbox checks the target
     cJSON *database = cJSON_GetObjectItem (context, "database_mount");
@@ -914,7 +1119,6 @@ s_handle_exec (self_t *self, msg_t *msg)
                 : NULL;
     double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
 
-    env = NULL;
     if (!network && !layer_dir && !mount) {
         //  A spare that is up (or nearly) and can take this memory limit
         env = (wenv_t *) zlistx_first (self->spare);
@@ -952,6 +1156,7 @@ s_handle_exec (self_t *self, msg_t *msg)
         return;
     }
     snprintf (env->id, sizeof env->id, "%s", env_id);
+    snprintf (env->layer, sizeof env->layer, "%s", layers_key_valid (layer) ? layer : "");
     env->job_id = strdup (job_id);
     env->started_us = started_us;
     env->init_us = 0;
@@ -1130,6 +1335,7 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
         //  what we hold; assignment keeps what it knows of it and has us
         //  KILL the rest (one registration, never a drop and a join)
         zsys_warning ("worker %s: no word from assignment; registering again", self->worker_id);
+        s_waiting_drop (self, NULL);   //  Calls parked for a layer: assignment has answered them
         s_register (self);
         return 0;
     }
@@ -1142,6 +1348,7 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
               self->config->memory_budget_mb, self->cores, zhashx_size (self->envs), running);
     if (msg_send_heartbeat (self->backend, NULL, self->worker_id, load))
         zsys_debug ("worker %s: could not send HEARTBEAT (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
+    s_waiting_expire (self);
     return 0;
 }
 
@@ -1178,6 +1385,8 @@ s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
             zhashx_delete (self->envs, env->id);
             s_env_free (self, env);
         }
+        else
+            s_waiting_drop (self, env_id);     //  One still waiting for its layer
     }
     else
     if (id != MSG_ID_HEARTBEAT)
@@ -1277,6 +1486,16 @@ s_self_destroy (self_t **self_p)
         s_env_free (self, env);
     zlistx_destroy (&all);
     s_creator_stop (self);
+    //  A fetch in flight ends at the $TERM
+    zactor_destroy (&self->fetcher);
+    if (self->waiting)
+        s_waiting_drop (self, NULL);
+    zlistx_destroy (&self->waiting);
+    for (char *wanted = self->wanted ? (char *) zlistx_first (self->wanted) : NULL; wanted;
+         wanted = (char *) zlistx_next (self->wanted))
+        free (wanted);
+    zlistx_destroy (&self->wanted);
+    zstr_free (&self->fetching);
     zhashx_destroy (&self->envs);
     zhashx_destroy (&self->creating);
     zlistx_destroy (&self->spare_creating);
@@ -1302,6 +1521,8 @@ worker_actor (zsock_t *pipe, void *args_)
     self->spare = zlistx_new ();
     self->creating = zhashx_new ();
     self->spare_creating = zlistx_new ();
+    self->waiting = zlistx_new ();
+    self->wanted = zlistx_new ();
     self->loop = zloop_new ();
     self->backend = endpoints_connect (args->endpoints, "worker", ZMQ_DEALER);
     self->sandboxes_ok = self->backend && sandbox_system_init (self->config->cgroup_name) == 0;
@@ -1313,6 +1534,17 @@ worker_actor (zsock_t *pipe, void *args_)
             actor_failed (pipe, "sandboxes are not available here (root, namespaces and cgroups are needed; "
                                 "the cause is logged above): this worker does not register");
         return;
+    }
+    if (streq (self->config->role, "worker")) {
+        //  On a host of its own, layers come from the control host
+        char *reason = NULL;
+        self->fetcher = actor_start (layerfetch_actor, (void *) args, "layer fetch", &reason);
+        if (!self->fetcher) {
+            s_self_destroy (&self);
+            actor_failed (pipe, "%s", reason ? reason : "the layer fetch thread did not start");
+            zstr_free (&reason);
+            return;
+        }
     }
     self->creator_args.config = self->config;
     atomic_init (&self->creator_args.stopping, false);
@@ -1353,6 +1585,8 @@ worker_actor (zsock_t *pipe, void *args_)
                                            endpoints_is_tcp (args->endpoints, "worker"));
     zloop_reader (self->loop, pipe, s_pipe_readable, self);
     zloop_reader (self->loop, self->backend, s_backend_readable, self);
+    if (self->fetcher)
+        zloop_reader (self->loop, zactor_sock (self->fetcher), s_fetcher_readable, self);
     for (int index = 0; index < CREATORS; index++)
         zloop_reader (self->loop, zactor_sock (self->creators [index]), s_creator_readable, self);
     zloop_timer (self->loop, self->config->heartbeat_ms, 0, s_heartbeat_timer, self);

@@ -10,7 +10,10 @@
     the timeout by killing the sandbox, and answers DONE with the result and
     whether the environment is still warm. It tells a timeout from running
     out of memory from a crash. Sandboxes are created on a helper thread,
-    so a slow creation never delays heartbeats or other calls.
+    so a slow creation never delays heartbeats or other calls. On a
+    --role worker host, a cold start whose dependency layer is not in the
+    data dir waits (at most LAYERFETCH_WAIT_MS) while a layer fetch thread
+    (actors/layerfetch.h) brings it from the control host.
 
     Started with actor_args_t (core/config.h); args->instance numbers it.
     Pipe commands:

@@ -19,7 +19,7 @@
 
 const char *endpoints_names [] = {
     "gateway", "assignment", "placement", "worker", "recorder",
-    "builder", "database", "agent", NULL
+    "builder", "database", "agent", "layers", NULL
 };
 
 //  Why this thread's last bind or connect failed (see endpoints_error)

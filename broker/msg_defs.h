@@ -43,7 +43,9 @@
     LINK (HTTP_APIPOOL,         "http ↔ control-plane pool") \
     LINK (HTTP_AGENT,           "http ↔ agent") \
     LINK (DATABASE_PROVIDER,    "database ↔ its provider thread") \
-    LINK (BUILDER_THREAD,       "builder ↔ its build thread")
+    LINK (BUILDER_THREAD,       "builder ↔ its build thread") \
+    LINK (WORKER_LAYERSERVER,   "worker ↔ layer server") \
+    LINK (WORKER_LAYERFETCH,    "worker ↔ its layer fetch thread")
 
 #define MSG_MESSAGES(MESSAGE) \
     MESSAGE (INVOKE, invoke, HTTP_GATEWAY, \
@@ -119,7 +121,23 @@
         "the builder's timer (every 250 ms, when the thread is idle): sweep unused layers now and then, " \
         "and build the oldest queued layer a project asks for (`actors/builder.c`)") \
     MESSAGE (BUILD_SCANNED, build_scanned, BUILDER_THREAD, \
-        "exactly once per BUILD_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed")
+        "exactly once per BUILD_SCAN; the actor sends gateway `INVALIDATE project ID` for each project listed") \
+    MESSAGE (LAYER_FETCH, layer_fetch, WORKER_LAYERSERVER, \
+        "a worker on another host needs a layer it does not have: it asks for the layer's archive a chunk " \
+        "at a time, with at most 8 asks outstanding (credit, as the zguide's fileio), so neither side holds " \
+        "more than 8 chunks (`actors/layerserver.c`)") \
+    MESSAGE (LAYER_CHUNK, layer_chunk, WORKER_LAYERSERVER, \
+        "one answer per LAYER_FETCH the server could read: the bytes asked for (fewer only at the end)") \
+    MESSAGE (LAYER_ERROR, layer_error, WORKER_LAYERSERVER, \
+        "instead of LAYER_CHUNK: the layer is not on the control host (not built, removed, or built before " \
+        "layers travelled) or a bad ask; the worker's fetch fails with the reason") \
+    MESSAGE (LAYER_WANT, layer_want, WORKER_LAYERFETCH, \
+        "a cold start on a `--role worker` host needs a layer its data dir does not have; the call waits, " \
+        "and so do others for the same layer, which is asked for once (`actors/layerfetch.c`)") \
+    MESSAGE (LAYER_FETCHED, layer_fetched, WORKER_LAYERFETCH, \
+        "exactly once per LAYER_WANT, within the fetch's deadline: the layer is in place (checked against " \
+        "its digest, sealed, the cache trimmed to `--layers-max-mb`), or why not; the waiting calls go on " \
+        "or fail with that reason")
 
 //  http <-> gateway
 #define MSG_FIELDS_INVOKE(FIELD, m) \
@@ -265,6 +283,30 @@
 #define MSG_FIELDS_BUILD_SCANNED(FIELD, m) \
     FIELD (m, changed, j, ": [project ids that now run with a new layer]")
 
+//  worker <-> layer server
+#define MSG_FIELDS_LAYER_FETCH(FIELD, m) \
+    FIELD (m, hash,   s, "(the layer key)") \
+    FIELD (m, offset, i, "(byte of the archive to start at)") \
+    FIELD (m, size,   i, "(bytes wanted, at most 262144)")
+#define MSG_FIELDS_LAYER_CHUNK(FIELD, m) \
+    FIELD (m, hash,   s, "") \
+    FIELD (m, offset, i, "") \
+    FIELD (m, total,  i, "(the archive's size)") \
+    FIELD (m, digest, s, "(sha256 hex of the archive, recorded when the layer was sealed: the worker " \
+                         "checks what it received against it)") \
+    FIELD (m, data,   b, "")
+#define MSG_FIELDS_LAYER_ERROR(FIELD, m) \
+    FIELD (m, hash,   s, "") \
+    FIELD (m, reason, s, "")
+
+//  worker <-> its layer fetch thread
+#define MSG_FIELDS_LAYER_WANT(FIELD, m) \
+    FIELD (m, hash, s, "(the layer key)") \
+    FIELD (m, keep, j, ": [layer keys the worker's environments and waiting calls use: never evicted]")
+#define MSG_FIELDS_LAYER_FETCHED(FIELD, m) \
+    FIELD (m, hash,  s, "") \
+    FIELD (m, error, s, "(`\"\"` when `<data_dir>/layers/<key>` is in place)")
+
 //  The prose of broker/PROTOCOL.md around the generated tables
 #define MSG_DOC_INTRO \
 "# Messages between Clowdy's actors\n" \
@@ -293,7 +335,9 @@
 "http sends API_REQUEST down a thread's actor pipe |\n" \
 "| agent | agent | ROUTER | http (DEALER) |\n" \
 "| (the database actor's pipe to its provider thread) | database | PAIR | DB_SCAN down, DB_SCANNED up |\n" \
-"| (the builder actor's pipe to its build thread) | builder | PAIR | BUILD_SCAN down, BUILD_SCANNED up |\n"
+"| (the builder actor's pipe to its build thread) | builder | PAIR | BUILD_SCAN down, BUILD_SCANNED up |\n" \
+"| layers | layerserver | ROUTER | each worker's layer fetch thread (DEALER), on a worker host only |\n" \
+"| (a worker's pipe to its layer fetch thread) | worker | PAIR | LAYER_WANT down, LAYER_FETCHED up |\n"
 
 #define MSG_DOC_OUTRO \
 "The runner inside a sandbox speaks its own framed JSON protocol with the worker: see\n" \

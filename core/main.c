@@ -23,6 +23,7 @@
 #include "actors/agent.h"
 #include "actors/assignment.h"
 #include "actors/builder.h"
+#include "actors/layerserver.h"
 #include "core/layers.h"
 #include "actors/database.h"
 #include "actors/events.h"
@@ -62,6 +63,7 @@ static const struct {
     { "placement", placement_actor, false },
     { "worker", worker_actor, true },
     { "builder", builder_actor, false },
+    { "layerserver", layerserver_actor, false },
     { "database", database_actor, false },
     { "agent", agent_actor, false },
     { "events", events_actor, false },

@@ -61,3 +61,5 @@ list (APPEND CLOWDY_SOURCES core/dbprovider_neon.c)   # ... a Neon project over 
 list (APPEND CLOWDY_SELFTESTS dbprovider_neon)
 list (APPEND CLOWDY_SOURCES core/layers.c)    # requirements checks, layer keys, layer file walks
 list (APPEND CLOWDY_SELFTESTS layers)
+list (APPEND CLOWDY_SOURCES core/layerpack.c) # layers as one tar: packed when sealed, unpacked safely
+list (APPEND CLOWDY_SELFTESTS layerpack)
