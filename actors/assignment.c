@@ -799,8 +799,15 @@ s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job)
     const char *job_id = msg_placed_job_id (msg);
     const char *worker_id = msg_placed_worker_id (msg);
     registry_worker_t *worker = registry_lookup (self->registry, worker_id);
-    if (!*worker_id || (worker && registry_worker_draining (worker))) {
+    if (!*worker_id) {
         s_env_end (self, env, "unavailable", "No worker can run the function now; retry shortly", false);
+        return;
+    }
+    if (worker && registry_worker_draining (worker)) {
+        //  It began to leave (or is being dropped) since PLACE went out:
+        //  placement is asked again, and leaves it out now
+        zsys_info ("assignment: job %s was placed on %s, leaving since; placing it again", job_id, worker_id);
+        s_send_place (self, env, job);
         return;
     }
     if (!worker && registry_size (self->registry) == 0) {
@@ -1005,10 +1012,27 @@ s_handle_leaving (self_t *self, msg_t *msg, int64_t now)
     if (!worker)
         return;
     if (streq (msg_leaving_phase (msg), "left")) {
+        //  It said "left" once its runs were answered (one cut off by its
+        //  drain bound is answered by the worker itself), and after
+        //  "draining" it starts nothing: a run still out on it is an EXEC
+        //  it never started (sent before we read "draining", and not read
+        //  before it left). It goes first to what its environment's end
+        //  frees, on another worker.
+        for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
+            if (env->worker == worker && env->job) {
+                zsys_info ("assignment: job %s never started on %s, which left; running it elsewhere",
+                           env->job->id, registry_worker_id (worker));
+                s_job_queue (self, env->pool, env->job, true);
+                env->job->env = NULL;
+                env->job = NULL;
+            }
         registry_remove (self->registry, worker, "left");
         return;
     }
     registry_drain (worker);
+    //  Its memory is no longer on offer: calls wait for the others' memory
+    //  rather than be placed against what it held
+    s_budget_update (self);
     zlistx_t *idle = zlistx_new ();
     for (env_t *env = (env_t *) zlistx_first (self->lru); env; env = (env_t *) zlistx_next (self->lru))
         if (env->worker == worker)
@@ -1094,7 +1118,6 @@ s_tick (self_t *self)
     if (zsock_events (self->backend) & ZMQ_POLLIN)
         s_handle_backend (self);
     now = zclock_mono ();
-    registry_purge (self->registry, now);
     //  By id: dropping one may drop another (its lost handler's sends fail)
     zlistx_t *unreachable = zlistx_new ();
     zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
@@ -1110,6 +1133,9 @@ s_tick (self_t *self)
             registry_remove (self->registry, worker, "unreachable: its connection is closed");
     }
     zlistx_destroy (&unreachable);
+    //  After the closed connections: a worker of the same process as one
+    //  just dropped goes with it if it is silent too (registry_purge)
+    registry_purge (self->registry, now);
 
     zlistx_t *expired = zlistx_new ();
     for (job_t *job = (job_t *) zhashx_first (self->jobs); job; job = (job_t *) zhashx_next (self->jobs))
@@ -1280,6 +1306,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->registry = registry_new (self->config->memory_budget_mb,
                                    deadlines_expiry_ms (self->config->worker_expiry_ms, tcp));
     registry_set_lost_handler (self->registry, s_worker_lost, self);
+    registry_set_heartbeat (self->registry, self->config->heartbeat_ms);
     self->envs = zhashx_new ();
     self->pools = zhashx_new ();
     zhashx_set_destructor (self->pools, s_pool_destroy);
