@@ -1669,6 +1669,54 @@ s_test_cluster (bool verbose)
     s_wait_stat (assignment, "workers", 1);
     assert (s_stat (assignment, "budget_mb") == 512);
 
+    //  wd joins and gets j5; PLACE for j6 goes out too. wd begins to leave:
+    //  its memory leaves the budget; the PLACED naming it is placed again;
+    //  it says "left" without having read the EXEC of j5 (sent before its
+    //  LEAVING was read), so j5 never started: it runs on wc, not "lost"
+    zsock_t *wd = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    assert (msg_send_ready (wd, NULL, "wd", "{\"capacity_mb\":1024}") == 0);
+    s_wait_stat (assignment, "workers", 2);
+    s_run (gateway, "cjob00000005", "c5:1:x", "cccccccccc05", 128);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000005", "wd") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wd, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000005"));
+    msg_destroy (&exec);
+    s_run (gateway, "cjob00000006", "c6:1:x", "cccccccccc06", 128);
+    msg_t *place = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (place), "cjob00000006"));
+    assert (msg_send_leaving (wd, NULL, "wd", "draining") == 0);
+    s_wait_stat (assignment, "draining", 1);
+    assert (s_stat (assignment, "budget_mb") == 512);
+    assert (msg_send_placed (placement, msg_route (place), "cjob00000006", "wd") == 0);
+    msg_destroy (&place);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000006") && !strstr (msg_place_workers_text (msg), "\"wd\""));
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000006", "wc") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wc, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000006"));
+    s_done (wc, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000006") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    assert (msg_send_leaving (wd, NULL, "wd", "left") == 0);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000005") && !strstr (msg_place_workers_text (msg), "\"wd\""));
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000005", "wc") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wc, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000005"));
+    s_done (wc, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000005") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "workers") == 1);
+    zsock_destroy (&wd);
+
     zsock_destroy (&wb);
     zsock_destroy (&wc);
     zsock_destroy (&gateway);
