@@ -591,7 +591,8 @@ s_dispatch (self_t *self, job_t *job)
         return;
     }
     if ((long) pool->envs < self->config->max_concurrency) {
-        if (registry_size (self->registry) == 0) {
+        //  None, or every one leaving (none offers memory): not worth a wait
+        if (largest == 0) {
             s_fail_job (self, job, "unavailable", "No worker is available to run the function; retry shortly");
             s_pool_maybe_drop (self, pool);
             return;
