@@ -1122,7 +1122,7 @@ s_drain_timer (zloop_t *loop, int timer_id, void *arg)
     for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
         if (env->job_id) {
             cJSON *result = s_error_result ("lost", "The worker host stopped before the call finished (its drain "
-                                            "time ran out): the call ran in part; its outcome is unknown", NULL);
+                                            "time ran out): the call may have run, in part; its outcome is unknown", NULL);
             s_done (self, env, result, false);
             cJSON_Delete (result);
         }
