@@ -591,7 +591,8 @@ s_dispatch (self_t *self, job_t *job)
         return;
     }
     if ((long) pool->envs < self->config->max_concurrency) {
-        if (registry_size (self->registry) == 0) {
+        //  None, or every one leaving (none offers memory): not worth a wait
+        if (largest == 0) {
             s_fail_job (self, job, "unavailable", "No worker is available to run the function; retry shortly");
             s_pool_maybe_drop (self, pool);
             return;
@@ -799,8 +800,15 @@ s_handle_placed_for (self_t *self, msg_t *msg, env_t *env, job_t *job)
     const char *job_id = msg_placed_job_id (msg);
     const char *worker_id = msg_placed_worker_id (msg);
     registry_worker_t *worker = registry_lookup (self->registry, worker_id);
-    if (!*worker_id || (worker && registry_worker_draining (worker))) {
+    if (!*worker_id) {
         s_env_end (self, env, "unavailable", "No worker can run the function now; retry shortly", false);
+        return;
+    }
+    if (worker && registry_worker_draining (worker)) {
+        //  It began to leave (or is being dropped) since PLACE went out:
+        //  placement is asked again, and leaves it out now
+        zsys_info ("assignment: job %s was placed on %s, leaving since; placing it again", job_id, worker_id);
+        s_send_place (self, env, job);
         return;
     }
     if (!worker && registry_size (self->registry) == 0) {
@@ -1005,10 +1013,27 @@ s_handle_leaving (self_t *self, msg_t *msg, int64_t now)
     if (!worker)
         return;
     if (streq (msg_leaving_phase (msg), "left")) {
+        //  It said "left" once its runs were answered (one cut off by its
+        //  drain bound is answered by the worker itself), and after
+        //  "draining" it starts nothing: a run still out on it is an EXEC
+        //  it never started (sent before we read "draining", and not read
+        //  before it left). It goes first to what its environment's end
+        //  frees, on another worker.
+        for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
+            if (env->worker == worker && env->job) {
+                zsys_info ("assignment: job %s never started on %s, which left; running it elsewhere",
+                           env->job->id, registry_worker_id (worker));
+                s_job_queue (self, env->pool, env->job, true);
+                env->job->env = NULL;
+                env->job = NULL;
+            }
         registry_remove (self->registry, worker, "left");
         return;
     }
     registry_drain (worker);
+    //  Its memory is no longer on offer: calls wait for the others' memory
+    //  rather than be placed against what it held
+    s_budget_update (self);
     zlistx_t *idle = zlistx_new ();
     for (env_t *env = (env_t *) zlistx_first (self->lru); env; env = (env_t *) zlistx_next (self->lru))
         if (env->worker == worker)
@@ -1094,7 +1119,6 @@ s_tick (self_t *self)
     if (zsock_events (self->backend) & ZMQ_POLLIN)
         s_handle_backend (self);
     now = zclock_mono ();
-    registry_purge (self->registry, now);
     //  By id: dropping one may drop another (its lost handler's sends fail)
     zlistx_t *unreachable = zlistx_new ();
     zlistx_set_destructor (unreachable, (zlistx_destructor_fn *) zstr_free);
@@ -1110,6 +1134,9 @@ s_tick (self_t *self)
             registry_remove (self->registry, worker, "unreachable: its connection is closed");
     }
     zlistx_destroy (&unreachable);
+    //  After the closed connections: a worker of the same process as one
+    //  just dropped goes with it if it is silent too (registry_purge)
+    registry_purge (self->registry, now);
 
     zlistx_t *expired = zlistx_new ();
     for (job_t *job = (job_t *) zhashx_first (self->jobs); job; job = (job_t *) zhashx_next (self->jobs))
@@ -1280,6 +1307,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->registry = registry_new (self->config->memory_budget_mb,
                                    deadlines_expiry_ms (self->config->worker_expiry_ms, tcp));
     registry_set_lost_handler (self->registry, s_worker_lost, self);
+    registry_set_heartbeat (self->registry, self->config->heartbeat_ms);
     self->envs = zhashx_new ();
     self->pools = zhashx_new ();
     zhashx_set_destructor (self->pools, s_pool_destroy);
@@ -1641,6 +1669,54 @@ s_test_cluster (bool verbose)
     assert (msg_send_leaving (wb, NULL, "wa", "left") == 0);
     s_wait_stat (assignment, "workers", 1);
     assert (s_stat (assignment, "budget_mb") == 512);
+
+    //  wd joins and gets j5; PLACE for j6 goes out too. wd begins to leave:
+    //  its memory leaves the budget; the PLACED naming it is placed again;
+    //  it says "left" without having read the EXEC of j5 (sent before its
+    //  LEAVING was read), so j5 never started: it runs on wc, not "lost"
+    zsock_t *wd = zsock_new_dealer ("inproc://assignment-cluster-worker");
+    assert (msg_send_ready (wd, NULL, "wd", "{\"capacity_mb\":1024}") == 0);
+    s_wait_stat (assignment, "workers", 2);
+    s_run (gateway, "cjob00000005", "c5:1:x", "cccccccccc05", 128);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000005", "wd") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wd, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000005"));
+    msg_destroy (&exec);
+    s_run (gateway, "cjob00000006", "c6:1:x", "cccccccccc06", 128);
+    msg_t *place = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (place), "cjob00000006"));
+    assert (msg_send_leaving (wd, NULL, "wd", "draining") == 0);
+    s_wait_stat (assignment, "draining", 1);
+    assert (s_stat (assignment, "budget_mb") == 512);
+    assert (msg_send_placed (placement, msg_route (place), "cjob00000006", "wd") == 0);
+    msg_destroy (&place);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000006") && !strstr (msg_place_workers_text (msg), "\"wd\""));
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000006", "wc") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wc, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000006"));
+    s_done (wc, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000006") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    assert (msg_send_leaving (wd, NULL, "wd", "left") == 0);
+    msg = s_expect (placement, true, MSG_ID_PLACE);
+    assert (streq (msg_place_job_id (msg), "cjob00000005") && !strstr (msg_place_workers_text (msg), "\"wd\""));
+    assert (msg_send_placed (placement, msg_route (msg), "cjob00000005", "wc") == 0);
+    msg_destroy (&msg);
+    exec = s_expect (wc, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_job_id (exec), "cjob00000005"));
+    s_done (wc, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);
+    assert (streq (msg_result_job_id (msg), "cjob00000005") && strstr (msg_result_result_text (msg), "success"));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "workers") == 1);
+    zsock_destroy (&wd);
 
     zsock_destroy (&wb);
     zsock_destroy (&wc);

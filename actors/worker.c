@@ -1322,6 +1322,15 @@ s_drain_timer (zloop_t *loop, int timer_id, void *arg)
         return 0;
     if (s_running (self))
         zsys_warning ("worker %s: calls still running at the end of the drain; they are ended", self->worker_id);
+    //  Each answered here, before "left": assignment takes a run still out
+    //  when we leave for one we never started, and runs it elsewhere
+    for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
+        if (env->job_id) {
+            cJSON *result = s_error_result ("lost", "The worker host stopped before the call finished (its drain "
+                                            "time ran out): the call may have run, in part; its outcome is unknown", NULL);
+            s_done (self, env, result, false);
+            cJSON_Delete (result);
+        }
     s_send_left (self);
     return -1;
 }

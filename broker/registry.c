@@ -21,6 +21,8 @@ typedef struct {
     long capacity_mb;               //  Memory the process offers
     long memory_mb;                 //  Reserved on all its workers together
     size_t members;                 //  Its workers in the registry
+    bool suspect;                   //  One of them was lost: the others may be frozen with it
+    uint64_t counted;               //  registry_capacity_mb's pass that counted it
 } s_group_t;
 
 struct _registry_worker_t {
@@ -42,6 +44,8 @@ struct _registry_t {
     zlistx_t *lost_list;            //  cJSON * of the workers lost last, oldest first
     long default_capacity_mb;       //  For a READY without capacity
     int64_t expiry_ms;              //  Silence after which a worker is dropped
+    int64_t suspect_ms;             //  Silence after which a lost worker's sibling goes with it
+    uint64_t pass;                  //  registry_capacity_mb's passes
     registry_lost_fn *lost;         //  Owner's handler for drops, or NULL
     void *lost_arg;                 //  Its argument
 };
@@ -91,6 +95,7 @@ registry_new (long default_capacity_mb, int64_t expiry_ms)
     zlistx_set_destructor (self->lost_list, s_json_destroy);
     self->default_capacity_mb = default_capacity_mb;
     self->expiry_ms = expiry_ms;
+    self->suspect_ms = expiry_ms;
     return self;
 }
 
@@ -114,6 +119,14 @@ registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *ar
 {
     self->lost = handler;
     self->lost_arg = arg;
+}
+
+void
+registry_set_heartbeat (registry_t *self, int64_t heartbeat_ms)
+{
+    //  Two beats missed: a live worker is not that late, even busy
+    if (heartbeat_ms > 0 && 2 * heartbeat_ms < self->expiry_ms)
+        self->suspect_ms = 2 * heartbeat_ms;
 }
 
 void
@@ -145,6 +158,8 @@ registry_remove (registry_t *self, registry_worker_t *worker, const char *why)
     //  reserved on the worker
     s_group_t *group = worker->group;
     group->members--;
+    if (!left)
+        group->suspect = true;
     if (self->lost)
         self->lost (worker, why, self->lost_arg);
     group->memory_mb -= worker->memory_mb;
@@ -219,6 +234,7 @@ registry_ready (registry_t *self, const char *id, zframe_t *route, const cJSON *
     }
     worker->group->members++;
     worker->group->capacity_mb = worker->capacity_mb;
+    worker->group->suspect = false;     //  Its process speaks again
     zhashx_insert (self->workers, worker->id, worker);
     zsys_info ("registry: worker %s joined (%ld MB, %g cores)", worker->id, worker->capacity_mb, worker->cores);
     return worker;
@@ -292,10 +308,20 @@ registry_purge (registry_t *self, int64_t now_ms)
     //  one drop's handler may drop another worker, so each is looked up again
     zlistx_t *dead = zlistx_new ();
     zlistx_set_destructor (dead, (zlistx_destructor_fn *) zstr_free);
-    for (registry_worker_t *worker = (registry_worker_t *) zhashx_first (self->workers); worker;
-         worker = (registry_worker_t *) zhashx_next (self->workers))
+    registry_worker_t *worker;
+    for (worker = registry_first (self); worker; worker = registry_next (self))
         if (now_ms - worker->last_seen > self->expiry_ms)
+            worker->group->suspect = true;
+    //  The workers of a process freeze and die together: one lost, a
+    //  sibling silent for two beats goes with it now, not an expiry later
+    //  with the calls moved to it in between
+    for (worker = registry_first (self); worker; worker = registry_next (self))
+        if (now_ms - worker->last_seen > self->expiry_ms
+        ||  (worker->group->suspect && now_ms - worker->last_seen > self->suspect_ms)) {
             zlistx_add_end (dead, strdup (worker->id));
+            //  Nothing new for it while the others' lost calls move
+            worker->draining = true;
+        }
     size_t count = 0;
     for (char *id = (char *) zlistx_first (dead); id; id = (char *) zlistx_next (dead)) {
         registry_worker_t *worker = registry_lookup (self, id);
@@ -378,11 +404,14 @@ registry_json (registry_t *self)
 long
 registry_capacity_mb (registry_t *self)
 {
+    //  A process whose workers all leave offers nothing new
     long total = 0;
-    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups))
-        if (group->members > 0)
-            total += group->capacity_mb;
+    self->pass++;
+    for (registry_worker_t *worker = registry_first (self); worker; worker = registry_next (self))
+        if (!worker->draining && worker->group->counted != self->pass) {
+            worker->group->counted = self->pass;
+            total += worker->group->capacity_mb;
+        }
     return total;
 }
 
@@ -614,9 +643,12 @@ registry_test (bool verbose)
     assert (cJSON_GetArraySize (lost) == 1);
     cJSON_Delete (lost);
 
-    //  Draining: left out of placement's list; leaving after it is not lost
+    //  Draining: left out of placement's list and of the budget; leaving
+    //  after it is not lost
+    long before = registry_capacity_mb (registry);
     registry_drain (w1);
     assert (registry_worker_draining (w1));
+    assert (registry_capacity_mb (registry) == before - 1024);
     json = registry_json (registry);
     assert (!strstr (json, "\"w1\"") && strstr (json, "\"w2\""));
     free (json);
@@ -628,11 +660,36 @@ registry_test (bool verbose)
     zframe_destroy (&route3);
     route3 = zframe_new ("r3", 2);
 
+    //  A process's workers freeze together: one expires, its sibling silent
+    //  for two beats goes in the same purge; a sibling that speaks stays
+    registry_set_heartbeat (registry, 200);
+    zframe_t *route5 = zframe_new ("r5", 2);
+    zframe_t *route6 = zframe_new ("r6", 2);
+    zframe_t *route7 = zframe_new ("r7", 2);
+    s_test_ready (registry, "f1", route5, "{\"group\":\"frozen\"}", 10000);
+    s_test_ready (registry, "f2", route6, "{\"group\":\"frozen\"}", 10000);
+    s_test_ready (registry, "f3", route7, "{\"group\":\"frozen\"}", 10000);
+    assert (registry_heartbeat (registry, "w2", route2, 15001));
+    assert (registry_heartbeat (registry, "f2", route6, 15001 - 450));
+    assert (registry_heartbeat (registry, "f3", route7, 15001 - 100));
+    log.count = 0;
+    assert (registry_purge (registry, 15001) == 2);
+    assert (log.count == 2 && !registry_lookup (registry, "f1") && !registry_lookup (registry, "f2"));
+    assert (registry_lookup (registry, "f3") && registry_lookup (registry, "w2"));
+    //  Still suspect: it goes after two beats of silence, not an expiry
+    assert (registry_purge (registry, 15001 + 100) == 0);
+    assert (registry_purge (registry, 15001 + 301) == 1 && !registry_lookup (registry, "f3"));
+    //  Another process is not suspect
+    assert (registry_purge (registry, 14000 + 301) == 0 && registry_lookup (registry, "w2"));
+    zframe_destroy (&route5);
+    zframe_destroy (&route6);
+    zframe_destroy (&route7);
+
     zframe_destroy (&route1);
     zframe_destroy (&route2);
     zframe_destroy (&route3);
     registry_destroy (&registry);
     registry_destroy (&registry);
-    assert (log.count == 2);                //  Destroy does not call the handler
+    assert (log.count == 3);                //  Destroy does not call the handler
     printf ("OK\n");
 }

@@ -23,7 +23,8 @@
     - A worker that says it is leaving is draining: nothing new is placed on
       it (registry_json leaves it out) while its runs end; then it leaves.
     - Capacity: each worker offers its own memory and cores (READY's info);
-      the cluster's budget is their sum (registry_capacity_mb). The owner
+      the cluster's budget is their sum, draining ones left out
+      (registry_capacity_mb). The owner
       reserves a worker's memory for each environment placed on it and
       releases it when the environment ends.
     - The few workers lost last are remembered (registry_lost_json) for the
@@ -70,6 +71,12 @@ void
 
 void
     registry_set_lost_handler (registry_t *self, registry_lost_fn *handler, void *arg);
+
+//  The workers' heartbeat interval: when a worker is lost, a worker of the
+//  same process (READY's group) silent for two intervals is dropped with it
+//  by registry_purge (they froze or died together). Unset: only the expiry.
+void
+    registry_set_heartbeat (registry_t *self, int64_t heartbeat_ms);
 
 //  READY from route: register worker id with info (READY's parsed JSON
 //  {capacity_mb, cores, host, group?, draining?}, or NULL; a missing or bad
