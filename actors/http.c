@@ -1547,8 +1547,6 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
     self->api = api_new (NULL);
     api_set_config (self->api, self->config->auth, self->config->clerk_publishable_key, CLOWDY_VERSION,
                     config_ai_configured (self->config), self->config->gateway_host);
-    //  Local mode: the operator is the only user and sees the cluster whole
-    api_set_cluster_admins (self->api, streq (self->config->auth, "local") ? NULL : self->config->cluster_admins);
     auth_config_t auth_config = {
         .mode = streq (self->config->auth, "jwt") ? AUTH_JWT : AUTH_LOCAL,
         .jwks_url = *self->config->jwks_url ? self->config->jwks_url : NULL,

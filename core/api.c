@@ -474,31 +474,11 @@ api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishabl
 }
 
 void
-api_set_cluster_admins (api_t *self, const char *admins)
-{
-    free (self->cluster_admins);
-    self->cluster_admins = NULL;
-    self->cluster_restricted = admins != NULL;
-    if (admins) {
-        //  Commas around every id, so a lookup is one strstr of ",id,"
-        char *list = zsys_sprintf (",%s,", admins);
-        assert (list);
-        char *to = list;
-        for (const char *from = list; *from; from++)
-            if (*from != ' ' && *from != '\t')
-                *to++ = *from;
-        *to = 0;
-        self->cluster_admins = list;
-    }
-}
-
-void
 api_destroy (api_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
         free ((*self_p)->config_json);
-        free ((*self_p)->cluster_admins);
         free (*self_p);
         *self_p = NULL;
     }

@@ -27,8 +27,6 @@ struct _api_t {
     int max_memory_mb;              //  Server-set maximum for memory_mb (<= 2048)
     int max_timeout_seconds;        //  Server-set maximum for timeout_seconds (<= 900)
     char *config_json;              //  What GET /api/config answers
-    bool cluster_restricted;        //  GET /api/cluster: full view for cluster_admins only
-    char *cluster_admins;           //  ",user,user," (commas around each), or NULL
 };
 
 //  One request being handled
