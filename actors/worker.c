@@ -62,7 +62,6 @@
 #include "broker/endpoints.h"
 #include "broker/msg.h"
 #include "core/config.h"
-#include "core/layers.h"
 #include "core/util.h"
 #include "runtime/proto.h"
 #include "runtime/sandbox.h"
@@ -896,7 +895,7 @@ s_handle_exec (self_t *self, msg_t *msg)
     int timeout_ms = (int) msg_exec_timeout_ms (msg);
     bool network = cJSON_IsTrue (cJSON_GetObjectItem (context, "network_enabled"));
     const char *layer = cJSON_GetStringValue (cJSON_GetObjectItem (context, "requirements_hash"));
-    char *layer_dir = layers_key_valid (layer)
+    char *layer_dir = layer && *layer && !strchr (layer, '/') && strneq (layer, "..")
                     ? zsys_sprintf ("%s/layers/%s", self->config->data_dir, layer) : NULL;
     if (layer_dir && !zsys_file_exists (layer_dir)) {
         //  The builder makes a layer active only once it is in place here,
