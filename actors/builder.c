@@ -98,8 +98,8 @@ typedef struct {
     int host_ports [SANDBOX_MAX_HOST_PORTS];    //  host loopback ports the build may reach
     int64_t next_sweep;             //  zclock_mono () of the next sweep
     int serial;                     //  numbers build dirs
-    char *last_owner;               //  User whose layer was built last (round-robin), or NULL
     bool terminated;                //  $TERM came during a build
+    char *last_owner;               //  User whose layer was built last (round-robin), or NULL
 } s_thread_t;
 
 //  An index URL as the build sandbox reaches it: a loopback host becomes
@@ -792,10 +792,49 @@ s_test_wait_state (store_t *store, const char *hash, const char *state)
     assert (!"builder: state never came");
 }
 
+//  Builds go round the users: bob's one layer comes second even though
+//  alice queued three before it
+static void
+s_test_round_robin (void)
+{
+    store_t *store = store_new (":memory:");
+    assert (store);
+    const char *owners [] = { "alice", "alice", "alice", "bob" };
+    char keys [4][LAYERS_KEY_SIZE];
+    for (int index = 0; index < 4; index++) {
+        char name [32];
+        snprintf (name, sizeof name, "layer%d", index);
+        layers_key (name, keys [index]);
+        char stamp [32];
+        snprintf (stamp, sizeof stamp, "2026-01-01T00:00:0%d", index);
+        char *id = zsys_sprintf ("project%05d", index);
+        assert (store_exec (store, "INSERT INTO projects (id, user_id, name, slug, requirements_hash,"
+                            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "sssssss",
+                            id, owners [index], id, id, keys [index], stamp, stamp) == 1);
+        assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, created_at, updated_at)"
+                            " VALUES (?, 'x', 'queued', ?, ?)", "sss", keys [index], stamp, stamp) == 1);
+        zstr_free (&id);
+    }
+    s_thread_t thread = { .store = store };
+    const int expected [] = { 0, 3, 1, 2 };
+    for (int turn = 0; turn < 4; turn++) {
+        cJSON *job = s_next_job (&thread);
+        assert (job);
+        assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (job, "hash")), keys [expected [turn]]));
+        assert (store_exec (store, "UPDATE layers SET state = 'ready' WHERE hash = ?", "s",
+                            keys [expected [turn]]) == 1);
+        cJSON_Delete (job);
+    }
+    assert (s_next_job (&thread) == NULL);
+    zstr_free (&thread.last_owner);
+    store_destroy (&store);
+}
+
 void
 builder_test (bool verbose)
 {
     printf ("builder: ");
+    s_test_round_robin ();
     char template [] = "/tmp/clowdy-builder-XXXXXX";
     char *data_dir = mkdtemp (template);
     assert (data_dir);
@@ -892,41 +931,6 @@ builder_test (bool verbose)
             cJSON_Delete (left);
         }
         config_reset (&capped);
-    }
-
-    //  Builds go round the users: bob's one layer comes second even though
-    //  alice queued three before it
-    {
-        assert (store_exec (store, "DELETE FROM layers", NULL) >= 0);
-        assert (store_exec (store, "DELETE FROM projects", NULL) >= 0);
-        const char *owners [] = { "alice", "alice", "alice", "bob" };
-        char keys [4][LAYERS_KEY_SIZE];
-        for (int index = 0; index < 4; index++) {
-            char name [32];
-            snprintf (name, sizeof name, "layer%d", index);
-            layers_key (name, keys [index]);
-            char stamp [32];
-            snprintf (stamp, sizeof stamp, "2026-01-01T00:00:0%d", index);
-            char *id = zsys_sprintf ("project%05d", index);
-            assert (store_exec (store, "INSERT INTO projects (id, user_id, name, slug, requirements_hash,"
-                                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "sssssss",
-                                id, owners [index], id, id, keys [index], stamp, stamp) == 1);
-            assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, created_at, updated_at)"
-                                " VALUES (?, 'x', 'queued', ?, ?)", "sss", keys [index], stamp, stamp) == 1);
-            zstr_free (&id);
-        }
-        s_thread_t thread = { .config = &config, .store = store };
-        const int expected [] = { 0, 3, 1, 2 };
-        for (int turn = 0; turn < 4; turn++) {
-            cJSON *job = s_next_job (&thread);
-            assert (job);
-            assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (job, "hash")), keys [expected [turn]]));
-            assert (store_exec (store, "UPDATE layers SET state = 'ready' WHERE hash = ?", "s",
-                                keys [expected [turn]]) == 1);
-            cJSON_Delete (job);
-        }
-        assert (s_next_job (&thread) == NULL);
-        zstr_free (&thread.last_owner);
     }
 
     store_destroy (&store);
