@@ -104,6 +104,7 @@ typedef struct {
     int serial;                     //  numbers build dirs
     bool archives_checked;          //  Layers sealed before layers travelled were packed
     bool terminated;                //  $TERM came during a build
+    char *last_owner;               //  User whose layer was built last (round-robin), or NULL
 } s_thread_t;
 
 //  An index URL as the build sandbox reaches it: a loopback host becomes
@@ -638,6 +639,32 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
     zstr_free (&target);
 }
 
+//  The next layer to build: {hash, requirements, owner}, or NULL. Only a
+//  layer some project still asks for is worth its build. Builds run one at
+//  a time, so they go round the users: a layer belongs to the user owning
+//  the oldest project that waits for it, and the next build is the oldest
+//  layer of the first user after the last one served (in id order, wrapping
+//  round), so one user's many builds cannot hold everyone else's back.
+static cJSON *
+s_next_job (s_thread_t *self)
+{
+    cJSON *job = store_query_row (self->store,
+        "SELECT hash, requirements, owner FROM ("
+        "  SELECT l.hash, l.requirements, l.updated_at,"
+        "    (SELECT p.user_id FROM projects p WHERE p.requirements_hash = l.hash"
+        "      ORDER BY p.updated_at, p.rowid LIMIT 1) AS owner"
+        "  FROM layers l WHERE l.state = 'queued'"
+        "   AND l.hash IN (SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL))"
+        " ORDER BY (? IS NOT NULL AND owner <= ?), owner, updated_at LIMIT 1",
+        "ss", self->last_owner, self->last_owner);
+    const char *owner = job? cJSON_GetStringValue (cJSON_GetObjectItem (job, "owner")): NULL;
+    if (owner) {
+        zstr_free (&self->last_owner);
+        self->last_owner = strdup (owner);
+    }
+    return job;
+}
+
 static void
 s_scan (s_thread_t *self, cJSON *changed)
 {
@@ -650,11 +677,7 @@ s_scan (s_thread_t *self, cJSON *changed)
         s_sweep (self);
         self->next_sweep = zclock_mono () + S_SWEEP_MS;
     }
-    //  Only a layer some project still asks for is worth its build
-    cJSON *job = store_query_row (self->store,
-        "SELECT hash, requirements FROM layers WHERE state = 'queued'"
-        "   AND hash IN (SELECT requirements_hash FROM projects WHERE requirements_hash IS NOT NULL)"
-        " ORDER BY updated_at LIMIT 1", NULL);
+    cJSON *job = s_next_job (self);
     const char *hash = job? cJSON_GetStringValue (cJSON_GetObjectItem (job, "hash")): NULL;
     const char *requirements = job? cJSON_GetStringValue (cJSON_GetObjectItem (job, "requirements")): NULL;
     if (layers_key_valid (hash) && requirements)
@@ -672,6 +695,7 @@ s_thread_reset (s_thread_t *self)
     zstr_free (&self->extra_index_url);
     zstr_free (&self->find_links);
     zstr_free (&self->find_links_dir);
+    zstr_free (&self->last_owner);
 }
 
 //  Answers its start with ready or the reason it cannot work, then serves
@@ -859,10 +883,49 @@ s_test_wait_state (store_t *store, const char *hash, const char *state)
     assert (!"builder: state never came");
 }
 
+//  Builds go round the users: bob's one layer comes second even though
+//  alice queued three before it
+static void
+s_test_round_robin (void)
+{
+    store_t *store = store_new (":memory:");
+    assert (store);
+    const char *owners [] = { "alice", "alice", "alice", "bob" };
+    char keys [4][LAYERS_KEY_SIZE];
+    for (int index = 0; index < 4; index++) {
+        char name [32];
+        snprintf (name, sizeof name, "layer%d", index);
+        layers_key (name, keys [index]);
+        char stamp [32];
+        snprintf (stamp, sizeof stamp, "2026-01-01T00:00:0%d", index);
+        char *id = zsys_sprintf ("project%05d", index);
+        assert (store_exec (store, "INSERT INTO projects (id, user_id, name, slug, requirements_hash,"
+                            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "sssssss",
+                            id, owners [index], id, id, keys [index], stamp, stamp) == 1);
+        assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, created_at, updated_at)"
+                            " VALUES (?, 'x', 'queued', ?, ?)", "sss", keys [index], stamp, stamp) == 1);
+        zstr_free (&id);
+    }
+    s_thread_t thread = { .store = store };
+    const int expected [] = { 0, 3, 1, 2 };
+    for (int turn = 0; turn < 4; turn++) {
+        cJSON *job = s_next_job (&thread);
+        assert (job);
+        assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (job, "hash")), keys [expected [turn]]));
+        assert (store_exec (store, "UPDATE layers SET state = 'ready' WHERE hash = ?", "s",
+                            keys [expected [turn]]) == 1);
+        cJSON_Delete (job);
+    }
+    assert (s_next_job (&thread) == NULL);
+    zstr_free (&thread.last_owner);
+    store_destroy (&store);
+}
+
 void
 builder_test (bool verbose)
 {
     printf ("builder: ");
+    s_test_round_robin ();
     char template [] = "/tmp/clowdy-builder-XXXXXX";
     char *data_dir = mkdtemp (template);
     assert (data_dir);

@@ -74,6 +74,15 @@ typedef struct _api_t api_t;
 api_t *
     api_new (store_t *store);
 
+//  Who sees GET /api/cluster whole (worker ids, hosts, calls running):
+//  everyone when admins is NULL (local mode: the operator is the user),
+//  else only the user ids in admins ("ID,ID,..."; "" names nobody); the
+//  others get the totals and each worker's state and capacity, by index.
+//  For the whole process (the http thread and the pool's threads answer
+//  it): main sets it once before the threads start.
+void
+    api_set_cluster_admins (const char *admins);
+
 //  What GET /api/config answers: {auth_mode, clerk_publishable_key?, version,
 //  assistant: {configured}, gateway_host} (the UI says the assistant is not
 //  set up before anyone types to it, and shows gateway URLs on the functions'

@@ -282,6 +282,9 @@ s_requirements_status (api_call_t *call, const char *project_id)
     return status;
 }
 
+//  Dependency builds one user may have queued or building at once
+#define API_BUILDS_PER_USER 4
+
 static int
 s_requirements_put (api_call_t *call, const char *project_id)
 {
@@ -306,6 +309,29 @@ s_requirements_put (api_call_t *call, const char *project_id)
     if (!api_project_owned (call, project_id)) {
         free (normalised);
         return api_reply_detail (call, 404, "Project not found");
+    }
+    //  The builder builds one layer at a time, round the users; a cap on
+    //  what one user may have waiting keeps one from filling the queue.
+    //  Only a PUT that adds a build counts (a key not yet queued, building
+    //  or ready); the project's own current layer does not.
+    if (*key) {
+        cJSON *queued = store_query_row (call->store,
+            "SELECT (SELECT COUNT(*) FROM layers WHERE hash = ? AND state IN ('queued', 'building', 'ready')) AS known,"
+            "  (SELECT COUNT(DISTINCT l.hash) FROM layers l JOIN projects p ON p.requirements_hash = l.hash"
+            "    WHERE p.user_id = ? AND p.id != ? AND l.state IN ('queued', 'building')) AS waiting",
+            "sss", key, call->req->user_id, project_id);
+        if (!queued) {
+            free (normalised);
+            return api_reply_store_error (call);
+        }
+        bool adds = cJSON_GetNumberValue (cJSON_GetObjectItem (queued, "known")) == 0;
+        double waiting = cJSON_GetNumberValue (cJSON_GetObjectItem (queued, "waiting"));
+        cJSON_Delete (queued);
+        if (adds && waiting >= API_BUILDS_PER_USER) {
+            free (normalised);
+            return api_reply_detail (call, 429, "Too many dependency builds waiting: at most %d per user;"
+                                     " try again when one has finished", API_BUILDS_PER_USER);
+        }
     }
     cJSON *before = store_query_row (call->store, "SELECT layer_active FROM projects WHERE id = ?", "s", project_id);
     const char *active = before? cJSON_GetStringValue (cJSON_GetObjectItem (before, "layer_active")): NULL;
@@ -553,6 +579,40 @@ api_projects_test (bool verbose)
     assert (inval && strncmp (inval, "project ", 8) == 0);
     zstr_free (&inval);
     cJSON_Delete (reply);
+    //  At most API_BUILDS_PER_USER builds waiting per user: the next new
+    //  one is a 429; one already queued or built is not a new build, and
+    //  another user is not held back
+    {
+        char *many [API_BUILDS_PER_USER + 1];
+        char many_path [128];
+        for (int index = 0; index <= API_BUILDS_PER_USER; index++) {
+            many [index] = api_test_create (api, "alice", "/api/projects", "{\"name\":\"Many\"}");
+            snprintf (many_path, sizeof many_path, "/api/projects/%s/requirements", many [index]);
+            char body [64];
+            snprintf (body, sizeof body, "{\"requirements_txt\":\"pkg%d\"}", index);
+            if (index < API_BUILDS_PER_USER)
+                cJSON_Delete (api_test_request (api, "alice", "PUT", many_path, NULL, body, 200, NULL));
+            else
+                api_test_detail (api_test_request (api, "alice", "PUT", many_path, NULL, body, 429, NULL),
+                                 "Too many dependency builds waiting: at most 4 per user;"
+                                 " try again when one has finished");
+        }
+        //  The same text as a queued one, and a built one, add no build
+        cJSON_Delete (api_test_request (api, "alice", "PUT", many_path, NULL, "{\"requirements_txt\":\"pkg0\"}", 200, NULL));
+        cJSON_Delete (api_test_request (api, "alice", "PUT", many_path, NULL, "{\"requirements_txt\":\"a\\nb\"}", 200, NULL));
+        //  A project may change its own waiting layer for another
+        snprintf (many_path, sizeof many_path, "/api/projects/%s/requirements", many [0]);
+        cJSON_Delete (api_test_request (api, "alice", "PUT", many_path, NULL, "{\"requirements_txt\":\"pkg9\"}", 200, NULL));
+        char *other = api_test_create (api, "bob", "/api/projects", "{\"name\":\"Bob capped\"}");
+        snprintf (many_path, sizeof many_path, "/api/projects/%s/requirements", other);
+        cJSON_Delete (api_test_request (api, "bob", "PUT", many_path, NULL, "{\"requirements_txt\":\"pkg7\"}", 200, NULL));
+        zstr_free (&other);
+        for (int index = 0; index <= API_BUILDS_PER_USER; index++) {
+            snprintf (many_path, sizeof many_path, "/api/projects/%s", many [index]);
+            cJSON_Delete (api_test_request (api, "alice", "DELETE", many_path, NULL, NULL, 200, NULL));
+            zstr_free (&many [index]);
+        }
+    }
     snprintf (sharing_path, sizeof sharing_path, "/api/projects/%s", sharing);
     cJSON_Delete (api_test_request (api, "alice", "DELETE", sharing_path, NULL, NULL, 200, NULL));
     zstr_free (&sharing);

@@ -533,6 +533,36 @@ s_project_command (cli_t *self, const char *action)
     return 2;
 }
 
+//  The shared tail of 'route rm' and 'env rm': DELETE one item under a
+//  project's collection (its name escaped); the reply, or NULL (said)
+static cJSON *
+s_delete_item (cli_t *self, const char *collection, const char *name)
+{
+    char *escaped = s_escape (name);
+    char *item_path = zsys_sprintf ("%s/%s", collection, escaped);
+    free (escaped);
+    cJSON *reply = s_call_ok (self, "DELETE", item_path, NULL);
+    zstr_free (&item_path);
+    if (reply && !self->json)
+        printf ("%s\n", s_str (reply, "detail"));
+    return reply;
+}
+
+//  The end of a project item command: print --json, free what it held,
+//  and its exit status
+static int
+s_item_done (cli_t *self, cJSON *reply, char **path_p, cJSON **project_p)
+{
+    if (reply && self->json)
+        s_print_json (reply);
+    int rc = reply ? 0 : 1;
+    cJSON_Delete (reply);
+    zstr_free (path_p);
+    cJSON_Delete (*project_p);
+    *project_p = NULL;
+    return rc;
+}
+
 static int
 s_route_command (cli_t *self, const char *action)
 {
@@ -578,22 +608,9 @@ s_route_command (cli_t *self, const char *action)
                         s_str (route, "path"), s_str (route, "function_id"));
         }
     }
-    else {
-        char *escaped = s_escape (self->argv [3]);
-        char *route_path = zsys_sprintf ("%s/%s", path, escaped);
-        free (escaped);
-        reply = s_call_ok (self, "DELETE", route_path, NULL);
-        zstr_free (&route_path);
-        if (reply && !self->json)
-            printf ("%s\n", s_str (reply, "detail"));
-    }
-    if (reply && self->json)
-        s_print_json (reply);
-    int rc = reply ? 0 : 1;
-    cJSON_Delete (reply);
-    zstr_free (&path);
-    cJSON_Delete (project);
-    return rc;
+    else
+        reply = s_delete_item (self, path, self->argv [3]);
+    return s_item_done (self, reply, &path, &project);
 }
 
 static int
@@ -634,22 +651,9 @@ s_env_command (cli_t *self, const char *action)
                         s_str (variable, "value"));
         }
     }
-    else {
-        char *escaped = s_escape (self->argv [3]);
-        char *key_path = zsys_sprintf ("%s/%s", path, escaped);
-        free (escaped);
-        reply = s_call_ok (self, "DELETE", key_path, NULL);
-        zstr_free (&key_path);
-        if (reply && !self->json)
-            printf ("%s\n", s_str (reply, "detail"));
-    }
-    if (reply && self->json)
-        s_print_json (reply);
-    int rc = reply ? 0 : 1;
-    cJSON_Delete (reply);
-    zstr_free (&path);
-    cJSON_Delete (project);
-    return rc;
+    else
+        reply = s_delete_item (self, path, self->argv [3]);
+    return s_item_done (self, reply, &path, &project);
 }
 
 //  --------------------------------------------------------------------------

@@ -39,6 +39,7 @@ static const opt_t s_options [] = {
     STR (jwks_url, "jwks-url", "CLOWDY_JWKS_URL", "", "JWKS URL of the OIDC provider (jwt mode)"),
     STR (jwt_issuer, "jwt-issuer", "CLOWDY_JWT_ISSUER", "", "required token issuer (jwt mode, optional)"),
     STR (jwt_audience, "jwt-audience", "CLOWDY_JWT_AUDIENCE", "", "required token audience (jwt mode, optional)"),
+    STR (cluster_admins, "cluster-admins", "CLOWDY_CLUSTER_ADMINS", "", "user ids (USER_ID,...) who see GET /api/cluster whole: worker hosts, ids, calls running (jwt mode; others see totals and capacity)"),
     STR (clerk_publishable_key, "clerk-publishable-key", "CLOWDY_CLERK_PUBLISHABLE_KEY", "", "Clerk key for the UI's sign-in"),
     STR (runtime_dir, "runtime-dir", "CLOWDY_RUNTIME_DIR", CLOWDY_SOURCE_DIR "/runtime", "directory holding runner.py"),
     STR (python, "python", "CLOWDY_PYTHON", "/usr/bin/python3", "Python interpreter inside sandboxes"),

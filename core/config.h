@@ -24,6 +24,7 @@ typedef struct {
     char *jwks_url;                 //  JWKS for jwt mode
     char *jwt_issuer;               //  Required iss, or empty
     char *jwt_audience;             //  Required aud, or empty
+    char *cluster_admins;           //  User ids who see GET /api/cluster whole (auth on), or empty
     char *clerk_publishable_key;    //  Shown to the UI for Clerk sign-in, or empty
     char *runtime_dir;              //  Holds runner.py
     char *python;                   //  Python interpreter used in sandboxes

@@ -42,8 +42,7 @@
 #define LAMBDA_DEFAULT_HANDLER  "main.handler"
 #define LAMBDA_CODE_MAX         (1024 * 1024)   //  a version's code, as the REST API allows
 #define LAMBDA_EVENT_MAX        (256 * 1024)    //  an Event payload, as Lambda's
-#define LAMBDA_LIST_DEFAULT     50
-#define LAMBDA_LIST_MAX         10000
+#define LAMBDA_LIST_MAX         50              //  a page, as AWS's ListFunctions (more asks get this)
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -516,14 +515,18 @@ s_list (api_call_t *call)
     api_response_t *resp = call->resp;
     char *marker = s_query (call->req, "Marker");
     char *max_text = s_query (call->req, "MaxItems");
-    long offset = 0, max_items = LAMBDA_LIST_DEFAULT;
+    long offset = 0, max_items = LAMBDA_LIST_MAX;
     bool valid = (!marker || !*marker || api_parse_int (marker, 0, INT32_MAX, &offset))
-              && (!max_text || api_parse_int (max_text, 1, LAMBDA_LIST_MAX, &max_items));
+              && (!max_text || api_parse_int (max_text, 1, INT32_MAX, &max_items));
     free (marker);
     free (max_text);
     if (!valid)
         return s_error (resp, 400, "InvalidParameterValueException",
-                        "Marker must be one a list returned, and MaxItems 1 to %d", LAMBDA_LIST_MAX);
+                        "Marker must be one a list returned, and MaxItems a positive whole number");
+    //  Every row carries its code (the Handler, CodeSize and CodeSha256
+    //  come from it), so a page is as small as AWS's: at most 50
+    if (max_items > LAMBDA_LIST_MAX)
+        max_items = LAMBDA_LIST_MAX;
     //  Oldest first, so a marker (an offset) stays right while new ones come
     cJSON *rows = store_query (call->store,
         "SELECT f.id, f.name, f.description, v.code, f.timeout_seconds, f.memory_mb, f.active_version,"
@@ -531,7 +534,11 @@ s_list (api_call_t *call)
         "  FROM functions f"
         "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
         " WHERE f.user_id = ? ORDER BY f.created_at, f.rowid LIMIT ? OFFSET ?",
-        "sii", call->req->user_id, (int) max_items + 1, (int) offset);
+        "sii", call->req->user_id, (int) max_items, (int) offset);
+    //  Is there a next page? One row past this one, without its code
+    cJSON *more = rows ? store_query_row (call->store,
+        "SELECT 1 AS more FROM functions WHERE user_id = ? ORDER BY created_at, rowid LIMIT 1 OFFSET ?",
+        "sI", call->req->user_id, (int64_t) offset + max_items) : NULL;
     if (!rows)
         return s_error (resp, 500, "ServiceException", "Internal server error");
     cJSON *json = cJSON_CreateObject ();
@@ -541,11 +548,12 @@ s_list (api_call_t *call)
     cJSON_ArrayForEach (row, rows)
         if (count++ < max_items)
             cJSON_AddItemToArray (functions, s_configuration (row));
-    if (count > max_items) {
+    if (more) {
         char next [32];
         snprintf (next, sizeof next, "%ld", offset + max_items);
         cJSON_AddStringToObject (json, "NextMarker", next);
     }
+    cJSON_Delete (more);
     cJSON_Delete (rows);
     return s_reply (resp, 200, json);
 }
@@ -1330,6 +1338,11 @@ lambda_test (bool verbose)
     cJSON_Delete (reply);
     s_test_error (s_test_call (api, "GET", "/2015-03-31/functions", "MaxItems=0", NULL, NULL, 400),
                   "InvalidParameterValueException");
+    //  More than a page asked for: a page (50 at most), as AWS answers
+    reply = s_test_call (api, "GET", "/2015-03-31/functions", "MaxItems=100000", NULL, NULL, 200);
+    assert (cJSON_GetArraySize (cJSON_GetObjectItem (reply, "Functions")) == 4);
+    assert (!cJSON_GetObjectItem (reply, "NextMarker"));
+    cJSON_Delete (reply);
 
     cJSON_Delete (s_test_call (api, "DELETE", "/2015-03-31/functions/echo", NULL, NULL, NULL, 204));
     s_test_error (s_test_call (api, "DELETE", "/2015-03-31/functions/echo", NULL, NULL, NULL, 404),

@@ -96,10 +96,13 @@ s_line_problem (const char *line, char *offender)
             return "editable installs (-e) are not allowed";
         return "pip options are not allowed (only package requirements, one a line)";
     }
-    //  After the requirement, only --hash=ALGO:HEX options
-    const char *option = strstr (line, " -");
-    if (!option)
-        option = strstr (line, "\t-");
+    //  After the requirement, only --hash=ALGO:HEX options. The options
+    //  start at the first blank (space or tab) followed by '-', so no
+    //  option hides in the requirement part behind a later one
+    const char *option = NULL;
+    for (const char *scan = line; *scan && !option; scan++)
+        if ((*scan == ' ' || *scan == '\t') && scan [1] == '-')
+            option = scan;
     size_t body = option? (size_t) (option - line): strlen (line);
     const char *cursor = line + body;
     while (*cursor) {
@@ -405,6 +408,11 @@ layers_test (bool verbose)
     s_test_refused ("pkg|x", "'|'");
     s_test_refused ("pkg --hash=sha256:ab/cd", "ALGORITHM:HEX");
     s_test_refused ("pkg --hash=x;y", "ALGORITHM:HEX");
+    //  An option before a --hash, whichever blank comes before either
+    s_test_refused ("pkg\t-i\tx --hash=a:b", "options");
+    s_test_refused ("pkg -i\tx\t--hash=a:b", "options");
+    s_test_refused ("pkg\t--index-url=http://x --hash=a:b", "options");
+    s_test_ok ("pkg==1.0\t--hash=sha256:ab --hash=sha256:cd", "pkg==1.0\t--hash=sha256:ab --hash=sha256:cd");
     s_test_refused ("a\x01", "control");
     char *big = (char *) malloc (LAYERS_TEXT_MAX + 2);
     memset (big, 'a', LAYERS_TEXT_MAX + 1);

@@ -328,6 +328,8 @@ main (int argc, char *argv [])
     //  The async queue's caps, read by the control-plane threads (core/asyncq.h)
     asyncq_set_limits (config.async_max_per_function, config.async_max_queued, config.test_clock_scale);
     api_set_records_sync (recorder_sync);
+    //  Local mode: the operator is the only user and sees the cluster whole
+    api_set_cluster_admins (streq (config.auth, "local") ? NULL : config.cluster_admins);
     if (config.test_clock_scale > 1)
         zsys_warning ("clowdy: --test-clock-scale %ld: schedule rates run faster (for tests only)",
                       config.test_clock_scale);

@@ -303,6 +303,48 @@ static pthread_mutex_t s_key_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char s_key [32];
 static bool s_key_loaded;
 
+//  Make the key file whole or not at all: the key goes to a temp file of
+//  our own, is synced, then linked into place, so a crash leaves either no
+//  key file or a complete one (never a short one), and of two processes
+//  starting at once the first link wins and the other reads its key.
+//  0 with the key in s_key, 1 when another process made it first, -1.
+static int
+s_key_make (const char *path)
+{
+    char *temp = zsys_sprintf ("%s.%d.tmp", path, (int) getpid ());
+    unsigned char key [32];
+    int rc = -1;
+    int fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0 && RAND_bytes (key, 32) == 1 && write (fd, key, 32) == 32 && fsync (fd) == 0) {
+        if (link (temp, path) == 0) {
+            memcpy (s_key, key, 32);
+            rc = 0;
+        }
+        else
+        if (errno == EEXIST)
+            rc = 1;
+    }
+    OPENSSL_cleanse (key, 32);
+    if (fd >= 0)
+        close (fd);
+    unlink (temp);
+    zstr_free (&temp);
+    if (rc == 0) {
+        //  The new name lasts a crash too
+        char *dir = strdup (path);
+        char *slash = strrchr (dir, '/');
+        if (slash)
+            *slash = 0;
+        int dir_fd = open (slash? dir: ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd >= 0) {
+            if (fsync (dir_fd)) { }
+            close (dir_fd);
+        }
+        free (dir);
+    }
+    return rc;
+}
+
 int
 sigv4_key_load (const char *data_dir)
 {
@@ -312,23 +354,31 @@ sigv4_key_load (const char *data_dir)
         char *path = zsys_sprintf ("%s/" SIGV4_KEY_FILE, data_dir);
         int fd = open (path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
-            unsigned char key [32];
-            fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (fd >= 0 && RAND_bytes (key, 32) == 1 && write (fd, key, 32) == 32 && fsync (fd) == 0) {
-                memcpy (s_key, key, 32);
+            int made = s_key_make (path);
+            if (made == 0)
                 s_key_loaded = true;
-            }
-            OPENSSL_cleanse (key, 32);
-            if (fd >= 0)
-                close (fd);
-            if (!s_key_loaded && errno == EEXIST)
-                fd = open (path, O_RDONLY | O_CLOEXEC);      //  another process made it first
             else
-                fd = -1;
+            if (made == 1)
+                fd = open (path, O_RDONLY | O_CLOEXEC);      //  another process made it first
         }
         if (fd >= 0) {
-            s_key_loaded = read (fd, s_key, 32) == 32;
+            //  A key file is exactly 32 bytes: anything else is a damaged
+            //  file (sealed secrets cannot be opened with a guess at it)
+            unsigned char extra;
+            ssize_t size = read (fd, s_key, 32);
+            bool whole = size == 32 && read (fd, &extra, 1) == 0;
             close (fd);
+            if (whole)
+                s_key_loaded = true;
+            else {
+                OPENSSL_cleanse (s_key, 32);
+                zsys_error ("sigv4: the key file %s is corrupt (not exactly 32 bytes): API tokens cannot sign"
+                            " SigV4 requests; restore it from a backup, or remove it to make a new key"
+                            " (the SigV4 secrets of existing tokens are then lost: make new tokens)", path);
+                zstr_free (&path);
+                pthread_mutex_unlock (&s_key_lock);
+                return -1;
+            }
         }
         if (!s_key_loaded) {
             zsys_error ("sigv4: cannot read or make %s: API tokens made now cannot sign SigV4 requests", path);
@@ -475,6 +525,35 @@ sigv4_test (bool verbose)
     assert (!sigv4_unseal ("zz"));
     assert (!sigv4_unseal (NULL));
     free (sealed);
+
+    //  A short or empty key file (a crash mid-write by an older build) is
+    //  refused, not used as a key: no token gets a secret sealed with it
+    pthread_mutex_lock (&s_key_lock);
+    unsigned char kept [32];
+    memcpy (kept, s_key, 32);
+    s_key_loaded = false;
+    pthread_mutex_unlock (&s_key_lock);
+    const char *damaged [] = { "", "short" };
+    for (int index = 0; index < 2; index++) {
+        char broken [] = "/tmp/clowdy-sigv4-XXXXXX";
+        assert (mkdtemp (broken));
+        char *path = zsys_sprintf ("%s/" SIGV4_KEY_FILE, broken);
+        FILE *file = fopen (path, "w");
+        assert (file);
+        fputs (damaged [index], file);
+        fclose (file);
+        assert (sigv4_key_load (broken) == -1);
+        assert (sigv4_seal ("clw_secret") == NULL);
+        //  And it is left as it was, for the operator to restore
+        struct stat status;
+        assert (stat (path, &status) == 0 && status.st_size == (off_t) strlen (damaged [index]));
+        unlink (path);
+        zstr_free (&path);
+        rmdir (broken);
+    }
+    //  The key made first is still the one in the file
+    assert (sigv4_key_load (dir) == 0);
+    assert (memcmp (kept, s_key, 32) == 0);
     char command [128];
     snprintf (command, sizeof command, "rm -rf %s", dir);
     if (system (command)) { }

@@ -62,6 +62,26 @@ tokens_is_token (const char *token, size_t len)
     return true;
 }
 
+//  Is a token's last_used_at old enough to write again? Once a minute at
+//  most, so a busy token is not a write per request
+static bool
+s_touch_due (const char *last_used)
+{
+    char cutoff [UTIL_TIME_SIZE];
+    s_iso_time (time (NULL) - TOKEN_TOUCH_SECONDS, cutoff);
+    return !last_used || strcmp (last_used, cutoff) < 0;
+}
+
+//  Record a token's use now
+static void
+s_touch (store_t *store, const char *token_id)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_exec (store, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", "ss", now, token_id) < 0)
+        zsys_warning ("tokens: cannot record the use of token %s", token_id);
+}
+
 int
 tokens_check (store_t *store, const char *token, size_t len,
               char *user_id, size_t user_id_size, const char **detail)
@@ -93,9 +113,7 @@ tokens_check (store_t *store, const char *token, size_t len,
         if (id && user_len > 0 && user_len < user_id_size) {
             memcpy (user_id, user, user_len + 1);
             snprintf (token_id, sizeof (token_id), "%s", id);
-            char cutoff [UTIL_TIME_SIZE];
-            s_iso_time (time (NULL) - TOKEN_TOUCH_SECONDS, cutoff);
-            touch = !last_used || strcmp (last_used, cutoff) < 0;
+            touch = s_touch_due (last_used);
             rc = 0;
         }
     }
@@ -105,12 +123,8 @@ tokens_check (store_t *store, const char *token, size_t len,
         *detail = S_INTERNAL;
     }
     sqlite3_reset (stmt);
-    if (touch) {
-        char now [UTIL_TIME_SIZE];
-        util_now_iso (now);
-        if (store_exec (store, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", "ss", now, token_id) < 0)
-            zsys_warning ("tokens: cannot record the use of token %s", token_id);
-    }
+    if (touch)
+        s_touch (store, token_id);
     return rc;
 }
 
@@ -136,8 +150,8 @@ tokens_check_sigv4 (store_t *store, const char *authorization, const char *metho
     sigv4_auth_t auth;
     if (!store || sigv4_parse (authorization, &auth, detail))
         return -1;
-    cJSON *row = store_query_row (store, "SELECT user_id, revoked_at, sigv4_secret FROM api_tokens WHERE id = ?",
-                                  "s", auth.access_key);
+    cJSON *row = store_query_row (store,
+        "SELECT user_id, revoked_at, sigv4_secret, last_used_at FROM api_tokens WHERE id = ?", "s", auth.access_key);
     const char *user = cJSON_GetStringValue (cJSON_GetObjectItem (row, "user_id"));
     const char *sealed = cJSON_GetStringValue (cJSON_GetObjectItem (row, "sigv4_secret"));
     int rc = -1;
@@ -159,6 +173,8 @@ tokens_check_sigv4 (store_t *store, const char *authorization, const char *metho
             if (strlen (user) < user_id_size) {
                 memcpy (user_id, user, strlen (user) + 1);
                 rc = 0;
+                if (s_touch_due (cJSON_GetStringValue (cJSON_GetObjectItem (row, "last_used_at"))))
+                    s_touch (store, auth.access_key);
             }
             else
                 *detail = S_INTERNAL;
@@ -380,6 +396,59 @@ tokens_test (bool verbose)
         assert (tokens_revoke (store, "carol", carol) == 0);
         strcat (name, "e");
         assert (tokens_create (store, "carol", name, carol) == NULL);
+    }
+
+    {
+        //  A SigV4-signed request records the token's use as a bearer one
+        //  does, and not more than once a minute
+        char dir [] = "/tmp/clowdy-tokens-XXXXXX";
+        assert (mkdtemp (dir));
+        assert (sigv4_key_load (dir) == 0);
+        char dave [AUTH_TOKEN_ID_SIZE];
+        char *secret = tokens_create (store, "dave", "aws", dave);
+        assert (secret);
+        time_t now = time (NULL);
+        char amz_date [17], date [9];
+        strftime (amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", gmtime (&now));
+        memcpy (date, amz_date, 8);
+        date [8] = 0;
+        cJSON *headers = cJSON_CreateObject ();
+        cJSON_AddStringToObject (headers, "host", "h");
+        cJSON_AddStringToObject (headers, "x-amz-date", amz_date);
+        char *canonical = sigv4_canonical_request ("GET", "/2015-03-31/functions", "", headers,
+                                                   "host;x-amz-date", "", 0);
+        assert (canonical);
+        char signature [65];
+        sigv4_sign (secret, amz_date, date, "us-east-1", "lambda", canonical, signature);
+        free (canonical);
+        char *authorization = zsys_sprintf (SIGV4_ALGORITHM " Credential=%s/%s/us-east-1/lambda/aws4_request,"
+                                            " SignedHeaders=host;x-amz-date, Signature=%s", dave, date, signature);
+        const char *touched_dave = "SELECT last_used_at FROM api_tokens WHERE id = ?";
+        row = store_query_row (store, touched_dave, "s", dave);
+        assert (cJSON_IsNull (cJSON_GetObjectItem (row, "last_used_at")));
+        cJSON_Delete (row);
+        char user [AUTH_MAX_SUB + 1];
+        const char *detail = NULL;
+        int rc = tokens_check_sigv4 (store, authorization, "GET", "/2015-03-31/functions", "", headers, "", 0,
+                                     user, sizeof user, &detail);
+        if (rc)
+            printf ("\n%s\n", detail);
+        assert (rc == 0 && streq (user, "dave"));
+        row = store_query_row (store, touched_dave, "s", dave);
+        char *first_use = strdup (cJSON_GetStringValue (cJSON_GetObjectItem (row, "last_used_at")));
+        cJSON_Delete (row);
+        assert (tokens_check_sigv4 (store, authorization, "GET", "/2015-03-31/functions", "", headers, "", 0,
+                                    user, sizeof user, &detail) == 0);
+        row = store_query_row (store, touched_dave, "s", dave);
+        assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (row, "last_used_at")), first_use));
+        cJSON_Delete (row);
+        free (first_use);
+        free (authorization);
+        cJSON_Delete (headers);
+        free (secret);
+        char command [128];
+        snprintf (command, sizeof command, "rm -rf %s", dir);
+        if (system (command)) { }
     }
 
     free (plain);

@@ -225,3 +225,20 @@ def test_clowdy_token_is_sent(code_file):
             assert json.loads(run(None, "fn", "invoke", "mine", env=good).stdout) == {"greeting": "hello world"}
         finally:
             s.stop()
+
+
+def test_rm_with_json_prints_the_servers_answer(cli, code_file):
+    """`route rm` and `env rm` share their tail: --json prints the server's answer, a miss exits 1."""
+    folder, path = code_file
+    assert cli("project", "create", "RM JSON").returncode == 0
+    assert cli("fn", "deploy", "rmjson", path, "--project", "rm-json").returncode == 0
+    added = cli("route", "add", "rm-json", "GET", "/x", "rmjson")
+    assert added.returncode == 0, added.stderr
+    route_id = added.stdout.split()[2]
+    assert cli("env", "set", "rm-json", "K", "v", "--plain").returncode == 0
+    for args in (("env", "rm", "rm-json", "K"), ("route", "rm", "rm-json", route_id)):
+        removed = cli(*args, "--json")
+        assert removed.returncode == 0, removed.stderr
+        assert "deleted" in json.loads(removed.stdout)["detail"]
+        again = cli(*args)
+        assert again.returncode == 1 and again.stdout == ""

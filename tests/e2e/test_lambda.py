@@ -315,7 +315,12 @@ def signed():
         listed = subprocess.run([BINARY, "token", "list", "--user", "carol", "--data-dir", data_dir],
                                 capture_output=True, text=True, timeout=slow(30))
         token_id = listed.stdout.split()[0]
-        s = Server(data_dir=data_dir, args=["--auth", "jwt", "--jwks-url", "http://127.0.0.1:9/jwks"]).start()
+        admin = subprocess.run([BINARY, "token", "create", "--user", "dave", "--name", "ops",
+                                "--data-dir", data_dir], capture_output=True, text=True, timeout=slow(30))
+        assert admin.returncode == 0, admin.stderr
+        s = Server(data_dir=data_dir, args=["--auth", "jwt", "--jwks-url", "http://127.0.0.1:9/jwks",
+                                            "--cluster-admins", "dave"]).start()
+        s.admin_token = admin.stdout.strip()
         yield s, token_id, token
         s.stop()
 
@@ -384,3 +389,35 @@ def test_a_revoked_token_cannot_sign(signed):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         lam.list_functions()
     assert error_of(e)[1] == 403 and "revoked" in error_of(e)[2]
+
+
+def test_a_signed_request_records_the_tokens_use(signed):
+    server, token_id, token = signed
+    bearer = {"Authorization": "Bearer " + token}
+    other = ok(server.post("/api/tokens", json={"name": "sigv4-only"}, headers=bearer))
+
+    def last_used():
+        return next(t for t in ok(server.get("/api/tokens", headers=bearer)) if t["id"] == other["id"])["last_used_at"]
+
+    assert last_used() is None
+    client(server, other["id"], other["token"]).list_functions()
+    assert last_used() is not None
+
+
+def test_cluster_hosts_are_for_the_cluster_admins_only(signed):
+    server, token_id, token = signed
+
+    def view(bearer):
+        r = server.get("/api/cluster", headers={"Authorization": "Bearer " + bearer})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    wait_for(lambda: view(server.admin_token)["workers"], 30, "the in-process workers are listed")
+    full = view(server.admin_token)
+    assert all("host" in w and "id" in w and "running" in w for w in full["workers"])
+    reduced = view(token)
+    assert len(reduced["workers"]) == len(full["workers"])
+    assert reduced["memory_mb"] == full["memory_mb"] and reduced["cores"] == full["cores"]
+    for index, worker in enumerate(reduced["workers"]):
+        assert "host" not in worker and "id" not in worker and "running" not in worker
+        assert worker["index"] == index and worker["state"] and worker["memory_mb"] > 0

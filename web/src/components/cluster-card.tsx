@@ -39,7 +39,12 @@ export function clusterSummary(c: Cluster): string {
   return parts.join(" · ");
 }
 
-function MemoryUse({ w }: { w: ClusterWorker }) {
+/** What names a worker: its host, its id, or (for users shown no hosts) its place in the list. */
+export function workerLabel(w: ClusterWorker, i: number): string {
+  return w.host || w.id || `Worker ${(typeof w.index === "number" ? w.index : i) + 1}`;
+}
+
+function MemoryUse({ w, label }: { w: ClusterWorker; label: string }) {
   const total = w.memory_mb ?? 0;
   const used = w.memory_used_mb ?? 0;
   if (!total) return <span className="text-muted-foreground">—</span>;
@@ -47,7 +52,7 @@ function MemoryUse({ w }: { w: ClusterWorker }) {
   return (
     <div className="flex min-w-28 flex-col gap-1">
       <span className="tabular-nums">{formatMb(used)} of {formatMb(total)}</span>
-      <div className="bg-muted h-1.5 w-full overflow-hidden rounded" role="meter" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} aria-label={`Memory in use on ${w.host || w.id}`}>
+      <div className="bg-muted h-1.5 w-full overflow-hidden rounded" role="meter" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} aria-label={`Memory in use on ${label}`}>
         <div className="bg-primary h-full" style={{ width: `${pct}%` }} />
       </div>
     </div>
@@ -94,14 +99,14 @@ export function ClusterCard({ pollMs = 5000 }: { pollMs?: number }) {
               </TableRow>
             </TableHeader>
             <TableBody>
-              {workers.map((w) => (
-                <TableRow key={w.id} data-testid="cluster-worker" data-state={w.state}>
-                  <TableCell className="max-w-40 truncate font-mono text-xs sm:max-w-none" title={w.id}>{w.host || w.id}</TableCell>
+              {workers.map((w, i) => (
+                <TableRow key={w.id ?? `#${w.index ?? i}`} data-testid="cluster-worker" data-state={w.state}>
+                  <TableCell className="max-w-40 truncate font-mono text-xs sm:max-w-none" title={w.id}>{workerLabel(w, i)}</TableCell>
                   <TableCell>
                     <StatusBadge status={w.state} label={w.state} />
                     {w.why ? <span className="text-muted-foreground mt-0.5 block max-w-56 text-xs whitespace-normal" data-testid="cluster-worker-why">{w.why}</span> : null}
                   </TableCell>
-                  <TableCell className="hidden sm:table-cell"><MemoryUse w={w} /></TableCell>
+                  <TableCell className="hidden sm:table-cell"><MemoryUse w={w} label={workerLabel(w, i)} /></TableCell>
                   <TableCell className="hidden text-right tabular-nums md:table-cell">{w.cores ?? "—"}</TableCell>
                   <TableCell className="text-right tabular-nums">{w.running ?? "—"}</TableCell>
                   <TableCell className="hidden text-right tabular-nums md:table-cell">{w.environments ?? "—"}</TableCell>

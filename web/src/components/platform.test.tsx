@@ -34,6 +34,16 @@ describe("ClusterCard", () => {
     expect(rows[0].querySelector('[role="meter"]')!.getAttribute("aria-valuenow")).toBe("25");
   });
 
+  it("labels workers by their place when the server shows no hosts or ids (not a cluster admin)", async () => {
+    const reduced = { memory_mb: 6144, cores: 6, workers: cluster.workers.map(({ state, memory_mb, cores }, index) => ({ index, state, memory_mb, cores })) };
+    mockApi({ "GET /api/cluster": [200, reduced] });
+    const { host } = render(<ClusterCard />);
+    await until(() => allByTestId(host, "cluster-worker").length === 3);
+    const rows = allByTestId(host, "cluster-worker");
+    expect(rows.map((r) => r.querySelector("td")!.textContent)).toEqual(["Worker 1", "Worker 2", "Worker 3"]);
+    expect(rows[0].querySelectorAll("td")[4].textContent).toBe("—"); // no running count
+  });
+
   it("says when no worker host is connected", async () => {
     mockApi({ "GET /api/cluster": [200, { workers: [], memory_mb: 0, cores: 0 }] });
     const { host } = render(<ClusterCard />);

@@ -235,7 +235,8 @@ export interface FailedEvent {
   id: string; invocation_id?: string | null; input?: unknown; error?: string | null; attempts?: number; failed_at: string;
 }
 export interface ClusterWorker {
-  id: string; host?: string | null; state: "ready" | "draining" | "lost" | string;
+  /** Absent for users who are not cluster admins: they get an index instead. */
+  id?: string; index?: number; host?: string | null; state: "ready" | "draining" | "lost" | string;
   memory_mb?: number; cores?: number; memory_used_mb?: number; running?: number; environments?: number;
   last_heartbeat_ms?: number | null;
   /** Why a lost worker was given up (servers keep the last few lost ones listed). */
