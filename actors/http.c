@@ -939,8 +939,9 @@ s_handle_pool (self_t *self)
 //  The Lambda API (/2015-03-31, core/lambda.h): every request goes to the
 //  pool, with its headers; an invoke comes back LAMBDA_FORWARD and goes on
 //  to the gateway under the same id (still parked), as a direct invoke of
-//  kind `lambda`, or for an Event as `/api/invoke/ID?async=1`, the async
-//  queue's own path. Its reply is turned into Lambda's there.
+//  kind `lambda`; its reply is turned into Lambda's there. An Event comes
+//  back already queued by the pool (with its invocation id) and is answered
+//  202 at once.
 
 static enum MHD_Result
 s_lambda_respond_error (request_t *request, struct MHD_Connection *connection, int status, const char *type,
@@ -968,10 +969,9 @@ s_lambda_forward (request_t *request, const char *forward_text)
     self_t *self = request->self;
     cJSON *forward = cJSON_Parse (forward_text);
     const char *function_id = cJSON_GetStringValue (cJSON_GetObjectItem (forward, "function_id"));
-    bool event = cJSON_IsTrue (cJSON_GetObjectItem (forward, "event"));
     const char *queued = cJSON_GetStringValue (cJSON_GetObjectItem (forward, "invocation_id"));
-    if (event && queued) {
-        //  The pool queued the Event (core/asyncq.h): answer it here
+    if (queued) {
+        //  An Event, which the pool queued (core/asyncq.h): answer it here
         char *reply = zsys_sprintf ("{\"invocation_id\":\"%s\"}", queued);
         int status;
         cJSON *headers = NULL;
@@ -996,12 +996,9 @@ s_lambda_forward (request_t *request, const char *forward_text)
     //  A named version goes as "version=N" (gateway runs that one)
     char query [32] = "";
     cJSON *version = cJSON_GetObjectItem (forward, "version");
-    if (event)
-        snprintf (query, sizeof query, "async=1");
-    else
     if (cJSON_IsNumber (version))
         snprintf (query, sizeof query, "version=%d", version->valueint);
-    int rc = msg_send_invoke (self->gateway, NULL, request->id, event ? "direct" : "lambda", function_id, "POST",
+    int rc = msg_send_invoke (self->gateway, NULL, request->id, "lambda", function_id, "POST",
                               path, query, request->lambda_headers ? request->lambda_headers : "{}",
                               body, size, "");
     zstr_free (&path);

@@ -1033,9 +1033,6 @@ lambda_invoke_reply (const char *forward_text, int gateway_status, const char *g
         if (detail)
             snprintf (message, sizeof message, "%s", detail);
         else
-        if (event && gateway_status == 200)
-            snprintf (message, sizeof message, "This server has no queue for Event invocations (it ran the call)");
-        else
             snprintf (message, sizeof message, "The invoke failed (status %d)", gateway_status);
         if (code < 400)
             code = 500;
@@ -1285,6 +1282,13 @@ lambda_test (bool verbose)
     reply = s_test_call (api, "POST", "/2015-03-31/functions/echo:1/invocations", NULL,
                          "{\"x-amz-invocation-type\":\"Event\"}", NULL, LAMBDA_FORWARD);
     assert (cJSON_IsTrue (cJSON_GetObjectItem (reply, "event")) && cJSON_IsTrue (cJSON_GetObjectItem (reply, "qualified")));
+    //  The Event is queued already, under the id the 202 will name
+    const char *queued = cJSON_GetStringValue (cJSON_GetObjectItem (reply, "invocation_id"));
+    assert (queued);
+    cJSON *event = store_query_row (store, "SELECT function_id FROM async_events WHERE first_invocation_id = ?",
+                                    "s", queued);
+    assert (event && streq (cJSON_GetStringValue (cJSON_GetObjectItem (event, "function_id")), function_id));
+    cJSON_Delete (event);
     cJSON_Delete (reply);
     cJSON_Delete (s_test_call (api, "POST", "/2015-03-31/functions/echo/invocations", "Qualifier=%24LATEST",
                                "{\"x-amz-invocation-type\":\"DryRun\"}", "{}", 204));

@@ -8,8 +8,10 @@
     itself, in Lambda's shapes, through the REST handlers (core/api.h).
     An Invoke is resolved there (name or id, qualifier, owner, payload,
     DryRun) and answered LAMBDA_FORWARD: http then sends it to the gateway
-    as a direct invoke (`lambda` kind; Event as `/api/invoke/ID?async=1`)
-    and turns the gateway's reply into Lambda's with lambda_invoke_reply.
+    as a direct invoke (`lambda` kind) and turns the gateway's reply into
+    Lambda's with lambda_invoke_reply. An Event is queued there, in the
+    async queue (core/asyncq.h), and its LAMBDA_FORWARD carries the
+    invocation id: http answers it 202 at once.
 
     Errors are what botocore reads: an `x-amzn-ErrorType` header (http sets
     it from the body's `__type`, lambda_headers) and a JSON body
