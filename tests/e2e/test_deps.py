@@ -23,6 +23,7 @@ import uuid
 import pytest
 
 from conftest import Server, free_port, ok, slow, wait_for
+from test_database import invoke, make_function, output
 
 PYTHON = "/usr/bin/python3"
 BUILD_TIMEOUT = 20          # seconds, the server's --build-timeout (the slow sdist outlasts it)
@@ -174,20 +175,6 @@ def server(index):
 
 def make_project(server):
     return ok(server.post("/api/projects", json={"name": "deps-" + uuid.uuid4().hex[:8]}))["id"]
-
-
-def make_function(server, project_id, code):
-    body = dict(name="fn_" + uuid.uuid4().hex[:8], code=code, project_id=project_id)
-    return ok(server.post("/api/functions", json=body))["id"]
-
-
-def invoke(server, function_id, value=None):
-    return ok(server.post("/api/invoke/" + function_id, json={"input": value or {}}, timeout=slow(60)))
-
-
-def output(result):
-    assert result["success"], result
-    return result["output"]
 
 
 def requirements(server, project_id):
