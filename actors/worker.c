@@ -169,6 +169,7 @@ s_creator_actor (zsock_t *pipe, void *args_)
 {
     creator_args_t *args = (creator_args_t *) args_;
     int delay_ms = 0;
+    sandbox_zygote_enable (args->config->zygote != 0);
     zsock_signal (pipe, 0);
     while (true) {
         char *command = NULL, *token = NULL, *layer_dir = NULL, *mount = NULL;
@@ -224,6 +225,7 @@ s_creator_actor (zsock_t *pipe, void *args_)
         if (stop)
             break;
     }
+    sandbox_zygote_stop ();     //  its sandboxes are gone or going with this thread
 }
 
 //  --------------------------------------------------------------------------

@@ -579,6 +579,28 @@ cgroup_enter (cgroup_t *self)
 }
 
 int
+cgroup_task_fds (cgroup_t *self, int *fds, int max)
+{
+    assert (self);
+    if (s_backend->version != 1)
+        return 0;
+    if (self->ndirs > max)
+        return -1;
+    for (int ctl = 0; ctl < self->ndirs; ctl++) {
+        char tasks [PATH_MAX + 16];
+        snprintf (tasks, sizeof tasks, "%s/tasks", self->dirs [ctl]);
+        fds [ctl] = open (tasks, O_WRONLY | O_CLOEXEC);
+        if (fds [ctl] < 0) {
+            zsys_error ("cgroup: cannot open %s: %s", tasks, strerror (errno));
+            while (ctl-- > 0)
+                close (fds [ctl]);
+            return -1;
+        }
+    }
+    return self->ndirs;
+}
+
+int
 cgroup_leave (cgroup_t *self)
 {
     assert (self);

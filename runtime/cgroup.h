@@ -71,6 +71,15 @@ int
 int
     cgroup_enter (cgroup_t *self);
 
+//  For a child that moves itself in (v1): opens the tasks file of each
+//  controller's directory for writing into fds (at most max). A process
+//  that writes "0" to each (with these open-time credentials) moves its own
+//  thread in, skipping the global lock as cgroup_enter does. Returns how
+//  many were opened, 0 where unsupported (v2: use cgroup_attach), -1 on
+//  error (nothing left open).
+int
+    cgroup_task_fds (cgroup_t *self, int *fds, int max);
+
 //  Move the calling thread back to the cgroups it was in before
 //  cgroup_enter; does nothing (returns 0) when it did not enter. 0 or -1
 //  (logged).

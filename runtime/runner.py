@@ -40,6 +40,7 @@ MAX_FRAME = 16 * 1024 * 1024            # largest frame either side sends (load 
 LOG_LIMIT = 64 * 1024                   # log bytes kept per load or invocation (load may change it)
 TEXT_LIMIT = 64 * 1024                  # cap on an error message or a traceback
 PIPE_SIZE = 1024 * 1024                 # asked-for capacity of the log pipe
+READ_BUFFER_SIZE = 64 * 1024            # bytes taken from the log pipe per read
 ENCODE_RECURSION_LIMIT = 1000           # while a result is encoded: it nests under the host's 1000 levels
 FILENAME = "main.py"                    # the user's module file name in tracebacks
 LAYER_DIR = "/opt/layer"                # pip packages mounted by the host, when present
@@ -106,6 +107,7 @@ LOG_LOCK = _thread.allocate_lock()      # held while reading the pipe and filing
 log_read_fd = -1                        # read end of the log pipe (non-blocking)
 log_write_fd = -1                       # write end, kept open so the pipe never sees EOF
 log_buffer = None                       # memoryview of one preallocated read buffer
+log_pipe_reads = 17                     # reads that empty a full pipe (capacity / buffer, plus one)
 log_ready_poller = None                 # the main thread's poll object for log_read_fd
 log_capturing = False                   # True during a load or an invocation
 log_parts = []                          # chunks kept for the current capture
@@ -155,7 +157,7 @@ def s_log_drain_loop():
 
 
 def s_log_setup():
-    global log_read_fd, log_write_fd, log_buffer, log_ready_poller
+    global log_read_fd, log_write_fd, log_buffer, log_ready_poller, log_pipe_reads
     read_fd, write_fd = os.pipe()
     try:
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
@@ -180,7 +182,10 @@ def s_log_setup():
     os.dup2(write_fd, 1)
     os.dup2(write_fd, 2)
     log_read_fd, log_write_fd = read_fd, write_fd
-    log_buffer = memoryview(bytearray(max(capacity, 65536)))
+    #   64 KiB, not the pipe's capacity: zeroing a 1 MiB buffer costs a cold start
+    #   256 page faults; s_log_end reads as many times as the capacity needs.
+    log_pipe_reads = max(capacity // READ_BUFFER_SIZE, 1) + 1
+    log_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
     log_ready_poller = select.poll()
     log_ready_poller.register(read_fd, select.POLLIN)
     _thread.start_new_thread(s_log_drain_loop, ())
@@ -219,14 +224,18 @@ def s_log_end():
     s_flush_stdio()
     with LOG_LOCK:
         #   What the handler wrote is either filed already or still in the pipe,
-        #   and one read takes everything a pipe of this capacity can hold.
-        if log_ready_poller.poll(0):
+        #   and log_pipe_reads reads take everything a pipe of this capacity can
+        #   hold (a bound, so that a thread still writing cannot keep us here).
+        for _ in range(log_pipe_reads):
+            if not log_ready_poller.poll(0):
+                break
             try:
                 size = os_readv(log_read_fd, (log_buffer,))
             except OSError:
                 size = 0
-            if size:
-                s_log_file(size)
+            if not size:
+                break
+            s_log_file(size)
         log_capturing = False
         if not log_parts and not log_dropped:
             return "", False

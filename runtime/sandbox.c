@@ -111,6 +111,8 @@
 #define HOST_ID_BASE        100000          //  first host uid of slot 0
 #define HOST_ID_RANGE       65536           //  ids mapped per sandbox
 #define MAX_SLOTS           1024            //  concurrent sandboxes
+_Static_assert (SANDBOX_ZYGOTE_UID == HOST_ID_BASE + MAX_SLOTS * HOST_ID_RANGE,
+                "zygotes run as the first host uid past every slot's range");
 #define POOL_MIN            2               //  ready cgroups made at init
 #define POOL_MAX            64              //  recycled cgroups kept
 #define SETUP_TIMEOUT_MS    10000           //  child setup + exec
@@ -131,14 +133,14 @@ enum {
     STAGE_SYNC, STAGE_IDS, STAGE_CGROUPNS, STAGE_PRIVATE, STAGE_ROOT, STAGE_MKDIR,
     STAGE_SYMLINK, STAGE_FILE, STAGE_BIND, STAGE_REMOUNT, STAGE_TMP, STAGE_PROC,
     STAGE_PIVOT, STAGE_ROOT_RO, STAGE_CLONE, STAGE_FDS, STAGE_USER, STAGE_CAPS,
-    STAGE_PRCTL, STAGE_SECCOMP, STAGE_EXEC, STAGE_COUNT
+    STAGE_PRCTL, STAGE_SECCOMP, STAGE_EXEC, STAGE_CGROUP, STAGE_COUNT
 };
 static const char *s_stage_names [STAGE_COUNT] = {
     "wait for parent", "become root of the user namespace", "new cgroup namespace",
     "make mounts private", "mount tmpfs root", "mkdir", "symlink", "write /etc file",
     "bind mount", "remount read-only", "mount /tmp", "mount /proc", "pivot_root",
     "remount / read-only", "clone the process", "set up fds", "change to the sandbox user",
-    "drop capabilities", "prctl", "load seccomp filter", "exec"
+    "drop capabilities", "prctl", "load seccomp filter", "exec", "enter the cgroup"
 };
 
 //  A bind mount of a host path into the new root
@@ -149,6 +151,7 @@ typedef struct {
     bool readonly;                  //  remount read-only after binding
     bool overlay;                   //  a directory: try a read-only overlay first
     unsigned long flags;            //  flags of the source mount to keep
+    int mount_index;                //  source is mount_sources [mount_index], or -1
 } bind_t;
 
 //  A file written into the new root
@@ -192,6 +195,10 @@ typedef struct {
     const struct sock_fprog *filter;    //  seccomp program
     char *argv [MAX_ARGS + 1];      //  the user's process
     char *const *envp;              //  its environment
+    bool zygote;                    //  cloned by a zygote: pid 2 returns into its python, no exec
+    int cgroup_fds [4];             //  (zygote) tasks files pid 1 writes "0" to first
+    int ncgroup_fds;                //  how many
+    int mount_src_fds [SANDBOX_MAX_MOUNTS + 1];     //  (zygote) mount_paths opened by the server
 } plan_t;
 
 struct _sandbox_t {
@@ -209,6 +216,7 @@ struct _sandbox_t {
     int exit_status;                //  main process wait status, -1 until reaped
     bool oom_killed;                //  verdict after reaping
     int64_t memory_peak;            //  bytes, measured at reaping
+    int pidfd;                      //  init's pidfd when a zygote made it (not our child), else -1
 };
 
 //  Process-wide state, guarded by s_mutex
@@ -536,7 +544,8 @@ s_drop_all_caps (void)
     return prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL? -1: 0;
 }
 
-//  pid 2: becomes the user's process
+//  pid 2: becomes the user's process (execs it; a zygote's returns, ready
+//  to go back into the zygote's python, having closed the setup pipe)
 static void
 s_run_user (const plan_t *init_plan)
 {
@@ -581,6 +590,10 @@ s_run_user (const plan_t *init_plan)
         s_fail (plan, STAGE_FDS, errno);
     if (prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, plan->filter, 0, 0))
         s_fail (plan, STAGE_SECCOMP, errno);
+    if (plan->zygote) {
+        close (plan->setup_fd);         //  EOF: set up, as an exec would say
+        return;
+    }
     execve (plan->argv [0], plan->argv, plan->envp);
     s_fail (plan, STAGE_EXEC, errno);
 }
@@ -645,21 +658,45 @@ s_mount_proc (const char *path)
     return mount ("proc", path, "proc", flags, NULL);
 }
 
-//  pid 1: builds the sandbox, starts pid 2, then reaps until pid 2 exits
+//  pid 1: builds the sandbox, starts pid 2, then reaps until pid 2 exits.
+//  Returns only in a zygote's pid 2 (see s_zygote_serve).
 static void
 s_child (plan_t *plan)
 {
-    s_reset_signals ();
+    if (plan->zygote) {
+        //  Into our cgroup before anything else (so pid 2 is born there):
+        //  "0" moves this thread without the global lock (see cgroup_enter)
+        for (int index = 0; index < plan->ncgroup_fds; index++) {
+            if (write (plan->cgroup_fds [index], "0", 1) != 1)
+                s_fail (plan, STAGE_CGROUP, errno);
+            close (plan->cgroup_fds [index]);
+        }
+        //  The zygote's dispositions are python's own (SIGPIPE ignored...),
+        //  which pid 2, going back into that python, must keep
+        sigset_t none;
+        sigemptyset (&none);
+        sigprocmask (SIG_SETMASK, &none, NULL);
+    }
+    else
+        s_reset_signals ();
     //  We hold copies of every fd of the server, including the pipes of
     //  sandboxes other threads are creating: drop them now, or they would
     //  wait for their EOFs until we are done
-    int keep [] = { plan->sync_fd, plan->setup_fd, plan->status_fd, plan->proto_fd, plan->init_fd };
-    s_close_except (keep, 5);
+    int keep [5 + SANDBOX_MAX_MOUNTS + 1] = {
+        plan->sync_fd, plan->setup_fd, plan->status_fd, plan->proto_fd, plan->init_fd
+    };
+    int nkeep = 5;
+    for (int index = 0; plan->zygote && index < plan->nmounts; index++)
+        keep [nkeep++] = plan->mount_src_fds [index];
+    s_close_except (keep, nkeep);
     //  Extra mounts' sources, opened now, with the server's host uid (see
-    //  s_plan_build); CLOEXEC, so they are gone at init's exec
+    //  s_plan_build), or by the server for a zygote (which has no right to
+    //  them); CLOEXEC, so they are gone at init's exec. No wanted fd is one
+    //  we keep (s_plan_mount_fds)
     for (int index = 0; index < plan->nmounts; index++) {
         int wanted = plan->mount_fd + index;
-        int fd = open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int fd = plan->zygote? plan->mount_src_fds [index]
+                             : open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || (fd != wanted && dup3 (fd, wanted, O_CLOEXEC) < 0))
             s_fail (plan, STAGE_BIND, errno);
         if (fd != wanted)
@@ -752,11 +789,14 @@ s_child (plan_t *plan)
     //  The user's process. vfork: it borrows init's memory until its exec
     //  (init waits), which saves copying the server's page tables again;
     //  it only makes system calls, writes its own locals, and never returns.
-    pid_t user = vfork ();
+    //  A zygote's pid 2 does not exec but goes on in python: a real fork.
+    pid_t user = plan->zygote? fork (): vfork ();
     if (user < 0)
         s_fail (plan, STAGE_CLONE, errno);
-    if (user == 0)
-        s_run_user (plan);      //  never returns
+    if (user == 0) {
+        s_run_user (plan);      //  returns only in a zygote's child
+        return;
+    }
 
     //  Init: keep only the status pipe (and the init program), drop
     //  everything, then become clowdy-sandbox-init, or reap here without it
@@ -867,6 +907,7 @@ s_plan_bind (plan_t *plan, const char *source, const char *target, bool is_file,
     bind->readonly = readonly;
     bind->overlay = false;
     bind->flags = readonly? s_mount_flags (source): 0;
+    bind->mount_index = -1;
 }
 
 static void
@@ -960,6 +1001,10 @@ s_plan_mount_fds (plan_t *plan)
     int highest = 2;
     for (size_t index = 0; index < sizeof kept / sizeof kept [0]; index++)
         highest = kept [index] > highest? kept [index]: highest;
+    for (int index = 0; plan->zygote && index < plan->nmounts; index++)
+        highest = plan->mount_src_fds [index] > highest? plan->mount_src_fds [index]: highest;
+    for (int index = 0; plan->zygote && index < plan->ncgroup_fds; index++)
+        highest = plan->cgroup_fds [index] > highest? plan->cgroup_fds [index]: highest;
     plan->mount_fd = highest + 1;
     for (int index = 0; index < plan->nmounts; index++)
         snprintf (plan->mount_sources [index], sizeof plan->mount_sources [0], "/proc/self/fd/%d",
@@ -1044,6 +1089,7 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
         plan->mount_paths [plan->nmounts] = config->layer_dir;
         s_plan_bind (plan, config->layer_dir, "/opt/layer", false, true);
         plan->binds [plan->nbinds - 1].source = plan->mount_sources [plan->nmounts];
+        plan->binds [plan->nbinds - 1].mount_index = plan->nmounts;
         plan->binds [plan->nbinds - 1].overlay = s_overlay;
         plan->nmounts++;
     }
@@ -1056,6 +1102,7 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
         s_plan_bind (plan, config->mounts [index].source, config->mounts [index].target, false,
                      !config->mounts [index].writable);
         plan->binds [plan->nbinds - 1].source = plan->mount_sources [plan->nmounts];
+        plan->binds [plan->nbinds - 1].mount_index = plan->nmounts;
         plan->nmounts++;
     }
     static const char *devices [] = { "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", NULL };
@@ -1086,6 +1133,626 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
         return -1;
     }
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Zygotes: a python with the runner imported, forked into each sandbox
+//
+//  A fresh python takes 10-40 ms to start on machines of this kind, most of
+//  a cold start. So each creating thread keeps a zygote (clowdy-zygote,
+//  runtime/zygote.c): a process started from a clean exec with the runner's
+//  module already run (its imports done), which holds nothing of the
+//  server's and no user's code or data. For a sandbox, sandbox_new sends it
+//  the plan and the child's fds over a SOCK_SEQPACKET pair; the zygote
+//  clone()s pid 1 with the same namespace flags, and pid 1 runs the same
+//  s_child as a server-made one, with two differences: it first moves
+//  itself into the sandbox's v1 cgroups (tasks files the server opened), and
+//  pid 2 is a real fork that, once it has dropped to uid 1000 with no
+//  capabilities, no_new_privs and the seccomp filter, returns into the
+//  zygote's python and runs the runner's main() instead of exec'ing a new
+//  python. The server does everything else as for its own clone: uid/gid
+//  maps, v2 cgroup, slirp4netns, the release through the sync pipe, the
+//  wait for the setup pipe's EOF. Pid 1 is the zygote's child, not ours, so
+//  the zygote sends back a pidfd (CLONE_PIDFD) to kill and wait on it; pid
+//  2's status still comes on the status pipe.
+//
+//  What environments forked from one zygote share: the read-only pages of
+//  python and the runner (copy-on-write), the address-space layout (ASLR
+//  offsets) and python's str hash seed, which is fixed when an interpreter
+//  starts. Neither is a function's secret: the zygote never sees a
+//  function's code, env or input, and each environment gets its own copy
+//  of everything it writes. No fd, pid, mount, uid range or cgroup is
+//  shared (pid 1 closes all but the plan's fds, pid 2 keeps 0-3). A zygote
+//  runs as SANDBOX_ZYGOTE_UID, past every slot's range, with no
+//  capabilities on the host: the server opens what pid 1 needs (cgroup
+//  tasks files, the layer and database dirs) and passes the fds. The user
+//  namespaces it creates are its own, so a zygote could enter its
+//  sandboxes; nothing in a sandbox can see or signal a zygote. A zygote
+//  is replaced after ZYGOTE_MAX_FORKS forks, so a layout and a seed do not
+//  live for ever.
+//
+//  The zygote is started on the first sandbox a thread makes and used once
+//  it says it is ready (until then, and whenever it fails, sandbox_new
+//  clones by itself, as before). It dies with the thread that started it
+//  (PR_SET_PDEATHSIG), and its sandboxes with it.
+
+#define ZYGOTE_MAX_REQUEST  (2 * 1024 * 1024)   //  a plan: mostly the runtime's .py files
+#define ZYGOTE_MAX_FDS      16
+#define ZYGOTE_TIMEOUT_MS   5000                //  for its answer to a clone
+#define ZYGOTE_RETRY_MS     10000               //  after a failure, classic clones this long
+#define ZYGOTE_MAX_FORKS    512                 //  then a new zygote (new seed and layout)
+#define ZYGOTE_START_WAIT_MS 1000               //  for a new zygote's start, at most
+
+typedef enum { ZYGOTE_NONE, ZYGOTE_STARTING, ZYGOTE_READY, ZYGOTE_FAILED } zygote_state_t;
+
+static bool s_zygote_enabled = true;            //  sandbox_zygote_enable
+static int s_zygote_exe = -1;                   //  clowdy-zygote (O_PATH), or -1
+static __thread zygote_state_t s_zygote_state = ZYGOTE_NONE;
+static __thread int s_zygote_fd = -1;           //  our end of the pair
+static __thread pid_t s_zygote_pid = 0;
+static __thread int64_t s_zygote_retry_at = 0;
+static __thread int s_zygote_forks = 0;
+static __thread char s_zygote_runtime [PATH_MAX];   //  the runtime dir it was started with
+static __thread pid_t s_zygote_retired [64];        //  retired zygotes not reaped yet
+static __thread int s_zygote_nretired = 0;
+
+//  A growing buffer of length-prefixed fields
+typedef struct {
+    unsigned char *data;
+    size_t size, max;
+} pack_t;
+
+static void
+s_pack_put (pack_t *pack, const void *data, size_t size)
+{
+    if (pack->size + size > pack->max) {
+        pack->max = (pack->size + size) * 2 + 4096;
+        pack->data = (unsigned char *) realloc (pack->data, pack->max);
+        assert (pack->data);
+    }
+    memcpy (pack->data + pack->size, data, size);
+    pack->size += size;
+}
+
+static void
+s_pack_int (pack_t *pack, int64_t value)
+{
+    s_pack_put (pack, &value, sizeof value);
+}
+
+//  Bytes then a NUL, so a string can be used where it lies
+static void
+s_pack_bytes (pack_t *pack, const void *data, size_t size)
+{
+    s_pack_int (pack, (int64_t) size);
+    if (size)
+        s_pack_put (pack, data, size);
+    s_pack_put (pack, "", 1);
+}
+
+static void
+s_pack_str (pack_t *pack, const char *text)
+{
+    s_pack_bytes (pack, text? text: "", text? strlen (text): 0);
+}
+
+typedef struct {
+    unsigned char *data;
+    size_t size, at;
+    bool bad;
+} unpack_t;
+
+static int64_t
+s_unpack_int (unpack_t *unpack)
+{
+    int64_t value = 0;
+    if (unpack->at + sizeof value > unpack->size)
+        unpack->bad = true;
+    else {
+        memcpy (&value, unpack->data + unpack->at, sizeof value);
+        unpack->at += sizeof value;
+    }
+    return value;
+}
+
+static char *
+s_unpack_bytes (unpack_t *unpack, size_t *size_p)
+{
+    int64_t size = s_unpack_int (unpack);
+    if (unpack->bad || size < 0 || (uint64_t) size >= unpack->size - unpack->at
+    ||  unpack->data [unpack->at + size] != 0) {
+        unpack->bad = true;
+        return "";
+    }
+    char *bytes = (char *) unpack->data + unpack->at;
+    unpack->at += (size_t) size + 1;
+    if (size_p)
+        *size_p = (size_t) size;
+    return bytes;
+}
+
+static int
+s_unpack_count (unpack_t *unpack, int max)
+{
+    int64_t count = s_unpack_int (unpack);
+    if (count < 0 || count > max)
+        unpack->bad = true;
+    return unpack->bad? 0: (int) count;
+}
+
+//  The plan's contents (not its fds, which travel beside it)
+static void
+s_plan_pack (const plan_t *plan, pack_t *pack)
+{
+    s_pack_str (pack, plan->newroot);
+    s_pack_str (pack, plan->root_options);
+    s_pack_str (pack, plan->tmp_path);
+    s_pack_str (pack, plan->tmp_options);
+    s_pack_str (pack, plan->proc_path);
+    s_pack_int (pack, plan->ndirs);
+    for (int index = 0; index < plan->ndirs; index++)
+        s_pack_str (pack, plan->dirs [index]);
+    s_pack_int (pack, plan->nlinks);
+    for (int index = 0; index < plan->nlinks; index++) {
+        s_pack_str (pack, plan->links [index].target);
+        s_pack_str (pack, plan->links [index].path);
+    }
+    s_pack_int (pack, plan->nfiles);
+    for (int index = 0; index < plan->nfiles; index++) {
+        s_pack_str (pack, plan->files [index].path);
+        s_pack_bytes (pack, plan->files [index].content, plan->files [index].size);
+    }
+    s_pack_int (pack, plan->nbinds);
+    for (int index = 0; index < plan->nbinds; index++) {
+        const bind_t *bind = &plan->binds [index];
+        s_pack_str (pack, bind->mount_index >= 0? "": bind->source);
+        s_pack_int (pack, bind->mount_index);
+        s_pack_str (pack, bind->target);
+        s_pack_int (pack, bind->is_file);
+        s_pack_int (pack, bind->readonly);
+        s_pack_int (pack, bind->overlay);
+        s_pack_int (pack, (int64_t) bind->flags);
+    }
+    s_pack_int (pack, plan->nmounts);
+    for (int index = 0; index < plan->nmounts; index++)
+        s_pack_str (pack, plan->mount_paths [index]);
+    s_pack_bytes (pack, plan->filter->filter, plan->filter->len * sizeof (struct sock_filter));
+}
+
+//  The zygote's side: a plan whose strings point into data; fds are sync,
+//  setup, status, proto, then init if has_init, then the cgroup fds.
+//  0, or -1 if the message is not a whole plan.
+static int
+s_plan_unpack (plan_t *plan, unsigned char *data, size_t size, const int *fds, int nfds)
+{
+    static struct sock_filter code [BPF_MAXINSNS];  //  aligned, as the kernel wants
+    static struct sock_fprog program;
+    unpack_t unpack = { data, size, 0, false };
+    memset (plan, 0, sizeof *plan);
+    if (size < 16 || memcmp (data, "CZY1", 4))
+        return -1;
+    unpack.at = 4;
+    int has_init = (int) s_unpack_int (&unpack);
+    int ncgroups = s_unpack_count (&unpack, 4);
+    int first_mount = 4 + (has_init? 1: 0) + ncgroups;
+    if (unpack.bad || nfds < first_mount)
+        return -1;
+    plan->sync_fd = fds [0];
+    plan->setup_fd = fds [1];
+    plan->status_fd = fds [2];
+    plan->proto_fd = fds [3];
+    plan->init_fd = has_init? fds [4]: -1;
+    for (int index = 0; index < ncgroups; index++)
+        plan->cgroup_fds [index] = fds [4 + (has_init? 1: 0) + index];
+    plan->ncgroup_fds = ncgroups;
+    plan->zygote = true;
+
+    plan->newroot = s_unpack_bytes (&unpack, NULL);
+    plan->root_options = s_unpack_bytes (&unpack, NULL);
+    plan->tmp_path = s_unpack_bytes (&unpack, NULL);
+    plan->tmp_options = s_unpack_bytes (&unpack, NULL);
+    plan->proc_path = s_unpack_bytes (&unpack, NULL);
+    plan->ndirs = s_unpack_count (&unpack, MAX_DIRS);
+    for (int index = 0; index < plan->ndirs; index++)
+        plan->dirs [index] = s_unpack_bytes (&unpack, NULL);
+    plan->nlinks = s_unpack_count (&unpack, MAX_LINKS);
+    for (int index = 0; index < plan->nlinks; index++) {
+        plan->links [index].target = s_unpack_bytes (&unpack, NULL);
+        plan->links [index].path = s_unpack_bytes (&unpack, NULL);
+    }
+    plan->nfiles = s_unpack_count (&unpack, MAX_FILES);
+    for (int index = 0; index < plan->nfiles; index++) {
+        plan->files [index].path = s_unpack_bytes (&unpack, NULL);
+        plan->files [index].content = s_unpack_bytes (&unpack, &plan->files [index].size);
+    }
+    plan->nbinds = s_unpack_count (&unpack, MAX_BINDS);
+    for (int index = 0; index < plan->nbinds; index++) {
+        bind_t *bind = &plan->binds [index];
+        bind->source = s_unpack_bytes (&unpack, NULL);
+        bind->mount_index = (int) s_unpack_int (&unpack);
+        bind->target = s_unpack_bytes (&unpack, NULL);
+        bind->is_file = s_unpack_int (&unpack) != 0;
+        bind->readonly = s_unpack_int (&unpack) != 0;
+        bind->overlay = s_unpack_int (&unpack) != 0;
+        bind->flags = (unsigned long) s_unpack_int (&unpack);
+    }
+    plan->nmounts = s_unpack_count (&unpack, SANDBOX_MAX_MOUNTS + 1);
+    if (nfds != first_mount + plan->nmounts)
+        return -1;
+    for (int index = 0; index < plan->nmounts; index++) {
+        plan->mount_paths [index] = s_unpack_bytes (&unpack, NULL);
+        plan->mount_src_fds [index] = fds [first_mount + index];
+    }
+    size_t filter_size = 0;
+    char *filter = s_unpack_bytes (&unpack, &filter_size);
+    if (unpack.bad || filter_size == 0 || filter_size % sizeof (struct sock_filter)
+    ||  filter_size > sizeof code)
+        return -1;
+    memcpy (code, filter, filter_size);
+    program.filter = code;
+    program.len = (unsigned short) (filter_size / sizeof (struct sock_filter));
+    plan->filter = &program;
+    //  Mount sources are /proc/self/fd/N past our own fds, as for the server
+    s_plan_mount_fds (plan);
+    for (int index = 0; index < plan->nbinds; index++) {
+        bind_t *bind = &plan->binds [index];
+        if (bind->mount_index >= plan->nmounts)
+            return -1;
+        if (bind->mount_index >= 0)
+            bind->source = plan->mount_sources [bind->mount_index];
+    }
+    return 0;
+}
+
+//  Send fds and bytes in one message; 0 or -1
+static int
+s_send_with_fds (int socket, const void *data, size_t size, const int *fds, int nfds)
+{
+    char control [CMSG_SPACE (sizeof (int) * ZYGOTE_MAX_FDS)];
+    memset (control, 0, sizeof control);
+    struct iovec vector = { (void *) data, size };
+    struct msghdr message = { 0 };
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    if (nfds > 0) {
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE (sizeof (int) * nfds);
+        struct cmsghdr *header = CMSG_FIRSTHDR (&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN (sizeof (int) * nfds);
+        memcpy (CMSG_DATA (header), fds, sizeof (int) * nfds);
+    }
+    ssize_t sent;
+    do
+        sent = sendmsg (socket, &message, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    return sent == (ssize_t) size? 0: -1;
+}
+
+//  Receive one message and its fds (CLOEXEC); bytes received, 0 at EOF, -1
+static ssize_t
+s_recv_with_fds (int socket, void *data, size_t size, int *fds, int *nfds)
+{
+    char control [CMSG_SPACE (sizeof (int) * ZYGOTE_MAX_FDS)];
+    struct iovec vector = { data, size };
+    struct msghdr message = { 0 };
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    ssize_t got;
+    do
+        got = recvmsg (socket, &message, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
+    *nfds = 0;
+    for (struct cmsghdr *header = got >= 0? CMSG_FIRSTHDR (&message): NULL; header;
+         header = CMSG_NXTHDR (&message, header))
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+            int count = (int) ((header->cmsg_len - CMSG_LEN (0)) / sizeof (int));
+            for (int index = 0; index < count; index++) {
+                int fd;
+                memcpy (&fd, CMSG_DATA (header) + index * sizeof (int), sizeof fd);
+                if (*nfds < ZYGOTE_MAX_FDS)
+                    fds [(*nfds)++] = fd;
+                else
+                    close (fd);
+            }
+        }
+    if (got > 0 && (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        for (int index = 0; index < *nfds; index++)
+            close (fds [index]);
+        *nfds = 0;
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return got;
+}
+
+int
+sandbox_zygote_serve (int socket, void (*before_fork) (void), void (*after_fork) (void))
+{
+    static unsigned char buffer [ZYGOTE_MAX_REQUEST];
+    while (true) {
+        //  Our children are pid 1s; the server waits on them by pidfd
+        while (waitpid (-1, NULL, WNOHANG | __WALL) > 0)
+            ;
+        struct pollfd poller = { socket, POLLIN, 0 };
+        int rc = poll (&poller, 1, 1000);
+        if (rc == 0 || (rc < 0 && errno == EINTR))
+            continue;
+        int fds [ZYGOTE_MAX_FDS], nfds = 0;
+        ssize_t size = rc < 0? -1: s_recv_with_fds (socket, buffer, sizeof buffer, fds, &nfds);
+        if (size == 0 || (size < 0 && errno != EMSGSIZE)) {
+            //  Retired (or the server is gone, and we with it): our sandboxes'
+            //  pid 1s die with us (PDEATHSIG), so stay until the last has ended
+            close (socket);
+            while (waitpid (-1, NULL, __WALL) > 0 || errno == EINTR)
+                ;
+            return -1;
+        }
+        plan_t plan;
+        int32_t answer [2] = { -1, EINVAL };
+        int pidfd = -1;
+        if (size > 0 && s_plan_unpack (&plan, buffer, (size_t) size, fds, nfds) == 0) {
+            int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
+                      | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | SIGCHLD;
+            before_fork ();
+            pid_t pid = (pid_t) syscall (SYS_clone, flags, 0, &pidfd, 0, 0);
+            if (pid == 0) {
+                s_child (&plan);
+                //  pid 2, on its way back into python: forget the plan (it
+                //  names host paths) before the function's code can look
+                explicit_bzero (buffer, (size_t) size);
+                return 0;
+            }
+            answer [0] = pid;
+            answer [1] = pid < 0? errno: 0;
+            after_fork ();
+        }
+        for (int index = 0; index < nfds; index++)
+            close (fds [index]);
+        if (size > 0)
+            explicit_bzero (buffer, (size_t) size);
+        int rc_send = s_send_with_fds (socket, answer, sizeof answer, &pidfd, pidfd >= 0? 1: 0);
+        if (pidfd >= 0)
+            close (pidfd);
+        if (rc_send)
+            return -1;
+    }
+}
+
+void
+sandbox_zygote_enable (bool enabled)
+{
+    s_zygote_enabled = enabled;
+}
+
+//  Reap retired zygotes that have ended
+static void
+s_zygote_reap_retired (void)
+{
+    for (int index = 0; index < s_zygote_nretired; )
+        if (waitpid (s_zygote_retired [index], NULL, WNOHANG) == 0)
+            index++;
+        else
+            s_zygote_retired [index] = s_zygote_retired [--s_zygote_nretired];
+}
+
+//  Let go of this thread's zygote: a failed one is killed (its sandboxes
+//  with it) and classic clones follow until retry_ms pass; a retired one
+//  (retry_ms 0) stops taking requests and exits once its sandboxes have
+//  all ended, as their pid 1s die with it
+static void
+s_zygote_drop (int retry_ms)
+{
+    if (s_zygote_fd >= 0)
+        close (s_zygote_fd);
+    s_zygote_fd = -1;
+    s_zygote_reap_retired ();
+    if (s_zygote_pid > 0 && retry_ms == 0 && s_zygote_nretired < 64)
+        s_zygote_retired [s_zygote_nretired++] = s_zygote_pid;
+    else
+    if (s_zygote_pid > 0) {
+        kill (s_zygote_pid, SIGKILL);
+        while (waitpid (s_zygote_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    s_zygote_pid = 0;
+    s_zygote_forks = 0;
+    s_zygote_state = retry_ms > 0? ZYGOTE_FAILED: ZYGOTE_NONE;
+    s_zygote_retry_at = zclock_mono () + retry_ms;
+}
+
+void
+sandbox_zygote_stop (void)
+{
+    //  The thread is ending: its zygotes get PDEATHSIG, and their sandboxes
+    s_zygote_drop (0);
+    for (int index = 0; index < s_zygote_nretired; index++)
+        kill (s_zygote_retired [index], SIGKILL);
+    for (int index = 0; index < s_zygote_nretired; index++)
+        while (waitpid (s_zygote_retired [index], NULL, 0) < 0 && errno == EINTR)
+            ;
+    s_zygote_nretired = 0;
+}
+
+//  Start this thread's zygote for runtime_dir; it says "R" when ready
+static void
+s_zygote_start (const char *runtime_dir)
+{
+    int pair [2];
+    if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair)) {
+        s_zygote_drop (ZYGOTE_RETRY_MS);
+        return;
+    }
+    int buffer_size = ZYGOTE_MAX_REQUEST + 65536;
+    if (setsockopt (pair [0], SOL_SOCKET, SO_SNDBUFFORCE, &buffer_size, sizeof buffer_size))
+        setsockopt (pair [0], SOL_SOCKET, SO_SNDBUF, &buffer_size, sizeof buffer_size);
+    char runner [PATH_MAX], exe [32], parent [16];
+    snprintf (runner, sizeof runner, "%s/runner.py", runtime_dir);
+    snprintf (exe, sizeof exe, "/proc/self/fd/%d", s_zygote_exe);
+    snprintf (parent, sizeof parent, "%d", (int) getpid ());
+    char *argv [] = { "clowdy-zygote", "3", runner, parent, NULL };
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init (&actions);
+    posix_spawn_file_actions_adddup2 (&actions, pair [1], 3);
+    posix_spawn_file_actions_addopen (&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen (&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init (&attributes);
+    sigset_t none, all;
+    sigemptyset (&none);
+    sigfillset (&all);
+    posix_spawnattr_setsigmask (&attributes, &none);
+    posix_spawnattr_setsigdefault (&attributes, &all);
+    posix_spawnattr_setflags (&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawn (&pid, exe, &actions, &attributes, argv, s_env);
+    posix_spawn_file_actions_destroy (&actions);
+    posix_spawnattr_destroy (&attributes);
+    close (pair [1]);
+    if (rc) {
+        zsys_warning ("sandbox: cannot start clowdy-zygote: %s", strerror (rc));
+        close (pair [0]);
+        s_zygote_drop (ZYGOTE_RETRY_MS);
+        return;
+    }
+    s_zygote_fd = pair [0];
+    s_zygote_pid = pid;
+    s_zygote_forks = 0;
+    s_zygote_state = ZYGOTE_STARTING;
+    snprintf (s_zygote_runtime, sizeof s_zygote_runtime, "%s", runtime_dir);
+}
+
+//  True if this sandbox can come from this thread's zygote now; starts,
+//  checks and replaces the zygote as needed (never waits for it)
+static bool
+s_zygote_usable (const sandbox_config_t *config)
+{
+    if (!s_zygote_enabled || s_zygote_exe < 0 || config->argv
+    ||  (config->python && strcmp (config->python, SANDBOX_DEFAULT_PYTHON)))
+        return false;
+    const char *runtime_dir = config->runtime_dir? config->runtime_dir: SANDBOX_DEFAULT_RUNTIME_DIR;
+    if (s_zygote_state != ZYGOTE_NONE && s_zygote_state != ZYGOTE_FAILED
+    &&  (strcmp (s_zygote_runtime, runtime_dir) || s_zygote_forks >= ZYGOTE_MAX_FORKS))
+        s_zygote_drop (0);      //  another runtime dir, or its time is up
+    if (s_zygote_state == ZYGOTE_FAILED && zclock_mono () >= s_zygote_retry_at)
+        s_zygote_state = ZYGOTE_NONE;
+    //  A new zygote is waited for (a python's start, as a classic clone
+    //  would pay), within reason; one still starting later is not
+    int wait_ms = 0;
+    if (s_zygote_state == ZYGOTE_NONE) {
+        s_zygote_start (runtime_dir);
+        wait_ms = ZYGOTE_START_WAIT_MS;
+    }
+    if (s_zygote_state == ZYGOTE_STARTING) {
+        struct pollfd poller = { s_zygote_fd, POLLIN, 0 };
+        char byte = 0;
+        if (poll (&poller, 1, wait_ms) == 1) {
+            if (read (s_zygote_fd, &byte, 1) == 1 && byte == 'R')
+                s_zygote_state = ZYGOTE_READY;
+            else {
+                zsys_warning ("sandbox: clowdy-zygote did not start; sandboxes start their own python");
+                s_zygote_drop (ZYGOTE_RETRY_MS);
+            }
+        }
+    }
+    return s_zygote_state == ZYGOTE_READY;
+}
+
+//  Ask this thread's zygote to clone pid 1 for plan; the host pid, with
+//  its pidfd in *pidfd_p, or -1 (the zygote is dropped)
+static pid_t
+s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pidfd_p)
+{
+    pack_t pack = { NULL, 0, 0 };
+    s_pack_put (&pack, "CZY1", 4);
+    s_pack_int (&pack, plan->init_fd >= 0);
+    s_pack_int (&pack, ncgroups);
+    s_plan_pack (plan, &pack);
+    int fds [ZYGOTE_MAX_FDS], nfds = 0;
+    fds [nfds++] = plan->sync_fd;
+    fds [nfds++] = plan->setup_fd;
+    fds [nfds++] = plan->status_fd;
+    fds [nfds++] = plan->proto_fd;
+    if (plan->init_fd >= 0)
+        fds [nfds++] = plan->init_fd;
+    for (int index = 0; index < ncgroups; index++)
+        fds [nfds++] = cgroup_fds [index];
+    //  The zygote may not open the layer or the data dir: we do
+    int rc = 0;
+    int first_mount = nfds;
+    for (int index = 0; index < plan->nmounts; index++) {
+        fds [nfds] = open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fds [nfds++] < 0)
+            rc = -1;
+    }
+    pid_t pid = -1;
+    if (rc == 0 && pack.size <= ZYGOTE_MAX_REQUEST)
+        rc = s_send_with_fds (s_zygote_fd, pack.data, pack.size, fds, nfds);
+    else
+        rc = -1;
+    for (int index = first_mount; index < nfds; index++)
+        if (fds [index] >= 0)
+            close (fds [index]);
+    free (pack.data);
+    struct pollfd poller = { s_zygote_fd, POLLIN, 0 };
+    if (rc == 0 && poll (&poller, 1, ZYGOTE_TIMEOUT_MS) == 1) {
+        int32_t answer [2] = { -1, 0 };
+        int got_fds [ZYGOTE_MAX_FDS], ngot = 0;
+        ssize_t got = s_recv_with_fds (s_zygote_fd, answer, sizeof answer, got_fds, &ngot);
+        if (got == sizeof answer && answer [0] > 0 && ngot == 1) {
+            pid = answer [0];
+            *pidfd_p = got_fds [0];
+            s_zygote_forks++;
+        }
+        else {
+            zsys_warning ("sandbox: clowdy-zygote could not clone: %s",
+                          got == sizeof answer? strerror (answer [1]): "no answer");
+            for (int index = 0; index < ngot; index++)
+                close (got_fds [index]);
+        }
+    }
+    if (pid < 0)
+        s_zygote_drop (ZYGOTE_RETRY_MS);
+    return pid;
+}
+
+//  Open clowdy-zygote like clowdy-sandbox-init (see s_init_open); -1 if
+//  there is none (sandboxes then start their own python, as before)
+static int
+s_zygote_open (void)
+{
+    char self [PATH_MAX];
+    ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
+    char candidates [2][PATH_MAX];
+    int count = 0;
+    if (len > 0) {
+        self [len] = 0;
+        char *slash = strrchr (self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf (candidates [count++], PATH_MAX, "%.*s/clowdy-zygote", PATH_MAX - 32, self);
+        }
+    }
+#ifdef CLOWDY_ZYGOTE
+    snprintf (candidates [count++], PATH_MAX, "%s", CLOWDY_ZYGOTE);
+#endif
+    for (int index = 0; index < count; index++) {
+        int fd = open (candidates [index], O_PATH | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat info;
+        if (fstat (fd, &info) == 0 && S_ISREG (info.st_mode) && (info.st_mode & S_IXUSR)
+        &&  (info.st_uid == 0 || info.st_uid == geteuid ()) && !(info.st_mode & (S_IWGRP | S_IWOTH)))
+            return fd;
+        zsys_warning ("sandbox: ignoring %s (not a root-owned executable, or writable by others)",
+                      candidates [index]);
+        close (fd);
+    }
+    zsys_warning ("sandbox: clowdy-zygote not found: each sandbox starts its own python");
+    return -1;
 }
 
 //  Take a uid slot; -1 if all are in use
@@ -1257,6 +1924,8 @@ sandbox_system_init (const char *cgroup_name)
         }
         if (rc == 0)
             s_init_fd = s_init_open ();
+        if (rc == 0 && s_zygote_exe < 0)
+            s_zygote_exe = s_zygote_open ();
         if (rc == 0)
             s_overlay = s_overlay_available ();
         if (rc == 0)
@@ -1592,13 +2261,15 @@ sandbox_new (const sandbox_config_t *config)
     int tmp_mb = config->tmp_mb > 0? config->tmp_mb: SANDBOX_DEFAULT_TMP_MB;
 
     sandbox_t *self = (sandbox_t *) zmalloc (sizeof (sandbox_t));
-    self->fd = self->sync_fd = self->status_fd = self->slirp_exit_fd = -1;
+    self->fd = self->sync_fd = self->status_fd = self->slirp_exit_fd = self->pidfd = -1;
     self->exit_status = -1;
     self->memory_peak = -1;
     int sockets [2] = { -1, -1 }, sync [2] = { -1, -1 }, setup [2] = { -1, -1 }, status [2] = { -1, -1 };
     plan_t plan;
     memset (&plan, 0, sizeof plan);
     bool ok = false;
+    bool zygote = s_zygote_usable (config);
+    bool zygote_failed = false;         //  then we try again without it
 
     self->slot = s_slot_take ();
     if (self->slot < 0) {
@@ -1622,16 +2293,33 @@ sandbox_new (const sandbox_config_t *config)
     plan.proto_fd = sockets [1];
     s_plan_mount_fds (&plan);
 
-    int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
-              | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
-    //  Clone from inside the cgroup where we can (see cgroup_enter)
-    bool entered = cgroup_enter (self->cgroup) == 0;
-    pid_t pid = (pid_t) syscall (SYS_clone, flags, 0, 0, 0, 0);
-    if (pid == 0)
-        s_child (&plan);        //  never returns
-    if (pid < 0) {
-        zsys_error ("sandbox: clone failed: %s", strerror (errno));
-        goto cleanup;
+    bool entered = false;               //  this thread is in the cgroup
+    bool born_inside = false;           //  the child moves itself in (zygote, v1)
+    pid_t pid;
+    if (zygote) {
+        int cgroup_fds [4];
+        int ncgroups = cgroup_task_fds (self->cgroup, cgroup_fds, 4);
+        pid = ncgroups < 0? -1: s_zygote_clone (&plan, cgroup_fds, ncgroups, &self->pidfd);
+        for (int index = 0; index < ncgroups; index++)
+            close (cgroup_fds [index]);
+        if (pid < 0) {
+            zygote_failed = true;
+            goto cleanup;
+        }
+        born_inside = ncgroups > 0;
+    }
+    else {
+        int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS
+                  | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+        //  Clone from inside the cgroup where we can (see cgroup_enter)
+        entered = cgroup_enter (self->cgroup) == 0;
+        pid = (pid_t) syscall (SYS_clone, flags, 0, 0, 0, 0);
+        if (pid == 0)
+            s_child (&plan);        //  never returns
+        if (pid < 0) {
+            zsys_error ("sandbox: clone failed: %s", strerror (errno));
+            goto cleanup;
+        }
     }
     self->pid = self->init_pid = pid;
     close (sync [0]);
@@ -1653,7 +2341,7 @@ sandbox_new (const sandbox_config_t *config)
         zsys_error ("sandbox: cannot write %s: %s", path, strerror (errno));
         goto cleanup;
     }
-    if (!entered && cgroup_attach (self->cgroup, pid))
+    if (!entered && !born_inside && cgroup_attach (self->cgroup, pid))
         goto cleanup;
     //  slirp4netns does the sandbox's network work, so it counts against the
     //  sandbox's CPU, memory and pids: born in the cgroup while this thread
@@ -1661,6 +2349,8 @@ sandbox_new (const sandbox_config_t *config)
     bool host_loopback = false;
     for (int index = 0; index < SANDBOX_MAX_HOST_PORTS; index++)
         host_loopback |= config->host_ports [index] > 0 && config->host_ports [index] < 65536;
+    if (config->network && zygote)
+        entered = cgroup_enter (self->cgroup) == 0;
     if (config->network && s_slirp_start (self, pid, host_loopback))
         goto cleanup;
     if (config->network && !entered && cgroup_attach (self->cgroup, self->slirp_pid))
@@ -1711,6 +2401,10 @@ cleanup:
     s_plan_destroy (&plan);
     if (!ok)
         sandbox_destroy (&self);
+    if (zygote_failed) {
+        s_zygote_drop (ZYGOTE_RETRY_MS);
+        return sandbox_new (config);    //  without the zygote now: it clones by itself
+    }    //  the zygote is dropped: this one clones by itself
     return self;
 }
 
@@ -1753,7 +2447,10 @@ sandbox_kill (sandbox_t *self)
     if (self->reaped || self->pid <= 0)
         return 0;
     //  Killing init makes the kernel kill the whole pid namespace
-    if (kill (self->pid, SIGKILL) && errno != ESRCH) {
+    int rc = self->pidfd >= 0
+           ? (int) syscall (SYS_pidfd_send_signal, self->pidfd, SIGKILL, NULL, 0)
+           : kill (self->pid, SIGKILL);
+    if (rc && errno != ESRCH) {
         zsys_error ("sandbox: cannot kill %d: %s", self->pid, strerror (errno));
         return -1;
     }
@@ -1770,9 +2467,22 @@ sandbox_reap (sandbox_t *self, bool wait)
         return false;
     int status = 0;
     pid_t rc;
-    do
-        rc = waitpid (self->pid, &status, wait? 0: WNOHANG);
-    while (rc < 0 && errno == EINTR);
+    if (self->pidfd >= 0) {
+        //  A zygote's child: its pidfd is readable once it has exited (the
+        //  zygote reaps it); the main process's status comes on the pipe
+        struct pollfd poller = { self->pidfd, POLLIN, 0 };
+        do
+            rc = poll (&poller, 1, wait? -1: 0);
+        while (rc < 0 && errno == EINTR);
+        if (rc == 0)
+            return false;
+        status = W_EXITCODE (0, SIGKILL);
+        rc = self->pid;
+    }
+    else
+        do
+            rc = waitpid (self->pid, &status, wait? 0: WNOHANG);
+        while (rc < 0 && errno == EINTR);
     if (rc == 0)
         return false;
     if (rc < 0) {
@@ -1840,6 +2550,8 @@ sandbox_destroy (sandbox_t **self_p)
         close (self->sync_fd);
     if (self->status_fd >= 0)
         close (self->status_fd);
+    if (self->pidfd >= 0)
+        close (self->pidfd);
     s_pool_give (&self->cgroup);
     s_slot_release (self->slot);
     free (self);
@@ -2020,6 +2732,63 @@ s_thread_churn (void *args)
 }
 
 //  Size of a host process's resident memory in kB, -1 if unknown
+//  Test helpers for the zygote part: one runner frame, read or sent
+static bool
+s_test_frame (sandbox_t *sandbox, char *text, size_t size)
+{
+    unsigned char header [4];
+    size_t got = 0;
+    while (got < sizeof header) {
+        struct pollfd poller = { sandbox_fd (sandbox), POLLIN, 0 };
+        if (poll (&poller, 1, TEST_TIMEOUT_MS) != 1)
+            return false;
+        ssize_t rc = read (sandbox_fd (sandbox), header + got, sizeof header - got);
+        if (rc <= 0 && !(rc < 0 && errno == EAGAIN))
+            return false;
+        got += rc > 0? (size_t) rc: 0;
+    }
+    size_t length = (size_t) header [0] << 24 | header [1] << 16 | header [2] << 8 | header [3];
+    if (length >= size)
+        return false;
+    got = 0;
+    while (got < length) {
+        struct pollfd poller = { sandbox_fd (sandbox), POLLIN, 0 };
+        if (poll (&poller, 1, TEST_TIMEOUT_MS) != 1)
+            return false;
+        ssize_t rc = read (sandbox_fd (sandbox), text + got, length - got);
+        if (rc <= 0 && !(rc < 0 && errno == EAGAIN))
+            return false;
+        got += rc > 0? (size_t) rc: 0;
+    }
+    text [length] = 0;
+    return true;
+}
+
+static void
+s_test_send (sandbox_t *sandbox, const char *json)
+{
+    size_t length = strlen (json);
+    unsigned char header [4] = { (unsigned char) (length >> 24), (unsigned char) (length >> 16),
+                                 (unsigned char) (length >> 8), (unsigned char) length };
+    struct pollfd poller = { sandbox_fd (sandbox), POLLOUT, 0 };
+    assert (poll (&poller, 1, TEST_TIMEOUT_MS) == 1);
+    assert (write (sandbox_fd (sandbox), header, 4) == 4);
+    assert (write (sandbox_fd (sandbox), json, length) == (ssize_t) length);
+}
+
+//  A number field of /proc/PID/status (the first number; hex for Cap*), or -1
+static long
+s_status_field (const char *path, const char *name)
+{
+    char text [4096];
+    if (s_read_file (path, text, sizeof text) <= 0)
+        return -1;
+    char *line = strstr (text, name);
+    if (!line)
+        return -1;
+    return strtol (line + strlen (name), NULL, strncmp (name, "Cap", 3)? 10: 16);
+}
+
 static int
 s_host_rss_kb (pid_t pid)
 {
@@ -2715,6 +3484,70 @@ sandbox_test (bool verbose)
         printf ("\n   - sandbox_new CPU time in the calling thread p50 %.2f ms; host load average %.1f",
                 cpus [runs / 2] / 1000.0, load [0]);
     }
+
+    //  Zygotes: a runner sandbox comes from this thread's zygote, isolated
+    //  the same way, is killed and waited for through its pidfd, outlives
+    //  a retired zygote, and dies with a killed one
+    sandbox_zygote_enable (true);
+    sandbox_config_t runner;
+    sandbox_config_init (&runner);
+    runner.cgroup_name = cgroup_name;
+    sandbox_t *first = sandbox_new (&runner);
+    assert (first && first->pidfd >= 0);
+    assert (s_zygote_state == ZYGOTE_READY && s_zygote_pid > 0);
+    pid_t first_zygote = s_zygote_pid;
+    char text [4096];
+    assert (s_test_frame (first, text, sizeof text));
+    assert (strstr (text, "\"type\":\"ready\"") && strstr (text, "\"pid\":2"));
+    //  Its pid 1 is the zygote's child, and the zygote has no host privilege
+    char status_path [64];
+    snprintf (status_path, sizeof status_path, "/proc/%d/status", (int) sandbox_pid (first));
+    assert (s_status_field (status_path, "PPid:") == (long) first_zygote);
+    assert (s_status_field (status_path, "Uid:") >= HOST_ID_BASE);
+    snprintf (status_path, sizeof status_path, "/proc/%d/status", (int) first_zygote);
+    assert (s_status_field (status_path, "Uid:") == SANDBOX_ZYGOTE_UID);
+    assert (s_status_field (status_path, "CapEff:") == 0);
+    //  A function that exits: its status comes through init's pipe
+    s_test_send (first, "{\"type\":\"load\",\"function_name\":\"t\",\"version\":1,\"env\":{},"
+                        "\"memory_limit_mb\":128,\"timeout_seconds\":5,"
+                        "\"code\":\"import os\\nos._exit(7)\\n\"}");
+    assert (sandbox_reap (first, true));
+    assert (WIFEXITED (sandbox_exit_status (first)) && WEXITSTATUS (sandbox_exit_status (first)) == 7);
+    sandbox_destroy (&first);
+    //  Retired: the zygote takes no more requests, its sandbox lives on
+    first = sandbox_new (&runner);
+    assert (first && first->pidfd >= 0 && s_zygote_pid == first_zygote);
+    s_zygote_drop (0);
+    sandbox_t *second = sandbox_new (&runner);
+    assert (second && second->pidfd >= 0 && s_zygote_pid != first_zygote);
+    assert (s_test_frame (first, text, sizeof text) && strstr (text, "\"ready\""));
+    s_test_send (first, "{\"type\":\"ping\"}");
+    assert (s_test_frame (first, text, sizeof text) && strstr (text, "\"pong\""));
+    assert (!sandbox_reap (first, false));
+    sandbox_destroy (&first);
+    for (int attempt = 0; attempt < 500 && s_zygote_nretired; attempt++) {
+        zclock_sleep (10);          //  it exits once its last sandbox has
+        s_zygote_reap_retired ();
+    }
+    assert (s_zygote_nretired == 0);
+    //  A zygote killed takes its sandboxes with it; the next sandbox is
+    //  cloned here, and a zygote comes back after the retry delay
+    assert (kill (s_zygote_pid, SIGKILL) == 0);
+    assert (sandbox_reap (second, true));
+    sandbox_destroy (&second);
+    second = sandbox_new (&runner);
+    assert (second && second->pidfd < 0 && s_zygote_state == ZYGOTE_FAILED);
+    assert (s_test_frame (second, text, sizeof text) && strstr (text, "\"ready\""));
+    sandbox_destroy (&second);
+    //  Off: classic clones
+    sandbox_zygote_stop ();
+    sandbox_zygote_enable (false);
+    second = sandbox_new (&runner);
+    assert (second && second->pidfd < 0 && s_zygote_state == ZYGOTE_NONE);
+    sandbox_destroy (&second);
+    sandbox_zygote_enable (true);
+    if (verbose)
+        printf ("\n   - zygote: made, isolated, retired and killed as expected");
 
     sandbox_t *none = NULL;
     sandbox_destroy (&none);

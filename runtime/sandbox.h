@@ -52,6 +52,7 @@ extern "C" {
 #define SANDBOX_DEFAULT_CGROUP      "clowdy"
 #define SANDBOX_DEFAULT_PYTHON      "/usr/bin/python3"
 #define SANDBOX_DEFAULT_RUNTIME_DIR CLOWDY_SOURCE_DIR "/runtime"
+#define SANDBOX_ZYGOTE_UID          67208864    //  host uid of zygotes: past every sandbox's ids
 
 //  An extra bind mount of a host directory (a project's database dir, a
 //  database server's socket dir). target: "/opt/NAME" (not clowdy or layer).
@@ -98,6 +99,24 @@ int
 //  when they are destroyed.
 void
     sandbox_system_shutdown (void);
+
+//  Sandboxes for the runner (default argv and python) come from a zygote
+//  per creating thread when one is available (see sandbox.c, Zygotes);
+//  false makes every sandbox start its own python. Default true.
+void
+    sandbox_zygote_enable (bool enabled);
+
+//  Stops the calling thread's zygote, if any (its sandboxes die with it).
+//  Call from a creating thread before it exits.
+void
+    sandbox_zygote_stop (void);
+
+//  In clowdy-zygote (runtime/zygote.c) only: serves clone requests on
+//  socket until the server goes (returns -1), calling before_fork and
+//  after_fork around each clone. Returns 0 in a new sandbox's pid 2,
+//  which then runs the runner.
+int
+    sandbox_zygote_serve (int socket, void (*before_fork) (void), void (*after_fork) (void));
 
 //  Create a sandbox and start its process. Returns NULL and logs the reason
 //  on failure (including a failure to exec config->argv [0]).

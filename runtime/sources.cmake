@@ -12,6 +12,18 @@ target_link_options (clowdy-sandbox-init PRIVATE -static -fno-sanitize=all)
 set_property (SOURCE runtime/sandbox.c APPEND PROPERTY COMPILE_DEFINITIONS
               CLOWDY_SANDBOX_INIT="${CMAKE_BINARY_DIR}/clowdy-sandbox-init")
 cmake_language (DEFER CALL add_dependencies clowdy_lib clowdy-sandbox-init)
+#  sandbox: clowdy-zygote, a python with the runner imported that each runner
+#  sandbox is forked from (sandbox.c finds it like clowdy-sandbox-init). It links
+#  libpython and sandbox.c's child side; never sanitized (its children run python)
+pkg_check_modules (PYEMBED REQUIRED IMPORTED_TARGET python3-embed)
+add_executable (clowdy-zygote runtime/zygote.c runtime/sandbox.c runtime/cgroup.c)
+target_include_directories (clowdy-zygote PRIVATE ${CMAKE_SOURCE_DIR})
+target_link_libraries (clowdy-zygote PkgConfig::PYEMBED PkgConfig::DEPS pthread m)
+target_compile_options (clowdy-zygote PRIVATE -fno-sanitize=all)
+target_link_options (clowdy-zygote PRIVATE -fno-sanitize=all)
+set_property (SOURCE runtime/sandbox.c APPEND PROPERTY COMPILE_DEFINITIONS
+              CLOWDY_ZYGOTE="${CMAKE_BINARY_DIR}/clowdy-zygote")
+cmake_language (DEFER CALL add_dependencies clowdy_lib clowdy-zygote)
 #  runner protocol: frame codec between the worker and runtime/runner.py
 list (APPEND CLOWDY_SOURCES runtime/proto.c)
 list (APPEND CLOWDY_SELFTESTS proto)

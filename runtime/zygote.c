@@ -1,0 +1,156 @@
+/*  =========================================================================
+    clowdy-zygote - a python with the runner imported, forked into sandboxes
+
+    Why: a fresh python takes 10-40 ms to start here, most of a cold start.
+    This program starts one python, runs runner.py's module-level code (its
+    imports and definitions, not main), then serves the server's clone
+    requests (runtime/sandbox.c, sandbox_zygote_serve): each new sandbox's
+    pid 2 comes back here, already isolated, and runs the runner's main().
+
+    Usage (by runtime/sandbox.c only): clowdy-zygote FD RUNNER PARENT
+    FD is the request socket, RUNNER the host path of runner.py (compiled
+    under the sandbox's name for it, /opt/clowdy/runner.py), PARENT the
+    server's pid. It dies with the server thread that started it. It runs
+    as SANDBOX_ZYGOTE_UID, with no capabilities and no_new_privs, from
+    before python starts.
+
+    The interpreter is configured as `python3 -I -B /opt/clowdy/runner.py`
+    is: isolated (no environment variables, no user site, no script dir on
+    sys.path), no .pyc writes, sys.argv and sys.executable as there. Only
+    the standard library and the runner run here: never a function's code.
+    ========================================================================= */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "runtime/sandbox.h"
+
+#define RUNNER_NAME     "/opt/clowdy/runner.py"
+#define MAX_RUNNER      (1024 * 1024)
+
+static char *
+s_read_file (const char *path)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *text = (char *) malloc (MAX_RUNNER + 1);
+    size_t size = 0;
+    ssize_t got;
+    while (text && size < MAX_RUNNER && (got = read (fd, text + size, MAX_RUNNER - size)) > 0)
+        size += (size_t) got;
+    close (fd);
+    if (text)
+        text [size] = 0;
+    return text;
+}
+
+static int
+s_configure (void)
+{
+    PyConfig config;
+    PyConfig_InitPythonConfig (&config);
+    config.isolated = 1;
+    config.use_environment = 0;
+    config.user_site_directory = 0;
+    config.safe_path = 1;
+    config.write_bytecode = 0;
+    config.parse_argv = 0;
+    char *argv [] = { RUNNER_NAME };
+    wchar_t *orig [] = { L"/usr/bin/python3", L"-I", L"-B", L"" RUNNER_NAME };
+    PyStatus status = PyConfig_SetBytesString (&config, &config.program_name, "/usr/bin/python3");
+    if (!PyStatus_Exception (status))
+        status = PyConfig_SetBytesArgv (&config, 1, argv);
+    if (!PyStatus_Exception (status))
+        status = PyConfig_SetWideStringList (&config, &config.orig_argv, 4, orig);
+    if (!PyStatus_Exception (status))
+        status = Py_InitializeFromConfig (&config);
+    PyConfig_Clear (&config);
+    if (PyStatus_Exception (status)) {
+        fprintf (stderr, "clowdy-zygote: python did not start: %s\n", status.err_msg? status.err_msg: "?");
+        return -1;
+    }
+    return 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    if (argc != 4)
+        return 2;
+    int socket = atoi (argv [1]);
+    pid_t parent = (pid_t) atoi (argv [3]);
+    if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || getppid () != parent)
+        return 1;               //  the server's thread is already gone
+    //  Nothing of the server's but our socket and 0-2
+    if (socket != 3 || syscall (SYS_close_range, 4, ~0U, 0))
+        return 2;
+    char *source = s_read_file (argv [2]);
+    if (!source) {
+        fprintf (stderr, "clowdy-zygote: cannot read %s\n", argv [2]);
+        return 1;
+    }
+    //  From here on no host privilege: an unprivileged uid of our own (the
+    //  server opens what a new sandbox needs and passes the fds), no_new_privs,
+    //  dumpable (so that /proc/self stays ours); PDEATHSIG again, as the uid
+    //  change cleared it
+    uid_t id = SANDBOX_ZYGOTE_UID;
+    if (setgroups (0, NULL) || setresgid (id, id, id) || setresuid (id, id, id)
+    ||  prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || getppid () != parent
+    ||  prctl (PR_SET_DUMPABLE, 1, 0, 0, 0) || prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+        fprintf (stderr, "clowdy-zygote: cannot drop privileges\n");
+        return 1;
+    }
+    prctl (PR_SET_NAME, "clowdy-zygote", 0, 0, 0);     //  not the fd we were exec'd from
+    if (s_configure ())
+        return 1;
+    //  The runner's module-level code, as module __main__ under the
+    //  sandbox's file name, without its `if __name__ == "__main__"` part
+    PyObject *module = PyImport_AddModule ("__main__");
+    PyObject *globals = module? PyModule_GetDict (module): NULL;
+    PyObject *code = Py_CompileString (source, RUNNER_NAME, Py_file_input);
+    free (source);
+    PyObject *result = NULL, *main_function = NULL;
+    if (globals && code
+    &&  PyDict_SetItemString (globals, "__file__", PyUnicode_FromString (RUNNER_NAME)) == 0
+    &&  PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("__clowdy_zygote__")) == 0)
+        result = PyEval_EvalCode (code, globals, globals);
+    if (result)
+        main_function = PyDict_GetItemString (globals, "main");
+    if (!main_function || PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("__main__"))) {
+        PyErr_Print ();
+        fprintf (stderr, "clowdy-zygote: the runner did not load\n");
+        return 1;
+    }
+    Py_XDECREF (result);
+    Py_XDECREF (code);
+    Py_INCREF (main_function);
+    //  What a child would otherwise pay in its first milliseconds: the
+    //  first compile () of a process, and a garbage collection that walks
+    //  (and so writes, copying each page) every object inherited from
+    //  here; gc.freeze () keeps those out of the child's collections
+    if (PyRun_SimpleString ("compile ('def _w (a, b=1, *c, **d):\\n    return [x for x in a if x]\\n', '<warm-up>', 'exec')\n"
+                            "import gc\n"
+                            "gc.collect ()\n"
+                            "gc.freeze ()\n")) {
+        fprintf (stderr, "clowdy-zygote: warm-up failed\n");
+        return 1;
+    }
+    if (write (socket, "R", 1) != 1)
+        return 1;
+    if (sandbox_zygote_serve (socket, PyOS_BeforeFork, PyOS_AfterFork_Parent))
+        return 0;               //  the server is gone
+    //  A sandbox's pid 2: isolated, fds 0-2 on /dev/null and 3 the protocol
+    PyOS_AfterFork_Child ();
+    PyObject *returned = PyObject_CallNoArgs (main_function);
+    if (!returned)
+        PyErr_Print ();
+    _exit (1);                  //  main () ends in os._exit: anything else is a failure
+}
