@@ -582,6 +582,11 @@ s_run_user (const plan_t *init_plan)
     if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     ||  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         s_fail (plan, STAGE_PRCTL, errno);
+    //  The uid change made us non-dumpable (/proc/self owned by root); an
+    //  exec would make a plain program dumpable again, so a zygote's child,
+    //  which does not exec, does so itself
+    if (plan->zygote && prctl (PR_SET_DUMPABLE, 1, 0, 0, 0))
+        s_fail (plan, STAGE_PRCTL, errno);
     if (getppid () != 1)
         _exit (1);              //  init died before PDEATHSIG was set
     struct rlimit no_core = { 0, 0 };
@@ -656,6 +661,38 @@ s_mount_proc (const char *path)
         if (mount ("proc", path, "proc", flags, options [index]) == 0)
             return 0;
     return mount ("proc", path, "proc", flags, NULL);
+}
+
+//  A zygote's pid 1 gets the layer and extra mounts as detached trees the
+//  server cloned (open_tree): a mount of the server's own namespace, which
+//  a bind or an overlay here may not use. Attached in our namespace first
+//  (move_mount), a tree is then what a classic clone's bind source is. The
+//  layer goes through a staging dir beside its target and becomes a
+//  read-only overlay as in s_child, the staging mount detached after; when
+//  overlay cannot be used the tree is moved onto the target. 0 or -1.
+static int
+s_attach_tree (plan_t *plan, bind_t *bind)
+{
+    int tree = plan->mount_fd + bind->mount_index;
+    if (!bind->overlay)
+        return move_mount (tree, "", AT_FDCWD, bind->target, MOVE_MOUNT_F_EMPTY_PATH);
+    char staging [PATH_MAX];
+    size_t length = strlen (bind->target);
+    if (length + 8 >= sizeof staging)
+        return -1;
+    memcpy (staging, bind->target, length);
+    memcpy (staging + length, ".source", 8);
+    if (mkdir (staging, 0700) || move_mount (tree, "", AT_FDCWD, staging, MOVE_MOUNT_F_EMPTY_PATH))
+        return -1;
+    const char *source = bind->source;
+    bind->source = staging;
+    int rc = s_mount_overlay (bind);
+    bind->source = source;
+    if (rc == 0)
+        rc = umount2 (staging, MNT_DETACH) || rmdir (staging)? -1: 0;
+    else
+        rc = move_mount (AT_FDCWD, staging, AT_FDCWD, bind->target, 0) || rmdir (staging)? -1: 0;
+    return rc;
 }
 
 //  pid 1: builds the sandbox, starts pid 2, then reaps until pid 2 exits.
@@ -765,10 +802,16 @@ s_child (plan_t *plan)
         else
         if (mkdir (bind->target, 0755) && errno != EEXIST)
             s_fail (plan, STAGE_MKDIR, errno);
-        if (bind->overlay && s_mount_overlay (bind) == 0)
-            continue;
-        if (mount (bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL))
-            s_fail (plan, STAGE_BIND, errno);
+        if (plan->zygote && bind->mount_index >= 0) {
+            if (s_attach_tree (plan, bind))
+                s_fail (plan, STAGE_BIND, errno);
+        }
+        else {
+            if (bind->overlay && s_mount_overlay (bind) == 0)
+                continue;
+            if (mount (bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL))
+                s_fail (plan, STAGE_BIND, errno);
+        }
         if (bind->readonly && s_make_readonly (bind))
             s_fail (plan, STAGE_REMOUNT, errno);
     }
@@ -1684,9 +1727,15 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
     int rc = 0;
     int first_mount = nfds;
     for (int index = 0; index < plan->nmounts; index++) {
-        fds [nfds] = open (plan->mount_paths [index], O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fds [nfds++] < 0)
+        //  A detached copy of the mount (see s_attach_tree), which also
+        //  needs no right of the zygote's to the dir
+        fds [nfds] = open_tree (AT_FDCWD, plan->mount_paths [index],
+                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (fds [nfds++] < 0) {
+            zsys_warning ("sandbox: cannot clone the mount of %s: %s", plan->mount_paths [index],
+                          strerror (errno));
             rc = -1;
+        }
     }
     pid_t pid = -1;
     if (rc == 0 && pack.size <= ZYGOTE_MAX_REQUEST)

@@ -135,14 +135,31 @@ main (int argc, char *argv [])
     //  What a child would otherwise pay in its first milliseconds: the
     //  first compile () of a process, and a garbage collection that walks
     //  (and so writes, copying each page) every object inherited from
-    //  here; gc.freeze () keeps those out of the child's collections
-    if (PyRun_SimpleString ("compile ('def _w (a, b=1, *c, **d):\\n    return [x for x in a if x]\\n', '<warm-up>', 'exec')\n"
-                            "import gc\n"
-                            "gc.collect ()\n"
-                            "gc.freeze ()\n")) {
+    //  here; gc.freeze () keeps those out of the child's collections. Then
+    //  sys.modules as a sandbox's python has it: without gc, and without
+    //  the host's sitecustomize (Debian's lives in /etc, which a sandbox
+    //  does not show)
+    PyObject *scratch = PyDict_New ();
+    PyObject *done = NULL;
+    if (scratch && PyDict_SetItemString (scratch, "__builtins__", PyEval_GetBuiltins ()) == 0)
+        done = PyRun_String (
+            "import sys\n"
+            "compile ('def _w (a, b=1, *c, **d):\\n    return [x for x in a if x]\\n', '<warm-up>', 'exec')\n"
+            "had_gc = 'gc' in sys.modules\n"
+            "import gc\n"
+            "gc.collect ()\n"
+            "gc.freeze ()\n"
+            "if not had_gc:\n"
+            "    del sys.modules ['gc']\n"
+            "sys.modules.pop ('sitecustomize', None)\n",
+            Py_file_input, scratch, scratch);
+    if (!done) {
+        PyErr_Print ();
         fprintf (stderr, "clowdy-zygote: warm-up failed\n");
         return 1;
     }
+    Py_DECREF (done);
+    Py_DECREF (scratch);
     if (write (socket, "R", 1) != 1)
         return 1;
     if (sandbox_zygote_serve (socket, PyOS_BeforeFork, PyOS_AfterFork_Parent))
