@@ -41,11 +41,13 @@
     is up, it adopts one still being made (`spare_creating`): that one is
     further along than a new one would be. The pool is refilled after the
     cold EXEC is sent on, so the refill never delays the call that used the
-    spare. It stays at --prewarm: a pool grown with the recent cold-start
-    rate (--prewarm plus the cold starts of the last 2 s, up to 12 more) was
-    tried and measured (README, Benchmarks): on two busy cores the extra
-    spares' python starts took the CPU the calls in flight needed, and
-    burst and sustained cold starts got slower, not faster.
+    spare. Without zygotes it stays at --prewarm: a pool grown with the
+    recent cold-start rate was measured (README, Benchmarks) and on two busy
+    cores the extra spares' python starts took the CPU the calls in flight
+    needed. With zygotes (runtime/sandbox.c) a spare is a fork, so the pool
+    grows by the cold starts of the last 2 s (s_pool_target, at most
+    POOL_BURST_MAX more), both creators make spares, and the heartbeat lets
+    the extra ones go once the burst is over.
 
     Every send to assignment is checked; one that cannot be queued is logged
     (assignment's deadline answers the caller of a DONE that was lost).
@@ -69,6 +71,8 @@
 #include "runtime/sandbox.h"
 
 #define CREATORS            2       //  creator threads per worker (more only contend on a 2-core host)
+#define POOL_BURST_MAX      8       //  spares added to --prewarm while cold starts come (zygotes on)
+#define POOL_BURST_MS       2000    //  ... counting the cold starts of this long
 
 typedef enum { WENV_CREATING, WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
 
@@ -143,6 +147,8 @@ typedef struct _self_t {
     double cores;                   //  Cores this worker offers (its share of the process's)
     bool sandboxes_ok;              //  sandbox_system_init succeeded
     bool refill_scheduled;          //  A refill timer is pending
+    int64_t cold_at [POOL_BURST_MAX];   //  When the last cold starts that could take a spare came
+    int cold_next;                  //  Next slot of cold_at
     bool draining;                  //  Leaving: runs what it has, takes nothing new
     bool terminating;               //  $TERM came while draining: end once drained
     int64_t drain_deadline;         //  Monotonic ms the drain ends by, whatever runs
@@ -834,11 +840,39 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+//  How many spares to keep: --prewarm, and with zygotes (a spare costs a
+//  fork, not a python start) one more per cold start of the last 2 s that
+//  could have taken one, up to POOL_BURST_MAX, so that a burst's later
+//  calls find theirs made while its first ones ran
+static long
+s_pool_target (self_t *self)
+{
+    long target = self->config->prewarm;
+    if (self->config->zygote && target > 0) {
+        int64_t now = zclock_mono ();
+        for (int index = 0; index < POOL_BURST_MAX; index++)
+            target += self->cold_at [index] && now - self->cold_at [index] < POOL_BURST_MS;
+    }
+    return target;
+}
+
+//  Spares past the target, made for a burst that is over, are let go
+static void
+s_pool_trim (self_t *self)
+{
+    long target = s_pool_target (self);
+    while ((long) zlistx_size (self->spare) > target) {
+        wenv_t *env = (wenv_t *) zlistx_first (self->spare);
+        zlistx_delete (self->spare, zlistx_cursor (self->spare));
+        s_env_end (self, env, NULL);
+    }
+}
+
 static void
 s_schedule_refill (self_t *self)
 {
     if (!self->refill_scheduled
-    &&  (long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < self->config->prewarm) {
+    &&  (long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < s_pool_target (self)) {
         self->refill_scheduled = true;
         zloop_timer (self->loop, 1, 1, s_refill_timer, self);
     }
@@ -849,10 +883,12 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
     self->refill_scheduled = false;
-    //  Spares go only to idle creators, so one stays free for a cold start
-    //  that cannot use a spare; the rest are asked for as these come up
-    while ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < self->config->prewarm
-    &&     zlistx_size (self->spare_creating) < CREATORS - 1
+    //  Spares go only to idle creators; without zygotes one creator stays
+    //  free for a cold start that cannot use a spare (a python start takes
+    //  long); the rest are asked for as these come up
+    size_t creating_max = self->config->zygote? CREATORS: CREATORS - 1;
+    while ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < s_pool_target (self)
+    &&     zlistx_size (self->spare_creating) < creating_max
     &&     self->creator_load [s_creator_pick (self)] == 0) {
         wenv_t *env = s_env_new (self, SANDBOX_DEFAULT_MEMORY_MB, false, NULL, NULL);
         if (!env)
@@ -1122,6 +1158,8 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
     double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
 
     if (!network && !layer_dir && !mount) {
+        self->cold_at [self->cold_next] = zclock_mono ();
+        self->cold_next = (self->cold_next + 1) % POOL_BURST_MAX;
         //  A spare that is up (or nearly) and can take this memory limit
         env = (wenv_t *) zlistx_first (self->spare);
         if (env) {
@@ -1360,6 +1398,7 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
     if (msg_send_heartbeat (self->backend, NULL, self->worker_id, load))
         zsys_debug ("worker %s: could not send HEARTBEAT (%s)", self->worker_id, zmq_strerror (zmq_errno ()));
     s_waiting_expire (self);
+    s_pool_trim (self);
     return 0;
 }
 
