@@ -842,8 +842,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
 
 //  How many spares to keep: --prewarm, and with zygotes (a spare costs a
 //  fork, not a python start) one more per cold start of the last 2 s that
-//  could have taken one, up to POOL_BURST_MAX, so that a burst's later
-//  calls find theirs made while its first ones ran
+//  could have taken one but found none up, up to POOL_BURST_MAX, so that a
+//  burst's later calls find theirs made while its first ones ran (and a
+//  pool that keeps up does not grow)
 static long
 s_pool_target (self_t *self)
 {
@@ -1158,8 +1159,6 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
     double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
 
     if (!network && !layer_dir && !mount) {
-        self->cold_at [self->cold_next] = zclock_mono ();
-        self->cold_next = (self->cold_next + 1) % POOL_BURST_MAX;
         //  A spare that is up (or nearly) and can take this memory limit
         env = (wenv_t *) zlistx_first (self->spare);
         if (env) {
@@ -1172,6 +1171,9 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
                 env->memory_mb = memory;
         }
         else {
+            //  None was up: the pool was short (s_pool_target)
+            self->cold_at [self->cold_next] = zclock_mono ();
+            self->cold_next = (self->cold_next + 1) % POOL_BURST_MAX;
             //  One being made is further along than a new one would be;
             //  its memory limit is set when it is up (s_env_attach)
             env = (wenv_t *) zlistx_first (self->spare_creating);

@@ -124,7 +124,8 @@ main (int argc, char *argv [])
         result = PyEval_EvalCode (code, globals, globals);
     if (result)
         main_function = PyDict_GetItemString (globals, "main");
-    if (!main_function || PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("__main__"))) {
+    if (!main_function || PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("__main__"))
+    ||  PyDict_SetItemString (globals, "ZYGOTE_CHILD", Py_True)) {
         PyErr_Print ();
         fprintf (stderr, "clowdy-zygote: the runner did not load\n");
         return 1;
