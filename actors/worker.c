@@ -829,14 +829,15 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
         s_env_end (self, env, "Could not set the memory limit of a pre-started sandbox (see the server log)");
         return 0;
     }
-    if (spare) {
+    if (spare)
         zlistx_add_end (self->spare, env);
-        s_schedule_refill (self);
-    }
     else
         //  The load frame waits for the runner's ready; the bound covers
         //  loading the code and the first run
         s_start_deadline (self, env, env->timeout_ms + LOAD_ALLOWANCE_MS);
+    //  A creator is free again: spares the pool still lacks (a refill that
+    //  found every creator busy making a cold start's sandbox) are asked now
+    s_schedule_refill (self);
     return 0;
 }
 

@@ -26,10 +26,13 @@
     thread that created it exits (PR_SET_PDEATHSIG follows the creating
     thread), so create sandboxes from a long-lived thread (an actor).
     Must run as root (it writes uid maps and cgroups for its children).
-    The sandbox's pid 1 is the server's child: nothing else in the server
-    may reap children with waitpid (-1, ...) or set SIGCHLD to SIG_IGN.
-    Pid 1 runs build/clowdy-sandbox-init (found beside the running binary);
-    without it, sandboxes still work but each pid 1 is a copy of the server.
+    A sandbox's pid 1 is the server's child, or the child of the creating
+    thread's zygote (build/clowdy-zygote, also the server's child), which
+    runner sandboxes are forked from when it is there: nothing else in the
+    server may reap children with waitpid (-1, ...) or set SIGCHLD to
+    SIG_IGN. Pid 1 runs build/clowdy-sandbox-init (found beside the running
+    binary); without it, sandboxes still work but each pid 1 is a copy of
+    the server (or of the zygote).
     ========================================================================= */
 
 #ifndef CLOWDY_SANDBOX_H_INCLUDED

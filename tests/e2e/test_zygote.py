@@ -218,3 +218,23 @@ def test_a_killed_zygote_takes_its_sandboxes_and_calls_go_on(server):
     for function in functions:
         assert call(server, function["id"], {"n": 3})["output"] == {"n": 3}
     assert ok(server.get("/api/health"))
+
+
+def test_a_burst_leaves_no_extra_spares_behind(make_server):
+    """Cold starts that find no spare up grow each worker's pool of pre-started sandboxes; once
+    the burst is over the pool is back at --prewarm: what stays is one warm environment per
+    function and the pre-started ones, nothing more."""
+    server = make_server(args=["--workers", "2", "--prewarm", "2"])
+    functions = [make_function(server, "def handler(event):\n    return event\n") for _ in range(10)]
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
+        outputs = list(pool.map(lambda f: call(server, f["id"], {"id": f["id"]})["output"], functions))
+    assert outputs == [{"id": f["id"]} for f in functions]
+
+    def sandboxes():
+        return [pid for pid in descendants(server.proc.pid) if cmdline(pid)[:1] == [b"clowdy-sandbox-init"]]
+    wait_for(lambda: len(sandboxes()) == 10 + 2 * 2, 15,
+             lambda: "%d sandboxes, expected 10 warm and 4 pre-started" % len(sandboxes()))
+    # and they still answer, warm
+    for function in functions:
+        assert call(server, function["id"], {"again": 1})["cold_start"] is False
