@@ -1188,12 +1188,15 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
 //  server's and no user's code or data. For a sandbox, sandbox_new sends it
 //  the plan and the child's fds over a SOCK_SEQPACKET pair; the zygote
 //  clone()s pid 1 with the same namespace flags, and pid 1 runs the same
-//  s_child as a server-made one, with two differences: it first moves
-//  itself into the sandbox's v1 cgroups (tasks files the server opened), and
+//  s_child as a server-made one, with three differences: it first moves
+//  itself into the sandbox's v1 cgroups (tasks files the server opened);
+//  the layer and extra mounts come as detached trees the server cloned
+//  (open_tree), attached in pid 1's own namespace (s_attach_tree); and
 //  pid 2 is a real fork that, once it has dropped to uid 1000 with no
-//  capabilities, no_new_privs and the seccomp filter, returns into the
-//  zygote's python and runs the runner's main() instead of exec'ing a new
-//  python. The server does everything else as for its own clone: uid/gid
+//  capabilities, no_new_privs and the seccomp filter (and is made dumpable,
+//  as an exec would), returns into the zygote's python and runs the
+//  runner's main() instead of exec'ing a new python. The server does
+//  everything else as for its own clone: uid/gid
 //  maps, v2 cgroup, slirp4netns, the release through the sync pipe, the
 //  wait for the setup pipe's EOF. Pid 1 is the zygote's child, not ours, so
 //  the zygote sends back a pidfd (CLONE_PIDFD) to kill and wait on it; pid
@@ -1208,16 +1211,20 @@ s_plan_build (plan_t *plan, const sandbox_config_t *config, int tmp_mb)
 //  shared (pid 1 closes all but the plan's fds, pid 2 keeps 0-3). A zygote
 //  runs as SANDBOX_ZYGOTE_UID, past every slot's range, with no
 //  capabilities on the host: the server opens what pid 1 needs (cgroup
-//  tasks files, the layer and database dirs) and passes the fds. The user
+//  tasks files, the layer and database trees) and passes the fds. The user
 //  namespaces it creates are its own, so a zygote could enter its
 //  sandboxes; nothing in a sandbox can see or signal a zygote. A zygote
 //  is replaced after ZYGOTE_MAX_FORKS forks, so a layout and a seed do not
 //  live for ever.
 //
-//  The zygote is started on the first sandbox a thread makes and used once
-//  it says it is ready (until then, and whenever it fails, sandbox_new
-//  clones by itself, as before). It dies with the thread that started it
-//  (PR_SET_PDEATHSIG), and its sandboxes with it.
+//  The zygote is started on the first sandbox a thread makes, which waits
+//  for it up to ZYGOTE_START_WAIT_MS (a python's start, as a clone of our
+//  own would pay); until it is ready, and for ZYGOTE_RETRY_MS after it
+//  failed, sandbox_new clones by itself, as before. Its sandboxes' pid 1s
+//  die with it (PR_SET_PDEATHSIG), and it with the thread that started it,
+//  so a zygote that is replaced is not killed: it takes no more requests
+//  and exits once its last sandbox has ended (reaped here later). One that
+//  fails (no answer, a broken socket) is killed, and its sandboxes go.
 
 #define ZYGOTE_MAX_REQUEST  (2 * 1024 * 1024)   //  a plan: mostly the runtime's .py files
 #define ZYGOTE_MAX_FDS      16
