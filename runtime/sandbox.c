@@ -1775,41 +1775,6 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
     return pid;
 }
 
-//  Open clowdy-zygote like clowdy-sandbox-init (see s_init_open); -1 if
-//  there is none (sandboxes then start their own python, as before)
-static int
-s_zygote_open (void)
-{
-    char self [PATH_MAX];
-    ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
-    char candidates [2][PATH_MAX];
-    int count = 0;
-    if (len > 0) {
-        self [len] = 0;
-        char *slash = strrchr (self, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf (candidates [count++], PATH_MAX, "%.*s/clowdy-zygote", PATH_MAX - 32, self);
-        }
-    }
-#ifdef CLOWDY_ZYGOTE
-    snprintf (candidates [count++], PATH_MAX, "%s", CLOWDY_ZYGOTE);
-#endif
-    for (int index = 0; index < count; index++) {
-        int fd = open (candidates [index], O_PATH | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        struct stat info;
-        if (fstat (fd, &info) == 0 && S_ISREG (info.st_mode) && (info.st_mode & S_IXUSR)
-        &&  (info.st_uid == 0 || info.st_uid == geteuid ()) && !(info.st_mode & (S_IWGRP | S_IWOTH)))
-            return fd;
-        zsys_warning ("sandbox: ignoring %s (not a root-owned executable, or writable by others)",
-                      candidates [index]);
-        close (fd);
-    }
-    zsys_warning ("sandbox: clowdy-zygote not found: each sandbox starts its own python");
-    return -1;
-}
 
 //  Take a uid slot; -1 if all are in use
 static int
@@ -1875,12 +1840,12 @@ s_pool_give (cgroup_t **cgroup_p)
     cgroup_destroy (&cgroup);
 }
 
-//  Open clowdy-sandbox-init: beside our own binary, else where the build
-//  put it. It runs as pid 1 of every sandbox, so it must be root's and not
-//  writable by others. Returns an O_PATH fd or -1 (logged: sandboxes then
-//  keep a copy of the server as pid 1).
+//  Open one of our helper programs (clowdy-sandbox-init, clowdy-zygote):
+//  beside our own binary, else where the build put it (built, or NULL). It
+//  runs in every sandbox, so it must be root's and not writable by others.
+//  Returns an O_PATH fd or -1.
 static int
-s_init_open (void)
+s_program_open (const char *name, const char *built)
 {
     char self [PATH_MAX];
     ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
@@ -1891,12 +1856,11 @@ s_init_open (void)
         char *slash = strrchr (self, '/');
         if (slash) {
             *slash = 0;
-            snprintf (candidates [count++], PATH_MAX, "%.*s/clowdy-sandbox-init", PATH_MAX - 32, self);
+            snprintf (candidates [count++], PATH_MAX, "%.*s/%s", PATH_MAX - 64, self, name);
         }
     }
-#ifdef CLOWDY_SANDBOX_INIT
-    snprintf (candidates [count++], PATH_MAX, "%s", CLOWDY_SANDBOX_INIT);
-#endif
+    if (built)
+        snprintf (candidates [count++], PATH_MAX, "%s", built);
     for (int index = 0; index < count; index++) {
         int fd = open (candidates [index], O_PATH | O_CLOEXEC);
         if (fd < 0)
@@ -1904,15 +1868,44 @@ s_init_open (void)
         struct stat info;
         if (fstat (fd, &info) == 0 && S_ISREG (info.st_mode) && (info.st_mode & S_IXUSR)
         &&  (info.st_uid == 0 || info.st_uid == geteuid ()) && !(info.st_mode & (S_IWGRP | S_IWOTH))) {
-            zsys_info ("sandbox: pid 1 of sandboxes is %s", candidates [index]);
+            zsys_info ("sandbox: using %s", candidates [index]);
             return fd;
         }
         zsys_warning ("sandbox: ignoring %s (not a root-owned executable, or writable by others)",
                       candidates [index]);
         close (fd);
     }
-    zsys_warning ("sandbox: clowdy-sandbox-init not found: pid 1 of each sandbox stays a copy of the server");
     return -1;
+}
+
+//  clowdy-sandbox-init, pid 1 of every sandbox; -1 (logged) if there is
+//  none: sandboxes then keep a copy of the server as pid 1
+static int
+s_init_open (void)
+{
+#ifdef CLOWDY_SANDBOX_INIT
+    int fd = s_program_open ("clowdy-sandbox-init", CLOWDY_SANDBOX_INIT);
+#else
+    int fd = s_program_open ("clowdy-sandbox-init", NULL);
+#endif
+    if (fd < 0)
+        zsys_warning ("sandbox: clowdy-sandbox-init not found: pid 1 of each sandbox stays a copy of the server");
+    return fd;
+}
+
+//  clowdy-zygote; -1 (logged) if there is none: each sandbox then starts
+//  its own python, as before zygotes
+static int
+s_zygote_open (void)
+{
+#ifdef CLOWDY_ZYGOTE
+    int fd = s_program_open ("clowdy-zygote", CLOWDY_ZYGOTE);
+#else
+    int fd = s_program_open ("clowdy-zygote", NULL);
+#endif
+    if (fd < 0)
+        zsys_warning ("sandbox: clowdy-zygote not found: each sandbox starts its own python");
+    return fd;
 }
 
 //  True if the kernel knows overlayfs (layers are mounted with it, see
