@@ -2825,6 +2825,16 @@ s_test_send (sandbox_t *sandbox, const char *json)
     assert (write (sandbox_fd (sandbox), json, length) == (ssize_t) length);
 }
 
+//  Starts this thread's zygote and waits until it is ready, however slow
+//  the machine (an emulated VM takes seconds where sandbox_new waits 1 s)
+static void
+s_test_zygote_ready (const sandbox_config_t *config)
+{
+    for (int attempt = 0; attempt < 1200 && !s_zygote_usable (config); attempt++)
+        zclock_sleep (100);
+    assert (s_zygote_state == ZYGOTE_READY);
+}
+
 //  A number field of /proc/PID/status (the first number; hex for Cap*), or -1
 static long
 s_status_field (const char *path, const char *name)
@@ -3541,6 +3551,7 @@ sandbox_test (bool verbose)
     sandbox_config_t runner;
     sandbox_config_init (&runner);
     runner.cgroup_name = cgroup_name;
+    s_test_zygote_ready (&runner);
     sandbox_t *first = sandbox_new (&runner);
     assert (first && first->pidfd >= 0);
     assert (s_zygote_state == ZYGOTE_READY && s_zygote_pid > 0);
@@ -3567,6 +3578,7 @@ sandbox_test (bool verbose)
     first = sandbox_new (&runner);
     assert (first && first->pidfd >= 0 && s_zygote_pid == first_zygote);
     s_zygote_drop (0);
+    s_test_zygote_ready (&runner);
     sandbox_t *second = sandbox_new (&runner);
     assert (second && second->pidfd >= 0 && s_zygote_pid != first_zygote);
     assert (s_test_frame (first, text, sizeof text) && strstr (text, "\"ready\""));
