@@ -1589,18 +1589,18 @@ s_zygote_reap_retired (void)
             s_zygote_retired [index] = s_zygote_retired [--s_zygote_nretired];
 }
 
-//  Let go of this thread's zygote: a failed one is killed (its sandboxes
-//  with it) and classic clones follow until retry_ms pass; a retired one
-//  (retry_ms 0) stops taking requests and exits once its sandboxes have
-//  all ended, as their pid 1s die with it
+//  Let go of this thread's zygote; classic clones follow until retry_ms
+//  pass. A broken one (gone, or silent) is killed, and its sandboxes with
+//  it; otherwise it is retired: it takes no more requests and exits once
+//  its sandboxes have all ended, as their pid 1s die with it
 static void
-s_zygote_drop (int retry_ms)
+s_zygote_drop (int retry_ms, bool broken)
 {
     if (s_zygote_fd >= 0)
         close (s_zygote_fd);
     s_zygote_fd = -1;
     s_zygote_reap_retired ();
-    if (s_zygote_pid > 0 && retry_ms == 0 && s_zygote_nretired < 64)
+    if (s_zygote_pid > 0 && !broken && s_zygote_nretired < 64)
         s_zygote_retired [s_zygote_nretired++] = s_zygote_pid;
     else
     if (s_zygote_pid > 0) {
@@ -1618,7 +1618,7 @@ void
 sandbox_zygote_stop (void)
 {
     //  The thread is ending: its zygotes get PDEATHSIG, and their sandboxes
-    s_zygote_drop (0);
+    s_zygote_drop (0, true);
     for (int index = 0; index < s_zygote_nretired; index++)
         kill (s_zygote_retired [index], SIGKILL);
     for (int index = 0; index < s_zygote_nretired; index++)
@@ -1633,7 +1633,7 @@ s_zygote_start (const char *runtime_dir)
 {
     int pair [2];
     if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair)) {
-        s_zygote_drop (ZYGOTE_RETRY_MS);
+        s_zygote_drop (ZYGOTE_RETRY_MS, true);
         return;
     }
     int buffer_size = ZYGOTE_MAX_REQUEST + 65536;
@@ -1665,7 +1665,7 @@ s_zygote_start (const char *runtime_dir)
     if (rc) {
         zsys_warning ("sandbox: cannot start clowdy-zygote: %s", strerror (rc));
         close (pair [0]);
-        s_zygote_drop (ZYGOTE_RETRY_MS);
+        s_zygote_drop (ZYGOTE_RETRY_MS, true);
         return;
     }
     s_zygote_fd = pair [0];
@@ -1686,7 +1686,7 @@ s_zygote_usable (const sandbox_config_t *config)
     const char *runtime_dir = config->runtime_dir? config->runtime_dir: SANDBOX_DEFAULT_RUNTIME_DIR;
     if (s_zygote_state != ZYGOTE_NONE && s_zygote_state != ZYGOTE_FAILED
     &&  (strcmp (s_zygote_runtime, runtime_dir) || s_zygote_forks >= ZYGOTE_MAX_FORKS))
-        s_zygote_drop (0);      //  another runtime dir, or its time is up
+        s_zygote_drop (0, false);       //  another runtime dir, or its time is up
     if (s_zygote_state == ZYGOTE_FAILED && zclock_mono () >= s_zygote_retry_at)
         s_zygote_state = ZYGOTE_NONE;
     //  A new zygote is waited for (a python's start, as a classic clone
@@ -1704,7 +1704,7 @@ s_zygote_usable (const sandbox_config_t *config)
                 s_zygote_state = ZYGOTE_READY;
             else {
                 zsys_warning ("sandbox: clowdy-zygote did not start; sandboxes start their own python");
-                s_zygote_drop (ZYGOTE_RETRY_MS);
+                s_zygote_drop (ZYGOTE_RETRY_MS, true);
             }
         }
     }
@@ -1745,6 +1745,7 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
         }
     }
     pid_t pid = -1;
+    bool answered = false;              //  an answer, even a failure, says it is alive
     if (rc == 0 && pack.size <= ZYGOTE_MAX_REQUEST)
         rc = s_send_with_fds (s_zygote_fd, pack.data, pack.size, fds, nfds);
     else
@@ -1758,6 +1759,7 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
         int32_t answer [2] = { -1, 0 };
         int got_fds [ZYGOTE_MAX_FDS], ngot = 0;
         ssize_t got = s_recv_with_fds (s_zygote_fd, answer, sizeof answer, got_fds, &ngot);
+        answered = got == sizeof answer;
         if (got == sizeof answer && answer [0] > 0 && ngot == 1) {
             pid = answer [0];
             *pidfd_p = got_fds [0];
@@ -1771,7 +1773,7 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
         }
     }
     if (pid < 0)
-        s_zygote_drop (ZYGOTE_RETRY_MS);
+        s_zygote_drop (ZYGOTE_RETRY_MS, !answered);
     return pid;
 }
 
@@ -2451,9 +2453,10 @@ cleanup:
     if (!ok)
         sandbox_destroy (&self);
     if (zygote_failed) {
-        s_zygote_drop (ZYGOTE_RETRY_MS);
+        if (s_zygote_state == ZYGOTE_READY)
+            s_zygote_drop (ZYGOTE_RETRY_MS, false);
         return sandbox_new (config);    //  without the zygote now: it clones by itself
-    }    //  the zygote is dropped: this one clones by itself
+    }
     return self;
 }
 
@@ -3577,7 +3580,7 @@ sandbox_test (bool verbose)
     //  Retired: the zygote takes no more requests, its sandbox lives on
     first = sandbox_new (&runner);
     assert (first && first->pidfd >= 0 && s_zygote_pid == first_zygote);
-    s_zygote_drop (0);
+    s_zygote_drop (0, false);
     s_test_zygote_ready (&runner);
     sandbox_t *second = sandbox_new (&runner);
     assert (second && second->pidfd >= 0 && s_zygote_pid != first_zygote);
