@@ -1852,13 +1852,17 @@ worker_test (bool verbose)
         printf ("(slow creation) ");
     //  First the pool is full again (one spare up, none being made), so the
     //  second cold start below finds no spare to take or adopt, and waits
-    for (int tries = 0; tries < 100; tries++) {
+    //  (with zygotes the pool grew with the cold starts above, and shrinks
+    //  back once they are 2 s old: heartbeats meanwhile, so that the worker
+    //  does not take assignment for gone)
+    for (int tries = 0; tries < 300; tries++) {
         zstr_send (worker, "STATS");
         char *stats = zstr_recv (worker);
         bool settled = stats && strstr (stats, "\"spare\":1,\"creating\":0");
         zstr_free (&stats);
         if (settled)
             break;
+        assert (msg_send_heartbeat (assignment, route, "assignment", "{}") == 0);
         zclock_sleep (100);
     }
     zstr_send (worker, "CREATE-DELAY 2000");
