@@ -71,6 +71,8 @@ typedef struct {
     const config_t *config;         //  Settings (read only)
     zsock_t *frontend;              //  ROUTER for http
     zsock_t *assignment;            //  DEALER to assignment
+    zsock_t *results;               //  PULL: RESULT straight from this process's workers, or NULL
+    endpoints_t *endpoints;         //  Endpoint table (results socket bound flag)
     zsock_t *recorder;              //  PUSH to the recorder
     store_t *store;                 //  Our own store connection
     zhashx_t *functions;            //  function id -> function_entry_t
@@ -849,10 +851,12 @@ s_handle_frontend (self_t *self)
     msg_destroy (&msg);
 }
 
+//  RESULT from assignment, or from a worker of this process (the same
+//  message: whichever comes first answers the job, a later one is dropped)
 static void
-s_handle_assignment (self_t *self)
+s_handle_assignment (self_t *self, zsock_t *socket)
 {
-    msg_t *msg = msg_recv (self->assignment, false);
+    msg_t *msg = msg_recv (socket, false);
     if (!msg)
         return;
     if (msg_id (msg) == MSG_ID_RESULT)
@@ -904,6 +908,22 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         s_self_destroy (&self);
         return NULL;
     }
+    //  The workers of this process answer here, one hop fewer than through
+    //  assignment (broker/endpoints.h). Without it they answer through
+    //  assignment, as workers on other hosts do: slower, never wrong
+    self->endpoints = args->endpoints;
+    self->results = zsock_new (ZMQ_PULL);
+    if (self->results) {
+        zsock_set_rcvhwm (self->results, ENDPOINTS_ANSWER_HWM);
+        zsock_set_linger (self->results, 0);
+        if (zsock_bind (self->results, "%s", endpoints_results (self->endpoints)) == 0)
+            endpoints_set_results_bound (self->endpoints, true);
+        else {
+            zsys_warning ("gateway: cannot bind %s (%s); results come through assignment",
+                          endpoints_results (self->endpoints), zmq_strerror (zmq_errno ()));
+            zsock_destroy (&self->results);
+        }
+    }
     return self;
 }
 
@@ -918,6 +938,10 @@ s_self_destroy (self_t **self_p)
         zsock_destroy (&self->frontend);
         zsock_destroy (&self->assignment);
         zsock_destroy (&self->recorder);
+        if (self->results) {
+            endpoints_set_results_bound (self->endpoints, false);
+            zsock_destroy (&self->results);
+        }
         store_destroy (&self->store);
         free (self);
         *self_p = NULL;
@@ -938,6 +962,8 @@ gateway_actor (zsock_t *pipe, void *args)
     }
     actor_ready (pipe);
     zpoller_t *poller = zpoller_new (pipe, self->frontend, self->assignment, NULL);
+    if (self->results)
+        zpoller_add (poller, self->results);
     int64_t next_expiry = zclock_mono () + 1000;
     while (!self->terminated) {
         zsock_t *which = (zsock_t *) zpoller_wait (poller, 1000);
@@ -951,8 +977,8 @@ gateway_actor (zsock_t *pipe, void *args)
         if (which == self->frontend)
             s_handle_frontend (self);
         else
-        if (which == self->assignment)
-            s_handle_assignment (self);
+        if (which == self->assignment || (which && which == self->results))
+            s_handle_assignment (self, which);
         else
         if (zpoller_terminated (poller))
             break;

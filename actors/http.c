@@ -920,10 +920,10 @@ s_resume_with_pool_reply (self_t *self, apipool_reply_t *reply)
 
 //  Replies that came back, and requests whose deadline passed
 static void
-s_handle_pool (self_t *self)
+s_handle_pool (self_t *self, bool readable)
 {
     apipool_reply_t *reply;
-    while (zsock_events (apipool_socket (self->apipool)) & ZMQ_POLLIN) {
+    while (readable && (zsock_events (apipool_socket (self->apipool)) & ZMQ_POLLIN)) {
         reply = apipool_recv (self->apipool);
         if (reply)
             s_resume_with_pool_reply (self, reply);
@@ -1742,13 +1742,19 @@ http_actor (zsock_t *pipe, void *args)
             }
             zstr_free (&reply);
         }
-        while (zsock_events (self->gateway) & ZMQ_POLLIN)
-            s_handle_gateway_reply (self);
-        s_handle_pool (self);
+        //  A socket is read only when zmq_poll saw it readable: asking a
+        //  ZMQ socket for its events costs two system calls (libzmq checks
+        //  its mailbox and the pid), several per turn of this loop, on every
+        //  call's way in and out. What arrives later wakes the next zmq_poll.
+        if (items [1].revents & ZMQ_POLLIN)
+            while (zsock_events (self->gateway) & ZMQ_POLLIN)
+                s_handle_gateway_reply (self);
+        s_handle_pool (self, items [3].revents & ZMQ_POLLIN);
         msg_outbox_flush (self->invalidates);
         s_expire_parked (self);
-        while (zsock_events (self->agent) & ZMQ_POLLIN)
-            s_handle_agent_answer (self);
+        if (items [4].revents & ZMQ_POLLIN)
+            while (zsock_events (self->agent) & ZMQ_POLLIN)
+                s_handle_agent_answer (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline)) {
             if (self->active > 0)
