@@ -89,6 +89,7 @@
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/poller.h"
 #include "broker/registry.h"
 #include "broker/shares.h"
 #include "core/config.h"
@@ -1346,11 +1347,11 @@ assignment_actor (zsock_t *pipe, void *args)
         return;
     }
     actor_ready (pipe);
-    zpoller_t *poller = zpoller_new (pipe, self->frontend, self->backend, self->placement, NULL);
+    poller_t *poller = poller_new (pipe, self->frontend, self->backend, self->placement, NULL);
     while (!self->terminated) {
         //  Wake exactly when the next tick is due, so deadlines keep time
         int64_t wait = self->next_tick - zclock_mono ();
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, wait > 0 ? (int) wait : 0);
+        zsock_t *which = poller_wait (poller, wait > 0 ? (int) wait : 0);
         if (which == pipe)
             s_self_handle_pipe (self);
         else
@@ -1363,11 +1364,11 @@ assignment_actor (zsock_t *pipe, void *args)
         if (which == self->placement)
             s_handle_placement (self);
         else
-        if (zpoller_terminated (poller))
+        if (poller_terminated (poller))
             break;
         s_tick (self);
     }
-    zpoller_destroy (&poller);
+    poller_destroy (&poller);
     s_self_destroy (&self);
 }
 

@@ -22,6 +22,7 @@
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/poller.h"
 #include "core/config.h"
 #include "core/gwmap.h"
 #include "core/jsonfit.h"
@@ -961,12 +962,12 @@ gateway_actor (zsock_t *pipe, void *args)
         return;
     }
     actor_ready (pipe);
-    zpoller_t *poller = zpoller_new (pipe, self->frontend, self->assignment, NULL);
+    poller_t *poller = poller_new (pipe, self->frontend, self->assignment, NULL);
     if (self->results)
-        zpoller_add (poller, self->results);
+        poller_add (poller, self->results);
     int64_t next_expiry = zclock_mono () + 1000;
     while (!self->terminated) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, 1000);
+        zsock_t *which = poller_wait (poller, 1000);
         if (zclock_mono () >= next_expiry) {
             s_expire_jobs (self);
             next_expiry = zclock_mono () + 1000;
@@ -980,10 +981,10 @@ gateway_actor (zsock_t *pipe, void *args)
         if (which == self->assignment || (which && which == self->results))
             s_handle_assignment (self, which);
         else
-        if (zpoller_terminated (poller))
+        if (poller_terminated (poller))
             break;
     }
-    zpoller_destroy (&poller);
+    poller_destroy (&poller);
     s_self_destroy (&self);
 }
 

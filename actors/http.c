@@ -4,8 +4,9 @@
     libmicrohttpd runs without threads of its own (MHD_USE_EPOLL with no
     internal polling thread): this actor polls MHD's epoll fd together with
     its pipe and its gateway socket, and calls MHD_run when any is ready or
-    when MHD's own timeout expires. We use zmq_poll rather than zpoller
-    because the epoll fd is a plain fd and MHD's timeout changes every turn.
+    when MHD's own timeout expires. We use poller_poll (zmq_poll's contract
+    with fewer system calls, broker/poller.h) rather than zpoller because
+    the epoll fd is a plain fd and MHD's timeout changes every turn.
 
     A request's life:
     1. MHD's URI log callback allocates a request_t holding the raw URI (MHD
@@ -56,6 +57,7 @@
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/poller.h"
 #include "core/api.h"
 #include "core/apipool.h"
 #include "core/auth.h"
@@ -1728,7 +1730,7 @@ http_actor (zsock_t *pipe, void *args)
             timeout = pool_timeout;
         if (self->draining)
             timeout = 50;
-        int rc = zmq_poll (items, item_count, timeout);
+        int rc = poller_poll (items, item_count, timeout);
         if (rc == -1 && errno != EINTR)
             break;
         if (items [0].revents & ZMQ_POLLIN)
