@@ -70,6 +70,7 @@ poller_add (poller_t *self, zsock_t *sock)
 zsock_t *
 poller_wait (poller_t *self, int timeout_ms)
 {
+    self->terminated = false;
     int64_t end = timeout_ms > 0 ? zclock_mono () + timeout_ms : 0;
     //  Since the last wait the caller may have received or sent on any of
     //  them (a handler, a timer), which can take a descriptor's signal
