@@ -21,7 +21,9 @@
     - lru: every idle environment in the order it became idle: eviction for
       the memory budget and the idle reaper take from the head.
     - jobs: job id -> job_t, every run this actor has accepted and not yet
-      answered. Each ends in exactly one RESULT to gateway.
+      answered. Each ends in exactly one RESULT to gateway, sent from here,
+      or by its worker when the worker is in gateway's process (DONE's
+      `delivered`: assignment then only frees or ends the environment).
 
     Environment states:
 

@@ -13,7 +13,10 @@
 
     Each call in flight is a job, keyed by its id (which is also the
     invocation id the client sees), holding what the reply and the
-    invocation record need. RESULT from assignment completes it.
+    invocation record need. RESULT completes it: from assignment, or
+    straight from a worker of this process on the results socket
+    (broker/endpoints.h), one hop fewer; the first RESULT of a job
+    answers it and a later one is dropped.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
@@ -1037,8 +1040,22 @@ gateway_test (bool verbose)
                    "nosniff"));
     msg_destroy (&msg);
 
+    //  Workers of this process can answer here (broker/endpoints.h); a
+    //  RESULT for no job of ours is dropped, and gateway goes on
+    assert (endpoints_results_bound (endpoints));
+    zsock_t *worker = zsock_new (ZMQ_PUSH);
+    assert (zsock_connect (worker, "%s", endpoints_results (endpoints)) == 0);
+    assert (msg_send_result (worker, NULL, "ffffffffffff", "{\"status\":\"success\",\"output\":1}") == 0);
+    assert (msg_send_invoke (http, NULL, "r4", "direct", "aaaaaaaaaaaa", "POST", "/api/invoke/aaaaaaaaaaaa",
+                             "", "{}", "", 0, "local") == 0);
+    msg = msg_recv (http, false);
+    assert (msg && msg_reply_status (msg) == 404 && streq (msg_reply_request_id (msg), "r4"));
+    msg_destroy (&msg);
+    zsock_destroy (&worker);
+
     zsock_destroy (&http);
     zactor_destroy (&gateway);
+    assert (!endpoints_results_bound (endpoints));     //  Workers answer through assignment again
     endpoints_destroy (&endpoints);
     config_reset (&config);
     char command [256];
