@@ -21,7 +21,9 @@
     - lru: every idle environment in the order it became idle: eviction for
       the memory budget and the idle reaper take from the head.
     - jobs: job id -> job_t, every run this actor has accepted and not yet
-      answered. Each ends in exactly one RESULT to gateway.
+      answered. Each ends in exactly one RESULT to gateway, sent from here,
+      or by its worker when the worker is in gateway's process (DONE's
+      `delivered`: assignment then only frees or ends the environment).
 
     Environment states:
 
@@ -89,6 +91,7 @@
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/poller.h"
 #include "broker/registry.h"
 #include "broker/shares.h"
 #include "core/config.h"
@@ -241,7 +244,9 @@ s_pool_maybe_drop (self_t *self, pool_t *pool)
         zhashx_delete (self->pools, pool->key);
 }
 
-//  Answer a job's RESULT and forget the job, wherever it was
+//  Answer a job's RESULT and forget the job, wherever it was; result NULL:
+//  its worker sent the RESULT to gateway itself (DONE's delivered), so the
+//  job is only forgotten
 static void
 s_finish_job (self_t *self, job_t *job, const char *result)
 {
@@ -255,7 +260,7 @@ s_finish_job (self_t *self, job_t *job, const char *result)
         job->queue_handle = NULL;
         s_pool_maybe_drop (self, pool);
     }
-    if (msg_send_result (self->frontend, job->route, job->id, result))
+    if (result && msg_send_result (self->frontend, job->route, job->id, result))
         //  gateway's queue is full or it is gone: its own deadline answers
         //  the client; nothing here can do better
         zsys_warning ("assignment: could not send RESULT for job %s to gateway (%s); dropped",
@@ -764,8 +769,16 @@ s_handle_frontend (self_t *self)
     msg_t *msg = msg_recv (self->frontend, true);
     if (!msg)
         return;
-    if (msg_id (msg) == MSG_ID_RUN)
+    if (msg_id (msg) == MSG_ID_RUN) {
+        //  What the workers sent first: an in-process worker sends a run's
+        //  RESULT to gateway itself, after its DONE, so the DONE that frees
+        //  the environment is readable here (inproc) before any RUN that
+        //  gateway's answer led to; reading it first keeps a client's next
+        //  call on the environment its last one left warm
+        if (zsock_events (self->backend) & ZMQ_POLLIN)
+            s_handle_backend (self);
         s_handle_run (self, msg);
+    }
     else
     if (msg_id (msg) == MSG_ID_RETIRE)
         s_handle_retire (self, msg);
@@ -933,7 +946,7 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
         s_env_end (self, env, NULL, NULL, false);
         return;
     }
-    s_finish_job (self, job, result);
+    s_finish_job (self, job, msg_done_delivered (msg) ? NULL : result);
     if (streq (env_state, "warm"))
         s_env_free (self, env);
     else
@@ -1336,11 +1349,11 @@ assignment_actor (zsock_t *pipe, void *args)
         return;
     }
     actor_ready (pipe);
-    zpoller_t *poller = zpoller_new (pipe, self->frontend, self->backend, self->placement, NULL);
+    poller_t *poller = poller_new (pipe, self->frontend, self->backend, self->placement, NULL);
     while (!self->terminated) {
         //  Wake exactly when the next tick is due, so deadlines keep time
         int64_t wait = self->next_tick - zclock_mono ();
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, wait > 0 ? (int) wait : 0);
+        zsock_t *which = poller_wait (poller, wait > 0 ? (int) wait : 0);
         if (which == pipe)
             s_self_handle_pipe (self);
         else
@@ -1353,11 +1366,11 @@ assignment_actor (zsock_t *pipe, void *args)
         if (which == self->placement)
             s_handle_placement (self);
         else
-        if (zpoller_terminated (poller))
+        if (poller_terminated (poller))
             break;
         s_tick (self);
     }
-    zpoller_destroy (&poller);
+    poller_destroy (&poller);
     s_self_destroy (&self);
 }
 
@@ -1449,7 +1462,7 @@ static void
 s_done (zsock_t *worker, msg_t *exec, const char *state)
 {
     assert (msg_send_done (worker, NULL, msg_exec_env_id (exec), msg_exec_job_id (exec),
-                           "{\"status\":\"success\",\"output\":1}", state) == 0);
+                           "{\"status\":\"success\",\"output\":1}", state, 0) == 0);
 }
 
 //  Shares of the memory budget: a function over its share gives way to
@@ -1812,6 +1825,25 @@ assignment_test (bool verbose)
     msg_destroy (&msg);
     assert (s_stat (assignment, "envs") == 1 && s_stat (assignment, "idle") == 1);
 
+    //  A DONE whose RESULT the worker sent to gateway itself (delivered, one
+    //  process): assignment answers nothing and env1 is free again. The
+    //  caller's next RUN, sent right after that DONE, is read after it (the
+    //  DONE is read first whichever socket wakes assignment), so it is warm
+    s_run (gateway, "job000000020", "f1:1:x", "ffffffffff01", 128);
+    exec = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_env_id (exec), env1));
+    assert (msg_send_done (worker, NULL, env1, "job000000020", "{}", "warm", 1) == 0);
+    msg_destroy (&exec);
+    s_run (gateway, "job000000021", "f1:1:x", "ffffffffff01", 128);
+    exec = s_expect (worker, false, MSG_ID_EXEC);
+    assert (streq (msg_exec_env_id (exec), env1) && streq (msg_exec_job_id (exec), "job000000021"));
+    s_done (worker, exec, "warm");
+    msg_destroy (&exec);
+    msg = s_expect (gateway, false, MSG_ID_RESULT);         //  The first RESULT since: job 21's
+    assert (streq (msg_result_job_id (msg), "job000000021"));
+    msg_destroy (&msg);
+    assert (s_stat (assignment, "envs") == 1 && s_stat (assignment, "idle") == 1);
+
     //  A different function never gets env1
     s_run (gateway, "job000000007", "f2:1:x", "ffffffffff02", 128);
     msg = s_expect (placement, true, MSG_ID_PLACE);
@@ -1827,7 +1859,7 @@ assignment_test (bool verbose)
     //  The worker lost a warm env: the job is run again on a new one
     s_run (gateway, "job000000009", "f2:1:x", "ffffffffff02", 128);
     msg_t *lost = s_expect (worker, false, MSG_ID_EXEC);
-    assert (msg_send_done (worker, NULL, msg_exec_env_id (lost), "job000000009", "{}", "lost") == 0);
+    assert (msg_send_done (worker, NULL, msg_exec_env_id (lost), "job000000009", "{}", "lost", 0) == 0);
     msg = s_expect (placement, true, MSG_ID_PLACE);
     assert (streq (msg_place_job_id (msg), "job000000009"));
     assert (msg_send_placed (placement, msg_route (msg), "job000000009", "w1") == 0);

@@ -13,7 +13,10 @@
 
     Each call in flight is a job, keyed by its id (which is also the
     invocation id the client sees), holding what the reply and the
-    invocation record need. RESULT from assignment completes it.
+    invocation record need. RESULT completes it: from assignment, or
+    straight from a worker of this process on the results socket
+    (broker/endpoints.h), one hop fewer; the first RESULT of a job
+    answers it and a later one is dropped.
     ========================================================================= */
 
 #include <cjson/cJSON.h>
@@ -22,6 +25,7 @@
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/poller.h"
 #include "core/config.h"
 #include "core/gwmap.h"
 #include "core/jsonfit.h"
@@ -71,6 +75,8 @@ typedef struct {
     const config_t *config;         //  Settings (read only)
     zsock_t *frontend;              //  ROUTER for http
     zsock_t *assignment;            //  DEALER to assignment
+    zsock_t *results;               //  PULL: RESULT straight from this process's workers, or NULL
+    endpoints_t *endpoints;         //  Endpoint table (results socket bound flag)
     zsock_t *recorder;              //  PUSH to the recorder
     store_t *store;                 //  Our own store connection
     zhashx_t *functions;            //  function id -> function_entry_t
@@ -849,10 +855,12 @@ s_handle_frontend (self_t *self)
     msg_destroy (&msg);
 }
 
+//  RESULT from assignment, or from a worker of this process (the same
+//  message: whichever comes first answers the job, a later one is dropped)
 static void
-s_handle_assignment (self_t *self)
+s_handle_assignment (self_t *self, zsock_t *socket)
 {
-    msg_t *msg = msg_recv (self->assignment, false);
+    msg_t *msg = msg_recv (socket, false);
     if (!msg)
         return;
     if (msg_id (msg) == MSG_ID_RESULT)
@@ -904,6 +912,22 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
         s_self_destroy (&self);
         return NULL;
     }
+    //  The workers of this process answer here, one hop fewer than through
+    //  assignment (broker/endpoints.h). Without it they answer through
+    //  assignment, as workers on other hosts do: slower, never wrong
+    self->endpoints = args->endpoints;
+    self->results = zsock_new (ZMQ_PULL);
+    if (self->results) {
+        zsock_set_rcvhwm (self->results, ENDPOINTS_ANSWER_HWM);
+        zsock_set_linger (self->results, 0);
+        if (zsock_bind (self->results, "%s", endpoints_results (self->endpoints)) == 0)
+            endpoints_set_results_bound (self->endpoints, true);
+        else {
+            zsys_warning ("gateway: cannot bind %s (%s); results come through assignment",
+                          endpoints_results (self->endpoints), zmq_strerror (zmq_errno ()));
+            zsock_destroy (&self->results);
+        }
+    }
     return self;
 }
 
@@ -918,6 +942,10 @@ s_self_destroy (self_t **self_p)
         zsock_destroy (&self->frontend);
         zsock_destroy (&self->assignment);
         zsock_destroy (&self->recorder);
+        if (self->results) {
+            endpoints_set_results_bound (self->endpoints, false);
+            zsock_destroy (&self->results);
+        }
         store_destroy (&self->store);
         free (self);
         *self_p = NULL;
@@ -937,10 +965,12 @@ gateway_actor (zsock_t *pipe, void *args)
         return;
     }
     actor_ready (pipe);
-    zpoller_t *poller = zpoller_new (pipe, self->frontend, self->assignment, NULL);
+    poller_t *poller = poller_new (pipe, self->frontend, self->assignment, NULL);
+    if (self->results)
+        poller_add (poller, self->results);
     int64_t next_expiry = zclock_mono () + 1000;
     while (!self->terminated) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, 1000);
+        zsock_t *which = poller_wait (poller, 1000);
         if (zclock_mono () >= next_expiry) {
             s_expire_jobs (self);
             next_expiry = zclock_mono () + 1000;
@@ -951,13 +981,13 @@ gateway_actor (zsock_t *pipe, void *args)
         if (which == self->frontend)
             s_handle_frontend (self);
         else
-        if (which == self->assignment)
-            s_handle_assignment (self);
+        if (which == self->assignment || (which && which == self->results))
+            s_handle_assignment (self, which);
         else
-        if (zpoller_terminated (poller))
+        if (poller_terminated (poller))
             break;
     }
-    zpoller_destroy (&poller);
+    poller_destroy (&poller);
     s_self_destroy (&self);
 }
 
@@ -1010,8 +1040,22 @@ gateway_test (bool verbose)
                    "nosniff"));
     msg_destroy (&msg);
 
+    //  Workers of this process can answer here (broker/endpoints.h); a
+    //  RESULT for no job of ours is dropped, and gateway goes on
+    assert (endpoints_results_bound (endpoints));
+    zsock_t *worker = zsock_new (ZMQ_PUSH);
+    assert (zsock_connect (worker, "%s", endpoints_results (endpoints)) == 0);
+    assert (msg_send_result (worker, NULL, "ffffffffffff", "{\"status\":\"success\",\"output\":1}") == 0);
+    assert (msg_send_invoke (http, NULL, "r4", "direct", "aaaaaaaaaaaa", "POST", "/api/invoke/aaaaaaaaaaaa",
+                             "", "{}", "", 0, "local") == 0);
+    msg = msg_recv (http, false);
+    assert (msg && msg_reply_status (msg) == 404 && streq (msg_reply_request_id (msg), "r4"));
+    msg_destroy (&msg);
+    zsock_destroy (&worker);
+
     zsock_destroy (&http);
     zactor_destroy (&gateway);
+    assert (!endpoints_results_bound (endpoints));     //  Workers answer through assignment again
     endpoints_destroy (&endpoints);
     config_reset (&config);
     char command [256];

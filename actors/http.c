@@ -4,8 +4,9 @@
     libmicrohttpd runs without threads of its own (MHD_USE_EPOLL with no
     internal polling thread): this actor polls MHD's epoll fd together with
     its pipe and its gateway socket, and calls MHD_run when any is ready or
-    when MHD's own timeout expires. We use zmq_poll rather than zpoller
-    because the epoll fd is a plain fd and MHD's timeout changes every turn.
+    when MHD's own timeout expires. We use poller_poll (zmq_poll's contract
+    with fewer system calls, broker/poller.h) rather than zpoller because
+    the epoll fd is a plain fd and MHD's timeout changes every turn.
 
     A request's life:
     1. MHD's URI log callback allocates a request_t holding the raw URI (MHD
@@ -56,6 +57,7 @@
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
 #include "broker/msg.h"
+#include "broker/poller.h"
 #include "core/api.h"
 #include "core/apipool.h"
 #include "core/auth.h"
@@ -920,10 +922,10 @@ s_resume_with_pool_reply (self_t *self, apipool_reply_t *reply)
 
 //  Replies that came back, and requests whose deadline passed
 static void
-s_handle_pool (self_t *self)
+s_handle_pool (self_t *self, bool readable)
 {
     apipool_reply_t *reply;
-    while (zsock_events (apipool_socket (self->apipool)) & ZMQ_POLLIN) {
+    while (readable && (zsock_events (apipool_socket (self->apipool)) & ZMQ_POLLIN)) {
         reply = apipool_recv (self->apipool);
         if (reply)
             s_resume_with_pool_reply (self, reply);
@@ -1728,7 +1730,7 @@ http_actor (zsock_t *pipe, void *args)
             timeout = pool_timeout;
         if (self->draining)
             timeout = 50;
-        int rc = zmq_poll (items, item_count, timeout);
+        int rc = poller_poll (items, item_count, timeout);
         if (rc == -1 && errno != EINTR)
             break;
         if (items [0].revents & ZMQ_POLLIN)
@@ -1742,13 +1744,19 @@ http_actor (zsock_t *pipe, void *args)
             }
             zstr_free (&reply);
         }
-        while (zsock_events (self->gateway) & ZMQ_POLLIN)
-            s_handle_gateway_reply (self);
-        s_handle_pool (self);
+        //  A socket is read only when zmq_poll saw it readable: asking a
+        //  ZMQ socket for its events costs two system calls (libzmq checks
+        //  its mailbox and the pid), several per turn of this loop, on every
+        //  call's way in and out. What arrives later wakes the next zmq_poll.
+        if (items [1].revents & ZMQ_POLLIN)
+            while (zsock_events (self->gateway) & ZMQ_POLLIN)
+                s_handle_gateway_reply (self);
+        s_handle_pool (self, items [3].revents & ZMQ_POLLIN);
         msg_outbox_flush (self->invalidates);
         s_expire_parked (self);
-        while (zsock_events (self->agent) & ZMQ_POLLIN)
-            s_handle_agent_answer (self);
+        if (items [4].revents & ZMQ_POLLIN)
+            while (zsock_events (self->agent) & ZMQ_POLLIN)
+                s_handle_agent_answer (self);
         MHD_run (self->daemon);
         if (self->draining && (self->active == 0 || zclock_mono () > self->drain_deadline)) {
             if (self->active > 0)

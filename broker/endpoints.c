@@ -15,6 +15,7 @@
     briefly unreachable over tcp should wait in the queue, within the mark.
     ========================================================================= */
 
+#include <stdatomic.h>
 #include "broker/endpoints.h"
 
 const char *endpoints_names [] = {
@@ -36,12 +37,17 @@ struct _endpoints_t {
     zactor_t *auth;                 //  zauth admitting known clients, where we bind tcp
     int heartbeat_ms;               //  ZMTP heartbeat interval on tcp links, 0: none
     int heartbeat_timeout_ms;       //  Silence after which ZMTP closes a tcp link
+    char results [64];              //  inproc endpoint of gateway's RESULT socket
+    atomic_bool results_bound;      //  A gateway of this process has bound it
 };
 
 endpoints_t *
 endpoints_new (void)
 {
     endpoints_t *self = (endpoints_t *) zmalloc (sizeof (endpoints_t));
+    //  One per table, so two tables in one process (selftests) never meet
+    snprintf (self->results, sizeof self->results, "inproc://clowdy-results-%p", (void *) self);
+    atomic_init (&self->results_bound, false);
     self->table = zhash_new ();
     zhash_autofree (self->table);
     for (const char **name = endpoints_names; *name; name++) {
@@ -152,6 +158,24 @@ bool
 endpoints_is_tcp (endpoints_t *self, const char *name)
 {
     return s_is_tcp (endpoints_get (self, name));
+}
+
+const char *
+endpoints_results (endpoints_t *self)
+{
+    return self->results;
+}
+
+void
+endpoints_set_results_bound (endpoints_t *self, bool bound)
+{
+    atomic_store (&self->results_bound, bound);
+}
+
+bool
+endpoints_results_bound (endpoints_t *self)
+{
+    return atomic_load (&self->results_bound);
 }
 
 int

@@ -66,6 +66,21 @@ void
 bool
     endpoints_is_tcp (endpoints_t *self, const char *name);
 
+//  The inproc endpoint where the gateway of this process takes RESULT
+//  straight from the workers of this process (a PULL socket), one hop fewer
+//  than through assignment. Gateway binds it, then says so with
+//  endpoints_set_results_bound (self, true), and false before it closes it; a
+//  worker sends there only while endpoints_results_bound is true and its own
+//  link to assignment is inproc (so that its DONE, sent first, is readable at
+//  assignment before the caller's next RUN can be: see actors/worker.c). Not
+//  configurable: it never leaves the process.
+const char *
+    endpoints_results (endpoints_t *self);
+void
+    endpoints_set_results_bound (endpoints_t *self, bool bound);
+bool
+    endpoints_results_bound (endpoints_t *self);
+
 //  Secure tcp links with CurveZMQ, with the certificates in dir:
 //      dir/server.cert, dir/server.cert_secret   the binding side's keys (the
 //                                                secret only where it binds)

@@ -62,7 +62,9 @@
         "exactly once per RUN; `rejected` (per-function cap and queue full: 429) and `unavailable` " \
         "(no worker, memory, a full queue, a deadline before it ran: 503) never ran; `lost`: its worker " \
         "stopped answering (lost: expired, unreachable, cut off; or no DONE by the run's deadline) and it may have run (504, " \
-        "recorded with status `lost`)") \
+        "recorded with status `lost`). A worker in gateway's own process sends a run's RESULT itself, on " \
+        "the results socket, after its DONE (`delivered` 1): one hop fewer; gateway takes the first RESULT " \
+        "of a job and drops a later one") \
     MESSAGE (RETIRE, retire, GATEWAY_ASSIGNMENT, \
         "environments built from old code, env or limits must go: idle ones now, busy ones after their run") \
     MESSAGE (PLACE, place, ASSIGNMENT_PLACEMENT, \
@@ -223,8 +225,11 @@
 #define MSG_FIELDS_DONE(FIELD, m) \
     FIELD (m, env_id,    s, "") \
     FIELD (m, job_id,    s, "") \
-    FIELD (m, result,    s, "(JSON text, as RESULT's: assignment passes it on unread)") \
-    FIELD (m, env_state, s, "(`warm`, `dead` or `lost`)")
+    FIELD (m, result,    s, "(JSON text, as RESULT's: assignment passes it on unread; `{}` when delivered)") \
+    FIELD (m, env_state, s, "(`warm`, `dead` or `lost`)") \
+    FIELD (m, delivered, i, "(1: the worker, in gateway's process, sends the RESULT to gateway itself, " \
+                            "right after this DONE; assignment only frees or ends the environment. 0: " \
+                            "assignment sends the RESULT, as always for `lost` and over tcp)")
 #define MSG_FIELDS_KILL(FIELD, m) \
     FIELD (m, env_id, s, "")
 #define MSG_FIELDS_GONE(FIELD, m) \
@@ -331,6 +336,8 @@
 "| worker | assignment | ROUTER | every worker (DEALER), Majordomo-style |\n" \
 "| placement | placement | ROUTER | assignment (DEALER) |\n" \
 "| recorder | recorder | PULL | gateway (PUSH) |\n" \
+"| `inproc://clowdy-results-*` (in-process only, `endpoints_results`) | gateway | PULL | the workers of " \
+"gateway's own process whose link to assignment is inproc (PUSH): RESULT straight from the worker |\n" \
 "| `inproc://clowdy-apipool-*` (one per pool) | http | PULL | each control-plane pool thread (PUSH); " \
 "http sends API_REQUEST down a thread's actor pipe |\n" \
 "| agent | agent | ROUTER | http (DEALER) |\n" \
