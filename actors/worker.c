@@ -1765,9 +1765,13 @@ s_next (zsock_t *assignment, zframe_t *route, int *heartbeats)
         msg_t *msg = msg_recv (assignment, true);
         assert (msg);
         if (msg_id (msg) == MSG_ID_HEARTBEAT) {
+            //  Answered, as assignment would: a wait longer than the
+            //  worker's expiry (a cold start on an emulated VM) must not
+            //  look like assignment gone
             if (heartbeats)
                 (*heartbeats)++;
             msg_destroy (&msg);
+            assert (msg_send_heartbeat (assignment, route, "assignment", "{}") == 0);
             continue;
         }
         zpoller_destroy (&poller);
