@@ -26,7 +26,7 @@ clowdy_fuzz_target (fuzz_api core/api.c core/lambda.c core/api_projects.c core/a
                     core/api_stats.c core/api_tokens.c core/tokens.c core/sigv4.c core/auth.c core/jwks.c core/fetch.c core/store.c
                     core/util.c core/route.c core/api_events.c core/asyncq.c core/schedule.c core/jsonfit.c core/layers.c core/api_cluster.c broker/cluster.c)
 #  The HTTP request path: raw bytes over a loopback connection into the real http actor
-clowdy_fuzz_target (fuzz_http actors/http.c broker/actor.c broker/endpoints.c broker/msg.c
+clowdy_fuzz_target (fuzz_http actors/http.c broker/actor.c broker/endpoints.c broker/msg.c broker/poller.c
                     core/api.c core/lambda.c core/api_projects.c core/api_functions.c core/api_routes.c core/api_stats.c
                     core/api_tokens.c core/apipool.c core/auth.c core/jwks.c core/fetch.c core/tokens.c core/sigv4.c core/store.c
                     core/util.c core/route.c core/gwmap.c core/jsonfit.c core/config.c
