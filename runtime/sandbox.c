@@ -88,6 +88,7 @@
 #include <sched.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <spawn.h>
 #include <net/if.h>
 #include <net/route.h>
@@ -843,6 +844,9 @@ s_child (plan_t *plan)
 
     //  Init: keep only the status pipe (and the init program), drop
     //  everything, then become clowdy-sandbox-init, or reap here without it
+    //  (a zygote's pid 1 still has python's dispositions: SIGPIPE ignored...)
+    if (plan->zygote)
+        s_reset_signals ();
     int status_fd = plan->status_fd;
     int keep_init [] = { status_fd, plan->init_fd };
     s_close_except (keep_init, 2);
@@ -1245,6 +1249,7 @@ static __thread int s_zygote_forks = 0;
 static __thread char s_zygote_runtime [PATH_MAX];   //  the runtime dir it was started with
 static __thread pid_t s_zygote_retired [64];        //  retired zygotes not reaped yet
 static __thread int s_zygote_nretired = 0;
+static __thread bool s_zygote_bypass = false;       //  the next sandbox clones by itself
 
 //  A growing buffer of length-prefixed fields
 typedef struct {
@@ -1639,14 +1644,25 @@ s_zygote_start (const char *runtime_dir)
     int buffer_size = ZYGOTE_MAX_REQUEST + 65536;
     if (setsockopt (pair [0], SOL_SOCKET, SO_SNDBUFFORCE, &buffer_size, sizeof buffer_size))
         setsockopt (pair [0], SOL_SOCKET, SO_SNDBUF, &buffer_size, sizeof buffer_size);
-    char runner [PATH_MAX], exe [32], parent [16];
+    //  Its argv is a sandbox's python's, which its children keep (they do
+    //  not exec): nothing in /proc/self/cmdline names a host path or pid.
+    //  The runner comes on fd 4, the requests on fd 3
+    char runner [PATH_MAX], exe [32];
     snprintf (runner, sizeof runner, "%s/runner.py", runtime_dir);
     snprintf (exe, sizeof exe, "/proc/self/fd/%d", s_zygote_exe);
-    snprintf (parent, sizeof parent, "%d", (int) getpid ());
-    char *argv [] = { "clowdy-zygote", "3", runner, parent, NULL };
+    int source = open (runner, O_RDONLY | O_CLOEXEC);
+    if (source < 0) {
+        zsys_warning ("sandbox: cannot open %s: %s", runner, strerror (errno));
+        close (pair [0]);
+        close (pair [1]);
+        s_zygote_drop (ZYGOTE_RETRY_MS, true);
+        return;
+    }
+    char *argv [] = { SANDBOX_DEFAULT_PYTHON, "-I", "-B", "/opt/clowdy/runner.py", NULL };
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init (&actions);
     posix_spawn_file_actions_adddup2 (&actions, pair [1], 3);
+    posix_spawn_file_actions_adddup2 (&actions, source, 4);
     posix_spawn_file_actions_addopen (&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen (&actions, 1, "/dev/null", O_WRONLY, 0);
     posix_spawnattr_t attributes;
@@ -1662,6 +1678,7 @@ s_zygote_start (const char *runtime_dir)
     posix_spawn_file_actions_destroy (&actions);
     posix_spawnattr_destroy (&attributes);
     close (pair [1]);
+    close (source);
     if (rc) {
         zsys_warning ("sandbox: cannot start clowdy-zygote: %s", strerror (rc));
         close (pair [0]);
@@ -1680,13 +1697,19 @@ s_zygote_start (const char *runtime_dir)
 static bool
 s_zygote_usable (const sandbox_config_t *config)
 {
-    if (!s_zygote_enabled || s_zygote_exe < 0 || config->argv
+    bool bypass = s_zygote_bypass;
+    s_zygote_bypass = false;
+    if (bypass || !s_zygote_enabled || s_zygote_exe < 0 || config->argv
     ||  (config->python && strcmp (config->python, SANDBOX_DEFAULT_PYTHON)))
         return false;
+    s_zygote_reap_retired ();
     const char *runtime_dir = config->runtime_dir? config->runtime_dir: SANDBOX_DEFAULT_RUNTIME_DIR;
+    //  Another runtime dir, or its time is up (unless too many retired ones
+    //  still hold sandboxes: then it serves on rather than be killed)
     if (s_zygote_state != ZYGOTE_NONE && s_zygote_state != ZYGOTE_FAILED
-    &&  (strcmp (s_zygote_runtime, runtime_dir) || s_zygote_forks >= ZYGOTE_MAX_FORKS))
-        s_zygote_drop (0, false);       //  another runtime dir, or its time is up
+    &&  (strcmp (s_zygote_runtime, runtime_dir)
+    ||   (s_zygote_forks >= ZYGOTE_MAX_FORKS && s_zygote_nretired < 64)))
+        s_zygote_drop (0, false);
     if (s_zygote_state == ZYGOTE_FAILED && zclock_mono () >= s_zygote_retry_at)
         s_zygote_state = ZYGOTE_NONE;
     //  A new zygote is waited for (a python's start, as a classic clone
@@ -1712,7 +1735,9 @@ s_zygote_usable (const sandbox_config_t *config)
 }
 
 //  Ask this thread's zygote to clone pid 1 for plan; the host pid, with
-//  its pidfd in *pidfd_p, or -1 (the zygote is dropped)
+//  its pidfd in *pidfd_p, or -1. A zygote that is gone or silent is
+//  killed (with its sandboxes); one that answered a failure is retired; a
+//  failure on our side (a mount that cannot be cloned) leaves it be.
 static pid_t
 s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pidfd_p)
 {
@@ -1746,10 +1771,17 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
     }
     pid_t pid = -1;
     bool answered = false;              //  an answer, even a failure, says it is alive
-    if (rc == 0 && pack.size <= ZYGOTE_MAX_REQUEST)
+    bool sent = false;
+    if (rc == 0 && pack.size <= ZYGOTE_MAX_REQUEST) {
         rc = s_send_with_fds (s_zygote_fd, pack.data, pack.size, fds, nfds);
-    else
+        sent = rc == 0;
+        if (rc && errno != EPIPE && errno != ECONNRESET && errno != ENOTCONN)
+            answered = true;            //  ENOBUFS, ENOMEM...: ours, not the zygote's
+    }
+    else {
         rc = -1;
+        answered = true;                //  nothing was asked of it
+    }
     for (int index = first_mount; index < nfds; index++)
         if (fds [index] >= 0)
             close (fds [index]);
@@ -1772,7 +1804,7 @@ s_zygote_clone (const plan_t *plan, const int *cgroup_fds, int ncgroups, int *pi
                 close (got_fds [index]);
         }
     }
-    if (pid < 0)
+    if (pid < 0 && (sent || !answered))
         s_zygote_drop (ZYGOTE_RETRY_MS, !answered);
     return pid;
 }
@@ -1895,8 +1927,14 @@ s_init_open (void)
     return fd;
 }
 
-//  clowdy-zygote; -1 (logged) if there is none: each sandbox then starts
-//  its own python, as before zygotes
+#ifndef MFD_EXEC
+#   define MFD_EXEC 0x0010U             //  Linux 6.3: an executable memfd, said so
+#endif
+
+//  clowdy-zygote, as a sealed memfd copy of it: a zygote's children keep
+//  its executable mapped, and /proc/self/exe and maps then show
+//  "/memfd:clowdy-zygote" rather than its host path. -1 (logged) if there
+//  is none: each sandbox then starts its own python, as before zygotes
 static int
 s_zygote_open (void)
 {
@@ -1905,9 +1943,36 @@ s_zygote_open (void)
 #else
     int fd = s_program_open ("clowdy-zygote", NULL);
 #endif
-    if (fd < 0)
+    if (fd < 0) {
         zsys_warning ("sandbox: clowdy-zygote not found: each sandbox starts its own python");
-    return fd;
+        return -1;
+    }
+    char path [32];
+    snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+    int source = open (path, O_RDONLY | O_CLOEXEC);
+    close (fd);
+    int copy = memfd_create ("clowdy-zygote", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (copy < 0 && errno == EINVAL)
+        copy = memfd_create ("clowdy-zygote", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    struct stat info;
+    bool ok = source >= 0 && copy >= 0 && fstat (source, &info) == 0;
+    off_t done = 0;
+    while (ok && done < info.st_size) {
+        ssize_t moved = sendfile (copy, source, NULL, (size_t) (info.st_size - done));
+        ok = moved > 0;
+        done += moved > 0? moved: 0;
+    }
+    ok = ok && fcntl (copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0;
+    if (source >= 0)
+        close (source);
+    if (!ok) {
+        zsys_warning ("sandbox: cannot copy clowdy-zygote into memory (%s): each sandbox starts its own python",
+                      strerror (errno));
+        if (copy >= 0)
+            close (copy);
+        return -1;
+    }
+    return copy;
 }
 
 //  True if the kernel knows overlayfs (layers are mounted with it, see
@@ -2453,9 +2518,8 @@ cleanup:
     if (!ok)
         sandbox_destroy (&self);
     if (zygote_failed) {
-        if (s_zygote_state == ZYGOTE_READY)
-            s_zygote_drop (ZYGOTE_RETRY_MS, false);
-        return sandbox_new (config);    //  without the zygote now: it clones by itself
+        s_zygote_bypass = true;         //  this one clones by itself
+        return sandbox_new (config);
     }
     return self;
 }

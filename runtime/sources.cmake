@@ -16,9 +16,10 @@ cmake_language (DEFER CALL add_dependencies clowdy_lib clowdy-sandbox-init)
 #  sandbox is forked from (sandbox.c finds it like clowdy-sandbox-init). It links
 #  libpython and sandbox.c's child side; never sanitized (its children run python)
 pkg_check_modules (PYEMBED REQUIRED IMPORTED_TARGET python3-embed)
+pkg_check_modules (ZYGOTE_DEPS REQUIRED IMPORTED_TARGET libczmq libseccomp)
 add_executable (clowdy-zygote runtime/zygote.c runtime/sandbox.c runtime/cgroup.c)
 target_include_directories (clowdy-zygote PRIVATE ${CMAKE_SOURCE_DIR})
-target_link_libraries (clowdy-zygote PkgConfig::PYEMBED PkgConfig::DEPS pthread m)
+target_link_libraries (clowdy-zygote PkgConfig::PYEMBED PkgConfig::ZYGOTE_DEPS pthread m)
 target_compile_options (clowdy-zygote PRIVATE -fno-sanitize=all)
 target_link_options (clowdy-zygote PRIVATE -fno-sanitize=all)
 set_property (SOURCE runtime/sandbox.c APPEND PROPERTY COMPILE_DEFINITIONS

@@ -7,12 +7,14 @@
     requests (runtime/sandbox.c, sandbox_zygote_serve): each new sandbox's
     pid 2 comes back here, already isolated, and runs the runner's main().
 
-    Usage (by runtime/sandbox.c only): clowdy-zygote FD RUNNER PARENT
-    FD is the request socket, RUNNER the host path of runner.py (compiled
-    under the sandbox's name for it, /opt/clowdy/runner.py), PARENT the
-    server's pid. It dies with the server thread that started it. It runs
-    as SANDBOX_ZYGOTE_UID, with no capabilities and no_new_privs, from
-    before python starts.
+    Usage (by runtime/sandbox.c only), exec'd from a sealed memfd copy with
+    a sandbox's python's argv, `/usr/bin/python3 -I -B /opt/clowdy/runner.py`,
+    which its children keep (they do not exec): fd 3 is the request socket,
+    fd 4 runner.py's source (compiled under the sandbox's name for it). So
+    nothing a child can read of itself (cmdline, exe, maps) names a host
+    path. It dies with the server thread that started it. It runs as
+    SANDBOX_ZYGOTE_UID, with no capabilities and no_new_privs, from before
+    python starts.
 
     The interpreter is configured as `python3 -I -B /opt/clowdy/runner.py`
     is: isolated (no environment variables, no user site, no script dir on
@@ -27,6 +29,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,11 +39,8 @@
 #define MAX_RUNNER      (1024 * 1024)
 
 static char *
-s_read_file (const char *path)
+s_read_all (int fd)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
     char *text = (char *) malloc (MAX_RUNNER + 1);
     size_t size = 0;
     ssize_t got;
@@ -83,18 +83,18 @@ s_configure (void)
 int
 main (int argc, char *argv [])
 {
-    if (argc != 4)
+    int socket = 3;
+    if (argc != 4 || strcmp (argv [3], RUNNER_NAME))
         return 2;
-    int socket = atoi (argv [1]);
-    pid_t parent = (pid_t) atoi (argv [3]);
-    if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || getppid () != parent)
-        return 1;               //  the server's thread is already gone
+    //  If the server's thread went before this, EOF on fd 3 ends us
+    if (prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0))
+        return 1;
+    char *source = s_read_all (4);
     //  Nothing of the server's but our socket and 0-2
-    if (socket != 3 || syscall (SYS_close_range, 4, ~0U, 0))
+    if (syscall (SYS_close_range, 4, ~0U, 0))
         return 2;
-    char *source = s_read_file (argv [2]);
     if (!source) {
-        fprintf (stderr, "clowdy-zygote: cannot read %s\n", argv [2]);
+        fprintf (stderr, "clowdy-zygote: cannot read the runner on fd 4\n");
         return 1;
     }
     //  From here on no host privilege: an unprivileged uid of our own (the
@@ -102,6 +102,7 @@ main (int argc, char *argv [])
     //  dumpable (so that /proc/self stays ours); PDEATHSIG again, as the uid
     //  change cleared it
     uid_t id = SANDBOX_ZYGOTE_UID;
+    pid_t parent = getppid ();
     if (setgroups (0, NULL) || setresgid (id, id, id) || setresuid (id, id, id)
     ||  prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) || getppid () != parent
     ||  prctl (PR_SET_DUMPABLE, 1, 0, 0, 0) || prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
@@ -165,8 +166,10 @@ main (int argc, char *argv [])
         return 1;
     if (sandbox_zygote_serve (socket, PyOS_BeforeFork, PyOS_AfterFork_Parent))
         return 0;               //  the server is gone
-    //  A sandbox's pid 2: isolated, fds 0-2 on /dev/null and 3 the protocol
+    //  A sandbox's pid 2: isolated, fds 0-2 on /dev/null and 3 the protocol;
+    //  named as a sandbox's python is
     PyOS_AfterFork_Child ();
+    prctl (PR_SET_NAME, "python3", 0, 0, 0);
     PyObject *returned = PyObject_CallNoArgs (main_function);
     if (!returned)
         PyErr_Print ();
