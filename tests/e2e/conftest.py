@@ -245,6 +245,20 @@ def descendants(pid):
     return found
 
 
+def sandboxes(pid):
+    """The sandboxes under pid: their pid 1s (clowdy-sandbox-init), one per sandbox. A server's
+    other descendants (its zygotes, slirp4netns, the runners) are not counted."""
+    found = []
+    for child in descendants(pid):
+        try:
+            with open("/proc/%d/cmdline" % child, "rb") as f:
+                if f.read().split(b"\0")[0] == b"clowdy-sandbox-init":
+                    found.append(child)
+        except OSError:
+            pass
+    return found
+
+
 def start_time(pid):
     """When pid started (clock ticks since boot), or None once it is gone: with the pid, it names one
     process even if the pid is reused."""

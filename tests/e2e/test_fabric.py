@@ -7,7 +7,7 @@ A frozen worker (SIGSTOP: its process stops, its tcp connection stays open) cost
 import concurrent.futures
 import signal
 
-from conftest import Server, descendants, free_port, record_of, wait_for
+from conftest import Server, free_port, record_of, sandboxes, wait_for
 
 SLOW = """\
 import time
@@ -17,19 +17,6 @@ def handler(input):
     return input.get("n")
 """
 
-
-def sandboxes(server):
-    """The sandboxes under a server's process: their pid 1s (clowdy-sandbox-init). Its other
-    descendants (the zygotes that sandboxes are forked from) are there without any."""
-    found = []
-    for pid in descendants(server.proc.pid):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if f.read().split(b"\0")[0] == b"clowdy-sandbox-init":
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
 
 
 def make_function(server, code, **extra):
@@ -54,7 +41,7 @@ def test_frozen_worker_mid_call_gets_a_clear_error_and_calls_move_on(tmp_path):
             pending = pool.submit(control.post, "/api/invoke/" + fid, json={"input": {"sleep": 60, "n": 1}},
                                   timeout=120)
             # The worker whose process has the call's sandbox under it is the one running it
-            frozen = wait_for(lambda: next((w for w in workers if sandboxes(w)), None), 30,
+            frozen = wait_for(lambda: next((w for w in workers if sandboxes(w.proc.pid)), None), 30,
                               "the call's sandbox")
             frozen.proc.send_signal(signal.SIGSTOP)
             r = pending.result()
@@ -72,7 +59,7 @@ def test_frozen_worker_mid_call_gets_a_clear_error_and_calls_move_on(tmp_path):
         for n in range(3):
             r = control.post("/api/invoke/" + fid, json={"input": {"n": n}}, timeout=60)
             assert r.status_code == 200 and r.json()["success"] and r.json()["output"] == n, r.text
-        assert sandboxes(survivor), "the survivor holds the new environment"
+        assert sandboxes(survivor.proc.pid), "the survivor holds the new environment"
         assert control.get("/api/health").status_code == 200
     finally:
         if frozen and frozen.proc:

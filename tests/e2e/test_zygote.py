@@ -12,7 +12,7 @@ import os
 import signal
 import uuid
 
-from conftest import BINARY, ROOT, descendants, ok, slow, wait_for
+from conftest import BINARY, ROOT, descendants, ok, sandboxes, slow, wait_for
 
 ZYGOTE_UID = 67208864            # runtime/sandbox.h SANDBOX_ZYGOTE_UID
 
@@ -39,14 +39,6 @@ def status_of(pid):
         return {}
 
 
-def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
-
-
 def zygotes(server):
     """The server's zygote processes: its children named clowdy-zygote."""
     return [pid for pid in descendants(server.proc.pid)
@@ -56,9 +48,7 @@ def zygotes(server):
 
 def inits_under(pid):
     """The sandboxes' pid 1s (clowdy-sandbox-init) whose parent is pid."""
-    return [child for child in descendants(pid)
-            if status_of(child).get("PPid", "").strip() == str(pid)
-            and cmdline(child)[:1] == [b"clowdy-sandbox-init"]]
+    return [init for init in sandboxes(pid) if status_of(init).get("PPid", "").strip() == str(pid)]
 
 
 def test_a_cold_start_is_forked_from_an_unprivileged_zygote(server):
@@ -257,10 +247,8 @@ def test_a_burst_leaves_no_extra_spares_behind(make_server):
         outputs = list(pool.map(lambda f: call(server, f["id"], {"id": f["id"]})["output"], functions))
     assert outputs == [{"id": f["id"]} for f in functions]
 
-    def sandboxes():
-        return [pid for pid in descendants(server.proc.pid) if cmdline(pid)[:1] == [b"clowdy-sandbox-init"]]
-    wait_for(lambda: len(sandboxes()) == 10 + 2 * 2, 15,
-             lambda: "%d sandboxes, expected 10 warm and 4 pre-started" % len(sandboxes()))
+    wait_for(lambda: len(sandboxes(server.proc.pid)) == 10 + 2 * 2, 15,
+             lambda: "%d sandboxes, expected 10 warm and 4 pre-started" % len(sandboxes(server.proc.pid)))
     # and they still answer, warm
     for function in functions:
         assert call(server, function["id"], {"again": 1})["cold_start"] is False
