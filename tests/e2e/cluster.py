@@ -255,10 +255,7 @@ class Host:
         return os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
 
     def environments(self):
-        """How many sandboxes (environments, warm, busy or pre-started) live under this host's
-        worker: its clowdy-sandbox-init processes. Not the processes naming runner.py: a zygote's
-        command line does too. (conftest.sandboxes, which this harness does not import: it runs
-        outside pytest too, in scripts/bench-cluster.)"""
+        """How many function runners (environments, warm or busy) live under this host's worker."""
         if not self.running():
             return 0
         children = {}
@@ -276,7 +273,7 @@ class Host:
                 stack.append(child)
                 try:
                     with open("/proc/%d/cmdline" % child, "rb") as f:
-                        count += f.read().split(b"\0")[0] == b"clowdy-sandbox-init"
+                        count += b"runner.py" in f.read()
                 except OSError:
                     pass
         return count
