@@ -74,7 +74,12 @@
 #define POOL_BURST_MAX      8       //  spares added to --prewarm while cold starts come (zygotes on)
 #define POOL_BURST_MS       2000    //  ... counting the cold starts of this long
 
-typedef enum { WENV_CREATING, WENV_STARTING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
+#define KIND_IDLE_MS        120000  //  a project's spare goes after this long without a cold start of it
+#define KIND_MODULES_MAX    2000    //  modules learned per project (the runner's PRELOAD_MAX)
+#define KIND_FAILURES_MAX   3       //  spares of a project that could not be made before it gets none
+#define PRELOAD_DEADLINE_MS 30000   //  a preload still running after this is killed, and preloads stop
+
+typedef enum { WENV_CREATING, WENV_STARTING, WENV_PRELOADING, WENV_LOADING, WENV_IDLE, WENV_BUSY } wenv_state_t;
 
 struct _self_t;
 
@@ -107,7 +112,31 @@ typedef struct {
     int end_looks;                  //  Looks left before it is killed
     char *end_why;                  //  The reason the end was given, kept over the wait
     char layer [LAYERS_KEY_SIZE];   //  The layer it mounts, or ""
+    uint64_t kind_id;               //  The project kind it was made for (kind_t), or 0
+    cJSON *preload_vars;            //  The variables its preloads ran with (object), or NULL if none ran
+    cJSON *preload_read;            //  Which of them module-level code read (array of names)
+    bool preload_read_all;          //  ... or it read the whole environment
 } wenv_t;
+
+//  One project's kind of sandbox (its layer, database mount and network),
+//  which the plain spares cannot serve: it keeps one spare of its own, with
+//  the modules the project's functions imported at load already imported
+//  (see "Project spares" below)
+typedef struct {
+    uint64_t id;                    //  Named by this in wenv_t.kind_id
+    char *key;                      //  project \t layer dir \t mount \t network
+    char *layer_dir;                //  Mounted at /opt/layer, or NULL
+    char *mount;                    //  The database mount, as s_env_new takes it, or NULL
+    bool network;                   //  Its sandboxes have a network
+    int memory_mb;                  //  Of its last cold start: its spare is made with it
+    int64_t used_at;                //  Monotonic ms of its last cold start
+    cJSON *vars;                    //  The project's variables, as its last cold start had them
+    cJSON *modules;                 //  Names its functions' loads imported, in import order
+    zhashx_t *module_set;           //  The same names, so each is added once
+    bool preload_off;               //  A preload failed: its spares import nothing
+    int failures;                   //  Spares of it that could not be made, in a row
+    wenv_t *spare;                  //  Its one pre-started sandbox, or NULL
+} kind_t;
 
 //  A cold start waiting for its layer to arrive from the control host
 typedef struct {
@@ -158,11 +187,16 @@ typedef struct _self_t {
     zlistx_t *waiting;              //  waiting_t * cold starts whose layer is on its way
     zlistx_t *wanted;               //  Layer keys to fetch after the one in flight (char *)
     char *fetching;                 //  The layer key being fetched, or NULL
+    zlistx_t *kinds;                //  kind_t * projects with spares of their own, at most --prewarm-projects
+    uint64_t next_kind_id;          //  Last kind id used
 } self_t;
 
 static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
 static int s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_schedule_refill (self_t *self);
+static void s_kind_preload (self_t *self, wenv_t *env);
+static void s_kind_learn (self_t *self, wenv_t *env, cJSON *modules);
+static void s_kind_preloaded (self_t *self, wenv_t *env, cJSON *msg);
 
 //  --------------------------------------------------------------------------
 //  The creator thread: makes sandboxes off the worker's loop.
@@ -300,9 +334,41 @@ s_send_gone (self_t *self, const char *env_id, const char *why)
 //  --------------------------------------------------------------------------
 //  Environments
 
+//  The kind whose spare env is, or NULL
+static kind_t *
+s_kind_spare_of (self_t *self, wenv_t *env)
+{
+    for (kind_t *kind = self->kinds ? (kind_t *) zlistx_first (self->kinds) : NULL; kind;
+         kind = (kind_t *) zlistx_next (self->kinds))
+        if (kind->spare == env)
+            return kind;
+    return NULL;
+}
+
+static kind_t *
+s_kind_find (self_t *self, uint64_t id)
+{
+    for (kind_t *kind = id && self->kinds ? (kind_t *) zlistx_first (self->kinds) : NULL; kind;
+         kind = (kind_t *) zlistx_next (self->kinds))
+        if (kind->id == id)
+            return kind;
+    return NULL;
+}
+
 static void
 s_env_free (self_t *self, wenv_t *env)
 {
+    kind_t *kind = s_kind_spare_of (self, env);
+    if (kind) {
+        kind->spare = NULL;
+        if (env->state == WENV_PRELOADING) {
+            //  Killed by its deadline, out of memory, or the import ended
+            //  the runner: importing those modules is not safe to repeat
+            zsys_warning ("worker %s: a project's pre-started sandbox ended while importing its modules; "
+                          "its next ones import nothing before their function", self->worker_id);
+            kind->preload_off = true;
+        }
+    }
     if (*env->token) {
         zhashx_delete (self->creating, env->token);
         void *handle = zlistx_find (self->spare_creating, env);
@@ -329,6 +395,8 @@ s_env_free (self_t *self, wenv_t *env)
     free (env->out);
     free (env->pending_load);
     cJSON_Delete (env->pending_input);
+    cJSON_Delete (env->preload_vars);
+    cJSON_Delete (env->preload_read);
     free (env);
 }
 
@@ -488,7 +556,7 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
     if (env->job_id) {
         char error [256];
         const char *status = "error";
-        if (env->timed_out && env->state == WENV_LOADING) {
+        if (env->timed_out && (env->state == WENV_LOADING || env->state == WENV_PRELOADING)) {
             status = "timeout";
             snprintf (error, sizeof error, "Function timed out: its module-level code did not finish loading within "
                       "%g s (its timeout plus %d s for start-up)", env->timeout_ms / 1000.0, LOAD_ALLOWANCE_MS / 1000);
@@ -649,10 +717,18 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
                 s_env_load (self, env, load_text);
                 free (load_text);
             }
+            else
+            if (s_kind_spare_of (self, env))
+                s_kind_preload (self, env);
         }
     }
     else
+    if (streq (type, "preloaded") && env->state == WENV_PRELOADING)
+        s_kind_preloaded (self, env, msg);
+    else
     if (streq (type, "loaded") && env->state == WENV_LOADING && env->job_id) {
+        if (env->kind_id)
+            s_kind_learn (self, env, cJSON_GetObjectItem (msg, "modules"));
         s_start_deadline (self, env, env->timeout_ms);
         s_send_invoke (self, env);
     }
@@ -726,7 +802,7 @@ s_env_alive (self_t *self, wenv_t *env, const char *id)
 {
     if (*id)
         return zhashx_lookup (self->envs, id) == env;
-    return zlistx_find (self->spare, env) != NULL;
+    return zlistx_find (self->spare, env) != NULL || s_kind_spare_of (self, env) != NULL;
 }
 
 static int
@@ -862,6 +938,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
     if (!sandbox) {
         if (spare) {
             zsys_warning ("worker %s: could not pre-start a sandbox (see above)", self->worker_id);
+            kind_t *kind = s_kind_spare_of (self, env);
+            if (kind)
+                kind->failures++;
             s_env_free (self, env);
         }
         else
@@ -873,6 +952,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
         s_env_end (self, env, "Could not set the memory limit of a pre-started sandbox (see the server log)");
         return 0;
     }
+    if (spare && s_kind_spare_of (self, env))
+        s_kind_spare_of (self, env)->failures = 0;
+    else
     if (spare)
         zlistx_add_end (self->spare, env);
     else
@@ -903,9 +985,12 @@ s_pool_target (self_t *self)
 }
 
 //  Spares past the target, made for a burst that is over, are let go
+static void s_kinds_trim (self_t *self);
+
 static void
 s_pool_trim (self_t *self)
 {
+    s_kinds_trim (self);
     long target = s_pool_target (self);
     while ((long) zlistx_size (self->spare) > target) {
         wenv_t *env = (wenv_t *) zlistx_first (self->spare);
@@ -914,11 +999,15 @@ s_pool_trim (self_t *self)
     }
 }
 
+static bool s_kinds_short (self_t *self);
+static void s_kinds_refill (self_t *self);
+
 static void
 s_schedule_refill (self_t *self)
 {
     if (!self->refill_scheduled
-    &&  (long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < s_pool_target (self)) {
+    &&  ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < s_pool_target (self)
+         || s_kinds_short (self))) {
         self->refill_scheduled = true;
         zloop_timer (self->loop, 1, 1, s_refill_timer, self);
     }
@@ -941,7 +1030,269 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
             break;
         zlistx_add_end (self->spare_creating, env);
     }
+    s_kinds_refill (self);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Project spares: heavy imports once
+//
+//  The plain spares serve functions with no layer, database or network. A
+//  project's functions with any of these (its "kind": layer, database mount,
+//  network) get spares of their own: each of the --prewarm-projects
+//  projects that had a cold start here in the last KIND_IDLE_MS keeps one.
+//  A function's load reports the modules it imported (its layer's and the
+//  interpreter's, in import order; runtime/runner.py s_module_names), the
+//  kind keeps their union, and its spare imports them ("preload") before a
+//  function arrives. The import runs inside that spare, a full sandbox of
+//  the project, at the function's CPU quota and within a deadline: no
+//  package code runs outside a sandbox, and a spare serves one function
+//  only, so no module state passes from one function to another. What a
+//  load reports is trusted only for the project that reported it (the kind
+//  is keyed by project).
+//
+//  A package may read environment variables at import. A preload runs with
+//  the project's variables as its last cold start had them, the runner
+//  records which ones module-level code read (os.environ), and a function
+//  whose value of one of them differs (or of any, when it read them all)
+//  never gets that spare: its package must see the function's own value. A
+//  spare whose variables are out of date is let go and made again; one still
+//  importing is not given out. A preload that fails (deadline, memory, a
+//  crash) turns preloading off for the project; a module that raises is
+//  left to the function's own load.
+
+static void
+s_kind_destroy (self_t *self, kind_t **kind_p)
+{
+    kind_t *kind = *kind_p;
+    if (!kind)
+        return;
+    wenv_t *spare = kind->spare;
+    kind->spare = NULL;
+    if (spare)
+        s_env_end (self, spare, NULL);
+    free (kind->key);
+    free (kind->layer_dir);
+    free (kind->mount);
+    cJSON_Delete (kind->vars);
+    cJSON_Delete (kind->modules);
+    zhashx_destroy (&kind->module_set);
+    free (kind);
+    *kind_p = NULL;
+}
+
+//  The kind of a cold start with a layer, a database mount or a network, made
+//  if new (the least recently used one goes past --prewarm-projects); NULL
+//  when the function has no project or project spares are off
+static kind_t *
+s_kind_for (self_t *self, cJSON *context, const char *layer_dir, const char *mount, bool network, int memory_mb)
+{
+    const char *project = cJSON_GetStringValue (cJSON_GetObjectItem (context, "project_id"));
+    if (self->config->prewarm_projects <= 0 || !project || !*project || self->draining)
+        return NULL;
+    char *key = zsys_sprintf ("%s\t%s\t%s\t%d", project, layer_dir ? layer_dir : "", mount ? mount : "", network);
+    kind_t *kind = NULL;
+    for (kind = (kind_t *) zlistx_first (self->kinds); kind; kind = (kind_t *) zlistx_next (self->kinds))
+        if (streq (kind->key, key))
+            break;
+    if (kind) {
+        zstr_free (&key);
+        zlistx_move_end (self->kinds, zlistx_cursor (self->kinds));
+    }
+    else {
+        while ((long) zlistx_size (self->kinds) >= self->config->prewarm_projects) {
+            kind_t *oldest = (kind_t *) zlistx_first (self->kinds);
+            zlistx_delete (self->kinds, zlistx_cursor (self->kinds));
+            s_kind_destroy (self, &oldest);
+        }
+        kind = (kind_t *) zmalloc (sizeof (kind_t));
+        kind->id = ++self->next_kind_id;
+        kind->key = key;
+        kind->layer_dir = layer_dir ? strdup (layer_dir) : NULL;
+        kind->mount = mount ? strdup (mount) : NULL;
+        kind->network = network;
+        kind->modules = cJSON_CreateArray ();
+        kind->module_set = zhashx_new ();
+        zlistx_add_end (self->kinds, kind);
+    }
+    kind->memory_mb = memory_mb;
+    kind->used_at = zclock_mono ();
+    cJSON *vars = cJSON_GetObjectItem (context, "env");
+    cJSON_Delete (kind->vars);
+    kind->vars = cJSON_IsObject (vars) ? cJSON_Duplicate (vars, true) : cJSON_CreateObject ();
+    return kind;
+}
+
+//  True if module-level code that ran in env's preloads read the same
+//  values of the variables as it would with vars
+static bool
+s_kind_vars_match (wenv_t *env, cJSON *vars)
+{
+    if (!env->preload_vars)
+        return true;                    //  No preload ran
+    if (env->preload_read_all)
+        return cJSON_Compare (env->preload_vars, vars, true);
+    for (cJSON *read = env->preload_read ? env->preload_read->child : NULL; read; read = read->next) {
+        const char *name = cJSON_GetStringValue (read);
+        if (!name)
+            return false;
+        cJSON *then = cJSON_GetObjectItemCaseSensitive (env->preload_vars, name);
+        cJSON *now = cJSON_GetObjectItemCaseSensitive (vars, name);
+        if ((then == NULL) != (now == NULL) || (then && !cJSON_Compare (then, now, true)))
+            return false;
+    }
+    return true;
+}
+
+//  The kind's spare for a function with the kind's variables (kind->vars)
+//  and this memory limit, taken; NULL if it has none that may serve it
+static wenv_t *
+s_kind_take (self_t *self, kind_t *kind, int memory_mb)
+{
+    wenv_t *env = kind->spare;
+    if (!env || env->end_timer >= 0 || env->state == WENV_PRELOADING)
+        return NULL;
+    if (!s_kind_vars_match (env, kind->vars)) {
+        //  The project's variables changed since it imported: made again
+        s_env_end (self, env, NULL);
+        return NULL;
+    }
+    if (env->state == WENV_CREATING)
+        env->resize_mb = memory_mb;     //  Set once it is up (s_env_attach)
+    else
+    if (sandbox_set_memory (env->sandbox, memory_mb))
+        return NULL;                    //  It holds more than this function may: left for another
+    env->memory_mb = memory_mb;
+    kind->spare = NULL;
+    return env;
+}
+
+//  A load's modules join its kind's set; the kind's idle spare imports the
+//  new ones now
+static void
+s_kind_learn (self_t *self, wenv_t *env, cJSON *modules)
+{
+    kind_t *kind = s_kind_find (self, env->kind_id);
+    if (!kind || !cJSON_IsArray (modules))
+        return;
+    bool grew = false;
+    int size = cJSON_GetArraySize (kind->modules);
+    for (cJSON *item = modules->child; item && size < KIND_MODULES_MAX; item = item->next) {
+        //  From the runner, so untrusted: dotted ASCII names only
+        const char *name = cJSON_GetStringValue (item);
+        size_t length = name ? strlen (name) : 0;
+        if (!length || length > 200 || strspn (name, "abcdefghijklmnopqrstuvwxyz"
+                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != length
+        ||  *name == '.' || name [length - 1] == '.' || strstr (name, "..") || zhashx_lookup (kind->module_set, name))
+            continue;
+        zhashx_insert (kind->module_set, name, (void *) 1);
+        cJSON_AddItemToArray (kind->modules, cJSON_CreateString (name));
+        size++;
+        grew = true;
+    }
+    if (grew && kind->spare && kind->spare->state == WENV_IDLE) {
+        if (kind->spare->preload_vars && !cJSON_Compare (kind->spare->preload_vars, kind->vars, true))
+            s_env_end (self, kind->spare, NULL);    //  It imported with other variables: made again
+        else
+            s_kind_preload (self, kind->spare);
+    }
+}
+
+//  An idle spare of a kind imports the kind's modules
+static void
+s_kind_preload (self_t *self, wenv_t *env)
+{
+    kind_t *kind = s_kind_spare_of (self, env);
+    if (!kind || kind->preload_off || !cJSON_GetArraySize (kind->modules) || env->state != WENV_IDLE)
+        return;
+    cJSON *frame = cJSON_CreateObject ();
+    cJSON_AddStringToObject (frame, "type", "preload");
+    cJSON_AddItemReferenceToObject (frame, "modules", kind->modules);
+    cJSON_AddItemReferenceToObject (frame, "env", kind->vars);
+    cJSON_Delete (env->preload_vars);
+    env->preload_vars = cJSON_Duplicate (kind->vars, true);
+    char *text = cJSON_PrintUnformatted (frame);
+    cJSON_Delete (frame);
+    //  Module-level code runs at the function's quota, as in a load
+    if (!text || sandbox_set_cpus (env->sandbox, SANDBOX_DEFAULT_CPUS)) {
+        free (text);
+        s_env_end (self, env, NULL);
+        return;
+    }
+    env->state = WENV_PRELOADING;
+    s_start_deadline (self, env, PRELOAD_DEADLINE_MS);
+    if (!s_env_send (self, env, text))
+        s_env_end (self, env, NULL);
+    free (text);
+}
+
+//  The runner imported what it was asked: the spare is idle again (a spare
+//  is never given out while it imports)
+static void
+s_kind_preloaded (self_t *self, wenv_t *env, cJSON *msg)
+{
+    //  The runner's word: what it leaves out can only refuse the spare to
+    //  a function (a missing list counts as having read everything)
+    cJSON *read = cJSON_GetObjectItem (msg, "env");
+    cJSON_Delete (env->preload_read);
+    env->preload_read = cJSON_IsArray (read) ? cJSON_Duplicate (read, true) : NULL;
+    env->preload_read_all = cJSON_IsTrue (cJSON_GetObjectItem (msg, "env_all")) || !cJSON_IsArray (read);
+    env->state = WENV_IDLE;
+    if (env->deadline_timer >= 0) {
+        zloop_timer_end (self->loop, env->deadline_timer);
+        env->deadline_timer = -1;
+    }
+}
+
+//  A kind lacks its spare
+static bool
+s_kind_short (self_t *self, kind_t *kind)
+{
+    return !kind->spare && !self->draining && kind->failures < KIND_FAILURES_MAX
+        && (!kind->layer_dir || zsys_file_exists (kind->layer_dir));
+}
+
+static bool
+s_kinds_short (self_t *self)
+{
+    for (kind_t *kind = (kind_t *) zlistx_first (self->kinds); kind; kind = (kind_t *) zlistx_next (self->kinds))
+        if (s_kind_short (self, kind))
+            return true;
+    return false;
+}
+
+//  Spares for the kinds that lack one, from idle creators only
+static void
+s_kinds_refill (self_t *self)
+{
+    for (kind_t *kind = (kind_t *) zlistx_first (self->kinds); kind; kind = (kind_t *) zlistx_next (self->kinds)) {
+        if (!s_kind_short (self, kind))
+            continue;
+        if (self->creator_load [s_creator_pick (self)] != 0)
+            break;
+        wenv_t *env = s_env_new (self, kind->memory_mb, kind->network, kind->layer_dir, kind->mount);
+        if (!env)
+            break;
+        env->kind_id = kind->id;
+        kind->spare = env;
+    }
+}
+
+//  Kinds with no cold start for KIND_IDLE_MS go, with their spares
+static void
+s_kinds_trim (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    kind_t *kind = (kind_t *) zlistx_first (self->kinds);
+    while (kind) {
+        if (now - kind->used_at > KIND_IDLE_MS || self->draining) {
+            zlistx_delete (self->kinds, zlistx_cursor (self->kinds));
+            s_kind_destroy (self, &kind);
+            kind = (kind_t *) zlistx_first (self->kinds);
+        }
+        else
+            kind = (kind_t *) zlistx_next (self->kinds);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -1203,7 +1554,14 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
                 : NULL;
     double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
 
-    if (!network && !layer_dir && !mount) {
+    kind_t *kind = NULL;
+    if (network || layer_dir || mount) {
+        //  Its project's own spare, its modules maybe imported already
+        kind = s_kind_for (self, context, layer_dir, mount, network, memory);
+        if (kind)
+            env = s_kind_take (self, kind, memory);
+    }
+    else {
         //  A spare that is up (or nearly) and can take this memory limit
         env = (wenv_t *) zlistx_first (self->spare);
         if (env) {
@@ -1230,6 +1588,8 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
     }
     if (!env)
         env = s_env_new (self, memory, network, layer_dir, mount);
+    if (env)
+        env->kind_id = kind ? kind->id : 0;     //  What its load imports is learned for the project
     zstr_free (&layer_dir);
     zstr_free (&mount);
     if (!env) {
@@ -1574,6 +1934,10 @@ s_self_destroy (self_t **self_p)
     zlistx_t *all = zlistx_new ();
     for (wenv_t *env = (wenv_t *) zhashx_first (self->envs); env; env = (wenv_t *) zhashx_next (self->envs))
         zlistx_add_end (all, env);
+    for (kind_t *kind = self->kinds ? (kind_t *) zlistx_first (self->kinds) : NULL; kind;
+         kind = (kind_t *) zlistx_next (self->kinds))
+        if (kind->spare && kind->spare->state != WENV_CREATING)
+            zlistx_add_end (all, kind->spare);     //  Those being made are in creating
     for (wenv_t *env = (wenv_t *) zlistx_first (self->spare); env; env = (wenv_t *) zlistx_next (self->spare))
         zlistx_add_end (all, env);
     for (wenv_t *env = (wenv_t *) zhashx_first (self->creating); env; env = (wenv_t *) zhashx_next (self->creating))
@@ -1597,6 +1961,12 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->creating);
     zlistx_destroy (&self->spare_creating);
     zlistx_destroy (&self->spare);
+    while (self->kinds && zlistx_first (self->kinds)) {
+        kind_t *kind = (kind_t *) zlistx_first (self->kinds);
+        zlistx_delete (self->kinds, zlistx_cursor (self->kinds));
+        s_kind_destroy (self, &kind);
+    }
+    zlistx_destroy (&self->kinds);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->backend);
     zsock_destroy (&self->results);
@@ -1619,6 +1989,7 @@ worker_actor (zsock_t *pipe, void *args_)
     self->spare = zlistx_new ();
     self->creating = zhashx_new ();
     self->spare_creating = zlistx_new ();
+    self->kinds = zlistx_new ();
     self->waiting = zlistx_new ();
     self->wanted = zlistx_new ();
     self->loop = zloop_new ();

@@ -58,6 +58,7 @@ static const opt_t s_options [] = {
     NUM (http_timeout, "http-timeout", "CLOWDY_HTTP_TIMEOUT", "120", 1, 86400, "seconds of silence after which a connection that has sent a request is closed"),
     NUM (workers, "workers", "CLOWDY_WORKERS", "2", 1, 64, "worker actors"),
     NUM (prewarm, "prewarm", "CLOWDY_PREWARM", "2", 0, 64, "empty sandboxes kept ready per worker"),
+    NUM (prewarm_projects, "prewarm-projects", "CLOWDY_PREWARM_PROJECTS", "4", 0, 64, "projects (functions with a layer, database or network) that keep one pre-started sandbox each per worker, with the modules their functions import already imported"),
     NUM (zygote, "zygote", "CLOWDY_ZYGOTE", "1", 0, 1, "1: runner sandboxes are forked from a python with the runner already imported (a zygote per creator thread); 0: each starts its own python"),
     NUM (idle_seconds, "idle-seconds", "CLOWDY_IDLE_SECONDS", "600", 1, 86400, "idle warm environments are reaped after this"),
     NUM (memory_budget_mb, "memory-budget-mb", "CLOWDY_MEMORY_BUDGET_MB", "4096", 64, 1L << 20, "memory this process's workers offer environments (split among its --workers); the cluster's budget is the sum over every worker"),

@@ -50,6 +50,7 @@ typedef struct {
     long http_timeout;              //  Seconds of silence on a connection that has sent a request
     long workers;                   //  Worker actors (each drives its own sandboxes)
     long prewarm;                   //  Empty sandboxes kept ready per worker
+    long prewarm_projects;          //  Projects keeping a pre-started, preloaded sandbox each per worker
     long zygote;                    //  1: runner sandboxes come from a zygote (see runtime/sandbox.c)
     long idle_seconds;              //  Warm environment idle reaper
     long memory_budget_mb;          //  Memory this process's workers offer (the cluster sums them)

@@ -514,6 +514,19 @@ def s_set_environ(env):
     os.environ.update(wanted)
 
 
+def s_check_env(message, what):
+    """The message's environment variables (an object of strings), or raises ProtocolError."""
+    env = message.get("env") or {}
+    if not isinstance(env, dict):
+        raise ProtocolError("%s: env must be an object" % what)
+    for key, value in env.items():
+        if (not isinstance(value, str) or not key or "=" in key or "\0" in key
+                or "\0" in value):
+            raise ProtocolError("%s: env %r must be a string without NUL, its name without '='"
+                                % (what, key[:100]))
+    return env
+
+
 def s_check_load(message):
     """Validates a load message; returns its fields or raises ProtocolError."""
     global MAX_FRAME, log_limit
@@ -523,14 +536,7 @@ def s_check_load(message):
     name = message.get("function_name", "")
     if not isinstance(name, str):
         raise ProtocolError("load: function_name must be a string")
-    env = message.get("env") or {}
-    if not isinstance(env, dict):
-        raise ProtocolError("load: env must be an object")
-    for key, value in env.items():
-        if (not isinstance(value, str) or not key or "=" in key or "\0" in key
-                or "\0" in value):
-            raise ProtocolError("load: env %r must be a string without NUL, its name without '='"
-                                % key[:100])
+    env = s_check_env(message, "load")
     entry = message.get("handler", "handler")
     if not isinstance(entry, str) or not entry.isidentifier():
         raise ProtocolError("load: handler must be a Python identifier")
@@ -629,6 +635,7 @@ def s_load(message):
     module = type(sys)("main")
     module.__file__ = FILENAME
     reply = None
+    before = set(sys.modules)
     s_log_begin()
     started = perf_counter_ns()
     try:
@@ -660,6 +667,9 @@ def s_load(message):
     if reply is None:
         handler, handler_arity, handler_is_async = target, arity, is_async
         reply = {"type": "loaded", "duration_us": duration_us}
+        modules = s_module_names(before)
+        if modules:
+            reply["modules"] = modules      # what the host may preload for this project
     else:
         sys.modules.pop("main", None)
     reply["logs"] = logs
@@ -746,6 +756,101 @@ def s_invoke(message):
     s_send_reply(reply)
 
 
+# ---------------------------------------------------------------------------
+# Preload: the modules a project's functions imported, imported before its next
+# function arrives (actors/worker.c, "Project spares")
+
+PRELOAD_MAX = 2000                      # names in one preload, and reported by one load
+preload_env_keys = set()                # environment variables module-level code read in a preload
+preload_env_whole = False               # ... or it read the whole environment
+
+
+def s_module_names(before):
+    """The modules a load imported (in sys.modules order, which is import order) that a
+    preload may import again: the layer's and the interpreter's (/usr), never the function's
+    own module or anything it wrote elsewhere (/tmp, the database dir)."""
+    names = []
+    for name, module in list(sys.modules.items()):
+        if name in before or name == "main" or len(names) >= PRELOAD_MAX:
+            continue
+        spec = getattr(module, "__spec__", None)
+        origin = getattr(spec, "origin", None)
+        if not isinstance(origin, str):
+            continue
+        if not (origin in ("built-in", "frozen") or origin.startswith("/usr/")
+                or origin.startswith(LAYER_DIR + "/")):
+            continue
+        if len(name) <= 200 and all(part.isidentifier() for part in name.split(".")):
+            names.append(name)
+    return names
+
+
+class _WatchedEnviron(type(os.environ)):
+    """os.environ while a preload runs: records which variables module-level code reads, so
+    that the host never gives a preloaded environment to a function whose value of one of them
+    differs (the package would have read the function's value at its own load)."""
+
+    def __getitem__(self, key):
+        preload_env_keys.add(key)
+        return super().__getitem__(key)
+
+    def __iter__(self):
+        global preload_env_whole
+        preload_env_whole = True
+        return super().__iter__()
+
+    def __len__(self):
+        global preload_env_whole
+        preload_env_whole = True
+        return super().__len__()
+
+
+def s_preload(message):
+    """Imports the named modules, as a load of this project's functions would, with the
+    project's environment variables (env) set as a load sets them. A module that fails to
+    import is left out (a load imports it again itself); the reply says which, and which
+    variables module-level code read, so that the host gives this environment only to a
+    function whose variables have the same values."""
+    names = message.get("modules")
+    if function_code is not None or not isinstance(names, list) or len(names) > PRELOAD_MAX:
+        s_send({"type": "error", "error": "preload: modules must be a list of at most %d names, "
+                "before any load" % PRELOAD_MAX})
+        return
+    try:
+        env = s_check_env(message, "preload")
+    except ProtocolError as error:
+        s_send({"type": "error", "error": s_clean(str(error))})
+        return
+    s_set_environ(env)
+    s_add_layer()
+    environ_class = os.environ.__class__
+    os.environ.__class__ = _WatchedEnviron
+    imported, failed = 0, []
+    s_log_begin()
+    started = perf_counter_ns()
+    try:
+        import importlib
+        for name in names:
+            if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+                continue
+            if name in sys.modules:
+                continue
+            try:
+                importlib.import_module(name)
+                imported += 1
+            except BaseException:
+                failed.append(name)
+    finally:
+        os.environ.__class__ = environ_class
+    duration_us = (perf_counter_ns() - started) // 1000
+    if forked_child:
+        os._exit(0)
+    s_log_end()                         # what module-level code printed is dropped
+    s_send({"type": "preloaded", "imported": imported, "failed": failed[:100],
+            "env": sorted(preload_env_keys)[:PRELOAD_MAX], "env_all": preload_env_whole,
+            "duration_us": duration_us})
+
+
 def s_handle(body):
     try:
         message = s_decode(body)
@@ -757,6 +862,8 @@ def s_handle(body):
         s_invoke(message)
     elif kind == "load":
         s_load(message)
+    elif kind == "preload":
+        s_preload(message)
     elif kind == "ping":
         s_send({"type": "pong"})
     else:
