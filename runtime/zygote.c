@@ -80,6 +80,19 @@ s_configure (void)
     return 0;
 }
 
+//  globals [key] = value as a str: the dict takes its own reference, so
+//  ours goes once the item is in (PyDict_SetItemString does not steal it)
+static int
+s_set_string (PyObject *dict, const char *key, const char *value)
+{
+    PyObject *text = PyUnicode_FromString (value);
+    if (!text)
+        return -1;
+    int rc = PyDict_SetItemString (dict, key, text);
+    Py_DECREF (text);
+    return rc;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -120,12 +133,12 @@ main (int argc, char *argv [])
     free (source);
     PyObject *result = NULL, *main_function = NULL;
     if (globals && code
-    &&  PyDict_SetItemString (globals, "__file__", PyUnicode_FromString (RUNNER_NAME)) == 0
-    &&  PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("__clowdy_zygote__")) == 0)
+    &&  s_set_string (globals, "__file__", RUNNER_NAME) == 0
+    &&  s_set_string (globals, "__name__", "__clowdy_zygote__") == 0)
         result = PyEval_EvalCode (code, globals, globals);
     if (result)
         main_function = PyDict_GetItemString (globals, "main");
-    if (!main_function || PyDict_SetItemString (globals, "__name__", PyUnicode_FromString ("__main__"))
+    if (!main_function || s_set_string (globals, "__name__", "__main__")
     ||  PyDict_SetItemString (globals, "ZYGOTE_CHILD", Py_True)) {
         PyErr_Print ();
         fprintf (stderr, "clowdy-zygote: the runner did not load\n");

@@ -157,6 +157,17 @@ def remove_cgroup_tree(top):
 # ---------------------------------------------------------------------------------------------------
 # Leftovers of runs whose process is gone
 
+def remove_netns(name):
+    """Kill what still runs in namespace name, then delete it (a namespace with a process in it
+    would outlive its name)."""
+    for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    _run("ip", "netns", "del", name, check=False)
+
+
 def remove_leftovers():
     """Namespaces, bridges and cgroups named after a pid that no longer runs."""
     listing = _run("ip", "netns", "list", check=False).stdout
@@ -164,12 +175,7 @@ def remove_leftovers():
         name = line.split()[0] if line.split() else ""
         m = re.match(r"clowdy-(\d+)-\d+-", name)
         if m and not _alive(int(m.group(1))):
-            for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            _run("ip", "netns", "del", name, check=False)
+            remove_netns(name)
     for line in _run("ip", "-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
         m = re.match(r"\d+: (cb(\d+)x\d+)", line)
         if m and not _alive(int(m.group(2))):
@@ -461,14 +467,18 @@ class Cluster:
     def worker_entries(self, host):
         """host's workers in GET /api/cluster (matched by pid in the worker id, or by address)."""
         view = self.cluster_view()
+        return None if view is None else _entries_of(view, host)
+
+    def running_calls(self):
+        """{worker host name: calls in flight there} from one GET /api/cluster, or None without that
+        view. A worker's "running" counts the calls whose run went out to it and has not ended (a
+        call still being placed is on no worker yet): the calls its loss would fail. Unlike the
+        processes under a worker, it counts no spare sandbox, zygote or idle environment."""
+        view = self.cluster_view()
         if view is None:
             return None
-        found = []
-        for w in view:
-            wid, where = str(w.get("id", "")), str(w.get("host", ""))
-            if "-%d-" % host.pid in wid or "-%d-" % host.pid in where or where.split(":")[0] == host.ip:
-                found.append(w)
-        return found
+        return {host.name: sum(int(w.get("running") or 0) for w in _entries_of(view, host))
+                for host in self.workers}
 
     def wait_registered(self, host, since=0, timeout=None):
         """Until the control process has host's workers (its log says they joined, or /api/cluster
@@ -589,12 +599,7 @@ class Cluster:
             except Exception:
                 pass
         for name in self._namespaces:
-            for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
-            _run("ip", "netns", "del", name, check=False)
+            remove_netns(name)
         self._namespaces = []
         for fd in self._fds:
             os.close(fd)
@@ -610,6 +615,18 @@ class Cluster:
             print("cluster files kept in", self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _entries_of(view, host):
+    """host's workers among GET /api/cluster's (matched by pid in the worker id, or by address)."""
+    if not host.pid:
+        return []
+    found = []
+    for w in view:
+        wid, where = str(w.get("id", "")), str(w.get("host", ""))
+        if "-%d-" % host.pid in wid or "-%d-" % host.pid in where or where.split(":")[0] == host.ip:
+            found.append(w)
+    return found
 
 
 def _json(text):

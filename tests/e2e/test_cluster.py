@@ -17,8 +17,10 @@ What a user would notice, and what is asserted each time:
 
 The hosts are shared by the whole module (tests/e2e/cluster.py); each case calls its own function, so
 its counts are its own, hits the worker host running most of that function's environments, and ends
-with that host back in the cluster. Which host runs a function is told by the runners (environments)
-that appeared under its worker process.
+with that host back in the cluster. Which host runs a function under load is told by the runners
+(environments) that appeared under its worker process; for the burst, how many calls run at once and
+where is told by the control process (GET /api/cluster, each worker's calls running), which no spare
+sandbox or zygote on a worker host can skew.
 """
 import collections
 import json
@@ -45,11 +47,6 @@ def cluster():
         yield c
     finally:
         c.close()
-
-
-def runners(host):
-    """How many function runners (environments) live under host's worker process."""
-    return host.environments()
 
 
 def restart(cluster, host, since):
@@ -150,19 +147,20 @@ def test_burst_queued_behind_a_worker_that_dies(cluster, how):
             calls.append(result)
 
     victim = None
-    before = {w.name: runners(w) for w in cluster.workers}     # idle environments of earlier cases
 
-    def new_runners(w):
-        return runners(w) - before[w.name]
+    def at_once():
+        """The calls in flight per worker host once MAX_CONCURRENCY run at once (None until then)."""
+        running = cluster.running_calls() or {}
+        return running if sum(running.values()) >= MAX_CONCURRENCY else None
     try:
         futures = [pool.submit(one, n) for n in range(16)]
-        wait_for(lambda: sum(new_runners(w) for w in cluster.workers) >= MAX_CONCURRENCY
-                 or all(f.done() for f in futures), 60,
-                 lambda: "the burst never ran %d calls at once:\n%s" % (MAX_CONCURRENCY, cluster.logs()))
-        assert not all(f.done() for f in futures), "the burst ended before it ran %d calls at once: %r\n%s" % (
+        running = wait_for(lambda: at_once() or all(f.done() for f in futures), 60,
+                           lambda: "the burst never ran %d calls at once (%r):\n%s" % (
+                               MAX_CONCURRENCY, cluster.running_calls(), cluster.logs()))
+        assert running is not True, "the burst ended before it ran %d calls at once: %r\n%s" % (
             MAX_CONCURRENCY, calls, cluster.logs())
-        victim = max(cluster.workers, key=new_runners)
-        running_there = new_runners(victim)
+        victim = max(cluster.workers, key=lambda w: running[w.name])
+        running_there = running[victim.name]
         since = cluster.control.log_size()
         victim.kill() if how == "kill" else victim.pause()
         for f in futures:
