@@ -635,7 +635,10 @@ def s_load(message):
     module = type(sys)("main")
     module.__file__ = FILENAME
     reply = None
-    before = set(sys.modules)
+    #   The last module before the load, not a copy of sys.modules: a copy would write the
+    #   reference count of every module name, and in a zygote's child each such write copies
+    #   a page (s_module_names walks back from the end to this one)
+    last = next(reversed(sys.modules), None)
     s_log_begin()
     started = perf_counter_ns()
     try:
@@ -667,7 +670,7 @@ def s_load(message):
     if reply is None:
         handler, handler_arity, handler_is_async = target, arity, is_async
         reply = {"type": "loaded", "duration_us": duration_us}
-        modules = s_module_names(before)
+        modules = s_module_names(last)
         if modules:
             reply["modules"] = modules      # what the host may preload for this project
     else:
@@ -765,13 +768,19 @@ preload_env_keys = set()                # environment variables module-level cod
 preload_env_whole = False               # ... or it read the whole environment
 
 
-def s_module_names(before):
-    """The modules a load imported (in sys.modules order, which is import order) that a
-    preload may import again: the layer's and the interpreter's (/usr), never the function's
-    own module or anything it wrote elsewhere (/tmp, the database dir)."""
+def s_module_names(last):
+    """The modules a load imported (those after `last` in sys.modules, whose order is import
+    order) that a preload may import again: the layer's and the interpreter's (/usr), never
+    the function's own module or anything it wrote elsewhere (/tmp, the database dir)."""
+    added = []
+    for name in reversed(sys.modules):
+        if name == last or len(added) > 4 * PRELOAD_MAX:
+            break
+        added.append(name)
     names = []
-    for name, module in list(sys.modules.items()):
-        if name in before or name == "main" or len(names) >= PRELOAD_MAX:
+    for name in reversed(added):
+        module = sys.modules.get(name)
+        if name == "main" or len(names) >= PRELOAD_MAX:
             continue
         spec = getattr(module, "__spec__", None)
         origin = getattr(spec, "origin", None)
@@ -871,28 +880,29 @@ def s_handle(body):
 
 
 def s_warm_child():
-    """In a child of the zygote, before ready: one load and one call of a throw-away function, so
-    that the pages a load and a call write (the compiler's, the allocator's, json's, the logs')
-    are copied from the zygote now, while this environment is being made, instead of during the
-    first real load and call (each copy is a page fault, 20-30 us on a virtual machine)."""
-    s_set_environ({})                   # as a load will (it sets the function's own)
-    module = type(sys)("_clowdy_warm")
-    sys.modules["_clowdy_warm"] = module
-    compiled = compile("def handler(event, context=None):\n    return {'echo': event}\n",
-                       FILENAME, "exec", dont_inherit=True)
-    exec(compiled, module.__dict__)
-    s_handler_arity(module.handler)
-    message = s_decode(s_encode({"type": "invoke", "invocation_id": "warm",
-                                 "input": {"a": [1, 2.5, "x", None, True]}, "timeout_ms": 1000}))
-    context = Context("warm", 1, message["invocation_id"], 128, monotonic() + 1)
-    s_log_begin()
-    started = perf_counter_ns()
-    output = module.handler(message["input"], context)
-    context.get_remaining_time_in_millis()
-    logs, truncated = s_log_end()
-    s_encode({"type": "result", "ok": True, "output": output, "logs": logs,
-              "logs_truncated": truncated, "duration_us": (perf_counter_ns() - started) // 1000})
-    del sys.modules["_clowdy_warm"]
+    """In a child of the zygote, before ready: a throw-away function loaded and called through
+    the real load and invoke (their replies go nowhere), so that the pages a load and a call
+    write (the compiler's, the allocator's, json's, the logs', the reference counts of what they
+    read) are copied from the zygote now, while this environment is being made, instead of
+    during the first real load and call (each copy is a page fault, 20-30 us on a virtual
+    machine). Then the runner is as it was: no function, the same modules."""
+    global s_write_frame, function_name, function_version, function_code, memory_limit_mb
+    global timeout_ms, handler, handler_arity, handler_is_async, event_loop
+    write_frame = s_write_frame
+    s_write_frame = len                 # takes the frame body, sends nothing
+    try:
+        s_handle(s_encode({"type": "load", "function_name": "warm", "version": 1, "env": {},
+                           "code": "def handler(event, context=None):\n"
+                                   "    context.get_remaining_time_in_millis()\n"
+                                   "    return {'echo': event}\n",
+                           "memory_limit_mb": 128, "timeout_seconds": 1}))
+        s_handle(s_encode({"type": "invoke", "invocation_id": "warm",
+                           "input": {"a": [1, 2.5, "x", None, True]}, "timeout_ms": 1000}))
+    finally:
+        s_write_frame = write_frame
+        function_name = function_version = function_code = event_loop = handler = None
+        memory_limit_mb, timeout_ms, handler_arity, handler_is_async = 0, 30000, 1, False
+        sys.modules.pop("main", None)
 
 
 def main():
