@@ -1876,9 +1876,13 @@ s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
     if (streq (command, "DRAIN"))
         s_drain_begin (self);
     else
-    if (streq (command, "STATS"))
-        zstr_sendf (self->pipe, "{\"envs\":%zu,\"spare\":%zu,\"creating\":%zu}", zhashx_size (self->envs),
-                    zlistx_size (self->spare), zhashx_size (self->creating));
+    if (streq (command, "STATS")) {
+        size_t preloaded = 0;
+        for (kind_t *kind = (kind_t *) zlistx_first (self->kinds); kind; kind = (kind_t *) zlistx_next (self->kinds))
+            preloaded += kind->spare && kind->spare->state == WENV_IDLE && kind->spare->preload_vars;
+        zstr_sendf (self->pipe, "{\"envs\":%zu,\"spare\":%zu,\"creating\":%zu,\"preloaded\":%zu}",
+                    zhashx_size (self->envs), zlistx_size (self->spare), zhashx_size (self->creating), preloaded);
+    }
     else
     if (streq (command, "PING"))
         zstr_send (self->pipe, "PONG");
@@ -2107,6 +2111,29 @@ s_exec (zsock_t *assignment, zframe_t *route, const char *env_id, const char *jo
     assert (result);
     msg_destroy (&done);
     return result;
+}
+
+//  Send a cold EXEC of a function of project with the database dir mounted
+//  read-only (so no plain spare can serve it: a project spare does)
+static void
+s_send_exec_project (zsock_t *assignment, zframe_t *route, const char *env_id, const char *job_id,
+                     const char *code, const char *project, const char *mount_source)
+{
+    cJSON *context = cJSON_CreateObject ();
+    cJSON_AddStringToObject (context, "id", "eeeeeeeeeeee");
+    cJSON_AddStringToObject (context, "name", "test");
+    cJSON_AddNumberToObject (context, "version", 1);
+    cJSON_AddStringToObject (context, "code", code);
+    cJSON_AddStringToObject (context, "project_id", project);
+    cJSON_AddItemToObject (context, "env", cJSON_CreateObject ());
+    cJSON *mount = cJSON_AddObjectToObject (context, "database_mount");
+    cJSON_AddStringToObject (mount, "source", mount_source);
+    cJSON_AddStringToObject (mount, "target", "/opt/database");
+    cJSON_AddBoolToObject (mount, "writable", false);
+    char *text = cJSON_PrintUnformatted (context);
+    assert (msg_send_exec (assignment, route, env_id, job_id, "p", 64, 5000, text, "{}") == 0);
+    free (text);
+    cJSON_Delete (context);
 }
 
 //  Send EXEC; the context only when code is given (a cold start)
@@ -2365,6 +2392,47 @@ worker_test (bool verbose)
     s_expect_done (msg, "job000000017", "dead");
     assert (strstr (msg_done_result (msg), "\"status\":\"timeout\""));
     msg_destroy (&msg);
+
+    //  Project spares: a function with a database mount (no plain spare
+    //  serves it) teaches its project's spare what its load imported; the
+    //  spare imports it, and the project's next cold start finds it imported.
+    //  Another project's cold start does not.
+    if (verbose)
+        printf ("(project spares) ");
+    char *database = zsys_sprintf ("/tmp/clowdy-worker-test-db-%d", getpid ());
+    assert (mkdir (database, 0755) == 0 || errno == EEXIST);
+    const char *importer = "import sys\nHAD = 'fractions' in sys.modules\nimport fractions\n"
+                           "def handler(e, c):\n    return {'had': HAD}\n";
+    const char *project_jobs [] = { "job000000020", "job000000021", "job000000022" };
+    const char *projects [] = { "project-a", "project-a", "project-b" };
+    const char *had [] = { "\"had\":false", "\"had\":true", "\"had\":false" };
+    for (int index = 0; index < 3; index++) {
+        if (index == 1) {
+            //  Its spare is up and has imported (heartbeats meanwhile)
+            bool preloaded = false;
+            for (int tries = 0; tries < 300 && !preloaded; tries++) {
+                zstr_send (worker, "STATS");
+                char *stats = zstr_recv (worker);
+                preloaded = stats && strstr (stats, "\"preloaded\":1");
+                zstr_free (&stats);
+                if (!preloaded) {
+                    assert (msg_send_heartbeat (assignment, route, "assignment", "{}") == 0);
+                    zclock_sleep (100);
+                }
+            }
+            assert (preloaded);
+        }
+        char env_id [16];
+        snprintf (env_id, sizeof env_id, "env0000000%d", 20 + index);
+        s_send_exec_project (assignment, route, env_id, project_jobs [index], importer, projects [index], database);
+        msg = s_next (assignment, route, NULL);
+        s_expect_done (msg, project_jobs [index], "warm");
+        assert (strstr (msg_done_result (msg), "\"status\":\"success\""));
+        assert (strstr (msg_done_result (msg), had [index]));
+        msg_destroy (&msg);
+    }
+    rmdir (database);
+    zstr_free (&database);
 
     zframe_destroy (&route);
     zactor_destroy (&worker);
