@@ -178,6 +178,7 @@ typedef struct _self_t {
     double cores;                   //  Cores this worker offers (its share of the process's)
     bool sandboxes_ok;              //  sandbox_system_init succeeded
     bool refill_scheduled;          //  A refill timer is pending
+    bool zygote_up;                 //  The last sandbox made came from a zygote
     int64_t cold_at [POOL_BURST_MAX];   //  When the last cold starts that could take a spare came
     int cold_next;                  //  Next slot of cold_at
     bool draining;                  //  Leaving: runs what it has, takes nothing new
@@ -947,6 +948,7 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
             s_env_end (self, env, "Could not create a sandbox for the function (see the server log)");
         return 0;
     }
+    self->zygote_up = sandbox_zygote_made (sandbox);
     s_env_attach (self, env, sandbox);
     if (env->resize_mb && env->memory_mb != env->resize_mb) {
         s_env_end (self, env, "Could not set the memory limit of a pre-started sandbox (see the server log)");
@@ -967,8 +969,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-//  How many spares to keep: --prewarm, and with zygotes (a spare costs a
-//  fork, not a python start) one more per cold start of the last 2 s that
+//  How many spares to keep: --prewarm, and with zygotes up (the last
+//  sandbox made came from one: a spare costs a fork, not a python start;
+//  a missing or failing zygote means python starts again) one more per cold start of the last 2 s that
 //  could have taken one but found none up, up to POOL_BURST_MAX, so that a
 //  burst's later calls find theirs made while its first ones ran (and a
 //  pool that keeps up does not grow)
@@ -976,7 +979,7 @@ static long
 s_pool_target (self_t *self)
 {
     long target = self->config->prewarm;
-    if (self->config->zygote && target > 0) {
+    if (self->config->zygote && self->zygote_up && target > 0) {
         int64_t now = zclock_mono ();
         for (int index = 0; index < POOL_BURST_MAX; index++)
             target += self->cold_at [index] && now - self->cold_at [index] < POOL_BURST_MS;
@@ -992,11 +995,8 @@ s_pool_trim (self_t *self)
 {
     s_kinds_trim (self);
     long target = s_pool_target (self);
-    while ((long) zlistx_size (self->spare) > target) {
-        wenv_t *env = (wenv_t *) zlistx_first (self->spare);
-        zlistx_delete (self->spare, zlistx_cursor (self->spare));
-        s_env_end (self, env, NULL);
-    }
+    while ((long) zlistx_size (self->spare) > target)
+        s_env_end (self, (wenv_t *) zlistx_first (self->spare), NULL);     //  (it leaves the list)
 }
 
 static bool s_kinds_short (self_t *self);
@@ -2045,6 +2045,7 @@ worker_actor (zsock_t *pipe, void *args_)
                             "does not register");
         return;
     }
+    self->zygote_up = sandbox_zygote_made (probe);
     if (self->config->prewarm > 0) {
         wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
         env->deadline_timer = -1;

@@ -2538,6 +2538,13 @@ sandbox_pid (sandbox_t *self)
     return self->init_pid;
 }
 
+bool
+sandbox_zygote_made (sandbox_t *self)
+{
+    assert (self);
+    return self->pidfd >= 0;
+}
+
 int
 sandbox_set_memory (sandbox_t *self, int memory_mb)
 {

@@ -136,6 +136,10 @@ int
 pid_t
     sandbox_pid (sandbox_t *self);
 
+//  True if a zygote made this sandbox (its python did not start anew)
+bool
+    sandbox_zygote_made (sandbox_t *self);
+
 //  Change the memory limit of a live sandbox (e.g. a pre-created one that
 //  is about to load a function). 0 or -1.
 int
