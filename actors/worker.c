@@ -114,8 +114,6 @@ typedef struct {
     char layer [LAYERS_KEY_SIZE];   //  The layer it mounts, or ""
     uint64_t kind_id;               //  The project kind it was made for (kind_t), or 0
     cJSON *preload_vars;            //  The variables its preloads ran with (object), or NULL if none ran
-    cJSON *preload_read;            //  Which of them module-level code read (array of names)
-    bool preload_read_all;          //  ... or it read the whole environment
 } wenv_t;
 
 //  One project's kind of sandbox (its layer, database mount and network),
@@ -131,6 +129,8 @@ typedef struct {
     int memory_mb;                  //  Of its last cold start: its spare is made with it
     int64_t used_at;                //  Monotonic ms of its last cold start
     cJSON *vars;                    //  The project's variables, as its last cold start had them
+    int file_limit_mb;              //  Its database's file cap, as its last cold start had it, or 0
+    int learned_mb;                 //  Largest memory limit of the loads that taught it modules
     cJSON *modules;                 //  Names its functions' loads imported, in import order
     zhashx_t *module_set;           //  The same names, so each is added once
     bool preload_off;               //  A preload failed: its spares import nothing
@@ -362,11 +362,12 @@ s_env_free (self_t *self, wenv_t *env)
     kind_t *kind = s_kind_spare_of (self, env);
     if (kind) {
         kind->spare = NULL;
-        if (env->state == WENV_PRELOADING) {
-            //  Killed by its deadline, out of memory, or the import ended
-            //  the runner: importing those modules is not safe to repeat
-            zsys_warning ("worker %s: a project's pre-started sandbox ended while importing its modules; "
-                          "its next ones import nothing before their function", self->worker_id);
+        if (env->state == WENV_PRELOADING || env->preload_vars) {
+            //  Killed by its deadline, out of memory, or the import (or a
+            //  thread it left) ended the runner: not safe to repeat. Spares
+            //  ended on purpose are taken off their kind first
+            zsys_warning ("worker %s: a project's pre-started sandbox ended while importing its modules or "
+                          "after; its next ones import nothing before their function", self->worker_id);
             kind->preload_off = true;
         }
     }
@@ -397,7 +398,6 @@ s_env_free (self_t *self, wenv_t *env)
     free (env->pending_load);
     cJSON_Delete (env->pending_input);
     cJSON_Delete (env->preload_vars);
-    cJSON_Delete (env->preload_read);
     free (env);
 }
 
@@ -1052,14 +1052,16 @@ s_refill_timer (zloop_t *loop, int timer_id, void *arg)
 //  is keyed by project).
 //
 //  A package may read environment variables at import. A preload runs with
-//  the project's variables as its last cold start had them, the runner
-//  records which ones module-level code read (os.environ), and a function
-//  whose value of one of them differs (or of any, when it read them all)
-//  never gets that spare: its package must see the function's own value. A
-//  spare whose variables are out of date is let go and made again; one still
-//  importing is not given out. A preload that fails (deadline, memory, a
-//  crash) turns preloading off for the project; a module that raises is
-//  left to the function's own load.
+//  the project's variables (and database file cap) as its last cold start
+//  had them; the variables are the project's, so a spare goes only to a
+//  cold start with exactly the same ones, and one whose variables are out
+//  of date is let go and made again. What module-level code set in the
+//  environment is kept for the load. A spare still importing is not given
+//  out, nor one whose imports were learned from functions with a larger
+//  memory limit than the cold start's; the spare is made with the largest
+//  limit seen. A spare that ends while importing or after (deadline,
+//  memory, a crash, a thread it left) turns preloading off for the project;
+//  a module that raises is left to the function's own load.
 
 static void
 s_kind_destroy (self_t *self, kind_t **kind_p)
@@ -1115,7 +1117,12 @@ s_kind_for (self_t *self, cJSON *context, const char *layer_dir, const char *mou
         kind->module_set = zhashx_new ();
         zlistx_add_end (self->kinds, kind);
     }
-    kind->memory_mb = memory_mb;
+    //  Its spare is made with the largest limit seen (lowered when taken),
+    //  so that a small function does not make its imports run out of memory
+    if (memory_mb > kind->memory_mb)
+        kind->memory_mb = memory_mb;
+    double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
+    kind->file_limit_mb = !isnan (file_limit_mb) && file_limit_mb >= 1 && file_limit_mb <= 1 << 20 ? (int) file_limit_mb : 0;
     kind->used_at = zclock_mono ();
     cJSON *vars = cJSON_GetObjectItem (context, "env");
     cJSON_Delete (kind->vars);
@@ -1123,25 +1130,13 @@ s_kind_for (self_t *self, cJSON *context, const char *layer_dir, const char *mou
     return kind;
 }
 
-//  True if module-level code that ran in env's preloads read the same
-//  values of the variables as it would with vars
+//  True if env's preloads ran with these variables. They are the project's
+//  (every function of it has the same), so the whole set is compared: a
+//  package may read them from C (getenv) as well as from os.environ
 static bool
 s_kind_vars_match (wenv_t *env, cJSON *vars)
 {
-    if (!env->preload_vars)
-        return true;                    //  No preload ran
-    if (env->preload_read_all)
-        return cJSON_Compare (env->preload_vars, vars, true);
-    for (cJSON *read = env->preload_read ? env->preload_read->child : NULL; read; read = read->next) {
-        const char *name = cJSON_GetStringValue (read);
-        if (!name)
-            return false;
-        cJSON *then = cJSON_GetObjectItemCaseSensitive (env->preload_vars, name);
-        cJSON *now = cJSON_GetObjectItemCaseSensitive (vars, name);
-        if ((then == NULL) != (now == NULL) || (then && !cJSON_Compare (then, now, true)))
-            return false;
-    }
-    return true;
+    return !env->preload_vars || cJSON_Compare (env->preload_vars, vars, true);
 }
 
 //  The kind's spare for a function with the kind's variables (kind->vars)
@@ -1150,19 +1145,25 @@ static wenv_t *
 s_kind_take (self_t *self, kind_t *kind, int memory_mb)
 {
     wenv_t *env = kind->spare;
-    if (!env || env->end_timer >= 0 || env->state == WENV_PRELOADING)
+    if (!env || env->end_timer >= 0 || env->timed_out || env->state == WENV_PRELOADING)
         return NULL;
     if (!s_kind_vars_match (env, kind->vars)) {
         //  The project's variables changed since it imported: made again
+        kind->spare = NULL;
         s_env_end (self, env, NULL);
         return NULL;
     }
+    //  Its imports were learned from functions with up to learned_mb: one
+    //  with less might not hold them beside its own memory
+    if (env->preload_vars && memory_mb < kind->learned_mb)
+        return NULL;
     if (env->state == WENV_CREATING)
-        env->resize_mb = memory_mb;     //  Set once it is up (s_env_attach)
+        env->resize_mb = memory_mb;     //  Set once it is up (s_env_attach), and checked there
     else
     if (sandbox_set_memory (env->sandbox, memory_mb))
         return NULL;                    //  It holds more than this function may: left for another
-    env->memory_mb = memory_mb;
+    else
+        env->memory_mb = memory_mb;
     kind->spare = NULL;
     return env;
 }
@@ -1190,9 +1191,14 @@ s_kind_learn (self_t *self, wenv_t *env, cJSON *modules)
         size++;
         grew = true;
     }
+    if (grew && env->memory_mb > kind->learned_mb)
+        kind->learned_mb = env->memory_mb;
     if (grew && kind->spare && kind->spare->state == WENV_IDLE) {
-        if (kind->spare->preload_vars && !cJSON_Compare (kind->spare->preload_vars, kind->vars, true))
-            s_env_end (self, kind->spare, NULL);    //  It imported with other variables: made again
+        if (kind->spare->preload_vars && !cJSON_Compare (kind->spare->preload_vars, kind->vars, true)) {
+            wenv_t *stale = kind->spare;            //  It imported with other variables: made again
+            kind->spare = NULL;
+            s_env_end (self, stale, NULL);
+        }
         else
             s_kind_preload (self, kind->spare);
     }
@@ -1209,6 +1215,8 @@ s_kind_preload (self_t *self, wenv_t *env)
     cJSON_AddStringToObject (frame, "type", "preload");
     cJSON_AddItemReferenceToObject (frame, "modules", kind->modules);
     cJSON_AddItemReferenceToObject (frame, "env", kind->vars);
+    if (kind->file_limit_mb)
+        cJSON_AddNumberToObject (frame, "file_limit_mb", kind->file_limit_mb);
     cJSON_Delete (env->preload_vars);
     env->preload_vars = cJSON_Duplicate (kind->vars, true);
     char *text = cJSON_PrintUnformatted (frame);
@@ -1231,12 +1239,8 @@ s_kind_preload (self_t *self, wenv_t *env)
 static void
 s_kind_preloaded (self_t *self, wenv_t *env, cJSON *msg)
 {
-    //  The runner's word: what it leaves out can only refuse the spare to
-    //  a function (a missing list counts as having read everything)
-    cJSON *read = cJSON_GetObjectItem (msg, "env");
-    cJSON_Delete (env->preload_read);
-    env->preload_read = cJSON_IsArray (read) ? cJSON_Duplicate (read, true) : NULL;
-    env->preload_read_all = cJSON_IsTrue (cJSON_GetObjectItem (msg, "env_all")) || !cJSON_IsArray (read);
+    if (env->timed_out)
+        return;                         //  Killed by its deadline: its end is on the way
     env->state = WENV_IDLE;
     if (env->deadline_timer >= 0) {
         zloop_timer_end (self->loop, env->deadline_timer);
@@ -1269,6 +1273,13 @@ s_kinds_refill (self_t *self)
         if (!s_kind_short (self, kind))
             continue;
         if (self->creator_load [s_creator_pick (self)] != 0)
+            break;
+        //  Without zygotes a spare is a python start: one creator stays
+        //  free for calls (as for the plain spares)
+        bool busy = false;
+        for (int index = 0; index < CREATORS; index++)
+            busy |= self->creator_load [index] != 0;
+        if (!self->zygote_up && busy)
             break;
         wenv_t *env = s_env_new (self, kind->memory_mb, kind->network, kind->layer_dir, kind->mount);
         if (!env)
@@ -1942,6 +1953,9 @@ s_self_destroy (self_t **self_p)
          kind = (kind_t *) zlistx_next (self->kinds))
         if (kind->spare && kind->spare->state != WENV_CREATING)
             zlistx_add_end (all, kind->spare);     //  Those being made are in creating
+    for (kind_t *kind = self->kinds ? (kind_t *) zlistx_first (self->kinds) : NULL; kind;
+         kind = (kind_t *) zlistx_next (self->kinds))
+        kind->spare = NULL;
     for (wenv_t *env = (wenv_t *) zlistx_first (self->spare); env; env = (wenv_t *) zlistx_next (self->spare))
         zlistx_add_end (all, env);
     for (wenv_t *env = (wenv_t *) zhashx_first (self->creating); env; env = (wenv_t *) zhashx_next (self->creating))

@@ -61,6 +61,7 @@ async def _probe():
 
 _probe_coroutine = _probe()
 CoroutineType = type(_probe_coroutine)
+ModuleType = type(sys)
 _probe_coroutine.close()
 del _probe_coroutine
 
@@ -627,7 +628,12 @@ def s_load(message):
     memory_limit_mb = int(message.get("memory_limit_mb") or 0)
     timeout_ms = int((message.get("timeout_seconds") or 30) * 1000)
     s_set_environ(env)
-    if message.get("file_limit_mb"):
+    if preload_environ is not None:
+        #   Preloaded with these same variables: what module-level code set is kept, as it
+        #   would be had it run now (its file cap, if any, is set already)
+        os.environ.clear()
+        os.environ.update(preload_environ)
+    elif message.get("file_limit_mb"):
         s_limit_files(int(message["file_limit_mb"]))
     s_add_layer()
     sys.argv[:] = [FILENAME]
@@ -764,62 +770,45 @@ def s_invoke(message):
 # function arrives (actors/worker.c, "Project spares")
 
 PRELOAD_MAX = 2000                      # names in one preload, and reported by one load
-preload_env_keys = set()                # environment variables module-level code read in a preload
-preload_env_whole = False               # ... or it read the whole environment
+preload_environ = None                  # os.environ as module-level code left it in the preloads
 
 
 def s_module_names(last):
     """The modules a load imported (those after `last` in sys.modules, whose order is import
     order) that a preload may import again: the layer's and the interpreter's (/usr), never
-    the function's own module or anything it wrote elsewhere (/tmp, the database dir)."""
-    added = []
-    for name in reversed(sys.modules):
-        if name == last or len(added) > 4 * PRELOAD_MAX:
-            break
-        added.append(name)
-    names = []
-    for name in reversed(added):
-        module = sys.modules.get(name)
-        if name == "main" or len(names) >= PRELOAD_MAX:
-            continue
-        spec = getattr(module, "__spec__", None)
-        origin = getattr(spec, "origin", None)
-        if not isinstance(origin, str):
-            continue
-        if not (origin in ("built-in", "frozen") or origin.startswith("/usr/")
-                or origin.startswith(LAYER_DIR + "/")):
-            continue
-        if len(name) <= 200 and all(part.isidentifier() for part in name.split(".")):
-            names.append(name)
-    return names
-
-
-class _WatchedEnviron(type(os.environ)):
-    """os.environ while a preload runs: records which variables module-level code reads, so
-    that the host never gives a preloaded environment to a function whose value of one of them
-    differs (the package would have read the function's value at its own load)."""
-
-    def __getitem__(self, key):
-        preload_env_keys.add(key)
-        return super().__getitem__(key)
-
-    def __iter__(self):
-        global preload_env_whole
-        preload_env_whole = True
-        return super().__iter__()
-
-    def __len__(self):
-        global preload_env_whole
-        preload_env_whole = True
-        return super().__len__()
+    the function's own module or anything it wrote elsewhere (/tmp, the database dir). Never
+    raises: a thread importing meanwhile, or an odd object in sys.modules, gives []."""
+    try:
+        added = []
+        for name in reversed(sys.modules):
+            if name == last or len(added) > 4 * PRELOAD_MAX:
+                break
+            added.append(name)
+        names = []
+        for name in reversed(added):
+            module = sys.modules.get(name)
+            if name == "main" or len(names) >= PRELOAD_MAX or type(module) is not ModuleType:
+                continue
+            origin = getattr(module.__dict__.get("__spec__"), "origin", None)
+            if not isinstance(origin, str):
+                continue
+            if not (origin in ("built-in", "frozen") or origin.startswith("/usr/")
+                    or origin.startswith(LAYER_DIR + "/")):
+                continue
+            if len(name) <= 200 and all(part.isidentifier() for part in name.split(".")):
+                names.append(name)
+        return names
+    except BaseException:
+        return []
 
 
 def s_preload(message):
-    """Imports the named modules, as a load of this project's functions would, with the
-    project's environment variables (env) set as a load sets them. A module that fails to
-    import is left out (a load imports it again itself); the reply says which, and which
-    variables module-level code read, so that the host gives this environment only to a
-    function whose variables have the same values."""
+    """Imports the named modules, as a load of this project's functions would: with the
+    project's environment variables (env) and database file cap set as a load sets them. A
+    module that fails to import is left out (a load imports it again itself). What
+    module-level code set in os.environ is kept for the load (which sets the function's
+    variables again: the host gives this environment only to a function with the same)."""
+    global preload_environ
     names = message.get("modules")
     if function_code is not None or not isinstance(names, list) or len(names) > PRELOAD_MAX:
         s_send({"type": "error", "error": "preload: modules must be a list of at most %d names, "
@@ -827,38 +816,38 @@ def s_preload(message):
         return
     try:
         env = s_check_env(message, "preload")
+        limit = message.get("file_limit_mb")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ProtocolError("preload: file_limit_mb must be a positive integer")
     except ProtocolError as error:
         s_send({"type": "error", "error": s_clean(str(error))})
         return
     s_set_environ(env)
+    if limit and preload_environ is None:
+        s_limit_files(limit)
     s_add_layer()
-    environ_class = os.environ.__class__
-    os.environ.__class__ = _WatchedEnviron
+    sys.argv[:] = [FILENAME]
     imported, failed = 0, []
     s_log_begin()
     started = perf_counter_ns()
-    try:
-        import importlib
-        for name in names:
-            if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
-                continue
-            if name in sys.modules:
-                continue
-            try:
-                importlib.import_module(name)
-                imported += 1
-            except BaseException:
-                failed.append(name)
-    finally:
-        os.environ.__class__ = environ_class
+    import importlib
+    for name in names:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            continue
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+            imported += 1
+        except BaseException:
+            failed.append(name)
     duration_us = (perf_counter_ns() - started) // 1000
     if forked_child:
         os._exit(0)
     s_log_end()                         # what module-level code printed is dropped
+    preload_environ = dict(os.environ)
     s_send({"type": "preloaded", "imported": imported, "failed": failed[:100],
-            "env": sorted(preload_env_keys)[:PRELOAD_MAX], "env_all": preload_env_whole,
             "duration_us": duration_us})
-
 
 def s_handle(body):
     try:

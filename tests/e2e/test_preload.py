@@ -27,6 +27,7 @@ PYTHON = "/usr/bin/python3"
 
 HEAVY = {
     "clowdy_heavy/__init__.py": "import os\nMODE = os.environ.get('HEAVY_MODE', 'default')\n"
+                                "os.environ.setdefault('HEAVY_SET', 'by-import')\n"
                                 "STATE = {'calls': 0}\nfrom . import sub\n",
     "clowdy_heavy/sub.py": "VALUE = 42\n",
     "clowdy_heavy/picky.py": "import sys\nif 'main' not in sys.modules:\n"
@@ -34,7 +35,7 @@ HEAVY = {
     "clowdy_heavy/killer.py": "import os, sys\nif 'main' not in sys.modules:\n    os._exit(3)\nOK = True\n",
 }
 
-FUNCTION = """import sys
+FUNCTION = """import os, sys
 PRELOADED = "clowdy_heavy" in sys.modules
 import clowdy_heavy
 %s
@@ -43,7 +44,7 @@ def handler(event):
     if "mark" in event:
         clowdy_heavy.STATE["mark"] = event["mark"]
     return {"preloaded": PRELOADED, "mode": clowdy_heavy.MODE, "state": clowdy_heavy.STATE,
-            "value": clowdy_heavy.sub.VALUE}
+            "value": clowdy_heavy.sub.VALUE, "set": os.environ.get("HEAVY_SET")}
 """
 
 
@@ -113,6 +114,8 @@ def until_preloaded(server, project, extra="", check=None, seconds=40):
         # Whatever it found imported, the module's state is its own: no earlier function's mark
         # or calls
         assert out["state"] == {"calls": 1, "mark": mark} and out["value"] == 42, out
+        # What the package set in the environment at import is there, preloaded or not
+        assert out["set"] == "by-import", out
         if check:
             check(out)
         if out["preloaded"]:
@@ -149,6 +152,7 @@ def test_another_project_with_the_same_layer_learns_its_own(server):
     one = heavy_project(server)
     until_preloaded(server, one)
     other = heavy_project(server)
+    # Its first cold start: nothing learned for it yet (the other project's spare waits, imported)
     out = cold_call(server, other)
     assert out["preloaded"] is False, "a project's cold start used what another project's functions imported"
 
