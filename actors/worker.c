@@ -114,6 +114,7 @@ typedef struct {
     char layer [LAYERS_KEY_SIZE];   //  The layer it mounts, or ""
     uint64_t kind_id;               //  The project kind it was made for (kind_t), or 0
     cJSON *preload_vars;            //  The variables its preloads ran with (object), or NULL if none ran
+    int mount_fd;                   //  A project spare's database dir as mounted (O_PATH), or -1
 } wenv_t;
 
 //  One project's kind of sandbox (its layer, database mount and network),
@@ -398,6 +399,8 @@ s_env_free (self_t *self, wenv_t *env)
     free (env->pending_load);
     cJSON_Delete (env->pending_input);
     cJSON_Delete (env->preload_vars);
+    if (env->mount_fd >= 0)
+        close (env->mount_fd);
     free (env);
 }
 
@@ -868,6 +871,7 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, con
     if (!self->sandboxes_ok)
         return NULL;
     wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
+    env->mount_fd = -1;
     env->state = WENV_CREATING;
     env->deadline_timer = -1;
     env->end_timer = -1;
@@ -1139,6 +1143,22 @@ s_kind_vars_match (wenv_t *env, cJSON *vars)
     return !env->preload_vars || cJSON_Compare (env->preload_vars, vars, true);
 }
 
+//  True if env mounts the kind's database dir as it is now (it holds the
+//  dir it mounted open, so that dir's inode cannot be reused meanwhile)
+static bool
+s_kind_mount_current (kind_t *kind, wenv_t *env)
+{
+    if (!kind->mount)
+        return true;
+    char *source = strdup (kind->mount);
+    *strchr (source, '\t') = 0;
+    struct stat then, now;
+    bool current = env->mount_fd >= 0 && fstat (env->mount_fd, &then) == 0 && then.st_nlink > 0
+                && stat (source, &now) == 0 && then.st_ino == now.st_ino && then.st_dev == now.st_dev;
+    free (source);
+    return current;
+}
+
 //  The kind's spare for a function with the kind's variables (kind->vars)
 //  and this memory limit, taken; NULL if it has none that may serve it
 static wenv_t *
@@ -1147,8 +1167,9 @@ s_kind_take (self_t *self, kind_t *kind, int memory_mb)
     wenv_t *env = kind->spare;
     if (!env || env->end_timer >= 0 || env->timed_out || env->state == WENV_PRELOADING)
         return NULL;
-    if (!s_kind_vars_match (env, kind->vars)) {
-        //  The project's variables changed since it imported: made again
+    if (!s_kind_vars_match (env, kind->vars) || !s_kind_mount_current (kind, env)) {
+        //  The project's variables changed since it imported, or its
+        //  database dir was made again: made again
         kind->spare = NULL;
         s_env_end (self, env, NULL);
         return NULL;
@@ -1286,6 +1307,14 @@ s_kinds_refill (self_t *self)
             break;
         env->kind_id = kind->id;
         kind->spare = env;
+        if (kind->mount) {
+            //  The database dir as it is now: one deprovisioned and made
+            //  again meanwhile is another dir, which this spare does not see
+            char *source = strdup (kind->mount);
+            *strchr (source, '\t') = 0;
+            env->mount_fd = open (source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            free (source);
+        }
     }
 }
 
@@ -2062,6 +2091,7 @@ worker_actor (zsock_t *pipe, void *args_)
     self->zygote_up = sandbox_zygote_made (probe);
     if (self->config->prewarm > 0) {
         wenv_t *env = (wenv_t *) zmalloc (sizeof (wenv_t));
+        env->mount_fd = -1;
         env->deadline_timer = -1;
         env->end_timer = -1;
         env->memory_mb = SANDBOX_DEFAULT_MEMORY_MB;
