@@ -126,6 +126,7 @@ typedef struct {
     char *key;                      //  project \t layer dir \t mount \t network
     char *layer_dir;                //  Mounted at /opt/layer, or NULL
     char *mount;                    //  The database mount, as s_env_new takes it, or NULL
+    char *mount_source;             //  ... its host dir, or NULL
     bool network;                   //  Its sandboxes have a network
     int memory_mb;                  //  Of its last cold start: its spare is made with it
     int64_t used_at;                //  Monotonic ms of its last cold start
@@ -198,7 +199,7 @@ static int s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_schedule_refill (self_t *self);
 static void s_kind_preload (self_t *self, wenv_t *env);
 static void s_kind_learn (self_t *self, wenv_t *env, cJSON *modules);
-static void s_kind_preloaded (self_t *self, wenv_t *env, cJSON *msg);
+static void s_kind_preloaded (self_t *self, wenv_t *env);
 
 //  --------------------------------------------------------------------------
 //  The creator thread: makes sandboxes off the worker's loop.
@@ -728,7 +729,7 @@ s_handle_runner_message (self_t *self, wenv_t *env, cJSON *msg)
     }
     else
     if (streq (type, "preloaded") && env->state == WENV_PRELOADING)
-        s_kind_preloaded (self, env, msg);
+        s_kind_preloaded (self, env);
     else
     if (streq (type, "loaded") && env->state == WENV_LOADING && env->job_id) {
         if (env->kind_id)
@@ -958,8 +959,9 @@ s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
         s_env_end (self, env, "Could not set the memory limit of a pre-started sandbox (see the server log)");
         return 0;
     }
-    if (spare && s_kind_spare_of (self, env))
-        s_kind_spare_of (self, env)->failures = 0;
+    kind_t *kind = spare ? s_kind_spare_of (self, env) : NULL;
+    if (kind)
+        kind->failures = 0;
     else
     if (spare)
         zlistx_add_end (self->spare, env);
@@ -1080,6 +1082,7 @@ s_kind_destroy (self_t *self, kind_t **kind_p)
     free (kind->key);
     free (kind->layer_dir);
     free (kind->mount);
+    free (kind->mount_source);
     cJSON_Delete (kind->vars);
     cJSON_Delete (kind->modules);
     zhashx_destroy (&kind->module_set);
@@ -1116,6 +1119,7 @@ s_kind_for (self_t *self, cJSON *context, const char *layer_dir, const char *mou
         kind->key = key;
         kind->layer_dir = layer_dir ? strdup (layer_dir) : NULL;
         kind->mount = mount ? strdup (mount) : NULL;
+        kind->mount_source = mount ? strndup (mount, strcspn (mount, "\t")) : NULL;
         kind->network = network;
         kind->modules = cJSON_CreateArray ();
         kind->module_set = zhashx_new ();
@@ -1148,15 +1152,11 @@ s_kind_vars_match (wenv_t *env, cJSON *vars)
 static bool
 s_kind_mount_current (kind_t *kind, wenv_t *env)
 {
-    if (!kind->mount)
+    if (!kind->mount_source)
         return true;
-    char *source = strdup (kind->mount);
-    *strchr (source, '\t') = 0;
     struct stat then, now;
-    bool current = env->mount_fd >= 0 && fstat (env->mount_fd, &then) == 0 && then.st_nlink > 0
-                && stat (source, &now) == 0 && then.st_ino == now.st_ino && then.st_dev == now.st_dev;
-    free (source);
-    return current;
+    return env->mount_fd >= 0 && fstat (env->mount_fd, &then) == 0 && then.st_nlink > 0
+        && stat (kind->mount_source, &now) == 0 && then.st_ino == now.st_ino && then.st_dev == now.st_dev;
 }
 
 //  The kind's spare for a function with the kind's variables (kind->vars)
@@ -1215,7 +1215,7 @@ s_kind_learn (self_t *self, wenv_t *env, cJSON *modules)
     if (grew && env->memory_mb > kind->learned_mb)
         kind->learned_mb = env->memory_mb;
     if (grew && kind->spare && kind->spare->state == WENV_IDLE) {
-        if (kind->spare->preload_vars && !cJSON_Compare (kind->spare->preload_vars, kind->vars, true)) {
+        if (!s_kind_vars_match (kind->spare, kind->vars)) {
             wenv_t *stale = kind->spare;            //  It imported with other variables: made again
             kind->spare = NULL;
             s_env_end (self, stale, NULL);
@@ -1258,7 +1258,7 @@ s_kind_preload (self_t *self, wenv_t *env)
 //  The runner imported what it was asked: the spare is idle again (a spare
 //  is never given out while it imports)
 static void
-s_kind_preloaded (self_t *self, wenv_t *env, cJSON *msg)
+s_kind_preloaded (self_t *self, wenv_t *env)
 {
     if (env->timed_out)
         return;                         //  Killed by its deadline: its end is on the way
@@ -1293,28 +1293,22 @@ s_kinds_refill (self_t *self)
     for (kind_t *kind = (kind_t *) zlistx_first (self->kinds); kind; kind = (kind_t *) zlistx_next (self->kinds)) {
         if (!s_kind_short (self, kind))
             continue;
-        if (self->creator_load [s_creator_pick (self)] != 0)
-            break;
-        //  Without zygotes a spare is a python start: one creator stays
-        //  free for calls (as for the plain spares)
+        //  From an idle creator; without zygotes a spare is a python start,
+        //  so one creator stays free for calls (as for the plain spares)
         bool busy = false;
         for (int index = 0; index < CREATORS; index++)
             busy |= self->creator_load [index] != 0;
-        if (!self->zygote_up && busy)
+        if (self->creator_load [s_creator_pick (self)] != 0 || (busy && !self->zygote_up))
             break;
         wenv_t *env = s_env_new (self, kind->memory_mb, kind->network, kind->layer_dir, kind->mount);
         if (!env)
             break;
         env->kind_id = kind->id;
         kind->spare = env;
-        if (kind->mount) {
-            //  The database dir as it is now: one deprovisioned and made
-            //  again meanwhile is another dir, which this spare does not see
-            char *source = strdup (kind->mount);
-            *strchr (source, '\t') = 0;
-            env->mount_fd = open (source, O_PATH | O_DIRECTORY | O_CLOEXEC);
-            free (source);
-        }
+        //  The database dir as it is now: one deprovisioned and made again
+        //  meanwhile is another dir, which this spare does not see
+        if (kind->mount_source)
+            env->mount_fd = open (kind->mount_source, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
 }
 

@@ -773,6 +773,11 @@ PRELOAD_MAX = 2000                      # names in one preload, and reported by 
 preload_environ = None                  # os.environ as module-level code left it in the preloads
 
 
+def s_module_name_ok(name):
+    """A dotted name of identifiers, as a preload may import."""
+    return isinstance(name, str) and len(name) <= 200 and all(part.isidentifier() for part in name.split("."))
+
+
 def s_module_names(last):
     """The modules a load imported (those after `last` in sys.modules, whose order is import
     order) that a preload may import again: the layer's and the interpreter's (/usr), never
@@ -795,7 +800,7 @@ def s_module_names(last):
             if not (origin in ("built-in", "frozen") or origin.startswith("/usr/")
                     or origin.startswith(LAYER_DIR + "/")):
                 continue
-            if len(name) <= 200 and all(part.isidentifier() for part in name.split(".")):
+            if s_module_name_ok(name):
                 names.append(name)
         return names
     except BaseException:
@@ -832,9 +837,7 @@ def s_preload(message):
     started = perf_counter_ns()
     import importlib
     for name in names:
-        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
-            continue
-        if name in sys.modules:
+        if not s_module_name_ok(name) or name in sys.modules:
             continue
         try:
             importlib.import_module(name)

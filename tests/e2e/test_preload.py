@@ -177,3 +177,30 @@ def test_an_import_that_ends_the_pre_started_sandbox_costs_no_call(server):
         assert out["preloaded"] is False, out
         time.sleep(0.3)
     ok(server.get("/api/health"))
+
+
+def test_a_function_with_less_memory_than_the_imports_were_learned_with_gets_no_preloaded_spare(server):
+    project = heavy_project(server)
+    # Learned from 256 MB functions, until one finds its package imported
+    function = make_function(server, project, FUNCTION % "", memory_mb=256)
+    assert output(invoke(server, function))["preloaded"] is False
+    until_preloaded_with(server, project, 256)
+    # A 128 MB function of the same project never gets that spare: the imports it holds were
+    # learned with more room than the function has
+    for _ in range(4):
+        function = make_function(server, project, FUNCTION % "", memory_mb=128)
+        out = output(invoke(server, function))
+        assert out["preloaded"] is False, out
+        time.sleep(0.3)
+    # The 256 MB ones still do
+    until_preloaded_with(server, project, 256)
+
+
+def until_preloaded_with(server, project, memory_mb, seconds=40):
+    deadline = time.monotonic() + slow(seconds)
+    while time.monotonic() < deadline:
+        function = make_function(server, project, FUNCTION % "", memory_mb=memory_mb)
+        if output(invoke(server, function))["preloaded"]:
+            return
+        time.sleep(0.3)
+    pytest.fail("no %d MB cold start found its package imported" % memory_mb)
