@@ -179,7 +179,17 @@ def test_an_import_that_ends_the_pre_started_sandbox_costs_no_call(server):
     ok(server.get("/api/health"))
 
 
-def test_a_function_with_less_memory_than_the_imports_were_learned_with_gets_no_preloaded_spare(server):
+@pytest.fixture
+def one_worker(index):
+    # One worker: with two, a 128 MB function landing on the other one teaches that worker
+    # itself, and then its spare is rightly its own
+    s = Server(args=["--pip-index-url", index, "--workers", "1"]).start()
+    yield s
+    s.cleanup()
+
+
+def test_a_function_with_less_memory_than_the_imports_were_learned_with_gets_no_preloaded_spare(one_worker):
+    server = one_worker
     project = heavy_project(server)
     # Learned from 256 MB functions, until one finds its package imported
     function = make_function(server, project, FUNCTION % "", memory_mb=256)
