@@ -12,7 +12,8 @@
     and reaps the sandbox, tells assignment DONE (when a run was in flight:
     timeout, out of memory or crash, told apart) or GONE (when idle and not
     already reported dead), and frees it. An environment answered DONE "dead"
-    has been reported: nothing more is said of it. The loop is a zloop: the
+    has been reported: nothing more is said of it. The loop is a reactor
+    (broker/reactor.h: zloop's job in fewer system calls) over: the
     pipe, the assignment socket, the creator's pipe, one fd poller per
     runner (POLLOUT too while a frame waits for it), a heartbeat timer and
     one deadline timer per run.
@@ -63,6 +64,7 @@
 #include "broker/actor.h"
 #include "broker/deadlines.h"
 #include "broker/endpoints.h"
+#include "broker/reactor.h"
 #include "broker/msg.h"
 #include "core/config.h"
 #include "core/layers.h"
@@ -99,7 +101,7 @@ typedef struct {
     bool cold;                      //  The run in flight created this environment
     bool timed_out;                 //  We killed it for its deadline
     bool reported;                  //  DONE "dead" was sent: say nothing more of it
-    int deadline_timer;             //  zloop timer id, or -1
+    int deadline_timer;             //  reactor timer id, or -1
     int64_t started_us;             //  When the run in flight was received
     int64_t init_us;                //  Of a cold run, the time until its handler was called
     bool registered;                //  Its fd is in the loop
@@ -108,7 +110,7 @@ typedef struct {
     size_t out_sent;                //  Of those, bytes already written
     bool polling_out;               //  Its fd is polled for POLLOUT too (out is not empty)
     struct _self_t *owner;          //  The worker, for the end timer
-    int end_timer;                  //  zloop timer while waiting for a runner that ended itself, or -1
+    int end_timer;                  //  reactor timer while waiting for a runner that ended itself, or -1
     int end_looks;                  //  Looks left before it is killed
     char *end_why;                  //  The reason the end was given, kept over the wait
     char layer [LAYERS_KEY_SIZE];   //  The layer it mounts, or ""
@@ -162,7 +164,7 @@ typedef struct _self_t {
     zsock_t *backend;               //  DEALER to assignment
     endpoints_t *endpoints;         //  Where gateway's results socket is, and whether it is up
     zsock_t *results;               //  PUSH to gateway in this process (made on first use), or NULL
-    zloop_t *loop;                  //  Our reactor
+    reactor_t *loop;                  //  Our reactor
     const config_t *config;         //  Settings
     char worker_id [128];           //  Our id: host, pid, instance
     zhashx_t *envs;                 //  env id -> wenv_t (assigned environments)
@@ -194,8 +196,8 @@ typedef struct _self_t {
     uint64_t next_kind_id;          //  Last kind id used
 } self_t;
 
-static int s_refill_timer (zloop_t *loop, int timer_id, void *arg);
-static int s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_refill_timer (reactor_t *loop, int timer_id, void *arg);
+static int s_runner_readable (reactor_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_schedule_refill (self_t *self);
 static void s_kind_preload (self_t *self, wenv_t *env);
 static void s_kind_learn (self_t *self, wenv_t *env, cJSON *modules);
@@ -385,13 +387,13 @@ s_env_free (self_t *self, wenv_t *env)
             self->by_fd [fd] = NULL;
         if (env->registered) {
             zmq_pollitem_t item = { NULL, fd, ZMQ_POLLIN, 0 };
-            zloop_poller_end (self->loop, &item);
+            reactor_poller_end (self->loop, &item);
         }
     }
     if (env->deadline_timer >= 0)
-        zloop_timer_end (self->loop, env->deadline_timer);
+        reactor_timer_end (self->loop, env->deadline_timer);
     if (env->end_timer >= 0)
-        zloop_timer_end (self->loop, env->end_timer);
+        reactor_timer_end (self->loop, env->end_timer);
     free (env->end_why);
     sandbox_destroy (&env->sandbox);
     proto_reader_destroy (&env->reader);
@@ -422,11 +424,10 @@ s_env_poll_out (self_t *self, wenv_t *env, bool on)
         return;
     zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
     if (env->registered)
-        zloop_poller_end (self->loop, &item);
+        reactor_poller_end (self->loop, &item);
     if (on)
         item.events |= ZMQ_POLLOUT;
-    env->registered = zloop_poller (self->loop, &item, s_runner_readable, self) == 0;
-    zloop_poller_set_tolerant (self->loop, &item);
+    env->registered = reactor_poller (self->loop, &item, s_runner_readable, self) == 0;
     env->polling_out = on;
 }
 
@@ -523,7 +524,7 @@ s_done (self_t *self, wenv_t *env, cJSON *result, bool warm)
     env->cold = false;
     env->reported = !warm;
     if (env->deadline_timer >= 0) {
-        zloop_timer_end (self->loop, env->deadline_timer);
+        reactor_timer_end (self->loop, env->deadline_timer);
         env->deadline_timer = -1;
     }
 }
@@ -547,7 +548,7 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
     bool oom = false;
     if (env->end_timer >= 0) {
         //  Ended (KILL, a second EXEC) while s_env_end_soon waited for it
-        zloop_timer_end (self->loop, env->end_timer);
+        reactor_timer_end (self->loop, env->end_timer);
         env->end_timer = -1;
         if (!why)
             why = env->end_why;
@@ -607,11 +608,11 @@ s_env_end (self_t *self, wenv_t *env, const char *why)
 
 //  Looks again, every 5 ms, for a runner that ended by itself
 static int
-s_end_timer (zloop_t *loop, int timer_id, void *arg)
+s_end_timer (reactor_t *loop, int timer_id, void *arg)
 {
     wenv_t *env = (wenv_t *) arg;
     if (sandbox_reap (env->sandbox, false) || --env->end_looks <= 0) {
-        zloop_timer_end (loop, timer_id);
+        reactor_timer_end (loop, timer_id);
         env->end_timer = -1;
         char *why = env->end_why;
         env->end_why = NULL;
@@ -639,10 +640,10 @@ s_env_end_soon (self_t *self, wenv_t *env, const char *why)
     if (env->registered) {
         //  Its fd has nothing more to say (EOF would end it again)
         zmq_pollitem_t item = { NULL, sandbox_fd (env->sandbox), ZMQ_POLLIN, 0 };
-        zloop_poller_end (self->loop, &item);
+        reactor_poller_end (self->loop, &item);
         env->registered = false;
     }
-    env->end_timer = zloop_timer (self->loop, 5, 0, s_end_timer, env);
+    env->end_timer = reactor_timer (self->loop, 5, 0, s_end_timer, env);
     if (env->end_timer < 0) {
         zstr_free (&env->end_why);
         s_env_end (self, env, why);
@@ -690,10 +691,10 @@ s_env_load (self_t *self, wenv_t *env, const char *load_text)
 }
 
 static int
-s_deadline_timer (zloop_t *loop, int timer_id, void *arg)
+s_deadline_timer (reactor_t *loop, int timer_id, void *arg)
 {
     wenv_t *env = (wenv_t *) arg;
-    env->deadline_timer = -1;           //  Single-shot: zloop ends it
+    env->deadline_timer = -1;           //  Single-shot: the reactor ends it
     env->timed_out = true;
     sandbox_kill (env->sandbox);        //  EOF on its fd ends the run as a timeout
     return 0;
@@ -703,8 +704,8 @@ static void
 s_start_deadline (self_t *self, wenv_t *env, int ms)
 {
     if (env->deadline_timer >= 0)
-        zloop_timer_end (self->loop, env->deadline_timer);
-    env->deadline_timer = zloop_timer (self->loop, (size_t) ms, 1, s_deadline_timer, env);
+        reactor_timer_end (self->loop, env->deadline_timer);
+    env->deadline_timer = reactor_timer (self->loop, (size_t) ms, 1, s_deadline_timer, env);
 }
 
 static void
@@ -811,14 +812,14 @@ s_env_alive (self_t *self, wenv_t *env, const char *id)
 }
 
 static int
-s_runner_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_runner_readable (reactor_t *loop, zmq_pollitem_t *item, void *arg)
 {
-    //  By fd, not by a pointer given to zloop: a timer earlier in this turn
+    //  By fd, not by a pointer given to the reactor: a timer earlier in this turn
     //  may have ended the environment, and then it is no longer in the table
     self_t *self = (self_t *) arg;
     wenv_t *env = item->fd >= 0 && (size_t) item->fd < self->by_fd_size ? self->by_fd [item->fd] : NULL;
     if (!env) {
-        zloop_poller_end (loop, item);
+        reactor_poller_end (loop, item);
         return 0;
     }
     if (env->end_timer >= 0)
@@ -908,13 +909,12 @@ s_env_attach (self_t *self, wenv_t *env, sandbox_t *sandbox)
     }
     self->by_fd [fd] = env;
     zmq_pollitem_t item = { NULL, fd, ZMQ_POLLIN, 0 };
-    if (zloop_poller (self->loop, &item, s_runner_readable, self) == 0)
+    if (reactor_poller (self->loop, &item, s_runner_readable, self) == 0)
         env->registered = true;
-    zloop_poller_set_tolerant (self->loop, &item);
 }
 
 static int
-s_creator_readable (zloop_t *loop, zsock_t *reader, void *arg)
+s_creator_readable (reactor_t *loop, zsock_t *reader, void *arg)
 {
     self_t *self = (self_t *) arg;
     char *command = NULL, *token = NULL;
@@ -1015,12 +1015,12 @@ s_schedule_refill (self_t *self)
     &&  ((long) (zlistx_size (self->spare) + zlistx_size (self->spare_creating)) < s_pool_target (self)
          || s_kinds_short (self))) {
         self->refill_scheduled = true;
-        zloop_timer (self->loop, 1, 1, s_refill_timer, self);
+        reactor_timer (self->loop, 1, 1, s_refill_timer, self);
     }
 }
 
 static int
-s_refill_timer (zloop_t *loop, int timer_id, void *arg)
+s_refill_timer (reactor_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
     self->refill_scheduled = false;
@@ -1264,7 +1264,7 @@ s_kind_preloaded (self_t *self, wenv_t *env)
         return;                         //  Killed by its deadline: its end is on the way
     env->state = WENV_IDLE;
     if (env->deadline_timer >= 0) {
-        zloop_timer_end (self->loop, env->deadline_timer);
+        reactor_timer_end (self->loop, env->deadline_timer);
         env->deadline_timer = -1;
     }
 }
@@ -1449,7 +1449,7 @@ s_layer_fetched (self_t *self, const char *hash, const char *error)
 }
 
 static int
-s_fetcher_readable (zloop_t *loop, zsock_t *reader, void *arg)
+s_fetcher_readable (reactor_t *loop, zsock_t *reader, void *arg)
 {
     self_t *self = (self_t *) arg;
     msg_t *msg = msg_recv (reader, false);
@@ -1794,7 +1794,7 @@ s_send_left (self_t *self)
 }
 
 static int
-s_drain_timer (zloop_t *loop, int timer_id, void *arg)
+s_drain_timer (reactor_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
     if (!self->terminating)
@@ -1817,7 +1817,7 @@ s_drain_timer (zloop_t *loop, int timer_id, void *arg)
 }
 
 static int
-s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
+s_heartbeat_timer (reactor_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
     if (zclock_mono () - self->last_heard > self->expiry_ms) {
@@ -1844,7 +1844,7 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
 }
 
 static int
-s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
+s_backend_readable (reactor_t *loop, zsock_t *reader, void *arg)
 {
     self_t *self = (self_t *) arg;
     msg_t *msg = msg_recv (self->backend, false);
@@ -1887,7 +1887,7 @@ s_backend_readable (zloop_t *loop, zsock_t *reader, void *arg)
 }
 
 static int
-s_pipe_readable (zloop_t *loop, zsock_t *reader, void *arg)
+s_pipe_readable (reactor_t *loop, zsock_t *reader, void *arg)
 {
     self_t *self = (self_t *) arg;
     char *command = zstr_recv (self->pipe);
@@ -2008,7 +2008,7 @@ s_self_destroy (self_t **self_p)
         s_kind_destroy (self, &kind);
     }
     zlistx_destroy (&self->kinds);
-    zloop_destroy (&self->loop);
+    reactor_destroy (&self->loop);
     zsock_destroy (&self->backend);
     zsock_destroy (&self->results);
     free (self->by_fd);
@@ -2033,7 +2033,7 @@ worker_actor (zsock_t *pipe, void *args_)
     self->kinds = zlistx_new ();
     self->waiting = zlistx_new ();
     self->wanted = zlistx_new ();
-    self->loop = zloop_new ();
+    self->loop = reactor_new ();
     self->backend = endpoints_connect (args->endpoints, "worker", ZMQ_DEALER);
     self->endpoints = args->endpoints;
     self->sandboxes_ok = self->backend && sandbox_system_init (self->config->cgroup_name) == 0;
@@ -2096,19 +2096,19 @@ worker_actor (zsock_t *pipe, void *args_)
         sandbox_destroy (&probe);
     self->expiry_ms = deadlines_expiry_ms (self->config->worker_expiry_ms,
                                            endpoints_is_tcp (args->endpoints, "worker"));
-    zloop_reader (self->loop, pipe, s_pipe_readable, self);
-    zloop_reader (self->loop, self->backend, s_backend_readable, self);
+    reactor_reader (self->loop, pipe, s_pipe_readable, self);
+    reactor_reader (self->loop, self->backend, s_backend_readable, self);
     if (self->fetcher)
-        zloop_reader (self->loop, zactor_sock (self->fetcher), s_fetcher_readable, self);
+        reactor_reader (self->loop, zactor_sock (self->fetcher), s_fetcher_readable, self);
     for (int index = 0; index < CREATORS; index++)
-        zloop_reader (self->loop, zactor_sock (self->creators [index]), s_creator_readable, self);
-    zloop_timer (self->loop, self->config->heartbeat_ms, 0, s_heartbeat_timer, self);
-    zloop_timer (self->loop, 50, 0, s_drain_timer, self);
+        reactor_reader (self->loop, zactor_sock (self->creators [index]), s_creator_readable, self);
+    reactor_timer (self->loop, self->config->heartbeat_ms, 0, s_heartbeat_timer, self);
+    reactor_timer (self->loop, 50, 0, s_drain_timer, self);
     s_register (self);
     s_schedule_refill (self);
     actor_ready (pipe);
 
-    zloop_start (self->loop);
+    reactor_start (self->loop);
 
     s_self_destroy (&self);
 }

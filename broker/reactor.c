@@ -1,0 +1,431 @@
+/*  =========================================================================
+    reactor - zloop's job, with fewer system calls per wake-up
+
+    See reactor.h for why. Each turn: read the events of every ZMQ socket
+    (the handlers may have received or sent on any of them, which can take
+    a descriptor's signal), sleep in poll () over every descriptor unless a
+    socket already has a message or until the next timer, read the events
+    again only of the sockets whose descriptor fired, then run the timers
+    that are due and the handlers of what is ready.
+
+    Items and timers live in arrays. A handler may add or end either during
+    a turn: an ended one is marked dead (never called again) and taken out
+    at the start of the next turn; a new one waits for the next turn.
+    ========================================================================= */
+
+#include <poll.h>
+#include "broker/reactor.h"
+
+typedef struct {
+    zsock_t *sock;                  //  A ZMQ socket, or NULL for a plain descriptor
+    void *handle;                   //  Its libzmq handle
+    int fd;                         //  ZMQ_FD of the socket, or the plain descriptor
+    short events;                   //  ZMQ_POLLIN, ZMQ_POLLOUT (plain descriptors)
+    reactor_reader_fn *reader;      //  Handler of a socket
+    reactor_fd_fn *fd_handler;      //  Handler of a plain descriptor
+    void *arg;
+    short revents;                  //  What this turn found
+    bool dead;                      //  Ended: taken out next turn
+} item_t;
+
+typedef struct {
+    int id;
+    size_t delay;
+    size_t times;                   //  Left to run; 0: until ended
+    int64_t when;                   //  Monotonic ms of the next run
+    reactor_timer_fn *handler;
+    void *arg;
+    bool dead;
+} timer_t_;
+
+struct _reactor_t {
+    item_t *items;
+    size_t items_size, items_max;
+    struct pollfd *fds;             //  One per item, as of the last rebuild
+    size_t fds_size, fds_max;
+    bool rebuild;                   //  Items changed since fds was built
+    timer_t_ *timers;
+    size_t timers_size, timers_max;
+    int next_id;                    //  Next timer id to try
+    bool started;
+};
+
+reactor_t *
+reactor_new (void)
+{
+    return (reactor_t *) zmalloc (sizeof (reactor_t));
+}
+
+void
+reactor_destroy (reactor_t **self_p)
+{
+    if (*self_p) {
+        reactor_t *self = *self_p;
+        free (self->items);
+        free (self->fds);
+        free (self->timers);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Grow an array to hold one more element; false when out of memory
+static bool
+s_grow (void **array, size_t *max, size_t size, size_t element)
+{
+    if (size < *max)
+        return true;
+    size_t more = *max ? *max * 2 : 16;
+    void *bigger = realloc (*array, more * element);
+    if (!bigger)
+        return false;
+    *array = bigger;
+    *max = more;
+    return true;
+}
+
+static int
+s_add (reactor_t *self, item_t *item)
+{
+    if (!s_grow ((void **) &self->items, &self->items_max, self->items_size, sizeof (item_t)))
+        return -1;
+    self->items [self->items_size++] = *item;
+    self->rebuild = true;
+    return 0;
+}
+
+int
+reactor_reader (reactor_t *self, zsock_t *sock, reactor_reader_fn handler, void *arg)
+{
+    assert (self && sock && handler);
+    item_t item = { .sock = sock, .handle = zsock_resolve (sock), .fd = zsock_fd (sock),
+                    .events = ZMQ_POLLIN, .reader = handler, .arg = arg };
+    return item.fd < 0 ? -1 : s_add (self, &item);
+}
+
+void
+reactor_reader_end (reactor_t *self, zsock_t *sock)
+{
+    for (size_t index = 0; index < self->items_size; index++)
+        if (self->items [index].sock == sock && !self->items [index].dead) {
+            self->items [index].dead = true;
+            self->rebuild = true;
+        }
+}
+
+void
+reactor_poller_end (reactor_t *self, zmq_pollitem_t *item)
+{
+    for (size_t index = 0; index < self->items_size; index++)
+        if (!self->items [index].sock && self->items [index].fd == item->fd && !self->items [index].dead) {
+            self->items [index].dead = true;
+            self->rebuild = true;
+        }
+}
+
+int
+reactor_poller (reactor_t *self, zmq_pollitem_t *item, reactor_fd_fn handler, void *arg)
+{
+    assert (self && item && handler);
+    if (item->socket || item->fd < 0)
+        return -1;                  //  Plain descriptors only: sockets are readers
+    reactor_poller_end (self, item);
+    item_t entry = { .fd = item->fd, .events = item->events, .fd_handler = handler, .arg = arg };
+    return s_add (self, &entry);
+}
+
+static bool
+s_id_used (reactor_t *self, int id)
+{
+    for (size_t index = 0; index < self->timers_size; index++)
+        if (self->timers [index].id == id && !self->timers [index].dead)
+            return true;
+    return false;
+}
+
+int
+reactor_timer (reactor_t *self, size_t delay, size_t times, reactor_timer_fn handler, void *arg)
+{
+    assert (self && handler);
+    if (!s_grow ((void **) &self->timers, &self->timers_max, self->timers_size, sizeof (timer_t_)))
+        return -1;
+    //  One timer per warm call: ids wrap, and an id still in use is skipped
+    int id;
+    do {
+        id = self->next_id;
+        self->next_id = self->next_id == INT_MAX ? 0 : self->next_id + 1;
+    } while (s_id_used (self, id));
+    self->timers [self->timers_size++] = (timer_t_) {
+        .id = id, .delay = delay, .times = times, .when = zclock_mono () + (int64_t) delay,
+        .handler = handler, .arg = arg };
+    return id;
+}
+
+void
+reactor_timer_end (reactor_t *self, int timer_id)
+{
+    for (size_t index = 0; index < self->timers_size; index++)
+        if (self->timers [index].id == timer_id)
+            self->timers [index].dead = true;
+}
+
+//  Take dead items out and build the pollfd array again
+static int
+s_rebuild (reactor_t *self)
+{
+    size_t live = 0;
+    for (size_t index = 0; index < self->items_size; index++)
+        if (!self->items [index].dead)
+            self->items [live++] = self->items [index];
+    self->items_size = live;
+    if (self->fds_max < live) {
+        struct pollfd *bigger = (struct pollfd *) realloc (self->fds, live * sizeof (struct pollfd));
+        if (!bigger)
+            return -1;
+        self->fds = bigger;
+        self->fds_max = live;
+    }
+    for (size_t index = 0; index < live; index++) {
+        item_t *item = &self->items [index];
+        self->fds [index].fd = item->fd;
+        self->fds [index].events = item->sock ? POLLIN
+                                 : (short) ((item->events & ZMQ_POLLIN ? POLLIN : 0)
+                                          | (item->events & ZMQ_POLLOUT ? POLLOUT : 0));
+        self->fds [index].revents = 0;
+    }
+    self->fds_size = live;
+    self->rebuild = false;
+    return 0;
+}
+
+static void
+s_timers_compact (reactor_t *self)
+{
+    size_t live = 0;
+    for (size_t index = 0; index < self->timers_size; index++)
+        if (!self->timers [index].dead)
+            self->timers [live++] = self->timers [index];
+    self->timers_size = live;
+}
+
+//  A socket's message events; false when the context ended
+static bool
+s_socket_events (item_t *item)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    if (zmq_getsockopt (item->handle, ZMQ_EVENTS, &events, &size))
+        return false;
+    item->revents = (short) (events & ZMQ_POLLIN);
+    return true;
+}
+
+int
+reactor_start (reactor_t *self)
+{
+    assert (self);
+    if (!self->started) {
+        //  As zloop: timers made before the start count from it
+        int64_t now = zclock_mono ();
+        for (size_t index = 0; index < self->timers_size; index++)
+            self->timers [index].when = now + (int64_t) self->timers [index].delay;
+        self->started = true;
+    }
+    while (!zsys_interrupted) {
+        s_timers_compact (self);
+        if (self->rebuild && s_rebuild (self))
+            return 0;
+        //  Sockets first: one with a message waiting means no sleep
+        bool ready = false;
+        for (size_t index = 0; index < self->fds_size; index++) {
+            item_t *item = &self->items [index];
+            item->revents = 0;
+            if (item->sock) {
+                if (!s_socket_events (item))
+                    return 0;       //  The context ended
+                ready = ready || item->revents;
+            }
+        }
+        int wait = -1;
+        if (ready)
+            wait = 0;
+        else
+        if (self->timers_size) {
+            int64_t first = self->timers [0].when;
+            for (size_t index = 1; index < self->timers_size; index++)
+                if (self->timers [index].when < first)
+                    first = self->timers [index].when;
+            int64_t left = first - zclock_mono ();
+            wait = left > 0 ? (left < INT_MAX ? (int) left : INT_MAX) : 0;
+        }
+        for (size_t index = 0; index < self->fds_size; index++)
+            self->fds [index].revents = 0;
+        int rc = self->fds_size || wait != 0 ? poll (self->fds, (nfds_t) self->fds_size, wait) : 0;
+        if (rc == -1) {
+            if (errno == EINTR)
+                continue;           //  zsys_interrupted is checked at the top
+            zsys_error ("reactor: poll failed: %s", strerror (errno));
+            return 0;
+        }
+        for (size_t index = 0; rc > 0 && index < self->fds_size; index++) {
+            short revents = self->fds [index].revents;
+            item_t *item = &self->items [index];
+            if (!revents)
+                continue;
+            if (item->sock) {
+                if (!item->revents && !s_socket_events (item))
+                    return 0;
+            }
+            else
+                item->revents = (short) ((revents & POLLIN ? ZMQ_POLLIN : 0)
+                                       | (revents & POLLOUT ? ZMQ_POLLOUT : 0)
+                                       | (revents & (POLLERR | POLLHUP | POLLNVAL) ? ZMQ_POLLERR : 0));
+        }
+        //  Timers that are due, then what is ready (as zloop)
+        int64_t now = zclock_mono ();
+        size_t timers = self->timers_size;
+        for (size_t index = 0; index < timers; index++) {
+            timer_t_ *timer = &self->timers [index];
+            if (timer->dead || now < timer->when)
+                continue;
+            int id = timer->id;
+            if (timer->handler (self, id, timer->arg) == -1)
+                return -1;
+            timer = &self->timers [index];      //  The handler may have grown the array
+            if (timer->dead || timer->id != id)
+                continue;
+            if (timer->times && --timer->times == 0)
+                timer->dead = true;
+            else {
+                timer->when += (int64_t) timer->delay;
+                if (timer->when <= now)         //  Late: no burst to catch up
+                    timer->when = now + (int64_t) timer->delay;
+            }
+        }
+        size_t items = self->fds_size;
+        for (size_t index = 0; index < items; index++) {
+            item_t *item = &self->items [index];
+            if (item->dead || !item->revents)
+                continue;
+            int handled;
+            if (item->sock)
+                handled = item->reader (self, item->sock, item->arg);
+            else {
+                zmq_pollitem_t pollitem = { NULL, item->fd, item->events, item->revents };
+                handled = item->fd_handler (self, &pollitem, item->arg);
+            }
+            if (handled == -1)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+typedef struct {
+    int fired [4];
+    int ended_by [4];               //  Timer index -> id to end when it fires
+    int ids [4];
+    int reads;
+    int fd_reads;
+} test_state_t;
+
+static int
+s_test_timer (reactor_t *reactor, int timer_id, void *arg)
+{
+    test_state_t *state = (test_state_t *) arg;
+    for (int index = 0; index < 4; index++)
+        if (state->ids [index] == timer_id) {
+            state->fired [index]++;
+            if (state->ended_by [index] >= 0)
+                reactor_timer_end (reactor, state->ended_by [index]);
+        }
+    return 0;
+}
+
+static int
+s_test_end (reactor_t *reactor, int timer_id, void *arg)
+{
+    zstr_send ((zsock_t *) arg, "END");
+    return 0;
+}
+
+static int
+s_test_reader (reactor_t *reactor, zsock_t *reader, void *arg)
+{
+    test_state_t *state = (test_state_t *) arg;
+    char *text = zstr_recv (reader);
+    state->reads++;
+    int rc = text && streq (text, "END") ? -1 : 0;
+    zstr_free (&text);
+    return rc;
+}
+
+static int
+s_test_fd (reactor_t *reactor, zmq_pollitem_t *item, void *arg)
+{
+    test_state_t *state = (test_state_t *) arg;
+    char byte;
+    if (read (item->fd, &byte, 1) == 1)
+        state->fd_reads++;
+    else
+        reactor_poller_end (reactor, item);
+    return 0;
+}
+
+void
+reactor_test (bool verbose)
+{
+    printf (" * reactor: ");
+    //  Timers: a repeating one, a single shot, one ended by another in the
+    //  same turn (never fires), and ids that stay unique
+    reactor_t *reactor = reactor_new ();
+    test_state_t state = { .ended_by = { -1, -1, -1, -1 } };
+    state.ids [0] = reactor_timer (reactor, 5, 3, s_test_timer, &state);
+    state.ids [1] = reactor_timer (reactor, 5, 1, s_test_timer, &state);
+    state.ids [2] = reactor_timer (reactor, 1, 1, s_test_timer, &state);
+    state.ids [3] = reactor_timer (reactor, 1, 1, s_test_timer, &state);
+    state.ended_by [2] = state.ids [3];     //  2 and 3 fall due in one turn; 2 ends 3
+    assert (state.ids [0] != state.ids [1] && state.ids [2] != state.ids [3]);
+
+    //  A reader that ends the loop on "END", and a plain descriptor
+    zsock_t *sink = zsock_new_pair ("@inproc://reactor-test");
+    zsock_t *source = zsock_new_pair (">inproc://reactor-test");
+    assert (sink && source);
+    assert (reactor_reader (reactor, sink, s_test_reader, &state) == 0);
+    int pair [2];
+    assert (socketpair (AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+    zmq_pollitem_t item = { NULL, pair [0], ZMQ_POLLIN, 0 };
+    assert (reactor_poller (reactor, &item, s_test_fd, &state) == 0);
+    assert (reactor_poller (reactor, &item, s_test_fd, &state) == 0);      //  Replaces, never twice
+    assert (write (pair [1], "ab", 2) == 2);
+    //  Messages sent before the loop starts are seen without a signal
+    zstr_send (source, "one");
+    zstr_send (source, "two");
+    assert (reactor_timer (reactor, 40, 1, s_test_end, source) >= 0);
+    int rc = reactor_start (reactor);
+    assert (rc == -1);
+    assert (state.reads == 3);
+    assert (state.fd_reads == 2);
+    assert (state.fired [0] == 3);
+    assert (state.fired [1] == 1);
+    assert (state.fired [2] == 1);
+    assert (state.fired [3] == 0);
+
+    //  An ended descriptor is not called again
+    reactor_poller_end (reactor, &item);
+    assert (write (pair [1], "c", 1) == 1);
+    assert (reactor_timer (reactor, 20, 1, s_test_end, source) >= 0);
+    assert (reactor_start (reactor) == -1);
+    assert (state.fd_reads == 2);
+    assert (state.reads == 4);
+    close (pair [0]);
+    close (pair [1]);
+    zsock_destroy (&source);
+    zsock_destroy (&sink);
+    reactor_destroy (&reactor);
+    reactor_destroy (&reactor);
+    printf ("OK\n");
+}
