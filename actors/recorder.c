@@ -172,8 +172,7 @@ s_flush (self_t *self)
     //  tenth of its row or byte retention since its last trim (and on its
     //  first batch after start): it holds at most 10% more rows or bytes
     //  than kept for a while, and the cost per row stays small. The newest
-    //  record always stays. INDEXED BY: the index covers stored_bytes, so
-    //  the sum never reads a row's big fields.
+    //  record always stays (store_invocations_trim).
     size_t every_rows = self->retention / 10 > 0 ? (size_t) (self->retention / 10) : 1;
     int64_t every_bytes = self->retention_bytes / 10 > 0 ? self->retention_bytes / 10 : 1;
     for (size_t i = 0; i < self->count; i++) {
@@ -197,14 +196,8 @@ s_flush (self_t *self)
         if (pending->rows >= every_rows || pending->bytes >= every_bytes) {
             pending->rows = 0;
             pending->bytes = 0;
-            store_exec (self->store,
-                "DELETE FROM invocations WHERE rowid IN ("
-                " SELECT rowid FROM ("
-                "  SELECT rowid, row_number () OVER newest AS n, sum (stored_bytes) OVER newest AS kept"
-                "    FROM invocations INDEXED BY invocations_sizes WHERE function_id = ?1"
-                "  WINDOW newest AS (ORDER BY created_at DESC, rowid DESC))"
-                " WHERE n > ?2 OR (kept > ?3 AND n > 1))",
-                "sII", function_id, (int64_t) self->retention, self->retention_bytes);
+            if (store_invocations_trim (self->store, function_id, self->retention, self->retention_bytes) < 0)
+                zsys_error ("recorder: could not apply retention to function %s's records", function_id);
         }
     }
     if (zhashx_size (self->since_trim) > 100000)

@@ -156,6 +156,12 @@ typedef struct {
 int
     store_invocations_insert (store_t *self, const store_invocation_t *rows, size_t count);
 
+//  Retention: keep a function's newest keep_rows records and, of those, the
+//  newest whose stored_bytes add up to keep_bytes (the newest one always
+//  stays); delete the rest. Returns the number deleted, or STORE_ERROR.
+int
+    store_invocations_trim (store_t *self, const char *function_id, int64_t keep_rows, int64_t keep_bytes);
+
 //  {id, slug, user_id} of the project with this slug, or NULL.
 cJSON *
     store_project_by_slug (store_t *self, const char *slug);
