@@ -164,7 +164,7 @@ typedef struct _self_t {
     zsock_t *backend;               //  DEALER to assignment
     endpoints_t *endpoints;         //  Where gateway's results socket is, and whether it is up
     zsock_t *results;               //  PUSH to gateway in this process (made on first use), or NULL
-    reactor_t *loop;                  //  Our reactor
+    reactor_t *loop;                //  Our reactor
     const config_t *config;         //  Settings
     char worker_id [128];           //  Our id: host, pid, instance
     zhashx_t *envs;                 //  env id -> wenv_t (assigned environments)
@@ -814,8 +814,9 @@ s_env_alive (self_t *self, wenv_t *env, const char *id)
 static int
 s_runner_readable (reactor_t *loop, zmq_pollitem_t *item, void *arg)
 {
-    //  By fd, not by a pointer given to the reactor: a timer earlier in this turn
-    //  may have ended the environment, and then it is no longer in the table
+    //  By fd, not by a pointer given to the reactor: an environment that
+    //  ended took its poller with it (the reactor never calls an ended
+    //  one), so this only guards against an fd no environment holds
     self_t *self = (self_t *) arg;
     wenv_t *env = item->fd >= 0 && (size_t) item->fd < self->by_fd_size ? self->by_fd [item->fd] : NULL;
     if (!env) {

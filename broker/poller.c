@@ -28,6 +28,26 @@ struct _poller_t {
     bool terminated;                    //  Interrupted, or the context ended
 };
 
+int
+poller_socket_events (void *handle)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    while (zmq_getsockopt (handle, ZMQ_EVENTS, &events, &size))
+        if (zmq_errno () != EINTR)
+            return -1;
+    return events;
+}
+
+short
+poller_revents (short revents)
+{
+    return (short) ((revents & POLLIN ? ZMQ_POLLIN : 0)
+                  | (revents & POLLOUT ? ZMQ_POLLOUT : 0)
+                  | (revents & POLLPRI ? ZMQ_POLLPRI : 0)
+                  | (revents & ~(POLLIN | POLLOUT | POLLPRI) ? ZMQ_POLLERR : 0));
+}
+
 poller_t *
 poller_new (zsock_t *first, ...)
 {
@@ -82,9 +102,8 @@ poller_wait (poller_t *self, int timeout_ms)
             size_t index = (self->next + count) % self->size;
             if (!self->unknown [index])
                 continue;
-            int events = 0;
-            size_t events_size = sizeof events;
-            if (zmq_getsockopt (self->handles [index], ZMQ_EVENTS, &events, &events_size)) {
+            int events = poller_socket_events (self->handles [index]);
+            if (events == -1) {
                 self->terminated = true;
                 return NULL;
             }
@@ -131,9 +150,8 @@ poller_poll (zmq_pollitem_t *items, int count, long timeout_ms)
         fds [index].events = 0;
         fds [index].revents = 0;
         if (items [index].socket) {
-            int events = 0;
-            size_t events_size = sizeof events;
-            if (zmq_getsockopt (items [index].socket, ZMQ_EVENTS, &events, &events_size))
+            int events = poller_socket_events (items [index].socket);
+            if (events == -1)
                 return -1;
             size_t fd_size = sizeof fds [index].fd;
             if (zmq_getsockopt (items [index].socket, ZMQ_FD, &fds [index].fd, &fd_size))
@@ -169,19 +187,13 @@ poller_poll (zmq_pollitem_t *items, int count, long timeout_ms)
             if (items [index].socket) {
                 if (items [index].revents)
                     continue;       //  Already counted
-                int events = 0;
-                size_t events_size = sizeof events;
-                if (zmq_getsockopt (items [index].socket, ZMQ_EVENTS, &events, &events_size))
+                int events = poller_socket_events (items [index].socket);
+                if (events == -1)
                     return -1;
                 items [index].revents = (short) (events & items [index].events);
             }
-            else {
-                short revents = fds [index].revents;
-                items [index].revents = (short) ((revents & POLLIN ? ZMQ_POLLIN : 0)
-                                               | (revents & POLLOUT ? ZMQ_POLLOUT : 0)
-                                               | (revents & POLLPRI ? ZMQ_POLLPRI : 0)
-                                               | (revents & ~(POLLIN | POLLOUT | POLLPRI) ? ZMQ_POLLERR : 0));
-            }
+            else
+                items [index].revents = poller_revents (fds [index].revents);
             if (items [index].revents)
                 ready++;
         }

@@ -60,6 +60,17 @@ bool
 int
     poller_poll (zmq_pollitem_t *items, int count, long timeout_ms);
 
+//  A ZMQ socket's ZMQ_EVENTS (handle: libzmq's socket), asked again when
+//  interrupted by a signal; -1 when it cannot say (the context ended).
+//  Two system calls (libzmq looks at the socket's mailbox and the pid).
+int
+    poller_socket_events (void *handle);
+
+//  poll ()'s revents as zmq_poll's: ZMQ_POLLIN, ZMQ_POLLOUT, ZMQ_POLLPRI,
+//  and ZMQ_POLLERR for any error or hang-up.
+short
+    poller_revents (short revents);
+
 //  Selftest
 void
     poller_test (bool verbose);

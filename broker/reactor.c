@@ -14,29 +14,30 @@
     ========================================================================= */
 
 #include <poll.h>
+#include "broker/poller.h"
 #include "broker/reactor.h"
 
 typedef struct {
     zsock_t *sock;                  //  A ZMQ socket, or NULL for a plain descriptor
     void *handle;                   //  Its libzmq handle
     int fd;                         //  ZMQ_FD of the socket, or the plain descriptor
-    short events;                   //  ZMQ_POLLIN, ZMQ_POLLOUT (plain descriptors)
+    short events;                   //  What a plain descriptor waits for: ZMQ_POLLIN, ZMQ_POLLOUT
     reactor_reader_fn *reader;      //  Handler of a socket
     reactor_fd_fn *fd_handler;      //  Handler of a plain descriptor
-    void *arg;
-    short revents;                  //  What this turn found
-    bool dead;                      //  Ended: taken out next turn
+    void *arg;                      //  Given to the handler
+    short revents;                  //  What this turn found (ZMQ_POLL* flags)
+    bool dead;                      //  Ended: never called again, taken out next turn
 } item_t;
 
 typedef struct {
-    int id;
-    size_t delay;
-    size_t times;                   //  Left to run; 0: until ended
+    int id;                         //  As reactor_timer returned it
+    size_t delay;                   //  Ms between runs
+    size_t times;                   //  Runs left; 0: until ended
     int64_t when;                   //  Monotonic ms of the next run
-    reactor_timer_fn *handler;
-    void *arg;
-    bool dead;
-} timer_t_;
+    reactor_timer_fn *handler;      //  Called when due
+    void *arg;                      //  Given to the handler
+    bool dead;                      //  Ended or ran its times: taken out next turn
+} rtimer_t;
 
 struct _reactor_t {
     item_t *items;
@@ -44,7 +45,7 @@ struct _reactor_t {
     struct pollfd *fds;             //  One per item, as of the last rebuild
     size_t fds_size, fds_max;
     bool rebuild;                   //  Items changed since fds was built
-    timer_t_ *timers;
+    rtimer_t *timers;
     size_t timers_size, timers_max;
     int next_id;                    //  Next timer id to try
     bool started;
@@ -147,7 +148,7 @@ int
 reactor_timer (reactor_t *self, size_t delay, size_t times, reactor_timer_fn handler, void *arg)
 {
     assert (self && handler);
-    if (!s_grow ((void **) &self->timers, &self->timers_max, self->timers_size, sizeof (timer_t_)))
+    if (!s_grow ((void **) &self->timers, &self->timers_max, self->timers_size, sizeof (rtimer_t)))
         return -1;
     //  One timer per warm call: ids wrap, and an id still in use is skipped
     int id;
@@ -155,7 +156,7 @@ reactor_timer (reactor_t *self, size_t delay, size_t times, reactor_timer_fn han
         id = self->next_id;
         self->next_id = self->next_id == INT_MAX ? 0 : self->next_id + 1;
     } while (s_id_used (self, id));
-    self->timers [self->timers_size++] = (timer_t_) {
+    self->timers [self->timers_size++] = (rtimer_t) {
         .id = id, .delay = delay, .times = times, .when = zclock_mono () + (int64_t) delay,
         .handler = handler, .arg = arg };
     return id;
@@ -212,9 +213,8 @@ s_timers_compact (reactor_t *self)
 static bool
 s_socket_events (item_t *item)
 {
-    int events = 0;
-    size_t size = sizeof events;
-    if (zmq_getsockopt (item->handle, ZMQ_EVENTS, &events, &size))
+    int events = poller_socket_events (item->handle);
+    if (events == -1)
         return false;
     item->revents = (short) (events & ZMQ_POLLIN);
     return true;
@@ -233,8 +233,10 @@ reactor_start (reactor_t *self)
     }
     while (!zsys_interrupted) {
         s_timers_compact (self);
-        if (self->rebuild && s_rebuild (self))
+        if (self->rebuild && s_rebuild (self)) {
+            zsys_error ("reactor: out of memory");
             return 0;
+        }
         //  Sockets first: one with a message waiting means no sleep
         bool ready = false;
         for (size_t index = 0; index < self->fds_size; index++) {
@@ -260,7 +262,9 @@ reactor_start (reactor_t *self)
         }
         for (size_t index = 0; index < self->fds_size; index++)
             self->fds [index].revents = 0;
-        int rc = self->fds_size || wait != 0 ? poll (self->fds, (nfds_t) self->fds_size, wait) : 0;
+        if (!self->fds_size && wait == -1)
+            return 0;               //  Nothing to watch and no timer: nothing can happen
+        int rc = poll (self->fds, (nfds_t) self->fds_size, wait);
         if (rc == -1) {
             if (errno == EINTR)
                 continue;           //  zsys_interrupted is checked at the top
@@ -277,15 +281,13 @@ reactor_start (reactor_t *self)
                     return 0;
             }
             else
-                item->revents = (short) ((revents & POLLIN ? ZMQ_POLLIN : 0)
-                                       | (revents & POLLOUT ? ZMQ_POLLOUT : 0)
-                                       | (revents & (POLLERR | POLLHUP | POLLNVAL) ? ZMQ_POLLERR : 0));
+                item->revents = poller_revents (revents);
         }
         //  Timers that are due, then what is ready (as zloop)
         int64_t now = zclock_mono ();
         size_t timers = self->timers_size;
         for (size_t index = 0; index < timers; index++) {
-            timer_t_ *timer = &self->timers [index];
+            rtimer_t *timer = &self->timers [index];
             if (timer->dead || now < timer->when)
                 continue;
             int id = timer->id;
@@ -325,11 +327,15 @@ reactor_start (reactor_t *self)
 //  Selftest
 
 typedef struct {
-    int fired [4];
-    int ended_by [4];               //  Timer index -> id to end when it fires
-    int ids [4];
-    int reads;
-    int fd_reads;
+    int ids [4];                    //  Timers under test
+    int fired [4];                  //  Runs of each
+    int ended_by [4];               //  Timer index -> id it ends when it runs, or -1
+    int self_end_after;             //  Timer 0 ends itself after this many runs (0: never)
+    int stop_after;                 //  A timer run returns -1 after this many of timer 1's runs
+    zmq_pollitem_t *end_item;       //  A timer run ends this poller, when set
+    int reads;                      //  Messages the reader got
+    int fd_calls;                   //  Calls of the plain-descriptor handler
+    int out_calls;                  //  Calls with ZMQ_POLLOUT
 } test_state_t;
 
 static int
@@ -341,7 +347,15 @@ s_test_timer (reactor_t *reactor, int timer_id, void *arg)
             state->fired [index]++;
             if (state->ended_by [index] >= 0)
                 reactor_timer_end (reactor, state->ended_by [index]);
+            if (index == 0 && state->self_end_after && state->fired [0] == state->self_end_after)
+                reactor_timer_end (reactor, timer_id);
+            if (index == 1 && state->stop_after && state->fired [1] == state->stop_after)
+                return -1;
         }
+    if (state->end_item) {
+        reactor_poller_end (reactor, state->end_item);
+        state->end_item = NULL;
+    }
     return 0;
 }
 
@@ -367,62 +381,95 @@ static int
 s_test_fd (reactor_t *reactor, zmq_pollitem_t *item, void *arg)
 {
     test_state_t *state = (test_state_t *) arg;
+    if (item->revents & ZMQ_POLLOUT) {
+        state->out_calls++;
+        reactor_poller_end (reactor, item);     //  Writable for ever: once is enough
+        return 0;
+    }
+    state->fd_calls++;
     char byte;
-    if (read (item->fd, &byte, 1) == 1)
-        state->fd_reads++;
-    else
+    if (read (item->fd, &byte, 1) != 1)
         reactor_poller_end (reactor, item);
     return 0;
+}
+
+//  Sends "LATE" on its pipe 30 ms after it started: a message that comes
+//  while the reactor sleeps, from another thread, as EXEC comes to a worker
+static void
+s_test_late_sender (zsock_t *pipe, void *args)
+{
+    zsock_signal (pipe, 0);
+    zclock_sleep (30);
+    zstr_send (pipe, "LATE");
+    char *command = zstr_recv (pipe);           //  $TERM
+    zstr_free (&command);
 }
 
 void
 reactor_test (bool verbose)
 {
-    printf (" * reactor: ");
-    //  Timers: a repeating one, a single shot, one ended by another in the
-    //  same turn (never fires), and ids that stay unique
-    reactor_t *reactor = reactor_new ();
-    test_state_t state = { .ended_by = { -1, -1, -1, -1 } };
-    state.ids [0] = reactor_timer (reactor, 5, 3, s_test_timer, &state);
-    state.ids [1] = reactor_timer (reactor, 5, 1, s_test_timer, &state);
-    state.ids [2] = reactor_timer (reactor, 1, 1, s_test_timer, &state);
-    state.ids [3] = reactor_timer (reactor, 1, 1, s_test_timer, &state);
-    state.ended_by [2] = state.ids [3];     //  2 and 3 fall due in one turn; 2 ends 3
-    assert (state.ids [0] != state.ids [1] && state.ids [2] != state.ids [3]);
+    printf ("reactor: ");
+    int pair [2];
+    assert (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) == 0);
 
-    //  A reader that ends the loop on "END", and a plain descriptor
+    //  Timers: a repeating one that ends itself after 3 runs, a single
+    //  shot, and two due in the same turn where the first ends the second
+    //  (never run). A message from another thread while the loop sleeps,
+    //  messages waiting before it starts, and "END" from a timer.
+    reactor_t *reactor = reactor_new ();
+    test_state_t state = { .ended_by = { -1, -1, -1, -1 }, .self_end_after = 3 };
+    state.ids [0] = reactor_timer (reactor, 5, 0, s_test_timer, &state);
+    state.ids [1] = reactor_timer (reactor, 5, 1, s_test_timer, &state);
+    state.ids [2] = reactor_timer (reactor, 2, 1, s_test_timer, &state);
+    state.ids [3] = reactor_timer (reactor, 2, 1, s_test_timer, &state);
+    state.ended_by [2] = state.ids [3];
+    assert (state.ids [0] != state.ids [1] && state.ids [2] != state.ids [3]);
     zsock_t *sink = zsock_new_pair ("@inproc://reactor-test");
     zsock_t *source = zsock_new_pair (">inproc://reactor-test");
-    assert (sink && source);
+    zactor_t *late = zactor_new (s_test_late_sender, NULL);
+    assert (sink && source && late);
     assert (reactor_reader (reactor, sink, s_test_reader, &state) == 0);
-    int pair [2];
-    assert (socketpair (AF_UNIX, SOCK_STREAM, 0, pair) == 0);
-    zmq_pollitem_t item = { NULL, pair [0], ZMQ_POLLIN, 0 };
-    assert (reactor_poller (reactor, &item, s_test_fd, &state) == 0);
-    assert (reactor_poller (reactor, &item, s_test_fd, &state) == 0);      //  Replaces, never twice
-    assert (write (pair [1], "ab", 2) == 2);
-    //  Messages sent before the loop starts are seen without a signal
+    assert (reactor_reader (reactor, zactor_sock (late), s_test_reader, &state) == 0);
     zstr_send (source, "one");
     zstr_send (source, "two");
-    assert (reactor_timer (reactor, 40, 1, s_test_end, source) >= 0);
-    int rc = reactor_start (reactor);
-    assert (rc == -1);
-    assert (state.reads == 3);
-    assert (state.fd_reads == 2);
+    assert (reactor_timer (reactor, 200, 1, s_test_end, source) >= 0);
+    //  A descriptor watched twice is called once for one byte
+    zmq_pollitem_t item = { NULL, pair [0], ZMQ_POLLIN, 0 };
+    assert (reactor_poller (reactor, &item, s_test_fd, &state) == 0);
+    assert (reactor_poller (reactor, &item, s_test_fd, &state) == 0);
+    assert (write (pair [1], "a", 1) == 1);
+    //  A writable descriptor says ZMQ_POLLOUT
+    zmq_pollitem_t writable = { NULL, pair [1], ZMQ_POLLOUT, 0 };
+    assert (reactor_poller (reactor, &writable, s_test_fd, &state) == 0);
+    assert (reactor_start (reactor) == -1);
+    assert (state.reads == 4);                  //  one, two, LATE, END
+    assert (state.fd_calls == 1);
+    assert (state.out_calls == 1);
     assert (state.fired [0] == 3);
     assert (state.fired [1] == 1);
     assert (state.fired [2] == 1);
     assert (state.fired [3] == 0);
 
-    //  An ended descriptor is not called again
-    reactor_poller_end (reactor, &item);
-    assert (write (pair [1], "c", 1) == 1);
-    assert (reactor_timer (reactor, 20, 1, s_test_end, source) >= 0);
+    //  A poller ended by a timer that runs in the same turn as its byte
+    //  comes is not called; a timer's -1 ends the loop
+    assert (write (pair [1], "b", 1) == 1);
+    state.end_item = &item;
+    state.ids [1] = reactor_timer (reactor, 0, 0, s_test_timer, &state);
+    state.fired [1] = 0;
+    state.stop_after = 2;
     assert (reactor_start (reactor) == -1);
-    assert (state.fd_reads == 2);
-    assert (state.reads == 4);
+    assert (state.fd_calls == 1);
+    assert (state.fired [1] == 2);
+    assert (state.fired [0] == 3);              //  Ended itself: never again
+
+    //  Nothing left to watch or wait for: the loop returns
+    reactor_t *empty = reactor_new ();
+    assert (reactor_start (empty) == 0);
+    reactor_destroy (&empty);
+
     close (pair [0]);
     close (pair [1]);
+    zactor_destroy (&late);
     zsock_destroy (&source);
     zsock_destroy (&sink);
     reactor_destroy (&reactor);

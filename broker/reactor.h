@@ -73,8 +73,9 @@ int
 void
     reactor_timer_end (reactor_t *self, int timer_id);
 
-//  Run until a handler returns -1 (returns -1), the process is interrupted
-//  or the ZMQ context ends (returns 0).
+//  Run until a handler returns -1 (returns -1), or return 0 when the
+//  process is interrupted, the ZMQ context ends, nothing is left to watch
+//  or wait for, or on a failure (out of memory, poll failing; logged).
 int
     reactor_start (reactor_t *self);
 

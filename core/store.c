@@ -1017,6 +1017,20 @@ store_test (bool verbose)
     char *path = zsys_sprintf ("%s/clowdy.db", dir);
     zsys_file_delete (path);
 
+    //  Migration 12: the invocation indexes nothing reads are gone; the one
+    //  that serves a function's list and retention stays
+    {
+        store_t *fresh = store_new (path);
+        assert (fresh);
+        cJSON *indexes = store_query (fresh, "SELECT name FROM sqlite_master WHERE type = 'index'"
+                                             " AND tbl_name = 'invocations' AND name NOT LIKE 'sqlite_%' ORDER BY name", "");
+        assert (cJSON_GetArraySize (indexes) == 1);
+        assert (streq (cJSON_GetObjectItem (cJSON_GetArrayItem (indexes, 0), "name")->valuestring, "invocations_sizes"));
+        cJSON_Delete (indexes);
+        store_destroy (&fresh);
+    }
+    zsys_file_delete (path);
+
     //  Several actors opening a new file at once: all succeed, and the
     //  migrations apply exactly once
     pthread_t threads [8];
