@@ -210,12 +210,15 @@ s_flush (self_t *self)
     self->count = 0;
 }
 
-static void
+//  Take one RECORD from the inbox (which never blocks: its receive timeout
+//  is 0); false when none was waiting or what came was malformed (logged
+//  and dropped by the codec)
+static bool
 s_handle_inbox (self_t *self)
 {
     msg_t *msg = msg_recv (self->inbox, false);
     if (!msg)
-        return;
+        return false;
     if (msg_id (msg) == MSG_ID_RECORD) {
         cJSON *row = msg_record_row_take (msg);
         if (cJSON_IsObject (row) && s_text (row, "function_id")) {
@@ -231,15 +234,20 @@ s_handle_inbox (self_t *self)
         }
     }
     msg_destroy (&msg);
+    return true;
 }
 
-//  Take in the RECORDs already sent, at most max of them; how many
+//  Take in the RECORDs already sent, at most max of them; how many. Each
+//  receive that finds a message costs no system call; the socket's events
+//  (two) are asked only when one found none, which may also mean that a
+//  malformed message was dropped
 static size_t
 s_drain_inbox (self_t *self, size_t max)
 {
     size_t taken = 0;
-    while (taken < max && (zsock_events (self->inbox) & ZMQ_POLLIN)) {
-        s_handle_inbox (self);
+    while (taken < max) {
+        if (!s_handle_inbox (self) && !(zsock_events (self->inbox) & ZMQ_POLLIN))
+            break;
         taken++;
     }
     return taken;
@@ -326,6 +334,8 @@ recorder_actor (zsock_t *pipe, void *args_)
     zhashx_set_destructor (self->since_trim, (zhashx_destructor_fn *) zstr_free);
     self->store = store_open (args->config->data_dir);
     self->inbox = endpoints_bind (args->endpoints, "recorder", ZMQ_PULL);
+    if (self->inbox)
+        zsock_set_rcvtimeo (self->inbox, 0);
     snprintf (self->sync_endpoint, sizeof self->sync_endpoint, "inproc://clowdy-recorder-sync-%p", (void *) self);
     self->sync = zsock_new_router (self->sync_endpoint);
     if (!self->store || !self->inbox || !self->sync) {
