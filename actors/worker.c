@@ -217,6 +217,14 @@ s_creator_actor (zsock_t *pipe, void *args_)
     creator_args_t *args = (creator_args_t *) args_;
     int delay_ms = 0;
     sandbox_zygote_enable (args->config->zygote != 0);
+    //  Every creator's zygote starts now, not at its first request: the
+    //  second creator's first request comes in a burst of cold starts, and
+    //  it would wait for a python's start (and classic clones meanwhile)
+    sandbox_config_t kind;
+    sandbox_config_init (&kind);
+    kind.runtime_dir = args->config->runtime_dir;
+    kind.python = args->config->python;
+    sandbox_zygote_prepare (&kind);
     zsock_signal (pipe, 0);
     while (true) {
         char *command = NULL, *token = NULL, *layer_dir = NULL, *mount = NULL;

@@ -1245,6 +1245,7 @@ static __thread zygote_state_t s_zygote_state = ZYGOTE_NONE;
 static __thread int s_zygote_fd = -1;           //  our end of the pair
 static __thread pid_t s_zygote_pid = 0;
 static __thread int64_t s_zygote_retry_at = 0;
+static __thread int64_t s_zygote_started_at = 0;    //  monotonic ms of its start
 static __thread int s_zygote_forks = 0;
 static __thread char s_zygote_runtime [PATH_MAX];   //  the runtime dir it was started with
 static __thread pid_t s_zygote_retired [64];        //  retired zygotes not reaped yet
@@ -1689,18 +1690,35 @@ s_zygote_start (const char *runtime_dir)
     s_zygote_pid = pid;
     s_zygote_forks = 0;
     s_zygote_state = ZYGOTE_STARTING;
+    s_zygote_started_at = zclock_mono ();
     snprintf (s_zygote_runtime, sizeof s_zygote_runtime, "%s", runtime_dir);
 }
 
+//  True if sandboxes made with config are the zygote's kind (the runner
+//  with the default python) and zygotes are on
+static bool
+s_zygote_kind (const sandbox_config_t *config)
+{
+    return s_zygote_enabled && s_zygote_exe >= 0 && !config->argv
+        && (!config->python || streq (config->python, SANDBOX_DEFAULT_PYTHON));
+}
+
+void
+sandbox_zygote_prepare (const sandbox_config_t *config)
+{
+    if (s_zygote_kind (config) && s_zygote_state == ZYGOTE_NONE)
+        s_zygote_start (config->runtime_dir? config->runtime_dir: SANDBOX_DEFAULT_RUNTIME_DIR);
+}
+
 //  True if this sandbox can come from this thread's zygote now; starts,
-//  checks and replaces the zygote as needed (never waits for it)
+//  checks and replaces the zygote as needed (waits for a starting one
+//  only until ZYGOTE_START_WAIT_MS after its start)
 static bool
 s_zygote_usable (const sandbox_config_t *config)
 {
     bool bypass = s_zygote_bypass;
     s_zygote_bypass = false;
-    if (bypass || !s_zygote_enabled || s_zygote_exe < 0 || config->argv
-    ||  (config->python && strcmp (config->python, SANDBOX_DEFAULT_PYTHON)))
+    if (bypass || !s_zygote_kind (config))
         return false;
     s_zygote_reap_retired ();
     const char *runtime_dir = config->runtime_dir? config->runtime_dir: SANDBOX_DEFAULT_RUNTIME_DIR;
@@ -1713,13 +1731,13 @@ s_zygote_usable (const sandbox_config_t *config)
     if (s_zygote_state == ZYGOTE_FAILED && zclock_mono () >= s_zygote_retry_at)
         s_zygote_state = ZYGOTE_NONE;
     //  A new zygote is waited for (a python's start, as a classic clone
-    //  would pay), within reason; one still starting later is not
-    int wait_ms = 0;
-    if (s_zygote_state == ZYGOTE_NONE) {
+    //  would pay), within reason: until ZYGOTE_START_WAIT_MS after its
+    //  start, whether that start was this call's or sandbox_zygote_prepare's
+    if (s_zygote_state == ZYGOTE_NONE)
         s_zygote_start (runtime_dir);
-        wait_ms = ZYGOTE_START_WAIT_MS;
-    }
     if (s_zygote_state == ZYGOTE_STARTING) {
+        int64_t left = s_zygote_started_at + ZYGOTE_START_WAIT_MS - zclock_mono ();
+        int wait_ms = left > 0 ? (int) left : 0;
         struct pollfd poller = { s_zygote_fd, POLLIN, 0 };
         char byte = 0;
         if (poll (&poller, 1, wait_ms) == 1) {

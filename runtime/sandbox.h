@@ -109,6 +109,14 @@ void
 void
     sandbox_zygote_enable (bool enabled);
 
+//  Starts the calling thread's zygote for sandboxes made with config (the
+//  runner's kind, zygotes on), if none runs, without waiting for it: a
+//  creating thread calls it when it starts, so that its first sandbox in a
+//  burst does not wait for a python's start. That first sandbox_new waits
+//  for what is left of the zygote's start, as it would for one it started.
+void
+    sandbox_zygote_prepare (const sandbox_config_t *config);
+
 //  Stops the calling thread's zygote, if any (its sandboxes die with it).
 //  Call from a creating thread before it exits.
 void
