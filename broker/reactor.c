@@ -105,16 +105,6 @@ reactor_reader (reactor_t *self, zsock_t *sock, reactor_reader_fn handler, void 
 }
 
 void
-reactor_reader_end (reactor_t *self, zsock_t *sock)
-{
-    for (size_t index = 0; index < self->items_size; index++)
-        if (self->items [index].sock == sock && !self->items [index].dead) {
-            self->items [index].dead = true;
-            self->rebuild = true;
-        }
-}
-
-void
 reactor_poller_end (reactor_t *self, zmq_pollitem_t *item)
 {
     for (size_t index = 0; index < self->items_size; index++)

@@ -49,10 +49,6 @@ void
 int
     reactor_reader (reactor_t *self, zsock_t *sock, reactor_reader_fn handler, void *arg);
 
-//  Stop watching sock.
-void
-    reactor_reader_end (reactor_t *self, zsock_t *sock);
-
 //  Call handler when the plain descriptor item->fd is ready for
 //  item->events (ZMQ_POLLIN, ZMQ_POLLOUT); the item it gets has revents
 //  set, ZMQ_POLLERR included. A descriptor is watched once: a second call
