@@ -848,6 +848,7 @@ s_expire_parked (self_t *self)
 static void
 s_jwks_refresher (zsock_t *pipe, void *auth)
 {
+    actor_name_thread ("jwks refresher");
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zpoller_set_nonstop (poller, true);

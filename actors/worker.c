@@ -216,6 +216,7 @@ s_creator_actor (zsock_t *pipe, void *args_)
 {
     creator_args_t *args = (creator_args_t *) args_;
     int delay_ms = 0;
+    actor_name_thread ("creator");
     sandbox_zygote_enable (args->config->zygote != 0);
     //  Every creator's zygote starts now, not at its first request: the
     //  second creator's first request comes in a burst of cold starts, and

@@ -55,6 +55,12 @@
 zactor_t *
     actor_start (zactor_fn *handler, void *args, const char *name, char **reason_p);
 
+//  Name the calling thread (top -H, ps -L, perf), cut to 15 characters.
+//  actor_start names each actor's thread after its name; threads started
+//  otherwise (zactor_new) may call this.
+void
+    actor_name_thread (const char *name);
+
 //  In the actor: its set-up is done; it serves from now on.
 void
     actor_ready (zsock_t *pipe);

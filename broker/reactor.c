@@ -70,13 +70,16 @@ reactor_destroy (reactor_t **self_p)
     }
 }
 
-//  Grow an array to hold one more element; false when out of memory
+//  Grow an array to hold at least needed elements (doubling); false when
+//  out of memory
 static bool
-s_grow (void **array, size_t *max, size_t size, size_t element)
+s_reserve (void **array, size_t *max, size_t needed, size_t element)
 {
-    if (size < *max)
+    if (needed <= *max)
         return true;
-    size_t more = *max ? *max * 2 : 16;
+    size_t more = *max ? *max : 16;
+    while (more < needed)
+        more *= 2;
     void *bigger = realloc (*array, more * element);
     if (!bigger)
         return false;
@@ -88,7 +91,7 @@ s_grow (void **array, size_t *max, size_t size, size_t element)
 static int
 s_add (reactor_t *self, item_t *item)
 {
-    if (!s_grow ((void **) &self->items, &self->items_max, self->items_size, sizeof (item_t)))
+    if (!s_reserve ((void **) &self->items, &self->items_max, self->items_size + 1, sizeof (item_t)))
         return -1;
     self->items [self->items_size++] = *item;
     self->rebuild = true;
@@ -138,7 +141,7 @@ int
 reactor_timer (reactor_t *self, size_t delay, size_t times, reactor_timer_fn handler, void *arg)
 {
     assert (self && handler);
-    if (!s_grow ((void **) &self->timers, &self->timers_max, self->timers_size, sizeof (rtimer_t)))
+    if (!s_reserve ((void **) &self->timers, &self->timers_max, self->timers_size + 1, sizeof (rtimer_t)))
         return -1;
     //  One timer per warm call: ids wrap, and an id still in use is skipped
     int id;
@@ -169,13 +172,8 @@ s_rebuild (reactor_t *self)
         if (!self->items [index].dead)
             self->items [live++] = self->items [index];
     self->items_size = live;
-    if (self->fds_max < live) {
-        struct pollfd *bigger = (struct pollfd *) realloc (self->fds, live * sizeof (struct pollfd));
-        if (!bigger)
-            return -1;
-        self->fds = bigger;
-        self->fds_max = live;
-    }
+    if (!s_reserve ((void **) &self->fds, &self->fds_max, live, sizeof (struct pollfd)))
+        return -1;
     for (size_t index = 0; index < live; index++) {
         item_t *item = &self->items [index];
         self->fds [index].fd = item->fd;

@@ -252,3 +252,35 @@ def test_a_burst_leaves_no_extra_spares_behind(make_server):
     # and they still answer, warm
     for function in functions:
         assert call(server, function["id"], {"again": 1})["cold_start"] is False
+
+
+def test_every_creator_starts_its_zygote_with_its_worker(make_server):
+    """Each worker's creator threads start their zygotes when the worker starts, not at their first
+    request: a creator whose first request came in the middle of a burst of cold starts made that
+    call wait for a python's start. With no pre-started sandboxes (--prewarm 0) nothing asks for
+    a sandbox, and still every creator (2 per worker) has its zygote, ready for the first cold
+    start; the first call of each function is then forked from one."""
+    server = make_server(args=["--workers", "3", "--prewarm", "0"])
+    wait_for(lambda: len(zygotes(server)) == 3 * 2, slow(15),
+             lambda: "%d zygotes before any call, expected 6 (3 workers x 2 creators)" % len(zygotes(server)))
+    assert sandboxes(server.proc.pid) == []
+    before = set(zygotes(server))
+    function = make_function(server, "def handler(event):\n    return event\n")
+    assert call(server, function["id"], {"n": 1})["output"] == {"n": 1}
+    # The call's sandbox came from one of them: no zygote was started or replaced for it
+    assert set(zygotes(server)) == before
+    assert [init for init in sandboxes(server.proc.pid) if status_of(init).get("PPid", "").strip()
+            in {str(pid) for pid in before}], "the call's sandbox was not forked from a zygote"
+
+
+def test_the_server_threads_bear_their_actors_names(server):
+    """top -H, ps -L and perf name each thread of the server after its actor, so a user can see
+    which part of the server uses the CPU (all threads were "clowdy")."""
+    names = set()
+    for thread in os.listdir("/proc/%d/task" % server.proc.pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (server.proc.pid, thread)) as f:
+                names.add(f.read().strip())
+        except OSError:
+            pass
+    assert {"http", "gateway", "assignment", "placement", "worker", "recorder", "creator"} <= names, names
