@@ -47,14 +47,19 @@ typedef struct {
     const char *oom_file;           //  file holding the "oom_kill N" line
     const char *peak_file;          //  peak usage, bytes
     const char *pids_max;           //  pids limit
+    const char *cpu_weight;         //  CPU weight among siblings
+    const char *weight_default;     //  ... its default
+    const char *weight_urgent;      //  ... ten times it
 } backend_t;
 
 static const backend_t s_backend_v1 = {
     1, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
-    "memory.oom_control", "memory.max_usage_in_bytes", "pids.max"
+    "memory.oom_control", "memory.max_usage_in_bytes", "pids.max",
+    "cpu.shares", "1024", "10240"
 };
 static const backend_t s_backend_v2 = {
-    2, "memory.max", "memory.swap.max", "memory.events", "memory.peak", "pids.max"
+    2, "memory.max", "memory.swap.max", "memory.events", "memory.peak", "pids.max",
+    "cpu.weight", "100", "1000"
 };
 
 static const backend_t *s_backend = NULL;          //  chosen by cgroup_system_init
@@ -494,6 +499,35 @@ cgroup_set_cpus (cgroup_t *self, double cpus)
 }
 
 int
+cgroup_set_urgent (cgroup_t *self, bool urgent)
+{
+    assert (self);
+    return cgroup_dir_set_urgent (s_dir (self, CTL_CPU), urgent);
+}
+
+const char *
+cgroup_cpu_dir (cgroup_t *self)
+{
+    assert (self);
+    return s_dir (self, CTL_CPU);
+}
+
+int
+cgroup_dir_set_urgent (const char *cpu_dir, bool urgent)
+{
+    assert (cpu_dir);
+    if (!s_backend)
+        return -1;
+    int rc = s_write (cpu_dir, s_backend->cpu_weight,
+                      urgent? s_backend->weight_urgent: s_backend->weight_default);
+    if (rc) {
+        zsys_error ("cgroup: cannot set the CPU weight of %s: %s", cpu_dir, strerror (-rc));
+        return -1;
+    }
+    return 0;
+}
+
+int
 cgroup_attach (cgroup_t *self, pid_t pid)
 {
     assert (self);
@@ -756,6 +790,13 @@ cgroup_test (bool verbose)
     assert (atoi (buffer) == 16);
     assert (cgroup_set_limits (cgroup, 64, -1, 0) == 0);   //  unlimited cpu and pids
     assert (cgroup_set_limits (cgroup, 64, 0.01, 16) == 0);    //  clamped to 1 ms
+    //  Urgent: ten times the default CPU weight; back to the default by the dir
+    assert (cgroup_set_urgent (cgroup, true) == 0);
+    assert (s_read (cgroup_cpu_dir (cgroup), s_backend->cpu_weight, buffer, sizeof buffer) > 0);
+    assert (atoi (buffer) == atoi (s_backend->weight_urgent));
+    assert (cgroup_dir_set_urgent (cgroup_cpu_dir (cgroup), false) == 0);
+    assert (s_read (cgroup_cpu_dir (cgroup), s_backend->cpu_weight, buffer, sizeof buffer) > 0);
+    assert (atoi (buffer) == atoi (s_backend->weight_default));
     assert (cgroup_oom_kills (cgroup) == 0);
     assert (cgroup_memory_peak (cgroup) >= 0 || version == 2);
 

@@ -58,6 +58,23 @@ int
 int
     cgroup_set_cpus (cgroup_t *self, double cpus);
 
+//  Set the CPU weight among the parent's children: ten times the default
+//  (cpu.shares 10240, cpu.weight 1000) when urgent, else the default (1024,
+//  100). Under contention an urgent cgroup gets ten times the CPU of each
+//  sibling. 0 or -1.
+int
+    cgroup_set_urgent (cgroup_t *self, bool urgent);
+
+//  The directory holding the cgroup's CPU files, for cgroup_dir_set_urgent
+//  from another thread; valid as long as the cgroup.
+const char *
+    cgroup_cpu_dir (cgroup_t *self);
+
+//  cgroup_set_urgent by the CPU directory (another thread's cgroup, named
+//  by cgroup_cpu_dir). 0 or -1.
+int
+    cgroup_dir_set_urgent (const char *cpu_dir, bool urgent);
+
 //  Move a process into the cgroup. 0 or -1.
 int
     cgroup_attach (cgroup_t *self, pid_t pid);

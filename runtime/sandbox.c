@@ -78,6 +78,10 @@
     the value it started with); v2 cgroups are not reused (memory.peak
     cannot be reset on most kernels).
 
+    A sandbox a call waits for (config.urgent) has ten times the default
+    CPU weight while it is made, ahead of the spares made beside it; the
+    worker sets the default back before the function's code runs.
+
     OOM: memory.failcnt stays 0 on this kernel, so a sandbox was OOM-killed
     when its main process died of SIGKILL and the cgroup's oom_kill counter
     went up during its life.
@@ -2415,6 +2419,11 @@ sandbox_new (const sandbox_config_t *config)
     self->cgroup = s_pool_take (cgroup_name);
     if (!self->cgroup || cgroup_set_limits (self->cgroup, memory_mb, cpus, pids))
         goto cleanup;
+    //  Written every time: a recycled cgroup may have been either; a
+    //  weight that cannot be set costs speed, not isolation
+    cgroup_set_urgent (self->cgroup, config->urgent);
+    if (config->on_cgroup)
+        config->on_cgroup (config->on_cgroup_arg, cgroup_cpu_dir (self->cgroup));
     self->oom_base = cgroup_oom_kills (self->cgroup);
     if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets)
     ||  pipe2 (sync, O_CLOEXEC) || pipe2 (setup, O_CLOEXEC) || pipe2 (status, O_CLOEXEC)) {
@@ -2579,6 +2588,21 @@ sandbox_set_cpus (sandbox_t *self, double cpus)
     if (self->reaped || !self->cgroup)
         return -1;
     return cgroup_set_cpus (self->cgroup, cpus);
+}
+
+int
+sandbox_set_urgent (sandbox_t *self, bool urgent)
+{
+    assert (self);
+    if (self->reaped || !self->cgroup)
+        return -1;
+    return cgroup_set_urgent (self->cgroup, urgent);
+}
+
+int
+sandbox_cpu_dir_urgent (const char *cpu_dir)
+{
+    return cgroup_dir_set_urgent (cpu_dir, true);
 }
 
 int
@@ -2872,7 +2896,48 @@ s_thread_churn (void *args)
     return (void *) failures;
 }
 
-//  Size of a host process's resident memory in kB, -1 if unknown
+//  What on_cgroup saw: the cgroup's CPU dir and how many processes were in it
+typedef struct {
+    char dir [PATH_MAX];
+    int processes;
+} s_test_cgroup_t;
+
+static void
+s_test_on_cgroup (void *arg, const char *cpu_dir)
+{
+    s_test_cgroup_t *seen = (s_test_cgroup_t *) arg;
+    snprintf (seen->dir, sizeof seen->dir, "%s", cpu_dir);
+    char path [PATH_MAX + 32];
+    snprintf (path, sizeof path, "%s/cgroup.procs", cpu_dir);
+    FILE *file = fopen (path, "re");
+    seen->processes = 0;
+    char line [32];
+    while (file && fgets (line, sizeof line, file))
+        seen->processes++;
+    if (file)
+        fclose (file);
+}
+
+//  A cgroup's CPU weight (cpu.weight on v2, cpu.shares on v1), or -1
+static int
+s_test_weight (const char *cpu_dir)
+{
+    const char *names [] = { "cpu.weight", "cpu.shares" };
+    for (int index = 0; index < 2; index++) {
+        char path [PATH_MAX + 32];
+        snprintf (path, sizeof path, "%s/%s", cpu_dir, names [index]);
+        FILE *file = fopen (path, "re");
+        int value = -1;
+        if (file && fscanf (file, "%d", &value) != 1)
+            value = -1;
+        if (file)
+            fclose (file);
+        if (value > 0)
+            return value;
+    }
+    return -1;
+}
+
 //  Test helpers for the zygote part: one runner frame, read or sent
 static bool
 s_test_frame (sandbox_t *sandbox, char *text, size_t size)
@@ -3395,6 +3460,40 @@ sandbox_test (bool verbose)
         assert (sandbox_reap (sandbox, true));
         assert (sandbox_set_cpus (sandbox, 0.5) == -1);     //  gone: nothing to set
         sandbox_destroy (&sandbox);
+    }
+
+    //  An urgent sandbox's cgroup has ten times the default CPU weight until
+    //  sandbox_set_urgent (false); on_cgroup names that cgroup before any
+    //  process is in it, and sandbox_cpu_dir_urgent works through the name
+    {
+        const char *argv [] = { "/usr/bin/python3", "-I", "-S", "-c", "import os\nos.read(3, 1)\n", NULL };
+        s_test_cgroup_t seen = { "", -1 };
+        config.argv = argv;
+        config.urgent = true;
+        config.on_cgroup = s_test_on_cgroup;
+        config.on_cgroup_arg = &seen;
+        sandbox_t *sandbox = sandbox_new (&config);
+        config.urgent = false;
+        config.on_cgroup = NULL;
+        config.on_cgroup_arg = NULL;
+        assert (sandbox);
+        assert (streq (seen.dir, cgroup_cpu_dir (sandbox->cgroup)));
+        assert (seen.processes == 0);
+        int urgent = s_test_weight (seen.dir);
+        assert (sandbox_set_urgent (sandbox, false) == 0);
+        int normal = s_test_weight (seen.dir);
+        assert (normal > 0 && urgent == 10 * normal);
+        assert (sandbox_cpu_dir_urgent (seen.dir) == 0);
+        assert (s_test_weight (seen.dir) == urgent);
+        sandbox_destroy (&sandbox);
+        //  Not urgent: the default, whatever the recycled cgroup had
+        sandbox = sandbox_new (&config);
+        config.argv = NULL;
+        assert (sandbox);
+        assert (s_test_weight (cgroup_cpu_dir (sandbox->cgroup)) == normal);
+        sandbox_destroy (&sandbox);
+        if (verbose)
+            printf ("\n   - urgent: CPU weight %d, then %d", urgent, normal);
     }
 
     //  Fork bomb: the pids cap holds, the sandbox stays killable

@@ -83,6 +83,15 @@ typedef struct {
     int mount_count;
     int host_ports [SANDBOX_MAX_HOST_PORTS];    //  with network: TCP ports of the host's loopback
                                     //  reachable at 10.0.2.2 (a build's package index); 0 = none
+    bool urgent;                    //  a call waits for it: its cgroup runs at ten times the
+                                    //  default CPU weight (ahead of spares being made) until
+                                    //  sandbox_set_urgent (false), which must come before any
+                                    //  code of the function's runs in it
+    void (*on_cgroup) (void *arg, const char *cpu_dir);
+                                    //  NULL, or called (in sandbox_new's thread) once the
+                                    //  sandbox's cgroup is chosen, before its processes start:
+                                    //  cpu_dir names it for sandbox_cpu_dir_urgent
+    void *on_cgroup_arg;            //  on_cgroup's argument
 } sandbox_config_t;
 
 typedef struct _sandbox_t sandbox_t;
@@ -116,6 +125,16 @@ void
 //  for what is left of the zygote's start, as it would for one it started.
 void
     sandbox_zygote_prepare (const sandbox_config_t *config);
+
+//  An urgent sandbox (config.urgent) back at the default CPU weight, or
+//  another made urgent. 0 or -1 (logged).
+int
+    sandbox_set_urgent (sandbox_t *self, bool urgent);
+
+//  Makes urgent a sandbox still being made by another thread, named by the
+//  cpu_dir its config.on_cgroup got: a spare a call now waits for. 0 or -1.
+int
+    sandbox_cpu_dir_urgent (const char *cpu_dir);
 
 //  Stops the calling thread's zygote, if any (its sandboxes die with it).
 //  Call from a creating thread before it exits.
