@@ -63,6 +63,7 @@
     ========================================================================= */
 
 #include <cjson/cJSON.h>
+#include <glob.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -223,14 +224,17 @@ static void s_kind_preloaded (self_t *self, wenv_t *env);
 //          "" or "SOURCE\tTARGET\tMODE" (MODE rw or ro): the project database's dir.
 //          One not urgent (a spare) first says "CGROUP", token, NULL, cpu dir
 //          (picture "ssps") once its cgroup is chosen, so that the worker can
-//          make it urgent (sandbox_cpu_dir_urgent) when a call takes it
-//      zsock_send (creator, "ssiiss", "DELAY", "", ms, 0, "", "");    //  test hook: slow every create
+//          make it urgent (sandbox_cpu_dir_urgent) when a call takes it; twice
+//          when a zygote fails and it is made again without (another cgroup)
+//      zsock_send (creator, "ssiiss", "DELAY", "", ms, when, "", "");     //  test hook: slow every
+//          create by ms, before it (when 0) or once a spare's CGROUP is sent (1)
 //      zsock_send (creator, "ssiiss", "STOP", "", 0, 0, "", "");      //  answers "STOPPED", "", NULL
 
 //  What a spare's on_cgroup tells the worker
 typedef struct {
     zsock_t *pipe;
     const char *token;
+    int delay_ms;                   //  test hook: then waits this long
 } cgroup_note_t;
 
 static void
@@ -238,13 +242,15 @@ s_creator_cgroup (void *arg, const char *cpu_dir)
 {
     cgroup_note_t *note = (cgroup_note_t *) arg;
     zsock_send (note->pipe, "ssps", "CGROUP", note->token, NULL, cpu_dir);
+    if (note->delay_ms)
+        zclock_sleep (note->delay_ms);
 }
 
 static void
 s_creator_actor (zsock_t *pipe, void *args_)
 {
     creator_args_t *args = (creator_args_t *) args_;
-    int delay_ms = 0;
+    int delay_ms = 0, cgroup_delay_ms = 0;
     actor_name_thread ("creator");
     sandbox_zygote_enable (args->config->zygote != 0);
     //  Every creator's zygote starts now, not at its first request: the
@@ -284,7 +290,7 @@ s_creator_actor (zsock_t *pipe, void *args_)
                 config.cpus = SANDBOX_STARTUP_CPUS;
                 config.network = network != 0;
                 config.layer_dir = layer_dir && *layer_dir ? layer_dir : NULL;
-                cgroup_note_t note = { pipe, token };
+                cgroup_note_t note = { pipe, token, cgroup_delay_ms };
                 config.urgent = urgent != 0;
                 if (!urgent) {
                     config.on_cgroup = s_creator_cgroup;
@@ -305,8 +311,12 @@ s_creator_actor (zsock_t *pipe, void *args_)
             zsock_send (pipe, "ssp", "CREATED", token, sandbox);
         }
         else
-        if (!stop && streq (command, "DELAY"))
-            delay_ms = memory_mb;
+        if (!stop && streq (command, "DELAY")) {
+            if (network)
+                cgroup_delay_ms = memory_mb;
+            else
+                delay_ms = memory_mb;
+        }
         else
         if (!stop && streq (command, "STOP"))
             zsock_send (pipe, "ssp", "STOPPED", "", NULL);
@@ -718,20 +728,31 @@ s_send_invoke (self_t *self, wenv_t *env)
     free (frame);
 }
 
-//  Send the load frame: the function's CPU quota first (the runner started
-//  at SANDBOX_STARTUP_CPUS), and the default CPU weight if it was made
-//  urgent, so module-level code never runs above either.
+//  Before code that is not ours runs in env (a load's module-level code,
+//  a project spare's preloads): the function's CPU quota (the runner
+//  started at SANDBOX_STARTUP_CPUS) and the default CPU weight, written
+//  whether or not it was made urgent (a cgroup's weight is written by name
+//  too, s_env_urgent). 0, or -1 if either could not be set.
+static int
+s_env_limit_for_code (wenv_t *env)
+{
+    env->urgent = false;
+    if (sandbox_set_cpus (env->sandbox, SANDBOX_DEFAULT_CPUS)
+    ||  sandbox_set_urgent (env->sandbox, false))
+        return -1;
+    return 0;
+}
+
+//  Send the load frame, at the function's limits (s_env_limit_for_code).
 //  False if the environment was ended.
 static bool
 s_env_load (self_t *self, wenv_t *env, const char *load_text)
 {
     env->state = WENV_LOADING;
-    if (sandbox_set_cpus (env->sandbox, SANDBOX_DEFAULT_CPUS)
-    ||  (env->urgent && sandbox_set_urgent (env->sandbox, false))) {
+    if (s_env_limit_for_code (env)) {
         s_env_end (self, env, "Could not set the CPU limit of the function's sandbox (see the server log)");
         return false;
     }
-    env->urgent = false;
     if (!s_env_send (self, env, load_text)) {
         s_env_end (self, env, "Function's runner stopped taking input");
         return false;
@@ -902,8 +923,6 @@ s_runner_readable (reactor_t *loop, zmq_pollitem_t *item, void *arg)
 //  --------------------------------------------------------------------------
 //  Creating environments (through the creator thread)
 
-//  A new environment whose sandbox the creator is asked for; NULL if the
-//  request cannot be made
 //  The creator with the fewest requests waiting
 static int
 s_creator_pick (self_t *self)
@@ -917,7 +936,8 @@ s_creator_pick (self_t *self)
 
 //  A new environment whose sandbox a creator is asked for; NULL if the
 //  request cannot be made. An urgent one (a call waits for it) is made
-//  ahead of the spares being made beside it (s_env_urgent).
+//  ahead of the spares being made beside it (s_env_urgent), and of the
+//  warm sandboxes running calls, for the time it takes.
 static wenv_t *
 s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, const char *mount,
            bool urgent)
@@ -1330,8 +1350,8 @@ s_kind_preload (self_t *self, wenv_t *env)
     env->preload_vars = cJSON_Duplicate (kind->vars, true);
     char *text = cJSON_PrintUnformatted (frame);
     cJSON_Delete (frame);
-    //  Module-level code runs at the function's quota, as in a load
-    if (!text || sandbox_set_cpus (env->sandbox, SANDBOX_DEFAULT_CPUS)) {
+    //  Module-level code runs at the function's limits, as in a load
+    if (!text || s_env_limit_for_code (env)) {
         free (text);
         s_env_end (self, env, NULL);
         return;
@@ -2015,6 +2035,10 @@ s_pipe_readable (reactor_t *loop, zsock_t *reader, void *arg)
         for (int index = 0; index < CREATORS; index++)
             zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 0, "", "");
     else
+    if (strncmp (command, "CGROUP-DELAY ", 13) == 0)
+        for (int index = 0; index < CREATORS; index++)
+            zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 1, "", "");
+    else
         zsys_warning ("worker: invalid pipe command '%s'", command);
     zstr_free (&command);
     return rc;
@@ -2214,6 +2238,49 @@ worker_actor (zsock_t *pipe, void *args_)
 
 //  --------------------------------------------------------------------------
 //  Selftest: a worker against a fake assignment, with real sandboxes
+
+//  Until the worker's pool is full again (one spare up, none being made;
+//  with zygotes it grew with the cold starts before and shrinks back once
+//  they are 2 s old): heartbeats meanwhile, so that the worker does not
+//  take assignment for gone
+static void
+s_test_pool_settle (zactor_t *worker, zsock_t *assignment, zframe_t *route)
+{
+    for (int tries = 0; tries < 300; tries++) {
+        zstr_send (worker, "STATS");
+        char *stats = zstr_recv (worker);
+        bool settled = stats && strstr (stats, "\"spare\":1,\"creating\":0");
+        zstr_free (&stats);
+        if (settled)
+            break;
+        assert (msg_send_heartbeat (assignment, route, "assignment", "{}") == 0);
+        zclock_sleep (100);
+    }
+}
+
+//  How many of the test's sandbox cgroups have the urgent CPU weight (v1
+//  cpu.shares 10240, v2 cpu.weight 1000)
+static int
+s_test_urgent_cgroups (void)
+{
+    const char *patterns [] = { "/sys/fs/cgroup/cpu/clowdy-worker-test/*/cpu.shares",
+                                "/sys/fs/cgroup/clowdy-worker-test/*/cpu.weight" };
+    int count = 0;
+    for (int index = 0; index < 2; index++) {
+        glob_t found;
+        if (glob (patterns [index], 0, NULL, &found) == 0)
+            for (size_t at = 0; at < found.gl_pathc; at++) {
+                FILE *file = fopen (found.gl_pathv [at], "re");
+                int weight = 0;
+                if (file && fscanf (file, "%d", &weight) == 1 && weight == (index == 0? 10240: 1000))
+                    count++;
+                if (file)
+                    fclose (file);
+            }
+        globfree (&found);
+    }
+    return count;
+}
 
 static msg_t *
 s_expect (zsock_t *sock, msg_id_t id)
@@ -2441,16 +2508,7 @@ worker_test (bool verbose)
     //  (with zygotes the pool grew with the cold starts above, and shrinks
     //  back once they are 2 s old: heartbeats meanwhile, so that the worker
     //  does not take assignment for gone)
-    for (int tries = 0; tries < 300; tries++) {
-        zstr_send (worker, "STATS");
-        char *stats = zstr_recv (worker);
-        bool settled = stats && strstr (stats, "\"spare\":1,\"creating\":0");
-        zstr_free (&stats);
-        if (settled)
-            break;
-        assert (msg_send_heartbeat (assignment, route, "assignment", "{}") == 0);
-        zclock_sleep (100);
-    }
+    s_test_pool_settle (worker, assignment, route);
     zstr_send (worker, "CREATE-DELAY 2000");
     s_send_exec (assignment, route, "env000000006", "job000000010", "def handler(e, c):\\n    return 6\\n", "{}");
     s_send_exec (assignment, route, "env000000007", "job000000011", "def handler(e, c):\\n    return 7\\n", "{}");
@@ -2474,6 +2532,41 @@ worker_test (bool verbose)
     }
     assert (warm_answered && cold_answered);
     zstr_send (worker, "CREATE-DELAY 0");
+
+    //  A call that adopts a spare still being made raises that spare's
+    //  cgroup to the urgent CPU weight at once, by the name its creator sent
+    //  (the spare's creation is held for 1.5 s right after, test hook), and
+    //  its function's code runs at the default weight again
+    if (verbose)
+        printf ("(urgent adoption) ");
+    s_test_pool_settle (worker, assignment, route);
+    assert (s_test_urgent_cgroups () == 0);
+    zstr_send (worker, "CGROUP-DELAY 1500");
+    s_send_exec (assignment, route, "env00000000a", "job000000020", "def handler(e, c):\n    return 10\n", "{}");
+    msg = s_next (assignment, route, NULL);     //  took the spare that was up
+    s_expect_done (msg, "job000000020", "warm");
+    msg_destroy (&msg);
+    zclock_sleep (300);                         //  its refill names its cgroup, then waits
+    zstr_send (worker, "STATS");
+    char *stats = zstr_recv (worker);
+    assert (stats && strstr (stats, "\"spare\":0,\"creating\":1"));
+    zstr_free (&stats);
+    assert (s_test_urgent_cgroups () == 0);     //  a spare: the default weight
+    s_send_exec (assignment, route, "env00000000b", "job000000021", "def handler(e, c):\n    return 11\n", "{}");
+    int urgent = 0;
+    for (int tries = 0; tries < 50 && !urgent; tries++) {
+        zclock_sleep (10);
+        urgent = s_test_urgent_cgroups ();
+    }
+    assert (urgent == 1);                       //  adopted: raised
+    zclock_sleep (200);
+    assert (s_test_urgent_cgroups () == 1);     //  ... while its creation is still held
+    msg = s_next (assignment, route, NULL);
+    s_expect_done (msg, "job000000021", "warm");
+    assert (strstr (msg_done_result (msg), "\"output\":11"));
+    msg_destroy (&msg);
+    assert (s_test_urgent_cgroups () == 0);     //  its load set the default back
+    zstr_send (worker, "CGROUP-DELAY 0");
 
     //  Regression: an EXEC for an environment still running a call used to
     //  be answered DONE "warm", so assignment freed an environment whose run

@@ -20,6 +20,8 @@
         zstr_send (worker, "STATS");    //  answers JSON: envs, spare, creating
         zstr_send (worker, "PING");     //  answers "PONG"
         zstr_send (worker, "CREATE-DELAY 2000");    //  test hook: each sandbox creation waits 2 s first
+        zstr_send (worker, "CGROUP-DELAY 2000");    //  test hook: a spare's creation waits 2 s once
+                                                    //  its cgroup is named (its CGROUP sent)
     ========================================================================= */
 
 #ifndef CLOWDY_WORKER_H_INCLUDED

@@ -15,7 +15,8 @@
     than hanging main. A failed actor still serves $TERM (actor_failed waits
     for it), so stopping it never hangs.
 
-    The shim also knows the actor's name, which is what the test hook needs:
+    The shim also knows the actor's name: it names the thread (top -H,
+    ps -L, perf show it), and it is what the test hook needs:
     CLOWDY_DEBUG_WEDGE names one actor that, right after READY, sleeps for
     ever like an actor stuck in a blocking call. main's bounded shutdown
     must still end the process; tests/e2e/test_startup.py proves it.
@@ -28,7 +29,7 @@
 typedef struct {
     zactor_fn *handler;             //  The actor's own function
     void *args;                     //  Its arguments
-    const char *name;               //  Its name, for the test hook
+    const char *name;               //  Its name, for the thread and the test hook
 } start_t;
 
 //  The actor named by CLOWDY_DEBUG_WEDGE, or NULL. Set once by main before

@@ -66,7 +66,9 @@ int
     cgroup_set_urgent (cgroup_t *self, bool urgent);
 
 //  The directory holding the cgroup's CPU files, for cgroup_dir_set_urgent
-//  from another thread; valid as long as the cgroup.
+//  from another thread. The name outlives the cgroup_t: on v1 a recycled
+//  cgroup keeps it for its next sandbox, so a holder must stop using it
+//  when the sandbox it was given for is gone.
 const char *
     cgroup_cpu_dir (cgroup_t *self);
 

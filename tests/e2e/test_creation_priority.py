@@ -22,12 +22,15 @@ def cpu_weight(pid):
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if controllers == "":
-            with open("/sys/fs/cgroup%s/cpu.weight" % path) as f:
-                return int(f.read())
-        if "cpu" in controllers.split(","):
-            with open("/sys/fs/cgroup/%s%s/cpu.shares" % (controllers, path)) as f:
-                return int(f.read()) * 100 // 1024
+        try:
+            if controllers == "":
+                with open("/sys/fs/cgroup%s/cpu.weight" % path) as f:
+                    return int(f.read())
+            if "cpu" in controllers.split(","):
+                with open("/sys/fs/cgroup/%s%s/cpu.shares" % (controllers, path)) as f:
+                    return int(f.read()) * 100 // 1024
+        except OSError:
+            return None             # a spare let go meanwhile
     return None
 
 
