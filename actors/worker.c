@@ -55,8 +55,10 @@
     it, or a spare it adopted while still being made) is "urgent": its
     cgroup has ten times the default CPU weight until its load, so that the
     call does not also wait for the spares made beside it (the slowest call
-    of the bench's burst went from 40-67 ms to 28-41 ms). A spare's creator
-    names its cgroup early (CGROUP) so that an adoption can raise it at once.
+    of the bench's burst went from 46-63 ms to 22-33 ms, README). A spare's
+    creator names its cgroup early (CGROUP) so that an adoption can raise
+    it at once; whatever was raised, s_env_limit_for_code writes the
+    default back before code that is not ours runs.
 
     Every send to assignment is checked; one that cannot be queued is logged
     (assignment's deadline answers the caller of a DONE that was lost).
