@@ -150,6 +150,7 @@ typedef struct {
     zsock_t *frontend;              //  ROUTER for gateway
     zsock_t *backend;               //  ROUTER for workers
     zsock_t *placement;             //  DEALER to placement
+    poller_t *poller;               //  Our loop's: told when we send on placement
     registry_t *registry;           //  The workers
     zhashx_t *envs;                 //  id -> env_t
     zhashx_t *pools;                //  key -> pool_t
@@ -488,6 +489,8 @@ s_send_place (self_t *self, env_t *env, job_t *job)
     char *workers = cJSON_PrintUnformatted (list);
     cJSON_Delete (list);
     int rc = msg_send_place (self->placement, NULL, job->id, env->pool->key, (int64_t) env->memory_mb, workers);
+    if (self->poller)
+        poller_touched (self->poller, self->placement);
     free (workers);
     if (rc) {
         zsys_warning ("assignment: could not send PLACE for job %s (%s)", job->id, zmq_strerror (zmq_errno ()));
@@ -1350,6 +1353,11 @@ assignment_actor (zsock_t *pipe, void *args)
     }
     actor_ready (pipe);
     poller_t *poller = poller_new (pipe, self->frontend, self->backend, self->placement, NULL);
+    //  Read only when handed out (placement: sent on only in s_send_place,
+    //  which says so): asked again only then
+    poller_quiet (poller, pipe);
+    poller_quiet (poller, self->placement);
+    self->poller = poller;
     while (!self->terminated) {
         //  Wake exactly when the next tick is due, so deadlines keep time
         int64_t wait = self->next_tick - zclock_mono ();
@@ -1370,6 +1378,7 @@ assignment_actor (zsock_t *pipe, void *args)
             break;
         s_tick (self);
     }
+    self->poller = NULL;
     poller_destroy (&poller);
     s_self_destroy (&self);
 }

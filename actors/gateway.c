@@ -968,6 +968,10 @@ gateway_actor (zsock_t *pipe, void *args)
     poller_t *poller = poller_new (pipe, self->frontend, self->assignment, NULL);
     if (self->results)
         poller_add (poller, self->results);
+    //  Read only when the poller hands them out: asked again only then
+    poller_quiet (poller, pipe);
+    if (self->results)
+        poller_quiet (poller, self->results);
     int64_t next_expiry = zclock_mono () + 1000;
     while (!self->terminated) {
         zsock_t *which = poller_wait (poller, 1000);

@@ -955,8 +955,10 @@ s_env_new (self_t *self, int memory_mb, bool network, const char *layer_dir, con
     env->urgent = urgent;
     env->creator = s_creator_pick (self);
     snprintf (env->token, sizeof env->token, "%" PRIu64, ++self->next_token);
-    if (zsock_send (self->creators [env->creator], "ssiissi", "CREATE", env->token, memory_mb, network ? 1 : 0,
-                    layer_dir ? layer_dir : "", mount ? mount : "", urgent ? 1 : 0)) {
+    int rc = zsock_send (self->creators [env->creator], "ssiissi", "CREATE", env->token, memory_mb,
+                         network ? 1 : 0, layer_dir ? layer_dir : "", mount ? mount : "", urgent ? 1 : 0);
+    reactor_touched (self->loop, zactor_sock (self->creators [env->creator]));
+    if (rc) {
         zsys_error ("worker %s: cannot ask a creator thread for a sandbox", self->worker_id);
         free (env);
         return NULL;
@@ -2034,12 +2036,16 @@ s_pipe_readable (reactor_t *loop, zsock_t *reader, void *arg)
         zstr_send (self->pipe, "PONG");
     else
     if (strncmp (command, "CREATE-DELAY ", 13) == 0)
-        for (int index = 0; index < CREATORS; index++)
+        for (int index = 0; index < CREATORS; index++) {
             zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 0, "", "");
+            reactor_touched (self->loop, zactor_sock (self->creators [index]));
+        }
     else
     if (strncmp (command, "CGROUP-DELAY ", 13) == 0)
-        for (int index = 0; index < CREATORS; index++)
+        for (int index = 0; index < CREATORS; index++) {
             zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 1, "", "");
+            reactor_touched (self->loop, zactor_sock (self->creators [index]));
+        }
     else
         zsys_warning ("worker: invalid pipe command '%s'", command);
     zstr_free (&command);
@@ -2227,6 +2233,11 @@ worker_actor (zsock_t *pipe, void *args_)
         reactor_reader (self->loop, zactor_sock (self->fetcher), s_fetcher_readable, self);
     for (int index = 0; index < CREATORS; index++)
         reactor_reader (self->loop, zactor_sock (self->creators [index]), s_creator_readable, self);
+    //  Read only by their handlers, and sent on where reactor_touched says
+    //  so: asked for their events only when their descriptors fire
+    reactor_quiet (self->loop, pipe);
+    for (int index = 0; index < CREATORS; index++)
+        reactor_quiet (self->loop, zactor_sock (self->creators [index]));
     reactor_timer (self->loop, self->config->heartbeat_ms, 0, s_heartbeat_timer, self);
     reactor_timer (self->loop, 50, 0, s_drain_timer, self);
     s_register (self);

@@ -11,6 +11,12 @@
     socket whose descriptor fired is unknown until its events are read. So
     a wait that sleeps reads every socket's events once before and only the
     fired ones' after: 2N + 1 + 2 system calls where zmq_poll makes 4N + 2.
+
+    Except for a quiet socket (an actor's pipe), which the caller touches
+    only after a wait handed it out or says so (poller_touched): it stays
+    known empty from one wait to the next until its descriptor fires, a
+    wait hands it out or it is touched, and is asked again only then. poller_poll_known does the same for the sockets
+    a loop says it did not touch.
     ========================================================================= */
 
 #include <poll.h>
@@ -23,6 +29,7 @@ struct _poller_t {
     void *handles [POLLER_MAX];         //  Their libzmq handles
     struct pollfd fds [POLLER_MAX];     //  Their ZMQ_FD descriptors, for poll ()
     bool unknown [POLLER_MAX];          //  Events must be read before we may sleep
+    bool quiet [POLLER_MAX];            //  Touched only once handed out (poller_quiet)
     size_t size;                        //  Sockets in use
     size_t next;                        //  Where the next look starts (taking turns)
     bool terminated;                    //  Interrupted, or the context ended
@@ -87,15 +94,41 @@ poller_add (poller_t *self, zsock_t *sock)
     return 0;
 }
 
+int
+poller_quiet (poller_t *self, zsock_t *sock)
+{
+    for (size_t index = 0; index < self->size; index++)
+        if (self->socks [index] == sock) {
+            self->quiet [index] = true;
+            return 0;
+        }
+    return -1;
+}
+
+void
+poller_touched (poller_t *self, zsock_t *sock)
+{
+    for (size_t index = 0; index < self->size; index++)
+        if (self->socks [index] == sock)
+            self->unknown [index] = true;
+}
+
 zsock_t *
 poller_wait (poller_t *self, int timeout_ms)
 {
     self->terminated = false;
     int64_t end = timeout_ms > 0 ? zclock_mono () + timeout_ms : 0;
     //  Since the last wait the caller may have received or sent on any of
-    //  them (a handler, a timer), which can take a descriptor's signal
+    //  them (a handler, a timer), which can take a descriptor's signal. A
+    //  quiet socket keeps what we knew: the caller touched it only if we
+    //  handed it out, and then it was left unknown.
+    bool trusted = false;           //  A quiet socket not asked: poll even a look
     for (size_t index = 0; index < self->size; index++)
-        self->unknown [index] = true;
+        if (!self->quiet [index])
+            self->unknown [index] = true;
+        else
+        if (!self->unknown [index])
+            trusted = true;
     while (true) {
         //  Read the events of every socket that may hold a message
         for (size_t count = 0; count < self->size; count++) {
@@ -122,7 +155,7 @@ poller_wait (poller_t *self, int timeout_ms)
             int64_t left = end - zclock_mono ();
             wait = left > 0 ? (int) left : 0;
         }
-        int rc = wait == 0 ? 0 : poll (self->fds, self->size, wait);
+        int rc = wait == 0 && !trusted ? 0 : poll (self->fds, self->size, wait);
         if (rc == -1 || zsys_interrupted) {
             self->terminated = true;
             return NULL;
@@ -138,6 +171,12 @@ poller_wait (poller_t *self, int timeout_ms)
 int
 poller_poll (zmq_pollitem_t *items, int count, long timeout_ms)
 {
+    return poller_poll_known (items, count, timeout_ms, NULL);
+}
+
+int
+poller_poll_known (zmq_pollitem_t *items, int count, long timeout_ms, bool *known)
+{
     if (count <= 0 || count > POLLER_MAX) {
         errno = EINVAL;
         return -1;
@@ -150,16 +189,20 @@ poller_poll (zmq_pollitem_t *items, int count, long timeout_ms)
         fds [index].events = 0;
         fds [index].revents = 0;
         if (items [index].socket) {
-            int events = poller_socket_events (items [index].socket);
-            if (events == -1)
-                return -1;
             size_t fd_size = sizeof fds [index].fd;
             if (zmq_getsockopt (items [index].socket, ZMQ_FD, &fds [index].fd, &fd_size))
                 return -1;
             fds [index].events = POLLIN;
+            if (known && known [index])
+                continue;           //  Empty, untouched: its descriptor will fire
+            int events = poller_socket_events (items [index].socket);
+            if (events == -1)
+                return -1;
             items [index].revents = (short) (events & items [index].events);
             if (items [index].revents)
                 ready++;
+            if (known)
+                known [index] = !(events & ZMQ_POLLIN);
         }
         else {
             plain = true;
@@ -191,6 +234,8 @@ poller_poll (zmq_pollitem_t *items, int count, long timeout_ms)
                 if (events == -1)
                     return -1;
                 items [index].revents = (short) (events & items [index].events);
+                if (known)
+                    known [index] = !(events & ZMQ_POLLIN);
             }
             else
                 items [index].revents = poller_revents (fds [index].revents);
@@ -309,6 +354,60 @@ poller_test (bool verbose)
     poller_destroy (&poller);
     zsock_destroy (&c_in);
 
+    //  A quiet socket is asked again only when its descriptor fired or it
+    //  was handed out: two messages, one read, and the next wait (a look,
+    //  or one that would sleep) hands it out again; a message that comes
+    //  while it is known empty is found by a look too
+    poller_t *quiet = poller_new (a_in, b_in, NULL);
+    assert (poller_quiet (quiet, a_in) == 0);
+    assert (poller_quiet (quiet, a_out) == -1);
+    assert (poller_wait (quiet, 0) == NULL);
+    zstr_send (a_out, "1");
+    zstr_send (a_out, "2");
+    assert (poller_wait (quiet, 1000) == a_in);
+    text = zstr_recv (a_in);
+    zstr_free (&text);
+    assert (poller_wait (quiet, 0) == a_in);
+    text = zstr_recv (a_in);
+    zstr_free (&text);
+    assert (poller_wait (quiet, 10) == NULL);
+    zstr_send (b_out, "b");
+    assert (poller_wait (quiet, 1000) == b_in);
+    zstr_send (a_out, "3");     //  While b's handler runs
+    text = zstr_recv (b_in);
+    zstr_free (&text);
+    assert (poller_wait (quiet, 0) == a_in);
+    text = zstr_recv (a_in);
+    zstr_free (&text);
+    assert (poller_wait (quiet, 0) == NULL);
+    poller_destroy (&quiet);
+
+    //  A quiet socket sent on outside a wait (libzmq then takes its
+    //  descriptor's signal) is asked again once poller_touched says so;
+    //  without it the wait sleeps on the message
+    for (int touch = 0; touch < 2; touch++) {
+        char endpoint [64];
+        snprintf (endpoint, sizeof endpoint, "inproc://poller-test-touch-%d", touch);
+        zsock_t *in = zsock_new (ZMQ_PAIR);
+        zsock_t *out = zsock_new (ZMQ_PAIR);
+        assert (zsock_bind (in, "%s", endpoint) == 0 && zsock_connect (out, "%s", endpoint) == 0);
+        poller_t *touched = poller_new (in, NULL);
+        assert (poller_quiet (touched, in) == 0);
+        assert (poller_wait (touched, 0) == NULL);
+        zstr_send (out, "m");
+        zclock_sleep (5);
+        zstr_send (in, "echo");
+        if (touch)
+            poller_touched (touched, in);
+        assert (poller_wait (touched, 100) == (touch ? in : NULL));
+        text = zstr_recv (in);
+        assert (streq (text, "m"));
+        zstr_free (&text);
+        poller_destroy (&touched);
+        zsock_destroy (&in);
+        zsock_destroy (&out);
+    }
+
     //  poller_poll: zmq_poll's contract, sockets and a plain descriptor
     int pair [2];
     assert (pipe (pair) == 0);
@@ -337,6 +436,37 @@ poller_test (bool verbose)
         { NULL, pair [0], ZMQ_POLLIN, 0 }
     };
     assert (poller_poll (late_items, 2, 2000) == 1 && late_items [0].revents == ZMQ_POLLIN);
+    text = zstr_recv (c_again);
+    assert (streq (text, "late"));
+    zstr_free (&text);
+    zactor_destroy (&late);
+    zsock_destroy (&c_again);
+
+    //  poller_poll_known: a socket found empty is known so on the way out;
+    //  one left unread is not, and is found again; a known socket's message
+    //  still wakes the call, and a look (timeout 0) finds it too
+    bool known [3] = { false, false, false };
+    assert (poller_poll_known (items, 3, 0, known) == 0 && known [0] && !known [1] && known [2]);
+    zstr_send (b_out, "1");
+    zstr_send (b_out, "2");
+    assert (poller_poll_known (items, 3, 1000, known) == 1 && items [2].revents == ZMQ_POLLIN && !known [2]);
+    text = zstr_recv (b_in);
+    zstr_free (&text);
+    assert (poller_poll_known (items, 3, 0, known) == 1 && items [2].revents == ZMQ_POLLIN && known [0]);
+    text = zstr_recv (b_in);
+    zstr_free (&text);
+    assert (poller_poll_known (items, 3, 0, known) == 0 && known [0] && known [2]);
+    zstr_send (a_out, "a");
+    assert (poller_poll_known (items, 3, 0, known) == 1 && items [0].revents == ZMQ_POLLIN && !known [0]);
+    text = zstr_recv (a_in);
+    zstr_free (&text);
+    assert (poller_poll_known (items, 3, 10, known) == 0 && known [0]);
+    late = zactor_new (s_late_sender, NULL);
+    c_again = zsock_new_pull ("inproc://poller-test-c");
+    late_items [0].socket = zsock_resolve (c_again);
+    bool late_known [2] = { false, false };
+    assert (poller_poll_known (late_items, 2, 0, late_known) == 0 && late_known [0]);
+    assert (poller_poll_known (late_items, 2, 2000, late_known) == 1 && late_items [0].revents == ZMQ_POLLIN);
     text = zstr_recv (c_again);
     assert (streq (text, "late"));
     zstr_free (&text);

@@ -40,6 +40,20 @@ void
 int
     poller_add (poller_t *self, zsock_t *sock);
 
+//  Marks sock (already added) quiet: the caller receives from it and sends
+//  on it only after a wait handed it out, as an actor does with its pipe,
+//  or else calls poller_touched right after. A wait then asks it for its
+//  events again only when its descriptor fired, it was handed out or
+//  touched: two system calls fewer per wait. 0, or -1 when sock is not
+//  in the poller.
+int
+    poller_quiet (poller_t *self, zsock_t *sock);
+
+//  sock (a quiet one) was received from or sent on without a wait having
+//  handed it out
+void
+    poller_touched (poller_t *self, zsock_t *sock);
+
 //  A socket with a message waiting, taking turns between sockets that have
 //  one; NULL when timeout_ms passed (0: look, never sleep; -1: no limit) or
 //  when interrupted (then see poller_terminated).
@@ -59,6 +73,19 @@ bool
 //  fired. For loops that look at several sources each turn (http's).
 int
     poller_poll (zmq_pollitem_t *items, int count, long timeout_ms);
+
+//  poller_poll for a loop that keeps, across turns, which of its sockets
+//  are known empty: known [index] true on the way in says the last call
+//  found that socket empty and the caller has neither received from it
+//  nor sent on it since, so it is not asked before sleeping (libzmq makes
+//  its descriptor fire when a message comes). On the way out known [index]
+//  is true for each socket found empty, false for one found readable; a
+//  socket not asked keeps its value. The caller must set known [index]
+//  false whenever it touches that socket (a send, or a receive other than
+//  of a socket this call found readable), or it may sleep on a message.
+//  known may be NULL (poller_poll). Plain descriptors ignore it.
+int
+    poller_poll_known (zmq_pollitem_t *items, int count, long timeout_ms, bool *known);
 
 //  A ZMQ socket's ZMQ_EVENTS (handle: libzmq's socket), asked again when
 //  interrupted by a signal; -1 when it cannot say (the context ended).

@@ -27,6 +27,8 @@ typedef struct {
     void *arg;                      //  Given to the handler
     short revents;                  //  What this turn found (ZMQ_POLL* flags)
     bool dead;                      //  Ended: never called again, taken out next turn
+    bool quiet;                     //  Touched only by its handler, or said (reactor_quiet)
+    bool known;                     //  Quiet, found empty, untouched since: not asked
 } item_t;
 
 typedef struct {
@@ -197,7 +199,9 @@ s_timers_compact (reactor_t *self)
     self->timers_size = live;
 }
 
-//  A socket's message events; false when the context ended
+//  A socket's message events; false when the context ended. A quiet
+//  socket found empty is known so until its descriptor fires or it is
+//  touched.
 static bool
 s_socket_events (item_t *item)
 {
@@ -205,7 +209,28 @@ s_socket_events (item_t *item)
     if (events == -1)
         return false;
     item->revents = (short) (events & ZMQ_POLLIN);
+    item->known = item->quiet && !item->revents;
     return true;
+}
+
+int
+reactor_quiet (reactor_t *self, zsock_t *sock)
+{
+    int found = -1;
+    for (size_t index = 0; index < self->items_size; index++)
+        if (self->items [index].sock == sock && !self->items [index].dead) {
+            self->items [index].quiet = true;
+            found = 0;
+        }
+    return found;
+}
+
+void
+reactor_touched (reactor_t *self, zsock_t *sock)
+{
+    for (size_t index = 0; index < self->items_size; index++)
+        if (self->items [index].sock == sock)
+            self->items [index].known = false;
 }
 
 int
@@ -225,12 +250,13 @@ reactor_start (reactor_t *self)
             zsys_error ("reactor: out of memory");
             return 0;
         }
-        //  Sockets first: one with a message waiting means no sleep
+        //  Sockets first: one with a message waiting means no sleep. A
+        //  quiet one known empty is not asked: its descriptor will fire.
         bool ready = false;
         for (size_t index = 0; index < self->fds_size; index++) {
             item_t *item = &self->items [index];
             item->revents = 0;
-            if (item->sock) {
+            if (item->sock && !item->known) {
                 if (!s_socket_events (item))
                     return 0;       //  The context ended
                 ready = ready || item->revents;
@@ -298,8 +324,10 @@ reactor_start (reactor_t *self)
             if (item->dead || !item->revents)
                 continue;
             int handled;
-            if (item->sock)
+            if (item->sock) {
+                item->known = false;            //  Its handler reads it
                 handled = item->reader (self, item->sock, item->arg);
+            }
             else {
                 zmq_pollitem_t pollitem = { NULL, item->fd, item->events, item->revents };
                 handled = item->fd_handler (self, &pollitem, item->arg);
@@ -381,6 +409,38 @@ s_test_fd (reactor_t *reactor, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+//  Quiet readers' test: the reader ends the loop at "three"; a timer sends
+//  "three" to it, then sends on the reader's socket itself (libzmq then
+//  takes the descriptor's signal) and says so
+static zsock_t *s_test_quiet_in, *s_test_quiet_out;
+
+static int
+s_test_quiet_reader (reactor_t *reactor, zsock_t *reader, void *arg)
+{
+    char *text = zstr_recv (reader);
+    ((test_state_t *) arg)->reads++;
+    int rc = text && streq (text, "three") ? -1 : 0;
+    zstr_free (&text);
+    return rc;
+}
+
+static int
+s_test_touch (reactor_t *reactor, int timer_id, void *arg)
+{
+    zstr_send (s_test_quiet_out, "three");
+    zclock_sleep (5);
+    zstr_send (s_test_quiet_in, "echo");
+    if (arg)
+        reactor_touched (reactor, s_test_quiet_in);
+    return 0;
+}
+
+static int
+s_test_stop (reactor_t *reactor, int timer_id, void *arg)
+{
+    return -1;
+}
+
 //  Sends "LATE" on its pipe 30 ms after it started: a message that comes
 //  while the reactor sleeps, from another thread, as EXEC comes to a worker
 static void
@@ -449,6 +509,33 @@ reactor_test (bool verbose)
     assert (state.fd_calls == 1);
     assert (state.fired [1] == 2);
     assert (state.fired [0] == 3);              //  Ended itself: never again
+
+    //  A quiet reader: all its messages are read, one per call of its
+    //  handler, and one that came before a send on its socket outside the
+    //  handler is read because the sender said reactor_touched (without
+    //  it, the loop sleeps until the 300 ms stop)
+    for (int touch = 0; touch < 2; touch++) {
+        reactor_t *quiet = reactor_new ();
+        test_state_t counted = { .ended_by = { -1, -1, -1, -1 } };
+        char endpoint [64];
+        snprintf (endpoint, sizeof endpoint, "inproc://reactor-quiet-%d", touch);
+        s_test_quiet_in = zsock_new (ZMQ_PAIR);
+        s_test_quiet_out = zsock_new (ZMQ_PAIR);
+        assert (zsock_bind (s_test_quiet_in, "%s", endpoint) == 0);
+        assert (zsock_connect (s_test_quiet_out, "%s", endpoint) == 0);
+        assert (reactor_reader (quiet, s_test_quiet_in, s_test_quiet_reader, &counted) == 0);
+        assert (reactor_quiet (quiet, s_test_quiet_in) == 0);
+        assert (reactor_quiet (quiet, s_test_quiet_out) == -1);
+        zstr_send (s_test_quiet_out, "one");
+        zstr_send (s_test_quiet_out, "two");
+        assert (reactor_timer (quiet, 30, 1, s_test_touch, touch ? &counted : NULL) >= 0);
+        assert (reactor_timer (quiet, 300, 1, s_test_stop, NULL) >= 0);
+        assert (reactor_start (quiet) == -1);
+        assert (counted.reads == (touch ? 3 : 2));
+        zsock_destroy (&s_test_quiet_in);
+        zsock_destroy (&s_test_quiet_out);
+        reactor_destroy (&quiet);
+    }
 
     //  Nothing left to watch or wait for: the loop returns
     reactor_t *empty = reactor_new ();

@@ -49,6 +49,18 @@ void
 int
     reactor_reader (reactor_t *self, zsock_t *sock, reactor_reader_fn handler, void *arg);
 
+//  Marks sock's reader quiet: it is touched (received from, sent on) only
+//  by its own handler, or else the caller says so with reactor_touched
+//  right after. A quiet socket found empty is not asked for its events
+//  again (two system calls each turn) until its descriptor fires, its
+//  handler runs, or it is touched. 0, or -1 when sock has no reader.
+int
+    reactor_quiet (reactor_t *self, zsock_t *sock);
+
+//  sock (a quiet reader's) was received from or sent on outside its handler
+void
+    reactor_touched (reactor_t *self, zsock_t *sock);
+
 //  Call handler when the plain descriptor item->fd is ready for
 //  item->events (ZMQ_POLLIN, ZMQ_POLLOUT); the item it gets has revents
 //  set, ZMQ_POLLERR included. A descriptor is watched once: a second call
