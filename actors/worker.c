@@ -2035,17 +2035,15 @@ s_pipe_readable (reactor_t *loop, zsock_t *reader, void *arg)
     if (streq (command, "PING"))
         zstr_send (self->pipe, "PONG");
     else
-    if (strncmp (command, "CREATE-DELAY ", 13) == 0)
+    if (strncmp (command, "CREATE-DELAY ", 13) == 0 || strncmp (command, "CGROUP-DELAY ", 13) == 0) {
+        //  Every creation is slowed by the ms: before it, or once a
+        //  spare's CGROUP is sent (the DELAY's fourth field)
+        int after_cgroup = command [1] == 'G';
         for (int index = 0; index < CREATORS; index++) {
-            zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 0, "", "");
+            zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), after_cgroup, "", "");
             reactor_touched (self->loop, zactor_sock (self->creators [index]));
         }
-    else
-    if (strncmp (command, "CGROUP-DELAY ", 13) == 0)
-        for (int index = 0; index < CREATORS; index++) {
-            zsock_send (self->creators [index], "ssiiss", "DELAY", "", atoi (command + 13), 1, "", "");
-            reactor_touched (self->loop, zactor_sock (self->creators [index]));
-        }
+    }
     else
         zsys_warning ("worker: invalid pipe command '%s'", command);
     zstr_free (&command);

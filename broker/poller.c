@@ -113,10 +113,11 @@ poller_touched (poller_t *self, zsock_t *sock)
             self->unknown [index] = true;
 }
 
-//  Before a socket is handed out: a quiet socket known empty may have had
-//  a message since (its descriptor says so, and only it). One look at the
-//  descriptors, so that it takes its turn rather than waiting until every
-//  other socket is empty. True if one fired (it is unknown now).
+//  Before an answer given without a sleep: a quiet socket known empty may
+//  have had a message since (its descriptor says so, and only it). One
+//  look at the descriptors, so that it takes its turn rather than waiting
+//  until every other socket is empty, and a look (timeout 0) finds it.
+//  True if one fired (it is unknown now).
 static bool
 s_look_at_quiet (poller_t *self)
 {
@@ -143,19 +144,15 @@ poller_wait (poller_t *self, int timeout_ms)
     //  them (a handler, a timer), which can take a descriptor's signal. A
     //  quiet socket keeps what we knew: the caller touched it only if we
     //  handed it out, and then it was left unknown.
-    bool trusted = false;           //  A quiet socket not asked: poll even a look
     for (size_t index = 0; index < self->size; index++)
         if (!self->quiet [index])
             self->unknown [index] = true;
-        else
-        if (!self->unknown [index])
-            trusted = true;
     bool looked = false;            //  At the quiet ones' descriptors, in this wait
     while (true) {
         //  Read the events of every socket that may hold a message, in
         //  turn from the one after the last handed out
-        bool again = false;         //  A quiet one fired: this pass again
-        for (size_t count = 0; count < self->size && !again; count++) {
+        size_t found = self->size;
+        for (size_t count = 0; count < self->size && found == self->size; count++) {
             size_t index = (self->next + count) % self->size;
             if (!self->unknown [index])
                 continue;
@@ -164,21 +161,11 @@ poller_wait (poller_t *self, int timeout_ms)
                 self->terminated = true;
                 return NULL;
             }
-            if (events & ZMQ_POLLIN) {
-                if (!looked) {
-                    looked = true;
-                    again = s_look_at_quiet (self);
-                    if (again)
-                        continue;
-                }
-                self->next = index + 1;
-                return self->socks [index];
-            }
-            self->unknown [index] = false;
+            if (events & ZMQ_POLLIN)
+                found = index;
+            else
+                self->unknown [index] = false;
         }
-        if (again)
-            continue;
-        //  Every socket is known empty: sleep on their descriptors
         int wait = -1;
         if (timeout_ms == 0)
             wait = 0;
@@ -187,7 +174,21 @@ poller_wait (poller_t *self, int timeout_ms)
             int64_t left = end - zclock_mono ();
             wait = left > 0 ? (int) left : 0;
         }
-        int rc = wait == 0 && !trusted ? 0 : poll (self->fds, self->size, wait);
+        //  An answer without a sleep (a socket, or nothing on a look) has
+        //  not seen the quiet sockets' descriptors yet: look once first
+        if ((found < self->size || wait == 0) && !looked) {
+            looked = true;
+            if (s_look_at_quiet (self))
+                continue;
+        }
+        if (found < self->size) {
+            self->next = found + 1;
+            return self->socks [found];
+        }
+        if (wait == 0)
+            return NULL;
+        //  Every socket is known empty: sleep on their descriptors
+        int rc = poll (self->fds, self->size, wait);
         if (rc == -1 || zsys_interrupted) {
             self->terminated = true;
             return NULL;
@@ -197,6 +198,7 @@ poller_wait (poller_t *self, int timeout_ms)
         for (size_t index = 0; index < self->size; index++)
             if (self->fds [index].revents)
                 self->unknown [index] = true;
+        looked = true;              //  The poll saw every descriptor
     }
 }
 
@@ -306,6 +308,16 @@ s_late_sender (zsock_t *pipe, void *args)
     zsock_destroy (&out);
 }
 
+//  Receives one message from sock: it must be there (and be expected,
+//  unless NULL)
+static void
+s_test_take (zsock_t *sock, const char *expected)
+{
+    char *text = zstr_recv (sock);
+    assert (text && (!expected || streq (text, expected)));
+    zstr_free (&text);
+}
+
 void
 poller_test (bool verbose)
 {
@@ -400,20 +412,16 @@ poller_test (bool verbose)
     zstr_send (a_out, "1");
     zstr_send (a_out, "2");
     assert (poller_wait (quiet, 1000) == a_in);
-    text = zstr_recv (a_in);
-    zstr_free (&text);
+    s_test_take (a_in, "1");
     assert (poller_wait (quiet, 0) == a_in);
-    text = zstr_recv (a_in);
-    zstr_free (&text);
+    s_test_take (a_in, "2");
     assert (poller_wait (quiet, 10) == NULL);
     zstr_send (b_out, "b");
     assert (poller_wait (quiet, 1000) == b_in);
     zstr_send (a_out, "3");     //  While b's handler runs
-    text = zstr_recv (b_in);
-    zstr_free (&text);
+    s_test_take (b_in, "b");
     assert (poller_wait (quiet, 0) == a_in);
-    text = zstr_recv (a_in);
-    zstr_free (&text);
+    s_test_take (a_in, "3");
     assert (poller_wait (quiet, 0) == NULL);
     poller_destroy (&quiet);
 
@@ -427,13 +435,10 @@ poller_test (bool verbose)
     zstr_send (a_out, "a");
     zstr_send (b_out, "b");
     assert (poller_wait (fair, 0) == a_in);
-    text = zstr_recv (a_in);
-    assert (streq (text, "a"));
-    zstr_free (&text);
+    s_test_take (a_in, "a");
     for (int i = 0; i < 2; i++) {
         assert (poller_wait (fair, 0) == b_in);
-        text = zstr_recv (b_in);
-        zstr_free (&text);
+        s_test_take (b_in, "b");
     }
     assert (poller_wait (fair, 0) == NULL);
     poller_destroy (&fair);
@@ -458,9 +463,7 @@ poller_test (bool verbose)
         if (touch)
             poller_touched (touched, in);
         assert (poller_wait (touched, 100) == (touch ? in : NULL));
-        text = zstr_recv (in);
-        assert (streq (text, "m"));
-        zstr_free (&text);
+        s_test_take (in, "m");
         poller_destroy (&touched);
         zsock_destroy (&in);
         zsock_destroy (&out);
@@ -508,16 +511,13 @@ poller_test (bool verbose)
     zstr_send (b_out, "1");
     zstr_send (b_out, "2");
     assert (poller_poll_known (items, 3, 1000, known) == 1 && items [2].revents == ZMQ_POLLIN && !known [2]);
-    text = zstr_recv (b_in);
-    zstr_free (&text);
+    s_test_take (b_in, "1");
     assert (poller_poll_known (items, 3, 0, known) == 1 && items [2].revents == ZMQ_POLLIN && known [0]);
-    text = zstr_recv (b_in);
-    zstr_free (&text);
+    s_test_take (b_in, "2");
     assert (poller_poll_known (items, 3, 0, known) == 0 && known [0] && known [2]);
     zstr_send (a_out, "a");
     assert (poller_poll_known (items, 3, 0, known) == 1 && items [0].revents == ZMQ_POLLIN && !known [0]);
-    text = zstr_recv (a_in);
-    zstr_free (&text);
+    s_test_take (a_in, "a");
     assert (poller_poll_known (items, 3, 10, known) == 0 && known [0]);
     late = zactor_new (s_late_sender, NULL);
     c_again = zsock_new_pull ("inproc://poller-test-c");
@@ -525,9 +525,7 @@ poller_test (bool verbose)
     bool late_known [2] = { false, false };
     assert (poller_poll_known (late_items, 2, 0, late_known) == 0 && late_known [0]);
     assert (poller_poll_known (late_items, 2, 2000, late_known) == 1 && late_items [0].revents == ZMQ_POLLIN);
-    text = zstr_recv (c_again);
-    assert (streq (text, "late"));
-    zstr_free (&text);
+    s_test_take (c_again, "late");
     zactor_destroy (&late);
     zsock_destroy (&c_again);
     close (pair [0]);
