@@ -412,7 +412,9 @@ def test_cluster_hosts_are_for_the_cluster_admins_only(signed):
         assert r.status_code == 200, r.text
         return r.json()
 
-    wait_for(lambda: view(server.admin_token)["workers"], 30, "the in-process workers are listed")
+    # Each in-process worker registers on its own: wait for both (the default --workers 2), or the
+    # second view may list one the first had not yet seen.
+    wait_for(lambda: len(view(server.admin_token)["workers"]) == 2, 30, "both in-process workers are listed")
     full = view(server.admin_token)
     assert all("host" in w and "id" in w and "running" in w for w in full["workers"])
     reduced = view(token)
