@@ -42,6 +42,8 @@ typedef struct {
     int memory_mb;                  //  Memory limit
     int timeout_seconds;            //  Timeout, for the job's deadline
     bool active;                    //  Status is "active"
+    bool unsettled;                 //  Loaded while its database or layer was on the way: used for
+                                    //  one call, loaded again for the next
 } function_entry_t;
 
 typedef struct {
@@ -150,8 +152,10 @@ static function_entry_t *
 s_function_lookup (self_t *self, const char *function_id)
 {
     function_entry_t *entry = (function_entry_t *) zhashx_lookup (self->functions, function_id);
-    if (entry)
+    if (entry && !entry->unsettled)
         return entry;
+    if (entry)
+        zhashx_delete (self->functions, function_id);
     store_function_t fn = { 0 };
     if (store_function_load (self->store, function_id, &fn))
         return NULL;
@@ -203,6 +207,7 @@ s_function_lookup (self_t *self, const char *function_id)
     entry->memory_mb = fn.memory_mb;
     entry->timeout_seconds = fn.timeout_seconds;
     entry->active = fn.status && streq (fn.status, "active");
+    entry->unsettled = fn.unsettled;
     char key [128];
     snprintf (key, sizeof key, "%s:%d:%016" PRIx64, fn.id, fn.version, hash);
     entry->pool_key = strdup (key);
@@ -249,20 +254,28 @@ s_invalidate (self_t *self, const char *what)
     if (strncmp (what, "function ", 9) == 0)
         zhashx_delete (self->functions, what + 9);
     else
-    if (strncmp (what, "project ", 8) == 0 || strncmp (what, "routes ", 7) == 0) {
+    if (strncmp (what, "project ", 8) == 0 || strncmp (what, "routes ", 7) == 0
+    ||  strncmp (what, "contexts ", 9) == 0) {
+        //  project: routes, contexts and environments; routes: the route
+        //  table only; contexts: the cached contexts only (a change on its
+        //  way: they are loaded again until it is done, environments stay)
         const char *project_id = strchr (what, ' ') + 1;
+        bool routes = what [0] != 'c';
+        bool contexts = what [0] != 'r';
         bool env_too = what [0] == 'p';
         //  Collect first: deleting while iterating a zhashx is not allowed
         zlistx_t *doomed = zlistx_new ();
         zlistx_set_destructor (doomed, (zlistx_destructor_fn *) zstr_free);
-        for (project_entry_t *project = (project_entry_t *) zhashx_first (self->projects);
-             project; project = (project_entry_t *) zhashx_next (self->projects))
-            if (streq (project->project_id, project_id))
-                zlistx_add_end (doomed, strdup ((const char *) zhashx_cursor (self->projects)));
-        for (char *slug = (char *) zlistx_first (doomed); slug; slug = (char *) zlistx_next (doomed))
-            zhashx_delete (self->projects, slug);
-        zlistx_purge (doomed);
-        if (env_too) {
+        if (routes) {
+            for (project_entry_t *project = (project_entry_t *) zhashx_first (self->projects);
+                 project; project = (project_entry_t *) zhashx_next (self->projects))
+                if (streq (project->project_id, project_id))
+                    zlistx_add_end (doomed, strdup ((const char *) zhashx_cursor (self->projects)));
+            for (char *slug = (char *) zlistx_first (doomed); slug; slug = (char *) zlistx_next (doomed))
+                zhashx_delete (self->projects, slug);
+            zlistx_purge (doomed);
+        }
+        if (contexts) {
             for (function_entry_t *fn = (function_entry_t *) zhashx_first (self->functions);
                  fn; fn = (function_entry_t *) zhashx_next (self->functions))
                 if (streq (fn->project_id, project_id))
@@ -272,7 +285,7 @@ s_invalidate (self_t *self, const char *what)
         }
         zlistx_destroy (&doomed);
         if (!env_too)
-            return;             //  Route changes do not touch environments
+            return;             //  Routes and contexts alone do not touch environments
     }
     else {
         zsys_warning ("gateway: unknown invalidation '%s'", what);

@@ -164,7 +164,8 @@
     FIELD (m, headers,    j, "") \
     FIELD (m, body,       b, "")
 #define MSG_FIELDS_INVALIDATE(FIELD, m) \
-    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, database, rename, delete) or `routes PROJECT_ID`; " \
+    FIELD (m, what, s, ": `function ID`, `project ID` (env vars, database, rename, delete), `routes PROJECT_ID` or " \
+                       "`contexts PROJECT_ID` (a database or layer on its way: cached contexts only); " \
                        "also sent by the database actor (DEALER) when a project's database changes")
 
 //  gateway <-> assignment

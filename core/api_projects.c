@@ -366,6 +366,13 @@ s_requirements_put (api_call_t *call, const char *project_id)
     //  as for an env var change, so the next call runs with the new one
     if ((active_before == NULL) != (active_now == NULL) || (active_before && active_now && strneq (active_before, active_now)))
         api_invalidate (call, "project", project_id);
+    else
+    if (*key && !(active_now && streq (active_now, key)))
+        //  A layer on its way: gateway drops the contexts it holds and
+        //  loads them for each call until the builder has switched
+        //  (store_function_load's unsettled), so a call after the user saw
+        //  the build ready runs with it
+        api_invalidate (call, "contexts", project_id);
     free (active_before);
     return api_reply (call, 200, status);
 }
@@ -484,6 +491,10 @@ api_database_provision (api_call_t *call)
         " created_at = excluded.created_at, updated_at = excluded.updated_at", "sss", project_id, now, now);
     if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
+    //  The database actor commits ready, then tells gateway: meanwhile
+    //  gateway loads the project's contexts for each call (unsettled), so a
+    //  call after the user saw ready has DATABASE_URL. Environments stay
+    api_invalidate (call, "contexts", project_id);
     return api_reply (call, 200, s_database_status (call, project_id));
 }
 
@@ -548,7 +559,12 @@ api_projects_test (bool verbose)
                       "body", "requirements_txt");
     //  Queued: the key is known at once; the same text elsewhere shares it
     reply = api_test_request (api, "alice", "PUT", path, NULL, "{\"requirements_txt\":\"b\\na # x\\n\"}", 200, &inval);
-    assert (inval == NULL);
+    //  The layer is on its way: gateway drops the cached contexts (not the
+    //  environments) and loads them per call until the builder switches
+    char contexts [64];
+    snprintf (contexts, sizeof contexts, "contexts %s", later);
+    assert (inval && streq (inval, contexts));
+    zstr_free (&inval);
     assert (streq (api_test_str (reply, "build_status"), "queued"));
     assert (streq (api_test_str (reply, "requirements_txt"), "b\na # x\n"));
     char key [LAYERS_KEY_SIZE];
@@ -632,9 +648,11 @@ api_projects_test (bool verbose)
     snprintf (path, sizeof path, "/api/projects/%s/database/provision", later);
     api_test_detail (api_test_request (api, "alice", "GET", path, NULL, NULL, 405, NULL), "Method not allowed");
     api_test_detail (api_test_request (api, "bob", "POST", path, NULL, NULL, 404, NULL), "Project not found");
-    reply = api_test_request (api, "alice", "POST", path, NULL, NULL, 200, NULL);
+    reply = api_test_request (api, "alice", "POST", path, NULL, NULL, 200, &inval);
     assert (cJSON_IsFalse (cJSON_GetObjectItem (reply, "has_database")));
     assert (streq (api_test_str (reply, "status"), "provisioning"));
+    assert (inval && streq (inval, contexts));      //  contexts, not environments
+    zstr_free (&inval);
     cJSON_Delete (reply);
     api_test_detail (api_test_request (api, "alice", "POST", path, NULL, NULL, 409, NULL),
                      "The project's database is being provisioned");

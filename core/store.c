@@ -809,6 +809,24 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         fn->env [count++] = zsys_sprintf ("DATABASE_URL=%s", database_url);
     free (database_url);
     fn->env [count] = NULL;
+
+    //  A database or layer on its way: the database and builder actors
+    //  commit it and only then send INVALIDATE, so the context must not be
+    //  kept meanwhile (gateway loads it again for each call until settled)
+    if (*fn->project_id) {
+        stmt = store_prepare (self,
+            "SELECT EXISTS (SELECT 1 FROM project_databases WHERE project_id = ?1 AND state = 'provisioning')"
+            "    OR EXISTS (SELECT 1 FROM projects p JOIN layers w ON w.hash = p.requirements_hash"
+            "                WHERE p.id = ?1 AND p.layer_active IS NOT p.requirements_hash"
+            "                  AND w.state IN ('queued', 'building'))");
+        if (!stmt) {
+            store_function_reset (fn);
+            return -1;
+        }
+        sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
+        fn->unsettled = sqlite3_step (stmt) != SQLITE_ROW || sqlite3_column_int (stmt, 0) != 0;
+        sqlite3_reset (stmt);
+    }
     return 0;
 }
 

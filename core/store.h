@@ -109,6 +109,10 @@ typedef struct {
     char *database_mount_source;    //  Host dir its sandboxes bind (sqlite file, postgres socket), or NULL
     char *database_mount_target;    //  Where the sandbox sees it
     int database_file_limit_mb;     //  Largest file a function may write (sqlite cap), 0 = none
+    bool unsettled;                 //  A change of this context is under way (the project's database
+                                    //  being provisioned, or its new layer queued or building): the
+                                    //  actor that finishes it commits, then tells gateway, so a copy
+                                    //  cached meanwhile could outlive the commit the user already sees
 } store_function_t;
 
 //  Load a function with its active version and project env. Returns 0, or

@@ -503,6 +503,7 @@ class FakeNeon:
         self.create_error = None        # (status, body) for POST /projects
         self.create_garbage = False     # POST /projects answers 201 with a body that is not JSON
         self.operation_status = "finished"
+        self.held = set()               # names of projects whose operations stay "running"
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -555,7 +556,9 @@ class FakeNeon:
                         if parts[1] not in fake.projects:
                             return self.reply(404, {"code": "", "message": "project not found"})
                         if method == "GET" and len(parts) == 4 and parts[2] == "operations":
-                            return self.reply(200, {"operation": {"id": parts[3], "status": fake.operation_status}})
+                            held = fake.projects[parts[1]]["name"] in fake.held
+                            return self.reply(200, {"operation": {"id": parts[3], "status":
+                                                                  "running" if held else fake.operation_status}})
                         if method == "DELETE" and len(parts) == 2:
                             if fake.locked_deletes > 0:
                                 fake.locked_deletes -= 1
@@ -630,6 +633,51 @@ def handler(event, context):
     assert neon.count("DELETE", "/projects/" + neon_id) == 3
     result = invoke(server, function)
     assert not result["success"] and "DATABASE_URL" in json.dumps(result)
+
+
+def test_a_ready_database_is_seen_by_the_next_call_while_another_project_waits(neon_server, neon):
+    """Read-your-writes across projects: the database actor makes one project's database after
+    another and tells gateway when its whole round is done. While another project's Neon operation
+    still runs, a project whose database already shows ready gives its functions DATABASE_URL."""
+    server = neon_server
+    first, waiting, blocker = (make_project(server) for _ in range(3))
+    function = make_function(server, first, "import os\ndef handler(event, context):\n"
+                                            "    return os.environ.get('DATABASE_URL', 'none')\n")
+    assert output(invoke(server, function)) == "none"           # its context is cached now
+
+    def made(project):
+        with neon.lock:
+            return any(p["name"] == "clowdy-" + project for p in neon.projects.values())
+
+    def left_provisioning(project):
+        status = database(server, project)
+        return status if status["status"] != "provisioning" else None
+
+    neon.held.update({"clowdy-" + blocker, "clowdy-" + waiting})
+    try:
+        # The blocker's job holds the round; the next two are then done in one round, in the order
+        # they were asked: first (quick), then waiting (held)
+        ok(server.post("/api/projects/%s/database/provision" % blocker))
+        wait_for(lambda: made(blocker), 30, "the blocker's Neon project was never made")
+        ok(server.post("/api/projects/%s/database/provision" % first))
+        time.sleep(0.01)
+        ok(server.post("/api/projects/%s/database/provision" % waiting))
+        assert output(invoke(server, function)) == "none"       # still provisioning
+        neon.held.discard("clowdy-" + blocker)
+        status = wait_for(lambda: left_provisioning(first), 60, "the first project's database never came")
+        assert status["status"] == "ready", status
+        wait_for(lambda: made(waiting), 30, "the waiting project's Neon project was never made")
+        assert database(server, waiting)["status"] == "provisioning"    # the round goes on
+        url = output(invoke(server, function))
+        assert url.startswith("postgresql://neondb_owner:npg_secret@ep-fake-"), url
+    finally:
+        neon.held.clear()
+    assert wait_for(lambda: left_provisioning(waiting), 60, "never provisioned")["status"] == "ready"
+    assert output(invoke(server, function)) == url
+    for project in (first, waiting, blocker):
+        ok(server.delete("/api/projects/" + project))
+    wait_for(lambda: not any(made(project) for project in (first, waiting, blocker)), 60,
+             "a Neon project stayed after its project was deleted")
 
 
 def test_neon_errors_are_shown_and_nothing_is_left(neon_server, neon):

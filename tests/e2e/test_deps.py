@@ -195,6 +195,10 @@ def built(server, project_id, status="ready", seconds=BUILD_TIMEOUT * 3):
         return last["build_status"] in ("ready", "failed", "none")
     wait_for(ended, seconds, lambda: "build never ended: %r" % last)
     assert last["build_status"] == status, last
+    if status == "ready":
+        # The builder marks the layer ready and points the project at it in one commit: a status
+        # that says ready names the layer the next call runs with
+        assert last["active_hash"] == last["requirements_hash"], last
     return dict(last)
 
 
