@@ -8,8 +8,9 @@ A Server knows its base url, data dir and log; it can stop (SIGTERM), kill (SIGK
 again on the same data dir.
 
 Helpers most files use: ok (the JSON of a 200 answer), free_port, connected_clients (how many
-connections a server holds open), records and record_of (the invocation log, which the recorder
-writes in batches), and wait_for, which polls for any of these.
+connections a server holds open), request_read (it has read a request off one), records and
+record_of (the invocation log, which the recorder writes in batches), and wait_for, which polls for
+any of these.
 
 Time: tests assert what happened (statuses, order, how many calls overlapped), not how long it
 took. Where the time is the behaviour (a timeout fires, a call ends rather than hangs) or a test
@@ -88,6 +89,25 @@ def connected_clients(url):
             continue
         count += sum(1 for row in rows if row[1].endswith(":" + port) and row[3] == "01")
     return count
+
+
+def request_read(url):
+    """Whether the server at url has read a request off a connection (ss: a connection that received
+    bytes and holds none unread), not just had it queued by the kernel, which connected_clients
+    already counts. Meant for a server with no other connection that ever carried a request: a test
+    waits for this before a signal that must find the request in flight."""
+    port = url.rsplit(":", 1)[1]
+    out = subprocess.run(["ss", "-tniH", "state", "established", "( sport = :%s )" % port],
+                         capture_output=True, text=True).stdout
+    unread = None
+    for line in out.splitlines():
+        if line[:1].isspace():          # the info line of the socket above it
+            received = re.search(r"\bbytes_received:(\d+)", line)
+            if unread == 0 and received and int(received.group(1)) > 0:
+                return True
+        elif line.split():
+            unread = int(line.split()[0])
+    return False
 
 
 def records(server, function_id, count, seconds=3):

@@ -479,9 +479,11 @@ def test_stop_ends_the_loop(server, fake, stream):
     aborted = threading.Event()
     done = text_reply("done")
     fake.script(answer_after_hangup(fake, aborted), done)
+    # The client leaves after 1.5 s of silence, stretched like every bound: the chat must have
+    # reached the model call by then, or the stop comes before there is a call to abort
     with pytest.raises(requests.exceptions.ReadTimeout):
         r = server.post("/api/chat", json={"messages": [{"role": "user", "content": "go"}], "stream": stream},
-                        timeout=1.5, stream=stream)
+                        timeout=slow(1.5), stream=stream)
         list(r.iter_lines())
     assert aborted.wait(slow(30)), "the server did not abort the model call after the client left"
     assert_the_loop_stopped(server, fake, calls=1, left=[done])

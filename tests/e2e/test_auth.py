@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from conftest import BINARY, Server, connected_clients, free_port, ok, slow, wait_for
+from conftest import BINARY, Server, free_port, ok, request_read, slow, wait_for
 
 ISSUER = "https://issuer.clowdy.test"
 AUDIENCE = "clowdy-e2e"
@@ -294,6 +294,9 @@ def test_a_slow_key_fetch_holds_up_only_the_request_that_needs_it(keys):
         assert server.get("/api/projects", headers=known).status_code == 200
         function = server.post("/api/functions", headers=known, json={
             "name": "f", "code": "def handler(input):\n    return 7\n"}).json()
+        # Warm now: the calls below must all fit in the provider's 4 s hold (the fetch gives up at
+        # 5 s), and a cold start on a slow machine would spend much of it
+        assert server.post("/api/invoke/" + function["id"], json={"input": {}}).json()["output"] == 7
         # The rate limit allows one refetch per 10 s after the start-up fetch
         time.sleep(10.5)
         rotated = keys["rotated"]
@@ -340,9 +343,10 @@ def test_stop_while_a_request_waits_for_keys(keys):
 
         thread = threading.Thread(target=call)
         thread.start()
-        # The request has reached the server (and waits for the keys: the provider is held)
-        wait_for(lambda: connected_clients(server.url) >= 1, 2, "the request never reached the server")
-        time.sleep(0.2)
+        # The request has reached the server (and waits for the keys: the provider is held). Read by
+        # http, not just connected: a SIGTERM that came first would answer it 503 rather than park it
+        wait_for(lambda: request_read(server.url) and jwks.hits == 1, 2,
+                 "the server never read the request, or its start-up fetch never reached the provider")
         assert jwks.hits == 1 and thread.is_alive()
         server.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)

@@ -48,9 +48,10 @@ class Cluster:
         self.tmp_path = tmp_path
         # A worker lost to a kill -9 is seen at once (its connection closes); the expiry only
         # catches silent ones. This machine runs many sessions on two cores: an expiry of 2 s
-        # instead of the default 600 ms keeps a starved (not dead) process from being taken for lost
+        # instead of the default 600 ms keeps a starved (not dead) process from being taken for lost,
+        # stretched like every other bound (what waits for a loss waits with slow() too)
         self.env = {"CLOWDY_ENDPOINT_WORKER": "tcp://127.0.0.1:%d" % free_port(),
-                    "CLOWDY_WORKER_EXPIRY_MS": "2000"}
+                    "CLOWDY_WORKER_EXPIRY_MS": str(int(slow(2) * 1000))}
         self.control = Server(data_dir=str(tmp_path / "control"), env=self.env,
                               args=["--role", "control"] + list(control_args)).start()
         self.worker_args = list(worker_args)

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 
-from conftest import connected_clients, slow, wait_for
+from conftest import connected_clients, request_read, slow, wait_for
 
 CODE = "def handler(input):\n    return {'n': input.get('n')}\n"
 
@@ -111,8 +111,9 @@ def test_a_graceful_stop_finishes_a_parked_control_plane_request(make_server):
 
     writer = threading.Thread(target=control_write)
     writer.start()
-    # Parked on a control-plane thread, waiting for the lock (the server gives up after 5 s busy)
-    wait_for(lambda: connected_clients(server.url) >= 1, 3, "the write never reached the server")
+    # Parked on a control-plane thread, waiting for the lock (the server gives up after 5 s busy).
+    # Read by http, not just connected: a SIGTERM that came first would find nothing in flight
+    wait_for(lambda: request_read(server.url), 3, "the server never read the write")
     server.proc.send_signal(signal.SIGTERM)
     time.sleep(1)
     assert writer.is_alive() and "response" not in result, "the write should still wait for the lock"

@@ -15,7 +15,7 @@ import pytest
 from conftest import Server, free_port
 from test_deps import (PKG_CODE, built, index, invoke, make_function, make_project,  # noqa: F401 (index is a fixture)
                        ok, output, put_requirements)
-from test_distributed import clowdy_keys
+from test_distributed import clowdy_keys, wait_joined
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def hosts(index, tmp_path_factory):  # noqa: F811
                     env={**endpoints, "CLOWDY_CURVE_DIR": str(worker_keys)})
     try:
         worker.start_worker()
+        wait_joined(control, worker)
         yield control, worker
     finally:
         worker.cleanup()

@@ -14,6 +14,17 @@ def make_function(server):
     return r.json()["id"]
 
 
+def wait_joined(control, worker):
+    """Until the control process lists a ready worker of worker's process: start_worker waits only
+    for the worker's own "connected" line and a short pause, and its READY may come later."""
+    def joined():
+        r = control.get("/api/cluster")
+        return r.status_code == 200 and any("-%d-" % worker.proc.pid in w["id"] and w["state"] == "ready"
+                                            for w in r.json()["workers"])
+    wait_for(joined, 10, lambda: "worker %d never joined: %s" % (worker.proc.pid,
+                                                                  control.get("/api/cluster").text))
+
+
 def test_workers_join_leave_and_die(tmp_path):
     env = {"CLOWDY_ENDPOINT_WORKER": "tcp://127.0.0.1:%d" % free_port()}
     control = Server(data_dir=str(tmp_path / "control"), args=["--role", "control"], env=env).start()
@@ -27,6 +38,7 @@ def test_workers_join_leave_and_die(tmp_path):
         first = Server(data_dir=str(tmp_path / "w1"), args=["--role", "worker"], env=env)
         workers.append(first)
         first.start_worker()
+        wait_joined(control, first)
         r = control.post("/api/invoke/" + fid, json={"input": 2})
         assert r.status_code == 200 and r.json() == {**r.json(), "success": True, "output": 2, "cold_start": True}
         r = control.post("/api/invoke/" + fid, json={"input": 3})
@@ -95,6 +107,7 @@ def test_curve_admits_only_known_workers(tmp_path):
                           env={"CLOWDY_ENDPOINT_WORKER": endpoint, "CLOWDY_CURVE_DIR": str(worker_keys)})
         workers.append(admitted)
         admitted.start_worker()
+        wait_joined(control, admitted)
         r = control.post("/api/invoke/" + fid, json={"input": 2})
         assert r.status_code == 200 and r.json()["success"] and r.json()["output"] == 2, r.text
     finally:

@@ -8,6 +8,7 @@ import concurrent.futures
 import signal
 
 from conftest import Server, free_port, record_of, sandboxes, wait_for
+from test_distributed import wait_joined
 
 SLOW = """\
 import time
@@ -35,6 +36,7 @@ def test_frozen_worker_mid_call_gets_a_clear_error_and_calls_move_on(tmp_path):
     try:
         for worker in workers:
             worker.start_worker()
+            wait_joined(control, worker)      # registered, not just connected
         fid = make_function(control, SLOW)
 
         with concurrent.futures.ThreadPoolExecutor(1) as pool:

@@ -13,6 +13,7 @@ The module shares one server; every test makes its own functions.
 """
 import concurrent.futures
 import contextlib
+import math
 import os
 import re
 import threading
@@ -821,7 +822,9 @@ def handler(input):
 
 def test_background_processes_die_with_a_reaped_environment(make_server):
     """Leftovers also go when the idle reaper or the memory budget retires the environment."""
-    server = make_server(args=["--idle-seconds", "1", "--memory-budget-mb", "256"])
+    # Idle for 1 s, stretched as in test_invoke: the leftovers must be seen running before the reaper
+    # takes them, and on a slow machine starting them can take a good part of a second
+    server = make_server(args=["--idle-seconds", str(math.ceil(slow(1))), "--memory-budget-mb", "256"])
     marker = "%d.%03d" % (2000 + int(uuid.uuid4().hex[:4], 16) % 1000, 11)
     code = ("import os, subprocess\ndef handler(input):\n    subprocess.Popen(['sleep', input])\n"
             "    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"

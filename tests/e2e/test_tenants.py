@@ -24,7 +24,7 @@ import uuid
 
 import requests
 
-from conftest import BINARY, ok, slow
+from conftest import BINARY, ok, slow, wait_for
 
 ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -170,7 +170,10 @@ def test_a_call_that_waits_too_long_for_memory_gets_503_naming_the_shares(make_s
     other = make_function(server, timed_code(0.01), timeout_seconds=1)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(call, server, hog["id"], index) for index, hog in enumerate(hogs)]
-        time.sleep(slow(3))
+        # Both hogs run (hold the budget) before the other call comes, however long their cold
+        # starts take: the calls in flight that GET /api/cluster counts, not a pause
+        wait_for(lambda: sum(w["running"] for w in ok(server.get("/api/cluster"))["workers"]) >= 2, 30,
+                 lambda: "the two hogs are not both running: %r" % ok(server.get("/api/cluster")))
         response = server.post("/api/invoke/" + other["id"], json={"input": 1}, timeout=slow(120))
         answered_at = time.time()
         hog_results = [future.result() for future in futures]
