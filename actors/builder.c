@@ -615,21 +615,17 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
         //  One transaction: a project whose build shows ready runs with it
         //  (gateway loads the contexts of a project whose layer is on its
         //  way for each call, until this commit, then takes INVALIDATE)
-        bool begun = store_begin (self->store) == 0;
-        store_exec (self->store, "UPDATE layers SET state = 'ready', log = ?, size_bytes = ?, built_at = ?,"
-                    " updated_at = ? WHERE hash = ?", "sIsss", clean, size, now, now, hash);
+        cJSON *projects = NULL;
+        bool recorded = store_begin (self->store) == 0
+            && store_exec (self->store, "UPDATE layers SET state = 'ready', log = ?, size_bytes = ?,"
+                           " built_at = ?, updated_at = ? WHERE hash = ?", "sIsss", clean, size, now, now, hash) == 1
+            && (projects = store_query (self->store, "SELECT id FROM projects"
+                                        " WHERE requirements_hash = ? AND layer_active IS NOT ?", "ss", hash, hash))
+            && store_exec (self->store, "UPDATE projects SET layer_active = ? WHERE requirements_hash = ?",
+                           "ss", hash, hash) >= 0
+            && store_commit (self->store) == 0;
         free (clean);
-        cJSON *projects = store_query (self->store,
-            "SELECT id FROM projects WHERE requirements_hash = ? AND layer_active IS NOT ?", "ss", hash, hash);
-        store_exec (self->store, "UPDATE projects SET layer_active = ? WHERE requirements_hash = ?", "ss", hash, hash);
-        if (begun && store_commit (self->store)) {
-            //  Not left building for ever: failed, so that a PUT tries again
-            store_rollback (self->store);
-            s_log_line (log, &log_used, "\nBuild failed: the server could not record the layer.\n");
-            s_log_write (self, hash, "failed", log);
-            zsys_error ("builder: could not record layer %s as ready (the store failed)", hash);
-        }
-        else {
+        if (recorded) {
             cJSON *row;
             cJSON_ArrayForEach (row, projects) {
                 const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (row, "id"));
@@ -637,6 +633,14 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
                     cJSON_AddItemToArray (changed, cJSON_CreateString (id));
             }
             zsys_info ("builder: layer %s is ready (%" PRId64 " bytes)", hash, size);
+        }
+        else {
+            //  Not left building for ever: failed, so that a PUT tries again
+            store_rollback (self->store);
+            s_log_line (log, &log_used, "\nBuild failed: the server could not record the layer.\n");
+            s_log_write (self, hash, "failed", log);
+            zsys_error ("builder: could not record layer %s as ready (the store failed; if it still"
+                        " fails, the layer shows building until the next start)", hash);
         }
         cJSON_Delete (projects);
     }

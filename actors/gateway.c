@@ -154,11 +154,11 @@ s_function_lookup (self_t *self, const char *function_id)
     function_entry_t *entry = (function_entry_t *) zhashx_lookup (self->functions, function_id);
     if (entry && !entry->unsettled)
         return entry;
-    if (entry)
-        zhashx_delete (self->functions, function_id);
     store_function_t fn = { 0 };
     if (store_function_load (self->store, function_id, &fn))
-        return NULL;
+        return entry;           //  The store failed: the copy we had, if any, serves this call
+    if (entry)
+        zhashx_delete (self->functions, function_id);
     cJSON *context = cJSON_CreateObject ();
     cJSON_AddStringToObject (context, "id", fn.id);
     cJSON_AddStringToObject (context, "name", fn.name);
@@ -1069,6 +1069,54 @@ gateway_test (bool verbose)
     assert (msg && msg_reply_status (msg) == 404 && streq (msg_reply_request_id (msg), "r4"));
     msg_destroy (&msg);
     zsock_destroy (&worker);
+
+    //  A context is kept until INVALIDATE, but not while a change is on
+    //  its way: a database being provisioned makes gateway load it for
+    //  each call, so the first call after the database actor's commit has
+    //  DATABASE_URL though no INVALIDATE came yet. `contexts` drops the
+    //  cached contexts and retires no environment
+    zsock_t *assignment = zsock_new_router ("inproc://gateway-test-assignment");
+    zsock_set_rcvtimeo (assignment, 5000);
+    store_t *store = store_open (data_dir);
+    assert (store);
+    assert (store_exec (store, "INSERT INTO projects (id, user_id, name, slug, created_at, updated_at)"
+                        " VALUES ('abcdefabcdef', 'u', 'P', 'p', 'x', 'x')", NULL) == 1);
+    assert (store_exec (store, "INSERT INTO functions (id, user_id, project_id, name, active_version, created_at,"
+                        " updated_at) VALUES ('fedcbafedcba', 'u', 'abcdefabcdef', 'f', 1, 'x', 'x')", NULL) == 1);
+    assert (store_exec (store, "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
+                        " VALUES ('fedcbafedcba', 1, 'x=1', 'x', 'x')", NULL) == 1);
+    //  Each step: what gateway sends assignment for a call, and whether its
+    //  context has the URL
+    struct { const char *sql; const char *invalidate; bool url; } steps [] = {
+        { NULL, NULL, false },                          //  loaded and kept
+        { "INSERT INTO project_databases (project_id, state, database_url, created_at, updated_at)"
+          " VALUES ('abcdefabcdef', 'provisioning', 'postgresql://db', 'x', 'x')", NULL, false },  //  the copy kept
+        { NULL, "contexts abcdefabcdef", false },      //  dropped; loaded, unsettled
+        { "UPDATE project_databases SET state = 'ready'", NULL, true },                        //  loaded again
+        { NULL, NULL, true },                           //  kept now
+    };
+    for (size_t index = 0; index < sizeof steps / sizeof steps [0]; index++) {
+        if (steps [index].sql)
+            assert (store_exec (store, steps [index].sql, NULL) == 1);
+        if (steps [index].invalidate)
+            assert (msg_send_invalidate (http, NULL, steps [index].invalidate) == 0);
+        char request_id [16];
+        snprintf (request_id, sizeof request_id, "c%zu", index);
+        assert (msg_send_invoke (http, NULL, request_id, "direct", "fedcbafedcba", "POST",
+                                 "/api/invoke/fedcbafedcba", "", "{}", "", 0, "local") == 0);
+        msg = msg_recv (assignment, true);          //  a RETIRE first would fail here
+        assert (msg && msg_id (msg) == MSG_ID_RUN);
+        assert ((strstr (msg_run_function (msg), "postgresql://db") != NULL) == steps [index].url);
+        assert (msg_send_result (assignment, msg_route (msg), msg_run_job_id (msg),
+                                 "{\"status\":\"success\",\"output\":1}") == 0);
+        msg_destroy (&msg);
+        msg = msg_recv (http, false);
+        assert (msg && msg_id (msg) == MSG_ID_REPLY && msg_reply_status (msg) == 200);
+        assert (streq (msg_reply_request_id (msg), request_id));
+        msg_destroy (&msg);
+    }
+    store_destroy (&store);
+    zsock_destroy (&assignment);
 
     zsock_destroy (&http);
     zactor_destroy (&gateway);

@@ -722,14 +722,9 @@ s_column_strdup (sqlite3_stmt *stmt, int column)
     return text? strdup (text): NULL;
 }
 
-int
-store_function_load (store_t *self, const char *function_id, store_function_t *fn)
+static int
+s_function_load (store_t *self, const char *function_id, store_function_t *fn)
 {
-    assert (self);
-    assert (fn);
-    store_function_reset (fn);
-    if (!function_id)
-        return -1;
     sqlite3_stmt *stmt = store_prepare (self,
         "SELECT f.id, coalesce (f.project_id, ''), f.user_id, f.name, v.code, f.status,"
         "       p.layer_active, f.active_version, f.timeout_seconds, f.memory_mb,"
@@ -828,6 +823,24 @@ store_function_load (store_t *self, const char *function_id, store_function_t *f
         sqlite3_reset (stmt);
     }
     return 0;
+}
+
+//  One read transaction: the context and whether it is settled come from
+//  one snapshot, so a commit between two reads cannot make a context that
+//  misses the change look settled
+int
+store_function_load (store_t *self, const char *function_id, store_function_t *fn)
+{
+    assert (self);
+    assert (fn);
+    store_function_reset (fn);
+    if (!function_id)
+        return -1;
+    bool own = sqlite3_get_autocommit (self->db) && store_exec (self, "BEGIN", NULL) >= 0;
+    int rc = s_function_load (self, function_id, fn);
+    if (own && store_exec (self, "COMMIT", NULL) < 0)
+        store_rollback (self);
+    return rc;
 }
 
 void
@@ -1150,9 +1163,11 @@ store_test (bool verbose)
     assert (streq (fn.env [0], "A_KEY=one") && streq (fn.env [1], "B_KEY=two=2"));
     assert (streq (fn.env [2], "DATABASE_URL=postgresql://mine") && fn.env [3] == NULL);
     assert (fn.database_mount_source == NULL && fn.database_file_limit_mb == 0);
+    assert (fn.unsettled);          //  gateway must not keep it: the URL is on its way
     store_function_reset (&fn);
     assert (store_exec (store, "UPDATE project_databases SET state = 'ready'", NULL) == 1);
     assert (store_function_load (store, "bbbbbbbbbbb1", &fn) == 0);
+    assert (!fn.unsettled);
     assert (streq (fn.env [0], "A_KEY=one") && streq (fn.env [1], "B_KEY=two=2"));
     assert (streq (fn.env [2], "DATABASE_URL=sqlite:////opt/database/db.sqlite3") && fn.env [3] == NULL);
     assert (streq (fn.database_mount_source, "/srv/db") && streq (fn.database_mount_target, "/opt/database"));
@@ -1160,6 +1175,28 @@ store_test (bool verbose)
     store_function_reset (&fn);
     assert (store_exec (store, "DELETE FROM project_databases", NULL) == 1);
     assert (store_exec (store, "DELETE FROM env_vars WHERE id = 'e3'", NULL) == 1);
+
+    //  A layer on its way (queued or building, not yet the active one) is
+    //  unsettled too; a ready one switched to, or a failed one, is not
+    assert (store_exec (store, "INSERT INTO layers (hash, requirements, state, created_at, updated_at)"
+                        " VALUES ('k1', 'a', 'queued', '', '')", NULL) == 1);
+    assert (store_exec (store, "UPDATE projects SET requirements_hash = 'k1' WHERE id = 'aaaaaaaaaaa1'", NULL) == 1);
+    const char *states [] = { "queued", "building", "failed" };
+    for (size_t index = 0; index < sizeof states / sizeof states [0]; index++) {
+        assert (store_exec (store, "UPDATE layers SET state = ? WHERE hash = 'k1'", "s", states [index]) == 1);
+        assert (store_function_load (store, "bbbbbbbbbbb1", &fn) == 0);
+        assert (fn.unsettled == !streq (states [index], "failed"));
+        assert (fn.requirements_hash == NULL);
+        store_function_reset (&fn);
+    }
+    assert (store_exec (store, "UPDATE layers SET state = 'ready' WHERE hash = 'k1'", NULL) == 1);
+    assert (store_exec (store, "UPDATE projects SET layer_active = 'k1' WHERE id = 'aaaaaaaaaaa1'", NULL) == 1);
+    assert (store_function_load (store, "bbbbbbbbbbb1", &fn) == 0);
+    assert (!fn.unsettled && streq (fn.requirements_hash, "k1"));
+    store_function_reset (&fn);
+    assert (store_exec (store, "UPDATE projects SET requirements_hash = NULL, layer_active = NULL"
+                        " WHERE id = 'aaaaaaaaaaa1'", NULL) == 1);
+    assert (store_exec (store, "DELETE FROM layers", NULL) == 1);
 
     //  A function without a project has an empty env
     s_seed (store, NULL, "bbbbbbbbbbb2");
