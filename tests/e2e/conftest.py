@@ -98,7 +98,7 @@ def request_read(url):
     waits for this before a signal that must find the request in flight."""
     port = url.rsplit(":", 1)[1]
     out = subprocess.run(["ss", "-tniH", "state", "established", "( sport = :%s )" % port],
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, check=True).stdout
     unread = None
     for line in out.splitlines():
         if line[:1].isspace():          # the info line of the socket above it

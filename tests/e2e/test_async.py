@@ -14,6 +14,7 @@ after 50 ms); the kill -9 test has its own.
 import json
 import os
 import re
+import signal
 import sqlite3
 import time
 import uuid
@@ -271,30 +272,40 @@ def test_schedules_of_a_missing_function_are_404(server):
 def test_kill_9_loses_no_event_and_runs_none_twice(make_server):
     s = make_server(args=["--async-concurrency", "2", "--async-backoff-ms", "50"])
     function = make_function(s)
-    ids = [invoke_async(s, function["id"], {"n": i, "sleep": 0.5}) for i in range(8)]
+    ids = [invoke_async(s, function["id"], {"n": i, "sleep": 1}) for i in range(8)]
     # A schedule due every hour, created before the crash
     schedule = s.post("/api/functions/%s/schedules" % function["id"], json={"expression": "rate(1 hour)"})
     assert schedule.status_code == 201
     # Some have run; others are running or queued
     wait_for(lambda: [r for r in ok(s.get("/api/functions/%s/invocations" % function["id"]))
                       if r["status"] == "success"], 30, "no event ran")
-    # A freed slot takes the next event and each runs 0.5 s: kill in the middle of one claimed since
+    # A freed slot takes the next event and each runs 1 s: kill in the middle of one claimed since
     # (at the first success itself the next ones may not have started yet, and a fixed pause may
     # fall between two on a slow machine). A claim sets next_run_ms to its time (wall clock, ms).
     # And not while a success is heard but its record not yet written (status done): a kill -9
-    # then loses that record by design (actors/events.c), which this test would count as lost
+    # then loses that record by design (actors/events.c), which this test would count as lost.
+    # The server is stopped (SIGSTOP) while it is looked at, so that nothing changes between the
+    # look and the kill
     since_ms = int(time.time() * 1000)
 
     def mid_run():
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(s.data_dir, "clowdy.db"), uri=True, timeout=10)
+        s.proc.send_signal(signal.SIGSTOP)
         try:
-            return db.execute("SELECT (SELECT count(*) FROM async_events WHERE status = 'running'"
-                              " AND next_run_ms >= ?) > 0 AND (SELECT count(*) FROM async_events"
-                              " WHERE status = 'done') = 0", (since_ms,)).fetchone()[0]
-        finally:
-            db.close()
+            db = sqlite3.connect("file:%s?mode=ro" % os.path.join(s.data_dir, "clowdy.db"), uri=True,
+                                 timeout=slow(2))
+            try:
+                found = db.execute("SELECT (SELECT count(*) FROM async_events WHERE status = 'running'"
+                                   " AND next_run_ms >= ?) > 0 AND (SELECT count(*) FROM async_events"
+                                   " WHERE status = 'done') = 0", (since_ms,)).fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.OperationalError:        # stopped holding a lock: look again later
+            found = False
+        if not found:
+            s.proc.send_signal(signal.SIGCONT)
+        return found
     wait_for(mid_run, 30, "no event was claimed after the first success")
-    s.kill()
+    s.kill()                                    # SIGKILL ends it stopped as it is
     # While it is down, the schedule misses five firings
     db = sqlite3.connect(s.data_dir + "/clowdy.db")
     db.execute("UPDATE schedules SET next_run_ms = ?", (int((time.time() - 5 * 3600) * 1000),))

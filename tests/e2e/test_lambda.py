@@ -319,7 +319,7 @@ def signed():
                                 "--data-dir", data_dir], capture_output=True, text=True, timeout=slow(30))
         assert admin.returncode == 0, admin.stderr
         s = Server(data_dir=data_dir, args=["--auth", "jwt", "--jwks-url", "http://127.0.0.1:9/jwks",
-                                            "--cluster-admins", "dave"]).start()
+                                            "--cluster-admins", "dave", "--workers", "2"]).start()
         s.admin_token = admin.stdout.strip()
         yield s, token_id, token
         s.stop()
@@ -412,8 +412,8 @@ def test_cluster_hosts_are_for_the_cluster_admins_only(signed):
         assert r.status_code == 200, r.text
         return r.json()
 
-    # Each in-process worker registers on its own: wait for both (the default --workers 2), or the
-    # second view may list one the first had not yet seen.
+    # Each in-process worker registers on its own: wait for both (--workers 2), or the second view
+    # may list one the first had not yet seen.
     wait_for(lambda: len(view(server.admin_token)["workers"]) == 2, 30, "both in-process workers are listed")
     full = view(server.admin_token)
     assert all("host" in w and "id" in w and "running" in w for w in full["workers"])
