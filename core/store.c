@@ -807,20 +807,16 @@ s_function_load (store_t *self, const char *function_id, store_function_t *fn)
 
     //  A database or layer on its way: the database and builder actors
     //  commit it and only then send INVALIDATE, so the context must not be
-    //  kept meanwhile (gateway loads it again for each call until settled)
+    //  kept meanwhile (gateway loads it again for each call until settled).
+    //  A failed look counts as unsettled: loaded again, never kept stale
     if (*fn->project_id) {
-        stmt = store_prepare (self,
+        cJSON *row = store_query_row (self,
             "SELECT EXISTS (SELECT 1 FROM project_databases WHERE project_id = ?1 AND state = 'provisioning')"
             "    OR EXISTS (SELECT 1 FROM projects p JOIN layers w ON w.hash = p.requirements_hash"
             "                WHERE p.id = ?1 AND p.layer_active IS NOT p.requirements_hash"
-            "                  AND w.state IN ('queued', 'building'))");
-        if (!stmt) {
-            store_function_reset (fn);
-            return -1;
-        }
-        sqlite3_bind_text (stmt, 1, fn->project_id, -1, SQLITE_TRANSIENT);
-        fn->unsettled = sqlite3_step (stmt) != SQLITE_ROW || sqlite3_column_int (stmt, 0) != 0;
-        sqlite3_reset (stmt);
+            "                  AND w.state IN ('queued', 'building')) AS unsettled", "s", fn->project_id);
+        fn->unsettled = !row || cJSON_GetNumberValue (cJSON_GetObjectItem (row, "unsettled")) != 0;
+        cJSON_Delete (row);
     }
     return 0;
 }
