@@ -80,6 +80,7 @@ static const s_route_t s_routes [] = {
     { "DELETE", "/api/functions/:id",                       api_function_delete,    0 },
     { "GET",    "/api/projects/:id/functions",              api_project_functions,  0 },
     { "GET",    "/api/functions/:id/versions",              api_versions_list,      0 },
+    { "GET",    "/api/functions/:id/versions/:version",     api_version_get,        0 },
     { "PUT",    "/api/functions/:id/versions/:version",     api_version_activate,   0 },
     { "GET",    "/api/functions/:id/invocations",           api_invocations_list,   0 },
     { "GET",    "/api/functions/:id/invocations/:invocation_id", api_invocation_get, 0 },
@@ -605,7 +606,10 @@ api_handle (api_t *self, const api_request_t *req, api_response_t *resp)
     api_call_t call = { .api = self, .store = self->store, .req = req, .resp = resp };
     call.errors = cJSON_CreateArray ();
     char *segment [SEGMENTS_MAX];
-    int segments = req->method && req->user_id? s_split_path (req->path, segment): -1;
+    //  A decoded path that is not UTF-8 names nothing here (ids, keys and
+    //  names are UTF-8), and its bytes must not reach a detail sentence
+    bool readable = req->path && util_utf8_valid (req->path, strlen (req->path));
+    int segments = req->method && req->user_id && readable? s_split_path (req->path, segment): -1;
     int rc = -1;
     if (segments >= 0) {
         bool path_known;

@@ -134,6 +134,7 @@ int api_function_update (api_call_t *call);
 int api_function_delete (api_call_t *call);
 int api_project_functions (api_call_t *call);
 int api_versions_list (api_call_t *call);
+int api_version_get (api_call_t *call);
 int api_version_activate (api_call_t *call);
 int api_invocations_list (api_call_t *call);
 int api_invocation_get (api_call_t *call);

@@ -39,13 +39,35 @@
     " input_truncated, output_truncated, logs_truncated, attempt, parent_invocation_id," \
     " round (init_us / 1000.0, 3) AS init_ms, round (queue_us / 1000.0, 3) AS queue_ms"
 
-#define FUNCTION_SELECT \
-    "SELECT f.id, f.name, f.description, v.code, f.runtime, f.status, f.network_enabled," \
+//  A list of functions or versions holds each one's code, up to 1 MiB, and
+//  neither their number nor their versions have a cap: the code of the
+//  first rows in the list's order is whole while the list's code stays
+//  within LIST_CODE_BYTES; each row after that has a prefix of
+//  LIST_CODE_CUT characters, and names "code" in "list_truncated". The
+//  answer (built whole on a pool thread, then printed and sent) so stays
+//  near that size whatever a user stored; GET of the function, or of the
+//  version, returns its code whole. A version list has at most
+//  VERSIONS_MAX rows, the highest first (?limit= asks for fewer).
+#define LIST_CODE_BYTES         (16 * 1024 * 1024)
+#define LIST_CODE_CUT           1024
+#define VERSIONS_MAX            1000
+//  The code column of a list (window w is the list's order): whole within
+//  the budget (?1 bytes, counted in characters like substr), else cut to
+//  ?2 characters; and whether it was cut
+#define LIST_CODE(column) \
+    " CASE WHEN coalesce (sum (length (" column ")) OVER w, 0) <= ?1" \
+    "      THEN " column " ELSE substr (" column ", 1, ?2) END AS code," \
+    " coalesce (sum (length (" column ")) OVER w, 0) > ?1 AS code_cut"
+
+#define FUNCTION_COLUMNS(code) \
+    "SELECT f.id, f.name, f.description, " code ", f.runtime, f.status, f.network_enabled," \
     "       f.timeout_seconds, f.memory_mb, f.active_version, f.project_id, f.created_at," \
     "       f.updated_at, f.max_retries," \
     "       (SELECT p.layer_active FROM projects p WHERE p.id = f.project_id) AS layer_hash" \
     "  FROM functions f" \
     "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
+#define FUNCTION_SELECT         FUNCTION_COLUMNS ("v.code")
+#define FUNCTION_LIST_ORDER     "f.created_at DESC, f.rowid DESC"
 
 
 //  --------------------------------------------------------------------------
@@ -74,12 +96,31 @@ api_function_owned (api_call_t *call, const char *function_id)
 //  --------------------------------------------------------------------------
 //  Functions and versions
 
+//  Rows of a list whose code was cut say so in "list_truncated"
+static cJSON *
+s_list_cut (cJSON *rows)
+{
+    cJSON *row;
+    cJSON_ArrayForEach (row, rows) {
+        cJSON *cut = cJSON_GetObjectItem (row, "code_cut");
+        if (cJSON_IsNumber (cut) && cut->valueint) {
+            cJSON *truncated = cJSON_CreateArray ();
+            cJSON_AddItemToArray (truncated, cJSON_CreateString ("code"));
+            cJSON_AddItemToObject (row, "list_truncated", truncated);
+        }
+        cJSON_DeleteItemFromObject (row, "code_cut");
+    }
+    return rows;
+}
+
 int
 api_functions_list (api_call_t *call)
 {
-    return api_reply (call, 200, store_query (call->store,
-        FUNCTION_SELECT " WHERE f.user_id = ? ORDER BY f.created_at DESC, f.rowid DESC",
-        "s", call->req->user_id));
+    return api_reply (call, 200, s_list_cut (store_query (call->store,
+        FUNCTION_COLUMNS (LIST_CODE ("v.code")) " WHERE f.user_id = ?3"
+        " WINDOW w AS (ORDER BY " FUNCTION_LIST_ORDER " ROWS UNBOUNDED PRECEDING)"
+        " ORDER BY " FUNCTION_LIST_ORDER,
+        "iis", LIST_CODE_BYTES, LIST_CODE_CUT, call->req->user_id)));
 }
 
 //  Code: a non-blank string of at most 1 MiB
@@ -276,11 +317,52 @@ int
 api_versions_list (api_call_t *call)
 {
     const char *function_id = call->param [0];
+    long limit = VERSIONS_MAX;
+    char *text = api_query_param (call->req->query, "limit");
+    if (text) {
+        if (!api_parse_int (text, LONG_MIN, LONG_MAX, &limit))
+            api_invalid_at (call, "query", "limit", "int_parsing",
+                          "Input should be a valid integer, unable to parse string as an integer");
+        else
+        if (limit < 1)
+            api_invalid_at (call, "query", "limit", "greater_than_equal",
+                          "Input should be greater than or equal to 1");
+        else
+        if (limit > VERSIONS_MAX)
+            api_invalid_at (call, "query", "limit", "less_than_equal",
+                          "Input should be less than or equal to %d", VERSIONS_MAX);
+        zstr_free (&text);
+        if (api_has_errors (call))
+            return api_reply_invalid (call);
+    }
     if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
-    return api_reply (call, 200, store_query (call->store,
+    return api_reply (call, 200, s_list_cut (store_query (call->store,
+        "SELECT function_id, version," LIST_CODE ("code") ", created_at, updated_at"
+        "  FROM function_versions WHERE function_id = ?3"
+        " WINDOW w AS (ORDER BY version DESC ROWS UNBOUNDED PRECEDING)"
+        " ORDER BY version DESC LIMIT ?4",
+        "iisi", LIST_CODE_BYTES, LIST_CODE_CUT, function_id, (int) limit)));
+}
+
+int
+api_version_get (api_call_t *call)
+{
+    const char *function_id = call->param [0];
+    long version;
+    if (!api_parse_int (call->param [1], LONG_MIN, LONG_MAX, &version)) {
+        api_invalid_at (call, "path", "version", "int_parsing",
+                      "Input should be a valid integer, unable to parse string as an integer");
+        return api_reply_invalid (call);
+    }
+    if (!api_function_owned (call, function_id))
+        return api_reply_detail (call, 404, "Function not found");
+    cJSON *row = version < 1 || version > INT_MAX? NULL: store_query_row (call->store,
         "SELECT function_id, version, code, created_at, updated_at FROM function_versions"
-        " WHERE function_id = ? ORDER BY version DESC", "s", function_id));
+        " WHERE function_id = ? AND version = ?", "si", function_id, (int) version);
+    if (!row)
+        return api_reply_detail (call, 404, "Version not found");
+    return api_reply (call, 200, row);
 }
 
 
@@ -449,9 +531,11 @@ api_project_functions (api_call_t *call)
     const char *project_id = call->param [0];
     if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    return api_reply (call, 200, store_query (call->store,
-        FUNCTION_SELECT " WHERE f.project_id = ? AND f.user_id = ?"
-        " ORDER BY f.created_at DESC, f.rowid DESC", "ss", project_id, call->req->user_id));
+    return api_reply (call, 200, s_list_cut (store_query (call->store,
+        FUNCTION_COLUMNS (LIST_CODE ("v.code")) " WHERE f.project_id = ?3 AND f.user_id = ?4"
+        " WINDOW w AS (ORDER BY " FUNCTION_LIST_ORDER " ROWS UNBOUNDED PRECEDING)"
+        " ORDER BY " FUNCTION_LIST_ORDER,
+        "iiss", LIST_CODE_BYTES, LIST_CODE_CUT, project_id, call->req->user_id)));
 }
 
 

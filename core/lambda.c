@@ -368,21 +368,28 @@ s_rest (api_t *api, const api_request_t *req, const char *method, const char *pa
 }
 
 //  A REST error as a Lambda error
+//  What the detail of a REST error reply says: its sentence, or for
+//  FastAPI's list the first field and what is wrong with it (in buffer);
+//  NULL when it has neither
+static const char *
+s_detail_text (cJSON *reply, char *buffer, size_t size)
+{
+    cJSON *detail = cJSON_GetObjectItem (reply, "detail");
+    if (!cJSON_IsArray (detail))
+        return cJSON_GetStringValue (detail);
+    cJSON *first = cJSON_GetArrayItem (detail, 0);
+    cJSON *loc = cJSON_GetObjectItem (first, "loc");
+    const char *field = cJSON_GetStringValue (cJSON_GetArrayItem (loc, cJSON_GetArraySize (loc) - 1));
+    snprintf (buffer, size, "%s: %s", field ? field : "body",
+              cJSON_GetStringValue (cJSON_GetObjectItem (first, "msg")) ?: "invalid");
+    return buffer;
+}
+
 static int
 s_rest_error (api_response_t *resp, int status, cJSON *reply)
 {
-    cJSON *detail = cJSON_GetObjectItem (reply, "detail");
-    const char *message = cJSON_GetStringValue (detail);
     char buffer [512];
-    if (cJSON_IsArray (detail)) {
-        //  FastAPI's list: name the first field and say what is wrong
-        cJSON *first = cJSON_GetArrayItem (detail, 0);
-        cJSON *loc = cJSON_GetObjectItem (first, "loc");
-        const char *field = cJSON_GetStringValue (cJSON_GetArrayItem (loc, cJSON_GetArraySize (loc) - 1));
-        snprintf (buffer, sizeof buffer, "%s: %s", field ? field : "body",
-                  cJSON_GetStringValue (cJSON_GetObjectItem (first, "msg")) ?: "invalid");
-        message = buffer;
-    }
+    const char *message = s_detail_text (reply, buffer, sizeof buffer);
     const char *type = status == 404 ? "ResourceNotFoundException"
                      : status == 409 ? "ResourceConflictException"
                      : status == 413 ? "RequestTooLargeException"
@@ -843,6 +850,10 @@ lambda_handle (api_t *api, const api_request_t *req, api_response_t *resp)
         s_error (resp, 500, "ServiceException", "Internal server error");
         return 0;
     }
+    //  A decoded path that is not UTF-8 names no function, and its bytes
+    //  must not reach a message (the reply would not be JSON)
+    if (!util_utf8_valid (req->path, strlen (req->path)))
+        return s_error (resp, 404, "ResourceNotFoundException", "Function not found: the path is not UTF-8");
     //  Operations with a body parse it first: Lambda's bodies are JSON objects
     bool with_body = streq (method, "POST") || streq (method, "PUT");
     bool invoke = strlen (rest) > 14 && streq (rest + strlen (rest) - 12, "/invocations");
@@ -977,7 +988,8 @@ lambda_invoke_reply (const char *forward_text, int gateway_status, const char *g
     bool qualified = cJSON_IsTrue (cJSON_GetObjectItem (forward, "qualified"));
     cJSON_Delete (forward);
     cJSON *reply = gateway_body ? cJSON_ParseWithLength (gateway_body, gateway_size) : NULL;
-    const char *detail = cJSON_GetStringValue (cJSON_GetObjectItem (reply, "detail"));
+    char detail_buffer [512];
+    const char *detail = s_detail_text (reply, detail_buffer, sizeof detail_buffer);
     char *text = NULL;
     *status = 200;
     if (event && gateway_status == 202) {
@@ -1390,6 +1402,16 @@ lambda_test (bool verbose)
     cJSON_Delete (headers);
     lambda_invoke_reply ("{}", 200, "not json", 8, &status, &headers, &body, &size);
     assert (status == 500);
+    free (body);
+    cJSON_Delete (headers);
+    //  The gateway's 422 names the field in FastAPI's list: its sentence is
+    //  the message, not a bare status
+    const char *refused = "{\"detail\":[{\"loc\":[\"body\",\"input\"],\"msg\":\"no NUL here\",\"type\":\"value_error\"}]}";
+    lambda_invoke_reply ("{}", 422, refused, strlen (refused), &status, &headers, &body, &size);
+    assert (status == 400);
+    cJSON *said = cJSON_Parse (body);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (said, "Message")), "input: no NUL here"));
+    cJSON_Delete (said);
     free (body);
     cJSON_Delete (headers);
 

@@ -397,6 +397,7 @@ def test_two_users_cannot_see_each_other(jwt_server, alice, bob):
         ("GET", "/api/functions/%s" % fid, None),
         ("PUT", "/api/functions/%s" % fid, {"code": "def handler(e, c):\n    return 'pwned'\n"}),
         ("GET", "/api/functions/%s/versions" % fid, None),
+        ("GET", "/api/functions/%s/versions/1" % fid, None),
         ("PUT", "/api/functions/%s/versions/1" % fid, None),
         ("GET", "/api/functions/%s/invocations" % fid, None),
         ("GET", "/api/projects/%s/env" % pid, None),

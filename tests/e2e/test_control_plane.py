@@ -390,6 +390,10 @@ def test_env_vars(server):
     assert ok(server.delete(path + "/A_MODE")) == {"detail": "Env var 'A_MODE' deleted"}
     assert detail(server.delete(path + "/A_MODE"), 404) == "Env var 'A_MODE' not found"
     assert [e["key"] for e in ok(server.get(path))] == ["BIG", "EMPTY", "ZED_TOKEN"]
+    # A key that is not UTF-8 once decoded names nothing, and the 404 is still JSON
+    gone = server.delete(path + "/%C3%28")
+    assert gone.status_code == 404 and json.loads(gone.content)["detail"]
+    assert len(ok(server.get(path))) == 3
 
 
 @pytest.mark.parametrize("body,field", [

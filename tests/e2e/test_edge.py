@@ -257,6 +257,54 @@ def test_invocation_list_is_bounded_and_one_record_is_whole(server):
     assert "list_truncated" not in record and json.loads(record["input"]) == {"a": 1}
 
 
+def big_code(tag):
+    """About 990 KB of code (the cap is 1 MiB), different for each tag."""
+    return "# %s\n" % tag + ("# " + "a" * 97 + "\n") * 9900 + "def handler(e):\n    return %r\n" % tag
+
+
+def test_version_and_function_lists_are_bounded_and_one_version_is_whole(server):
+    # 20 versions of about 1 MB: whole, the list would be 20 MB, and versions have no cap
+    fn = server.post("/api/functions", json={"name": "many-versions", "code": big_code(1)}).json()
+    for version in range(2, 21):
+        r = server.put("/api/functions/" + fn["id"], json={"code": big_code(version)})
+        assert r.status_code == 200 and r.json()["active_version"] == version
+    path = "/api/functions/%s/versions" % fn["id"]
+    r = server.get(path)
+    assert r.status_code == 200 and len(r.content) < 17 * MiB, "the list answer is %d bytes" % len(r.content)
+    versions = r.json()
+    assert [v["version"] for v in versions] == list(range(20, 0, -1))
+    # The highest ones are whole while the list's code stays within 16 MiB; the rest are prefixes
+    whole = [v for v in versions if "list_truncated" not in v]
+    cut = [v for v in versions if "list_truncated" in v]
+    assert [v["version"] for v in whole] == list(range(20, 4, -1))
+    assert all(v["code"] == big_code(v["version"]) for v in whole)
+    assert cut and all(v["list_truncated"] == ["code"] for v in cut)
+    assert all(len(v["code"]) == 1024 and big_code(v["version"]).startswith(v["code"]) for v in cut)
+    # One version is whole, and the list can be shorter
+    one = server.get(path + "/1")
+    assert one.status_code == 200 and one.json()["code"] == big_code(1) and one.json()["version"] == 1
+    assert server.get(path + "/21").status_code == 404 and server.get(path + "/0").status_code == 404
+    assert server.get(path + "/abc").status_code == 422
+    assert [v["version"] for v in server.get(path + "?limit=3").json()] == [20, 19, 18]
+    for bad in ("0", "1001", "x"):
+        assert server.get(path + "?limit=" + bad).status_code == 422
+    # The function lists hold each function's active code: the same budget, newest first
+    project = server.post("/api/projects", json={"name": "big-code"}).json()
+    ids = [server.post("/api/functions", json={"name": "big%d" % i, "code": big_code(100 + i),
+                                               "project_id": project["id"]}).json()["id"]
+           for i in range(18)]
+    for listed in (server.get("/api/functions"), server.get("/api/projects/%s/functions" % project["id"])):
+        assert listed.status_code == 200 and len(listed.content) < 17 * MiB
+        rows = {f["id"]: f for f in listed.json()}
+        assert set(ids) <= set(rows)
+        newest = rows[ids[-1]]
+        assert "list_truncated" not in newest and newest["code"] == big_code(117)
+        oldest = rows[ids[0]]
+        assert oldest["list_truncated"] == ["code"] and big_code(100).startswith(oldest["code"])
+        assert len(oldest["code"]) == 1024
+    assert server.get("/api/functions/" + ids[0]).json()["code"] == big_code(100)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Requests a proxy in front would read differently: 400 with a detail, and the server goes on
 

@@ -257,6 +257,13 @@ def test_bad_names_and_bodies(lam, server, echo):
     assert r.status_code == 400 and r.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
     r = requests.get(server.url + "/2015-03-31/layers", timeout=slow(30))
     assert r.status_code == 404 and r.headers["x-amzn-ErrorType"]
+    # A payload the gateway refuses says why, as the Event path and REST do, not a bare status
+    assert "NUL" in refused(lambda: lam.invoke(FunctionName="echo", Payload=b'{"a": "\\u0000"}'),
+                            "InvalidRequestContentException", 400)
+    # A name that is not UTF-8 once decoded: not found, and the error is still JSON
+    r = requests.get(server.url + "/2015-03-31/functions/%FF%FE", timeout=slow(30))
+    assert r.status_code == 404 and r.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    assert json.loads(r.content)["Message"]
     # And the server is fine
     assert lam.invoke(FunctionName="echo")["StatusCode"] == 200
 

@@ -175,7 +175,7 @@ export interface Fn {
   /** Retries of a failed async call (0..10); absent on servers without async invocations. */
   max_retries?: number;
 }
-export interface Version { function_id: string; version: number; code: string; created_at: string; updated_at: string }
+export interface Version { function_id: string; version: number; code: string; created_at: string; updated_at: string; list_truncated?: string[] }
 export interface Invocation {
   id: string; function_id: string; input?: string | null; output?: string | null;
   /** queued and running: an async call not finished yet; lost: a platform failure (the worker went
@@ -274,6 +274,7 @@ export const api = {
     request<Fn>(`/api/functions/${enc(id)}`, { method: "PUT", body: b }),
   deleteFunction: (id: string) => request<{ detail: string }>(`/api/functions/${enc(id)}`, { method: "DELETE" }),
   versions: (id: string) => request<Version[]>(`/api/functions/${enc(id)}/versions`),
+  version: (id: string, version: number) => request<Version>(`/api/functions/${enc(id)}/versions/${version}`),
   rollback: (id: string, version: number) => request<Fn>(`/api/functions/${enc(id)}/versions/${version}`, { method: "PUT" }),
   invoke: (id: string, input: unknown, signal?: AbortSignal) => request<InvokeResult>(`/api/invoke/${enc(id)}`, { method: "POST", body: { input }, signal }),
   invocations: (id: string, limit = 50) => request<Invocation[]>(`/api/functions/${enc(id)}/invocations?limit=${limit}`),

@@ -72,6 +72,7 @@ function FunctionPage({ id }: { id: string }) {
   const savingRef = useRef(false);
   const [saveError, setSaveError] = useState<unknown>(null);
   const [picked, setPicked] = useState<number | null>(null);
+  const [wholeVersion, setWholeVersion] = useState<{ version: number; code: string } | null>(null);
   const [rollingBack, setRollingBack] = useState(false);
   const [testInput, setTestInput] = useState(DEFAULT_INPUT);
   const [invokedAt, setInvokedAt] = useState(0); // bumped after a test run, to refresh the log
@@ -120,6 +121,15 @@ function FunctionPage({ id }: { id: string }) {
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, []);
+
+  // A version whose code the list cut (a long list keeps a prefix of older versions) is fetched whole
+  const cutVersion = picked !== null && versions.data?.find((v) => v.version === picked)?.list_truncated?.includes("code") ? picked : null;
+  useEffect(() => {
+    if (cutVersion === null) return;
+    let live = true;
+    api.version(id, cutVersion).then((v) => { if (live) setWholeVersion({ version: v.version, code: v.code }); }).catch(() => {});
+    return () => { live = false; };
+  }, [id, cutVersion]);
 
   if (fnState.loading && !fn) return <PageSkeleton rows={8} />;
   if (fnState.error && !fn) {
@@ -200,6 +210,10 @@ function FunctionPage({ id }: { id: string }) {
   }
 
   const pickedVersion = picked !== null ? versions.data?.find((v) => v.version === picked) : undefined;
+  // A long list holds only a prefix of older versions' code: show the whole one once fetched
+  const pickedCode = !pickedVersion ? undefined
+    : !pickedVersion.list_truncated?.includes("code") ? pickedVersion.code
+    : wholeVersion?.version === pickedVersion.version ? wholeVersion.code : undefined;
 
   return (
     <>
@@ -270,9 +284,9 @@ function FunctionPage({ id }: { id: string }) {
             {pickedVersion && picked !== fn.active_version ? (
               <>
                 <p className="text-muted-foreground flex items-center gap-1 text-sm"><History className="size-4" /> Viewing version {pickedVersion.version} from {formatDate(pickedVersion.created_at)} (read-only)</p>
-                <Suspense fallback={<EditorFallback height={420} />}>
-                  <CodeEditor key={`v${pickedVersion.version}`} value={pickedVersion.code} onChange={() => {}} language="python" readOnly height={420} ariaLabel={`Code of version ${pickedVersion.version} (read-only)`} />
-                </Suspense>
+                {pickedCode === undefined ? <EditorFallback height={420} /> : <Suspense fallback={<EditorFallback height={420} />}>
+                  <CodeEditor key={`v${pickedVersion.version}`} value={pickedCode} onChange={() => {}} language="python" readOnly height={420} ariaLabel={`Code of version ${pickedVersion.version} (read-only)`} />
+                </Suspense>}
               </>
             ) : (
               <Suspense fallback={<EditorFallback height={420} />}>
