@@ -506,7 +506,10 @@ s_place_next (self_t *self)
         env_t *env = (env_t *) zlistx_first (self->to_place);
         zlistx_delete (self->to_place, env->place_handle);
         env->place_handle = NULL;
-        s_send_place (self, env, env->job);
+        if (env->job)
+            s_send_place (self, env, env->job);
+        else                    //  Its call was answered meanwhile: nothing to place
+            s_env_end (self, env, NULL, NULL, false);
     }
 }
 
@@ -1289,6 +1292,12 @@ s_self_destroy (self_t **self_p)
             s_fail_job (self, job, "unavailable", "Server is shutting down");
         zlistx_destroy (&left);
     }
+    //  No PLACE goes out now: ending the environment whose PLACE is out
+    //  would send the next one's, whose job was answered above
+    for (env_t *env = (env_t *) zlistx_first (self->to_place); env; env = (env_t *) zlistx_next (self->to_place))
+        env->place_handle = NULL;
+    zlistx_purge (self->to_place);
+    self->placing = NULL;
     if (self->envs) {
         zlistx_t *left = zlistx_new ();
         for (env_t *env = (env_t *) zhashx_first (self->envs); env; env = (env_t *) zhashx_next (self->envs))
@@ -1749,12 +1758,58 @@ s_test_cluster (bool verbose)
     config_reset (&config);
 }
 
+//  Stopping while cold starts wait for placement: one PLACE is out and
+//  another waits its turn. Every run is answered, and ending the
+//  environment whose PLACE is out does not send the next one (its job was
+//  answered already)
+static void
+s_test_stop_while_placing (void)
+{
+    char *argv [] = { "clowdy", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 1, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "assignment", "inproc://assignment-stop");
+    endpoints_set (endpoints, "worker", "inproc://assignment-stop-worker");
+    endpoints_set (endpoints, "placement", "inproc://assignment-stop-placement");
+    zsock_t *placement = zsock_new_router ("inproc://assignment-stop-placement");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
+    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-stop");
+    zsock_t *worker = zsock_new_dealer ("inproc://assignment-stop-worker");
+    assert (msg_send_ready (worker, NULL, "ws", "{\"capacity_mb\":1024}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    for (int index = 0; index < 3; index++) {
+        char job_id [16], key [16], function_id [16];
+        snprintf (job_id, sizeof job_id, "sjob0000000%d", index);
+        snprintf (key, sizeof key, "s%d:1:x", index);
+        snprintf (function_id, sizeof function_id, "ssssssssss0%d", index);
+        s_run (gateway, job_id, key, function_id, 128);
+    }
+    msg_t *msg = s_expect (placement, true, MSG_ID_PLACE);      //  never answered
+    msg_destroy (&msg);
+    s_wait_stat (assignment, "placing", 3);
+    zactor_destroy (&assignment);
+    for (int index = 0; index < 3; index++) {
+        msg = s_expect (gateway, false, MSG_ID_RESULT);
+        assert (strstr (msg_result_result_text (msg), "shutting down"));
+        msg_destroy (&msg);
+    }
+    zsock_destroy (&worker);
+    zsock_destroy (&gateway);
+    zsock_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+}
+
 void
 assignment_test (bool verbose)
 {
     printf ("assignment: ");
     s_test_shares (verbose);
     s_test_cluster (verbose);
+    s_test_stop_while_placing ();
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
     config_t config;
