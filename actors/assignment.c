@@ -150,6 +150,7 @@ typedef struct {
     zsock_t *frontend;              //  ROUTER for gateway
     zsock_t *backend;               //  ROUTER for workers
     zsock_t *placement;             //  DEALER to placement
+    bool tcp;                       //  Workers come over tcp (none in this process says delivered)
     poller_t *poller;               //  Our loop's: told when we send on placement
     registry_t *registry;           //  The workers
     zhashx_t *envs;                 //  id -> env_t
@@ -952,6 +953,22 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
         s_env_end (self, env, NULL, NULL, false);
         return;
     }
+    if (self->tcp) {
+        //  A worker in another process answers in the DONE: what it sends
+        //  must be a result gateway can read, or the call would wait for
+        //  its deadline; `delivered` is only for workers in gateway's own
+        //  process (over inproc), so one over tcp never says it
+        cJSON *parsed = msg_done_delivered (msg) ? NULL : cJSON_ParseWithOpts (result, NULL, true);
+        bool readable = cJSON_IsObject (parsed);
+        cJSON_Delete (parsed);
+        if (!readable) {
+            zsys_warning ("assignment: worker %s sent an unreadable DONE for job %s; its environment ends",
+                          registry_worker_id (env->worker), job_id);
+            s_env_end (self, env, "lost", "The worker running this invocation sent an answer that cannot be "
+                       "read: the call may have run, in part or in full; its outcome is unknown", true);
+            return;
+        }
+    }
     s_finish_job (self, job, msg_done_delivered (msg) ? NULL : result);
     if (streq (env_state, "warm"))
         s_env_free (self, env);
@@ -1329,6 +1346,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self->pipe = pipe;
     self->config = args->config;
     bool tcp = endpoints_is_tcp (args->endpoints, "worker");
+    self->tcp = tcp;
     self->registry = registry_new (self->config->memory_budget_mb,
                                    deadlines_expiry_ms (self->config->worker_expiry_ms, tcp));
     registry_set_lost_handler (self->registry, s_worker_lost, self);
@@ -1758,6 +1776,69 @@ s_test_cluster (bool verbose)
     config_reset (&config);
 }
 
+//  A worker over tcp answers in its DONE: an answer gateway could not read
+//  (not JSON, or `delivered`, which only a worker in gateway's process
+//  may say) is answered "lost" at once instead of leaving the call to its
+//  deadline, and that environment ends; a readable one passes on
+static void
+s_test_remote_done (void)
+{
+    zsock_t *probe = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    zsock_destroy (&probe);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    char *argv [] = { "clowdy", NULL };
+    config_t config;
+    char error [256];
+    assert (config_parse (&config, 1, argv, error, sizeof error) == 0);
+    endpoints_t *endpoints = endpoints_new ();
+    endpoints_set (endpoints, "assignment", "inproc://assignment-remote");
+    endpoints_set (endpoints, "worker", endpoint);
+    endpoints_set (endpoints, "placement", "inproc://assignment-remote-placement");
+    zsock_t *placement = zsock_new_router ("inproc://assignment-remote-placement");
+    actor_args_t args = { &config, endpoints, 0 };
+    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
+    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-remote");
+    zsock_t *worker = zsock_new_dealer (endpoint);
+    assert (msg_send_ready (worker, NULL, "wr", "{\"capacity_mb\":1024}") == 0);
+    s_wait_stat (assignment, "workers", 1);
+    const char *answers [] = { "{\"status\":\"success\",\"output\":1", "{}", "{\"status\":\"success\",\"output\":2}" };
+    const int delivered [] = { 0, 1, 0 };
+    for (int index = 0; index < 3; index++) {
+        char job_id [16], key [16], function_id [16];
+        snprintf (job_id, sizeof job_id, "rjob0000000%d", index);
+        snprintf (key, sizeof key, "r%d:1:x", index);
+        snprintf (function_id, sizeof function_id, "rrrrrrrrrr0%d", index);
+        s_run (gateway, job_id, key, function_id, 128);
+        msg_t *msg = s_expect (placement, true, MSG_ID_PLACE);
+        assert (msg_send_placed (placement, msg_route (msg), job_id, "wr") == 0);
+        msg_destroy (&msg);
+        msg_t *exec = s_expect (worker, false, MSG_ID_EXEC);
+        assert (msg_send_done (worker, NULL, msg_exec_env_id (exec), job_id, answers [index], "warm",
+                               delivered [index]) == 0);
+        msg_destroy (&exec);
+        if (index < 2) {
+            s_expect_result (gateway, worker, "wr", job_id, "lost", "cannot be read");
+            msg = s_expect (worker, false, MSG_ID_KILL);
+            msg_destroy (&msg);
+        }
+        else {
+            msg = s_expect (gateway, false, MSG_ID_RESULT);
+            assert (streq (msg_result_job_id (msg), job_id) && strstr (msg_result_result_text (msg), "\"output\":2"));
+            msg_destroy (&msg);
+        }
+    }
+    s_wait_stat (assignment, "idle", 1);            //  only the third environment is kept
+    zsock_destroy (&worker);
+    zsock_destroy (&gateway);
+    zactor_destroy (&assignment);
+    zsock_destroy (&placement);
+    endpoints_destroy (&endpoints);
+    config_reset (&config);
+}
+
 //  Stopping while cold starts wait for placement: one PLACE is out and
 //  another waits its turn. Every run is answered, and ending the
 //  environment whose PLACE is out does not send the next one (its job was
@@ -1810,6 +1891,7 @@ assignment_test (bool verbose)
     s_test_shares (verbose);
     s_test_cluster (verbose);
     s_test_stop_while_placing ();
+    s_test_remote_done ();
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
     config_t config;

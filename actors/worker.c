@@ -903,6 +903,14 @@ s_runner_readable (reactor_t *loop, zmq_pollitem_t *item, void *arg)
     }
     if (!(item->revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
         return 0;
+    //  A runner speaks only when spoken to: with nothing asked of it (a
+    //  spare, or a warm environment between calls) what it sends is the
+    //  function's own doing (a thread it left writing to fd 3), or its end.
+    //  The environment ends, unread: a frame is not parsed for nothing
+    if (env->state == WENV_IDLE && !env->job_id) {
+        s_env_end (self, env, NULL);
+        return 0;
+    }
     int rc = proto_reader_read_fd (env->reader, item->fd);
     int error = errno;
     cJSON *msg;
@@ -917,8 +925,12 @@ s_runner_readable (reactor_t *loop, zmq_pollitem_t *item, void *arg)
     if (rc == 0)
         s_env_end_soon (self, env, NULL);
     else
-    if (rc < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR)
-        s_env_end_soon (self, env, error == EPROTO && !env->timed_out ? "Function's runner broke the protocol" : NULL);
+    if (rc < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
+        char broke [300];
+        snprintf (broke, sizeof broke, "Function's runner broke the protocol: %s",
+                  proto_reader_error (env->reader) ?: "bad frame");
+        s_env_end_soon (self, env, error == EPROTO && !env->timed_out ? broke : NULL);
+    }
     return 0;
 }
 

@@ -137,6 +137,33 @@ s_utf8_valid_prefix (const unsigned char *data, size_t size)
     return i;
 }
 
+//  At least how many JSON values the text holds, counting no further than
+//  limit + 1: each value outside a string is followed by ',' or closes its
+//  array or object, or is the last one (the parser checks the rest)
+static size_t
+s_value_count (const char *text, size_t size, size_t limit)
+{
+    size_t count = 1;
+    bool quoted = false;
+    for (size_t i = 0; i < size && count <= limit; i++) {
+        char c = text [i];
+        if (quoted) {
+            if (c == '\\')
+                i++;
+            else
+            if (c == '"')
+                quoted = false;
+        }
+        else
+        if (c == '"')
+            quoted = true;
+        else
+        if (c == ',' || c == '[' || c == '{')
+            count++;
+    }
+    return count;
+}
+
 //  Check and parse one whole body; queue it or fail the reader.
 static int
 s_parse_body (proto_reader_t *self, const char *body, size_t size)
@@ -144,6 +171,8 @@ s_parse_body (proto_reader_t *self, const char *body, size_t size)
     size_t valid = s_utf8_valid_prefix ((const unsigned char *) body, size);
     if (valid < size)
         return s_fail (self, "frame is not valid UTF-8 (byte %zu of %zu)", valid, size);
+    if (s_value_count (body, size, PROTO_MAX_VALUES) > PROTO_MAX_VALUES)
+        return s_fail (self, "frame holds more than %u JSON values", PROTO_MAX_VALUES);
     const char *end = NULL;
     cJSON *msg = cJSON_ParseWithLengthOpts (body, size, &end, false);
     if (!msg) {
@@ -829,6 +858,36 @@ proto_test (bool verbose)
     assert (s_rejects ("[1,2]", 5, "not a JSON object"));
     assert (s_rejects ("\"type\"", 6, "not a JSON object"));
     assert (s_rejects ("{\"kind\":\"x\"}", 12, "no string \"type\""));
+    //  Too many values for the bytes (each would be a parsed node): refused
+    //  before parsing; commas and brackets inside strings do not count
+    size_t many = PROTO_MAX_VALUES + 8, at = 0;
+    char *dense = (char *) malloc (2 * many + 64);
+    assert (dense);
+    at += (size_t) sprintf (dense, "{\"type\":\"result\",\"output\":[");
+    for (size_t index = 0; index < many; index++)
+        at += (size_t) sprintf (dense + at, index? ",0": "0");
+    at += (size_t) sprintf (dense + at, "]}");
+    size_t dense_size;
+    char *dense_frame = s_raw_frame (dense, at, &dense_size);
+    reader = proto_reader_new (0);
+    assert (proto_reader_feed (reader, dense_frame, dense_size) == -1);
+    assert (strstr (proto_reader_error (reader), "more than 1048576 JSON values"));
+    assert (proto_reader_next (reader) == NULL);
+    proto_reader_destroy (&reader);
+    free (dense_frame);
+    at = (size_t) sprintf (dense, "{\"type\":\"result\",\"output\":\"");
+    for (size_t index = 0; index < many; index++)
+        at += (size_t) sprintf (dense + at, index % 2? "\\\"": ",[");
+    at += (size_t) sprintf (dense + at, "\"}");
+    dense_frame = s_raw_frame (dense, at, &dense_size);
+    reader = proto_reader_new (0);
+    assert (proto_reader_feed (reader, dense_frame, dense_size) == 0);
+    copy = proto_reader_next (reader);
+    assert (copy && strlen (cJSON_GetStringValue (cJSON_GetObjectItem (copy, "output"))) == many * 3 / 2);
+    cJSON_Delete (copy);
+    proto_reader_destroy (&reader);
+    free (dense_frame);
+    free (dense);
     assert (s_rejects ("{\"type\":5}", 10, "no string \"type\""));
     assert (s_rejects ("{\"type\":\"x\"} {}", 15, "after its JSON value"));
     assert (s_rejects ("{\"type\":\"x\"}\0zz", 15, "not valid JSON")

@@ -775,6 +775,55 @@ def test_protocol_fd_attacks(server, normal, attack):
     healthy(server, normal)
 
 
+def test_a_result_with_too_many_values_is_refused_with_its_reason(server, normal):
+    # 1.1 million small numbers fit the frame's bytes (2 MB) but would cost the worker some 50 MB
+    # and a long parse: refused before parsing, and the call says why
+    code = "def handler(input):\n    return [0] * 1100000\n"
+    function = make_function(server, code, memory_mb=256)
+    error = failed(invoke(server, function["id"]))
+    assert "more than 1048576 JSON values" in error, error
+    healthy(server, normal)
+
+
+FORGER = """import os, threading, time
+started = False
+def speak():
+    time.sleep(0.05)
+    body = b'{"type": "result", "ok": true, "output": "forged"}'
+    os.write(3, len(body).to_bytes(4, "big") + body)
+    open("/tmp/spoke", "w").close()
+def handler(input):
+    global started
+    if input.get("arm") and not started:
+        started = True
+        threading.Thread(target=speak, daemon=True).start()
+        return "armed"
+    return {"spoke": os.path.exists("/tmp/spoke")}
+"""
+
+
+def test_a_runner_that_speaks_out_of_turn_is_ended(server, normal):
+    # A thread the function left writes a frame to fd 3 while nothing is asked of the runner:
+    # the environment ends, and the function's next call is a cold start in a new one
+    function = make_function(server, FORGER)
+    assert succeeded(invoke(server, function["id"], {"arm": True})) == "armed"
+
+    def ended():
+        result = invoke(server, function["id"])
+        output = succeeded(result)
+        if output == "forged":
+            # The thread spoke during a call, which took the frame for its answer (the function's
+            # own doing); the runner's real answer then comes with nothing asked
+            return False
+        # Still the same environment after the thread spoke: the frame was taken in and ignored
+        assert not (output["spoke"] and not result["cold_start"]), result
+        return result["cold_start"]
+    wait_for(ended, 30)
+    again = invoke(server, function["id"])
+    assert succeeded(again) == {"spoke": False} and again["cold_start"] is False
+    healthy(server, normal)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Processes left behind, isolation between functions
 
