@@ -181,7 +181,7 @@ typedef struct _self_t {
     zsock_t *results;               //  PUSH to gateway in this process (made on first use), or NULL
     reactor_t *loop;                //  Our reactor
     const config_t *config;         //  Settings
-    char worker_id [128];           //  Our id: host, pid, instance
+    char worker_id [128];           //  Our id: host, process mark, pid, instance
     zhashx_t *envs;                 //  env id -> wenv_t (assigned environments)
     zlistx_t *spare;                //  wenv_t * pre-started, no function yet
     zhashx_t *creating;             //  token -> wenv_t whose sandbox the creator is making
@@ -1845,6 +1845,27 @@ s_detect_cores (void)
     return cores;
 }
 
+//  This process's mark in its workers' ids and group: a hostname and a pid
+//  are not enough (two containers with the same hostname each run their
+//  worker as pid 1), and two processes taken for one would share one
+//  registration and one memory budget, each ending the other's calls
+static pthread_once_t s_process_once = PTHREAD_ONCE_INIT;
+static char s_process_mark [UTIL_ID_SIZE];
+
+static void
+s_process_mark_init (void)
+{
+    util_new_id (s_process_mark);
+    s_process_mark [8] = 0;
+}
+
+static const char *
+s_process_tag (void)
+{
+    pthread_once (&s_process_once, s_process_mark_init);
+    return s_process_mark;
+}
+
 //  READY: what this worker offers (this process's --memory-budget-mb,
 //  shared with its sibling workers: the group; its share of the cores),
 //  and what it holds, so that assignment reconciles its environments when
@@ -1858,7 +1879,7 @@ s_register (self_t *self)
     char host [64] = "host";
     gethostname (host, sizeof host - 1);
     char group [128];
-    snprintf (group, sizeof group, "%s-%d", host, getpid ());
+    snprintf (group, sizeof group, "%s-%s-%d", host, s_process_tag (), getpid ());
     cJSON *info = cJSON_CreateObject ();
     cJSON_AddNumberToObject (info, "capacity_mb", (double) self->config->memory_budget_mb);
     cJSON_AddStringToObject (info, "group", group);
@@ -2157,7 +2178,8 @@ worker_actor (zsock_t *pipe, void *args_)
     self->config = args->config;
     char host [64] = "host";
     gethostname (host, sizeof host - 1);
-    snprintf (self->worker_id, sizeof self->worker_id, "%s-%d-%d", host, getpid (), args->instance);
+    snprintf (self->worker_id, sizeof self->worker_id, "%s-%s-%d-%d", host, s_process_tag (), getpid (),
+              args->instance);
     self->envs = zhashx_new ();
     self->spare = zlistx_new ();
     self->creating = zhashx_new ();

@@ -3,9 +3,13 @@
 Workers join and leave (or die) while the control process keeps serving; calls go to whichever
 worker is alive, and a call whose worker dies gets a clear error, never a hang.
 """
+import concurrent.futures
+import os
+import signal
+import subprocess
 import time
 
-from conftest import Server, free_port, wait_for
+from conftest import BINARY, Server, free_port, slow, wait_for
 
 
 def make_function(server):
@@ -68,6 +72,59 @@ def test_workers_join_leave_and_die(tmp_path):
     finally:
         for w in workers:
             w.cleanup()
+        control.cleanup()
+
+
+def test_two_workers_with_one_hostname_and_pid_are_two_workers(tmp_path):
+    # Two containers with the same hostname each run their worker as pid 1: they are two
+    # workers, with a memory budget each, and calls spread over both succeed (taken for one
+    # worker, each READY took the other's registration and ended its calls as lost)
+    env = {"CLOWDY_ENDPOINT_WORKER": "tcp://127.0.0.1:%d" % free_port()}
+    control = Server(data_dir=str(tmp_path / "control"), args=["--role", "control"], env=env).start()
+    twins = []
+    try:
+        for index in range(2):
+            data_dir = tmp_path / ("twin%d" % index)
+            data_dir.mkdir()
+            log = open(data_dir / "server.log", "wb")
+            twins.append((subprocess.Popen(
+                ["unshare", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child",
+                 "sh", "-c", 'hostname clowdy-twin && exec "$0" "$@"', BINARY, "--role", "worker",
+                 "--data-dir", str(data_dir), "--cgroup", "clowdy-twin%d-%d" % (index, os.getpid()),
+                 "--prewarm", "0"],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}), log))
+
+        def both():
+            r = control.get("/api/cluster")
+            ready = [w for w in r.json()["workers"] if w["state"] == "ready"] if r.status_code == 200 else []
+            return len(ready) == 2 and ready
+        workers = wait_for(both, 30, lambda: control.get("/api/cluster").text)
+        assert all(w["id"].startswith("clowdy-twin-") and "-1-" in w["id"] for w in workers), workers
+        assert workers[0]["id"] != workers[1]["id"]
+        assert control.get("/api/cluster").json()["memory_mb"] == sum(w["memory_mb"] for w in workers)
+        r = control.post("/api/functions", json={"name": "nap", "code": "import time\ndef handler(i):\n"
+                                                                           "    time.sleep(0.2)\n    return i\n"})
+        fid = r.json()["id"]
+
+        def call(n):
+            return control.post("/api/invoke/" + fid, json={"input": n}, timeout=slow(60))
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(call, range(24)))
+        assert [(a.status_code, a.json().get("output")) for a in answers] == [(200, n) for n in range(24)], \
+            [a.text for a in answers if a.status_code != 200][:3]
+        assert "reconnected" not in open(control.log_path).read()
+    finally:
+        for proc, log in twins:
+            # unshare does not pass SIGTERM on: the worker (its child) stops as usual
+            with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+                for child in f.read().split():
+                    os.kill(int(child), signal.SIGTERM)
+            try:
+                proc.wait(slow(30))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
         control.cleanup()
 
 
