@@ -23,7 +23,10 @@
     there too. pip's output (stdout and stderr, fd 3 of the sandbox) is
     the build log: its tail is written to the row every S_LOG_FLUSH_MS so
     GET shows it growing. The sandbox is killed past --build-timeout, and
-    when out/ passes --layers-max-mb. A build that ends well is sealed
+    when out/ passes --layers-max-mb (as layers_dir_size counts: blocks
+    and inodes, so empty directories and files count too) or holds more
+    than LAYERS_ENTRIES_MAX entries; a walk that fails counts as over
+    the cap. A build that ends well is sealed
     (owned by root, read-only, no set-id bits or special files; see
     layers_seal) and renamed into layers/<key> in one step, so a worker
     never mounts half a layer. Beside it go layers/<key>.tar, the layer
@@ -76,6 +79,10 @@
 #define S_BUILD_PIDS        256         //  processes a build may run at once
 #define S_BUILD_CPUS        1.0         //  CPUs a build may use
 #define S_BUILD_SLACK_MB    512         //  memory beside the layer itself (pip, a compiler)
+#define S_STRING_(x)        #x          //  a number in a message, through S_STRING
+#define S_STRING(x)         S_STRING_(x)
+#define S_TOO_MANY          "the installed packages hold more than " S_STRING (LAYERS_ENTRIES_MAX) \
+                            " files, directories and links"
 
 //  Runs in the build sandbox before pip: pip's output goes to fd 3 (ours
 //  to read), then pip replaces it
@@ -170,7 +177,9 @@ s_log_write (s_thread_t *self, const char *hash, const char *state, const char *
     free (clean);
 }
 
-//  Append text to a log buffer, keeping its last S_LOG_MAX bytes
+//  Append text to a log buffer, keeping its last S_LOG_MAX bytes. A NUL
+//  in the text becomes a '?', as s_log_clean does with bad UTF-8: the log
+//  is a C string from here on, and a NUL would cut off all that follows
 static void
 s_log_append (char *log, size_t *used, const char *text, size_t size)
 {
@@ -184,6 +193,9 @@ s_log_append (char *log, size_t *used, const char *text, size_t size)
         *used -= drop;
     }
     memcpy (log + *used, text, size);
+    for (size_t index = *used; index < *used + size; index++)
+        if (!log [index])
+            log [index] = '?';
     *used += size;
     log [*used] = 0;
 }
@@ -491,7 +503,18 @@ s_run_pip (s_thread_t *self, const char *hash, const char *dir, char *log, size_
         if (!killed && now >= deadline)
             killed = "the build took longer than --build-timeout";
         if (!killed && now >= next_size) {
-            if (layers_dir_size (out, cap) > cap)
+            //  A walk that fails counts as over the cap: the build may
+            //  have made its output impossible to measure on purpose
+            long entries = 0;
+            int64_t size = layers_dir_usage (out, cap, &entries);
+            if (entries > LAYERS_ENTRIES_MAX)
+                killed = S_TOO_MANY;
+            else
+            if (size < 0)
+                killed = "the installed files could not be measured, so they count as over the size cap"
+                         " (--layers-max-mb)";
+            else
+            if (size > cap)
                 killed = "the installed packages passed the size cap (--layers-max-mb)";
             next_size = now + S_SIZE_CHECK_MS;
         }
@@ -567,8 +590,14 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
     if (rc == 0) {
         //  out/ was a mount point in the sandbox, so it is still our
         //  directory; what is in it is the build's and gets sealed
-        size = lstat (out, &info) == 0 && S_ISDIR (info.st_mode)? layers_dir_size (out, -1): -1;
+        long entries = 0;
+        size = lstat (out, &info) == 0 && S_ISDIR (info.st_mode)? layers_dir_usage (out, -1, &entries): -1;
         int64_t cap = (int64_t) self->config->layers_max_mb * 1024 * 1024;
+        if (entries > LAYERS_ENTRIES_MAX) {
+            s_log_line (log, &log_used, "\nBuild failed: %s.\n", S_TOO_MANY);
+            rc = -1;
+        }
+        else
         if (size < 0 || layers_seal (out)) {
             s_log_line (log, &log_used, "\nBuild failed: the installed files could not be checked.\n");
             rc = -1;
@@ -1007,6 +1036,14 @@ builder_test (bool verbose)
     char *clean = s_log_clean ("ok \xc3\xa9 \xa9" "bad \xe2\x82 \xf0\x9f\x99\x82");
     assert (streq (clean, "ok \xc3\xa9 ?bad ?? \xf0\x9f\x99\x82"));
     free (clean);
+    //  A NUL in a build's output does not end the log
+    char *appended = (char *) malloc (S_LOG_MAX);
+    assert (appended);
+    size_t appended_used = 0;
+    s_log_append (appended, &appended_used, "first\n\0hidden\n", 14);
+    s_log_line (appended, &appended_used, "Build failed: %s.\n", "why");
+    assert (streq (appended, "first\n?hidden\nBuild failed: why.\n"));
+    free (appended);
 
     //  Over --layers-max-mb: unused layers go, oldest unused first, until
     //  the rest fits; used ones and those within their grace stay

@@ -248,30 +248,50 @@ layers_normalise (const char *text, size_t size, char **normalised, char *error,
 static pthread_mutex_t s_walk_lock = PTHREAD_MUTEX_INITIALIZER;
 static int64_t s_walk_total;
 static int64_t s_walk_cap;
+static long s_walk_entries;
+static long s_walk_entries_max = LAYERS_ENTRIES_MAX;    //  lowered by the selftest only
 static int s_walk_errors;
 
+//  Why every entry and its blocks: a build that makes 40,000 empty
+//  directories writes no bytes of content, yet takes 160 MB of blocks (or,
+//  on tmpfs, which gives directories no blocks, as many inodes), and as
+//  many tar headers in its archive. The length too, for sparse files: the
+//  archive and a worker's copy hold all of it.
 static int
 s_size_visit (const char *path, const struct stat *info, int type, struct FTW *ftw)
 {
-    if (type == FTW_F && S_ISREG (info->st_mode))
-        s_walk_total += info->st_size;
-    else
-    if (type == FTW_DNR || type == FTW_NS)
+    if (type == FTW_DNR || type == FTW_NS) {
         s_walk_errors++;
+        return 1;
+    }
+    if (++s_walk_entries > s_walk_entries_max)
+        return 1;
+    int64_t blocks = (int64_t) info->st_blocks * 512;
+    int64_t length = info->st_size > 0? (int64_t) info->st_size: 0;
+    s_walk_total += (blocks > length? blocks: length) + LAYERS_ENTRY_BYTES;
     return s_walk_cap >= 0 && s_walk_total > s_walk_cap? 1: 0;
+}
+
+int64_t
+layers_dir_usage (const char *path, int64_t cap, long *entries)
+{
+    pthread_mutex_lock (&s_walk_lock);
+    s_walk_total = 0;
+    s_walk_cap = cap;
+    s_walk_entries = 0;
+    s_walk_errors = 0;
+    int rc = nftw (path, s_size_visit, 32, FTW_PHYS);
+    int64_t total = rc < 0 || s_walk_errors || s_walk_entries > s_walk_entries_max? -1: s_walk_total;
+    if (entries)
+        *entries = s_walk_entries;
+    pthread_mutex_unlock (&s_walk_lock);
+    return total;
 }
 
 int64_t
 layers_dir_size (const char *path, int64_t cap)
 {
-    pthread_mutex_lock (&s_walk_lock);
-    s_walk_total = 0;
-    s_walk_cap = cap;
-    s_walk_errors = 0;
-    int rc = nftw (path, s_size_visit, 32, FTW_PHYS);
-    int64_t total = rc < 0 || s_walk_errors? -1: s_walk_total;
-    pthread_mutex_unlock (&s_walk_lock);
-    return total;
+    return layers_dir_usage (path, cap, NULL);
 }
 
 static int
@@ -453,8 +473,44 @@ layers_test (bool verbose)
     path = zsys_sprintf ("%s/pkg/link", dir);
     assert (symlink (outside, path) == 0);
     zstr_free (&path);
-    assert (layers_dir_size (dir, -1) == 6);
+    //  Every entry at its blocks or length and LAYERS_ENTRY_BYTES: the
+    //  directories and the link count, not just the file's 6 bytes
+    const char *names [] = { "", "/pkg", "/pkg/mod.py", "/pkg/link" };
+    int64_t expected = 0;
+    for (int index = 0; index < 4; index++) {
+        path = zsys_sprintf ("%s%s", dir, names [index]);
+        assert (lstat (path, &info) == 0);
+        int64_t blocks = (int64_t) info.st_blocks * 512;
+        expected += (blocks > info.st_size? blocks: info.st_size) + LAYERS_ENTRY_BYTES;
+        zstr_free (&path);
+    }
+    long entries = 0;
+    assert (layers_dir_usage (dir, -1, &entries) == expected && entries == 4);
+    assert (expected >= 6 + 4 * LAYERS_ENTRY_BYTES);
     assert (layers_dir_size (dir, 2) > 2);
+    //  Empty directories and files are not free
+    for (int index = 0; index < 20; index++) {
+        path = zsys_sprintf ("%s/empty%d", dir, index);
+        if (index % 2)
+            assert (mkdir (path, 0755) == 0);
+        else {
+            file = fopen (path, "w");
+            assert (file);
+            fclose (file);
+        }
+        zstr_free (&path);
+    }
+    assert (layers_dir_size (dir, -1) >= expected + 20 * LAYERS_ENTRY_BYTES);
+    assert (layers_dir_size (dir, 10 * LAYERS_ENTRY_BYTES) > 10 * LAYERS_ENTRY_BYTES);
+    //  Too many entries, or a walk that fails, is -1 (over any cap)
+    s_walk_entries_max = 10;
+    assert (layers_dir_usage (dir, -1, &entries) == -1 && entries == 11);
+    assert (layers_dir_size (dir, -1) == -1);
+    s_walk_entries_max = LAYERS_ENTRIES_MAX;
+    assert (layers_dir_usage (dir, -1, &entries) > 0 && entries == 24);
+    path = zsys_sprintf ("%s/nothing-here", dir);
+    assert (layers_dir_usage (path, -1, &entries) == -1);
+    zstr_free (&path);
     assert (layers_seal (dir) == 0);
     path = zsys_sprintf ("%s/pkg/mod.py", dir);
     assert (stat (path, &info) == 0 && (info.st_mode & 07777) == 0755);

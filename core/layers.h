@@ -26,6 +26,8 @@
 
 #define LAYERS_TEXT_MAX     65536       //  bytes of requirements text at most
 #define LAYERS_KEY_SIZE     65          //  sha256 hex and its NUL
+#define LAYERS_ENTRIES_MAX  500000      //  files, dirs and links a layer may hold (as core/layerpack.c)
+#define LAYERS_ENTRY_BYTES  512         //  what an entry costs besides its blocks (inode, name)
 
 //  Name the interpreter sandboxes run (config->python), once at start-up,
 //  before any thread computes a key. Without it, /usr/bin/python3.
@@ -55,11 +57,22 @@ void
 bool
     layers_key_valid (const char *text);
 
-//  Bytes the regular files under path take (symlinks not followed, hard
-//  links counted once per name); -1 if the walk failed. Stops early and
-//  returns a value above cap once the sum passes cap (cap < 0: no cap).
+//  Bytes the tree at path takes on disk, path itself included: for every
+//  entry (file, directory, symlink or other; symlinks not followed, hard
+//  links counted once per name) its allocated blocks or its length,
+//  whichever is more, plus LAYERS_ENTRY_BYTES for its inode and directory
+//  entry. So empty files and directories count, and so does a sparse file
+//  at its full length (what its archive holds). Stops early and returns a
+//  value above cap once the sum passes cap (cap < 0: no cap). -1 if the
+//  walk failed or the tree holds more than LAYERS_ENTRIES_MAX entries:
+//  callers treat -1 as over any cap.
 int64_t
     layers_dir_size (const char *path, int64_t cap);
+
+//  The same, and *entries the entries seen (LAYERS_ENTRIES_MAX + 1 when
+//  the walk stopped because there were too many), to tell why it was -1
+int64_t
+    layers_dir_usage (const char *path, int64_t cap, long *entries);
 
 //  Make a freshly built tree ours and read-only to its users: owned by
 //  root, no set-id bits, nothing writable by group or others, and nothing

@@ -6,7 +6,9 @@ directory listings pip reads as an index), with wheels this module builds offlin
   clowdy-dep 0.5 and 1.0; clowdy-pkg 1.0 and 2.0 (needs clowdy-dep>=1.0); clowdy-big (3 MB, over
   the server's --layers-max-mb 2); and sdists: clowdy-evil, whose setup.py tries to read a secret
   file of the host, write files on the host and reach the server's API on the host's loopback;
-  clowdy-slow, whose setup.py outlasts --build-timeout.
+  clowdy-slow, whose setup.py outlasts --build-timeout; clowdy-dirs and clowdy-empties, whose
+  setup.py fills the build's output (/opt/out) with 40,000 empty directories or empty files (no
+  bytes of content, but disk all the same); clowdy-nul, whose setup.py prints a NUL byte and fails.
 
 One server and one index for the module. The tests poll GET .../requirements (as the UI does).
 """
@@ -103,6 +105,27 @@ import time
 time.sleep(600)
 """
 
+# /opt/out is the build's output directory inside its sandbox (actors/builder.c); pip finishes
+# well if nothing stops it
+MANY_SETUP = """
+import os
+from setuptools import setup
+for a in range(200):
+    for b in range(200):
+        path = "/opt/out/junk/%%d/%%d" %% (a, b)
+        %(make)s
+setup(name=%(name)r, version="1.0", py_modules=[])
+"""
+MAKE_DIR = "os.makedirs(path, exist_ok=True)"
+MAKE_FILE = "os.makedirs(os.path.dirname(path), exist_ok=True); open(path, 'w').close()"
+
+NUL_SETUP = """
+import sys
+sys.stdout.write("first line\\n\\x00hidden\\n")
+sys.stdout.flush()
+raise SystemExit("explanation of the failure")
+"""
+
 
 @pytest.fixture(scope="module")
 def index():
@@ -164,6 +187,9 @@ def server(index):
     sdist(index["simple"], "clowdy-evil", "1.0",
           EVIL_SETUP % {"secret": secret_path, "marker": marker, "api_port": api_port})
     sdist(index["simple"], "clowdy-slow", "1.0", SLOW_SETUP)
+    sdist(index["simple"], "clowdy-dirs", "1.0", MANY_SETUP % {"name": "clowdy-dirs", "make": MAKE_DIR})
+    sdist(index["simple"], "clowdy-empties", "1.0", MANY_SETUP % {"name": "clowdy-empties", "make": MAKE_FILE})
+    sdist(index["simple"], "clowdy-nul", "1.0", NUL_SETUP)
     s.secret, s.marker = secret, marker
     yield s
     s.cleanup()
@@ -369,3 +395,29 @@ def test_function_keeps_answering_during_a_failing_rebuild(server):
     assert status["active_hash"] == before["active_hash"]
     assert status["requirements_hash"] != before["active_hash"]
     assert output(invoke(server, function_id))["value"] == 42
+
+
+@pytest.mark.parametrize("package", ["clowdy-dirs", "clowdy-empties"])
+def test_many_empty_entries_count_against_the_cap(server, package):
+    # 40,000 empty directories or files hold no bytes of content but take blocks and inodes: far
+    # over --layers-max-mb 2, so the build fails and leaves nothing behind
+    project_id = make_project(server)
+    ok(put_requirements(server, project_id, package))
+    status = built(server, project_id, "failed")
+    log = status["build_log"]
+    assert "--layers-max-mb" in log and ("Build stopped" in log or "Build failed" in log), log
+    assert status["active_hash"] is None and status["layer_size_bytes"] is None
+    layers = os.path.join(server.data_dir, "layers")
+    key = status["requirements_hash"]
+    assert not [name for name in os.listdir(layers) if name.startswith(key)]
+    assert not [name for name in os.listdir(os.path.join(layers, ".build")) if name.startswith(key)]
+
+
+def test_a_nul_in_the_build_output_keeps_the_rest_of_the_log(server):
+    project_id = make_project(server)
+    ok(put_requirements(server, project_id, "clowdy-nul"))
+    log = built(server, project_id, "failed")["build_log"]
+    assert "first line" in log and "hidden" in log, log
+    assert "explanation of the failure" in log, log
+    assert "Build failed: pip exited with status 1" in log, log
+    assert "\x00" not in log
