@@ -1305,8 +1305,14 @@ s_self_destroy (self_t **self_p)
         zlistx_t *left = zlistx_new ();
         for (job_t *job = (job_t *) zhashx_first (self->jobs); job; job = (job_t *) zhashx_next (self->jobs))
             zlistx_add_end (left, job);
+        //  A job whose EXEC went out may have run (the workers stopped
+        //  before us): lost, and so recorded; the others never ran
         for (job_t *job = (job_t *) zlistx_first (left); job; job = (job_t *) zlistx_next (left))
-            s_fail_job (self, job, "unavailable", "Server is shutting down");
+            if (job->env && job->env->state != ENV_PLACING)
+                s_fail_job (self, job, "lost", "The server stopped while the call was running: it may have "
+                            "run, in part or in full; its outcome is unknown");
+            else
+                s_fail_job (self, job, "unavailable", "Server is shutting down");
         zlistx_destroy (&left);
     }
     //  No PLACE goes out now: ending the environment whose PLACE is out

@@ -1005,6 +1005,14 @@ gateway_actor (zsock_t *pipe, void *args)
             break;
     }
     poller_destroy (&poller);
+    //  assignment stopped before us and answered every call it had: take
+    //  those answers in, so that a call that may have run is recorded
+    //  (http is gone; nobody waits for the replies)
+    for (int which = 0; which < 2; which++) {
+        zsock_t *socket = which ? self->results : self->assignment;
+        while (socket && (zsock_events (socket) & ZMQ_POLLIN))
+            s_handle_assignment (self, socket);
+    }
     s_self_destroy (&self);
 }
 

@@ -1663,11 +1663,17 @@ s_self_destroy (self_t **self_p)
     if (*self_p) {
         self_t *self = *self_p;
         //  Parked requests get an answer rather than a dropped connection
-        //  (answering takes a request out of `pending`: walk a list of them)
+        //  (answering takes a request out of `pending`: walk a list of them).
+        //  What was handed on (a call, a chat, a control-plane request) may
+        //  have taken effect: 504, its outcome unknown, not a 503 that says
+        //  a retry is safe
         zlistx_t *parked = zhashx_values (self->pending);
         for (request_t *request = (request_t *) zlistx_first (parked); request;
-             request = (request_t *) zlistx_next (parked))
-            s_resume_shutting_down (request);
+             request = (request_t *) zlistx_next (parked)) {
+            request->dispatched = true;
+            s_resume_detail (request, 504, "The server stopped before this request finished: it may have "
+                             "taken effect, in part or in full; its outcome is unknown");
+        }
         zlistx_destroy (&parked);
         zhashx_purge (self->pending);
         //  So do requests waiting for signing keys

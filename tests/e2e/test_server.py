@@ -92,3 +92,36 @@ def test_stop_lets_calls_in_flight_finish(make_server, stop_signal):
     server.start()
     records = server.get("/api/functions/%s/invocations" % function_id).json()
     assert [rec["status"] for rec in records] == ["success"]
+
+
+def test_calls_still_running_when_the_drain_runs_out_are_answered_and_recorded_as_lost(make_server):
+    # The drain waits 10 s: calls that run longer are cut off when their sandboxes stop. Their
+    # clients get 504, outcome unknown (not a 503 that says a retry is safe: they ran; http cannot
+    # tell them from the call still queued, which gets the same), and after a restart their records
+    # say lost; the call that was still queued never ran and has no record
+    server = make_server(args=["--max-concurrency", "2"])
+    r = server.post("/api/functions", json={"name": "long", "code":
+                    "import time\ndef handler(input):\n    time.sleep(60)\n    return 'finished'\n",
+                    "timeout_seconds": 120})
+    function_id = r.json()["id"]
+    replies = []
+    calls = [threading.Thread(target=lambda: replies.append(
+        server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=slow(60)))) for _ in range(3)]
+    for call in calls:
+        call.start()
+
+    def two_running():
+        r = server.get("/api/cluster")
+        return r.status_code == 200 and sum(w["running"] for w in r.json()["workers"]) == 2
+    wait_for(two_running, 30, lambda: server.get("/api/cluster").text)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(slow(60)) == 0
+    for call in calls:
+        call.join(slow(30))
+    assert [reply.status_code for reply in replies] == [504, 504, 504], [r.text for r in replies]
+    assert all("outcome is unknown" in reply.json()["detail"] for reply in replies)
+    server.proc = None
+    server.start()
+    records = server.get("/api/functions/%s/invocations" % function_id).json()
+    assert [rec["status"] for rec in records] == ["lost", "lost"], records
+    assert all("stopped" in rec["error"] for rec in records), records
