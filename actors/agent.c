@@ -11,6 +11,16 @@
     the reply, in order, failed ones included, so nothing half-done is
     hidden whatever ends the loop.
 
+    Sizes. A tool's result can be large (a function's code is up to 1 MiB,
+    a list holds many), and a model may ask for 64 calls a turn: kept
+    whole, a small model reply made replies of hundreds of MB. So each
+    result is cut once, to TOOLS_RESULT_MAX bytes of JSON of the same shape
+    (tools_result_bound), and that one copy is what the model reads and
+    what the reply and its `tool` event list (result_truncated: true when
+    cut; args are cut the same way). The entries listed whole stop at
+    AGENT_CALLS_BYTES of JSON a chat: later calls are still listed, in
+    order, with their args cut to AGENT_ARGS_SHORT and a note for result.
+
     Threads. The actor's own loop only routes: CHAT goes to an idle runner
     (or waits in a short queue; past that, 503 with Retry-After), the
     runner's answer goes back to http as ANSWER, CANCEL sets the runner's
@@ -21,7 +31,8 @@
 
     What the client gets (documented in the README's "Assistant"):
         200  {response, tool_calls, steps}: the model's answer; when the
-             step limit ended the loop, response says so
+             step limit ended the loop, response says so. tool_calls:
+             [{tool, args, result, ok, args_truncated?, result_truncated?}]
         422  the body is not {messages: [{role: user|assistant, content}]}
         503  not configured (detail says how), busy (Retry-After), or the
              provider rate-limits (its Retry-After passed on)
@@ -54,6 +65,9 @@
 #define AGENT_QUEUE_MAX     16          //  Chats waiting for a runner before 503
 #define AGENT_MESSAGES_MAX  200         //  Messages in one chat request
 #define AGENT_CONTENT_MAX   100000      //  Bytes in one message
+#define AGENT_CALLS_BYTES   (1024 * 1024)   //  JSON of a reply's tool_calls listed whole
+#define AGENT_ARGS_SHORT    256         //  Bytes of JSON of args past AGENT_CALLS_BYTES
+#define AGENT_NAME_MAX      128         //  Bytes of JSON of a tool's name as listed
 
 static const char *s_system_prompt =
     "You are the assistant of Clowdy, a serverless platform for Python functions. You act for the "
@@ -160,19 +174,63 @@ s_model_messages (cJSON *conversation)
     return messages;
 }
 
-//  One entry of the reply's tool_calls: {tool, args, result, ok}. args is
+//  One entry of the reply's tool_calls: {tool, args, result, ok}, with
+//  args_truncated, result_truncated: true when either was cut. args is
 //  the parsed object, or the text as the model wrote it when it does not
-//  parse.
+//  parse. whole: args cut to TOOLS_RESULT_MAX bytes of JSON like the
+//  result (which the caller cut: result_cut says whether it was); else
+//  args cut to AGENT_ARGS_SHORT and a note in place of the result. The
+//  tool's name is cut to AGENT_NAME_MAX. Takes result (or NULL).
 static cJSON *
-s_tool_entry (const char *name, const char *arguments, cJSON *result, bool failed)
+s_entry_new (const char *name, const char *arguments, cJSON *result, bool failed, bool result_cut, bool whole)
 {
-    cJSON *entry = cJSON_CreateObject ();
-    cJSON_AddStringToObject (entry, "tool", name);
     cJSON *args = arguments ? cJSON_Parse (arguments) : NULL;
-    cJSON_AddItemToObject (entry, "args", args ? args : cJSON_CreateString (arguments ? arguments : ""));
-    cJSON_AddItemToObject (entry, "result", result);
+    if (!args)
+        args = cJSON_CreateString (arguments ? arguments : "");
+    bool args_cut, name_cut;
+    args = tools_result_bound (args, whole ? TOOLS_RESULT_MAX : AGENT_ARGS_SHORT, &args_cut);
+    if (!whole) {
+        cJSON_Delete (result);
+        result = cJSON_CreateString ("[cut: left out, the chat's tool calls are over their limit]");
+        result_cut = true;
+    }
+    cJSON *entry = cJSON_CreateObject ();
+    cJSON_AddItemToObject (entry, "tool", tools_result_bound (cJSON_CreateString (name ? name : ""),
+                                                              AGENT_NAME_MAX, &name_cut));
+    cJSON_AddItemToObject (entry, "args", args);
+    if (args_cut)
+        cJSON_AddBoolToObject (entry, "args_truncated", true);
+    cJSON_AddItemToObject (entry, "result", result ? result : cJSON_CreateNull ());
+    if (result_cut)
+        cJSON_AddBoolToObject (entry, "result_truncated", true);
     cJSON_AddBoolToObject (entry, "ok", !failed);
     return entry;
+}
+
+//  The entry of a tool call that ran, within the chat's AGENT_CALLS_BYTES
+//  of tool_calls (*room is what is left of them): whole while it fits;
+//  from the first that does not, every entry is short (its result left
+//  out), so however many calls a model asks for, the reply stays small
+//  and still lists them all, in order. Takes result.
+static cJSON *
+s_tool_entry (const char *name, const char *arguments, cJSON *result, bool failed, bool result_cut,
+              size_t *room)
+{
+    if (*room > 0) {
+        cJSON *entry = s_entry_new (name, arguments, result, failed, result_cut, true);
+        char *text = cJSON_PrintUnformatted (entry);
+        bool fits = text && strlen (text) <= *room;
+        size_t size = text ? strlen (text) : 0;
+        free (text);
+        if (fits) {
+            *room -= size;
+            return entry;
+        }
+        cJSON_Delete (entry);
+        *room = 0;
+        result = NULL;
+    }
+    return s_entry_new (name, arguments, result, failed, true, false);
 }
 
 //  The model's turn's tool message: {role: "tool", tool_call_id, content}
@@ -285,6 +343,7 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, msg_outbox_t *invalidate
     cJSON *messages = s_model_messages (conversation);
     cJSON_Delete (conversation);
     cJSON *calls = cJSON_CreateArray ();
+    size_t room = AGENT_CALLS_BYTES;    //  What is left of it for calls listed whole
     tools_context_t context = {
         .api = api, .gateway = gateway, .invalidates = invalidates, .user_id = user_id,
         .deadline = deadline, .cancel = &runner->cancel
@@ -337,10 +396,12 @@ s_chat (runner_t *runner, api_t *api, zsock_t *gateway, msg_outbox_t *invalidate
             const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (tool_call, "id"));
             const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (tool_call, "name"));
             const char *arguments = cJSON_GetStringValue (cJSON_GetObjectItem (tool_call, "arguments"));
-            bool failed;
+            bool failed, cut;
             cJSON *result = tools_call (&context, name, arguments, &failed);
+            //  The model and the user see the same result, cut the same way
+            result = tools_result_bound (result, TOOLS_RESULT_MAX, &cut);
             cJSON_AddItemToArray (messages, s_tool_message (id, result));
-            cJSON *entry = s_tool_entry (name, arguments, result, failed);
+            cJSON *entry = s_tool_entry (name, arguments, result, failed, cut, &room);
             s_event (events, "tool", entry);
             cJSON_AddItemToArray (calls, entry);
         }
@@ -675,14 +736,58 @@ agent_test (bool verbose)
     }
 
     //  A tool step: args parsed when they parse, kept as text when not
-    cJSON *entry = s_tool_entry ("get_function", "{\"function_id\":\"x\"}", cJSON_CreateObject (), false);
+    size_t room = AGENT_CALLS_BYTES;
+    cJSON *entry = s_tool_entry ("get_function", "{\"function_id\":\"x\"}", cJSON_CreateObject (), false,
+                                 false, &room);
     assert (cJSON_IsObject (cJSON_GetObjectItem (entry, "args")));
     assert (cJSON_IsTrue (cJSON_GetObjectItem (entry, "ok")));
+    assert (!cJSON_GetObjectItem (entry, "result_truncated") && !cJSON_GetObjectItem (entry, "args_truncated"));
+    assert (room < AGENT_CALLS_BYTES);
     cJSON_Delete (entry);
-    entry = s_tool_entry ("get_function", "{\"function_id\":", cJSON_CreateObject (), true);
+    entry = s_tool_entry ("get_function", "{\"function_id\":", cJSON_CreateObject (), true, false, &room);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (entry, "args")), "{\"function_id\":"));
     assert (cJSON_IsFalse (cJSON_GetObjectItem (entry, "ok")));
     cJSON_Delete (entry);
+
+    //  Large results are cut as the model's copy is, and the chat's calls
+    //  listed whole stop at AGENT_CALLS_BYTES: the ones after that are
+    //  listed short, in order, each marked
+    char *code = (char *) malloc (1000001);
+    memset (code, 'x', 1000000);
+    code [1000000] = 0;
+    char *big_args = zsys_sprintf ("{\"function_id\":\"x\",\"code\":\"%s\"}", code);
+    room = AGENT_CALLS_BYTES;
+    size_t total = 0;
+    int whole = 0;
+    for (int index = 0; index < 200; index++) {
+        cJSON *made = cJSON_CreateObject ();
+        cJSON_AddStringToObject (made, "id", "0123456789ab");
+        cJSON_AddStringToObject (made, "code", code);
+        bool cut;
+        made = tools_result_bound (made, TOOLS_RESULT_MAX, &cut);
+        assert (cut);
+        entry = s_tool_entry ("update_function", big_args, made, false, cut, &room);
+        assert (cJSON_IsTrue (cJSON_GetObjectItem (entry, "result_truncated")));
+        assert (cJSON_IsTrue (cJSON_GetObjectItem (entry, "args_truncated")));
+        assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (entry, "tool")), "update_function"));
+        cJSON *shown = cJSON_GetObjectItem (entry, "result");
+        if (cJSON_IsObject (shown)) {
+            assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (shown, "id")), "0123456789ab"));
+            assert (strstr (cJSON_GetStringValue (cJSON_GetObjectItem (shown, "code")), "[cut:"));
+            whole++;
+        }
+        else
+            assert (strstr (cJSON_GetStringValue (shown), "left out"));
+        char *text = cJSON_PrintUnformatted (entry);
+        assert (strlen (text) < TOOLS_RESULT_MAX * 2 + 200);
+        total += strlen (text);
+        free (text);
+        cJSON_Delete (entry);
+    }
+    assert (whole > 10 && whole < 200 && room == 0);
+    assert (total < AGENT_CALLS_BYTES + 200 * (AGENT_ARGS_SHORT + AGENT_NAME_MAX + 200));
+    free (big_args);
+    free (code);
     cJSON *result = cJSON_Parse ("{\"error\":\"Function not found\",\"status\":404}");
     cJSON *message = s_tool_message ("functions.get_function:0", result);
     assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (message, "tool_call_id")), "functions.get_function:0"));

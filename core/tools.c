@@ -176,6 +176,16 @@ s_mask_secrets (cJSON *json)
         s_mask_secrets (child);
 }
 
+//  text (size bytes, size > keep) cut to its first keep bytes, on a UTF-8
+//  boundary, with a note of how much was left out. Caller frees.
+static char *
+s_cut_text (const char *text, size_t size, size_t keep)
+{
+    while (keep > 0 && ((unsigned char) text [keep] & 0xC0) == 0x80)
+        keep--;
+    return zsys_sprintf ("%.*s ... [cut: %zu more bytes]", (int) keep, text, size - keep);
+}
+
 char *
 tools_result_text (cJSON *result)
 {
@@ -184,15 +194,155 @@ tools_result_text (cJSON *result)
         return strdup ("null");
     size_t size = strlen (text);
     if (size > TOOLS_RESULT_MAX) {
-        //  Cut on a UTF-8 boundary
-        size_t cut = TOOLS_RESULT_MAX;
-        while (cut > 0 && ((unsigned char) text [cut] & 0xC0) == 0x80)
-            cut--;
-        char *shown = zsys_sprintf ("%.*s ... [cut: %zu more bytes]", (int) cut, text, size - cut);
+        char *shown = s_cut_text (text, size, TOOLS_RESULT_MAX);
         free (text);
         text = shown;
     }
     return text;
+}
+
+//  One pass of tools_result_bound: a copy of the JSON with strings cut at
+//  string_max bytes, that stops adding entries once its size (counted as
+//  cJSON prints it) would pass budget. Room for a note is kept for each
+//  list or object the copy is inside, so the notes of where it stopped fit.
+#define S_NOTE_MAX  48              //  Bytes of a note and its comma and key, at most
+typedef struct {
+    size_t string_max;              //  Longest string kept whole
+    size_t budget;                  //  Bytes of JSON the copy may take
+    size_t used;                    //  Bytes it takes so far
+    size_t notes;                   //  Bytes kept for notes of the lists and objects it is in
+    bool full;                      //  An entry did not fit: no more are added
+    bool cut;                       //  Something was left out
+} s_bound_t;
+
+//  Bytes of text as a JSON string, quotes included (as cJSON escapes it)
+static size_t
+s_string_size (const char *text)
+{
+    size_t size = 2;
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+        size += (*c == '"' || *c == '\\' || *c == '\b' || *c == '\f' || *c == '\n' || *c == '\r'
+                 || *c == '\t') ? 2 : *c < 32 ? 6 : 1;
+    return size;
+}
+
+static cJSON *
+s_bound_string (s_bound_t *bound, const char *text)
+{
+    size_t size = strlen (text);
+    cJSON *copy;
+    if (size > bound->string_max) {
+        char *shown = s_cut_text (text, size, bound->string_max);
+        copy = cJSON_CreateString (shown);
+        bound->used += s_string_size (shown);
+        bound->cut = true;
+        free (shown);
+    }
+    else {
+        copy = cJSON_CreateString (text);
+        bound->used += s_string_size (text);
+    }
+    return copy;
+}
+
+static cJSON *
+s_bound_copy (s_bound_t *bound, cJSON *json)
+{
+    if (cJSON_IsString (json))
+        return s_bound_string (bound, json->valuestring ? json->valuestring : "");
+    if (cJSON_IsArray (json) || cJSON_IsObject (json)) {
+        bool object = cJSON_IsObject (json);
+        cJSON *copy = object ? cJSON_CreateObject () : cJSON_CreateArray ();
+        bound->used += 2;
+        bound->notes += S_NOTE_MAX;
+        int kept = 0;
+        int left = 0;
+        cJSON *child;
+        cJSON_ArrayForEach (child, json) {
+            if (bound->full) {
+                left++;
+                continue;
+            }
+            size_t before = bound->used;
+            const char *key = child->string ? child->string : "";
+            bound->used += (kept ? 1 : 0) + (object ? s_string_size (key) + 1 : 0);
+            cJSON *item = s_bound_copy (bound, child);
+            if (bound->used + bound->notes > bound->budget) {
+                //  This one does not fit: it and the ones after it are left out
+                cJSON_Delete (item);
+                bound->used = before;
+                bound->full = true;
+                left++;
+                continue;
+            }
+            if (object)
+                cJSON_AddItemToObject (copy, key, item);
+            else
+                cJSON_AddItemToArray (copy, item);
+            kept++;
+        }
+        if (left) {
+            char note [64];
+            snprintf (note, sizeof note, "[cut: %d more %s]", left, object ? "fields" : "items");
+            bound->used += (kept ? 1 : 0) + s_string_size (note) + (object ? s_string_size ("...") + 1 : 0);
+            if (object)
+                cJSON_AddStringToObject (copy, "...", note);
+            else
+                cJSON_AddItemToArray (copy, cJSON_CreateString (note));
+            bound->cut = true;
+        }
+        bound->notes -= S_NOTE_MAX;
+        return copy;
+    }
+    //  A number, true, false, null: at most as long as cJSON prints it
+    char *text = cJSON_PrintUnformatted (json);
+    bound->used += text ? strlen (text) : 4;
+    free (text);
+    return cJSON_Duplicate (json, false);
+}
+
+cJSON *
+tools_result_bound (cJSON *json, size_t max, bool *cut)
+{
+    *cut = false;
+    char *text = cJSON_PrintUnformatted (json);
+    size_t size = text ? strlen (text) : 0;
+    if (text && size <= max) {
+        free (text);
+        return json;
+    }
+    //  First pass: strings up to half the room. Each next one halves that,
+    //  while entries are left out and strings are still long enough to read
+    *cut = true;
+    cJSON *shown = NULL;
+    for (size_t string_max = max / 2; !shown || string_max >= 128; string_max /= 2) {
+        s_bound_t bound = { .string_max = string_max, .budget = max };
+        cJSON *copy = s_bound_copy (&bound, json);
+        char *printed = cJSON_PrintUnformatted (copy);
+        bool fits = printed && strlen (printed) <= max;
+        free (printed);
+        if (fits) {
+            cJSON_Delete (shown);
+            shown = copy;
+            if (!bound.full)
+                break;              //  Nothing but long strings was cut
+        }
+        else
+            cJSON_Delete (copy);
+        if (string_max < 16)
+            break;
+    }
+    if (!shown) {
+        //  No shape fits (a key too long, notes in too many levels): the
+        //  JSON text as a string, cut
+        size_t keep = max > 64 ? (max - 64) / 6 : 0;
+        char *note = text && size > keep ? s_cut_text (text, size, keep) : NULL;
+        shown = cJSON_CreateString (note ? note : "[cut]");
+        free (note);
+    }
+    free (text);
+    cJSON_Delete (json);
+    return shown;
 }
 
 //  --------------------------------------------------------------------------
@@ -576,6 +726,87 @@ tools_test (bool verbose)
     text = tools_result_text (big);
     assert (strlen (text) < TOOLS_RESULT_MAX + 64 && strstr (text, "[cut:"));
     free (text);
+
+    //  Bounded for showing: small results stay as they are
+    bool cut;
+    cJSON *small = cJSON_Parse ("{\"id\":\"0123456789ab\",\"name\":\"f\"}");
+    assert (tools_result_bound (small, TOOLS_RESULT_MAX, &cut) == small && !cut);
+    cJSON_Delete (small);
+    //  A function with long code keeps every field, its code's start and a note
+    cJSON *function = cJSON_CreateObject ();
+    cJSON_AddStringToObject (function, "id", "0123456789ab");
+    cJSON_AddStringToObject (function, "code", long_text);
+    cJSON_AddNumberToObject (function, "active_version", 3);
+    function = tools_result_bound (function, TOOLS_RESULT_MAX, &cut);
+    text = cJSON_PrintUnformatted (function);
+    assert (cut && strlen (text) <= TOOLS_RESULT_MAX);
+    assert (streq (cJSON_GetStringValue (cJSON_GetObjectItem (function, "id")), "0123456789ab"));
+    assert (cJSON_GetNumberValue (cJSON_GetObjectItem (function, "active_version")) == 3);
+    const char *code = cJSON_GetStringValue (cJSON_GetObjectItem (function, "code"));
+    assert (strncmp (code, "xxxx", 4) == 0 && strstr (code, " ... [cut: "));
+    free (text);
+    cJSON_Delete (function);
+    //  A long list keeps its first entries and says how many more there were
+    cJSON *list = cJSON_CreateArray ();
+    for (int index = 0; index < 5000; index++) {
+        cJSON *row = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (row, "index", index);
+        cJSON_AddStringToObject (row, "name", "a function of the list");
+        cJSON_AddItemToArray (list, row);
+    }
+    list = tools_result_bound (list, TOOLS_RESULT_MAX, &cut);
+    text = cJSON_PrintUnformatted (list);
+    int rows = cJSON_GetArraySize (list);
+    assert (cut && strlen (text) <= TOOLS_RESULT_MAX && rows > 100);
+    assert (cJSON_GetNumberValue (cJSON_GetObjectItem (cJSON_GetArrayItem (list, 5), "index")) == 5);
+    assert (strstr (cJSON_GetStringValue (cJSON_GetArrayItem (list, rows - 1)), "more items]"));
+    free (text);
+    cJSON_Delete (list);
+    //  A few long entries: shorter strings, so that all of them stay
+    list = cJSON_CreateArray ();
+    for (int index = 0; index < 4; index++) {
+        cJSON *version = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (version, "version", 4 - index);
+        cJSON_AddStringToObject (version, "code", long_text);
+        cJSON_AddItemToArray (list, version);
+    }
+    list = tools_result_bound (list, TOOLS_RESULT_MAX, &cut);
+    text = cJSON_PrintUnformatted (list);
+    assert (cut && strlen (text) <= TOOLS_RESULT_MAX && cJSON_GetArraySize (list) == 4
+            && !strstr (text, "more items") && !strstr (text, "more fields"));
+    assert (cJSON_GetNumberValue (cJSON_GetObjectItem (cJSON_GetArrayItem (list, 3), "version")) == 1);
+    free (text);
+    cJSON_Delete (list);
+    //  Escapes count as printed; a key too long for the room; deep nesting:
+    //  whatever the shape, the JSON fits
+    char *controls = (char *) malloc (TOOLS_RESULT_MAX * 2);
+    memset (controls, 1, TOOLS_RESULT_MAX * 2 - 1);
+    controls [TOOLS_RESULT_MAX * 2 - 1] = 0;
+    cJSON *odd [4];
+    odd [0] = cJSON_CreateString (controls);
+    odd [1] = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (odd [1], long_text, 1);
+    odd [2] = cJSON_CreateArray ();
+    cJSON *level = odd [2];
+    for (int depth = 0; depth < 900; depth++) {
+        cJSON *inner = cJSON_CreateArray ();
+        cJSON_AddItemToArray (level, inner);
+        cJSON_AddItemToArray (level, cJSON_CreateString ("a sibling that takes room"));
+        cJSON_AddItemToArray (level, cJSON_CreateString ("and another one"));
+        level = inner;
+    }
+    odd [3] = cJSON_CreateArray ();
+    cJSON_AddItemToArray (odd [3], cJSON_CreateString (controls));
+    cJSON_AddItemToArray (odd [3], cJSON_CreateString (long_text));
+    for (int index = 0; index < 4; index++) {
+        odd [index] = tools_result_bound (odd [index], TOOLS_RESULT_MAX, &cut);
+        text = cJSON_PrintUnformatted (odd [index]);
+        assert (cut && text && strlen (text) <= TOOLS_RESULT_MAX);
+        assert (cJSON_IsString (odd [index]) == (index == 0));     //  JSON of the same shape
+        free (text);
+        cJSON_Delete (odd [index]);
+    }
+    free (controls);
     free (long_text);
     cJSON_Delete (big);
 

@@ -23,7 +23,7 @@
 #include "broker/msg.h"
 #include "core/api.h"
 
-#define TOOLS_RESULT_MAX 12000      //  Bytes of a result shown to the model
+#define TOOLS_RESULT_MAX 12000      //  Bytes of a result's JSON shown to the model and the user
 
 typedef struct {
     api_t *api;                     //  Handlers over the caller's thread's store
@@ -51,6 +51,20 @@ cJSON *
 //  bytes with a note. Caller frees.
 char *
     tools_result_text (cJSON *result);
+
+//  A result (or any JSON) made to fit in max bytes of unformatted JSON,
+//  keeping its shape so a reader still finds its fields: a long string
+//  keeps its start, then " ... [cut: N more bytes]" (the model's note);
+//  a list or an object that would not fit keeps its first entries, then a
+//  note of how many were left out (a string "[cut: N more items]" in a
+//  list, a member "...": "[cut: N more fields]" in an object). Strings
+//  are cut shorter, pass by pass, while that lets more entries stay. What
+//  still does not fit becomes a string: its JSON text, cut. Takes json,
+//  returns what to show (caller deletes); *cut says whether anything was
+//  left out.
+//      cJSON *shown = tools_result_bound (result, TOOLS_RESULT_MAX, &cut);
+cJSON *
+    tools_result_bound (cJSON *json, size_t max, bool *cut);
 
 void
     tools_test (bool verbose);

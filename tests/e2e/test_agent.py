@@ -14,6 +14,9 @@ call, and reads back the requests it got. It covers:
     tool call is still listed), a provider that never answers (the time budget fires: 504);
   - not configured: 503 saying how; a malformed body: 422;
   - the step limit;
+  - large tool results (a ~1 MB function read 64 times a turn, a list of ~1 MB versions): each result
+    is cut for the user as for the model and says so, the reply's tool calls stay near 1 MB in all,
+    streamed or not, and the server goes on answering;
   - ownership in jwt mode: user B's chat cannot see or touch user A's function.
 """
 import json
@@ -264,6 +267,111 @@ def test_a_turn_asking_for_hundreds_of_tool_calls_runs_only_the_first_64(server,
     assert reply["response"] == "Listed."
     assert len(reply["tool_calls"]) == 64 and all(t["ok"] for t in reply["tool_calls"])
     assert len(seen) == 64          # and the model got one answer for each call it was told ran
+
+
+RESULT_MAX = 12000                  # TOOLS_RESULT_MAX in core/tools.h: bytes of JSON of one cut result
+REPLY_BOUND = 2 * 1024 * 1024       # tool_calls listed whole stop at 1 MB; 192 short entries on top
+
+
+def big_code(size=1040000):
+    """A valid function of about size bytes: a handler, then comment lines."""
+    head = "def handler(input):\n    return 'big'\n"
+    line = "# " + "x" * 77 + "\n"
+    return head + line * ((size - len(head)) // len(line))
+
+
+def parse_events(text):
+    """[(event, data)] of a whole text/event-stream body."""
+    events, name = [], None
+    for line in text.split("\n"):
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+    return events
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_large_tool_results_are_cut_and_the_reply_stays_small(server, fake, stream):
+    """A model that reads a ~1 MB function 64 times a turn for 3 turns: the reply once held every
+    result whole (200 MB here, hundreds of MB and GB of memory at the step limit). Now each result
+    is cut as the model's copy is, still an object with the function's fields, and marked; past
+    1 MB of tool calls the rest are listed with their result left out; the server goes on."""
+    code = big_code()
+    assert 1030000 < len(code) < 1048576
+    r = server.post("/api/functions", json={"name": "big_" + uuid.uuid4().hex[:6], "code": code})
+    assert r.status_code == 200, r.text[:300]
+    fid = r.json()["id"]
+    turns, seen = 3, []
+
+    def answer(body):
+        seen.append(body)
+        return text_reply("done")
+
+    fake.script(*[tools_reply(*[call("get_function", {"function_id": fid}) for _ in range(64)])
+                  for _ in range(turns)], answer)
+    r = server.post("/api/chat", json={"messages": [{"role": "user", "content": "read it, a lot"}],
+                                       "stream": stream}, timeout=CHAT_TIMEOUT)
+    assert r.status_code == 200, r.text[:300]
+    # A stream sends each entry twice: as its event, then in done's tool_calls
+    assert len(r.content) < REPLY_BOUND * (2 if stream else 1), "the reply is %d bytes" % len(r.content)
+    if stream:
+        events = parse_events(r.text)
+        assert events[-1][0] == "done", [e for e, _ in events][-5:]
+        reply = events[-1][1]
+        assert len(json.dumps(reply)) < REPLY_BOUND
+        steps = [data for e, data in events if e == "tool"]
+        for data in steps:
+            assert data["result_truncated"] is True and len(json.dumps(data)) < 2 * RESULT_MAX
+        # Each event is the entry listed in the reply
+        assert steps == reply["tool_calls"]
+    else:
+        reply = r.json()
+    assert reply["response"] == "done" and reply["steps"] == turns + 1
+    calls = reply["tool_calls"]
+    assert len(calls) == 64 * turns
+    assert all(c["tool"] == "get_function" and c["ok"] is True and c["result_truncated"] is True for c in calls)
+    assert all(c["args"] == {"function_id": fid} for c in calls)
+    # The first ones whole in shape: the function's fields, the start of its code and a note
+    whole = [c["result"] for c in calls if isinstance(c["result"], dict)]
+    assert 20 < len(whole) < len(calls), len(whole)
+    for result in whole:
+        assert result["id"] == fid and result["active_version"] == 1 and result["runtime"] == "python"
+        assert result["code"].startswith(code[:1000]) and "[cut: " in result["code"]
+        assert len(json.dumps(result, separators=(",", ":"))) <= RESULT_MAX
+    # Then, past the chat's 1 MB of tool calls, each listed short, in order
+    rest = calls[len(whole):]
+    assert all(isinstance(c["result"], str) and "left out" in c["result"] for c in rest)
+    # The model's copy was cut the same way: JSON it can read, no larger
+    assert len(seen) == 1
+    for content in [m["content"] for m in seen[0]["messages"] if m["role"] == "tool"]:
+        assert len(content.encode()) <= RESULT_MAX
+        result = json.loads(content)
+        assert result["id"] == fid and "[cut: " in result["code"]
+    # The server is up and answers
+    assert server.get("/api/health").status_code == 200
+    fake.script(text_reply("still here"))
+    r = chat(server, "hello")
+    assert r.status_code == 200 and r.json()["response"] == "still here"
+
+
+def test_a_list_of_large_versions_is_cut_to_a_list(server, fake):
+    code = big_code(300000)
+    r = server.post("/api/functions", json={"name": "versions_" + uuid.uuid4().hex[:6], "code": code})
+    fid = r.json()["id"]
+    for n in range(2, 5):
+        r = server.put("/api/functions/" + fid, json={"code": code + "# version %d\n" % n})
+        assert r.status_code == 200, r.text[:300]
+    fake.script(tools_reply(call("list_versions", {"function_id": fid})), text_reply("listed"))
+    r = chat(server, "Show me its versions")
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.content) < 2 * RESULT_MAX
+    entry = r.json()["tool_calls"][0]
+    assert entry["ok"] is True and entry["result_truncated"] is True
+    versions = entry["result"]
+    assert isinstance(versions, list)
+    assert [v["version"] for v in versions] == [4, 3, 2, 1]
+    assert all(v["function_id"] == fid and v["code"].startswith(code[:500]) for v in versions)
 
 
 def test_secret_values_never_reach_the_model(server, fake):

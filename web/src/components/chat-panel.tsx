@@ -49,6 +49,9 @@ function pretty(value: unknown): string {
   try { return JSON.stringify(value, null, 2); } catch { return String(value); }
 }
 
+// The server cuts a large result (or args) before it lists it: a function's code keeps its start
+const CUT = " (cut short: too large to show whole)";
+
 function ToolStep({ call }: { call: ChatToolCall }) {
   const failed = call.ok === false;
   return (
@@ -58,9 +61,9 @@ function ToolStep({ call }: { call: ChatToolCall }) {
         <span className={failed ? "text-destructive" : "text-muted-foreground"}>{failed ? "failed" : "done"}</span>
       </summary>
       <div className="mt-1 space-y-1">
-        <div className="text-muted-foreground">Arguments</div>
+        <div className="text-muted-foreground">Arguments{call.args_truncated === true ? CUT : ""}</div>
         <pre className="max-h-40 overflow-auto whitespace-pre-wrap break-all">{pretty(call.args)}</pre>
-        <div className="text-muted-foreground">Result</div>
+        <div className="text-muted-foreground">Result{call.result_truncated === true ? CUT : ""}</div>
         <pre className="max-h-60 overflow-auto whitespace-pre-wrap break-all">{pretty(call.result)}</pre>
       </div>
     </details>

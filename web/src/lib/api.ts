@@ -251,7 +251,12 @@ export interface DatabaseInfo {
 export interface ChatMessage { role: "user" | "assistant"; content: string }
 /** One tool call the assistant ran: its name, its arguments (the model's text when they did not parse),
  *  what it returned, and whether it worked. */
-export interface ChatToolCall { tool: string; args: unknown; result: unknown; ok?: boolean }
+/** A tool step. A result (or args) too large to list whole comes cut, still JSON of the same shape
+ *  (long strings end "... [cut: N more bytes]", long lists "[cut: N more items]"), or, past the
+ *  chat's limit, a note string; result_truncated (args_truncated) says so. */
+export interface ChatToolCall {
+  tool: string; args: unknown; result: unknown; ok?: boolean; args_truncated?: boolean; result_truncated?: boolean;
+}
 export interface ChatReply { response: string; tool_calls?: ChatToolCall[]; steps?: number; step_limit?: boolean }
 
 const enc = encodeURIComponent;
