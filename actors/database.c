@@ -28,9 +28,25 @@
     the job started from (UPDATE ... WHERE state = 'provisioning'). A
     database made for a row that was meanwhile deprovisioned or its project
     deleted is removed again at once, so nothing half-made stays behind.
-    A failed provision leaves nothing at the provider (each provider cleans
-    up) and a row in state failed with the provider's message for the user.
-    A failed deprovision keeps the row and is retried every S_RETRY_MS.
+    A failed provision leaves a row in state failed with the provider's
+    message for the user; the provider removes what it made.
+
+    Retries: a failed deprovision keeps its row, and is tried again after
+    S_RETRY_MS, doubled after each failure up to S_RETRY_MAX_MS (the row's
+    attempts and retry_at). A scan takes only jobs that are due, new ones
+    first, so jobs that can never succeed (a provider that keeps failing,
+    rows of the provider the server ran before) are retried for ever
+    without delaying anyone else's.
+
+    Leftovers: what a provider makes under an id of its own (a Neon project)
+    goes into database_leftovers as soon as it exists (the made handler),
+    and leaves it in the same transaction that makes the row ready. A
+    provision that failed but could not remove what it made, a database
+    made for a row that no longer wants it whose removal failed, or one
+    whose provision died with the server stays there, and is deleted by the
+    scans with the same backoff until that works. The user's row is not
+    involved: it says failed (and may be provisioned again, or its project
+    deleted) while its leftover waits.
 
     Pipe commands (besides $TERM):
         zstr_send (actor, "PING");      // answers "PONG"
@@ -48,7 +64,9 @@
 
 #define S_SCAN_MS           250         //  how often the jobs are looked for
 #define S_SCAN_DEADLINE_MS  300000      //  a scan longer than this is logged
-#define S_RETRY_MS          10000       //  a failed deprovision is tried again after this
+#define S_SCAN_JOBS         32          //  jobs, and leftovers, one scan takes at most
+#define S_RETRY_MS          10000       //  a failed job is tried again after this,
+#define S_RETRY_MAX_MS      300000      //  doubled after each failure up to this
 
 //  --------------------------------------------------------------------------
 //  The provider thread
@@ -56,17 +74,61 @@
 typedef struct {
     store_t *store;
     dbprovider_t *provider;
-    zhashx_t *retry_at;             //  project id -> monotonic ms of its next deprovision try
+    char *made;                     //  External id the running provision made, or NULL
 } s_thread_t;
 
-static void
-s_retry_free (void **item)
+//  When a job or leftover that has failed failures times in a row is tried
+//  again (ms since the epoch)
+static int64_t
+s_retry_at (int failures)
 {
-    free (*item);
-    *item = NULL;
+    int64_t wait = S_RETRY_MS;
+    while (--failures > 0 && wait < S_RETRY_MAX_MS)
+        wait *= 2;
+    return zclock_time () + (wait < S_RETRY_MAX_MS? wait: S_RETRY_MAX_MS);
 }
 
-//  Record a failed provision (the provider has cleaned up)
+//  The provider made something under an id of its own: a leftover, until
+//  the provision ends ready (s_provision) or its deletion works
+static void
+s_made (const char *project_id, const char *external_id, void *arg)
+{
+    s_thread_t *self = (s_thread_t *) arg;
+    zstr_free (&self->made);
+    self->made = strdup (external_id);
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_exec (self->store, "INSERT INTO database_leftovers (provider, external_id, project_id, created_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", "ssss",
+                    dbprovider_name (self->provider), external_id, project_id, now) < 0)
+        zsys_error ("database: cannot record project %s's new database %s: a crash now would leave it behind",
+                    project_id, external_id);
+}
+
+static void
+s_leftover_gone (s_thread_t *self, const char *provider, const char *external_id)
+{
+    store_exec (self->store, "DELETE FROM database_leftovers WHERE provider = ? AND external_id = ?",
+                "ss", provider, external_id);
+}
+
+//  Its deletion failed (failures times in a row, this one counted): it is
+//  tried again later (recorded now if the made handler could not)
+static void
+s_leftover_failed (s_thread_t *self, const char *provider, const char *external_id, const char *project_id,
+                   int failures, const char *error)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_exec (self->store,
+        "INSERT INTO database_leftovers (provider, external_id, project_id, attempts, retry_at, detail, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, external_id) DO UPDATE SET"
+        " attempts = excluded.attempts, retry_at = excluded.retry_at, detail = excluded.detail", "sssiIss",
+        provider, external_id, project_id, failures, s_retry_at (failures), error, now) != 1)
+        zsys_error ("database: cannot record %s, left by project %s: it stays behind", external_id, project_id);
+}
+
+//  Record a failed provision
 static void
 s_job_failed (s_thread_t *self, const char *project_id, const char *error)
 {
@@ -75,6 +137,31 @@ s_job_failed (s_thread_t *self, const char *project_id, const char *error)
     store_exec (self->store, "UPDATE project_databases SET state = 'failed', detail = ?, updated_at = ?"
                 " WHERE project_id = ? AND state = 'provisioning'", "sss", error, now, project_id);
     zsys_warning ("database: provisioning for project %s failed: %s", project_id, error);
+}
+
+//  The row ready with info, and what the provider made no leftover, at once.
+//  1, 0 if the row is no longer provisioning, or -1 (store failed)
+static int
+s_job_ready (s_thread_t *self, const char *project_id, dbprovider_info_t *info)
+{
+    char now [UTIL_TIME_SIZE];
+    util_now_iso (now);
+    if (store_begin (self->store))
+        return -1;
+    int rc = store_exec (self->store,
+        "UPDATE project_databases SET state = 'ready', database_url = ?, mount_source = ?, mount_target = ?,"
+        " file_limit_mb = ?, external_id = ?, detail = NULL, updated_at = ?"
+        " WHERE project_id = ? AND state = 'provisioning'", "sssisss",
+        info->url, info->mount_source, info->mount_target, info->file_limit_mb, info->external_id, now, project_id);
+    if (rc == 1 && info->external_id
+    &&  store_exec (self->store, "DELETE FROM database_leftovers WHERE provider = ? AND external_id = ?",
+                    "ss", dbprovider_name (self->provider), info->external_id) < 0)
+        rc = -1;
+    if (rc < 0 || store_commit (self->store)) {
+        store_rollback (self->store);
+        return -1;
+    }
+    return rc;
 }
 
 static void
@@ -88,73 +175,118 @@ s_provision (s_thread_t *self, const char *project_id, cJSON *changed)
         return;                     //  Changed meanwhile, or the store failed: next scan
     dbprovider_info_t info;
     char error [DBPROVIDER_ERROR_SIZE];
+    zstr_free (&self->made);
     if (dbprovider_provision (self->provider, project_id, &info, error, sizeof error)) {
         s_job_failed (self, project_id, error);
+        //  What it made and could not remove is deleted later
+        if (info.external_id)
+            s_leftover_failed (self, provider, info.external_id, project_id, 1, "Left by a failed provision");
+        else
+        if (self->made)
+            s_leftover_gone (self, provider, self->made);
+        dbprovider_info_reset (&info);
         return;
     }
-    util_now_iso (now);
-    int rc = store_exec (self->store,
-        "UPDATE project_databases SET state = 'ready', database_url = ?, mount_source = ?, mount_target = ?,"
-        " file_limit_mb = ?, external_id = ?, detail = NULL, updated_at = ?"
-        " WHERE project_id = ? AND state = 'provisioning'", "sssisss",
-        info.url, info.mount_source, info.mount_target, info.file_limit_mb, info.external_id, now, project_id);
+    int rc = s_job_ready (self, project_id, &info);
     if (rc == 1) {
         zsys_info ("database: project %s has its %s database", project_id, provider);
         cJSON_AddItemToArray (changed, cJSON_CreateString (project_id));
     }
     else {
-        //  Deprovisioned or deleted while we made it: it goes again now
-        //  (the row itself, if any, is the next scan's job)
-        zsys_info ("database: project %s no longer wants the database just made: removing it", project_id);
-        if (dbprovider_deprovision (self->provider, project_id, info.external_id, error, sizeof error))
-            zsys_error ("database: could not remove project %s's new database: %s", project_id, error);
+        //  Deprovisioned or deleted while we made it (or the store failed:
+        //  the row is provisioned again): it goes again now. The row itself,
+        //  if any, is the next scan's job: it has no external id, so that is
+        //  the project id's files or database
+        if (rc == 0)
+            zsys_info ("database: project %s no longer wants the database just made: removing it", project_id);
         else
-        if (rc == 0 && info.external_id)
-            //  The row's deprovision will find no id: it is done already
-            store_exec (self->store, "UPDATE project_databases SET external_id = NULL"
-                        " WHERE project_id = ? AND state = 'deprovisioning'", "s", project_id);
+            zsys_error ("database: cannot record project %s's new database: removing it", project_id);
+        if (dbprovider_deprovision (self->provider, project_id, info.external_id, error, sizeof error) == 0) {
+            if (info.external_id)
+                s_leftover_gone (self, provider, info.external_id);
+        }
+        else
+        if (info.external_id) {
+            zsys_warning ("database: could not remove project %s's new database %s (tried again later): %s",
+                          project_id, info.external_id, error);
+            s_leftover_failed (self, provider, info.external_id, project_id, 1, error);
+        }
+        else
+            zsys_error ("database: could not remove project %s's new database: %s", project_id, error);
     }
     dbprovider_info_reset (&info);
 }
 
 static void
-s_deprovision (s_thread_t *self, const char *project_id, const char *provider, const char *external_id,
-               cJSON *changed)
+s_deprovision (s_thread_t *self, cJSON *job, cJSON *changed)
 {
-    int64_t *retry = (int64_t *) zhashx_lookup (self->retry_at, project_id);
-    if (retry && *retry > zclock_mono ())
-        return;
+    const char *project_id = cJSON_GetStringValue (cJSON_GetObjectItem (job, "project_id"));
+    const char *provider = cJSON_GetStringValue (cJSON_GetObjectItem (job, "provider"));
+    const char *external_id = cJSON_GetStringValue (cJSON_GetObjectItem (job, "external_id"));
+    int failures = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (job, "attempts")) + 1;
     char error [DBPROVIDER_ERROR_SIZE];
     if (provider && strneq (provider, dbprovider_name (self->provider))) {
         snprintf (error, sizeof error, "This database was made by the %s provider; the server now runs %s",
                   provider, dbprovider_name (self->provider));
-        if (!retry)
+        if (failures == 1)
             zsys_error ("database: cannot deprovision project %s: %s", project_id, error);
     }
     else
     if (dbprovider_deprovision (self->provider, project_id, external_id, error, sizeof error) == 0) {
         store_exec (self->store, "DELETE FROM project_databases WHERE project_id = ? AND state = 'deprovisioning'",
                     "s", project_id);
-        zhashx_delete (self->retry_at, project_id);
         zsys_info ("database: project %s's database is gone", project_id);
         cJSON_AddItemToArray (changed, cJSON_CreateString (project_id));
         return;
     }
     else
-        zsys_warning ("database: deprovisioning project %s failed (tried again in %d s): %s",
-                      project_id, S_RETRY_MS / 1000, error);
-    store_exec (self->store, "UPDATE project_databases SET detail = ? WHERE project_id = ?", "ss", error, project_id);
-    int64_t *next = (int64_t *) malloc (sizeof (int64_t));
-    *next = zclock_mono () + S_RETRY_MS;
-    zhashx_update (self->retry_at, project_id, next);
+        zsys_warning ("database: deprovisioning project %s failed (%d times; tried again later): %s",
+                      project_id, failures, error);
+    store_exec (self->store, "UPDATE project_databases SET detail = ?, attempts = ?, retry_at = ?"
+                " WHERE project_id = ? AND state = 'deprovisioning'", "siIs",
+                error, failures, s_retry_at (failures), project_id);
+}
+
+//  Delete what a provision left behind
+static void
+s_leftover (s_thread_t *self, cJSON *leftover)
+{
+    const char *provider = cJSON_GetStringValue (cJSON_GetObjectItem (leftover, "provider"));
+    const char *external_id = cJSON_GetStringValue (cJSON_GetObjectItem (leftover, "external_id"));
+    const char *project_id = cJSON_GetStringValue (cJSON_GetObjectItem (leftover, "project_id"));
+    int failures = (int) cJSON_GetNumberValue (cJSON_GetObjectItem (leftover, "attempts")) + 1;
+    if (!provider || !external_id || !project_id)
+        return;
+    char error [DBPROVIDER_ERROR_SIZE];
+    if (strneq (provider, dbprovider_name (self->provider))) {
+        snprintf (error, sizeof error, "This database was made by the %s provider; the server now runs %s",
+                  provider, dbprovider_name (self->provider));
+        if (failures == 1)
+            zsys_error ("database: cannot delete %s, left by project %s: %s", external_id, project_id, error);
+    }
+    else
+    if (dbprovider_deprovision (self->provider, project_id, external_id, error, sizeof error) == 0) {
+        s_leftover_gone (self, provider, external_id);
+        zsys_info ("database: %s, left by project %s, is gone", external_id, project_id);
+        return;
+    }
+    else
+        zsys_warning ("database: deleting %s, left by project %s, failed (%d times; tried again later): %s",
+                      external_id, project_id, failures, error);
+    s_leftover_failed (self, provider, external_id, project_id, failures, error);
 }
 
 static void
 s_scan (s_thread_t *self, cJSON *changed)
 {
+    //  Only what is due, new jobs first: one that failed waits for its
+    //  retry_at, so however many keep failing they hide nothing (a retry_at
+    //  further ahead than the longest wait is a clock that went back: due)
+    int64_t now = zclock_time ();
     cJSON *jobs = store_query (self->store,
-        "SELECT project_id, state, provider, external_id FROM project_databases"
-        " WHERE state IN ('provisioning', 'deprovisioning') ORDER BY updated_at LIMIT 32", NULL);
+        "SELECT project_id, state, provider, external_id, attempts FROM project_databases"
+        " WHERE state IN ('provisioning', 'deprovisioning') AND (retry_at <= ?1 OR retry_at > ?1 + ?2)"
+        " ORDER BY retry_at, updated_at LIMIT ?3", "Iii", now, S_RETRY_MAX_MS, S_SCAN_JOBS);
     cJSON *job;
     cJSON_ArrayForEach (job, jobs) {
         const char *project_id = cJSON_GetStringValue (cJSON_GetObjectItem (job, "project_id"));
@@ -164,10 +296,19 @@ s_scan (s_thread_t *self, cJSON *changed)
         if (streq (state, "provisioning"))
             s_provision (self, project_id, changed);
         else
-            s_deprovision (self, project_id, cJSON_GetStringValue (cJSON_GetObjectItem (job, "provider")),
-                           cJSON_GetStringValue (cJSON_GetObjectItem (job, "external_id")), changed);
+            s_deprovision (self, job, changed);
     }
     cJSON_Delete (jobs);
+    //  Leftovers are looked at only here, between provisions: one recorded
+    //  by a provision under way is never taken for one left behind
+    cJSON *leftovers = store_query (self->store,
+        "SELECT provider, external_id, project_id, attempts FROM database_leftovers"
+        " WHERE retry_at <= ?1 OR retry_at > ?1 + ?2 ORDER BY retry_at LIMIT ?3", "Iii",
+        now, S_RETRY_MAX_MS, S_SCAN_JOBS);
+    cJSON *leftover;
+    cJSON_ArrayForEach (leftover, leftovers)
+        s_leftover (self, leftover);
+    cJSON_Delete (leftovers);
 }
 
 //  Answers its start with "" or the reason it cannot work, then serves DB_SCAN
@@ -182,10 +323,10 @@ s_provider_thread (zsock_t *pipe, void *args_)
         snprintf (error, sizeof error, "cannot open the store in data dir '%s'", config->data_dir);
     else
         self.provider = dbprovider_new (config, error, sizeof error);
-    self.retry_at = zhashx_new ();
-    zhashx_set_destructor (self.retry_at, s_retry_free);
-    if (self.provider)
+    if (self.provider) {
+        dbprovider_set_made_handler (self.provider, s_made, &self);
         actor_ready (pipe);
+    }
     else
         actor_failed (pipe, "%s", error);
     bool terminated = !self.provider;
@@ -205,7 +346,7 @@ s_provider_thread (zsock_t *pipe, void *args_)
             zsys_warning ("database: provider thread: unexpected '%s'", msg_command (msg));
         msg_destroy (&msg);
     }
-    zhashx_destroy (&self.retry_at);
+    zstr_free (&self.made);
     dbprovider_destroy (&self.provider);
     store_destroy (&self.store);
 }
@@ -361,6 +502,21 @@ s_test_wait_state (store_t *store, const char *project_id, const char *state)
     assert (!"database: state never came");
 }
 
+//  Wait until query (with ? for now, ms since the epoch) counts count as n
+static void
+s_test_wait_tried (store_t *store, const char *query, int count)
+{
+    for (int attempt = 0; attempt < 400; attempt++) {
+        cJSON *row = store_query_row (store, query, "I", zclock_time ());
+        bool done = row && (int) cJSON_GetNumberValue (cJSON_GetObjectItem (row, "n")) == count;
+        cJSON_Delete (row);
+        if (done)
+            return;
+        zclock_sleep (50);
+    }
+    assert (!"database: the jobs were never tried");
+}
+
 static void
 s_test_expect_invalidate (zsock_t *gateway, const char *project_id)
 {
@@ -395,6 +551,18 @@ database_test (bool verbose)
                         " VALUES ('abcdefabcdef', 'u', 'p', 'p', 'x', 'x')", NULL) == 1);
     assert (store_exec (store, "INSERT INTO project_databases (project_id, state, created_at, updated_at)"
                         " VALUES ('abcdefabcdef', 'provisioning', 'x', 'x')", NULL) == 1);
+    //  Jobs that can never succeed, older than it and more than a scan
+    //  takes (databases of a provider the server no longer runs), and a
+    //  leftover of that provider: they wait for their retries, and hide
+    //  nothing meanwhile
+    for (int index = 0; index < 40; index++) {
+        char project_id [UTIL_ID_SIZE];
+        snprintf (project_id, sizeof project_id, "0000000000%02d", index);
+        assert (store_exec (store, "INSERT INTO project_databases (project_id, provider, state, created_at, updated_at)"
+                            " VALUES (?, 'neon', 'deprovisioning', 'a', 'a')", "s", project_id) == 1);
+    }
+    assert (store_exec (store, "INSERT INTO database_leftovers (provider, external_id, project_id, created_at)"
+                        " VALUES ('neon', 'p-left', '000000000000', 'a')", NULL) == 1);
 
     zactor_t *actor = actor_start (database_actor, &args, "database", NULL);
     assert (actor);
@@ -413,6 +581,10 @@ database_test (bool verbose)
     char *file = zsys_sprintf ("%s/db.sqlite3", cJSON_GetStringValue (cJSON_GetObjectItem (row, "mount_source")));
     assert (zsys_file_exists (file));
     cJSON_Delete (row);
+    s_test_wait_tried (store, "SELECT count(*) AS n FROM project_databases WHERE state = 'deprovisioning'"
+                       " AND attempts = 1 AND retry_at > ? AND detail LIKE '%neon provider%'", 40);
+    s_test_wait_tried (store, "SELECT count(*) AS n FROM database_leftovers WHERE external_id = 'p-left'"
+                       " AND attempts = 1 AND retry_at > ? AND detail LIKE '%neon provider%'", 1);
     store_function_t fn = { 0 };
     assert (store_exec (store, "INSERT INTO functions (id, user_id, project_id, name, active_version, created_at,"
                         " updated_at) VALUES ('fedcbafedcba', 'u', 'abcdefabcdef', 'f', 1, 'x', 'x')", NULL) == 1);

@@ -30,8 +30,9 @@
 #include "core/util.h"
 
 struct _dbprovider_t {
-    const dbprovider_ops_t *ops;
-    void *state;
+    const dbprovider_ops_t *ops;    //  The provider's calls
+    void *state;                    //  Its state
+    dbprovider_made_t made;         //  Whom it tells what it made
 };
 
 dbprovider_t *
@@ -58,6 +59,20 @@ dbprovider_name (dbprovider_t *self)
     return self->ops->name;
 }
 
+void
+dbprovider_set_made_handler (dbprovider_t *self, dbprovider_made_fn *handler, void *arg)
+{
+    self->made.handler = handler;
+    self->made.arg = arg;
+}
+
+void
+dbprovider_made (const dbprovider_made_t *made, const char *project_id, const char *external_id)
+{
+    if (made && made->handler)
+        made->handler (project_id, external_id, made->arg);
+}
+
 int
 dbprovider_provision (dbprovider_t *self, const char *project_id, dbprovider_info_t *info,
                       char *error, size_t error_size)
@@ -70,9 +85,13 @@ dbprovider_provision (dbprovider_t *self, const char *project_id, dbprovider_inf
         snprintf (error, error_size, "Invalid project id");
         return -1;
     }
-    int rc = self->ops->provision (self->state, project_id, info, error, error_size);
-    if (rc)
+    int rc = self->ops->provision (self->state, project_id, info, &self->made, error, error_size);
+    if (rc) {
+        char *stayed = info->external_id;
+        info->external_id = NULL;
         dbprovider_info_reset (info);
+        info->external_id = stayed;
+    }
     if (rc && !*error)
         snprintf (error, error_size, "The database could not be provisioned");
     return rc;
@@ -143,40 +162,117 @@ s_sqlite_create (const config_t *config, char *error, size_t error_size)
     return self;
 }
 
-//  Remove everything under the directory open as dir_fd. The function may
-//  still run while this does, and may swap any entry for a symlink at any
-//  moment: every step is relative to a descriptor and never follows a link
-//  (openat O_NOFOLLOW, unlinkat), so no swap can lead it out of the tree,
-//  as a walk by path name (nftw) could. 0, or -1 if something stayed.
+//  Removing a project's files. The function may still run while this does,
+//  and may swap any entry for a symlink at any moment: every step is
+//  relative to a descriptor and never follows a link (openat O_NOFOLLOW,
+//  unlinkat, renameat2), so no swap can lead it out of the tree, as a walk
+//  by path name (nftw) could. The tree may be of any depth, and the walk
+//  holds two descriptors per level: it goes at most S_REMOVE_DEPTH levels
+//  down, and a directory found there moves up into the top directory under
+//  a fresh name, to be taken apart by the next pass. Each pass removes the
+//  first S_REMOVE_DEPTH levels of every tree it meets, so passes end when
+//  one finds the top empty, or when one changes nothing (what stays says
+//  why in errno), or after S_REMOVE_PASSES (a function that keeps adding
+//  while we remove): the caller says so and its job tries again later.
+#define S_REMOVE_DEPTH      32          //  levels one pass goes down
+#define S_REMOVE_PASSES     10000       //  passes one removal makes at most
+
+typedef struct {
+    int top_fd;                     //  The directory being emptied
+    size_t seen;                    //  Entries of the top seen in this pass
+    size_t removed;                 //  Entries removed in this pass
+    size_t moved;                   //  Directories moved up to the top in this pass
+    int error;                      //  errno of the first entry that stayed, or 0
+} s_remove_t;
+
+//  Move the directory name in dir_fd up into the top directory, under a
+//  fresh name that cannot replace anything there. 0, or -1 with errno.
 static int
-s_remove_under (int dir_fd, int depth)
+s_remove_move_up (s_remove_t *self, int dir_fd, const char *name)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        char fresh [32] = ".clowdy-deep-";
+        if (util_random_hex (fresh + strlen (fresh), 8))
+            return -1;
+        int rc = renameat2 (dir_fd, name, self->top_fd, fresh, RENAME_NOREPLACE);
+        if (rc && errno == EINVAL)
+            //  A file system without RENAME_NOREPLACE: 64 random bits name
+            //  nothing there
+            rc = renameat (dir_fd, name, self->top_fd, fresh);
+        if (rc == 0 || errno != EEXIST)
+            return rc;
+    }
+    return -1;
+}
+
+//  One pass over the directory open as dir_fd, depth levels under the top
+static void
+s_remove_pass (s_remove_t *self, int dir_fd, int depth)
 {
     int copy = dup (dir_fd);
     DIR *dir = copy >= 0? fdopendir (copy): NULL;
     if (!dir) {
+        if (!self->error)
+            self->error = errno;
         if (copy >= 0)
             close (copy);
-        return -1;
+        return;
     }
-    int rc = 0;
+    rewinddir (dir);                //  The copy shares dir_fd's offset: where the last pass ended
     struct dirent *entry;
     while ((entry = readdir (dir))) {
         if (streq (entry->d_name, ".") || streq (entry->d_name, ".."))
             continue;
+        if (depth == 0)
+            self->seen++;
+        int rc;
         int child = openat (dir_fd, entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (child >= 0) {
-            if (depth >= 32 || s_remove_under (child, depth + 1))
-                rc = -1;
-            close (child);
-            if (unlinkat (dir_fd, entry->d_name, AT_REMOVEDIR) && errno != ENOENT)
-                rc = -1;
-        }
+        if (child < 0)
+            rc = unlinkat (dir_fd, entry->d_name, 0);
         else
-        if (unlinkat (dir_fd, entry->d_name, 0) && errno != ENOENT)
-            rc = -1;
+        if (depth + 1 < S_REMOVE_DEPTH) {
+            s_remove_pass (self, child, depth + 1);
+            close (child);
+            rc = unlinkat (dir_fd, entry->d_name, AT_REMOVEDIR);
+        }
+        else {
+            close (child);
+            rc = s_remove_move_up (self, dir_fd, entry->d_name);
+            if (rc == 0) {
+                self->moved++;
+                continue;
+            }
+        }
+        if (rc == 0 || errno == ENOENT)
+            self->removed++;        //  Gone, whoever removed it
+        else
+        if (!self->error)
+            self->error = errno;
     }
     closedir (dir);
-    return rc;
+}
+
+//  Remove everything under the directory open as dir_fd. 0, or -1 with
+//  errno if something stayed.
+static int
+s_remove_under (int dir_fd)
+{
+    s_remove_t remove = { .top_fd = dir_fd };
+    for (int pass = 0; pass < S_REMOVE_PASSES; pass++) {
+        remove.seen = 0;
+        remove.removed = 0;
+        remove.moved = 0;
+        remove.error = 0;
+        s_remove_pass (&remove, dir_fd, 0);
+        //  Done when a pass finds the top empty: one that moved directories
+        //  up, into the top it was reading, may or may not have seen them
+        if (remove.seen == 0 && remove.error == 0)
+            return 0;
+        if (remove.removed == 0 && remove.moved == 0)
+            break;                  //  What stays, stays
+    }
+    errno = remove.error? remove.error: ENOTEMPTY;
+    return -1;
 }
 
 static int
@@ -189,8 +285,10 @@ s_sqlite_deprovision (void *state, const char *project_id, const char *external_
     int root = open (self->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int dir = root >= 0? openat (root, project_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC): -1;
     if (dir >= 0) {
-        rc = s_remove_under (dir, 0);
+        rc = s_remove_under (dir);
+        int saved = errno;
         close (dir);
+        errno = saved;
         if (rc == 0 && unlinkat (root, project_id, AT_REMOVEDIR) && errno != ENOENT)
             rc = -1;
     }
@@ -207,9 +305,10 @@ s_sqlite_deprovision (void *state, const char *project_id, const char *external_
 }
 
 static int
-s_sqlite_provision (void *state, const char *project_id, dbprovider_info_t *info,
+s_sqlite_provision (void *state, const char *project_id, dbprovider_info_t *info, const dbprovider_made_t *made,
                     char *error, size_t error_size)
 {
+    (void) made;                    //  Nothing outside: the files go by project id
     s_sqlite_t *self = (s_sqlite_t *) state;
     //  A leftover of an attempt that died half way goes first
     if (s_sqlite_deprovision (state, project_id, NULL, error, error_size))
@@ -313,6 +412,22 @@ dbprovider_test (bool verbose)
     assert (mkdir (nested, 0777) == 0);
     char *nested_link = zsys_sprintf ("%s/a/up", info.mount_source);
     assert (symlink (data_dir, nested_link) == 0);
+    //  A tree deeper than one removal pass goes (PATH_MAX is no limit: it
+    //  is made one level at a time), each level with a file and a link out
+    int level = open (info.mount_source, O_RDONLY | O_DIRECTORY);
+    assert (level >= 0);
+    for (int depth = 0; depth < 200; depth++) {
+        assert (mkdirat (level, "deep", 0777) == 0);
+        int file_fd = openat (level, "file", O_WRONLY | O_CREAT, 0666);
+        assert (file_fd >= 0);
+        close (file_fd);
+        assert (symlinkat (data_dir, level, "up") == 0);
+        int inner = openat (level, "deep", O_RDONLY | O_DIRECTORY);
+        assert (inner >= 0);
+        close (level);
+        level = inner;
+    }
+    close (level);
     assert (dbprovider_deprovision (provider, "abcdefabcdef", NULL, error, sizeof error) == 0);
     assert (stat (info.mount_source, &status) == -1 && errno == ENOENT);
     assert (stat (outside, &status) == 0);

@@ -10,9 +10,16 @@
         neon      core/dbprovider_neon.c      a Neon project over REST API v2
 
     provision makes the project's database and says how functions reach it;
-    on failure it leaves nothing behind and says why in error (shown to the
+    on failure it removes what it made and says why in error (shown to the
     user). deprovision removes it; removing what is not there succeeds, so
     both may be retried after a crash.
+
+    What a provider makes outside the server under an id of its own (a Neon
+    project) is told to the made handler as soon as it exists, before the
+    provider waits for it to be ready: a caller that keeps the id can still
+    remove it if the process dies half way. And a failed provision whose
+    removal failed too keeps that id in info->external_id, for the caller to
+    deprovision later; nothing else in info stays.
     ========================================================================= */
 
 #ifndef CLOWDY_DBPROVIDER_H_INCLUDED
@@ -35,6 +42,9 @@ typedef struct {
 
 typedef struct _dbprovider_t dbprovider_t;
 
+//  Told of what a provision made, under external_id, as soon as it exists
+typedef void (dbprovider_made_fn) (const char *project_id, const char *external_id, void *arg);
+
 //  The provider config names; NULL with error filled when it cannot work
 //  (bad settings: a reason for the start-up failure line).
 dbprovider_t *
@@ -44,7 +54,13 @@ dbprovider_t *
 const char *
     dbprovider_name (dbprovider_t *self);
 
-//  Make project_id's database. 0 with info filled, or -1 with error.
+//  Call handler (with arg) whenever a provision has made something outside
+//  under an id (see above); NULL: nobody is told.
+void
+    dbprovider_set_made_handler (dbprovider_t *self, dbprovider_made_fn *handler, void *arg);
+
+//  Make project_id's database. 0 with info filled, or -1 with error and
+//  info empty but for external_id, set when something made stayed.
 int
     dbprovider_provision (dbprovider_t *self, const char *project_id, dbprovider_info_t *info,
                           char *error, size_t error_size);
@@ -63,9 +79,19 @@ void
 
 //  The providers behind the interface (dbprovider.c dispatches by name)
 typedef struct {
+    dbprovider_made_fn *handler;    //  Told of what a provision made, or NULL
+    void *arg;                      //  Its argument
+} dbprovider_made_t;
+
+//  What providers call to tell the made handler
+void
+    dbprovider_made (const dbprovider_made_t *made, const char *project_id, const char *external_id);
+
+typedef struct {
     const char *name;
     void *(*create) (const config_t *config, char *error, size_t error_size);
-    int (*provision) (void *state, const char *project_id, dbprovider_info_t *info, char *error, size_t error_size);
+    int (*provision) (void *state, const char *project_id, dbprovider_info_t *info, const dbprovider_made_t *made,
+                      char *error, size_t error_size);
     int (*deprovision) (void *state, const char *project_id, const char *external_id, char *error, size_t error_size);
     void (*destroy) (void *state);
 } dbprovider_ops_t;

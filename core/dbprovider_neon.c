@@ -21,8 +21,11 @@
     423 Locked (another operation runs on the project) and 429 (rate limit)
     are retried with exponential backoff (Retry-After when given), up to
     S_ATTEMPTS times. A server stopping (SIGINT/SIGTERM) cuts the waits short,
-    so that the database actor's thread ends promptly. Every request has a connect and a total timeout. A
-    provision that fails after the create deletes the Neon project.
+    so that the database actor's thread ends promptly. Every request has a
+    connect and a total timeout. The new project's id goes to the made
+    handler as soon as the create answers. A provision that fails after the
+    create deletes the Neon project; if that DELETE fails, the id stays in
+    info->external_id and the database actor deletes it later.
     ========================================================================= */
 
 #include <czmq.h>
@@ -226,7 +229,8 @@ s_wait_operations (s_neon_t *self, const char *escaped_id, cJSON *operations, ch
 }
 
 static int
-s_provision (void *state, const char *project_id, dbprovider_info_t *info, char *error, size_t error_size)
+s_provision (void *state, const char *project_id, dbprovider_info_t *info, const dbprovider_made_t *made,
+             char *error, size_t error_size)
 {
     s_neon_t *self = (s_neon_t *) state;
     cJSON *reply;
@@ -263,6 +267,9 @@ s_provision (void *state, const char *project_id, dbprovider_info_t *info, char 
         return -1;
     }
     info->external_id = strdup (neon_id);
+    //  From here on it exists: the caller keeps its id, so that it goes
+    //  even if this process dies while Neon makes it
+    dbprovider_made (made, project_id, neon_id);
     char *escaped_id = curl_easy_escape (NULL, neon_id, 0);
     int rc = s_wait_operations (self, escaped_id, cJSON_GetObjectItem (reply, "operations"), error, error_size);
     const char *uri = cJSON_GetStringValue (cJSON_GetObjectItem (
@@ -301,9 +308,12 @@ s_provision (void *state, const char *project_id, dbprovider_info_t *info, char 
     curl_free (escaped_id);
     cJSON_Delete (reply);
     if (rc) {
+        //  The id stays in info when the project does: the caller tries again
         if (s_delete_project (self, info->external_id, ignored, sizeof ignored))
-            zsys_error ("database: could not delete Neon project %s after a failed provision: %s",
-                        info->external_id, ignored);
+            zsys_warning ("database: could not delete Neon project %s after a failed provision"
+                          " (tried again later): %s", info->external_id, ignored);
+        else
+            zstr_free (&info->external_id);
         return -1;
     }
     return 0;

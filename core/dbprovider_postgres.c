@@ -188,8 +188,10 @@ static const char *s_hidden_catalogs =
     " FROM PUBLIC";
 
 static int
-s_provision (void *state, const char *project_id, dbprovider_info_t *info, char *error, size_t error_size)
+s_provision (void *state, const char *project_id, dbprovider_info_t *info, const dbprovider_made_t *made,
+             char *error, size_t error_size)
 {
+    (void) made;                    //  Database and role go by project id
     s_postgres_t *self = (s_postgres_t *) state;
     //  The id is 12 lowercase hex digits (dbprovider_provision checked):
     //  the names need no quoting

@@ -370,6 +370,29 @@ static const char *s_migrations [] = {
     "DROP INDEX invocations_by_function;"
     "DROP INDEX invocations_by_time;"
     "DROP INDEX invocations_by_status;",
+    //  13: the database actor's retries (actors/database.c). A job that
+    //  failed waits until retry_at (ms since the epoch), longer after each
+    //  of its attempts, and a scan takes only jobs that are due, so jobs
+    //  that keep failing never hide the others. database_leftovers: what a
+    //  provider made outside under an id of its own (a Neon project) and no
+    //  ready database owns, recorded as soon as it exists and dropped once
+    //  its provision ends ready or its deletion worked: a crash half way, a
+    //  failed provision whose cleanup failed too, or a provision raced by a
+    //  delete leave nothing behind for ever. No foreign key, as above.
+    "ALTER TABLE project_databases ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE project_databases ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX project_databases_jobs ON project_databases (retry_at, updated_at)"
+    "    WHERE state IN ('provisioning', 'deprovisioning');"
+    "CREATE TABLE database_leftovers ("
+    "    provider TEXT NOT NULL,"
+    "    external_id TEXT NOT NULL,"
+    "    project_id TEXT NOT NULL,"
+    "    attempts INTEGER NOT NULL DEFAULT 0,"
+    "    retry_at INTEGER NOT NULL DEFAULT 0,"
+    "    detail TEXT,"
+    "    created_at TEXT NOT NULL,"
+    "    PRIMARY KEY (provider, external_id));"
+    "CREATE INDEX database_leftovers_due ON database_leftovers (retry_at);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 

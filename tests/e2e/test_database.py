@@ -296,6 +296,43 @@ def test_sqlite_provision_racing_a_delete_leaves_nothing(sqlite_server):
         assert server.get("/api/projects/%s/database" % project).status_code == 404
 
 
+DEEP_CODE = '''
+import os
+def handler(event, context):
+    # One level at a time (a path this deep is longer than PATH_MAX), a file and a link at the bottom
+    folder = os.open("/opt/database", os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(event["depth"]):
+        os.mkdir("d", dir_fd=folder)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    with open(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=folder), "w") as f:
+        f.write("x")
+    os.symlink("/", "up", dir_fd=folder)
+    os.close(folder)
+    return event["depth"]
+'''
+
+
+def test_sqlite_a_deep_tree_is_removed_and_blocks_nobody(sqlite_server):
+    """A function may leave a directory tree of any depth in /opt/database: deleting the project
+    still removes all of it (in bounded steps: a tree deeper than the remover's own depth limit is
+    moved up and taken apart in pieces), and the job does not stay in the way of later ones."""
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    function = make_function(server, project, DEEP_CODE, timeout_seconds=int(slow(60)))
+    assert output(invoke(server, function, {"depth": 300})) == 300
+    files = os.path.join(server.data_dir, "databases", project)
+    ok(server.delete("/api/projects/" + project))
+    wait_for(lambda: not os.path.exists(files) and not job_rows(server, project), 30,
+             lambda: "the deep tree or its job stayed: %s" % job_rows(server, project))
+    # The server's own files are where they were (the link at the bottom led nowhere)
+    assert os.path.exists(os.path.join(server.data_dir, "clowdy.db"))
+    later = make_project(server)
+    assert provision(server, later)["status"] == "ready"
+
+
 # ---------------------------------------------------------------------------------------------------
 # postgres provider, against a real PostgreSQL server
 
@@ -500,6 +537,8 @@ class FakeNeon:
         self.lock = threading.Lock()
         self.rate_limit_next = 0        # answer this many requests 429 first
         self.locked_deletes = 0         # answer this many DELETEs 423 first
+        self.failing_deletes = 0        # answer this many DELETEs 500 (after any 423s) first
+        self.instant = False            # the create's operations come finished (no polling)
         self.create_error = None        # (status, body) for POST /projects
         self.create_garbage = False     # POST /projects answers 201 with a body that is not JSON
         self.operation_status = "finished"
@@ -550,7 +589,7 @@ class FakeNeon:
                                 "?sslmode=require" % project_id}],
                             "roles": [{"name": "neondb_owner"}], "databases": [{"name": "neondb"}],
                             "operations": [{"id": "op-1", "project_id": project_id, "action": "create_timeline",
-                                            "status": "running"}]})
+                                            "status": "finished" if fake.instant else "running"}]})
                     parts = path.strip("/").split("/")
                     if len(parts) >= 2 and parts[0] == "projects":
                         if parts[1] not in fake.projects:
@@ -563,6 +602,9 @@ class FakeNeon:
                             if fake.locked_deletes > 0:
                                 fake.locked_deletes -= 1
                                 return self.reply(423, {"code": "", "message": "project already has running operations"})
+                            if fake.failing_deletes > 0:
+                                fake.failing_deletes -= 1
+                                return self.reply(500, {"code": "", "message": "internal server error"})
                             del fake.projects[parts[1]]
                             return self.reply(200, {"project": {"id": parts[1]}})
                     return self.reply(404, {"code": "", "message": "not found"})
@@ -716,6 +758,100 @@ def test_neon_errors_are_shown_and_nothing_is_left(neon_server, neon):
     assert provision(server, project, seconds=60)["status"] == "ready"
     ok(server.delete("/api/projects/" + project))
     wait_for(lambda: set(neon.projects) == before, 60, "the Neon project stayed after the project was deleted")
+
+
+def neon_ids(neon, project):
+    """The fake's Neon projects made for a Clowdy project."""
+    with neon.lock:
+        return {key for key, value in neon.projects.items() if value["name"] == "clowdy-" + project}
+
+
+def test_neon_a_failed_provision_whose_delete_failed_is_deleted_later(neon_server, neon):
+    """A provision that fails after Neon made the project deletes it; when that DELETE fails too,
+    the Neon project is not forgotten: the user sees failed, and the delete is tried again until it
+    works, even if the user provisions again and deletes the Clowdy project meanwhile."""
+    server = neon_server
+    project = make_project(server)
+    before = set(neon.projects)
+    neon.operation_status = "failed"
+    neon.failing_deletes = 1000
+    try:
+        status = provision(server, project, seconds=60)
+        assert status["status"] == "failed" and status["has_database"] is False, status
+        assert "failed" in status["error"], status
+        leaked = neon_ids(neon, project)
+        assert len(leaked) == 1, leaked
+        assert neon.count("DELETE", "/projects/" + next(iter(leaked))) >= 1     # it was tried at once
+        # Provisioning again makes a second one (and does not lose the first); deleting the project
+        # drops the failed row's successor, still with DELETE failing
+        neon.operation_status = "finished"
+        status = provision(server, project, seconds=60)
+        assert status["status"] == "ready" and status["neon_project_id"] not in leaked, status
+        assert neon_ids(neon, project) == leaked | {status["neon_project_id"]}
+        ok(server.delete("/api/projects/" + project))
+        wait_for(lambda: neon.count("DELETE", "/projects/" + status["neon_project_id"]) >= 1, 30,
+                 "the deprovision was never tried")
+        assert len(neon_ids(neon, project)) == 2
+    finally:
+        neon.operation_status = "finished"
+        neon.failing_deletes = 0
+    # DELETE works again: both go, the failed provision's one too
+    wait_for(lambda: not neon_ids(neon, project), 90, lambda: "Neon projects stayed: %s" % neon_ids(neon, project))
+    assert set(neon.projects) == before
+
+
+def test_neon_a_provision_raced_by_a_delete_whose_delete_failed_is_deleted_later(neon_server, neon):
+    """The project is deleted while Neon still makes its database: the new Neon project is deleted
+    once made, and when that DELETE fails it is tried again later, not forgotten."""
+    server = neon_server
+    project = make_project(server)
+    before = set(neon.projects)
+    neon.held.add("clowdy-" + project)
+    try:
+        ok(server.post("/api/projects/%s/database/provision" % project))
+        wait_for(lambda: neon_ids(neon, project), 30, "the Neon project was never made")
+        made = next(iter(neon_ids(neon, project)))
+        ok(server.delete("/api/projects/" + project))
+        neon.failing_deletes = 1000
+        neon.held.discard("clowdy-" + project)
+        wait_for(lambda: neon.count("DELETE", "/projects/" + made) >= 1, 60, "the new project was never deleted")
+        assert made in neon.projects
+    finally:
+        neon.held.discard("clowdy-" + project)
+        neon.failing_deletes = 0
+    wait_for(lambda: made not in neon.projects, 90, "the raced Neon project stayed")
+    assert set(neon.projects) == before
+
+
+def test_neon_stuck_deprovisions_do_not_delay_a_new_provision(make_server):
+    """Deprovisions that keep failing (Neon answers DELETE with 500) are retried with backoff; however
+    many there are, a project that asks for a database later gets it at once, and they go once
+    Neon works again."""
+    fake = FakeNeon()
+    fake.instant = True
+    try:
+        server = make_server(args=["--database-provider", "neon", "--neon-api-url", fake.url],
+                             env={"NEON_API_KEY": NEON_KEY})
+        stuck = [make_project(server) for _ in range(40)]
+        for project in stuck:
+            ok(server.post("/api/projects/%s/database/provision" % project))
+        for project in stuck:
+            wait_for(lambda: database(server, project)["status"] == "ready", 60, "never provisioned")
+        fake.failing_deletes = 10 ** 6
+        for project in stuck:
+            ok(server.delete("/api/projects/" + project))
+        # Enough of them have been tried, and have failed, to fill a scan's 32 places
+        wait_for(lambda: fake.count("DELETE", "/projects/") >= 32, 60, "the deprovisions never ran")
+        assert len(fake.projects) == len(stuck)
+        later = make_project(server)
+        status = provision(server, later, seconds=30)
+        assert status["status"] == "ready", status
+        assert len(fake.projects) == len(stuck) + 1
+        fake.failing_deletes = 0
+        wait_for(lambda: len(fake.projects) == 1, 120,
+                 lambda: "%d stuck Neon projects stayed" % (len(fake.projects) - 1))
+    finally:
+        fake.stop()
 
 
 def test_neon_bad_key_is_a_clear_error(make_server, neon):
