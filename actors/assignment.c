@@ -85,6 +85,7 @@
     ========================================================================= */
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include "actors/assignment.h"
 #include "broker/actor.h"
 #include "broker/cluster.h"
@@ -96,6 +97,10 @@
 #include "broker/shares.h"
 #include "core/config.h"
 #include "core/util.h"
+
+//  A tcp worker's result up to this size is parsed before it is passed on
+//  (s_handle_done); a bigger one is only checked to be an object's text
+#define DONE_PARSE_MAX  (64 * 1024)
 
 typedef enum { ENV_PLACING, ENV_CREATING, ENV_BUSY, ENV_IDLE, ENV_RETIRING } env_state_t;
 
@@ -933,7 +938,7 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
 {
     const char *env_id = msg_done_env_id (msg);
     const char *job_id = msg_done_job_id (msg);
-    const char *result = msg_done_result (msg);         //  Passed on to gateway unread
+    const char *result = msg_done_result (msg);         //  Passed on to gateway (read over tcp)
     const char *env_state = msg_done_env_state (msg);
     job_t *job = (job_t *) zhashx_lookup (self->jobs, job_id);
     if (!env || !job || env->job != job) {
@@ -957,10 +962,29 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
         //  A worker in another process answers in the DONE: what it sends
         //  must be a result gateway can read, or the call would wait for
         //  its deadline; `delivered` is only for workers in gateway's own
-        //  process (over inproc), so one over tcp never says it
-        cJSON *parsed = msg_done_delivered (msg) ? NULL : cJSON_ParseWithOpts (result, NULL, true);
-        bool readable = cJSON_IsObject (parsed);
-        cJSON_Delete (parsed);
+        //  process (over inproc), so one over tcp never says it. This one
+        //  thread schedules the whole cluster, so only a small result is
+        //  parsed here (gateway parses it anyway); a big one must at least
+        //  be an object's text whole, and gateway's deadline answers one
+        //  that is not JSON inside
+        bool readable = false;
+        size_t size = strlen (result);
+        if (msg_done_delivered (msg))
+            ;                   //  Not readable: no RESULT will come
+        else
+        if (size <= DONE_PARSE_MAX) {
+            cJSON *parsed = cJSON_ParseWithOpts (result, NULL, true);
+            readable = cJSON_IsObject (parsed);
+            cJSON_Delete (parsed);
+        }
+        else {
+            while (size > 0 && isspace ((unsigned char) result [size - 1]))
+                size--;
+            const char *start = result;
+            while (isspace ((unsigned char) *start))
+                start++;
+            readable = *start == '{' && size > 0 && result [size - 1] == '}';
+        }
         if (!readable) {
             zsys_warning ("assignment: worker %s sent an unreadable DONE for job %s; its environment ends",
                           registry_worker_id (env->worker), job_id);

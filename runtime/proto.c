@@ -137,14 +137,16 @@ s_utf8_valid_prefix (const unsigned char *data, size_t size)
     return i;
 }
 
-//  At least how many JSON values the text holds, counting no further than
-//  limit + 1: each value outside a string is followed by ',' or closes its
-//  array or object, or is the last one (the parser checks the rest)
+//  How many JSON values the text holds, as parsed nodes (an array or an
+//  object is one, and so is each value in it; keys are not), counting no
+//  further than limit + 1: one for the outermost value, one more after
+//  each ',' and for the first value of each container that is not empty
+//  (the parser checks the text itself)
 static size_t
 s_value_count (const char *text, size_t size, size_t limit)
 {
     size_t count = 1;
-    bool quoted = false;
+    bool quoted = false, opened = false;
     for (size_t i = 0; i < size && count <= limit; i++) {
         char c = text [i];
         if (quoted) {
@@ -153,12 +155,17 @@ s_value_count (const char *text, size_t size, size_t limit)
             else
             if (c == '"')
                 quoted = false;
+            continue;
         }
-        else
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            continue;
+        if (opened && c != ']' && c != '}')
+            count++;
+        opened = c == '[' || c == '{';
         if (c == '"')
             quoted = true;
         else
-        if (c == ',' || c == '[' || c == '{')
+        if (c == ',')
             count++;
     }
     return count;
@@ -875,6 +882,13 @@ proto_test (bool verbose)
     assert (proto_reader_next (reader) == NULL);
     proto_reader_destroy (&reader);
     free (dense_frame);
+    //  Empty containers are one value each: 600,000 of them pass
+    at = (size_t) sprintf (dense, "{\"type\":\"result\",\"output\":[");
+    for (size_t index = 0; index < 600000; index++)
+        at += (size_t) sprintf (dense + at, index % 2? ",{}": (index? ",[]": "[]"));
+    at += (size_t) sprintf (dense + at, "]}");
+    assert (s_value_count (dense, at, PROTO_MAX_VALUES) == 600000 + 3);
+    assert (s_value_count ("{\"type\": \"x\", \"a\": [ 0 , {\"b\": [] } ]}", 38, 100) == 6);
     at = (size_t) sprintf (dense, "{\"type\":\"result\",\"output\":\"");
     for (size_t index = 0; index < many; index++)
         at += (size_t) sprintf (dense + at, index % 2? "\\\"": ",[");

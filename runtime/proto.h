@@ -31,9 +31,11 @@
 #include <cjson/cJSON.h>
 
 #define PROTO_MAX_FRAME_DEFAULT (16u * 1024 * 1024)
-//  Most JSON values a frame may hold: a parsed value costs about 40 times
+//  Most JSON values a frame may hold (parsed nodes: a list or an object is
+//  one, and so is each value in it): a parsed value costs about 40 times
 //  the bytes of a dense one ("0,"), so a 16 MiB frame of small numbers would
-//  take some 700 MB and seconds to parse on the reading thread
+//  take some 700 MB and seconds to parse on the reading thread. runner.py's
+//  MAX_VALUES is the same
 #define PROTO_MAX_VALUES        (1024u * 1024)
 
 typedef struct _proto_reader_t proto_reader_t;

@@ -42,6 +42,7 @@ TEXT_LIMIT = 64 * 1024                  # cap on an error message or a traceback
 PIPE_SIZE = 1024 * 1024                 # asked-for capacity of the log pipe
 READ_BUFFER_SIZE = 64 * 1024            # bytes taken from the log pipe per read
 ENCODE_RECURSION_LIMIT = 1000           # while a result is encoded: it nests under the host's 1000 levels
+MAX_VALUES = 1024 * 1024                # JSON values a frame may hold (the host's PROTO_MAX_VALUES)
 FILENAME = "main.py"                    # the user's module file name in tracebacks
 LAYER_DIR = "/opt/layer"                # pip packages mounted by the host, when present
 DEFAULT_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
@@ -334,6 +335,34 @@ def s_encode(message):
         raise OverflowError("message of %d bytes is over the frame limit of %d bytes"
                             % (len(body), MAX_FRAME))
     return body
+
+
+def s_value_count(value, limit):
+    """The JSON values value is encoded as (a list or a dict is one, and so is each value in it),
+    counting no further than limit + 1."""
+    count, todo = 0, [value]
+    while todo and count <= limit:
+        item = todo.pop()
+        count += 1
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+    return count
+
+
+def s_check_values(body, output):
+    """Raises OverflowError if a result's frame holds more JSON values than the host takes
+    (each costs it a parsed node). A frame cannot hold more values than bytes, nor more than
+    one after each ',' and '[' or '{' (strings included): only past both does it count."""
+    if len(body) <= MAX_VALUES:
+        return
+    if body.count(b",") + body.count(b"[") + body.count(b"{") + 1 <= MAX_VALUES:
+        return
+    #   The reply around the output: {type, ok, output, logs, logs_truncated, duration_us}
+    if s_value_count(output, MAX_VALUES) + 6 > MAX_VALUES:
+        raise OverflowError("the result holds more than %d JSON values (lists, objects and the values "
+                            "in them)" % (MAX_VALUES - 6))
 
 
 def s_has_nul(text):
@@ -729,6 +758,7 @@ def s_invoke(message):
             sys.setrecursionlimit(ENCODE_RECURSION_LIMIT)
         try:
             body = s_encode(reply)
+            s_check_values(body, output)
             #   The host's JSON parser (cJSON) ends strings at U+0000: say so rather than cut them
             if b"\\u0000" in body and s_has_nul(ENCODE(output)):
                 raise NotSerialisable("a string holds the NUL character (U+0000), which results cannot carry")

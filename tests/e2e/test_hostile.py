@@ -777,11 +777,26 @@ def test_protocol_fd_attacks(server, normal, attack):
 
 def test_a_result_with_too_many_values_is_refused_with_its_reason(server, normal):
     # 1.1 million small numbers fit the frame's bytes (2 MB) but would cost the worker some 50 MB
-    # and a long parse: refused before parsing, and the call says why
-    code = "def handler(input):\n    return [0] * 1100000\n"
+    # and a long parse: the runner refuses such a result itself, and the environment goes on
+    code = ("def handler(input):\n    print('ran')\n"
+            "    return [0] * 1100000 if input.get('many') else [{}] * 600000\n")
     function = make_function(server, code, memory_mb=256)
-    error = failed(invoke(server, function["id"]))
-    assert "more than 1048576 JSON values" in error, error
+    result = invoke(server, function["id"], {"many": True})
+    assert "more than 1048570 JSON values" in failed(result), result
+    fine = invoke(server, function["id"])
+    assert len(succeeded(fine)) == 600000 and fine["cold_start"] is False
+    healthy(server, normal)
+
+
+def test_a_frame_with_too_many_values_is_not_parsed(server, normal):
+    # The same frame written to fd 3 by the function itself, past the runner: the worker counts
+    # its values before parsing and ends the environment, saying why
+    code = ("import os\ndef handler(input):\n"
+            "    body = b'{\"type\":\"result\",\"ok\":true,\"output\":[' + b'0,' * 1100000 + b'0]}'\n"
+            "    os.write(3, len(body).to_bytes(4, 'big') + body)\n"
+            "    return 'never seen'\n")
+    function = make_function(server, code, memory_mb=256)
+    assert "more than 1048576 JSON values" in failed(invoke(server, function["id"]))
     healthy(server, normal)
 
 

@@ -339,6 +339,24 @@ def test_result_too_large(runner):
     assert reply["ok"] is False and reply["error_type"] == "ResultTooLarge"
 
 
+def test_a_result_of_too_many_values_is_too_large(runner):
+    # The host takes at most 1,048,576 JSON values a frame (each costs it a parsed node): the
+    # runner says so itself, and goes on; just under it, and with many commas in strings, is fine
+    code = ("def handler(event):\n"
+            "    print('before')\n"
+            "    if event == 'many':\n"
+            "        return [0] * 1_100_000\n"
+            "    if event == 'empties':\n"
+            "        return [{}, []] * 524_280\n"
+            "    return [',' * 3_000_000, '[{' * 1_000_000]\n")
+    r = runner(code)
+    reply = r.invoke("many")
+    assert reply["ok"] is False and reply["error_type"] == "ResultTooLarge", reply
+    assert "more than 1048570 JSON values" in reply["error"] and reply["logs"] == "before\n"
+    assert len(r.invoke("empties")["output"]) == 1_048_560
+    assert len(r.invoke("strings")["output"]) == 2
+
+
 def test_reply_always_fits_the_frame_limit(runner):
     code = ("def handler(event):\n"
             "    print('\\x01' * 3_000_000)\n"
