@@ -91,23 +91,29 @@ def connected_clients(url):
     return count
 
 
-def request_read(url):
-    """Whether the server at url has read a request off a connection (ss: a connection that received
-    bytes and holds none unread), not just had it queued by the kernel, which connected_clients
-    already counts. Meant for a server with no other connection that ever carried a request: a test
-    waits for this before a signal that must find the request in flight."""
+def requests_read(url):
+    """How many open connections the server at url has read a request off (ss: a connection that
+    received bytes and holds none unread), not just had queued by the kernel, which
+    connected_clients already counts."""
     port = url.rsplit(":", 1)[1]
     out = subprocess.run(["ss", "-tniH", "state", "established", "( sport = :%s )" % port],
                          capture_output=True, text=True, check=True).stdout
-    unread = None
+    unread, count = None, 0
     for line in out.splitlines():
         if line[:1].isspace():          # the info line of the socket above it
             received = re.search(r"\bbytes_received:(\d+)", line)
             if unread == 0 and received and int(received.group(1)) > 0:
-                return True
+                count += 1
         elif line.split():
             unread = int(line.split()[0])
-    return False
+    return count
+
+
+def request_read(url):
+    """Whether the server at url has read a request off a connection. Meant for a server with no
+    other connection that ever carried a request: a test waits for this before a signal that must
+    find the request in flight."""
+    return requests_read(url) > 0
 
 
 def records(server, function_id, count, seconds=3):

@@ -116,9 +116,12 @@ def test_two_workers_with_one_hostname_and_pid_are_two_workers(tmp_path):
     finally:
         for proc, log in twins:
             # unshare does not pass SIGTERM on: the worker (its child) stops as usual
-            with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
-                for child in f.read().split():
-                    os.kill(int(child), signal.SIGTERM)
+            try:
+                with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+                    for child in f.read().split():
+                        os.kill(int(child), signal.SIGTERM)
+            except OSError:             # unshare (and so its worker) has ended already
+                pass
             try:
                 proc.wait(slow(30))
             except subprocess.TimeoutExpired:

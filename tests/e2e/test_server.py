@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import BINARY, free_port, slow, wait_for
+from conftest import BINARY, free_port, requests_read, slow, wait_for
 
 
 def test_help_and_version():
@@ -105,20 +105,27 @@ def test_calls_still_running_when_the_drain_runs_out_are_answered_and_recorded_a
                     "timeout_seconds": 120})
     function_id = r.json()["id"]
     replies = []
-    calls = [threading.Thread(target=lambda: replies.append(
-        server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=slow(60)))) for _ in range(3)]
-    for call in calls:
-        call.start()
 
-    def two_running():
+    def call():
+        try:
+            replies.append(server.post("/api/invoke/" + function_id, json={"input": {}}, timeout=slow(60)))
+        except Exception as error:      # said by the assertion on replies below
+            replies.append(error)
+    calls = [threading.Thread(target=call) for _ in range(3)]
+    for thread in calls:
+        thread.start()
+
+    def two_running_one_queued():
         r = server.get("/api/cluster")
-        return r.status_code == 200 and sum(w["running"] for w in r.json()["workers"]) == 2
-    wait_for(two_running, 30, lambda: server.get("/api/cluster").text)
+        running = r.status_code == 200 and sum(w["running"] for w in r.json()["workers"]) == 2
+        return running and requests_read(server.url) >= 3
+    wait_for(two_running_one_queued, 30, lambda: server.get("/api/cluster").text)
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(slow(60)) == 0
-    for call in calls:
-        call.join(slow(30))
-    assert [reply.status_code for reply in replies] == [504, 504, 504], [r.text for r in replies]
+    for thread in calls:
+        thread.join(slow(30))
+    assert [getattr(reply, "status_code", reply) for reply in replies] == [504, 504, 504], \
+        [getattr(reply, "text", reply) for reply in replies]
     assert all("outcome is unknown" in reply.json()["detail"] for reply in replies)
     server.proc = None
     server.start()

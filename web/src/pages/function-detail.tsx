@@ -72,7 +72,7 @@ function FunctionPage({ id }: { id: string }) {
   const savingRef = useRef(false);
   const [saveError, setSaveError] = useState<unknown>(null);
   const [picked, setPicked] = useState<number | null>(null);
-  const [wholeVersion, setWholeVersion] = useState<{ version: number; code: string } | null>(null);
+  const [wholeVersion, setWholeVersion] = useState<{ version: number; code?: string; error?: unknown } | null>(null);
   const [rollingBack, setRollingBack] = useState(false);
   const [testInput, setTestInput] = useState(DEFAULT_INPUT);
   const [invokedAt, setInvokedAt] = useState(0); // bumped after a test run, to refresh the log
@@ -123,13 +123,18 @@ function FunctionPage({ id }: { id: string }) {
   }, []);
 
   // A version whose code the list cut (a long list keeps a prefix of older versions) is fetched whole
-  const cutVersion = picked !== null && versions.data?.find((v) => v.version === picked)?.list_truncated?.includes("code") ? picked : null;
+  const [wholeTry, setWholeTry] = useState(0);
+  const cutVersion = picked !== null && picked !== fnState.data?.active_version
+    && versions.data?.find((v) => v.version === picked)?.list_truncated?.includes("code") ? picked : null;
   useEffect(() => {
     if (cutVersion === null) return;
     let live = true;
-    api.version(id, cutVersion).then((v) => { if (live) setWholeVersion({ version: v.version, code: v.code }); }).catch(() => {});
+    setWholeVersion(null);
+    api.version(id, cutVersion)
+      .then((v) => { if (live) setWholeVersion({ version: v.version, code: v.code }); })
+      .catch((error: unknown) => { if (live) setWholeVersion({ version: cutVersion, error }); });
     return () => { live = false; };
-  }, [id, cutVersion]);
+  }, [id, cutVersion, wholeTry]);
 
   if (fnState.loading && !fn) return <PageSkeleton rows={8} />;
   if (fnState.error && !fn) {
@@ -214,6 +219,7 @@ function FunctionPage({ id }: { id: string }) {
   const pickedCode = !pickedVersion ? undefined
     : !pickedVersion.list_truncated?.includes("code") ? pickedVersion.code
     : wholeVersion?.version === pickedVersion.version ? wholeVersion.code : undefined;
+  const pickedError = pickedVersion && wholeVersion?.version === pickedVersion.version ? wholeVersion.error : undefined;
 
   return (
     <>
@@ -284,7 +290,8 @@ function FunctionPage({ id }: { id: string }) {
             {pickedVersion && picked !== fn.active_version ? (
               <>
                 <p className="text-muted-foreground flex items-center gap-1 text-sm"><History className="size-4" /> Viewing version {pickedVersion.version} from {formatDate(pickedVersion.created_at)} (read-only)</p>
-                {pickedCode === undefined ? <EditorFallback height={420} /> : <Suspense fallback={<EditorFallback height={420} />}>
+                {pickedError ? <ErrorAlert error={pickedError} title={`Could not load version ${pickedVersion.version}`} onRetry={() => setWholeTry((n) => n + 1)} />
+                  : pickedCode === undefined ? <EditorFallback height={420} /> : <Suspense fallback={<EditorFallback height={420} />}>
                   <CodeEditor key={`v${pickedVersion.version}`} value={pickedCode} onChange={() => {}} language="python" readOnly height={420} ariaLabel={`Code of version ${pickedVersion.version} (read-only)`} />
                 </Suspense>}
               </>
