@@ -42,32 +42,45 @@
 //  A list of functions or versions holds each one's code, up to 1 MiB, and
 //  neither their number nor their versions have a cap: the code of the
 //  first rows in the list's order is whole while the list's code stays
-//  within LIST_CODE_BYTES; each row after that has a prefix of
-//  LIST_CODE_CUT characters, and names "code" in "list_truncated". The
-//  answer (built whole on a pool thread, then printed and sent) so stays
-//  near that size whatever a user stored; GET of the function, or of the
+//  within LIST_CODE_BYTES as printed (function_versions.code_size, escapes
+//  counted); each row after that has "" for code, and names "code" in
+//  "list_truncated". The code left out is never read: sizes come from an
+//  index (migration 14). The answer (built whole on a pool thread, then
+//  printed and sent) so stays near that size, and its work near that
+//  reading, whatever a user stored; GET of the function, or of the
 //  version, returns its code whole. A version list has at most
 //  VERSIONS_MAX rows, the highest first (?limit= asks for fewer).
 #define LIST_CODE_BYTES         (16 * 1024 * 1024)
-#define LIST_CODE_CUT           1024
 #define VERSIONS_MAX            1000
-//  The code column of a list (window w is the list's order): whole within
-//  the budget (?1 bytes, counted in characters like substr), else cut to
-//  ?2 characters; and whether it was cut
-#define LIST_CODE(column) \
-    " CASE WHEN coalesce (sum (length (" column ")) OVER w, 0) <= ?1" \
-    "      THEN " column " ELSE substr (" column ", 1, ?2) END AS code," \
-    " coalesce (sum (length (" column ")) OVER w, 0) > ?1 AS code_cut"
+//  In a list's query, whose subquery r gives each row the code it and the
+//  rows before it hold (running): its code within the budget (?1), and
+//  whether it was left out
+#define LIST_CODE \
+    "CASE WHEN r.running <= ?1 THEN v.code ELSE '' END AS code, r.running > ?1 AS code_cut"
 
-#define FUNCTION_COLUMNS(code) \
-    "SELECT f.id, f.name, f.description, " code ", f.runtime, f.status, f.network_enabled," \
+#define FUNCTION_FIELDS(code) \
+    "f.id, f.name, f.description, " code ", f.runtime, f.status, f.network_enabled," \
     "       f.timeout_seconds, f.memory_mb, f.active_version, f.project_id, f.created_at," \
     "       f.updated_at, f.max_retries," \
-    "       (SELECT p.layer_active FROM projects p WHERE p.id = f.project_id) AS layer_hash" \
+    "       (SELECT p.layer_active FROM projects p WHERE p.id = f.project_id) AS layer_hash"
+#define FUNCTION_FROM \
     "  FROM functions f" \
     "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version"
-#define FUNCTION_SELECT         FUNCTION_COLUMNS ("v.code")
+#define FUNCTION_SELECT         "SELECT " FUNCTION_FIELDS ("v.code") FUNCTION_FROM
 #define FUNCTION_LIST_ORDER     "f.created_at DESC, f.rowid DESC"
+//  The caller's functions that match where (its ?2 on), newest first, with
+//  their code within the budget (?1)
+#define FUNCTION_LIST(where) \
+    "SELECT " FUNCTION_FIELDS (LIST_CODE) \
+    "  FROM (SELECT f.rowid AS function_row, sum (coalesce (v.code_size, 0))" \
+    "               OVER (ORDER BY " FUNCTION_LIST_ORDER " ROWS UNBOUNDED PRECEDING) AS running" \
+    "          FROM functions f" \
+    "          LEFT JOIN function_versions v INDEXED BY function_versions_sizes" \
+    "            ON v.function_id = f.id AND v.version = f.active_version" \
+    "         WHERE " where ") r" \
+    "  JOIN functions f ON f.rowid = r.function_row" \
+    "  LEFT JOIN function_versions v ON v.function_id = f.id AND v.version = f.active_version" \
+    " ORDER BY " FUNCTION_LIST_ORDER
 
 
 //  --------------------------------------------------------------------------
@@ -117,10 +130,7 @@ int
 api_functions_list (api_call_t *call)
 {
     return api_reply (call, 200, s_list_cut (store_query (call->store,
-        FUNCTION_COLUMNS (LIST_CODE ("v.code")) " WHERE f.user_id = ?3"
-        " WINDOW w AS (ORDER BY " FUNCTION_LIST_ORDER " ROWS UNBOUNDED PRECEDING)"
-        " ORDER BY " FUNCTION_LIST_ORDER,
-        "iis", LIST_CODE_BYTES, LIST_CODE_CUT, call->req->user_id)));
+        FUNCTION_LIST ("f.user_id = ?2"), "is", LIST_CODE_BYTES, call->req->user_id)));
 }
 
 //  Code: a non-blank string of at most 1 MiB
@@ -186,8 +196,8 @@ api_function_create (api_call_t *call)
         (int) network_enabled, timeout_seconds, memory_mb, now, now, max_retries);
     if (rc == 1)
         rc = store_exec (call->store,
-            "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
-            " VALUES (?, 1, ?, ?, ?)", "ssss", id, code, now, now);
+            "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
+            " VALUES (?1, 1, ?2, json_text_size (?2), ?3, ?3)", "sss", id, code, now);
     free (name);
     if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
@@ -246,9 +256,9 @@ api_function_update (api_call_t *call)
         //  A new version, numbered past every existing one (so a save
         //  after a rollback never collides), and made active
         rc = store_exec (call->store,
-            "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
-            " SELECT ?, coalesce (max (version), 0) + 1, ?, ?, ? FROM function_versions"
-            "  WHERE function_id = ?", "sssss", function_id, code, now, now, function_id);
+            "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
+            " SELECT ?1, coalesce (max (version), 0) + 1, ?2, json_text_size (?2), ?3, ?3"
+            "  FROM function_versions WHERE function_id = ?1", "sss", function_id, code, now);
         if (rc >= 0)
             rc = store_exec (call->store,
                 "UPDATE functions SET active_version ="
@@ -337,12 +347,16 @@ api_versions_list (api_call_t *call)
     }
     if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
+    //  Sizes and dates from the index (r), code only for the rows it fits
     return api_reply (call, 200, s_list_cut (store_query (call->store,
-        "SELECT function_id, version," LIST_CODE ("code") ", created_at, updated_at"
-        "  FROM function_versions WHERE function_id = ?3"
-        " WINDOW w AS (ORDER BY version DESC ROWS UNBOUNDED PRECEDING)"
-        " ORDER BY version DESC LIMIT ?4",
-        "iisi", LIST_CODE_BYTES, LIST_CODE_CUT, function_id, (int) limit)));
+        "SELECT r.function_id, r.version, " LIST_CODE ", r.created_at, r.updated_at"
+        "  FROM (SELECT function_id, version, created_at, updated_at, sum (code_size)"
+        "               OVER (ORDER BY version DESC ROWS UNBOUNDED PRECEDING) AS running"
+        "          FROM function_versions INDEXED BY function_versions_sizes"
+        "         WHERE function_id = ?2 ORDER BY version DESC LIMIT ?3) r"
+        "  JOIN function_versions v ON v.function_id = r.function_id AND v.version = r.version"
+        " ORDER BY r.version DESC",
+        "isi", LIST_CODE_BYTES, function_id, (int) limit)));
 }
 
 int
@@ -532,10 +546,8 @@ api_project_functions (api_call_t *call)
     if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
     return api_reply (call, 200, s_list_cut (store_query (call->store,
-        FUNCTION_COLUMNS (LIST_CODE ("v.code")) " WHERE f.project_id = ?3 AND f.user_id = ?4"
-        " WINDOW w AS (ORDER BY " FUNCTION_LIST_ORDER " ROWS UNBOUNDED PRECEDING)"
-        " ORDER BY " FUNCTION_LIST_ORDER,
-        "iiss", LIST_CODE_BYTES, LIST_CODE_CUT, project_id, call->req->user_id)));
+        FUNCTION_LIST ("f.project_id = ?2 AND f.user_id = ?3"), "iss", LIST_CODE_BYTES, project_id,
+        call->req->user_id)));
 }
 
 

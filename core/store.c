@@ -393,6 +393,17 @@ static const char *s_migrations [] = {
     "    created_at TEXT NOT NULL,"
     "    PRIMARY KEY (provider, external_id));"
     "CREATE INDEX database_leftovers_due ON database_leftovers (retry_at);",
+    //  14: each version's code size as a reply prints it (json_text_size:
+    //  quotes and escapes counted; set by every INSERT of a version), so
+    //  that a list of functions or versions keeps its code within a budget
+    //  without reading the code it leaves out (core/api_functions.c). The
+    //  index holds what a list reads of a version besides its code: a
+    //  column stored after a 1 MiB code would be read through its overflow
+    //  pages.
+    "ALTER TABLE function_versions ADD COLUMN code_size INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE function_versions SET code_size = json_text_size (code);"
+    "CREATE INDEX function_versions_sizes"
+    "    ON function_versions (function_id, version, code_size, created_at, updated_at);",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 
@@ -452,6 +463,30 @@ failed:
     return STORE_ERROR;
 }
 
+//  SQL json_text_size (x): the bytes x takes printed as a JSON string
+//  (cJSON's way: quotes, two bytes for \" \\ \b \f \n \r \t, six for any
+//  other control character), 4 for NULL ("null")
+static void
+s_json_text_size (sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void) argc;
+    const unsigned char *text = sqlite3_value_text (argv [0]);
+    if (!text) {
+        sqlite3_result_int64 (context, 4);
+        return;
+    }
+    int size = sqlite3_value_bytes (argv [0]);
+    sqlite3_int64 total = 2;
+    for (int index = 0; index < size; index++) {
+        unsigned char c = text [index];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+            total += 2;
+        else
+            total += c < 0x20? 6: 1;
+    }
+    sqlite3_result_int64 (context, total);
+}
+
 store_t *
 store_new (const char *path)
 {
@@ -471,6 +506,14 @@ store_new (const char *path)
     }
     sqlite3_extended_result_codes (self->db, 1);
     sqlite3_busy_timeout (self->db, 5000);
+    //  Before the migrations: one uses it, and so does a trigger on every
+    //  insert of a version
+    rc = sqlite3_create_function (self->db, "json_text_size", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                  NULL, s_json_text_size, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        zsys_error ("store: %s: cannot add json_text_size: %s", path, sqlite3_errmsg (self->db));
+        goto failed;
+    }
     //  Switching a new file to WAL needs an exclusive lock, and SQLite
     //  answers SQLITE_BUSY at once, without the busy handler, when another
     //  connection opening the same file holds a lock: retry for as long
@@ -1019,8 +1062,8 @@ s_seed (store_t *store, const char *project_id, const char *function_id)
         "INSERT INTO functions (id, user_id, project_id, name, created_at, updated_at)"
         " VALUES (?, 'alice', ?, 'f', ?, ?)", "ssss", function_id, project_id, now, now) == 1);
     assert (store_exec (store,
-        "INSERT INTO function_versions (function_id, version, code, created_at, updated_at)"
-        " VALUES (?, 1, 'def handler(e): return 1', ?, ?)", "sss", function_id, now, now) == 1);
+        "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
+        " VALUES (?, 1, 'def handler(e): return 1', 26, ?, ?)", "sss", function_id, now, now) == 1);
 }
 
 static int
