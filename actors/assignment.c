@@ -1444,6 +1444,51 @@ assignment_actor (zsock_t *pipe, void *args)
 //  Selftest: assignment between a fake gateway, a fake placement and two
 //  fake workers, so every pool rule is checked without sandboxes.
 
+//  An assignment actor started with argv (NULL-terminated) between a fake
+//  gateway and a fake placement, on endpoints named after name; workers
+//  connect to worker_endpoint (NULL: an inproc one named after name)
+typedef struct {
+    config_t config;
+    endpoints_t *endpoints;
+    actor_args_t args;
+    zactor_t *assignment;
+    zsock_t *gateway;               //  DEALER, as gateway's
+    zsock_t *placement;             //  ROUTER, as placement's
+} s_rig_t;
+
+static void
+s_rig_start (s_rig_t *rig, const char *name, const char *worker_endpoint, char *argv [])
+{
+    int argc = 0;
+    while (argv [argc])
+        argc++;
+    char error [256];
+    assert (config_parse (&rig->config, argc, argv, error, sizeof error) == 0);
+    rig->endpoints = endpoints_new ();
+    char endpoint [128];
+    snprintf (endpoint, sizeof endpoint, "inproc://assignment-%s", name);
+    endpoints_set (rig->endpoints, "assignment", endpoint);
+    snprintf (endpoint, sizeof endpoint, "inproc://assignment-%s-worker", name);
+    endpoints_set (rig->endpoints, "worker", worker_endpoint ? worker_endpoint : endpoint);
+    snprintf (endpoint, sizeof endpoint, "inproc://assignment-%s-placement", name);
+    endpoints_set (rig->endpoints, "placement", endpoint);
+    rig->placement = zsock_new_router (endpoint);
+    rig->args = (actor_args_t) { &rig->config, rig->endpoints, 0 };
+    rig->assignment = actor_start (assignment_actor, &rig->args, "assignment", NULL);
+    snprintf (endpoint, sizeof endpoint, "inproc://assignment-%s", name);
+    rig->gateway = zsock_new_dealer (endpoint);
+}
+
+static void
+s_rig_stop (s_rig_t *rig)
+{
+    zsock_destroy (&rig->gateway);
+    zactor_destroy (&rig->assignment);
+    zsock_destroy (&rig->placement);
+    endpoints_destroy (&rig->endpoints);
+    config_reset (&rig->config);
+}
+
 //  The next message on sock, which must be command (heartbeats skipped)
 static msg_t *
 s_expect (zsock_t *sock, bool routed, msg_id_t id)
@@ -1540,17 +1585,10 @@ s_test_shares (bool verbose)
 {
     char *argv [] = { "clowdy", "--max-concurrency", "4", "--queue-depth", "4", "--memory-budget-mb", "512",
                       "--function-share", "50", "--owner-share", "75", NULL };
-    config_t config;
-    char error [256];
-    assert (config_parse (&config, 11, argv, error, sizeof error) == 0);
-    endpoints_t *endpoints = endpoints_new ();
-    endpoints_set (endpoints, "assignment", "inproc://assignment-shares");
-    endpoints_set (endpoints, "worker", "inproc://assignment-shares-worker");
-    endpoints_set (endpoints, "placement", "inproc://assignment-shares-placement");
-    zsock_t *placement = zsock_new_router ("inproc://assignment-shares-placement");
-    actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
-    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-shares");
+    s_rig_t rig;
+    s_rig_start (&rig, "shares", NULL, argv);
+    zactor_t *assignment = rig.assignment;
+    zsock_t *placement = rig.placement, *gateway = rig.gateway;
     zsock_t *worker = zsock_new_dealer ("inproc://assignment-shares-worker");
     assert (msg_send_ready (worker, NULL, "w1", "{\"capacity_mb\":512}") == 0);
     s_wait_stat (assignment, "workers", 1);
@@ -1642,11 +1680,7 @@ s_test_shares (bool verbose)
     #undef S_RUN
 
     zsock_destroy (&worker);
-    zsock_destroy (&gateway);
-    zactor_destroy (&assignment);
-    zsock_destroy (&placement);
-    endpoints_destroy (&endpoints);
-    config_reset (&config);
+    s_rig_stop (&rig);
 }
 
 //  The cluster's rules: a READY from a known worker (a partition healed,
@@ -1657,17 +1691,10 @@ static void
 s_test_cluster (bool verbose)
 {
     char *argv [] = { "clowdy", "--max-concurrency", "1", "--queue-depth", "4", NULL };
-    config_t config;
-    char error [256];
-    assert (config_parse (&config, 5, argv, error, sizeof error) == 0);
-    endpoints_t *endpoints = endpoints_new ();
-    endpoints_set (endpoints, "assignment", "inproc://assignment-cluster");
-    endpoints_set (endpoints, "worker", "inproc://assignment-cluster-worker");
-    endpoints_set (endpoints, "placement", "inproc://assignment-cluster-placement");
-    zsock_t *placement = zsock_new_router ("inproc://assignment-cluster-placement");
-    actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
-    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-cluster");
+    s_rig_t rig;
+    s_rig_start (&rig, "cluster", NULL, argv);
+    zactor_t *assignment = rig.assignment;
+    zsock_t *placement = rig.placement, *gateway = rig.gateway;
     zsock_t *wa = zsock_new_dealer ("inproc://assignment-cluster-worker");
     assert (msg_send_ready (wa, NULL, "wa", "{\"capacity_mb\":1024,\"cores\":2}") == 0);
     s_wait_stat (assignment, "workers", 1);
@@ -1799,11 +1826,7 @@ s_test_cluster (bool verbose)
 
     zsock_destroy (&wb);
     zsock_destroy (&wc);
-    zsock_destroy (&gateway);
-    zactor_destroy (&assignment);
-    zsock_destroy (&placement);
-    endpoints_destroy (&endpoints);
-    config_reset (&config);
+    s_rig_stop (&rig);
 }
 
 //  A worker over tcp answers in its DONE: an answer gateway could not read
@@ -1820,17 +1843,10 @@ s_test_remote_done (void)
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     char *argv [] = { "clowdy", NULL };
-    config_t config;
-    char error [256];
-    assert (config_parse (&config, 1, argv, error, sizeof error) == 0);
-    endpoints_t *endpoints = endpoints_new ();
-    endpoints_set (endpoints, "assignment", "inproc://assignment-remote");
-    endpoints_set (endpoints, "worker", endpoint);
-    endpoints_set (endpoints, "placement", "inproc://assignment-remote-placement");
-    zsock_t *placement = zsock_new_router ("inproc://assignment-remote-placement");
-    actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
-    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-remote");
+    s_rig_t rig;
+    s_rig_start (&rig, "remote", endpoint, argv);
+    zactor_t *assignment = rig.assignment;
+    zsock_t *placement = rig.placement, *gateway = rig.gateway;
     zsock_t *worker = zsock_new_dealer (endpoint);
     assert (msg_send_ready (worker, NULL, "wr", "{\"capacity_mb\":1024}") == 0);
     s_wait_stat (assignment, "workers", 1);
@@ -1862,11 +1878,7 @@ s_test_remote_done (void)
     }
     s_wait_stat (assignment, "idle", 1);            //  only the third environment is kept
     zsock_destroy (&worker);
-    zsock_destroy (&gateway);
-    zactor_destroy (&assignment);
-    zsock_destroy (&placement);
-    endpoints_destroy (&endpoints);
-    config_reset (&config);
+    s_rig_stop (&rig);
 }
 
 //  Stopping while cold starts wait for placement: one PLACE is out and
@@ -1877,17 +1889,10 @@ static void
 s_test_stop_while_placing (void)
 {
     char *argv [] = { "clowdy", NULL };
-    config_t config;
-    char error [256];
-    assert (config_parse (&config, 1, argv, error, sizeof error) == 0);
-    endpoints_t *endpoints = endpoints_new ();
-    endpoints_set (endpoints, "assignment", "inproc://assignment-stop");
-    endpoints_set (endpoints, "worker", "inproc://assignment-stop-worker");
-    endpoints_set (endpoints, "placement", "inproc://assignment-stop-placement");
-    zsock_t *placement = zsock_new_router ("inproc://assignment-stop-placement");
-    actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
-    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-stop");
+    s_rig_t rig;
+    s_rig_start (&rig, "stop", NULL, argv);
+    zactor_t *assignment = rig.assignment;
+    zsock_t *placement = rig.placement, *gateway = rig.gateway;
     zsock_t *worker = zsock_new_dealer ("inproc://assignment-stop-worker");
     assert (msg_send_ready (worker, NULL, "ws", "{\"capacity_mb\":1024}") == 0);
     s_wait_stat (assignment, "workers", 1);
@@ -1901,17 +1906,14 @@ s_test_stop_while_placing (void)
     msg_t *msg = s_expect (placement, true, MSG_ID_PLACE);      //  never answered
     msg_destroy (&msg);
     s_wait_stat (assignment, "placing", 3);
-    zactor_destroy (&assignment);
+    zactor_destroy (&rig.assignment);
     for (int index = 0; index < 3; index++) {
         msg = s_expect (gateway, false, MSG_ID_RESULT);
         assert (strstr (msg_result_result_text (msg), "shutting down"));
         msg_destroy (&msg);
     }
     zsock_destroy (&worker);
-    zsock_destroy (&gateway);
-    zsock_destroy (&placement);
-    endpoints_destroy (&endpoints);
-    config_reset (&config);
+    s_rig_stop (&rig);
 }
 
 void
@@ -1924,17 +1926,10 @@ assignment_test (bool verbose)
     s_test_remote_done ();
     char *argv [] = { "clowdy", "--max-concurrency", "2", "--queue-depth", "1",
                       "--memory-budget-mb", "512", "--idle-seconds", "1", NULL };
-    config_t config;
-    char error [256];
-    assert (config_parse (&config, 9, argv, error, sizeof error) == 0);
-    endpoints_t *endpoints = endpoints_new ();
-    endpoints_set (endpoints, "assignment", "inproc://assignment-test");
-    endpoints_set (endpoints, "worker", "inproc://assignment-test-worker");
-    endpoints_set (endpoints, "placement", "inproc://assignment-test-placement");
-    zsock_t *placement = zsock_new_router ("inproc://assignment-test-placement");
-    actor_args_t args = { &config, endpoints, 0 };
-    zactor_t *assignment = actor_start (assignment_actor, &args, "assignment", NULL);
-    zsock_t *gateway = zsock_new_dealer ("inproc://assignment-test");
+    s_rig_t rig;
+    s_rig_start (&rig, "test", NULL, argv);
+    zactor_t *assignment = rig.assignment;
+    zsock_t *placement = rig.placement, *gateway = rig.gateway;
     zsock_t *worker = zsock_new_dealer ("inproc://assignment-test-worker");
 
     //  No worker yet: the run is refused as unavailable, not lost
@@ -2218,10 +2213,6 @@ assignment_test (bool verbose)
     zsock_destroy (&w4);
 
     zsock_destroy (&worker);
-    zsock_destroy (&gateway);
-    zactor_destroy (&assignment);
-    zsock_destroy (&placement);
-    endpoints_destroy (&endpoints);
-    config_reset (&config);
+    s_rig_stop (&rig);
     printf ("OK\n");
 }

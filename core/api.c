@@ -397,6 +397,30 @@ api_query_param (const char *query, const char *name)
     return found;
 }
 
+//  The list's ?limit= (fallback when absent) into *limit: false, with the
+//  error added to the call's, when it is not a whole number from 1 to max
+bool
+api_query_limit (api_call_t *call, long fallback, long max, long *limit)
+{
+    *limit = fallback;
+    char *text = api_query_param (call->req->query, "limit");
+    if (!text)
+        return true;
+    if (!api_parse_int (text, LONG_MIN, LONG_MAX, limit))
+        api_invalid_at (call, "query", "limit", "int_parsing",
+                      "Input should be a valid integer, unable to parse string as an integer");
+    else
+    if (*limit < 1)
+        api_invalid_at (call, "query", "limit", "greater_than_equal",
+                      "Input should be greater than or equal to 1");
+    else
+    if (*limit > max)
+        api_invalid_at (call, "query", "limit", "less_than_equal",
+                      "Input should be less than or equal to %ld", max);
+    zstr_free (&text);
+    return !api_has_errors (call);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Endpoints with no store and no resource of their own

@@ -99,6 +99,10 @@ bool
 //  The value of name in a raw query string (not decoded; heap), or NULL
 char *
     api_query_param (const char *query, const char *name);
+//  The list's ?limit= (fallback when absent) into *limit: false, with the
+//  error added to the call's, when it is not a whole number from 1 to max
+bool
+    api_query_limit (api_call_t *call, long fallback, long max, long *limit);
 
 //  --------------------------------------------------------------------------
 //  Lookups shared between resources (api_projects.c, api_functions.c)

@@ -327,24 +327,9 @@ int
 api_versions_list (api_call_t *call)
 {
     const char *function_id = call->param [0];
-    long limit = VERSIONS_MAX;
-    char *text = api_query_param (call->req->query, "limit");
-    if (text) {
-        if (!api_parse_int (text, LONG_MIN, LONG_MAX, &limit))
-            api_invalid_at (call, "query", "limit", "int_parsing",
-                          "Input should be a valid integer, unable to parse string as an integer");
-        else
-        if (limit < 1)
-            api_invalid_at (call, "query", "limit", "greater_than_equal",
-                          "Input should be greater than or equal to 1");
-        else
-        if (limit > VERSIONS_MAX)
-            api_invalid_at (call, "query", "limit", "less_than_equal",
-                          "Input should be less than or equal to %d", VERSIONS_MAX);
-        zstr_free (&text);
-        if (api_has_errors (call))
-            return api_reply_invalid (call);
-    }
+    long limit;
+    if (!api_query_limit (call, VERSIONS_MAX, VERSIONS_MAX, &limit))
+        return api_reply_invalid (call);
     if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     //  Sizes and dates from the index (r), code only for the rows it fits
@@ -414,24 +399,9 @@ int
 api_invocations_list (api_call_t *call)
 {
     const char *function_id = call->param [0];
-    long limit = INVOCATIONS_DEFAULT;
-    char *text = api_query_param (call->req->query, "limit");
-    if (text) {
-        if (!api_parse_int (text, LONG_MIN, LONG_MAX, &limit))
-            api_invalid_at (call, "query", "limit", "int_parsing",
-                          "Input should be a valid integer, unable to parse string as an integer");
-        else
-        if (limit < 1)
-            api_invalid_at (call, "query", "limit", "greater_than_equal",
-                          "Input should be greater than or equal to 1");
-        else
-        if (limit > INVOCATIONS_MAX)
-            api_invalid_at (call, "query", "limit", "less_than_equal",
-                          "Input should be less than or equal to %d", INVOCATIONS_MAX);
-        zstr_free (&text);
-        if (api_has_errors (call))
-            return api_reply_invalid (call);
-    }
+    long limit;
+    if (!api_query_limit (call, INVOCATIONS_DEFAULT, INVOCATIONS_MAX, &limit))
+        return api_reply_invalid (call);
     if (!api_function_owned (call, function_id))
         return api_reply_detail (call, 404, "Function not found");
     //  Read-your-writes: a call whose answer has left is in the list
