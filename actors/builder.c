@@ -503,17 +503,18 @@ s_run_pip (s_thread_t *self, const char *hash, const char *dir, char *log, size_
         if (!killed && now >= deadline)
             killed = "the build took longer than --build-timeout";
         if (!killed && now >= next_size) {
-            //  A walk that fails while pip runs proves nothing (a file it
-            //  removes between the listing and the look fails the walk):
-            //  the check once pip has ended counts such a failure as over
-            //  the cap, since a build may make its output impossible to
-            //  measure on purpose; meanwhile --build-timeout bounds it
+            //  While pip runs, what the walk could measure counts: an entry
+            //  gone between the listing and the look (pip removes files) is
+            //  skipped, not a reason to stop the build, and cannot hide the
+            //  rest either. The check once pip has ended counts any entry
+            //  it could not look at as over the cap
             long entries = 0;
-            int64_t size = layers_dir_usage (out, cap, &entries);
+            int64_t counted = 0;
+            layers_dir_usage (out, cap, &entries, &counted);
             if (entries > LAYERS_ENTRIES_MAX)
                 killed = S_TOO_MANY;
             else
-            if (size > cap)
+            if (counted > cap)
                 killed = "the installed packages passed the size cap (--layers-max-mb)";
             next_size = now + S_SIZE_CHECK_MS;
         }
@@ -590,7 +591,7 @@ s_build (s_thread_t *self, const char *hash, const char *requirements, cJSON *ch
         //  out/ was a mount point in the sandbox, so it is still our
         //  directory; what is in it is the build's and gets sealed
         long entries = 0;
-        size = lstat (out, &info) == 0 && S_ISDIR (info.st_mode)? layers_dir_usage (out, -1, &entries): -1;
+        size = lstat (out, &info) == 0 && S_ISDIR (info.st_mode)? layers_dir_usage (out, -1, &entries, NULL): -1;
         int64_t cap = (int64_t) self->config->layers_max_mb * 1024 * 1024;
         if (entries > LAYERS_ENTRIES_MAX) {
             s_log_line (log, &log_used, "\nBuild failed: %s.\n", S_TOO_MANY);

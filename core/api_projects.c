@@ -470,16 +470,21 @@ api_database_provision (api_call_t *call)
         return api_reply_store_error (call);
     if (!api_project_owned (call, project_id))
         return api_reply_detail (call, 404, "Project not found");
-    cJSON *row = store_query_row (call->store, "SELECT state FROM project_databases WHERE project_id = ?",
+    cJSON *row = store_query_row (call->store, "SELECT state, detail FROM project_databases WHERE project_id = ?",
                                   "s", project_id);
     const char *state = row? cJSON_GetStringValue (cJSON_GetObjectItem (row, "state")): NULL;
     if (state && strneq (state, "failed")) {
-        int conflict_ready = streq (state, "ready");
-        int conflict_going = streq (state, "deprovisioning");
+        //  A deletion that keeps failing is retried with a growing wait
+        //  (actors/database.c): say why it is not gone yet
+        const char *detail = cJSON_GetStringValue (cJSON_GetObjectItem (row, "detail"));
+        int rc = streq (state, "ready")? api_reply_detail (call, 409, "Project already has a database")
+               : streq (state, "provisioning")? api_reply_detail (call, 409, "The project's database is being provisioned")
+               : detail? api_reply_detail (call, 409, "The project's database is being deprovisioned, and its last "
+                                           "attempt failed (%s); it is retried with a growing wait, try again once "
+                                           "it is gone", detail)
+               : api_reply_detail (call, 409, "The project's database is being deprovisioned; try again shortly");
         cJSON_Delete (row);
-        return api_reply_detail (call, 409, "%s", conflict_ready? "Project already has a database"
-                                 : conflict_going? "The project's database is being deprovisioned; try again shortly"
-                                 : "The project's database is being provisioned");
+        return rc;
     }
     cJSON_Delete (row);
     char now [UTIL_TIME_SIZE];

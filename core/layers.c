@@ -260,10 +260,12 @@ static int s_walk_errors;
 static int
 s_size_visit (const char *path, const struct stat *info, int type, struct FTW *ftw)
 {
-    if (type == FTW_DNR || type == FTW_NS) {
-        s_walk_errors++;
-        return 1;
+    if (type == FTW_NS) {
+        s_walk_errors++;                //  No stat: nothing to count; on with the rest
+        return 0;
     }
+    if (type == FTW_DNR)
+        s_walk_errors++;                //  Counted, but what is in it cannot be
     if (++s_walk_entries > s_walk_entries_max)
         return 1;
     int64_t blocks = (int64_t) info->st_blocks * 512;
@@ -273,7 +275,7 @@ s_size_visit (const char *path, const struct stat *info, int type, struct FTW *f
 }
 
 int64_t
-layers_dir_usage (const char *path, int64_t cap, long *entries)
+layers_dir_usage (const char *path, int64_t cap, long *entries, int64_t *counted)
 {
     pthread_mutex_lock (&s_walk_lock);
     s_walk_total = 0;
@@ -284,6 +286,8 @@ layers_dir_usage (const char *path, int64_t cap, long *entries)
     int64_t total = rc < 0 || s_walk_errors || s_walk_entries > s_walk_entries_max? -1: s_walk_total;
     if (entries)
         *entries = s_walk_entries;
+    if (counted)
+        *counted = s_walk_total;
     pthread_mutex_unlock (&s_walk_lock);
     return total;
 }
@@ -291,7 +295,7 @@ layers_dir_usage (const char *path, int64_t cap, long *entries)
 int64_t
 layers_dir_size (const char *path, int64_t cap)
 {
-    return layers_dir_usage (path, cap, NULL);
+    return layers_dir_usage (path, cap, NULL, NULL);
 }
 
 static int
@@ -485,7 +489,7 @@ layers_test (bool verbose)
         zstr_free (&path);
     }
     long entries = 0;
-    assert (layers_dir_usage (dir, -1, &entries) == expected && entries == 4);
+    assert (layers_dir_usage (dir, -1, &entries, NULL) == expected && entries == 4);
     assert (expected >= 6 + 4 * LAYERS_ENTRY_BYTES);
     assert (layers_dir_size (dir, 2) > 2);
     //  Empty directories and files are not free
@@ -504,12 +508,20 @@ layers_test (bool verbose)
     assert (layers_dir_size (dir, 10 * LAYERS_ENTRY_BYTES) > 10 * LAYERS_ENTRY_BYTES);
     //  Too many entries, or a walk that fails, is -1 (over any cap)
     s_walk_entries_max = 10;
-    assert (layers_dir_usage (dir, -1, &entries) == -1 && entries == 11);
+    assert (layers_dir_usage (dir, -1, &entries, NULL) == -1 && entries == 11);
     assert (layers_dir_size (dir, -1) == -1);
     s_walk_entries_max = LAYERS_ENTRIES_MAX;
-    assert (layers_dir_usage (dir, -1, &entries) > 0 && entries == 24);
+    assert (layers_dir_usage (dir, -1, &entries, NULL) > 0 && entries == 24);
+    //  An entry that cannot be looked at is skipped, the rest still counted
+    //  (the answer is -1: over any cap). Root passes permissions, so a
+    //  directory that cannot be read is out of reach here; a walk of a path
+    //  that does not exist is one entry that cannot be looked at
+    int64_t counted = -1;
+    char *missing = zsys_sprintf ("%s/missing", dir);
+    assert (layers_dir_usage (missing, -1, &entries, &counted) == -1 && counted == 0);
+    zstr_free (&missing);
     path = zsys_sprintf ("%s/nothing-here", dir);
-    assert (layers_dir_usage (path, -1, &entries) == -1);
+    assert (layers_dir_usage (path, -1, &entries, NULL) == -1);
     zstr_free (&path);
     assert (layers_seal (dir) == 0);
     path = zsys_sprintf ("%s/pkg/mod.py", dir);

@@ -70,9 +70,12 @@ int64_t
     layers_dir_size (const char *path, int64_t cap);
 
 //  The same, and *entries the entries seen (LAYERS_ENTRIES_MAX + 1 when
-//  the walk stopped because there were too many), to tell why it was -1
+//  the walk stopped because there were too many), to tell why it was -1,
+//  and *counted (if not NULL) the size of what the walk could measure: an
+//  entry that could not be looked at is skipped, the walk goes on (and
+//  the answer is -1)
 int64_t
-    layers_dir_usage (const char *path, int64_t cap, long *entries);
+    layers_dir_usage (const char *path, int64_t cap, long *entries, int64_t *counted);
 
 //  Make a freshly built tree ours and read-only to its users: owned by
 //  root, no set-id bits, nothing writable by group or others, and nothing

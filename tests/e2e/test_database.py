@@ -766,6 +766,30 @@ def neon_ids(neon, project):
         return {key for key, value in neon.projects.items() if value["name"] == "clowdy-" + project}
 
 
+def test_neon_a_deprovision_that_keeps_failing_says_why_a_new_provision_must_wait(neon_server, neon):
+    """While a database's deletion keeps failing (it is retried with a growing wait), provisioning
+    the project again is a 409 that gives the last failure, not a bare "try again shortly"."""
+    server = neon_server
+    project = make_project(server)
+    status = provision(server, project, seconds=60)
+    assert status["status"] == "ready", status
+    neon.failing_deletes = 1000
+    try:
+        r = server.delete("/api/projects/%s/database/deprovision" % project)
+        assert r.status_code == 200, r.text
+
+        def refused_with_reason():
+            r = server.post("/api/projects/%s/database/provision" % project)
+            assert r.status_code == 409, r.text
+            return "last attempt failed" in r.json()["detail"] and r.json()["detail"]
+        said = wait_for(refused_with_reason, 30)
+        assert "Neon" in said or "500" in said, said
+    finally:
+        neon.failing_deletes = 0
+    wait_for(lambda: database(server, project)["status"] is None, 90, "never deprovisioned")
+    assert not neon_ids(neon, project)
+
+
 def test_neon_a_failed_provision_whose_delete_failed_is_deleted_later(neon_server, neon):
     """A provision that fails after Neon made the project deletes it; when that DELETE fails too,
     the Neon project is not forgotten: the user sees failed, and the delete is tried again until it
