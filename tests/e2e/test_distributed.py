@@ -91,7 +91,7 @@ def test_two_workers_with_one_hostname_and_pid_are_two_workers(tmp_path):
                 ["unshare", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child",
                  "sh", "-c", 'hostname clowdy-twin && exec "$0" "$@"', BINARY, "--role", "worker",
                  "--data-dir", str(data_dir), "--cgroup", "clowdy-twin%d-%d" % (index, os.getpid()),
-                 "--prewarm", "0"],
+                 "--workers", "1", "--prewarm", "0"],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}), log))
 
         def both():

@@ -290,4 +290,7 @@ def test_retention_by_bytes_bounds_the_data_dir(make_server):
     assert len(records(server, quiet["id"])) == 3
     server.stop()                                           # checkpoints the WAL into the file
     size = db_bytes(server.data_dir)
-    assert size < 3_500_000, size                           # today: more than 7 MB
+    # Retention trims after each batch of records: the file holds what is kept plus the largest
+    # batch written before a trim (up to 50 ms of calls, more on a loaded machine: 3.7 MB was
+    # seen in a full run); without retention it holds all 7 MB
+    assert size < 5_000_000, size
