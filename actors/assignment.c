@@ -935,6 +935,35 @@ s_worker_lost (registry_worker_t *worker, const char *why, void *arg)
     zlistx_destroy (&doomed);
 }
 
+//  Can gateway read what a worker in another process answered in its DONE?
+//  It must be a result, there being no other way for it to come (only a
+//  worker in gateway's own process, over inproc, says `delivered`). This
+//  one thread schedules the whole cluster, so only a small result is
+//  parsed here (gateway parses it anyway); a big one must at least be an
+//  object's text whole, and gateway's deadline answers one that is not
+//  JSON inside
+static bool
+s_done_readable (msg_t *msg)
+{
+    if (msg_done_delivered (msg))
+        return false;
+    const char *result = msg_done_result (msg);
+    size_t size = strlen (result);
+    if (size <= DONE_PARSE_MAX) {
+        cJSON *parsed = cJSON_ParseWithOpts (result, NULL, true);
+        bool readable = cJSON_IsObject (parsed);
+        cJSON_Delete (parsed);
+        return readable;
+    }
+    while (size > 0 && isspace ((unsigned char) result [size - 1]))
+        size--;
+    while (isspace ((unsigned char) *result)) {
+        result++;
+        size--;
+    }
+    return *result == '{' && size > 0 && result [size - 1] == '}';
+}
+
 static void
 s_handle_done (self_t *self, msg_t *msg, env_t *env)
 {
@@ -960,40 +989,12 @@ s_handle_done (self_t *self, msg_t *msg, env_t *env)
         s_env_end (self, env, NULL, NULL, false);
         return;
     }
-    if (self->tcp) {
-        //  A worker in another process answers in the DONE: what it sends
-        //  must be a result gateway can read, or the call would wait for
-        //  its deadline; `delivered` is only for workers in gateway's own
-        //  process (over inproc), so one over tcp never says it. This one
-        //  thread schedules the whole cluster, so only a small result is
-        //  parsed here (gateway parses it anyway); a big one must at least
-        //  be an object's text whole, and gateway's deadline answers one
-        //  that is not JSON inside
-        bool readable = false;
-        size_t size = strlen (result);
-        if (msg_done_delivered (msg))
-            ;                   //  Not readable: no RESULT will come
-        else
-        if (size <= DONE_PARSE_MAX) {
-            cJSON *parsed = cJSON_ParseWithOpts (result, NULL, true);
-            readable = cJSON_IsObject (parsed);
-            cJSON_Delete (parsed);
-        }
-        else {
-            while (size > 0 && isspace ((unsigned char) result [size - 1]))
-                size--;
-            const char *start = result;
-            while (isspace ((unsigned char) *start))
-                start++;
-            readable = *start == '{' && size > 0 && result [size - 1] == '}';
-        }
-        if (!readable) {
-            zsys_warning ("assignment: worker %s sent an unreadable DONE for job %s; its environment ends",
-                          registry_worker_id (env->worker), job_id);
-            s_env_end (self, env, "lost", "The worker running this invocation sent an answer that cannot be "
-                       "read: the call may have run, in part or in full; its outcome is unknown", true);
-            return;
-        }
+    if (self->tcp && !s_done_readable (msg)) {
+        zsys_warning ("assignment: worker %s sent an unreadable DONE for job %s; its environment ends",
+                      registry_worker_id (env->worker), job_id);
+        s_env_end (self, env, "lost", "The worker running this invocation sent an answer that cannot be "
+                   "read: the call may have run, in part or in full; its outcome is unknown", true);
+        return;
     }
     s_finish_job (self, job, msg_done_delivered (msg) ? NULL : result);
     if (streq (env_state, "warm"))
@@ -1377,10 +1378,9 @@ s_self_new (zsock_t *pipe, const actor_args_t *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->pipe = pipe;
     self->config = args->config;
-    bool tcp = endpoints_is_tcp (args->endpoints, "worker");
-    self->tcp = tcp;
+    self->tcp = endpoints_is_tcp (args->endpoints, "worker");
     self->registry = registry_new (self->config->memory_budget_mb,
-                                   deadlines_expiry_ms (self->config->worker_expiry_ms, tcp));
+                                   deadlines_expiry_ms (self->config->worker_expiry_ms, self->tcp));
     registry_set_lost_handler (self->registry, s_worker_lost, self);
     registry_set_heartbeat (self->registry, self->config->heartbeat_ms);
     self->envs = zhashx_new ();

@@ -344,21 +344,39 @@ api_versions_list (api_call_t *call)
         "isi", LIST_CODE_BYTES, function_id, (int) limit)));
 }
 
-int
-api_version_get (api_call_t *call)
+//  The version a path names (/api/functions/:id/versions/:version), of
+//  one of the caller's functions: its number, or 0 when the call has been
+//  answered (422 not a number, 404 no such function or version number)
+static int
+s_path_version (api_call_t *call)
 {
-    const char *function_id = call->param [0];
     long version;
     if (!api_parse_int (call->param [1], LONG_MIN, LONG_MAX, &version)) {
         api_invalid_at (call, "path", "version", "int_parsing",
                       "Input should be a valid integer, unable to parse string as an integer");
-        return api_reply_invalid (call);
+        api_reply_invalid (call);
+        return 0;
     }
-    if (!api_function_owned (call, function_id))
-        return api_reply_detail (call, 404, "Function not found");
-    cJSON *row = version < 1 || version > INT_MAX? NULL: store_query_row (call->store,
+    if (!api_function_owned (call, call->param [0])) {
+        api_reply_detail (call, 404, "Function not found");
+        return 0;
+    }
+    if (version < 1 || version > INT_MAX) {
+        api_reply_detail (call, 404, "Version not found");
+        return 0;
+    }
+    return (int) version;
+}
+
+int
+api_version_get (api_call_t *call)
+{
+    int version = s_path_version (call);
+    if (!version)
+        return 0;
+    cJSON *row = store_query_row (call->store,
         "SELECT function_id, version, code, created_at, updated_at FROM function_versions"
-        " WHERE function_id = ? AND version = ?", "si", function_id, (int) version);
+        " WHERE function_id = ? AND version = ?", "si", call->param [0], version);
     if (!row)
         return api_reply_detail (call, 404, "Version not found");
     return api_reply (call, 200, row);
@@ -369,23 +387,15 @@ int
 api_version_activate (api_call_t *call)
 {
     const char *function_id = call->param [0];
-    const char *version_text = call->param [1];
-    long version;
-    if (!api_parse_int (version_text, LONG_MIN, LONG_MAX, &version)) {
-        api_invalid_at (call, "path", "version", "int_parsing",
-                      "Input should be a valid integer, unable to parse string as an integer");
-        return api_reply_invalid (call);
-    }
-    if (!api_function_owned (call, function_id))
-        return api_reply_detail (call, 404, "Function not found");
-    if (version < 1 || version > INT_MAX)
-        return api_reply_detail (call, 404, "Version not found");
+    int version = s_path_version (call);
+    if (!version)
+        return 0;
     char now [UTIL_TIME_SIZE];
     util_now_iso (now);
     int rc = store_exec (call->store,
         "UPDATE functions SET active_version = ?, updated_at = ? WHERE id = ? AND EXISTS"
         " (SELECT 1 FROM function_versions WHERE function_id = ? AND version = ?)",
-        "isssi", (int) version, now, function_id, function_id, (int) version);
+        "isssi", version, now, function_id, function_id, version);
     if (rc < 0)
         return api_reply_store_error (call);
     if (rc == 0)

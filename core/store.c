@@ -506,8 +506,8 @@ store_new (const char *path)
     }
     sqlite3_extended_result_codes (self->db, 1);
     sqlite3_busy_timeout (self->db, 5000);
-    //  Before the migrations: one uses it, and so does a trigger on every
-    //  insert of a version
+    //  Before the migrations: migration 14 uses it, and so does every
+    //  insert of a version (core/api_functions.c)
     rc = sqlite3_create_function (self->db, "json_text_size", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                   NULL, s_json_text_size, NULL, NULL);
     if (rc != SQLITE_OK) {

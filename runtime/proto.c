@@ -178,7 +178,8 @@ s_parse_body (proto_reader_t *self, const char *body, size_t size)
     size_t valid = s_utf8_valid_prefix ((const unsigned char *) body, size);
     if (valid < size)
         return s_fail (self, "frame is not valid UTF-8 (byte %zu of %zu)", valid, size);
-    if (s_value_count (body, size, PROTO_MAX_VALUES) > PROTO_MAX_VALUES)
+    //  A value takes a byte at least: only a bigger frame is counted
+    if (size > PROTO_MAX_VALUES && s_value_count (body, size, PROTO_MAX_VALUES) > PROTO_MAX_VALUES)
         return s_fail (self, "frame holds more than %u JSON values", PROTO_MAX_VALUES);
     const char *end = NULL;
     cJSON *msg = cJSON_ParseWithLengthOpts (body, size, &end, false);
