@@ -464,27 +464,14 @@ failed:
 }
 
 //  SQL json_text_size (x): the bytes x takes printed as a JSON string
-//  (cJSON's way: quotes, two bytes for \" \\ \b \f \n \r \t, six for any
-//  other control character), 4 for NULL ("null")
+//  (util_json_string_size), 4 for NULL ("null")
 static void
 s_json_text_size (sqlite3_context *context, int argc, sqlite3_value **argv)
 {
     (void) argc;
-    const unsigned char *text = sqlite3_value_text (argv [0]);
-    if (!text) {
-        sqlite3_result_int64 (context, 4);
-        return;
-    }
-    int size = sqlite3_value_bytes (argv [0]);
-    sqlite3_int64 total = 2;
-    for (int index = 0; index < size; index++) {
-        unsigned char c = text [index];
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
-            total += 2;
-        else
-            total += c < 0x20? 6: 1;
-    }
-    sqlite3_result_int64 (context, total);
+    const char *text = (const char *) sqlite3_value_text (argv [0]);
+    sqlite3_result_int64 (context, text? (sqlite3_int64) util_json_string_size (text,
+                                     (size_t) sqlite3_value_bytes (argv [0])): 4);
 }
 
 store_t *

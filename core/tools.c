@@ -215,17 +215,6 @@ typedef struct {
     bool cut;                       //  Something was left out
 } s_bound_t;
 
-//  Bytes of text as a JSON string, quotes included (as cJSON escapes it)
-static size_t
-s_string_size (const char *text)
-{
-    size_t size = 2;
-    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
-        size += (*c == '"' || *c == '\\' || *c == '\b' || *c == '\f' || *c == '\n' || *c == '\r'
-                 || *c == '\t') ? 2 : *c < 32 ? 6 : 1;
-    return size;
-}
-
 static cJSON *
 s_bound_string (s_bound_t *bound, const char *text)
 {
@@ -234,13 +223,13 @@ s_bound_string (s_bound_t *bound, const char *text)
     if (size > bound->string_max) {
         char *shown = s_cut_text (text, size, bound->string_max);
         copy = cJSON_CreateString (shown);
-        bound->used += s_string_size (shown);
+        bound->used += util_json_string_size (shown, strlen (shown));
         bound->cut = true;
         free (shown);
     }
     else {
         copy = cJSON_CreateString (text);
-        bound->used += s_string_size (text);
+        bound->used += util_json_string_size (text, size);
     }
     return copy;
 }
@@ -265,7 +254,7 @@ s_bound_copy (s_bound_t *bound, cJSON *json)
             }
             size_t before = bound->used;
             const char *key = child->string ? child->string : "";
-            bound->used += (kept ? 1 : 0) + (object ? s_string_size (key) + 1 : 0);
+            bound->used += (kept ? 1 : 0) + (object ? util_json_string_size (key, strlen (key)) + 1 : 0);
             cJSON *item = s_bound_copy (bound, child);
             if (bound->used + bound->notes > bound->budget) {
                 //  This one does not fit: it and the ones after it are left out
@@ -284,7 +273,8 @@ s_bound_copy (s_bound_t *bound, cJSON *json)
         if (left) {
             char note [64];
             snprintf (note, sizeof note, "[cut: %d more %s]", left, object ? "fields" : "items");
-            bound->used += (kept ? 1 : 0) + s_string_size (note) + (object ? s_string_size ("...") + 1 : 0);
+            bound->used += (kept ? 1 : 0) + util_json_string_size (note, strlen (note))
+                         + (object ? util_json_string_size ("...", 3) + 1 : 0);
             if (object)
                 cJSON_AddStringToObject (copy, "...", note);
             else

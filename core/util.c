@@ -222,6 +222,18 @@ util_utf8_length (const char *text)
     return count;
 }
 
+size_t
+util_json_string_size (const char *text, size_t size)
+{
+    size_t total = 2;
+    for (size_t index = 0; index < size; index++) {
+        unsigned char c = (unsigned char) text [index];
+        total += c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t'? 2
+               : c < 0x20? 6: 1;
+    }
+    return total;
+}
+
 char *
 util_trim (const char *text)
 {
@@ -384,6 +396,7 @@ util_test (bool verbose)
     assert (!util_utf8_valid ("\xed\xa0\x80", 3));      //  surrogate
     assert (!util_utf8_valid ("\xff", 1));
     assert (util_utf8_length ("caf\xc3\xa9") == 4);
+    assert (util_json_string_size ("a\"\\\n\x01\xc3\xa9", 7) == 2 + 1 + 2 + 2 + 2 + 6 + 2);
     char *trimmed = util_trim ("  x y \n");
     assert (streq (trimmed, "x y"));
     free (trimmed);

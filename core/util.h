@@ -58,6 +58,12 @@ bool
 size_t
     util_utf8_length (const char *text);
 
+//  Bytes the size bytes of text take printed as a JSON string by cJSON:
+//  its quotes, two bytes for \" \\ \b \f \n \r \t, six for any other
+//  control character (\u00XX), one for every other byte
+size_t
+    util_json_string_size (const char *text, size_t size);
+
 //  Heap copy of text without leading/trailing ASCII whitespace.
 char *
     util_trim (const char *text);
