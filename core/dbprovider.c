@@ -12,14 +12,20 @@
     system) keep concurrent writers safe.
 
     Permissions: each sandbox runs under its own host uid (a slot's range),
-    so the dir is 0777 and the file 0666; SQLite makes its -wal and -shm
-    with the file's mode. Only the project's sandboxes can reach the dir:
-    databases/ itself is 0711 (no listing) and the data dir is the server's.
+    so the three files SQLite uses (db.sqlite3 and its -wal and -shm) are
+    0666, made here. The dir itself is the server's, 0755: a function can
+    write those three files and make nothing else there, no other file,
+    directory or link (see s_sqlite_seal). Only the project's sandboxes
+    can reach the dir: databases/ itself is 0711 (no listing) and the data
+    dir is the server's.
 
     Size cap (--sqlite-db-max-mb): the gateway passes it to the runner,
-    which sets RLIMIT_FSIZE (soft and hard, so it stays) with SIGXFSZ
-    ignored: a write past the cap fails with EFBIG, which SQLite reports
-    as "database or disk is full", a clear error in the function.
+    which gives SQLite connections a max_page_count for it and sets
+    RLIMIT_FSIZE (soft and hard, so it stays) at twice the cap plus 8 MB,
+    with SIGXFSZ ignored: a write past it fails with EFBIG. With no other
+    file to make, and fallocate's KEEP_SIZE refused by the seccomp filter
+    (it reserves blocks that RLIMIT_FSIZE does not count), a project's
+    database takes at most three times that limit of the host's disk.
     ========================================================================= */
 
 #include <czmq.h>
@@ -141,6 +147,69 @@ typedef struct {
     int max_mb;                     //  Size cap
 } s_sqlite_t;
 
+//  Make the project's dir, open as dir_fd, hold only the database's files:
+//  the dir becomes the server's 0755, and the -wal and -shm are made here
+//  (0666), since SQLite in a sandbox can no longer make them. SQLite then
+//  cannot remove them at its last close either, which it ignores: they stay,
+//  as with its own PERSIST_WAL, and the next connection reads them as a
+//  crash would leave them. Dirs of projects provisioned before this were
+//  0777 and may hold anything a function left, links included: an entry
+//  in a -wal or -shm's place that is not a plain file is replaced (never
+//  followed). 0, or -1 with errno.
+static int
+s_sqlite_seal (int dir_fd)
+{
+    if (fchmod (dir_fd, 0755))
+        return -1;
+    const char *names [] = { "db.sqlite3-wal", "db.sqlite3-shm" };
+    for (size_t index = 0; index < sizeof names / sizeof names [0]; index++) {
+        int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+        int fd = openat (dir_fd, names [index], flags, 0666);
+        struct stat status;
+        if (fd >= 0 && (fstat (fd, &status) || !S_ISREG (status.st_mode))) {
+            close (fd);
+            fd = -1;
+            errno = ELOOP;          //  Not a plain file: replaced, as a link is
+        }
+        if (fd < 0 && (errno == ELOOP || errno == ENXIO)) {
+            if (unlinkat (dir_fd, names [index], 0))
+                return -1;
+            fd = openat (dir_fd, names [index], flags | O_EXCL, 0666);
+        }
+        if (fd < 0)
+            return -1;
+        int rc = fchmod (fd, 0666);
+        int saved = errno;
+        close (fd);
+        if (rc) {
+            errno = saved;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  At start: seal the dirs of projects provisioned before s_sqlite_seal was
+//  (each one is sealed again, which changes nothing)
+static void
+s_sqlite_seal_all (const char *root)
+{
+    DIR *dir = opendir (root);
+    struct dirent *entry;
+    while (dir && (entry = readdir (dir))) {
+        if (!util_is_id (entry->d_name))
+            continue;
+        int fd = openat (dirfd (dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || s_sqlite_seal (fd))
+            zsys_warning ("database: cannot keep %s/%s to its database files: %s",
+                          root, entry->d_name, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+    }
+    if (dir)
+        closedir (dir);
+}
+
 static void *
 s_sqlite_create (const config_t *config, char *error, size_t error_size)
 {
@@ -159,6 +228,7 @@ s_sqlite_create (const config_t *config, char *error, size_t error_size)
         free (self);
         return NULL;
     }
+    s_sqlite_seal_all (self->root);
     return self;
 }
 
@@ -317,7 +387,7 @@ s_sqlite_provision (void *state, const char *project_id, dbprovider_info_t *info
     char *file = zsys_sprintf ("%s/db.sqlite3", dir);
     sqlite3 *db = NULL;
     int rc = -1;
-    if (mkdir (dir, 0777) || chmod (dir, 0777))
+    if (mkdir (dir, 0755) || chmod (dir, 0755))
         snprintf (error, error_size, "Could not make the database directory: %s", strerror (errno));
     else
     if (sqlite3_open_v2 (file, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK
@@ -329,6 +399,15 @@ s_sqlite_provision (void *state, const char *project_id, dbprovider_info_t *info
     if (rc == 0 && chmod (file, 0666)) {
         snprintf (error, error_size, "Could not open up the database file: %s", strerror (errno));
         rc = -1;
+    }
+    if (rc == 0) {
+        int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0 || s_sqlite_seal (dir_fd)) {
+            snprintf (error, error_size, "Could not make the database's journal files: %s", strerror (errno));
+            rc = -1;
+        }
+        if (dir_fd >= 0)
+            close (dir_fd);
     }
     if (rc == 0) {
         info->url = strdup ("sqlite:///" DBPROVIDER_SQLITE_FILE);
@@ -392,7 +471,44 @@ dbprovider_test (bool verbose)
     char *file = zsys_sprintf ("%s/db.sqlite3", info.mount_source);
     struct stat status;
     assert (stat (file, &status) == 0 && (status.st_mode & 0777) == 0666);
-    assert (stat (info.mount_source, &status) == 0 && (status.st_mode & 0777) == 0777);
+    //  The dir is the server's: a function writes the three files, makes none
+    assert (stat (info.mount_source, &status) == 0 && (status.st_mode & 0777) == 0755);
+    assert (status.st_uid == geteuid ());
+    const char *journals [] = { "db.sqlite3-wal", "db.sqlite3-shm" };
+    for (size_t index = 0; index < 2; index++) {
+        char *journal = zsys_sprintf ("%s/%s", info.mount_source, journals [index]);
+        assert (lstat (journal, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
+        zstr_free (&journal);
+    }
+    //  A dir from before the seal (0777, and a function's link and fifo
+    //  where the journals go) is sealed when the provider starts: the link
+    //  is replaced, not followed, and what it pointed at is untouched
+    {
+        char *legacy = zsys_sprintf ("%s/databases/0123456789ab", data_dir);
+        assert (mkdir (legacy, 0777) == 0 && chmod (legacy, 0777) == 0);
+        char *target = zsys_sprintf ("%s/target", data_dir);
+        FILE *kept = fopen (target, "w");
+        assert (kept && fputs ("kept", kept) >= 0 && fclose (kept) == 0);
+        chmod (target, 0600);
+        char *wal = zsys_sprintf ("%s/db.sqlite3-wal", legacy);
+        char *shm = zsys_sprintf ("%s/db.sqlite3-shm", legacy);
+        assert (symlink (target, wal) == 0 && mkfifo (shm, 0600) == 0);
+        dbprovider_t *again = dbprovider_new (&config, error, sizeof error);
+        assert (again);
+        assert (stat (legacy, &status) == 0 && (status.st_mode & 0777) == 0755);
+        assert (lstat (wal, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
+        assert (status.st_size == 0);
+        assert (lstat (shm, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
+        assert (stat (target, &status) == 0 && (status.st_mode & 0777) == 0600 && status.st_size == 4);
+        assert (dbprovider_deprovision (again, "0123456789ab", NULL, error, sizeof error) == 0);
+        assert (stat (legacy, &status) == -1 && errno == ENOENT);
+        dbprovider_destroy (&again);
+        unlink (target);
+        zstr_free (&wal);
+        zstr_free (&shm);
+        zstr_free (&target);
+        zstr_free (&legacy);
+    }
     //  Provisioning again starts afresh; deprovision removes everything,
     //  files the function made too, and twice is fine
     char *extra = zsys_sprintf ("%s/other", info.mount_source);

@@ -95,6 +95,7 @@
 #include <sched.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <linux/falloc.h>
 #include <sys/sendfile.h>
 #include <spawn.h>
 #include <net/if.h>
@@ -268,6 +269,22 @@ static const char s_resolv [] = "nameserver 10.0.2.3\n";      //  slirp4netns DN
 //  we refuse on purpose, which fails with EPERM instead (s_denied_syscalls).
 //  Names this architecture or libseccomp does not know are skipped.
 
+//  The generic preallocation ioctls (fs/ioctl.c), which the kernel's uapi
+//  headers do not export: each calls fallocate with FALLOC_FL_KEEP_SIZE
+//  (RESVSP) or FALLOC_FL_ZERO_RANGE on any file system
+struct s_space_resv {
+    int16_t l_whence;
+    int16_t l_type;
+    int64_t l_start;
+    int64_t l_len;
+    int32_t l_sysid;
+    uint32_t l_pid;
+    int32_t l_pad [4];
+};
+#define S_FS_IOC_RESVSP     _IOW ('X', 40, struct s_space_resv)
+#define S_FS_IOC_RESVSP64   _IOW ('X', 42, struct s_space_resv)
+#define S_FS_IOC_ZERO_RANGE _IOW ('X', 57, struct s_space_resv)
+
 static const char *s_allowed_syscalls [] = {
     //  files and directories
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
@@ -278,7 +295,7 @@ static const char *s_allowed_syscalls [] = {
     "rename", "renameat", "renameat2", "link", "linkat", "unlink", "unlinkat", "symlink",
     "symlinkat", "readlink", "readlinkat", "chmod", "fchmod", "fchmodat", "fchmodat2", "chown",
     "fchown", "lchown", "fchownat", "chown32", "fchown32", "lchown32", "umask", "truncate",
-    "ftruncate", "truncate64", "ftruncate64", "fallocate", "fadvise64", "fadvise64_64",
+    "ftruncate", "truncate64", "ftruncate64", "fadvise64", "fadvise64_64",
     "readahead", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range", "flock", "fcntl",
     "fcntl64", "dup", "dup2", "dup3", "pipe", "pipe2", "mknod", "mknodat", "utime", "utimes",
     "utimensat", "futimesat", "utimensat_time64", "getxattr", "lgetxattr", "fgetxattr",
@@ -352,22 +369,41 @@ static const char *s_denied_syscalls [] = {
     "ioperm", "vhangup", "uselib", "nfsservctl", NULL
 };
 
-//  Rules for "the low 32 bits of argument arg are not value". The kernel
-//  reads int arguments (a socket's family, an ioctl's request) from the low
-//  32 bits only, so a 64-bit comparison would let family 0x1_00000028 past a
-//  rule against 40 (AF_VSOCK). libseccomp has no masked not-equal, and an
-//  unconditional rule would override the conditional ones of the same call,
-//  so: one rule per bit, "this bit differs from value's".
+//  Rules for "the low 32 bits of argument arg are none of values". The
+//  kernel reads int arguments (a socket's family, an ioctl's request) from
+//  the low 32 bits only, so a 64-bit comparison would let family
+//  0x1_00000028 past a rule against 40 (AF_VSOCK). libseccomp has no
+//  masked not-equal, and an unconditional rule would override the
+//  conditional ones of the same call, so the complement of the values is
+//  cut into masked-equal rules, a bit at a time from the lowest: while the
+//  bits fixed so far (mask, datum) still match some of the values, fix the
+//  next one both ways; once they match none, one rule covers every number
+//  with those bits. At most 32 rules per value.
+static int
+s_rule_add_low32_outside (scmp_filter_ctx ctx, uint32_t action, int nr, unsigned int arg,
+                          const uint32_t *values, size_t count, int bit, uint32_t mask, uint32_t datum)
+{
+    if (bit == 32)
+        return 0;                   //  One of the values itself
+    uint32_t next_mask = mask | (uint32_t) 1 << bit;
+    int rc = 0;
+    for (uint32_t side = 0; side < 2 && rc == 0; side++) {
+        uint32_t next_datum = datum | side << bit;
+        bool matches = false;
+        for (size_t index = 0; index < count && !matches; index++)
+            matches = (values [index] & next_mask) == next_datum;
+        if (matches)
+            rc = s_rule_add_low32_outside (ctx, action, nr, arg, values, count, bit + 1, next_mask, next_datum);
+        else
+            rc = seccomp_rule_add (ctx, action, nr, 1, SCMP_CMP (arg, SCMP_CMP_MASKED_EQ, next_mask, next_datum));
+    }
+    return rc;
+}
+
 static int
 s_rule_add_low32_ne (scmp_filter_ctx ctx, uint32_t action, int nr, unsigned int arg, uint32_t value)
 {
-    int rc = 0;
-    for (int bit = 0; bit < 32 && rc == 0; bit++) {
-        uint64_t mask = (uint64_t) 1 << bit;
-        rc = seccomp_rule_add (ctx, action, nr, 1,
-                               SCMP_CMP (arg, SCMP_CMP_MASKED_EQ, mask, ~(uint64_t) value & mask));
-    }
-    return rc;
+    return s_rule_add_low32_outside (ctx, action, nr, arg, &value, 1, 0, 0, 0);
 }
 
 static int
@@ -420,11 +456,26 @@ s_filter_build (bool network, struct sock_fprog *program)
     if (rc == 0)
         rc = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (clone), 1,
                                SCMP_A0 (SCMP_CMP_MASKED_EQ, ns_mask, 0));
-    //  ioctl, except faking terminal input
+    //  ioctl, except faking terminal input and the requests that reserve
+    //  disk blocks as fallocate's KEEP_SIZE does (below), on any file system
+    const uint32_t refused_ioctls [] = { TIOCSTI, S_FS_IOC_RESVSP, S_FS_IOC_RESVSP64, S_FS_IOC_ZERO_RANGE };
+    size_t refused_count = sizeof refused_ioctls / sizeof refused_ioctls [0];
+    for (size_t index = 0; index < refused_count && rc == 0; index++)
+        rc = s_rule_add_low32_eq (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (ioctl), 1, refused_ioctls [index]);
     if (rc == 0)
-        rc = s_rule_add_low32_eq (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (ioctl), 1, TIOCSTI);
+        rc = s_rule_add_low32_outside (ctx, SCMP_ACT_ALLOW, SCMP_SYS (ioctl), 1,
+                                       refused_ioctls, refused_count, 0, 0, 0);
+    //  fallocate: plain allocation (mode 0, which RLIMIT_FSIZE bounds like a
+    //  write) and punching holes. Not FALLOC_FL_KEEP_SIZE with allocation:
+    //  it reserves blocks past the end of the file without changing its
+    //  size, which RLIMIT_FSIZE does not check, so one call on a writable
+    //  host directory (a project's database, a build's output) could fill
+    //  the host's disk. Other modes get ENOSYS, as unknown calls do.
     if (rc == 0)
-        rc = s_rule_add_low32_ne (ctx, SCMP_ACT_ALLOW, SCMP_SYS (ioctl), 1, TIOCSTI);
+        rc = s_rule_add_low32_eq (ctx, SCMP_ACT_ALLOW, SCMP_SYS (fallocate), 1, 0);
+    if (rc == 0)
+        rc = s_rule_add_low32_eq (ctx, SCMP_ACT_ALLOW, SCMP_SYS (fallocate), 1,
+                                  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
     //  personality: the values Docker allows (Linux, 32-bit, uname26, query)
     static const uint32_t personas [] = { 0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFFu };
     for (size_t index = 0; index < sizeof personas / sizeof personas [0] && rc == 0; index++)

@@ -296,12 +296,64 @@ def test_sqlite_provision_racing_a_delete_leaves_nothing(sqlite_server):
         assert server.get("/api/projects/%s/database" % project).status_code == 404
 
 
-DEEP_CODE = '''
-import os
+MAKE_CODE = '''
+import errno, os
 def handler(event, context):
-    # One level at a time (a path this deep is longer than PATH_MAX), a file and a link at the bottom
-    folder = os.open("/opt/database", os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(event["depth"]):
+    tries = {
+        "file": lambda: os.close(os.open("/opt/database/new.bin", os.O_WRONLY | os.O_CREAT, 0o644)),
+        "dir": lambda: os.mkdir("/opt/database/d"),
+        "symlink": lambda: os.symlink("/", "/opt/database/up"),
+        "hard link": lambda: os.link("/opt/database/db.sqlite3", "/opt/database/copy"),
+        "rename": lambda: os.rename("/opt/database/db.sqlite3-wal", "/opt/database/moved"),
+        "remove": lambda: os.unlink("/opt/database/db.sqlite3-shm"),
+        "chmod": lambda: os.chmod("/opt/database", 0o777),
+    }
+    out = {}
+    for name, attempt in tries.items():
+        try:
+            attempt()
+            out[name] = "DONE"
+        except OSError as error:
+            out[name] = errno.errorcode.get(error.errno, str(error.errno))
+    return {"tries": out, "files": sorted(os.listdir("/opt/database"))}
+'''
+
+
+def test_sqlite_a_function_makes_no_files_beside_its_database(sqlite_server):
+    """The database's dir holds SQLite's three files and nothing else: a function cannot make a
+    file, directory or link there, nor move or remove the three (each is capped in size, so the
+    project's disk use is bounded; test_database_backstop.py), and the database still works."""
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    function = make_function(server, project, MAKE_CODE)
+    seen = output(invoke(server, function))
+    assert seen["tries"] == {name: ("EPERM" if name == "chmod" else "EACCES") for name in seen["tries"]}, seen
+    assert seen["files"] == ["db.sqlite3", "db.sqlite3-shm", "db.sqlite3-wal"], seen
+    files = os.path.join(server.data_dir, "databases", project)
+    assert sorted(os.listdir(files)) == seen["files"]
+    # SQLite keeps working with journals it can neither make nor remove: writes, reads across
+    # connections and environments, a restart of the connection
+    writer = make_function(server, project, SQLITE_CODE)
+    assert output(invoke(server, writer, {"add": "one"}))["rows"] == ["one"]
+    assert output(invoke(server, writer, {"add": "two"}))["rows"] == ["one", "two"]
+    ok(server.put("/api/functions/" + writer, json={"code": SQLITE_CODE + "\n# v2\n"}))    # a new environment
+    assert output(invoke(server, writer))["rows"] == ["one", "two"]
+    assert sorted(os.listdir(files)) == seen["files"]
+
+
+def test_sqlite_a_deep_tree_is_removed_and_blocks_nobody(sqlite_server):
+    """A database dir from before its files were sealed (0777) may hold a directory tree of any
+    depth that a function left: deleting the project still removes all of it (in bounded steps:
+    a tree deeper than the remover's own depth limit is moved up and taken apart in pieces), and
+    the job does not stay in the way of later ones. The tree is planted from the host, as such a
+    function made it, one level at a time (a path this deep is longer than PATH_MAX)."""
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    files = os.path.join(server.data_dir, "databases", project)
+    folder = os.open(files, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(300):
         os.mkdir("d", dir_fd=folder)
         inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
         os.close(folder)
@@ -310,20 +362,6 @@ def handler(event, context):
         f.write("x")
     os.symlink("/", "up", dir_fd=folder)
     os.close(folder)
-    return event["depth"]
-'''
-
-
-def test_sqlite_a_deep_tree_is_removed_and_blocks_nobody(sqlite_server):
-    """A function may leave a directory tree of any depth in /opt/database: deleting the project
-    still removes all of it (in bounded steps: a tree deeper than the remover's own depth limit is
-    moved up and taken apart in pieces), and the job does not stay in the way of later ones."""
-    server = sqlite_server
-    project = make_project(server)
-    provision(server, project)
-    function = make_function(server, project, DEEP_CODE, timeout_seconds=int(slow(60)))
-    assert output(invoke(server, function, {"depth": 300})) == 300
-    files = os.path.join(server.data_dir, "databases", project)
     ok(server.delete("/api/projects/" + project))
     wait_for(lambda: not os.path.exists(files) and not job_rows(server, project), 30,
              lambda: "the deep tree or its job stayed: %s" % job_rows(server, project))

@@ -1,9 +1,13 @@
-"""The second layer of the sqlite provider's size cap: RLIMIT_FSIZE (runtime/runner.py, s_limit_files).
+"""The second layer of the sqlite provider's size cap: RLIMIT_FSIZE (runtime/runner.py, s_limit_files),
+and what keeps the project's disk use bounded behind it.
 
 PRAGMA max_page_count is the first layer (test_database.py's size-cap test); a function can lift it,
-or write other files into /opt/database. Behind it the runner sets RLIMIT_FSIZE, soft and hard, at
-twice the cap plus 8 MB for the WAL, with SIGXFSZ ignored: a write past that fails with EFBIG, the
-file stops at the limit, and the function's process lives on to answer (and to take the next call).
+or write SQLite's files itself. Behind it the runner sets RLIMIT_FSIZE, soft and hard, at twice the
+cap plus 8 MB for the WAL, with SIGXFSZ ignored: a write past that fails with EFBIG, the file stops at
+the limit, and the function's process lives on to answer (and to take the next call). The dir holds
+only SQLite's three files (a function can make no other: test_database.py), and fallocate's KEEP_SIZE,
+which reserves blocks past a file's end without RLIMIT_FSIZE seeing them, is refused: so the
+project's database takes at most three times the limit of the host's disk.
 """
 import os
 
@@ -20,7 +24,7 @@ import errno, os
 def handler(event, context):
     path = "/opt/database/" + event["name"]
     written, error = 0, None
-    with open(path, "wb", buffering=0) as f:
+    with open(path, "r+b", buffering=0) as f:
         try:
             for _ in range(event["mb"]):
                 written += f.write(b"x" * (1024 * 1024))
@@ -54,19 +58,79 @@ def server():
     s.cleanup()
 
 
-def test_a_plain_file_stops_at_the_backstop_with_efbig_and_the_function_lives(server):
+def test_each_file_stops_at_the_backstop_with_efbig_and_the_function_lives(server):
     project = make_project(server)
     provision(server, project)
     function = make_function(server, project, WRITE_CODE)
-    out = output(invoke(server, function, {"name": "big.bin", "mb": 20}))
-    assert out["error"] == "EFBIG", out
-    assert out["size"] == BACKSTOP and out["written"] == BACKSTOP, out
-    path = os.path.join(server.data_dir, "databases", project, "big.bin")
-    assert os.path.getsize(path) == BACKSTOP
-    # Not killed by SIGXFSZ: the same process takes the next call, under the limit
-    again = output(invoke(server, function, {"name": "small.bin", "mb": 1}))
-    assert again["error"] is None and again["size"] == 1024 * 1024
-    assert again["pid"] == out["pid"]
+    files = os.path.join(server.data_dir, "databases", project)
+    pids = set()
+    for name in ("db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm"):
+        out = output(invoke(server, function, {"name": name, "mb": 20}))
+        assert out["error"] == "EFBIG", out
+        assert out["size"] == BACKSTOP and out["written"] == BACKSTOP, out
+        assert os.path.getsize(os.path.join(files, name)) == BACKSTOP
+        pids.add(out["pid"])
+    # Not killed by SIGXFSZ: the same process took every call
+    assert len(pids) == 1, pids
+    # Every byte the project holds on the host's disk is in those three files
+    used = sum(os.lstat(os.path.join(files, name)).st_blocks * 512 for name in os.listdir(files))
+    assert sorted(os.listdir(files)) == ["db.sqlite3", "db.sqlite3-shm", "db.sqlite3-wal"]
+    assert used <= 3 * BACKSTOP + 3 * 65536, used
+
+
+FALLOCATE_CODE = '''
+import ctypes, errno, fcntl, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+def fallocate(fd, mode, offset, length):
+    ctypes.set_errno(0)
+    rc = libc.fallocate(fd, mode, ctypes.c_long(offset), ctypes.c_long(length))
+    return "OK" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+def handler(event, context):
+    fd = os.open("/opt/database/" + event["name"], os.O_RDWR)
+    mb = 1024 * 1024
+    out = {
+        # KEEP_SIZE reserves blocks past the end without changing the size: refused
+        "keep size": fallocate(fd, 1, 0, event["mb"] * mb),
+        "zero range, keep size": fallocate(fd, 0x10 | 1, 0, event["mb"] * mb),
+        # mode 0 grows the file, so RLIMIT_FSIZE bounds it like a write
+        "past the backstop": fallocate(fd, 0, 0, event["mb"] * mb),
+        "within": fallocate(fd, 0, 0, mb),
+        # punching a hole frees blocks
+        "punch hole": fallocate(fd, 2 | 1, 0, mb),
+        "posix_fallocate": "OK",
+    }
+    # The generic ioctls that preallocate as KEEP_SIZE does (struct space_resv, x86_64 numbers)
+    reserve = struct.pack("hhqqiI4i", 0, 0, 0, event["mb"] * mb, 0, 0, 0, 0, 0, 0)
+    for name, request in (("FS_IOC_RESVSP", 0x40305828), ("FS_IOC_RESVSP64", 0x4030582a),
+                          ("FS_IOC_ZERO_RANGE", 0x40305839)):
+        try:
+            fcntl.ioctl(fd, request, reserve)
+            out[name] = "OK"
+        except OSError as error:
+            out[name] = errno.errorcode.get(error.errno, "?")
+    try:
+        os.posix_fallocate(fd, 0, 2 * mb)
+    except OSError as error:
+        out["posix_fallocate"] = errno.errorcode.get(error.errno, "?")
+    stat = os.fstat(fd)
+    os.close(fd)
+    return {"out": out, "size": stat.st_size, "blocks": stat.st_blocks * 512}
+'''
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="ioctl numbers are x86_64's")
+def test_fallocate_cannot_reserve_blocks_the_backstop_does_not_see(server):
+    project = make_project(server)
+    provision(server, project)
+    function = make_function(server, project, FALLOCATE_CODE)
+    seen = output(invoke(server, function, {"name": "db.sqlite3-wal", "mb": 200}))
+    assert seen["out"] == {"keep size": "ENOSYS", "zero range, keep size": "ENOSYS",
+                           "past the backstop": "EFBIG", "within": "OK", "punch hole": "OK",
+                           "posix_fallocate": "OK", "FS_IOC_RESVSP": "EPERM",
+                           "FS_IOC_RESVSP64": "EPERM", "FS_IOC_ZERO_RANGE": "EPERM"}, seen
+    assert seen["size"] == 2 * 1024 * 1024, seen
+    wal = os.path.join(server.data_dir, "databases", project, "db.sqlite3-wal")
+    assert os.stat(wal).st_blocks * 512 <= 2 * 1024 * 1024 + 65536
 
 
 def test_lifting_max_page_count_hits_the_backstop(server):
