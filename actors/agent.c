@@ -419,8 +419,10 @@ s_runner (zsock_t *pipe, void *args)
     runner_t *runner = (runner_t *) args;
     store_t *store = store_open (runner->config->data_dir);
     api_t *api = store ? api_new (store) : NULL;
-    if (api)
+    if (api) {
         api_set_limits (api, (int) runner->config->max_memory_mb, (int) runner->config->max_timeout_seconds);
+        api_set_quotas (api, runner->config);
+    }
     zsock_t *gateway = endpoints_connect (runner->endpoints, "gateway", ZMQ_DEALER);
     msg_outbox_t *invalidates = gateway ? msg_outbox_new (gateway, MSG_OUTBOX_LIMIT) : NULL;
     //  A chat with an API token is checked here, in the store, as the

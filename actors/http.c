@@ -1582,6 +1582,7 @@ s_self_new (zsock_t *pipe, const actor_args_t *args, char *reason, size_t reason
         .data_dir = self->config->data_dir,
         .max_memory_mb = (int) self->config->max_memory_mb,
         .max_timeout_seconds = (int) self->config->max_timeout_seconds,
+        .quotas = self->config,
     };
     self->apipool = apipool_new (&pool_config);
     if (!self->apipool)

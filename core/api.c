@@ -478,6 +478,39 @@ api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds)
 }
 
 void
+api_set_quotas (api_t *self, const config_t *config)
+{
+    self->max_functions = config->max_functions;
+    self->max_projects = config->max_projects;
+    self->max_versions = config->max_versions;
+    self->max_code_mb = config->max_code_mb;
+    self->max_routes = config->max_routes;
+    self->max_env_vars = config->max_env_vars;
+    self->max_tokens = config->max_tokens;
+}
+
+bool
+api_over_quota (api_call_t *call, long limit, const char *flag, const char *refusal,
+                const char *sql, const char *id)
+{
+    if (limit <= 0)
+        return false;
+    cJSON *row = store_query_row (call->store, sql, "s", id);
+    cJSON *count = row? row->child: NULL;
+    bool known = cJSON_IsNumber (count);
+    double value = known? count->valuedouble: 0;
+    cJSON_Delete (row);
+    if (!known)
+        api_reply_store_error (call);
+    else
+    if (value > (double) limit)
+        api_reply_detail (call, 409, "%s (at most %ld, --%s)", refusal, limit, flag);
+    else
+        return false;
+    return true;
+}
+
+void
 api_set_config (api_t *self, const char *auth_mode, const char *clerk_publishable_key, const char *version,
                 bool assistant_configured, const char *gateway_host)
 {

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "core/config.h"
 #include "core/store.h"
 
 typedef struct {
@@ -101,6 +102,13 @@ int
 //  (defaults 2048 and 900, the API's own maxima; values outside are ignored).
 void
     api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds);
+
+//  Take the quotas from config: what one user may keep (--max-functions,
+//  --max-projects, --max-code-mb, --max-tokens), what one project may have
+//  (--max-routes, --max-env-vars) and the versions a function keeps
+//  (--max-versions). A new api_t has none.
+void
+    api_set_quotas (api_t *self, const config_t *config);
 
 //  Destroy; safe on NULL and twice.
 void

@@ -27,6 +27,13 @@ struct _api_t {
     int max_memory_mb;              //  Server-set maximum for memory_mb (<= 2048)
     int max_timeout_seconds;        //  Server-set maximum for timeout_seconds (<= 900)
     char *config_json;              //  What GET /api/config answers
+    long max_functions;             //  Quotas, 0 for none (api_set_quotas)
+    long max_projects;
+    long max_versions;
+    long max_code_mb;
+    long max_routes;
+    long max_env_vars;
+    long max_tokens;
 };
 
 //  One request being handled
@@ -51,6 +58,16 @@ typedef int (api_handler_fn) (api_call_t *call);
 //  Reply with a JSON value (taken over); NULL means the store failed: 500
 int
     api_reply (api_call_t *call, int status, cJSON *json);
+//  A quota, checked by a handler after its insert, in its write transaction
+//  (BEGIN IMMEDIATE takes writers one at a time, so two requests at once
+//  cannot both slip under it): when the count sql gives for id is over
+//  limit (0: no limit), replies 409 "<refusal> (at most <limit>, --<flag>)",
+//  or 500 if the store failed, and returns true; the handler just returns,
+//  and the dispatcher rolls its insert back.
+bool
+    api_over_quota (api_call_t *call, long limit, const char *flag, const char *refusal,
+                    const char *sql, const char *id);
+
 //  Reply {"detail": <formatted sentence>}
 int
     api_reply_detail (api_call_t *call, int status, const char *format, ...)

@@ -150,6 +150,18 @@ s_code (api_call_t *call, bool required)
     return code;
 }
 
+//  The caller's code past --max-code-mb, with every version its functions
+//  keep (the sizes are in an index: no code is read)
+static bool
+s_over_code_quota (api_call_t *call)
+{
+    return api_over_quota (call, call->api->max_code_mb, "max-code-mb",
+        "Your functions' code would take more MB than one user may keep, with every version each"
+        " function keeps (--max-versions) counted; delete functions to make room",
+        "SELECT coalesce (sum (v.code_size), 0) / 1048576.0 FROM functions f"
+        " JOIN function_versions v ON v.function_id = f.id WHERE f.user_id = ?", call->req->user_id);
+}
+
 int
 api_function_create (api_call_t *call)
 {
@@ -199,6 +211,11 @@ api_function_create (api_call_t *call)
             "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
             " VALUES (?1, 1, ?2, json_text_size (?2), ?3, ?3)", "sss", id, code, now);
     free (name);
+    if (rc == 1 && (api_over_quota (call, call->api->max_functions, "max-functions",
+                                    "You already have as many functions as one user may keep; delete one first",
+                                    "SELECT count (*) FROM functions WHERE user_id = ?", call->req->user_id)
+                ||  s_over_code_quota (call)))
+        return 0;
     if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
     return api_reply (call, 200, s_function_json (call, id));
@@ -264,6 +281,18 @@ api_function_update (api_call_t *call)
                 "UPDATE functions SET active_version ="
                 " (SELECT max (version) FROM function_versions WHERE function_id = ?) WHERE id = ?",
                 "ss", function_id, function_id);
+        //  The function keeps its newest --max-versions: the new one, which
+        //  is active, and those before it
+        if (rc >= 0 && call->api->max_versions > 0)
+            rc = store_exec (call->store,
+                "DELETE FROM function_versions WHERE function_id = ?1 AND version <="
+                " (SELECT max (version) FROM function_versions WHERE function_id = ?1) - ?2",
+                "sI", function_id, (int64_t) call->api->max_versions);
+        if (rc >= 0 && s_over_code_quota (call)) {
+            cJSON_Delete (current);
+            free (name);
+            return 0;
+        }
     }
     if (rc >= 0 && name)
         rc = store_exec (call->store, "UPDATE functions SET name = ? WHERE id = ?", "ss", name, function_id);

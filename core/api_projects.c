@@ -139,6 +139,10 @@ api_project_create (api_call_t *call)
         id, call->req->user_id, name, slug, description? description: "", now, now);
     free (slug);
     free (name);
+    if (rc == 1 && api_over_quota (call, call->api->max_projects, "max-projects",
+                                   "You already have as many projects as one user may keep; delete one first",
+                                   "SELECT count (*) FROM projects WHERE user_id = ?", call->req->user_id))
+        return 0;
     if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
     return api_reply (call, 200, s_project_json (call, id));

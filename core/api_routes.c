@@ -24,6 +24,7 @@
 #include "core/route.h"
 
 #define ENV_VALUE_MAX_BYTES     (32 * 1024)
+#define S_ANSWERED              -100        //  A route's rc: a quota answered it
 
 #define ENV_SELECT \
     "SELECT id, key, CASE WHEN is_secret THEN '********' ELSE value END AS value, is_secret," \
@@ -109,13 +110,19 @@ api_env_upsert (api_call_t *call)
     char id [UTIL_ID_SIZE], now [UTIL_TIME_SIZE];
     util_new_id (id);
     util_now_iso (now);
+    if (store_begin (call->store))
+        return api_reply_store_error (call);
     int rc = store_exec (call->store,
         "INSERT INTO env_vars (id, project_id, key, value, is_secret, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (project_id, key) DO UPDATE SET"
         "   value = excluded.value, is_secret = excluded.is_secret, updated_at = excluded.updated_at",
         "ssssbss", id, project_id, key, value, (int) is_secret, now, now);
-    if (rc < 0)
+    if (rc >= 0 && api_over_quota (call, call->api->max_env_vars, "max-env-vars",
+                                   "This project already has as many env vars as it may have; delete one first",
+                                   "SELECT count (*) FROM env_vars WHERE project_id = ?", project_id))
+        return 0;
+    if (rc < 0 || store_commit (call->store))
         return api_reply_store_error (call);
     api_invalidate (call, "project", project_id);
     return api_reply (call, 200, store_query_row (call->store,
@@ -258,8 +265,15 @@ api_route_create (api_call_t *call)
                 "INSERT INTO routes (id, project_id, function_id, method, path, description,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "ssssssss",
                 id, project_id, function_id, method, path, description? description: "", now, now);
+        if (rc == 1 && api_over_quota (call, call->api->max_routes, "max-routes",
+                                       "This project already has as many routes as it may have; delete one first",
+                                       "SELECT count (*) FROM routes WHERE project_id = ?", project_id))
+            rc = S_ANSWERED;
         if (rc == 1)
             rc = store_commit (call->store);
+        if (rc == S_ANSWERED)
+            ;                       //  The quota's answer stands
+        else
         if (rc == STORE_CONFLICT)
             s_reply_clash (call, method, path, clash);
         else

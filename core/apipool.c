@@ -49,6 +49,7 @@ typedef struct {
     int index;                      //  This thread's index
     int max_memory_mb;              //  api_set_limits
     int max_timeout_seconds;        //  ditto
+    const config_t *quotas;         //  api_set_quotas, read before the thread says ready
 } s_thread_args_t;
 
 //  Why a thread's current reply is no longer wanted
@@ -107,6 +108,8 @@ s_thread_run (zsock_t *pipe, void *argument)
         sigv4_key_load (args->data_dir);
     if (ready) {
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
+        if (args->quotas)
+            api_set_quotas (api, args->quotas);
         actor_ready (pipe);
     }
     else
@@ -296,7 +299,8 @@ apipool_new (const apipool_config_t *config)
         s_thread_t *thread = &self->threads [index];
         thread->args = (s_thread_args_t) {
             .data_dir = strdup (config->data_dir), .endpoint = strdup (self->endpoint), .index = index,
-            .max_memory_mb = config->max_memory_mb, .max_timeout_seconds = config->max_timeout_seconds
+            .max_memory_mb = config->max_memory_mb, .max_timeout_seconds = config->max_timeout_seconds,
+            .quotas = config->quotas
         };
         char *reason = NULL;
         thread->actor = actor_start (s_thread_run, &thread->args, "control-plane thread", &reason);

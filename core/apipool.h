@@ -44,6 +44,7 @@ typedef struct {
     int deadline_ms;                //  0: APIPOOL_DEADLINE_MS
     int max_memory_mb;              //  api_set_limits; 0: the API's own maximum
     int max_timeout_seconds;        //  ditto
+    const config_t *quotas;         //  api_set_quotas from it; NULL: none
 } apipool_config_t;
 
 //  The answer to one submitted request

@@ -63,6 +63,13 @@ typedef struct {
     long owner_share;               //  Percent of the memory budget one owner's functions may hold while others wait
     long max_memory_mb;             //  Server-set maximum for memory_mb
     long max_timeout_seconds;       //  Server-set maximum for timeout_seconds
+    long max_functions;             //  Quotas (0: none): functions per user,
+    long max_projects;              //  projects per user,
+    long max_versions;              //  versions kept per function,
+    long max_code_mb;               //  MB of code per user, kept versions counted,
+    long max_routes;                //  routes per project,
+    long max_env_vars;              //  env vars per project,
+    long max_tokens;                //  API tokens per user
     long retention;                 //  Invocation rows kept per function
     long retention_mb;              //  Stored bytes of invocation records kept per function, in MB
     long record_max_bytes;          //  Bytes of input, output, error and logs each kept per record
