@@ -150,16 +150,41 @@ s_code (api_call_t *call, bool required)
     return code;
 }
 
-//  The caller's code past --max-code-mb, with every version its functions
-//  keep (the sizes are in an index: no code is read)
-static bool
-s_over_code_quota (api_call_t *call)
+//  MB of code the caller's functions keep, every kept version counted (a
+//  sum over an index of their functions: no code is read), or -1
+static double
+s_code_mb (api_call_t *call)
 {
-    return api_over_quota (call, call->api->max_code_mb, "max-code-mb",
-        "Your functions' code would take more MB than one user may keep, with every version each"
-        " function keeps (--max-versions) counted; delete functions to make room",
-        "SELECT coalesce (sum (v.code_size), 0) / 1048576.0 FROM functions f"
-        " JOIN function_versions v ON v.function_id = f.id WHERE f.user_id = ?", call->req->user_id);
+    cJSON *row = store_query_row (call->store,
+        "SELECT coalesce (sum (code_bytes), 0) / 1048576.0 AS mb FROM functions WHERE user_id = ?",
+        "s", call->req->user_id);
+    cJSON *mb = cJSON_GetObjectItem (row, "mb");
+    double value = cJSON_IsNumber (mb)? mb->valuedouble: -1;
+    cJSON_Delete (row);
+    return value;
+}
+
+//  After an insert: the caller's code past --max-code-mb, and grown since
+//  before (its MB before the change; < 0 for a new function), replies 409.
+//  A change that shrinks a total already over (the quota was lowered) is
+//  let through, so that the user can still ship a smaller fix.
+static bool
+s_over_code_quota (api_call_t *call, double before)
+{
+    long limit = call->api->max_code_mb;
+    if (limit <= 0)
+        return false;
+    double after = s_code_mb (call);
+    if (after < 0)
+        api_reply_store_error (call);
+    else
+    if (after > (double) limit && !(before >= 0 && after <= before))
+        api_reply_detail (call, 409, "Your functions would keep %.1f MB of code, more than the %ld MB one user"
+                          " may keep (--max-code-mb), every version a function keeps (--max-versions) counted;"
+                          " delete functions to make room", after, limit);
+    else
+        return false;
+    return true;
 }
 
 int
@@ -214,7 +239,7 @@ api_function_create (api_call_t *call)
     if (rc == 1 && (api_over_quota (call, call->api->max_functions, "max-functions",
                                     "You already have as many functions as one user may keep; delete one first",
                                     "SELECT count (*) FROM functions WHERE user_id = ?", call->req->user_id)
-                ||  s_over_code_quota (call)))
+                ||  s_over_code_quota (call, -1)))
         return 0;
     if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
@@ -270,25 +295,31 @@ api_function_update (api_call_t *call)
     int rc = 0;
     const char *active_code = cJSON_GetStringValue (cJSON_GetObjectItem (current, "code"));
     if (code && !(active_code && streq (code, active_code))) {
+        double before = call->api->max_code_mb > 0? s_code_mb (call): 0;
+        if (before < 0)
+            rc = STORE_ERROR;
         //  A new version, numbered past every existing one (so a save
         //  after a rollback never collides), and made active
-        rc = store_exec (call->store,
-            "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
-            " SELECT ?1, coalesce (max (version), 0) + 1, ?2, json_text_size (?2), ?3, ?3"
-            "  FROM function_versions WHERE function_id = ?1", "sss", function_id, code, now);
+        if (rc >= 0)
+            rc = store_exec (call->store,
+                "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
+                " SELECT ?1, coalesce (max (version), 0) + 1, ?2, json_text_size (?2), ?3, ?3"
+                "  FROM function_versions WHERE function_id = ?1", "sss", function_id, code, now);
         if (rc >= 0)
             rc = store_exec (call->store,
                 "UPDATE functions SET active_version ="
                 " (SELECT max (version) FROM function_versions WHERE function_id = ?) WHERE id = ?",
                 "ss", function_id, function_id);
-        //  The function keeps its newest --max-versions: the new one, which
-        //  is active, and those before it
+        //  The function keeps its newest --max-versions (the new one, which
+        //  is active, and those before it) and the one that was active
+        //  until now, which a rollback may have made an old one
         if (rc >= 0 && call->api->max_versions > 0)
             rc = store_exec (call->store,
-                "DELETE FROM function_versions WHERE function_id = ?1 AND version <="
+                "DELETE FROM function_versions WHERE function_id = ?1 AND version <> ?3 AND version <="
                 " (SELECT max (version) FROM function_versions WHERE function_id = ?1) - ?2",
-                "sI", function_id, (int64_t) call->api->max_versions);
-        if (rc >= 0 && s_over_code_quota (call)) {
+                "sIi", function_id, (int64_t) call->api->max_versions,
+                (int) cJSON_GetNumberValue (cJSON_GetObjectItem (current, "active_version")));
+        if (rc >= 0 && s_over_code_quota (call, before)) {
             cJSON_Delete (current);
             free (name);
             return 0;
@@ -563,6 +594,15 @@ api_project_functions (api_call_t *call)
 //  --------------------------------------------------------------------------
 //  Selftest
 
+//  A body {"name": tag, "code": "x=1  # tag" + size bytes of comment} into body
+static void
+s_test_code_body (char *body, size_t size, const char *tag)
+{
+    int used = sprintf (body, "{\"name\":\"%s\",\"code\":\"x=1  # %s", tag, tag);
+    memset (body + used, 'c', size);
+    strcpy (body + used + size, "\"}");
+}
+
 void
 api_functions_test (bool verbose)
 {
@@ -814,6 +854,75 @@ api_functions_test (bool verbose)
     cJSON_Delete (reply);
     api_test_invalid (api_test_request (api, "alice", "POST", "/api/functions", NULL,
                       "{\"name\":\"f\",\"code\":\"x\",\"memory_mb\":512}", 422, NULL), "body", "memory_mb");
+
+    //  Quotas: carol may keep two functions; each keeps its newest two
+    //  versions and the one active before a save
+    api->max_functions = 2;
+    api->max_versions = 2;
+    char *quota_id = api_test_create (api, "carol", "/api/functions", "{\"name\":\"q1\",\"code\":\"x=1\"}");
+    zstr_free (&quota_id);
+    quota_id = api_test_create (api, "carol", "/api/functions", "{\"name\":\"q2\",\"code\":\"x=1\"}");
+    api_test_detail (api_test_request (api, "carol", "POST", "/api/functions", NULL,
+                     "{\"name\":\"q3\",\"code\":\"x=1\"}", 409, NULL),
+                     "You already have as many functions as one user may keep; delete one first"
+                     " (at most 2, --max-functions)");
+    assert (cJSON_GetArraySize (reply = api_test_request (api, "carol", "GET", "/api/functions",
+                                                          NULL, NULL, 200, NULL)) == 2);
+    cJSON_Delete (reply);
+    snprintf (path, sizeof path, "/api/functions/%s", quota_id);
+    for (int version = 2; version <= 4; version++) {
+        snprintf (body, sizeof body, "{\"code\":\"x=%d\"}", version);
+        cJSON_Delete (api_test_request (api, "carol", "PUT", path, NULL, body, 200, NULL));
+    }
+    snprintf (path, sizeof path, "/api/functions/%s/versions/3", quota_id);
+    cJSON_Delete (api_test_request (api, "carol", "PUT", path, NULL, NULL, 200, NULL));
+    snprintf (path, sizeof path, "/api/functions/%s", quota_id);
+    cJSON_Delete (api_test_request (api, "carol", "PUT", path, NULL, "{\"code\":\"x=5\"}", 200, NULL));
+    snprintf (path, sizeof path, "/api/functions/%s/versions", quota_id);
+    reply = api_test_request (api, "carol", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 3);
+    assert (api_test_num (cJSON_GetArrayItem (reply, 0), "version") == 5);
+    assert (api_test_num (cJSON_GetArrayItem (reply, 1), "version") == 4);
+    assert (api_test_num (cJSON_GetArrayItem (reply, 2), "version") == 3);
+    cJSON_Delete (reply);
+    //  The code each function keeps is summed by the triggers
+    cJSON *bytes = store_query_row (store, "SELECT code_bytes, (SELECT sum (code_size) FROM function_versions"
+                                    " WHERE function_id = ?1) AS summed FROM functions WHERE id = ?1", "s", quota_id);
+    assert (api_test_num (bytes, "code_bytes") == api_test_num (bytes, "summed"));
+    assert (api_test_num (bytes, "code_bytes") == 3 * strlen ("\"x=1\""));
+    cJSON_Delete (bytes);
+    zstr_free (&quota_id);
+    api->max_functions = 0;
+
+    //  The code quota refuses a save that grows a total over it, not one
+    //  that shrinks a total already over (the quota was lowered since)
+    api->max_versions = 0;
+    char *big_body = (char *) malloc (900 * 1024);
+    s_test_code_body (big_body, 700 * 1024, "q");
+    quota_id = api_test_create (api, "dana", "/api/functions", big_body);
+    snprintf (path, sizeof path, "/api/functions/%s", quota_id);
+    s_test_code_body (big_body, 700 * 1024, "v2");
+    cJSON_Delete (api_test_request (api, "dana", "PUT", path, NULL, big_body, 200, NULL));
+    api->max_versions = 2;
+    api->max_code_mb = 1;
+    s_test_code_body (big_body, 500 * 1024, "v3");        //  1.4 MB to 1.2 MB: let through
+    cJSON_Delete (api_test_request (api, "dana", "PUT", path, NULL, big_body, 200, NULL));
+    s_test_code_body (big_body, 800 * 1024, "v4");        //  1.2 MB to 1.3 MB: refused
+    reply = api_test_request (api, "dana", "PUT", path, NULL, big_body, 409, NULL);
+    assert (strstr (api_test_str (reply, "detail"), "--max-code-mb"));
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "dana", "GET", path, NULL, NULL, 200, NULL);
+    assert (api_test_num (reply, "active_version") == 3);
+    cJSON_Delete (reply);
+    api_test_detail (api_test_request (api, "dana", "POST", "/api/functions", NULL,
+                     "{\"name\":\"more\",\"code\":\"x=1\"}", 409, NULL),
+                     "Your functions would keep 1.2 MB of code, more than the 1 MB one user may keep"
+                     " (--max-code-mb), every version a function keeps (--max-versions) counted;"
+                     " delete functions to make room");
+    free (big_body);
+    zstr_free (&quota_id);
+    api->max_versions = 0;
+    api->max_code_mb = 0;
 
     zstr_free (&project_id);
     zstr_free (&bob_project);

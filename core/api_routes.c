@@ -112,13 +112,18 @@ api_env_upsert (api_call_t *call)
     util_now_iso (now);
     if (store_begin (call->store))
         return api_reply_store_error (call);
+    //  Changing a key the project has is no new env var, whatever the count
+    cJSON *had = store_query_row (call->store, "SELECT 1 AS had FROM env_vars WHERE project_id = ? AND key = ?",
+                                  "ss", project_id, key);
+    bool existing = had != NULL;
+    cJSON_Delete (had);
     int rc = store_exec (call->store,
         "INSERT INTO env_vars (id, project_id, key, value, is_secret, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (project_id, key) DO UPDATE SET"
         "   value = excluded.value, is_secret = excluded.is_secret, updated_at = excluded.updated_at",
         "ssssbss", id, project_id, key, value, (int) is_secret, now, now);
-    if (rc >= 0 && api_over_quota (call, call->api->max_env_vars, "max-env-vars",
+    if (rc >= 0 && !existing && api_over_quota (call, call->api->max_env_vars, "max-env-vars",
                                    "This project already has as many env vars as it may have; delete one first",
                                    "SELECT count (*) FROM env_vars WHERE project_id = ?", project_id))
         return 0;
@@ -424,6 +429,18 @@ api_routes_test (bool verbose)
     api_test_detail (api_test_request (api, "bob", "GET", path, NULL, NULL, 404, NULL), "Project not found");
     api_test_detail (api_test_request (api, "bob", "POST", path, NULL, "{\"key\":\"X\",\"value\":\"v\"}", 404, NULL),
                      "Project not found");
+    //  Over --max-env-vars (lowered below the two it has): a new key is
+    //  refused and stored nowhere, a key it has can still change
+    api->max_env_vars = 1;
+    api_test_detail (api_test_request (api, "alice", "POST", path, NULL, "{\"key\":\"C\",\"value\":\"v\"}", 409, NULL),
+                     "This project already has as many env vars as it may have; delete one first"
+                     " (at most 1, --max-env-vars)");
+    reply = api_test_request (api, "alice", "POST", path, NULL, "{\"key\":\"B_TOKEN\",\"value\":\"new\"}", 200, NULL);
+    cJSON_Delete (reply);
+    reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
+    assert (cJSON_GetArraySize (reply) == 2);
+    cJSON_Delete (reply);
+    api->max_env_vars = 0;
 
     //  The invoke path sees the env unmasked
     store_function_t fn = { 0 };

@@ -404,6 +404,24 @@ static const char *s_migrations [] = {
     "UPDATE function_versions SET code_size = json_text_size (code);"
     "CREATE INDEX function_versions_sizes"
     "    ON function_versions (function_id, version, code_size, created_at, updated_at);",
+    //  15: each function's code_bytes, the code_size of every version it
+    //  keeps, kept by triggers, so that --max-code-mb sums a user's
+    //  functions (an index of them) rather than all their versions
+    //  (core/api_functions.c)
+    "ALTER TABLE functions ADD COLUMN code_bytes INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE functions SET code_bytes ="
+    "    (SELECT coalesce (sum (code_size), 0) FROM function_versions WHERE function_id = functions.id);"
+    "CREATE INDEX functions_code_bytes ON functions (user_id, code_bytes);"
+    "CREATE TRIGGER function_versions_bytes_in AFTER INSERT ON function_versions BEGIN"
+    "    UPDATE functions SET code_bytes = code_bytes + new.code_size WHERE id = new.function_id;"
+    "END;"
+    "CREATE TRIGGER function_versions_bytes_out AFTER DELETE ON function_versions BEGIN"
+    "    UPDATE functions SET code_bytes = code_bytes - old.code_size WHERE id = old.function_id;"
+    "END;"
+    "CREATE TRIGGER function_versions_bytes_set AFTER UPDATE OF code_size ON function_versions BEGIN"
+    "    UPDATE functions SET code_bytes = code_bytes - old.code_size WHERE id = old.function_id;"
+    "    UPDATE functions SET code_bytes = code_bytes + new.code_size WHERE id = new.function_id;"
+    "END;",
 };
 #define MIGRATIONS (int) (sizeof s_migrations / sizeof s_migrations [0])
 

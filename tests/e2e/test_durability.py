@@ -94,7 +94,8 @@ def test_kill_9_keeps_acknowledged_writes(make_server):
 
 
 def test_concurrent_creates_lose_nothing(make_server):
-    server = make_server()
+    # 640 projects of one user: past the default --max-projects (test_quotas.py tests that)
+    server = make_server(args=["--max-projects", "0"])
     clients, each = 32, 20
     tag = uuid.uuid4().hex[:6]
 

@@ -5,7 +5,8 @@ lists by creating things (--max-functions, --max-projects, --max-code-mb, --max-
 Two users with API tokens on a server in jwt mode. Past a quota the create is a 409 whose detail names
 the limit and its flag, nothing of it is stored, and the user's other data is intact; the other user is
 not affected; removing one makes room again. Creates racing each other never pass the limit together.
-A function keeps its newest --max-versions: a save past it removes the oldest, the active one stays.
+A function keeps its newest --max-versions and the one active before a save: a save past it removes the
+oldest others.
 """
 import concurrent.futures
 import sqlite3
@@ -97,10 +98,14 @@ def test_versions_kept_per_function(quota):
     status(server.put("/api/functions/%s/versions/2" % fid, headers=dave), 404)
     status(server.put("/api/functions/%s/versions/3" % fid, headers=dave), 200)
     assert status(server.post("/api/invoke/" + fid, json={"input": {}}, headers=dave), 200)["output"] == 3
-    # A save after the rollback is numbered past every version and keeps the newest three
+    # A save after the rollback is numbered past every version and keeps the newest three, and the
+    # version that was active until then (the one rolled back to), to go back to again
     status(server.put("/api/functions/" + fid, json={"code": "def handler(e):\n    return 6\n"}, headers=dave), 200)
     versions = status(server.get("/api/functions/%s/versions" % fid, headers=dave), 200)
-    assert [v["version"] for v in versions] == [6, 5, 4], versions
+    assert [v["version"] for v in versions] == [6, 5, 4, 3], versions
+    status(server.put("/api/functions/" + fid, json={"code": "def handler(e):\n    return 7\n"}, headers=dave), 200)
+    versions = status(server.get("/api/functions/%s/versions" % fid, headers=dave), 200)
+    assert [v["version"] for v in versions] == [7, 6, 5], versions
 
 
 def test_code_per_user_counts_every_kept_version(quota):
