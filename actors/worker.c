@@ -78,6 +78,7 @@
 #include "broker/reactor.h"
 #include "broker/msg.h"
 #include "core/config.h"
+#include "core/dbprovider.h"
 #include "core/layers.h"
 #include "core/util.h"
 #include "runtime/proto.h"
@@ -1711,6 +1712,12 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
                                 cJSON_IsTrue (cJSON_GetObjectItem (database, "writable")) ? "rw" : "ro")
                 : NULL;
     double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
+    //  A project's SQLite database: its journals, which SQLite on the host
+    //  removes at its last close and functions cannot make (core/dbprovider.c)
+    if (mount && streq (mount_target, DBPROVIDER_SQLITE_DIR)
+    &&  cJSON_IsTrue (cJSON_GetObjectItem (database, "writable"))
+    &&  dbprovider_sqlite_journals (mount_source))
+        zsys_warning ("worker: the database in %s lacks its journal files: %s", mount_source, strerror (errno));
 
     kind_t *kind = NULL;
     if (network || layer_dir || mount) {

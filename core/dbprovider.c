@@ -22,10 +22,13 @@
     Size cap (--sqlite-db-max-mb): the gateway passes it to the runner,
     which gives SQLite connections a max_page_count for it and sets
     RLIMIT_FSIZE (soft and hard, so it stays) at twice the cap plus 8 MB,
-    with SIGXFSZ ignored: a write past it fails with EFBIG. With no other
-    file to make, and fallocate's KEEP_SIZE refused by the seccomp filter
-    (it reserves blocks that RLIMIT_FSIZE does not count), a project's
-    database takes at most three times that limit of the host's disk.
+    with SIGXFSZ ignored: a write past it fails with EFBIG. RLIMIT_FSIZE
+    checks growth only, so the bound holds while each file's size is
+    within it: the seccomp filter refuses fallocate (KEEP_SIZE reserves
+    blocks past the end, INSERT_RANGE makes a size without blocks), and
+    dirs from earlier versions are brought back within it at start
+    (s_sqlite_tidy). With no other file to make, a project's database
+    takes at most three times that limit of the host's disk.
     ========================================================================= */
 
 #include <czmq.h>
@@ -147,38 +150,51 @@ typedef struct {
     int max_mb;                     //  Size cap
 } s_sqlite_t;
 
+//  The three files of a project's database, and the dir that keeps, out of
+//  functions' reach, what they left beside it before the dir was sealed
+static const char *s_sqlite_files [] = { "db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm" };
+#define S_SQLITE_FILES      3
+#define S_SQLITE_KEPT       ".clowdy-kept"
+
 //  Make the project's dir, open as dir_fd, hold only the database's files:
-//  the dir becomes the server's 0755, and the -wal and -shm are made here
-//  (0666), since SQLite in a sandbox can no longer make them. SQLite then
-//  cannot remove them at its last close either, which it ignores: they stay,
-//  as with its own PERSIST_WAL, and the next connection reads them as a
-//  crash would leave them. Dirs of projects provisioned before this were
-//  0777 and may hold anything a function left, links included: an entry
-//  in a -wal or -shm's place that is not a plain file is replaced (never
-//  followed). 0, or -1 with errno.
+//  the dir becomes the server's 0755, the -wal and -shm are made here if
+//  they are missing, and the three files are the server's, 0666. SQLite in
+//  a sandbox can neither make the journals nor remove them at its last
+//  close, which it ignores: they stay, as with its own PERSIST_WAL, and
+//  the next connection reads them as a crash would leave them. SQLite on
+//  the host (root) does remove them at its last close: the worker calls
+//  this again before each cold start with a database (dbprovider_sqlite_
+//  journals). An entry in a journal's place that is not a plain file
+//  (from before the seal) is replaced, never followed. 0, or -1 with errno.
 static int
 s_sqlite_seal (int dir_fd)
 {
     if (fchmod (dir_fd, 0755))
         return -1;
-    const char *names [] = { "db.sqlite3-wal", "db.sqlite3-shm" };
-    for (size_t index = 0; index < sizeof names / sizeof names [0]; index++) {
-        int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-        int fd = openat (dir_fd, names [index], flags, 0666);
+    for (size_t index = 0; index < S_SQLITE_FILES; index++) {
+        const char *name = s_sqlite_files [index];
+        bool journal = index > 0;
+        int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (journal? O_CREAT: 0);
+        int fd = openat (dir_fd, name, flags, 0666);
         struct stat status;
         if (fd >= 0 && (fstat (fd, &status) || !S_ISREG (status.st_mode))) {
             close (fd);
             fd = -1;
             errno = ELOOP;          //  Not a plain file: replaced, as a link is
         }
-        if (fd < 0 && (errno == ELOOP || errno == ENXIO)) {
-            if (unlinkat (dir_fd, names [index], 0))
+        if (fd < 0 && journal && (errno == ELOOP || errno == ENXIO)) {
+            if (unlinkat (dir_fd, name, 0))
                 return -1;
-            fd = openat (dir_fd, names [index], flags | O_EXCL, 0666);
+            fd = openat (dir_fd, name, flags | O_EXCL, 0666);
         }
+        if (fd < 0 && !journal && errno == ENOENT)
+            continue;               //  The caller makes the database
         if (fd < 0)
             return -1;
-        int rc = fchmod (fd, 0666);
+        //  A file a function made before the seal was its own, to chmod
+        int rc = fchown (fd, geteuid (), getegid ());
+        if (rc == 0)
+            rc = fchmod (fd, 0666);
         int saved = errno;
         close (fd);
         if (rc) {
@@ -189,20 +205,179 @@ s_sqlite_seal (int dir_fd)
     return 0;
 }
 
-//  At start: seal the dirs of projects provisioned before s_sqlite_seal was
-//  (each one is sealed again, which changes nothing)
-static void
-s_sqlite_seal_all (const char *root)
+int
+dbprovider_sqlite_journals (const char *dir)
 {
-    DIR *dir = opendir (root);
+    int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = dir_fd < 0? -1: s_sqlite_seal (dir_fd);
+    int saved = errno;
+    if (dir_fd >= 0)
+        close (dir_fd);
+    errno = saved;
+    return rc;
+}
+
+//  Make the database file (in WAL mode, 0666). 0, or -1 with the reason.
+static int
+s_sqlite_make (const char *file, char *error, size_t error_size)
+{
+    sqlite3 *db = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2 (file, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK
+    ||  sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
+        snprintf (error, error_size, "Could not create the database file: %s", db? sqlite3_errmsg (db): "out of memory");
+    else
+        rc = 0;
+    sqlite3_close (db);
+    if (rc == 0 && chmod (file, 0666)) {
+        snprintf (error, error_size, "Could not open up the database file: %s", strerror (errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+//  Move the entry name of the dir open as dir_fd into its kept dir (made
+//  at the first move, root's and 0700: no function can reach into it),
+//  under a fresh name if its own is taken there. 0, or -1 with errno.
+static int
+s_sqlite_keep (int dir_fd, int *kept_fd, const char *name)
+{
+    if (*kept_fd < 0) {
+        if (mkdirat (dir_fd, S_SQLITE_KEPT, 0700) && errno != EEXIST)
+            return -1;
+        *kept_fd = openat (dir_fd, S_SQLITE_KEPT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat status;
+        if (*kept_fd < 0)
+            return -1;
+        if (fstat (*kept_fd, &status) || status.st_uid != geteuid () || fchmod (*kept_fd, 0700)) {
+            close (*kept_fd);
+            *kept_fd = -1;
+            errno = EPERM;
+            return -1;
+        }
+    }
+    if (renameat2 (dir_fd, name, *kept_fd, name, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EEXIST && errno != EINVAL)
+        return -1;
+    char fresh [NAME_MAX + 1];
+    snprintf (fresh, sizeof fresh, "%.200s-", name);
+    if (util_random_hex (fresh + strlen (fresh), 8))
+        return -1;
+    return renameat (dir_fd, name, *kept_fd, fresh);
+}
+
+//  At start, while no sandbox runs: bring a project's dir, open as dir_fd,
+//  to what a function can have there since the seal. A dir made by an
+//  earlier version was 0777 and may hold anything a function made: every
+//  entry but the three plain files moves into .clowdy-kept (an entry of
+//  that name that is not the server's dir moves in too, under another
+//  name). Each of the three files must be within the backstop the runner
+//  sets (RLIMIT_FSIZE, twice the cap plus 8 MB): that limit checks only
+//  growth, so a bigger size (fallocate's INSERT_RANGE, refused since)
+//  would let writes inside it fill the disk. An oversized WAL is
+//  checkpointed into the database, and set aside if it stays oversized; a
+//  database file bigger than the backstop by more than the backstop in
+//  holes is set aside (a big database from before the cap was lowered has
+//  its blocks, and is left as it is); its place takes a new, empty one.
+static void
+s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
+{
+    char *dir = zsys_sprintf ("%s/%s", self->root, project_id);
+    char *file = zsys_sprintf ("%s/db.sqlite3", dir);
+    int64_t backstop = ((int64_t) 2 * self->max_mb + 8) * 1024 * 1024;
+    int kept_fd = -1;
+    size_t moved = 0, failed = 0;
+    struct stat status;
+    if (fchmod (dir_fd, 0755))
+        failed++;
+    if (fstatat (dir_fd, S_SQLITE_KEPT, &status, AT_SYMLINK_NOFOLLOW) == 0
+    &&  (!S_ISDIR (status.st_mode) || status.st_uid != geteuid ())) {
+        char fresh [64] = ".clowdy-moved-";
+        if (util_random_hex (fresh + strlen (fresh), 8) || renameat (dir_fd, S_SQLITE_KEPT, dir_fd, fresh))
+            failed++;
+    }
+    int copy = dup (dir_fd);
+    DIR *listing = copy >= 0? fdopendir (copy): NULL;
+    if (!listing && copy >= 0)
+        close (copy);
+    struct dirent *entry;
+    while (listing && (entry = readdir (listing))) {
+        const char *name = entry->d_name;
+        if (streq (name, ".") || streq (name, "..") || streq (name, S_SQLITE_KEPT))
+            continue;
+        bool own = false;
+        for (size_t index = 0; index < S_SQLITE_FILES; index++)
+            own = own || streq (name, s_sqlite_files [index]);
+        if (own && fstatat (dir_fd, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (status.st_mode))
+            continue;
+        if (s_sqlite_keep (dir_fd, &kept_fd, name) == 0)
+            moved++;
+        else
+            failed++;
+    }
+    if (listing)
+        closedir (listing);
+    //  Sizes past the backstop
+    if (fstatat (dir_fd, "db.sqlite3-wal", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop) {
+        sqlite3 *db = NULL;
+        if (sqlite3_open_v2 (file, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+            sqlite3_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        sqlite3_close (db);         //  As root, the last close removes the journals
+        if (fstatat (dir_fd, "db.sqlite3-wal", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop) {
+            if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3-wal") == 0)
+                moved++;
+            else
+                failed++;
+        }
+    }
+    if (fstatat (dir_fd, "db.sqlite3-shm", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop) {
+        if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3-shm") == 0)
+            moved++;
+        else
+            failed++;
+    }
+    if (fstatat (dir_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop
+    &&  status.st_size - (int64_t) status.st_blocks * 512 > backstop) {
+        zsys_warning ("database: project %s: its database file says %jd bytes with %jd on disk, past the"
+                      " size cap: set aside in %s/%s", project_id, (intmax_t) status.st_size,
+                      (intmax_t) status.st_blocks * 512, dir, S_SQLITE_KEPT);
+        if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3") == 0)
+            moved++;
+        else
+            failed++;
+    }
+    char error [DBPROVIDER_ERROR_SIZE];
+    if (fstatat (dir_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) && errno == ENOENT
+    &&  s_sqlite_make (file, error, sizeof error))
+        zsys_warning ("database: project %s: %s", project_id, error);
+    if (moved)
+        zsys_warning ("database: project %s: %zu entries beside its database moved to %s/%s, where"
+                      " functions cannot reach them", project_id, moved, dir, S_SQLITE_KEPT);
+    if (failed)
+        zsys_warning ("database: project %s: %zu entries beside its database could not be moved (%s)",
+                      project_id, failed, strerror (errno));
+    if (kept_fd >= 0)
+        close (kept_fd);
+    zstr_free (&file);
+    zstr_free (&dir);
+}
+
+//  At start: each project's dir tidied (s_sqlite_tidy) and sealed
+static void
+s_sqlite_seal_all (s_sqlite_t *self)
+{
+    DIR *dir = opendir (self->root);
     struct dirent *entry;
     while (dir && (entry = readdir (dir))) {
         if (!util_is_id (entry->d_name))
             continue;
         int fd = openat (dirfd (dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            s_sqlite_tidy (self, fd, entry->d_name);
         if (fd < 0 || s_sqlite_seal (fd))
             zsys_warning ("database: cannot keep %s/%s to its database files: %s",
-                          root, entry->d_name, strerror (errno));
+                          self->root, entry->d_name, strerror (errno));
         if (fd >= 0)
             close (fd);
     }
@@ -228,7 +403,7 @@ s_sqlite_create (const config_t *config, char *error, size_t error_size)
         free (self);
         return NULL;
     }
-    s_sqlite_seal_all (self->root);
+    s_sqlite_seal_all (self);
     return self;
 }
 
@@ -385,29 +560,14 @@ s_sqlite_provision (void *state, const char *project_id, dbprovider_info_t *info
         return -1;
     char *dir = zsys_sprintf ("%s/%s", self->root, project_id);
     char *file = zsys_sprintf ("%s/db.sqlite3", dir);
-    sqlite3 *db = NULL;
     int rc = -1;
     if (mkdir (dir, 0755) || chmod (dir, 0755))
         snprintf (error, error_size, "Could not make the database directory: %s", strerror (errno));
     else
-    if (sqlite3_open_v2 (file, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK
-    ||  sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
-        snprintf (error, error_size, "Could not create the database file: %s", db? sqlite3_errmsg (db): "out of memory");
-    else
-        rc = 0;
-    sqlite3_close (db);
-    if (rc == 0 && chmod (file, 0666)) {
-        snprintf (error, error_size, "Could not open up the database file: %s", strerror (errno));
+        rc = s_sqlite_make (file, error, error_size);
+    if (rc == 0 && dbprovider_sqlite_journals (dir)) {
+        snprintf (error, error_size, "Could not make the database's journal files: %s", strerror (errno));
         rc = -1;
-    }
-    if (rc == 0) {
-        int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dir_fd < 0 || s_sqlite_seal (dir_fd)) {
-            snprintf (error, error_size, "Could not make the database's journal files: %s", strerror (errno));
-            rc = -1;
-        }
-        if (dir_fd >= 0)
-            close (dir_fd);
     }
     if (rc == 0) {
         info->url = strdup ("sqlite:///" DBPROVIDER_SQLITE_FILE);
@@ -480,34 +640,99 @@ dbprovider_test (bool verbose)
         assert (lstat (journal, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
         zstr_free (&journal);
     }
-    //  A dir from before the seal (0777, and a function's link and fifo
-    //  where the journals go) is sealed when the provider starts: the link
-    //  is replaced, not followed, and what it pointed at is untouched
+    //  A dir from before the seal (0777) is tidied and sealed when the
+    //  provider starts. Here a function left: a link and a fifo where the
+    //  journals go, a file and a directory beside them, a .clowdy-kept of
+    //  its own, a database file chmod'ed to itself alone, and a WAL whose
+    //  size is far past the backstop (as fallocate's INSERT_RANGE made
+    //  one). Links are moved, not followed: what one pointed at stays.
     {
-        char *legacy = zsys_sprintf ("%s/databases/0123456789ab", data_dir);
+        const char *legacy_id = "0123456789ab";
+        char *legacy = zsys_sprintf ("%s/databases/%s", data_dir, legacy_id);
         assert (mkdir (legacy, 0777) == 0 && chmod (legacy, 0777) == 0);
         char *target = zsys_sprintf ("%s/target", data_dir);
         FILE *kept = fopen (target, "w");
         assert (kept && fputs ("kept", kept) >= 0 && fclose (kept) == 0);
         chmod (target, 0600);
-        char *wal = zsys_sprintf ("%s/db.sqlite3-wal", legacy);
-        char *shm = zsys_sprintf ("%s/db.sqlite3-shm", legacy);
-        assert (symlink (target, wal) == 0 && mkfifo (shm, 0600) == 0);
+        int legacy_fd = open (legacy, O_RDONLY | O_DIRECTORY);
+        assert (legacy_fd >= 0);
+        char *legacy_db = zsys_sprintf ("%s/db.sqlite3", legacy);
+        assert (s_sqlite_make (legacy_db, error, sizeof error) == 0);
+        assert (chown (legacy_db, 12345, 12345) == 0 && chmod (legacy_db, 0600) == 0);
+        assert (symlinkat (target, legacy_fd, "db.sqlite3-wal") == 0);
+        assert (mkfifoat (legacy_fd, "db.sqlite3-shm", 0600) == 0);
+        assert (mkdirat (legacy_fd, "stash", 0777) == 0 && mkdirat (legacy_fd, ".clowdy-kept", 0777) == 0);
+        assert (fchownat (legacy_fd, ".clowdy-kept", 12345, 12345, 0) == 0);
+        int fd = openat (legacy_fd, "notes.txt", O_WRONLY | O_CREAT, 0666);
+        assert (fd >= 0 && write (fd, "x", 1) == 1);
+        close (fd);
         dbprovider_t *again = dbprovider_new (&config, error, sizeof error);
         assert (again);
-        assert (stat (legacy, &status) == 0 && (status.st_mode & 0777) == 0755);
-        assert (lstat (wal, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
-        assert (status.st_size == 0);
-        assert (lstat (shm, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
+        assert (fstat (legacy_fd, &status) == 0 && (status.st_mode & 0777) == 0755);
+        const char *names [] = { "db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm" };
+        for (size_t index = 0; index < 3; index++) {
+            assert (fstatat (legacy_fd, names [index], &status, AT_SYMLINK_NOFOLLOW) == 0);
+            assert (S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666 && status.st_uid == geteuid ());
+        }
         assert (stat (target, &status) == 0 && (status.st_mode & 0777) == 0600 && status.st_size == 4);
-        assert (dbprovider_deprovision (again, "0123456789ab", NULL, error, sizeof error) == 0);
-        assert (stat (legacy, &status) == -1 && errno == ENOENT);
+        //  Beside the three files only the kept dir, the server's and closed
+        DIR *listing = fdopendir (dup (legacy_fd));
+        struct dirent *entry;
+        size_t entries = 0;
+        while ((entry = readdir (listing)))
+            if (entry->d_name [0] != '.' || streq (entry->d_name, ".clowdy-kept"))
+                entries++;
+        closedir (listing);
+        assert (entries == 4);
+        assert (fstatat (legacy_fd, ".clowdy-kept", &status, AT_SYMLINK_NOFOLLOW) == 0);
+        assert (S_ISDIR (status.st_mode) && status.st_uid == geteuid () && (status.st_mode & 0777) == 0700);
+        int kept_fd = openat (legacy_fd, ".clowdy-kept", O_RDONLY | O_DIRECTORY);
+        assert (kept_fd >= 0);
+        assert (fstatat (kept_fd, "notes.txt", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size == 1);
+        assert (fstatat (kept_fd, "stash", &status, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (status.st_mode));
+        assert (fstatat (kept_fd, "db.sqlite3-wal", &status, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (status.st_mode));
+        close (kept_fd);
+        dbprovider_destroy (&again);
+
+        //  Sizes past the backstop (2 x 7 + 8 MB here): a WAL with a size
+        //  of 1 GB and no blocks is checkpointed, then set aside; so is a
+        //  database file that is mostly holes, and a new one takes its place
+        int64_t huge = (int64_t) 1 << 30;
+        fd = openat (legacy_fd, "db.sqlite3-wal", O_WRONLY);
+        assert (fd >= 0 && ftruncate (fd, huge) == 0);
+        close (fd);
+        again = dbprovider_new (&config, error, sizeof error);
+        assert (again);
+        assert (fstatat (legacy_fd, "db.sqlite3-wal", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size < huge);
+        dbprovider_destroy (&again);
+        fd = openat (legacy_fd, "db.sqlite3", O_WRONLY);
+        assert (fd >= 0 && ftruncate (fd, huge) == 0);
+        close (fd);
+        again = dbprovider_new (&config, error, sizeof error);
+        assert (again);
+        assert (fstatat (legacy_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size < huge);
+        assert (status.st_size > 0 && (status.st_mode & 0777) == 0666);
+        sqlite3 *db = NULL;
+        assert (sqlite3_open_v2 (legacy_db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+        assert (sqlite3_exec (db, "SELECT count (*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close (db);
+        assert (dbprovider_deprovision (again, legacy_id, NULL, error, sizeof error) == 0);
+        assert (fstat (legacy_fd, &status) == 0 && status.st_nlink == 0);
+        close (legacy_fd);
         dbprovider_destroy (&again);
         unlink (target);
-        zstr_free (&wal);
-        zstr_free (&shm);
+        zstr_free (&legacy_db);
         zstr_free (&target);
         zstr_free (&legacy);
+    }
+    //  SQLite on the host removes the journals at its last close; the
+    //  worker's call before a cold start makes them again
+    {
+        char *wal = zsys_sprintf ("%s/db.sqlite3-wal", info.mount_source);
+        assert (unlink (wal) == 0);
+        assert (dbprovider_sqlite_journals (info.mount_source) == 0);
+        assert (lstat (wal, &status) == 0 && S_ISREG (status.st_mode) && (status.st_mode & 0777) == 0666);
+        zstr_free (&wal);
     }
     //  Provisioning again starts afresh; deprovision removes everything,
     //  files the function made too, and twice is fine

@@ -95,7 +95,6 @@
 #include <sched.h>
 #include <poll.h>
 #include <sys/mman.h>
-#include <linux/falloc.h>
 #include <sys/sendfile.h>
 #include <spawn.h>
 #include <net/if.h>
@@ -270,8 +269,8 @@ static const char s_resolv [] = "nameserver 10.0.2.3\n";      //  slirp4netns DN
 //  Names this architecture or libseccomp does not know are skipped.
 
 //  The generic preallocation ioctls (fs/ioctl.c), which the kernel's uapi
-//  headers do not export: each calls fallocate with FALLOC_FL_KEEP_SIZE
-//  (RESVSP) or FALLOC_FL_ZERO_RANGE on any file system
+//  headers do not export: each calls fallocate, with FALLOC_FL_KEEP_SIZE
+//  (RESVSP) or FALLOC_FL_ZERO_RANGE, on any file system
 struct s_space_resv {
     int16_t l_whence;
     int16_t l_type;
@@ -457,7 +456,7 @@ s_filter_build (bool network, struct sock_fprog *program)
         rc = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (clone), 1,
                                SCMP_A0 (SCMP_CMP_MASKED_EQ, ns_mask, 0));
     //  ioctl, except faking terminal input and the requests that reserve
-    //  disk blocks as fallocate's KEEP_SIZE does (below), on any file system
+    //  disk blocks as fallocate does (below), on any file system
     const uint32_t refused_ioctls [] = { TIOCSTI, S_FS_IOC_RESVSP, S_FS_IOC_RESVSP64, S_FS_IOC_ZERO_RANGE };
     size_t refused_count = sizeof refused_ioctls / sizeof refused_ioctls [0];
     for (size_t index = 0; index < refused_count && rc == 0; index++)
@@ -465,17 +464,15 @@ s_filter_build (bool network, struct sock_fprog *program)
     if (rc == 0)
         rc = s_rule_add_low32_outside (ctx, SCMP_ACT_ALLOW, SCMP_SYS (ioctl), 1,
                                        refused_ioctls, refused_count, 0, 0, 0);
-    //  fallocate: plain allocation (mode 0, which RLIMIT_FSIZE bounds like a
-    //  write) and punching holes. Not FALLOC_FL_KEEP_SIZE with allocation:
-    //  it reserves blocks past the end of the file without changing its
-    //  size, which RLIMIT_FSIZE does not check, so one call on a writable
-    //  host directory (a project's database, a build's output) could fill
-    //  the host's disk. Other modes get ENOSYS, as unknown calls do.
+    //  fallocate: EOPNOTSUPP, for every mode. Its KEEP_SIZE reserves blocks
+    //  past the end of a file without changing its size, and mode 0 inside
+    //  a size made earlier (or by INSERT_RANGE) grows nothing, so neither is
+    //  checked against RLIMIT_FSIZE: one call on a writable host directory
+    //  (a project's database, a build's output) could fill the host's disk
+    //  before anything measured it. glibc's posix_fallocate, which SQLite
+    //  and Python use, writes the blocks instead on EOPNOTSUPP.
     if (rc == 0)
-        rc = s_rule_add_low32_eq (ctx, SCMP_ACT_ALLOW, SCMP_SYS (fallocate), 1, 0);
-    if (rc == 0)
-        rc = s_rule_add_low32_eq (ctx, SCMP_ACT_ALLOW, SCMP_SYS (fallocate), 1,
-                                  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+        rc = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EOPNOTSUPP), SCMP_SYS (fallocate), 0);
     //  personality: the values Docker allows (Linux, 32-bit, uname26, query)
     static const uint32_t personas [] = { 0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFFu };
     for (size_t index = 0; index < sizeof personas / sizeof personas [0] && rc == 0; index++)

@@ -342,6 +342,25 @@ def test_sqlite_a_function_makes_no_files_beside_its_database(sqlite_server):
     assert sorted(os.listdir(files)) == seen["files"]
 
 
+def test_sqlite_read_on_the_host_then_a_cold_start_still_writes(sqlite_server):
+    """SQLite on the host (root) removes the journals at its last close, and functions cannot make
+    them: the worker makes them again before the project's next cold start."""
+    server = sqlite_server
+    project = make_project(server)
+    provision(server, project)
+    writer = make_function(server, project, SQLITE_CODE)
+    assert output(invoke(server, writer, {"add": "before"}))["rows"] == ["before"]
+    files = os.path.join(server.data_dir, "databases", project)
+    import sqlite3
+    host = sqlite3.connect(os.path.join(files, "db.sqlite3"))
+    assert [r[0] for r in host.execute("SELECT body FROM notes")] == ["before"]
+    host.close()
+    assert sorted(os.listdir(files)) == ["db.sqlite3"]
+    ok(server.put("/api/functions/" + writer, json={"code": SQLITE_CODE + "\n# after the host's read\n"}))
+    assert output(invoke(server, writer, {"add": "after"}))["rows"] == ["before", "after"]
+    assert sorted(os.listdir(files)) == ["db.sqlite3", "db.sqlite3-shm", "db.sqlite3-wal"]
+
+
 def test_sqlite_a_deep_tree_is_removed_and_blocks_nobody(sqlite_server):
     """A database dir from before its files were sealed (0777) may hold a directory tree of any
     depth that a function left: deleting the project still removes all of it (in bounded steps:
