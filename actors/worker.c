@@ -129,6 +129,8 @@ typedef struct {
     uint64_t kind_id;               //  The project kind it was made for (kind_t), or 0
     cJSON *preload_vars;            //  The variables its preloads ran with (object), or NULL if none ran
     int mount_fd;                   //  A project spare's database dir as mounted (O_PATH), or -1
+    char *database_dir;             //  Its project's SQLite database dir (host), to check the
+                                    //  journals of before each call, or NULL
     bool urgent;                    //  A call waits for it: its cgroup at ten times the CPU
                                     //  weight until its load (s_env_load)
     char *cgroup_dir;               //  A spare while CREATING: its cgroup's CPU dir (the
@@ -463,6 +465,7 @@ s_env_free (self_t *self, wenv_t *env)
     cJSON_Delete (env->preload_vars);
     if (env->mount_fd >= 0)
         close (env->mount_fd);
+    free (env->database_dir);
     free (env);
 }
 
@@ -1613,6 +1616,24 @@ s_waiting_drop (self_t *self, const char *env_id)
     zlistx_destroy (&taken);
 }
 
+//  Before a call of a function with a SQLite database (dir, or NULL for
+//  none): its journals, which SQLite on the host (root) removes at its last
+//  close and functions cannot make again (core/dbprovider.c). Two stats
+//  when they are there, as they nearly always are
+static void
+s_database_journals (const char *dir)
+{
+    if (!dir)
+        return;
+    char path [PATH_MAX];
+    struct stat status;
+    if (snprintf (path, sizeof path, "%s/db.sqlite3-wal", dir) < (int) sizeof path && stat (path, &status) == 0
+    &&  snprintf (path, sizeof path, "%s/db.sqlite3-shm", dir) < (int) sizeof path && stat (path, &status) == 0)
+        return;
+    if (dbprovider_sqlite_journals (dir))
+        zsys_warning ("worker: the database in %s lacks its journal files: %s", dir, strerror (errno));
+}
+
 static void
 s_handle_exec (self_t *self, msg_t *msg)
 {
@@ -1645,6 +1666,7 @@ s_handle_exec (self_t *self, msg_t *msg)
         env->cold = false;
         env->timed_out = false;
         env->pending_input = input;
+        s_database_journals (env->database_dir);
         s_start_deadline (self, env, env->timeout_ms);
         s_send_invoke (self, env);
         return;
@@ -1714,10 +1736,9 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
     double file_limit_mb = cJSON_GetNumberValue (cJSON_GetObjectItem (context, "file_limit_mb"));
     //  A project's SQLite database: its journals, which SQLite on the host
     //  removes at its last close and functions cannot make (core/dbprovider.c)
-    if (mount && streq (mount_target, DBPROVIDER_SQLITE_DIR)
-    &&  cJSON_IsTrue (cJSON_GetObjectItem (database, "writable"))
-    &&  dbprovider_sqlite_journals (mount_source))
-        zsys_warning ("worker: the database in %s lacks its journal files: %s", mount_source, strerror (errno));
+    const char *database_dir = mount && streq (mount_target, DBPROVIDER_SQLITE_DIR)
+                            && cJSON_IsTrue (cJSON_GetObjectItem (database, "writable"))? mount_source: NULL;
+    s_database_journals (database_dir);
 
     kind_t *kind = NULL;
     if (network || layer_dir || mount) {
@@ -1777,6 +1798,8 @@ s_cold_start (self_t *self, const char *env_id, const char *job_id, int memory, 
     env->cold = true;
     env->timeout_ms = timeout_ms;
     env->pending_input = input;
+    free (env->database_dir);
+    env->database_dir = database_dir? strdup (database_dir): NULL;
     zhashx_insert (self->envs, env->id, env);
 
     cJSON *load = cJSON_CreateObject ();

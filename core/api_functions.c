@@ -166,8 +166,9 @@ s_code_mb (api_call_t *call)
 
 //  After an insert: the caller's code past --max-code-mb, and grown since
 //  before (its MB before the change; < 0 for a new function), replies 409.
-//  A change that shrinks a total already over (the quota was lowered) is
-//  let through, so that the user can still ship a smaller fix.
+//  A save that shrinks a total already over (the quota was lowered) is let
+//  through; so is one no bigger than the version it replaces (the caller
+//  does not ask), so that the user can still ship a smaller fix.
 static bool
 s_over_code_quota (api_call_t *call, double before)
 {
@@ -179,9 +180,10 @@ s_over_code_quota (api_call_t *call, double before)
         api_reply_store_error (call);
     else
     if (after > (double) limit && !(before >= 0 && after <= before))
-        api_reply_detail (call, 409, "Your functions would keep %.1f MB of code, more than the %ld MB one user"
+        api_reply_detail (call, 409, "Your functions would keep %.2f MB of code, more than the %ld MB one user"
                           " may keep (--max-code-mb), every version a function keeps (--max-versions) counted;"
-                          " delete functions to make room", after, limit);
+                          " delete functions or make this code smaller than the version it replaces",
+                          after, limit);
     else
         return false;
     return true;
@@ -319,7 +321,10 @@ api_function_update (api_call_t *call)
                 " (SELECT max (version) FROM function_versions WHERE function_id = ?1) - ?2",
                 "sIi", function_id, (int64_t) call->api->max_versions,
                 (int) cJSON_GetNumberValue (cJSON_GetObjectItem (current, "active_version")));
-        if (rc >= 0 && s_over_code_quota (call, before)) {
+        bool no_bigger = active_code
+                      && util_json_string_size (code, strlen (code))
+                         <= util_json_string_size (active_code, strlen (active_code));
+        if (rc >= 0 && !no_bigger && s_over_code_quota (call, before)) {
             cJSON_Delete (current);
             free (name);
             return 0;
@@ -916,9 +921,13 @@ api_functions_test (bool verbose)
     cJSON_Delete (reply);
     api_test_detail (api_test_request (api, "dana", "POST", "/api/functions", NULL,
                      "{\"name\":\"more\",\"code\":\"x=1\"}", 409, NULL),
-                     "Your functions would keep 1.2 MB of code, more than the 1 MB one user may keep"
+                     "Your functions would keep 1.17 MB of code, more than the 1 MB one user may keep"
                      " (--max-code-mb), every version a function keeps (--max-versions) counted;"
-                     " delete functions to make room");
+                     " delete functions or make this code smaller than the version it replaces");
+    //  A small fix still ships while the total is over and grows, with no
+    //  older version to prune: it is no bigger than the version it replaces
+    api->max_versions = 0;
+    cJSON_Delete (api_test_request (api, "dana", "PUT", path, NULL, "{\"code\":\"x=2\"}", 200, NULL));
     free (big_body);
     zstr_free (&quota_id);
     api->max_versions = 0;

@@ -163,8 +163,7 @@ static const char *s_sqlite_files [] = { "db.sqlite3", "db.sqlite3-wal", "db.sql
 //  close, which it ignores: they stay, as with its own PERSIST_WAL, and
 //  the next connection reads them as a crash would leave them. SQLite on
 //  the host (root) does remove them at its last close: the worker calls
-//  this again before each cold start with a database (dbprovider_sqlite_
-//  journals). An entry in a journal's place that is not a plain file
+//  this again before a call finds one missing (dbprovider_sqlite_journals). An entry in a journal's place that is not a plain file
 //  (from before the seal) is replaced, never followed. 0, or -1 with errno.
 static int
 s_sqlite_seal (int dir_fd)
@@ -275,11 +274,13 @@ s_sqlite_keep (int dir_fd, int *kept_fd, const char *name)
 //  name). Each of the three files must be within the backstop the runner
 //  sets (RLIMIT_FSIZE, twice the cap plus 8 MB): that limit checks only
 //  growth, so a bigger size (fallocate's INSERT_RANGE, refused since)
-//  would let writes inside it fill the disk. An oversized WAL is
-//  checkpointed into the database, and set aside if it stays oversized; a
-//  database file bigger than the backstop by more than the backstop in
-//  holes is set aside (a big database from before the cap was lowered has
-//  its blocks, and is left as it is); its place takes a new, empty one.
+//  would let writes inside it fill the disk. An oversized journal is set
+//  aside (not checkpointed: that could copy gigabytes while the server
+//  starts; SQLite checkpoints at 4 MB, so only a hostile or stale one is
+//  that big), and so is a database file bigger than the backstop by more
+//  than the backstop in holes (a big database from before the cap was
+//  lowered has its blocks, and is left as it is); a new, empty database
+//  takes its place.
 static void
 s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
 {
@@ -288,14 +289,19 @@ s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
     int64_t backstop = ((int64_t) 2 * self->max_mb + 8) * 1024 * 1024;
     int kept_fd = -1;
     size_t moved = 0, failed = 0;
+    int last_error = 0;
     struct stat status;
-    if (fchmod (dir_fd, 0755))
+    if (fchmod (dir_fd, 0755)) {
         failed++;
+        last_error = errno;
+    }
     if (fstatat (dir_fd, S_SQLITE_KEPT, &status, AT_SYMLINK_NOFOLLOW) == 0
     &&  (!S_ISDIR (status.st_mode) || status.st_uid != geteuid ())) {
         char fresh [64] = ".clowdy-moved-";
-        if (util_random_hex (fresh + strlen (fresh), 8) || renameat (dir_fd, S_SQLITE_KEPT, dir_fd, fresh))
+        if (util_random_hex (fresh + strlen (fresh), 8) || renameat (dir_fd, S_SQLITE_KEPT, dir_fd, fresh)) {
             failed++;
+            last_error = errno;
+        }
     }
     int copy = dup (dir_fd);
     DIR *listing = copy >= 0? fdopendir (copy): NULL;
@@ -313,30 +319,24 @@ s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
             continue;
         if (s_sqlite_keep (dir_fd, &kept_fd, name) == 0)
             moved++;
-        else
+        else {
             failed++;
+            last_error = errno;
+        }
     }
     if (listing)
         closedir (listing);
     //  Sizes past the backstop
-    if (fstatat (dir_fd, "db.sqlite3-wal", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop) {
-        sqlite3 *db = NULL;
-        if (sqlite3_open_v2 (file, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
-            sqlite3_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-        sqlite3_close (db);         //  As root, the last close removes the journals
-        if (fstatat (dir_fd, "db.sqlite3-wal", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop) {
-            if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3-wal") == 0)
+    for (size_t index = 1; index < S_SQLITE_FILES; index++)
+        if (fstatat (dir_fd, s_sqlite_files [index], &status, AT_SYMLINK_NOFOLLOW) == 0
+        &&  status.st_size > backstop) {
+            if (s_sqlite_keep (dir_fd, &kept_fd, s_sqlite_files [index]) == 0)
                 moved++;
-            else
+            else {
                 failed++;
+                last_error = errno;
+            }
         }
-    }
-    if (fstatat (dir_fd, "db.sqlite3-shm", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop) {
-        if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3-shm") == 0)
-            moved++;
-        else
-            failed++;
-    }
     if (fstatat (dir_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop
     &&  status.st_size - (int64_t) status.st_blocks * 512 > backstop) {
         zsys_warning ("database: project %s: its database file says %jd bytes with %jd on disk, past the"
@@ -344,8 +344,10 @@ s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
                       (intmax_t) status.st_blocks * 512, dir, S_SQLITE_KEPT);
         if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3") == 0)
             moved++;
-        else
+        else {
             failed++;
+            last_error = errno;
+        }
     }
     char error [DBPROVIDER_ERROR_SIZE];
     if (fstatat (dir_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) && errno == ENOENT
@@ -355,8 +357,8 @@ s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
         zsys_warning ("database: project %s: %zu entries beside its database moved to %s/%s, where"
                       " functions cannot reach them", project_id, moved, dir, S_SQLITE_KEPT);
     if (failed)
-        zsys_warning ("database: project %s: %zu entries beside its database could not be moved (%s)",
-                      project_id, failed, strerror (errno));
+        zsys_warning ("database: project %s: %zu steps of tidying its database dir failed, the last"
+                      " with: %s", project_id, failed, strerror (last_error));
     if (kept_fd >= 0)
         close (kept_fd);
     zstr_free (&file);
@@ -726,7 +728,7 @@ dbprovider_test (bool verbose)
         zstr_free (&legacy);
     }
     //  SQLite on the host removes the journals at its last close; the
-    //  worker's call before a cold start makes them again
+    //  worker makes them again before a call
     {
         char *wal = zsys_sprintf ("%s/db.sqlite3-wal", info.mount_source);
         assert (unlink (wal) == 0);

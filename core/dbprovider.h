@@ -77,6 +77,15 @@ void
 void
     dbprovider_destroy (dbprovider_t **self_p);
 
+//  The sqlite provider: make sure the project's database dir (a mount
+//  source) has its -wal and -shm, the server's and 0666, which functions
+//  cannot make and SQLite on the host removes at its last close. The worker
+//  calls it before a call of a function with such a database finds one
+//  missing.
+//  0, or -1 with errno.
+int
+    dbprovider_sqlite_journals (const char *dir);
+
 //  The providers behind the interface (dbprovider.c dispatches by name)
 typedef struct {
     dbprovider_made_fn *handler;    //  Told of what a provision made, or NULL
@@ -101,14 +110,6 @@ extern const dbprovider_ops_t dbprovider_postgres_ops;
 extern const dbprovider_ops_t dbprovider_neon_ops;
 
 //  Fixed paths inside sandboxes
-//  The sqlite provider: make sure the project's database dir (a mount
-//  source) has its -wal and -shm, the server's and 0666, which functions
-//  cannot make and SQLite on the host removes at its last close. The worker
-//  calls it before each cold start of a function with such a database.
-//  0, or -1 with errno.
-int
-    dbprovider_sqlite_journals (const char *dir);
-
 #define DBPROVIDER_SQLITE_DIR       "/opt/database"
 #define DBPROVIDER_SQLITE_FILE      "/opt/database/db.sqlite3"
 #define DBPROVIDER_POSTGRES_SOCKETS "/opt/postgresql"

@@ -298,7 +298,7 @@ static const char *s_allowed_syscalls [] = {
     "readahead", "fsync", "fdatasync", "sync", "syncfs", "sync_file_range", "flock", "fcntl",
     "fcntl64", "dup", "dup2", "dup3", "pipe", "pipe2", "mknod", "mknodat", "utime", "utimes",
     "utimensat", "futimesat", "utimensat_time64", "getxattr", "lgetxattr", "fgetxattr",
-    "setxattr", "lsetxattr", "fsetxattr", "listxattr", "llistxattr", "flistxattr",
+    "listxattr", "llistxattr", "flistxattr",
     "removexattr", "lremovexattr", "fremovexattr", "copy_file_range", "sendfile", "sendfile64",
     "splice", "tee", "vmsplice", "inotify_init", "inotify_init1", "inotify_add_watch",
     "inotify_rm_watch", "fanotify_mark", "memfd_create", "memfd_secret", "cachestat",
@@ -350,6 +350,21 @@ static const char *s_allowed_syscalls [] = {
     "mq_timedsend", "mq_timedreceive", "mq_timedsend_time64", "mq_timedreceive_time64",
     "mq_notify", "mq_getsetattr",
     NULL
+};
+
+//  Refused with EOPNOTSUPP, as where the file system lacks them: they put
+//  data on disk that RLIMIT_FSIZE does not count, so one call on a
+//  writable host directory (a project's database, a build's output) could
+//  fill the host's disk before anything measured it.
+//  - fallocate, every mode: KEEP_SIZE reserves blocks past the end of a
+//    file without changing its size, and mode 0 inside a size made earlier
+//    (or by INSERT_RANGE) grows nothing. glibc's posix_fallocate, which
+//    SQLite and Python use, writes the blocks instead on EOPNOTSUPP.
+//  - setting extended attributes: on XFS, btrfs or ext4 with ea_inode a
+//    file's attributes can take gigabytes. Copying tools (cp -a, Python's
+//    shutil.copystat) skip attributes on EOPNOTSUPP.
+static const char *s_unsupported_syscalls [] = {
+    "fallocate", "setxattr", "lsetxattr", "fsetxattr", NULL
 };
 
 //  Refused on purpose, with EPERM: debugging other processes, mounts and
@@ -464,15 +479,10 @@ s_filter_build (bool network, struct sock_fprog *program)
     if (rc == 0)
         rc = s_rule_add_low32_outside (ctx, SCMP_ACT_ALLOW, SCMP_SYS (ioctl), 1,
                                        refused_ioctls, refused_count, 0, 0, 0);
-    //  fallocate: EOPNOTSUPP, for every mode. Its KEEP_SIZE reserves blocks
-    //  past the end of a file without changing its size, and mode 0 inside
-    //  a size made earlier (or by INSERT_RANGE) grows nothing, so neither is
-    //  checked against RLIMIT_FSIZE: one call on a writable host directory
-    //  (a project's database, a build's output) could fill the host's disk
-    //  before anything measured it. glibc's posix_fallocate, which SQLite
-    //  and Python use, writes the blocks instead on EOPNOTSUPP.
+    //  EOPNOTSUPP, as a file system without them says, for what puts data on
+    //  disk that RLIMIT_FSIZE does not count (see s_unsupported_syscalls)
     if (rc == 0)
-        rc = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EOPNOTSUPP), SCMP_SYS (fallocate), 0);
+        rc = s_rule_add_names (ctx, SCMP_ACT_ERRNO (EOPNOTSUPP), s_unsupported_syscalls);
     //  personality: the values Docker allows (Linux, 32-bit, uname26, query)
     static const uint32_t personas [] = { 0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFFu };
     for (size_t index = 0; index < sizeof personas / sizeof personas [0] && rc == 0; index++)

@@ -342,9 +342,9 @@ def test_sqlite_a_function_makes_no_files_beside_its_database(sqlite_server):
     assert sorted(os.listdir(files)) == seen["files"]
 
 
-def test_sqlite_read_on_the_host_then_a_cold_start_still_writes(sqlite_server):
+def test_sqlite_read_on_the_host_then_calls_still_write(sqlite_server):
     """SQLite on the host (root) removes the journals at its last close, and functions cannot make
-    them: the worker makes them again before the project's next cold start."""
+    them: the worker makes them again before the project's next call, warm or cold."""
     server = sqlite_server
     project = make_project(server)
     provision(server, project)
@@ -356,8 +356,15 @@ def test_sqlite_read_on_the_host_then_a_cold_start_still_writes(sqlite_server):
     assert [r[0] for r in host.execute("SELECT body FROM notes")] == ["before"]
     host.close()
     assert sorted(os.listdir(files)) == ["db.sqlite3"]
+    warm = invoke(server, writer, {"add": "warm"})
+    assert warm["cold_start"] is False and output(warm)["rows"] == ["before", "warm"], warm
+    assert sorted(os.listdir(files)) == ["db.sqlite3", "db.sqlite3-shm", "db.sqlite3-wal"]
+    host = sqlite3.connect(os.path.join(files, "db.sqlite3"))
+    host.execute("SELECT 1").fetchall()
+    host.close()
     ok(server.put("/api/functions/" + writer, json={"code": SQLITE_CODE + "\n# after the host's read\n"}))
-    assert output(invoke(server, writer, {"add": "after"}))["rows"] == ["before", "after"]
+    cold = invoke(server, writer, {"add": "cold"})
+    assert cold["cold_start"] is True and output(cold)["rows"] == ["before", "warm", "cold"], cold
     assert sorted(os.listdir(files)) == ["db.sqlite3", "db.sqlite3-shm", "db.sqlite3-wal"]
 
 

@@ -117,6 +117,14 @@ def handler(event, context):
             out[name] = "OK"
         except OSError as error:
             out[name] = errno.errorcode.get(error.errno, "?")
+    # Extended attributes: on XFS or btrfs a file's attributes can take gigabytes
+    for name, attempt in (("setxattr", lambda: os.setxattr("/opt/database/" + event["name"], "user.x", b"x" * 4096)),
+                          ("fsetxattr", lambda: os.setxattr(fd, "user.x", b"x" * 4096))):
+        try:
+            attempt()
+            out[name] = "OK"
+        except OSError as error:
+            out[name] = errno.errorcode.get(error.errno, "?")
     stat = os.fstat(fd)
     os.close(fd)
     return {"out": out, "size": stat.st_size, "blocks": stat.st_blocks * 512}
@@ -124,7 +132,7 @@ def handler(event, context):
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="ioctl numbers are x86_64's")
-def test_fallocate_cannot_reserve_blocks_the_backstop_does_not_see(server):
+def test_fallocate_and_xattrs_cannot_put_data_the_backstop_does_not_see(server):
     project = make_project(server)
     provision(server, project)
     function = make_function(server, project, FALLOCATE_CODE)
@@ -133,7 +141,8 @@ def test_fallocate_cannot_reserve_blocks_the_backstop_does_not_see(server):
     assert seen["out"] == {"keep size": refused, "zero range, keep size": refused,
                            "insert range": refused, "mode 0": refused, "punch hole": refused,
                            "posix_fallocate within": "OK", "posix_fallocate past the backstop": "EFBIG",
-                           "FS_IOC_RESVSP": "EPERM", "FS_IOC_RESVSP64": "EPERM", "FS_IOC_ZERO_RANGE": "EPERM"}, seen
+                           "FS_IOC_RESVSP": "EPERM", "FS_IOC_RESVSP64": "EPERM", "FS_IOC_ZERO_RANGE": "EPERM",
+                           "setxattr": refused, "fsetxattr": refused}, seen
     assert 2 * 1024 * 1024 <= seen["size"] <= BACKSTOP, seen
     wal = os.path.join(server.data_dir, "databases", project, "db.sqlite3-wal")
     assert os.stat(wal).st_blocks * 512 <= BACKSTOP + 65536

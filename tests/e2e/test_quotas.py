@@ -9,6 +9,7 @@ A function keeps its newest --max-versions and the one active before a save: a s
 oldest others.
 """
 import concurrent.futures
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -36,6 +37,7 @@ def quota():
         "--max-routes", "2", "--max-env-vars", "2", "--max-tokens", "3"]).start()
     yield server, users
     server.cleanup()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def status(response, expected):
@@ -117,16 +119,17 @@ def test_code_per_user_counts_every_kept_version(quota):
     # A third 0.9 MB would pass 2 MB: refused, nothing stored
     refused(new_function(server, erin, code=big.replace("1", "3", 1)), "max-code-mb")
     assert len(status(server.get("/api/functions", headers=erin), 200)) == 2
-    # So is a new version of 0.9 MB: the function keeps its version and code
-    refused(server.put("/api/functions/" + second, json={"code": big.replace("1", "4", 1)}, headers=erin),
-            "max-code-mb")
+    # So is a bigger new version: the function keeps its version and code
+    refused(server.put("/api/functions/" + second, json={"code": big.replace("1", "4", 1) + "# more\n" * 10000},
+                       headers=erin), "max-code-mb")
     kept = status(server.get("/api/functions/" + second, headers=erin), 200)
     assert kept["active_version"] == 1 and kept["code"] == big.replace("1", "2", 1)
     assert [v["version"] for v in status(server.get("/api/functions/%s/versions" % second, headers=erin), 200)] == [1]
     # Small code still fits, and deleting a function makes room
     status(new_function(server, erin), 200)
     status(server.delete("/api/functions/" + first, headers=erin), 200)
-    status(server.put("/api/functions/" + second, json={"code": big.replace("1", "4", 1)}, headers=erin), 200)
+    status(server.put("/api/functions/" + second, json={"code": big.replace("1", "4", 1) + "# more\n" * 10000},
+                      headers=erin), 200)
 
 
 def test_projects_routes_env_vars_and_tokens(quota):
