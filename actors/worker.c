@@ -1618,19 +1618,11 @@ s_waiting_drop (self_t *self, const char *env_id)
 
 //  Before a call of a function with a SQLite database (dir, or NULL for
 //  none): its journals, which SQLite on the host (root) removes at its last
-//  close and functions cannot make again (core/dbprovider.c). Two stats
-//  when they are there, as they nearly always are
+//  close and functions cannot make again (core/dbprovider.c)
 static void
 s_database_journals (const char *dir)
 {
-    if (!dir)
-        return;
-    char path [PATH_MAX];
-    struct stat status;
-    if (snprintf (path, sizeof path, "%s/db.sqlite3-wal", dir) < (int) sizeof path && stat (path, &status) == 0
-    &&  snprintf (path, sizeof path, "%s/db.sqlite3-shm", dir) < (int) sizeof path && stat (path, &status) == 0)
-        return;
-    if (dbprovider_sqlite_journals (dir))
+    if (dir && dbprovider_sqlite_journals (dir))
         zsys_warning ("worker: the database in %s lacks its journal files: %s", dir, strerror (errno));
 }
 

@@ -465,6 +465,7 @@ api_new (store_t *store)
     self->store = store;
     self->max_memory_mb = 2048;
     self->max_timeout_seconds = 900;
+    api_set_quotas (self, NULL);
     return self;
 }
 
@@ -480,13 +481,8 @@ api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds)
 void
 api_set_quotas (api_t *self, const config_t *config)
 {
-    self->max_functions = config->max_functions;
-    self->max_projects = config->max_projects;
-    self->max_versions = config->max_versions;
-    self->max_code_mb = config->max_code_mb;
-    self->max_routes = config->max_routes;
-    self->max_env_vars = config->max_env_vars;
-    self->max_tokens = config->max_tokens;
+    static const config_t no_quotas;        //  Every limit 0: none
+    self->quotas = config? config: &no_quotas;
 }
 
 bool

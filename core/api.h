@@ -103,10 +103,10 @@ int
 void
     api_set_limits (api_t *self, int max_memory_mb, int max_timeout_seconds);
 
-//  Take the quotas from config: what one user may keep (--max-functions,
-//  --max-projects, --max-code-mb, --max-tokens), what one project may have
-//  (--max-routes, --max-env-vars) and the versions a function keeps
-//  (--max-versions). A new api_t has none.
+//  Read the quotas from config, which must outlive self: what one user may
+//  keep (--max-functions, --max-projects, --max-code-mb, --max-tokens), what
+//  one project may have (--max-routes, --max-env-vars) and the versions a
+//  function keeps (--max-versions). NULL, as a new api_t has: none.
 void
     api_set_quotas (api_t *self, const config_t *config);
 

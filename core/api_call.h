@@ -27,13 +27,7 @@ struct _api_t {
     int max_memory_mb;              //  Server-set maximum for memory_mb (<= 2048)
     int max_timeout_seconds;        //  Server-set maximum for timeout_seconds (<= 900)
     char *config_json;              //  What GET /api/config answers
-    long max_functions;             //  Quotas (api_set_quotas), 0 for none: functions per user
-    long max_projects;              //  Projects per user
-    long max_versions;              //  Versions a function keeps (besides the one active before a save)
-    long max_code_mb;               //  MB of code per user, every kept version counted
-    long max_routes;                //  Routes per project
-    long max_env_vars;              //  Env vars per project
-    long max_tokens;                //  API tokens per user, revoked ones not counted
+    const config_t *quotas;         //  Where --max-functions & co. are read (api_set_quotas)
 };
 
 //  One request being handled

@@ -164,22 +164,22 @@ s_code_mb (api_call_t *call)
     return value;
 }
 
-//  After an insert: the caller's code past --max-code-mb, and grown since
-//  before (its MB before the change; < 0 for a new function), replies 409.
-//  A save that shrinks a total already over (the quota was lowered) is let
-//  through; so is one no bigger than the version it replaces (the caller
-//  does not ask), so that the user can still ship a smaller fix.
+//  After an insert: the caller's code past --max-code-mb replies 409. A
+//  save of code no bigger than the version it replaces (replaced; NULL for
+//  a new function) is let through, so that after the quota was lowered the
+//  user can still ship a smaller fix.
 static bool
-s_over_code_quota (api_call_t *call, double before)
+s_over_code_quota (api_call_t *call, const char *code, const char *replaced)
 {
-    long limit = call->api->max_code_mb;
-    if (limit <= 0)
+    long limit = call->api->quotas->max_code_mb;
+    if (limit <= 0 || (replaced && util_json_string_size (code, strlen (code))
+                                   <= util_json_string_size (replaced, strlen (replaced))))
         return false;
     double after = s_code_mb (call);
     if (after < 0)
         api_reply_store_error (call);
     else
-    if (after > (double) limit && !(before >= 0 && after <= before))
+    if (after > (double) limit)
         api_reply_detail (call, 409, "Your functions would keep %.2f MB of code, more than the %ld MB one user"
                           " may keep (--max-code-mb), every version a function keeps (--max-versions) counted;"
                           " delete functions or make this code smaller than the version it replaces",
@@ -238,10 +238,10 @@ api_function_create (api_call_t *call)
             "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
             " VALUES (?1, 1, ?2, json_text_size (?2), ?3, ?3)", "sss", id, code, now);
     free (name);
-    if (rc == 1 && (api_over_quota (call, call->api->max_functions, "max-functions",
+    if (rc == 1 && (api_over_quota (call, call->api->quotas->max_functions, "max-functions",
                                     "You already have as many functions as one user may keep; delete one first",
                                     "SELECT count (*) FROM functions WHERE user_id = ?", call->req->user_id)
-                ||  s_over_code_quota (call, -1)))
+                ||  s_over_code_quota (call, code, NULL)))
         return 0;
     if (rc != 1 || store_commit (call->store))
         return api_reply_store_error (call);
@@ -297,16 +297,12 @@ api_function_update (api_call_t *call)
     int rc = 0;
     const char *active_code = cJSON_GetStringValue (cJSON_GetObjectItem (current, "code"));
     if (code && !(active_code && streq (code, active_code))) {
-        double before = call->api->max_code_mb > 0? s_code_mb (call): 0;
-        if (before < 0)
-            rc = STORE_ERROR;
         //  A new version, numbered past every existing one (so a save
         //  after a rollback never collides), and made active
-        if (rc >= 0)
-            rc = store_exec (call->store,
-                "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
-                " SELECT ?1, coalesce (max (version), 0) + 1, ?2, json_text_size (?2), ?3, ?3"
-                "  FROM function_versions WHERE function_id = ?1", "sss", function_id, code, now);
+        rc = store_exec (call->store,
+            "INSERT INTO function_versions (function_id, version, code, code_size, created_at, updated_at)"
+            " SELECT ?1, coalesce (max (version), 0) + 1, ?2, json_text_size (?2), ?3, ?3"
+            "  FROM function_versions WHERE function_id = ?1", "sss", function_id, code, now);
         if (rc >= 0)
             rc = store_exec (call->store,
                 "UPDATE functions SET active_version ="
@@ -315,16 +311,13 @@ api_function_update (api_call_t *call)
         //  The function keeps its newest --max-versions (the new one, which
         //  is active, and those before it) and the one that was active
         //  until now, which a rollback may have made an old one
-        if (rc >= 0 && call->api->max_versions > 0)
+        if (rc >= 0 && call->api->quotas->max_versions > 0)
             rc = store_exec (call->store,
                 "DELETE FROM function_versions WHERE function_id = ?1 AND version <> ?3 AND version <="
                 " (SELECT max (version) FROM function_versions WHERE function_id = ?1) - ?2",
-                "sIi", function_id, (int64_t) call->api->max_versions,
+                "sIi", function_id, (int64_t) call->api->quotas->max_versions,
                 (int) cJSON_GetNumberValue (cJSON_GetObjectItem (current, "active_version")));
-        bool no_bigger = active_code
-                      && util_json_string_size (code, strlen (code))
-                         <= util_json_string_size (active_code, strlen (active_code));
-        if (rc >= 0 && !no_bigger && s_over_code_quota (call, before)) {
+        if (rc >= 0 && s_over_code_quota (call, code, active_code? active_code: "")) {
             cJSON_Delete (current);
             free (name);
             return 0;
@@ -862,8 +855,10 @@ api_functions_test (bool verbose)
 
     //  Quotas: carol may keep two functions; each keeps its newest two
     //  versions and the one active before a save
-    api->max_functions = 2;
-    api->max_versions = 2;
+    config_t quotas = { 0 };
+    api_set_quotas (api, &quotas);
+    quotas.max_functions = 2;
+    quotas.max_versions = 2;
     char *quota_id = api_test_create (api, "carol", "/api/functions", "{\"name\":\"q1\",\"code\":\"x=1\"}");
     zstr_free (&quota_id);
     quota_id = api_test_create (api, "carol", "/api/functions", "{\"name\":\"q2\",\"code\":\"x=1\"}");
@@ -897,22 +892,23 @@ api_functions_test (bool verbose)
     assert (api_test_num (bytes, "code_bytes") == 3 * strlen ("\"x=1\""));
     cJSON_Delete (bytes);
     zstr_free (&quota_id);
-    api->max_functions = 0;
+    quotas.max_functions = 0;
 
-    //  The code quota refuses a save that grows a total over it, not one
-    //  that shrinks a total already over (the quota was lowered since)
-    api->max_versions = 0;
+    //  The code quota refuses a save that takes the total over it with
+    //  bigger code than the version it replaces, not one with smaller code
+    //  (the quota was lowered since)
+    quotas.max_versions = 0;
     char *big_body = (char *) malloc (900 * 1024);
     s_test_code_body (big_body, 700 * 1024, "q");
     quota_id = api_test_create (api, "dana", "/api/functions", big_body);
     snprintf (path, sizeof path, "/api/functions/%s", quota_id);
     s_test_code_body (big_body, 700 * 1024, "v2");
     cJSON_Delete (api_test_request (api, "dana", "PUT", path, NULL, big_body, 200, NULL));
-    api->max_versions = 2;
-    api->max_code_mb = 1;
-    s_test_code_body (big_body, 500 * 1024, "v3");        //  1.4 MB to 1.2 MB: let through
+    quotas.max_versions = 2;
+    quotas.max_code_mb = 1;
+    s_test_code_body (big_body, 500 * 1024, "v3");        //  Smaller than v2: let through
     cJSON_Delete (api_test_request (api, "dana", "PUT", path, NULL, big_body, 200, NULL));
-    s_test_code_body (big_body, 800 * 1024, "v4");        //  1.2 MB to 1.3 MB: refused
+    s_test_code_body (big_body, 800 * 1024, "v4");        //  Bigger, 1.3 MB over 1: refused
     reply = api_test_request (api, "dana", "PUT", path, NULL, big_body, 409, NULL);
     assert (strstr (api_test_str (reply, "detail"), "--max-code-mb"));
     cJSON_Delete (reply);
@@ -926,12 +922,11 @@ api_functions_test (bool verbose)
                      " delete functions or make this code smaller than the version it replaces");
     //  A small fix still ships while the total is over and grows, with no
     //  older version to prune: it is no bigger than the version it replaces
-    api->max_versions = 0;
+    quotas.max_versions = 0;
     cJSON_Delete (api_test_request (api, "dana", "PUT", path, NULL, "{\"code\":\"x=2\"}", 200, NULL));
     free (big_body);
     zstr_free (&quota_id);
-    api->max_versions = 0;
-    api->max_code_mb = 0;
+    api_set_quotas (api, NULL);
 
     zstr_free (&project_id);
     zstr_free (&bob_project);

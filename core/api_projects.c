@@ -139,7 +139,7 @@ api_project_create (api_call_t *call)
         id, call->req->user_id, name, slug, description? description: "", now, now);
     free (slug);
     free (name);
-    if (rc == 1 && api_over_quota (call, call->api->max_projects, "max-projects",
+    if (rc == 1 && api_over_quota (call, call->api->quotas->max_projects, "max-projects",
                                    "You already have as many projects as one user may keep; delete one first",
                                    "SELECT count (*) FROM projects WHERE user_id = ?", call->req->user_id))
         return 0;

@@ -24,7 +24,6 @@
 #include "core/route.h"
 
 #define ENV_VALUE_MAX_BYTES     (32 * 1024)
-#define S_ANSWERED              -100        //  A route's rc: a quota answered it
 
 #define ENV_SELECT \
     "SELECT id, key, CASE WHEN is_secret THEN '********' ELSE value END AS value, is_secret," \
@@ -123,7 +122,7 @@ api_env_upsert (api_call_t *call)
         " ON CONFLICT (project_id, key) DO UPDATE SET"
         "   value = excluded.value, is_secret = excluded.is_secret, updated_at = excluded.updated_at",
         "ssssbss", id, project_id, key, value, (int) is_secret, now, now);
-    if (rc >= 0 && !existing && api_over_quota (call, call->api->max_env_vars, "max-env-vars",
+    if (rc >= 0 && !existing && api_over_quota (call, call->api->quotas->max_env_vars, "max-env-vars",
                                    "This project already has as many env vars as it may have; delete one first",
                                    "SELECT count (*) FROM env_vars WHERE project_id = ?", project_id))
         return 0;
@@ -270,14 +269,14 @@ api_route_create (api_call_t *call)
                 "INSERT INTO routes (id, project_id, function_id, method, path, description,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "ssssssss",
                 id, project_id, function_id, method, path, description? description: "", now, now);
-        if (rc == 1 && api_over_quota (call, call->api->max_routes, "max-routes",
-                                       "This project already has as many routes as it may have; delete one first",
-                                       "SELECT count (*) FROM routes WHERE project_id = ?", project_id))
-            rc = S_ANSWERED;
-        if (rc == 1)
+        bool over = rc == 1 && api_over_quota (call, call->api->quotas->max_routes, "max-routes",
+                                               "This project already has as many routes as it may have;"
+                                               " delete one first",
+                                               "SELECT count (*) FROM routes WHERE project_id = ?", project_id);
+        if (rc == 1 && !over)
             rc = store_commit (call->store);
-        if (rc == S_ANSWERED)
-            ;                       //  The quota's answer stands
+        if (over)
+            ;                       //  Answered
         else
         if (rc == STORE_CONFLICT)
             s_reply_clash (call, method, path, clash);
@@ -431,7 +430,9 @@ api_routes_test (bool verbose)
                      "Project not found");
     //  Over --max-env-vars (lowered below the two it has): a new key is
     //  refused and stored nowhere, a key it has can still change
-    api->max_env_vars = 1;
+    config_t quotas = { 0 };
+    api_set_quotas (api, &quotas);
+    quotas.max_env_vars = 1;
     api_test_detail (api_test_request (api, "alice", "POST", path, NULL, "{\"key\":\"C\",\"value\":\"v\"}", 409, NULL),
                      "This project already has as many env vars as it may have; delete one first"
                      " (at most 1, --max-env-vars)");
@@ -440,7 +441,7 @@ api_routes_test (bool verbose)
     reply = api_test_request (api, "alice", "GET", path, NULL, NULL, 200, NULL);
     assert (cJSON_GetArraySize (reply) == 2);
     cJSON_Delete (reply);
-    api->max_env_vars = 0;
+    api_set_quotas (api, NULL);
 
     //  The invoke path sees the env unmasked
     store_function_t fn = { 0 };

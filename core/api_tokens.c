@@ -43,27 +43,25 @@ api_token_create (api_call_t *call)
     //  Revoked tokens stay to say so when one is used, the newest
     //  --max-tokens of them: a user who makes and revokes tokens in a loop
     //  keeps at most twice the quota
-    if (token && call->api->max_tokens > 0
-    &&  store_exec (call->store,
+    long limit = call->api->quotas->max_tokens;
+    int rc = token? 0: -1;
+    if (rc == 0 && limit > 0)
+        rc = store_exec (call->store,
             "DELETE FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NOT NULL AND id NOT IN"
             " (SELECT id FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NOT NULL"
-            "  ORDER BY revoked_at DESC, id LIMIT ?2)", "sI", call->req->user_id,
-            (int64_t) call->api->max_tokens) < 0) {
+            "  ORDER BY revoked_at DESC, id LIMIT ?2)", "sI", call->req->user_id, (int64_t) limit) < 0? -1: 0;
+    bool over = rc == 0 && api_over_quota (call, limit, "max-tokens",
+                                           "You already have as many API tokens as one user may keep; revoke one first",
+                                           "SELECT count (*) FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL",
+                                           call->req->user_id);
+    if (rc == 0 && !over)
+        rc = store_commit (call->store);
+    if (token && (rc || over)) {
         OPENSSL_cleanse (token, strlen (token));
         zstr_free (&token);
     }
-    if (token && api_over_quota (call, call->api->max_tokens, "max-tokens",
-                                 "You already have as many API tokens as one user may keep; revoke one first",
-                                 "SELECT count (*) FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL",
-                                 call->req->user_id)) {
-        OPENSSL_cleanse (token, strlen (token));
-        free (token);
+    if (over)
         return 0;
-    }
-    if (token && store_commit (call->store)) {
-        OPENSSL_cleanse (token, strlen (token));
-        zstr_free (&token);
-    }
     if (!token)
         return api_reply_store_error (call);
     cJSON *reply = store_query_row (call->store,

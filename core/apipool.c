@@ -108,8 +108,7 @@ s_thread_run (zsock_t *pipe, void *argument)
         sigv4_key_load (args->data_dir);
     if (ready) {
         api_set_limits (api, args->max_memory_mb, args->max_timeout_seconds);
-        if (args->quotas)
-            api_set_quotas (api, args->quotas);
+        api_set_quotas (api, args->quotas);
         actor_ready (pipe);
     }
     else

@@ -161,37 +161,32 @@ static const char *s_sqlite_files [] = { "db.sqlite3", "db.sqlite3-wal", "db.sql
 //  they are missing, and the three files are the server's, 0666. SQLite in
 //  a sandbox can neither make the journals nor remove them at its last
 //  close, which it ignores: they stay, as with its own PERSIST_WAL, and
-//  the next connection reads them as a crash would leave them. SQLite on
-//  the host (root) does remove them at its last close: the worker calls
-//  this again before a call finds one missing (dbprovider_sqlite_journals). An entry in a journal's place that is not a plain file
-//  (from before the seal) is replaced, never followed. 0, or -1 with errno.
+//  the next connection reads them as a crash would leave them. An entry in
+//  their place that is not a plain file (a dir from before the seal may
+//  hold one, until s_sqlite_tidy moves it) is an error, never followed.
+//  0, or -1 with errno.
 static int
 s_sqlite_seal (int dir_fd)
 {
     if (fchmod (dir_fd, 0755))
         return -1;
     for (size_t index = 0; index < S_SQLITE_FILES; index++) {
-        const char *name = s_sqlite_files [index];
         bool journal = index > 0;
-        int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (journal? O_CREAT: 0);
-        int fd = openat (dir_fd, name, flags, 0666);
-        struct stat status;
-        if (fd >= 0 && (fstat (fd, &status) || !S_ISREG (status.st_mode))) {
-            close (fd);
-            fd = -1;
-            errno = ELOOP;          //  Not a plain file: replaced, as a link is
-        }
-        if (fd < 0 && journal && (errno == ELOOP || errno == ENXIO)) {
-            if (unlinkat (dir_fd, name, 0))
-                return -1;
-            fd = openat (dir_fd, name, flags | O_EXCL, 0666);
-        }
+        int fd = openat (dir_fd, s_sqlite_files [index],
+                         O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (journal? O_CREAT: 0), 0666);
         if (fd < 0 && !journal && errno == ENOENT)
             continue;               //  The caller makes the database
         if (fd < 0)
             return -1;
         //  A file a function made before the seal was its own, to chmod
-        int rc = fchown (fd, geteuid (), getegid ());
+        struct stat status;
+        int rc = fstat (fd, &status);
+        if (rc == 0 && !S_ISREG (status.st_mode)) {
+            errno = EEXIST;
+            rc = -1;
+        }
+        if (rc == 0)
+            rc = fchown (fd, geteuid (), getegid ());
         if (rc == 0)
             rc = fchmod (fd, 0666);
         int saved = errno;
@@ -207,6 +202,15 @@ s_sqlite_seal (int dir_fd)
 int
 dbprovider_sqlite_journals (const char *dir)
 {
+    //  Two stats when they are there, as they nearly always are
+    char path [PATH_MAX];
+    struct stat status;
+    bool there = true;
+    for (size_t index = 1; index < S_SQLITE_FILES && there; index++)
+        there = snprintf (path, sizeof path, "%s/%s", dir, s_sqlite_files [index]) < (int) sizeof path
+             && stat (path, &status) == 0;
+    if (there)
+        return 0;
     int dir_fd = open (dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int rc = dir_fd < 0? -1: s_sqlite_seal (dir_fd);
     int saved = errno;
@@ -235,35 +239,57 @@ s_sqlite_make (const char *file, char *error, size_t error_size)
     return rc;
 }
 
-//  Move the entry name of the dir open as dir_fd into its kept dir (made
-//  at the first move, root's and 0700: no function can reach into it),
-//  under a fresh name if its own is taken there. 0, or -1 with errno.
-static int
-s_sqlite_keep (int dir_fd, int *kept_fd, const char *name)
+//  What one tidy (s_sqlite_tidy) did
+typedef struct {
+    int dir_fd;                     //  The project's dir
+    int kept_fd;                    //  Its kept dir, once made, or -1
+    size_t moved;                   //  Entries moved into it
+    size_t failed;                  //  Steps that failed
+    int last_error;                 //  errno of the last of those
+} s_tidy_t;
+
+static void
+s_tidy_failed (s_tidy_t *tidy)
 {
-    if (*kept_fd < 0) {
-        if (mkdirat (dir_fd, S_SQLITE_KEPT, 0700) && errno != EEXIST)
-            return -1;
-        *kept_fd = openat (dir_fd, S_SQLITE_KEPT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    tidy->failed++;
+    tidy->last_error = errno;
+}
+
+//  Move the entry name of the project's dir into its kept dir (made at the
+//  first move, root's and 0700: no function can reach into it), under a
+//  fresh name if its own is taken there
+static void
+s_tidy_keep (s_tidy_t *tidy, const char *name)
+{
+    if (tidy->kept_fd < 0) {
         struct stat status;
-        if (*kept_fd < 0)
-            return -1;
-        if (fstat (*kept_fd, &status) || status.st_uid != geteuid () || fchmod (*kept_fd, 0700)) {
-            close (*kept_fd);
-            *kept_fd = -1;
+        if (mkdirat (tidy->dir_fd, S_SQLITE_KEPT, 0700) && errno != EEXIST) {
+            s_tidy_failed (tidy);
+            return;
+        }
+        tidy->kept_fd = openat (tidy->dir_fd, S_SQLITE_KEPT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (tidy->kept_fd >= 0
+        &&  (fstat (tidy->kept_fd, &status) || status.st_uid != geteuid () || fchmod (tidy->kept_fd, 0700))) {
+            close (tidy->kept_fd);
+            tidy->kept_fd = -1;
             errno = EPERM;
-            return -1;
+        }
+        if (tidy->kept_fd < 0) {
+            s_tidy_failed (tidy);
+            return;
         }
     }
-    if (renameat2 (dir_fd, name, *kept_fd, name, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EEXIST && errno != EINVAL)
-        return -1;
     char fresh [NAME_MAX + 1];
-    snprintf (fresh, sizeof fresh, "%.200s-", name);
-    if (util_random_hex (fresh + strlen (fresh), 8))
-        return -1;
-    return renameat (dir_fd, name, *kept_fd, fresh);
+    int rc = renameat2 (tidy->dir_fd, name, tidy->kept_fd, name, RENAME_NOREPLACE);
+    if (rc && (errno == EEXIST || errno == EINVAL)) {
+        snprintf (fresh, sizeof fresh, "%.200s-", name);
+        rc = util_random_hex (fresh + strlen (fresh), 8)? -1
+           : renameat (tidy->dir_fd, name, tidy->kept_fd, fresh);
+    }
+    if (rc)
+        s_tidy_failed (tidy);
+    else
+        tidy->moved++;
 }
 
 //  At start, while no sandbox runs: bring a project's dir, open as dir_fd,
@@ -285,23 +311,16 @@ static void
 s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
 {
     char *dir = zsys_sprintf ("%s/%s", self->root, project_id);
-    char *file = zsys_sprintf ("%s/db.sqlite3", dir);
     int64_t backstop = ((int64_t) 2 * self->max_mb + 8) * 1024 * 1024;
-    int kept_fd = -1;
-    size_t moved = 0, failed = 0;
-    int last_error = 0;
+    s_tidy_t tidy = { .dir_fd = dir_fd, .kept_fd = -1 };
     struct stat status;
-    if (fchmod (dir_fd, 0755)) {
-        failed++;
-        last_error = errno;
-    }
+    if (fchmod (dir_fd, 0755))
+        s_tidy_failed (&tidy);
     if (fstatat (dir_fd, S_SQLITE_KEPT, &status, AT_SYMLINK_NOFOLLOW) == 0
     &&  (!S_ISDIR (status.st_mode) || status.st_uid != geteuid ())) {
         char fresh [64] = ".clowdy-moved-";
-        if (util_random_hex (fresh + strlen (fresh), 8) || renameat (dir_fd, S_SQLITE_KEPT, dir_fd, fresh)) {
-            failed++;
-            last_error = errno;
-        }
+        if (util_random_hex (fresh + strlen (fresh), 8) || renameat (dir_fd, S_SQLITE_KEPT, dir_fd, fresh))
+            s_tidy_failed (&tidy);
     }
     int copy = dup (dir_fd);
     DIR *listing = copy >= 0? fdopendir (copy): NULL;
@@ -315,52 +334,35 @@ s_sqlite_tidy (s_sqlite_t *self, int dir_fd, const char *project_id)
         bool own = false;
         for (size_t index = 0; index < S_SQLITE_FILES; index++)
             own = own || streq (name, s_sqlite_files [index]);
-        if (own && fstatat (dir_fd, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (status.st_mode))
-            continue;
-        if (s_sqlite_keep (dir_fd, &kept_fd, name) == 0)
-            moved++;
-        else {
-            failed++;
-            last_error = errno;
-        }
+        if (!own || fstatat (dir_fd, name, &status, AT_SYMLINK_NOFOLLOW) || !S_ISREG (status.st_mode))
+            s_tidy_keep (&tidy, name);
     }
     if (listing)
         closedir (listing);
     //  Sizes past the backstop
     for (size_t index = 1; index < S_SQLITE_FILES; index++)
-        if (fstatat (dir_fd, s_sqlite_files [index], &status, AT_SYMLINK_NOFOLLOW) == 0
-        &&  status.st_size > backstop) {
-            if (s_sqlite_keep (dir_fd, &kept_fd, s_sqlite_files [index]) == 0)
-                moved++;
-            else {
-                failed++;
-                last_error = errno;
-            }
-        }
+        if (fstatat (dir_fd, s_sqlite_files [index], &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop)
+            s_tidy_keep (&tidy, s_sqlite_files [index]);
     if (fstatat (dir_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) == 0 && status.st_size > backstop
     &&  status.st_size - (int64_t) status.st_blocks * 512 > backstop) {
         zsys_warning ("database: project %s: its database file says %jd bytes with %jd on disk, past the"
                       " size cap: set aside in %s/%s", project_id, (intmax_t) status.st_size,
                       (intmax_t) status.st_blocks * 512, dir, S_SQLITE_KEPT);
-        if (s_sqlite_keep (dir_fd, &kept_fd, "db.sqlite3") == 0)
-            moved++;
-        else {
-            failed++;
-            last_error = errno;
-        }
+        s_tidy_keep (&tidy, "db.sqlite3");
     }
     char error [DBPROVIDER_ERROR_SIZE];
+    char *file = zsys_sprintf ("%s/db.sqlite3", dir);
     if (fstatat (dir_fd, "db.sqlite3", &status, AT_SYMLINK_NOFOLLOW) && errno == ENOENT
     &&  s_sqlite_make (file, error, sizeof error))
         zsys_warning ("database: project %s: %s", project_id, error);
-    if (moved)
+    if (tidy.moved)
         zsys_warning ("database: project %s: %zu entries beside its database moved to %s/%s, where"
-                      " functions cannot reach them", project_id, moved, dir, S_SQLITE_KEPT);
-    if (failed)
+                      " functions cannot reach them", project_id, tidy.moved, dir, S_SQLITE_KEPT);
+    if (tidy.failed)
         zsys_warning ("database: project %s: %zu steps of tidying its database dir failed, the last"
-                      " with: %s", project_id, failed, strerror (last_error));
-    if (kept_fd >= 0)
-        close (kept_fd);
+                      " with: %s", project_id, tidy.failed, strerror (tidy.last_error));
+    if (tidy.kept_fd >= 0)
+        close (tidy.kept_fd);
     zstr_free (&file);
     zstr_free (&dir);
 }
@@ -697,8 +699,8 @@ dbprovider_test (bool verbose)
         dbprovider_destroy (&again);
 
         //  Sizes past the backstop (2 x 7 + 8 MB here): a WAL with a size
-        //  of 1 GB and no blocks is checkpointed, then set aside; so is a
-        //  database file that is mostly holes, and a new one takes its place
+        //  of 1 GB and no blocks is set aside; so is a database file that is
+        //  mostly holes, and a new one takes its place
         int64_t huge = (int64_t) 1 << 30;
         fd = openat (legacy_fd, "db.sqlite3-wal", O_WRONLY);
         assert (fd >= 0 && ftruncate (fd, huge) == 0);

@@ -79,10 +79,9 @@ void
 
 //  The sqlite provider: make sure the project's database dir (a mount
 //  source) has its -wal and -shm, the server's and 0666, which functions
-//  cannot make and SQLite on the host removes at its last close. The worker
-//  calls it before a call of a function with such a database finds one
-//  missing.
-//  0, or -1 with errno.
+//  cannot make and SQLite on the host removes at its last close (two stats
+//  when they are there). The worker calls it before each call of a
+//  function with such a database. 0, or -1 with errno.
 int
     dbprovider_sqlite_journals (const char *dir);
 
